@@ -1,0 +1,230 @@
+import net from 'node:net';
+import path from 'node:path';
+import { z } from 'zod';
+import { validate as validateCron } from 'node-cron';
+import { projectRoot } from './paths';
+
+/**
+ * Configuration comes only from environment variables (12-factor), is read
+ * once, validated as a whole and frozen. Every problem is reported on its own
+ * line naming the variable, what is wrong and an example, so an operator can
+ * fix a `.env` file in one pass instead of one restart per typo.
+ */
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Each variable: its schema and an example shown when the value is rejected. */
+interface VarSpec {
+  schema: z.ZodType;
+  example: string;
+  description: string;
+  default?: string;
+}
+
+const port = z.coerce.number().int('must be a whole number').min(1, 'must be 1-65535').max(65535, 'must be 1-65535');
+
+const domainName = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .regex(/^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$/, 'must be a domain name');
+
+const domainList = z
+  .string()
+  .transform((value) => value.split(',').map((part) => part.trim().toLowerCase()).filter(Boolean))
+  .pipe(z.array(domainName));
+
+/** `ip` or `ip:port`, comma-separated; IPv6 with a port as `[::1]:53`. */
+const dnsServers = z
+  .string()
+  .transform((value) => value.split(',').map((part) => part.trim()).filter(Boolean))
+  .pipe(
+    z.array(
+      z.string().refine((entry) => {
+        const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(entry);
+        if (bracketed) return net.isIPv6(bracketed[1]);
+        if (net.isIP(entry)) return true;
+        const [ip, p, ...rest] = entry.split(':');
+        return rest.length === 0 && net.isIPv4(ip) && /^\d{1,5}$/.test(p ?? '') && Number(p) <= 65535;
+      }, 'each entry must be an IP address or ip:port'),
+    ),
+  );
+
+const positiveInt = (max: number) =>
+  z.coerce.number().int('must be a whole number').min(1, 'must be at least 1').max(max, `must be at most ${max}`);
+
+const byteSize = z
+  .string()
+  .trim()
+  .regex(/^\d+\s*([kmg]b?)?$/i, 'must be a size such as 52428800, 50MB or 512KB')
+  .transform((value) => {
+    const match = /^(\d+)\s*([kmg])?/i.exec(value)!;
+    const unit = (match[2] ?? '').toLowerCase();
+    const factor = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
+    return Number(match[1]) * factor;
+  });
+
+const secretKey = z
+  .string()
+  .trim()
+  .refine((value) => decodeKey(value) !== null, 'must be 32 random bytes as 64 hex characters or base64 (generate one with: openssl rand -hex 32)');
+
+export function decodeKey(value: string): Buffer | null {
+  if (/^[0-9a-f]{64}$/i.test(value)) return Buffer.from(value, 'hex');
+  if (/^[A-Za-z0-9+/_-]{43}=?$/.test(value)) {
+    const buf = Buffer.from(value.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+    return buf.length === 32 ? buf : null;
+  }
+  return null;
+}
+
+const booleanFlag = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .refine((value) => ['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'].includes(value), 'must be true or false')
+  .transform((value) => ['1', 'true', 'yes', 'on'].includes(value));
+
+export const VARIABLES = {
+  NODE_ENV: { schema: z.enum(['development', 'production', 'test']), example: 'production', default: 'development', description: 'Runtime mode; production logs JSON and requires SECRET_KEY.' },
+  MONGODB_URI: { schema: z.string().regex(/^mongodb(\+srv)?:\/\/.+/, 'must start with mongodb:// or mongodb+srv://'), example: 'mongodb://mongo:27017/postroom?replicaSet=rs0', description: 'MongoDB connection string. Unset: an embedded FerretDB store is started with data under DATA_DIR.' },
+  DATA_DIR: { schema: z.string().min(1), example: './data', default: './data', description: 'Embedded store data, generated TLS certificate and generated secret key.' },
+  BIND_ADDRESS: { schema: z.string().refine((v) => net.isIP(v) !== 0, 'must be an IP address'), example: '0.0.0.0', default: '127.0.0.1', description: 'Address the SMTP and admin servers listen on (0.0.0.0 in Docker).' },
+  SMTP_PORT: { schema: port, example: '25', default: '2525', description: 'SMTP port of the gateway.' },
+  ADMIN_PORT: { schema: port, example: '8080', default: '8080', description: 'HTTP port of the admin console and API.' },
+  PUBLIC_URL: { schema: z.url('must be a URL such as https://postroom.acme.com'), example: 'https://postroom.acme.com', default: 'http://localhost:8080', description: 'Base URL of the console, used in invite links; https enables Secure cookies.' },
+  GATEWAY_DOMAIN: { schema: domainName, example: 'in.postroom.acme.com', default: 'postroom.localhost', description: 'Domain of the generated forwarding and dropbox addresses (its MX points at the gateway).' },
+  BUSINESS_DOMAINS: { schema: domainList, example: 'acme.com,acme.co.uk', default: '', description: 'Comma-separated domains of the business (initial value; editable in Preferences → Business).' },
+  DNS_SERVERS: { schema: dnsServers, example: '1.1.1.1,127.0.0.1:5353', default: '', description: 'DNS servers for SPF/DKIM/DMARC/ARC lookups; empty uses the system resolver.' },
+  SECRET_KEY: { schema: secretKey, example: '<output of: openssl rand -hex 32>', description: 'Key that encrypts stored IMAP/SMTP secrets (AES-256-GCM) and signs sessions. Unset outside production: generated once into DATA_DIR/secret.key.' },
+  ADMIN_EMAIL: { schema: z.email('must be an email address'), example: 'it@acme.com', description: 'First admin, created at first start when no admin exists.' },
+  ADMIN_PASSWORD: { schema: z.string().min(12, 'must be at least 12 characters'), example: 'a-long-passphrase', description: 'Password of the first admin (only read when it is created).' },
+  IMAP_SYNC_CRON: { schema: z.string().refine((v) => validateCron(v), 'must be a cron expression such as "* * * * *"'), example: '*/5 * * * *', default: '* * * * *', description: 'Schedule of IMAP sync passes.' },
+  IMAP_SYNC_CONCURRENCY: { schema: positiveInt(64), example: '4', default: '4', description: 'Accounts synced at once by one syncer.' },
+  IMAP_BACKFILL_DAYS: { schema: positiveInt(3650), example: '30', default: '30', description: 'How far back the first sync of a mailbox reaches.' },
+  SMTP_MAX_MESSAGE_SIZE: { schema: byteSize, example: '50MB', default: '50MB', description: 'Largest message the gateway accepts (552 5.3.4 above it).' },
+  SMTP_MAX_RECIPIENTS: { schema: positiveInt(1000), example: '50', default: '50', description: 'Recipients per SMTP transaction.' },
+  SMTP_MAX_CONNECTIONS: { schema: positiveInt(100000), example: '200', default: '200', description: 'Concurrent SMTP connections.' },
+  TLS_CERT_FILE: { schema: z.string().min(1), example: '/certs/fullchain.pem', description: 'PEM certificate for STARTTLS; unset: a self-signed one is generated into DATA_DIR/tls.' },
+  TLS_KEY_FILE: { schema: z.string().min(1), example: '/certs/privkey.pem', description: 'PEM private key matching TLS_CERT_FILE.' },
+  TRUST_PROXY: { schema: booleanFlag, example: 'true', default: 'false', description: 'Trust X-Forwarded-* from a reverse proxy in front of the console.' },
+  LOG_LEVEL: { schema: z.enum(LOG_LEVELS), example: 'info', default: 'info', description: 'fatal, error, warn, info, debug, trace or silent.' },
+} satisfies Record<string, VarSpec>;
+
+type Vars = typeof VARIABLES;
+type Parsed<K extends keyof Vars> = z.output<Vars[K]['schema']>;
+
+export interface Config {
+  nodeEnv: Parsed<'NODE_ENV'>;
+  mongodbUri: string | undefined;
+  dataDir: string;
+  bindAddress: string;
+  smtpPort: number;
+  adminPort: number;
+  publicUrl: string;
+  gatewayDomain: string;
+  businessDomains: readonly string[];
+  dnsServers: readonly string[];
+  /** Raw 32-byte master key; undefined when it must be generated into DATA_DIR. */
+  secretKey: Buffer | undefined;
+  adminEmail: string | undefined;
+  adminPassword: string | undefined;
+  imapSyncCron: string;
+  imapSyncConcurrency: number;
+  imapBackfillDays: number;
+  smtpMaxMessageSize: number;
+  smtpMaxRecipients: number;
+  smtpMaxConnections: number;
+  tlsCertFile: string | undefined;
+  tlsKeyFile: string | undefined;
+  trustProxy: boolean;
+  logLevel: Parsed<'LOG_LEVEL'>;
+}
+
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/**
+ * Parse and validate the environment. Throws ConfigError listing every
+ * problem; never returns a partially valid config.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
+  const problems: string[] = [];
+  const values: Record<string, unknown> = {};
+
+  for (const [name, spec] of Object.entries(VARIABLES) as Array<[keyof Vars, VarSpec]>) {
+    const raw = env[name];
+    const input = raw === undefined || raw.trim() === '' ? spec.default : raw;
+    if (input === undefined) {
+      values[name] = undefined;
+      continue;
+    }
+    const result = spec.schema.safeParse(input);
+    if (result.success) {
+      values[name] = result.data;
+    } else {
+      const message = result.error.issues.map((issue) => issue.message).join('; ');
+      problems.push(`${name}=${JSON.stringify(raw ?? '')}: ${message} (example: ${name}=${spec.example})`);
+    }
+  }
+
+  const nodeEnv = (values.NODE_ENV as Config['nodeEnv'] | undefined) ?? 'development';
+  if (nodeEnv === 'production' && !env.SECRET_KEY) {
+    problems.push(`SECRET_KEY is required when NODE_ENV=production (example: SECRET_KEY=${VARIABLES.SECRET_KEY.example})`);
+  }
+  if (Boolean(env.TLS_CERT_FILE) !== Boolean(env.TLS_KEY_FILE)) {
+    problems.push('TLS_CERT_FILE and TLS_KEY_FILE must be set together (example: TLS_CERT_FILE=/certs/fullchain.pem TLS_KEY_FILE=/certs/privkey.pem)');
+  }
+  if (Boolean(env.ADMIN_EMAIL) !== Boolean(env.ADMIN_PASSWORD)) {
+    problems.push('ADMIN_EMAIL and ADMIN_PASSWORD must be set together (example: ADMIN_EMAIL=it@acme.com ADMIN_PASSWORD=a-long-passphrase)');
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const config: Config = {
+    nodeEnv,
+    mongodbUri: values.MONGODB_URI as string | undefined,
+    dataDir: path.resolve(projectRoot, values.DATA_DIR as string),
+    bindAddress: values.BIND_ADDRESS as string,
+    smtpPort: values.SMTP_PORT as number,
+    adminPort: values.ADMIN_PORT as number,
+    publicUrl: (values.PUBLIC_URL as string).replace(/\/+$/, ''),
+    gatewayDomain: values.GATEWAY_DOMAIN as string,
+    businessDomains: Object.freeze([...(values.BUSINESS_DOMAINS as string[])]),
+    dnsServers: Object.freeze([...(values.DNS_SERVERS as string[])]),
+    secretKey: values.SECRET_KEY === undefined ? undefined : decodeKey(values.SECRET_KEY as string)!,
+    adminEmail: (values.ADMIN_EMAIL as string | undefined)?.toLowerCase(),
+    adminPassword: values.ADMIN_PASSWORD as string | undefined,
+    imapSyncCron: values.IMAP_SYNC_CRON as string,
+    imapSyncConcurrency: values.IMAP_SYNC_CONCURRENCY as number,
+    imapBackfillDays: values.IMAP_BACKFILL_DAYS as number,
+    smtpMaxMessageSize: values.SMTP_MAX_MESSAGE_SIZE as number,
+    smtpMaxRecipients: values.SMTP_MAX_RECIPIENTS as number,
+    smtpMaxConnections: values.SMTP_MAX_CONNECTIONS as number,
+    tlsCertFile: values.TLS_CERT_FILE as string | undefined,
+    tlsKeyFile: values.TLS_KEY_FILE as string | undefined,
+    trustProxy: values.TRUST_PROXY as boolean,
+    logLevel: values.LOG_LEVEL as Config['logLevel'],
+  };
+  return Object.freeze(config);
+}
+
+/**
+ * For process entry points: load the config or print every problem and exit
+ * with status 78 (EX_CONFIG), so supervisors do not restart-loop silently.
+ */
+export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`postroom: ${err.message}\n`);
+      process.exit(78);
+    }
+    throw err;
+  }
+}

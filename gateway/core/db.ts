@@ -1,0 +1,69 @@
+import mongoose, { type Connection } from 'mongoose';
+import type { Logger } from './log';
+import { silentLogger } from './log';
+
+export interface ConnectOptions {
+  uri: string;
+  /** Overrides the database named in the URI (tests use one database per file). */
+  dbName?: string;
+  log?: Logger;
+  /** Give up after this long; 0 retries forever (processes wait for the store at start). */
+  maxWaitMs?: number;
+  serverSelectionTimeoutMS?: number;
+}
+
+/**
+ * Open a mongoose connection, retrying with capped exponential backoff so a
+ * process started before its store (docker compose, a restart) waits instead
+ * of crashing. Each attempt's failure is logged with its reason.
+ */
+export async function connectStore(options: ConnectOptions): Promise<Connection> {
+  const log = (options.log ?? silentLogger).child({ component: 'db' });
+  const started = Date.now();
+  let delay = 250;
+  for (let attempt = 1; ; attempt++) {
+    const conn = mongoose.createConnection();
+    try {
+      await conn.openUri(options.uri, {
+        dbName: options.dbName,
+        serverSelectionTimeoutMS: options.serverSelectionTimeoutMS ?? 5000,
+        // Writes are acknowledged by a majority and journaled before the
+        // gateway answers 250 (MongoDB 7; FerretDB accepts and ignores it).
+        writeConcern: { w: 'majority', j: true },
+        autoIndex: false,
+        autoCreate: false,
+        maxPoolSize: 20,
+      });
+      if (attempt > 1) log.info({ attempt }, 'connected to the store');
+      return conn;
+    } catch (err) {
+      await conn.close(true).catch(() => undefined);
+      const waited = Date.now() - started;
+      if (options.maxWaitMs !== 0 && waited + delay > (options.maxWaitMs ?? 60000)) {
+        throw new Error(`cannot connect to the store at ${redactUri(options.uri)} after ${attempt} attempts: ${(err as Error).message}`, { cause: err });
+      }
+      log.warn({ attempt, retryInMs: delay, reason: (err as Error).message }, 'store not reachable, retrying');
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 10000);
+    }
+  }
+}
+
+/** Strip credentials from a connection string before it reaches a log or error. */
+export function redactUri(uri: string): string {
+  return uri.replace(/\/\/([^@/]+)@/, '//[redacted]@');
+}
+
+/** True when the store answers a ping within the timeout (health checks). */
+export async function pingStore(conn: Connection, timeoutMs = 2000): Promise<boolean> {
+  if (conn.readyState !== 1 || !conn.db) return false;
+  try {
+    await Promise.race([
+      conn.db.admin().ping(),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('ping timeout')), timeoutMs)),
+    ]);
+    return true;
+  } catch {
+    return false;
+  }
+}

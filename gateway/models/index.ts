@@ -1,0 +1,46 @@
+import type { Connection, Model } from 'mongoose';
+import { apiTokenSchema, type ApiTokenDoc } from './api-token';
+import { auditEventSchema, type AuditEventDoc } from './audit';
+import { crmObjectSchema, linkSchema, type CrmObjectDoc, type LinkDoc } from './crm';
+import { mailAccountSchema, type MailAccountDoc } from './mail-account';
+import { messageSchema, tombstoneSchema, type MessageDoc } from './message';
+import { businessSettingsSchema, type BusinessSettingsDoc } from './settings';
+import { folderStateSchema, syncLeaseSchema, type FolderStateDoc } from './sync-state';
+import { userSchema, type UserDoc } from './user';
+
+/**
+ * Every model bound to one connection. Models are created per connection
+ * (not on the mongoose singleton) so tests and processes pass them around
+ * explicitly and several stores can coexist in one process.
+ */
+export function createModels(conn: Connection) {
+  return {
+    User: conn.model<UserDoc>('User', userSchema),
+    MailAccount: conn.model<MailAccountDoc>('MailAccount', mailAccountSchema),
+    Message: conn.model<MessageDoc>('Message', messageSchema),
+    Tombstone: conn.model('Tombstone', tombstoneSchema),
+    CrmObject: conn.model<CrmObjectDoc>('CrmObject', crmObjectSchema),
+    Link: conn.model<LinkDoc>('Link', linkSchema),
+    FolderState: conn.model<FolderStateDoc>('FolderState', folderStateSchema),
+    SyncLease: conn.model('SyncLease', syncLeaseSchema),
+    BusinessSettings: conn.model<BusinessSettingsDoc>('BusinessSettings', businessSettingsSchema),
+    AuditEvent: conn.model<AuditEventDoc>('AuditEvent', auditEventSchema),
+    ApiToken: conn.model<ApiTokenDoc>('ApiToken', apiTokenSchema),
+  };
+}
+
+export type Models = ReturnType<typeof createModels>;
+
+/**
+ * Create the collections and every declared index. Idempotent, run at each
+ * process start (this is the "migration" step of an upgrade). Indexes are
+ * declared in the schemas only; this is the one place that builds them.
+ */
+export async function ensureIndexes(models: Models): Promise<void> {
+  for (const model of Object.values(models) as Array<Model<unknown>>) {
+    await model.createCollection().catch((err: { codeName?: string; code?: number }) => {
+      if (err.codeName !== 'NamespaceExists' && err.code !== 48) throw err;
+    });
+    await model.createIndexes();
+  }
+}

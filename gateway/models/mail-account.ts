@@ -1,0 +1,73 @@
+import { Schema, type InferSchemaType } from 'mongoose';
+
+export const FORWARDING_STATUSES = ['waiting', 'code_received', 'verified', 'broken', 'blocked'] as const;
+export const IMAP_STATUSES = ['off', 'unverified', 'authenticated', 'failing'] as const;
+export const TLS_MODES = ['implicit', 'starttls', 'none'] as const;
+
+/** Connection settings shared by the IMAP (sync) and SMTP (send) sides. */
+const serverSettings = {
+  enabled: { type: Boolean, default: false },
+  service: { type: String, default: 'custom' },
+  host: { type: String, default: '' },
+  port: { type: Number, default: 0 },
+  tls: { type: String, enum: TLS_MODES, default: 'implicit' },
+  username: { type: String, default: '' },
+  /** AES-256-GCM sealed password (gateway/core/crypto SecretBox, context = account id). Never sent to a browser. */
+  passwordEnc: { type: String, default: '' },
+  status: { type: String, enum: IMAP_STATUSES, default: 'off' },
+  lastError: { type: String, default: '' },
+  lastErrorCode: { type: String, default: '' },
+  authenticatedAt: { type: Date, default: null },
+};
+
+export const mailAccountSchema = new Schema(
+  {
+    ownerId: { type: Schema.Types.ObjectId, required: true, ref: 'User' },
+    /** The employee's mailbox, e.g. bob@acme.com (lower-cased). */
+    email: { type: String, required: true, lowercase: true, trim: true },
+    domain: { type: String, required: true, lowercase: true },
+    /** Random, unguessable, never reused: `<readable>.<token>@GATEWAY_DOMAIN`. */
+    forwardingToken: { type: String, required: true },
+    forwardingAddress: { type: String, required: true, lowercase: true },
+    enabled: { type: Boolean, default: true },
+    forwarding: {
+      status: { type: String, enum: FORWARDING_STATUSES, default: 'waiting' },
+      provider: { type: String, default: '' },
+      confirmationCode: { type: String, default: '' },
+      confirmationLink: { type: String, default: '' },
+      confirmationAt: { type: Date, default: null },
+      verifiedAt: { type: Date, default: null },
+      lastForwardedAt: { type: Date, default: null },
+      /** Why forwarding is broken/blocked (e.g. IMAP saw mail that never arrived by forwarding; M365 5.7.520). */
+      problem: { type: String, default: '' },
+      problemAt: { type: Date, default: null },
+    },
+    imap: {
+      ...serverSettings,
+      /** Extra folders picked by the user, beyond INBOX and the \Sent folder. */
+      folders: { type: [String], default: [] },
+      lastSyncAt: { type: Date, default: null },
+      lastSuccessAt: { type: Date, default: null },
+      lastPassStored: { type: Number, default: 0 },
+      /** Exponential backoff after network/TLS failures. */
+      failures: { type: Number, default: 0 },
+      nextAttemptAt: { type: Date, default: null },
+    },
+    smtp: {
+      ...serverSettings,
+      /** Reuse the IMAP username/password unless the user gave others. */
+      sameCredentials: { type: Boolean, default: true },
+    },
+    lastMailAt: { type: Date, default: null },
+    messageCount: { type: Number, default: 0 },
+  },
+  { timestamps: true, collection: 'mail_accounts' },
+);
+
+mailAccountSchema.index({ forwardingToken: 1 }, { unique: true });
+mailAccountSchema.index({ forwardingAddress: 1 }, { unique: true });
+mailAccountSchema.index({ ownerId: 1, email: 1 }, { unique: true });
+mailAccountSchema.index({ email: 1 });
+mailAccountSchema.index({ 'imap.enabled': 1, enabled: 1 });
+
+export type MailAccountDoc = InferSchemaType<typeof mailAccountSchema>;

@@ -1,0 +1,47 @@
+import { Schema, type InferSchemaType } from 'mongoose';
+
+/**
+ * Sync ledger of one IMAP folder. The cursor is (uidValidity, lastUid)
+ * (RFC 3501 §2.3.1.1): UIDs are only comparable under the same UIDVALIDITY.
+ * lastUid advances only after the batch up to it is stored.
+ */
+export const folderStateSchema = new Schema(
+  {
+    accountId: { type: Schema.Types.ObjectId, required: true },
+    folder: { type: String, required: true },
+    specialUse: { type: String, default: '' },
+    /** Stored as a string: imapflow reports it as a BigInt. */
+    uidValidity: { type: String, default: '' },
+    lastUid: { type: Number, default: 0 },
+    uidNext: { type: Number, default: 0 },
+    highestModSeq: { type: String, default: '' },
+    messagesOnServer: { type: Number, default: 0 },
+    lag: { type: Number, default: 0 },
+    backfill: {
+      total: { type: Number, default: 0 },
+      done: { type: Number, default: 0 },
+      completed: { type: Boolean, default: false },
+    },
+    lastPassAt: { type: Date, default: null },
+    lastPassStored: { type: Number, default: 0 },
+    lastError: { type: String, default: '' },
+    stalled: { type: Boolean, default: false },
+  },
+  { timestamps: true, collection: 'sync_folders' },
+);
+folderStateSchema.index({ accountId: 1, folder: 1 }, { unique: true });
+
+/**
+ * One holder at a time per account: a syncer takes the lease with a
+ * conditional update and renews it; a crashed holder's lease expires.
+ */
+export const syncLeaseSchema = new Schema(
+  {
+    _id: { type: String, required: true },
+    holder: { type: String, required: true },
+    expiresAt: { type: Date, required: true },
+  },
+  { collection: 'sync_leases' },
+);
+
+export type FolderStateDoc = InferSchemaType<typeof folderStateSchema>;

@@ -1,0 +1,49 @@
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import mongoose, { type Connection } from 'mongoose';
+
+type ObjectId = mongoose.Types.ObjectId;
+
+/**
+ * Raw message bytes and attachment contents live in GridFS (bucket `raw`):
+ * 255 KB chunks, so a 50 MB message never sits in one document and never in
+ * memory whole. Checked to work on FerretDB 1.24 as well as MongoDB 7.
+ */
+export class BlobStore {
+  private readonly bucket: mongoose.mongo.GridFSBucket;
+
+  constructor(conn: Connection, bucketName = 'raw') {
+    if (!conn.db) throw new Error('BlobStore needs an open connection');
+    this.bucket = new mongoose.mongo.GridFSBucket(conn.db, {
+      bucketName,
+      writeConcern: { w: 'majority', journal: true },
+    });
+  }
+
+  /** Stream bytes in; resolves with the file id once every chunk is acknowledged. */
+  async put(source: Readable | Buffer, metadata: Record<string, unknown> = {}, filename = 'message.eml'): Promise<ObjectId> {
+    const upload = this.bucket.openUploadStream(filename, { metadata });
+    const input = Buffer.isBuffer(source) ? Readable.from([source]) : source;
+    await pipeline(input, upload);
+    return upload.id as ObjectId;
+  }
+
+  open(id: ObjectId): Readable {
+    return this.bucket.openDownloadStream(id);
+  }
+
+  async get(id: ObjectId): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of this.open(id)) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  /** Remove a file; a missing file is not an error (cleanup is idempotent). */
+  async delete(id: ObjectId): Promise<void> {
+    try {
+      await this.bucket.delete(id);
+    } catch (err) {
+      if (!/not found|FileNotFound/i.test((err as Error).message)) throw err;
+    }
+  }
+}

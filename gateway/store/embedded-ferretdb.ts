@@ -1,0 +1,131 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fromRoot } from '../core/paths';
+import type { Logger } from '../core/log';
+import { silentLogger } from '../core/log';
+
+/**
+ * The embedded store: FerretDB v1.24 (MongoDB wire protocol over SQLite),
+ * built from the Go module proxy by the small program in tests/ferretdb.
+ * No mongod can be installed on the build machines, so the test suite and
+ * `npm start` without MONGODB_URI both use it. Production uses MongoDB 7.
+ */
+
+const SOURCE_DIR = fromRoot('tests', 'ferretdb');
+const SOURCE_FILES = ['main.go', 'go.mod', 'go.sum'];
+
+function cacheDir(): string {
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(base, 'postroom');
+}
+
+/** Path of the cached binary; its name hashes the sources so an upgrade rebuilds. */
+export function ferretdbBinaryPath(): string {
+  const hash = crypto.createHash('sha256');
+  for (const file of SOURCE_FILES) hash.update(fs.readFileSync(path.join(SOURCE_DIR, file)));
+  return path.join(cacheDir(), `ferretdb-v1.24.2-${process.platform}-${process.arch}-${hash.digest('hex').slice(0, 12)}`);
+}
+
+/** Build the binary once (about a minute on a fresh machine), then reuse it. */
+export function ensureFerretdbBinary(log: Logger = silentLogger): string {
+  const binary = process.env.POSTROOM_FERRETDB_BIN || ferretdbBinaryPath();
+  if (fs.existsSync(binary)) return binary;
+  fs.mkdirSync(path.dirname(binary), { recursive: true });
+  log.info({ binary }, 'building embedded FerretDB (first run only)');
+  const tmp = `${binary}.${process.pid}.tmp`;
+  const result = spawnSync('go', ['build', '-trimpath', '-o', tmp, '.'], {
+    cwd: SOURCE_DIR,
+    stdio: ['ignore', 'inherit', 'pipe'],
+    env: { ...process.env, CGO_ENABLED: '0' },
+    encoding: 'utf8',
+  });
+  if (result.error) throw new Error(`cannot build FerretDB: ${result.error.message} (is Go installed and on PATH?)`);
+  if (result.status !== 0) throw new Error(`cannot build FerretDB (go build exited ${result.status}):\n${result.stderr}`);
+  fs.renameSync(tmp, binary); // atomic: concurrent builders never see half a binary
+  return binary;
+}
+
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface EmbeddedStore {
+  /** Base URI without a database name, e.g. mongodb://127.0.0.1:40123/ */
+  uri: string;
+  port: number;
+  dataDir: string;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  dataDir: string;
+  port?: number;
+  log?: Logger;
+  startTimeoutMs?: number;
+}
+
+/** Start FerretDB on loopback and resolve once it accepts connections. */
+export async function startEmbeddedStore(options: StartOptions): Promise<EmbeddedStore> {
+  const log = options.log ?? silentLogger;
+  const binary = ensureFerretdbBinary(log);
+  const port = options.port ?? (await freePort());
+  fs.mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+  const child = spawn(binary, [`127.0.0.1:${port}`, options.dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+
+  const stderrLines: string[] = [];
+  readline.createInterface({ input: child.stderr! }).on('line', (line) => {
+    stderrLines.push(line);
+    if (stderrLines.length > 50) stderrLines.shift();
+    log.warn({ component: 'ferretdb' }, line);
+  });
+
+  const uri = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`FerretDB did not start within ${options.startTimeoutMs ?? 20000} ms:\n${stderrLines.join('\n')}`));
+    }, options.startTimeoutMs ?? 20000);
+    readline.createInterface({ input: child.stdout! }).once('line', (line) => {
+      clearTimeout(timer);
+      resolve(line.trim());
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`FerretDB exited during start (code ${code}, signal ${signal}):\n${stderrLines.join('\n')}`));
+    });
+  });
+
+  const onParentExit = () => child.kill('SIGKILL');
+  process.once('exit', onParentExit);
+
+  return {
+    uri,
+    port,
+    dataDir: options.dataDir,
+    process: child,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        process.removeListener('exit', onParentExit);
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        child.once('exit', () => {
+          clearTimeout(killer);
+          resolve();
+        });
+        child.kill('SIGTERM');
+      }),
+  };
+}

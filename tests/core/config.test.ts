@@ -1,0 +1,85 @@
+import { strict as assert } from 'node:assert';
+import { ConfigError, loadConfig } from '../../gateway/core/config';
+
+function problemsFor(env: NodeJS.ProcessEnv): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+    return err.problems;
+  }
+  assert.fail('expected the configuration to be rejected');
+}
+
+describe('config', () => {
+  it('starts with nothing set, using documented defaults', () => {
+    const config = loadConfig({});
+    assert.equal(config.smtpPort, 2525);
+    assert.equal(config.adminPort, 8080);
+    assert.equal(config.imapSyncCron, '* * * * *');
+    assert.equal(config.imapSyncConcurrency, 4);
+    assert.equal(config.imapBackfillDays, 30);
+    assert.equal(config.smtpMaxMessageSize, 50 * 1024 * 1024);
+    assert.equal(config.mongodbUri, undefined);
+    assert.deepEqual(config.businessDomains, []);
+    assert.ok(Object.isFrozen(config));
+  });
+
+  it('parses lists, sizes and keys', () => {
+    const config = loadConfig({
+      BUSINESS_DOMAINS: ' Acme.com, acme.co.uk ,',
+      DNS_SERVERS: '127.0.0.1:5353,1.1.1.1,[::1]:53',
+      SMTP_MAX_MESSAGE_SIZE: '512KB',
+      SECRET_KEY: 'ab'.repeat(32),
+      MONGODB_URI: 'mongodb://mongo:27017/postroom',
+    });
+    assert.deepEqual(config.businessDomains, ['acme.com', 'acme.co.uk']);
+    assert.deepEqual(config.dnsServers, ['127.0.0.1:5353', '1.1.1.1', '[::1]:53']);
+    assert.equal(config.smtpMaxMessageSize, 512 * 1024);
+    assert.equal(config.secretKey?.length, 32);
+  });
+
+  it('reports every bad value on its own line, naming the variable and an example', () => {
+    const problems = problemsFor({
+      SMTP_PORT: '99999',
+      ADMIN_PORT: 'eighty',
+      BUSINESS_DOMAINS: 'acme.com,not a domain',
+      DNS_SERVERS: '8.8.8.8:dns',
+      SECRET_KEY: 'short',
+      IMAP_SYNC_CRON: 'every minute',
+      MONGODB_URI: 'postgres://x',
+      LOG_LEVEL: 'loud',
+    });
+    assert.equal(problems.length, 8, problems.join('\n'));
+    const byVar = (name: string) => problems.find((p) => p.startsWith(`${name}=`)) ?? '';
+    assert.match(byVar('SMTP_PORT'), /must be 1-65535.*example: SMTP_PORT=25/);
+    assert.match(byVar('ADMIN_PORT'), /ADMIN_PORT="eighty"/);
+    assert.match(byVar('BUSINESS_DOMAINS'), /must be a domain name/);
+    assert.match(byVar('DNS_SERVERS'), /IP address or ip:port/);
+    assert.match(byVar('SECRET_KEY'), /openssl rand -hex 32/);
+    assert.match(byVar('IMAP_SYNC_CRON'), /cron expression/);
+    assert.match(byVar('MONGODB_URI'), /mongodb:\/\//);
+    assert.match(byVar('LOG_LEVEL'), /example: LOG_LEVEL=info/);
+  });
+
+  it('requires SECRET_KEY in production and paired TLS and admin variables', () => {
+    const problems = problemsFor({ NODE_ENV: 'production', TLS_CERT_FILE: '/certs/a.pem', ADMIN_EMAIL: 'it@acme.com' });
+    assert.ok(problems.some((p) => p.startsWith('SECRET_KEY is required when NODE_ENV=production')));
+    assert.ok(problems.some((p) => p.startsWith('TLS_CERT_FILE and TLS_KEY_FILE must be set together')));
+    assert.ok(problems.some((p) => p.startsWith('ADMIN_EMAIL and ADMIN_PASSWORD must be set together')));
+  });
+
+  it('exits with status 78 and one line per problem when a process starts with bad config', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const result = spawnSync(process.execPath, ['--import', 'tsx', '-e', "require('./gateway/core/config').loadConfigOrExit(); console.log('started')"], {
+      env: { ...process.env, SMTP_PORT: '0', IMAP_SYNC_CONCURRENCY: '-2' },
+      encoding: 'utf8',
+    });
+    assert.equal(result.status, 78, result.stderr);
+    assert.doesNotMatch(result.stdout, /started/);
+    const lines = result.stderr.trim().split('\n');
+    assert.match(lines[0], /Invalid configuration/);
+    assert.ok(lines.some((l) => /SMTP_PORT="0"/.test(l)));
+    assert.ok(lines.some((l) => /IMAP_SYNC_CONCURRENCY="-2": must be at least 1/.test(l)));
+  });
+});

@@ -1,0 +1,71 @@
+// Command ferretdb-embedded runs FerretDB v1.24 with its SQLite backend as a
+// MongoDB-wire-protocol server. Postroom uses it for the test suite and as the
+// embedded store of `npm start` when MONGODB_URI is unset, because no mongod
+// binary can be installed on the build machines.
+//
+// Usage: ferretdb-embedded <listen-addr> <data-dir>
+// It prints the MongoDB URI on stdout once listening and stops on SIGINT/SIGTERM.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+)
+
+func main() {
+	if len(os.Args) != 3 {
+		fmt.Fprintln(os.Stderr, "usage: ferretdb-embedded <listen-addr> <data-dir>")
+		os.Exit(2)
+	}
+	addr, dataDir := os.Args[1], os.Args[2]
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		fail(err)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		fail(err)
+	}
+
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: addr},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + abs + "/",
+		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		fail(err)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	// Announce readiness only once the port accepts connections, so callers
+	// can wait for one line instead of polling.
+	go func() {
+		for ctx.Err() == nil {
+			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+			if err == nil {
+				c.Close()
+				fmt.Println(f.MongoDBURI())
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+
+	f.Run(ctx)
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "ferretdb-embedded:", err)
+	os.Exit(1)
+}

@@ -1,0 +1,24 @@
+import crypto from 'node:crypto';
+import { openStore, type Store } from '../../gateway/store';
+import { createLogger } from '../../gateway/core/log';
+
+/** The wire server of this test run (FerretDB started by tests/setup.ts, or MONGODB_URI). */
+export function testMongoUri(): string {
+  const uri = process.env.POSTROOM_TEST_MONGODB_URI;
+  if (!uri) throw new Error('POSTROOM_TEST_MONGODB_URI is unset: run tests through `npm test` (tests/setup.ts starts the store)');
+  return uri;
+}
+
+/** A fresh database for one test file, with indexes built. */
+export async function openTestStore(label: string): Promise<Store & { dbName: string; drop(): Promise<void> }> {
+  const dbName = `t_${label.replace(/[^a-z0-9]/gi, '_').slice(0, 30)}_${crypto.randomBytes(3).toString('hex')}`;
+  const store = await openStore({ uri: testMongoUri(), dbName, log: createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), maxWaitMs: 10000 });
+  return {
+    ...store,
+    dbName,
+    drop: async () => {
+      await store.conn.dropDatabase().catch(() => undefined);
+      await store.close();
+    },
+  };
+}
