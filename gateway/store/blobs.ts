@@ -24,7 +24,13 @@ export class BlobStore {
   async put(source: Readable | Buffer, metadata: Record<string, unknown> = {}, filename = 'message.eml'): Promise<ObjectId> {
     const upload = this.bucket.openUploadStream(filename, { metadata });
     const input = Buffer.isBuffer(source) ? Readable.from([source]) : source;
-    await pipeline(input, upload);
+    try {
+      await pipeline(input, upload);
+    } catch (err) {
+      // Remove the chunks written so far so a failed write leaves nothing half-stored.
+      await upload.abort().catch(() => undefined);
+      throw err;
+    }
     return upload.id as ObjectId;
   }
 

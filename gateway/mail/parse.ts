@@ -1,0 +1,217 @@
+import crypto from 'node:crypto';
+import { once } from 'node:events';
+import type { Readable } from 'node:stream';
+import { MailParser, type AddressObject, type EmailAddress, type HeaderLines } from 'mailparser';
+import type mongoose from 'mongoose';
+import type { BlobStore } from '../store/blobs';
+
+type ObjectId = mongoose.Types.ObjectId;
+
+/**
+ * Stream one message exactly once: the raw bytes go to GridFS while the same
+ * chunks feed mailparser, whose attachment streams go to GridFS too. Nothing
+ * is held in memory whole except the text and HTML bodies (capped below).
+ */
+
+export interface ParsedAddress {
+  address: string;
+  name: string;
+}
+
+export interface ParsedAttachment {
+  filename: string;
+  contentType: string;
+  size: number;
+  contentId: string;
+  disposition: string;
+  blobId: ObjectId;
+  checksum: string;
+}
+
+export interface ParsedMessage {
+  messageId: string;
+  subject: string;
+  date: Date | null;
+  from: ParsedAddress;
+  sender: ParsedAddress | null;
+  to: ParsedAddress[];
+  cc: ParsedAddress[];
+  bcc: ParsedAddress[];
+  replyTo: ParsedAddress[];
+  inReplyTo: string;
+  references: string[];
+  headers: Array<{ name: string; value: string }>;
+  text: string;
+  html: string;
+  attachments: ParsedAttachment[];
+  /** Set when mailparser failed; the raw bytes are still stored. */
+  parseError: string;
+  truncated: boolean;
+}
+
+export interface StreamedMessage {
+  rawBlobId: ObjectId;
+  size: number;
+  rawSha256: string;
+  parsed: ParsedMessage;
+}
+
+/** The document limit is 16 MB; bodies past these caps stay readable in the raw .eml. */
+export const MAX_BODY_CHARS = 2 * 1024 * 1024;
+const MAX_HEADERS = 500;
+const MAX_HEADER_VALUE = 16 * 1024;
+
+export class MessageTooLargeError extends Error {
+  readonly code = 'MESSAGE_TOO_LARGE';
+  constructor(readonly limit: number) {
+    super(`message exceeds the size limit of ${limit} bytes`);
+  }
+}
+
+/** FerretDB (and sanity) forbid NUL in strings; the raw bytes keep the original. */
+export function clean(value: string, max = MAX_BODY_CHARS): string {
+  const stripped = value.includes('\u0000') ? value.replace(/\u0000/g, '') : value;
+  return stripped.length > max ? stripped.slice(0, max) : stripped;
+}
+
+function addressList(value: AddressObject | AddressObject[] | undefined): ParsedAddress[] {
+  if (!value) return [];
+  const out: ParsedAddress[] = [];
+  const visit = (entries: EmailAddress[]) => {
+    for (const entry of entries) {
+      if (entry.group) visit(entry.group);
+      else if (entry.address) out.push({ address: clean(entry.address.toLowerCase(), 512), name: clean(entry.name ?? '', 512) });
+    }
+  };
+  for (const obj of Array.isArray(value) ? value : [value]) visit(obj.value ?? []);
+  return out;
+}
+
+function headerPairs(lines: HeaderLines): Array<{ name: string; value: string }> {
+  return lines.slice(0, MAX_HEADERS).map((line) => {
+    const colon = line.line.indexOf(':');
+    // Unfold (RFC 5322 §2.2.3): CRLF followed by WSP is not part of the value.
+    const value = (colon >= 0 ? line.line.slice(colon + 1) : line.line).replace(/\r?\n(?=[ \t])/g, '').trim();
+    return { name: clean(colon >= 0 ? line.line.slice(0, colon).trim() : line.key, 256), value: clean(value, MAX_HEADER_VALUE) };
+  });
+}
+
+function stripBrackets(id: unknown): string {
+  if (typeof id !== 'string') return '';
+  return clean(id.trim().replace(/^<|>$/g, ''), 998);
+}
+
+function emptyParsed(): ParsedMessage {
+  return {
+    messageId: '', subject: '', date: null, from: { address: '', name: '' }, sender: null,
+    to: [], cc: [], bcc: [], replyTo: [], inReplyTo: '', references: [], headers: [],
+    text: '', html: '', attachments: [], parseError: '', truncated: false,
+  };
+}
+
+/**
+ * Store the raw message and parse it in one pass. Resolves once the raw blob
+ * and every attachment blob are acknowledged by the store. A MIME problem
+ * never rejects: it comes back as `parsed.parseError`. Store failures and
+ * the size limit do reject.
+ */
+export async function streamAndParse(blobs: BlobStore, raw: Readable | Buffer, options: { maxBytes?: number } = {}): Promise<StreamedMessage> {
+  const parsed = emptyParsed();
+  const parser = new MailParser({ skipImageLinks: true, skipTextLinks: true, skipTextToHtml: true, maxHtmlLengthToParse: MAX_BODY_CHARS });
+  const attachmentWrites: Array<Promise<void>> = [];
+  const createdBlobs: ObjectId[] = [];
+  let parseFailed: Error | null = null;
+
+  parser.on('headers', (headers) => {
+    parsed.subject = clean(String(headers.get('subject') ?? ''), 998 * 4);
+    const date = headers.get('date');
+    parsed.date = date instanceof Date && !Number.isNaN(date.getTime()) ? date : null;
+    parsed.from = addressList(headers.get('from') as AddressObject | undefined)[0] ?? { address: '', name: '' };
+    parsed.sender = addressList(headers.get('sender') as AddressObject | undefined)[0] ?? null;
+    parsed.to = addressList(headers.get('to') as AddressObject | AddressObject[] | undefined);
+    parsed.cc = addressList(headers.get('cc') as AddressObject | AddressObject[] | undefined);
+    parsed.bcc = addressList(headers.get('bcc') as AddressObject | AddressObject[] | undefined);
+    parsed.replyTo = addressList(headers.get('reply-to') as AddressObject | undefined);
+    parsed.messageId = stripBrackets(headers.get('message-id'));
+    parsed.inReplyTo = stripBrackets(headers.get('in-reply-to'));
+    const refs = headers.get('references');
+    parsed.references = (Array.isArray(refs) ? refs : typeof refs === 'string' ? refs.split(/\s+/) : []).map(stripBrackets).filter(Boolean).slice(0, 100);
+  });
+  parser.on('headerLines', (lines: HeaderLines) => {
+    parsed.headers = headerPairs(lines);
+  });
+  parser.on('data', (data) => {
+    if (data.type === 'text') {
+      const text = typeof data.text === 'string' ? data.text : '';
+      const html = typeof data.html === 'string' ? data.html : '';
+      parsed.truncated = text.length > MAX_BODY_CHARS || html.length > MAX_BODY_CHARS;
+      parsed.text = clean(text);
+      parsed.html = clean(html);
+      return;
+    }
+    // Attachment: its content is a stream that must be consumed, then released.
+    const attachment = data;
+    const hash = crypto.createHash('md5');
+    let size = 0;
+    attachment.content.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      hash.update(chunk);
+    });
+    const write = blobs
+      .put(attachment.content, { kind: 'attachment' }, clean(attachment.filename ?? 'attachment', 255))
+      .then((blobId) => {
+        createdBlobs.push(blobId);
+        parsed.attachments.push({
+          filename: clean(attachment.filename ?? '', 255),
+          contentType: clean(attachment.contentType ?? 'application/octet-stream', 255),
+          size,
+          contentId: stripBrackets(attachment.contentId),
+          disposition: attachment.contentDisposition === 'inline' ? 'inline' : 'attachment',
+          blobId,
+          checksum: hash.digest('hex'),
+        });
+      })
+      .finally(() => attachment.release?.());
+    attachmentWrites.push(write);
+  });
+  const parserDone = new Promise<void>((resolve) => {
+    parser.on('end', resolve);
+    parser.on('error', (err: Error) => {
+      parseFailed = err;
+      resolve();
+    });
+  });
+
+  const rawHash = crypto.createHash('sha256');
+  let size = 0;
+  const limit = options.maxBytes ?? Infinity;
+  async function* tee(): AsyncGenerator<Buffer> {
+    const chunks: AsyncIterable<Buffer> | Buffer[] = Buffer.isBuffer(raw) ? [raw] : (raw as AsyncIterable<Buffer>);
+    for await (const chunk of chunks) {
+      size += chunk.length;
+      if (size > limit) throw new MessageTooLargeError(limit);
+      rawHash.update(chunk);
+      if (!parseFailed && !parser.write(chunk)) await Promise.race([once(parser, 'drain'), parserDone]);
+      yield chunk;
+    }
+    if (!parseFailed) parser.end();
+  }
+
+  let rawBlobId: ObjectId;
+  try {
+    rawBlobId = await blobs.put(tee() as unknown as Readable, { kind: 'raw' });
+    await parserDone;
+    await Promise.all(attachmentWrites);
+  } catch (err) {
+    parser.destroy();
+    await Promise.allSettled(attachmentWrites);
+    await Promise.allSettled(createdBlobs.map((id) => blobs.delete(id)));
+    throw err;
+  }
+
+  if (parseFailed) {
+    const message = (parseFailed as Error).message || 'unparseable message';
+    parsed.parseError = clean(message, 1000);
+  }
+  return { rawBlobId, size, rawSha256: rawHash.digest('hex'), parsed };
+}

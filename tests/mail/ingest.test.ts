@@ -1,0 +1,160 @@
+import { strict as assert } from 'node:assert';
+import { Readable } from 'node:stream';
+import mongoose from 'mongoose';
+import { createLogger } from '../../gateway/core/log';
+import { AppError } from '../../gateway/core/errors';
+import { ingest } from '../../gateway/mail/ingest';
+import { openStore } from '../../gateway/store';
+import { startEmbeddedStore } from '../../gateway/store/embedded-ferretdb';
+import { openTestStore } from '../support/store';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const log = createLogger({ level: 'silent' });
+
+function message(opts: { id?: string; subject?: string; body?: string; extraHeaders?: string } = {}): string {
+  return [
+    'From: Alice Customer <alice@customer.test>',
+    'To: bob@acme.test',
+    'Cc: Carol <carol@partner.test>',
+    `Subject: ${opts.subject ?? 'Quarterly contract'}`,
+    'Date: Tue, 03 Nov 2026 10:00:00 +0000',
+    `Message-ID: <${opts.id ?? 'm1@customer.test'}>`,
+    opts.extraHeaders ?? '',
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/mixed; boundary="b1"',
+    '',
+    '--b1',
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    opts.body ?? 'Hello Bob,\r\nplease find the contract attached.',
+    '--b1',
+    'Content-Type: application/pdf; name="contract.pdf"',
+    'Content-Disposition: attachment; filename="contract.pdf"',
+    'Content-Transfer-Encoding: base64',
+    '',
+    Buffer.from('%PDF-1.4 pretend').toString('base64'),
+    '--b1--',
+    '',
+  ].filter((line, i) => !(line === '' && i === 6)).join('\r\n');
+}
+
+describe('ingest pipeline', () => {
+  let store: Awaited<ReturnType<typeof openTestStore>>;
+  const ownerId = new mongoose.Types.ObjectId();
+  const accountId = new mongoose.Types.ObjectId();
+  const base = () => ({ mailboxKey: accountId.toString(), accountId, ownerId });
+
+  before(async () => {
+    store = await openTestStore('ingest');
+  });
+  after(async () => store.drop());
+
+  it('stores the raw bytes, the parsed fields and the attachment, and acknowledges', async () => {
+    const raw = message();
+    const result = await ingest({ store, log }, { ...base(), raw: Readable.from([Buffer.from(raw)]), source: { kind: 'forward', queueId: 'Q1', remoteIp: '127.0.0.1' } });
+    assert.equal(result.outcome, 'stored');
+    const doc = await store.models.Message.findById(result.id).lean();
+    assert.ok(doc);
+    assert.equal(doc.subject, 'Quarterly contract');
+    assert.equal(doc.from?.address, 'alice@customer.test');
+    assert.equal(doc.from?.name, 'Alice Customer');
+    assert.deepEqual(doc.addresses.sort(), ['alice@customer.test', 'bob@acme.test', 'carol@partner.test']);
+    assert.equal(doc.messageId, 'm1@customer.test');
+    assert.match(doc.text, /contract attached/);
+    assert.equal(doc.attachments.length, 1);
+    assert.equal(doc.attachments[0].filename, 'contract.pdf');
+    assert.equal((await store.blobs.get(doc.attachments[0].blobId!)).toString(), '%PDF-1.4 pretend');
+    assert.equal((await store.blobs.get(doc.rawBlobId)).toString(), raw, 'raw bytes kept exactly');
+    assert.ok(doc.headers.some((h) => h.name === 'Subject' && h.value === 'Quarterly contract'));
+    assert.equal(doc.sources[0].kind, 'forward');
+    assert.equal(doc.sources[0].queueId, 'Q1');
+  });
+
+  it('stores the same mail arriving twice (forwarded, then by IMAP) once, with both sources', async () => {
+    const first = await ingest({ store, log }, { ...base(), raw: Buffer.from(message({ id: 'dup@x' })), source: { kind: 'forward' } });
+    // A forwarder adds trace headers; the content hash ignores them.
+    const forwarded = `Received: from mx.google.com\r\nX-Forwarded-To: somewhere\r\n${message({ id: 'dup@x' })}`;
+    const second = await ingest({ store, log }, { ...base(), raw: Buffer.from(forwarded), source: { kind: 'imap', folder: 'INBOX', uidValidity: '7', uid: 42 } });
+    assert.equal(second.outcome, 'duplicate');
+    assert.equal(String(second.id), String(first.id));
+    const docs = await store.models.Message.find({ messageId: 'dup@x' }).lean();
+    assert.equal(docs.length, 1);
+    assert.deepEqual(docs[0].sources.map((s) => s.kind), ['forward', 'imap']);
+    const rawFiles = await store.conn.db!.collection('raw.files').countDocuments({ 'metadata.kind': 'raw' });
+    const messages = await store.models.Message.countDocuments();
+    assert.equal(rawFiles, messages, 'the duplicate left no orphan blob');
+  });
+
+  it('does not swallow a different message that reuses a Message-ID', async () => {
+    const a = await ingest({ store, log }, { ...base(), raw: Buffer.from(message({ id: 'reused@x', body: 'first text' })), source: { kind: 'forward' } });
+    const b = await ingest({ store, log }, { ...base(), raw: Buffer.from(message({ id: 'reused@x', body: 'other text' })), source: { kind: 'forward' } });
+    assert.equal(a.outcome, 'stored');
+    assert.equal(b.outcome, 'stored');
+    assert.notEqual(String(a.id), String(b.id));
+  });
+
+  it('keeps unparseable or odd input as raw with what could be read', async () => {
+    const nul = 'From: x@y.test\r\nSubject: has \u0000 nul\r\n\r\nbody\u0000with nul\r\n';
+    const result = await ingest({ store, log }, { ...base(), raw: Buffer.from(nul), source: { kind: 'imap' } });
+    assert.equal(result.outcome, 'stored');
+    const doc = await store.models.Message.findById(result.id).lean();
+    assert.doesNotMatch(doc!.subject + doc!.text, /\u0000/);
+    assert.equal((await store.blobs.get(doc!.rawBlobId)).toString(), nul);
+  });
+
+  it('refuses a message over the size limit with MESSAGE_TOO_LARGE and stores nothing', async () => {
+    const before = await store.conn.db!.collection('raw.files').countDocuments();
+    const big = Buffer.alloc(300 * 1024, 'a');
+    await assert.rejects(
+      ingest({ store, log }, { ...base(), raw: Readable.from([Buffer.from('Subject: big\r\n\r\n'), big]), source: { kind: 'forward' }, maxBytes: 100 * 1024 }),
+      (err: AppError) => err.code === 'MESSAGE_TOO_LARGE' && err.smtpCode === 552,
+    );
+    assert.equal(await store.conn.db!.collection('raw.files').countDocuments(), before);
+  });
+
+  it('never re-imports a message its owner deleted (tombstone)', async () => {
+    const stored = await ingest({ store, log }, { ...base(), raw: Buffer.from(message({ id: 'gone@x' })), source: { kind: 'imap' } });
+    await store.models.Tombstone.create({ mailboxKey: accountId.toString(), dedupeKey: stored.dedupeKey, deletedAt: new Date() });
+    await store.models.Message.deleteOne({ _id: stored.id });
+    const again = await ingest({ store, log }, { ...base(), raw: Buffer.from(message({ id: 'gone@x' })), source: { kind: 'imap' } });
+    assert.equal(again.outcome, 'tombstoned');
+    assert.equal(await store.models.Message.countDocuments({ messageId: 'gone@x' }), 0);
+  });
+
+  it('flags bulk mail and lets the caller classify (e.g. quarantine)', async () => {
+    const result = await ingest({ store, log }, {
+      ...base(),
+      raw: Buffer.from(message({ id: 'news@x', extraHeaders: 'List-Id: <news.customer.test>' })),
+      source: { kind: 'forward' },
+      classify: () => ({ status: 'quarantine', quarantineReason: 'test' }),
+    });
+    const doc = await store.models.Message.findById(result.id).lean();
+    assert.equal(doc!.bulk, true);
+    assert.equal(doc!.status, 'quarantine');
+  });
+
+  it('answers STORE_UNAVAILABLE (451) when the store is down, and works again once it is back', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postroom-down-'));
+    let embedded = await startEmbeddedStore({ dataDir: dir });
+    const port = embedded.port;
+    const own = await openStore({ uri: embedded.uri, dbName: 'down', log, maxWaitMs: 5000 });
+    try {
+      await embedded.stop();
+      await assert.rejects(
+        ingest({ store: own, log }, { ...base(), mailboxKey: 'down', raw: Buffer.from(message({ id: 'down@x' })), source: { kind: 'forward' } }),
+        (err: AppError) => err.code === 'STORE_UNAVAILABLE' && err.smtpCode === 451 && err.enhancedCode === '4.3.0',
+      );
+      embedded = await startEmbeddedStore({ dataDir: dir, port });
+      const result = await ingest({ store: own, log }, { ...base(), mailboxKey: 'down', raw: Buffer.from(message({ id: 'down@x' })), source: { kind: 'forward' } });
+      assert.equal(result.outcome, 'stored');
+      assert.equal(await own.models.Message.countDocuments({ messageId: 'down@x' }), 1);
+      assert.equal(await own.conn.db!.collection('raw.files').countDocuments(), 2, 'raw + attachment only; nothing left from the failed attempt');
+    } finally {
+      await own.close();
+      await embedded.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
