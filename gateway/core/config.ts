@@ -92,6 +92,7 @@ export const VARIABLES = {
   BIND_ADDRESS: { schema: z.string().refine((v) => net.isIP(v) !== 0, 'must be an IP address'), example: '0.0.0.0', default: '127.0.0.1', description: 'Address the SMTP and admin servers listen on (0.0.0.0 in Docker).' },
   SMTP_PORT: { schema: port, example: '25', default: '2525', description: 'SMTP port of the gateway.' },
   ADMIN_PORT: { schema: port, example: '8080', default: '8080', description: 'HTTP port of the admin console and API.' },
+  HEALTH_PORT: { schema: z.coerce.number().int('must be a whole number').min(0, 'must be 0-65535').max(65535, 'must be 0-65535'), example: '8081', default: '0', description: 'Port of GET /healthz for the gateway and syncer processes when run alone (0: off; the admin serves /healthz on ADMIN_PORT).' },
   PUBLIC_URL: { schema: z.url('must be a URL such as https://postroom.acme.com'), example: 'https://postroom.acme.com', default: 'http://localhost:8080', description: 'Base URL of the console, used in invite links; https enables Secure cookies.' },
   GATEWAY_DOMAIN: { schema: domainName, example: 'in.postroom.acme.com', default: 'postroom.localhost', description: 'Domain of the generated forwarding and dropbox addresses (its MX points at the gateway).' },
   BUSINESS_DOMAINS: { schema: domainList, example: 'acme.com,acme.co.uk', default: '', description: 'Comma-separated domains of the business (initial value; editable in Preferences → Business).' },
@@ -102,6 +103,7 @@ export const VARIABLES = {
   IMAP_SYNC_CRON: { schema: z.string().refine((v) => validateCron(v), 'must be a cron expression such as "* * * * *"'), example: '*/5 * * * *', default: '* * * * *', description: 'Schedule of IMAP sync passes.' },
   IMAP_SYNC_CONCURRENCY: { schema: positiveInt(64), example: '4', default: '4', description: 'Accounts synced at once by one syncer.' },
   IMAP_BACKFILL_DAYS: { schema: positiveInt(3650), example: '30', default: '30', description: 'How far back the first sync of a mailbox reaches.' },
+  FORWARDING_GRACE_MINUTES: { schema: positiveInt(10080), example: '15', default: '15', description: 'Forwarding is marked broken when IMAP sync finds inbox mail (of an account with verified forwarding) that forwarding did not deliver within this many minutes.' },
   SMTP_MAX_MESSAGE_SIZE: { schema: byteSize, example: '50MB', default: '50MB', description: 'Largest message the gateway accepts (552 5.3.4 above it).' },
   SMTP_MAX_RECIPIENTS: { schema: positiveInt(1000), example: '50', default: '50', description: 'Recipients per SMTP transaction.' },
   SMTP_MAX_CONNECTIONS: { schema: positiveInt(100000), example: '200', default: '200', description: 'Concurrent SMTP connections.' },
@@ -121,6 +123,7 @@ export interface Config {
   bindAddress: string;
   smtpPort: number;
   adminPort: number;
+  healthPort: number;
   publicUrl: string;
   gatewayDomain: string;
   businessDomains: readonly string[];
@@ -132,6 +135,7 @@ export interface Config {
   imapSyncCron: string;
   imapSyncConcurrency: number;
   imapBackfillDays: number;
+  forwardingGraceMinutes: number;
   smtpMaxMessageSize: number;
   smtpMaxRecipients: number;
   smtpMaxConnections: number;
@@ -192,6 +196,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     bindAddress: values.BIND_ADDRESS as string,
     smtpPort: values.SMTP_PORT as number,
     adminPort: values.ADMIN_PORT as number,
+    healthPort: values.HEALTH_PORT as number,
     publicUrl: (values.PUBLIC_URL as string).replace(/\/+$/, ''),
     gatewayDomain: values.GATEWAY_DOMAIN as string,
     businessDomains: Object.freeze([...(values.BUSINESS_DOMAINS as string[])]),
@@ -202,6 +207,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     imapSyncCron: values.IMAP_SYNC_CRON as string,
     imapSyncConcurrency: values.IMAP_SYNC_CONCURRENCY as number,
     imapBackfillDays: values.IMAP_BACKFILL_DAYS as number,
+    forwardingGraceMinutes: values.FORWARDING_GRACE_MINUTES as number,
     smtpMaxMessageSize: values.SMTP_MAX_MESSAGE_SIZE as number,
     smtpMaxRecipients: values.SMTP_MAX_RECIPIENTS as number,
     smtpMaxConnections: values.SMTP_MAX_CONNECTIONS as number,

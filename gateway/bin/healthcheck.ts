@@ -1,0 +1,16 @@
+/**
+ * Docker HEALTHCHECK: `node dist/gateway/bin/healthcheck.js [url]` exits 0
+ * when GET /healthz answers 200 within 4 s, 1 otherwise. No curl in the image.
+ */
+import http from 'node:http';
+
+const url = process.argv[2] ?? `http://127.0.0.1:${process.env.HEALTH_PORT || process.env.ADMIN_PORT || 8080}/healthz`;
+const request = http.get(url, { timeout: 4000 }, (res) => {
+  res.resume();
+  process.exit(res.statusCode === 200 ? 0 : 1);
+});
+request.on('timeout', () => request.destroy(new Error('timeout')));
+request.on('error', (err) => {
+  process.stderr.write(`healthcheck: ${url}: ${err.message}\n`);
+  process.exit(1);
+});

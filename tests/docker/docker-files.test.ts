@@ -1,0 +1,66 @@
+import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fromRoot } from '../../gateway/core/paths';
+
+/**
+ * No Docker engine runs on the build machines, so the images are checked
+ * statically: everything the Dockerfile copies exists, every entry point and
+ * health-check command it or the compose file runs is produced by
+ * `npm run build`, and `docker-compose config` accepts the compose file with
+ * the documented .env.example.
+ */
+const dockerfile = fs.readFileSync(fromRoot('docker', 'Dockerfile'), 'utf8');
+const compose = fs.readFileSync(fromRoot('docker-compose.yml'), 'utf8');
+
+function distPaths(text: string): string[] {
+  return [...new Set([...text.matchAll(/dist\/[\w./-]+\.js/g)].map((m) => m[0]))];
+}
+
+describe('docker files', () => {
+  it('copies only paths that exist in the repository and are not docker-ignored', () => {
+    const ignored = fs.readFileSync(fromRoot('.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#') && !l.startsWith('!'));
+    const copies = [...dockerfile.matchAll(/^COPY (?!--from)(.+)$/gm)].map((m) => m[1].trim().split(/\s+/).slice(0, -1)).flat();
+    assert.ok(copies.length >= 5, 'the Dockerfile copies the sources');
+    for (const source of copies) {
+      assert.ok(fs.existsSync(fromRoot(source)), `COPY source ${source} does not exist`);
+      const top = source.replace(/^\.\//, '').split('/')[0];
+      assert.ok(!ignored.includes(top) && !ignored.includes(source), `COPY source ${source} is excluded by .dockerignore`);
+    }
+  });
+
+  it('runs entry points and health checks that the build produces', () => {
+    const wanted = [...distPaths(dockerfile), ...distPaths(compose)];
+    assert.ok(wanted.includes('dist/gateway/bin/healthcheck.js'));
+    for (const service of ['gateway', 'admin', 'syncer', 'start-all']) assert.ok(wanted.includes(`dist/gateway/bin/${service}.js`), `${service} entry point referenced`);
+    for (const file of wanted) assert.ok(fs.existsSync(fromRoot(file)), `${file} is referenced by the Docker files but not built by npm run build`);
+  });
+
+  it('builds on Node 22 LTS, runs as non-root with tini and a HEALTHCHECK', () => {
+    assert.match(dockerfile, /^FROM node:22-bookworm-slim AS build$/m);
+    assert.match(dockerfile, /npm ci/);
+    assert.match(dockerfile, /npm prune --omit=dev/);
+    assert.match(dockerfile, /^USER node$/m);
+    assert.match(dockerfile, /^HEALTHCHECK /m);
+    assert.match(dockerfile, /ENTRYPOINT \["\/usr\/bin\/tini"/);
+  });
+
+  it('is a valid compose file with MongoDB 7 as a replica set and health-gated start', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postroom-compose-'));
+    try {
+      fs.copyFileSync(fromRoot('docker-compose.yml'), path.join(dir, 'docker-compose.yml'));
+      fs.copyFileSync(fromRoot('.env.example'), path.join(dir, '.env'));
+      execFileSync('docker-compose', ['config', '-q'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      const resolved = execFileSync('docker-compose', ['config'], { cwd: dir, encoding: 'utf8' });
+      assert.match(resolved, /image: mongo:7/);
+      assert.match(resolved, /--replSet/);
+      for (const service of ['gateway', 'admin', 'syncer']) assert.match(resolved, new RegExp(`\\n  ${service}:\\n`), `service ${service}`);
+      assert.equal((resolved.match(/condition: service_healthy/g) ?? []).length, 3, 'every Postroom service waits for a healthy store');
+      assert.match(resolved, /published: 25\n\s+target: 2525|- 25:2525|published: "25"/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
