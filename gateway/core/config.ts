@@ -85,6 +85,85 @@ const booleanFlag = z
   .refine((value) => ['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'].includes(value), 'must be true or false')
   .transform((value) => ['1', 'true', 'yes', 'on'].includes(value));
 
+/**
+ * OAuth2 endpoints: https, except loopback hosts over http (a provider run on
+ * the same machine, e.g. for development). Certificate checks are never off.
+ */
+const oauthUrl = z
+  .string()
+  .trim()
+  .refine((value) => {
+    try {
+      const url = new URL(value);
+      if (url.protocol === 'https:') return true;
+      return url.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+    } catch {
+      return false;
+    }
+  }, 'must be an https:// URL (http:// only for localhost)');
+
+/** Space- or comma-separated OAuth2 scopes (RFC 6749 §3.3). */
+const scopeList = z
+  .string()
+  .transform((value) => value.split(/[\s,]+/).filter(Boolean))
+  .pipe(z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'each scope must be printable ASCII without quotes or backslashes (RFC 6749 §3.3)')).min(1, 'must name at least one scope'));
+
+/** The OAuth2 providers the console offers ("Sign in with …"); `oidc` is any other OAuth2/OIDC server. */
+export const OAUTH_PROVIDER_IDS = ['google', 'microsoft', 'oidc'] as const;
+export type OAuthProviderId = (typeof OAUTH_PROVIDER_IDS)[number];
+
+/** What the environment says about one OAuth2 provider; unset fields fall back to Preferences → Business, then built-in defaults. */
+export interface OAuthProviderEnv {
+  clientId?: string;
+  clientSecret?: string;
+  issuer?: string;
+  authorizationUrl?: string;
+  tokenUrl?: string;
+  revocationUrl?: string;
+  scopes?: readonly string[];
+  /** Microsoft only: the Entra ID tenant in the endpoint paths (common, organizations, a tenant id or domain). */
+  tenant?: string;
+  /** Generic provider only: the button reads "Sign in with <label>". */
+  label?: string;
+}
+
+const OAUTH_FIELDS = {
+  CLIENT_ID: 'clientId', CLIENT_SECRET: 'clientSecret', ISSUER: 'issuer', AUTHORIZATION_URL: 'authorizationUrl',
+  TOKEN_URL: 'tokenUrl', REVOCATION_URL: 'revocationUrl', SCOPES: 'scopes', TENANT: 'tenant', LABEL: 'label',
+} as const satisfies Record<string, keyof OAuthProviderEnv>;
+
+function oauthVariables<P extends string>(prefix: P, name: string, examples: { issuer: string; authorizationUrl: string; tokenUrl: string; revocationUrl: string; scopes: string }) {
+  const where = 'Overrides the built-in default; Preferences → Business overrides this.';
+  return {
+    [`OAUTH_${prefix}_CLIENT_ID`]: { schema: z.string().trim().min(1), example: prefix === 'GOOGLE' ? '1234567890-abc.apps.googleusercontent.com' : '00000000-0000-0000-0000-000000000000', description: `OAuth2 client id for "Sign in with ${name}" (IMAP/SMTP via XOAUTH2). Redirect URI to register: PUBLIC_URL/oauth/callback.` },
+    [`OAUTH_${prefix}_CLIENT_SECRET`]: { schema: z.string().trim().min(1), example: '<client secret from the provider console>', description: `OAuth2 client secret for ${name} (empty: public client with PKCE only).` },
+    [`OAUTH_${prefix}_ISSUER`]: { schema: oauthUrl, example: examples.issuer, description: `OAuth2/OIDC issuer of ${name}; endpoints not set below are discovered from it (RFC 8414 / OIDC Discovery). ${where}` },
+    [`OAUTH_${prefix}_AUTHORIZATION_URL`]: { schema: oauthUrl, example: examples.authorizationUrl, description: `Authorization endpoint of ${name}. ${where}` },
+    [`OAUTH_${prefix}_TOKEN_URL`]: { schema: oauthUrl, example: examples.tokenUrl, description: `Token endpoint of ${name}. ${where}` },
+    [`OAUTH_${prefix}_REVOCATION_URL`]: { schema: oauthUrl, example: examples.revocationUrl, description: `Token revocation endpoint of ${name} (RFC 7009), used when an account is disconnected (Microsoft has none). ${where}` },
+    [`OAUTH_${prefix}_SCOPES`]: { schema: scopeList, example: examples.scopes, description: `Scopes requested from ${name}, space-separated (must allow IMAP and SMTP and give a refresh token). ${where}` },
+  } as unknown as Record<`OAUTH_${P}_${'CLIENT_ID' | 'CLIENT_SECRET' | 'ISSUER' | 'AUTHORIZATION_URL' | 'TOKEN_URL' | 'REVOCATION_URL' | 'SCOPES'}`, VarSpec>;
+}
+
+const OAUTH_VARIABLES = {
+  ...oauthVariables('GOOGLE', 'Google', {
+    issuer: 'https://accounts.google.com', authorizationUrl: 'https://accounts.google.com/o/oauth2/v2/auth',
+    tokenUrl: 'https://oauth2.googleapis.com/token', revocationUrl: 'https://oauth2.googleapis.com/revoke', scopes: 'https://mail.google.com/',
+  }),
+  ...oauthVariables('MICROSOFT', 'Microsoft', {
+    issuer: 'https://login.microsoftonline.com/common/v2.0', authorizationUrl: 'https://login.microsoftonline.com/common/oauth2/v2.0/authorize',
+    tokenUrl: 'https://login.microsoftonline.com/common/oauth2/v2.0/token', revocationUrl: 'https://sso.acme.com/oauth2/revoke',
+    scopes: 'https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/SMTP.Send offline_access',
+  }),
+  OAUTH_MICROSOFT_TENANT: { schema: z.string().trim().regex(/^[A-Za-z0-9.-]{1,100}$/, 'must be common, organizations, consumers, a tenant id or a tenant domain'), example: 'organizations', default: 'common', description: 'Microsoft Entra ID tenant in the default endpoint URLs (common, organizations, a tenant id or domain).' },
+  ...oauthVariables('OIDC', 'another OAuth2/OIDC provider', {
+    issuer: 'https://sso.acme.com/realms/mail', authorizationUrl: 'https://sso.acme.com/realms/mail/protocol/openid-connect/auth',
+    tokenUrl: 'https://sso.acme.com/realms/mail/protocol/openid-connect/token', revocationUrl: 'https://sso.acme.com/realms/mail/protocol/openid-connect/revoke',
+    scopes: 'openid email offline_access',
+  }),
+  OAUTH_OIDC_LABEL: { schema: z.string().trim().min(1).max(60, 'must be at most 60 characters'), example: 'Acme SSO', default: 'single sign-on', description: 'Name on the generic provider\'s button: "Sign in with <label>".' },
+} satisfies Record<string, VarSpec>;
+
 export const VARIABLES = {
   NODE_ENV: { schema: z.enum(['development', 'production', 'test']), example: 'production', default: 'development', description: 'Runtime mode; production logs JSON and requires SECRET_KEY.' },
   MONGODB_URI: { schema: z.string().regex(/^mongodb(\+srv)?:\/\/.+/, 'must start with mongodb:// or mongodb+srv://'), example: 'mongodb://mongo:27017/postroom?replicaSet=rs0', description: 'MongoDB connection string. Unset: an embedded FerretDB store is started with data under DATA_DIR.' },
@@ -111,6 +190,7 @@ export const VARIABLES = {
   TLS_KEY_FILE: { schema: z.string().min(1), example: '/certs/privkey.pem', description: 'PEM private key matching TLS_CERT_FILE.' },
   TRUST_PROXY: { schema: booleanFlag, example: 'true', default: 'false', description: 'Trust X-Forwarded-* from a reverse proxy in front of the console.' },
   LOG_LEVEL: { schema: z.enum(LOG_LEVELS), example: 'info', default: 'info', description: 'fatal, error, warn, info, debug, trace or silent.' },
+  ...OAUTH_VARIABLES,
 } satisfies Record<string, VarSpec>;
 
 type Vars = typeof VARIABLES;
@@ -143,6 +223,8 @@ export interface Config {
   tlsKeyFile: string | undefined;
   trustProxy: boolean;
   logLevel: Parsed<'LOG_LEVEL'>;
+  /** OAuth2 providers as configured in the environment (gateway/oauth merges Preferences → Business and defaults). */
+  oauth: Readonly<Record<OAuthProviderId, Readonly<OAuthProviderEnv>>>;
 }
 
 export class ConfigError extends Error {
@@ -215,6 +297,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     tlsKeyFile: values.TLS_KEY_FILE as string | undefined,
     trustProxy: values.TRUST_PROXY as boolean,
     logLevel: values.LOG_LEVEL as Config['logLevel'],
+    oauth: oauthFromValues(values),
   };
   return Object.freeze(config);
 }
@@ -233,4 +316,16 @@ export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Readonly
     }
     throw err;
   }
+}
+
+function oauthFromValues(values: Record<string, unknown>): Config['oauth'] {
+  const one = (id: OAuthProviderId): Readonly<OAuthProviderEnv> => {
+    const out: Record<string, unknown> = {};
+    for (const [suffix, key] of Object.entries(OAUTH_FIELDS)) {
+      const value = values[`OAUTH_${id.toUpperCase()}_${suffix}`];
+      if (value !== undefined) out[key] = Array.isArray(value) ? Object.freeze([...value]) : value;
+    }
+    return Object.freeze(out as OAuthProviderEnv);
+  };
+  return Object.freeze({ google: one('google'), microsoft: one('microsoft'), oidc: one('oidc') });
 }

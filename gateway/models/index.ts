@@ -1,12 +1,18 @@
 import type { Connection, Model } from 'mongoose';
 import { apiTokenSchema, type ApiTokenDoc } from './api-token';
 import { auditEventSchema, type AuditEventDoc } from './audit';
+import { backfillJobSchema, type BackfillJobDoc } from './backfill-job';
 import { crmObjectSchema, linkSchema, type CrmObjectDoc, type LinkDoc } from './crm';
 import { mailAccountSchema, type MailAccountDoc } from './mail-account';
 import { messageSchema, tombstoneSchema, type MessageDoc } from './message';
+import { oauthRefreshLockSchema, type OAuthRefreshLockDoc } from './oauth-refresh-lock';
+import { oauthStateSchema, type OAuthStateDoc } from './oauth-state';
 import { businessSettingsSchema, type BusinessSettingsDoc } from './settings';
+import { sessionSchema, type SessionDoc } from './session';
 import { folderStateSchema, syncLeaseSchema, type FolderStateDoc } from './sync-state';
 import { userSchema, type UserDoc } from './user';
+import { webhookSchema, type WebhookDoc } from './webhook';
+import { webhookDeliverySchema, type WebhookDeliveryDoc } from './webhook-delivery';
 
 /**
  * Every model bound to one connection. Models are created per connection
@@ -26,6 +32,12 @@ export function createModels(conn: Connection) {
     BusinessSettings: conn.model<BusinessSettingsDoc>('BusinessSettings', businessSettingsSchema),
     AuditEvent: conn.model<AuditEventDoc>('AuditEvent', auditEventSchema),
     ApiToken: conn.model<ApiTokenDoc>('ApiToken', apiTokenSchema),
+    Session: conn.model<SessionDoc>('Session', sessionSchema),
+    Webhook: conn.model<WebhookDoc>('Webhook', webhookSchema),
+    WebhookDelivery: conn.model<WebhookDeliveryDoc>('WebhookDelivery', webhookDeliverySchema),
+    BackfillJob: conn.model<BackfillJobDoc>('BackfillJob', backfillJobSchema),
+    OAuthState: conn.model<OAuthStateDoc>('OAuthState', oauthStateSchema),
+    OAuthRefreshLock: conn.model<OAuthRefreshLockDoc>('OAuthRefreshLock', oauthRefreshLockSchema),
   };
 }
 

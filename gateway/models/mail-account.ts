@@ -3,6 +3,7 @@ import { Schema, type InferSchemaType } from 'mongoose';
 export const FORWARDING_STATUSES = ['waiting', 'code_received', 'verified', 'broken', 'blocked'] as const;
 export const IMAP_STATUSES = ['off', 'unverified', 'authenticated', 'failing'] as const;
 export const TLS_MODES = ['implicit', 'starttls', 'none'] as const;
+export const OAUTH_STATUSES = ['ok', 'reauth_needed'] as const;
 
 /** Connection settings shared by the IMAP (sync) and SMTP (send) sides. */
 const serverSettings = {
@@ -57,6 +58,30 @@ export const mailAccountSchema = new Schema(
       ...serverSettings,
       /** Reuse the IMAP username/password unless the user gave others. */
       sameCredentials: { type: Boolean, default: true },
+    },
+    /**
+     * OAuth2 authorisation for IMAP/SMTP (XOAUTH2/OAUTHBEARER) instead of a
+     * password; `provider` '' means the account uses passwords. Tokens are
+     * sealed like passwords (SecretBox, context = account id) and owned by
+     * gateway/oauth: read them only through getAccessToken().
+     */
+    oauth: {
+      provider: { type: String, default: '' },
+      refreshTokenEnc: { type: String, default: '' },
+      accessTokenEnc: { type: String, default: '' },
+      expiresAt: { type: Date, default: null },
+      /** 'reauth_needed': the provider refused the grant (revoked/expired); nothing retries until the user signs in again. */
+      status: { type: String, enum: OAUTH_STATUSES, default: 'ok' },
+      lastError: { type: String, default: '' },
+      lastErrorCode: { type: String, default: '' },
+      lastErrorAt: { type: Date, default: null },
+      /** Scopes the provider granted (space-separated, RFC 6749 §3.3). */
+      scope: { type: String, default: '' },
+      grantedAt: { type: Date, default: null },
+      refreshedAt: { type: Date, default: null },
+      /** Backoff after a failed refresh the provider may recover from (network, 5xx, client misconfigured). */
+      failures: { type: Number, default: 0 },
+      retryAfter: { type: Date, default: null },
     },
     lastMailAt: { type: Date, default: null },
     messageCount: { type: Number, default: 0 },

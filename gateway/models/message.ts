@@ -98,6 +98,8 @@ export const messageSchema = new Schema(
     bulk: { type: Boolean, default: false },
     /** Denormalised from the links collection so the inbox can filter by object with an index. */
     linkedObjectIds: { type: [Schema.Types.ObjectId], default: [] },
+    /** When CRM association last ran (gateway/crm/link.ts); null inbox mail is picked up by the CRM worker's sweep after a crash. */
+    linkedAt: { type: Date, default: null },
     /** Shared to other employees on object timelines (privacy rule). */
     shared: { type: Boolean, default: false },
   },
@@ -106,12 +108,15 @@ export const messageSchema = new Schema(
 
 messageSchema.index({ mailboxKey: 1, dedupeKey: 1 }, { unique: true });
 messageSchema.index({ ownerId: 1, receivedAt: -1, _id: -1 });
+// An employee's Inbox and Quarantine views (admin/routes/emails.ts): owner + status, newest first.
+messageSchema.index({ ownerId: 1, status: 1, receivedAt: -1, _id: -1 });
 messageSchema.index({ accountId: 1, receivedAt: -1, _id: -1 });
 messageSchema.index({ status: 1, receivedAt: -1, _id: -1 });
 messageSchema.index({ receivedAt: -1, _id: -1 });
 messageSchema.index({ addresses: 1, receivedAt: -1 });
 messageSchema.index({ linkedObjectIds: 1, receivedAt: -1 });
 messageSchema.index({ mailboxKey: 1, messageId: 1 });
+messageSchema.index({ status: 1, linkedAt: 1 });
 
 export type MessageDoc = InferSchemaType<typeof messageSchema>;
 

@@ -3,7 +3,10 @@ import { Schema, type InferSchemaType } from 'mongoose';
 /**
  * Sync ledger of one IMAP folder. The cursor is (uidValidity, lastUid)
  * (RFC 3501 §2.3.1.1): UIDs are only comparable under the same UIDVALIDITY.
- * lastUid advances only after the batch up to it is stored.
+ * lastUid advances only after the batch up to it is stored. A first sync
+ * (or one after a UIDVALIDITY change) hands the UIDs up to backfill.topUid
+ * to the newest-first backfill cursor (backfill.belowUid) and lastUid starts
+ * at topUid; the folder is fully synced once backfill.completed is true.
  */
 export const folderStateSchema = new Schema(
   {
@@ -21,6 +24,12 @@ export const folderStateSchema = new Schema(
       total: { type: Number, default: 0 },
       done: { type: Number, default: 0 },
       completed: { type: Boolean, default: false },
+      /** Start of the window (SEARCH SINCE), fixed when the backfill starts so a resumed one covers the same mail. */
+      since: { type: Date, default: null },
+      /** UIDNEXT − 1 when the backfill started: mail above it is the incremental cursor's (lastUid). */
+      topUid: { type: Number, default: 0 },
+      /** Backfill cursor (newest first): every window message with belowUid ≤ UID ≤ topUid is stored. */
+      belowUid: { type: Number, default: 0 },
     },
     lastPassAt: { type: Date, default: null },
     lastPassStored: { type: Number, default: 0 },

@@ -90,7 +90,8 @@ export async function startEmbeddedStore(options: StartOptions): Promise<Embedde
   readline.createInterface({ input: child.stderr! }).on('line', (line) => {
     stderrLines.push(line);
     if (stderrLines.length > 50) stderrLines.shift();
-    log.warn({ component: 'ferretdb' }, line);
+    // FerretDB logs only errors (see main.go); they matter when the store misbehaves.
+    log.error({ component: 'ferretdb' }, line);
   });
 
   const uri = await new Promise<string>((resolve, reject) => {

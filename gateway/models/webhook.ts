@@ -1,0 +1,26 @@
+import { Schema, type InferSchemaType } from 'mongoose';
+
+export const WEBHOOK_EVENTS = ['link.created'] as const;
+
+/** An admin-registered receiver of CRM events (gateway/crm/webhooks.ts). */
+export const webhookSchema = new Schema(
+  {
+    url: { type: String, required: true },
+    description: { type: String, default: '' },
+    events: { type: [String], default: () => [...WEBHOOK_EVENTS] },
+    enabled: { type: Boolean, default: true },
+    /** Signing secret, sealed with SecretBox under context `webhook:<id>`; shown once when created or rotated. */
+    secretEnc: { type: String, required: true },
+    /** First characters of the secret, to tell secrets apart in the console. */
+    secretPrefix: { type: String, default: '' },
+    /** Loopback/private targets are refused unless an admin sets this explicitly (SSRF guard). */
+    allowPrivate: { type: Boolean, default: false },
+    createdBy: { type: Schema.Types.ObjectId, default: null },
+    lastDeliveryAt: { type: Date, default: null },
+    lastStatus: { type: String, default: '' },
+  },
+  { timestamps: true, collection: 'webhooks' },
+);
+webhookSchema.index({ enabled: 1 });
+
+export type WebhookDoc = InferSchemaType<typeof webhookSchema>;
