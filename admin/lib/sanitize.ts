@@ -1,0 +1,58 @@
+import sanitizeHtml from 'sanitize-html';
+
+export interface SanitizedHtml {
+  html: string;
+  /** Remote images that were withheld (the "load images" button shows when > 0). */
+  blockedImages: number;
+}
+
+const KEEP_ATTRIBUTES = ['style', 'class', 'align', 'valign', 'width', 'height', 'bgcolor', 'color', 'dir', 'title', 'lang'];
+
+/**
+ * Mail HTML through sanitize-html (an allow-list parser, not regexes):
+ * no scripts, event handlers, forms, frames, objects or `javascript:` URLs.
+ * Remote images (tracking pixels) are withheld until the reader asks; links
+ * open outside the frame. The result is still only shown in a sandboxed
+ * iframe under its own CSP (admin/middleware/security.ts).
+ */
+export function sanitizeMessageHtml(html: string, options: { loadImages: boolean }): SanitizedHtml {
+  let blockedImages = 0;
+  const clean = sanitizeHtml(html, {
+    allowedTags: [...sanitizeHtml.defaults.allowedTags, 'img', 'font', 'center', 'big'],
+    allowedAttributes: {
+      '*': KEEP_ATTRIBUTES,
+      a: ['href', 'name', 'target', 'rel'],
+      img: ['src', 'alt', 'width', 'height', 'title', 'border'],
+      font: ['face', 'size', 'color'],
+      table: ['border', 'cellpadding', 'cellspacing', 'width', 'bgcolor', 'align'],
+      td: ['colspan', 'rowspan', 'nowrap'],
+      th: ['colspan', 'rowspan', 'nowrap', 'scope'],
+      ol: ['start', 'type'],
+    },
+    allowedSchemes: ['http', 'https', 'mailto'],
+    allowedSchemesByTag: { img: ['http', 'https', 'data'] },
+    allowProtocolRelative: false,
+    // Drop the content of these, not only the tags (a <script> body is not text to show).
+    nonTextTags: ['script', 'style', 'textarea', 'option', 'noscript', 'title', 'head'],
+    transformTags: {
+      a: (tagName, attribs) => ({ tagName, attribs: { ...attribs, target: '_blank', rel: 'noopener noreferrer nofollow' } }),
+      img: (tagName, attribs) => {
+        const src = attribs.src ?? '';
+        if (/^https?:/i.test(src) && !options.loadImages) {
+          blockedImages++;
+          const { src: _src, ...rest } = attribs;
+          return { tagName, attribs: { ...rest, alt: attribs.alt || '[image]' } };
+        }
+        return { tagName, attribs };
+      },
+    },
+  });
+  return { html: clean, blockedImages };
+}
+
+/** The document served into the message iframe. */
+export function messageFrameDocument(body: string): string {
+  return `<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">` +
+    `<style>body{margin:12px;font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2933;word-wrap:break-word}img{max-width:100%;height:auto}table{max-width:100%}</style>` +
+    `</head><body>${body}</body></html>`;
+}

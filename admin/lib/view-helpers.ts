@@ -1,0 +1,77 @@
+/** Small formatting helpers available in every view (app.locals). */
+
+export function formatDate(value: Date | string | null | undefined): string {
+  if (!value) return '—';
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) return '—';
+  return date.toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
+}
+
+export function timeAgo(value: Date | string | null | undefined, now: Date = new Date()): string {
+  if (!value) return 'never';
+  const seconds = Math.round((now.getTime() - new Date(value).getTime()) / 1000);
+  if (seconds < 60) return 'just now';
+  const units: Array<[number, string]> = [[86400 * 365, 'year'], [86400 * 30, 'month'], [86400, 'day'], [3600, 'hour'], [60, 'minute']];
+  for (const [size, name] of units) {
+    if (seconds >= size) {
+      const count = Math.floor(seconds / size);
+      return `${count} ${name}${count === 1 ? '' : 's'} ago`;
+    }
+  }
+  return 'just now';
+}
+
+export function formatBytes(size: number): string {
+  if (size < 1024) return `${size} B`;
+  if (size < 1024 * 1024) return `${(size / 1024).toFixed(1)} KB`;
+  return `${(size / 1024 / 1024).toFixed(1)} MB`;
+}
+
+export interface Badge {
+  label: string;
+  tone: 'green' | 'amber' | 'red' | 'grey' | 'blue';
+}
+
+const FORWARDING: Record<string, Badge> = {
+  waiting: { label: 'Forwarding: waiting', tone: 'grey' },
+  code_received: { label: 'Forwarding: code received', tone: 'amber' },
+  verified: { label: 'Forwarding: verified', tone: 'green' },
+  broken: { label: 'Forwarding: broken', tone: 'red' },
+  blocked: { label: 'Forwarding: blocked', tone: 'red' },
+};
+
+const IMAP: Record<string, Badge> = {
+  off: { label: 'IMAP: off', tone: 'grey' },
+  unverified: { label: 'IMAP: not authenticated', tone: 'amber' },
+  authenticated: { label: 'IMAP: authenticated', tone: 'green' },
+  failing: { label: 'IMAP: failing', tone: 'red' },
+};
+
+export function forwardingBadge(status: string): Badge {
+  return FORWARDING[status] ?? { label: `Forwarding: ${status}`, tone: 'grey' };
+}
+
+export function imapBadge(status: string): Badge {
+  return IMAP[status] ?? { label: `IMAP: ${status}`, tone: 'grey' };
+}
+
+export function verdictBadge(verdict: string): Badge {
+  if (verdict === 'pass') return { label: 'auth pass', tone: 'green' };
+  if (verdict === 'fail') return { label: 'auth fail', tone: 'red' };
+  return { label: 'auth none', tone: 'grey' };
+}
+
+export const SOURCE_NAMES: Record<string, string> = { forward: 'Forwarded', mx: 'MX', imap: 'IMAP', sent: 'Sent' };
+
+/** Build a query string from filters, leaving out empty values. */
+export function queryString(params: Record<string, string | undefined | null>): string {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) if (value) search.set(key, value);
+  const text = search.toString();
+  return text ? `?${text}` : '';
+}
+
+export function displayAddress(address: { name?: string; address?: string } | null | undefined): string {
+  if (!address) return '';
+  return address.name ? `${address.name} <${address.address ?? ''}>` : address.address ?? '';
+}

@@ -1,0 +1,48 @@
+import type { NextFunction, Request, Response } from 'express';
+import { getUser, parseObjectId } from '../../gateway/accounts';
+import { AppError } from '../../gateway/core/errors';
+import type { AdminDeps } from '../types';
+
+/**
+ * Load the signed-in user on every request. A user who was disabled or
+ * deleted since signing in loses the session at once.
+ */
+export function loadSessionUser(deps: AdminDeps) {
+  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    const userId = req.session?.userId;
+    if (userId) {
+      const user = await getUser(deps.store, userId);
+      if (user && !user.disabled) {
+        req.user = user;
+        req.viewer = { id: parseObjectId(user.id)!, role: user.role };
+        req.actor = { id: req.viewer.id, email: user.email, ip: req.ip };
+        res.locals.user = user;
+      } else {
+        // A fresh, empty session: the old id (and its data) is gone for good.
+        await new Promise<void>((resolve, reject) => req.session.regenerate((err) => (err ? reject(err) : resolve())));
+      }
+    }
+    next();
+  };
+}
+
+/** Console pages need a signed-in user; others go to the sign-in page and come back. */
+export function requireUser(req: Request, res: Response, next: NextFunction): void {
+  if (req.user) return next();
+  if (req.method === 'GET') {
+    const target = req.originalUrl.startsWith('/') && !req.originalUrl.startsWith('//') ? req.originalUrl : '/';
+    return res.redirect(303, `/login${target === '/' ? '' : `?next=${encodeURIComponent(target)}`}`);
+  }
+  next(new AppError('UNAUTHENTICATED', 'Your session has ended. Sign in again.', { status: 401 }));
+}
+
+export function requireAdmin(req: Request, _res: Response, next: NextFunction): void {
+  if (req.user?.role === 'admin') return next();
+  // 404, not 403: employees learn nothing about admin pages.
+  next(new AppError('NOT_FOUND', 'Page not found', { status: 404 }));
+}
+
+/** Queue a message for the next page (shown once). */
+export function flash(req: Request, type: 'success' | 'error' | 'info', text: string): void {
+  req.session.flash = [...(req.session.flash ?? []), { type, text }];
+}

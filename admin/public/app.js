@@ -1,0 +1,54 @@
+// Progressive enhancement only: every form works without this file.
+// Served from 'self' so the strict CSP (script-src 'self') allows it.
+(function () {
+  'use strict';
+
+  // Copy buttons: <button data-copy="text">. Hidden until JS runs, since they need it.
+  document.querySelectorAll('[data-copy]').forEach(function (button) {
+    button.hidden = false;
+    button.addEventListener('click', function () {
+      var text = button.getAttribute('data-copy');
+      var done = function () {
+        var label = button.textContent;
+        button.textContent = 'Copied';
+        setTimeout(function () { button.textContent = label; }, 1500);
+      };
+      if (navigator.clipboard && navigator.clipboard.writeText) {
+        navigator.clipboard.writeText(text).then(done, function () { fallbackCopy(text); done(); });
+      } else {
+        fallbackCopy(text);
+        done();
+      }
+    });
+  });
+
+  function fallbackCopy(text) {
+    var area = document.createElement('textarea');
+    area.value = text;
+    area.setAttribute('readonly', '');
+    area.className = 'sr-only';
+    document.body.appendChild(area);
+    area.select();
+    try { document.execCommand('copy'); } catch { /* nothing more to try */ }
+    document.body.removeChild(area);
+  }
+
+  // IMAP presets: choosing a service fills host, port and TLS (the server does the same when they are left blank).
+  var service = document.getElementById('imap-service');
+  if (service && service.form) {
+    var presets = {};
+    try { presets = JSON.parse(service.getAttribute('data-presets') || '{}'); } catch { presets = {}; }
+    service.addEventListener('change', function () {
+      var preset = presets[service.value];
+      if (!preset) return;
+      service.form.elements.host.value = preset.host;
+      service.form.elements.port.value = preset.port;
+      service.form.elements.tls.value = preset.tls;
+    });
+  }
+
+  // Selects marked data-autosubmit apply their filter at once (a Filter button remains for no-JS use).
+  document.querySelectorAll('select[data-autosubmit]').forEach(function (select) {
+    select.addEventListener('change', function () { select.form.submit(); });
+  });
+})();

@@ -1,0 +1,29 @@
+import type { NextFunction, Request, Response } from 'express';
+import { parseObjectId, resolveApiToken } from '../../../gateway/accounts';
+import { AppError } from '../../../gateway/core/errors';
+import type { AdminDeps } from '../../types';
+
+/**
+ * Bearer-token authentication (RFC 6750 §2.1). Unknown, revoked and
+ * disabled-user tokens all get the same 401, with the WWW-Authenticate
+ * challenge the RFC asks for (§3).
+ */
+export function bearerAuth(deps: AdminDeps) {
+  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    const header = req.get('authorization') ?? '';
+    const match = /^Bearer\s+([A-Za-z0-9._~+/=-]+)\s*$/i.exec(header);
+    if (!match) {
+      res.set('WWW-Authenticate', 'Bearer realm="postroom"');
+      return next(new AppError('UNAUTHENTICATED', 'Send an API token as "Authorization: Bearer <token>" (create one under API tokens or with `npm run cli -- create-token`).', { status: 401 }));
+    }
+    const user = await resolveApiToken(deps.store, match[1], deps.clock());
+    if (!user) {
+      res.set('WWW-Authenticate', 'Bearer realm="postroom", error="invalid_token"');
+      return next(new AppError('INVALID_TOKEN', 'The API token is unknown, revoked, or its user is disabled.', { status: 401 }));
+    }
+    req.user = user;
+    req.viewer = { id: parseObjectId(user.id)!, role: user.role };
+    req.actor = { id: req.viewer.id, email: user.email, ip: req.ip };
+    next();
+  };
+}

@@ -1,0 +1,95 @@
+import { Router } from 'express';
+import {
+  deleteMessage, getMessageFor, listMessages, openAttachment, openRawMessage, releaseMessage, type MessageFilters,
+} from '../../../gateway/accounts';
+import { AppError, notFound } from '../../../gateway/core/errors';
+import { sanitizeMessageHtml } from '../../lib/sanitize';
+import type { AdminDeps } from '../../types';
+import { checkQuery } from './validate';
+
+type FullMessage = NonNullable<Awaited<ReturnType<typeof getMessageFor>>>;
+
+/** The JSON form of one message; `html` is sanitised (remote images withheld), as the console shows it. */
+function toJson(message: FullMessage) {
+  const id = message._id.toString();
+  return {
+    id,
+    accountId: message.accountId ? message.accountId.toString() : null,
+    ownerId: message.ownerId.toString(),
+    messageId: message.messageId ?? '',
+    receivedAt: message.receivedAt,
+    date: message.date ?? null,
+    from: message.from ?? null,
+    to: message.to ?? [],
+    cc: message.cc ?? [],
+    replyTo: message.replyTo ?? [],
+    subject: message.subject ?? '',
+    headers: (message.headers ?? []).map((header) => ({ name: header.name ?? '', value: header.value ?? '' })),
+    text: message.text ?? '',
+    html: message.html ? sanitizeMessageHtml(message.html, { loadImages: false }).html : '',
+    auth: message.auth,
+    status: message.status,
+    quarantineReason: message.quarantineReason ?? '',
+    parseError: message.parseError ?? '',
+    kind: message.kind ?? 'message',
+    confirmation: message.confirmation,
+    sources: (message.sources ?? []).map((source) => ({ kind: source.kind, at: source.at, folder: source.folder || undefined })),
+    attachments: (message.attachments ?? []).map((attachment, index) => ({
+      index, filename: attachment.filename, contentType: attachment.contentType, size: attachment.size, url: `/api/v1/messages/${id}/attachments/${index}`,
+    })),
+    linkedObjectIds: (message.linkedObjectIds ?? []).map(String),
+    size: message.size,
+    rawUrl: `/api/v1/messages/${id}/raw`,
+  };
+}
+
+/** /api/v1/messages: the inbox with the console's filters, one message, raw bytes, quarantine release. */
+export function messagesApi(deps: AdminDeps): Router {
+  const router = Router();
+
+  router.get('/messages', async (req, res) => {
+    const query = checkQuery(req.query as Record<string, unknown>, ['account', 'source', 'verdict', 'status', 'object', 'q', 'cursor', 'limit']);
+    const limit = query.limit === undefined ? undefined : /^\d{1,3}$/.test(query.limit) && Number(query.limit) >= 1 && Number(query.limit) <= 200 ? Number(query.limit) : NaN;
+    if (Number.isNaN(limit)) throw new AppError('VALIDATION_FAILED', 'limit must be a whole number from 1 to 200', { status: 400, fields: { limit: 'must be 1-200' } });
+    const filters: MessageFilters = { accountId: query.account, source: query.source, verdict: query.verdict, status: query.status, objectId: query.object, q: query.q };
+    const page = await listMessages(deps.store, req.viewer!, filters, { cursor: query.cursor, limit });
+    res.json(page);
+  });
+
+  router.get('/messages/:id', async (req, res) => {
+    const message = await getMessageFor(deps.store, req.viewer!, String(req.params.id));
+    if (!message) throw notFound('message');
+    res.json(toJson(message));
+  });
+
+  router.get('/messages/:id/raw', async (req, res) => {
+    const raw = await openRawMessage(deps.store, req.viewer!, String(req.params.id));
+    if (!raw) throw notFound('message');
+    res.type('message/rfc822');
+    raw.stream.on('error', (err) => res.destroy(err));
+    raw.stream.pipe(res);
+  });
+
+  router.get('/messages/:id/attachments/:index', async (req, res) => {
+    const index = /^\d{1,4}$/.test(String(req.params.index)) ? Number(String(req.params.index)) : -1;
+    const attachment = index >= 0 ? await openAttachment(deps.store, req.viewer!, String(req.params.id), index) : null;
+    if (!attachment) throw notFound('attachment');
+    res.attachment(attachment.filename);
+    res.type(attachment.contentType.includes('/') ? attachment.contentType : 'application/octet-stream');
+    attachment.stream.on('error', (err) => res.destroy(err));
+    attachment.stream.pipe(res);
+  });
+
+  router.post('/messages/:id/release', async (req, res) => {
+    await releaseMessage({ store: deps.store, actor: req.actor!, afterRelease: deps.afterRelease }, req.viewer!, String(req.params.id));
+    const message = await getMessageFor(deps.store, req.viewer!, String(req.params.id));
+    res.json(toJson(message!));
+  });
+
+  router.delete('/messages/:id', async (req, res) => {
+    await deleteMessage({ store: deps.store, actor: req.actor!, now: deps.clock() }, req.viewer!, String(req.params.id));
+    res.status(204).end();
+  });
+
+  return router;
+}

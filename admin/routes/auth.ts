@@ -1,0 +1,85 @@
+import { Router, type Request, type Response } from 'express';
+import { acceptInvite, authenticateUser, findInvite, MIN_PASSWORD_LENGTH } from '../../gateway/accounts';
+import { isAppError } from '../../gateway/core/errors';
+import { flash } from '../middleware/auth';
+import { csrfToken } from '../middleware/csrf';
+import { field, queryParam, safeReturnPath } from '../lib/forms';
+import type { AdminDeps } from '../types';
+
+/** Sign-in, sign-out and invite acceptance. */
+export function authRouter(deps: AdminDeps): Router {
+  const router = Router();
+
+  const renderLogin = (res: Response, status: number, locals: { email?: string; error?: string; next?: string }) =>
+    res.status(status).render('auth/login', { title: 'Sign in', bare: true, email: locals.email ?? '', error: locals.error ?? '', next: locals.next ?? '' });
+
+  router.get('/login', (req, res) => {
+    if (req.user) return res.redirect(303, safeReturnPath(queryParam(req, 'next')));
+    renderLogin(res, 200, { next: queryParam(req, 'next') });
+  });
+
+  router.post('/login', async (req: Request, res: Response) => {
+    const email = field(req, 'email').trim();
+    const password = field(req, 'password');
+    const next = safeReturnPath(field(req, 'next'));
+    const ip = req.ip ?? 'unknown';
+    if (!email || !password) return renderLogin(res, 400, { email, next, error: 'Enter your email and password.' });
+    const verdict = deps.throttle.check(email, ip);
+    if (!verdict.allowed) {
+      res.set('Retry-After', String(verdict.retryAfterSeconds));
+      return renderLogin(res, 429, { email, next, error: `Too many failed sign-in attempts. Try again in ${verdict.retryAfterSeconds} s.` });
+    }
+    const user = await authenticateUser(deps.store, email, password, deps.clock());
+    if (!user) {
+      deps.throttle.recordFailure(email, ip);
+      deps.log.info({ ip, event: 'login.failed' }, 'sign-in failed');
+      return renderLogin(res, 401, { email, next, error: 'Wrong email or password (or the user is disabled).' });
+    }
+    deps.throttle.recordSuccess(email);
+    // A new session id at sign-in (OWASP Session Management: prevents session fixation).
+    await new Promise<void>((resolve, reject) => req.session.regenerate((err) => (err ? reject(err) : resolve())));
+    req.session.userId = user.id;
+    csrfToken(req);
+    await new Promise<void>((resolve, reject) => req.session.save((err) => (err ? reject(err) : resolve())));
+    deps.log.info({ userId: user.id, ip, event: 'login' }, 'signed in');
+    res.redirect(303, next);
+  });
+
+  router.post('/logout', async (req, res) => {
+    await new Promise<void>((resolve) => req.session.destroy(() => resolve()));
+    res.clearCookie('postroom.sid', { path: '/' });
+    res.redirect(303, '/login');
+  });
+
+  router.get('/invite/:token', async (req, res) => {
+    const invited = await findInvite(deps.store, String(req.params.token), deps.clock());
+    if (!invited) return res.status(404).render('auth/invite-invalid', { title: 'Invite link', bare: true });
+    res.render('auth/invite', { title: 'Welcome', bare: true, invited, token: String(req.params.token), errors: {}, name: invited.name, minLength: MIN_PASSWORD_LENGTH });
+  });
+
+  router.post('/invite/:token', async (req, res) => {
+    const token = String(req.params.token);
+    const invited = await findInvite(deps.store, token, deps.clock());
+    if (!invited) return res.status(404).render('auth/invite-invalid', { title: 'Invite link', bare: true });
+    const password = field(req, 'password');
+    const name = field(req, 'name');
+    const errors: Record<string, string> = {};
+    if (password !== field(req, 'confirm')) errors.confirm = 'does not match the password';
+    if (Object.keys(errors).length === 0) {
+      try {
+        const user = await acceptInvite(deps.store, token, { password, name }, deps.clock());
+        await new Promise<void>((resolve, reject) => req.session.regenerate((err) => (err ? reject(err) : resolve())));
+        req.session.userId = user.id;
+        csrfToken(req);
+        flash(req, 'success', 'Welcome to Postroom. Add your mailbox to get started.');
+        return res.redirect(303, '/preferences/email');
+      } catch (err) {
+        if (!isAppError(err) || !err.fields) throw err;
+        Object.assign(errors, err.fields);
+      }
+    }
+    res.status(400).render('auth/invite', { title: 'Welcome', bare: true, invited, token, errors, name, minLength: MIN_PASSWORD_LENGTH });
+  });
+
+  return router;
+}

@@ -1,0 +1,154 @@
+import { Router, type Request } from 'express';
+import {
+  deleteMessage, filterProblems, getMessageFor, listMailAccounts, listMessages, messageVolume, openAttachment, openRawMessage,
+  releaseMessage, type MessageFilters, type Viewer, type VolumeDay,
+} from '../../gateway/accounts';
+import { AppError, notFound } from '../../gateway/core/errors';
+import { SOURCE_KINDS, VERDICTS } from '../../gateway/models/message';
+import { queryParam } from '../lib/forms';
+import { messageFrameDocument, sanitizeMessageHtml } from '../lib/sanitize';
+import { renderVolumeChart, SOURCE_COLORS, SOURCE_LABELS } from '../lib/volume-chart';
+import { flash, requireUser } from '../middleware/auth';
+import { messageFrameCsp } from '../middleware/security';
+import type { AdminDeps } from '../types';
+
+const CHART_TTL_MS = 60_000;
+
+/** The Emails inbox (dashboard), message view, downloads and quarantine actions. */
+export function emailsRouter(deps: AdminDeps): Router {
+  const router = Router();
+  // The chart needs a scan of 30 days of mail; a minute-old picture is fine for a dashboard.
+  const chartCache = new Map<string, { at: number; series: VolumeDay[] }>();
+  async function volumeFor(viewer: Viewer): Promise<VolumeDay[]> {
+    const key = viewer.role === 'admin' ? 'all' : viewer.id.toString();
+    const now = deps.clock();
+    const cached = chartCache.get(key);
+    if (cached && now.getTime() - cached.at < CHART_TTL_MS) return cached.series;
+    const series = await messageVolume(deps.store, viewer, { now });
+    chartCache.set(key, { at: now.getTime(), series });
+    if (chartCache.size > 1000) chartCache.delete(chartCache.keys().next().value as string);
+    return series;
+  }
+
+  function filtersFrom(req: Request): MessageFilters {
+    return {
+      accountId: queryParam(req, 'account') || undefined,
+      source: queryParam(req, 'source') || undefined,
+      verdict: queryParam(req, 'verdict') || undefined,
+      status: queryParam(req, 'status') || undefined,
+      objectId: queryParam(req, 'object') || undefined,
+      q: queryParam(req, 'q') || undefined,
+    };
+  }
+
+  router.get('/', requireUser, async (req, res) => {
+    const viewer = req.viewer!;
+    const filters = filtersFrom(req);
+    const problems = filterProblems(filters);
+    const cursor = queryParam(req, 'cursor') || undefined;
+    const [accounts, volume] = await Promise.all([listMailAccounts(deps.store, viewer), volumeFor(viewer)]);
+    let page: Awaited<ReturnType<typeof listMessages>> = { messages: [], nextCursor: null };
+    let filterError = '';
+    if (Object.keys(problems).length > 0) {
+      filterError = Object.entries(problems).map(([k, v]) => `${k} ${v}`).join('; ');
+    } else {
+      try {
+        page = await listMessages(deps.store, viewer, filters, { cursor });
+      } catch (err) {
+        if (!(err instanceof AppError) || err.status !== 400) throw err;
+        filterError = err.message;
+      }
+    }
+    const accountEmail = new Map(accounts.map((account) => [account.id, account.email]));
+    const pendingCodes = accounts.filter((account) => account.forwarding.confirmationCode && account.forwarding.status === 'code_received');
+    res.status(filterError ? 400 : 200).render('emails/index', {
+      title: filters.status === 'quarantine' ? 'Quarantine' : 'Emails',
+      filters: { account: filters.accountId ?? '', source: filters.source ?? '', verdict: filters.verdict ?? '', status: filters.status ?? '', object: filters.objectId ?? '', q: filters.q ?? '' },
+      filterError,
+      accounts,
+      accountEmail,
+      page,
+      firstPage: !cursor,
+      pendingCodes,
+      sourceKinds: SOURCE_KINDS,
+      verdicts: VERDICTS,
+      chart: renderVolumeChart(volume),
+      chartLegend: Object.keys(SOURCE_COLORS).map((kind) => ({ kind, label: SOURCE_LABELS[kind], color: SOURCE_COLORS[kind] })),
+      chartTotal: volume.reduce((sum, day) => sum + day.total, 0),
+    });
+  });
+
+  router.get('/messages/:id', requireUser, async (req, res) => {
+    const message = await getMessageFor(deps.store, req.viewer!, String(req.params.id));
+    if (!message) throw notFound('message');
+    const loadImages = queryParam(req, 'images') === '1';
+    const sanitized = message.html ? sanitizeMessageHtml(message.html, { loadImages }) : { html: '', blockedImages: 0 };
+    const account = message.accountId ? await deps.store.models.MailAccount.findById(message.accountId, { email: 1 }).lean() : null;
+    const linked = message.linkedObjectIds?.length
+      ? await deps.store.models.CrmObject.find({ _id: { $in: message.linkedObjectIds } }, { name: 1, type: 1 }).lean()
+      : [];
+    res.render('emails/message', {
+      title: message.subject || '(no subject)',
+      message,
+      accountEmail: account?.email ?? '',
+      hasHtml: Boolean(message.html),
+      blockedImages: sanitized.blockedImages,
+      loadImages,
+      linked,
+    });
+  });
+
+  // The sanitised HTML part, for the sandboxed iframe only; its own CSP forbids everything but inline styles and data: images.
+  router.get('/messages/:id/body', requireUser, async (req, res) => {
+    const message = await getMessageFor(deps.store, req.viewer!, String(req.params.id));
+    if (!message) throw notFound('message');
+    const loadImages = queryParam(req, 'images') === '1';
+    const { html } = sanitizeMessageHtml(message.html ?? '', { loadImages });
+    res.set('Content-Security-Policy', messageFrameCsp(loadImages));
+    res.set('Cache-Control', 'private, no-store');
+    res.set('Referrer-Policy', 'no-referrer');
+    res.type('html').send(messageFrameDocument(html));
+  });
+
+  router.get('/messages/:id/raw', requireUser, async (req, res) => {
+    const raw = await openRawMessage(deps.store, req.viewer!, String(req.params.id));
+    if (!raw) throw notFound('message');
+    const name = (raw.subject || 'message').replace(/[^\p{L}\p{N} ._-]+/gu, '_').slice(0, 80).trim() || 'message';
+    res.attachment(`${name}.eml`);
+    res.type('message/rfc822');
+    res.set('Content-Security-Policy', "sandbox; default-src 'none'");
+    raw.stream.on('error', (err) => {
+      deps.log.error({ err, messageId: String(req.params.id) }, 'raw message stream failed');
+      res.destroy(err);
+    });
+    raw.stream.pipe(res);
+  });
+
+  router.get('/messages/:id/attachments/:index', requireUser, async (req, res) => {
+    const index = /^\d{1,4}$/.test(String(req.params.index)) ? Number(String(req.params.index)) : -1;
+    const attachment = index >= 0 ? await openAttachment(deps.store, req.viewer!, String(req.params.id), index) : null;
+    if (!attachment) throw notFound('attachment');
+    // Always a download, never rendered on our origin (an HTML attachment must not run here).
+    res.attachment(attachment.filename);
+    res.type(attachment.contentType.includes('/') ? attachment.contentType : 'application/octet-stream');
+    res.set('Content-Security-Policy', "sandbox; default-src 'none'");
+    attachment.stream.on('error', (err) => res.destroy(err));
+    attachment.stream.pipe(res);
+  });
+
+  router.post('/messages/:id/release', requireUser, async (req, res) => {
+    await releaseMessage({ store: deps.store, actor: req.actor!, afterRelease: deps.afterRelease }, req.viewer!, String(req.params.id));
+    flash(req, 'success', 'Released from quarantine to the inbox.');
+    res.redirect(303, `/messages/${String(req.params.id)}`);
+  });
+
+  router.post('/messages/:id/delete', requireUser, async (req, res) => {
+    const message = await getMessageFor(deps.store, req.viewer!, String(req.params.id));
+    if (!message) throw notFound('message');
+    await deleteMessage({ store: deps.store, actor: req.actor!, now: deps.clock() }, req.viewer!, String(req.params.id));
+    flash(req, 'success', 'Message deleted. A later IMAP sync will not bring it back.');
+    res.redirect(303, message.status === 'quarantine' ? '/?status=quarantine' : '/');
+  });
+
+  return router;
+}

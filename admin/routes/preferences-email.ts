@@ -1,0 +1,157 @@
+import { Router, type Request, type Response } from 'express';
+import {
+  authenticateMailAccountImap, createMailAccount, deleteMailAccount, findPreset, getMailAccount, listMailAccounts, setMailAccountEnabled,
+  SERVICE_PRESETS, suggestPreset, updateMailAccount, type MailAccountView, type ServerSettingsPatch,
+} from '../../gateway/accounts';
+import { isAppError, notFound } from '../../gateway/core/errors';
+import { checkbox, field, queryParam } from '../lib/forms';
+import { flash, requireUser } from '../middleware/auth';
+import type { AdminDeps } from '../types';
+
+/** Preferences → Email: the user's mail accounts, forwarding and IMAP Support. */
+export function preferencesEmailRouter(deps: AdminDeps): Router {
+  const router = Router();
+  router.use('/preferences', requireUser);
+
+  router.get('/preferences', (_req, res) => res.redirect(303, '/preferences/email'));
+
+  router.get('/preferences/email', async (req, res) => {
+    const viewer = req.viewer!;
+    const showAll = viewer.role === 'admin' && queryParam(req, 'all') === '1';
+    const accounts = await listMailAccounts(deps.store, viewer, showAll ? {} : { ownerId: viewer.id });
+    const own = showAll ? accounts : accounts.filter((account) => account.ownerId === viewer.id.toString());
+    const owners = showAll ? await deps.store.models.User.find({ _id: { $in: [...new Set(own.map((a) => a.ownerId))] } }, { email: 1 }).lean() : [];
+    res.render('preferences/email-list', {
+      title: 'Email',
+      section: 'email',
+      accounts: own,
+      showAll,
+      ownerEmail: new Map(owners.map((owner) => [owner._id.toString(), owner.email])),
+    });
+  });
+
+  const renderNew = (res: Response, status: number, email: string, errors: Record<string, string>) =>
+    res.status(status).render('preferences/email-new', { title: 'Add a mail account', section: 'email', email, errors });
+
+  router.get('/preferences/email/new', (_req, res) => renderNew(res, 200, '', {}));
+
+  router.post('/preferences/email', async (req, res) => {
+    const email = field(req, 'email');
+    try {
+      const account = await createMailAccount(deps.store, req.viewer!.id, email, { gatewayDomain: deps.config.gatewayDomain, actor: req.actor, now: deps.clock() });
+      flash(req, 'success', `Added ${account.email}. Now set up forwarding to the address below.`);
+      res.redirect(303, `/preferences/email/${account.id}`);
+    } catch (err) {
+      if (isAppError(err) && err.fields) return renderNew(res, err.status === 409 ? 409 : 400, email, err.fields);
+      throw err;
+    }
+  });
+
+  async function loadAccount(req: Request): Promise<MailAccountView> {
+    const account = await getMailAccount(deps.store, req.viewer!, String(req.params.id));
+    if (!account) throw notFound('mail account');
+    return account;
+  }
+
+  function renderEdit(req: Request, res: Response, account: MailAccountView, status = 200, errors: Record<string, string> = {}, form?: Record<string, unknown>) {
+    const providerId = queryParam(req, 'provider') || (account.imap.service !== 'custom' ? account.imap.service : suggestPreset(account.email).id);
+    const provider = findPreset(providerId) ?? suggestPreset(account.email);
+    res.status(status).render('preferences/email-edit', {
+      title: account.email,
+      section: 'email',
+      account,
+      provider,
+      presets: SERVICE_PRESETS,
+      presetsJson: JSON.stringify(Object.fromEntries(SERVICE_PRESETS.map((preset) => [preset.id, preset.imap]))),
+      errors,
+      form: form ?? {
+        enabled: account.imap.enabled,
+        service: account.imap.service,
+        host: account.imap.host,
+        port: account.imap.port ? String(account.imap.port) : '',
+        tls: account.imap.tls,
+        username: account.imap.username,
+      },
+    });
+  }
+
+  router.get('/preferences/email/:id', async (req, res) => {
+    renderEdit(req, res, await loadAccount(req));
+  });
+
+  // Save the IMAP Support form; the Authenticate button saves too, then logs in for real.
+  router.post('/preferences/email/:id', async (req, res) => {
+    const account = await loadAccount(req);
+    const service = field(req, 'service') || 'custom';
+    const preset = findPreset(service)?.imap;
+    const portText = field(req, 'port').trim();
+    const form = {
+      enabled: checkbox(req, 'enabled'),
+      service,
+      host: field(req, 'host').trim() || preset?.host || '',
+      port: portText || (preset ? String(preset.port) : ''),
+      tls: field(req, 'tls') || preset?.tls || 'implicit',
+      username: field(req, 'username').trim(),
+    };
+    const errors: Record<string, string> = {};
+    if (form.port && !/^\d{1,5}$/.test(form.port)) errors['imap.port'] = 'must be a whole number from 1 to 65535';
+    const patch: ServerSettingsPatch = {
+      enabled: form.enabled,
+      service: form.service,
+      host: form.host,
+      port: form.port && !errors['imap.port'] ? Number(form.port) : undefined,
+      tls: form.tls,
+      username: form.username,
+      password: field(req, 'password'),
+    };
+    if (Object.keys(errors).length > 0) return renderEdit(req, res, account, 400, errors, form);
+    let saved: MailAccountView;
+    try {
+      saved = await updateMailAccount({ store: deps.store, secretBox: deps.secretBox, actor: req.actor!, now: deps.clock() }, req.viewer!, account.id, { imap: patch });
+    } catch (err) {
+      if (isAppError(err) && err.fields) return renderEdit(req, res, account, 400, err.fields, form);
+      throw err;
+    }
+    if (field(req, 'action') !== 'authenticate') {
+      flash(req, 'success', 'IMAP settings saved.');
+      return res.redirect(303, `/preferences/email/${saved.id}#imap`);
+    }
+    try {
+      const { error } = await authenticateMailAccountImap(
+        { store: deps.store, secretBox: deps.secretBox, actor: req.actor!, log: deps.log, timeoutMs: deps.imapTimeoutMs, now: deps.clock() },
+        req.viewer!, saved.id,
+      );
+      if (error) flash(req, 'error', `Authentication failed (${error.code}): ${error.message}`);
+      else flash(req, 'success', `Authenticated: signed in to ${saved.imap.host} as ${saved.imap.username}.`);
+    } catch (err) {
+      if (isAppError(err) && err.fields) return renderEdit(req, res, saved, 400, err.fields, form);
+      throw err;
+    }
+    res.redirect(303, `/preferences/email/${saved.id}#imap`);
+  });
+
+  for (const [action, enabled] of [['enable', true], ['disable', false]] as const) {
+    router.post(`/preferences/email/:id/${action}`, async (req, res) => {
+      const account = await setMailAccountEnabled({ store: deps.store, secretBox: deps.secretBox, actor: req.actor!, now: deps.clock() }, req.viewer!, String(req.params.id), enabled);
+      flash(req, 'success', enabled ? `${account.email} is enabled: mail to its forwarding address is accepted.` : `${account.email} is disabled: its forwarding address refuses mail and IMAP sync pauses.`);
+      res.redirect(303, `/preferences/email/${account.id}`);
+    });
+  }
+
+  router.get('/preferences/email/:id/delete', async (req, res) => {
+    const account = await loadAccount(req);
+    res.render('preferences/email-delete', { title: `Delete ${account.email}`, section: 'email', account });
+  });
+
+  router.post('/preferences/email/:id/delete', async (req, res) => {
+    const account = await loadAccount(req);
+    if (field(req, 'confirm') !== account.email) {
+      return res.status(400).render('preferences/email-delete', { title: `Delete ${account.email}`, section: 'email', account, error: `Type ${account.email} to confirm.` });
+    }
+    await deleteMailAccount({ store: deps.store, actor: req.actor!, now: deps.clock() }, req.viewer!, account.id);
+    flash(req, 'success', `Deleted ${account.email}. Its stored mail stays in Emails; its forwarding address no longer accepts mail.`);
+    res.redirect(303, '/preferences/email');
+  });
+
+  return router;
+}

@@ -1,0 +1,86 @@
+import { Router, type Request, type Response } from 'express';
+import { changeOwnPassword, dropboxAddress, getBusinessSettings, MIN_PASSWORD_LENGTH, updateBusinessSettings, updateProfile } from '../../gateway/accounts';
+import { AppError, isAppError } from '../../gateway/core/errors';
+import { field } from '../lib/forms';
+import { flash, requireUser } from '../middleware/auth';
+import type { AdminDeps } from '../types';
+
+/** Preferences → Business (admins change, everyone reads) and Profile. */
+export function preferencesRouter(deps: AdminDeps): Router {
+  const router = Router();
+  const defaults = { businessDomains: deps.config.businessDomains };
+
+  async function renderBusiness(req: Request, res: Response, status = 200, errors: Record<string, string> = {}, form?: Record<string, string>) {
+    const settings = await getBusinessSettings(deps.store, defaults);
+    res.status(status).render('preferences/business', {
+      title: 'Business',
+      section: 'business',
+      settings,
+      canEdit: req.user!.role === 'admin',
+      errors,
+      form: form ?? { name: settings.name, domains: settings.domains.join('\n'), authPolicy: settings.authPolicy, retentionDays: String(settings.retentionDays) },
+    });
+  }
+
+  router.get('/preferences/business', requireUser, (req, res) => renderBusiness(req, res));
+
+  router.post('/preferences/business', requireUser, async (req, res) => {
+    if (req.user!.role !== 'admin') throw new AppError('FORBIDDEN', 'Only admins can change business settings.', { status: 403 });
+    const form = { name: field(req, 'name'), domains: field(req, 'domains'), authPolicy: field(req, 'authPolicy'), retentionDays: field(req, 'retentionDays') };
+    try {
+      await updateBusinessSettings(deps.store, form, req.actor!, defaults);
+    } catch (err) {
+      if (isAppError(err) && err.fields) return renderBusiness(req, res, 400, err.fields, form);
+      throw err;
+    }
+    flash(req, 'success', 'Business settings saved.');
+    res.redirect(303, '/preferences/business');
+  });
+
+  const renderProfile = (req: Request, res: Response, status = 200, errors: Record<string, string> = {}, name?: string) =>
+    res.status(status).render('preferences/profile', {
+      title: 'Profile',
+      section: 'profile',
+      name: name ?? req.user!.name,
+      errors,
+      minLength: MIN_PASSWORD_LENGTH,
+      dropbox: '',
+    });
+
+  router.get('/preferences/profile', requireUser, async (req, res) => {
+    const user = await deps.store.models.User.findById(req.viewer!.id, { dropboxToken: 1 }).lean();
+    res.locals.dropboxAddress = user ? dropboxAddress(user.dropboxToken, deps.config.gatewayDomain) : '';
+    renderProfile(req, res);
+  });
+
+  router.post('/preferences/profile', requireUser, async (req, res) => {
+    const name = field(req, 'name');
+    try {
+      await updateProfile(deps.store, req.viewer!.id, { name }, req.actor!);
+    } catch (err) {
+      if (isAppError(err) && err.fields) return renderProfile(req, res, 400, err.fields, name);
+      throw err;
+    }
+    flash(req, 'success', 'Profile saved.');
+    res.redirect(303, '/preferences/profile');
+  });
+
+  router.post('/preferences/profile/password', requireUser, async (req, res) => {
+    const next = field(req, 'newPassword');
+    const errors: Record<string, string> = {};
+    if (next !== field(req, 'confirm')) errors.confirm = 'does not match the new password';
+    if (Object.keys(errors).length === 0) {
+      try {
+        await changeOwnPassword(deps.store, req.viewer!.id, field(req, 'currentPassword'), next, req.actor!);
+        flash(req, 'success', 'Password changed.');
+        return res.redirect(303, '/preferences/profile');
+      } catch (err) {
+        if (!isAppError(err) || !err.fields) throw err;
+        Object.assign(errors, err.fields.password ? { newPassword: err.fields.password } : err.fields);
+      }
+    }
+    renderProfile(req, res, 400, errors);
+  });
+
+  return router;
+}

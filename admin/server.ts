@@ -1,0 +1,79 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from '../gateway/core/config';
+import { deriveKey, resolveMasterKey, SecretBox } from '../gateway/core/crypto';
+import type { Logger } from '../gateway/core/log';
+import type { Store } from '../gateway/store';
+import { createApp, type CreateAppOptions } from './app';
+
+export interface StartAdminOptions {
+  config: Readonly<Config>;
+  log: Logger;
+  store: Store;
+  /** Defaults: config.adminPort on config.bindAddress (tests pass 0 for a free port). */
+  port?: number;
+  host?: string;
+  clock?: () => Date;
+  imapTimeoutMs?: number;
+  afterRelease?: CreateAppOptions['afterRelease'];
+}
+
+export interface RunningAdmin {
+  server: http.Server;
+  port: number;
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Start the console + API: build the app, listen, sweep expired sessions.
+ * The master key (SECRET_KEY or DATA_DIR/secret.key) gives two keys via
+ * HKDF: one seals IMAP/SMTP secrets, the other signs session cookies.
+ * `close()` stops accepting, lets in-flight requests finish (10 s at most)
+ * and does not close the store (the caller owns it).
+ */
+export async function startAdmin(options: StartAdminOptions): Promise<RunningAdmin> {
+  const log = options.log.child({ component: 'admin-server' });
+  const { key } = resolveMasterKey(options.config.secretKey, options.config.dataDir);
+  const app = createApp({
+    store: options.store,
+    log: options.log,
+    config: options.config,
+    secretBox: new SecretBox(key, 'secrets'),
+    sessionSecret: deriveKey(key, 'sessions'),
+    clock: options.clock,
+    imapTimeoutMs: options.imapTimeoutMs,
+    afterRelease: options.afterRelease,
+  });
+  const sessions = app.locals.deps.sessions;
+  sessions.startSweeping();
+  const server = http.createServer(app);
+  // Slow-loris guard: headers must arrive within 20 s, whole requests within 60 s.
+  server.headersTimeout = 20_000;
+  server.requestTimeout = 60_000;
+  const host = options.host ?? options.config.bindAddress;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? options.config.adminPort, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  log.info({ url, publicUrl: options.config.publicUrl }, 'admin console listening');
+  return {
+    server,
+    port,
+    url,
+    close: async () => {
+      sessions.stopSweeping();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const force = setTimeout(() => server.closeAllConnections(), 10_000);
+      force.unref();
+      await closed;
+      clearTimeout(force);
+    },
+  };
+}

@@ -1,0 +1,98 @@
+import session from 'express-session';
+import type { Types } from 'mongoose';
+import type { Logger } from '../gateway/core/log';
+import type { Store } from '../gateway/store';
+
+type SessionData = session.SessionData & { userId?: string };
+type Callback<T = unknown> = (err?: unknown, value?: T) => void;
+
+/** Sessions without an explicit cookie expiry still end after this long. */
+const DEFAULT_TTL_MS = 12 * 3600 * 1000;
+
+/**
+ * express-session store on the `sessions` collection. connect-mongo relies on
+ * a TTL index, which FerretDB lacks; here every read checks `expiresAt`
+ * itself and `sweep()` deletes expired rows through the expiresAt index.
+ */
+export class DatabaseSessionStore extends session.Store {
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(private readonly store: Store, private readonly log: Logger, private readonly clock: () => Date = () => new Date()) {
+    super();
+  }
+
+  private expiry(data: SessionData): Date {
+    const expires = data.cookie?.expires;
+    if (expires) return new Date(expires);
+    return new Date(this.clock().getTime() + (data.cookie?.originalMaxAge ?? DEFAULT_TTL_MS));
+  }
+
+  override get(sid: string, callback: Callback<SessionData | null>): void {
+    this.store.models.Session.findById(sid).lean().then(
+      (row) => {
+        if (!row) return callback(null, null);
+        if (row.expiresAt.getTime() <= this.clock().getTime()) {
+          this.store.models.Session.deleteOne({ _id: sid }).catch(() => undefined);
+          return callback(null, null);
+        }
+        try {
+          callback(null, JSON.parse(row.data) as SessionData);
+        } catch (err) {
+          this.log.warn({ err }, 'unreadable session, starting a new one');
+          callback(null, null);
+        }
+      },
+      (err) => callback(err),
+    );
+  }
+
+  override set(sid: string, data: SessionData, callback?: Callback): void {
+    const update = { data: JSON.stringify(data), expiresAt: this.expiry(data), userId: data.userId ?? null };
+    this.store.models.Session.updateOne({ _id: sid }, { $set: update }, { upsert: true }).then(
+      () => callback?.(),
+      (err) => callback?.(err),
+    );
+  }
+
+  override touch(sid: string, data: SessionData, callback?: Callback): void {
+    this.store.models.Session.updateOne({ _id: sid }, { $set: { expiresAt: this.expiry(data) } }).then(
+      () => callback?.(),
+      (err) => callback?.(err),
+    );
+  }
+
+  override destroy(sid: string, callback?: Callback): void {
+    this.store.models.Session.deleteOne({ _id: sid }).then(
+      () => callback?.(),
+      (err) => callback?.(err),
+    );
+  }
+
+  /** End every session of a user (disabled, or password reset). */
+  async destroyUserSessions(userId: Types.ObjectId | string): Promise<number> {
+    const result = await this.store.models.Session.deleteMany({ userId });
+    return result.deletedCount ?? 0;
+  }
+
+  /** Delete expired sessions; returns how many. */
+  async sweep(): Promise<number> {
+    const result = await this.store.models.Session.deleteMany({ expiresAt: { $lte: this.clock() } });
+    return result.deletedCount ?? 0;
+  }
+
+  startSweeping(intervalMs = 10 * 60_000): void {
+    this.stopSweeping();
+    this.sweeper = setInterval(() => {
+      this.sweep().then(
+        (count) => count > 0 && this.log.debug({ count }, 'swept expired sessions'),
+        (err) => this.log.warn({ err }, 'session sweep failed; retrying next interval'),
+      );
+    }, intervalMs);
+    this.sweeper.unref();
+  }
+
+  stopSweeping(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+  }
+}

@@ -1,0 +1,46 @@
+import type { SecretBox } from '../gateway/core/crypto';
+import type { Config } from '../gateway/core/config';
+import type { Logger } from '../gateway/core/log';
+import type { Store } from '../gateway/store';
+import type { Actor, LoginThrottle, PublicUser, Viewer } from '../gateway/accounts';
+import type { DatabaseSessionStore } from './session-store';
+
+export interface FlashMessage {
+  type: 'success' | 'error' | 'info';
+  text: string;
+}
+
+declare module 'express-session' {
+  interface SessionData {
+    userId?: string;
+    csrfToken?: string;
+    flash?: FlashMessage[];
+  }
+}
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Request {
+      /** The signed-in user (console) or the bearer token's user (API). */
+      user?: PublicUser;
+      viewer?: Viewer;
+      actor?: Actor;
+    }
+  }
+}
+
+/** What every route factory gets: `(deps) => Router`. */
+export interface AdminDeps {
+  store: Store;
+  log: Logger;
+  config: Readonly<Config>;
+  secretBox: SecretBox;
+  clock: () => Date;
+  sessions: DatabaseSessionStore;
+  throttle: LoginThrottle;
+  /** IMAP Authenticate limit (15 s in production; tests shorten it). */
+  imapTimeoutMs: number;
+  /** Called after a quarantined message is released (CRM association). */
+  afterRelease?: (messageId: import('mongoose').Types.ObjectId) => Promise<void>;
+}

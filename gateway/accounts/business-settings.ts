@@ -1,0 +1,72 @@
+import { AppError } from '../core/errors';
+import { AUTH_POLICIES } from '../models/settings';
+import type { Store } from '../store';
+import { recordAudit, type Actor } from './audit';
+import { describeFields } from './users';
+
+export interface BusinessSettingsView {
+  name: string;
+  domains: string[];
+  authPolicy: 'quarantine' | 'reject';
+  /** 0 keeps mail forever. */
+  retentionDays: number;
+}
+
+const DOMAIN = /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$/;
+
+/**
+ * The business settings (one document, _id 'business'). Until an admin saves
+ * them, BUSINESS_DOMAINS from the environment is the initial value.
+ */
+export async function getBusinessSettings(store: Store, defaults: { businessDomains: readonly string[] }): Promise<BusinessSettingsView> {
+  const doc = await store.models.BusinessSettings.findById('business').lean();
+  return {
+    name: doc?.name ?? '',
+    domains: doc ? [...(doc.domains ?? [])] : [...defaults.businessDomains],
+    authPolicy: (doc?.authPolicy ?? 'quarantine') as BusinessSettingsView['authPolicy'],
+    retentionDays: doc?.retentionDays ?? 0,
+  };
+}
+
+export interface BusinessSettingsInput {
+  name?: string;
+  /** Comma-, space- or newline-separated. */
+  domains?: string | string[];
+  authPolicy?: string;
+  retentionDays?: number | string;
+}
+
+export function parseDomainList(value: string | string[]): string[] {
+  const parts = Array.isArray(value) ? value : value.split(/[\s,;]+/);
+  return [...new Set(parts.map((part) => part.trim().toLowerCase().replace(/\.$/, '')).filter(Boolean))];
+}
+
+export async function updateBusinessSettings(store: Store, input: BusinessSettingsInput, actor: Actor, defaults: { businessDomains: readonly string[] }): Promise<BusinessSettingsView> {
+  const current = await getBusinessSettings(store, defaults);
+  const next = { ...current };
+  const fields: Record<string, string> = {};
+  if (input.name !== undefined) {
+    next.name = input.name.trim();
+    if (next.name.length > 200) fields.name = 'must be at most 200 characters';
+  }
+  if (input.domains !== undefined) {
+    next.domains = parseDomainList(input.domains);
+    const bad = next.domains.filter((domain) => !DOMAIN.test(domain));
+    if (bad.length > 0) fields.domains = `${bad.join(', ')} ${bad.length === 1 ? 'is not a domain name' : 'are not domain names'} (example: acme.com)`;
+    if (next.domains.length > 100) fields.domains = 'at most 100 domains';
+  }
+  if (input.authPolicy !== undefined) {
+    if (!(AUTH_POLICIES as readonly string[]).includes(input.authPolicy)) fields.authPolicy = `must be ${AUTH_POLICIES.join(' or ')}`;
+    else next.authPolicy = input.authPolicy as BusinessSettingsView['authPolicy'];
+  }
+  if (input.retentionDays !== undefined) {
+    const days = typeof input.retentionDays === 'number' ? input.retentionDays : input.retentionDays.trim() === '' ? 0 : Number(input.retentionDays);
+    if (!Number.isInteger(days) || days < 0 || days > 36500) fields.retentionDays = 'must be a whole number of days from 0 (keep forever) to 36500';
+    else next.retentionDays = days;
+  }
+  if (Object.keys(fields).length > 0) throw new AppError('VALIDATION_FAILED', describeFields(fields), { status: 400, fields });
+  await store.models.BusinessSettings.updateOne({ _id: 'business' }, { $set: next }, { upsert: true });
+  const changed = (Object.keys(next) as Array<keyof BusinessSettingsView>).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(current[key]));
+  if (changed.length > 0) await recordAudit(store, actor, { action: 'settings.update', targetType: 'settings', targetId: 'business', details: { changed, ...Object.fromEntries(changed.map((key) => [key, next[key]])) } });
+  return next;
+}

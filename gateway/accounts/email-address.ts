@@ -1,0 +1,25 @@
+import { z } from 'zod';
+
+const emailSchema = z.email();
+
+/**
+ * Mailbox addresses are compared lower-cased. RFC 5321 §2.4 lets a server
+ * treat the local part case-sensitively, but no provider Postroom works with
+ * does, and people type their address in any case.
+ */
+export function normalizeEmail(value: string): string {
+  return value.trim().toLowerCase();
+}
+
+/** Why `value` is not a usable mailbox address, or null. */
+export function emailProblem(value: string): string | null {
+  const email = normalizeEmail(value);
+  if (!email) return 'enter an email address';
+  if (email.length > 254) return 'is longer than 254 characters (RFC 5321 §4.5.3.1)';
+  if (!emailSchema.safeParse(email).success) return 'is not an email address such as bob@acme.com';
+  return null;
+}
+
+export function domainOf(email: string): string {
+  return email.slice(email.lastIndexOf('@') + 1);
+}

@@ -1,0 +1,404 @@
+import net from 'node:net';
+import type { SecretBox } from '../core/crypto';
+import { AppError, notFound } from '../core/errors';
+import type { Logger } from '../core/log';
+import { TLS_MODES } from '../models/mail-account';
+import type { Store } from '../store';
+import { recordAudit, SYSTEM_ACTOR, type Actor } from './audit';
+import { domainOf, emailProblem, normalizeEmail } from './email-address';
+import { buildForwardingAddress } from './forwarding-address';
+import { parseObjectId, type ObjectId } from './ids';
+import { authenticateImap, type ImapLoginSettings } from './imap-login';
+import { describeFields } from './users';
+import { findPreset, SERVICE_IDS, type TlsMode } from './presets';
+
+/** Who looks: employees see their own accounts, admins every account. */
+export interface Viewer {
+  id: ObjectId;
+  role: string;
+}
+
+export const isAdmin = (viewer: Viewer) => viewer.role === 'admin';
+
+export interface ServerSettingsView {
+  enabled: boolean;
+  service: string;
+  host: string;
+  port: number;
+  tls: TlsMode;
+  username: string;
+  /** Whether a password is stored; the password itself never leaves the store. */
+  passwordSet: boolean;
+  status: string;
+  lastError: string;
+  lastErrorCode: string;
+  authenticatedAt: Date | null;
+}
+
+export interface MailAccountView {
+  id: string;
+  ownerId: string;
+  email: string;
+  enabled: boolean;
+  forwardingAddress: string;
+  forwarding: {
+    status: string;
+    provider: string;
+    confirmationCode: string;
+    confirmationLink: string;
+    confirmationAt: Date | null;
+    verifiedAt: Date | null;
+    lastForwardedAt: Date | null;
+    problem: string;
+  };
+  imap: ServerSettingsView & { lastSyncAt: Date | null; lastSuccessAt: Date | null };
+  smtp: ServerSettingsView & { sameCredentials: boolean };
+  lastMailAt: Date | null;
+  messageCount: number;
+  createdAt: Date | null;
+  updatedAt: Date | null;
+}
+
+// A loose shape of the stored document (lean or hydrated).
+type ServerDoc = {
+  enabled?: boolean | null; service?: string | null; host?: string | null; port?: number | null; tls?: string | null; username?: string | null;
+  passwordEnc?: string | null; status?: string | null; lastError?: string | null; lastErrorCode?: string | null; authenticatedAt?: Date | null;
+};
+type AccountDoc = {
+  _id: ObjectId; ownerId: ObjectId; email: string; enabled?: boolean | null; forwardingAddress: string;
+  forwarding?: { status?: string | null; provider?: string | null; confirmationCode?: string | null; confirmationLink?: string | null; confirmationAt?: Date | null; verifiedAt?: Date | null; lastForwardedAt?: Date | null; problem?: string | null } | null;
+  imap?: (ServerDoc & { lastSyncAt?: Date | null; lastSuccessAt?: Date | null }) | null;
+  smtp?: (ServerDoc & { sameCredentials?: boolean | null }) | null;
+  lastMailAt?: Date | null; messageCount?: number | null; createdAt?: Date | null; updatedAt?: Date | null;
+};
+
+function serverView(doc: ServerDoc | null | undefined): ServerSettingsView {
+  return {
+    enabled: Boolean(doc?.enabled),
+    service: doc?.service ?? 'custom',
+    host: doc?.host ?? '',
+    port: doc?.port ?? 0,
+    tls: (doc?.tls ?? 'implicit') as TlsMode,
+    username: doc?.username ?? '',
+    passwordSet: Boolean(doc?.passwordEnc),
+    status: doc?.status ?? 'off',
+    lastError: doc?.lastError ?? '',
+    lastErrorCode: doc?.lastErrorCode ?? '',
+    authenticatedAt: doc?.authenticatedAt ?? null,
+  };
+}
+
+export function toMailAccountView(doc: AccountDoc): MailAccountView {
+  return {
+    id: doc._id.toString(),
+    ownerId: doc.ownerId.toString(),
+    email: doc.email,
+    enabled: doc.enabled !== false,
+    forwardingAddress: doc.forwardingAddress,
+    forwarding: {
+      status: doc.forwarding?.status ?? 'waiting',
+      provider: doc.forwarding?.provider ?? '',
+      confirmationCode: doc.forwarding?.confirmationCode ?? '',
+      confirmationLink: doc.forwarding?.confirmationLink ?? '',
+      confirmationAt: doc.forwarding?.confirmationAt ?? null,
+      verifiedAt: doc.forwarding?.verifiedAt ?? null,
+      lastForwardedAt: doc.forwarding?.lastForwardedAt ?? null,
+      problem: doc.forwarding?.problem ?? '',
+    },
+    imap: { ...serverView(doc.imap), lastSyncAt: doc.imap?.lastSyncAt ?? null, lastSuccessAt: doc.imap?.lastSuccessAt ?? null },
+    smtp: { ...serverView(doc.smtp), sameCredentials: doc.smtp?.sameCredentials !== false },
+    lastMailAt: doc.lastMailAt ?? null,
+    messageCount: doc.messageCount ?? 0,
+    createdAt: doc.createdAt ?? null,
+    updatedAt: doc.updatedAt ?? null,
+  };
+}
+
+function isDuplicateKey(err: unknown): { field: string } | null {
+  const e = err as { code?: number; message?: string; keyPattern?: Record<string, unknown> };
+  if (e.code !== 11000 && !/duplicate key/i.test(e.message ?? '')) return null;
+  const field = e.keyPattern ? Object.keys(e.keyPattern).join(',') : /forwarding/i.test(e.message ?? '') ? 'forwarding' : 'email';
+  return { field };
+}
+
+export interface CreateMailAccountOptions {
+  gatewayDomain: string;
+  actor?: Actor;
+  now?: Date;
+}
+
+/**
+ * Add a mailbox for a user and give it its forwarding address (shared
+ * contract: `<readable>.<token>@<GATEWAY_DOMAIN>`, see forwarding-address.ts).
+ * The same user adding the same mailbox twice → 409 ACCOUNT_EXISTS.
+ */
+export async function createMailAccount(store: Store, ownerId: ObjectId | string, email: string, options: CreateMailAccountOptions): Promise<MailAccountView> {
+  const owner = typeof ownerId === 'string' ? parseObjectId(ownerId) : ownerId;
+  if (!owner) throw notFound('user');
+  const issue = emailProblem(email);
+  if (issue) throw new AppError('VALIDATION_FAILED', `email ${issue}`, { status: 400, fields: { email: issue } });
+  const address = normalizeEmail(email);
+  const actor = options.actor ?? SYSTEM_ACTOR;
+  // A token collision is astronomically unlikely (80 bits), but the unique index decides; retry with a fresh token.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const { forwardingAddress, forwardingToken } = buildForwardingAddress(address, options.gatewayDomain);
+    try {
+      const account = await store.models.MailAccount.create({ ownerId: owner, email: address, domain: domainOf(address), forwardingAddress, forwardingToken });
+      await recordAudit(store, actor, { action: 'account.create', targetType: 'mail_account', targetId: account._id.toString(), details: { email: address, ownerId: owner.toString(), forwardingAddress } }, options.now);
+      return toMailAccountView(account);
+    } catch (err) {
+      const dup = isDuplicateKey(err);
+      if (!dup) throw err;
+      if (!/forwarding/i.test(dup.field)) {
+        throw new AppError('ACCOUNT_EXISTS', `${address} is already one of your mail accounts`, { status: 409, fields: { email: 'is already one of your mail accounts' } });
+      }
+    }
+  }
+  throw new AppError('INTERNAL', 'could not generate a unique forwarding address', { status: 500 });
+}
+
+export function accountScope(viewer: Viewer): Record<string, unknown> {
+  return isAdmin(viewer) ? {} : { ownerId: viewer.id };
+}
+
+export async function listMailAccounts(store: Store, viewer: Viewer, options: { ownerId?: ObjectId } = {}): Promise<MailAccountView[]> {
+  const filter: Record<string, unknown> = { ...accountScope(viewer) };
+  if (options.ownerId && isAdmin(viewer)) filter.ownerId = options.ownerId;
+  const rows = await store.models.MailAccount.find(filter).sort({ email: 1 }).limit(1000).lean();
+  return rows.map((row) => toMailAccountView(row as AccountDoc));
+}
+
+/** The account when the viewer may see it; otherwise null (callers answer 404, never 403, so ids reveal nothing). */
+export async function getMailAccount(store: Store, viewer: Viewer, id: string): Promise<MailAccountView | null> {
+  const objectId = parseObjectId(id);
+  if (!objectId) return null;
+  const row = await store.models.MailAccount.findOne({ _id: objectId, ...accountScope(viewer) }).lean();
+  return row ? toMailAccountView(row as AccountDoc) : null;
+}
+
+async function loadForChange(store: Store, viewer: Viewer, id: string) {
+  const objectId = parseObjectId(id);
+  const account = objectId ? await store.models.MailAccount.findOne({ _id: objectId, ...accountScope(viewer) }) : null;
+  if (!account) throw notFound('mail account');
+  return account;
+}
+
+export interface ServerSettingsPatch {
+  enabled?: boolean;
+  service?: string;
+  host?: string;
+  port?: number;
+  tls?: string;
+  username?: string;
+  /** Write-only. An empty string keeps the stored password (forms never show it again). */
+  password?: string;
+  sameCredentials?: boolean;
+}
+
+export interface MailAccountPatch {
+  email?: string;
+  enabled?: boolean;
+  imap?: ServerSettingsPatch;
+  smtp?: ServerSettingsPatch;
+}
+
+const HOSTNAME = /^(?=.{1,253}$)([a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)(\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)*\.?$/i;
+
+function validateServerPatch(prefix: string, patch: ServerSettingsPatch, fields: Record<string, string>): void {
+  if (patch.service !== undefined && !SERVICE_IDS.includes(patch.service)) fields[`${prefix}.service`] = `must be one of ${SERVICE_IDS.join(', ')}`;
+  if (patch.host !== undefined && patch.host.trim() !== '' && !HOSTNAME.test(patch.host.trim()) && net.isIP(patch.host.trim()) === 0) {
+    fields[`${prefix}.host`] = 'must be a host name such as imap.example.com or an IP address';
+  }
+  // 0 means "not set" (what an unconfigured account reads as), so a GET document can be PATCHed back.
+  if (patch.port !== undefined && (!Number.isInteger(patch.port) || patch.port < 0 || patch.port > 65535)) fields[`${prefix}.port`] = 'must be a whole number from 1 to 65535';
+  if (patch.tls !== undefined && !(TLS_MODES as readonly string[]).includes(patch.tls)) fields[`${prefix}.tls`] = `must be one of ${TLS_MODES.join(', ')}`;
+  if (patch.username !== undefined && patch.username.length > 320) fields[`${prefix}.username`] = 'must be at most 320 characters';
+  if (patch.password !== undefined && patch.password.length > 1024) fields[`${prefix}.password`] = 'must be at most 1024 characters';
+}
+
+type ServerSub = ServerDoc & { set?: unknown };
+
+/**
+ * Apply a settings patch to the imap/smtp sub-document. A preset fills
+ * host/port/TLS unless the patch names them. Any change to where or as whom
+ * we log in makes earlier authentication void ('unverified').
+ */
+function applyServerPatch(sub: ServerSub, patch: ServerSettingsPatch, seal: (password: string) => string, changed: string[], prefix: string): void {
+  const before = { host: sub.host ?? '', port: sub.port ?? 0, tls: sub.tls ?? 'implicit', username: sub.username ?? '' };
+  if (patch.service !== undefined && patch.service !== sub.service) {
+    sub.service = patch.service;
+    changed.push(`${prefix}.service`);
+    const preset = findPreset(patch.service)?.[prefix === 'imap' ? 'imap' : 'smtp'];
+    if (preset) {
+      if (patch.host === undefined) sub.host = preset.host;
+      if (patch.port === undefined) sub.port = preset.port;
+      if (patch.tls === undefined) sub.tls = preset.tls;
+    }
+  }
+  if (patch.host !== undefined) sub.host = patch.host.trim().toLowerCase();
+  if (patch.port !== undefined) sub.port = patch.port;
+  if (patch.tls !== undefined) sub.tls = patch.tls;
+  if (patch.username !== undefined) sub.username = patch.username.trim();
+  let credentialsChanged = before.host !== sub.host || before.port !== sub.port || before.tls !== sub.tls || before.username !== sub.username;
+  for (const key of ['host', 'port', 'tls', 'username'] as const) if (before[key] !== sub[key]) changed.push(`${prefix}.${key}`);
+  if (patch.password !== undefined && patch.password !== '') {
+    sub.passwordEnc = seal(patch.password);
+    credentialsChanged = true;
+    changed.push(`${prefix}.password`);
+  }
+  if (credentialsChanged) {
+    sub.authenticatedAt = null;
+    sub.lastError = '';
+    sub.lastErrorCode = '';
+  }
+  if (patch.enabled !== undefined && patch.enabled !== Boolean(sub.enabled)) {
+    sub.enabled = patch.enabled;
+    changed.push(`${prefix}.enabled`);
+  }
+  if (!sub.enabled) sub.status = 'off';
+  else if (credentialsChanged || sub.status === 'off') sub.status = sub.authenticatedAt ? 'authenticated' : 'unverified';
+}
+
+function missingForEnable(prefix: string, sub: ServerDoc, fields: Record<string, string>): void {
+  if (!sub.enabled) return;
+  if (!sub.host) fields[`${prefix}.host`] = 'is needed to turn this on';
+  if (!sub.port) fields[`${prefix}.port`] = 'is needed to turn this on';
+  if (!sub.username) fields[`${prefix}.username`] = 'is needed to turn this on';
+  if (!sub.passwordEnc) fields[`${prefix}.password`] = 'is needed to turn this on';
+}
+
+export interface ChangeDeps {
+  store: Store;
+  secretBox: SecretBox;
+  actor: Actor;
+  now?: Date;
+}
+
+/**
+ * Change an account. Validation problems come back all at once as a 400
+ * VALIDATION_FAILED with `fields` keyed like the API (`imap.port`).
+ * Passwords are sealed under the account id (shared contract) and audited
+ * as "changed", never with their value.
+ */
+export async function updateMailAccount(deps: ChangeDeps, viewer: Viewer, id: string, patch: MailAccountPatch): Promise<MailAccountView> {
+  const { store, secretBox, actor } = deps;
+  const fields: Record<string, string> = {};
+  if (patch.email !== undefined) {
+    const issue = emailProblem(patch.email);
+    if (issue) fields.email = issue;
+  }
+  if (patch.imap) validateServerPatch('imap', patch.imap, fields);
+  if (patch.smtp) validateServerPatch('smtp', patch.smtp, fields);
+  if (Object.keys(fields).length > 0) throw new AppError('VALIDATION_FAILED', describeFields(fields), { status: 400, fields });
+
+  const account = await loadForChange(store, viewer, id);
+  const context = account._id.toString();
+  const seal = (password: string) => secretBox.seal(password, context);
+  const changed: string[] = [];
+  if (patch.email !== undefined && normalizeEmail(patch.email) !== account.email) {
+    // The forwarding address stays: the user already configured it at the provider.
+    account.email = normalizeEmail(patch.email);
+    account.domain = domainOf(account.email);
+    changed.push('email');
+  }
+  if (patch.enabled !== undefined && patch.enabled !== account.enabled) {
+    account.enabled = patch.enabled;
+    changed.push('enabled');
+  }
+  if (patch.imap) applyServerPatch(account.imap as unknown as ServerSub, patch.imap, seal, changed, 'imap');
+  if (patch.smtp) {
+    applyServerPatch(account.smtp as unknown as ServerSub, patch.smtp, seal, changed, 'smtp');
+    if (patch.smtp.sameCredentials !== undefined && patch.smtp.sameCredentials !== account.smtp!.sameCredentials) {
+      account.smtp!.sameCredentials = patch.smtp.sameCredentials;
+      changed.push('smtp.sameCredentials');
+    }
+  }
+  missingForEnable('imap', account.imap as ServerDoc, fields);
+  if (!account.smtp?.sameCredentials) missingForEnable('smtp', account.smtp as ServerDoc, fields);
+  if (Object.keys(fields).length > 0) throw new AppError('VALIDATION_FAILED', describeFields(fields), { status: 400, fields });
+
+  if (changed.length === 0) return toMailAccountView(account);
+  try {
+    await account.save();
+  } catch (err) {
+    if (isDuplicateKey(err)) throw new AppError('ACCOUNT_EXISTS', `${account.email} is already one of this user's mail accounts`, { status: 409, fields: { email: 'is already one of your mail accounts' } });
+    throw err;
+  }
+  await recordAudit(store, actor, { action: 'account.update', targetType: 'mail_account', targetId: context, details: { email: account.email, changed } }, deps.now);
+  return toMailAccountView(account);
+}
+
+export async function setMailAccountEnabled(deps: ChangeDeps, viewer: Viewer, id: string, enabled: boolean): Promise<MailAccountView> {
+  const account = await loadForChange(deps.store, viewer, id);
+  if (account.enabled !== enabled) {
+    account.enabled = enabled;
+    await account.save();
+    await recordAudit(deps.store, deps.actor, { action: enabled ? 'account.enable' : 'account.disable', targetType: 'mail_account', targetId: account._id.toString(), details: { email: account.email } }, deps.now);
+  }
+  return toMailAccountView(account);
+}
+
+/**
+ * Remove an account. Its stored mail stays (nothing is lost; the owner still
+ * sees it); the forwarding address stops accepting mail at once; sync state
+ * of its folders goes with it.
+ */
+export async function deleteMailAccount(deps: Omit<ChangeDeps, 'secretBox'>, viewer: Viewer, id: string): Promise<void> {
+  const account = await loadForChange(deps.store, viewer, id);
+  await deps.store.models.MailAccount.deleteOne({ _id: account._id });
+  await deps.store.models.FolderState.deleteMany({ accountId: account._id });
+  await recordAudit(deps.store, deps.actor, { action: 'account.delete', targetType: 'mail_account', targetId: account._id.toString(), details: { email: account.email, forwardingAddress: account.forwardingAddress } }, deps.now);
+}
+
+/** The stored IMAP settings with the password opened, for a login or a sync. */
+export function imapLoginSettings(account: AccountDoc, secretBox: SecretBox): ImapLoginSettings {
+  const imap = account.imap ?? {};
+  return {
+    host: imap.host ?? '',
+    port: imap.port ?? 0,
+    tls: (imap.tls ?? 'implicit') as TlsMode,
+    username: imap.username ?? '',
+    password: imap.passwordEnc ? secretBox.open(imap.passwordEnc, account._id.toString()) : '',
+  };
+}
+
+/**
+ * Log in with the account's stored IMAP settings and record the outcome
+ * (status authenticated/failing, last error) plus an audit event. Resolves
+ * with the view and, on failure, the AppError (code AUTH_FAILED, …).
+ */
+export async function authenticateMailAccountImap(deps: ChangeDeps & { log?: Logger; timeoutMs?: number }, viewer: Viewer, id: string): Promise<{ account: MailAccountView; error: AppError | null }> {
+  const account = await loadForChange(deps.store, viewer, id);
+  const fields: Record<string, string> = {};
+  const imap = account.imap!;
+  if (!imap.host) fields['imap.host'] = 'is needed to authenticate';
+  if (!imap.port) fields['imap.port'] = 'is needed to authenticate';
+  if (!imap.username) fields['imap.username'] = 'is needed to authenticate';
+  if (!imap.passwordEnc) fields['imap.password'] = 'is needed to authenticate';
+  if (Object.keys(fields).length > 0) throw new AppError('VALIDATION_FAILED', describeFields(fields), { status: 400, fields });
+
+  const result = await authenticateImap(imapLoginSettings(account as unknown as AccountDoc, deps.secretBox), { timeoutMs: deps.timeoutMs ?? 15000, log: deps.log });
+  const now = deps.now ?? new Date();
+  if (result.ok) {
+    imap.authenticatedAt = now;
+    imap.lastError = '';
+    imap.lastErrorCode = '';
+    imap.status = imap.enabled ? 'authenticated' : 'off';
+    // Fresh credentials end any backoff the syncer was in.
+    imap.failures = 0;
+    imap.nextAttemptAt = null;
+  } else {
+    imap.authenticatedAt = null;
+    imap.lastError = result.error.message;
+    imap.lastErrorCode = result.error.code;
+    imap.status = imap.enabled ? 'failing' : 'off';
+  }
+  await account.save();
+  await recordAudit(deps.store, deps.actor, {
+    action: result.ok ? 'account.imap.authenticated' : 'account.imap.failed',
+    targetType: 'mail_account',
+    targetId: account._id.toString(),
+    details: { email: account.email, host: imap.host, ...(result.ok ? {} : { code: result.error.code }) },
+  }, now);
+  return { account: toMailAccountView(account), error: result.ok ? null : result.error };
+}

@@ -1,0 +1,286 @@
+import type { Readable } from 'node:stream';
+import { AppError, notFound } from '../core/errors';
+import { SOURCE_KINDS, VERDICTS } from '../models/message';
+import type { Store } from '../store';
+import { recordAudit, type Actor } from './audit';
+import { parseObjectId, type ObjectId } from './ids';
+import { isAdmin, type Viewer } from './mail-accounts';
+
+/** The inbox page size (issue 4). */
+export const PAGE_SIZE = 50;
+
+export interface MessageFilters {
+  accountId?: string;
+  /** forward | mx | imap | sent */
+  source?: string;
+  /** pass | fail | none */
+  verdict?: string;
+  /** inbox (default) | quarantine | all */
+  status?: string;
+  /** A linked CRM object's id. */
+  objectId?: string;
+  /** Sender, recipient or subject contains this (case-insensitive). */
+  q?: string;
+  /** Admins only: one user's mail. */
+  ownerId?: string;
+}
+
+export interface MessageSummary {
+  id: string;
+  accountId: string | null;
+  ownerId: string;
+  receivedAt: Date;
+  from: { address: string; name: string };
+  to: Array<{ address: string; name: string }>;
+  subject: string;
+  snippet: string;
+  sources: string[];
+  verdict: string;
+  status: string;
+  kind: string;
+  confirmationCode: string;
+  hasAttachments: boolean;
+  linkedObjectIds: string[];
+  size: number;
+}
+
+export interface MessagePage {
+  messages: MessageSummary[];
+  /** Pass as `cursor` to get the next (older) page; null on the last page. */
+  nextCursor: string | null;
+}
+
+/** Problems with filter values, keyed by parameter; empty when they are usable. */
+export function filterProblems(filters: MessageFilters): Record<string, string> {
+  const fields: Record<string, string> = {};
+  if (filters.source && !(SOURCE_KINDS as readonly string[]).includes(filters.source)) fields.source = `must be one of ${SOURCE_KINDS.join(', ')}`;
+  if (filters.verdict && !(VERDICTS as readonly string[]).includes(filters.verdict)) fields.verdict = `must be one of ${VERDICTS.join(', ')}`;
+  if (filters.status && !['inbox', 'quarantine', 'all'].includes(filters.status)) fields.status = 'must be inbox, quarantine or all';
+  if (filters.accountId && !parseObjectId(filters.accountId)) fields.accountId = 'is not an id';
+  if (filters.objectId && !parseObjectId(filters.objectId)) fields.objectId = 'is not an id';
+  if (filters.ownerId && !parseObjectId(filters.ownerId)) fields.ownerId = 'is not an id';
+  if (filters.q && filters.q.length > 200) fields.q = 'must be at most 200 characters';
+  return fields;
+}
+
+function escapeRegex(value: string): string {
+  return value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** The viewer's scope: employees only ever match their own mail (issue 4), whatever the filters say. */
+export function messageScope(viewer: Viewer): Record<string, unknown> {
+  return isAdmin(viewer) ? {} : { ownerId: viewer.id };
+}
+
+/**
+ * The MongoDB filter for the inbox. Each filter maps to a field with an
+ * index that starts with it and continues (receivedAt, _id), see
+ * gateway/models/message.ts: ownerId, accountId, status, linkedObjectIds.
+ */
+export function buildMessageFilter(viewer: Viewer, filters: MessageFilters): Record<string, unknown> {
+  const problems = filterProblems(filters);
+  if (Object.keys(problems).length > 0) {
+    throw new AppError('BAD_REQUEST', Object.entries(problems).map(([k, v]) => `${k} ${v}`).join('; '), { status: 400, fields: problems });
+  }
+  const filter: Record<string, unknown> = { ...messageScope(viewer) };
+  if (filters.ownerId && isAdmin(viewer)) filter.ownerId = parseObjectId(filters.ownerId);
+  if (filters.accountId) filter.accountId = parseObjectId(filters.accountId);
+  const status = filters.status || 'inbox';
+  if (status !== 'all') filter.status = status;
+  if (filters.source) filter['sources.kind'] = filters.source;
+  if (filters.verdict) filter['auth.verdict'] = filters.verdict;
+  if (filters.objectId) filter.linkedObjectIds = parseObjectId(filters.objectId);
+  const q = (filters.q ?? '').trim();
+  if (q) {
+    // `addresses` is stored lower-cased; no $text on FerretDB, so a regex.
+    const contains = new RegExp(escapeRegex(q.toLowerCase()));
+    filter.$or = [{ addresses: contains }, { subject: new RegExp(escapeRegex(q), 'i') }];
+  }
+  return filter;
+}
+
+export function encodeCursor(receivedAt: Date, id: ObjectId): string {
+  return `${receivedAt.getTime()}_${id.toString()}`;
+}
+
+export function decodeCursor(cursor: string): { receivedAt: Date; id: ObjectId } | null {
+  const match = /^(\d{1,15})_([0-9a-f]{24})$/.exec(cursor);
+  if (!match) return null;
+  return { receivedAt: new Date(Number(match[1])), id: parseObjectId(match[2])! };
+}
+
+type MessageRow = {
+  _id: ObjectId; accountId?: ObjectId | null; ownerId: ObjectId; receivedAt: Date; from?: { address?: string | null; name?: string | null } | null;
+  to?: Array<{ address?: string | null; name?: string | null }>; subject?: string | null; text?: string | null; sources?: Array<{ kind: string }>;
+  auth?: { verdict?: string | null } | null; status?: string | null; kind?: string | null; confirmation?: { code?: string | null } | null;
+  attachments?: unknown[]; linkedObjectIds?: ObjectId[]; size?: number;
+};
+
+const SUMMARY_PROJECTION = {
+  accountId: 1, ownerId: 1, receivedAt: 1, from: 1, to: { $slice: 5 }, subject: 1, text: { $substrCP: ['$text', 0, 200] }, sources: 1,
+  'auth.verdict': 1, status: 1, kind: 1, 'confirmation.code': 1, attachments: 1, linkedObjectIds: 1, size: 1,
+};
+
+function toSummary(row: MessageRow): MessageSummary {
+  const text = (row.text ?? '').replace(/\s+/g, ' ').trim();
+  return {
+    id: row._id.toString(),
+    accountId: row.accountId ? row.accountId.toString() : null,
+    ownerId: row.ownerId.toString(),
+    receivedAt: row.receivedAt,
+    from: { address: row.from?.address ?? '', name: row.from?.name ?? '' },
+    to: (row.to ?? []).map((to) => ({ address: to.address ?? '', name: to.name ?? '' })),
+    subject: row.subject ?? '',
+    snippet: text.length > 140 ? `${text.slice(0, 140)}…` : text,
+    sources: [...new Set((row.sources ?? []).map((source) => source.kind))],
+    verdict: row.auth?.verdict ?? 'none',
+    status: row.status ?? 'inbox',
+    kind: row.kind ?? 'message',
+    confirmationCode: row.confirmation?.code ?? '',
+    hasAttachments: (row.attachments ?? []).length > 0,
+    linkedObjectIds: (row.linkedObjectIds ?? []).map((id) => id.toString()),
+    size: row.size ?? 0,
+  };
+}
+
+/**
+ * One page of messages, newest first, keyset-paged by (receivedAt, _id)
+ * so page 200 costs what page 1 costs (no skip).
+ */
+export async function listMessages(store: Store, viewer: Viewer, filters: MessageFilters, options: { cursor?: string; limit?: number } = {}): Promise<MessagePage> {
+  const limit = Math.max(1, Math.min(options.limit ?? PAGE_SIZE, 200));
+  const filter = buildMessageFilter(viewer, filters);
+  if (options.cursor) {
+    const cursor = decodeCursor(options.cursor);
+    if (!cursor) throw new AppError('BAD_REQUEST', 'cursor is not a cursor from a previous page', { status: 400, fields: { cursor: 'is not valid' } });
+    const after = [{ receivedAt: { $lt: cursor.receivedAt } }, { receivedAt: cursor.receivedAt, _id: { $lt: cursor.id } }];
+    // The $lte bound lets the index scan start at the cursor; the $or settles ties on receivedAt.
+    filter.receivedAt = { $lte: cursor.receivedAt };
+    filter.$and = [{ $or: after }];
+  }
+  // Only the first 200 characters of the text are needed for the snippet. $substrCP in a find
+  // projection needs MongoDB 4.4+; FerretDB 1.x lacks it, so there the text is read whole.
+  const projection = (await supportsProjectionExpressions(store)) ? SUMMARY_PROJECTION : { html: 0, headers: 0, references: 0 };
+  const query = store.models.Message.find(filter).select(projection).sort({ receivedAt: -1, _id: -1 }).limit(limit + 1);
+  const rows = (await query.lean()) as unknown as MessageRow[];
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return { messages: page.map(toSummary), nextCursor: rows.length > limit && last ? encodeCursor(last.receivedAt, last._id) : null };
+}
+
+const expressionSupport = new WeakMap<Store, Promise<boolean>>();
+
+/** Asked once per store: a read of at most one document. */
+function supportsProjectionExpressions(store: Store): Promise<boolean> {
+  let probe = expressionSupport.get(store);
+  if (!probe) {
+    probe = store.models.Message.find({}).select({ text: { $substrCP: ['$text', 0, 1] } }).limit(1).lean().then(() => true, () => false);
+    expressionSupport.set(store, probe);
+  }
+  return probe;
+}
+
+/** The full message when the viewer may read it; null otherwise (callers answer 404). */
+export async function getMessageFor(store: Store, viewer: Viewer, id: string) {
+  const objectId = parseObjectId(id);
+  if (!objectId) return null;
+  return store.models.Message.findOne({ _id: objectId, ...messageScope(viewer) }).lean();
+}
+
+/** Raw RFC 5322 bytes of a message the viewer may read, as a stream from GridFS. */
+export async function openRawMessage(store: Store, viewer: Viewer, id: string): Promise<{ stream: Readable; size: number; subject: string } | null> {
+  const message = await getMessageFor(store, viewer, id);
+  if (!message) return null;
+  return { stream: store.blobs.open(message.rawBlobId), size: message.size, subject: message.subject ?? '' };
+}
+
+/** An attachment of a message the viewer may read, by position. */
+export async function openAttachment(store: Store, viewer: Viewer, id: string, index: number) {
+  const message = await getMessageFor(store, viewer, id);
+  const attachment = message?.attachments?.[index];
+  if (!message || !attachment || !attachment.blobId) return null;
+  return { stream: store.blobs.open(attachment.blobId), filename: attachment.filename || `attachment-${index + 1}`, contentType: attachment.contentType || 'application/octet-stream', size: attachment.size ?? 0 };
+}
+
+/**
+ * Release a quarantined message to the inbox. `afterRelease` lets the caller
+ * run CRM association (quarantined mail is not associated at ingest).
+ */
+export async function releaseMessage(deps: { store: Store; actor: Actor; afterRelease?: (messageId: ObjectId) => Promise<void> }, viewer: Viewer, id: string) {
+  const message = await getMessageFor(deps.store, viewer, id);
+  if (!message) throw notFound('message');
+  if (message.status !== 'quarantine') throw new AppError('NOT_QUARANTINED', 'this message is not in quarantine', { status: 409 });
+  await deps.store.models.Message.updateOne({ _id: message._id, status: 'quarantine' }, { $set: { status: 'inbox' } });
+  await recordAudit(deps.store, deps.actor, { action: 'message.release', targetType: 'message', targetId: message._id.toString(), details: { subject: message.subject, from: message.from?.address ?? '', reason: message.quarantineReason } });
+  if (deps.afterRelease) await deps.afterRelease(message._id);
+}
+
+/**
+ * Delete a message: remember its de-duplication key first (a tombstone, so
+ * an IMAP sync never brings it back), then remove the document, its links
+ * and its blobs. Order matters for crash safety: a crash after the
+ * tombstone leaves at worst an orphan blob, never a resurrected message.
+ */
+export async function deleteMessage(deps: { store: Store; actor: Actor; now?: Date }, viewer: Viewer, id: string): Promise<void> {
+  const { store } = deps;
+  const message = await getMessageFor(store, viewer, id);
+  if (!message) throw notFound('message');
+  await store.models.Tombstone.updateOne(
+    { mailboxKey: message.mailboxKey, dedupeKey: message.dedupeKey },
+    { $setOnInsert: { mailboxKey: message.mailboxKey, dedupeKey: message.dedupeKey, deletedAt: deps.now ?? new Date(), deletedBy: deps.actor.id ?? null } },
+    { upsert: true },
+  );
+  await store.models.Message.deleteOne({ _id: message._id });
+  await store.models.Link.deleteMany({ messageId: message._id });
+  await store.blobs.delete(message.rawBlobId);
+  for (const attachment of message.attachments ?? []) if (attachment.blobId) await store.blobs.delete(attachment.blobId);
+  await recordAudit(store, deps.actor, { action: 'message.delete', targetType: 'message', targetId: message._id.toString(), details: { subject: message.subject, from: message.from?.address ?? '', status: message.status } }, deps.now);
+}
+
+export interface VolumeDay {
+  day: string;
+  counts: Record<string, number>;
+  total: number;
+}
+
+/**
+ * Messages per UTC day and source for the last `days` days (oldest first),
+ * for the dashboard chart. MongoDB groups on the server; FerretDB 1.x lacks
+ * $dateToString, so there the (indexed, projected) rows are counted here.
+ */
+export async function messageVolume(store: Store, viewer: Viewer, options: { now?: Date; days?: number } = {}): Promise<VolumeDay[]> {
+  const days = options.days ?? 30;
+  const now = options.now ?? new Date();
+  const today = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate());
+  const since = new Date(today - (days - 1) * 86_400_000);
+  const match = { ...messageScope(viewer), receivedAt: { $gte: since } };
+  const series: VolumeDay[] = [];
+  const index = new Map<string, VolumeDay>();
+  for (let i = 0; i < days; i++) {
+    const day = new Date(since.getTime() + i * 86_400_000).toISOString().slice(0, 10);
+    const entry = { day, counts: Object.fromEntries(SOURCE_KINDS.map((kind) => [kind, 0])), total: 0 };
+    series.push(entry);
+    index.set(day, entry);
+  }
+  const add = (day: string, kind: string, count: number) => {
+    const entry = index.get(day);
+    if (!entry || !(kind in entry.counts)) return;
+    entry.counts[kind] += count;
+    entry.total += count;
+  };
+  try {
+    const groups = await store.models.Message.aggregate<{ _id: { day: string; kind: string }; n: number }>([
+      { $match: match },
+      { $project: { day: { $dateToString: { format: '%Y-%m-%d', date: '$receivedAt', timezone: 'UTC' } }, kind: { $arrayElemAt: ['$sources.kind', 0] } } },
+      { $group: { _id: { day: '$day', kind: '$kind' }, n: { $sum: 1 } } },
+    ]);
+    for (const group of groups) add(group._id.day, group._id.kind, group.n);
+  } catch (err) {
+    if (!/not implemented/i.test((err as Error).message)) throw err;
+    const cursor = store.models.Message.find(match).select({ receivedAt: 1, 'sources.kind': 1, _id: 0 }).lean().cursor();
+    for await (const row of cursor as AsyncIterable<{ receivedAt: Date; sources?: Array<{ kind: string }> }>) {
+      add(row.receivedAt.toISOString().slice(0, 10), row.sources?.[0]?.kind ?? '', 1);
+    }
+  }
+  return series;
+}

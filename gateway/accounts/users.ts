@@ -1,0 +1,282 @@
+import type { Logger } from '../core/log';
+import { AppError, notFound } from '../core/errors';
+import { randomAddressToken, randomToken, sha256Hex } from '../core/crypto';
+import { ROLES, type Role } from '../models/user';
+import type { Store } from '../store';
+import { recordAudit, SYSTEM_ACTOR, type Actor } from './audit';
+import { emailProblem, normalizeEmail } from './email-address';
+import { parseObjectId, type ObjectId } from './ids';
+import { hashPassword, passwordProblem, timingDummyHash, verifyPassword } from './passwords';
+
+/** Invite links expire after a week unless the caller says otherwise. */
+export const INVITE_TTL_MS = 7 * 24 * 3600 * 1000;
+
+export interface PublicUser {
+  id: string;
+  email: string;
+  name: string;
+  role: Role;
+  disabled: boolean;
+  hasPassword: boolean;
+  invitePending: boolean;
+  inviteExpiresAt: Date | null;
+  lastLoginAt: Date | null;
+  createdAt: Date | null;
+}
+
+type UserRow = {
+  _id: ObjectId; email: string; name?: string | null; role: string; disabled?: boolean | null; passwordHash?: string | null;
+  invite?: { tokenHash?: string | null; expiresAt?: Date | null } | null; lastLoginAt?: Date | null; createdAt?: Date | null;
+};
+
+export function toPublicUser(user: UserRow): PublicUser {
+  return {
+    id: user._id.toString(),
+    email: user.email,
+    name: user.name ?? '',
+    role: user.role as Role,
+    disabled: Boolean(user.disabled),
+    hasPassword: Boolean(user.passwordHash),
+    invitePending: Boolean(user.invite?.tokenHash),
+    inviteExpiresAt: user.invite?.expiresAt ?? null,
+    lastLoginAt: user.lastLoginAt ?? null,
+    createdAt: user.createdAt ?? null,
+  };
+}
+
+function isDuplicateKey(err: unknown): boolean {
+  return (err as { code?: number }).code === 11000 || /duplicate key/i.test((err as Error).message ?? '');
+}
+
+function checkRole(role: string): Role {
+  if (!(ROLES as readonly string[]).includes(role)) {
+    throw new AppError('VALIDATION_FAILED', `role must be one of ${ROLES.join(', ')}`, { status: 400, fields: { role: `must be one of ${ROLES.join(', ')}` } });
+  }
+  return role as Role;
+}
+
+export interface CreateUserInput {
+  email: string;
+  password?: string;
+  name?: string;
+  role?: string;
+}
+
+/** Create a user with a password (CLI, first admin, tests). Duplicate email → 409 EMAIL_TAKEN. */
+export async function createUser(store: Store, input: CreateUserInput, actor: Actor = SYSTEM_ACTOR): Promise<PublicUser> {
+  const fields: Record<string, string> = {};
+  const emailIssue = emailProblem(input.email);
+  if (emailIssue) fields.email = emailIssue;
+  if (input.password !== undefined) {
+    const issue = passwordProblem(input.password);
+    if (issue) fields.password = issue;
+  }
+  if (Object.keys(fields).length > 0) throw new AppError('VALIDATION_FAILED', describeFields(fields), { status: 400, fields });
+  const role = checkRole(input.role ?? 'employee');
+  const email = normalizeEmail(input.email);
+  try {
+    const user = await store.models.User.create({
+      email,
+      name: (input.name ?? '').trim(),
+      role,
+      passwordHash: input.password ? await hashPassword(input.password) : '',
+      dropboxToken: randomAddressToken(16),
+    });
+    await recordAudit(store, actor, { action: 'user.create', targetType: 'user', targetId: user._id.toString(), details: { email, role } });
+    return toPublicUser(user);
+  } catch (err) {
+    if (isDuplicateKey(err)) throw new AppError('EMAIL_TAKEN', `a user with the email ${email} already exists`, { status: 409, fields: { email: 'is already a user' } });
+    throw err;
+  }
+}
+
+export function describeFields(fields: Record<string, string>): string {
+  return Object.entries(fields).map(([name, problem]) => `${name} ${problem}`).join('; ');
+}
+
+/**
+ * The user with this email and password, or null. Unknown users cost the
+ * same argon2 verification as known ones, so response time does not reveal
+ * which addresses have accounts. Disabled users and users without a
+ * password (pending invite) never authenticate.
+ */
+export async function authenticateUser(store: Store, email: string, password: string, now: Date = new Date()): Promise<PublicUser | null> {
+  const user = await store.models.User.findOne({ email: normalizeEmail(email) }).lean();
+  if (!user || !user.passwordHash) {
+    await verifyPassword(await timingDummyHash(), password);
+    return null;
+  }
+  if (!(await verifyPassword(user.passwordHash, password))) return null;
+  if (user.disabled) return null;
+  await store.models.User.updateOne({ _id: user._id }, { $set: { lastLoginAt: now } });
+  return toPublicUser({ ...user, lastLoginAt: now });
+}
+
+export async function getUser(store: Store, id: string | ObjectId): Promise<PublicUser | null> {
+  const objectId = typeof id === 'string' ? parseObjectId(id) : id;
+  if (!objectId) return null;
+  const user = await store.models.User.findById(objectId).lean();
+  return user ? toPublicUser(user) : null;
+}
+
+export async function findUserByEmail(store: Store, email: string): Promise<PublicUser | null> {
+  const user = await store.models.User.findOne({ email: normalizeEmail(email) }).lean();
+  return user ? toPublicUser(user) : null;
+}
+
+export async function listUsers(store: Store): Promise<PublicUser[]> {
+  const users = await store.models.User.find({}).sort({ email: 1 }).limit(1000).lean();
+  return users.map(toPublicUser);
+}
+
+async function requireUser(store: Store, id: string | ObjectId) {
+  const objectId = typeof id === 'string' ? parseObjectId(id) : id;
+  const user = objectId ? await store.models.User.findById(objectId) : null;
+  if (!user) throw notFound('user');
+  return user;
+}
+
+/** Set a new password (CLI reset, invite acceptance, profile change). Clears a pending invite. */
+export async function setPassword(store: Store, id: string | ObjectId, password: string, actor: Actor = SYSTEM_ACTOR): Promise<void> {
+  const issue = passwordProblem(password);
+  if (issue) throw new AppError('VALIDATION_FAILED', `password ${issue}`, { status: 400, fields: { password: issue } });
+  const user = await requireUser(store, id);
+  user.passwordHash = await hashPassword(password);
+  user.invite = { tokenHash: '', expiresAt: null, invitedBy: null };
+  await user.save();
+  await recordAudit(store, actor, { action: 'user.password', targetType: 'user', targetId: user._id.toString(), details: { passwordChanged: true } });
+}
+
+/** A signed-in user changing their own password must prove they know the current one. */
+export async function changeOwnPassword(store: Store, id: ObjectId, currentPassword: string, newPassword: string, actor: Actor): Promise<void> {
+  const user = await requireUser(store, id);
+  if (!(await verifyPassword(user.passwordHash ?? '', currentPassword))) {
+    throw new AppError('VALIDATION_FAILED', 'the current password is not correct', { status: 400, fields: { currentPassword: 'is not correct' } });
+  }
+  await setPassword(store, id, newPassword, actor);
+}
+
+export async function updateProfile(store: Store, id: ObjectId, input: { name: string }, actor: Actor): Promise<PublicUser> {
+  const name = input.name.trim();
+  if (name.length > 200) throw new AppError('VALIDATION_FAILED', 'name is longer than 200 characters', { status: 400, fields: { name: 'must be at most 200 characters' } });
+  const user = await requireUser(store, id);
+  user.name = name;
+  await user.save();
+  await recordAudit(store, actor, { action: 'user.profile', targetType: 'user', targetId: user._id.toString(), details: { name } });
+  return toPublicUser(user);
+}
+
+/** There must always be one enabled admin with a password, or nobody can manage the appliance. */
+async function assertAnotherAdmin(store: Store, exceptId: ObjectId): Promise<void> {
+  const others = await store.models.User.countDocuments({ role: 'admin', disabled: false, _id: { $ne: exceptId } });
+  if (others === 0) throw new AppError('LAST_ADMIN', 'this is the last enabled admin; make another user admin first', { status: 409 });
+}
+
+export async function setUserRole(store: Store, id: string | ObjectId, role: string, actor: Actor): Promise<PublicUser> {
+  const newRole = checkRole(role);
+  const user = await requireUser(store, id);
+  if (user.role === 'admin' && newRole !== 'admin') await assertAnotherAdmin(store, user._id);
+  const before = user.role;
+  user.role = newRole;
+  await user.save();
+  await recordAudit(store, actor, { action: 'user.role', targetType: 'user', targetId: user._id.toString(), details: { email: user.email, from: before, to: newRole } });
+  return toPublicUser(user);
+}
+
+/** Disable or enable a user. Disabling also revokes their API tokens and ends their sessions (the caller's session store sweeps by userId). */
+export async function setUserDisabled(store: Store, id: string | ObjectId, disabled: boolean, actor: Actor, now: Date = new Date()): Promise<PublicUser> {
+  const user = await requireUser(store, id);
+  if (disabled && actor.id && actor.id.equals(user._id)) throw new AppError('CANNOT_DISABLE_SELF', 'you cannot disable your own user', { status: 409 });
+  if (disabled && user.role === 'admin') await assertAnotherAdmin(store, user._id);
+  user.disabled = disabled;
+  await user.save();
+  if (disabled) await store.models.ApiToken.updateMany({ userId: user._id, revokedAt: null }, { $set: { revokedAt: now } });
+  await recordAudit(store, actor, { action: disabled ? 'user.disable' : 'user.enable', targetType: 'user', targetId: user._id.toString(), details: { email: user.email } }, now);
+  return toPublicUser(user);
+}
+
+export interface Invite {
+  user: PublicUser;
+  /** The secret for the link; only its SHA-256 is stored. */
+  token: string;
+  expiresAt: Date;
+}
+
+/**
+ * Invite someone (or re-invite a user who has not set a password yet): a
+ * user without a password plus a one-time token that expires. The link is
+ * `${PUBLIC_URL}/invite/<token>`.
+ */
+export async function inviteUser(store: Store, input: { email: string; role?: string; name?: string }, actor: Actor, options: { ttlMs?: number; now?: Date } = {}): Promise<Invite> {
+  const emailIssue = emailProblem(input.email);
+  if (emailIssue) throw new AppError('VALIDATION_FAILED', `email ${emailIssue}`, { status: 400, fields: { email: emailIssue } });
+  const role = checkRole(input.role ?? 'employee');
+  const email = normalizeEmail(input.email);
+  const now = options.now ?? new Date();
+  const token = randomToken(24);
+  const expiresAt = new Date(now.getTime() + (options.ttlMs ?? INVITE_TTL_MS));
+  const invite = { tokenHash: sha256Hex(token), expiresAt, invitedBy: actor.id ?? null };
+  let user = await store.models.User.findOne({ email });
+  if (user) {
+    if (user.passwordHash) throw new AppError('EMAIL_TAKEN', `${email} is already a user`, { status: 409, fields: { email: 'is already a user' } });
+    user.invite = invite;
+    user.role = role;
+    if (input.name !== undefined) user.name = input.name.trim();
+    await user.save();
+  } else {
+    try {
+      user = await store.models.User.create({ email, role, name: (input.name ?? '').trim(), dropboxToken: randomAddressToken(16), invite });
+    } catch (err) {
+      if (isDuplicateKey(err)) throw new AppError('EMAIL_TAKEN', `${email} is already a user`, { status: 409, fields: { email: 'is already a user' } });
+      throw err;
+    }
+  }
+  await recordAudit(store, actor, { action: 'user.invite', targetType: 'user', targetId: user._id.toString(), details: { email, role, expiresAt: expiresAt.toISOString() } }, now);
+  return { user: toPublicUser(user), token, expiresAt };
+}
+
+/** The invited user for a link token, or null when unknown, used or expired. */
+export async function findInvite(store: Store, token: string, now: Date = new Date()): Promise<PublicUser | null> {
+  if (!/^[A-Za-z0-9_-]{16,64}$/.test(token)) return null;
+  const user = await store.models.User.findOne({ 'invite.tokenHash': sha256Hex(token) }).lean();
+  if (!user || user.disabled || !user.invite?.expiresAt || user.invite.expiresAt.getTime() <= now.getTime()) return null;
+  return toPublicUser(user);
+}
+
+/** Set the invited user's password; the token stops working. */
+export async function acceptInvite(store: Store, token: string, input: { password: string; name?: string }, now: Date = new Date()): Promise<PublicUser> {
+  const invited = await findInvite(store, token, now);
+  if (!invited) throw new AppError('INVITE_INVALID', 'this invite link is invalid or has expired; ask an admin for a new one', { status: 404 });
+  const actor: Actor = { id: parseObjectId(invited.id), email: invited.email };
+  const issue = passwordProblem(input.password);
+  if (issue) throw new AppError('VALIDATION_FAILED', `password ${issue}`, { status: 400, fields: { password: issue } });
+  if (input.name !== undefined && input.name.trim()) await updateProfile(store, parseObjectId(invited.id)!, { name: input.name }, actor);
+  await setPassword(store, invited.id, input.password, actor);
+  return (await getUser(store, invited.id))!;
+}
+
+/**
+ * First start: create the admin from ADMIN_EMAIL / ADMIN_PASSWORD when no
+ * admin exists yet. Idempotent: later starts change nothing (the password
+ * variable is only read on creation, so rotating it in .env has no effect;
+ * use `npm run cli -- reset-password`).
+ */
+export async function ensureFirstAdmin(store: Store, input: { email?: string; password?: string }, log: Logger): Promise<'created' | 'exists' | 'missing'> {
+  const admins = await store.models.User.countDocuments({ role: 'admin' });
+  if (admins > 0) return 'exists';
+  if (!input.email || !input.password) {
+    log.warn('no admin user exists: set ADMIN_EMAIL and ADMIN_PASSWORD, or run `npm run cli -- create-user --email you@example.com --password … --role admin`');
+    return 'missing';
+  }
+  const existing = await store.models.User.findOne({ email: normalizeEmail(input.email) });
+  if (existing) {
+    existing.role = 'admin';
+    if (!existing.passwordHash) existing.passwordHash = await hashPassword(input.password);
+    await existing.save();
+    await recordAudit(store, SYSTEM_ACTOR, { action: 'user.role', targetType: 'user', targetId: existing._id.toString(), details: { email: existing.email, to: 'admin', reason: 'ADMIN_EMAIL' } });
+  } else {
+    await createUser(store, { email: input.email, password: input.password, role: 'admin' }, SYSTEM_ACTOR);
+  }
+  log.info({ email: normalizeEmail(input.email) }, 'created the first admin from ADMIN_EMAIL');
+  return 'created';
+}

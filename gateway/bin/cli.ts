@@ -1,0 +1,116 @@
+/**
+ * `npm run cli -- <command>`: user and token administration from a shell.
+ *
+ *   create-user    --email <email> --password <password> [--role admin|employee] [--name <name>]
+ *   reset-password --email <email> [--password <password>]   (without --password a random one is printed)
+ *   create-token   --user <email> [--name <name>]             (the token alone on the last line)
+ *
+ * Exit status: 0 done, 64 usage error (EX_USAGE), 65 bad input (EX_DATAERR),
+ * 1 anything else.
+ */
+import { parseArgs } from 'node:util';
+import { createApiToken, createUser, findUserByEmail, setPassword, SYSTEM_ACTOR, type Actor } from '../accounts';
+import { loadConfigOrExit } from '../core/config';
+import { randomToken } from '../core/crypto';
+import { isAppError } from '../core/errors';
+import { createLogger } from '../core/log';
+import { openConfiguredStore, type Store } from '../store';
+
+const USAGE = `Usage: npm run cli -- <command> [options]
+
+Commands:
+  create-user     --email <email> --password <password> [--role admin|employee] [--name <name>]
+  reset-password  --email <email> [--password <password>]
+  create-token    --user <email> [--name <name>]
+`;
+
+class UsageError extends Error {}
+
+const CLI_ACTOR: Actor = { ...SYSTEM_ACTOR, email: 'cli' };
+
+export interface CliIo {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
+
+/** Run one command against an open store; returns the exit status. Exported for tests. */
+export async function runCli(argv: string[], store: Store, io: CliIo): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    const { values } = parseArgs({
+      args: rest,
+      options: { email: { type: 'string' }, password: { type: 'string' }, role: { type: 'string' }, name: { type: 'string' }, user: { type: 'string' } },
+      strict: true,
+      allowPositionals: false,
+    });
+    const need = (name: keyof typeof values): string => {
+      const value = values[name];
+      if (typeof value !== 'string' || value === '') throw new UsageError(`${command} needs --${name}`);
+      return value;
+    };
+    switch (command) {
+      case 'create-user': {
+        const user = await createUser(store, { email: need('email'), password: need('password'), role: values.role ?? 'employee', name: values.name }, CLI_ACTOR);
+        io.out(`created ${user.role} ${user.email} (id ${user.id})`);
+        return 0;
+      }
+      case 'reset-password': {
+        const email = need('email');
+        const user = await findUserByEmail(store, email);
+        if (!user) {
+          io.err(`no user with the email ${email}`);
+          return 65;
+        }
+        const password = values.password ?? randomToken(18);
+        await setPassword(store, user.id, password, CLI_ACTOR);
+        io.out(`password reset for ${user.email}`);
+        if (!values.password) io.out(`new password: ${password}`);
+        return 0;
+      }
+      case 'create-token': {
+        const { token, view } = await createApiToken(store, need('user'), { name: values.name ?? 'cli' }, CLI_ACTOR);
+        io.out(`created API token ${view.prefix}… for ${view.userEmail} (id ${view.id}); it is shown only once:`);
+        io.out(token);
+        return 0;
+      }
+      default:
+        throw new UsageError(command ? `unknown command "${command}"` : 'no command given');
+    }
+  } catch (err) {
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      io.err(`postroom cli: ${(err as Error).message}\n\n${USAGE}`);
+      return 64;
+    }
+    if (isAppError(err) && err.status < 500) {
+      io.err(`postroom cli: ${err.message}`);
+      return 65;
+    }
+    throw err;
+  }
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === 'help') {
+    process.stdout.write(USAGE);
+    process.exit(argv.length === 0 ? 64 : 0);
+  }
+  const config = loadConfigOrExit();
+  // Logs go to stderr so the token stays the last line of stdout.
+  const log = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, destination: process.stderr, pretty: false });
+  const store = await openConfiguredStore(config, log);
+  let status = 1;
+  try {
+    status = await runCli(argv, store, { out: (line) => process.stdout.write(`${line}\n`), err: (line) => process.stderr.write(`${line}\n`) });
+  } finally {
+    await store.close();
+  }
+  process.exit(status);
+}
+
+if (require.main === module) {
+  main().catch((err) => {
+    process.stderr.write(`postroom cli: ${(err as Error).message}\n`);
+    process.exit(1);
+  });
+}

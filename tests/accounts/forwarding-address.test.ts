@@ -1,0 +1,53 @@
+import { strict as assert } from 'node:assert';
+import { buildForwardingAddress, dropboxAddress, findPreset, readablePart, SERVICE_PRESETS, suggestPreset } from '../../gateway/accounts';
+
+describe('accounts: forwarding addresses (shared contract)', () => {
+  const cases: Array<[string, string]> = [
+    ['bob@acme.com', 'bob-acme-com'],
+    ['Bob.Smith+sales@Acme.co.uk', 'bob-smith-sales-acme-co-uk'],
+    ['o\'neil@acme.com', 'o-neil-acme-com'],
+    ['a'.repeat(60) + '@acme.com', 'a'.repeat(47)],
+  ];
+  for (const [email, readable] of cases) {
+    it(`${email.slice(0, 30)} → ${readable.slice(0, 30)}`, () => assert.equal(readablePart(email), readable));
+  }
+
+  it('is <readable>.<16-character token>@<GATEWAY_DOMAIN>, lower-case, local part within 64 octets (RFC 5321 §4.5.3.1.1)', () => {
+    const { forwardingAddress, forwardingToken } = buildForwardingAddress('Bob@Acme.com', 'In.Postroom.Example');
+    assert.match(forwardingToken, /^[a-z2-9]{16}$/);
+    assert.equal(forwardingAddress, `bob-acme-com.${forwardingToken}@in.postroom.example`);
+    const long = buildForwardingAddress('x'.repeat(200) + '@acme.com', 'in.test').forwardingAddress;
+    assert.ok(long.split('@')[0].length <= 64);
+  });
+
+  it('never repeats a token (random, unguessable)', () => {
+    const tokens = new Set(Array.from({ length: 2000 }, () => buildForwardingAddress('bob@acme.com', 'in.test').forwardingToken));
+    assert.equal(tokens.size, 2000);
+  });
+
+  it('builds the dropbox address', () => {
+    assert.equal(dropboxAddress('k7f3q9abcdefghij', 'in.test'), 'dropbox.k7f3q9abcdefghij@in.test');
+  });
+});
+
+describe('accounts: service presets', () => {
+  const expected: Record<string, [string, number]> = {
+    gmail: ['imap.gmail.com', 993], outlook: ['outlook.office365.com', 993], yahoo: ['imap.mail.yahoo.com', 993], icloud: ['imap.mail.me.com', 993],
+    zoho: ['imap.zoho.com', 993], fastmail: ['imap.fastmail.com', 993], aol: ['imap.aol.com', 993],
+  };
+  for (const [id, [host, port]] of Object.entries(expected)) {
+    it(`${id}: IMAP ${host}:${port} over implicit TLS, plus SMTP for sending`, () => {
+      const preset = findPreset(id)!;
+      assert.deepEqual(preset.imap, { host, port, tls: 'implicit' });
+      assert.ok(preset.smtp && preset.smtp.host.length > 0 && [465, 587].includes(preset.smtp.port));
+      assert.ok(preset.forwardingSteps.length >= 2);
+    });
+  }
+  it('has Custom with no fixed server, and suggests presets from the mailbox domain', () => {
+    assert.equal(findPreset('custom')!.imap, null);
+    assert.deepEqual(SERVICE_PRESETS.map((p) => p.id), ['gmail', 'outlook', 'yahoo', 'icloud', 'zoho', 'fastmail', 'aol', 'custom']);
+    assert.equal(suggestPreset('bob@gmail.com').id, 'gmail');
+    assert.equal(suggestPreset('bob@HOTMAIL.com').id, 'outlook');
+    assert.equal(suggestPreset('bob@acme.com').id, 'custom');
+  });
+});

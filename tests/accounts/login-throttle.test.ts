@@ -1,0 +1,41 @@
+import { strict as assert } from 'node:assert';
+import { LoginThrottle } from '../../gateway/accounts';
+
+describe('accounts: LoginThrottle', () => {
+  let now: number;
+  let throttle: LoginThrottle;
+  beforeEach(() => {
+    now = Date.parse('2026-01-01T00:00:00Z');
+    throttle = new LoginThrottle(() => new Date(now));
+  });
+
+  it('allows 5 free failures per account, then locks 30 s, doubling per further failure up to 15 min', () => {
+    for (let i = 0; i < 5; i++) {
+      assert.deepEqual(throttle.check('bob@acme.test', `10.0.0.${i}`), { allowed: true });
+      throttle.recordFailure('bob@acme.test', `10.0.0.${i}`);
+    }
+    assert.deepEqual(throttle.check('bob@acme.test', '10.0.0.9'), { allowed: true });
+    throttle.recordFailure('bob@acme.test', '10.0.0.9');
+    assert.deepEqual(throttle.check('BOB@acme.test', '10.0.1.1'), { allowed: false, retryAfterSeconds: 30, scope: 'account' });
+    now += 30_000;
+    throttle.recordFailure('bob@acme.test', '10.0.1.1');
+    assert.equal((throttle.check('bob@acme.test', '10.0.1.2') as { retryAfterSeconds: number }).retryAfterSeconds, 60);
+    for (let i = 0; i < 20; i++) throttle.recordFailure('bob@acme.test', `10.1.${i}.1`);
+    assert.equal((throttle.check('bob@acme.test', '10.0.1.2') as { retryAfterSeconds: number }).retryAfterSeconds, 900);
+  });
+
+  it('a success clears the account but not the IP', () => {
+    for (let i = 0; i < 21; i++) throttle.recordFailure(`user${i}@acme.test`, '192.0.2.7');
+    throttle.recordSuccess('user0@acme.test');
+    const verdict = throttle.check('user0@acme.test', '192.0.2.7');
+    assert.deepEqual(verdict, { allowed: false, retryAfterSeconds: 60, scope: 'ip' });
+    assert.deepEqual(throttle.check('user0@acme.test', '192.0.2.8'), { allowed: true });
+  });
+
+  it('forgets old failures after an hour without any', () => {
+    for (let i = 0; i < 5; i++) throttle.recordFailure('bob@acme.test', '192.0.2.1');
+    now += 61 * 60_000;
+    throttle.recordFailure('bob@acme.test', '192.0.2.1');
+    assert.deepEqual(throttle.check('bob@acme.test', '192.0.2.1'), { allowed: true });
+  });
+});

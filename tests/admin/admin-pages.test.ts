@@ -1,0 +1,116 @@
+import { strict as assert } from 'node:assert';
+import request from 'supertest';
+import { buildApp, csrfFrom, makeUser, signIn, type TestApp, type TestStore } from './fixtures';
+import { openTestStore } from '../support/store';
+
+describe('admin: users, invites, API tokens, audit log', () => {
+  let store: TestStore;
+  let testApp: TestApp;
+  before(async () => {
+    store = await openTestStore('admin_pages');
+    testApp = buildApp(store);
+    await makeUser(store, 'admin@acme.test', 'admin');
+    await makeUser(store, 'bob@acme.test');
+  });
+  after(async () => store.drop());
+
+  it('hides admin pages from employees (404) and anonymous visitors (sign-in)', async () => {
+    const { agent, csrf } = await signIn(testApp.app, 'bob@acme.test');
+    for (const path of ['/users', '/tokens', '/audit']) await agent.get(path).expect(404);
+    await agent.post('/users/invite').type('form').send({ _csrf: csrf, email: 'x@acme.test' }).expect(404);
+    await agent.post('/tokens').type('form').send({ _csrf: csrf, user: 'bob@acme.test' }).expect(404);
+    const nav = await agent.get('/').expect(200);
+    assert.doesNotMatch(nav.text, /href="\/users"/);
+    await request(testApp.app).get('/users').expect(303).expect('Location', '/login?next=%2Fusers');
+  });
+
+  it('invites a user with an expiring one-time link; the invitee sets a password and is signed in', async () => {
+    let now = new Date();
+    const { app } = buildApp(store, { clock: () => now });
+    const admin = await signIn(app, 'admin@acme.test');
+    const res = await admin.agent.post('/users/invite').type('form').send({ _csrf: admin.csrf, email: 'New.Hire@acme.test', role: 'employee', name: 'New Hire' }).expect(201);
+    const link = /data-copy="(http:\/\/127\.0\.0\.1:8080\/invite\/[A-Za-z0-9_-]+)"/.exec(res.text)?.[1];
+    assert.ok(link, 'the invite link is shown once with a copy button');
+    assert.match(res.text, /expires/);
+    const path = new URL(link).pathname;
+    const stored = (await store.models.User.findOne({ email: 'new.hire@acme.test' }).lean())!;
+    assert.equal(stored.passwordHash, '');
+    assert.ok(!JSON.stringify(stored).includes(path.split('/').pop()!), 'only the hash of the token is stored');
+
+    const invitee = request.agent(app);
+    const form = await invitee.get(path).expect(200);
+    assert.match(form.text, /new\.hire@acme\.test/);
+    const short = await invitee.post(path).type('form').send({ _csrf: csrfFrom(form.text), password: 'short', confirm: 'short' }).expect(400);
+    assert.match(short.text, /at least 12 characters/);
+    await invitee.post(path).type('form').send({ _csrf: csrfFrom(form.text), name: 'New Hire', password: 'a-good-long-password', confirm: 'a-good-long-password' }).expect(303).expect('Location', '/preferences/email');
+    await invitee.get('/preferences/email').expect(200);
+    await request(app).get(path).expect(404); // used: the link no longer works
+
+    const late = await admin.agent.post('/users/invite').type('form').send({ _csrf: admin.csrf, email: 'late@acme.test' }).expect(201);
+    const latePath = new URL(/data-copy="([^"]+\/invite\/[^"]+)"/.exec(late.text)![1]).pathname;
+    now = new Date(now.getTime() + 8 * 24 * 3600 * 1000);
+    const expired = await request(app).get(latePath).expect(404);
+    assert.match(expired.text, /does not work/);
+  });
+
+  it('re-renders the invite form with a field error for a bad or existing email', async () => {
+    const admin = await signIn(testApp.app, 'admin@acme.test');
+    const bad = await admin.agent.post('/users/invite').type('form').send({ _csrf: admin.csrf, email: 'nope' }).expect(400);
+    assert.match(bad.text, /is not an email address/);
+    const taken = await admin.agent.post('/users/invite').type('form').send({ _csrf: admin.csrf, email: 'bob@acme.test' }).expect(409);
+    assert.match(taken.text, /is already a user/);
+  });
+
+  it('changes roles, refuses to demote the last admin, disables and re-enables users (sessions end)', async () => {
+    const admin = await signIn(testApp.app, 'admin@acme.test');
+    const self = (await store.models.User.findOne({ email: 'admin@acme.test' }).lean())!;
+    await admin.agent.post(`/users/${self._id}/role`).type('form').send({ _csrf: admin.csrf, role: 'employee' }).expect(303);
+    assert.equal((await store.models.User.findById(self._id).lean())!.role, 'admin');
+    const page = await admin.agent.get('/users').expect(200);
+    assert.match(page.text, /last enabled admin/);
+
+    const carol = await makeUser(store, 'carol@acme.test');
+    const carolSession = await signIn(testApp.app, carol.email);
+    await admin.agent.post(`/users/${carol.id}/role`).type('form').send({ _csrf: admin.csrf, role: 'admin' }).expect(303);
+    assert.equal((await store.models.User.findById(carol.id).lean())!.role, 'admin');
+    await carolSession.agent.get('/users').expect(200);
+    await admin.agent.post(`/users/${carol.id}/role`).type('form').send({ _csrf: admin.csrf, role: 'wizard' }).expect(303);
+    assert.equal((await store.models.User.findById(carol.id).lean())!.role, 'admin');
+
+    await admin.agent.post(`/users/${carol.id}/disable`).type('form').send({ _csrf: admin.csrf }).expect(303);
+    assert.equal((await store.models.User.findById(carol.id).lean())!.disabled, true);
+    assert.equal(await store.models.Session.countDocuments({ userId: carol.id }), 0, 'her sessions are gone');
+    await carolSession.agent.get('/').expect(303);
+    await admin.agent.post(`/users/${carol.id}/enable`).type('form').send({ _csrf: admin.csrf }).expect(303);
+    assert.equal((await store.models.User.findById(carol.id).lean())!.disabled, false);
+    await admin.agent.post('/users/ffffffffffffffffffffffff/disable').type('form').send({ _csrf: admin.csrf }).expect(404);
+    const actions = (await store.models.AuditEvent.find({ targetId: carol.id }).lean()).map((e) => e.action);
+    for (const action of ['user.role', 'user.disable', 'user.enable']) assert.ok(actions.includes(action), action);
+  });
+
+  it('creates an API token shown once, lists it by prefix, revokes it (the API then answers 401)', async () => {
+    const admin = await signIn(testApp.app, 'admin@acme.test');
+    const created = await admin.agent.post('/tokens').type('form').send({ _csrf: admin.csrf, user: 'bob@acme.test', name: 'CRM sync' }).expect(201);
+    const token = /data-copy="(pr_[A-Za-z0-9_-]+)"/.exec(created.text)?.[1];
+    assert.ok(token);
+    await request(testApp.app).get('/api/v1/accounts').set('Authorization', `Bearer ${token}`).expect(200);
+    const list = await admin.agent.get('/tokens').expect(200);
+    assert.ok(!list.text.includes(token), 'the full token is never shown again');
+    assert.ok(list.text.includes(token.slice(0, 10)));
+    const row = (await store.models.ApiToken.findOne({ name: 'CRM sync' }).lean())!;
+    await admin.agent.post(`/tokens/${row._id}/revoke`).type('form').send({ _csrf: admin.csrf }).expect(303);
+    const denied = await request(testApp.app).get('/api/v1/accounts').set('Authorization', `Bearer ${token}`).expect(401);
+    assert.equal(denied.body.error.code, 'INVALID_TOKEN');
+    const unknown = await admin.agent.post('/tokens').type('form').send({ _csrf: admin.csrf, user: 'ghost@acme.test' }).expect(404);
+    assert.match(unknown.text, /no user with the email ghost@acme\.test/);
+  });
+
+  it('shows the audit log to admins, newest first', async () => {
+    const admin = await signIn(testApp.app, 'admin@acme.test');
+    const res = await admin.agent.get('/audit').expect(200);
+    assert.match(res.text, /token\.revoke/);
+    assert.match(res.text, /user\.create/);
+    assert.ok(res.text.indexOf('token.revoke') < res.text.indexOf('user.create'), 'newest first');
+    await admin.agent.get('/audit?before=garbage').expect(200);
+  });
+});

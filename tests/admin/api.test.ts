@@ -1,0 +1,209 @@
+import { strict as assert } from 'node:assert';
+import request from 'supertest';
+import { createApiToken, type PublicUser } from '../../gateway/accounts';
+import { freePort } from '../../gateway/store/embedded-ferretdb';
+import { buildApp, makeAccount, makeUser, storeMessage, type TestApp, type TestStore } from './fixtures';
+import { openTestStore } from '../support/store';
+
+describe('admin: JSON API /api/v1', () => {
+  let store: TestStore;
+  let testApp: TestApp;
+  let bob: PublicUser;
+  let eve: PublicUser;
+  let bobToken: string;
+  let eveToken: string;
+  let adminToken: string;
+  const api = (method: 'get' | 'post' | 'patch' | 'delete', path: string, token = bobToken) =>
+    request(testApp.app)[method](`/api/v1${path}`).set('Authorization', `Bearer ${token}`);
+
+  before(async () => {
+    store = await openTestStore('admin_api');
+    testApp = buildApp(store, { imapTimeoutMs: 3000 });
+    await makeUser(store, 'admin@acme.test', 'admin');
+    bob = await makeUser(store, 'bob@acme.test');
+    eve = await makeUser(store, 'eve@acme.test');
+    bobToken = (await createApiToken(store, 'bob@acme.test', { name: 't' }, {})).token;
+    eveToken = (await createApiToken(store, 'eve@acme.test', { name: 't' }, {})).token;
+    adminToken = (await createApiToken(store, 'admin@acme.test', { name: 't' }, {})).token;
+  });
+  after(async () => store.drop());
+
+  it('requires a bearer token: 401 JSON with a WWW-Authenticate challenge', async () => {
+    const none = await request(testApp.app).get('/api/v1/accounts').expect(401).expect('Content-Type', /json/);
+    assert.equal(none.body.error.code, 'UNAUTHENTICATED');
+    assert.match(none.headers['www-authenticate'], /^Bearer realm="postroom"/);
+    const wrong = await request(testApp.app).get('/api/v1/accounts').set('Authorization', 'Bearer pr_not-a-real-token').expect(401);
+    assert.equal(wrong.body.error.code, 'INVALID_TOKEN');
+    assert.match(wrong.headers['www-authenticate'], /error="invalid_token"/);
+    const basic = await request(testApp.app).get('/api/v1/accounts').set('Authorization', 'Basic Ym9iOnB3').expect(401);
+    assert.equal(basic.body.error.code, 'UNAUTHENTICATED');
+  });
+
+  it('creates an account: 201 with id and forwardingAddress, Location header, and reads it back in the documented shape', async () => {
+    const res = await api('post', '/accounts').send({ email: 'Bob@Example.test' }).expect(201);
+    assert.match(res.body.id, /^[0-9a-f]{24}$/);
+    assert.match(res.body.forwardingAddress, /^bob-example-test\.[a-z2-9]{16}@in\.postroom\.test$/);
+    assert.equal(res.headers.location, `/api/v1/accounts/${res.body.id}`);
+    const got = await api('get', `/accounts/${res.body.id}`).expect(200);
+    assert.equal(got.body.email, 'bob@example.test');
+    assert.equal(got.body.enabled, true);
+    assert.deepEqual(Object.keys(got.body.forwarding).slice(0, 2), ['status', 'provider']);
+    assert.equal(got.body.forwarding.status, 'waiting');
+    assert.equal(got.body.forwarding.confirmationCode, '');
+    for (const side of ['imap', 'smtp']) {
+      for (const key of ['enabled', 'service', 'host', 'port', 'tls', 'username']) assert.ok(key in got.body[side], `${side}.${key}`);
+      assert.ok(!('password' in got.body[side]) && !('passwordEnc' in got.body[side]));
+    }
+    const list = await api('get', '/accounts').expect(200);
+    assert.deepEqual(list.body.accounts.map((a: { id: string }) => a.id), [res.body.id]);
+  });
+
+  it('rejects bad create bodies with 400 naming the field (unknown field, bad email, wrong type, not JSON) and duplicates with 409', async () => {
+    const unknown = await api('post', '/accounts').send({ email: 'x@acme.test', colour: 'blue' }).expect(400);
+    assert.equal(unknown.body.error.code, 'VALIDATION_FAILED');
+    assert.equal(unknown.body.error.fields.colour, 'is not a known field');
+    const bad = await api('post', '/accounts').send({ email: 'nope' }).expect(400);
+    assert.match(bad.body.error.message, /email is not an email address/);
+    const type = await api('post', '/accounts').send({ email: 42 }).expect(400);
+    assert.ok(type.body.error.fields.email);
+    const notJson = await api('post', '/accounts').set('Content-Type', 'application/json').send('{"email": ').expect(400);
+    assert.equal(notJson.body.error.code, 'BAD_JSON');
+    const array = await api('post', '/accounts').send([{ email: 'x@acme.test' }]).expect(400);
+    assert.equal(array.body.error.code, 'BAD_REQUEST');
+    await api('post', '/accounts').send({ email: 'twice@acme.test' }).expect(201);
+    const dup = await api('post', '/accounts').send({ email: 'twice@acme.test' }).expect(409);
+    assert.equal(dup.body.error.code, 'ACCOUNT_EXISTS');
+  });
+
+  it('patches imap settings: password is write-only and sealed; read-only fields round-trip; unknown fields are 400', async () => {
+    const created = (await api('post', '/accounts').send({ email: 'patch@gmail.test' }).expect(201)).body;
+    const patched = await api('patch', `/accounts/${created.id}`).send({ imap: { enabled: true, service: 'gmail', username: 'patch@gmail.test', password: 'secret-app-pw' } }).expect(200);
+    assert.equal(patched.body.imap.host, 'imap.gmail.com');
+    assert.equal(patched.body.imap.port, 993);
+    assert.equal(patched.body.imap.tls, 'implicit');
+    assert.equal(patched.body.imap.passwordSet, true);
+    assert.equal(patched.body.imap.status, 'unverified');
+    assert.doesNotMatch(JSON.stringify(patched.body), /secret-app-pw/);
+    const stored = (await store.models.MailAccount.findById(created.id).lean())!;
+    assert.equal(testApp.secretBox.open(stored.imap!.passwordEnc, created.id), 'secret-app-pw');
+    // GET → PATCH the same document back: read-only fields are accepted and ignored.
+    const roundTripRes = await api('patch', `/accounts/${created.id}`).send({ ...patched.body, enabled: false });
+    assert.equal(roundTripRes.status, 200, JSON.stringify(roundTripRes.body));
+    const roundTrip = roundTripRes;
+    assert.equal(roundTrip.body.enabled, false);
+    assert.equal(roundTrip.body.forwardingAddress, created.forwardingAddress);
+    const unknown = await api('patch', `/accounts/${created.id}`).send({ imap: { hots: 'typo' } }).expect(400);
+    assert.equal(unknown.body.error.fields['imap.hots'], 'is not a known field');
+    const badPort = await api('patch', `/accounts/${created.id}`).send({ imap: { port: 70000 } }).expect(400);
+    assert.match(badPort.body.error.fields['imap.port'], /1 to 65535/);
+    const badTls = await api('patch', `/accounts/${created.id}`).send({ smtp: { tls: 'ssl3' } }).expect(400);
+    assert.ok(badTls.body.error.fields['smtp.tls']);
+    const badService = await api('patch', `/accounts/${created.id}`).send({ imap: { service: 'aol2' } }).expect(400);
+    assert.ok(badService.body.error.fields['imap.service']);
+  });
+
+  it('authenticates IMAP: 422 with a precise code when the login fails, 400 when settings are missing', async () => {
+    const created = (await api('post', '/accounts').send({ email: 'auth@acme.test' }).expect(201)).body;
+    const missing = await api('post', `/accounts/${created.id}/imap/authenticate`).expect(400);
+    assert.ok(missing.body.error.fields['imap.host']);
+    const port = await freePort();
+    await api('patch', `/accounts/${created.id}`).send({ imap: { host: '127.0.0.1', port, tls: 'implicit', username: 'u', password: 'p' } }).expect(200);
+    const refused = await api('post', `/accounts/${created.id}/imap/authenticate`).expect(422);
+    assert.equal(refused.body.error.code, 'CONNECTION_REFUSED');
+    assert.match(refused.body.error.message, new RegExp(`127\\.0\\.0\\.1:${port} refused the connection`));
+    const account = await api('get', `/accounts/${created.id}`).expect(200);
+    assert.equal(account.body.imap.lastErrorCode, 'CONNECTION_REFUSED');
+  });
+
+  it("answers 404 for another user's account and for ids that are not ObjectIds — never 500", async () => {
+    const evesAccount = await makeAccount(store, eve, 'eve-only@acme.test');
+    for (const [method, path] of [['get', ''], ['patch', ''], ['delete', ''], ['post', '/imap/authenticate']] as const) {
+      const res = await api(method, `/accounts/${evesAccount.id}${path}`).send(method === 'patch' ? { enabled: false } : undefined).expect(404);
+      assert.equal(res.body.error.code, 'NOT_FOUND');
+    }
+    await api('get', '/accounts/not-an-id').expect(404);
+    await api('get', '/accounts/123').expect(404);
+    await api('get', '/accounts/zzzzzzzzzzzzzzzzzzzzzzzz').expect(404);
+    await api('get', '/nothing-here').expect(404);
+    const evesView = await api('get', `/accounts/${evesAccount.id}`, eveToken).expect(200);
+    assert.equal(evesView.body.email, 'eve-only@acme.test');
+    const adminView = await api('get', '/accounts', adminToken).expect(200);
+    assert.ok(adminView.body.accounts.length >= 2, 'admins see every account');
+    const forOther = await api('post', '/accounts').send({ email: 'sneaky@acme.test', ownerId: eve.id }).expect(403);
+    assert.equal(forOther.body.error.code, 'FORBIDDEN');
+    await api('post', '/accounts', adminToken).send({ email: 'for-eve@acme.test', ownerId: eve.id }).expect(201);
+  });
+
+  it('deletes an account (204), then 404', async () => {
+    const created = (await api('post', '/accounts').send({ email: 'delete-me@acme.test' }).expect(201)).body;
+    await api('delete', `/accounts/${created.id}`).expect(204);
+    await api('get', `/accounts/${created.id}`).expect(404);
+    await api('delete', `/accounts/${created.id}`).expect(404);
+  });
+
+  describe('messages', () => {
+    let account: { id: string };
+    const ids: Record<string, string> = {};
+    before(async () => {
+      account = await makeAccount(store, bob, 'mail@acme.test');
+      const base = Date.parse('2026-02-01T00:00:00Z');
+      for (let i = 0; i < 7; i++) ids[`m${i}`] = (await storeMessage(store, { subject: `API message ${i}`, html: '<p>hi</p><script>x()</script>' }, { ownerId: bob.id, accountId: account.id, receivedAt: new Date(base + i * 1000) })).id;
+      ids.q = (await storeMessage(store, { subject: 'Spoofed' }, { ownerId: bob.id, accountId: account.id, status: 'quarantine', auth: { verdict: 'fail', reason: 'dmarc fail', results: 'x; dmarc=fail' }, receivedAt: new Date(base + 10_000) })).id;
+      ids.eve = (await storeMessage(store, { subject: 'Eve API' }, { ownerId: eve.id, receivedAt: new Date(base) })).id;
+    });
+
+    it('lists with cursor paging and filters; unknown query parameters are 400', async () => {
+      const first = await api('get', '/messages?limit=3').expect(200);
+      assert.deepEqual(first.body.messages.map((m: { subject: string }) => m.subject), ['API message 6', 'API message 5', 'API message 4']);
+      assert.ok(first.body.nextCursor);
+      const all: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const page: request.Response = await api('get', `/messages?limit=3${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`).expect(200);
+        all.push(...page.body.messages.map((m: { subject: string }) => m.subject));
+        cursor = page.body.nextCursor;
+      } while (cursor);
+      assert.equal(all.length, 7);
+      assert.equal(new Set(all).size, 7);
+      const quarantine = await api('get', '/messages?status=quarantine').expect(200);
+      assert.deepEqual(quarantine.body.messages.map((m: { id: string }) => m.id), [ids.q]);
+      const search = await api('get', '/messages?q=message%205').expect(200);
+      assert.deepEqual(search.body.messages.map((m: { subject: string }) => m.subject), ['API message 5']);
+      const unknown = await api('get', '/messages?colour=red').expect(400);
+      assert.equal(unknown.body.error.fields.colour, 'is not a known query parameter');
+      await api('get', '/messages?limit=0').expect(400);
+      await api('get', '/messages?cursor=garbage').expect(400);
+      await api('get', '/messages?verdict=maybe').expect(400);
+      const eveList = await api('get', '/messages?status=all', eveToken).expect(200);
+      assert.deepEqual(eveList.body.messages.map((m: { id: string }) => m.id), [ids.eve]);
+    });
+
+    it('gets one message with sanitised HTML and its raw bytes; 404 for others', async () => {
+      const res = await api('get', `/messages/${ids.m1}`).expect(200);
+      assert.equal(res.body.subject, 'API message 1');
+      assert.match(res.body.html, /<p>hi<\/p>/);
+      assert.doesNotMatch(res.body.html, /script/);
+      assert.equal(res.body.rawUrl, `/api/v1/messages/${ids.m1}/raw`);
+      const raw = await api('get', `/messages/${ids.m1}/raw`).buffer(true).parse((r, cb) => {
+        const chunks: Buffer[] = [];
+        r.on('data', (c: Buffer) => chunks.push(c));
+        r.on('end', () => cb(null, Buffer.concat(chunks)));
+      }).expect(200);
+      assert.match(raw.headers['content-type'], /message\/rfc822/);
+      assert.match((raw.body as Buffer).toString(), /Subject: API message 1/);
+      await api('get', `/messages/${ids.eve}`).expect(404);
+      await api('get', `/messages/${ids.eve}/raw`).expect(404);
+      await api('get', '/messages/nope').expect(404);
+    });
+
+    it('releases from quarantine (200, then 409) and deletes (204)', async () => {
+      const released = await api('post', `/messages/${ids.q}/release`).expect(200);
+      assert.equal(released.body.status, 'inbox');
+      const again = await api('post', `/messages/${ids.q}/release`).expect(409);
+      assert.equal(again.body.error.code, 'NOT_QUARANTINED');
+      await api('post', `/messages/${ids.eve}/release`).expect(404);
+      await api('delete', `/messages/${ids.m0}`).expect(204);
+      await api('get', `/messages/${ids.m0}`).expect(404);
+    });
+  });
+});

@@ -1,0 +1,169 @@
+import { strict as assert } from 'node:assert';
+import request from 'supertest';
+import { LoginThrottle } from '../../gateway/accounts';
+import { buildApp, csrfFrom, makeUser, PASSWORD, signIn, type TestStore } from './fixtures';
+import { openTestStore } from '../support/store';
+
+describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
+  let store: TestStore;
+  before(async () => {
+    store = await openTestStore('admin_auth');
+    await makeUser(store, 'admin@acme.test', 'admin');
+    await makeUser(store, 'bob@acme.test');
+  });
+  after(async () => store.drop());
+
+  it('GET /healthz answers 200 {status:ok, store:up} with a live store', async () => {
+    const { app } = buildApp(store);
+    const res = await request(app).get('/healthz').expect(200).expect('Content-Type', /json/);
+    assert.deepEqual(res.body, { status: 'ok', store: 'up' });
+  });
+
+  it('GET /healthz answers 503 {status:unavailable, store:down} when the store is gone', async () => {
+    const other = await openTestStore('admin_health_down');
+    const { app } = buildApp(other);
+    await other.drop(); // closes the connection
+    const res = await request(app).get('/healthz').expect(503);
+    assert.deepEqual(res.body, { status: 'unavailable', store: 'down' });
+  });
+
+  it('sends strict security headers: CSP without inline script, no framing by others, nosniff', async () => {
+    const { app } = buildApp(store);
+    const res = await request(app).get('/login').expect(200);
+    const csp = res.headers['content-security-policy'];
+    assert.match(csp, /default-src 'self'/);
+    assert.match(csp, /script-src 'self'(;|$)/);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+    assert.match(csp, /frame-ancestors 'none'/);
+    assert.match(csp, /object-src 'none'/);
+    assert.equal(res.headers['x-content-type-options'], 'nosniff');
+    assert.equal(res.headers['x-powered-by'], undefined);
+  });
+
+  it('redirects anonymous visitors to the sign-in page and back after signing in', async () => {
+    const { app } = buildApp(store);
+    const agent = request.agent(app);
+    const res = await agent.get('/preferences/email').expect(303);
+    assert.equal(res.headers.location, '/login?next=%2Fpreferences%2Femail');
+    const form = await agent.get(res.headers.location).expect(200);
+    assert.match(form.text, /name="next" value="\/preferences\/email"/);
+    const login = await agent.post('/login').type('form').send({ _csrf: csrfFrom(form.text), email: 'bob@acme.test', password: PASSWORD, next: '/preferences/email' }).expect(303);
+    assert.equal(login.headers.location, '/preferences/email');
+    await agent.get('/preferences/email').expect(200);
+  });
+
+  it('never redirects off-site after sign-in (open redirect)', async () => {
+    const { app } = buildApp(store);
+    const agent = request.agent(app);
+    const form = await agent.get('/login').expect(200);
+    const login = await agent.post('/login').type('form').send({ _csrf: csrfFrom(form.text), email: 'bob@acme.test', password: PASSWORD, next: '//evil.test/x' }).expect(303);
+    assert.equal(login.headers.location, '/');
+  });
+
+  it('sets an HttpOnly, SameSite=Lax session cookie and rotates the session id at sign-in', async () => {
+    const { app } = buildApp(store);
+    const agent = request.agent(app);
+    const form = await agent.get('/login').expect(200);
+    const before = /postroom\.sid=([^;]+)/.exec(String(form.headers['set-cookie']))![1];
+    assert.match(String(form.headers['set-cookie']), /HttpOnly/i);
+    assert.match(String(form.headers['set-cookie']), /SameSite=Lax/i);
+    assert.doesNotMatch(String(form.headers['set-cookie']), /Secure/i);
+    const login = await agent.post('/login').type('form').send({ _csrf: csrfFrom(form.text), email: 'bob@acme.test', password: PASSWORD }).expect(303);
+    const after = /postroom\.sid=([^;]+)/.exec(String(login.headers['set-cookie']))![1];
+    assert.notEqual(after, before, 'the session id must change at sign-in (session fixation)');
+    // The pre-login session no longer exists in the store.
+    const oldSid = decodeURIComponent(before).slice(2).split('.')[0];
+    assert.equal(await store.models.Session.countDocuments({ _id: oldSid }), 0);
+  });
+
+  it('marks the cookie Secure when PUBLIC_URL is https (behind a TLS proxy)', async () => {
+    const { app } = buildApp(store, { env: { PUBLIC_URL: 'https://postroom.acme.test', TRUST_PROXY: 'true' } });
+    const res = await request(app).get('/login').set('X-Forwarded-Proto', 'https').expect(200);
+    assert.match(String(res.headers['set-cookie']), /Secure/);
+    assert.match(res.headers['strict-transport-security'], /max-age=/);
+  });
+
+  it('rejects a wrong password with 401 and the same message as an unknown user', async () => {
+    const { app } = buildApp(store);
+    const agent = request.agent(app);
+    const form = await agent.get('/login');
+    const wrong = await agent.post('/login').type('form').send({ _csrf: csrfFrom(form.text), email: 'bob@acme.test', password: 'nope-nope-nope' }).expect(401);
+    const unknown = await agent.post('/login').type('form').send({ _csrf: csrfFrom(form.text), email: 'nobody@acme.test', password: 'nope-nope-nope' }).expect(401);
+    assert.match(wrong.text, /Wrong email or password/);
+    assert.match(unknown.text, /Wrong email or password/);
+    assert.match(wrong.text, /value="bob@acme.test"/, 'the email is kept in the form');
+  });
+
+  it('refuses a POST without the CSRF token with 403, and with a wrong one', async () => {
+    const { app } = buildApp(store);
+    const { agent, csrf } = await signIn(app, 'bob@acme.test');
+    const missing = await agent.post('/preferences/email').type('form').send({ email: 'x@acme.test' }).expect(403);
+    assert.match(missing.text, /expired or did not come from this site/);
+    await agent.post('/preferences/email').type('form').send({ email: 'x@acme.test', _csrf: `${csrf}x` }).expect(403);
+    await agent.post('/login').type('form').send({ email: 'bob@acme.test', password: PASSWORD }).expect(403);
+    assert.equal(await store.models.MailAccount.countDocuments({ email: 'x@acme.test' }), 0);
+  });
+
+  it('throttles per account: after 5 failures it says "try again in N s", even for the right password, until the lock expires', async () => {
+    let now = new Date('2026-03-01T10:00:00Z');
+    const clock = () => now;
+    const { app } = buildApp(store, { clock, throttle: new LoginThrottle(clock) });
+    const agent = request.agent(app);
+    const csrf = csrfFrom((await agent.get('/login')).text);
+    for (let i = 0; i < 5; i++) {
+      await agent.post('/login').type('form').send({ _csrf: csrf, email: 'bob@acme.test', password: `wrong-${i}-password` }).expect(401);
+    }
+    await agent.post('/login').type('form').send({ _csrf: csrf, email: 'bob@acme.test', password: 'wrong-again-pass' }).expect(401); // 6th: locks 30 s
+    const locked = await agent.post('/login').type('form').send({ _csrf: csrf, email: 'bob@acme.test', password: PASSWORD }).expect(429);
+    assert.match(locked.text, /Try again in 30 s\./);
+    assert.equal(locked.headers['retry-after'], '30');
+    now = new Date(now.getTime() + 12_000);
+    const later = await agent.post('/login').type('form').send({ _csrf: csrf, email: 'BOB@acme.test', password: PASSWORD }).expect(429);
+    assert.match(later.text, /Try again in 18 s\./);
+    now = new Date(now.getTime() + 18_000);
+    await agent.post('/login').type('form').send({ _csrf: csrf, email: 'bob@acme.test', password: PASSWORD }).expect(303);
+  });
+
+  it('throttles per IP across many accounts (password spraying)', async () => {
+    const now = new Date('2026-03-01T10:00:00Z');
+    const clock = () => now;
+    const { app } = buildApp(store, { clock, throttle: new LoginThrottle(clock) });
+    const agent = request.agent(app);
+    const csrf = csrfFrom((await agent.get('/login')).text);
+    for (let i = 0; i < 21; i++) {
+      await agent.post('/login').type('form').send({ _csrf: csrf, email: `user${i}@acme.test`, password: 'Spring2026!!' }).expect(401);
+    }
+    const res = await agent.post('/login').type('form').send({ _csrf: csrf, email: 'admin@acme.test', password: PASSWORD }).expect(429);
+    assert.match(res.text, /Try again in 60 s/);
+  });
+
+  it('signs out: the session is destroyed and pages redirect to sign-in again', async () => {
+    const { app } = buildApp(store);
+    const { agent, csrf } = await signIn(app, 'bob@acme.test');
+    await agent.post('/logout').type('form').send({ _csrf: csrf }).expect(303).expect('Location', '/login');
+    await agent.get('/').expect(303);
+  });
+
+  it('ends the session of a user disabled while signed in', async () => {
+    const { app } = buildApp(store);
+    const carol = await makeUser(store, 'carol@acme.test');
+    const { agent } = await signIn(app, carol.email);
+    await agent.get('/').expect(200);
+    await store.models.User.updateOne({ email: carol.email }, { $set: { disabled: true } });
+    await agent.get('/').expect(303);
+  });
+
+  it('expires sessions by expiresAt on read (no TTL index) and sweeps them', async () => {
+    let now = new Date();
+    const clock = () => now;
+    const { app } = buildApp(store, { clock });
+    const { agent } = await signIn(app, 'bob@acme.test');
+    await agent.get('/').expect(200);
+    now = new Date(now.getTime() + 13 * 3600 * 1000); // past the 12 h lifetime
+    await agent.get('/').expect(303);
+    const expired = await store.models.Session.countDocuments({ expiresAt: { $lte: now } });
+    assert.ok(expired > 0, 'sessions from the earlier tests are expired by now');
+    assert.ok((await app.locals.deps.sessions.sweep()) > 0);
+    assert.equal(await store.models.Session.countDocuments({ expiresAt: { $lte: now } }), 0);
+  });
+});

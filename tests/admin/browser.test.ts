@@ -1,0 +1,254 @@
+/**
+ * The console in a real browser: Debian's Chromium driven by playwright-core.
+ * Sign-in, Preferences → Email → Add → Save → Edit, IMAP Authenticate
+ * against the test Dovecot, hostile HTML that must not run, and screenshots
+ * of the main pages at laptop and phone widths (test-output/screenshots/).
+ */
+import { strict as assert } from 'node:assert';
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { PublicUser } from '../../gateway/accounts';
+import { createLogger } from '../../gateway/core/log';
+import { fromRoot } from '../../gateway/core/paths';
+import { startAdmin, type RunningAdmin } from '../../admin/server';
+import { startDovecot, type DovecotServer } from '../support/dovecot';
+import { shared } from '../support/shared';
+import { openTestStore } from '../support/store';
+import { makeAccount, makeUser, PASSWORD, storeMessage, testConfig, type TestStore } from './fixtures';
+
+const SHOTS = fromRoot('test-output', 'screenshots');
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const LAPTOP = { width: 1366, height: 860 };
+const PHONE = { width: 390, height: 844 };
+const IMAP_USER = 'browser-imap@acme.test';
+const IMAP_PASSWORD = 'browser-app-password';
+
+const XSS_HTML = [
+  '<p id="greeting">Hello from a hostile sender</p>',
+  '<script>window.top.__pwned = "script"; alert("script")</script>',
+  '<img id="broken" src="x:" onerror="window.top.__pwned = \'onerror\'; alert(\'onerror\')">',
+  '<a id="jslink" href="javascript:window.top.__pwned=\'javascript\';alert(\'javascript\')">Click me</a>',
+  '<svg onload="window.top.__pwned=\'svg\'"><circle r="4"/></svg>',
+  '<iframe src="javascript:window.top.__pwned=\'iframe\'"></iframe>',
+  '<form action="javascript:alert(1)"><button id="formbtn">Go</button></form>',
+  '<img src="https://tracker.example/open.gif" alt="tracker">',
+].join('\n');
+
+describe('admin in a real browser (Chromium)', function () {
+  this.timeout(120_000);
+  let store: TestStore;
+  let admin: RunningAdmin;
+  let browser: Browser;
+  let dovecot: DovecotServer;
+  let bob: PublicUser;
+  let xssMessageId: string;
+  let plainMessageId: string;
+  const cspViolations: string[] = [];
+  const dialogs: string[] = [];
+
+  before(async () => {
+    fs.mkdirSync(SHOTS, { recursive: true });
+    store = await openTestStore('admin_browser');
+    dovecot = await shared('dovecot', () => startDovecot());
+    await dovecot.addUser(IMAP_USER, IMAP_PASSWORD);
+    await makeUser(store, 'admin@acme.test', 'admin');
+    bob = await makeUser(store, 'bob@acme.test');
+    const account = await makeAccount(store, bob, 'bob@acme.test');
+    const base = Date.now() - 10 * 86_400_000;
+    for (let i = 0; i < 40; i++) {
+      await storeMessage(store, { subject: `Quote request #${1000 + i}`, from: `Customer ${i} <buyer${i}@customer${i % 5}.test>`, text: `Hello Bob, we would like a quote for ${i + 1} units of the usual.` },
+        { ownerId: bob.id, accountId: account.id, source: i % 3 === 0 ? 'imap' : 'forward', receivedAt: new Date(base + i * 5 * 3600_000) });
+    }
+    plainMessageId = (await storeMessage(store, {
+      subject: 'Invoice 2026-0042', from: 'Accounts <billing@supplier.test>', text: 'Please find the invoice attached.\n\nKind regards,\nSupplier',
+      html: '<h2>Invoice 2026-0042</h2><p>Please find the invoice attached.</p><table border="1" cellpadding="6"><tr><th>Item</th><th>Amount</th></tr><tr><td>Widgets</td><td>€ 1,200.00</td></tr></table>',
+      attachments: [{ filename: 'invoice-2026-0042.pdf', content: Buffer.from('%PDF-1.4 invoice'), contentType: 'application/pdf' }],
+    }, { ownerId: bob.id, accountId: account.id, receivedAt: new Date(Date.now() - 3600_000),
+      auth: { verdict: 'pass', reason: 'DKIM aligned with supplier.test', results: 'postroom.test; spf=pass smtp.mailfrom=supplier.test; dkim=pass header.d=supplier.test; dmarc=pass header.from=supplier.test', spf: 'pass', dkim: 'pass', dmarc: 'pass' } })).id;
+    xssMessageId = (await storeMessage(store, { subject: 'Totally harmless newsletter', html: XSS_HTML, text: 'plain part' }, { ownerId: bob.id, accountId: account.id, receivedAt: new Date() })).id;
+    await storeMessage(store, { subject: '(#638294017) Gmail Forwarding Confirmation - Receive Mail from bob@acme.test', from: 'Gmail Team <forwarding-noreply@google.com>', text: 'Confirmation code: 638294017' },
+      { ownerId: bob.id, accountId: account.id, receivedAt: new Date(), classify: { kind: 'forwarding-confirmation', confirmation: { provider: 'Gmail', code: '638294017', link: '', requester: 'bob@acme.test' } } });
+    await storeMessage(store, { subject: 'Your account is suspended', from: 'security@paypa1.test' },
+      { ownerId: bob.id, accountId: account.id, status: 'quarantine', quarantineReason: 'authentication failed', auth: { verdict: 'fail', reason: 'SPF fail, DMARC fail', results: 'postroom.test; spf=fail; dmarc=fail' }, receivedAt: new Date() });
+
+    const config = testConfig({ PUBLIC_URL: 'http://127.0.0.1:8080' });
+    admin = await startAdmin({ config, log: createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), store, port: 0, host: '127.0.0.1', imapTimeoutMs: 10_000 });
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await admin?.close();
+    await store?.drop();
+  });
+
+  // On a failure, a screenshot of the last page opened shows what the browser saw.
+  let lastPage: Page | undefined;
+  const requestLog: string[] = [];
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed' && lastPage && !lastPage.isClosed()) {
+      const name = `failure-${this.currentTest.title.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}`;
+      await lastPage.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true }).catch(() => undefined);
+      console.error(`browser test failed at ${lastPage.url()}; screenshot test-output/screenshots/${name}.png`);
+      console.error(requestLog.slice(-40).join('\n'));
+    }
+  });
+
+  async function newPage(viewport = LAPTOP): Promise<{ context: BrowserContext; page: Page }> {
+    const context = await browser.newContext({ viewport, baseURL: admin.url });
+    const page = await context.newPage();
+    lastPage = page;
+    page.on('request', (request) => requestLog.push(`${Date.now()} ${request.method()} ${request.url()}`));
+    page.on('response', (response) => requestLog.push(`${Date.now()} <- ${response.status()} ${response.url()}`));
+    page.on('console', (message) => {
+      if (/Content Security Policy/i.test(message.text())) cspViolations.push(`${page.url()}: ${message.text()}`);
+    });
+    page.on('dialog', async (dialog) => {
+      dialogs.push(dialog.message());
+      await dialog.dismiss();
+    });
+    return { context, page };
+  }
+
+  async function signIn(page: Page, email: string): Promise<void> {
+    await page.goto('/login');
+    await page.fill('#email', email);
+    await page.fill('#password', PASSWORD);
+    await Promise.all([page.waitForURL((url) => !url.pathname.startsWith('/login')), page.click('button[type=submit]')]);
+  }
+
+  const shot = (page: Page, name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+
+  it('signs in, then Preferences → Email → Add → Save → Edit shows the forwarding address', async () => {
+    const { context, page } = await newPage();
+    await page.goto('/login');
+    await shot(page, 'login-laptop');
+    await signIn(page, 'bob@acme.test');
+    await page.click('nav.sidebar >> text=Preferences');
+    await page.waitForURL('**/preferences/email');
+    await page.click('a.button:has-text("Add")');
+    await page.waitForURL('**/preferences/email/new');
+    await page.fill('#email', 'bob.sales@gmail.com');
+    await Promise.all([page.waitForURL(/\/preferences\/email\/[0-9a-f]{24}$/), page.click('button:has-text("Save")')]);
+    const stored = (await store.models.MailAccount.findOne({ email: 'bob.sales@gmail.com' }).lean())!;
+    assert.ok(stored);
+    const shown = (await page.textContent('#forwarding-address'))?.trim();
+    assert.equal(shown, stored.forwardingAddress);
+    assert.match(shown!, /^bob-sales-gmail-com\.[a-z2-9]{16}@in\.postroom\.test$/);
+    assert.ok(await page.isVisible('button[data-copy]:has-text("Copy")'), 'the copy button is shown once JavaScript runs');
+    assert.match((await page.textContent('.flash.success')) ?? '', /Added bob\.sales@gmail\.com/);
+    await shot(page, 'account-edit-laptop');
+    await context.close();
+  });
+
+  it('IMAP Authenticate: succeeds against Dovecot with the right password, reports AUTH_FAILED with a wrong one', async () => {
+    const { context, page } = await newPage();
+    await signIn(page, 'bob@acme.test');
+    const account = { _id: (await makeAccount(store, bob, 'bob.imap@gmail.com')).id };
+    await page.goto(`/preferences/email/${account._id}`);
+    await page.selectOption('#imap-service', 'gmail');
+    assert.equal(await page.inputValue('#imap-host'), 'imap.gmail.com', 'the preset fills the host (JavaScript enhancement)');
+    assert.equal(await page.inputValue('#imap-port'), '993');
+    await page.selectOption('#imap-service', 'custom');
+    await page.check('#imap-enabled');
+    await page.fill('#imap-username', IMAP_USER);
+    await page.fill('#imap-password', 'wrong-password-here');
+    await page.fill('#imap-host', dovecot.host);
+    await page.fill('#imap-port', String(dovecot.tlsPort));
+    await page.selectOption('#imap-tls', 'implicit');
+    const reloaded = () => page.waitForResponse((response) => response.request().method() === 'GET' && response.url().includes(`/preferences/email/${account._id}`));
+    await Promise.all([reloaded(), page.click('#imap-authenticate')]);
+    const failure = (await page.textContent('.flash.error')) ?? '';
+    assert.match(failure, /Authentication failed \(AUTH_FAILED\)/);
+    assert.match(failure, /Authentication failed\./, 'the server text is shown');
+    assert.match((await page.textContent('#imap-last-error')) ?? '', /AUTH_FAILED/);
+    await shot(page, 'imap-failed-laptop');
+
+    await page.fill('#imap-password', IMAP_PASSWORD);
+    await Promise.all([reloaded(), page.click('#imap-authenticate')]);
+    await page.waitForLoadState();
+    assert.match((await page.textContent('.flash.success')) ?? '', new RegExp(`Authenticated: signed in to ${dovecot.host.replace(/\./g, '\\.')} as ${IMAP_USER}`));
+    assert.match((await page.textContent('#imap .status-line')) ?? '', /IMAP: authenticated/);
+    assert.equal(await page.isVisible('#imap-last-error'), false);
+    assert.equal(await page.inputValue('#imap-password'), '', 'the password is never sent back to the browser');
+    const stored = (await store.models.MailAccount.findById(account._id).lean())!;
+    assert.equal(stored.imap?.status, 'authenticated');
+    await shot(page, 'imap-authenticated-laptop');
+    await context.close();
+  });
+
+  it('renders hostile HTML mail with none of its script, onerror or javascript: payloads running', async () => {
+    // Control: the same payloads in an undefended page do run, so the assertions below can fail.
+    const control = await newPage();
+    await control.page.setContent(XSS_HTML);
+    await control.page.waitForFunction(() => (globalThis as unknown as { __pwned?: string }).__pwned !== undefined, null, { timeout: 5000 });
+    await control.context.close();
+    dialogs.length = 0;
+
+    const { context, page } = await newPage();
+    await signIn(page, 'bob@acme.test');
+    await page.goto(`/messages/${xssMessageId}`);
+    const frameElement = await page.waitForSelector('iframe.msg-body-frame');
+    assert.equal(await frameElement.getAttribute('sandbox'), 'allow-popups allow-popups-to-escape-sandbox');
+    const frame = (await frameElement.contentFrame())!;
+    // sanitize-html drops id attributes too, so the frame is searched by text.
+    await frame.locator('p', { hasText: 'Hello from a hostile sender' }).waitFor();
+    assert.equal(await frame.locator('script').count(), 0);
+    assert.equal(await frame.locator('iframe, form, svg').count(), 0);
+    assert.equal(await frame.locator('[onerror], [onload]').count(), 0);
+    const link = frame.locator('a', { hasText: 'Click me' });
+    assert.equal(await link.getAttribute('href'), null, 'the javascript: URL is gone');
+    await link.click();
+    assert.equal(await frame.locator('img[src^="https://tracker"]').count(), 0, 'remote images wait for "load images"');
+    await page.waitForTimeout(500);
+    assert.equal(await page.evaluate(() => (globalThis as unknown as { __pwned?: string }).__pwned), undefined);
+    assert.deepEqual(dialogs, [], 'no alert() fired');
+    assert.ok(await page.isVisible('a:has-text("Load images (1)")'));
+    await shot(page, 'message-hostile-laptop');
+    await context.close();
+  });
+
+  it('takes screenshots of the main pages at laptop and phone widths, with no CSP violations', async () => {
+    const account = (await store.models.MailAccount.findOne({ email: 'bob@acme.test' }).lean())!;
+    const pages: Array<[string, string, string]> = [
+      ['inbox', '/', 'bob@acme.test'],
+      ['quarantine', '/?status=quarantine', 'bob@acme.test'],
+      ['message', `/messages/${plainMessageId}`, 'bob@acme.test'],
+      ['preferences-email', '/preferences/email', 'bob@acme.test'],
+      ['account-edit', `/preferences/email/${account._id}`, 'bob@acme.test'],
+      ['business', '/preferences/business', 'admin@acme.test'],
+      ['profile', '/preferences/profile', 'bob@acme.test'],
+      ['users', '/users', 'admin@acme.test'],
+      ['tokens', '/tokens', 'admin@acme.test'],
+      ['audit', '/audit', 'admin@acme.test'],
+    ];
+    for (const [label, viewport] of [['laptop', LAPTOP], ['phone', PHONE]] as const) {
+      const sessions = new Map<string, { context: BrowserContext; page: Page }>();
+      for (const [name, url, who] of pages) {
+        if (!sessions.has(who)) {
+          const opened = await newPage(viewport);
+          await signIn(opened.page, who);
+          sessions.set(who, opened);
+        }
+        const { page } = sessions.get(who)!;
+        const response = await page.goto(url);
+        assert.equal(response?.status(), 200, `${url} answered ${response?.status()}`);
+        if (name === 'message') await page.frameLocator('iframe.msg-body-frame').locator('h2').waitFor();
+        // Nothing sticks out sideways on a phone.
+        const overflow = await page.evaluate(() => {
+          const root = (globalThis as unknown as { document: { documentElement: { scrollWidth: number; clientWidth: number } } }).document.documentElement;
+          return root.scrollWidth - root.clientWidth;
+        });
+        assert.ok(overflow <= 1, `${name} overflows horizontally by ${overflow}px at ${label} width`);
+        // Laptop: the whole page; phone: the first screen, as a person sees it.
+        if (label === 'laptop') await shot(page, `${name}-${label}`);
+        else await page.screenshot({ path: path.join(SHOTS, `${name}-${label}.png`) });
+      }
+      for (const { context } of sessions.values()) await context.close();
+    }
+    const files = fs.readdirSync(SHOTS).filter((file) => file.endsWith('.png'));
+    assert.ok(files.length >= 20, `only ${files.length} screenshots`);
+    assert.deepEqual(cspViolations, [], 'our own pages must not trip our CSP (no inline styles or scripts)');
+  });
+});

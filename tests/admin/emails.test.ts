@@ -1,0 +1,214 @@
+import { strict as assert } from 'node:assert';
+import type { PublicUser } from '../../gateway/accounts';
+import { buildApp, makeAccount, makeUser, signIn, storeMessage, type TestApp, type TestStore } from './fixtures';
+import { openTestStore } from '../support/store';
+
+const failing = { verdict: 'fail' as const, reason: 'SPF fail, no aligned DKIM', results: 'postroom.test; spf=fail smtp.mailfrom=spoof.test; dkim=none; dmarc=fail header.from=customer.test', spf: 'fail', dkim: 'none', dmarc: 'fail' };
+
+describe('admin: the Emails inbox and message view', () => {
+  let store: TestStore;
+  let testApp: TestApp;
+  let bob: PublicUser;
+  let eve: PublicUser;
+  let bobAccount: { id: string };
+  let bobImap: { id: string };
+  const ids: Record<string, string> = {};
+  const base = new Date('2026-02-01T12:00:00Z');
+
+  before(async () => {
+    store = await openTestStore('admin_emails');
+    testApp = buildApp(store);
+    await makeUser(store, 'admin@acme.test', 'admin');
+    bob = await makeUser(store, 'bob@acme.test');
+    eve = await makeUser(store, 'eve@acme.test');
+    bobAccount = await makeAccount(store, bob, 'bob@acme.test');
+    bobImap = await makeAccount(store, bob, 'bob@gmail.test');
+    const eveAccount = await makeAccount(store, eve, 'eve@acme.test');
+    // 120 forwarded messages a minute apart, so paging crosses two page boundaries.
+    for (let i = 0; i < 120; i++) {
+      await storeMessage(store, { subject: `Order ${String(i).padStart(3, '0')}`, from: `Shop ${i} <shop${i}@customer.test>` }, { ownerId: bob.id, accountId: bobAccount.id, receivedAt: new Date(base.getTime() + i * 60_000) });
+    }
+    ids.imap = (await storeMessage(store, { subject: 'Synced by IMAP', from: 'carol@partner.test' }, { ownerId: bob.id, accountId: bobImap.id, source: 'imap', receivedAt: new Date(base.getTime() + 200 * 60_000) })).id;
+    ids.quarantined = (await storeMessage(store, { subject: 'Urgent wire transfer', from: 'ceo@spoof.test' }, { ownerId: bob.id, accountId: bobAccount.id, status: 'quarantine', quarantineReason: 'authentication failed', auth: failing, receivedAt: new Date(base.getTime() + 201 * 60_000) })).id;
+    ids.html = (await storeMessage(store, {
+      subject: 'Newsletter with pictures',
+      html: '<p>Hello <b>Bob</b></p><img src="https://tracker.example/pixel.gif" alt="pixel"><script>window.pwned=1</script><a href="javascript:alert(1)">x</a><img src="x" onerror="window.pwned=2">',
+      text: 'Hello Bob',
+      attachments: [{ filename: 'report.pdf', content: Buffer.from('%PDF-1.4 test'), contentType: 'application/pdf' }, { filename: 'evil.html', content: '<script>alert(1)</script>', contentType: 'text/html' }],
+    }, { ownerId: bob.id, accountId: bobAccount.id, receivedAt: new Date(base.getTime() + 202 * 60_000) })).id;
+    ids.confirmation = (await storeMessage(store, { subject: '(#638294017) Gmail Forwarding Confirmation', from: 'forwarding-noreply@google.com' }, {
+      ownerId: bob.id, accountId: bobAccount.id, receivedAt: new Date(base.getTime() + 203 * 60_000),
+      classify: { kind: 'forwarding-confirmation', confirmation: { provider: 'Gmail', code: '638294017', link: '', requester: 'bob@gmail.test' } },
+    })).id;
+    ids.eve = (await storeMessage(store, { subject: 'Eve private mail', from: 'friend@else.test' }, { ownerId: eve.id, accountId: eveAccount.id, receivedAt: new Date(base.getTime() + 204 * 60_000) })).id;
+  });
+  after(async () => store.drop());
+
+  it('lists the newest 50 first and pages by cursor without gaps or repeats', async () => {
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const seen: string[] = [];
+    let url = '/?account=' + bobAccount.id;
+    for (let page = 0; page < 5 && url; page++) {
+      const res = await agent.get(url).expect(200);
+      const subjects = [...res.text.matchAll(/<span class="subject">Order (\d{3})<\/span>/g)].map((m) => m[1]);
+      seen.push(...subjects);
+      assert.ok(subjects.length <= 50);
+      const next = /href="([^"]*cursor=[^"]+)"/.exec(res.text);
+      url = next ? next[1].replace(/&amp;/g, '&') : '';
+    }
+    assert.equal(seen.length, 120);
+    assert.deepEqual(seen, Array.from({ length: 120 }, (_, i) => String(119 - i).padStart(3, '0')));
+  });
+
+  it('filters by source, verdict and account, and searches sender, recipient and subject', async () => {
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const imap = await agent.get('/?source=imap').expect(200);
+    assert.match(imap.text, /Synced by IMAP/);
+    assert.doesNotMatch(imap.text, /Order 119/);
+    const byAccount = await agent.get(`/?account=${bobImap.id}`).expect(200);
+    assert.match(byAccount.text, /Synced by IMAP/);
+    assert.doesNotMatch(byAccount.text, /Newsletter/);
+    const bySender = await agent.get('/?q=SHOP117@customer').expect(200);
+    assert.match(bySender.text, /Order 117/);
+    assert.doesNotMatch(bySender.text, /Order 116/);
+    const bySubject = await agent.get('/?q=newsletter').expect(200);
+    assert.match(bySubject.text, /Newsletter with pictures/);
+    assert.doesNotMatch(bySubject.text, /Order 1/);
+    const byRecipient = await agent.get('/?q=bob@acme.test&source=imap').expect(200);
+    assert.match(byRecipient.text, /Synced by IMAP/);
+    const regexChars = await agent.get('/?q=.*(').expect(200);
+    assert.match(regexChars.text, /Nothing matches/, 'search text is matched literally, not as a regex');
+    const bad = await agent.get('/?source=pigeon').expect(400);
+    assert.match(bad.text, /source must be one of forward, mx, imap, sent/);
+  });
+
+  it('filters by linked object and lists the linked objects on the message page', async () => {
+    const object = await store.models.CrmObject.create({ type: 'customer', name: 'Initech', nameLower: 'initech', externalId: 'local:initech', domains: ['customer.test'] });
+    await store.models.Message.updateOne({ _id: ids.html }, { $set: { linkedObjectIds: [object._id] } });
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const filtered = await agent.get(`/?object=${object._id}`).expect(200);
+    assert.match(filtered.text, /Newsletter with pictures/);
+    assert.doesNotMatch(filtered.text, /Order 119/);
+    assert.match(filtered.text, /Showing mail linked to one object/);
+    const page = await agent.get(`/messages/${ids.html}`).expect(200);
+    assert.match(page.text, /<span class="badge">customer<\/span> Initech/);
+    assert.match(page.text, new RegExp(`href="/\\?status=all&amp;object=${object._id}"`));
+    await agent.get('/?object=not-an-id').expect(400);
+  });
+
+  it('keeps quarantined mail out of the inbox and shows it in the Quarantine view with a verdict filter', async () => {
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const inbox = await agent.get('/').expect(200);
+    assert.doesNotMatch(inbox.text, /Urgent wire transfer/);
+    const quarantine = await agent.get('/?status=quarantine').expect(200);
+    assert.match(quarantine.text, /Urgent wire transfer/);
+    assert.doesNotMatch(quarantine.text, /Order 119/);
+    const failed = await agent.get('/?status=all&verdict=fail').expect(200);
+    assert.match(failed.text, /Urgent wire transfer/);
+    assert.doesNotMatch(failed.text, /Newsletter/);
+  });
+
+  it('renders the 30-day per-source volume chart as inline SVG on the dashboard', async () => {
+    const now = new Date(base.getTime() + 205 * 60_000);
+    const { app } = buildApp(store, { clock: () => now });
+    const { agent } = await signIn(app, 'bob@acme.test');
+    const res = await agent.get('/').expect(200);
+    assert.match(res.text, /<svg class="chart"[^>]*aria-label="Messages per day over the last 30 days: 124 in total"/);
+    assert.match(res.text, /<title>2026-02-01: 124 \(Forwarded 123, IMAP 1\)<\/title>/);
+    assert.match(res.text, /fill="#0f9f6e"/, 'IMAP colour present');
+  });
+
+  it('shows a message: headers, auth verdict with Authentication-Results, text, attachments, raw download link', async () => {
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const res = await agent.get(`/messages/${ids.quarantined}`).expect(200);
+    assert.match(res.text, /Urgent wire transfer/);
+    assert.match(res.text, /auth fail/);
+    assert.match(res.text, /spf=fail smtp\.mailfrom=spoof\.test/);
+    assert.match(res.text, /quarantined: authentication failed/);
+    assert.match(res.text, /Release to inbox/);
+    assert.match(res.text, /<td>Message-ID<\/td>|<td>Message-Id<\/td>/i);
+    assert.match(res.text, new RegExp(`href="/messages/${ids.quarantined}/raw"`));
+  });
+
+  it('serves the HTML part sanitised, in a sandboxed iframe, from a route with its own strict CSP', async () => {
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const page = await agent.get(`/messages/${ids.html}`).expect(200);
+    assert.match(page.text, /<iframe class="msg-body-frame"[^>]*sandbox="allow-popups allow-popups-to-escape-sandbox"/);
+    assert.doesNotMatch(page.text, /sandbox="[^"]*allow-scripts/);
+    assert.match(page.text, /Load images \(1\)/);
+    const body = await agent.get(`/messages/${ids.html}/body`).expect(200);
+    const csp = body.headers['content-security-policy'];
+    assert.match(csp, /default-src 'none'/);
+    assert.match(csp, /img-src data:(;|$)/);
+    assert.match(csp, /style-src 'unsafe-inline'/);
+    assert.match(csp, /sandbox allow-popups/);
+    assert.doesNotMatch(csp, /allow-scripts/);
+    assert.match(body.text, /Hello <b>Bob<\/b>/);
+    assert.doesNotMatch(body.text, /<script|onerror|javascript:|tracker\.example/i);
+    const withImages = await agent.get(`/messages/${ids.html}/body?images=1`).expect(200);
+    assert.match(withImages.text, /src="https:\/\/tracker\.example\/pixel\.gif"/);
+    assert.match(withImages.headers['content-security-policy'], /img-src data: https: http:/);
+  });
+
+  it('downloads attachments and the raw .eml, always as attachments', async () => {
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const pdf = await agent.get(`/messages/${ids.html}/attachments/0`).buffer(true).expect(200);
+    assert.match(pdf.headers['content-disposition'], /^attachment; filename="?report\.pdf"?$/);
+    assert.equal(Buffer.from(pdf.body).toString(), '%PDF-1.4 test');
+    const html = await agent.get(`/messages/${ids.html}/attachments/1`).expect(200);
+    assert.match(html.headers['content-disposition'], /^attachment/);
+    assert.match(html.headers['content-security-policy'], /sandbox/);
+    await agent.get(`/messages/${ids.html}/attachments/7`).expect(404);
+    await agent.get(`/messages/${ids.html}/attachments/x`).expect(404);
+    const raw = await agent.get(`/messages/${ids.imap}/raw`).buffer(true).parse((res, cb) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => cb(null, Buffer.concat(chunks)));
+    }).expect(200);
+    assert.match(raw.headers['content-type'], /^message\/rfc822/);
+    assert.match(raw.headers['content-disposition'], /attachment; filename="Synced by IMAP\.eml"/);
+    assert.match((raw.body as Buffer).toString(), /^[\s\S]*Subject: Synced by IMAP/);
+  });
+
+  it('highlights a forwarding confirmation code with a copy button', async () => {
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const res = await agent.get(`/messages/${ids.confirmation}`).expect(200);
+    assert.match(res.text, /<span class="code" id="confirmation-code">638294017<\/span>/);
+    assert.match(res.text, /data-copy="638294017"/);
+    const list = await agent.get('/').expect(200);
+    assert.match(list.text, /code 638294017/);
+  });
+
+  it("answers 404 to an employee reading another user's message (page, frame, raw, attachment) and to bad ids", async () => {
+    const { agent, csrf } = await signIn(testApp.app, 'bob@acme.test');
+    for (const suffix of ['', '/body', '/raw', '/attachments/0']) await agent.get(`/messages/${ids.eve}${suffix}`).expect(404);
+    await agent.post(`/messages/${ids.eve}/delete`).type('form').send({ _csrf: csrf }).expect(404);
+    await agent.get('/messages/not-an-object-id').expect(404);
+    await agent.get('/messages/ffffffffffffffffffffffff').expect(404);
+    const inbox = await agent.get('/?status=all').expect(200);
+    assert.doesNotMatch(inbox.text, /Eve private mail/);
+    const admin = await signIn(testApp.app, 'admin@acme.test');
+    await admin.agent.get(`/messages/${ids.eve}`).expect(200);
+    const all = await admin.agent.get('/').expect(200);
+    assert.match(all.text, /Eve private mail/);
+  });
+
+  it('releases a quarantined message to the inbox (audited)', async () => {
+    const { agent, csrf } = await signIn(testApp.app, 'bob@acme.test');
+    await agent.post(`/messages/${ids.quarantined}/release`).type('form').send({ _csrf: csrf }).expect(303);
+    assert.equal((await store.models.Message.findById(ids.quarantined).lean())!.status, 'inbox');
+    assert.ok(await store.models.AuditEvent.exists({ action: 'message.release', targetId: ids.quarantined }));
+    const again = await agent.post(`/messages/${ids.quarantined}/release`).type('form').send({ _csrf: csrf }).expect(409);
+    assert.match(again.text, /not in quarantine/);
+  });
+
+  it('deletes a message with a tombstone so a sync cannot bring it back, and removes its blobs', async () => {
+    const { agent, csrf } = await signIn(testApp.app, 'bob@acme.test');
+    const doc = (await store.models.Message.findById(ids.imap).lean())!;
+    await agent.post(`/messages/${ids.imap}/delete`).type('form').send({ _csrf: csrf }).expect(303);
+    assert.equal(await store.models.Message.exists({ _id: ids.imap }), null);
+    assert.ok(await store.models.Tombstone.exists({ mailboxKey: doc.mailboxKey, dedupeKey: doc.dedupeKey }));
+    await assert.rejects(store.blobs.get(doc.rawBlobId), /FileNotFound|not found/i);
+    await agent.get(`/messages/${ids.imap}`).expect(404);
+  });
+});

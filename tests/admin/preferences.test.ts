@@ -1,0 +1,264 @@
+import { strict as assert } from 'node:assert';
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { buildApp, GATEWAY_DOMAIN, makeAccount, makeUser, signIn, type TestApp, type TestStore } from './fixtures';
+import { freePort } from '../../gateway/store/embedded-ferretdb';
+import { openTestStore } from '../support/store';
+
+describe('admin: Preferences → Email, Business, Profile', () => {
+  let store: TestStore;
+  let testApp: TestApp;
+  before(async () => {
+    store = await openTestStore('admin_prefs');
+    testApp = buildApp(store);
+    await makeUser(store, 'admin@acme.test', 'admin');
+    await makeUser(store, 'bob@acme.test');
+    await makeUser(store, 'eve@acme.test');
+  });
+  after(async () => store.drop());
+
+  it('shows an empty state that says what to do next', async () => {
+    const { agent } = await signIn(testApp.app, 'eve@acme.test');
+    const res = await agent.get('/preferences/email').expect(200);
+    assert.match(res.text, /No mail accounts yet/);
+    assert.match(res.text, /href="\/preferences\/email\/new"/);
+  });
+
+  it('Add → Save creates the account with its forwarding address, then Edit shows it with provider instructions', async () => {
+    const { agent, csrf } = await signIn(testApp.app, 'bob@acme.test');
+    const form = await agent.get('/preferences/email/new').expect(200);
+    assert.match(form.text, /name="email"/);
+    const saved = await agent.post('/preferences/email').type('form').send({ _csrf: csrf, email: ' Bob@Gmail.com ' }).expect(303);
+    const account = await store.models.MailAccount.findOne({ email: 'bob@gmail.com' }).lean();
+    assert.ok(account, 'the account is stored lower-cased');
+    assert.equal(saved.headers.location, `/preferences/email/${account._id}`);
+    assert.match(account.forwardingAddress, new RegExp(`^bob-gmail-com\\.[a-z2-9]{16}@${GATEWAY_DOMAIN.replace(/\./g, '\\.')}$`));
+    const edit = await agent.get(saved.headers.location).expect(200);
+    assert.ok(edit.text.includes(account.forwardingAddress), 'Edit shows the forwarding address');
+    assert.match(edit.text, /data-copy="[^"]*@in\.postroom\.test"/, 'with a copy button');
+    assert.match(edit.text, /Forwarding and POP\/IMAP/, 'Gmail instructions for a gmail.com mailbox');
+    assert.match(edit.text, /Added bob@gmail\.com/, 'flash message');
+    const list = await agent.get('/preferences/email').expect(200);
+    assert.match(list.text, /bob@gmail\.com/);
+    assert.match(list.text, /Forwarding: waiting/);
+    assert.match(list.text, /IMAP: off/);
+    const audit = await store.models.AuditEvent.findOne({ action: 'account.create', targetId: account._id.toString() }).lean();
+    assert.equal(audit?.actorEmail, 'bob@acme.test');
+  });
+
+  it('re-renders Add with a field error for a bad address (400) and for a duplicate (409)', async () => {
+    const { agent, csrf } = await signIn(testApp.app, 'bob@acme.test');
+    const bad = await agent.post('/preferences/email').type('form').send({ _csrf: csrf, email: 'not-an-address' }).expect(400);
+    assert.match(bad.text, /is not an email address/);
+    assert.match(bad.text, /value="not-an-address"/);
+    assert.match(bad.text, /aria-invalid="true"/);
+    await agent.post('/preferences/email').type('form').send({ _csrf: csrf, email: 'dup@acme.test' }).expect(303);
+    const dup = await agent.post('/preferences/email').type('form').send({ _csrf: csrf, email: 'DUP@acme.test' }).expect(409);
+    assert.match(dup.text, /already one of your mail accounts/);
+  });
+
+  it('keeps a flash message for the page it belongs to, even if a 404 request (browser housekeeping) comes first', async () => {
+    const { agent, csrf } = await signIn(testApp.app, 'bob@acme.test');
+    const saved = await agent.post('/preferences/email').type('form').send({ _csrf: csrf, email: 'flash@acme.test' }).expect(303);
+    await agent.get('/.well-known/appspecific/com.chrome.devtools.json').expect(404);
+    await agent.get('/favicon.ico').expect(301);
+    const page = await agent.get(saved.headers.location).expect(200);
+    assert.match(page.text, /class="flash success"[^>]*>Added flash@acme\.test/);
+    const again = await agent.get(saved.headers.location).expect(200);
+    assert.doesNotMatch(again.text, /class="flash success"/, 'shown once');
+  });
+
+  it('stores the session before a redirect leaves, so a browser that follows on headers alone still sees the flash', async () => {
+    const { app } = buildApp(store);
+    const { agent, csrf } = await signIn(app, 'bob@acme.test');
+    // Fault injection: a slow session store write (300 ms).
+    const sessions = app.locals.deps.sessions;
+    const originalSet = sessions.set.bind(sessions);
+    sessions.set = (sid, data, callback) => void setTimeout(() => originalSet(sid, data, callback), 300);
+    const server = http.createServer(app).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const { port } = server.address() as AddressInfo;
+      const cookie = (agent as unknown as { jar: { getCookies(o: unknown): Array<{ toValueString(): string }> } }).jar
+        .getCookies({ domain: '127.0.0.1', path: '/', secure: false, script: false }).map((c) => c.toValueString()).join('; ');
+      const body = new URLSearchParams({ _csrf: csrf, email: 'racy@acme.test' }).toString();
+      // Like a browser: follow the 303 as soon as its headers arrive, without waiting for the body.
+      const location = await new Promise<string>((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port, path: '/preferences/email', method: 'POST', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } }, (res) => {
+          resolve(String(res.headers.location));
+          res.resume();
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+      const page = await new Promise<string>((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port, path: location, headers: { cookie } }, (res) => {
+          let text = '';
+          res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          res.on('end', () => resolve(text));
+        }).on('error', reject);
+      });
+      assert.match(page, /class="flash success"[^>]*>Added racy@acme\.test/);
+    } finally {
+      sessions.set = originalSet;
+      server.close();
+    }
+  });
+
+  it('shows provider instructions for another provider on request', async () => {
+    const bob = (await store.models.User.findOne({ email: 'bob@acme.test' }).lean())!;
+    const account = await makeAccount(store, { id: bob._id.toString() } as never, 'bob-outlook@acme.test');
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const res = await agent.get(`/preferences/email/${account.id}?provider=outlook`).expect(200);
+    assert.match(res.text, /Settings → Mail → Forwarding/);
+  });
+
+  it('shows the latest confirmation code with a copy button', async () => {
+    const bob = (await store.models.User.findOne({ email: 'bob@acme.test' }).lean())!;
+    const account = await makeAccount(store, { id: bob._id.toString() } as never, 'code@gmail.com');
+    await store.models.MailAccount.updateOne({ _id: account.id }, { $set: { 'forwarding.status': 'code_received', 'forwarding.confirmationCode': '638294017', 'forwarding.provider': 'Gmail', 'forwarding.confirmationAt': new Date() } });
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const res = await agent.get(`/preferences/email/${account.id}`).expect(200);
+    assert.match(res.text, /<span class="code" id="confirmation-code">638294017<\/span>/);
+    assert.match(res.text, /data-copy="638294017"/);
+    const inbox = await agent.get('/').expect(200);
+    assert.match(inbox.text, /638294017/, 'the dashboard shows pending codes too');
+  });
+
+  it('IMAP Support: a preset fills host/port/TLS, the password is sealed and never shown again', async () => {
+    const { agent, csrf } = await signIn(testApp.app, 'bob@acme.test');
+    const bob = (await store.models.User.findOne({ email: 'bob@acme.test' }).lean())!;
+    const account = await makeAccount(store, { id: bob._id.toString() } as never, 'imap@gmail.com');
+    await agent.post(`/preferences/email/${account.id}`).type('form')
+      .send({ _csrf: csrf, enabled: 'on', service: 'gmail', host: '', port: '', tls: '', username: 'imap@gmail.com', password: 'app-password-123', action: 'save' })
+      .expect(303).expect('Location', `/preferences/email/${account.id}#imap`);
+    const stored = (await store.models.MailAccount.findById(account.id).lean())!;
+    assert.equal(stored.imap!.host, 'imap.gmail.com');
+    assert.equal(stored.imap!.port, 993);
+    assert.equal(stored.imap!.tls, 'implicit');
+    assert.equal(stored.imap!.status, 'unverified');
+    assert.equal(stored.imap!.enabled, true);
+    assert.doesNotMatch(JSON.stringify(stored), /app-password-123/);
+    assert.equal(testApp.secretBox.open(stored.imap!.passwordEnc, account.id), 'app-password-123');
+    const page = await agent.get(`/preferences/email/${account.id}`).expect(200);
+    assert.doesNotMatch(page.text, /app-password-123/);
+    assert.match(page.text, /Saved — leave blank to keep it/);
+    // Saving again with a blank password keeps the stored one.
+    await agent.post(`/preferences/email/${account.id}`).type('form')
+      .send({ _csrf: csrf, enabled: 'on', service: 'gmail', host: 'imap.gmail.com', port: '993', tls: 'implicit', username: 'imap@gmail.com', password: '', action: 'save' }).expect(303);
+    const again = (await store.models.MailAccount.findById(account.id).lean())!;
+    assert.equal(testApp.secretBox.open(again.imap!.passwordEnc, account.id), 'app-password-123');
+    const audit = await store.models.AuditEvent.find({ action: 'account.update', targetId: account.id }).lean();
+    assert.ok(audit.some((event) => (event.details as { changed: string[] }).changed.includes('imap.password')));
+    assert.doesNotMatch(JSON.stringify(audit), /app-password-123/);
+  });
+
+  it('IMAP Support: bad input re-renders the form with field errors (400) and keeps what was typed', async () => {
+    const { agent, csrf } = await signIn(testApp.app, 'bob@acme.test');
+    const bob = (await store.models.User.findOne({ email: 'bob@acme.test' }).lean())!;
+    const account = await makeAccount(store, { id: bob._id.toString() } as never, 'bad-imap@acme.test');
+    const res = await agent.post(`/preferences/email/${account.id}`).type('form')
+      .send({ _csrf: csrf, enabled: 'on', service: 'custom', host: 'bad host!', port: '99999', tls: 'implicit', username: 'someone', password: '', action: 'save' })
+      .expect(400);
+    assert.match(res.text, /must be a host name/);
+    assert.match(res.text, /from 1 to 65535/);
+    assert.match(res.text, /value="bad host!"/);
+    const missing = await agent.post(`/preferences/email/${account.id}`).type('form')
+      .send({ _csrf: csrf, enabled: 'on', service: 'custom', host: 'imap.acme.test', port: '993', tls: 'implicit', username: 'someone', password: '', action: 'save' })
+      .expect(400);
+    assert.match(missing.text, /is needed to turn this on/, 'turning IMAP on needs a password');
+    const stored = (await store.models.MailAccount.findById(account.id).lean())!;
+    assert.equal(stored.imap!.enabled, false, 'nothing was saved');
+  });
+
+  it('Authenticate reports a precise failure (connection refused) and records it on the account', async () => {
+    const { agent, csrf } = await signIn(testApp.app, 'bob@acme.test');
+    const bob = (await store.models.User.findOne({ email: 'bob@acme.test' }).lean())!;
+    const account = await makeAccount(store, { id: bob._id.toString() } as never, 'refused@acme.test');
+    const port = await freePort(); // nothing listens there
+    await agent.post(`/preferences/email/${account.id}`).type('form')
+      .send({ _csrf: csrf, enabled: 'on', service: 'custom', host: '127.0.0.1', port: String(port), tls: 'implicit', username: 'u', password: 'p', action: 'authenticate' })
+      .expect(303);
+    const page = await agent.get(`/preferences/email/${account.id}`).expect(200);
+    assert.match(page.text, /Authentication failed \(CONNECTION_REFUSED\)/);
+    assert.match(page.text, /IMAP: failing/);
+    const stored = (await store.models.MailAccount.findById(account.id).lean())!;
+    assert.equal(stored.imap!.lastErrorCode, 'CONNECTION_REFUSED');
+    assert.equal(stored.imap!.status, 'failing');
+  });
+
+  it('disable/enable and delete (with typed confirmation) an account', async () => {
+    const { agent, csrf } = await signIn(testApp.app, 'bob@acme.test');
+    const bob = (await store.models.User.findOne({ email: 'bob@acme.test' }).lean())!;
+    const account = await makeAccount(store, { id: bob._id.toString() } as never, 'gone@acme.test');
+    await agent.post(`/preferences/email/${account.id}/disable`).type('form').send({ _csrf: csrf }).expect(303);
+    assert.equal((await store.models.MailAccount.findById(account.id).lean())!.enabled, false);
+    await agent.post(`/preferences/email/${account.id}/enable`).type('form').send({ _csrf: csrf }).expect(303);
+    assert.equal((await store.models.MailAccount.findById(account.id).lean())!.enabled, true);
+    const confirm = await agent.get(`/preferences/email/${account.id}/delete`).expect(200);
+    assert.match(confirm.text, /Type <strong>gone@acme\.test<\/strong> to confirm/);
+    await agent.post(`/preferences/email/${account.id}/delete`).type('form').send({ _csrf: csrf, confirm: 'wrong' }).expect(400);
+    assert.ok(await store.models.MailAccount.exists({ _id: account.id }));
+    await agent.post(`/preferences/email/${account.id}/delete`).type('form').send({ _csrf: csrf, confirm: 'gone@acme.test' }).expect(303);
+    assert.equal(await store.models.MailAccount.exists({ _id: account.id }), null);
+    const actions = (await store.models.AuditEvent.find({ targetId: account.id }).lean()).map((event) => event.action);
+    assert.ok(actions.includes('account.delete') && actions.includes('account.disable') && actions.includes('account.enable'));
+  });
+
+  it("employees get 404 for another user's account (view, change, delete); admins may see all", async () => {
+    const eve = (await store.models.User.findOne({ email: 'eve@acme.test' }).lean())!;
+    const account = await makeAccount(store, { id: eve._id.toString() } as never, 'eve-private@acme.test');
+    const { agent, csrf } = await signIn(testApp.app, 'bob@acme.test');
+    await agent.get(`/preferences/email/${account.id}`).expect(404);
+    await agent.post(`/preferences/email/${account.id}`).type('form').send({ _csrf: csrf, service: 'custom', action: 'save' }).expect(404);
+    await agent.post(`/preferences/email/${account.id}/disable`).type('form').send({ _csrf: csrf }).expect(404);
+    await agent.post(`/preferences/email/${account.id}/delete`).type('form').send({ _csrf: csrf, confirm: 'eve-private@acme.test' }).expect(404);
+    await agent.get('/preferences/email/not-an-id').expect(404);
+    const list = await agent.get('/preferences/email').expect(200);
+    assert.doesNotMatch(list.text, /eve-private/);
+    const admin = await signIn(testApp.app, 'admin@acme.test');
+    await admin.agent.get(`/preferences/email/${account.id}`).expect(200);
+    const all = await admin.agent.get('/preferences/email?all=1').expect(200);
+    assert.match(all.text, /eve-private@acme\.test/);
+    assert.match(all.text, /Owner: eve@acme\.test/);
+  });
+
+  it('Business: admins save domains/policy/retention (audited); bad values re-render with errors; employees cannot', async () => {
+    const admin = await signIn(testApp.app, 'admin@acme.test');
+    const page = await admin.agent.get('/preferences/business').expect(200);
+    assert.match(page.text, /acme\.test/, 'BUSINESS_DOMAINS is the initial value');
+    const bad = await admin.agent.post('/preferences/business').type('form').send({ _csrf: admin.csrf, name: 'Acme', domains: 'acme.com, not_a_domain', authPolicy: 'bounce', retentionDays: '-3' }).expect(400);
+    assert.match(bad.text, /is not a domain name/);
+    assert.match(bad.text, /must be quarantine or reject/);
+    assert.match(bad.text, /whole number of days/);
+    await admin.agent.post('/preferences/business').type('form').send({ _csrf: admin.csrf, name: 'Acme', domains: 'acme.com\nACME.co.uk', authPolicy: 'reject', retentionDays: '365' }).expect(303);
+    const settings = (await store.models.BusinessSettings.findById('business').lean())!;
+    assert.deepEqual([...settings.domains], ['acme.com', 'acme.co.uk']);
+    assert.equal(settings.authPolicy, 'reject');
+    assert.equal(settings.retentionDays, 365);
+    assert.ok(await store.models.AuditEvent.exists({ action: 'settings.update' }));
+    const employee = await signIn(testApp.app, 'bob@acme.test');
+    const view = await employee.agent.get('/preferences/business').expect(200);
+    assert.match(view.text, /Only admins can change these settings/);
+    await employee.agent.post('/preferences/business').type('form').send({ _csrf: employee.csrf, authPolicy: 'quarantine' }).expect(403);
+    assert.equal((await store.models.BusinessSettings.findById('business').lean())!.authPolicy, 'reject');
+  });
+
+  it('Profile: change name; change password needs the current one and a long enough new one', async () => {
+    await makeUser(store, 'pat@acme.test');
+    const { agent, csrf } = await signIn(testApp.app, 'pat@acme.test');
+    const profile = await agent.get('/preferences/profile').expect(200);
+    assert.match(profile.text, /dropbox\.[a-z2-9]{16}@in\.postroom\.test/);
+    await agent.post('/preferences/profile').type('form').send({ _csrf: csrf, name: 'Pat Doe' }).expect(303);
+    assert.equal((await store.models.User.findOne({ email: 'pat@acme.test' }).lean())!.name, 'Pat Doe');
+    const wrong = await agent.post('/preferences/profile/password').type('form').send({ _csrf: csrf, currentPassword: 'nope', newPassword: 'another-long-password', confirm: 'another-long-password' }).expect(400);
+    assert.match(wrong.text, /is not correct/);
+    const short = await agent.post('/preferences/profile/password').type('form').send({ _csrf: csrf, currentPassword: 'correct-horse-battery-staple', newPassword: 'short', confirm: 'short' }).expect(400);
+    assert.match(short.text, /at least 12 characters/);
+    const mismatch = await agent.post('/preferences/profile/password').type('form').send({ _csrf: csrf, currentPassword: 'correct-horse-battery-staple', newPassword: 'another-long-password', confirm: 'different-long-password' }).expect(400);
+    assert.match(mismatch.text, /does not match/);
+    await agent.post('/preferences/profile/password').type('form').send({ _csrf: csrf, currentPassword: 'correct-horse-battery-staple', newPassword: 'another-long-password', confirm: 'another-long-password' }).expect(303);
+    await signIn(testApp.app, 'pat@acme.test', 'another-long-password');
+  });
+});
