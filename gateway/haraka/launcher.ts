@@ -1,0 +1,205 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import readline from 'node:readline';
+import type { Config } from '../core/config';
+import type { Logger } from '../core/log';
+import { ensureTlsCertificate } from '../mail/tls-cert';
+import { writeInstance } from './instance';
+import { STORE_DB_ENV, STORE_URI_ENV, type GatewayRuntimeSettings } from './runtime-settings';
+
+/**
+ * Runs Haraka as a supervised child process. Haraka installs process-wide
+ * handlers (uncaughtException → exit) and starts listening as soon as it is
+ * required, so it cannot live inside another process; the gateway process
+ * writes the instance configuration from Config, spawns
+ * `node …/haraka/bin/haraka -c DIR`, relays its log lines, restarts it with
+ * a capped backoff when it dies, and stops it gracefully (SIGINT, which
+ * Haraka handles; SIGTERM only when it is PID 1).
+ */
+
+export interface StartGatewayOptions {
+  config: Readonly<Config>;
+  log: Logger;
+  /** Store for the plugins (passed to Haraka in its environment, never written to disk). */
+  mongoUri: string;
+  /** Database name when it is not part of mongoUri (tests). */
+  dbName?: string;
+  /** Listen port instead of config.smtpPort; 0 picks a free one (tests). */
+  port?: number;
+  /** Where the runtime instance is written; default DATA_DIR/haraka. */
+  instanceDir?: string;
+  /** How long recipient lookups are reused; default 3000 ms. */
+  recipientCacheMs?: number;
+  /** How long to wait for Haraka to listen. */
+  startTimeoutMs?: number;
+}
+
+export interface Gateway {
+  /** The port SMTP listens on (may change after a restart when started with port 0). */
+  readonly port: number;
+  /** PID of the current Haraka process. */
+  readonly pid: number | undefined;
+  /** True while a Haraka child is up and listening. */
+  isUp(): boolean;
+  close(): Promise<void>;
+}
+
+const PINO_LEVELS: Record<number, 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+const HARAKA_LEVELS: Record<string, 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'> = {
+  data: 'trace', protocol: 'trace', debug: 'debug', info: 'debug', notice: 'info', warn: 'warn', error: 'error', crit: 'fatal', alert: 'fatal', emerg: 'fatal',
+};
+
+/**
+ * Re-emit one line of the child's output through our logger: the plugins'
+ * pino lines keep their fields (they carry their own component), Haraka's
+ * JSON lines and any plain text go under component "haraka".
+ */
+export function relayLine(log: Logger, harakaLog: Logger, line: string, stream: 'stdout' | 'stderr'): void {
+  if (!line.trim()) return;
+  if (line.startsWith('{')) {
+    try {
+      const record = JSON.parse(line) as Record<string, unknown>;
+      if (typeof record.level === 'number') {
+        const { level, msg, time: _time, pid: _pid, hostname: _hostname, ...fields } = record;
+        log[PINO_LEVELS[level as number] ?? 'info'](fields, typeof msg === 'string' ? msg : '');
+        return;
+      }
+      const level = HARAKA_LEVELS[String(record.level ?? '').toLowerCase()] ?? 'info';
+      const { message, msg, level: _level, ...fields } = record;
+      harakaLog[level](fields, String(message ?? msg ?? ''));
+      return;
+    } catch {
+      // not JSON after all: fall through
+    }
+  }
+  harakaLog[stream === 'stderr' ? 'warn' : 'info'](line);
+}
+
+export async function startGateway(options: StartGatewayOptions): Promise<Gateway> {
+  const { config } = options;
+  const log = options.log.child({ component: 'gateway' });
+  const harakaLog = options.log.child({ component: 'haraka' });
+  const tls = ensureTlsCertificate({
+    dataDir: config.dataDir,
+    hostname: config.gatewayDomain,
+    certFile: config.tlsCertFile,
+    keyFile: config.tlsKeyFile,
+    log,
+  });
+  const dir = options.instanceDir ?? path.join(config.dataDir, 'haraka');
+  const runtime: GatewayRuntimeSettings = {
+    gatewayDomain: config.gatewayDomain,
+    businessDomains: [...config.businessDomains],
+    dnsServers: [...config.dnsServers],
+    maxMessageSize: config.smtpMaxMessageSize,
+    maxRecipients: config.smtpMaxRecipients,
+    maxConnections: config.smtpMaxConnections,
+    logLevel: config.logLevel,
+    recipientCacheMs: options.recipientCacheMs ?? 3000,
+  };
+  writeInstance({
+    dir,
+    bindAddress: config.bindAddress,
+    port: options.port ?? config.smtpPort,
+    hostname: config.gatewayDomain,
+    tls,
+    runtime,
+  });
+
+  const harakaBin = require.resolve('haraka/bin/haraka');
+  const env: NodeJS.ProcessEnv = { ...process.env, [STORE_URI_ENV]: options.mongoUri, [STORE_DB_ENV]: options.dbName ?? '' };
+  let child: ChildProcess | undefined;
+  let port = 0;
+  let up = false;
+  let stopping = false;
+  let restartTimer: NodeJS.Timeout | undefined;
+  let failures = 0;
+
+  /** Spawn one Haraka; resolves with its port once it listens, rejects if it exits or stalls first. */
+  const spawnOnce = () =>
+    new Promise<number>((resolve, reject) => {
+      const recent: string[] = [];
+      // detached: its own process group, so a terminal's Ctrl-C reaches only us and we stop Haraka once, gracefully.
+      const proc = spawn(process.execPath, [harakaBin, '-c', dir], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], detached: true });
+      child = proc;
+      for (const stream of ['stdout', 'stderr'] as const) {
+        readline.createInterface({ input: proc[stream]! }).on('line', (line) => {
+          recent.push(line);
+          if (recent.length > 30) recent.shift();
+          relayLine(options.log, harakaLog, line, stream);
+        });
+      }
+      const timer = setTimeout(() => {
+        proc.kill('SIGKILL');
+        reject(new Error(`Haraka did not start listening within ${options.startTimeoutMs ?? 30000} ms:\n${recent.join('\n')}`));
+      }, options.startTimeoutMs ?? 30000);
+      proc.on('message', (message: { type?: string; port?: number }) => {
+        if (message?.type !== 'postroom-gateway-ready') return;
+        clearTimeout(timer);
+        up = true;
+        resolve(message.port ?? 0);
+      });
+      proc.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        const wasUp = up;
+        up = false;
+        if (!wasUp) {
+          reject(new Error(`Haraka exited during start (code ${code}, signal ${signal}):\n${recent.join('\n')}`));
+          return;
+        }
+        if (stopping) return;
+        failures++;
+        const delay = Math.min(1000 * 2 ** (failures - 1), 30000);
+        log.error({ code, signal, restartInMs: delay, lastOutput: recent.slice(-5) }, 'Haraka exited unexpectedly; restarting');
+        restartTimer = setTimeout(() => void restart(), delay);
+      });
+    });
+
+  const restart = async (): Promise<void> => {
+    if (stopping) return;
+    try {
+      port = await spawnOnce();
+      log.info({ port, pid: child?.pid }, 'Haraka restarted');
+      // A restart that stays up for a minute resets the backoff.
+      setTimeout(() => {
+        if (up) failures = 0;
+      }, 60000).unref();
+    } catch (err) {
+      if (stopping) return;
+      failures++;
+      const delay = Math.min(1000 * 2 ** (failures - 1), 30000);
+      log.error({ err, restartInMs: delay }, 'Haraka failed to restart');
+      restartTimer = setTimeout(() => void restart(), delay);
+    }
+  };
+
+  port = await spawnOnce();
+  log.info({ port, pid: child?.pid, instance: dir, tls: tls.selfSigned ? 'self-signed' : tls.certFile }, 'SMTP gateway started');
+
+  const stopChild = (proc: ChildProcess) =>
+    new Promise<void>((resolve) => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+      const killer = setTimeout(() => proc.kill('SIGKILL'), 25000);
+      proc.once('exit', () => {
+        clearTimeout(killer);
+        resolve();
+      });
+      proc.kill('SIGINT');
+    });
+
+  return {
+    get port() {
+      return port;
+    },
+    get pid() {
+      return child?.pid;
+    },
+    isUp: () => up,
+    close: async () => {
+      stopping = true;
+      if (restartTimer) clearTimeout(restartTimer);
+      if (child) await stopChild(child);
+      log.info('SMTP gateway stopped');
+    },
+  };
+}

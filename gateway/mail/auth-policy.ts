@@ -1,0 +1,156 @@
+import type { AuthFacts } from './auth-verdict';
+import { domainOfAddress } from './auth-verdict';
+
+/**
+ * The authentication policy (DESIGN.md "Authentication policy"), as a pure
+ * function of the facts mailauth established and the domains that count as
+ * "ours" for the receiving mailbox.
+ *
+ * Mail reaches a forwarding address from the employee's own mailbox
+ * provider, so what must be proven is that the *forwarder* is entitled to
+ * speak for the mailbox's domain — not that the original author is. The
+ * verdict is `pass` when
+ *   1. SPF passes for an envelope domain that is one of ours (Gmail keeps
+ *      the mailbox's domain in its `user+caf_=…@domain` envelope, Microsoft
+ *      365 its SRS address in the tenant's domain), or
+ *   2. a DKIM signature of one of our domains verifies, or
+ *   3. a trusted forwarder's ARC chain validates (RFC 8617 §5.2) and the
+ *      results it recorded on arrival show an authenticated original, or
+ *   4. it is a provider notice (forwarding confirmation, bounce) carrying a
+ *      valid DKIM signature of that provider.
+ * Everything else is `fail`. DKIM `neutral` (mailauth's "body hash did not
+ * verify", RFC 6376 §6.3 step 4.4) is not a pass.
+ */
+
+export type Verdict = 'pass' | 'fail';
+
+export interface PolicyDecision {
+  verdict: Verdict;
+  reason: string;
+  /** Provider whose notice this is ('google', 'microsoft', 'yahoo'), when rule 4 applied. */
+  providerNotice: string | null;
+  /**
+   * A failing verdict that a DNS temporary error on one of our own
+   * identities may have caused: answer 4xx so the sender retries instead
+   * of quarantining legitimate mail during a DNS outage (RFC 7208 §2.6.6).
+   */
+  retryable: boolean;
+}
+
+/**
+ * ARC sealers whose chains Postroom trusts (RFC 8617 §7.2 leaves the list
+ * to the receiver): the mailbox providers employees forward from. Listed by
+ * the d= they seal with.
+ */
+export const TRUSTED_ARC_SEALERS: readonly string[] = ['google.com', 'microsoft.com', 'yahoo.com', 'messagingengine.com'];
+
+export interface NoticeSender {
+  provider: string;
+  /** Does this RFC5322.From address belong to the provider's notice senders? */
+  matches(address: string): boolean;
+  /** DKIM domains (d=) that authenticate the provider's notices. */
+  dkimDomains: readonly string[];
+}
+
+/**
+ * Senders of provider notices. Deliberately narrow: a consumer mailbox at
+ * the provider (anyone@gmail.com) must not pass as a notice.
+ */
+export const NOTICE_SENDERS: readonly NoticeSender[] = [
+  { provider: 'google', matches: (a) => a === 'forwarding-noreply@google.com', dkimDomains: ['google.com'] },
+  {
+    provider: 'microsoft',
+    matches: (a) => /^(postmaster|microsoftexchange[0-9a-f]*)@(microsoft\.com|outlook\.com|([a-z0-9-]+\.)*prod\.outlook\.com)$/.test(a),
+    dkimDomains: ['microsoft.com', 'outlook.com'],
+  },
+  { provider: 'yahoo', matches: (a) => /@([a-z0-9-]+\.)*yahoo-inc\.com$/.test(a), dkimDomains: ['yahoo-inc.com', 'yahoo.com'] },
+];
+
+/**
+ * `domain` is one of `ours` or a subdomain of one (DMARC relaxed alignment,
+ * RFC 7489 §3.1, in the direction an outsider cannot exploit: nobody but
+ * the owner of acme.com publishes keys or SPF under mail.acme.com).
+ */
+export function alignedWith(domain: string, ours: readonly string[]): boolean {
+  const d = domain.toLowerCase().replace(/\.$/, '');
+  if (!d) return false;
+  return ours.some((own) => {
+    const o = own.toLowerCase().replace(/\.$/, '');
+    return Boolean(o) && (d === o || d.endsWith(`.${o}`));
+  });
+}
+
+/** The provider whose notice this is, when its From is a notice sender and a provider DKIM signature verifies. */
+export function providerNotice(facts: AuthFacts): { provider: string; dkimDomain: string } | null {
+  if (facts.headerFrom.length !== 1) return null;
+  const from = facts.headerFrom[0];
+  for (const sender of NOTICE_SENDERS) {
+    if (!sender.matches(from)) continue;
+    const signature = facts.dkim.find((sig) => sig.result === 'pass' && alignedWith(sig.domain, sender.dkimDomains));
+    if (signature) return { provider: sender.provider, dkimDomain: signature.domain };
+  }
+  return null;
+}
+
+/** Did the trusted sealer see an authenticated original (DMARC pass, or SPF/DKIM pass aligned with the From domain)? */
+function arcInnerAuthenticated(facts: AuthFacts): string | null {
+  const inner = facts.arc.inner;
+  if (!inner) return null;
+  if (inner.dmarc?.result === 'pass') return `dmarc=pass header.from=${inner.dmarc.fromDomain}`;
+  const fromDomains = facts.headerFrom.map(domainOfAddress).filter(Boolean);
+  if (fromDomains.length !== 1) return null;
+  const aligned = inner.dkim.find((sig) => sig.result === 'pass' && alignedWith(sig.domain, fromDomains));
+  if (aligned) return `dkim=pass header.d=${aligned.domain}`;
+  if (inner.spf?.result === 'pass' && alignedWith(inner.spf.domain, fromDomains)) return `spf=pass smtp.mailfrom=${inner.spf.domain}`;
+  return null;
+}
+
+function summary(facts: AuthFacts): string {
+  const dkim = facts.dkim.length
+    ? facts.dkim.map((sig) => `${sig.result}${sig.domain ? ` d=${sig.domain}` : ''}${sig.comment ? ` (${sig.comment})` : ''}`).join(', ')
+    : 'none';
+  const parts = [
+    `spf=${facts.spf.result}${facts.spf.domain ? ` (${facts.spf.domain})` : ''}`,
+    `dkim=${dkim}`,
+    `dmarc=${facts.dmarc?.result ?? 'none'}`,
+    `arc=${facts.arc.result}${facts.arc.sealers.length ? ` (${facts.arc.sealers.join(', ')})` : ''}`,
+  ];
+  return parts.join('; ');
+}
+
+const TEMPORARY = new Set(['temperror']);
+
+/**
+ * Decide pass/fail for mail to a mailbox whose own domains (its domain plus
+ * the business domains) are `ours`.
+ */
+export function decideAuthVerdict(facts: AuthFacts, ours: readonly string[]): PolicyDecision {
+  const decision = (verdict: Verdict, reason: string, notice: string | null = null, retryable = false): PolicyDecision => ({
+    verdict,
+    reason,
+    providerNotice: notice,
+    retryable,
+  });
+
+  const notice = providerNotice(facts);
+  if (notice) return decision('pass', `provider notice (${notice.provider}): DKIM signature of ${notice.dkimDomain} verified`, notice.provider);
+
+  if (facts.spf.result === 'pass' && alignedWith(facts.spf.domain, ours)) {
+    return decision('pass', `SPF pass for envelope domain ${facts.spf.domain}`);
+  }
+
+  const ownSignature = facts.dkim.find((sig) => sig.result === 'pass' && alignedWith(sig.domain, ours));
+  if (ownSignature) return decision('pass', `DKIM signature of ${ownSignature.domain} verified`);
+
+  if (facts.arc.result === 'pass' && facts.arc.sealers.length > 0 && facts.arc.sealers.every((sealer) => alignedWith(sealer, TRUSTED_ARC_SEALERS))) {
+    const inner = arcInnerAuthenticated(facts);
+    if (inner) return decision('pass', `ARC chain of trusted forwarder ${facts.arc.sealers[0]} validated (i=${facts.arc.instance}; on arrival ${inner})`);
+  }
+
+  const retryable =
+    (TEMPORARY.has(facts.spf.result) && alignedWith(facts.spf.domain, ours)) ||
+    facts.dkim.some((sig) => TEMPORARY.has(sig.result) && alignedWith(sig.domain, ours));
+
+  const why = facts.error ? `authentication could not be evaluated (${facts.error}); ` : '';
+  return decision('fail', `${why}no pass aligned with ${ours.length ? ours.join(', ') : '(no domains)'}: ${summary(facts)}`, null, retryable);
+}

@@ -1,0 +1,173 @@
+import type { Readable } from 'node:stream';
+import { authenticate, type MailauthArcResult, type MailauthResult } from 'mailauth';
+import type { DnsResolveFn } from './dns-resolver';
+
+/**
+ * SPF (RFC 7208), DKIM (RFC 6376), DMARC (RFC 7489) and ARC (RFC 8617) for
+ * one message, evaluated by mailauth and boiled down to the facts the auth
+ * policy (auth-policy.ts) decides on. mailauth reads the message as a
+ * stream: headers are collected, bodies only flow through the body hashers,
+ * so a 50 MB message is not held in memory here.
+ */
+
+export interface SpfFact {
+  /** pass, fail, softfail, neutral, none, temperror, permerror */
+  result: string;
+  /** The domain SPF was checked for: the envelope sender's, or the HELO name for a null sender. */
+  domain: string;
+}
+
+export interface DkimFact {
+  /** pass, fail, neutral (e.g. "body hash did not verify"), policy, none, temperror, permerror */
+  result: string;
+  /** The signing domain (d=). */
+  domain: string;
+  comment: string;
+}
+
+export interface DmarcFact {
+  result: string;
+  /** RFC5322.From domain. */
+  fromDomain: string;
+  policy: string;
+}
+
+/** What the sealer of the newest ARC set says it saw when the message reached it (the ARC-Authentication-Results). */
+export interface ArcInnerResults {
+  spf: { result: string; domain: string } | null;
+  dkim: Array<{ result: string; domain: string }>;
+  dmarc: { result: string; fromDomain: string } | null;
+}
+
+export interface ArcFact {
+  /** pass, fail or none (no chain). */
+  result: string;
+  instance: number;
+  /** Signing domains of the newest ARC-Seal and ARC-Message-Signature. */
+  sealers: string[];
+  comment: string;
+  inner: ArcInnerResults | null;
+}
+
+export interface AuthFacts {
+  envelopeFrom: string;
+  /** RFC5322.From addresses, lower-cased (usually exactly one). */
+  headerFrom: string[];
+  spf: SpfFact;
+  dkim: DkimFact[];
+  dmarc: DmarcFact | null;
+  arc: ArcFact;
+  /** Value of the Authentication-Results header we computed (RFC 8601). */
+  authResults: string;
+  /** Trace header fields (Received-SPF, Authentication-Results) to prepend to the stored copy, CRLF-terminated. */
+  traceHeaders: string;
+  /** Set when the evaluation itself failed (the message is then judged as unauthenticated). */
+  error?: string;
+}
+
+export interface SmtpEnvelope {
+  /** Connecting client address. */
+  ip: string;
+  /** EHLO/HELO name. */
+  helo: string;
+  /** MAIL FROM address; '' for the null sender. */
+  sender: string;
+}
+
+export interface EvaluateOptions {
+  resolver: DnsResolveFn;
+  /** authserv-id of our Authentication-Results (RFC 8601 §2.5): the gateway's domain. */
+  authservId: string;
+}
+
+const lower = (value: unknown): string => (typeof value === 'string' ? value.trim().toLowerCase().replace(/\.$/, '') : '');
+
+/** Domain of an address or of a DKIM `i=` value such as "@acme.com". */
+export function domainOfAddress(address: string): string {
+  const at = address.lastIndexOf('@');
+  return lower(at >= 0 ? address.slice(at + 1) : address);
+}
+
+function arcFacts(arc: MailauthArcResult | false): ArcFact {
+  if (!arc) return { result: 'none', instance: 0, sealers: [], comment: '', inner: null };
+  const chain = Array.isArray(arc.chain) ? arc.chain : [];
+  const newest = chain.length > 0 ? chain[chain.length - 1] : undefined;
+  const sealers = [lower(newest?.['arc-seal']?.parsed?.d?.value), lower(arc.signature ? arc.signature.signingDomain : '')].filter(Boolean);
+  const aar = arc.authenticationResults;
+  const inner: ArcInnerResults | null = aar
+    ? {
+        spf: aar.spf ? { result: lower(aar.spf.result), domain: domainOfAddress(aar.spf.smtp?.mailfrom ?? aar.spf.smtp?.helo ?? '') } : null,
+        dkim: (aar.dkim ?? []).map((entry) => ({ result: lower(entry.result), domain: lower(entry.header?.d) || domainOfAddress(entry.header?.i ?? '') })),
+        dmarc: aar.dmarc ? { result: lower(aar.dmarc.result), fromDomain: lower(aar.dmarc.header?.from) } : null,
+      }
+    : null;
+  return {
+    result: lower(arc.status?.result) || 'none',
+    instance: typeof arc.i === 'number' ? arc.i : 0,
+    sealers: [...new Set(sealers)],
+    comment: arc.status?.comment ?? '',
+    inner,
+  };
+}
+
+/** Pull the Authentication-Results value out of mailauth's trace header block. */
+function authResultsValue(headers: string): string {
+  const match = /(?:^|\r\n)Authentication-Results:[ \t]*([\s\S]*?)\r\n(?![ \t])/i.exec(headers);
+  return match ? match[1] : '';
+}
+
+export function factsFromMailauth(result: MailauthResult, envelope: SmtpEnvelope): AuthFacts {
+  const spf = result.spf ? { result: lower(result.spf.status?.result) || 'none', domain: lower(result.spf.domain) } : { result: 'none', domain: '' };
+  const dkim = (result.dkim.results ?? []).map((row) => ({
+    result: lower(row.status?.result) || 'none',
+    domain: lower(row.signingDomain),
+    comment: row.status?.comment ?? '',
+  }));
+  const dmarc = result.dmarc
+    ? { result: lower(result.dmarc.status?.result) || 'none', fromDomain: lower(result.dmarc.status?.header?.from ?? result.dmarc.domain), policy: lower(result.dmarc.policy ?? result.dmarc.p) }
+    : null;
+  return {
+    envelopeFrom: envelope.sender.toLowerCase(),
+    headerFrom: (result.dkim.headerFrom ?? []).map((address) => address.toLowerCase()),
+    spf,
+    dkim,
+    dmarc,
+    arc: arcFacts(result.arc),
+    authResults: authResultsValue(result.headers),
+    traceHeaders: result.headers,
+  };
+}
+
+/**
+ * Evaluate one message. Never throws for a message it cannot make sense of:
+ * such a message gets `error` set and every mechanism at `none`, which the
+ * policy judges as failing (quarantine/reject), never as passing.
+ */
+export async function evaluateAuthentication(raw: Readable | Buffer, envelope: SmtpEnvelope, options: EvaluateOptions): Promise<AuthFacts> {
+  try {
+    const result = await authenticate(raw, {
+      ip: envelope.ip,
+      helo: envelope.helo || envelope.ip,
+      sender: envelope.sender,
+      mta: options.authservId,
+      resolver: options.resolver,
+      disableBimi: true,
+    });
+    return factsFromMailauth(result, envelope);
+  } catch (err) {
+    const reason = (err as Error).message || String(err);
+    // RFC 8601 §2.2 "none": nothing could be evaluated; the comment says why.
+    const value = `${options.authservId}; none (evaluation failed: ${reason.replace(/[()\r\n]/g, ' ').slice(0, 200)})`;
+    return {
+      envelopeFrom: envelope.sender.toLowerCase(),
+      headerFrom: [],
+      spf: { result: 'none', domain: '' },
+      dkim: [],
+      dmarc: null,
+      arc: { result: 'none', instance: 0, sealers: [], comment: '', inner: null },
+      authResults: value,
+      traceHeaders: `Authentication-Results: ${value}\r\n`,
+      error: reason,
+    };
+  }
+}

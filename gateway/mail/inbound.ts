@@ -1,0 +1,220 @@
+import { PassThrough, type Readable } from 'node:stream';
+import type mongoose from 'mongoose';
+import { AppError } from '../core/errors';
+import type { Logger } from '../core/log';
+import type { Store } from '../store';
+import { alignedWith, decideAuthVerdict, TRUSTED_ARC_SEALERS, type PolicyDecision } from './auth-policy';
+import { evaluateAuthentication, type AuthFacts, type SmtpEnvelope } from './auth-verdict';
+import type { BusinessPolicy } from './business-policy';
+import { recognizeConfirmation, recognizeForwardingBlocked } from './confirmations';
+import type { DnsResolveFn } from './dns-resolver';
+import { recordForwardingEvent, type ForwardingEvent } from './forwarding-health';
+import { ingest, type AfterStoreHook, type AuthVerdict, type Classification, type IngestOutcome } from './ingest';
+import type { ParsedMessage } from './parse';
+import type { RecipientResolution } from './recipients';
+
+type ObjectId = mongoose.Types.ObjectId;
+
+/**
+ * One message received over SMTP, from end of DATA to "stored": evaluate
+ * SPF/DKIM/DMARC/ARC once, decide the verdict per receiving mailbox (the
+ * domains that count as "ours" differ per account), then store one copy per
+ * mailbox through THE ingest pipeline and move the accounts' forwarding
+ * state. Resolves only after every copy is acknowledged; throws AppError
+ * for the SMTP edge to translate (STORE_UNAVAILABLE 451, MESSAGE_TOO_LARGE
+ * 552, AUTH_REJECTED 550, AUTH_TEMPFAIL 451).
+ */
+
+export type DeliverableRecipient = Extract<RecipientResolution, { kind: 'account' | 'dropbox' }>;
+
+export interface InboundDeps {
+  store: Store;
+  log: Logger;
+  resolver: DnsResolveFn;
+  /** authserv-id of our Authentication-Results: the gateway domain. */
+  authservId: string;
+  /** Gateway domain(s): addresses there are never a confirmation's requester. */
+  gatewayDomains: readonly string[];
+  businessPolicy: () => Promise<BusinessPolicy>;
+  afterStore?: AfterStoreHook[];
+  /** Limit on the stored copy (the SMTP size limit plus room for our trace headers). */
+  maxBytes?: number;
+}
+
+export interface InboundMessage {
+  /** A fresh stream of the message as received, each call (read once for auth, once per stored copy). */
+  openRaw: () => Readable;
+  envelope: SmtpEnvelope;
+  recipients: DeliverableRecipient[];
+  queueId: string;
+}
+
+export interface Delivery {
+  mailboxKey: string;
+  accountId: ObjectId | null;
+  outcome: IngestOutcome;
+  id: ObjectId | null;
+  status: 'inbox' | 'quarantine';
+  kind: string;
+  verdict: PolicyDecision['verdict'];
+}
+
+export interface InboundResult {
+  facts: AuthFacts;
+  deliveries: Delivery[];
+  size: number;
+}
+
+export function toAuthVerdict(facts: AuthFacts, decision: PolicyDecision): AuthVerdict {
+  const dkim = facts.dkim.find((sig) => sig.result === 'pass')?.result ?? facts.dkim[0]?.result ?? 'none';
+  return {
+    verdict: decision.verdict,
+    reason: decision.reason,
+    results: facts.authResults,
+    spf: facts.spf.result,
+    dkim,
+    dmarc: facts.dmarc?.result ?? 'none',
+    arc: facts.arc.result,
+  };
+}
+
+/** Remove RFC 5233 sub-addressing: Gmail's `bob+caf_=…@acme.com`, Microsoft's `bob+SRS=…@acme.com`. */
+function baseMailbox(address: string): string {
+  const at = address.lastIndexOf('@');
+  if (at < 0) return address.toLowerCase();
+  return `${address.slice(0, at).split('+')[0]}@${address.slice(at + 1)}`.toLowerCase();
+}
+
+/** Did this mail come through the account's own mailbox (so forwarding evidently works)? */
+export function arrivedThroughForwarding(facts: AuthFacts, decision: PolicyDecision, account: { email: string; domain: string }): boolean {
+  if (decision.verdict !== 'pass' || decision.providerNotice) return false;
+  if (facts.envelopeFrom && baseMailbox(facts.envelopeFrom) === account.email.toLowerCase()) return true;
+  if (facts.spf.result === 'pass' && alignedWith(facts.spf.domain, [account.domain])) return true;
+  return facts.arc.result === 'pass' && facts.arc.sealers.length > 0 && facts.arc.sealers.every((s) => alignedWith(s, TRUSTED_ARC_SEALERS));
+}
+
+/** The stored copy: our trace headers (RFC 8601 §5: added at the top by the receiving MTA), then the message. */
+function withTraceHeaders(traceHeaders: string, body: Readable): Readable {
+  const out = new PassThrough();
+  out.write(Buffer.from(traceHeaders, 'utf8'));
+  body.on('error', (err) => out.destroy(err));
+  body.pipe(out);
+  return out;
+}
+
+function uniqueByMailbox(recipients: DeliverableRecipient[]): DeliverableRecipient[] {
+  const seen = new Map<string, DeliverableRecipient>();
+  for (const recipient of recipients) if (!seen.has(recipient.mailboxKey)) seen.set(recipient.mailboxKey, recipient);
+  return [...seen.values()];
+}
+
+export async function receiveMessage(deps: InboundDeps, message: InboundMessage): Promise<InboundResult> {
+  const log = deps.log.child({ component: 'inbound', queueId: message.queueId });
+  // Never answer 250 for a message that is stored nowhere.
+  if (message.recipients.length === 0) {
+    throw new AppError('NO_RECIPIENTS', 'No valid recipients', { status: 400, smtpCode: 554, enhancedCode: '5.5.1' });
+  }
+  const policy = await deps.businessPolicy();
+  const facts = await evaluateAuthentication(message.openRaw(), message.envelope, { resolver: deps.resolver, authservId: deps.authservId });
+
+  const mailboxes = uniqueByMailbox(message.recipients).map((recipient) => {
+    const ours = recipient.kind === 'account' ? [recipient.domain, ...policy.domains] : [...recipient.domains, ...policy.domains];
+    return { recipient, decision: decideAuthVerdict(facts, [...new Set(ours)]) };
+  });
+
+  const failing = mailboxes.filter((m) => m.decision.verdict === 'fail');
+  if (failing.some((m) => m.decision.retryable)) {
+    throw new AppError('AUTH_TEMPFAIL', 'Temporary DNS failure while authenticating the sender, please retry', {
+      status: 503,
+      smtpCode: 451,
+      enhancedCode: '4.4.3',
+      tag: 'AUTH01',
+    });
+  }
+  // Per-business policy "reject" (RFC 7372 §3.2: X.7.26 multiple authentication checks failed). With
+  // several mailboxes of which some pass, one reply cannot reject only some: the failing copies are
+  // quarantined instead, so nothing is silently dropped.
+  if (policy.authPolicy === 'reject' && failing.length === mailboxes.length) {
+    throw new AppError('AUTH_REJECTED', 'Message rejected: sender authentication failed (SPF/DKIM/DMARC/ARC)', {
+      status: 403,
+      smtpCode: 550,
+      enhancedCode: '5.7.26',
+    });
+  }
+
+  const deliveries: Delivery[] = [];
+  let size = 0;
+  for (const { recipient, decision } of mailboxes) {
+    const events: ForwardingEvent[] = [];
+    let classified: Classification = {};
+    const classify = (parsed: ParsedMessage): Classification => {
+      classified = classifyFor(parsed);
+      return classified;
+    };
+    const classifyFor = (parsed: ParsedMessage): Classification => {
+      if (recipient.kind !== 'account') return {};
+      if (decision.providerNotice) {
+        const confirmation = recognizeConfirmation(parsed, decision.providerNotice, deps.gatewayDomains);
+        if (!confirmation) return { kind: 'provider-notice' };
+        if (confirmation.requester && confirmation.requester === recipient.email.toLowerCase()) {
+          events.push({ type: 'confirmation', provider: confirmation.provider, code: confirmation.code, link: confirmation.link });
+          return { kind: 'forwarding-confirmation', status: 'inbox', confirmation };
+        }
+        // Someone else asks to forward their mail here: never show the code as if it were ours.
+        return {
+          kind: 'forwarding-confirmation',
+          status: 'quarantine',
+          quarantineReason: `suspicious forwarding confirmation: requested by ${confirmation.requester || 'an unnamed mailbox'}, not by this account's mailbox ${recipient.email}`,
+          confirmation: { ...confirmation, code: '', link: '' },
+        };
+      }
+      if (decision.verdict === 'pass' && recognizeForwardingBlocked(parsed)) {
+        events.push({ type: 'blocked' });
+        return { kind: 'forwarding-blocked' };
+      }
+      if (arrivedThroughForwarding(facts, decision, recipient)) events.push({ type: 'forwarded' });
+      return {};
+    };
+
+    const result = await ingest(
+      { store: deps.store, log: deps.log, afterStore: deps.afterStore },
+      {
+        raw: withTraceHeaders(facts.traceHeaders, message.openRaw()),
+        mailboxKey: recipient.mailboxKey,
+        accountId: recipient.kind === 'account' ? recipient.accountId : null,
+        ownerId: recipient.ownerId,
+        source: {
+          kind: recipient.kind === 'account' ? 'forward' : 'mx',
+          queueId: message.queueId,
+          remoteIp: message.envelope.ip,
+          envelopeFrom: message.envelope.sender,
+          envelopeTo: [recipient.address],
+        },
+        auth: toAuthVerdict(facts, decision),
+        status: decision.verdict === 'pass' ? 'inbox' : 'quarantine',
+        quarantineReason: decision.verdict === 'pass' ? '' : `authentication failed: ${decision.reason}`,
+        maxBytes: deps.maxBytes,
+        classify,
+      },
+    );
+    size = result.size;
+
+    if (recipient.kind === 'account' && result.outcome !== 'tombstoned') {
+      for (const event of events) {
+        await recordForwardingEvent(deps.store, recipient.accountId, event).catch((err: Error) =>
+          log.error({ err, accountId: recipient.accountId.toString(), event: event.type }, 'could not record the forwarding state; the message is stored'),
+        );
+      }
+    }
+    deliveries.push({
+      mailboxKey: recipient.mailboxKey,
+      accountId: recipient.kind === 'account' ? recipient.accountId : null,
+      outcome: result.outcome,
+      id: result.id,
+      status: result.status,
+      kind: classified.kind ?? 'message',
+      verdict: decision.verdict,
+    });
+  }
+  return { facts, deliveries, size };
+}

@@ -1,0 +1,61 @@
+import type { Server, Socket } from 'node:net';
+import type DSN from 'haraka-dsn';
+
+/**
+ * The parts of Haraka's objects (3.3) the Postroom plugins touch. Haraka
+ * ships no types; keeping them here makes each plugin's dependence on
+ * Haraka explicit and small.
+ */
+
+export type Next = (code?: number, message?: string | DSN) => void;
+
+export interface HarakaAddress {
+  /** `user@host` (a getter in Haraka 3.3; calling it throws). */
+  readonly address: string;
+  readonly host: string | null;
+  isNull(): boolean;
+  format(): string;
+}
+
+export interface HarakaMessageStream {
+  pipe<T extends NodeJS.WritableStream>(destination: T, options?: { line_endings?: string; dot_stuffed?: boolean }): T;
+  /** Tear down an active pipe synchronously (haraka-message-stream 2.x). */
+  unpipe(): this;
+}
+
+export interface HarakaTransaction {
+  uuid: string;
+  mail_from: HarakaAddress;
+  rcpt_to: HarakaAddress[];
+  notes: Record<string, unknown>;
+  message_stream: HarakaMessageStream;
+  data_bytes: number;
+  parse_body: boolean;
+}
+
+export interface HarakaConnection {
+  uuid: string;
+  remote: { ip: string; port: number; host: string | null };
+  local: { ip: string; port: number; host: string };
+  hello: { host: string | null; verb: string | null };
+  tls: { enabled: boolean };
+  esmtp: boolean;
+  errors: number;
+  client: Socket;
+  notes: Record<string, unknown>;
+  transaction: HarakaTransaction | null;
+  respond(code: number, message: string | DSN, after?: () => void): void;
+  reset_transaction(after?: () => void): void;
+  cmd_mail(line: string): void;
+  max_data_exceeded_respond(retval: number, message?: string): void;
+}
+
+export interface HarakaServer {
+  listeners?: Server[];
+}
+
+/** `this` in a plugin's register/hook functions. */
+export interface HarakaPlugin {
+  name: string;
+  register_hook(hook: string, method: string): void;
+}

@@ -1,0 +1,154 @@
+import { strict as assert } from 'node:assert';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { createLogger } from '../../gateway/core/log';
+import { compiledPluginPath, harakaLogLevel, PLUGIN_NAMES, SOURCE_DIR, writeInstance } from '../../gateway/haraka/instance';
+import { relayLine } from '../../gateway/haraka/launcher';
+import { fromRoot } from '../../gateway/core/paths';
+import { startDns, type TestDns } from '../support/dns';
+import { createEmployeeAccount, startTestGateway, type TestGateway } from '../support/gateway';
+import { plainMessage } from '../support/mail-auth';
+import { sendMail } from '../support/smtp';
+import { openTestStore } from '../support/store';
+
+function capture() {
+  const lines: Array<Record<string, unknown>> = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const text of chunk.toString().split('\n')) if (text.trim()) lines.push(JSON.parse(text) as Record<string, unknown>);
+      callback();
+    },
+  });
+  return { lines, log: createLogger({ level: 'trace', pretty: false, destination }) };
+}
+
+describe('gateway launcher and Haraka instance', function () {
+  this.timeout(60000);
+
+  describe('instance files', () => {
+    let dir: string;
+    before(() => {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postroom-instance-'));
+      writeInstance({
+        dir,
+        bindAddress: '0.0.0.0',
+        port: 25,
+        hostname: 'in.postroom.test',
+        tls: { certFile: '/certs/fullchain.pem', keyFile: '/certs/privkey.pem' },
+        runtime: { gatewayDomain: 'in.postroom.test', businessDomains: ['acme.com'], dnsServers: ['1.1.1.1'], maxMessageSize: 1234567, maxRecipients: 50, maxConnections: 200, logLevel: 'info', recipientCacheMs: 3000 },
+      });
+    });
+    after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    it('runs Haraka as one process on the configured address with the size limit', () => {
+      const smtp = fs.readFileSync(path.join(dir, 'config', 'smtp.ini'), 'utf8');
+      assert.match(smtp, /^listen=0\.0\.0\.0:25$/m);
+      assert.match(smtp, /^nodes=0$/m);
+      assert.match(smtp, /^inactivity_timeout=300$/m);
+      const connection = fs.readFileSync(path.join(dir, 'config', 'connection.ini'), 'utf8');
+      assert.match(connection, /\[max\]\nbytes=1234567\n/);
+      assert.match(connection, /^spool_after=1048576$/m);
+      assert.equal(fs.readFileSync(path.join(dir, 'config', 'me'), 'utf8').trim(), 'in.postroom.test');
+      assert.match(fs.readFileSync(path.join(dir, 'config', 'tls.ini'), 'utf8'), /^key=\/certs\/privkey\.pem\ncert=\/certs\/fullchain\.pem$/m);
+      assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'config', 'postroom.json'), 'utf8')).maxMessageSize, 1234567);
+      assert.doesNotMatch(fs.readdirSync(path.join(dir, 'config')).join(' '), /mongodb/i, 'no store URI on disk');
+    });
+
+    it('lists the plugins in pipeline order', () => {
+      const plugins = fs.readFileSync(path.join(dir, 'config', 'plugins'), 'utf8').split('\n').filter((l) => l.trim() && !l.startsWith('#'));
+      assert.deepEqual(plugins, ['postroom-limits', 'tls', 'postroom-rcpt', 'postroom-store']);
+      assert.equal(fs.readFileSync(path.join(dir, 'config', 'postroom-store.timeout'), 'utf8').trim(), '540');
+    });
+
+    it('points the package-plugin shims at the compiled plugins', () => {
+      for (const name of PLUGIN_NAMES) {
+        // The shim in the repository is relative: plugins/<name> → project root is four levels up.
+        const source = JSON.parse(fs.readFileSync(path.join(SOURCE_DIR, 'plugins', name, 'package.json'), 'utf8')) as { main: string };
+        assert.equal(path.resolve(SOURCE_DIR, 'plugins', name, source.main), fromRoot('dist', 'plugins', `${name}.js`));
+        assert.equal(compiledPluginPath(name), fromRoot('dist', 'plugins', `${name}.js`));
+        const runtime = JSON.parse(fs.readFileSync(path.join(dir, 'plugins', name, 'package.json'), 'utf8')) as { main: string };
+        assert.equal(runtime.main, fromRoot('dist', 'plugins', `${name}.js`));
+        assert.ok(fs.existsSync(runtime.main), 'built');
+      }
+    });
+
+    it('maps log levels so Haraka stays quiet at info', () => {
+      assert.equal(harakaLogLevel('info'), 'warn');
+      assert.equal(harakaLogLevel('debug'), 'info');
+      assert.equal(harakaLogLevel('trace'), 'protocol');
+      assert.equal(harakaLogLevel('error'), 'error');
+    });
+  });
+
+  describe('relaying the child\'s output', () => {
+    it('keeps pino fields and levels, and files Haraka lines under component haraka', () => {
+      const { lines, log } = capture();
+      const harakaLog = log.child({ component: 'haraka' });
+      relayLine(log, harakaLog, JSON.stringify({ level: 40, time: 1, pid: 9, component: 'smtp', queueId: 'Q1', msg: 'smtp transaction' }), 'stdout');
+      relayLine(log, harakaLog, JSON.stringify({ level: 'ERROR', message: 'Failed to setup listeners', origin: 'server' }), 'stdout');
+      relayLine(log, harakaLog, 'plain text from a dependency', 'stderr');
+      relayLine(log, harakaLog, '   ', 'stdout');
+      assert.equal(lines.length, 3);
+      assert.deepEqual([lines[0].level, lines[0].component, lines[0].queueId, lines[0].msg], [40, 'smtp', 'Q1', 'smtp transaction']);
+      assert.deepEqual([lines[1].level, lines[1].component, lines[1].msg, lines[1].origin], [50, 'haraka', 'Failed to setup listeners', 'server']);
+      assert.deepEqual([lines[2].level, lines[2].component, lines[2].msg], [40, 'haraka', 'plain text from a dependency']);
+    });
+  });
+
+  describe('supervision', () => {
+    let store: Awaited<ReturnType<typeof openTestStore>>;
+    let testDns: TestDns;
+    let gw: TestGateway;
+    let bob: Awaited<ReturnType<typeof createEmployeeAccount>>;
+
+    before(async () => {
+      store = await openTestStore('gw_launcher');
+      testDns = await startDns();
+      testDns.setTxt('acme.test', 'v=spf1 ip4:127.0.0.1 -all');
+      bob = await createEmployeeAccount(store, 'bob@acme.test');
+      gw = await startTestGateway({ dbName: store.dbName, dnsAddress: testDns.address });
+    });
+    after(async () => {
+      await gw?.close();
+      await testDns?.stop();
+      await store?.drop();
+    });
+
+    const send = (subject: string) => sendMail(gw.port, { from: 'alice@acme.test', to: [bob.forwardingAddress] }, plainMessage({ from: 'alice@acme.test', to: 'bob@acme.test', subject }));
+
+    it('restarts Haraka when it dies and serves again', async () => {
+      assert.equal((await send('before the crash')).ok, true);
+      const pid = gw.gateway.pid!;
+      process.kill(pid, 'SIGKILL');
+      await gw.waitForLog((l) => l.msg === 'Haraka exited unexpectedly; restarting');
+      await gw.waitForLog((l) => l.msg === 'Haraka restarted', 30000);
+      assert.notEqual(gw.gateway.pid, pid);
+      assert.equal(gw.gateway.isUp(), true);
+      const after = await send('after the restart');
+      assert.equal(after.ok, true, after.response);
+    });
+
+    it('stops Haraka on close and frees the port', async () => {
+      const { port } = gw;
+      const pid = gw.gateway.pid!;
+      await gw.gateway.close();
+      assert.equal(gw.gateway.isUp(), false);
+      assert.throws(() => process.kill(pid, 0), /ESRCH/, 'Haraka exited');
+      await assert.rejects(
+        new Promise<void>((resolve, reject) => {
+          const socket = net.connect(port, '127.0.0.1', () => {
+            socket.destroy();
+            resolve();
+          });
+          socket.on('error', reject);
+        }),
+        /ECONNREFUSED/,
+      );
+      const stopped = gw.logs().filter((l) => l.msg === 'gateway plugins stopped');
+      assert.equal(stopped.length, 1, 'the plugins shut down gracefully (store closed)');
+    });
+  });
+});
