@@ -1,0 +1,76 @@
+/**
+ * Which folders of a mailbox the syncer reads: INBOX, the folder the server
+ * marks \Sent (RFC 6154 special-use), and the folders the user picked in
+ * the console. Pure: it works on the LIST answer.
+ */
+
+/** The STATUS items the syncer asks for (RFC 3501 §6.3.10, RFC 7162 HIGHESTMODSEQ). */
+export interface FolderStatus {
+  messages?: number;
+  uidNext?: number;
+  uidValidity?: bigint;
+  highestModseq?: bigint;
+}
+
+/** What the syncer needs of one LIST entry (imapflow's ListResponse fits). */
+export interface ListedFolder {
+  path: string;
+  flags: Set<string>;
+  specialUse?: string;
+  status?: FolderStatus | { error: unknown };
+}
+
+export type FolderRole = 'inbox' | 'sent' | 'picked';
+
+export interface ChosenFolder {
+  path: string;
+  role: FolderRole;
+  specialUse: string;
+  /** From LIST-STATUS (RFC 5819) or STATUS; absent when the server gave none. */
+  status?: FolderStatus;
+}
+
+export interface FolderChoice {
+  folders: ChosenFolder[];
+  /** Folders the user picked that the server does not list (renamed or deleted). */
+  missing: string[];
+}
+
+/** \Noselect / \NonExistent entries are hierarchy placeholders that cannot be opened (RFC 3501 §7.2.2, RFC 5258). */
+function selectable(entry: ListedFolder): boolean {
+  return !entry.flags.has('\\Noselect') && !entry.flags.has('\\NonExistent');
+}
+
+/** INBOX is case-insensitive (RFC 3501 §5.1); every other name is exact. */
+function samePath(a: string, b: string): boolean {
+  return a.toUpperCase() === 'INBOX' ? b.toUpperCase() === 'INBOX' : a === b;
+}
+
+function statusOf(entry: ListedFolder): FolderStatus | undefined {
+  const status = entry.status;
+  if (!status || 'error' in status) return undefined;
+  return status;
+}
+
+export function chooseFolders(list: readonly ListedFolder[], picked: readonly string[]): FolderChoice {
+  const folders: ChosenFolder[] = [];
+  const add = (entry: ListedFolder, role: FolderRole) => {
+    if (!selectable(entry) || folders.some((f) => samePath(f.path, entry.path))) return;
+    folders.push({ path: entry.path, role, specialUse: entry.specialUse ?? '', status: statusOf(entry) });
+  };
+
+  const inbox = list.find((entry) => samePath(entry.path, 'INBOX'));
+  if (inbox) add(inbox, 'inbox');
+  else folders.push({ path: 'INBOX', role: 'inbox', specialUse: '\\Inbox' }); // always exists (RFC 3501 §5.1), even if not listed
+
+  const sent = list.find((entry) => entry.specialUse === '\\Sent' && selectable(entry));
+  if (sent) add(sent, 'sent');
+
+  const missing: string[] = [];
+  for (const name of picked) {
+    const entry = list.find((candidate) => samePath(candidate.path, name));
+    if (entry && selectable(entry)) add(entry, 'picked');
+    else if (!folders.some((f) => samePath(f.path, name))) missing.push(name);
+  }
+  return { folders, missing };
+}

@@ -1,0 +1,66 @@
+/**
+ * Pure decisions of the folder sync: is a folder unchanged, how to cut the
+ * work into batches, how to write a UID set.
+ */
+
+export interface CursorState {
+  uidValidity?: string | null;
+  lastUid?: number | null;
+  backfill?: { completed?: boolean | null } | null;
+}
+
+/**
+ * A folder needs no EXAMINE and no FETCH when its UIDVALIDITY is the one the
+ * cursor was built under, its backfill is done, and UIDNEXT shows no UID was
+ * assigned above the cursor (RFC 3501 §2.3.1.1: UIDs only grow). Flag
+ * changes (HIGHESTMODSEQ) do not matter to a read-only copy of new mail.
+ */
+export function isUnchanged(state: CursorState | null | undefined, status: { uidValidity?: bigint; uidNext?: number } | undefined): boolean {
+  if (!state || !status || status.uidValidity === undefined || status.uidNext === undefined) return false;
+  return state.backfill?.completed === true && state.uidValidity === status.uidValidity.toString() && status.uidNext <= (state.lastUid ?? 0) + 1;
+}
+
+export interface SizedUid {
+  uid: number;
+  size: number;
+}
+
+/**
+ * Cut a list (already in processing order) into batches of at most
+ * `maxCount` messages and about `maxBytes` bytes; a message bigger than
+ * `maxBytes` on its own forms a batch. `messageCap` is the most bytes one
+ * message can cost (larger ones are fetched truncated to it).
+ */
+export function planBatches<T extends SizedUid>(items: readonly T[], limits: { maxCount: number; maxBytes: number; messageCap?: number }): T[][] {
+  const batches: T[][] = [];
+  let current: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const cost = Math.min(item.size, limits.messageCap ?? Infinity);
+    if (current.length > 0 && (current.length >= limits.maxCount || bytes + cost > limits.maxBytes)) {
+      batches.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(item);
+    bytes += cost;
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
+}
+
+/**
+ * A compact UID set (RFC 3501 §9 sequence-set): `1:5,7,9:12`. Servers limit
+ * command length (Dovecot: 64 KB), so thousands of UIDs must go as ranges.
+ */
+export function uidSet(uids: readonly number[]): string {
+  const sorted = [...new Set(uids)].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1) j++;
+    parts.push(i === j ? String(sorted[i]) : `${sorted[i]}:${sorted[j]}`);
+    i = j + 1;
+  }
+  return parts.join(',');
+}

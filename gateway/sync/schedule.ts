@@ -1,0 +1,207 @@
+import type { ImapFlow } from 'imapflow';
+import cron, { type ScheduledTask } from 'node-cron';
+import type { Config } from '../core/config';
+import { resolveMasterKey, SecretBox } from '../core/crypto';
+import type { Logger } from '../core/log';
+import { crmAfterStore } from '../crm/link';
+import type { AfterStoreHook } from '../mail/ingest';
+import type { Store } from '../store';
+import { accountLeaseKey, holdLease, newHolderId } from './lease';
+import { syncOptionsFromConfig, type SyncOptions } from './options';
+import { syncAccount, type AccountPassResult, type SyncableAccount } from './sync-account';
+
+/**
+ * The syncer: on the IMAP_SYNC_CRON schedule, a pass over every enabled
+ * account with IMAP on whose credentials are good ('authenticated') and
+ * whose backoff, if any, has elapsed. Up to IMAP_SYNC_CONCURRENCY accounts
+ * at once per process; each under a database lease, so two syncer
+ * processes — or two overlapping passes — never sync one account at once.
+ */
+
+export interface SyncerDeps {
+  config: Config;
+  log: Logger;
+  store: Store;
+  /** Opens the stored IMAP passwords; default: from SECRET_KEY (or DATA_DIR/secret.key). */
+  secretBox?: SecretBox;
+  /** Steps after a message is stored; default: CRM association. */
+  afterStore?: AfterStoreHook[];
+  options?: Partial<SyncOptions>;
+  /** false: no cron schedule, passes only through runPassNow() (tests, `syncer --once`). */
+  schedule?: boolean;
+}
+
+export type SkipReason = 'in-progress' | 'leased' | 'not-due' | 'stopping';
+
+export interface PassReport {
+  startedAt: Date;
+  finishedAt: Date;
+  accounts: AccountPassResult[];
+  skipped: Array<{ accountId: string; reason: SkipReason }>;
+}
+
+export interface Syncer {
+  /** Lease holder id of this syncer. */
+  readonly holder: string;
+  /** Run a pass now (the schedule keeps running); resolves with what happened to each account. */
+  runPassNow(): Promise<PassReport>;
+  /**
+   * Stop the schedule and let the current batches finish (their cursors are
+   * saved), up to options.stopTimeoutMs; then close the connections, which
+   * abandons unfinished batches — safe, since their cursors never moved.
+   */
+  stop(): Promise<void>;
+}
+
+/** Accounts a pass takes: IMAP on and authenticated, backoff elapsed. */
+function dueFilter(now: Date): Record<string, unknown> {
+  return {
+    enabled: true,
+    'imap.enabled': true,
+    'imap.status': 'authenticated',
+    $or: [{ 'imap.nextAttemptAt': null }, { 'imap.nextAttemptAt': { $lte: now } }],
+  };
+}
+
+const ACCOUNT_FIELDS = { ownerId: 1, imap: 1, forwarding: 1, oauth: 1 } as const;
+
+class Slots {
+  private free: number;
+  private readonly waiting: Array<() => void> = [];
+  constructor(size: number) {
+    this.free = size;
+  }
+  async take(): Promise<void> {
+    if (this.free > 0) {
+      this.free -= 1;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+  give(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free += 1;
+  }
+}
+
+export function startSyncer(deps: SyncerDeps): Syncer {
+  const { config, store } = deps;
+  const options = syncOptionsFromConfig(config, deps.options);
+  const log = deps.log.child({ component: 'syncer' });
+  const secrets = deps.secretBox ?? new SecretBox(resolveMasterKey(config.secretKey, config.dataDir).key);
+  const afterStore = deps.afterStore ?? [crmAfterStore({ store, log: deps.log, settings: { businessDomains: config.businessDomains } })];
+  const holder = newHolderId();
+  const slots = new Slots(options.concurrency);
+  const inProgress = new Set<string>();
+  const clients = new Set<ImapFlow>();
+  const passes = new Set<Promise<PassReport>>();
+  const stopping = new AbortController();
+
+  const track = (client: ImapFlow) => {
+    clients.add(client);
+    return () => clients.delete(client);
+  };
+
+  async function runAccount(account: SyncableAccount, passStartedAt: Date, report: PassReport): Promise<void> {
+    const accountId = account._id.toHexString();
+    const skip = (reason: SkipReason): void => {
+      report.skipped.push({ accountId, reason });
+    };
+    inProgress.add(accountId);
+    try {
+      await slots.take();
+      try {
+        if (stopping.signal.aborted) return skip('stopping');
+        const lease = await holdLease(store, accountLeaseKey(accountId), holder, {
+          ttlMs: options.leaseTtlMs,
+          onError: (err) => log.warn({ err, accountId }, 'lease renewal failed; retrying'),
+        });
+        if (!lease) return skip('leased');
+        try {
+          // Re-read under the lease: another syncer may have synced it, or
+          // marked it failing, since this pass listed it. A pass syncs each
+          // due account once, whichever syncer gets there first.
+          const now = options.now();
+          const fresh = await store.models.MailAccount.findOne(
+            { _id: account._id, ...dueFilter(now), $and: [{ $or: [{ 'imap.lastSyncAt': null }, { 'imap.lastSyncAt': { $lt: passStartedAt } }] }] },
+            ACCOUNT_FIELDS,
+          ).lean<SyncableAccount>();
+          if (!fresh) return skip('not-due');
+          const signal = AbortSignal.any([stopping.signal, lease.lost]);
+          report.accounts.push(await syncAccount({ store, log: deps.log, secrets, options, afterStore, track, oauthConfig: deps.config }, fresh, signal));
+        } finally {
+          await lease.release().catch((err) => log.warn({ err, accountId }, 'lease release failed; it expires on its own'));
+        }
+      } finally {
+        slots.give();
+      }
+    } finally {
+      inProgress.delete(accountId);
+    }
+  }
+
+  async function runPass(): Promise<PassReport> {
+    const startedAt = options.now();
+    const report: PassReport = { startedAt, finishedAt: startedAt, accounts: [], skipped: [] };
+    const due = await store.models.MailAccount.find(dueFilter(startedAt), ACCOUNT_FIELDS).sort({ 'imap.lastSyncAt': 1 }).lean<SyncableAccount[]>();
+    const work: Array<Promise<void>> = [];
+    for (const account of due) {
+      const accountId = account._id.toHexString();
+      // An overlapping pass (the previous one still running) leaves its accounts alone.
+      if (inProgress.has(accountId)) report.skipped.push({ accountId, reason: 'in-progress' });
+      else work.push(runAccount(account, startedAt, report));
+    }
+    const settled = await Promise.allSettled(work);
+    for (const outcome of settled) if (outcome.status === 'rejected') log.error({ err: outcome.reason }, 'account sync failed unexpectedly');
+    report.finishedAt = options.now();
+    log.debug({ accounts: report.accounts.length, skipped: report.skipped.length, ms: report.finishedAt.getTime() - startedAt.getTime() }, 'sync pass done');
+    return report;
+  }
+
+  function runPassNow(): Promise<PassReport> {
+    if (stopping.signal.aborted) {
+      const now = options.now();
+      return Promise.resolve({ startedAt: now, finishedAt: now, accounts: [], skipped: [] });
+    }
+    const pass = runPass();
+    passes.add(pass);
+    void pass.catch(() => undefined).finally(() => passes.delete(pass));
+    return pass;
+  }
+
+  let task: ScheduledTask | null = null;
+  if (deps.schedule !== false) {
+    task = cron.schedule(
+      config.imapSyncCron,
+      () => {
+        runPassNow().catch((err) => log.error({ err }, 'sync pass failed (store unreachable?); the next one retries'));
+      },
+      { name: 'imap-sync' },
+    );
+    log.info({ cron: config.imapSyncCron, concurrency: options.concurrency, holder }, 'IMAP syncer scheduled');
+  }
+
+  return {
+    holder,
+    runPassNow,
+    async stop() {
+      if (task) {
+        await task.stop();
+        await task.destroy();
+        task = null;
+      }
+      stopping.abort();
+      const running = Promise.allSettled([...passes]);
+      const hardStop = setTimeout(() => {
+        log.warn({ connections: clients.size }, 'batches did not finish in time: closing IMAP connections (their cursors were not advanced)');
+        for (const client of clients) client.close();
+      }, options.stopTimeoutMs);
+      try {
+        await running;
+      } finally {
+        clearTimeout(hardStop);
+      }
+    },
+  };
+}

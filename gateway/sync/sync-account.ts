@@ -1,0 +1,306 @@
+import { ImapFlow, type ImapFlowOptions } from 'imapflow';
+import type mongoose from 'mongoose';
+import { classifyImapError, type ImapLoginSettings } from '../accounts/imap-login';
+import { imapLoginSettings } from '../accounts/mail-accounts';
+import { SecretBoxError, type SecretBox } from '../core/crypto';
+import { AppError } from '../core/errors';
+import type { Logger } from '../core/log';
+import type { AfterStoreHook } from '../mail/ingest';
+import { connectImapWithOAuth, type OAuthDeps } from '../oauth';
+import type { Config } from '../core/config';
+import type { Store } from '../store';
+import { backoffDelayMs } from './backoff';
+import { chooseFolders, type ChosenFolder, type ListedFolder } from './folders';
+import { checkForwardingHealth } from './forwarding-health';
+import type { SyncOptions } from './options';
+import { describeError, emptyTally, syncFolder, type FolderTally } from './sync-folder';
+
+type ObjectId = mongoose.Types.ObjectId;
+
+/**
+ * One pass over one account: connect with imapflow, list the folders (one
+ * LIST … RETURN (STATUS …) round trip where the server has LIST-STATUS,
+ * RFC 5819), sync INBOX, \Sent and the picked folders, log out, record the
+ * outcome on MailAccount.imap, check forwarding health, log one line.
+ *
+ * Failure policy:
+ * - wrong credentials → imap.status 'failing' with the server's text; the
+ *   scheduler no longer picks the account until the user re-authenticates
+ *   (a retry would only feed the provider's brute-force lockout);
+ * - network / TLS / timeout → exponential backoff of this account only
+ *   (imap.failures, imap.nextAttemptAt);
+ * - the store failing → the pass stops with the cursor where it was; not
+ *   the account's fault, so no backoff.
+ */
+
+export interface SyncAccountDeps {
+  store: Store;
+  log: Logger;
+  secrets: SecretBox;
+  options: SyncOptions;
+  afterStore?: AfterStoreHook[];
+  /** Told about each live client so a hard stop can close it. */
+  track?: (client: ImapFlow) => () => void;
+  /** OAuth2 provider settings from the environment (Preferences → Business applies without them). */
+  oauthConfig?: Pick<Config, 'publicUrl' | 'oauth'>;
+  oauthTuning?: OAuthDeps['tuning'];
+}
+
+const NO_OAUTH_ENV: Pick<Config, 'publicUrl' | 'oauth'> = { publicUrl: '', oauth: { google: {}, microsoft: {}, oidc: {} } };
+
+/** What the syncer reads of a MailAccount (lean). */
+export interface SyncableAccount {
+  _id: ObjectId;
+  ownerId: ObjectId;
+  imap?: {
+    host?: string | null;
+    port?: number | null;
+    tls?: string | null;
+    username?: string | null;
+    passwordEnc?: string | null;
+    folders?: string[] | null;
+    failures?: number | null;
+  } | null;
+  forwarding?: { status?: string | null; verifiedAt?: Date | null } | null;
+  /** Set when the account signs in with OAuth2 (XOAUTH2/OAUTHBEARER) instead of a password. */
+  oauth?: { provider?: string | null } | null;
+}
+
+export type AccountOutcome = 'synced' | 'auth_failed' | 'backoff' | 'store_error' | 'stopped';
+
+export interface AccountPassResult extends FolderTally {
+  accountId: string;
+  outcome: AccountOutcome;
+  folders: number;
+  unchangedFolders: number;
+  ms: number;
+  startedAt: Date;
+  finishedAt: Date;
+  error?: string;
+  errorCode?: string;
+  forwardingBroken?: boolean;
+}
+
+const LIST_STATUS_QUERY = { messages: true, uidNext: true, uidValidity: true, highestModseq: true } as const;
+
+function clientOptions(settings: ImapLoginSettings, rootLog: Logger, accountId: string, options: SyncOptions): ImapFlowOptions {
+  // imapflow logs every command at debug and every NO answer at error; the
+  // pass handles those and reports them in its one line per account, so
+  // imapflow speaks only when the operator asked for debug.
+  const imapLog = rootLog.child({ component: 'imapflow', accountId }, { level: rootLog.isLevelEnabled('debug') ? rootLog.level : 'silent' });
+  return {
+    host: settings.host,
+    port: settings.port,
+    secure: settings.tls === 'implicit',
+    // STARTTLS (RFC 3501 §6.2.1) is required when asked for; never attempted for 'none'.
+    doSTARTTLS: settings.tls === 'starttls' ? true : settings.tls === 'none' ? false : undefined,
+    auth: { user: settings.username, pass: settings.password },
+    logger: imapLog,
+    disableAutoIdle: true,
+    connectionTimeout: options.connectionTimeoutMs,
+    greetingTimeout: options.greetingTimeoutMs,
+    socketTimeout: options.socketTimeoutMs,
+    clientInfo: { name: 'Postroom' },
+  } as ImapFlowOptions;
+}
+
+/** Folders with their STATUS, in as few round trips as the server allows. */
+async function listFolders(client: ImapFlow, picked: string[]): Promise<{ folders: ChosenFolder[]; missing: string[] }> {
+  const listStatus = client.capabilities.has('LIST-STATUS') || client.capabilities.has('IMAP4rev2');
+  // Without LIST-STATUS imapflow would send STATUS for every folder of the
+  // account; ask only for the folders we sync instead.
+  const list = (await client.list(listStatus ? { statusQuery: LIST_STATUS_QUERY } : {})) as ListedFolder[];
+  const choice = chooseFolders(list, picked);
+  if (!listStatus) {
+    for (const folder of choice.folders) {
+      const status = await client.status(folder.path, LIST_STATUS_QUERY).catch(() => false as const);
+      if (status) folder.status = status;
+    }
+  }
+  return choice;
+}
+
+export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccount, signal: AbortSignal): Promise<AccountPassResult> {
+  const { store, options } = deps;
+  const accountId = account._id.toHexString();
+  const log = deps.log.child({ component: 'imap-sync', accountId });
+  const startedAt = options.now();
+  const started = Date.now();
+  const tally = emptyTally();
+  let folderCount = 0;
+  let unchangedFolders = 0;
+  const finish = (outcome: AccountOutcome, extra: Partial<AccountPassResult> = {}): AccountPassResult => {
+    const finishedAt = options.now();
+    const ms = Date.now() - started;
+    const result: AccountPassResult = { accountId, outcome, ...tally, folders: folderCount, unchangedFolders, ms, startedAt, finishedAt, ...extra };
+    const line = { outcome, stored: tally.stored, duplicates: tally.duplicates, tombstoned: tally.tombstoned, parseErrors: tally.parseErrors, truncated: tally.truncated, folders: folderCount, unchanged: unchangedFolders, ms, error: extra.error, code: extra.errorCode };
+    if (outcome === 'synced' || outcome === 'stopped') log.info(line, 'imap sync pass');
+    else log.warn(line, 'imap sync pass failed');
+    return result;
+  };
+  const passwordEnc = account.imap?.passwordEnc ?? '';
+  // Writes to the account are conditional on the password we used: if the
+  // user re-authenticated meanwhile, their fresh status wins.
+  const accountFilter = { _id: account._id, 'imap.passwordEnc': passwordEnc };
+
+  let settings: ImapLoginSettings;
+  try {
+    settings = imapLoginSettings(account as unknown as Parameters<typeof imapLoginSettings>[0], deps.secrets);
+  } catch (err) {
+    if (!(err instanceof SecretBoxError)) throw err;
+    const message = 'The stored IMAP password cannot be decrypted (was SECRET_KEY changed?). Enter the password again and authenticate.';
+    await store.models.MailAccount.updateOne(accountFilter, { $set: { 'imap.status': 'failing', 'imap.lastError': message, 'imap.lastErrorCode': err.code, 'imap.lastSyncAt': startedAt } });
+    return finish('auth_failed', { error: message, errorCode: err.code });
+  }
+
+  let client = new ImapFlow(clientOptions(settings, deps.log, accountId, options));
+  // imapflow also emits 'error' on the client; unhandled, Node would throw it.
+  client.on('error', (err: Error) => log.debug({ err }, 'imap connection error'));
+  let untrack = deps.track?.(client) ?? (() => undefined);
+  const oauthProvider = account.oauth?.provider ?? '';
+  const target = { host: settings.host, port: settings.port };
+  let inboxSynced = false;
+  let inboxPath = 'INBOX';
+  try {
+    try {
+      if (oauthProvider) {
+        // OAuth2: gateway/oauth hands out a valid access token and, when the
+        // server refuses it, refreshes once and logs in with a new client.
+        untrack();
+        client.close();
+        const { auth: _password, ...withoutAuth } = clientOptions(settings, deps.log, accountId, options);
+        const oauthDeps: OAuthDeps = { store, log: deps.log, secretBox: deps.secrets, config: deps.oauthConfig ?? NO_OAUTH_ENV, tuning: deps.oauthTuning };
+        client = await connectImapWithOAuth(oauthDeps, account._id, settings.username, withoutAuth, (next) => {
+          next.on('error', (err: Error) => log.debug({ err }, 'imap connection error'));
+          untrack();
+          untrack = deps.track?.(next) ?? (() => undefined);
+        });
+      } else {
+        await client.connect();
+      }
+    } catch (err) {
+      if (err instanceof AppError && err.code.startsWith('OAUTH_')) return await oauthFailure(err);
+      const failure = classifyImapError(err, target);
+      if (failure.code === 'AUTH_FAILED' && oauthProvider) {
+        // The fresh token was refused too: gateway/oauth marked the grant 're-authorisation needed'.
+        const marked = await store.models.MailAccount.findById(account._id, { oauth: 1 }).lean();
+        return await oauthFailure(new AppError('OAUTH_REAUTH_NEEDED', marked?.oauth?.lastError || failure.message, { status: 409 }));
+      }
+      if (failure.code === 'AUTH_FAILED') {
+        await store.models.MailAccount.updateOne(accountFilter, {
+          $set: { 'imap.status': 'failing', 'imap.lastError': failure.message, 'imap.lastErrorCode': failure.code, 'imap.authenticatedAt': null, 'imap.lastSyncAt': startedAt },
+        });
+        return finish('auth_failed', { error: failure.message, errorCode: failure.code });
+      }
+      return await backOff(failure);
+    }
+
+    const { folders, missing } = await listFolders(client, account.imap?.folders ?? []);
+    for (const path of missing) {
+      await store.models.FolderState.updateOne(
+        { accountId: account._id, folder: path },
+        { $set: { lastPassAt: startedAt, lastError: 'This folder no longer exists on the server (renamed or deleted?). Pick it again in the console.' } },
+        { upsert: true },
+      );
+    }
+
+    let folderError: { message: string; code: string } | null = null;
+    for (const folder of folders) {
+      if (signal.aborted) break;
+      folderCount += 1;
+      try {
+        const result = await syncFolder({ client, store, log, accountId: account._id, ownerId: account.ownerId, options, signal, afterStore: deps.afterStore }, folder);
+        addTally(tally, result);
+        if (result.unchanged) unchangedFolders += 1;
+        if (folder.role === 'inbox' && result.finished) {
+          inboxSynced = true;
+          inboxPath = folder.path;
+        }
+      } catch (err) {
+        addTally(tally, (err as { tally?: FolderTally }).tally);
+        if (isStoreError(err)) throw err;
+        // The connection is gone: network trouble, back off.
+        if (!client.usable) throw err;
+        // A folder the server refuses (NO to EXAMINE, …): recorded in its
+        // ledger; the other folders still sync.
+        folderError = { message: `${folder.path}: ${describeError(err)}`, code: 'FOLDER_ERROR' };
+        log.warn({ err, folder: folder.path }, 'folder sync failed; continuing with the other folders');
+      }
+    }
+    await client.logout().catch(() => undefined);
+
+    if (signal.aborted) {
+      await store.models.MailAccount.updateOne(accountFilter, { $set: { 'imap.lastSyncAt': startedAt, 'imap.lastPassStored': tally.stored } });
+      return finish('stopped');
+    }
+
+    const successAt = options.now();
+    await store.models.MailAccount.updateOne(accountFilter, {
+      $set: {
+        'imap.lastSyncAt': startedAt,
+        'imap.lastSuccessAt': successAt,
+        'imap.lastPassStored': tally.stored,
+        'imap.failures': 0,
+        'imap.nextAttemptAt': null,
+        'imap.lastError': folderError?.message ?? '',
+        'imap.lastErrorCode': folderError?.code ?? '',
+      },
+    });
+
+    let forwardingBroken = false;
+    if (inboxSynced && account.forwarding?.status === 'verified') {
+      const health = await checkForwardingHealth({ store, log }, account, { inboxPath, graceMs: options.forwardingGraceMs, now: successAt });
+      forwardingBroken = health.broken;
+    }
+    return finish('synced', { forwardingBroken, ...(folderError ? { error: folderError.message, errorCode: folderError.code } : {}) });
+  } catch (err) {
+    if (isStoreError(err)) {
+      const message = `Mail could not be stored (${err instanceof AppError ? (err.tag ?? err.code) : err.name}); the sync resumes where it stopped.`;
+      await store.models.MailAccount.updateOne(accountFilter, { $set: { 'imap.lastSyncAt': startedAt, 'imap.lastError': message, 'imap.lastErrorCode': 'STORE_UNAVAILABLE' } }).catch(() => undefined);
+      return finish('store_error', { error: message, errorCode: 'STORE_UNAVAILABLE' });
+    }
+    if (signal.aborted) return finish('stopped', { error: describeError(err) });
+    return await backOff(classifyImapError(err, target));
+  } finally {
+    untrack();
+    client.close();
+  }
+
+  /**
+   * A grant that needs the user (re-authorisation, disconnected) stops the
+   * account like a wrong password: status 'failing', not picked again until
+   * the user signs in, so nothing retries. Provider outages and client
+   * misconfiguration back off like network trouble.
+   */
+  async function oauthFailure(error: AppError): Promise<AccountPassResult> {
+    if (error.code === 'OAUTH_REAUTH_NEEDED' || error.code === 'OAUTH_NOT_CONNECTED') {
+      await store.models.MailAccount.updateOne(accountFilter, {
+        $set: { 'imap.status': 'failing', 'imap.lastError': error.message, 'imap.lastErrorCode': error.code, 'imap.authenticatedAt': null, 'imap.lastSyncAt': startedAt },
+      });
+      return finish('auth_failed', { error: error.message, errorCode: error.code });
+    }
+    return backOff(error);
+  }
+
+  async function backOff(failure: AppError): Promise<AccountPassResult> {
+    const failures = (account.imap?.failures ?? 0) + 1;
+    const delay = backoffDelayMs(failures, options.backoffBaseMs, options.backoffCapMs);
+    const nextAttemptAt = new Date(options.now().getTime() + delay);
+    await store.models.MailAccount.updateOne(accountFilter, {
+      $set: { 'imap.failures': failures, 'imap.nextAttemptAt': nextAttemptAt, 'imap.lastError': failure.message, 'imap.lastErrorCode': failure.code, 'imap.lastSyncAt': startedAt },
+    });
+    log.debug({ failures, nextAttemptAt }, 'backing off');
+    return finish('backoff', { error: failure.message, errorCode: failure.code });
+  }
+}
+
+/** The store, not the IMAP server, failed: ingest's STORE_UNAVAILABLE, or the driver's own errors on cursor/ledger writes. */
+function isStoreError(err: unknown): err is Error {
+  if (err instanceof AppError) return err.code === 'STORE_UNAVAILABLE';
+  return err instanceof Error && /^Mongo/.test(err.name);
+}
+
+function addTally(into: FolderTally, from: FolderTally | undefined): void {
+  if (!from) return;
+  for (const key of Object.keys(into) as Array<keyof FolderTally>) into[key] += from[key];
+}

@@ -1,0 +1,320 @@
+import type { FetchMessageObject, ImapFlow } from 'imapflow';
+import type mongoose from 'mongoose';
+import type { Logger } from '../core/log';
+import { ingest, type AfterStoreHook } from '../mail/ingest';
+import type { Store } from '../store';
+import type { ChosenFolder } from './folders';
+import type { SyncOptions } from './options';
+import { isUnchanged, planBatches, uidSet, type SizedUid } from './plan';
+
+type ObjectId = mongoose.Types.ObjectId;
+
+/**
+ * Sync one folder, read-only: EXAMINE (RFC 3501 §6.3.2) and BODY.PEEK[]
+ * (§6.4.5), so nothing on the user's server changes — no \Seen, no moves.
+ *
+ * Cursor = (UIDVALIDITY, lastUid) in FolderState (§2.3.1.1). A pass:
+ *   0. unchanged (LIST-STATUS said so) → ledger touch only, no EXAMINE/FETCH;
+ *   1. UIDVALIDITY new or changed → start over from the backfill window
+ *      (de-duplication in ingest keeps it from storing anything twice);
+ *   2. mail above lastUid, oldest first, in batches; lastUid advances after
+ *      each whole batch is stored;
+ *   3. the backfill (first sync): SEARCH SINCE the window, newest first, in
+ *      batches, with its own cursor (belowUid) so a crash resumes without a
+ *      gap and without starting over.
+ * Every message goes through the one ingest pipeline.
+ */
+
+export interface FolderSyncContext {
+  client: ImapFlow;
+  store: Store;
+  log: Logger;
+  accountId: ObjectId;
+  ownerId: ObjectId;
+  options: SyncOptions;
+  /** Aborted on shutdown or a lost lease: finish the current batch, then stop. */
+  signal: AbortSignal;
+  afterStore?: AfterStoreHook[];
+}
+
+export interface FolderTally {
+  stored: number;
+  duplicates: number;
+  tombstoned: number;
+  /** Stored raw with parseError set by ingest. */
+  parseErrors: number;
+  /** Larger than maxMessageBytes: stored truncated, flagged. */
+  truncated: number;
+  /** Listed by the server but returned without a body (logged; the ledger shows it). */
+  unreadable: number;
+}
+
+export interface FolderResult extends FolderTally {
+  folder: string;
+  role: ChosenFolder['role'];
+  unchanged: boolean;
+  /** False when the pass stopped early (shutdown, lost lease); the cursor is still exact. */
+  finished: boolean;
+  lag: number;
+  stalled: boolean;
+}
+
+export function emptyTally(): FolderTally {
+  return { stored: 0, duplicates: 0, tombstoned: 0, parseErrors: 0, truncated: 0, unreadable: 0 };
+}
+
+interface Cursor {
+  lastUid: number;
+  backfill: { since: Date; topUid: number; belowUid: number; total: number; done: number; completed: boolean };
+}
+
+/** imapflow reports INTERNALDATE as a Date (or a string from some servers). */
+function toDate(value: Date | string | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  const date = value instanceof Date ? value : new Date(value);
+  return Number.isNaN(date.getTime()) ? undefined : date;
+}
+
+export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): Promise<FolderResult> {
+  const { client, store, options } = ctx;
+  const log = ctx.log.child({ folder: folder.path });
+  const tally = emptyTally();
+  const filter = { accountId: ctx.accountId, folder: folder.path };
+  const save = (fields: Record<string, unknown>) => store.models.FolderState.updateOne(filter, { $set: fields }, { upsert: true });
+  const now = options.now();
+  const state = await store.models.FolderState.findOne(filter).lean();
+  const result = (fields: Pick<FolderResult, 'unchanged' | 'finished' | 'lag' | 'stalled'>): FolderResult => ({ ...tally, folder: folder.path, role: folder.role, ...fields });
+
+  if (state && isUnchanged(state, folder.status)) {
+    // One LIST-STATUS answer covered this folder: no EXAMINE, no FETCH.
+    const status = folder.status!;
+    await save({
+      specialUse: folder.specialUse,
+      uidNext: status.uidNext,
+      messagesOnServer: status.messages ?? state.messagesOnServer,
+      highestModSeq: status.highestModseq?.toString() ?? state.highestModSeq,
+      lag: 0,
+      lastPassAt: now,
+      lastPassStored: 0,
+      lastError: '',
+    });
+    return result({ unchanged: true, finished: true, lag: 0, stalled: state.stalled });
+  }
+
+  let pendingNew = 0;
+  let pendingBackfill = 0;
+  try {
+    const mailbox = await client.mailboxOpen(folder.path, { readOnly: true });
+    const uidValidity = mailbox.uidValidity.toString();
+    const sameValidity = state?.uidValidity === uidValidity;
+    const previousUidNext = sameValidity ? state.uidNext : 0;
+
+    let cursor: Cursor;
+    if (state && sameValidity) {
+      const backfill = state.backfill;
+      cursor = {
+        lastUid: state.lastUid,
+        backfill: {
+          since: backfill?.since ?? new Date(now.getTime() - options.backfillDays * 86_400_000),
+          topUid: backfill?.topUid ?? 0,
+          // A cursor saved without a backfill cursor: backfill everything below lastUid.
+          belowUid: backfill?.belowUid || state.lastUid + 1,
+          total: backfill?.total ?? 0,
+          done: backfill?.done ?? 0,
+          completed: backfill?.completed ?? false,
+        },
+      };
+    } else {
+      // First sync, or UIDVALIDITY changed (RFC 3501 §2.3.1.1: every old
+      // UID is void). Mail up to UIDNEXT−1 is the backfill's; newer mail
+      // is the incremental cursor's.
+      if (state?.uidValidity) log.warn({ was: state.uidValidity, now: uidValidity }, 'UIDVALIDITY changed: resyncing the folder from the backfill window');
+      const topUid = Math.max(0, mailbox.uidNext - 1);
+      cursor = {
+        lastUid: topUid,
+        backfill: { since: new Date(now.getTime() - options.backfillDays * 86_400_000), topUid, belowUid: topUid + 1, total: 0, done: 0, completed: false },
+      };
+      await save({
+        uidValidity,
+        lastUid: cursor.lastUid,
+        'backfill.since': cursor.backfill.since,
+        'backfill.topUid': topUid,
+        'backfill.belowUid': topUid + 1,
+        'backfill.total': 0,
+        'backfill.done': 0,
+        'backfill.completed': false,
+      });
+    }
+
+    const storeBatchOf = (batch: SizedUid[]) => storeBatch(ctx, log, folder, uidValidity, batch, tally);
+    const limits = { maxCount: options.batchSize, maxBytes: options.batchBytes, messageCap: options.maxMessageBytes };
+
+    // 2. New mail above the cursor, oldest first.
+    if (mailbox.uidNext > cursor.lastUid + 1) {
+      const fresh = mailbox.exists > 0 ? await newUids(client, cursor.lastUid) : [];
+      pendingNew = fresh.length;
+      for (const batch of planBatches(fresh, limits)) {
+        if (ctx.signal.aborted) break;
+        await storeBatchOf(batch);
+        cursor.lastUid = Math.max(...batch.map((item) => item.uid));
+        pendingNew -= batch.length;
+        await save({ lastUid: cursor.lastUid });
+      }
+      if (!ctx.signal.aborted) {
+        // Every UID below the UIDNEXT seen at EXAMINE was listed above (UIDs
+        // are never reused), so the gap up to it holds nothing to fetch.
+        cursor.lastUid = Math.max(cursor.lastUid, mailbox.uidNext - 1);
+        await save({ lastUid: cursor.lastUid });
+      }
+    }
+
+    // 3. Backfill, newest first.
+    if (!cursor.backfill.completed && !ctx.signal.aborted) {
+      const backfill = cursor.backfill;
+      let remaining: SizedUid[] = [];
+      if (backfill.belowUid > 1 && mailbox.exists > 0) {
+        const found = (await client.search({ since: backfill.since, uid: `1:${backfill.belowUid - 1}` }, { uid: true })) || [];
+        const below = found.filter((uid) => uid < backfill.belowUid);
+        remaining = below.length > 0 ? await sizesOf(client, below) : [];
+        remaining.sort((a, b) => b.uid - a.uid);
+      }
+      pendingBackfill = remaining.length;
+      backfill.total = backfill.done + remaining.length;
+      await save({ 'backfill.total': backfill.total });
+      for (const batch of planBatches(remaining, limits)) {
+        if (ctx.signal.aborted) break;
+        await storeBatchOf(batch);
+        backfill.belowUid = Math.min(...batch.map((item) => item.uid));
+        backfill.done += batch.length;
+        pendingBackfill -= batch.length;
+        await save({ 'backfill.belowUid': backfill.belowUid, 'backfill.done': backfill.done });
+      }
+      if (!ctx.signal.aborted) {
+        backfill.completed = true;
+        // Messages expunged while the backfill ran are no longer owed: n of n.
+        await save({ 'backfill.completed': true, 'backfill.total': backfill.done });
+      }
+    }
+
+    // Ledger. A pass that saw UIDNEXT move yet took in nothing is a stall:
+    // shown, not hidden (mail may be arriving that the sync cannot read).
+    const finished = !ctx.signal.aborted;
+    const processed = tally.stored + tally.duplicates + tally.tombstoned;
+    const stalled = finished && previousUidNext > 0 && mailbox.uidNext > previousUidNext && processed === 0;
+    if (stalled) log.warn({ uidNext: mailbox.uidNext, previousUidNext }, 'UIDNEXT moved but nothing was stored: sync stalled');
+    const lag = pendingNew + pendingBackfill;
+    await save({
+      specialUse: folder.specialUse,
+      uidNext: mailbox.uidNext,
+      messagesOnServer: mailbox.exists,
+      highestModSeq: mailbox.highestModseq?.toString() ?? '',
+      lag,
+      lastPassAt: now,
+      lastPassStored: tally.stored,
+      lastError: '',
+      ...(finished ? { stalled } : {}),
+    });
+    return result({ unchanged: false, finished, lag, stalled });
+  } catch (err) {
+    const message = describeError(err);
+    await save({ lastPassAt: now, lastPassStored: tally.stored, lastError: message, lag: pendingNew + pendingBackfill }).catch(() => undefined);
+    if (err && typeof err === 'object' && Object.isExtensible(err)) Object.assign(err, { folder: folder.path, tally });
+    throw err;
+  }
+}
+
+/** UIDs above the cursor with their sizes. `n:*` also names the highest UID when it is below n (RFC 3501 §6.4.8), hence the filter. */
+async function newUids(client: ImapFlow, lastUid: number): Promise<SizedUid[]> {
+  const items: SizedUid[] = [];
+  for await (const message of client.fetch(`${lastUid + 1}:*`, { uid: true, size: true }, { uid: true })) {
+    if (message.uid > lastUid) items.push({ uid: message.uid, size: message.size ?? 0 });
+  }
+  return items.sort((a, b) => a.uid - b.uid);
+}
+
+/** RFC822.SIZE of each UID (one round trip), so batches can be cut by bytes. */
+async function sizesOf(client: ImapFlow, uids: number[]): Promise<SizedUid[]> {
+  const wanted = new Set(uids);
+  const items: SizedUid[] = [];
+  for await (const message of client.fetch(uidSet(uids), { uid: true, size: true }, { uid: true })) {
+    if (wanted.has(message.uid)) items.push({ uid: message.uid, size: message.size ?? 0 });
+  }
+  return items;
+}
+
+/**
+ * FETCH one batch (UID, INTERNALDATE, RFC822.SIZE, BODY.PEEK[]<0.cap>) and
+ * ingest each message as it arrives, a few at a time. Resolves only when
+ * every message of the batch is acknowledged by the store; the first store
+ * failure rejects (after the others settle) so the cursor does not move.
+ */
+async function storeBatch(ctx: FolderSyncContext, log: Logger, folder: ChosenFolder, uidValidity: string, batch: SizedUid[], tally: FolderTally): Promise<void> {
+  const wanted = new Set(batch.map((item) => item.uid));
+  const cap = ctx.options.maxMessageBytes;
+  const inFlight = new Set<Promise<void>>();
+  let failure: unknown = null;
+  const query = { uid: true, internalDate: true, size: true, source: { maxLength: cap } };
+  try {
+    for await (const message of ctx.client.fetch(uidSet([...wanted]), query, { uid: true })) {
+      if (!wanted.has(message.uid) || failure) continue;
+      wanted.delete(message.uid);
+      if (!message.source) {
+        tally.unreadable += 1;
+        log.warn({ uid: message.uid }, 'server returned no body for this message; it is not stored');
+        continue;
+      }
+      const task: Promise<void> = storeMessage(ctx, log, folder, uidValidity, message, tally)
+        .catch((err) => {
+          failure ??= err;
+        })
+        .finally(() => inFlight.delete(task));
+      inFlight.add(task);
+      if (inFlight.size >= ctx.options.ingestConcurrency) await Promise.race(inFlight);
+    }
+  } finally {
+    // Also when the connection dropped mid-FETCH: nothing keeps writing
+    // behind the caller's back once it gave up on this batch.
+    await Promise.allSettled(inFlight);
+  }
+  if (failure) throw failure;
+  // UIDs listed moments ago and gone now were expunged meanwhile: nothing to store.
+  if (wanted.size > 0) log.debug({ uids: [...wanted] }, 'messages expunged before they could be fetched');
+}
+
+async function storeMessage(ctx: FolderSyncContext, log: Logger, folder: ChosenFolder, uidValidity: string, message: FetchMessageObject, tally: FolderTally): Promise<void> {
+  const receivedAt = toDate(message.internalDate);
+  const result = await ingest(
+    { store: ctx.store, log: ctx.log, afterStore: ctx.afterStore },
+    {
+      raw: message.source!,
+      mailboxKey: ctx.accountId.toHexString(),
+      accountId: ctx.accountId,
+      ownerId: ctx.ownerId,
+      // `at` = INTERNALDATE, not "now": a batch replayed after a crash then
+      // records the very same source, which $addToSet folds into one.
+      source: { kind: 'imap', at: receivedAt, folder: folder.path, uidValidity, uid: message.uid },
+      receivedAt,
+    },
+  );
+  if (result.outcome === 'stored') tally.stored += 1;
+  else if (result.outcome === 'duplicate') tally.duplicates += 1;
+  else tally.tombstoned += 1;
+  if (result.parsed.parseError) tally.parseErrors += 1;
+
+  const size = message.size ?? message.source!.length;
+  if (size > ctx.options.maxMessageBytes && result.id) {
+    // Never skipped: the first maxMessageBytes are stored and the message
+    // is flagged like an unparseable one, so the console can say so.
+    tally.truncated += 1;
+    const note = `message is ${size} bytes, over the ${ctx.options.maxMessageBytes}-byte limit: only the first ${ctx.options.maxMessageBytes} bytes were stored`;
+    await ctx.store.models.Message.updateOne({ _id: result.id, parseError: '' }, { $set: { parseError: note } });
+    log.warn({ uid: message.uid, size, id: result.id }, 'message over the size limit stored truncated');
+  }
+}
+
+/** Server text when there is one (it is what the user can act on), else the error message. */
+export function describeError(err: unknown): string {
+  const e = err as { responseText?: string; message?: string; code?: string };
+  const text = (e.responseText ?? '').trim() || e.message || String(e.code ?? err);
+  return text.slice(0, 500);
+}

@@ -1,0 +1,40 @@
+import { strict as assert } from 'node:assert';
+import { chooseFolders, type ListedFolder } from '../../gateway/sync/folders';
+
+const entry = (path: string, flags: string[] = [], specialUse?: string, status?: ListedFolder['status']): ListedFolder => ({ path, flags: new Set(flags), specialUse, status });
+
+describe('chooseFolders (pure)', () => {
+  it('takes INBOX, the \\Sent special-use folder (whatever its name) and the picked folders', () => {
+    const list = [
+      entry('INBOX', [], '\\Inbox', { uidNext: 5, uidValidity: 1n, messages: 4 }),
+      entry('Sent Items'), // named like a sent folder but not marked: not taken
+      entry('[Gmail]/Gesendet', ['\\Sent'], '\\Sent'),
+      entry('Projects/Acme'),
+      entry('Trash', ['\\Trash'], '\\Trash'),
+    ];
+    const { folders, missing } = chooseFolders(list, ['Projects/Acme']);
+    assert.deepEqual(folders.map((f) => [f.path, f.role]), [['INBOX', 'inbox'], ['[Gmail]/Gesendet', 'sent'], ['Projects/Acme', 'picked']]);
+    assert.equal(folders[0].status?.uidNext, 5);
+    assert.deepEqual(missing, []);
+  });
+
+  it('never takes a folder twice, matches INBOX case-insensitively and other names exactly', () => {
+    const list = [entry('INBOX'), entry('Sent', [], '\\Sent'), entry('projects')];
+    const { folders, missing } = chooseFolders(list, ['inbox', 'Sent', 'Projects']);
+    assert.deepEqual(folders.map((f) => f.path), ['INBOX', 'Sent']);
+    assert.deepEqual(missing, ['Projects']);
+  });
+
+  it('skips \\Noselect placeholders and reports picked folders the server no longer has', () => {
+    const list = [entry('INBOX'), entry('Archive', ['\\Noselect']), entry('Gone', ['\\NonExistent'])];
+    const { folders, missing } = chooseFolders(list, ['Archive', 'Gone', 'Deleted']);
+    assert.deepEqual(folders.map((f) => f.path), ['INBOX']);
+    assert.deepEqual(missing, ['Archive', 'Gone', 'Deleted']);
+  });
+
+  it('syncs INBOX even when the server does not list it, and ignores a STATUS error', () => {
+    const { folders } = chooseFolders([entry('Work', [], undefined, { error: new Error('NO') })], ['Work']);
+    assert.deepEqual(folders.map((f) => f.path), ['INBOX', 'Work']);
+    assert.equal(folders[1].status, undefined);
+  });
+});

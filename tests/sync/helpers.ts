@@ -1,0 +1,130 @@
+/**
+ * Fixtures for the syncer tests: configuration, IMAP-enabled accounts with
+ * sealed passwords, RFC 5322 test messages, a log capture.
+ */
+import crypto from 'node:crypto';
+import { Writable } from 'node:stream';
+import { loadConfig, type Config } from '../../gateway/core/config';
+import { randomToken, SecretBox } from '../../gateway/core/crypto';
+import { createLogger, type Logger } from '../../gateway/core/log';
+import type { Store } from '../../gateway/store';
+import type { DovecotServer } from '../support/dovecot';
+
+export const TEST_SECRET_KEY = crypto.randomBytes(32);
+export const testSecrets = new SecretBox(TEST_SECRET_KEY);
+export const DAY = 86_400_000;
+
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({ NODE_ENV: 'test', SECRET_KEY: TEST_SECRET_KEY.toString('hex'), IMAP_BACKFILL_DAYS: '30', LOG_LEVEL: 'silent', ...env });
+}
+
+/** A fresh mailbox name per test, so tests share one Dovecot without seeing each other's mail. */
+export function uniqueEmail(prefix: string): string {
+  return `${prefix}-${crypto.randomBytes(4).toString('hex')}@acme.test`;
+}
+
+const RFC2822_DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+const RFC2822_MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+function rfc2822(date: Date): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${RFC2822_DAYS[date.getUTCDay()]}, ${date.getUTCDate()} ${RFC2822_MONTHS[date.getUTCMonth()]} ${date.getUTCFullYear()} ${p(date.getUTCHours())}:${p(date.getUTCMinutes())}:${p(date.getUTCSeconds())} +0000`;
+}
+
+export interface TestMessage {
+  messageId: string;
+  subject: string;
+  date: Date;
+  raw: string;
+}
+
+export function makeMessage(options: { to: string; subject?: string; date?: Date; body?: string; extraHeaders?: string[] }): TestMessage {
+  const messageId = `${crypto.randomBytes(8).toString('hex')}@customer.test`;
+  const date = options.date ?? new Date();
+  const subject = options.subject ?? `Quote ${messageId.slice(0, 6)}`;
+  const raw = [
+    'From: Alice Customer <alice@customer.test>',
+    `To: ${options.to}`,
+    `Subject: ${subject}`,
+    `Date: ${rfc2822(date)}`,
+    `Message-ID: <${messageId}>`,
+    ...(options.extraHeaders ?? []),
+    'MIME-Version: 1.0',
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    options.body ?? `Hello,\r\nthis is message ${messageId}.\r\n`,
+  ].join('\r\n');
+  return { messageId, subject, date, raw };
+}
+
+export interface TestAccount {
+  id: string;
+  email: string;
+  password: string;
+  ownerId: string;
+}
+
+/** A user and a mail account with IMAP on and authenticated, password sealed like the console does. */
+export async function createImapAccount(
+  store: Store,
+  dovecot: DovecotServer,
+  options: { email?: string; password?: string; storedPassword?: string; folders?: string[]; forwarding?: Record<string, unknown>; imap?: Record<string, unknown> } = {},
+): Promise<TestAccount> {
+  const email = options.email ?? uniqueEmail('bob');
+  const password = options.password ?? `pw-${randomToken(9)}`;
+  await dovecot.addUser(email, password);
+  const owner = await store.models.User.create({ email: `owner-${email}`, dropboxToken: randomToken(12) });
+  const token = randomToken(12).toLowerCase().replace(/[^a-z0-9]/g, 'x');
+  const account = new store.models.MailAccount({
+    ownerId: owner._id,
+    email,
+    domain: 'acme.test',
+    forwardingToken: token,
+    forwardingAddress: `${email.replace(/[^a-z0-9]/gi, '-')}.${token}@in.postroom.test`,
+    forwarding: options.forwarding ?? {},
+    imap: {
+      enabled: true,
+      host: dovecot.host,
+      port: dovecot.tlsPort,
+      tls: 'implicit',
+      username: email,
+      status: 'authenticated',
+      folders: options.folders ?? [],
+      ...options.imap,
+    },
+  });
+  account.imap!.passwordEnc = testSecrets.seal(options.storedPassword ?? password, account._id.toString());
+  await account.save();
+  return { id: account._id.toString(), email, password, ownerId: owner._id.toString() };
+}
+
+export interface CapturedLog {
+  log: Logger;
+  lines: Array<Record<string, unknown>>;
+  text(): string;
+  /** IMAP commands imapflow sent (its debug entries with src 'c'), optionally of one account only. */
+  commands(accountId?: string): string[];
+}
+
+export function captureLog(level = 'debug'): CapturedLog {
+  const lines: Array<Record<string, unknown>> = [];
+  const raw: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) {
+        raw.push(line);
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      }
+      done();
+    },
+  });
+  const log = createLogger({ level, destination, pretty: false });
+  return {
+    log,
+    lines,
+    text: () => raw.join('\n'),
+    commands: (accountId?: string) =>
+      lines.filter((l) => l.src === 'c' && typeof l.msg === 'string' && (!accountId || l.accountId === accountId)).map((l) => l.msg as string),
+  };
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
