@@ -41,16 +41,20 @@ export const folderStateSchema = new Schema(
 folderStateSchema.index({ accountId: 1, folder: 1 }, { unique: true });
 
 /**
- * One holder at a time per account: a syncer takes the lease with a
- * conditional update and renews it; a crashed holder's lease expires.
+ * One holder at a time per account (see gateway/sync/lease.ts): each
+ * take-over inserts the next epoch `<key>#<epoch>`; the unique _id picks one
+ * winner, the newest epoch is the lease; a crashed holder's lease expires.
  */
 export const syncLeaseSchema = new Schema(
   {
     _id: { type: String, required: true },
+    key: { type: String, required: true },
+    epoch: { type: Number, required: true },
     holder: { type: String, required: true },
     expiresAt: { type: Date, required: true },
   },
   { collection: 'sync_leases' },
 );
+syncLeaseSchema.index({ key: 1, epoch: -1 });
 
 export type FolderStateDoc = InferSchemaType<typeof folderStateSchema>;

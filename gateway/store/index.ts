@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Connection } from 'mongoose';
 import type { Config } from '../core/config';
@@ -39,15 +40,28 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
 }
 
 /**
- * The store a process should use: MONGODB_URI when set; otherwise start the
+ * The store a process should use: MONGODB_URI when set; otherwise the
  * embedded FerretDB with its data under DATA_DIR/store (surviving restarts).
+ *
+ * Only one FerretDB may own that directory (SQLite files), so the process
+ * that starts it leaves DATA_DIR/store/running.json with its URI and pid;
+ * another process (`npm run cli`, `npm run syncer` beside `npm start`)
+ * connects to that one instead of starting a second.
  */
 export async function openConfiguredStore(config: Config, log: Logger): Promise<Store> {
   if (config.mongodbUri) {
     log.info({ uri: redactUri(config.mongodbUri) }, 'using MongoDB');
     return openStore({ uri: config.mongodbUri, log, maxWaitMs: 0 });
   }
-  const embedded = await startEmbeddedStore({ dataDir: path.join(config.dataDir, 'store'), log: log.child({ component: 'embedded-store' }) });
+  const dataDir = path.join(config.dataDir, 'store');
+  const marker = path.join(dataDir, 'running.json');
+  const running = readMarker(marker);
+  if (running) {
+    log.info({ uri: running.uri, pid: running.pid }, 'using the embedded store of the running appliance');
+    return openStore({ uri: running.uri, dbName: 'postroom', log, maxWaitMs: 10000 });
+  }
+  const embedded = await startEmbeddedStore({ dataDir, log: log.child({ component: 'embedded-store' }) });
+  fs.writeFileSync(marker, JSON.stringify({ uri: embedded.uri, pid: process.pid, ferretdbPid: embedded.process.pid }), { mode: 0o600 });
   log.info({ uri: embedded.uri, dataDir: embedded.dataDir }, 'started embedded store (FerretDB); set MONGODB_URI to use MongoDB');
   const store = await openStore({ uri: embedded.uri, dbName: 'postroom', log });
   return {
@@ -55,7 +69,25 @@ export async function openConfiguredStore(config: Config, log: Logger): Promise<
     embedded,
     close: async () => {
       await store.close();
+      fs.rmSync(marker, { force: true });
       await embedded.stop();
     },
   };
+}
+
+/** The marker of a live embedded store, or null when absent or left by a dead process. */
+function readMarker(file: string): { uri: string; pid: number; ferretdbPid: number } | null {
+  let marker: { uri?: unknown; pid?: unknown; ferretdbPid?: unknown };
+  try {
+    marker = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    return null;
+  }
+  if (typeof marker.uri !== 'string' || typeof marker.ferretdbPid !== 'number' || typeof marker.pid !== 'number') return null;
+  try {
+    process.kill(marker.ferretdbPid, 0);
+  } catch {
+    return null;
+  }
+  return { uri: marker.uri, pid: marker.pid, ferretdbPid: marker.ferretdbPid };
 }

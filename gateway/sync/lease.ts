@@ -5,12 +5,10 @@ import type { Store } from '../store';
 /**
  * One syncer at a time per account, across processes and overlapping passes.
  *
- * A lease is a SyncLease document {_id: key, holder, expiresAt} taken with a
- * single conditional findOneAndUpdate: it matches only when the lease is ours
- * or has expired; when it is held by someone else the upsert collides with
- * the existing _id and the unique index refuses it (E11000) — no
- * transactions needed, which FerretDB does not have. A holder renews while it
- * syncs; a crashed holder stops renewing and its lease expires after the TTL.
+ * A lease is a SyncLease document {_id: key, holder, expiresAt}, won by
+ * inserting it (the unique _id index picks one winner; see acquireLease) —
+ * no transactions needed, which FerretDB does not have. A holder renews while
+ * it syncs; a crashed holder stops renewing and its lease expires after the TTL.
  *
  * Expiry compares the clocks of different processes, so hosts running
  * syncers need roughly synchronised clocks (NTP): a skew well below the TTL
@@ -30,30 +28,58 @@ function isDuplicateKey(err: unknown): boolean {
   return (err as { code?: number }).code === 11000 || /E11000|duplicate key/i.test((err as Error).message ?? '');
 }
 
-/** Take the lease if it is free, expired or already ours. Resolves false when someone else holds it. */
+/**
+ * Take the lease if it is free, expired or already ours. Resolves false when
+ * someone else holds it.
+ *
+ * The only primitive relied on is the unique _id index. FerretDB 1.24 does
+ * not apply conditional updates or deletes atomically (several racers can
+ * match the same `{expiresAt <= now}` filter), but an insert with a taken _id
+ * fails for all but one racer on FerretDB and MongoDB alike. So each
+ * take-over inserts the next epoch, and a winner checks that its epoch is
+ * still the newest (a slow racer may have inserted an epoch that was already
+ * cleaned up).
+ */
 export async function acquireLease(store: Store, key: string, holder: string, ttlMs: number, now = new Date()): Promise<boolean> {
+  const { SyncLease } = store.models;
+  const current = await newestLease(store, key);
+  if (current) {
+    if (current.holder === holder) return renewLease(store, key, holder, ttlMs, now);
+    if (current.expiresAt > now) return false;
+  }
+  const epoch = (current?.epoch ?? 0) + 1;
+  const id = `${key}#${epoch}`;
   try {
-    const lease = await store.models.SyncLease.findOneAndUpdate(
-      { _id: key, $or: [{ holder }, { expiresAt: { $lte: now } }] },
-      { $set: { holder, expiresAt: new Date(now.getTime() + ttlMs) } },
-      { upsert: true, returnDocument: 'after' },
-    ).lean();
-    return lease?.holder === holder;
+    await SyncLease.create({ _id: id, key, epoch, holder, expiresAt: new Date(now.getTime() + ttlMs) });
   } catch (err) {
     if (isDuplicateKey(err)) return false;
     throw err;
   }
+  const newest = await newestLease(store, key);
+  if (newest?._id !== id) {
+    await SyncLease.deleteOne({ _id: id, holder });
+    return false;
+  }
+  await SyncLease.deleteMany({ key, epoch: { $lt: epoch } });
+  return true;
+}
+
+async function newestLease(store: Store, key: string) {
+  return store.models.SyncLease.findOne({ key }).sort({ epoch: -1 }).lean();
 }
 
 /** Extend our lease. Resolves false when it was lost (expired and taken by another holder). */
 export async function renewLease(store: Store, key: string, holder: string, ttlMs: number, now = new Date()): Promise<boolean> {
-  const result = await store.models.SyncLease.updateOne({ _id: key, holder }, { $set: { expiresAt: new Date(now.getTime() + ttlMs) } });
+  const current = await newestLease(store, key);
+  if (current?.holder !== holder) return false;
+  const result = await store.models.SyncLease.updateOne({ _id: current._id, holder }, { $set: { expiresAt: new Date(now.getTime() + ttlMs) } });
   return result.matchedCount === 1;
 }
 
 /** Give the lease back so the next pass (of any syncer) need not wait for the TTL. */
 export async function releaseLease(store: Store, key: string, holder: string): Promise<void> {
-  await store.models.SyncLease.deleteOne({ _id: key, holder });
+  const current = await newestLease(store, key);
+  if (current?.holder === holder) await store.models.SyncLease.deleteOne({ _id: current._id, holder });
 }
 
 export interface HeldLease {

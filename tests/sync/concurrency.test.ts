@@ -137,7 +137,7 @@ describe('IMAP syncer: leases, crashes and shutdown', function () {
 
     // The dead process never released its lease; it expires after the TTL
     // (lease.test.ts shows expiry). Fast-forward that instead of waiting 2 min.
-    const lease = await store.models.SyncLease.findById(accountLeaseKey(account.id)).lean();
+    const lease = await store.models.SyncLease.findOne({ key: accountLeaseKey(account.id) }).lean();
     assert.ok(lease && lease.expiresAt > new Date(), 'the crashed holder still held the lease');
     await store.models.SyncLease.updateOne({ _id: lease._id }, { $set: { expiresAt: new Date(Date.now() - 1000) } });
 
@@ -169,7 +169,7 @@ describe('IMAP syncer: leases, crashes and shutdown', function () {
     assert.ok(stored < 200, 'stopped before the end');
     assert.equal(cursor!.backfill!.done, stored, 'the batch in flight was finished and its cursor saved');
     assert.equal(cursor!.backfill!.completed, false);
-    assert.equal(await store.models.SyncLease.countDocuments({ _id: accountLeaseKey(account.id) }), 0, 'lease released on the way out');
+    assert.equal(await store.models.SyncLease.countDocuments({ key: accountLeaseKey(account.id) }), 0, 'lease released on the way out');
 
     const resumed = spawnSyncer(['--once']);
     assert.equal(await resumed.exited, 0, resumed.output());

@@ -15,7 +15,7 @@ describe('account leases (on the real store)', () => {
     const results = await Promise.all(holders.map((holder) => acquireLease(store, 'race', holder, 60_000)));
     assert.equal(results.filter(Boolean).length, 1);
     const winner = holders[results.indexOf(true)];
-    const doc = await store.models.SyncLease.findById('race').lean();
+    const doc = await store.models.SyncLease.findOne({ key: 'race' }).sort({ epoch: -1 }).lean();
     assert.equal(doc?.holder, winner);
   });
 
@@ -42,6 +42,19 @@ describe('account leases (on the real store)', () => {
     assert.equal(await renewLease(store, 'crashed', 'dead-process', 120_000), false, 'the old holder learns it lost the lease');
   });
 
+  it("gives a crashed holder's expired lease to exactly one of many concurrent takers", async () => {
+    for (let round = 0; round < 5; round++) {
+      const key = `expired-race-${round}`;
+      const t0 = new Date('2030-03-01T00:00:00Z');
+      assert.equal(await acquireLease(store, key, 'dead-process', 60_000, t0), true);
+      const later = new Date(t0.getTime() + 61_000);
+      const holders = Array.from({ length: 6 }, () => newHolderId());
+      const results = await Promise.all(holders.map((holder) => acquireLease(store, key, holder, 60_000, later)));
+      assert.equal(results.filter(Boolean).length, 1, `round ${round}: one winner`);
+      assert.equal((await store.models.SyncLease.findOne({ key }).sort({ epoch: -1 }).lean())?.holder, holders[results.indexOf(true)]);
+    }
+  });
+
   it('holdLease renews in the background and signals when the lease was taken over', async function () {
     this.timeout(10_000);
     const held = await holdLease(store, 'held', 'H', { ttlMs: 3000 });
@@ -51,10 +64,10 @@ describe('account leases (on the real store)', () => {
     assert.equal(await acquireLease(store, 'held', 'other', 3000), false, 'renewed while held');
     assert.equal(held.lost.aborted, false);
     // Someone steals it (as after a long stall past the TTL): the next renewal notices.
-    await store.models.SyncLease.updateOne({ _id: 'held' }, { $set: { holder: 'thief' } });
+    await store.models.SyncLease.updateOne({ key: 'held' }, { $set: { holder: 'thief' } });
     await new Promise((resolve) => setTimeout(resolve, 1200));
     assert.equal(held.lost.aborted, true);
     await held.release();
-    assert.equal((await store.models.SyncLease.findById('held').lean())?.holder, 'thief', 'a lost lease is not released from under its new holder');
+    assert.equal((await store.models.SyncLease.findOne({ key: 'held' }).lean())?.holder, 'thief', 'a lost lease is not released from under its new holder');
   });
 });

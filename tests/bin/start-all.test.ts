@@ -1,0 +1,125 @@
+import { strict as assert } from 'node:assert';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort } from '../../gateway/store/embedded-ferretdb';
+import { fromRoot } from '../../gateway/core/paths';
+
+/**
+ * `npm start` as a user runs it: the built start-all with nothing but ports
+ * and a data directory set. It must bring up the embedded store, the console
+ * (/healthz), the SMTP gateway and the syncer; Ctrl-C must stop everything;
+ * data must survive a restart.
+ */
+interface Running {
+  child: ChildProcess;
+  output: string[];
+}
+
+function start(env: NodeJS.ProcessEnv): Running {
+  const output: string[] = [];
+  const child = spawn(process.execPath, [fromRoot('dist/gateway/bin/start-all.js')], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  return { child, output };
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, output: string[]): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`${what} not reached in ${timeoutMs} ms; output:\n${output.join('').slice(-4000)}`);
+}
+
+async function health(port: number): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+function smtpGreeting(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.setTimeout(3000, () => socket.destroy(new Error('timeout')));
+    socket.once('data', (chunk) => {
+      socket.end('QUIT\r\n');
+      resolve(chunk.toString());
+    });
+    socket.once('error', reject);
+  });
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+}
+
+describe('npm start (start-all)', function () {
+  this.timeout(120000);
+  let dataDir: string;
+  let env: NodeJS.ProcessEnv;
+  let running: Running | undefined;
+
+  before(async () => {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'postroom-start-'));
+    env = {
+      DATA_DIR: dataDir,
+      SMTP_PORT: String(await freePort()),
+      ADMIN_PORT: String(await freePort()),
+      ADMIN_EMAIL: 'it@acme.test',
+      ADMIN_PASSWORD: 'correct horse battery staple',
+      LOG_LEVEL: 'info',
+    };
+  });
+
+  afterEach(async () => {
+    if (running && running.child.exitCode === null) {
+      running.child.kill('SIGKILL');
+      await exited(running.child);
+    }
+  });
+
+  after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+
+  it('brings up store, console, gateway and syncer with nothing else set, and stops cleanly on Ctrl-C', async () => {
+    running = start(env);
+    const ok = await waitFor('healthy console', async () => {
+      const h = await health(Number(env.ADMIN_PORT));
+      return h.status === 200 ? h : undefined;
+    }, 90000, running.output);
+    assert.equal(ok.body.status, 'ok');
+    assert.match(await waitFor('SMTP greeting', () => smtpGreeting(Number(env.SMTP_PORT)), 30000, running.output), /^220 /);
+    await waitFor('running line', async () => (running!.output.join('').includes('Postroom is running') ? true : undefined), 30000, running.output);
+    assert.ok(fs.existsSync(path.join(dataDir, 'secret.key')), 'a development secret key was generated');
+
+    const marker = JSON.parse(fs.readFileSync(path.join(dataDir, 'store', 'running.json'), 'utf8')) as { ferretdbPid: number };
+    running.child.kill('SIGINT');
+    assert.equal(await exited(running.child), 0, running.output.join('').slice(-3000));
+    assert.throws(() => process.kill(marker.ferretdbPid, 0), 'the embedded store was stopped with it');
+    await assert.rejects(smtpGreeting(Number(env.SMTP_PORT)), 'the gateway was stopped with it');
+  });
+
+  it('keeps its data across a restart and reports 503 when the store goes away', async () => {
+    running = start(env);
+    await waitFor('healthy console', async () => ((await health(Number(env.ADMIN_PORT))).status === 200 ? true : undefined), 60000, running.output);
+    // The admin created at the first start is still there: signing in works.
+    const login = await fetch(`http://127.0.0.1:${env.ADMIN_PORT}/login`);
+    assert.equal(login.status, 200);
+    const marker = JSON.parse(fs.readFileSync(path.join(dataDir, 'store', 'running.json'), 'utf8')) as { ferretdbPid: number };
+    assert.doesNotMatch(running.output.join(''), /created the first admin/i, 'no second bootstrap of the first admin');
+
+    process.kill(marker.ferretdbPid, 'SIGKILL');
+    const down = await waitFor('unhealthy console', async () => {
+      const h = await health(Number(env.ADMIN_PORT));
+      return h.status === 503 ? h : undefined;
+    }, 30000, running.output);
+    assert.equal(down.body.status, 'unavailable');
+  });
+});
