@@ -7,6 +7,7 @@ type ObjectId = mongoose.Types.ObjectId;
 /**
  * Who an envelope recipient (RFC 5321 RCPT TO) is. Postroom accepts mail
  * only for
+ *   - postmaster (RFC 5321 §4.5.1), delivered to the first admin's dropbox,
  *   - a mail account's forwarding address `<readable>.<token>@GATEWAY_DOMAIN`
  *     (exact match on MailAccount.forwardingAddress), and
  *   - a user's dropbox `dropbox.<User.dropboxToken>@GATEWAY_DOMAIN` (BCC or
@@ -81,6 +82,14 @@ export function createRecipientResolver(options: RecipientResolverOptions): Reci
   const inflight = new Map<string, Promise<RecipientResolution>>();
 
   async function lookup(address: string, local: string): Promise<RecipientResolution> {
+    if (local === 'postmaster') {
+      // RFC 5321 §4.5.1: a server must accept mail for "postmaster" of the
+      // domains it serves (and unqualified). It goes to the first enabled
+      // admin's dropbox, where the console shows it.
+      const admin = await store.models.User.findOne({ role: 'admin', disabled: false }, { _id: 1 }).sort({ _id: 1 }).lean();
+      if (!admin) return { kind: 'unknown', address };
+      return { kind: 'dropbox', address, ownerId: admin._id, mailboxKey: `dropbox:${admin._id.toString()}`, domains: [] };
+    }
     if (local.startsWith(DROPBOX_PREFIX)) {
       const token = local.slice(DROPBOX_PREFIX.length);
       const user = token ? await store.models.User.findOne({ dropboxToken: token }, { _id: 1, disabled: 1 }).lean() : null;
@@ -115,8 +124,9 @@ export function createRecipientResolver(options: RecipientResolverOptions): Reci
 
   async function resolve(rawAddress: string): Promise<RecipientResolution> {
     const { local, domain } = splitRecipient(rawAddress);
-    const address = `${local}@${domain}`;
-    if (domain !== gatewayDomain) return { kind: 'foreign', address, domain };
+    const unqualifiedPostmaster = local === 'postmaster' && domain === '';
+    const address = unqualifiedPostmaster ? `postmaster@${gatewayDomain}` : `${local}@${domain}`;
+    if (domain !== gatewayDomain && !unqualifiedPostmaster) return { kind: 'foreign', address, domain };
 
     const cached = cache.get(address);
     if (cached && now() - cached.at < ttlMs) return cached.value;

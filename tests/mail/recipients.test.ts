@@ -51,7 +51,19 @@ describe('recipient resolution', () => {
     assert.equal((await resolver.resolve(`dropbox.nosuchtoken@${GATEWAY_DOMAIN}`)).kind, 'unknown');
     assert.equal((await resolver.resolve('bob@acme.test')).kind, 'foreign');
     assert.equal((await resolver.resolve(`${bob.forwardingAddress}.evil.test`)).kind, 'foreign');
-    assert.equal((await resolver.resolve('postmaster')).kind, 'foreign');
+    assert.equal((await resolver.resolve('postmaster@elsewhere.test')).kind, 'foreign');
+  });
+
+  it('accepts postmaster (RFC 5321 §4.5.1), qualified or not, into the first admin\'s dropbox', async () => {
+    const resolver = createRecipientResolver({ store, gatewayDomain: GATEWAY_DOMAIN, now });
+    assert.equal((await resolver.resolve(`postmaster@${GATEWAY_DOMAIN}`)).kind, 'unknown', 'no admin yet: nobody to read it');
+    resolver.clear();
+    const admin = await store.models.User.create({ email: 'it@acme.test', role: 'admin', dropboxToken: 'admintoken1' });
+    for (const address of [`Postmaster@${GATEWAY_DOMAIN.toUpperCase()}`, 'postmaster']) {
+      const found = await resolver.resolve(address);
+      assert.equal(found.kind, 'dropbox', address);
+      if (found.kind === 'dropbox') assert.equal(found.mailboxKey, `dropbox:${admin._id.toString()}`);
+    }
   });
 
   it('caches briefly: a disabled account is refused once the entry expires', async () => {
