@@ -17,11 +17,14 @@ import { securityHeaders } from './middleware/security';
 import { apiRouter } from './routes/api';
 import { auditRouter } from './routes/audit';
 import { authRouter } from './routes/auth';
+import { composeRouter, composeUploads } from './routes/compose';
 import { emailsRouter } from './routes/emails';
 import { healthRouter } from './routes/health';
+import { objectsRouter } from './routes/objects';
 import { oauthRouter } from './routes/oauth';
 import { preferencesEmailRouter } from './routes/preferences-email';
 import { preferencesRouter } from './routes/preferences';
+import { preferencesSmtpRouter } from './routes/preferences-smtp';
 import { tokensRouter } from './routes/tokens';
 import { usersRouter } from './routes/users';
 import { DatabaseSessionStore } from './session-store';
@@ -118,6 +121,8 @@ export function createApp(options: CreateAppOptions): AdminApp {
     next();
   });
   app.use(express.urlencoded({ extended: false, limit: '100kb', parameterLimit: 200 }));
+  // Compose is multipart (attachments): parsed before the CSRF check reads its _csrf field.
+  app.use(composeUploads(deps));
   app.use(csrfProtection);
   app.use(loadSessionUser(deps));
   app.use((req, res, next) => {
@@ -135,14 +140,19 @@ export function createApp(options: CreateAppOptions): AdminApp {
 
   app.use(authRouter(deps));
   app.use(emailsRouter(deps));
+  app.use(composeRouter(deps));
   // Before the Preferences routers: it adds the "Sign in with …" locals to their pages.
   app.use(oauthRouter(deps));
+  // Before preferences-email: it adds the Sending (SMTP) panel's locals to the account page.
+  app.use(preferencesSmtpRouter(deps));
   app.use(preferencesEmailRouter(deps));
   app.use(preferencesRouter(deps));
   app.use(usersRouter(deps));
   app.use(tokensRouter(deps));
   app.use(auditRouter(deps));
-  // CRM object pages (admin/routes/objects*) mount here and set app.locals.features.objects = true.
+  // CRM object pages (admin/routes/objects*): objects, CSV import, webhooks.
+  app.use(objectsRouter(deps));
+  app.locals.features.objects = true;
 
   app.use(htmlNotFound());
   app.use(htmlErrorHandler(log));

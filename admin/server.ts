@@ -4,6 +4,7 @@ import type { Config } from '../gateway/core/config';
 import { deriveKey, resolveMasterKey, SecretBox } from '../gateway/core/crypto';
 import type { Logger } from '../gateway/core/log';
 import type { Store } from '../gateway/store';
+import { crmAfterRelease, startCrmWorker } from '../gateway/crm';
 import { createApp, type CreateAppOptions } from './app';
 
 export interface StartAdminOptions {
@@ -16,6 +17,11 @@ export interface StartAdminOptions {
   clock?: () => Date;
   imapTimeoutMs?: number;
   afterRelease?: CreateAppOptions['afterRelease'];
+  /**
+   * Run the CRM background worker (link backfills, link removal, webhook
+   * deliveries) in this process; default true. Several processes may run it.
+   */
+  crmWorker?: boolean;
 }
 
 export interface RunningAdmin {
@@ -35,16 +41,20 @@ export interface RunningAdmin {
 export async function startAdmin(options: StartAdminOptions): Promise<RunningAdmin> {
   const log = options.log.child({ component: 'admin-server' });
   const { key } = resolveMasterKey(options.config.secretKey, options.config.dataDir);
+  const secretBox = new SecretBox(key, 'secrets');
+  const crmDeps = { store: options.store, log: options.log, settings: { businessDomains: options.config.businessDomains } };
   const app = createApp({
     store: options.store,
     log: options.log,
     config: options.config,
-    secretBox: new SecretBox(key, 'secrets'),
+    secretBox,
     sessionSecret: deriveKey(key, 'sessions'),
     clock: options.clock,
     imapTimeoutMs: options.imapTimeoutMs,
-    afterRelease: options.afterRelease,
+    afterRelease: options.afterRelease ?? crmAfterRelease(crmDeps),
   });
+  // The worker gets the same box the console seals webhook secrets with.
+  const crmWorker = options.crmWorker === false ? null : startCrmWorker(crmDeps, { secretBox });
   const sessions = app.locals.deps.sessions;
   sessions.startSweeping();
   const server = http.createServer(app);
@@ -68,6 +78,7 @@ export async function startAdmin(options: StartAdminOptions): Promise<RunningAdm
     url,
     close: async () => {
       sessions.stopSweeping();
+      await crmWorker?.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const force = setTimeout(() => server.closeAllConnections(), 10_000);

@@ -33,9 +33,10 @@
     document.body.removeChild(area);
   }
 
-  // IMAP presets: choosing a service fills host, port and TLS (the server does the same when they are left blank).
-  var service = document.getElementById('imap-service');
-  if (service && service.form) {
+  // IMAP and SMTP presets: choosing a service fills host, port and TLS (the server does the same when they are left blank).
+  ['imap-service', 'smtp-service'].forEach(function (id) {
+    var service = document.getElementById(id);
+    if (!service || !service.form) return;
     var presets = {};
     try { presets = JSON.parse(service.getAttribute('data-presets') || '{}'); } catch { presets = {}; }
     service.addEventListener('change', function () {
@@ -45,7 +46,7 @@
       service.form.elements.port.value = preset.port;
       service.form.elements.tls.value = preset.tls;
     });
-  }
+  });
 
   // Selects marked data-autosubmit apply their filter at once (a Filter button remains for no-JS use).
   document.querySelectorAll('select[data-autosubmit]').forEach(function (select) {

@@ -259,12 +259,13 @@ function applyServerPatch(sub: ServerSub, patch: ServerSettingsPatch, seal: (pas
   else if (credentialsChanged || sub.status === 'off') sub.status = sub.authenticatedAt ? 'authenticated' : 'unverified';
 }
 
-function missingForEnable(prefix: string, sub: ServerDoc, fields: Record<string, string>): void {
+/** `signsInWithOAuth`: the account holds an OAuth2 grant (gateway/oauth), so no password is needed. */
+function missingForEnable(prefix: string, sub: ServerDoc, fields: Record<string, string>, signsInWithOAuth = false): void {
   if (!sub.enabled) return;
   if (!sub.host) fields[`${prefix}.host`] = 'is needed to turn this on';
   if (!sub.port) fields[`${prefix}.port`] = 'is needed to turn this on';
   if (!sub.username) fields[`${prefix}.username`] = 'is needed to turn this on';
-  if (!sub.passwordEnc) fields[`${prefix}.password`] = 'is needed to turn this on';
+  if (!sub.passwordEnc && !signsInWithOAuth) fields[`${prefix}.password`] = 'is needed to turn this on';
 }
 
 export interface ChangeDeps {
@@ -313,8 +314,9 @@ export async function updateMailAccount(deps: ChangeDeps, viewer: Viewer, id: st
       changed.push('smtp.sameCredentials');
     }
   }
-  missingForEnable('imap', account.imap as ServerDoc, fields);
-  if (!account.smtp?.sameCredentials) missingForEnable('smtp', account.smtp as ServerDoc, fields);
+  const signsInWithOAuth = Boolean(account.oauth?.provider);
+  missingForEnable('imap', account.imap as ServerDoc, fields, signsInWithOAuth);
+  if (!account.smtp?.sameCredentials) missingForEnable('smtp', account.smtp as ServerDoc, fields, signsInWithOAuth);
   if (Object.keys(fields).length > 0) throw new AppError('VALIDATION_FAILED', describeFields(fields), { status: 400, fields });
 
   if (changed.length === 0) return toMailAccountView(account);

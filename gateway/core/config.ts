@@ -78,6 +78,19 @@ export function decodeKey(value: string): Buffer | null {
   return null;
 }
 
+/** `count/period`, e.g. `100/hour`: how many messages one mail account may send per period. */
+const RATE_PERIODS: Record<string, number> = { second: 1000, minute: 60_000, hour: 3_600_000, day: 86_400_000 };
+const rateLimit = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .regex(/^\d{1,6}\s*\/\s*(second|minute|hour|day)$/, 'must be count/period such as 100/hour (period: second, minute, hour or day)')
+  .transform((value) => {
+    const [count, period] = value.split('/').map((part) => part.trim());
+    return { max: Number(count), windowMs: RATE_PERIODS[period] };
+  })
+  .refine((limit) => limit.max >= 1, 'the count must be at least 1');
+
 const booleanFlag = z
   .string()
   .trim()
@@ -186,6 +199,7 @@ export const VARIABLES = {
   SMTP_MAX_MESSAGE_SIZE: { schema: byteSize, example: '50MB', default: '50MB', description: 'Largest message the gateway accepts (552 5.3.4 above it).' },
   SMTP_MAX_RECIPIENTS: { schema: positiveInt(1000), example: '50', default: '50', description: 'Recipients per SMTP transaction.' },
   SMTP_MAX_CONNECTIONS: { schema: positiveInt(100000), example: '200', default: '200', description: 'Concurrent SMTP connections.' },
+  SEND_RATE_LIMIT: { schema: rateLimit, example: '100/hour', default: '100/hour', description: 'Messages one mail account may send from Postroom per period (count/period; period second, minute, hour or day); more are refused with 429 until the window moves on.' },
   TLS_CERT_FILE: { schema: z.string().min(1), example: '/certs/fullchain.pem', description: 'PEM certificate for STARTTLS; unset: a self-signed one is generated into DATA_DIR/tls.' },
   TLS_KEY_FILE: { schema: z.string().min(1), example: '/certs/privkey.pem', description: 'PEM private key matching TLS_CERT_FILE.' },
   TRUST_PROXY: { schema: booleanFlag, example: 'true', default: 'false', description: 'Trust X-Forwarded-* from a reverse proxy in front of the console.' },
@@ -219,6 +233,8 @@ export interface Config {
   smtpMaxMessageSize: number;
   smtpMaxRecipients: number;
   smtpMaxConnections: number;
+  /** Outgoing mail per account (SEND_RATE_LIMIT): at most `max` messages in any `windowMs`. */
+  sendRateLimit: Readonly<{ max: number; windowMs: number }>;
   tlsCertFile: string | undefined;
   tlsKeyFile: string | undefined;
   trustProxy: boolean;
@@ -293,6 +309,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     smtpMaxMessageSize: values.SMTP_MAX_MESSAGE_SIZE as number,
     smtpMaxRecipients: values.SMTP_MAX_RECIPIENTS as number,
     smtpMaxConnections: values.SMTP_MAX_CONNECTIONS as number,
+    sendRateLimit: Object.freeze({ ...(values.SEND_RATE_LIMIT as { max: number; windowMs: number }) }),
     tlsCertFile: values.TLS_CERT_FILE as string | undefined,
     tlsKeyFile: values.TLS_KEY_FILE as string | undefined,
     trustProxy: values.TRUST_PROXY as boolean,

@@ -26,6 +26,8 @@ export const backfillJobSchema = new Schema(
     /** Last message/link _id handled; work resumes after it. */
     cursor: { type: Schema.Types.ObjectId, default: null },
     error: { type: String, default: '' },
+    /** Failed runs so far; a job is retried (resuming at its cursor) until MAX_JOB_ATTEMPTS. */
+    attempts: { type: Number, default: 0 },
     lockedUntil: { type: Date, default: () => new Date(0) },
     createdBy: { type: Schema.Types.ObjectId, default: null },
     createdAt: { type: Date, required: true },

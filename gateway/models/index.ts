@@ -3,10 +3,13 @@ import { apiTokenSchema, type ApiTokenDoc } from './api-token';
 import { auditEventSchema, type AuditEventDoc } from './audit';
 import { backfillJobSchema, type BackfillJobDoc } from './backfill-job';
 import { crmObjectSchema, linkSchema, type CrmObjectDoc, type LinkDoc } from './crm';
+import { csvImportSchema, type CsvImportDoc } from './csv-import';
 import { mailAccountSchema, type MailAccountDoc } from './mail-account';
 import { messageSchema, tombstoneSchema, type MessageDoc } from './message';
 import { oauthRefreshLockSchema, type OAuthRefreshLockDoc } from './oauth-refresh-lock';
 import { oauthStateSchema, type OAuthStateDoc } from './oauth-state';
+import { outboxSchema, type OutboxDoc } from './outbox';
+import { sendRateSlotSchema, type SendRateSlotDoc } from './send-rate';
 import { businessSettingsSchema, type BusinessSettingsDoc } from './settings';
 import { sessionSchema, type SessionDoc } from './session';
 import { folderStateSchema, syncLeaseSchema, type FolderStateDoc } from './sync-state';
@@ -36,8 +39,11 @@ export function createModels(conn: Connection) {
     Webhook: conn.model<WebhookDoc>('Webhook', webhookSchema),
     WebhookDelivery: conn.model<WebhookDeliveryDoc>('WebhookDelivery', webhookDeliverySchema),
     BackfillJob: conn.model<BackfillJobDoc>('BackfillJob', backfillJobSchema),
+    CsvImport: conn.model<CsvImportDoc>('CsvImport', csvImportSchema),
     OAuthState: conn.model<OAuthStateDoc>('OAuthState', oauthStateSchema),
     OAuthRefreshLock: conn.model<OAuthRefreshLockDoc>('OAuthRefreshLock', oauthRefreshLockSchema),
+    Outbox: conn.model<OutboxDoc>('Outbox', outboxSchema),
+    SendRateSlot: conn.model<SendRateSlotDoc>('SendRateSlot', sendRateSlotSchema),
   };
 }
 

@@ -4,6 +4,8 @@ import type { AdminDeps } from '../../types';
 import { accountsApi } from './accounts';
 import { bearerAuth } from './bearer';
 import { messagesApi } from './messages';
+import { sendApi, sendBodyParser } from './send';
+import { objectsApi } from './objects';
 
 /**
  * The JSON API under /api/v1 (documented in admin/openapi.json; a test keeps
@@ -17,10 +19,14 @@ export function apiRouter(deps: AdminDeps): Router {
     res.set('Cache-Control', 'no-store');
     next();
   });
-  router.use(express.json({ limit: '1mb', strict: true }));
   router.use(bearerAuth(deps));
+  // Sending takes attachments in JSON: a larger limit for that one route, only once the token is checked.
+  router.use(sendBodyParser(deps));
+  router.use(express.json({ limit: '1mb', strict: true }));
   router.use(accountsApi(deps));
   router.use(messagesApi(deps));
+  router.use(sendApi(deps));
+  router.use(objectsApi(deps));
   router.use(apiNotFound());
   router.use(apiErrorHandler(deps.log));
   return router;

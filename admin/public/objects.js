@@ -1,0 +1,46 @@
+// Objects pages: progressive enhancement only (the paste form works without it).
+// Served from 'self' so the strict CSP (script-src 'self') allows it.
+(function () {
+  'use strict';
+
+  // CSV upload: send the chosen file as text/csv with the CSRF token in a header,
+  // so files larger than the console's form limit can be previewed.
+  var form = document.getElementById('csv-upload');
+  if (form) {
+    form.hidden = false;
+    var error = document.getElementById('csv-upload-error');
+    form.addEventListener('submit', function (event) {
+      event.preventDefault();
+      var file = form.elements.file.files[0];
+      error.textContent = '';
+      if (!file) { error.textContent = 'Choose a CSV file first.'; return; }
+      var max = Number(form.getAttribute('data-max-bytes'));
+      if (max && file.size > max) { error.textContent = 'The file is larger than ' + Math.round(max / 1048576) + ' MB; split it.'; return; }
+      var params = new URLSearchParams({ filename: file.name, type: form.elements.type.value });
+      var button = form.querySelector('button[type=submit]');
+      button.disabled = true;
+      file.text().then(function (text) {
+        return fetch('/objects/import?' + params.toString(), {
+          method: 'POST',
+          credentials: 'same-origin',
+          headers: { 'Content-Type': 'text/csv', 'X-CSRF-Token': form.elements._csrf.value },
+          body: text,
+        });
+      }).then(function (response) {
+        // The server answers with a redirect: to the preview, or back here with the problem as a message.
+        if (response.redirected) { window.location.assign(response.url); return; }
+        return response.text().then(function () { error.textContent = 'Upload failed (HTTP ' + response.status + '). Reload the page and try again.'; button.disabled = false; });
+      }).catch(function () {
+        error.textContent = 'Upload failed: the server could not be reached.';
+        button.disabled = false;
+      });
+    });
+  }
+
+  // Pages with running background jobs refresh themselves until the jobs are done.
+  var refreshing = document.querySelector('[data-refresh]');
+  if (refreshing) {
+    var seconds = Number(refreshing.getAttribute('data-refresh')) || 3;
+    setTimeout(function () { window.location.reload(); }, seconds * 1000);
+  }
+})();

@@ -1,0 +1,124 @@
+import express, { Router, type Request } from 'express';
+import { z } from 'zod';
+import { parseObjectId } from '../../../gateway/accounts';
+import { AppError, notFound } from '../../../gateway/core/errors';
+import { listJobs } from '../../../gateway/crm/backfill';
+import { commitImport, previewImport, MAX_IMPORT_BYTES } from '../../../gateway/crm/csv-import';
+import { unlinkAsViewer } from '../../../gateway/crm/link';
+import {
+  createObject, deleteObject, getObject, searchObjects, updateObject, upsertObjectByExternalId, type ObjectServiceDeps,
+} from '../../../gateway/crm/objects';
+import { objectTimeline } from '../../../gateway/crm/timeline';
+import type { AdminDeps } from '../../types';
+import { checkQuery, parseBody } from './validate';
+
+const objectFields = {
+  type: z.string().optional(),
+  name: z.string().optional(),
+  emails: z.array(z.string()).max(1000).optional(),
+  domains: z.array(z.string()).max(1000).optional(),
+  company: z.string().optional(),
+  customerId: z.string().nullable().optional(),
+  externalId: z.string().optional(),
+  rules: z.object({ linkBulk: z.boolean().optional(), neverLink: z.array(z.string()).max(1000).optional() }).strict().optional(),
+};
+const objectBody = z.object(objectFields).strict();
+
+function wholeNumber(value: string | undefined, name: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d{1,6}$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new AppError('VALIDATION_FAILED', `${name} must be a whole number from ${min} to ${max}`, { status: 400, fields: { [name]: `must be ${min}-${max}` } });
+  }
+  return Number(value);
+}
+
+function requireAdminApi(req: Request): void {
+  if (req.viewer?.role !== 'admin') throw new AppError('FORBIDDEN', 'only admins can do this', { status: 403 });
+}
+
+function objectIdParam(value: unknown) {
+  const id = parseObjectId(String(value));
+  if (!id) throw notFound('object');
+  return id;
+}
+
+/**
+ * /api/v1/objects: CRM customers, contacts and leads — search, create,
+ * read, update, delete, upsert by external id (what a CRM pushes), the
+ * object's email timeline (with the privacy rule for the token's user),
+ * unlinking, background job progress and CSV import.
+ */
+export function objectsApi(deps: AdminDeps): Router {
+  const router = Router();
+  const crm: ObjectServiceDeps = { store: deps.store, log: deps.log, settings: { businessDomains: deps.config.businessDomains } };
+
+  router.get('/objects', async (req, res) => {
+    const query = checkQuery(req.query as Record<string, unknown>, ['q', 'type', 'limit', 'skip']);
+    if (query.type && !['customer', 'contact', 'lead'].includes(query.type)) {
+      throw new AppError('VALIDATION_FAILED', 'type must be customer, contact or lead', { status: 400, fields: { type: 'must be customer, contact or lead' } });
+    }
+    const result = await searchObjects(deps.store, { q: query.q, type: query.type, limit: wholeNumber(query.limit, 'limit', 1, 500), skip: wholeNumber(query.skip, 'skip', 0, 100000) });
+    res.json(result);
+  });
+
+  router.post('/objects', async (req, res) => {
+    const body = parseBody(objectBody, req.body);
+    const result = await createObject(crm, body, req.actor!);
+    res.status(201).location(`/api/v1/objects/${result.object.id}`).json(result);
+  });
+
+  // Upsert by the CRM's id: PUT is idempotent, the same body twice leaves one record.
+  router.put('/objects/by-external-id/:type/:externalId', async (req, res) => {
+    const { type: _type, externalId: _externalId, ...fields } = objectFields;
+    const body = parseBody(z.object(fields).strict(), req.body);
+    const result = await upsertObjectByExternalId(crm, String(req.params.type), String(req.params.externalId), body, req.actor!);
+    res.status(result.created ? 201 : 200).location(`/api/v1/objects/${result.object.id}`).json(result);
+  });
+
+  router.post('/objects/import', express.text({ type: ['text/csv', 'text/plain', 'application/csv'], limit: MAX_IMPORT_BYTES }), async (req, res) => {
+    requireAdminApi(req);
+    const query = checkQuery(req.query as Record<string, unknown>, ['commit', 'type']);
+    if (typeof req.body !== 'string') throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'Send the CSV file as the request body with Content-Type: text/csv.', { status: 415 });
+    const options = { defaultType: query.type || undefined };
+    if (query.commit === 'true') res.json(await commitImport(crm, req.body, options, req.actor!));
+    else res.json(await previewImport(crm, req.body, options));
+  });
+
+  router.get('/objects/:id', async (req, res) => {
+    res.json(await getObject(deps.store, objectIdParam(req.params.id)));
+  });
+
+  router.patch('/objects/:id', async (req, res) => {
+    const body = parseBody(objectBody, req.body);
+    res.json(await updateObject(crm, objectIdParam(req.params.id), body, req.actor!));
+  });
+
+  router.delete('/objects/:id', async (req, res) => {
+    requireAdminApi(req);
+    await deleteObject(crm, objectIdParam(req.params.id), req.actor!);
+    res.status(204).end();
+  });
+
+  router.get('/objects/:id/messages', async (req, res) => {
+    const query = checkQuery(req.query as Record<string, unknown>, ['before', 'limit']);
+    const objectId = objectIdParam(req.params.id);
+    await getObject(deps.store, objectId);
+    res.json(await objectTimeline(crm, objectId, req.viewer!, { before: query.before, limit: wholeNumber(query.limit, 'limit', 1, 200) }));
+  });
+
+  router.delete('/objects/:id/messages/:messageId', async (req, res) => {
+    const query = checkQuery(req.query as Record<string, unknown>, ['neverLink']);
+    const messageId = parseObjectId(String(req.params.messageId));
+    if (!messageId) throw notFound('link');
+    const result = await unlinkAsViewer(crm, req.viewer!, { messageId, objectId: objectIdParam(req.params.id) }, { neverLink: query.neverLink === 'true' });
+    res.json({ neverLink: result.neverLink, jobIds: result.pruneJobId ? [result.pruneJobId.toString()] : [] });
+  });
+
+  router.get('/objects/:id/jobs', async (req, res) => {
+    const objectId = objectIdParam(req.params.id);
+    await getObject(deps.store, objectId);
+    res.json({ jobs: await listJobs(deps.store, { objectId }) });
+  });
+
+  return router;
+}

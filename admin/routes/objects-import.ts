@@ -1,0 +1,112 @@
+import express, { Router, type Request } from 'express';
+import { parseObjectId } from '../../gateway/accounts';
+import { isAppError, notFound } from '../../gateway/core/errors';
+import { listJobs } from '../../gateway/crm/backfill';
+import { commitImport, MAX_IMPORT_BYTES, previewImport, saveUpload } from '../../gateway/crm/csv-import';
+import { OBJECT_TYPE_NAMES } from '../../gateway/crm/object-input';
+import type { ObjectServiceDeps } from '../../gateway/crm/objects';
+import { field, queryParam } from '../lib/forms';
+import { flash, requireAdmin } from '../middleware/auth';
+import type { AdminDeps } from '../types';
+
+/** How many problem rows and sample rows a preview page lists (the counts cover the whole file). */
+const SHOWN_ERRORS = 500;
+const SHOWN_SAMPLES = 20;
+
+/**
+ * CSV import in the console (admins): upload → preview with per-row errors
+ * → commit. The upload is kept in the store between the steps.
+ *
+ * Two ways in: a file picker whose JavaScript (static/objects.js) sends the
+ * file as text/csv with the CSRF token in X-CSRF-Token (works for files up
+ * to MAX_IMPORT_BYTES), and a paste box that works without JavaScript
+ * within the console's form size limit.
+ */
+export function objectsImportRouter(deps: AdminDeps, crm: ObjectServiceDeps): Router {
+  const router = Router();
+  router.use('/objects/import', requireAdmin);
+
+  router.get('/objects/import', (_req, res) => {
+    res.render('objects/import', { title: 'Import objects', types: OBJECT_TYPE_NAMES, maxMb: MAX_IMPORT_BYTES / 1024 / 1024 });
+  });
+
+  router.post('/objects/import', express.text({ type: ['text/csv', 'application/csv'], limit: MAX_IMPORT_BYTES }), async (req: Request, res) => {
+    const raw = typeof req.body === 'string';
+    const csv = raw ? (req.body as string) : field(req, 'csv');
+    const defaultType = raw ? queryParam(req, 'type') : field(req, 'type');
+    const filename = raw ? queryParam(req, 'filename') : 'pasted text';
+    try {
+      const id = await saveUpload(deps.store, {
+        csv,
+        filename,
+        defaultType: (OBJECT_TYPE_NAMES as readonly string[]).includes(defaultType) ? defaultType : '',
+        userId: req.viewer!.id,
+      });
+      res.redirect(303, `/objects/import/${id.toString()}`);
+    } catch (err) {
+      if (!isAppError(err) || err.status >= 500) throw err;
+      flash(req, 'error', err.message);
+      res.redirect(303, '/objects/import');
+    }
+  });
+
+  async function loadUpload(req: Request) {
+    const id = parseObjectId(String(req.params.id));
+    const upload = id ? await deps.store.models.CsvImport.findById(id).lean() : null;
+    if (!upload) throw notFound('import');
+    return upload;
+  }
+
+  router.get('/objects/import/:id', async (req, res) => {
+    const upload = await loadUpload(req);
+    const options = { defaultType: upload.defaultType || undefined };
+    if (upload.status === 'committed') {
+      const jobs = (await listJobs(deps.store, { limit: 20 })).filter((job) => upload.jobIds.some((id) => id.toString() === job.id));
+      return res.render('objects/import-done', { title: 'Import finished', upload, result: upload.result, jobs, jobsActive: jobs.some((j) => j.status === 'pending' || j.status === 'running') });
+    }
+    let preview;
+    try {
+      preview = await previewImport(crm, upload.csv, options);
+    } catch (err) {
+      if (!isAppError(err) || err.status >= 500) throw err;
+      flash(req, 'error', err.message);
+      return res.redirect(303, '/objects/import');
+    }
+    const problems = preview.rows.filter((row) => row.action === 'skip');
+    res.render('objects/import-preview', {
+      title: 'Import preview',
+      upload,
+      preview,
+      problems: problems.slice(0, SHOWN_ERRORS),
+      moreProblems: Math.max(0, problems.length - SHOWN_ERRORS),
+      samples: preview.rows.filter((row) => row.action !== 'skip').slice(0, SHOWN_SAMPLES),
+    });
+  });
+
+  router.post('/objects/import/:id/commit', async (req, res) => {
+    const upload = await loadUpload(req);
+    if (upload.status === 'committed') return res.redirect(303, `/objects/import/${upload._id.toString()}`);
+    const result = await commitImport(crm, upload.csv, { defaultType: upload.defaultType || undefined }, req.actor!);
+    await deps.store.models.CsvImport.updateOne(
+      { _id: upload._id },
+      {
+        $set: {
+          status: 'committed', committedAt: deps.clock(), csv: '-',
+          result: { total: result.total, creates: result.creates, updates: result.updates, invalid: result.invalid },
+          jobIds: result.jobIds.map((id) => parseObjectId(id)),
+        },
+      },
+    );
+    flash(req, 'success', `Imported: ${result.creates} created, ${result.updates} updated${result.invalid ? `, ${result.invalid} rows skipped` : ''}.`);
+    res.redirect(303, `/objects/import/${upload._id.toString()}`);
+  });
+
+  router.post('/objects/import/:id/discard', async (req, res) => {
+    const upload = await loadUpload(req);
+    await deps.store.models.CsvImport.deleteOne({ _id: upload._id });
+    flash(req, 'info', 'Import discarded; nothing was written.');
+    res.redirect(303, '/objects');
+  });
+
+  return router;
+}

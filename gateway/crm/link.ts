@@ -1,0 +1,329 @@
+import mongoose from 'mongoose';
+import { notFound } from '../core/errors';
+import type { Logger } from '../core/log';
+import type { MessageDoc } from '../models/message';
+import type { Store } from '../store';
+import { normalizeAddress } from './address';
+import { detectBulk } from './bulk';
+import { messageParticipants, matchKeys, planAssociation, type AssociationContext, type LinkReason, type MatchableObject, type PlannedLink } from './rules';
+import { loadCrmSettings, type CrmSettings, type CrmSettingsInput } from './settings';
+import { enqueueEvents, type WebhookEvent } from './webhooks';
+
+type ObjectId = mongoose.Types.ObjectId;
+
+/**
+ * The impure side of association: load what the rules need, write Link
+ * documents (unique per message+object, idempotent upserts), keep
+ * Message.linkedObjectIds in step, and queue link.created webhook events.
+ *
+ * Called by the ingest pipeline after an inbox message is acknowledged, by
+ * quarantine release, by backfill jobs and by the worker's sweep of inbox
+ * messages whose association never ran (a crash right after storing).
+ */
+
+export interface CrmDeps {
+  store: Store;
+  log: Logger;
+  /** Defaults for unsaved business settings (e.g. {businessDomains: config.businessDomains}). */
+  settings?: CrmSettingsInput;
+  /** Told when webhook events were queued (the dispatcher's kick) so they leave at once. */
+  onEventsQueued?: () => void;
+}
+
+/** What linkMessage reads from a message (a lean MessageDoc, or what ingest just wrote). */
+export type LinkableMessage = Partial<MessageDoc> & {
+  _id: ObjectId;
+  ownerId: ObjectId;
+  receivedAt: Date;
+};
+
+/** Per-run caches so a backfill over thousands of messages loads settings and owners once. */
+export interface LinkContextCache {
+  settings?: CrmSettings;
+  ownAddresses: Map<string, string[]>;
+}
+
+export function newLinkCache(settings?: CrmSettings): LinkContextCache {
+  return { settings, ownAddresses: new Map() };
+}
+
+export interface LinkResult {
+  /** Links the message has to objects after this call (kept or made). */
+  links: number;
+  /** Of those, how many are new. */
+  created: number;
+  internal: boolean;
+  bulk: boolean;
+}
+
+/** The owner's own addresses: their user email, their mailboxes and those mailboxes' forwarding addresses. */
+async function ownAddressesOf(store: Store, ownerId: ObjectId, cache: LinkContextCache): Promise<string[]> {
+  const key = ownerId.toString();
+  const cached = cache.ownAddresses.get(key);
+  if (cached) return cached;
+  const [user, accounts] = await Promise.all([
+    store.models.User.findById(ownerId, { email: 1 }).lean(),
+    store.models.MailAccount.find({ ownerId }, { email: 1, forwardingAddress: 1 }).lean(),
+  ]);
+  const addresses = [user?.email, ...accounts.flatMap((a) => [a.email, a.forwardingAddress])].filter((a): a is string => Boolean(a));
+  cache.ownAddresses.set(key, addresses);
+  return addresses;
+}
+
+type ObjectRow = {
+  _id: ObjectId; type: string; name: string; externalId: string; emails?: string[] | null; domains?: string[] | null;
+  rules?: { linkBulk?: boolean | null; neverLink?: string[] | null } | null;
+};
+
+export function toMatchable(row: ObjectRow): MatchableObject {
+  return {
+    id: row._id.toString(),
+    type: row.type as MatchableObject['type'],
+    emails: row.emails ?? [],
+    domains: row.domains ?? [],
+    rules: { linkBulk: Boolean(row.rules?.linkBulk), neverLink: row.rules?.neverLink ?? [] },
+  };
+}
+
+async function associationContext(deps: CrmDeps, message: LinkableMessage, cache: LinkContextCache): Promise<AssociationContext> {
+  cache.settings ??= await loadCrmSettings(deps.store, deps.settings);
+  const settings = cache.settings;
+  return {
+    ownAddresses: await ownAddressesOf(deps.store, message.ownerId, cache),
+    businessDomains: settings.businessDomains,
+    isFreemail: settings.isFreemail,
+    stripSubaddress: settings.stripSubaddress,
+    bulk: Boolean(message.bulk) || detectBulk(message.headers ?? []).bulk,
+  };
+}
+
+/**
+ * Plan the links of one message. `restrictTo` limits matching to the given
+ * objects (prune re-checks one object); otherwise candidate objects are
+ * loaded through the emails/domains indexes.
+ */
+export async function planForMessage(deps: CrmDeps, message: LinkableMessage, cache: LinkContextCache, restrictTo?: ObjectRow[]) {
+  const context = await associationContext(deps, message, cache);
+  const participants = messageParticipants(message);
+  const keys = matchKeys(participants, context);
+  let objects: ObjectRow[] = [];
+  if (restrictTo) {
+    objects = restrictTo;
+  } else if (!keys.internal && (keys.addresses.length > 0 || keys.domains.length > 0)) {
+    const or: Array<Record<string, unknown>> = [];
+    if (keys.addresses.length > 0) or.push({ emails: { $in: keys.addresses } });
+    if (keys.domains.length > 0) or.push({ type: 'customer', domains: { $in: keys.domains } });
+    objects = (await deps.store.models.CrmObject.find({ $or: or }, { type: 1, name: 1, externalId: 1, emails: 1, domains: 1, rules: 1 }).lean()) as ObjectRow[];
+  }
+  const plan = planAssociation(participants, objects.map(toMatchable), context);
+  return { plan, objects };
+}
+
+function isDuplicateKey(err: unknown): boolean {
+  return (err as { code?: number }).code === 11000 || /E11000|duplicate key/i.test((err as Error).message ?? '');
+}
+
+/**
+ * Write one planned link. Returns 'created', 'updated' or 'suppressed'
+ * (the user unlinked this pair: a tombstone with removedAt holds the
+ * unique key, so the upsert's insert fails and nothing is revived).
+ */
+async function upsertLink(store: Store, message: LinkableMessage, planned: PlannedLink, now: Date): Promise<'created' | 'updated' | 'suppressed'> {
+  const objectId = new mongoose.Types.ObjectId(planned.objectId);
+  const primary = planned.reasons[0];
+  const filter = { messageId: message._id, objectId, removedAt: null };
+  const set = { reasons: planned.reasons, address: primary.address, rule: primary.rule };
+  try {
+    const result = await store.models.Link.updateOne(
+      filter,
+      { $set: set, $setOnInsert: { ownerId: message.ownerId, receivedAt: message.receivedAt, createdAt: now, eventQueuedAt: null, removedBy: null } },
+      { upsert: true },
+    );
+    return result.upsertedCount > 0 ? 'created' : 'updated';
+  } catch (err) {
+    if (!isDuplicateKey(err)) throw err;
+    // Either a tombstone holds the key, or a concurrent call inserted it first.
+    const retry = await store.models.Link.updateOne(filter, { $set: set });
+    return retry.matchedCount > 0 ? 'updated' : 'suppressed';
+  }
+}
+
+/** The link.created event body (also documented for receivers in gateway/crm/WEBHOOKS.md). */
+export function linkEvent(
+  link: { _id: ObjectId; objectId: ObjectId; rule: string; address: string; reasons?: LinkReason[] | null; createdAt: Date },
+  object: { _id: ObjectId; type: string; name: string; externalId: string } | undefined,
+  message: LinkableMessage,
+): WebhookEvent {
+  const summary = (entry?: { address?: string | null; name?: string | null } | null) => (entry?.address ? { address: entry.address, name: entry.name ?? '' } : null);
+  return {
+    id: `link_${link._id.toString()}`,
+    type: 'link.created',
+    createdAt: link.createdAt.toISOString(),
+    data: {
+      link: {
+        id: link._id.toString(),
+        rule: link.rule,
+        address: link.address,
+        reasons: (link.reasons ?? []).map((r) => ({ address: r.address, rule: r.rule, role: r.role, matched: r.matched })),
+      },
+      object: object
+        ? { id: object._id.toString(), type: object.type, name: object.name, externalId: object.externalId }
+        : { id: link.objectId.toString() },
+      message: {
+        id: message._id.toString(),
+        messageId: message.messageId ?? '',
+        subject: message.subject ?? '',
+        from: summary(message.from),
+        to: (message.to ?? []).map(summary).filter(Boolean),
+        cc: (message.cc ?? []).map(summary).filter(Boolean),
+        date: message.date ? new Date(message.date).toISOString() : null,
+        receivedAt: new Date(message.receivedAt).toISOString(),
+        ownerId: message.ownerId.toString(),
+        accountId: message.accountId ? message.accountId.toString() : null,
+        bulk: Boolean(message.bulk),
+      },
+    },
+  };
+}
+
+/**
+ * Queue link.created events for this message's links that have none yet,
+ * then mark them. A crash between the two re-queues on the next call (or
+ * the worker's sweep); the outbox's unique key makes that harmless.
+ */
+export async function queueLinkEvents(deps: CrmDeps, message: LinkableMessage, objects: ObjectRow[]): Promise<number> {
+  const { Link, CrmObject } = deps.store.models;
+  const pending = await Link.find({ messageId: message._id, removedAt: null, eventQueuedAt: null }).lean();
+  if (pending.length === 0) return 0;
+  const byId = new Map(objects.map((o) => [o._id.toString(), o]));
+  const missing = pending.filter((l) => !byId.has(l.objectId.toString())).map((l) => l.objectId);
+  if (missing.length > 0) {
+    for (const row of (await CrmObject.find({ _id: { $in: missing } }, { type: 1, name: 1, externalId: 1 }).lean()) as ObjectRow[]) byId.set(row._id.toString(), row);
+  }
+  const events = pending.map((link) => linkEvent(link as Parameters<typeof linkEvent>[0], byId.get(link.objectId.toString()), message));
+  const queued = await enqueueEvents(deps.store, events);
+  await Link.updateMany({ _id: { $in: pending.map((l) => l._id) }, eventQueuedAt: null }, { $set: { eventQueuedAt: new Date() } });
+  if (queued > 0) deps.onEventsQueued?.();
+  return queued;
+}
+
+/**
+ * Link one stored message to the CRM objects it concerns. Only inbox mail
+ * is linked (quarantined mail waits for release). Idempotent: calling it
+ * again updates reasons and adds what is new; it never removes links and
+ * never revives a pair a user unlinked.
+ */
+export async function linkMessage(deps: CrmDeps, message: LinkableMessage, cache: LinkContextCache = newLinkCache()): Promise<LinkResult> {
+  const status = message.status ?? 'inbox';
+  if (status !== 'inbox') return { links: 0, created: 0, internal: false, bulk: Boolean(message.bulk) };
+  const { plan, objects } = await planForMessage(deps, message, cache);
+  const now = new Date();
+  let created = 0;
+  const active: ObjectId[] = [];
+  for (const planned of plan.links) {
+    const outcome = await upsertLink(deps.store, message, planned, now);
+    if (outcome === 'suppressed') continue;
+    if (outcome === 'created') created++;
+    active.push(new mongoose.Types.ObjectId(planned.objectId));
+  }
+  const update: Record<string, unknown> = { $set: { linkedAt: now } };
+  if (active.length > 0) update.$addToSet = { linkedObjectIds: { $each: active } };
+  await deps.store.models.Message.updateOne({ _id: message._id }, update);
+  if (active.length > 0) await queueLinkEvents(deps, message, objects);
+  if (active.length > 0 || plan.skipped.length > 0) {
+    deps.log.debug({ component: 'crm-link', messageId: message._id, links: active.length, created, skipped: plan.skipped }, 'message associated');
+  }
+  return { links: active.length, created, internal: plan.internal, bulk: plan.bulk };
+}
+
+/**
+ * The hook ingest runs after storing an inbox message
+ * (IngestDeps.afterStore): `afterStore: [crmAfterStore(crmDeps)]`.
+ */
+export function crmAfterStore(deps: CrmDeps) {
+  return (message: { _id: ObjectId } & Record<string, unknown>) => linkMessage(deps, message as unknown as LinkableMessage);
+}
+
+export interface UnlinkOptions {
+  /** Also add a "never link" rule to the object: true = the addresses this link was made through; or explicit addresses/domains. */
+  neverLink?: boolean | string[];
+  actorId?: ObjectId | null;
+}
+
+/**
+ * A user removes a link. The link stays as a tombstone (removedAt) so
+ * association never re-creates it; with `neverLink` the object also stops
+ * matching those addresses (existing links through them are re-checked by a
+ * prune job the caller receives).
+ */
+export async function unlinkMessage(
+  deps: CrmDeps,
+  input: { messageId: ObjectId; objectId: ObjectId },
+  options: UnlinkOptions = {},
+): Promise<{ neverLink: string[]; pruneJobId: ObjectId | null }> {
+  const { Link, Message, CrmObject, BackfillJob } = deps.store.models;
+  const link = await Link.findOneAndUpdate(
+    { messageId: input.messageId, objectId: input.objectId },
+    { $set: { removedAt: new Date(), removedBy: options.actorId ?? null } },
+    { returnDocument: 'after' },
+  ).lean();
+  if (!link) throw notFound('link');
+  await Message.updateOne({ _id: input.messageId }, { $pull: { linkedObjectIds: input.objectId } });
+
+  let rules: string[] = [];
+  if (options.neverLink === true) {
+    const settings = await loadCrmSettings(deps.store, deps.settings);
+    rules = (link.reasons ?? []).map((r) => normalizeAddress(r.address, { stripSubaddress: settings.stripSubaddress })).filter((a): a is string => Boolean(a));
+    if (rules.length === 0 && link.address) rules = [link.address];
+  } else if (Array.isArray(options.neverLink)) {
+    rules = options.neverLink.map((entry) => entry.trim().toLowerCase()).filter(Boolean);
+  }
+  rules = [...new Set(rules)];
+  let pruneJobId: ObjectId | null = null;
+  if (rules.length > 0) {
+    await CrmObject.updateOne({ _id: input.objectId }, { $addToSet: { 'rules.neverLink': { $each: rules } } });
+    const job = await BackfillJob.create({
+      kind: 'prune',
+      objectId: input.objectId,
+      emails: rules.filter((r) => r.includes('@')),
+      domains: rules.filter((r) => !r.includes('@')),
+      createdBy: options.actorId ?? null,
+      createdAt: new Date(),
+    });
+    pruneJobId = job._id;
+  }
+  return { neverLink: rules, pruneJobId };
+}
+
+/**
+ * Unlink on behalf of a console/API user: the message's owner or an admin
+ * may unlink it; anyone else gets 404, as if the message did not exist.
+ */
+export async function unlinkAsViewer(
+  deps: CrmDeps,
+  viewer: { id: ObjectId; role: string },
+  input: { messageId: ObjectId; objectId: ObjectId },
+  options: { neverLink?: boolean | string[] } = {},
+): Promise<{ neverLink: string[]; pruneJobId: ObjectId | null }> {
+  const message = await deps.store.models.Message.findById(input.messageId, { ownerId: 1 }).lean();
+  if (!message || (viewer.role !== 'admin' && !message.ownerId.equals(viewer.id))) throw notFound('link');
+  return unlinkMessage(deps, input, { ...options, actorId: viewer.id });
+}
+
+/** Load a stored message and link it (quarantine release, tools). */
+export async function linkMessageById(deps: CrmDeps, messageId: ObjectId): Promise<LinkResult> {
+  const message = (await deps.store.models.Message.findById(messageId, { text: 0, html: 0, attachments: 0 }).lean()) as unknown as LinkableMessage | null;
+  if (!message) throw notFound('message');
+  return linkMessage(deps, message);
+}
+
+/**
+ * The console's quarantine-release hook (CreateAppOptions.afterRelease):
+ * `afterRelease: crmAfterRelease(crmDeps)`. Should it never run, the CRM
+ * worker's sweep links released mail within minutes anyway (linkedAt null).
+ */
+export function crmAfterRelease(deps: CrmDeps) {
+  return async (messageId: ObjectId): Promise<void> => {
+    await linkMessageById(deps, messageId);
+  };
+}

@@ -1,0 +1,138 @@
+import mongoose from 'mongoose';
+import type { Store } from '../store';
+import { loadCrmSettings, type CrmSettingsInput } from './settings';
+import { objectsByIds, type PublicObject } from './objects';
+
+type ObjectId = mongoose.Types.ObjectId;
+
+/**
+ * Who sees which linked mail. An employee's mail is visible to that
+ * employee and to admins; other employees see it on an object's timeline
+ * only when the message is shared or the business shares all linked mail.
+ * The API applies the same rule for the token's user.
+ */
+export interface Viewer {
+  id: ObjectId;
+  role: 'admin' | 'employee' | string;
+}
+
+/** A Message filter for what `viewer` may see on object timelines. */
+export function visibleMessagesFilter(viewer: Viewer, shareLinkedMail: boolean): Record<string, unknown> {
+  if (viewer.role === 'admin' || shareLinkedMail) return {};
+  return { $or: [{ ownerId: viewer.id }, { shared: true }] };
+}
+
+export function canSeeLinkedMessage(viewer: Viewer, message: { ownerId: ObjectId; shared?: boolean | null }, shareLinkedMail: boolean): boolean {
+  return viewer.role === 'admin' || shareLinkedMail || Boolean(message.shared) || message.ownerId.equals(viewer.id);
+}
+
+export interface TimelineEntry {
+  id: string;
+  subject: string;
+  from: { address: string; name: string } | null;
+  to: Array<{ address: string; name: string }>;
+  date: Date | null;
+  receivedAt: Date;
+  ownerId: string;
+  shared: boolean;
+  bulk: boolean;
+  /** Why the message is linked to this object. */
+  link: { rule: string; address: string; reasons: Array<{ address: string; rule: string; role: string; matched: string }>; createdAt: Date } | null;
+}
+
+export interface TimelinePage {
+  entries: TimelineEntry[];
+  /** Pass as `before` for the next (older) page; null at the end. */
+  next: string | null;
+}
+
+function encodeCursor(receivedAt: Date, id: ObjectId): string {
+  return `${receivedAt.toISOString()}_${id.toString()}`;
+}
+
+function decodeCursor(value?: string): { at: Date; id: ObjectId } | null {
+  const match = value ? /^(\d{4}-\d\d-\d\dT[\d:.]+Z)_([0-9a-f]{24})$/.exec(value) : null;
+  if (!match) return null;
+  const at = new Date(match[1]);
+  return Number.isNaN(at.getTime()) ? null : { at, id: new mongoose.Types.ObjectId(match[2]) };
+}
+
+/**
+ * An object's email timeline, newest first, paged by (receivedAt, _id)
+ * through the {linkedObjectIds, receivedAt} index.
+ */
+export async function objectTimeline(
+  deps: { store: Store; settings?: CrmSettingsInput },
+  objectId: ObjectId,
+  viewer: Viewer,
+  options: { before?: string; limit?: number } = {},
+): Promise<TimelinePage> {
+  const { Message, Link } = deps.store.models;
+  const settings = await loadCrmSettings(deps.store, deps.settings);
+  const limit = Math.min(Math.max(options.limit ?? 25, 1), 200);
+  const clauses: Array<Record<string, unknown>> = [{ linkedObjectIds: objectId, status: 'inbox' }];
+  const privacy = visibleMessagesFilter(viewer, settings.shareLinkedMail);
+  if (Object.keys(privacy).length > 0) clauses.push(privacy);
+  const cursor = decodeCursor(options.before);
+  if (cursor) clauses.push({ $or: [{ receivedAt: { $lt: cursor.at } }, { receivedAt: cursor.at, _id: { $lt: cursor.id } }] });
+  const rows = await Message.find(clauses.length === 1 ? clauses[0] : { $and: clauses }, {
+    subject: 1, from: 1, to: 1, date: 1, receivedAt: 1, ownerId: 1, shared: 1, bulk: 1,
+  })
+    .sort({ receivedAt: -1, _id: -1 })
+    .limit(limit + 1)
+    .lean();
+  const page = rows.slice(0, limit);
+  const links = await Link.find({ objectId, messageId: { $in: page.map((r) => r._id) }, removedAt: null }).lean();
+  const linkByMessage = new Map(links.map((l) => [l.messageId.toString(), l]));
+  const entries = page.map((row): TimelineEntry => {
+    const link = linkByMessage.get(row._id.toString());
+    return {
+      id: row._id.toString(),
+      subject: row.subject ?? '',
+      from: row.from?.address ? { address: row.from.address, name: row.from.name ?? '' } : null,
+      to: (row.to ?? []).map((t) => ({ address: t.address ?? '', name: t.name ?? '' })),
+      date: row.date ?? null,
+      receivedAt: row.receivedAt,
+      ownerId: row.ownerId.toString(),
+      shared: Boolean(row.shared),
+      bulk: Boolean(row.bulk),
+      link: link
+        ? {
+            rule: link.rule,
+            address: link.address,
+            reasons: (link.reasons ?? []).map((r) => ({ address: r.address, rule: r.rule, role: r.role ?? '', matched: r.matched ?? '' })),
+            createdAt: link.createdAt,
+          }
+        : null,
+    };
+  });
+  const last = page[page.length - 1];
+  return { entries, next: rows.length > limit && last ? encodeCursor(last.receivedAt, last._id) : null };
+}
+
+export interface MessageLinkView {
+  object: PublicObject;
+  rule: string;
+  address: string;
+  reasons: Array<{ address: string; rule: string; role: string; matched: string }>;
+  createdAt: Date;
+}
+
+/** The objects a message is linked to, with why (message page). The caller checks the viewer may see the message. */
+export async function messageLinks(store: Store, messageId: ObjectId): Promise<MessageLinkView[]> {
+  const links = await store.models.Link.find({ messageId, removedAt: null }).lean();
+  const objects = new Map((await objectsByIds(store, links.map((l) => l.objectId))).map((o) => [o.id, o]));
+  const views: MessageLinkView[] = [];
+  for (const link of links) {
+    const object = objects.get(link.objectId.toString());
+    if (!object) continue;
+    views.push({
+      object,
+      rule: link.rule,
+      address: link.address,
+      reasons: (link.reasons ?? []).map((r) => ({ address: r.address, rule: r.rule, role: r.role ?? '', matched: r.matched ?? '' })),
+      createdAt: link.createdAt,
+    });
+  }
+  return views.sort((a, b) => a.object.name.localeCompare(b.object.name));
+}

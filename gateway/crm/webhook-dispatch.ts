@@ -1,0 +1,202 @@
+import http from 'node:http';
+import https from 'node:https';
+import type { SecretBox } from '../core/crypto';
+import type { Logger } from '../core/log';
+import type { Store } from '../store';
+import { secretContext } from './webhooks';
+import { SIGNATURE_HEADER, signatureHeader } from './webhook-signature';
+import { checkWebhookTarget, guardedLookup, parseWebhookUrl, type LookupAll } from './webhook-target';
+
+/**
+ * The webhook dispatcher: claims due outbox rows, POSTs them signed, and
+ * records each attempt. Any process may run it (several at once too): a
+ * row is claimed with a lease (`lockedUntil`) by an atomic
+ * findOneAndUpdate, so two loops do not send the same row concurrently; a
+ * process that dies mid-send leaves the row to be retried when the lease
+ * expires. Delivery is therefore at least once — receivers de-duplicate by
+ * the Postroom-Event-Id header.
+ */
+
+/**
+ * Default retry schedule: 30 s doubling to a 6 h cap — attempts at about
+ * 0, 0.5, 1.5, 3.5, 7.5 … min, the last ones 6 h apart — until the row's
+ * 24 h window closes (about 13 attempts).
+ */
+export function defaultBackoffMs(attempt: number): number {
+  return Math.min(30_000 * 2 ** Math.max(0, attempt - 1), 6 * 3600 * 1000);
+}
+
+export interface DispatchOptions {
+  /** Delay before attempt n+1 after n failed attempts (injectable so tests run in milliseconds). */
+  backoffMs?: (failedAttempts: number) => number;
+  timeoutMs?: number;
+  /** How long a claimed row stays invisible to other dispatchers. */
+  leaseMs?: number;
+  lookup?: LookupAll;
+  now?: () => Date;
+  userAgent?: string;
+}
+
+export interface DispatchDeps {
+  store: Store;
+  log: Logger;
+  secretBox: SecretBox;
+}
+
+interface AttemptResult {
+  ok: boolean;
+  statusCode: number;
+  error: string;
+  durationMs: number;
+}
+
+const MAX_ERROR_LENGTH = 300;
+
+/** POST the body; never follows redirects (a 3xx is a failed attempt: redirects would bypass the target check). */
+function post(url: URL, body: string, headers: Record<string, string>, options: { timeoutMs: number; allowPrivate: boolean; lookup?: LookupAll }): Promise<AttemptResult> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const transport = url.protocol === 'https:' ? https : http;
+    const request = transport.request(
+      url,
+      {
+        method: 'POST',
+        headers: { ...headers, 'Content-Length': String(Buffer.byteLength(body)) },
+        lookup: guardedLookup({ allowPrivate: options.allowPrivate, lookup: options.lookup }) as unknown as http.RequestOptions['lookup'],
+        timeout: options.timeoutMs,
+      },
+      (response) => {
+        const statusCode = response.statusCode ?? 0;
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => {
+          // Keep only the start of the answer for the delivery log.
+          if (text.length < MAX_ERROR_LENGTH) text += chunk;
+        });
+        response.on('end', () => {
+          const ok = statusCode >= 200 && statusCode < 300;
+          resolve({ ok, statusCode, error: ok ? '' : `HTTP ${statusCode}${text ? `: ${text.trim().slice(0, MAX_ERROR_LENGTH)}` : ''}`, durationMs: Date.now() - started });
+        });
+        response.on('error', (err) => resolve({ ok: false, statusCode, error: err.message, durationMs: Date.now() - started }));
+      },
+    );
+    request.on('timeout', () => request.destroy(Object.assign(new Error(`no answer within ${options.timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+    request.on('error', (err: NodeJS.ErrnoException) => {
+      resolve({ ok: false, statusCode: 0, error: `${err.code ? `${err.code}: ` : ''}${err.message}`.slice(0, MAX_ERROR_LENGTH), durationMs: Date.now() - started });
+    });
+    request.end(body);
+  });
+}
+
+/**
+ * Send every due delivery once (up to `limit`). Returns how many attempts
+ * were made. Call it from a timer loop (startWebhookDispatcher) or a test.
+ */
+export async function dispatchDueDeliveries(deps: DispatchDeps, options: DispatchOptions = {}, limit = 100): Promise<number> {
+  const { WebhookDelivery, Webhook } = deps.store.models;
+  const now = options.now ?? (() => new Date());
+  const backoff = options.backoffMs ?? defaultBackoffMs;
+  const leaseMs = options.leaseMs ?? 60_000;
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const log = deps.log.child({ component: 'webhooks' });
+  let attempts = 0;
+
+  while (attempts < limit) {
+    const at = now();
+    const row = await WebhookDelivery.findOneAndUpdate(
+      { status: 'pending', nextAttemptAt: { $lte: at }, lockedUntil: { $lte: at } },
+      { $set: { lockedUntil: new Date(at.getTime() + leaseMs) } },
+      { sort: { nextAttemptAt: 1 }, returnDocument: 'after' },
+    ).lean();
+    if (!row) break;
+    attempts++;
+
+    const hook = await Webhook.findById(row.webhookId).lean();
+    let result: AttemptResult;
+    if (!hook || hook.enabled === false) {
+      await WebhookDelivery.updateOne({ _id: row._id }, { $set: { status: 'failed', lastError: hook ? 'webhook is disabled' : 'webhook was deleted', lockedUntil: new Date(0) } });
+      continue;
+    }
+    try {
+      const url = parseWebhookUrl(hook.url);
+      await checkWebhookTarget(url, { allowPrivate: Boolean(hook.allowPrivate), lookup: options.lookup });
+      const secret = deps.secretBox.open(hook.secretEnc, secretContext(hook._id));
+      const timestamp = Math.floor(now().getTime() / 1000);
+      result = await post(
+        url,
+        row.payload,
+        {
+          'Content-Type': 'application/json',
+          'User-Agent': options.userAgent ?? 'Postroom-Webhooks/1',
+          [SIGNATURE_HEADER]: signatureHeader(secret, row.payload, timestamp),
+          'Postroom-Event-Id': row.eventId,
+          'Postroom-Event-Type': row.eventType,
+          'Postroom-Delivery-Attempt': String((row.attempts ?? 0) + 1),
+        },
+        { timeoutMs, allowPrivate: Boolean(hook.allowPrivate), lookup: options.lookup },
+      );
+    } catch (err) {
+      result = { ok: false, statusCode: 0, error: (err as Error).message.slice(0, MAX_ERROR_LENGTH), durationMs: 0 };
+    }
+
+    const finished = now();
+    const failedAttempts = (row.attempts ?? 0) + 1;
+    const entry = { at: finished, statusCode: result.statusCode, error: result.error, durationMs: result.durationMs };
+    const base = { attempts: failedAttempts, lastAttemptAt: finished, lastStatusCode: result.statusCode, lastError: result.error, lockedUntil: new Date(0) };
+    if (result.ok) {
+      await WebhookDelivery.updateOne({ _id: row._id }, { $set: { ...base, status: 'delivered', deliveredAt: finished }, $push: { log: entry } });
+      log.info({ webhookId: hook._id, eventId: row.eventId, statusCode: result.statusCode, attempt: failedAttempts }, 'webhook delivered');
+    } else {
+      const next = new Date(finished.getTime() + backoff(failedAttempts));
+      const giveUp = next.getTime() > new Date(row.expiresAt).getTime();
+      await WebhookDelivery.updateOne(
+        { _id: row._id },
+        { $set: { ...base, status: giveUp ? 'failed' : 'pending', nextAttemptAt: giveUp ? finished : next }, $push: { log: entry } },
+      );
+      log.warn({ webhookId: hook._id, eventId: row.eventId, attempt: failedAttempts, error: result.error, retryAt: giveUp ? null : next }, giveUp ? 'webhook delivery failed; giving up' : 'webhook delivery failed; will retry');
+    }
+    await Webhook.updateOne({ _id: hook._id }, { $set: { lastDeliveryAt: finished, lastStatus: result.ok ? `${result.statusCode}` : result.error.slice(0, 120) } });
+  }
+  return attempts;
+}
+
+export interface Dispatcher {
+  /** Run a pass now (e.g. right after events were queued). */
+  kick(): void;
+  stop(): Promise<void>;
+}
+
+/** A timer loop around dispatchDueDeliveries; passes never overlap within one process. */
+export function startWebhookDispatcher(deps: DispatchDeps, options: DispatchOptions & { intervalMs?: number } = {}): Dispatcher {
+  const intervalMs = options.intervalMs ?? 5000;
+  let running: Promise<void> | null = null;
+  let again = false;
+  let stopped = false;
+  const pass = () => {
+    if (stopped) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = dispatchDueDeliveries(deps, options)
+      .then(() => undefined)
+      .catch((err: Error) => deps.log.error({ err, component: 'webhooks' }, 'webhook dispatch pass failed'))
+      .finally(() => {
+        running = null;
+        if (again) {
+          again = false;
+          pass();
+        }
+      });
+  };
+  const timer = setInterval(pass, intervalMs);
+  timer.unref();
+  return {
+    kick: pass,
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    },
+  };
+}

@@ -1,0 +1,134 @@
+import dns from 'node:dns';
+import net from 'node:net';
+import { AppError } from '../core/errors';
+
+/**
+ * Server-side request forgery guard for webhook URLs: an admin-entered URL
+ * must not make Postroom talk to itself, the LAN or a cloud metadata
+ * endpoint unless an admin explicitly allowed private targets for that
+ * webhook. The check runs on the resolved IP addresses (a public name can
+ * point at 127.0.0.1), both when the webhook is saved and at connect time
+ * through the socket's `lookup` hook (so DNS rebinding between the two does
+ * not help), and redirects are never followed.
+ */
+
+/** Special-use ranges (RFC 6890 and its IANA registries) that are not the public Internet. */
+const BLOCKED = new net.BlockList();
+for (const [network, prefix] of [
+  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
+  ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.88.99.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['198.51.100.0', 24],
+  ['203.0.113.0', 24], ['224.0.0.0', 4], ['240.0.0.0', 4],
+] as const) BLOCKED.addSubnet(network, prefix, 'ipv4');
+for (const [network, prefix] of [
+  ['::', 128], ['::1', 128], ['100::', 64], ['2001::', 23], ['2001:db8::', 32], ['fc00::', 7], ['fe80::', 10], ['fec0::', 10], ['ff00::', 8],
+] as const) BLOCKED.addSubnet(network, prefix, 'ipv6');
+
+/** IPv4 embedded in IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible or NAT64 (64:ff9b::/96) IPv6 addresses. */
+function embeddedIpv4(ip: string): string | null {
+  const lower = ip.toLowerCase();
+  const dotted = /^(?:::ffff:|::|64:ff9b::)(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
+  if (dotted) return dotted[1];
+  const hex = /^(?:::ffff:|64:ff9b::)([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(lower);
+  if (hex) {
+    const high = parseInt(hex[1], 16);
+    const low = parseInt(hex[2], 16);
+    return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
+  }
+  return null;
+}
+
+/** True for loopback, private, link-local, CGNAT, documentation, multicast and other non-public addresses. */
+export function isPrivateAddress(ip: string): boolean {
+  const family = net.isIP(ip);
+  if (family === 4) return BLOCKED.check(ip, 'ipv4');
+  if (family === 6) {
+    const v4 = embeddedIpv4(ip);
+    if (v4) return BLOCKED.check(v4, 'ipv4');
+    return BLOCKED.check(ip, 'ipv6');
+  }
+  return true; // not an IP at all: refuse rather than guess
+}
+
+const refused = (message: string) => new AppError('WEBHOOK_URL_REFUSED', message, { status: 400, fields: { url: message } });
+
+/** Parse and check the shape of a webhook URL (no network). */
+export function parseWebhookUrl(input: string): URL {
+  let url: URL;
+  try {
+    url = new URL(String(input ?? '').trim());
+  } catch {
+    throw refused('must be an absolute http(s) URL such as https://crm.example.com/hooks/postroom');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw refused(`only http and https URLs are allowed, not ${url.protocol.replace(':', '')}`);
+  if (url.username || url.password) throw refused('must not contain a user name or password: authenticate the request with the signature instead');
+  if (!url.hostname) throw refused('must name a host');
+  url.hash = '';
+  return url;
+}
+
+/** Hostname without IPv6 brackets. */
+export function bareHost(url: URL): string {
+  return url.hostname.replace(/^\[|\]$/g, '');
+}
+
+export type LookupAll = (hostname: string) => Promise<Array<{ address: string; family: number }>>;
+
+export const systemLookupAll: LookupAll = (hostname) => dns.promises.lookup(hostname, { all: true, verbatim: true });
+
+/**
+ * Resolve the URL's host and refuse it when any address is private (unless
+ * allowed). A name that resolves to both a public and a private address is
+ * refused: the connection could go to either.
+ */
+export async function checkWebhookTarget(url: URL, options: { allowPrivate: boolean; lookup?: LookupAll }): Promise<string[]> {
+  const host = bareHost(url);
+  let addresses: string[];
+  if (net.isIP(host)) {
+    addresses = [host];
+  } else {
+    try {
+      addresses = (await (options.lookup ?? systemLookupAll)(host)).map((entry) => entry.address);
+    } catch (err) {
+      throw refused(`host ${host} cannot be resolved (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+    if (addresses.length === 0) throw refused(`host ${host} has no address`);
+  }
+  if (!options.allowPrivate) {
+    const blocked = addresses.filter(isPrivateAddress);
+    if (blocked.length > 0) {
+      throw refused(`${host} resolves to a private or loopback address (${blocked.join(', ')}); an admin must allow private targets for this webhook explicitly`);
+    }
+  }
+  return addresses;
+}
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
+
+/**
+ * A `lookup` for http.request that applies the same check at connect time.
+ * Node calls it with `all: true` when happy-eyeballs is on (Node ≥ 20).
+ */
+export function guardedLookup(options: { allowPrivate: boolean; lookup?: LookupAll }) {
+  return (hostname: string, lookupOptions: dns.LookupOptions, callback: LookupCallback): void => {
+    (options.lookup ?? systemLookupAll)(hostname)
+      .then((entries) => {
+        const usable = options.allowPrivate ? entries : entries.filter((entry) => !isPrivateAddress(entry.address));
+        if (usable.length === 0 || usable.length !== entries.length) {
+          const err: NodeJS.ErrnoException = new Error(`${hostname} resolves to a private or loopback address; refused`);
+          err.code = 'EPRIVATETARGET';
+          callback(err, '');
+          return;
+        }
+        const wanted = lookupOptions.family === 4 || lookupOptions.family === 6 ? usable.filter((e) => e.family === lookupOptions.family) : usable;
+        if (wanted.length === 0) {
+          const err: NodeJS.ErrnoException = new Error(`${hostname} has no IPv${lookupOptions.family} address`);
+          err.code = 'ENOTFOUND';
+          callback(err, '');
+          return;
+        }
+        if (lookupOptions.all) callback(null, wanted.map((e) => ({ address: e.address, family: e.family })));
+        else callback(null, wanted[0].address, wanted[0].family);
+      })
+      .catch((err: NodeJS.ErrnoException) => callback(err, ''));
+  };
+}

@@ -1,0 +1,77 @@
+import type { SecretBox } from '../core/crypto';
+import { runPendingJobs, sweep } from './backfill';
+import type { CrmDeps } from './link';
+import { startWebhookDispatcher, type Dispatcher, type DispatchOptions } from './webhook-dispatch';
+
+/**
+ * The CRM background loop a process runs (the admin process, or any other:
+ * several may run at once, jobs and deliveries are claimed with leases):
+ * backfill/prune/relink jobs, the crash-recovery sweep, and webhook
+ * delivery. `kick()` starts a pass now instead of at the next tick.
+ */
+export interface CrmWorker {
+  kick(): void;
+  /** Resolve when the current pass (if any) is over; for tests and shutdown. */
+  idle(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface CrmWorkerOptions {
+  intervalMs?: number;
+  /** Sweep messages/links left unassociated for longer than this. */
+  sweepAfterMs?: number;
+  /** Webhook delivery; omitted when no SecretBox is given. */
+  secretBox?: SecretBox;
+  webhooks?: DispatchOptions & { intervalMs?: number };
+}
+
+export function startCrmWorker(deps: CrmDeps, options: CrmWorkerOptions = {}): CrmWorker {
+  const intervalMs = options.intervalMs ?? 5000;
+  const log = deps.log.child({ component: 'crm-worker' });
+  const dispatcher: Dispatcher | null = options.secretBox
+    ? startWebhookDispatcher({ store: deps.store, log: deps.log, secretBox: options.secretBox }, options.webhooks)
+    : null;
+  const workDeps: CrmDeps = { ...deps, onEventsQueued: () => dispatcher?.kick() };
+  let running: Promise<void> | null = null;
+  let again = false;
+  let stopped = false;
+
+  const pass = () => {
+    if (stopped) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = (async () => {
+      await runPendingJobs(workDeps);
+      await sweep(workDeps, { olderThanMs: options.sweepAfterMs });
+    })()
+      .catch((err: Error) => log.error({ err }, 'CRM worker pass failed'))
+      .finally(() => {
+        running = null;
+        if (again) {
+          again = false;
+          pass();
+        }
+      });
+  };
+  const timer = setInterval(pass, intervalMs);
+  timer.unref();
+  pass();
+
+  return {
+    kick: () => {
+      pass();
+      dispatcher?.kick();
+    },
+    async idle() {
+      while (running) await running;
+    },
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      while (running) await running;
+      await dispatcher?.stop();
+    },
+  };
+}

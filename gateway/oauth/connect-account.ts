@@ -1,0 +1,89 @@
+import { recordAudit, SYSTEM_ACTOR, type Actor } from '../accounts/audit';
+import { classifyImapError } from '../accounts/imap-login';
+import { findPreset } from '../accounts/presets';
+import { AppError, isAppError, notFound } from '../core/errors';
+import { now, type OAuthDeps } from './deps';
+import { connectImapWithOAuth } from './imap';
+import { isProviderId, resolveProvider, type OAuthProviderId } from './providers';
+
+/** The connection preset (gateway/accounts/presets.ts) of each provider's mail servers. */
+const PROVIDER_PRESET: Partial<Record<OAuthProviderId, string>> = { google: 'gmail', microsoft: 'outlook' };
+
+export interface VerifyOAuthImapResult {
+  ok: boolean;
+  error: AppError | null;
+}
+
+/**
+ * After "Sign in with …" came back: fill the IMAP settings the provider
+ * implies (host/port/TLS of its preset, the mailbox address as user name),
+ * turn IMAP Support on and log in for real with the new token, recording
+ * the outcome on MailAccount.imap the way a password Authenticate does, so
+ * the syncer picks the account up (status 'authenticated').
+ */
+export async function verifyOAuthImap(deps: OAuthDeps & { actor?: Actor; timeoutMs?: number }, accountId: string): Promise<VerifyOAuthImapResult> {
+  const account = await deps.store.models.MailAccount.findById(accountId);
+  if (!account) throw notFound('mail account');
+  const providerId = account.oauth?.provider;
+  if (!isProviderId(providerId)) throw new AppError('OAUTH_NOT_CONNECTED', `${account.email} is not connected with OAuth2.`, { status: 409 });
+  const imap = account.imap!;
+  const preset = findPreset(PROVIDER_PRESET[providerId] ?? '')?.imap;
+  if (!imap.host && preset) {
+    imap.service = PROVIDER_PRESET[providerId]!;
+    imap.host = preset.host;
+    imap.port = preset.port;
+    imap.tls = preset.tls;
+  }
+  if (!imap.username) imap.username = account.email;
+  imap.enabled = true;
+  const at = now(deps);
+  let error: AppError | null = null;
+  if (!imap.host || !imap.port) {
+    const provider = await resolveProvider(deps, providerId);
+    error = new AppError('VALIDATION_FAILED', `Signed in with ${provider.label}. Now enter the IMAP host and port of this mailbox and click Authenticate.`, { status: 400, fields: { 'imap.host': 'is needed to authenticate' } });
+  } else {
+    const timeoutMs = deps.timeoutMs ?? 15_000;
+    const target = { host: imap.host, port: imap.port };
+    try {
+      const client = await connectImapWithOAuth(deps, account._id, imap.username, {
+        host: imap.host,
+        port: imap.port,
+        secure: imap.tls === 'implicit',
+        doSTARTTLS: imap.tls === 'starttls' ? true : imap.tls === 'none' ? false : undefined,
+        logger: false,
+        connectionTimeout: timeoutMs,
+        greetingTimeout: timeoutMs,
+        socketTimeout: timeoutMs,
+        disableAutoIdle: true,
+        clientInfo: { name: 'Postroom' },
+      });
+      await client.logout().catch(() => undefined);
+      client.close();
+    } catch (err) {
+      error = isAppError(err) && err.code.startsWith('OAUTH_') ? err : classifyImapError(err, target);
+    }
+  }
+  if (error) {
+    imap.status = 'failing';
+    imap.authenticatedAt = null;
+    imap.lastError = error.message;
+    imap.lastErrorCode = error.code;
+  } else {
+    imap.status = 'authenticated';
+    imap.authenticatedAt = at;
+    imap.lastError = '';
+    imap.lastErrorCode = '';
+    // A fresh grant ends any backoff the syncer was in; its cursors are kept, so it resumes where it stopped.
+    imap.failures = 0;
+    imap.nextAttemptAt = null;
+  }
+  await account.save();
+  await recordAudit(deps.store, deps.actor ?? SYSTEM_ACTOR, {
+    action: error ? 'account.imap.failed' : 'account.imap.authenticated',
+    targetType: 'mail_account',
+    targetId: account._id.toString(),
+    details: { email: account.email, host: imap.host, method: `oauth2:${providerId}`, ...(error ? { code: error.code } : {}) },
+  }, at);
+  deps.log.child({ component: 'oauth', accountId: account._id.toHexString(), provider: providerId }).info({ ok: !error, code: error?.code }, 'imap login with oauth2 checked');
+  return { ok: !error, error };
+}

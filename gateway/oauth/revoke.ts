@@ -1,0 +1,54 @@
+import mongoose from 'mongoose';
+import * as oidc from 'openid-client';
+import { SecretBoxError } from '../core/crypto';
+import { notFound } from '../core/errors';
+import { providerConfiguration } from './client';
+import { now, tuning, type OAuthDeps } from './deps';
+import { classifyTokenFailure } from './errors';
+import { isProviderId, resolveProvider } from './providers';
+
+/**
+ * Disconnect an account from its provider: revoke the refresh token at the
+ * provider (RFC 7009; for Google this ends the whole grant) when it has a
+ * revocation endpoint, then forget the tokens. Forgetting happens even when
+ * the provider cannot be reached: the user asked for the link to end, and a
+ * token we no longer hold cannot be used by us. Resolves with whether the
+ * provider confirmed the revocation.
+ */
+export async function revokeAuthorization(deps: OAuthDeps, accountId: string | mongoose.Types.ObjectId): Promise<{ revokedAtProvider: boolean }> {
+  const id = typeof accountId === 'string' ? (/^[0-9a-f]{24}$/i.test(accountId) ? new mongoose.Types.ObjectId(accountId) : null) : accountId;
+  if (!id) throw notFound('mail account');
+  const account = await deps.store.models.MailAccount.findById(id, { oauth: 1, 'imap.passwordEnc': 1 }).lean();
+  if (!account) throw notFound('mail account');
+  const oauth = (account as { oauth?: { provider?: string; refreshTokenEnc?: string } }).oauth;
+  const log = deps.log.child({ component: 'oauth', accountId: id.toHexString(), provider: oauth?.provider ?? '' });
+  let revokedAtProvider = false;
+  if (oauth?.provider && isProviderId(oauth.provider) && oauth.refreshTokenEnc) {
+    try {
+      const refreshToken = deps.secretBox.open(oauth.refreshTokenEnc, id.toHexString());
+      const provider = await resolveProvider(deps, oauth.provider);
+      const config = await providerConfiguration(provider, { timeoutS: tuning(deps).httpTimeoutS });
+      if (config.serverMetadata().revocation_endpoint) {
+        await oidc.tokenRevocation(config, refreshToken, { token_type_hint: 'refresh_token' });
+        revokedAtProvider = true;
+      }
+    } catch (err) {
+      if (err instanceof SecretBoxError) {
+        log.warn('stored refresh token unreadable; forgetting it without revoking');
+      } else {
+        const failure = classifyTokenFailure({ label: oauth.provider }, err);
+        log.warn({ code: failure.code }, 'token revocation at the provider failed; forgetting the tokens anyway');
+      }
+    }
+  }
+  await deps.store.models.MailAccount.updateOne({ _id: id }, {
+    $set: {
+      'oauth.provider': '', 'oauth.refreshTokenEnc': '', 'oauth.accessTokenEnc': '', 'oauth.expiresAt': null, 'oauth.status': 'ok',
+      'oauth.lastError': '', 'oauth.lastErrorCode': '', 'oauth.lastErrorAt': null, 'oauth.scope': '', 'oauth.failures': 0, 'oauth.retryAfter': null,
+      // Without a password the mailbox has no credentials left: the syncer must not pick it up.
+      ...(account.imap?.passwordEnc ? {} : { 'imap.status': 'unverified', 'imap.authenticatedAt': null }),
+    },
+  });
+  log.info({ revokedAtProvider, at: now(deps) }, 'oauth authorization removed');
+  return { revokedAtProvider };
+}

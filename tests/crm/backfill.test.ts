@@ -1,0 +1,195 @@
+import { strict as assert } from 'node:assert';
+import mongoose from 'mongoose';
+import { createJob, listJobs, runPendingJobs, sweep } from '../../gateway/crm/backfill';
+import { linkMessage, type CrmDeps } from '../../gateway/crm/link';
+import { createObject, deleteObject, updateObject } from '../../gateway/crm/objects';
+import { startCrmWorker } from '../../gateway/crm/worker';
+import { openTestStore } from '../support/store';
+import { insertMessage, linkedIds, linksOf, makeUser, testLog } from './support';
+
+describe('crm/backfill: existing mail follows object changes (real store)', () => {
+  let store: Awaited<ReturnType<typeof openTestStore>>;
+  let deps: CrmDeps;
+  let bob: Awaited<ReturnType<typeof makeUser>>;
+
+  before(async () => {
+    store = await openTestStore('crm_backfill');
+    deps = { store, log: testLog };
+    await store.models.BusinessSettings.create({ _id: 'business', domains: ['acme.test'] });
+    bob = await makeUser(store, 'bob@acme.test');
+  });
+  after(async () => store.drop());
+
+  it('links existing mail when an object is created, with progress on the job document', async () => {
+    const matching = [];
+    for (let i = 0; i < 7; i++) matching.push(await insertMessage(store, { ownerId: bob._id, from: i % 2 ? 'carl+x@hooli.test' : 'carl@hooli.test', to: ['bob@acme.test'] }));
+    const unicode = await insertMessage(store, { ownerId: bob._id, from: 'carl@hooli.test', to: ['zoë@bücher.test'] });
+    const other = await insertMessage(store, { ownerId: bob._id, from: 'dora@hooli.test', to: ['bob@acme.test'] });
+    const held = await insertMessage(store, { ownerId: bob._id, from: 'carl@hooli.test', to: ['bob@acme.test'], status: 'quarantine' });
+    const { object, jobIds } = await createObject(deps, { type: 'contact', name: 'Carl', emails: ['carl@hooli.test'] });
+    assert.equal(jobIds.length, 1);
+    let job = await store.models.BackfillJob.findById(jobIds[0]).lean();
+    assert.equal(job!.status, 'pending');
+    assert.equal(await runPendingJobs(deps), 1);
+    job = await store.models.BackfillJob.findById(jobIds[0]).lean();
+    assert.equal(job!.status, 'done');
+    assert.equal(job!.total, 8);
+    assert.equal(job!.processed, 8);
+    assert.equal(job!.linked, 8);
+    for (const m of [...matching, unicode]) assert.deepEqual(await linkedIds(store, m._id), [object.id]);
+    assert.deepEqual(await linkedIds(store, other._id), []);
+    assert.deepEqual(await linkedIds(store, held._id), [], 'quarantined mail is not linked by backfill either');
+    const [listed] = await listJobs(store, { objectId: new mongoose.Types.ObjectId(object.id) });
+    assert.equal(listed.status, 'done');
+  });
+
+  it('links a customer by a domain it gains, including IDN and subdomains', async () => {
+    const idn = await insertMessage(store, { ownerId: bob._id, from: 'info@straße.test', to: ['bob@acme.test'] });
+    const sub = await insertMessage(store, { ownerId: bob._id, from: 'x@eu.xn--strae-oqa.test', to: ['bob@acme.test'] });
+    const lookalike = await insertMessage(store, { ownerId: bob._id, from: 'x@notstraße.test', to: ['bob@acme.test'] });
+    const { object } = await createObject(deps, { type: 'customer', name: 'Straße GmbH' });
+    const { jobIds } = await updateObject(deps, object.id, { domains: 'Straße.test' });
+    assert.equal(jobIds.length, 1);
+    await runPendingJobs(deps);
+    assert.deepEqual(await linkedIds(store, idn._id), [object.id]);
+    assert.deepEqual(await linkedIds(store, sub._id), [object.id]);
+    assert.deepEqual(await linkedIds(store, lookalike._id), []);
+  });
+
+  it('removes only the links made through a removed address', async () => {
+    const { object } = await createObject(deps, { type: 'contact', name: 'Erin', emails: ['erin@old.test', 'erin@new.test'] });
+    await runPendingJobs(deps);
+    const viaOld = await insertMessage(store, { ownerId: bob._id, from: 'erin@old.test', to: ['bob@acme.test'] });
+    const viaNew = await insertMessage(store, { ownerId: bob._id, from: 'erin@new.test', to: ['bob@acme.test'] });
+    const viaBoth = await insertMessage(store, { ownerId: bob._id, from: 'erin@old.test', to: ['bob@acme.test'], cc: ['erin@new.test'] });
+    for (const m of [viaOld, viaNew, viaBoth]) await linkMessage(deps, m);
+    assert.equal((await linksOf(store, viaBoth._id))[0].reasons.length, 2);
+
+    const { jobIds } = await updateObject(deps, object.id, { emails: ['erin@new.test'] });
+    assert.equal(jobIds.length, 1);
+    await runPendingJobs(deps);
+    const job = await store.models.BackfillJob.findById(jobIds[0]).lean();
+    assert.equal(job!.kind, 'prune');
+    assert.equal(job!.removed, 1);
+    assert.deepEqual(await linkedIds(store, viaOld._id), []);
+    assert.equal(await store.models.Link.countDocuments({ messageId: viaOld._id }), 0);
+    assert.deepEqual(await linkedIds(store, viaNew._id), [object.id]);
+    assert.deepEqual(await linkedIds(store, viaBoth._id), [object.id], 'still supported by the other address');
+    const [kept] = await linksOf(store, viaBoth._id);
+    assert.deepEqual(kept.reasons.map((r) => r.address), ['erin@new.test'], 'reasons no longer mention the removed address');
+
+    // Removing a customer domain works the same way.
+    const { object: customer } = await createObject(deps, { type: 'customer', name: 'Two Domains', domains: ['one.test', 'two.test'] });
+    const one = await insertMessage(store, { ownerId: bob._id, from: 'a@one.test', to: ['bob@acme.test'] });
+    const two = await insertMessage(store, { ownerId: bob._id, from: 'a@two.test', to: ['bob@acme.test'] });
+    await runPendingJobs(deps);
+    assert.deepEqual(await linkedIds(store, one._id), [customer.id]);
+    await updateObject(deps, customer.id, { domains: 'two.test' });
+    await runPendingJobs(deps);
+    assert.deepEqual(await linkedIds(store, one._id), []);
+    assert.deepEqual(await linkedIds(store, two._id), [customer.id]);
+  });
+
+  it('turning linkBulk on links existing newsletters; turning it off removes them again', async () => {
+    const letter = await insertMessage(store, { ownerId: bob._id, from: 'news@paper.test', to: ['bob@acme.test'], headers: { 'List-Id': '<x.paper.test>' } });
+    const personal = await insertMessage(store, { ownerId: bob._id, from: 'editor@paper.test', to: ['bob@acme.test'] });
+    const { object } = await createObject(deps, { type: 'customer', name: 'Paper', domains: ['paper.test'] });
+    await runPendingJobs(deps);
+    assert.deepEqual(await linkedIds(store, letter._id), []);
+    assert.deepEqual(await linkedIds(store, personal._id), [object.id]);
+    await updateObject(deps, object.id, { rules: { linkBulk: true } });
+    await runPendingJobs(deps);
+    assert.deepEqual(await linkedIds(store, letter._id), [object.id]);
+    await updateObject(deps, object.id, { rules: { linkBulk: false } });
+    await runPendingJobs(deps);
+    assert.deepEqual(await linkedIds(store, letter._id), []);
+    assert.deepEqual(await linkedIds(store, personal._id), [object.id]);
+  });
+
+  it('deleting an object removes its links and its id from messages', async () => {
+    const { object } = await createObject(deps, { type: 'lead', name: 'Gone', emails: ['gone@away.test'] });
+    const message = await insertMessage(store, { ownerId: bob._id, from: 'gone@away.test', to: ['bob@acme.test'] });
+    await linkMessage(deps, message);
+    assert.deepEqual(await linkedIds(store, message._id), [object.id]);
+    await deleteObject(deps, object.id);
+    assert.deepEqual(await linkedIds(store, message._id), []);
+    assert.equal(await store.models.Link.countDocuments({ objectId: new mongoose.Types.ObjectId(object.id) }), 0);
+  });
+
+  it('a job interrupted mid-way resumes from its cursor after the lease expires', async () => {
+    const { object } = await createObject(deps, { type: 'contact', name: 'Fay', emails: ['fay@resume.test'] });
+    await runPendingJobs(deps); // nothing to link yet
+    const messages = [];
+    for (let i = 0; i < 5; i++) messages.push(await insertMessage(store, { ownerId: bob._id, from: 'fay@resume.test', to: ['bob@acme.test'] }));
+    messages.sort((a, b) => a._id.toString().localeCompare(b._id.toString()));
+    // A worker died after handling the first two messages: running, cursor set, lease expired.
+    const job = await store.models.BackfillJob.create({
+      kind: 'backfill', objectId: new mongoose.Types.ObjectId(object.id), emails: ['fay@resume.test'], status: 'running',
+      total: 5, processed: 2, cursor: messages[1]._id, lockedUntil: new Date(Date.now() - 1000), createdAt: new Date(),
+    });
+    assert.equal(await runPendingJobs(deps), 1);
+    const done = await store.models.BackfillJob.findById(job._id).lean();
+    assert.equal(done!.status, 'done');
+    assert.equal(done!.processed, 5);
+    assert.equal(done!.linked, 3);
+    assert.deepEqual(await linkedIds(store, messages[0]._id), [], 'before the cursor: left alone');
+    assert.deepEqual(await linkedIds(store, messages[4]._id), [object.id]);
+  });
+
+  it('a job that hits a store failure is retried later from its cursor, and given up after 5 attempts', async () => {
+    // Fault injection: the store refuses to count messages.
+    const failing = new Proxy(store.models.Message, {
+      get(target, property, receiver) {
+        if (property === 'countDocuments') return () => Promise.reject(new Error('store unavailable'));
+        return Reflect.get(target, property, receiver);
+      },
+    });
+    const broken = { store: { ...store, models: { ...store.models, Message: failing } }, log: testLog } as CrmDeps;
+    const expireLease = (id: mongoose.Types.ObjectId) => store.models.BackfillJob.updateOne({ _id: id }, { $set: { lockedUntil: new Date(0) } });
+
+    const retried = await createJob(store, { kind: 'relink' });
+    assert.equal(await runPendingJobs(broken), 1);
+    let job = (await store.models.BackfillJob.findById(retried).lean())!;
+    assert.equal(job.status, 'pending');
+    assert.equal(job.attempts, 1);
+    assert.equal(job.error, 'store unavailable');
+    assert.ok(job.lockedUntil > new Date(), 'not retried at once');
+    assert.equal(await runPendingJobs(deps), 0);
+    await expireLease(retried);
+    assert.equal(await runPendingJobs(deps), 1);
+    assert.equal((await store.models.BackfillJob.findById(retried).lean())!.status, 'done');
+
+    const doomed = await createJob(store, { kind: 'relink' });
+    for (let i = 0; i < 5; i++) {
+      await expireLease(doomed);
+      await runPendingJobs(broken);
+    }
+    job = (await store.models.BackfillJob.findById(doomed).lean())!;
+    assert.equal(job.status, 'failed');
+    assert.equal(job.attempts, 5);
+  });
+
+  it('the sweep links inbox mail whose association never ran (crash after storing)', async () => {
+    const { object } = await createObject(deps, { type: 'contact', name: 'Gil', emails: ['gil@sweep.test'] });
+    await runPendingJobs(deps);
+    const old = await insertMessage(store, { ownerId: bob._id, from: 'gil@sweep.test', to: ['bob@acme.test'], createdAt: new Date(Date.now() - 5 * 60_000) });
+    const fresh = await insertMessage(store, { ownerId: bob._id, from: 'gil@sweep.test', to: ['bob@acme.test'] });
+    const result = await sweep(deps, { olderThanMs: 60_000 });
+    assert.ok(result.messages >= 1);
+    assert.deepEqual(await linkedIds(store, old._id), [object.id]);
+    assert.deepEqual(await linkedIds(store, fresh._id), [], 'fresh mail is left to ingest');
+  });
+
+  it('the worker loop runs queued jobs by itself', async () => {
+    const worker = startCrmWorker(deps, { intervalMs: 50 });
+    try {
+      const message = await insertMessage(store, { ownerId: bob._id, from: 'hal@loop.test', to: ['bob@acme.test'] });
+      const { object, jobIds } = await createObject({ ...deps, onJobsQueued: () => worker.kick() }, { type: 'contact', name: 'Hal', emails: ['hal@loop.test'] });
+      const deadline = Date.now() + 10_000;
+      while ((await store.models.BackfillJob.findById(jobIds[0]).lean())!.status !== 'done' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(await linkedIds(store, message._id), [object.id]);
+    } finally {
+      await worker.stop();
+    }
+  });
+});

@@ -1,0 +1,117 @@
+import { strict as assert } from 'node:assert';
+import { runPendingJobs } from '../../gateway/crm/backfill';
+import { commitImport, previewImport } from '../../gateway/crm/csv-import';
+import type { CrmDeps } from '../../gateway/crm/link';
+import { AppError } from '../../gateway/core/errors';
+import { openTestStore } from '../support/store';
+import { insertMessage, linkedIds, makeUser, testLog } from './support';
+
+describe('crm/csv-import: preview with per-row errors, then commit (real store)', () => {
+  let store: Awaited<ReturnType<typeof openTestStore>>;
+  let deps: CrmDeps;
+
+  before(async () => {
+    store = await openTestStore('crm_csv');
+    deps = { store, log: testLog };
+    await store.models.BusinessSettings.create({ _id: 'business', domains: ['acme.test'] });
+  });
+  after(async () => store.drop());
+
+  const csv = [
+    'Type,Name,Emails,Domains,Company,Customer,External ID,Link Bulk,Notes',
+    'customer,Globex,,globex.test,,,gx-1,,ignored column',
+    'contact,Jane Roe,jane@globex.test;JANE+x@globex.test,,,gx-1,c-1,,',
+    'contact,No Customer,nc@x.test,,,does-not-exist,c-2,,',
+    'lead,"Smith, Sam",sam@gmail.com,,Smith & Co,,l-1,yes,',
+    'vendor,Wrong Type,v@x.test,,,,v-1,,',
+    'contact,,nameless@x.test,,,,c-3,,',
+    'contact,Bad Email,not-an-email,,,,c-4,,',
+    'contact,Has Domain,ok@x.test,x.test,,,c-5,,',
+    'customer,Free Mail Inc,,gmail.com,,,gm-1,,',
+    'contact,Jane Again,jane2@globex.test,,,,c-1,,',
+    'lead,Bulk?,b@x.test,,,,l-2,maybe,',
+    'contact,Zoë,zoë@Bücher.test,,,Globex,c-6,,',
+  ].join('\r\n');
+
+  it('previews every row: what would be created, and each bad row with its line and field', async () => {
+    const preview = await previewImport(deps, csv);
+    assert.equal(preview.total, 12);
+    assert.equal(preview.valid, 4);
+    assert.equal(preview.invalid, 8);
+    assert.equal(preview.creates, 4);
+    assert.equal(preview.updates, 0);
+    const errors = Object.fromEntries(preview.rows.filter((r) => r.action === 'skip').map((r) => [r.line, Object.keys(r.errors).join(',')]));
+    assert.deepEqual(errors, {
+      4: 'customer', 6: 'type', 7: 'name', 8: 'emails', 9: 'domains', 10: 'domains', 11: 'externalId', 12: 'linkBulk',
+    });
+    const dup = preview.rows.find((r) => r.line === 11)!;
+    assert.equal(dup.errors.externalId, 'duplicate of line 3');
+    assert.match(preview.rows.find((r) => r.line === 4)!.errors.customer, /does-not-exist/);
+    assert.equal(preview.columns.find((c) => c.header === 'Notes')!.field, null);
+    assert.equal(await store.models.CrmObject.countDocuments({}), 0, 'preview writes nothing');
+  });
+
+  it('refuses files it cannot read with a clear message', async () => {
+    const problem = async (input: string, pattern: RegExp) =>
+      assert.rejects(previewImport(deps, input), (err: unknown) => err instanceof AppError && err.code === 'CSV_INVALID' && pattern.test(err.message));
+    await problem('', /empty/);
+    await problem('type,emails\ncontact,a@b.test\n', /no "name" column/);
+    await problem('name,emails\nA,a@b.test\n', /no "type" column/);
+    await problem('type,name\ncontact,"unclosed\n', /not a readable CSV file/);
+    // With a default type, a file without a type column is fine.
+    const preview = await previewImport(deps, 'name,emails\nA,a@b.test\n', { defaultType: 'lead' });
+    assert.equal(preview.valid, 1);
+  });
+
+  it('commits the valid rows, resolves customers in the same file, and links existing mail', async () => {
+    const bob = await makeUser(store, 'bob@acme.test');
+    const message = await insertMessage(store, { ownerId: bob._id, from: 'jane+x@globex.test', to: ['bob@acme.test'] });
+    const result = await commitImport(deps, csv);
+    assert.equal(result.creates, 4);
+    assert.equal(await store.models.CrmObject.countDocuments({}), 4);
+    const globex = await store.models.CrmObject.findOne({ externalId: 'gx-1' }).lean();
+    const jane = await store.models.CrmObject.findOne({ externalId: 'c-1' }).lean();
+    const zoe = await store.models.CrmObject.findOne({ externalId: 'c-6' }).lean();
+    const sam = await store.models.CrmObject.findOne({ externalId: 'l-1' }).lean();
+    assert.ok(jane!.customerId!.equals(globex!._id));
+    assert.ok(zoe!.customerId!.equals(globex!._id), 'customer referenced by name');
+    assert.deepEqual(zoe!.emails, ['zoë@xn--bcher-kva.test']);
+    assert.deepEqual(jane!.emails, ['jane@globex.test']);
+    assert.equal(sam!.name, 'Smith, Sam');
+    assert.equal(sam!.rules!.linkBulk, true);
+    assert.ok(sam!.searchTerms.includes('sam'));
+    assert.equal(result.jobIds.length, 1);
+    await runPendingJobs(deps);
+    assert.deepEqual(await linkedIds(store, message._id), [globex!._id.toString(), jane!._id.toString()].sort());
+
+    // Importing the same file again updates in place: nothing is duplicated.
+    const again = await commitImport(deps, csv);
+    assert.equal(again.creates, 0);
+    assert.equal(again.updates, 4);
+    assert.equal(await store.models.CrmObject.countDocuments({}), 4);
+  });
+
+  it('commits 10,000 rows with bulkWrite (time reported, not asserted)', async function () {
+    this.timeout(120_000);
+    const lines = ['type,name,emails,domains,external_id'];
+    for (let i = 0; i < 10_000; i++) {
+      if (i % 10 === 0) lines.push(`customer,Company ${i},,company${i}.test,bulk-c-${i}`);
+      else lines.push(`contact,Person ${i},person${i}@company${i - (i % 10)}.test,,bulk-p-${i}`);
+    }
+    lines.push('contact,Broken,broken-address,,bulk-x');
+    const before = await store.models.CrmObject.countDocuments({});
+    const previewStarted = process.hrtime.bigint();
+    const preview = await previewImport(deps, lines.join('\n'));
+    const previewMs = Number(process.hrtime.bigint() - previewStarted) / 1e6;
+    assert.equal(preview.valid, 10_000);
+    assert.deepEqual(preview.rows.filter((r) => r.action === 'skip').map((r) => r.line), [10_002]);
+    const started = process.hrtime.bigint();
+    const result = await commitImport(deps, lines.join('\n'));
+    const commitMs = Number(process.hrtime.bigint() - started) / 1e6;
+    console.log(`      CSV import of 10,000 rows: preview ${previewMs.toFixed(0)} ms, commit ${commitMs.toFixed(0)} ms (FerretDB)`);
+    assert.equal(result.creates, 10_000);
+    assert.equal(await store.models.CrmObject.countDocuments({}), before + 10_000);
+    const sample = await store.models.CrmObject.findOne({ externalId: 'bulk-p-9999' }).lean();
+    assert.deepEqual(sample!.emails, ['person9999@company9990.test']);
+  });
+});

@@ -1,0 +1,98 @@
+import { strict as assert } from 'node:assert';
+import type { CrmDeps } from '../../gateway/crm/link';
+import { createObject, getObject, searchObjects, updateObject, upsertObjectByExternalId } from '../../gateway/crm/objects';
+import { AppError } from '../../gateway/core/errors';
+import { openTestStore } from '../support/store';
+import { makeUser, testLog } from './support';
+
+describe('crm/objects: the object service (real store)', () => {
+  let store: Awaited<ReturnType<typeof openTestStore>>;
+  let deps: CrmDeps;
+
+  before(async () => {
+    store = await openTestStore('crm_objects');
+    deps = { store, log: testLog };
+    await store.models.BusinessSettings.create({ _id: 'business', domains: ['acme.test'], freemailDomains: ['isp-mail.test'] });
+    await makeUser(store, 'bob@acme.test');
+  });
+  after(async () => store.drop());
+
+  const rejectsWith = async (promise: Promise<unknown>, code: string, fields: string[]) => {
+    await assert.rejects(promise, (err: unknown) => {
+      assert.ok(err instanceof AppError, String(err));
+      assert.equal(err.code, code);
+      assert.deepEqual(Object.keys(err.fields ?? {}).sort(), fields.sort());
+      return true;
+    });
+  };
+
+  it('normalises addresses and domains on create', async () => {
+    const { object } = await createObject(deps, { type: 'customer', name: '  Müller   AG ', emails: 'Sales@Müller.test; billing+inv@müller.test', domains: ['MÜLLER.test', 'mueller.test'] });
+    assert.equal(object.name, 'Müller AG');
+    assert.deepEqual(object.emails, ['sales@xn--mller-kva.test', 'billing@xn--mller-kva.test']);
+    assert.deepEqual(object.domains, ['xn--mller-kva.test', 'mueller.test']);
+    assert.match(object.externalId, /^local:[0-9a-f]{24}$/);
+  });
+
+  it('answers bad input with field errors', async () => {
+    await rejectsWith(createObject(deps, { type: 'vendor', name: '' }), 'VALIDATION_FAILED', ['type', 'name']);
+    await rejectsWith(createObject(deps, { type: 'contact', name: 'X', emails: ['ok@x.test', 'not-an-address'] }), 'VALIDATION_FAILED', ['emails']);
+    await rejectsWith(createObject(deps, { type: 'contact', name: 'X', domains: ['x.test'] }), 'VALIDATION_FAILED', ['domains']);
+    await rejectsWith(createObject(deps, { type: 'customer', name: 'X', domains: ['gmail.com'] }), 'VALIDATION_FAILED', ['domains']);
+    await rejectsWith(createObject(deps, { type: 'customer', name: 'X', domains: ['isp-mail.test'] }), 'VALIDATION_FAILED', ['domains']);
+    await rejectsWith(createObject(deps, { type: 'customer', name: 'X', domains: ['acme.test'] }), 'VALIDATION_FAILED', ['domains']);
+    await rejectsWith(createObject(deps, { type: 'contact', name: 'X', customerId: '0123456789abcdef01234567' }), 'VALIDATION_FAILED', ['customerId']);
+    await rejectsWith(createObject(deps, { type: 'lead', name: 'X', externalId: 'local:abc' }), 'VALIDATION_FAILED', ['externalId']);
+    await createObject(deps, { type: 'lead', name: 'Dup', externalId: 'crm-1' });
+    await rejectsWith(createObject(deps, { type: 'lead', name: 'Dup 2', externalId: 'crm-1' }), 'EXTERNAL_ID_TAKEN', ['externalId']);
+    await rejectsWith(updateObject(deps, '0123456789abcdef01234567', { name: 'x' }), 'NOT_FOUND', []);
+  });
+
+  it('links contacts to customers and drops fields a type change does not allow', async () => {
+    const { object: customer } = await createObject(deps, { type: 'customer', name: 'Parent Co', domains: ['parent.test'] });
+    const { object: contact } = await createObject(deps, { type: 'contact', name: 'Child', customerId: customer.id });
+    assert.equal(contact.customerId, customer.id);
+    const { object: lead } = await updateObject(deps, contact.id, { type: 'lead', company: 'Parent Co' });
+    assert.equal(lead.customerId, null);
+    const { object: demoted } = await updateObject(deps, customer.id, { type: 'lead' });
+    assert.deepEqual(demoted.domains, []);
+  });
+
+  it('searches by name words, email and domain (prefixes, any case, IDN) without $text', async () => {
+    await createObject(deps, { type: 'customer', name: 'The Initech Corporation', domains: ['initech.test'] });
+    await createObject(deps, { type: 'contact', name: 'Peter Gibbons', emails: ['peter.gibbons@initech.test'] });
+    await createObject(deps, { type: 'contact', name: 'Zoë Bücher', emails: ['zoe@bücher.test'] });
+    const names = async (q: string, type?: string) => (await searchObjects(store, { q, type })).objects.map((o) => o.name).sort();
+    assert.deepEqual(await names('initech'), ['Peter Gibbons', 'The Initech Corporation']);
+    assert.deepEqual(await names('initech', 'customer'), ['The Initech Corporation']);
+    assert.deepEqual(await names('CORP'), ['The Initech Corporation']);
+    assert.deepEqual(await names('gibb'), ['Peter Gibbons']);
+    assert.deepEqual(await names('Peter.Gibbons@Initech.test'), ['Peter Gibbons']);
+    assert.deepEqual(await names('peter initech'), ['Peter Gibbons']);
+    assert.deepEqual(await names('zoe@bücher.test'), ['Zoë Bücher']);
+    assert.deepEqual(await names('bücher'), ['Zoë Bücher']);
+    assert.deepEqual(await names('a.b(c'), [], 'regex characters are escaped');
+    const all = await searchObjects(store, { limit: 2 });
+    assert.equal(all.objects.length, 2);
+    assert.equal(all.more, true);
+  });
+
+  it('upserts by external id idempotently', async () => {
+    const first = await upsertObjectByExternalId(deps, 'contact', 'hubspot-42', { name: 'Quinn', emails: ['quinn@q.test'] });
+    assert.equal(first.created, true);
+    assert.equal(first.jobIds.length, 1, 'a new address queues a backfill');
+    const second = await upsertObjectByExternalId(deps, 'contact', 'hubspot-42', { name: 'Quinn', emails: ['quinn@q.test'] });
+    assert.equal(second.created, false);
+    assert.equal(second.object.id, first.object.id);
+    assert.deepEqual(second.jobIds, [], 'nothing changed: no job');
+    const third = await upsertObjectByExternalId(deps, 'contact', 'hubspot-42', { name: 'Quinn Q', emails: ['quinn@q.test', 'qq@q.test'] });
+    assert.equal(third.object.name, 'Quinn Q');
+    assert.equal(third.jobIds.length, 1);
+    assert.equal(await store.models.CrmObject.countDocuments({ externalId: 'hubspot-42' }), 1);
+    // Concurrent upserts of the same record converge on one document.
+    const results = await Promise.all([1, 2, 3].map(() => upsertObjectByExternalId(deps, 'lead', 'race-1', { name: 'Racer' })));
+    assert.equal(new Set(results.map((r) => r.object.id)).size, 1);
+    assert.equal(await store.models.CrmObject.countDocuments({ externalId: 'race-1' }), 1);
+    assert.equal((await getObject(store, first.object.id)).emails.length, 2);
+  });
+});

@@ -1,0 +1,208 @@
+import { strict as assert } from 'node:assert';
+import crypto from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import mongoose from 'mongoose';
+import { SecretBox } from '../../gateway/core/crypto';
+import { linkMessage, type CrmDeps } from '../../gateway/crm/link';
+import { createObject } from '../../gateway/crm/objects';
+import { dispatchDueDeliveries } from '../../gateway/crm/webhook-dispatch';
+import { createWebhook, listDeliveries, resendDelivery, rotateWebhookSecret, updateWebhook, type WebhookDeps } from '../../gateway/crm/webhooks';
+import { startCrmWorker } from '../../gateway/crm/worker';
+import { runPendingJobs } from '../../gateway/crm/backfill';
+import { openTestStore } from '../support/store';
+import { insertMessage, makeUser, testLog } from './support';
+
+/** A real HTTP receiver on 127.0.0.1 that verifies signatures the way the README tells integrators to. */
+interface Received {
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  signatureValid: boolean;
+}
+
+function startReceiver(secretRef: { secret: string }) {
+  const received: Received[] = [];
+  let answers: number[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      // The documented algorithm, written out independently of the product code:
+      const header = String(req.headers['postroom-signature'] ?? '');
+      const parts = Object.fromEntries(header.split(',').map((p) => p.split('=') as [string, string]));
+      const expected = crypto.createHmac('sha256', secretRef.secret).update(`${parts.t}.${body}`).digest('hex');
+      const fresh = Math.abs(Date.now() / 1000 - Number(parts.t)) <= 300;
+      const signatureValid = fresh && typeof parts.v1 === 'string' && parts.v1.length === 64 && crypto.timingSafeEqual(Buffer.from(parts.v1, 'hex'), Buffer.from(expected, 'hex'));
+      received.push({ headers: req.headers, body, signatureValid });
+      const status = answers.shift() ?? 200;
+      res.writeHead(status, { 'Content-Type': 'text/plain' }).end(status === 200 ? 'ok' : 'receiver is down');
+    });
+  });
+  return {
+    received,
+    answerNext(statuses: number[]) {
+      answers = [...statuses];
+    },
+    async listen() {
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      return `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/postroom`;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+const waitFor = async (check: () => Promise<boolean> | boolean, ms = 10_000) => {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+};
+
+describe('crm/webhooks: signed link events with retries (real store, real HTTP receiver)', () => {
+  let store: Awaited<ReturnType<typeof openTestStore>>;
+  let deps: CrmDeps;
+  let hookDeps: WebhookDeps;
+  const secretBox = new SecretBox(crypto.randomBytes(32), 'webhooks');
+  const secretRef = { secret: '' };
+  const receiver = startReceiver(secretRef);
+  let url: string;
+  let bob: Awaited<ReturnType<typeof makeUser>>;
+  let jane: mongoose.Types.ObjectId;
+
+  before(async () => {
+    store = await openTestStore('crm_webhooks');
+    deps = { store, log: testLog };
+    hookDeps = { store, log: testLog, secretBox };
+    url = await receiver.listen();
+    await store.models.BusinessSettings.create({ _id: 'business', domains: ['acme.test'] });
+    bob = await makeUser(store, 'bob@acme.test');
+    jane = new mongoose.Types.ObjectId((await createObject(deps, { type: 'contact', name: 'Jane Roe', emails: ['jane@globex.test'], externalId: 'crm-jane' })).object.id);
+    await runPendingJobs(deps);
+  });
+  after(async () => {
+    await receiver.close();
+    await store.drop();
+  });
+
+  it('refuses loopback targets unless an admin allows private targets explicitly', async () => {
+    await assert.rejects(createWebhook(hookDeps, { url }), (err: Error & { code?: string; status?: number }) => err.code === 'WEBHOOK_URL_REFUSED' && err.status === 400 && /127\.0\.0\.1/.test(err.message));
+    await assert.rejects(createWebhook(hookDeps, { url: url.replace('127.0.0.1', 'localhost') }), /private or loopback/);
+    await assert.rejects(createWebhook(hookDeps, { url: 'ftp://127.0.0.1/x', allowPrivate: true }), /only http and https/);
+    assert.equal(await store.models.Webhook.countDocuments({}), 0);
+  });
+
+  it('POSTs a signed link.created event for each new link; the receiver verifies it', async () => {
+    const { webhook, secret } = await createWebhook(hookDeps, { url, allowPrivate: true, description: 'CRM' });
+    secretRef.secret = secret;
+    const stored = await store.models.Webhook.findById(webhook.id).lean();
+    assert.ok(!JSON.stringify(stored).includes(secret), 'the signing secret is sealed at rest');
+    assert.equal(webhook.secretPrefix, secret.slice(0, 10));
+
+    const worker = startCrmWorker(deps, { intervalMs: 60_000, secretBox, webhooks: { intervalMs: 60_000 } });
+    try {
+      const message = await insertMessage(store, { ownerId: bob._id, from: { address: 'jane@globex.test', name: 'Jane' }, to: ['bob@acme.test'], subject: 'Renewal' });
+      await linkMessage({ ...deps, onEventsQueued: () => worker.kick() }, message);
+      await waitFor(() => receiver.received.length >= 1);
+      const [hit] = receiver.received;
+      assert.equal(hit.signatureValid, true, 'signature verifies with the documented algorithm');
+      assert.equal(hit.headers['content-type'], 'application/json');
+      assert.equal(hit.headers['postroom-event-type'], 'link.created');
+      const event = JSON.parse(hit.body);
+      assert.equal(hit.headers['postroom-event-id'], event.id);
+      assert.equal(event.type, 'link.created');
+      assert.equal(event.data.object.id, jane.toString());
+      assert.equal(event.data.object.externalId, 'crm-jane');
+      assert.equal(event.data.message.id, message._id.toString());
+      assert.equal(event.data.message.subject, 'Renewal');
+      assert.deepEqual(event.data.message.from, { address: 'jane@globex.test', name: 'Jane' });
+      assert.equal(event.data.link.rule, 'address');
+      assert.deepEqual(event.data.link.reasons[0], { address: 'jane@globex.test', rule: 'address', role: 'from', matched: 'jane@globex.test' });
+      await waitFor(async () => (await listDeliveries(store, webhook.id))[0]?.status === 'delivered');
+      const [delivery] = await listDeliveries(store, webhook.id);
+      assert.equal(delivery.attempts, 1);
+      assert.equal(delivery.log[0].statusCode, 200);
+
+      // Linking the same message again makes no new event.
+      await linkMessage(deps, message);
+      assert.equal(await store.models.WebhookDelivery.countDocuments({ webhookId: webhook.id }), 1);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it('retries with backoff after the receiver answers 500, then gives up when the window closes; resend delivers', async () => {
+    receiver.received.length = 0;
+    receiver.answerNext([500, 500]);
+    const message = await insertMessage(store, { ownerId: bob._id, from: 'jane@globex.test', to: ['bob@acme.test'], subject: 'Retry me' });
+    await linkMessage(deps, message);
+    const backoffs: number[] = [];
+    const options = { backoffMs: (n: number) => (backoffs.push(n), 100) };
+    const delivery = async () => (await store.models.WebhookDelivery.find({ eventType: 'link.created' }).sort({ createdAt: -1 }).limit(1).lean())[0];
+    await waitFor(async () => {
+      await dispatchDueDeliveries(hookDeps, options);
+      return (await delivery()).status === 'delivered';
+    });
+    const done = await delivery();
+    assert.equal(done.attempts, 3);
+    assert.deepEqual(done.log.map((e) => e.statusCode), [500, 500, 200]);
+    assert.match(done.log[0].error, /HTTP 500: receiver is down/);
+    assert.deepEqual(backoffs, [1, 2], 'the schedule is asked after each failure');
+    assert.equal(receiver.received.length, 3);
+    assert.deepEqual(receiver.received.map((r) => r.headers['postroom-delivery-attempt']), ['1', '2', '3']);
+    assert.equal(new Set(receiver.received.map((r) => r.headers['postroom-event-id'])).size, 1, 'one event id across attempts');
+    assert.ok(receiver.received.every((r) => r.signatureValid));
+
+    // A receiver that stays down past the retry window: the delivery ends as failed.
+    receiver.received.length = 0;
+    receiver.answerNext([500, 500, 500, 500, 500, 500, 500, 500]);
+    const another = await insertMessage(store, { ownerId: bob._id, from: 'jane@globex.test', to: ['bob@acme.test'], subject: 'Give up' });
+    await linkMessage(deps, another);
+    const pending = await delivery();
+    await store.models.WebhookDelivery.updateOne({ _id: pending._id }, { $set: { expiresAt: new Date(Date.now() + 250) } });
+    await waitFor(async () => {
+      await dispatchDueDeliveries(hookDeps, { backoffMs: () => 100 });
+      return (await store.models.WebhookDelivery.findById(pending._id).lean())!.status === 'failed';
+    });
+    const failed = (await store.models.WebhookDelivery.findById(pending._id).lean())!;
+    assert.ok(failed.attempts >= 2 && failed.attempts <= 4, `attempts ${failed.attempts}`);
+
+    receiver.answerNext([]);
+    const resent = await resendDelivery(store, pending._id.toString());
+    assert.equal(resent.status, 'pending');
+    await dispatchDueDeliveries(hookDeps, { backoffMs: () => 100 });
+    const after = (await store.models.WebhookDelivery.findById(pending._id).lean())!;
+    assert.equal(after.status, 'delivered');
+    assert.equal(after.log.length, failed.attempts + 1, 'the delivery log keeps every attempt');
+  });
+
+  it('refuses delivery to loopback when private targets are not allowed (checked again at send time)', async () => {
+    receiver.received.length = 0;
+    const [hook] = await store.models.Webhook.find({}).lean();
+    // An admin turns private targets off: saving re-checks the URL and refuses it.
+    await assert.rejects(updateWebhook(hookDeps, hook._id.toString(), { allowPrivate: false }), /private or loopback/);
+    // Even if the stored flag changes behind the service's back, the sender refuses.
+    await store.models.Webhook.updateOne({ _id: hook._id }, { $set: { allowPrivate: false } });
+    const message = await insertMessage(store, { ownerId: bob._id, from: 'jane@globex.test', to: ['bob@acme.test'], subject: 'Blocked' });
+    await linkMessage(deps, message);
+    await dispatchDueDeliveries(hookDeps, { backoffMs: () => 60_000 });
+    const row = (await store.models.WebhookDelivery.find({}).sort({ createdAt: -1 }).limit(1).lean())[0];
+    assert.equal(row.status, 'pending', 'kept for retry');
+    assert.match(row.lastError, /private or loopback/);
+    assert.equal(receiver.received.length, 0, 'nothing reached the receiver');
+    await store.models.Webhook.updateOne({ _id: hook._id }, { $set: { allowPrivate: true } });
+  });
+
+  it('rotating the secret signs later deliveries with the new one', async () => {
+    receiver.received.length = 0;
+    const [hook] = await store.models.Webhook.find({}).lean();
+    const { secret } = await rotateWebhookSecret(hookDeps, hook._id.toString());
+    assert.notEqual(secret, secretRef.secret);
+    secretRef.secret = secret;
+    await store.models.WebhookDelivery.updateMany({ status: 'pending' }, { $set: { nextAttemptAt: new Date(0) } });
+    await dispatchDueDeliveries(hookDeps);
+    assert.ok(receiver.received.length >= 1);
+    assert.ok(receiver.received.every((r) => r.signatureValid));
+  });
+});
