@@ -14,10 +14,10 @@
  */
 import { loadConfigOrExit } from '../core/config';
 import { pingStore } from '../core/db';
-import { startHealthServer } from '../core/health';
 import { createLogger } from '../core/log';
-import { openConfiguredStore } from '../store';
+import { openConfiguredStore, storeUri } from '../store';
 import { startGateway } from '../haraka/launcher';
+import { createLifecycle, serveHealthIfConfigured } from './lifecycle';
 
 export { startGateway } from '../haraka/launcher';
 export type { Gateway, StartGatewayOptions } from '../haraka/launcher';
@@ -25,40 +25,19 @@ export type { Gateway, StartGatewayOptions } from '../haraka/launcher';
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
   const log = createLogger({ level: config.logLevel, base: { app: 'postroom', process: 'gateway' } });
-  let stopping = false;
-  const stops: Array<() => Promise<unknown>> = [];
-
-  const shutdown = async (reason: string, code = 0) => {
-    if (stopping) {
-      log.warn('second signal: exiting now (unacknowledged messages are retried by their senders)');
-      process.exit(1);
-    }
-    stopping = true;
-    log.info({ reason }, 'stopping the gateway');
-    for (const stop of stops.reverse()) await stop().catch((err: Error) => log.error({ err }, 'error while stopping'));
-    process.exit(code);
-  };
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-
+  const lifecycle = createLifecycle(log, 'the gateway', 'unacknowledged messages are retried by their senders');
   try {
     const store = await openConfiguredStore(config, log);
-    stops.push(() => store.close());
-    const mongoUri = store.embedded ? `${store.embedded.uri.replace(/\/$/, '')}/postroom` : config.mongodbUri!;
-    const gateway = await startGateway({ config, log, mongoUri });
-    stops.push(() => gateway.close());
-    if (config.healthPort > 0) {
-      const health = await startHealthServer({
-        port: config.healthPort,
-        host: config.bindAddress,
-        check: async () => ({ store: (await pingStore(store.conn)) ? 'up' : 'down', smtp: gateway.isUp() ? 'up' : 'down' }),
-      });
-      stops.push(() => health.close());
-      log.info({ port: health.port }, 'health endpoint listening (GET /healthz)');
-    }
+    lifecycle.add('store', () => store.close());
+    const gateway = await startGateway({ config, log, mongoUri: storeUri(store, config) });
+    lifecycle.add('gateway', () => gateway.close());
+    await serveHealthIfConfigured(config, log, lifecycle, async () => ({
+      store: (await pingStore(store.conn)) ? 'up' : 'down',
+      smtp: gateway.isUp() ? 'up' : 'down',
+    }));
   } catch (err) {
     log.fatal({ err }, 'cannot start the gateway');
-    await shutdown('start failed', 1);
+    await lifecycle.shutdown('start failed', 1);
   }
 }
 

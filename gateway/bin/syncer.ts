@@ -14,10 +14,10 @@
  */
 import { loadConfigOrExit } from '../core/config';
 import { pingStore } from '../core/db';
-import { startHealthServer } from '../core/health';
 import { createLogger } from '../core/log';
 import { openConfiguredStore } from '../store';
 import { startSyncer } from '../sync/schedule';
+import { createLifecycle, serveHealthIfConfigured } from './lifecycle';
 
 export { startSyncer } from '../sync/schedule';
 export type { Syncer, SyncerDeps, PassReport } from '../sync/schedule';
@@ -26,44 +26,21 @@ async function main(): Promise<void> {
   const config = loadConfigOrExit();
   const log = createLogger({ level: config.logLevel, base: { app: 'postroom', process: 'syncer' } });
   const once = process.argv.includes('--once');
-  let stopping = false;
-  const stops: Array<() => Promise<unknown>> = [];
-
-  const shutdown = async (reason: string, code = 0) => {
-    if (stopping) {
-      log.warn('second signal: exiting now (unfinished batches are fetched again next time)');
-      process.exit(1);
-    }
-    stopping = true;
-    log.info({ reason }, 'stopping the syncer');
-    for (const stop of stops.reverse()) await stop().catch((err: Error) => log.error({ err }, 'error while stopping'));
-    process.exit(code);
-  };
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-
+  const lifecycle = createLifecycle(log, 'the syncer', 'unfinished batches are fetched again next time');
   try {
     const store = await openConfiguredStore(config, log);
-    stops.push(() => store.close());
+    lifecycle.add('store', () => store.close());
     const syncer = startSyncer({ config, log, store, schedule: !once });
-    stops.push(() => syncer.stop());
-    if (config.healthPort > 0) {
-      const health = await startHealthServer({
-        port: config.healthPort,
-        host: config.bindAddress,
-        check: async () => ({ store: (await pingStore(store.conn)) ? 'up' : 'down' }),
-      });
-      stops.push(() => health.close());
-      log.info({ port: health.port }, 'health endpoint listening (GET /healthz)');
-    }
+    lifecycle.add('syncer', () => syncer.stop());
+    await serveHealthIfConfigured(config, log, lifecycle, async () => ({ store: (await pingStore(store.conn)) ? 'up' : 'down' }));
     if (once) {
       const report = await syncer.runPassNow();
       log.info({ accounts: report.accounts.length, skipped: report.skipped.length }, 'one pass done');
-      await shutdown('--once done');
+      await lifecycle.shutdown('--once done');
     }
   } catch (err) {
     log.fatal({ err }, 'cannot start the syncer');
-    await shutdown('start failed', 1);
+    await lifecycle.shutdown('start failed', 1);
   }
 }
 

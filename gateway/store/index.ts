@@ -75,6 +75,11 @@ export async function openConfiguredStore(config: Config, log: Logger): Promise<
   };
 }
 
+/** The URI (with database) a child process such as Haraka should use for this store. */
+export function storeUri(store: Store, config: Pick<Config, 'mongodbUri'>): string {
+  return store.embedded ? `${store.embedded.uri.replace(/\/$/, '')}/postroom` : config.mongodbUri!;
+}
+
 /** The marker of a live embedded store, or null when absent or left by a dead process. */
 function readMarker(file: string): { uri: string; pid: number; ferretdbPid: number } | null {
   let marker: { uri?: unknown; pid?: unknown; ferretdbPid?: unknown };
