@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import mongoose from 'mongoose';
+import { detectBulk } from '../crm/bulk';
 import { AppError } from '../core/errors';
 import type { Logger } from '../core/log';
 import type { SourceKind } from '../models/message';
@@ -90,17 +91,6 @@ export interface IngestDeps {
   afterStore?: AfterStoreHook[];
 }
 
-const BULK_PRECEDENCE = /^(bulk|list|junk)$/i;
-
-/** RFC 3834 Auto-Submitted, RFC 2369/2919 list headers: automated mail is stored but not linked by default. */
-export function isBulk(parsed: ParsedMessage): boolean {
-  const header = (name: string) => parsed.headers.find((h) => h.name.toLowerCase() === name)?.value ?? '';
-  const autoSubmitted = header('auto-submitted');
-  if (autoSubmitted && autoSubmitted.toLowerCase() !== 'no') return true;
-  if (header('list-id')) return true;
-  return Boolean(header('list-unsubscribe')) && BULK_PRECEDENCE.test(header('precedence'));
-}
-
 function storeError(err: unknown, tag: string): AppError {
   return new AppError('STORE_UNAVAILABLE', 'Temporary storage failure, please retry', {
     status: 503,
@@ -179,7 +169,7 @@ export async function ingest(deps: IngestDeps, input: IngestInput): Promise<Inge
       parseError: parsed.parseError,
       kind: classification.kind ?? 'message',
       confirmation: classification.confirmation,
-      bulk: classification.bulk ?? isBulk(parsed),
+      bulk: classification.bulk ?? detectBulk(parsed.headers).bulk,
     };
 
     let id: ObjectId;
