@@ -1,6 +1,8 @@
 import { ImapFlow } from 'imapflow';
 import { AppError } from '../core/errors';
 import type { Logger } from '../core/log';
+import { imapClientOptions } from './imap-client';
+import { classifyNetworkError, IMAP_WORDING } from './network-errors';
 import type { TlsMode } from './presets';
 
 export interface ImapLoginSettings {
@@ -29,16 +31,6 @@ type ErrorLike = Error & {
   cause?: unknown;
 };
 
-// Node/OpenSSL codes for a certificate the client does not trust, or a handshake that failed.
-const TLS_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_REVOKED', 'CERT_UNTRUSTED', 'CERT_REJECTED',
-  'ERR_TLS_CERT_ALTNAME_INVALID', 'ERR_SSL_WRONG_VERSION_NUMBER', 'EPROTO', 'ERR_TLS_HANDSHAKE_TIMEOUT', 'ClosedAfterConnectTLS',
-  'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION', 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE', 'ERR_SSL_UNSUPPORTED_PROTOCOL',
-]);
-const TIMEOUT_CODES = new Set(['CONNECT_TIMEOUT', 'GREETING_TIMEOUT', 'UPGRADE_TIMEOUT', 'ETIMEOUT', 'ETIMEDOUT', 'ESOCKETTIMEDOUT']);
-const DNS_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_NONAME', 'EAI_FAIL', 'ENODATA']);
-
 /**
  * Turn whatever imapflow, net, tls or dns threw into an AppError with one of
  * IMAP_ERROR_CODES and a sentence a person can act on. The message never
@@ -55,18 +47,8 @@ export function classifyImapError(err: unknown, target?: { host?: string; port?:
     const serverText = (e.responseText ?? '').trim();
     return make('AUTH_FAILED', `The server rejected the user name or password${serverText ? `: "${serverText}"` : ''}. Check them; most providers need an app password for IMAP.`);
   }
-  if (DNS_CODES.has(code)) return make('HOST_NOT_FOUND', `The host name ${target?.host ?? e.hostname ?? ''} was not found in DNS (${code}). Check the IMAP host.`.replace('  ', ' '));
-  if (code === 'ECONNREFUSED') return make('CONNECTION_REFUSED', `${where} refused the connection. Check the host and port (IMAP over TLS is usually 993).`);
-  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ECONNRESET') {
-    return make('CONNECTION_REFUSED', `${where} could not be reached (${code}). Check the host and port.`);
-  }
-  if (TIMEOUT_CODES.has(code)) {
-    const hint = code === 'GREETING_TIMEOUT' ? ' The server never greeted: is this an IMAP port, and is the TLS setting right?' : '';
-    return make('TIMEOUT', `${where} did not answer in time (${code}).${hint}`);
-  }
-  if (TLS_CODES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || /\b(ssl|tls|certificate|handshake)\b/i.test(e.message ?? '')) {
-    return make('TLS_ERROR', `TLS with ${where} failed: ${e.message || code}. Check the TLS setting (993 uses TLS from the start, 143 uses STARTTLS) and the server's certificate.`);
-  }
+  const network = classifyNetworkError(err, target, IMAP_WORDING);
+  if (network) return make(network.code, network.message);
   if (e.cause && e.cause !== err) {
     const inner = classifyImapError(e.cause, target);
     if (inner.code !== 'IMAP_ERROR') return inner;
@@ -84,20 +66,7 @@ export function classifyImapError(err: unknown, target?: { host?: string; port?:
 export async function authenticateImap(settings: ImapLoginSettings, options: { timeoutMs?: number; log?: Logger } = {}): Promise<ImapLoginResult> {
   const timeoutMs = options.timeoutMs ?? 15000;
   const target = { host: settings.host, port: settings.port };
-  const client = new ImapFlow({
-    host: settings.host,
-    port: settings.port,
-    secure: settings.tls === 'implicit',
-    // STARTTLS (RFC 3501 §6.2.1) must be used when asked for, never when 'none'.
-    doSTARTTLS: settings.tls === 'starttls' ? true : settings.tls === 'none' ? false : undefined,
-    auth: { user: settings.username, pass: settings.password },
-    logger: false,
-    connectionTimeout: timeoutMs,
-    greetingTimeout: timeoutMs,
-    socketTimeout: timeoutMs,
-    disableAutoIdle: true,
-    clientInfo: { name: 'Postroom' },
-  } as ConstructorParameters<typeof ImapFlow>[0]);
+  const client = new ImapFlow(imapClientOptions(settings, { user: settings.username, pass: settings.password }, timeoutMs));
   // imapflow also emits 'error' on the client; without a listener Node would throw it.
   client.on('error', () => undefined);
 

@@ -1,3 +1,4 @@
+import { imapClientOptions, type ImapEndpoint } from '../accounts/imap-client';
 import { recordAudit, SYSTEM_ACTOR, type Actor } from '../accounts/audit';
 import { classifyImapError } from '../accounts/imap-login';
 import { findPreset } from '../accounts/presets';
@@ -45,18 +46,7 @@ export async function verifyOAuthImap(deps: OAuthDeps & { actor?: Actor; timeout
     const timeoutMs = deps.timeoutMs ?? 15_000;
     const target = { host: imap.host, port: imap.port };
     try {
-      const client = await connectImapWithOAuth(deps, account._id, imap.username, {
-        host: imap.host,
-        port: imap.port,
-        secure: imap.tls === 'implicit',
-        doSTARTTLS: imap.tls === 'starttls' ? true : imap.tls === 'none' ? false : undefined,
-        logger: false,
-        connectionTimeout: timeoutMs,
-        greetingTimeout: timeoutMs,
-        socketTimeout: timeoutMs,
-        disableAutoIdle: true,
-        clientInfo: { name: 'Postroom' },
-      });
+      const client = await connectImapWithOAuth(deps, account._id, imap.username, imapClientOptions(imap as ImapEndpoint, undefined, timeoutMs));
       await client.logout().catch(() => undefined);
       client.close();
     } catch (err) {

@@ -4,6 +4,7 @@ import { classifyImapError, type ImapLoginSettings } from '../accounts/imap-logi
 import { imapLoginSettings } from '../accounts/mail-accounts';
 import { SecretBoxError, type SecretBox } from '../core/crypto';
 import { AppError } from '../core/errors';
+import { imapClientOptions } from '../accounts/imap-client';
 import type { Logger } from '../core/log';
 import type { AfterStoreHook } from '../mail/ingest';
 import { connectImapWithOAuth, type OAuthDeps } from '../oauth';
@@ -88,20 +89,11 @@ function clientOptions(settings: ImapLoginSettings, rootLog: Logger, accountId: 
   // pass handles those and reports them in its one line per account, so
   // imapflow speaks only when the operator asked for debug.
   const imapLog = rootLog.child({ component: 'imapflow', accountId }, { level: rootLog.isLevelEnabled('debug') ? rootLog.level : 'silent' });
-  return {
-    host: settings.host,
-    port: settings.port,
-    secure: settings.tls === 'implicit',
-    // STARTTLS (RFC 3501 §6.2.1) is required when asked for; never attempted for 'none'.
-    doSTARTTLS: settings.tls === 'starttls' ? true : settings.tls === 'none' ? false : undefined,
-    auth: { user: settings.username, pass: settings.password },
-    logger: imapLog,
-    disableAutoIdle: true,
-    connectionTimeout: options.connectionTimeoutMs,
-    greetingTimeout: options.greetingTimeoutMs,
-    socketTimeout: options.socketTimeoutMs,
-    clientInfo: { name: 'Postroom' },
-  } as ImapFlowOptions;
+  return imapClientOptions(settings, { user: settings.username, pass: settings.password }, {
+    connectionTimeoutMs: options.connectionTimeoutMs,
+    greetingTimeoutMs: options.greetingTimeoutMs,
+    socketTimeoutMs: options.socketTimeoutMs,
+  }, imapLog);
 }
 
 /** Folders with their STATUS, in as few round trips as the server allows. */
