@@ -1,4 +1,5 @@
 import { Router, type Request } from 'express';
+import { messageLinks } from '../../gateway/crm/timeline';
 import {
   deleteMessage, filterProblems, getMessageFor, listMailAccounts, listMessages, messageVolume, openAttachment, openRawMessage,
   releaseMessage, type MessageFilters, type Viewer, type VolumeDay,
@@ -84,8 +85,16 @@ export function emailsRouter(deps: AdminDeps): Router {
     const loadImages = queryParam(req, 'images') === '1';
     const sanitized = message.html ? sanitizeMessageHtml(message.html, { loadImages }) : { html: '', blockedImages: 0 };
     const account = message.accountId ? await deps.store.models.MailAccount.findById(message.accountId, { email: 1 }).lean() : null;
+    // Each link with why it was made (address and rule), as issue 6 asks the console to show.
     const linked = message.linkedObjectIds?.length
-      ? await deps.store.models.CrmObject.find({ _id: { $in: message.linkedObjectIds } }, { name: 1, type: 1 }).lean()
+      ? (await messageLinks(deps.store, message._id)).map((link) => ({
+          _id: link.object.id,
+          type: link.object.type,
+          name: link.object.name,
+          why: link.reasons.length
+            ? link.reasons.map((r) => `${r.address} (${r.rule}${r.role ? `, ${r.role}` : ''})`).join('; ')
+            : `${link.address} (${link.rule})`,
+        }))
       : [];
     res.render('emails/message', {
       title: message.subject || '(no subject)',

@@ -10,6 +10,7 @@ import { startAdmin } from '../../admin/server';
 import { ensureFirstAdmin } from '../accounts';
 import { loadConfigOrExit } from '../core/config';
 import { createLogger } from '../core/log';
+import { startOutboxWorkerFromConfig } from '../send';
 import { openConfiguredStore, storeUri } from '../store';
 import { startGateway } from './gateway';
 import { createLifecycle } from './lifecycle';
@@ -32,6 +33,10 @@ async function main(): Promise<void> {
 
     const syncer = startSyncer({ config, log, store });
     lifecycle.add('syncer', () => syncer.stop());
+
+    // Retries of mail a provider deferred (4xx) or could not be reached for.
+    const outbox = startOutboxWorkerFromConfig(config, { store, log });
+    lifecycle.add('outbox', () => outbox.stop());
 
     log.info(
       { smtp: `${config.bindAddress}:${config.smtpPort}`, console: config.publicUrl, store: store.embedded ? 'embedded FerretDB' : 'MongoDB' },

@@ -16,6 +16,7 @@ import { loadConfigOrExit } from '../core/config';
 import { pingStore } from '../core/db';
 import { createLogger } from '../core/log';
 import { openConfiguredStore } from '../store';
+import { startOutboxWorkerFromConfig } from '../send';
 import { startSyncer } from '../sync/schedule';
 import { createLifecycle, serveHealthIfConfigured } from './lifecycle';
 
@@ -32,8 +33,12 @@ async function main(): Promise<void> {
     lifecycle.add('store', () => store.close());
     const syncer = startSyncer({ config, log, store, schedule: !once });
     lifecycle.add('syncer', () => syncer.stop());
+    // The syncer process also retries the outbox (deferred sends); any number may run it.
+    const outbox = startOutboxWorkerFromConfig(config, { store, log });
+    lifecycle.add('outbox', () => outbox.stop());
     await serveHealthIfConfigured(config, log, lifecycle, async () => ({ store: (await pingStore(store.conn)) ? 'up' : 'down' }));
     if (once) {
+      await outbox.runOnce();
       const report = await syncer.runPassNow();
       log.info({ accounts: report.accounts.length, skipped: report.skipped.length }, 'one pass done');
       await lifecycle.shutdown('--once done');

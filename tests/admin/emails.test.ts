@@ -85,14 +85,22 @@ describe('admin: the Emails inbox and message view', () => {
   it('filters by linked object and lists the linked objects on the message page', async () => {
     const object = await store.models.CrmObject.create({ type: 'customer', name: 'Initech', nameLower: 'initech', externalId: 'local:initech', domains: ['customer.test'] });
     await store.models.Message.updateOne({ _id: ids.html }, { $set: { linkedObjectIds: [object._id] } });
+    const message = await store.models.Message.findById(ids.html).lean();
+    await store.models.Link.create({
+      messageId: ids.html, objectId: object._id, ownerId: message!.ownerId, address: 'news@customer.test', rule: 'domain',
+      reasons: [{ address: 'news@customer.test', rule: 'domain', role: 'from', matched: 'customer.test' }],
+      receivedAt: message!.receivedAt, createdAt: new Date(),
+    });
     const { agent } = await signIn(testApp.app, 'bob@acme.test');
     const filtered = await agent.get(`/?object=${object._id}`).expect(200);
     assert.match(filtered.text, /Newsletter with pictures/);
     assert.doesNotMatch(filtered.text, /Order 119/);
     assert.match(filtered.text, /Showing mail linked to one object/);
     const page = await agent.get(`/messages/${ids.html}`).expect(200);
-    assert.match(page.text, /<span class="badge">customer<\/span> Initech/);
+    assert.match(page.text, /<span class="badge">customer<\/span> <a href="\/objects\/[0-9a-f]{24}">Initech<\/a>/, "the linked object links to its page");
     assert.match(page.text, new RegExp(`href="/\\?status=all&amp;object=${object._id}"`));
+    assert.match(page.text, /linked by news@customer\.test \(domain, from\)/, 'the page says why it is linked');
+    assert.match(page.text, new RegExp(`action="/objects/${object._id}/unlink"`), 'and offers to unlink it');
     await agent.get('/?object=not-an-id').expect(400);
   });
 

@@ -1,0 +1,178 @@
+import { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import multer from 'multer';
+import { getMessageFor } from '../../gateway/accounts';
+import { AppError, isAppError } from '../../gateway/core/errors';
+import {
+  discardOutboxEntry, listOutbox, listSendableAccounts, MAX_ATTACHMENTS, ORIGINAL_ACTIONS, prepareFromOriginal, retryOutboxNow, sendDepsFromConfig, sendMessage,
+  type AttachmentInput, type Mailbox, type OriginalAction, type SendableAccount,
+} from '../../gateway/send';
+import { checkbox, field, queryParam } from '../lib/forms';
+import { flash, requireUser } from '../middleware/auth';
+import type { AdminDeps } from '../types';
+
+/**
+ * Compose (new message, reply, reply all, forward) and the Outbox. Thin:
+ * composing, sending, queueing and filing live in gateway/send.
+ *
+ * The form is multipart/form-data (attachments), which the urlencoded parser
+ * does not read; `composeUploads` parses it before the CSRF check so the
+ * hidden _csrf field is seen (app.ts mounts it there). It only parses for a
+ * signed-in session, so anonymous uploads are never buffered.
+ */
+
+const FORM_PATH = '/compose';
+
+type UploadRequest = Request & { uploadProblem?: string };
+
+export function composeUploads(deps: AdminDeps): RequestHandler {
+  const upload = multer({
+    storage: multer.memoryStorage(),
+    limits: { fileSize: deps.config.smtpMaxMessageSize, files: MAX_ATTACHMENTS, fields: 40, fieldSize: 4 * 1024 * 1024, parts: MAX_ATTACHMENTS + 40 },
+  }).array('attachments', MAX_ATTACHMENTS);
+  return (req: Request, res: Response, next: NextFunction) => {
+    if (req.method !== 'POST' || req.path !== FORM_PATH || !req.session?.userId || !req.is('multipart/form-data')) return next();
+    // Memory bound for the whole form (multer limits each file only): the attachments plus room for the text fields.
+    const declared = Number(req.get('content-length') ?? 0);
+    if (declared > deps.config.smtpMaxMessageSize + 8 * 1024 * 1024) {
+      return next(new AppError('TOO_LARGE', `The message is larger than ${Math.floor(deps.config.smtpMaxMessageSize / 1024 / 1024)} MB, the most that can be sent. Go back and remove attachments.`, { status: 413 }));
+    }
+    upload(req, res, (err: unknown) => {
+      if (!err) return next();
+      // Fields before the failing file were read (the form puts the file input last), so the page can be shown again with them.
+      const e = err as { code?: string; message?: string };
+      const problem = e.code === 'LIMIT_FILE_SIZE'
+        ? `an attachment is larger than ${Math.floor(deps.config.smtpMaxMessageSize / 1024 / 1024)} MB, the most that can be sent`
+        : e.code === 'LIMIT_FILE_COUNT' || e.code === 'LIMIT_UNEXPECTED_FILE' ? `at most ${MAX_ATTACHMENTS} attachments` : `the upload failed: ${e.message ?? 'unknown error'}`;
+      (req as UploadRequest).uploadProblem = problem;
+      next();
+    });
+  };
+}
+
+interface ComposeForm {
+  account: string;
+  to: string;
+  cc: string;
+  bcc: string;
+  subject: string;
+  text: string;
+  original: string;
+  action: string;
+  includeAttachments: boolean;
+}
+
+const mailboxText = (list: Mailbox[]) => list.map((m) => (m.name ? `${m.name} <${m.address}>` : m.address)).join(', ');
+
+export function composeRouter(deps: AdminDeps): Router {
+  const router = Router();
+  const sendDeps = sendDepsFromConfig(deps.config, { store: deps.store, log: deps.log, secretBox: deps.secretBox });
+  router.use([FORM_PATH, '/outbox'], requireUser);
+
+  async function contacts(): Promise<Array<{ email: string; name: string }>> {
+    // A datalist of known addresses (works without JS); CRM objects are the business's shared address book.
+    const rows = await deps.store.models.CrmObject.find({ 'emails.0': { $exists: true } }, { name: 1, emails: 1 }).sort({ nameLower: 1 }).limit(500).lean();
+    return rows.flatMap((row) => (row.emails ?? []).map((email) => ({ email, name: row.name })));
+  }
+
+  async function render(req: Request, res: Response, status: number, form: ComposeForm, accounts: SendableAccount[], errors: Record<string, string>, problem = '') {
+    const originalMessage = form.original ? await getMessageFor(deps.store, req.viewer!, form.original) : null;
+    res.status(status).render('compose/compose', {
+      title: form.action === 'forward' ? 'Forward' : form.action ? 'Reply' : 'Compose',
+      form,
+      accounts,
+      errors,
+      problem,
+      contacts: await contacts(),
+      originalMessage,
+      forwardedAttachments: form.action === 'forward' ? originalMessage?.attachments ?? [] : [],
+      maxMegabytes: Math.floor(deps.config.smtpMaxMessageSize / 1024 / 1024),
+    });
+  }
+
+  router.get(FORM_PATH, async (req, res) => {
+    const accounts = await listSendableAccounts(deps.store, req.viewer!.id);
+    const form: ComposeForm = { account: queryParam(req, 'account'), to: queryParam(req, 'to'), cc: '', bcc: '', subject: '', text: '', original: '', action: '', includeAttachments: true };
+    const originalId = queryParam(req, 'original');
+    const action = queryParam(req, 'action') || 'reply';
+    if (originalId) {
+      if (!(ORIGINAL_ACTIONS as readonly string[]).includes(action)) throw new AppError('BAD_REQUEST', `action must be one of ${ORIGINAL_ACTIONS.join(', ')}`, { status: 400 });
+      const original = await getMessageFor(deps.store, req.viewer!, originalId);
+      if (!original) throw new AppError('NOT_FOUND', 'message not found', { status: 404 });
+      const own = accounts.map((a) => a.email);
+      const user = await deps.store.models.User.findById(req.viewer!.id, { email: 1 }).lean();
+      if (user?.email) own.push(user.email);
+      const prepared = prepareFromOriginal(original, action as OriginalAction, own);
+      Object.assign(form, {
+        to: mailboxText(prepared.to),
+        cc: mailboxText(prepared.cc),
+        subject: prepared.subject,
+        text: `\n\n${prepared.quote}`,
+        original: originalId,
+        action,
+      });
+      // Answer from the account the message came to, when it can send.
+      const receivedBy = original.accountId?.toString();
+      if (!form.account && receivedBy && accounts.some((a) => a.id === receivedBy && !a.problem)) form.account = receivedBy;
+    }
+    if (!form.account) form.account = accounts.find((a) => !a.problem)?.id ?? '';
+    await render(req, res, 200, form, accounts, {});
+  });
+
+  router.post(FORM_PATH, async (req, res) => {
+    const accounts = await listSendableAccounts(deps.store, req.viewer!.id);
+    const form: ComposeForm = {
+      account: field(req, 'account'), to: field(req, 'to'), cc: field(req, 'cc'), bcc: field(req, 'bcc'), subject: field(req, 'subject'), text: field(req, 'text'),
+      original: field(req, 'original'), action: field(req, 'action'), includeAttachments: checkbox(req, 'includeAttachments'),
+    };
+    const uploadProblem = (req as UploadRequest).uploadProblem;
+    if (uploadProblem) return render(req, res, 413, form, accounts, { attachments: uploadProblem });
+    const chosen = accounts.find((a) => a.id === form.account);
+    if (!chosen) return render(req, res, 400, form, accounts, { account: 'choose one of your mail accounts' });
+    if (chosen.problem) return render(req, res, 409, form, accounts, { account: `${chosen.email} cannot send: ${chosen.problem}` });
+
+    const files = (Array.isArray(req.files) ? req.files : []) as Express.Multer.File[];
+    const attachments: AttachmentInput[] = files.filter((file) => file.originalname || file.size > 0).map((file) => ({
+      filename: file.originalname, contentType: file.mimetype, content: file.buffer,
+    }));
+    const original = form.original && (ORIGINAL_ACTIONS as readonly string[]).includes(form.action)
+      // The quote is already in the text the user edited; forwarded attachments follow the checkbox.
+      ? { id: form.original, action: form.action as OriginalAction, quote: false, includeAttachments: form.includeAttachments }
+      : undefined;
+    try {
+      const result = await sendMessage(sendDeps, req.viewer!, chosen.id, {
+        to: form.to, cc: form.cc, bcc: form.bcc, subject: form.subject, text: form.text, attachments, original, createdBy: req.viewer!.id,
+      });
+      const refused = result.refused.length > 0 ? ` Refused by the server: ${result.refused.map((r) => `${r.address} (${r.reply})`).join('; ')}.` : '';
+      if (result.status === 'sent') {
+        flash(req, refused ? 'info' : 'success', `Sent from ${chosen.email}.${refused}`);
+        return res.redirect(303, result.storedMessageId ? `/messages/${result.storedMessageId}` : '/outbox');
+      }
+      flash(req, 'info', `Queued: ${result.queuedBecause || 'the server did not take it yet.'} Postroom retries on its own; see the Outbox.${refused}`);
+      return res.redirect(303, '/outbox');
+    } catch (err) {
+      if (!isAppError(err) || err.status >= 500) throw err;
+      if (err.fields) return render(req, res, err.status, form, accounts, err.fields);
+      // The server's own reply (refused recipient, authentication, size) or the rate limit, above the form.
+      return render(req, res, err.status, form, accounts, {}, `${err.code}: ${err.message}`);
+    }
+  });
+
+  router.get('/outbox', async (req, res) => {
+    const items = await listOutbox(deps.store, req.viewer!, { limit: 200 });
+    res.render('compose/outbox', { title: 'Outbox', items });
+  });
+
+  router.post('/outbox/:id/retry', async (req, res) => {
+    await retryOutboxNow(deps.store, req.viewer!, String(req.params.id), deps.clock());
+    flash(req, 'success', 'It will be retried at the outbox worker\'s next pass (within a minute).');
+    res.redirect(303, '/outbox');
+  });
+
+  router.post('/outbox/:id/discard', async (req, res) => {
+    await discardOutboxEntry(deps.store, req.viewer!, String(req.params.id), deps.clock());
+    flash(req, 'success', 'Discarded: it will not be retried.');
+    res.redirect(303, '/outbox');
+  });
+
+  return router;
+}

@@ -1,0 +1,82 @@
+import addressparser from 'nodemailer/lib/addressparser';
+import { emailProblem } from '../accounts/email-address';
+
+export interface Mailbox {
+  name: string;
+  address: string;
+}
+
+/**
+ * RFC 5321 §4.5.3.1.8: a server must accept at least 100 recipients per
+ * message; more than that is where providers start refusing, so Postroom
+ * stops there too.
+ */
+export const MAX_RECIPIENTS = 100;
+
+/**
+ * Header injection (CWE-93): a CR or LF in anything that ends up in a header
+ * would let the sender add headers or a body of their own. Every header
+ * field is refused outright rather than cleaned, so the user sees what was
+ * wrong; NUL is refused for the same reason (RFC 5322 §2.2 forbids it).
+ */
+export const LINE_BREAK = /[\r\n\0]/;
+export const LINE_BREAK_PROBLEM = 'must not contain line breaks (CR or LF)';
+
+/** Other control characters (RFC 5322 §2.2: header fields are printable US-ASCII plus WSP; RFC 6532 adds UTF-8). */
+const CONTROL = /[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]/;
+
+/** Why a header value is unusable, or null. */
+export function headerValueProblem(value: string): string | null {
+  if (LINE_BREAK.test(value)) return LINE_BREAK_PROBLEM;
+  if (CONTROL.test(value)) return 'must not contain control characters';
+  return null;
+}
+
+/**
+ * Parse a To/Cc/Bcc field as people type it ("Alice <alice@x.com>, bob@y.com",
+ * one per line or separated by commas or semicolons) or as a list. Returns
+ * the mailboxes or a problem naming the first bad entry. Groups (RFC 5322
+ * §3.4) are flattened to their members.
+ */
+export function parseAddressList(input: string | string[] | undefined): { mailboxes: Mailbox[]; problem: string | null } {
+  const entries = (Array.isArray(input) ? input : [input ?? '']).map((entry) => String(entry));
+  for (const entry of entries) {
+    const problem = headerValueProblem(entry);
+    if (problem) return { mailboxes: [], problem };
+  }
+  const mailboxes: Mailbox[] = [];
+  for (const entry of entries) {
+    const text = entry.replace(/;/g, ',').trim();
+    if (!text) continue;
+    const parsed = addressparser(text, { flatten: true }) as Array<{ name?: string; address?: string }>;
+    for (const item of parsed) {
+      const address = (item.address ?? '').trim();
+      const name = (item.name ?? '').trim();
+      if (!address) return { mailboxes: [], problem: `"${(name || text).slice(0, 80)}" is not an email address such as bob@acme.com` };
+      // "a@x.com b@y.com" parses as one address with the other as its display name.
+      if (/[^\s@]+@[^\s@]+\.[^\s@]+/.test(name) && !/^".*"$/.test(name)) return { mailboxes: [], problem: `separate the addresses ${address} and ${name.slice(0, 80)} with a comma` };
+      const problem = emailProblem(address);
+      if (problem) return { mailboxes: [], problem: `${address.slice(0, 80)} ${problem}` };
+      mailboxes.push({ name, address });
+    }
+  }
+  return { mailboxes, problem: null };
+}
+
+/** The mailbox as an RFC 5322 address, the display name quoted by nodemailer when it is composed. */
+export function formatMailbox(mailbox: Mailbox): string {
+  return mailbox.name ? `"${mailbox.name.replace(/["\\]/g, '')}" <${mailbox.address}>` : mailbox.address;
+}
+
+/** Lower-cased, de-duplicated addresses of several lists, in order. */
+export function uniqueAddresses(...lists: Mailbox[][]): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const mailbox of lists.flat()) {
+    const key = mailbox.address.toLowerCase();
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(mailbox.address);
+  }
+  return out;
+}

@@ -1,0 +1,90 @@
+import type { SecretBox } from '../core/crypto';
+import { AppError, notFound } from '../core/errors';
+import type { Logger } from '../core/log';
+import type { Store } from '../store';
+import { recordAudit, type Actor } from '../accounts/audit';
+import { parseObjectId } from '../accounts/ids';
+import { accountScope, toMailAccountView, type MailAccountView, type Viewer } from '../accounts/mail-accounts';
+import { classifySmtpError } from './smtp-errors';
+import { smtpServer, smtpSettingsFor, type SendingAccount, type SmtpSettings } from './settings';
+import { createSmtpTransport, type SmtpTimeouts } from './transport';
+
+export type SmtpLoginResult = { ok: true } | { ok: false; error: AppError };
+
+/**
+ * Log in to an SMTP server for real (EHLO, STARTTLS when asked, AUTH, QUIT:
+ * nodemailer's `verify()`), within `timeoutMs` overall. Resolves `{ok: true}`
+ * or `{ok: false, error}` with a precise code (AUTH_FAILED with the server's
+ * text, HOST_NOT_FOUND, CONNECTION_REFUSED, TLS_ERROR, TIMEOUT); never rejects.
+ */
+export async function authenticateSmtp(settings: SmtpSettings, options: { timeoutMs?: number; log?: Logger } = {}): Promise<SmtpLoginResult> {
+  const timeoutMs = options.timeoutMs ?? 15000;
+  const target = { host: settings.host, port: settings.port };
+  const timeouts: SmtpTimeouts = { connectionTimeoutMs: timeoutMs, greetingTimeoutMs: timeoutMs, socketTimeoutMs: timeoutMs };
+  const transport = createSmtpTransport(settings, { timeouts });
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEOUT' })), timeoutMs);
+  });
+  try {
+    await Promise.race([transport.verify(), deadline]);
+    options.log?.info(target, 'SMTP login succeeded');
+    return { ok: true };
+  } catch (err) {
+    const { error } = classifySmtpError(err, target);
+    options.log?.info({ ...target, code: error.code }, 'SMTP login failed');
+    return { ok: false, error };
+  } finally {
+    clearTimeout(timer);
+    transport.close();
+  }
+}
+
+export interface AuthenticateSmtpDeps {
+  store: Store;
+  secretBox: SecretBox;
+  actor: Actor;
+  log?: Logger;
+  timeoutMs?: number;
+  now?: Date;
+}
+
+/**
+ * The console's and API's "Authenticate SMTP": log in with the account's
+ * resolved SMTP settings and record the outcome on MailAccount.smtp (status
+ * authenticated/failing, last error) plus an audit event. Missing settings
+ * are a 400 VALIDATION_FAILED naming each field.
+ */
+export async function authenticateMailAccountSmtp(deps: AuthenticateSmtpDeps, viewer: Viewer, id: string): Promise<{ account: MailAccountView; error: AppError | null }> {
+  const objectId = parseObjectId(id);
+  const account = objectId ? await deps.store.models.MailAccount.findOne({ _id: objectId, ...accountScope(viewer) }) : null;
+  if (!account) throw notFound('mail account');
+  const settings = smtpSettingsFor(account as unknown as SendingAccount, deps.secretBox);
+  const result = await authenticateSmtp(settings, { timeoutMs: deps.timeoutMs, log: deps.log });
+  const now = deps.now ?? new Date();
+  const smtp = account.smtp!;
+  // Keep the resolved server on the account, so what was verified is what is shown and used.
+  const server = smtpServer(account as unknown as SendingAccount);
+  smtp.host = server.host;
+  smtp.port = server.port;
+  smtp.tls = server.tls;
+  if (result.ok) {
+    smtp.authenticatedAt = now;
+    smtp.lastError = '';
+    smtp.lastErrorCode = '';
+    smtp.status = smtp.enabled ? 'authenticated' : 'off';
+  } else {
+    smtp.authenticatedAt = null;
+    smtp.lastError = result.error.message;
+    smtp.lastErrorCode = result.error.code;
+    smtp.status = smtp.enabled ? 'failing' : 'off';
+  }
+  await account.save();
+  await recordAudit(deps.store, deps.actor, {
+    action: result.ok ? 'account.smtp.authenticated' : 'account.smtp.failed',
+    targetType: 'mail_account',
+    targetId: account._id.toString(),
+    details: { email: account.email, host: server.host, ...(result.ok ? {} : { code: result.error.code }) },
+  }, now);
+  return { account: toMailAccountView(account), error: result.ok ? null : result.error };
+}

@@ -1,0 +1,150 @@
+import crypto from 'node:crypto';
+import MailComposer from 'nodemailer/lib/mail-composer';
+import { AppError } from '../core/errors';
+import { describeFields } from '../accounts/users';
+import { formatMailbox, headerValueProblem, LINE_BREAK, LINE_BREAK_PROBLEM, MAX_RECIPIENTS, parseAddressList, uniqueAddresses, type Mailbox } from './addresses';
+import { bracketMessageId } from './reply';
+
+/**
+ * Message composition. MIME is built by nodemailer's MailComposer (never by
+ * hand): it encodes non-ASCII headers (RFC 2047), folds lines, picks
+ * transfer encodings and multipart structure.
+ */
+
+export interface AttachmentInput {
+  filename: string;
+  contentType?: string;
+  content: Buffer;
+}
+
+/** What a person (console form or API call) asks to send. Address fields as typed or as lists. */
+export interface DraftInput {
+  to?: string | string[];
+  cc?: string | string[];
+  bcc?: string | string[];
+  subject?: string;
+  text?: string;
+  attachments?: AttachmentInput[];
+}
+
+/** A checked draft: every header value free of line breaks, every address valid. */
+export interface Draft {
+  to: Mailbox[];
+  cc: Mailbox[];
+  bcc: Mailbox[];
+  subject: string;
+  text: string;
+  attachments: Array<Required<AttachmentInput>>;
+}
+
+export const MAX_SUBJECT_LENGTH = 998; // RFC 5322 §2.1.1 line limit
+export const MAX_ATTACHMENTS = 20;
+const CONTENT_TYPE = /^[a-z0-9!#$&^_.+-]{1,127}\/[a-z0-9!#$&^_.+-]{1,127}$/i; // RFC 6838 §4.2 type/subtype
+
+/**
+ * Check a draft. Problems come back all at once as a 400 VALIDATION_FAILED
+ * with `fields` keyed like the API (`to`, `subject`, `attachments.0.filename`):
+ * a CR or LF in any header-bound field (header injection) is refused there,
+ * never cleaned silently. `maxBytes` bounds the attachments together.
+ */
+export function checkDraft(input: DraftInput, options: { maxBytes: number }): Draft {
+  const fields: Record<string, string> = {};
+  const lists: Record<'to' | 'cc' | 'bcc', Mailbox[]> = { to: [], cc: [], bcc: [] };
+  for (const name of ['to', 'cc', 'bcc'] as const) {
+    const { mailboxes, problem } = parseAddressList(input[name]);
+    if (problem) fields[name] = problem;
+    lists[name] = mailboxes;
+  }
+  const recipients = uniqueAddresses(lists.to, lists.cc, lists.bcc);
+  if (!fields.to && !fields.cc && !fields.bcc && recipients.length === 0) fields.to = 'needs at least one address';
+  if (recipients.length > MAX_RECIPIENTS) fields.to = `has ${recipients.length} recipients with Cc and Bcc; at most ${MAX_RECIPIENTS} are allowed`;
+
+  const subject = (input.subject ?? '').trim();
+  const subjectProblem = headerValueProblem(input.subject ?? '');
+  if (subjectProblem) fields.subject = subjectProblem;
+  else if (subject.length > MAX_SUBJECT_LENGTH) fields.subject = `must be at most ${MAX_SUBJECT_LENGTH} characters`;
+
+  const text = (input.text ?? '').replace(/\0/g, '');
+  const attachments: Draft['attachments'] = [];
+  const given = input.attachments ?? [];
+  if (given.length > MAX_ATTACHMENTS) fields.attachments = `at most ${MAX_ATTACHMENTS} attachments`;
+  let total = 0;
+  given.slice(0, MAX_ATTACHMENTS).forEach((attachment, index) => {
+    const filename = (attachment.filename ?? '').trim();
+    const problem = headerValueProblem(attachment.filename ?? '');
+    if (problem) fields[`attachments.${index}.filename`] = problem;
+    else if (!filename) fields[`attachments.${index}.filename`] = 'is needed';
+    else if (filename.length > 255) fields[`attachments.${index}.filename`] = 'must be at most 255 characters';
+    const contentType = (attachment.contentType ?? '').trim() || 'application/octet-stream';
+    if (LINE_BREAK.test(attachment.contentType ?? '')) fields[`attachments.${index}.contentType`] = LINE_BREAK_PROBLEM;
+    else if (!CONTENT_TYPE.test(contentType)) fields[`attachments.${index}.contentType`] = 'must be a media type such as application/pdf';
+    total += attachment.content.length;
+    attachments.push({ filename, contentType: contentType.toLowerCase(), content: attachment.content });
+  });
+  if (total > options.maxBytes) fields.attachments = `are ${formatSize(total)} together; at most ${formatSize(options.maxBytes)} can be sent`;
+
+  if (Object.keys(fields).length > 0) throw new AppError('VALIDATION_FAILED', describeFields(fields), { status: 400, fields });
+  return { ...lists, subject, text, attachments };
+}
+
+function formatSize(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MB` : `${Math.ceil(bytes / 1024)} KB`;
+}
+
+/** A new Message-ID (RFC 5322 §3.6.4): random left part, the sender's domain on the right. Bare, without brackets. */
+export function newMessageId(fromAddress: string): string {
+  const domain = fromAddress.slice(fromAddress.lastIndexOf('@') + 1) || 'postroom.invalid';
+  return `${crypto.randomUUID()}@${domain}`;
+}
+
+export interface ComposeInput {
+  from: Mailbox;
+  draft: Draft;
+  messageId: string;
+  date: Date;
+  inReplyTo?: string;
+  references?: string[];
+}
+
+export interface ComposedMessage {
+  /** What goes over SMTP: no Bcc header (RFC 5322 §3.6.3, the usual "Bcc removed" variant). */
+  transmit: Buffer;
+  /** The sender's own copy, stored and appended to Sent: the same bytes plus the Bcc header. */
+  file: Buffer;
+}
+
+/**
+ * Build the message. Both copies come from one MIME tree, so they share the
+ * Message-ID, Date, boundaries and encodings and differ only in Bcc.
+ */
+export async function composeMessage(input: ComposeInput): Promise<ComposedMessage> {
+  const { draft } = input;
+  const composer = new MailComposer({
+    from: formatMailbox(input.from),
+    to: draft.to.map(formatMailbox),
+    cc: draft.cc.map(formatMailbox),
+    bcc: draft.bcc.map(formatMailbox),
+    subject: draft.subject,
+    text: draft.text,
+    date: input.date,
+    messageId: bracketMessageId(input.messageId),
+    inReplyTo: input.inReplyTo ? bracketMessageId(input.inReplyTo) : undefined,
+    references: input.references?.length ? input.references.map(bracketMessageId) : undefined,
+    attachments: draft.attachments.map((attachment) => ({ filename: attachment.filename, contentType: attachment.contentType, content: attachment.content })),
+    // RFC 5322 §2.3: CRLF only, never a bare LF — and the bytes stored, appended to Sent and sent are then the same.
+    newline: 'windows',
+    // Content comes only from what was given: never from a path or URL in the input.
+    disableFileAccess: true,
+    disableUrlAccess: true,
+  });
+  const root = composer.compile();
+  if (draft.bcc.length === 0) {
+    const bytes = await root.build();
+    return { transmit: bytes, file: bytes };
+  }
+  root.keepBcc = true;
+  const file = await root.build();
+  root.keepBcc = false;
+  const transmit = await root.build();
+  return { transmit, file };
+}

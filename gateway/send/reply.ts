@@ -1,0 +1,154 @@
+import type { Mailbox } from './addresses';
+
+/**
+ * Replying and forwarding, as pure functions over a stored message: who the
+ * reply goes to, the subject, the threading headers and the quoted text.
+ */
+
+export const ORIGINAL_ACTIONS = ['reply', 'reply-all', 'forward'] as const;
+export type OriginalAction = (typeof ORIGINAL_ACTIONS)[number];
+
+/** What these functions read of a stored Message. */
+export interface OriginalMessage {
+  messageId?: string | null;
+  subject?: string | null;
+  from?: { address?: string | null; name?: string | null } | null;
+  to?: Array<{ address?: string | null; name?: string | null }> | null;
+  cc?: Array<{ address?: string | null; name?: string | null }> | null;
+  replyTo?: Array<{ address?: string | null; name?: string | null }> | null;
+  date?: Date | null;
+  receivedAt?: Date | null;
+  inReplyTo?: string | null;
+  references?: string[] | null;
+  text?: string | null;
+}
+
+// Reply/forward prefixes mail programs put in front of subjects, in the
+// languages seen most (RFC 5322 §3.6.5 recommends "Re: " for replies):
+// Re, Aw (de), Sv (sv/da/no), Antw (nl), Odp (pl), Réf/Ref (fr); Fwd, Fw,
+// Wg (de), Tr (fr), Doorst (nl); with an optional counter, "Re[2]:".
+const REPLY_PREFIX = /^\s*(re|aw|sv|antw|odp|r[ée]f)(\[\d+\])?\s*:\s*/i;
+const FORWARD_PREFIX = /^\s*(fwd?|wg|tr|doorst)(\[\d+\])?\s*:\s*/i;
+
+/** "Re: " in front, unless the subject already starts with a reply prefix (no "Re: Re: "). */
+export function replySubject(subject: string): string {
+  const trimmed = subject.trim();
+  if (REPLY_PREFIX.test(trimmed)) return trimmed.replace(REPLY_PREFIX, 'Re: ');
+  return trimmed ? `Re: ${trimmed}` : 'Re:';
+}
+
+/** "Fwd: " in front, unless it already starts with a forward prefix. */
+export function forwardSubject(subject: string): string {
+  const trimmed = subject.trim();
+  if (FORWARD_PREFIX.test(trimmed)) return trimmed.replace(FORWARD_PREFIX, 'Fwd: ');
+  return trimmed ? `Fwd: ${trimmed}` : 'Fwd:';
+}
+
+const bracket = (id: string) => `<${id.replace(/^<|>$/g, '')}>`;
+const bare = (id: string) => id.trim().replace(/^<|>$/g, '');
+// A msg-id (RFC 5322 §3.6.4) without brackets: no white space, brackets or line breaks.
+const MSG_ID = /^[^\s<>]+@[^\s<>]+$/;
+
+/** Most servers cap a header line at 998 octets (RFC 5322 §2.1.1); long threads keep the first and the latest ids. */
+const MAX_REFERENCES = 20;
+
+/**
+ * RFC 5322 §3.6.4: In-Reply-To is the parent's Message-ID; References is
+ * the parent's References (or, lacking that, its In-Reply-To) followed by the
+ * parent's Message-ID. Ids are stored bare; nodemailer adds the brackets.
+ */
+export function threadingHeaders(original: OriginalMessage): { inReplyTo: string; references: string[] } {
+  const parentId = bare(original.messageId ?? '');
+  if (!MSG_ID.test(parentId)) return { inReplyTo: '', references: [] };
+  let chain = (original.references ?? []).map(bare).filter((id) => MSG_ID.test(id));
+  if (chain.length === 0 && original.inReplyTo) {
+    const parentOfParent = bare(original.inReplyTo.split(/\s+/)[0] ?? '');
+    if (MSG_ID.test(parentOfParent)) chain = [parentOfParent];
+  }
+  chain = chain.filter((id) => id !== parentId);
+  chain.push(parentId);
+  if (chain.length > MAX_REFERENCES) chain = [chain[0], ...chain.slice(chain.length - (MAX_REFERENCES - 1))];
+  return { inReplyTo: parentId, references: chain };
+}
+
+function mailboxes(list: OriginalMessage['to']): Mailbox[] {
+  return (list ?? []).filter((m) => m?.address).map((m) => ({ name: m.name ?? '', address: m.address! }));
+}
+
+/**
+ * Recipients of a reply (RFC 5322 §3.6.3): the Reply-To if present, else the
+ * From. Reply-all adds the original To and Cc to Cc... except the sender's
+ * own addresses, and without repeats.
+ */
+export function replyRecipients(original: OriginalMessage, action: 'reply' | 'reply-all', ownAddresses: readonly string[]): { to: Mailbox[]; cc: Mailbox[] } {
+  const own = new Set(ownAddresses.map((a) => a.toLowerCase()));
+  const seen = new Set<string>();
+  const keep = (list: Mailbox[]) => list.filter((m) => {
+    const key = m.address.toLowerCase();
+    if (own.has(key) || seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+  const replyTo = mailboxes(original.replyTo);
+  const author = replyTo.length > 0 ? replyTo : mailboxes(original.from ? [original.from] : []);
+  let to = keep(author);
+  // Replying to one's own sent message goes back to its recipients.
+  const fromSelf = original.from?.address && own.has(original.from.address.toLowerCase());
+  if (to.length === 0 && fromSelf) to = keep(mailboxes(original.to));
+  if (action === 'reply') return { to, cc: [] };
+  const others = keep([...mailboxes(original.to), ...mailboxes(original.cc)]);
+  return { to, cc: others };
+}
+
+function describe(mailbox: { address?: string | null; name?: string | null } | null | undefined): string {
+  if (!mailbox?.address) return '';
+  return mailbox.name ? `${mailbox.name} <${mailbox.address}>` : mailbox.address;
+}
+
+function formatDate(date: Date | null | undefined): string {
+  // RFC 5322 §3.3 date, as mail programs show it in attributions.
+  return date ? new Date(date).toUTCString().replace('GMT', '+0000') : '';
+}
+
+/** The original text quoted for a reply: an attribution line, then every line prefixed with "> " (RFC 3676 §4.5). */
+export function quoteForReply(original: OriginalMessage): string {
+  const when = formatDate(original.date ?? original.receivedAt);
+  const who = describe(original.from) || 'the sender';
+  const text = (original.text ?? '').replace(/\r\n?/g, '\n').replace(/\n+$/, '');
+  const quoted = text.split('\n').map((line) => (line.startsWith('>') ? `>${line}` : `> ${line}`).trimEnd()).join('\n');
+  return `On ${when || 'an earlier date'}, ${who} wrote:\n${quoted}\n`;
+}
+
+/** The original for a forward: a header block, then the text as it was. */
+export function quoteForForward(original: OriginalMessage): string {
+  const lines = ['---------- Forwarded message ----------', `From: ${describe(original.from)}`];
+  const date = formatDate(original.date ?? original.receivedAt);
+  if (date) lines.push(`Date: ${date}`);
+  lines.push(`Subject: ${original.subject ?? ''}`);
+  const to = (original.to ?? []).map(describe).filter(Boolean).join(', ');
+  if (to) lines.push(`To: ${to}`);
+  const cc = (original.cc ?? []).map(describe).filter(Boolean).join(', ');
+  if (cc) lines.push(`Cc: ${cc}`);
+  return `${lines.join('\n')}\n\n${(original.text ?? '').replace(/\r\n?/g, '\n').replace(/\n+$/, '')}\n`;
+}
+
+export interface PreparedReply {
+  to: Mailbox[];
+  cc: Mailbox[];
+  subject: string;
+  inReplyTo: string;
+  references: string[];
+  /** Text to start the body with: the quote (reply) or the forwarded block (forward). */
+  quote: string;
+}
+
+/** Everything a reply, reply-all or forward starts from. A forward has no recipients and no threading headers. */
+export function prepareFromOriginal(original: OriginalMessage, action: OriginalAction, ownAddresses: readonly string[]): PreparedReply {
+  if (action === 'forward') {
+    return { to: [], cc: [], subject: forwardSubject(original.subject ?? ''), inReplyTo: '', references: [], quote: quoteForForward(original) };
+  }
+  const { to, cc } = replyRecipients(original, action, ownAddresses);
+  return { to, cc, subject: replySubject(original.subject ?? ''), ...threadingHeaders(original), quote: quoteForReply(original) };
+}
+
+export { bracket as bracketMessageId };

@@ -1,0 +1,60 @@
+import { ImapFlow, type ListResponse } from 'imapflow';
+import type { Logger } from '../core/log';
+import { imapClientOptions } from '../accounts/imap-client';
+import type { ImapLoginSettings } from '../accounts/imap-login';
+
+/**
+ * Filing a sent message in the provider's Sent folder over IMAP (RFC 3501
+ * §6.3.11 APPEND), so the user's mail program shows it like any other sent
+ * mail. The bytes appended are the ones Postroom stored, so when the IMAP
+ * sync later reads the Sent folder, ingest recognises the copy (same
+ * Message-ID and content) and only records the extra source.
+ */
+
+/** Names of the Sent folder on servers that do not mark it \Sent (RFC 6154). */
+const SENT_NAMES = ['sent', 'sent items', 'sent messages', 'sent mail', 'gesendet', 'gesendete elemente', 'envoyés', 'éléments envoyés'];
+
+/** The folder to append to: the one marked \Sent, else one with a usual name. Null when there is none. */
+export function findSentFolder(list: ReadonlyArray<Pick<ListResponse, 'path' | 'name' | 'specialUse' | 'flags'>>): string | null {
+  const selectable = list.filter((entry) => !entry.flags?.has('\\Noselect') && !entry.flags?.has('\\NonExistent'));
+  const marked = selectable.find((entry) => entry.specialUse === '\\Sent');
+  if (marked) return marked.path;
+  const named = selectable.find((entry) => SENT_NAMES.includes((entry.name ?? entry.path).toLowerCase()));
+  return named?.path ?? null;
+}
+
+export interface SentAppendOptions {
+  timeoutMs?: number;
+  log?: Logger;
+}
+
+export type SentAppendResult = { outcome: 'appended'; folder: string; uid: number | null } | { outcome: 'no-folder' };
+
+/**
+ * Log in, find the Sent folder, APPEND the message flagged \Seen with its
+ * date as INTERNALDATE, log out. Rejects with imapflow's error (the caller
+ * classifies it with classifyImapError).
+ */
+export async function appendToSentFolder(settings: ImapLoginSettings, raw: Buffer, date: Date, options: SentAppendOptions = {}): Promise<SentAppendResult> {
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const client = new ImapFlow(imapClientOptions(settings, { user: settings.username, pass: settings.password }, timeoutMs));
+  client.on('error', () => undefined); // connect()/append() reject with the same error
+  try {
+    await client.connect();
+    const folder = findSentFolder(await client.list());
+    if (!folder) {
+      options.log?.warn({ host: settings.host }, 'no Sent folder on the IMAP server; the sent message is not appended');
+      return { outcome: 'no-folder' };
+    }
+    const result = await client.append(folder, raw, ['\\Seen'], date);
+    if (!result) throw Object.assign(new Error(`APPEND to ${folder} was refused`), { code: 'APPEND_FAILED' });
+    await client.logout().catch(() => undefined);
+    return { outcome: 'appended', folder, uid: typeof result.uid === 'number' ? result.uid : null };
+  } finally {
+    try {
+      client.close();
+    } catch {
+      // already closed
+    }
+  }
+}

@@ -1,0 +1,128 @@
+import type { SecretBox } from '../core/crypto';
+import { AppError } from '../core/errors';
+import { findPreset, type TlsMode } from '../accounts/presets';
+import { describeFields } from '../accounts/users';
+import type { ObjectId } from '../accounts/ids';
+import type { Store } from '../store';
+
+/**
+ * Where and as whom Postroom submits mail for an account (RFC 6409
+ * submission). Host/port/TLS come from the SMTP settings the user saved, or
+ * else from the service preset (the SMTP service, or the IMAP one when the
+ * SMTP side was never set); the user name and password are the IMAP ones
+ * unless the user gave others (`smtp.sameCredentials` false).
+ */
+export interface SmtpSettings {
+  host: string;
+  port: number;
+  tls: TlsMode;
+  /** How the client authenticates. The OAuth2 variant (XOAUTH2) is added by gateway/oauth. */
+  auth: SmtpPasswordAuth;
+}
+
+export interface SmtpPasswordAuth {
+  type: 'password';
+  user: string;
+  pass: string;
+}
+
+/**
+ * Providers that put a copy of mail submitted over SMTP into the Sent folder
+ * themselves, so appending one would file it twice. Gmail does for every
+ * authenticated submission; Microsoft 365 / Outlook.com save SMTP AUTH
+ * submissions to Sent Items as well.
+ */
+const PROVIDERS_FILING_SENT = new Set(['gmail', 'outlook']);
+
+export function providerFilesSentMail(service: string): boolean {
+  return PROVIDERS_FILING_SENT.has(service);
+}
+
+/** What this module reads of a MailAccount (lean or hydrated). */
+export interface SendingAccount {
+  _id: ObjectId;
+  ownerId: ObjectId;
+  email: string;
+  enabled?: boolean | null;
+  imap?: {
+    service?: string | null; host?: string | null; port?: number | null; tls?: string | null; username?: string | null;
+    passwordEnc?: string | null; status?: string | null; authenticatedAt?: Date | null;
+  } | null;
+  smtp?: {
+    enabled?: boolean | null; service?: string | null; host?: string | null; port?: number | null; tls?: string | null;
+    username?: string | null; passwordEnc?: string | null; status?: string | null; sameCredentials?: boolean | null; authenticatedAt?: Date | null;
+  } | null;
+  oauth?: { provider?: string | null } | null;
+}
+
+/** The service whose preset applies to sending: the SMTP choice, else the IMAP one. */
+export function smtpService(account: SendingAccount): string {
+  const chosen = account.smtp?.service;
+  return chosen && chosen !== 'custom' ? chosen : account.imap?.service || chosen || 'custom';
+}
+
+/** Host, port and TLS mode: saved values first, then the preset. Empty host / port 0 when neither has one. */
+export function smtpServer(account: SendingAccount): { host: string; port: number; tls: TlsMode } {
+  const preset = findPreset(smtpService(account))?.smtp ?? null;
+  const smtp = account.smtp ?? {};
+  return {
+    host: smtp.host || preset?.host || '',
+    port: smtp.port || preset?.port || 0,
+    tls: ((smtp.host ? smtp.tls : preset?.tls ?? smtp.tls) || 'implicit') as TlsMode,
+  };
+}
+
+/**
+ * The settings to submit with, the password opened. Throws a 400
+ * VALIDATION_FAILED naming each missing piece (`smtp.host`, `smtp.password`…).
+ */
+export function smtpSettingsFor(account: SendingAccount, secretBox: SecretBox): SmtpSettings {
+  const server = smtpServer(account);
+  const same = account.smtp?.sameCredentials !== false;
+  const source = same ? account.imap ?? {} : account.smtp ?? {};
+  const prefix = same ? 'imap' : 'smtp';
+  const fields: Record<string, string> = {};
+  if (!server.host) fields['smtp.host'] = 'is needed to send (or choose an email service)';
+  if (!server.port) fields['smtp.port'] = 'is needed to send';
+  if (!source.username) fields[`${prefix}.username`] = same ? 'is needed: sending uses the IMAP user name' : 'is needed to send';
+  if (!source.passwordEnc) fields[`${prefix}.password`] = same ? 'is needed: sending uses the IMAP password' : 'is needed to send';
+  if (Object.keys(fields).length > 0) throw new AppError('VALIDATION_FAILED', describeFields(fields), { status: 400, fields });
+  return {
+    ...server,
+    auth: { type: 'password', user: source.username!, pass: secretBox.open(source.passwordEnc!, account._id.toString()) },
+  };
+}
+
+/**
+ * Why the account cannot send yet, or null when it can. Sending needs an
+ * enabled account whose IMAP login was authenticated (the issue's rule: send
+ * through a mailbox we know is the user's) and whose SMTP login was
+ * authenticated with the Authenticate SMTP step.
+ */
+export function sendingProblem(account: SendingAccount): string | null {
+  if (account.enabled === false) return 'this account is disabled';
+  if (!account.imap?.authenticatedAt) return 'its IMAP login is not authenticated yet (Preferences → Email → IMAP Support → Authenticate)';
+  if (!account.smtp?.enabled) return 'sending is not turned on for it (Preferences → Email → Sending)';
+  if (account.smtp.status !== 'authenticated') {
+    return account.smtp.status === 'failing'
+      ? 'its SMTP login failed; check the settings and press Authenticate SMTP again'
+      : 'its SMTP login is not authenticated yet (Preferences → Email → Sending → Authenticate SMTP)';
+  }
+  return null;
+}
+
+/** What Compose offers: the user's own accounts, each with why it cannot send (null: it can). */
+export interface SendableAccount {
+  id: string;
+  email: string;
+  problem: string | null;
+}
+
+/**
+ * The viewer's own accounts for the From choice ("from any of the user's
+ * sendable accounts"): even admins send only as themselves from Compose.
+ */
+export async function listSendableAccounts(store: Store, ownerId: ObjectId): Promise<SendableAccount[]> {
+  const rows = (await store.models.MailAccount.find({ ownerId }, { email: 1, enabled: 1, imap: 1, smtp: 1, ownerId: 1 }).sort({ email: 1 }).limit(200).lean()) as unknown as SendingAccount[];
+  return rows.map((row) => ({ id: row._id.toHexString(), email: row.email, problem: sendingProblem(row) }));
+}

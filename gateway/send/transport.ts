@@ -1,0 +1,61 @@
+import nodemailer, { type Transporter } from 'nodemailer';
+import type SMTPTransport from 'nodemailer/lib/smtp-transport';
+import type { Logger } from '../core/log';
+import type { SmtpSettings } from './settings';
+
+/** Timeouts of one SMTP session (nodemailer's names); tests shorten them. */
+export interface SmtpTimeouts {
+  connectionTimeoutMs: number;
+  greetingTimeoutMs: number;
+  socketTimeoutMs: number;
+}
+
+export const DEFAULT_SMTP_TIMEOUTS: SmtpTimeouts = {
+  connectionTimeoutMs: 30_000,
+  greetingTimeoutMs: 30_000,
+  // RFC 5321 §4.5.3.2 suggests minutes per command; 2 min of silence is a dead peer for submission.
+  socketTimeoutMs: 2 * 60_000,
+};
+
+export interface TransportOptions {
+  timeouts?: Partial<SmtpTimeouts>;
+  log?: Logger;
+  /** EHLO name (RFC 5321 §4.1.1.1); nodemailer's default is the machine's host name. */
+  name?: string;
+}
+
+/**
+ * The one place a nodemailer SMTP transport is built for an account, so
+ * every session (Authenticate SMTP, sending, retries) uses the same TLS and
+ * authentication rules:
+ *
+ * - `implicit`: TLS from the first byte (RFC 8314 §3.3, port 465);
+ * - `starttls`: STARTTLS is required — a server that does not offer it is
+ *   an error, never a silent plaintext login (RFC 3207, RFC 8314 §3.1);
+ * - `none`: plaintext, only when the user chose it.
+ *
+ * Certificates are always verified (Node's default trust store plus
+ * NODE_EXTRA_CA_CERTS). OAuth2 accounts will pass
+ * `auth: {type: 'OAuth2', user, accessToken}` here (gateway/oauth).
+ */
+export function createSmtpTransport(settings: SmtpSettings, options: TransportOptions = {}): Transporter<SMTPTransport.SentMessageInfo> {
+  const timeouts = { ...DEFAULT_SMTP_TIMEOUTS, ...options.timeouts };
+  const transportOptions: SMTPTransport.Options = {
+    host: settings.host,
+    port: settings.port,
+    secure: settings.tls === 'implicit',
+    requireTLS: settings.tls === 'starttls',
+    ignoreTLS: settings.tls === 'none',
+    auth: { user: settings.auth.user, pass: settings.auth.pass },
+    connectionTimeout: timeouts.connectionTimeoutMs,
+    greetingTimeout: timeouts.greetingTimeoutMs,
+    socketTimeout: timeouts.socketTimeoutMs,
+    // The composed message is handed over as raw bytes: nothing may be read from files or URLs.
+    disableFileAccess: true,
+    disableUrlAccess: true,
+    logger: false,
+    debug: false,
+  };
+  if (options.name) transportOptions.name = options.name;
+  return nodemailer.createTransport(transportOptions);
+}

@@ -1,0 +1,137 @@
+/**
+ * Sending in a real browser (Debian's Chromium driven by playwright-core):
+ * the SMTP preset fills the Sending panel, Reply from a message page sends a
+ * threaded reply, Compose sends a new message with an attachment, and the
+ * Outbox lists both; screenshots in test-output/screenshots/.
+ */
+import { strict as assert } from 'node:assert';
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { createLogger } from '../../gateway/core/log';
+import { fromRoot } from '../../gateway/core/paths';
+import { startAdmin, type RunningAdmin } from '../../admin/server';
+import { storeMessage, testConfig } from '../admin/fixtures';
+import type { DovecotServer } from '../support/dovecot';
+import { openTestStore } from '../support/store';
+import { SecretBox, resolveMasterKey } from '../../gateway/core/crypto';
+import { makeContact, sendableAccount, sharedDovecot, startRecordingSmtp, type RecordingSmtp, type SendFixture, type TestStore } from './support';
+
+const SHOTS = fromRoot('test-output', 'screenshots');
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+describe('send: in a real browser (Chromium)', function () {
+  this.timeout(120_000);
+  let store: TestStore;
+  let dovecot: DovecotServer;
+  let smtp: RecordingSmtp;
+  let admin: RunningAdmin;
+  let browser: Browser;
+  let bob: SendFixture;
+  let incomingId: string;
+  const cspViolations: string[] = [];
+
+  before(async () => {
+    fs.mkdirSync(SHOTS, { recursive: true });
+    store = await openTestStore('send_browser');
+    dovecot = await sharedDovecot();
+    smtp = await startRecordingSmtp({ tls: 'starttls' });
+    const config = testConfig();
+    // The running console seals with the SecretBox startAdmin derives from SECRET_KEY: the fixture must use the same.
+    const secretBox = new SecretBox(resolveMasterKey(config.secretKey, config.dataDir).key, 'secrets');
+    bob = await sendableAccount(store, secretBox, { dovecot, smtp, smtpTls: 'starttls' }, { name: 'Bob Sender' });
+    await makeContact(store, 'Alice Customer', 'alice@customer.test');
+    incomingId = (await storeMessage(store, { from: 'Alice Customer <alice@customer.test>', to: bob.email, subject: 'Delivery date', text: 'When can you deliver?', messageId: '<delivery-1@customer.test>' },
+      { ownerId: bob.user.id, accountId: bob.accountId, source: 'imap' })).id;
+    admin = await startAdmin({ config, log: createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), store, port: 0, host: '127.0.0.1', imapTimeoutMs: 10_000 });
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  });
+  after(async () => {
+    await browser?.close();
+    await admin?.close();
+    await smtp?.stop();
+    await store?.drop();
+  });
+
+  let lastPage: Page | undefined;
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed' && lastPage && !lastPage.isClosed()) {
+      await lastPage.screenshot({ path: path.join(SHOTS, 'failure-send-browser.png'), fullPage: true }).catch(() => undefined);
+    }
+  });
+
+  async function signedInPage(): Promise<Page> {
+    const context = await browser.newContext({ viewport: { width: 1366, height: 900 }, baseURL: admin.url });
+    const page = await context.newPage();
+    lastPage = page;
+    page.on('console', (message) => {
+      if (/Content Security Policy/i.test(message.text())) cspViolations.push(`${page.url()}: ${message.text()}`);
+    });
+    await page.goto('/login');
+    await page.fill('#email', bob.user.email);
+    await page.fill('#password', 'correct-horse-battery-staple');
+    await Promise.all([page.waitForURL((url) => !url.pathname.startsWith('/login')), page.click('button[type=submit]')]);
+    return page;
+  }
+
+  it('the Sending panel: choosing a service fills the SMTP server (JavaScript enhancement)', async () => {
+    const page = await signedInPage();
+    await page.goto(`/preferences/email/${bob.accountId}#smtp`);
+    assert.match((await page.textContent('#smtp-status')) ?? '', /Sending: authenticated/);
+    await page.selectOption('#smtp-service', 'outlook');
+    assert.equal(await page.inputValue('#smtp-host'), 'smtp.office365.com');
+    assert.equal(await page.inputValue('#smtp-port'), '587');
+    assert.equal(await page.inputValue('#smtp-tls'), 'starttls');
+    await page.locator('#smtp').screenshot({ path: path.join(SHOTS, 'smtp-panel-laptop.png') });
+    await page.context().close();
+  });
+
+  it('Reply from a message page sends a threaded reply and shows the stored copy', async () => {
+    const page = await signedInPage();
+    await page.goto(`/messages/${incomingId}`);
+    await Promise.all([page.waitForURL(/\/compose\?/), page.click('#reply')]);
+    assert.equal(await page.inputValue('#compose-subject'), 'Re: Delivery date');
+    assert.equal(await page.inputValue('#compose-to'), 'Alice Customer <alice@customer.test>');
+    const quoted = await page.inputValue('#compose-text');
+    assert.match(quoted, /wrote:\n> When can you deliver\?/);
+    await page.locator('#compose-text').press('Control+Home');
+    await page.keyboard.type('Next Tuesday.');
+    await page.screenshot({ path: path.join(SHOTS, 'compose-reply-laptop.png'), fullPage: true });
+    const before = smtp.received.length;
+    await Promise.all([page.waitForURL(/\/messages\/[0-9a-f]{24}$/), page.click('#compose-send')]);
+    assert.match((await page.textContent('.flash.success')) ?? '', /Sent from /);
+    assert.match((await page.textContent('.msg-head h1')) ?? '', /Re: Delivery date/);
+    await smtp.waitFor(before + 1);
+    const got = smtp.received[before].parsed;
+    assert.equal(got.inReplyTo, '<delivery-1@customer.test>');
+    assert.match(got.text ?? '', /^Next Tuesday\.\n\nOn .+ wrote:\n> When can you deliver\?/);
+    await page.context().close();
+  });
+
+  it('Compose sends a new message with an attachment; the Outbox lists it as sent', async () => {
+    const page = await signedInPage();
+    await page.click('nav.sidebar >> text=Compose');
+    await page.waitForURL('**/compose');
+    await page.fill('#compose-to', 'alice@customer.test');
+    await page.fill('#compose-subject', 'Catalogue');
+    await page.fill('#compose-text', 'Hello Alice,\nthe catalogue is attached.\nBob');
+    await page.setInputFiles('#compose-attachments', { name: 'catalogue.txt', mimeType: 'text/plain', buffer: Buffer.from('widgets and gadgets') });
+    const before = smtp.received.length;
+    await Promise.all([page.waitForURL(/\/messages\/[0-9a-f]{24}$/), page.click('#compose-send')]);
+    await smtp.waitFor(before + 1);
+    const got = smtp.received[before].parsed;
+    assert.equal(got.subject, 'Catalogue');
+    assert.equal(got.attachments[0].filename, 'catalogue.txt');
+    assert.equal(got.attachments[0].content.toString(), 'widgets and gadgets');
+    assert.ok(await page.isVisible('a:has-text("catalogue.txt")'));
+
+    await page.click('nav.sidebar >> text=Outbox');
+    await page.waitForURL('**/outbox');
+    const rows = await page.locator('#outbox tbody tr').allTextContents();
+    assert.ok(rows.some((row) => /Catalogue/.test(row) && /Sent/.test(row)), rows.join('\n'));
+    assert.ok(rows.some((row) => /Re: Delivery date/.test(row) && /Sent/.test(row)), rows.join('\n'));
+    await page.screenshot({ path: path.join(SHOTS, 'outbox-laptop.png'), fullPage: true });
+    assert.deepEqual(cspViolations, []);
+    await page.context().close();
+  });
+});

@@ -1,0 +1,263 @@
+/**
+ * The console and the API for sending, through the real app (supertest)
+ * against the recording SMTP server and the test Dovecot: Authenticate SMTP
+ * on the account page, Compose with an attachment, Reply / Reply all /
+ * Forward from a message, errors shown with the server's words, the Outbox,
+ * and POST /api/v1/accounts/:id/send.
+ */
+import { strict as assert } from 'node:assert';
+import mongoose from 'mongoose';
+import request from 'supertest';
+import { authenticateMailAccountImap, createApiToken, createMailAccount, createUser, SYSTEM_ACTOR, updateMailAccount } from '../../gateway/accounts';
+import type { DovecotServer } from '../support/dovecot';
+import { openTestStore } from '../support/store';
+import { buildApp, csrfFrom, signIn, storeMessage, type SignedIn, type TestApp } from '../admin/fixtures';
+import { GATEWAY_DOMAIN, makeContact, sendableAccount, sharedDovecot, startRecordingSmtp, type RecordingSmtp, type SendFixture, type TestStore } from './support';
+
+describe('send: console and API', function () {
+  this.timeout(60_000);
+  let store: TestStore;
+  let dovecot: DovecotServer;
+  let smtp: RecordingSmtp;
+  let testApp: TestApp;
+  let bob: SendFixture;
+  let session: SignedIn;
+
+  before(async () => {
+    store = await openTestStore('send_console');
+    dovecot = await sharedDovecot();
+    smtp = await startRecordingSmtp({ tls: 'starttls' });
+    testApp = buildApp(store, { imapTimeoutMs: 5000, env: { SEND_RATE_LIMIT: '50/hour', SMTP_MAX_MESSAGE_SIZE: '1MB' } });
+    bob = await sendableAccount(store, testApp.secretBox, { dovecot, smtp, smtpTls: 'starttls' }, { name: 'Bob Sender' });
+    session = await signIn(testApp.app, bob.user.email);
+  });
+  after(async () => {
+    await smtp?.stop();
+    await store?.drop();
+  });
+  beforeEach(() => {
+    smtp.behaviour.rcpt = undefined;
+    smtp.behaviour.data = undefined;
+  });
+
+  const pageOf = (path: string) => session.agent.get(path).expect(200).then((res) => res.text);
+
+  it('Authenticate SMTP on the account page: the panel, a field error, a failed login with the server\'s text, then success', async () => {
+    const account = await createMailAccount(store, bob.user.id, `second-${Date.now()}@acme.test`, { gatewayDomain: GATEWAY_DOMAIN });
+    await dovecot.addUser(account.email, 'imap-secret-1');
+    const change = { store, secretBox: testApp.secretBox, actor: SYSTEM_ACTOR };
+    await updateMailAccount(change, bob.viewer, account.id, { imap: { enabled: true, service: 'custom', host: '127.0.0.1', port: dovecot.tlsPort, tls: 'implicit', username: account.email, password: 'imap-secret-1' } });
+    assert.equal((await authenticateMailAccountImap({ ...change, timeoutMs: 5000 }, bob.viewer, account.id)).error, null);
+
+    const page = await pageOf(`/preferences/email/${account.id}`);
+    assert.match(page, /<section class="panel" id="smtp">/);
+    assert.match(page, /Sending: off/);
+    assert.match(page, /id="smtp-authenticate"/);
+
+    // Custom service, sending on, no host: the field is marked.
+    const csrf = csrfFrom(page);
+    await session.agent.post(`/preferences/email/${account.id}/smtp`).type('form')
+      .send({ _csrf: csrf, enabled: 'on', service: 'custom', host: '', port: '', tls: 'starttls', sameCredentials: 'on', action: 'save' }).expect(303);
+    const marked = await pageOf(`/preferences/email/${account.id}`);
+    assert.match(marked, /id="smtp-host-error">is needed to send/);
+    assert.match(marked, /The sending settings were not saved/);
+
+    // The same credentials as IMAP, but the SMTP server does not know them yet: AUTH_FAILED with its text.
+    await session.agent.post(`/preferences/email/${account.id}/smtp`).type('form')
+      .send({ _csrf: csrf, enabled: 'on', service: 'custom', host: '127.0.0.1', port: String(smtp.port), tls: 'starttls', sameCredentials: 'on', action: 'authenticate' }).expect(303);
+    const failed = await pageOf(`/preferences/email/${account.id}`);
+    assert.match(failed, /SMTP authentication failed \(AUTH_FAILED\): The server rejected the user name or password: &#34;535 5\.7\.8 Username and Password not accepted&#34;/);
+    assert.match(failed, /Sending: failing/);
+    assert.doesNotMatch(failed, /imap-secret-1/);
+
+    smtp.addUser(account.email, 'imap-secret-1');
+    await session.agent.post(`/preferences/email/${account.id}/smtp`).type('form')
+      .send({ _csrf: csrf, enabled: 'on', service: 'custom', host: '127.0.0.1', port: String(smtp.port), tls: 'starttls', sameCredentials: 'on', action: 'authenticate' }).expect(303);
+    const ok = await pageOf(`/preferences/email/${account.id}`);
+    assert.match(ok, new RegExp(`SMTP authenticated: signed in to 127\\.0\\.0\\.1:${smtp.port}\\. You can send from this account\\.`));
+    assert.match(ok, /Sending: authenticated/);
+    const compose = await pageOf('/compose');
+    assert.match(compose, new RegExp(`<option value="${account.id}"[^>]*>${account.email.replace(/[.]/g, '\\.')}</option>`), 'now offered as a From account');
+  });
+
+  it('Compose sends with an attachment (multipart form), then shows the stored message; contacts feed the datalist', async () => {
+    await makeContact(store, 'Alice Customer', 'alice@customer.test');
+    const page = await pageOf(`/compose?account=${bob.accountId}`);
+    assert.match(page, /<datalist id="contact-addresses">[\s\S]*<option value="alice@customer\.test">Alice Customer<\/option>/);
+    assert.match(page, new RegExp(`<option value="${bob.accountId}" selected`));
+    const before = smtp.received.length;
+    const res = await session.agent.post('/compose')
+      .field('_csrf', csrfFrom(page)).field('account', bob.accountId).field('to', 'Alice Customer <alice@customer.test>').field('cc', '').field('bcc', '')
+      .field('subject', 'Price list 2026').field('text', 'Hello Alice,\r\nthe price list is attached.\r\nBob')
+      .attach('attachments', Buffer.from('item,price\nwidget,12\n'), { filename: 'prices.csv', contentType: 'text/csv' })
+      .expect(303);
+    const location = res.headers.location as string;
+    assert.match(location, /^\/messages\/[0-9a-f]{24}$/);
+    await smtp.waitFor(before + 1);
+    const got = smtp.received[before].parsed;
+    assert.equal(got.subject, 'Price list 2026');
+    assert.equal(got.attachments[0].filename, 'prices.csv');
+    assert.equal(got.attachments[0].content.toString(), 'item,price\nwidget,12\n');
+    const shown = await pageOf(location);
+    assert.match(shown, /Sent from sender-[0-9a-f]+@acme\.test\./);
+    assert.match(shown, /<span class="badge blue">Sent<\/span>/);
+    assert.match(shown, /prices\.csv/);
+  });
+
+  it('Reply / Reply all / Forward from a message page prefill the form; the reply is threaded', async () => {
+    const incoming = await storeMessage(store, {
+      from: 'Alice Customer <alice@customer.test>', to: `${bob.email}, carol@customer.test`, subject: 'Re: Order 77', text: 'Can you ship on Friday?', messageId: '<order-77-reply@customer.test>',
+      headers: { References: '<order-77@acme.test>' },
+      attachments: [{ filename: 'po-77.pdf', content: Buffer.from('%PDF-po'), contentType: 'application/pdf' }],
+    }, { ownerId: bob.user.id, accountId: bob.accountId, source: 'imap' });
+    const message = await pageOf(`/messages/${incoming.id}`);
+    for (const action of ['reply', 'reply-all', 'forward']) assert.ok(message.includes(`href="/compose?original=${incoming.id}&amp;action=${action}"`), action);
+
+    const reply = await pageOf(`/compose?original=${incoming.id}&action=reply`);
+    assert.match(reply, /id="compose-subject" name="subject" value="Re: Order 77"/);
+    assert.match(reply, /id="compose-to" name="to" value="Alice Customer &lt;alice@customer\.test&gt;"/);
+    assert.match(reply, /wrote:\n&gt; Can you ship on Friday\?/);
+    const replyAll = await pageOf(`/compose?original=${incoming.id}&action=reply-all`);
+    assert.match(replyAll, /id="compose-cc" name="cc" value="carol@customer\.test"/, 'the other recipient, not the sender\'s own address');
+    const forward = await pageOf(`/compose?original=${incoming.id}&action=forward`);
+    assert.match(forward, /value="Fwd: Re: Order 77"/);
+    assert.match(forward, /Include the original's attachments:\s*po-77\.pdf/);
+
+    const before = smtp.received.length;
+    await session.agent.post('/compose').field('_csrf', csrfFrom(reply)).field('account', bob.accountId).field('to', 'alice@customer.test')
+      .field('subject', 'Re: Order 77').field('text', 'Yes, Friday works.\n\n> Can you ship on Friday?').field('original', incoming.id).field('action', 'reply')
+      .expect(303);
+    await smtp.waitFor(before + 1);
+    const threaded = smtp.received[before].parsed;
+    assert.equal(threaded.inReplyTo, '<order-77-reply@customer.test>');
+    assert.deepEqual(([] as string[]).concat(threaded.references ?? []), ['<order-77@acme.test>', '<order-77-reply@customer.test>']);
+    assert.equal(threaded.text?.trim(), 'Yes, Friday works.\n\n> Can you ship on Friday?', 'the quote is what the user left in the form, not added twice');
+
+    await session.agent.post('/compose').field('_csrf', csrfFrom(forward)).field('account', bob.accountId).field('to', 'dave@buyer.test')
+      .field('subject', 'Fwd: Re: Order 77').field('text', 'FYI').field('original', incoming.id).field('action', 'forward').field('includeAttachments', 'on')
+      .expect(303);
+    await smtp.waitFor(before + 2);
+    assert.deepEqual(smtp.received[before + 1].parsed.attachments.map((a) => a.filename), ['po-77.pdf'], 'the original\'s attachment is forwarded');
+  });
+
+  it('shows problems on the form: header injection (400, field marked), the server refusing (422, its reply), nothing sent', async () => {
+    const page = await pageOf('/compose');
+    const before = smtp.received.length;
+    const injected = await session.agent.post('/compose').field('_csrf', csrfFrom(page)).field('account', bob.accountId).field('to', 'alice@customer.test')
+      .field('subject', 'Hello\r\nBcc: everyone@evil.test').field('text', 'x').expect(400);
+    assert.match(injected.text, /id="compose-subject-error">must not contain line breaks \(CR or LF\)/);
+    assert.match(injected.text, /name="to" value="alice@customer\.test"/, 'what was typed is kept');
+
+    smtp.behaviour.rcpt = () => '550 5.1.1 <ghost@customer.test>: Recipient address rejected: User unknown in virtual mailbox table';
+    const refused = await session.agent.post('/compose').field('_csrf', csrfFrom(page)).field('account', bob.accountId).field('to', 'ghost@customer.test')
+      .field('subject', 'Are you there?').field('text', 'x').expect(422);
+    assert.match(refused.text, /id="send-error">RECIPIENT_REFUSED: .*550 5\.1\.1 &lt;ghost@customer\.test&gt;: Recipient address rejected: User unknown in virtual mailbox table/);
+    assert.equal(smtp.received.length, before);
+    assert.equal(await store.models.Message.countDocuments({ subject: 'Are you there?' }), 0, 'nothing stored as sent');
+
+    const noCsrf = await session.agent.post('/compose').field('account', bob.accountId).field('to', 'alice@customer.test').field('subject', 'x').field('text', 'x');
+    assert.equal(noCsrf.status, 403, 'the multipart form is CSRF-protected too');
+
+    const tooBig = await session.agent.post('/compose').field('_csrf', csrfFrom(page)).field('account', bob.accountId).field('to', 'alice@customer.test')
+      .field('subject', 'Huge').field('text', 'see attachment').attach('attachments', Buffer.alloc(1024 * 1024 + 10, 1), { filename: 'huge.bin' });
+    assert.equal(tooBig.status, 413);
+    assert.match(tooBig.text, /id="compose-attachments-error">an attachment is larger than 1 MB/);
+    assert.match(tooBig.text, /value="Huge"/, 'the fields before the file are kept');
+    // Far over the limit: refused from Content-Length before anything is buffered.
+    const huge = await session.agent.post('/compose').field('_csrf', csrfFrom(page)).field('account', bob.accountId)
+      .attach('attachments', Buffer.alloc(10 * 1024 * 1024, 1), { filename: 'huge.bin' });
+    assert.equal(huge.status, 413);
+    assert.match(huge.text, /The message is larger than 1 MB, the most that can be sent/);
+  });
+
+  it('a temporary failure is queued and shown in the Outbox with Retry and Discard', async () => {
+    smtp.behaviour.data = () => '451 4.7.1 Greylisted, please try again later';
+    const page = await pageOf('/compose');
+    const res = await session.agent.post('/compose').field('_csrf', csrfFrom(page)).field('account', bob.accountId).field('to', 'alice@customer.test')
+      .field('subject', 'Greylisted').field('text', 'x').expect(303);
+    assert.equal(res.headers.location, '/outbox');
+    const outbox = await pageOf('/outbox');
+    assert.match(outbox, /Queued: .*451 4\.7\.1 Greylisted, please try again later/);
+    const row = await store.models.Outbox.findOne({ subject: 'Greylisted' }).lean();
+    assert.ok(row);
+    const rowHtml = outbox.slice(outbox.indexOf(`id="outbox-${row._id}"`));
+    assert.match(rowHtml, /data-status="queued"[\s\S]*?<span class="badge amber">Queued<\/span>[\s\S]*?Retry now[\s\S]*?Discard/);
+    await session.agent.post(`/outbox/${row._id}/discard`).type('form').send({ _csrf: csrfFrom(outbox) }).expect(303);
+    const after = await store.models.Outbox.findById(row._id).lean();
+    assert.equal(after?.status, 'failed');
+    assert.equal(after?.nextAttemptAt, null);
+    assert.match(await pageOf('/outbox'), /Discarded: it will not be retried\./);
+  });
+
+  describe('API', () => {
+    let token: string;
+    const api = (method: 'get' | 'post', path: string) => request(testApp.app)[method](`/api/v1${path}`).set('Authorization', `Bearer ${token}`);
+    before(async () => {
+      token = (await createApiToken(store, bob.user.email, { name: 'send' }, {})).token;
+    });
+
+    it('POST /accounts/:id/send sends (200) with base64 attachments, and a reply threads; the result points at the stored copy', async () => {
+      const before = smtp.received.length;
+      const res = await api('post', `/accounts/${bob.accountId}/send`).send({
+        to: ['alice@customer.test'], subject: 'From the API', text: 'Sent by a script.',
+        attachments: [{ filename: 'hello.txt', contentType: 'text/plain', content: Buffer.from('hello world').toString('base64') }],
+      }).expect(200);
+      assert.equal(res.body.status, 'sent');
+      assert.match(res.headers.location, new RegExp(`/api/v1/outbox/${res.body.outboxId}$`));
+      await smtp.waitFor(before + 1);
+      assert.equal(smtp.received[before].parsed.attachments[0].content.toString(), 'hello world');
+      const stored = await api('get', `/messages/${res.body.storedMessageId}`).expect(200);
+      assert.deepEqual(stored.body.sources.map((s: { kind: string }) => s.kind), ['sent']);
+
+      const reply = await api('post', `/accounts/${bob.accountId}/send`).send({ text: 'And a follow-up.', original: { id: res.body.storedMessageId, action: 'reply' } }).expect(200);
+      await smtp.waitFor(before + 2);
+      const threaded = smtp.received[before + 1].parsed;
+      assert.equal(threaded.subject, 'Re: From the API');
+      assert.equal(threaded.inReplyTo, `<${res.body.messageId}>`);
+      assert.match(threaded.text ?? '', /And a follow-up\.\n\nOn .* wrote:\n> Sent by a script\./);
+      const item = await api('get', `/outbox/${reply.body.outboxId}`).expect(200);
+      assert.equal(item.body.status, 'sent');
+      assert.equal(item.body.sentFolder.state, 'appended');
+    });
+
+    it('answers 202 when queued, 400 for header injection or unknown fields, 422 with the server reply, 404 for someone else\'s account', async () => {
+      smtp.behaviour.data = () => '452 4.3.1 Insufficient system storage';
+      const queued = await api('post', `/accounts/${bob.accountId}/send`).send({ to: 'alice@customer.test', subject: 'Later', text: 'x' }).expect(202);
+      assert.equal(queued.body.status, 'queued');
+      assert.match(queued.body.queuedBecause, /452 4\.3\.1 Insufficient system storage/);
+      smtp.behaviour.data = undefined;
+
+      const injected = await api('post', `/accounts/${bob.accountId}/send`).send({ to: 'alice@customer.test', subject: 'x', text: 'x', attachments: [{ filename: 'a.txt\r\nX-Evil: 1', content: 'aGk=' }] }).expect(400);
+      assert.equal(injected.body.error.code, 'VALIDATION_FAILED');
+      assert.match(injected.body.error.fields['attachments.0.filename'], /line breaks/);
+      const unknown = await api('post', `/accounts/${bob.accountId}/send`).send({ to: 'alice@customer.test', headers: { 'X-Evil': '1' } }).expect(400);
+      assert.equal(unknown.body.error.fields.headers, 'is not a known field');
+
+      smtp.behaviour.rcpt = () => '550 5.7.1 Relaying denied';
+      const refused = await api('post', `/accounts/${bob.accountId}/send`).send({ to: 'alice@customer.test', subject: 'x', text: 'x' }).expect(422);
+      assert.equal(refused.body.error.code, 'RECIPIENT_REFUSED');
+      assert.match(refused.body.error.message, /550 5\.7\.1 Relaying denied/);
+
+      const other = await sendableAccount(store, testApp.secretBox, { dovecot, smtp, smtpTls: 'starttls' });
+      await api('post', `/accounts/${other.accountId}/send`).send({ to: 'alice@customer.test', subject: 'x', text: 'x' }).expect(404);
+      await api('post', `/accounts/${new mongoose.Types.ObjectId()}/send`).send({ to: 'alice@customer.test' }).expect(404);
+      // An admin manages every account but sends only as their own mailboxes.
+      await createUser(store, { email: 'boss@acme.test', password: 'correct-horse-battery-staple', role: 'admin' });
+      const adminToken = (await createApiToken(store, 'boss@acme.test', { name: 'x' }, {})).token;
+      await request(testApp.app).post(`/api/v1/accounts/${bob.accountId}/send`).set('Authorization', `Bearer ${adminToken}`).send({ to: 'alice@customer.test', subject: 'x', text: 'x' }).expect(404);
+    });
+
+    it('POST /accounts/:id/smtp/authenticate logs in for real; 429 with Retry-After over the rate limit', async () => {
+      await api('post', `/accounts/${bob.accountId}/smtp/authenticate`).expect(200, { authenticated: true });
+      const limitedApp = buildApp(store, { secretBox: testApp.secretBox, env: { SEND_RATE_LIMIT: '1/hour' } });
+      const carol = await sendableAccount(store, testApp.secretBox, { dovecot, smtp, smtpTls: 'starttls' });
+      const carolToken = (await createApiToken(store, carol.user.email, { name: 'x' }, {})).token;
+      const send = () => request(limitedApp.app).post(`/api/v1/accounts/${carol.accountId}/send`).set('Authorization', `Bearer ${carolToken}`).send({ to: 'alice@customer.test', subject: 'x', text: 'x' });
+      await send().expect(200);
+      const limited = await send().expect(429);
+      assert.equal(limited.body.error.code, 'RATE_LIMITED');
+      const retryAfter = Number(limited.headers['retry-after']);
+      assert.ok(retryAfter > 3500 && retryAfter <= 3600, String(retryAfter));
+    });
+  });
+});
