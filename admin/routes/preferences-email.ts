@@ -1,10 +1,10 @@
 import { Router, type Request, type Response } from 'express';
 import {
-  authenticateMailAccountImap, createMailAccount, deleteMailAccount, findPreset, getMailAccount, listMailAccounts, setMailAccountEnabled,
+  createMailAccount, deleteMailAccount, findPreset, getMailAccount, listMailAccounts, setMailAccountEnabled,
   SERVICE_PRESETS, suggestPreset, updateMailAccount, type MailAccountView, type ServerSettingsPatch,
 } from '../../gateway/accounts';
 import { isAppError, notFound } from '../../gateway/core/errors';
-import { verifyOAuthImap } from '../../gateway/oauth';
+import { authenticateAccountImap } from '../../gateway/oauth';
 import { checkbox, field, queryParam } from '../lib/forms';
 import { flash, requireUser } from '../middleware/auth';
 import type { AdminDeps } from '../types';
@@ -118,14 +118,11 @@ export function preferencesEmailRouter(deps: AdminDeps): Router {
       return res.redirect(303, `/preferences/email/${saved.id}#imap`);
     }
     try {
-      // Signed in with OAuth2 (gateway/oauth): log in with the access token instead of a password.
-      const oauthProvider = (await deps.store.models.MailAccount.findById(saved.id, { oauth: 1 }).lean())?.oauth?.provider;
-      const { error } = oauthProvider
-        ? await verifyOAuthImap({ store: deps.store, log: deps.log, secretBox: deps.secretBox, config: deps.config, clock: deps.clock, actor: req.actor!, timeoutMs: deps.imapTimeoutMs }, saved.id)
-        : await authenticateMailAccountImap(
-          { store: deps.store, secretBox: deps.secretBox, actor: req.actor!, log: deps.log, timeoutMs: deps.imapTimeoutMs, now: deps.clock() },
-          req.viewer!, saved.id,
-        );
+      // Signed in with OAuth2 (gateway/oauth): the login uses the access token instead of a password.
+      const { error } = await authenticateAccountImap(
+        { store: deps.store, log: deps.log, secretBox: deps.secretBox, config: deps.config, clock: deps.clock, actor: req.actor!, timeoutMs: deps.imapTimeoutMs },
+        req.viewer!, saved.id,
+      );
       if (error) flash(req, 'error', `Authentication failed (${error.code}): ${error.message}`);
       else flash(req, 'success', `Authenticated: signed in to ${saved.imap.host} as ${saved.imap.username}.`);
     } catch (err) {

@@ -118,7 +118,7 @@ export function preferencesSmtpRouter(deps: AdminDeps): Router {
     }
     try {
       const { account: after, error } = await authenticateMailAccountSmtp(
-        { store: deps.store, secretBox: deps.secretBox, actor: req.actor!, log: deps.log, timeoutMs: deps.imapTimeoutMs, now: deps.clock() },
+        { store: deps.store, secretBox: deps.secretBox, actor: req.actor!, log: deps.log, timeoutMs: deps.imapTimeoutMs, now: deps.clock(), oauthConfig: deps.config },
         req.viewer!, account.id,
       );
       if (error) flash(req, 'error', `SMTP authentication failed (${error.code}): ${error.message}`);

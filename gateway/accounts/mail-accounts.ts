@@ -53,6 +53,8 @@ export interface MailAccountView {
   };
   imap: ServerSettingsView & { lastSyncAt: Date | null; lastSuccessAt: Date | null };
   smtp: ServerSettingsView & { sameCredentials: boolean };
+  /** Signed in with OAuth2 (gateway/oauth): which provider and whether the grant still works. Never a token. Null for password accounts. */
+  oauth: { provider: string; status: string } | null;
   lastMailAt: Date | null;
   messageCount: number;
   createdAt: Date | null;
@@ -69,6 +71,7 @@ type AccountDoc = {
   forwarding?: { status?: string | null; provider?: string | null; confirmationCode?: string | null; confirmationLink?: string | null; confirmationAt?: Date | null; verifiedAt?: Date | null; lastForwardedAt?: Date | null; problem?: string | null } | null;
   imap?: (ServerDoc & { lastSyncAt?: Date | null; lastSuccessAt?: Date | null }) | null;
   smtp?: (ServerDoc & { sameCredentials?: boolean | null }) | null;
+  oauth?: { provider?: string | null; status?: string | null } | null;
   lastMailAt?: Date | null; messageCount?: number | null; createdAt?: Date | null; updatedAt?: Date | null;
 };
 
@@ -107,6 +110,8 @@ export function toMailAccountView(doc: AccountDoc): MailAccountView {
     },
     imap: { ...serverView(doc.imap), lastSyncAt: doc.imap?.lastSyncAt ?? null, lastSuccessAt: doc.imap?.lastSuccessAt ?? null },
     smtp: { ...serverView(doc.smtp), sameCredentials: doc.smtp?.sameCredentials !== false },
+    // Only the provider and status: the sealed tokens stay in the document.
+    oauth: doc.oauth?.provider ? { provider: doc.oauth.provider, status: doc.oauth.status ?? 'ok' } : null,
     lastMailAt: doc.lastMailAt ?? null,
     messageCount: doc.messageCount ?? 0,
     createdAt: doc.createdAt ?? null,

@@ -1,6 +1,7 @@
 import { imapClientOptions, type ImapEndpoint } from '../accounts/imap-client';
 import { recordAudit, SYSTEM_ACTOR, type Actor } from '../accounts/audit';
 import { classifyImapError } from '../accounts/imap-login';
+import { authenticateMailAccountImap, getMailAccount, type Viewer } from '../accounts/mail-accounts';
 import { findPreset } from '../accounts/presets';
 import { AppError, isAppError, notFound } from '../core/errors';
 import { now, type OAuthDeps } from './deps';
@@ -76,4 +77,18 @@ export async function verifyOAuthImap(deps: OAuthDeps & { actor?: Actor; timeout
   }, at);
   deps.log.child({ component: 'oauth', accountId: account._id.toHexString(), provider: providerId }).info({ ok: !error, code: error?.code }, 'imap login with oauth2 checked');
   return { ok: !error, error };
+}
+
+/**
+ * The "Authenticate" of IMAP Support, shared by the console and the API so
+ * both branch the same way: an account signed in with OAuth2 logs in with
+ * its access token (verifyOAuthImap), any other with its password
+ * (authenticateMailAccountImap). The account must be visible to `viewer`
+ * (404 otherwise). Resolves with the login error, or null when it worked.
+ */
+export async function authenticateAccountImap(deps: OAuthDeps & { actor: Actor; timeoutMs?: number }, viewer: Viewer, id: string): Promise<{ error: AppError | null }> {
+  const account = await getMailAccount(deps.store, viewer, id);
+  if (!account) throw notFound('mail account');
+  if (account.oauth) return verifyOAuthImap(deps, account.id);
+  return authenticateMailAccountImap({ store: deps.store, secretBox: deps.secretBox, actor: deps.actor, log: deps.log, timeoutMs: deps.timeoutMs, now: now(deps) }, viewer, account.id);
 }

@@ -1,15 +1,23 @@
 import type { SecretBox } from '../core/crypto';
 import { AppError, notFound } from '../core/errors';
-import type { Logger } from '../core/log';
+import { silentLogger, type Logger } from '../core/log';
 import type { Store } from '../store';
 import { recordAudit, type Actor } from '../accounts/audit';
-import { parseObjectId } from '../accounts/ids';
+import { parseObjectId, type ObjectId } from '../accounts/ids';
 import { accountScope, toMailAccountView, type MailAccountView, type Viewer } from '../accounts/mail-accounts';
+import { classifyOAuthSendError, isSmtpTokenRefused, tokenRefusedError, withSmtpLogin, type SendOAuthOptions } from './oauth';
 import { classifySmtpError } from './smtp-errors';
 import { smtpServer, smtpSettingsFor, type SendingAccount, type SmtpSettings } from './settings';
 import { createSmtpTransport, type SmtpTimeouts } from './transport';
 
 export type SmtpLoginResult = { ok: true } | { ok: false; error: AppError };
+
+export interface SmtpLoginOptions {
+  timeoutMs?: number;
+  log?: Logger;
+  /** OAuth2 settings (`auth.type` 'oauth2'): where the access token comes from; refreshed once if refused. */
+  oauth?: { store: Store; log: Logger; secretBox: SecretBox; accountId: ObjectId | string } & SendOAuthOptions;
+}
 
 /**
  * Log in to an SMTP server for real (EHLO, STARTTLS when asked, AUTH, QUIT:
@@ -17,30 +25,39 @@ export type SmtpLoginResult = { ok: true } | { ok: false; error: AppError };
  * or `{ok: false, error}` with a precise code (AUTH_FAILED with the server's
  * text, HOST_NOT_FOUND, CONNECTION_REFUSED, TLS_ERROR, TIMEOUT); never rejects.
  */
-export async function authenticateSmtp(settings: SmtpSettings, options: { timeoutMs?: number; log?: Logger } = {}): Promise<SmtpLoginResult> {
+export async function authenticateSmtp(settings: SmtpSettings, options: SmtpLoginOptions = {}): Promise<SmtpLoginResult> {
   const timeoutMs = options.timeoutMs ?? 15000;
   const target = { host: settings.host, port: settings.port };
   const timeouts: SmtpTimeouts = { connectionTimeoutMs: timeoutMs, greetingTimeoutMs: timeoutMs, socketTimeoutMs: timeoutMs };
-  const transport = createSmtpTransport(settings, { timeouts });
+  const login = async (session: SmtpSettings) => {
+    const transport = createSmtpTransport(session, { timeouts });
+    try {
+      await transport.verify();
+    } finally {
+      transport.close();
+    }
+  };
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEOUT' })), timeoutMs);
   });
   try {
-    await Promise.race([transport.verify(), deadline]);
+    await Promise.race([options.oauth ? withSmtpLogin(options.oauth, options.oauth.accountId, settings, login) : login(settings), deadline]);
     options.log?.info(target, 'SMTP login succeeded');
     return { ok: true };
   } catch (err) {
-    const { error } = classifySmtpError(err, target);
+    const error = classifyOAuthSendError(err)?.error
+      ?? (settings.auth.type === 'oauth2' && isSmtpTokenRefused(err) && options.oauth
+        ? (await tokenRefusedError(options.oauth.store, options.oauth.accountId, classifySmtpError(err, target).error.message)).error
+        : classifySmtpError(err, target).error);
     options.log?.info({ ...target, code: error.code }, 'SMTP login failed');
     return { ok: false, error };
   } finally {
     clearTimeout(timer);
-    transport.close();
   }
 }
 
-export interface AuthenticateSmtpDeps {
+export interface AuthenticateSmtpDeps extends SendOAuthOptions {
   store: Store;
   secretBox: SecretBox;
   actor: Actor;
@@ -60,7 +77,8 @@ export async function authenticateMailAccountSmtp(deps: AuthenticateSmtpDeps, vi
   const account = objectId ? await deps.store.models.MailAccount.findOne({ _id: objectId, ...accountScope(viewer) }) : null;
   if (!account) throw notFound('mail account');
   const settings = smtpSettingsFor(account as unknown as SendingAccount, deps.secretBox);
-  const result = await authenticateSmtp(settings, { timeoutMs: deps.timeoutMs, log: deps.log });
+  const oauth = { store: deps.store, log: deps.log ?? silentLogger, secretBox: deps.secretBox, accountId: account._id, oauthConfig: deps.oauthConfig, oauthTuning: deps.oauthTuning, clock: deps.clock };
+  const result = await authenticateSmtp(settings, { timeoutMs: deps.timeoutMs, log: deps.log, oauth });
   const now = deps.now ?? new Date();
   const smtp = account.smtp!;
   // Keep the resolved server on the account, so what was verified is what is shown and used.

@@ -1,14 +1,16 @@
 import type mongoose from 'mongoose';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport';
-import { AppError } from '../core/errors';
+import { AppError, isAppError } from '../core/errors';
+import type { TlsMode } from '../accounts/presets';
 import { classifyImapError } from '../accounts/imap-login';
 import { imapLoginSettings } from '../accounts/mail-accounts';
 import { ingest } from '../mail/ingest';
 import type { OutboxDoc, OutboxStatus, RecipientState } from '../models/outbox';
 import { backoffDelayMs } from '../sync/backoff';
 import { DEFAULT_LOCK_MS, DEFAULT_RETRY, type SendDeps } from './deps';
-import { appendToSentFolder } from './sent-folder';
-import { providerFilesSentMail, sendingProblem, smtpService, smtpSettingsFor, type SendingAccount } from './settings';
+import { classifyOAuthSendError, isSmtpTokenRefused, sendOAuthDeps, tokenRefusedError, withSmtpLogin } from './oauth';
+import { appendToSentFolder, appendToSentFolderWithOAuth } from './sent-folder';
+import { providerFilesSentMail, sendingProblem, smtpService, smtpSettingsFor, usesOAuth, type SendingAccount } from './settings';
 import { classifySmtpError, type ClassifiedSmtpError } from './smtp-errors';
 import { createSmtpTransport } from './transport';
 
@@ -46,13 +48,20 @@ function responseCodeOf(err: unknown): number {
 async function submit(deps: SendDeps, account: SendingAccount, entry: OutboxEntry, tryList: string[], raw: Buffer, now: Date) {
   const settings = smtpSettingsFor(account, deps.secretBox);
   const target = { host: settings.host, port: settings.port };
-  const transport = createSmtpTransport(settings, { timeouts: deps.smtpTimeouts });
   const states = new Map<string, { state: RecipientState; reply: string }>();
   try {
-    const info: SMTPTransport.SentMessageInfo = await transport.sendMail({
-      // SIZE= (RFC 1870 §6) lets a server refuse an oversized message at MAIL FROM, before the upload.
-      envelope: { from: entry.envelopeFrom, to: tryList, size: raw.length },
-      raw,
+    // One SMTP session; for an OAuth2 account a refused token is refreshed once and the session repeated.
+    const info: SMTPTransport.SentMessageInfo = await withSmtpLogin(deps, account._id, settings, async (session) => {
+      const transport = createSmtpTransport(session, { timeouts: deps.smtpTimeouts });
+      try {
+        return await transport.sendMail({
+          // SIZE= (RFC 1870 §6) lets a server refuse an oversized message at MAIL FROM, before the upload.
+          envelope: { from: entry.envelopeFrom, to: tryList, size: raw.length },
+          raw,
+        });
+      } finally {
+        transport.close();
+      }
     });
     for (const address of (info.accepted ?? []).map(String)) states.set(address.toLowerCase(), { state: 'accepted', reply: String(info.response ?? '').slice(0, 500) });
     const rejectedErrors = (info as { rejectedErrors?: Array<Error & { recipient?: string; response?: string }> }).rejectedErrors ?? [];
@@ -63,7 +72,10 @@ async function submit(deps: SendDeps, account: SendingAccount, entry: OutboxEntr
     }
     return { states, failure: null as ClassifiedSmtpError | null };
   } catch (err) {
-    const failure = classifySmtpError(err, target);
+    const failure = classifyOAuthSendError(err)
+      ?? (settings.auth.type === 'oauth2' && isSmtpTokenRefused(err)
+        ? await tokenRefusedError(deps.store, account._id, classifySmtpError(err, target).error.message)
+        : classifySmtpError(err, target));
     // Every recipient refused: nodemailer lists each reply in rejectedErrors.
     const rejectedErrors = (err as { rejectedErrors?: Array<Error & { recipient?: string; response?: string }> }).rejectedErrors ?? [];
     for (const address of tryList) {
@@ -74,8 +86,6 @@ async function submit(deps: SendDeps, account: SendingAccount, entry: OutboxEntr
     }
     deps.log.info({ outboxId: entry._id, code: failure.error.code, transient: failure.transient, at: now }, 'SMTP submission failed');
     return { states, failure };
-  } finally {
-    transport.close();
   }
 }
 
@@ -91,16 +101,20 @@ async function file(deps: SendDeps, account: SendingAccount, entry: OutboxEntry,
     const service = smtpService(account);
     if (providerFilesSentMail(service)) {
       Object.assign(sentFolder, { state: 'skipped', error: `${service} files sent mail in its Sent folder itself` });
-    } else if (!account.imap?.host || !account.imap?.passwordEnc) {
+    } else if (!account.imap?.host || (!account.imap?.passwordEnc && !usesOAuth(account))) {
       Object.assign(sentFolder, { state: 'skipped', error: 'no IMAP password to append with' });
     } else {
-      const imap = imapLoginSettings(account as Parameters<typeof imapLoginSettings>[0], deps.secretBox);
+      const imap = account.imap;
+      const target = { host: imap.host!, port: imap.port ?? 0 };
       try {
-        const result = await appendToSentFolder(imap, raw, acceptedAt, { timeoutMs: deps.imapTimeoutMs, log });
+        const options = { timeoutMs: deps.imapTimeoutMs, log };
+        const result = usesOAuth(account)
+          ? await appendToSentFolderWithOAuth(sendOAuthDeps(deps), { accountId: account._id, user: imap.username || account.email, host: target.host, port: target.port, tls: (imap.tls || 'implicit') as TlsMode }, raw, acceptedAt, options)
+          : await appendToSentFolder(imapLoginSettings(account as Parameters<typeof imapLoginSettings>[0], deps.secretBox), raw, acceptedAt, options);
         if (result.outcome === 'appended') Object.assign(sentFolder, { state: 'appended', folder: result.folder, error: '' });
         else Object.assign(sentFolder, { state: 'skipped', error: 'the IMAP server has no Sent folder' });
       } catch (err) {
-        const error = classifyImapError(err, { host: imap.host, port: imap.port });
+        const error = isAppError(err) && err.code.startsWith('OAUTH_') ? err : classifyImapError(err, target);
         sentFolder.attempts = (sentFolder.attempts ?? 0) + 1;
         sentFolder.error = `${error.code}: ${error.message}`;
         if (sentFolder.attempts >= retry.sentFolderAttempts) sentFolder.state = 'failed';

@@ -5,6 +5,7 @@ import type { Logger } from '../core/log';
 import { crmAfterStore } from '../crm/link';
 import type { AfterStoreHook } from '../mail/ingest';
 import type { Store } from '../store';
+import type { SendOAuthOptions } from './oauth';
 import type { SmtpTimeouts } from './transport';
 
 /** When a message the server did not take yet is tried again. */
@@ -48,6 +49,9 @@ export interface SendDeps {
   clock?: () => Date;
   /** Told when an entry is queued for a retry, so an outbox worker in this process can plan its next pass. */
   onQueued?: (at: Date) => void;
+  /** OAuth2 accounts: provider settings from the environment for token refreshes (see oauth.ts). */
+  oauthConfig?: SendOAuthOptions['oauthConfig'];
+  oauthTuning?: SendOAuthOptions['oauthTuning'];
 }
 
 export const DEFAULT_LOCK_MS = 10 * 60_000;
@@ -58,7 +62,7 @@ export function newHolder(kind: string): string {
 }
 
 /** The usual dependencies from the configuration: limits from the environment, CRM association after storing. */
-export function sendDepsFromConfig(config: Pick<Config, 'sendRateLimit' | 'smtpMaxMessageSize' | 'businessDomains'>, base: { store: Store; log: Logger; secretBox: SecretBox; afterStore?: AfterStoreHook[] }): SendDeps {
+export function sendDepsFromConfig(config: Pick<Config, 'sendRateLimit' | 'smtpMaxMessageSize' | 'businessDomains' | 'publicUrl' | 'oauth'>, base: { store: Store; log: Logger; secretBox: SecretBox; afterStore?: AfterStoreHook[] }): SendDeps {
   return {
     store: base.store,
     log: base.log,
@@ -66,5 +70,6 @@ export function sendDepsFromConfig(config: Pick<Config, 'sendRateLimit' | 'smtpM
     afterStore: base.afterStore ?? [crmAfterStore({ store: base.store, log: base.log, settings: { businessDomains: config.businessDomains } })],
     rateLimit: { ...config.sendRateLimit },
     maxMessageBytes: config.smtpMaxMessageSize,
+    oauthConfig: { publicUrl: config.publicUrl, oauth: config.oauth },
   };
 }

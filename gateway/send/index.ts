@@ -10,6 +10,7 @@ export * from './authenticate';
 export * from './compose';
 export * from './deliver';
 export * from './deps';
+export * from './oauth';
 export * from './outbox';
 export * from './rate-limit';
 export * from './reply';

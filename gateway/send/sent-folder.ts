@@ -1,7 +1,9 @@
 import { ImapFlow, type ListResponse } from 'imapflow';
 import type { Logger } from '../core/log';
-import { imapClientOptions } from '../accounts/imap-client';
+import { imapClientOptions, type ImapEndpoint } from '../accounts/imap-client';
+import type { ObjectId } from '../accounts/ids';
 import type { ImapLoginSettings } from '../accounts/imap-login';
+import { connectImapWithOAuth, type OAuthDeps } from '../oauth';
 
 /**
  * Filing a sent message in the provider's Sent folder over IMAP (RFC 3501
@@ -41,20 +43,49 @@ export async function appendToSentFolder(settings: ImapLoginSettings, raw: Buffe
   client.on('error', () => undefined); // connect()/append() reject with the same error
   try {
     await client.connect();
-    const folder = findSentFolder(await client.list());
-    if (!folder) {
-      options.log?.warn({ host: settings.host }, 'no Sent folder on the IMAP server; the sent message is not appended');
-      return { outcome: 'no-folder' };
-    }
-    const result = await client.append(folder, raw, ['\\Seen'], date);
-    if (!result) throw Object.assign(new Error(`APPEND to ${folder} was refused`), { code: 'APPEND_FAILED' });
-    await client.logout().catch(() => undefined);
-    return { outcome: 'appended', folder, uid: typeof result.uid === 'number' ? result.uid : null };
+    return await appendWith(client, settings.host, raw, date, options);
   } finally {
-    try {
-      client.close();
-    } catch {
-      // already closed
-    }
+    closeQuietly(client);
+  }
+}
+
+/** Where and as whom an OAuth2 account appends: `user` is the mailbox address the token was granted for. */
+export interface OAuthSentTarget extends ImapEndpoint {
+  accountId: ObjectId;
+  user: string;
+}
+
+/**
+ * The same for an account signed in with OAuth2: the login uses an access
+ * token (OAUTHBEARER or XOAUTH2), refreshed once if the server refuses it
+ * (connectImapWithOAuth). OAuth failures reject with gateway/oauth's AppErrors.
+ */
+export async function appendToSentFolderWithOAuth(deps: OAuthDeps, target: OAuthSentTarget, raw: Buffer, date: Date, options: SentAppendOptions = {}): Promise<SentAppendResult> {
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const client = await connectImapWithOAuth(deps, target.accountId, target.user, imapClientOptions(target, undefined, timeoutMs));
+  try {
+    return await appendWith(client, target.host, raw, date, options);
+  } finally {
+    closeQuietly(client);
+  }
+}
+
+async function appendWith(client: ImapFlow, host: string, raw: Buffer, date: Date, options: SentAppendOptions): Promise<SentAppendResult> {
+  const folder = findSentFolder(await client.list());
+  if (!folder) {
+    options.log?.warn({ host }, 'no Sent folder on the IMAP server; the sent message is not appended');
+    return { outcome: 'no-folder' };
+  }
+  const result = await client.append(folder, raw, ['\\Seen'], date);
+  if (!result) throw Object.assign(new Error(`APPEND to ${folder} was refused`), { code: 'APPEND_FAILED' });
+  await client.logout().catch(() => undefined);
+  return { outcome: 'appended', folder, uid: typeof result.uid === 'number' ? result.uid : null };
+}
+
+function closeQuietly(client: ImapFlow): void {
+  try {
+    client.close();
+  } catch {
+    // already closed
   }
 }

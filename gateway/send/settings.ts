@@ -16,14 +16,26 @@ export interface SmtpSettings {
   host: string;
   port: number;
   tls: TlsMode;
-  /** How the client authenticates. The OAuth2 variant (XOAUTH2) is added by gateway/oauth. */
-  auth: SmtpPasswordAuth;
+  /** How the client authenticates: the stored password, or an OAuth2 access token (SASL XOAUTH2). */
+  auth: SmtpPasswordAuth | SmtpOAuth2Auth;
 }
 
 export interface SmtpPasswordAuth {
   type: 'password';
   user: string;
   pass: string;
+}
+
+/**
+ * An account signed in with OAuth2 (MailAccount.oauth.provider set): no
+ * password. The access token is put in per SMTP session by withSmtpLogin
+ * (smtp-login.ts), which refreshes it once when the server refuses it; it is
+ * never stored here longer than that session.
+ */
+export interface SmtpOAuth2Auth {
+  type: 'oauth2';
+  user: string;
+  accessToken?: string;
 }
 
 /**
@@ -52,7 +64,12 @@ export interface SendingAccount {
     enabled?: boolean | null; service?: string | null; host?: string | null; port?: number | null; tls?: string | null;
     username?: string | null; passwordEnc?: string | null; status?: string | null; sameCredentials?: boolean | null; authenticatedAt?: Date | null;
   } | null;
-  oauth?: { provider?: string | null } | null;
+  oauth?: { provider?: string | null; status?: string | null } | null;
+}
+
+/** Signed in with OAuth2: sending and the Sent append use access tokens, never a password. */
+export function usesOAuth(account: Pick<SendingAccount, 'oauth'>): boolean {
+  return Boolean(account.oauth?.provider);
 }
 
 /** The service whose preset applies to sending: the SMTP choice, else the IMAP one. */
@@ -73,7 +90,8 @@ export function smtpServer(account: SendingAccount): { host: string; port: numbe
 }
 
 /**
- * The settings to submit with, the password opened. Throws a 400
+ * The settings to submit with, the password opened (or, for an OAuth2
+ * account, the user name only: the token comes per session). Throws a 400
  * VALIDATION_FAILED naming each missing piece (`smtp.host`, `smtp.password`…).
  */
 export function smtpSettingsFor(account: SendingAccount, secretBox: SecretBox): SmtpSettings {
@@ -84,9 +102,12 @@ export function smtpSettingsFor(account: SendingAccount, secretBox: SecretBox): 
   const fields: Record<string, string> = {};
   if (!server.host) fields['smtp.host'] = 'is needed to send (or choose an email service)';
   if (!server.port) fields['smtp.port'] = 'is needed to send';
-  if (!source.username) fields[`${prefix}.username`] = same ? 'is needed: sending uses the IMAP user name' : 'is needed to send';
-  if (!source.passwordEnc) fields[`${prefix}.password`] = same ? 'is needed: sending uses the IMAP password' : 'is needed to send';
+  const oauth = usesOAuth(account);
+  // The token is granted for the mailbox address, which is also the XOAUTH2 user (RFC 7628 §3.1 authzid).
+  if (!source.username && !oauth) fields[`${prefix}.username`] = same ? 'is needed: sending uses the IMAP user name' : 'is needed to send';
+  if (!source.passwordEnc && !oauth) fields[`${prefix}.password`] = same ? 'is needed: sending uses the IMAP password' : 'is needed to send';
   if (Object.keys(fields).length > 0) throw new AppError('VALIDATION_FAILED', describeFields(fields), { status: 400, fields });
+  if (oauth) return { ...server, auth: { type: 'oauth2', user: source.username || account.email } };
   return {
     ...server,
     auth: { type: 'password', user: source.username!, pass: secretBox.open(source.passwordEnc!, account._id.toString()) },
@@ -101,6 +122,9 @@ export function smtpSettingsFor(account: SendingAccount, secretBox: SecretBox): 
  */
 export function sendingProblem(account: SendingAccount): string | null {
   if (account.enabled === false) return 'this account is disabled';
+  if (usesOAuth(account) && account.oauth?.status === 'reauth_needed') {
+    return 'its OAuth2 sign-in must be renewed (re-authorisation needed: Preferences → Email → IMAP Support → sign in again)';
+  }
   if (!account.imap?.authenticatedAt) return 'its IMAP login is not authenticated yet (Preferences → Email → IMAP Support → Authenticate)';
   if (!account.smtp?.enabled) return 'sending is not turned on for it (Preferences → Email → Sending)';
   if (account.smtp.status !== 'authenticated') {
@@ -123,6 +147,6 @@ export interface SendableAccount {
  * sendable accounts"): even admins send only as themselves from Compose.
  */
 export async function listSendableAccounts(store: Store, ownerId: ObjectId): Promise<SendableAccount[]> {
-  const rows = (await store.models.MailAccount.find({ ownerId }, { email: 1, enabled: 1, imap: 1, smtp: 1, ownerId: 1 }).sort({ email: 1 }).limit(200).lean()) as unknown as SendingAccount[];
+  const rows = (await store.models.MailAccount.find({ ownerId }, { email: 1, enabled: 1, imap: 1, smtp: 1, ownerId: 1, oauth: 1 }).sort({ email: 1 }).limit(200).lean()) as unknown as SendingAccount[];
   return rows.map((row) => ({ id: row._id.toHexString(), email: row.email, problem: sendingProblem(row) }));
 }

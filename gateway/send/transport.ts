@@ -24,6 +24,12 @@ export interface TransportOptions {
   name?: string;
 }
 
+function smtpAuthOption(auth: SmtpSettings['auth']): SMTPTransport.Options['auth'] {
+  if (auth.type === 'password') return { user: auth.user, pass: auth.pass };
+  if (!auth.accessToken) throw new Error('an OAuth2 SMTP session needs an access token: open it with withSmtpLogin()');
+  return { type: 'OAuth2', user: auth.user, accessToken: auth.accessToken };
+}
+
 /**
  * The one place a nodemailer SMTP transport is built for an account, so
  * every session (Authenticate SMTP, sending, retries) uses the same TLS and
@@ -35,8 +41,11 @@ export interface TransportOptions {
  * - `none`: plaintext, only when the user chose it.
  *
  * Certificates are always verified (Node's default trust store plus
- * NODE_EXTRA_CA_CERTS). OAuth2 accounts will pass
- * `auth: {type: 'OAuth2', user, accessToken}` here (gateway/oauth).
+ * NODE_EXTRA_CA_CERTS). OAuth2 accounts authenticate with SASL XOAUTH2
+ * (nodemailer's `{type: 'OAuth2', user, accessToken}`); the token must have
+ * been put in by withSmtpLogin (smtp-login.ts). No refresh token or client
+ * secret is handed to nodemailer: refreshing is gateway/oauth's job, one
+ * refresh at a time per account.
  */
 export function createSmtpTransport(settings: SmtpSettings, options: TransportOptions = {}): Transporter<SMTPTransport.SentMessageInfo> {
   const timeouts = { ...DEFAULT_SMTP_TIMEOUTS, ...options.timeouts };
@@ -46,7 +55,7 @@ export function createSmtpTransport(settings: SmtpSettings, options: TransportOp
     secure: settings.tls === 'implicit',
     requireTLS: settings.tls === 'starttls',
     ignoreTLS: settings.tls === 'none',
-    auth: { user: settings.auth.user, pass: settings.auth.pass },
+    auth: smtpAuthOption(settings.auth),
     connectionTimeout: timeouts.connectionTimeoutMs,
     greetingTimeout: timeouts.greetingTimeoutMs,
     socketTimeout: timeouts.socketTimeoutMs,

@@ -1,10 +1,11 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import {
-  authenticateMailAccountImap, createMailAccount, deleteMailAccount, getMailAccount, isAdmin, listMailAccounts, parseObjectId, updateMailAccount,
+  createMailAccount, deleteMailAccount, getMailAccount, isAdmin, listMailAccounts, parseObjectId, updateMailAccount,
 } from '../../../gateway/accounts';
 import { AppError, notFound } from '../../../gateway/core/errors';
 import { TLS_MODES } from '../../../gateway/models/mail-account';
+import { authenticateAccountImap } from '../../../gateway/oauth';
 import type { AdminDeps } from '../../types';
 import { checkQuery, parseBody } from './validate';
 
@@ -31,7 +32,7 @@ const accountPatch = z.strictObject({
   enabled: z.boolean().optional(),
   imap: imapWrite.optional(),
   smtp: smtpWrite.optional(),
-  id: readOnly, ownerId: readOnly, forwardingAddress: readOnly, forwarding: readOnly, lastMailAt: readOnly, messageCount: readOnly, createdAt: readOnly, updatedAt: readOnly,
+  id: readOnly, ownerId: readOnly, forwardingAddress: readOnly, forwarding: readOnly, oauth: readOnly, lastMailAt: readOnly, messageCount: readOnly, createdAt: readOnly, updatedAt: readOnly,
 });
 
 const accountCreate = z.strictObject({
@@ -99,7 +100,11 @@ export function accountsApi(deps: AdminDeps): Router {
     if (req.body !== undefined && (typeof req.body !== 'object' || Object.keys(req.body ?? {}).length > 0)) {
       throw new AppError('VALIDATION_FAILED', 'this endpoint takes no body: PATCH the account\'s imap settings first', { status: 400 });
     }
-    const { error } = await authenticateMailAccountImap({ ...changeDeps(req), log: deps.log, timeoutMs: deps.imapTimeoutMs }, req.viewer!, String(req.params.id));
+    // The console's branch: OAuth2 accounts log in with their access token.
+    const { error } = await authenticateAccountImap(
+      { store: deps.store, log: deps.log, secretBox: deps.secretBox, config: deps.config, clock: deps.clock, actor: req.actor!, timeoutMs: deps.imapTimeoutMs },
+      req.viewer!, String(req.params.id),
+    );
     if (error) return res.status(422).json({ error: { code: error.code, message: error.message } });
     res.json({ authenticated: true });
   });

@@ -65,7 +65,7 @@ export function sendApi(deps: AdminDeps): Router {
       throw new AppError('VALIDATION_FAILED', 'this endpoint takes no body: PATCH the account\'s smtp settings first', { status: 400 });
     }
     const { error } = await authenticateMailAccountSmtp(
-      { store: deps.store, secretBox: deps.secretBox, actor: req.actor!, log: deps.log, timeoutMs: deps.imapTimeoutMs, now: deps.clock() },
+      { store: deps.store, secretBox: deps.secretBox, actor: req.actor!, log: deps.log, timeoutMs: deps.imapTimeoutMs, now: deps.clock(), oauthConfig: deps.config },
       req.viewer!, String(req.params.id),
     );
     if (error) return res.status(422).json({ error: { code: error.code, message: error.message } });
