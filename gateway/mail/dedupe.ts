@@ -12,7 +12,7 @@ import type { ParsedMessage } from './parse';
  * reusing one must not be swallowed.
  */
 export function contentHash(parsed: ParsedMessage, rawSha256: string): string {
-  if (parsed.parseError) return `raw:${rawSha256}`;
+  if (parsed.parseError || isFeatureless(parsed)) return `raw:${rawSha256}`;
   const hash = crypto.createHash('sha256');
   const part = (value: string) => {
     hash.update(value);
@@ -25,6 +25,15 @@ export function contentHash(parsed: ParsedMessage, rawSha256: string): string {
   part(normaliseBody(parsed.html));
   for (const attachment of [...parsed.attachments].sort((a, b) => a.checksum.localeCompare(b.checksum))) part(attachment.checksum);
   return hash.digest('hex');
+}
+
+/**
+ * Nothing a forwarder preserves is there to compare (no Message-ID, From,
+ * Subject, body or attachment): two such messages are only the same when
+ * their bytes are, so the raw hash decides.
+ */
+function isFeatureless(parsed: ParsedMessage): boolean {
+  return !parsed.messageId && !parsed.from.address && !parsed.subject.trim() && !parsed.text.trim() && !parsed.html.trim() && parsed.attachments.length === 0;
 }
 
 /** Line endings and trailing white space differ between transports (RFC 5321 §4.5.2 dot-stuffing aside). */

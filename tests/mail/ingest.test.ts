@@ -104,6 +104,15 @@ describe('ingest pipeline', () => {
     assert.equal((await store.blobs.get(doc!.rawBlobId)).toString(), nul);
   });
 
+  it('keeps two different messages that have nothing comparable (no Message-ID, headers or text) apart', async () => {
+    const empty = await ingest({ store, log }, { ...base(), raw: Buffer.alloc(0), source: { kind: 'forward' } });
+    const nuls = await ingest({ store, log }, { ...base(), raw: Buffer.from('\u0000\u0000\u0000\r\n'), source: { kind: 'forward' } });
+    assert.equal(empty.outcome, 'stored');
+    assert.equal(nuls.outcome, 'stored', 'not swallowed as a duplicate of the empty message');
+    const again = await ingest({ store, log }, { ...base(), raw: Buffer.alloc(0), source: { kind: 'forward' } });
+    assert.equal(again.outcome, 'duplicate', 'the same bytes again are still one message');
+  });
+
   it('refuses a message over the size limit with MESSAGE_TOO_LARGE and stores nothing', async () => {
     const before = await store.conn.db!.collection('raw.files').countDocuments();
     const big = Buffer.alloc(300 * 1024, 'a');
