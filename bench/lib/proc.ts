@@ -73,17 +73,8 @@ export class RssSampler {
   }
 }
 
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+/** The same free-port helper the embedded store uses. */
+export { freePort } from '../../gateway/store/embedded-ferretdb';
 
 /** Resolve once something accepts TCP connections on host:port (bounded). */
 export async function waitForPort(port: number, timeoutMs = 10_000, host = '127.0.0.1'): Promise<void> {
