@@ -387,19 +387,11 @@ export async function authenticateMailAccountImap(deps: ChangeDeps & { log?: Log
   const result = await authenticateImap(imapLoginSettings(account as unknown as AccountDoc, deps.secretBox), { timeoutMs: deps.timeoutMs ?? 15000, log: deps.log });
   const now = deps.now ?? new Date();
   if (result.ok) {
-    imap.authenticatedAt = now;
-    imap.lastError = '';
-    imap.lastErrorCode = '';
-    imap.status = imap.enabled ? 'authenticated' : 'off';
     // Fresh credentials end any backoff the syncer was in.
     imap.failures = 0;
     imap.nextAttemptAt = null;
-  } else {
-    imap.authenticatedAt = null;
-    imap.lastError = result.error.message;
-    imap.lastErrorCode = result.error.code;
-    imap.status = imap.enabled ? 'failing' : 'off';
   }
+  applyLoginResult(imap, result, now);
   await account.save();
   await recordAudit(deps.store, deps.actor, {
     action: result.ok ? 'account.imap.authenticated' : 'account.imap.failed',
@@ -408,4 +400,20 @@ export async function authenticateMailAccountImap(deps: ChangeDeps & { log?: Log
     details: { email: account.email, host: imap.host, ...(result.ok ? {} : { code: result.error.code }) },
   }, now);
   return { account: toMailAccountView(account), error: result.ok ? null : result.error };
+}
+
+/**
+ * Record the outcome of a real login (IMAP Authenticate, Authenticate SMTP)
+ * on the account's imap or smtp settings: what the console shows as the
+ * status badge and the last error.
+ */
+export function applyLoginResult(
+  side: { enabled?: boolean | null; authenticatedAt?: Date | null; lastError?: string | null; lastErrorCode?: string | null; status?: string | null },
+  result: { ok: true } | { ok: false; error: AppError },
+  now: Date,
+): void {
+  side.authenticatedAt = result.ok ? now : null;
+  side.lastError = result.ok ? '' : result.error.message;
+  side.lastErrorCode = result.ok ? '' : result.error.code;
+  side.status = !side.enabled ? 'off' : result.ok ? 'authenticated' : 'failing';
 }

@@ -4,7 +4,7 @@ import { silentLogger, type Logger } from '../core/log';
 import type { Store } from '../store';
 import { recordAudit, type Actor } from '../accounts/audit';
 import { parseObjectId, type ObjectId } from '../accounts/ids';
-import { accountScope, toMailAccountView, type MailAccountView, type Viewer } from '../accounts/mail-accounts';
+import { accountScope, applyLoginResult, toMailAccountView, type MailAccountView, type Viewer } from '../accounts/mail-accounts';
 import { classifyOAuthSendError, isSmtpTokenRefused, tokenRefusedError, withSmtpLogin, type SendOAuthOptions } from './oauth';
 import { classifySmtpError } from './smtp-errors';
 import { smtpServer, smtpSettingsFor, type SendingAccount, type SmtpSettings } from './settings';
@@ -86,17 +86,7 @@ export async function authenticateMailAccountSmtp(deps: AuthenticateSmtpDeps, vi
   smtp.host = server.host;
   smtp.port = server.port;
   smtp.tls = server.tls;
-  if (result.ok) {
-    smtp.authenticatedAt = now;
-    smtp.lastError = '';
-    smtp.lastErrorCode = '';
-    smtp.status = smtp.enabled ? 'authenticated' : 'off';
-  } else {
-    smtp.authenticatedAt = null;
-    smtp.lastError = result.error.message;
-    smtp.lastErrorCode = result.error.code;
-    smtp.status = smtp.enabled ? 'failing' : 'off';
-  }
+  applyLoginResult(smtp, result, now);
   await account.save();
   await recordAudit(deps.store, deps.actor, {
     action: result.ok ? 'account.smtp.authenticated' : 'account.smtp.failed',
