@@ -1,3 +1,4 @@
+import { startSerialLoop } from '../core/serial-loop';
 import http from 'node:http';
 import https from 'node:https';
 import type { SecretBox } from '../core/crypto';
@@ -168,35 +169,8 @@ export interface Dispatcher {
 
 /** A timer loop around dispatchDueDeliveries; passes never overlap within one process. */
 export function startWebhookDispatcher(deps: DispatchDeps, options: DispatchOptions & { intervalMs?: number } = {}): Dispatcher {
-  const intervalMs = options.intervalMs ?? 5000;
-  let running: Promise<void> | null = null;
-  let again = false;
-  let stopped = false;
-  const pass = () => {
-    if (stopped) return;
-    if (running) {
-      again = true;
-      return;
-    }
-    running = dispatchDueDeliveries(deps, options)
-      .then(() => undefined)
-      .catch((err: Error) => deps.log.error({ err, component: 'webhooks' }, 'webhook dispatch pass failed'))
-      .finally(() => {
-        running = null;
-        if (again) {
-          again = false;
-          pass();
-        }
-      });
-  };
-  const timer = setInterval(pass, intervalMs);
-  timer.unref();
-  return {
-    kick: pass,
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await running;
-    },
-  };
+  const loop = startSerialLoop(() => dispatchDueDeliveries(deps, options), options.intervalMs ?? 5000, (err) =>
+    deps.log.error({ err, component: 'webhooks' }, 'webhook dispatch pass failed'),
+  );
+  return { kick: loop.kick, stop: loop.stop };
 }

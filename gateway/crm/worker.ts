@@ -1,3 +1,4 @@
+import { startSerialLoop } from '../core/serial-loop';
 import type { SecretBox } from '../core/crypto';
 import { runPendingJobs, sweep } from './backfill';
 import type { CrmDeps } from './link';
@@ -32,45 +33,24 @@ export function startCrmWorker(deps: CrmDeps, options: CrmWorkerOptions = {}): C
     ? startWebhookDispatcher({ store: deps.store, log: deps.log, secretBox: options.secretBox }, options.webhooks)
     : null;
   const workDeps: CrmDeps = { ...deps, onEventsQueued: () => dispatcher?.kick() };
-  let running: Promise<void> | null = null;
-  let again = false;
-  let stopped = false;
-
-  const pass = () => {
-    if (stopped) return;
-    if (running) {
-      again = true;
-      return;
-    }
-    running = (async () => {
+  const loop = startSerialLoop(
+    async () => {
       await runPendingJobs(workDeps);
       await sweep(workDeps, { olderThanMs: options.sweepAfterMs });
-    })()
-      .catch((err: Error) => log.error({ err }, 'CRM worker pass failed'))
-      .finally(() => {
-        running = null;
-        if (again) {
-          again = false;
-          pass();
-        }
-      });
-  };
-  const timer = setInterval(pass, intervalMs);
-  timer.unref();
-  pass();
+    },
+    intervalMs,
+    (err) => log.error({ err }, 'CRM worker pass failed'),
+  );
+  loop.kick();
 
   return {
     kick: () => {
-      pass();
+      loop.kick();
       dispatcher?.kick();
     },
-    async idle() {
-      while (running) await running;
-    },
+    idle: loop.idle,
     async stop() {
-      stopped = true;
-      clearInterval(timer);
-      while (running) await running;
+      await loop.stop();
       await dispatcher?.stop();
     },
   };
