@@ -1,6 +1,6 @@
 import { AppError } from '../gateway/core/errors';
 import { createLogger, type Logger } from '../gateway/core/log';
-import { crmAfterStore } from '../gateway/crm/link';
+import { crmAssociator } from '../gateway/crm/link';
 import { readRuntimeSettings, STORE_DB_ENV, STORE_URI_ENV, type GatewayRuntimeSettings } from '../gateway/haraka/runtime-settings';
 import { createBusinessPolicyLoader } from '../gateway/mail/business-policy';
 import { createDnsResolver } from '../gateway/mail/dns-resolver';
@@ -64,7 +64,7 @@ function createRuntime(): GatewayRuntime {
       authservId: settings.gatewayDomain,
       gatewayDomains: [settings.gatewayDomain],
       businessPolicy: createBusinessPolicyLoader({ store, defaultDomains: settings.businessDomains }),
-      afterStore: [crmAfterStore(crmDeps)],
+      associate: crmAssociator(crmDeps),
       // Room for the trace headers we prepend to the stored copy.
       maxBytes: settings.maxMessageSize + 64 * 1024,
     };

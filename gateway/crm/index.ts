@@ -1,7 +1,7 @@
 /**
  * CRM objects and automatic association: what processes wire in.
  *
- * - ingest: `afterStore: [crmAfterStore(crmDeps)]` (IngestDeps)
+ * - ingest: `associate: crmAssociator(crmDeps)` (IngestDeps)
  * - admin: `afterRelease: crmAfterRelease(crmDeps)` (quarantine release)
  * - one process (or several): `startCrmWorker(crmDeps, {secretBox})` runs
  *   backfill jobs, the crash-recovery sweep and webhook delivery
@@ -14,7 +14,7 @@ export { builtinFreemailDomains, freemailChecker } from './freemail';
 export { planAssociation, messageParticipants, matchKeys } from './rules';
 export { loadCrmSettings, type CrmSettings, type CrmSettingsInput } from './settings';
 export {
-  crmAfterRelease, crmAfterStore, linkMessage, linkMessageById, unlinkAsViewer, unlinkMessage, type CrmDeps, type LinkResult,
+  crmAfterRelease, crmAssociator, linkMessage, linkMessageById, unlinkAsViewer, unlinkMessage, type CrmDeps, type LinkResult,
 } from './link';
 export { createJob, listJobs, runPendingJobs, sweep } from './backfill';
 export { createObject, deleteObject, getObject, searchObjects, updateObject, upsertObjectByExternalId } from './objects';

@@ -1,6 +1,7 @@
 import mongoose from 'mongoose';
 import { notFound } from '../core/errors';
 import type { Logger } from '../core/log';
+import type { Associator, PlannedAssociation } from '../mail/ingest';
 import type { MessageDoc } from '../models/message';
 import type { Store } from '../store';
 import { normalizeAddress } from './address';
@@ -226,22 +227,138 @@ export async function linkMessage(deps: CrmDeps, message: LinkableMessage, cache
     if (outcome === 'created') created++;
     active.push(new mongoose.Types.ObjectId(planned.objectId));
   }
-  const update: Record<string, unknown> = { $set: { linkedAt: now } };
-  if (active.length > 0) update.$addToSet = { linkedObjectIds: { $each: active } };
-  await deps.store.models.Message.updateOne({ _id: message._id }, update);
+  await markLinked(deps.store, message, active, now);
   if (active.length > 0) await queueLinkEvents(deps, message, objects);
-  if (active.length > 0 || plan.skipped.length > 0) {
-    deps.log.debug({ component: 'crm-link', messageId: message._id, links: active.length, created, skipped: plan.skipped }, 'message associated');
-  }
+  logAssociation(deps, message, active.length, created, plan.skipped);
   return { links: active.length, created, internal: plan.internal, bulk: plan.bulk };
 }
 
+/** The crash marker last: a message whose association was cut short keeps linkedAt null and the worker's sweep links it again. */
+async function markLinked(store: Store, message: LinkableMessage, active: ObjectId[], now: Date): Promise<void> {
+  const update: Record<string, unknown> = { $set: { linkedAt: now } };
+  if (active.length > 0) update.$addToSet = { linkedObjectIds: { $each: active } };
+  await store.models.Message.updateOne({ _id: message._id }, update);
+}
+
+function logAssociation(deps: CrmDeps, message: LinkableMessage, links: number, created: number, skipped: unknown[]): void {
+  if (links > 0 || skipped.length > 0) {
+    deps.log.debug({ component: 'crm-link', messageId: message._id, links, created, skipped }, 'message associated');
+  }
+}
+
+/** How long ingest's association reuses business settings and owners' addresses (a change takes effect within this). */
+const INGEST_CACHE_MS = 5000;
+
+/** An ingest association plan (gateway/mail/ingest.ts Associator) with what CRM needs to write it. */
+interface CrmPlannedAssociation extends PlannedAssociation {
+  links: PlannedLink[];
+  objects: ObjectRow[];
+  skipped: unknown[];
+}
+
+function linkDocument(message: LinkableMessage, planned: PlannedLink, now: Date, eventQueuedAt: Date | null) {
+  const primary = planned.reasons[0];
+  return {
+    _id: new mongoose.Types.ObjectId(),
+    messageId: message._id,
+    objectId: new mongoose.Types.ObjectId(planned.objectId),
+    ownerId: message.ownerId,
+    receivedAt: message.receivedAt,
+    reasons: planned.reasons,
+    address: primary.address,
+    rule: primary.rule,
+    createdAt: now,
+    removedAt: null,
+    removedBy: null,
+    eventQueuedAt,
+  };
+}
+
 /**
- * The hook ingest runs after storing an inbox message
- * (IngestDeps.afterStore): `afterStore: [crmAfterStore(crmDeps)]`.
+ * Insert the links of a message in one write. Pairs that exist already (a
+ * repaired duplicate, or a pair the user unlinked: its tombstone holds the
+ * unique key) are left as they are; the rest are returned as inserted.
  */
-export function crmAfterStore(deps: CrmDeps) {
-  return (message: { _id: ObjectId } & Record<string, unknown>) => linkMessage(deps, message as unknown as LinkableMessage);
+async function insertLinks(store: Store, docs: Array<ReturnType<typeof linkDocument>>): Promise<Array<ReturnType<typeof linkDocument>>> {
+  if (docs.length === 0) return [];
+  try {
+    await store.models.Link.collection.insertMany(docs, { ordered: false });
+    return docs;
+  } catch (err) {
+    const writeErrors = (err as { writeErrors?: Array<{ index: number; code?: number }> | { index: number; code?: number } }).writeErrors;
+    const errors = Array.isArray(writeErrors) ? writeErrors : writeErrors ? [writeErrors] : [];
+    if (errors.length === 0 || errors.some((e) => e.code !== 11000)) throw err;
+    const existing = new Set(errors.map((e) => e.index));
+    return docs.filter((_doc, index) => !existing.has(index));
+  }
+}
+
+/**
+ * Association for THE ingest pipeline (IngestDeps.associate). A message
+ * being ingested is new: it has no links and nobody can have unlinked it,
+ * so its links are planned before the message is written (the document
+ * carries linkedObjectIds from its first write) and inserted with one
+ * write after it, already marked as having no webhook event to queue
+ * unless a webhook subscribes to link.created. No query reads existing
+ * links: on a store without secondary indexes (FerretDB) each would read
+ * the whole collection. Settings and owners' addresses are reused for a
+ * few seconds: they are the same for every message of a burst.
+ */
+export function crmAssociator(deps: CrmDeps): Associator {
+  let cache = newLinkCache();
+  let loadedAt = Date.now();
+  const freshCache = () => {
+    if (Date.now() - loadedAt > INGEST_CACHE_MS) {
+      cache = newLinkCache();
+      loadedAt = Date.now();
+    }
+    return cache;
+  };
+
+  const write = async (message: LinkableMessage, links: PlannedLink[], objects: ObjectRow[]): Promise<number> => {
+    if (links.length === 0) return 0;
+    const now = new Date();
+    const subscribed = Boolean(await deps.store.models.Webhook.exists({ enabled: true, events: 'link.created' }));
+    const inserted = await insertLinks(deps.store, links.map((planned) => linkDocument(message, planned, now, subscribed ? null : now)));
+    if (subscribed && inserted.length > 0) {
+      const byId = new Map(objects.map((o) => [o._id.toString(), o]));
+      const queued = await enqueueEvents(deps.store, inserted.map((link) => linkEvent(link, byId.get(link.objectId.toString()), message)));
+      // A crash before this mark re-queues from the sweep; the outbox's unique key makes that harmless.
+      await deps.store.models.Link.updateMany({ _id: { $in: inserted.map((d) => d._id) }, eventQueuedAt: null }, { $set: { eventQueuedAt: new Date() } });
+      if (queued > 0) deps.onEventsQueued?.();
+    }
+    return inserted.length;
+  };
+
+  return {
+    async plan(raw) {
+      const message = raw as unknown as LinkableMessage;
+      const { plan, objects } = await planForMessage(deps, message, freshCache());
+      const planned: CrmPlannedAssociation = {
+        objectIds: plan.links.map((l) => new mongoose.Types.ObjectId(l.objectId)),
+        links: plan.links,
+        objects,
+        skipped: plan.skipped,
+      };
+      return planned;
+    },
+    async commit(raw, planned) {
+      const message = raw as unknown as LinkableMessage;
+      const { links, objects, skipped } = planned as CrmPlannedAssociation;
+      const created = await write(message, links, objects);
+      logAssociation(deps, message, links.length, created, skipped);
+    },
+    async repair(raw) {
+      // The links the stored document lists, re-planned with their reasons; existing pairs are kept as they are.
+      const message = raw as unknown as LinkableMessage;
+      const listed = (message.linkedObjectIds ?? []).map((id) => id.toString());
+      if (listed.length === 0) return;
+      const rows = (await deps.store.models.CrmObject.find({ _id: { $in: listed } }, { type: 1, name: 1, externalId: 1, emails: 1, domains: 1, rules: 1 }).lean()) as ObjectRow[];
+      const { plan, objects } = await planForMessage(deps, message, freshCache(), rows);
+      const created = await write(message, plan.links.filter((l) => listed.includes(l.objectId)), objects);
+      if (created > 0) deps.log.info({ component: 'crm-link', messageId: message._id, created }, 'links of an interrupted ingest repaired');
+    },
+  };
 }
 
 export interface UnlinkOptions {

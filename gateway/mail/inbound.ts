@@ -9,7 +9,7 @@ import type { BusinessPolicy } from './business-policy';
 import { recognizeConfirmation, recognizeForwardingBlocked } from './confirmations';
 import type { DnsResolveFn } from './dns-resolver';
 import { recordForwardingEvent, type ForwardingEvent } from './forwarding-health';
-import { ingest, type AfterStoreHook, type AuthVerdict, type Classification, type IngestOutcome } from './ingest';
+import { ingest, type Associator, type AuthVerdict, type Classification, type IngestOutcome } from './ingest';
 import type { ParsedMessage } from './parse';
 import type { RecipientResolution } from './recipients';
 
@@ -36,7 +36,7 @@ export interface InboundDeps {
   /** Gateway domain(s): addresses there are never a confirmation's requester. */
   gatewayDomains: readonly string[];
   businessPolicy: () => Promise<BusinessPolicy>;
-  afterStore?: AfterStoreHook[];
+  associate?: Associator;
   /** Limit on the stored copy (the SMTP size limit plus room for our trace headers). */
   maxBytes?: number;
 }
@@ -172,12 +172,15 @@ export async function receiveMessage(deps: InboundDeps, message: InboundMessage)
         events.push({ type: 'blocked' });
         return { kind: 'forwarding-blocked' };
       }
-      if (arrivedThroughForwarding(facts, decision, recipient)) events.push({ type: 'forwarded' });
+      if (!arrivedThroughForwarding(facts, decision, recipient)) return {};
+      // Already verified: the only change is "last forwarded", written with the message counter.
+      if (recipient.forwardingVerified) return { accountSet: { 'forwarding.lastForwardedAt': new Date() } };
+      events.push({ type: 'forwarded' });
       return {};
     };
 
     const result = await ingest(
-      { store: deps.store, log: deps.log, afterStore: deps.afterStore },
+      { store: deps.store, log: deps.log, associate: deps.associate },
       {
         raw: withTraceHeaders(facts.traceHeaders, message.openRaw()),
         mailboxKey: recipient.mailboxKey,

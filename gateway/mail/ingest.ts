@@ -14,8 +14,8 @@ type ObjectId = mongoose.Types.ObjectId;
  * THE ingest pipeline. SMTP (forwarded and MX-routed), IMAP sync and sent
  * mail all store through this one function:
  *
- *   stream raw bytes + parse → de-duplicate per mailbox → write the document
- *   → (acknowledged) → associate with CRM objects
+ *   stream raw bytes + parse → plan CRM association → write the document
+ *   (de-duplicated per mailbox) → (acknowledged) → write the link records
  *
  * It resolves only after the raw blob and the message document are
  * acknowledged by the store, so callers may then answer 250 / advance an
@@ -53,6 +53,8 @@ export interface Classification {
   quarantineReason?: string;
   confirmation?: { provider: string; code: string; link: string; requester: string };
   bulk?: boolean;
+  /** Mail-account fields to set in the same write that counts the message (saves a write per message). */
+  accountSet?: Record<string, unknown>;
 }
 
 export interface IngestInput {
@@ -67,6 +69,8 @@ export interface IngestInput {
   /** When the mail reached the mailbox (IMAP INTERNALDATE); default now. */
   receivedAt?: Date;
   maxBytes?: number;
+  /** The caller updates the account's messageCount/lastMailAt itself (the syncer: once per batch, not per message). */
+  countedByCaller?: boolean;
   classify?: (parsed: ParsedMessage) => Classification | Promise<Classification>;
 }
 
@@ -82,13 +86,35 @@ export interface IngestResult {
   size: number;
 }
 
-/** Called after an inbox message is acknowledged (CRM association). Errors are logged, never fail ingest. */
-export type AfterStoreHook = (message: { _id: ObjectId } & Record<string, unknown>) => Promise<unknown>;
+/** A message as association sees it: the document ingest writes, with its _id. */
+export type AssociableMessage = { _id: ObjectId } & Record<string, unknown>;
+
+/** What association decided before the write: the objects the message document lists from its first write. */
+export interface PlannedAssociation {
+  objectIds: ObjectId[];
+}
+
+/**
+ * Association with CRM objects (gateway/crm), in halves around the message
+ * write. `plan` runs before it, so the document is written once, already
+ * carrying its links (linkedObjectIds, linkedAt): a second write of a large
+ * document per message is what limited throughput. `commit` then writes the
+ * link records. If the process dies between the two, nothing was
+ * acknowledged, the message comes again (SMTP retry, IMAP cursor not
+ * advanced) and ingest calls `repair` on the duplicate. Errors of `commit`
+ * and `repair` are logged, never fail ingest: the message is stored.
+ */
+export interface Associator {
+  plan(message: AssociableMessage): Promise<PlannedAssociation>;
+  commit(message: AssociableMessage, plan: PlannedAssociation): Promise<unknown>;
+  repair(message: AssociableMessage): Promise<unknown>;
+}
 
 export interface IngestDeps {
   store: Store;
   log: Logger;
-  afterStore?: AfterStoreHook[];
+  /** CRM association of inbox mail; without it messages are stored unlinked (linkedAt null, the CRM sweep links them). */
+  associate?: Associator;
 }
 
 function storeError(err: unknown, tag: string): AppError {
@@ -172,10 +198,18 @@ export async function ingest(deps: IngestDeps, input: IngestInput): Promise<Inge
       bulk: classification.bulk ?? detectBulk(parsed.headers).bulk,
     };
 
-    let id: ObjectId;
+    const id = new mongoose.Types.ObjectId();
+    let planned: PlannedAssociation | null = null;
+    if (status === 'inbox' && deps.associate) {
+      // A planning failure must not refuse mail: stored unlinked, the CRM sweep links it later.
+      planned = await deps.associate.plan({ _id: id, ...document }).catch((err: Error) => {
+        log.error({ err }, 'association could not be planned; the message is stored unlinked for the CRM sweep');
+        return null;
+      });
+    }
+    const written = { _id: id, ...document, linkedObjectIds: planned?.objectIds ?? [], linkedAt: planned ? now : null };
     try {
-      const created = await store.models.Message.create(document);
-      id = created._id as ObjectId;
+      await store.models.Message.create(written);
     } catch (err) {
       if (!isDuplicateKey(err)) throw err;
       // Already stored (a retried SMTP delivery, or the IMAP copy of a
@@ -188,19 +222,23 @@ export async function ingest(deps: IngestDeps, input: IngestInput): Promise<Inge
       ).lean();
       await discardBlobs();
       if (!existing) throw err;
+      if (deps.associate && existing.status === 'inbox' && existing.linkedAt && existing.linkedObjectIds?.length) {
+        await deps.associate.repair(existing as AssociableMessage).catch((e: Error) => log.error({ err: e, id: existing._id }, 'could not repair the links of a duplicate; it is stored'));
+      }
       log.debug({ id: existing._id }, 'duplicate message: source recorded');
       return { outcome: 'duplicate', id: existing._id as ObjectId, dedupeKey: key, parsed, status: existing.status as 'inbox' | 'quarantine', size: streamed.size };
     }
 
-    await store.models.MailAccount.updateOne(
-      { _id: input.accountId ?? null },
-      { $set: { lastMailAt: now }, $inc: { messageCount: 1 } },
-    ).catch(() => undefined);
+    if (input.accountId && !input.countedByCaller) {
+      // Statistics: a failure here must not turn a stored message into a 451.
+      await store.models.MailAccount.updateOne(
+        { _id: input.accountId },
+        { $set: { ...classification.accountSet, lastMailAt: now }, $inc: { messageCount: 1 } },
+      ).catch((err: Error) => log.warn({ err }, 'could not update the mail account counters; the message is stored'));
+    }
 
-    if (status === 'inbox' && deps.afterStore) {
-      for (const hook of deps.afterStore) {
-        await hook({ _id: id, ...document }).catch((err: Error) => log.error({ err, id }, 'post-store step failed; the message is stored'));
-      }
+    if (planned && deps.associate) {
+      await deps.associate.commit(written, planned).catch((err: Error) => log.error({ err, id }, 'could not write the links; the message is stored'));
     }
     return { outcome: 'stored', id, dedupeKey: key, parsed, status, size: streamed.size };
   } catch (err) {

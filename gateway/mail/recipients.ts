@@ -31,6 +31,8 @@ export type RecipientResolution =
       mailboxKey: string;
       email: string;
       domain: string;
+      /** Forwarding was verified when looked up (cached for ttlMs): forwarded mail then only refreshes lastForwardedAt. */
+      forwardingVerified: boolean;
     }
   | {
       kind: 'dropbox';
@@ -98,7 +100,7 @@ export function createRecipientResolver(options: RecipientResolverOptions): Reci
       const domains = (await store.models.MailAccount.find({ ownerId: user._id }, { domain: 1 }).lean()).map((a) => a.domain);
       return { kind: 'dropbox', address, ownerId: user._id, mailboxKey: `dropbox:${user._id.toString()}`, domains: [...new Set(domains)] };
     }
-    const account = await store.models.MailAccount.findOne({ forwardingAddress: address }, { _id: 1, ownerId: 1, email: 1, domain: 1, enabled: 1 }).lean();
+    const account = await store.models.MailAccount.findOne({ forwardingAddress: address }, { _id: 1, ownerId: 1, email: 1, domain: 1, enabled: 1, forwarding: 1 }).lean();
     if (!account) return { kind: 'unknown', address };
     if (!account.enabled) return { kind: 'disabled', address, what: 'account' };
     // An employee who was disabled (left the business) stops receiving too.
@@ -113,6 +115,7 @@ export function createRecipientResolver(options: RecipientResolverOptions): Reci
       mailboxKey: account._id.toString(),
       email: account.email,
       domain: account.domain,
+      forwardingVerified: account.forwarding?.status === 'verified' && Boolean(account.forwarding.verifiedAt),
     };
   }
 

@@ -128,7 +128,7 @@ async function file(deps: SendDeps, account: SendingAccount, entry: OutboxEntry,
   if (!entry.storedMessageId) {
     const accepted = ((set.recipients as RecipientRow[] | undefined) ?? (entry.recipients as RecipientRow[])).filter((r) => r.state === 'accepted').map((r) => r.address);
     try {
-      const result = await ingest({ store: deps.store, log: deps.log, afterStore: deps.afterStore }, {
+      const result = await ingest({ store: deps.store, log: deps.log, associate: deps.associate }, {
         raw,
         mailboxKey: account._id.toHexString(),
         accountId: account._id,

@@ -2,8 +2,8 @@ import crypto from 'node:crypto';
 import type { Config } from '../core/config';
 import type { SecretBox } from '../core/crypto';
 import type { Logger } from '../core/log';
-import { crmAfterStore } from '../crm/link';
-import type { AfterStoreHook } from '../mail/ingest';
+import { crmAssociator } from '../crm/link';
+import type { Associator } from '../mail/ingest';
 import type { Store } from '../store';
 import type { SendOAuthOptions } from './oauth';
 import type { SmtpTimeouts } from './transport';
@@ -34,8 +34,8 @@ export interface SendDeps {
   log: Logger;
   /** Opens the sealed SMTP/IMAP passwords (context = account id). */
   secretBox: SecretBox;
-  /** Steps after the sent copy is stored: CRM association. */
-  afterStore?: AfterStoreHook[];
+  /** CRM association of the sent copy. */
+  associate?: Associator;
   /** SEND_RATE_LIMIT: at most `max` messages per account in any `windowMs`. */
   rateLimit: { max: number; windowMs: number };
   /** Largest message Postroom sends (and stores): SMTP_MAX_MESSAGE_SIZE. */
@@ -62,12 +62,12 @@ export function newHolder(kind: string): string {
 }
 
 /** The usual dependencies from the configuration: limits from the environment, CRM association after storing. */
-export function sendDepsFromConfig(config: Pick<Config, 'sendRateLimit' | 'smtpMaxMessageSize' | 'businessDomains' | 'publicUrl' | 'oauth'>, base: { store: Store; log: Logger; secretBox: SecretBox; afterStore?: AfterStoreHook[] }): SendDeps {
+export function sendDepsFromConfig(config: Pick<Config, 'sendRateLimit' | 'smtpMaxMessageSize' | 'businessDomains' | 'publicUrl' | 'oauth'>, base: { store: Store; log: Logger; secretBox: SecretBox; associate?: Associator | null }): SendDeps {
   return {
     store: base.store,
     log: base.log,
     secretBox: base.secretBox,
-    afterStore: base.afterStore ?? [crmAfterStore({ store: base.store, log: base.log, settings: { businessDomains: config.businessDomains } })],
+    associate: base.associate === null ? undefined : (base.associate ?? crmAssociator({ store: base.store, log: base.log, settings: { businessDomains: config.businessDomains } })),
     rateLimit: { ...config.sendRateLimit },
     maxMessageBytes: config.smtpMaxMessageSize,
     oauthConfig: { publicUrl: config.publicUrl, oauth: config.oauth },

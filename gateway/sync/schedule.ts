@@ -3,8 +3,8 @@ import cron, { type ScheduledTask } from 'node-cron';
 import type { Config } from '../core/config';
 import { resolveMasterKey, SecretBox } from '../core/crypto';
 import type { Logger } from '../core/log';
-import { crmAfterStore } from '../crm/link';
-import type { AfterStoreHook } from '../mail/ingest';
+import { crmAssociator } from '../crm/link';
+import type { Associator } from '../mail/ingest';
 import type { Store } from '../store';
 import { accountLeaseKey, holdLease, newHolderId } from './lease';
 import { syncOptionsFromConfig, type SyncOptions } from './options';
@@ -24,8 +24,8 @@ export interface SyncerDeps {
   store: Store;
   /** Opens the stored IMAP passwords; default: from SECRET_KEY (or DATA_DIR/secret.key). */
   secretBox?: SecretBox;
-  /** Steps after a message is stored; default: CRM association. */
-  afterStore?: AfterStoreHook[];
+  /** CRM association of synced mail; default: crmAssociator; null: none (tests of the syncer alone). */
+  associate?: Associator | null;
   options?: Partial<SyncOptions>;
   /** false: no cron schedule, passes only through runPassNow() (tests, `syncer --once`). */
   schedule?: boolean;
@@ -90,7 +90,7 @@ export function startSyncer(deps: SyncerDeps): Syncer {
   const options = syncOptionsFromConfig(config, deps.options);
   const log = deps.log.child({ component: 'syncer' });
   const secrets = deps.secretBox ?? new SecretBox(resolveMasterKey(config.secretKey, config.dataDir).key);
-  const afterStore = deps.afterStore ?? [crmAfterStore({ store, log: deps.log, settings: { businessDomains: config.businessDomains } })];
+  const associate = deps.associate === null ? undefined : (deps.associate ?? crmAssociator({ store, log: deps.log, settings: { businessDomains: config.businessDomains } }));
   const holder = newHolderId();
   const slots = new Slots(options.concurrency);
   const inProgress = new Set<string>();
@@ -129,7 +129,7 @@ export function startSyncer(deps: SyncerDeps): Syncer {
           ).lean<SyncableAccount>();
           if (!fresh) return skip('not-due');
           const signal = AbortSignal.any([stopping.signal, lease.lost]);
-          report.accounts.push(await syncAccount({ store, log: deps.log, secrets, options, afterStore, track, oauthConfig: deps.config }, fresh, signal));
+          report.accounts.push(await syncAccount({ store, log: deps.log, secrets, options, associate, track, oauthConfig: deps.config }, fresh, signal));
         } finally {
           await lease.release().catch((err) => log.warn({ err, accountId }, 'lease release failed; it expires on its own'));
         }

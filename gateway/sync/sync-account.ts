@@ -6,7 +6,7 @@ import { SecretBoxError, type SecretBox } from '../core/crypto';
 import { AppError } from '../core/errors';
 import { imapClientOptions } from '../accounts/imap-client';
 import type { Logger } from '../core/log';
-import type { AfterStoreHook } from '../mail/ingest';
+import type { Associator } from '../mail/ingest';
 import { connectImapWithOAuth, type OAuthDeps } from '../oauth';
 import type { Config } from '../core/config';
 import type { Store } from '../store';
@@ -39,7 +39,7 @@ export interface SyncAccountDeps {
   log: Logger;
   secrets: SecretBox;
   options: SyncOptions;
-  afterStore?: AfterStoreHook[];
+  associate?: Associator;
   /** Told about each live client so a hard stop can close it. */
   track?: (client: ImapFlow) => () => void;
   /** OAuth2 provider settings from the environment (Preferences → Business applies without them). */
@@ -201,7 +201,7 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
       if (signal.aborted) break;
       folderCount += 1;
       try {
-        const result = await syncFolder({ client, store, log, accountId: account._id, ownerId: account.ownerId, options, signal, afterStore: deps.afterStore }, folder);
+        const result = await syncFolder({ client, store, log, accountId: account._id, ownerId: account.ownerId, options, signal, associate: deps.associate }, folder);
         addTally(tally, result);
         if (result.unchanged) unchangedFolders += 1;
         if (folder.role === 'inbox' && result.finished) {

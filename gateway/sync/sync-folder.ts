@@ -1,7 +1,7 @@
 import type { FetchMessageObject, ImapFlow } from 'imapflow';
 import type mongoose from 'mongoose';
 import type { Logger } from '../core/log';
-import { ingest, type AfterStoreHook } from '../mail/ingest';
+import { ingest, type Associator } from '../mail/ingest';
 import type { Store } from '../store';
 import type { ChosenFolder } from './folders';
 import type { SyncOptions } from './options';
@@ -34,7 +34,7 @@ export interface FolderSyncContext {
   options: SyncOptions;
   /** Aborted on shutdown or a lost lease: finish the current batch, then stop. */
   signal: AbortSignal;
-  afterStore?: AfterStoreHook[];
+  associate?: Associator;
 }
 
 export interface FolderTally {
@@ -146,7 +146,19 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
       });
     }
 
-    const storeBatchOf = (batch: SizedUid[]) => storeBatch(ctx, log, folder, uidValidity, batch, tally);
+    const storeBatchOf = async (batch: SizedUid[]) => {
+      const before = tally.stored;
+      try {
+        await storeBatch(ctx, log, folder, uidValidity, batch, tally);
+      } finally {
+        // The account's counters once per batch rather than once per message (each is a store write),
+        // also for the part of a batch stored before a failure: replayed, those come back as duplicates.
+        if (tally.stored > before) {
+          await ctx.store.models.MailAccount.updateOne({ _id: ctx.accountId }, { $set: { lastMailAt: new Date() }, $inc: { messageCount: tally.stored - before } })
+            .catch((err: Error) => log.warn({ err }, 'could not update the mail account counters; the batch is stored'));
+        }
+      }
+    };
     const limits = { maxCount: options.batchSize, maxBytes: options.batchBytes, messageCap: options.maxMessageBytes };
 
     // 2. New mail above the cursor, oldest first.
@@ -284,7 +296,7 @@ async function storeBatch(ctx: FolderSyncContext, log: Logger, folder: ChosenFol
 async function storeMessage(ctx: FolderSyncContext, log: Logger, folder: ChosenFolder, uidValidity: string, message: FetchMessageObject, tally: FolderTally): Promise<void> {
   const receivedAt = toDate(message.internalDate);
   const result = await ingest(
-    { store: ctx.store, log: ctx.log, afterStore: ctx.afterStore },
+    { store: ctx.store, log: ctx.log, associate: ctx.associate },
     {
       raw: message.source!,
       mailboxKey: ctx.accountId.toHexString(),
@@ -294,6 +306,7 @@ async function storeMessage(ctx: FolderSyncContext, log: Logger, folder: ChosenF
       // records the very same source, which $addToSet folds into one.
       source: { kind: 'imap', at: receivedAt, folder: folder.path, uidValidity, uid: message.uid },
       receivedAt,
+      countedByCaller: true,
     },
   );
   if (result.outcome === 'stored') tally.stored += 1;

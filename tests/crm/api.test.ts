@@ -3,7 +3,7 @@ import request from 'supertest';
 import { createApiToken, type PublicUser } from '../../gateway/accounts';
 import { runPendingJobs } from '../../gateway/crm/backfill';
 import { buildApp, buildRaw, makeAccount, makeUser, storeMessage, type TestApp, type TestStore } from '../admin/fixtures';
-import { crmAfterStore, linkMessage } from '../../gateway/crm/link';
+import { crmAssociator, linkMessage } from '../../gateway/crm/link';
 import { ingest } from '../../gateway/mail/ingest';
 import { openTestStore } from '../support/store';
 import { testLog } from './support';
@@ -96,7 +96,7 @@ describe('crm: /api/v1/objects (real app, real store)', () => {
     const objectId = customer.body.object.id;
     await runPendingJobs(deps);
     const bobAccount = await makeAccount(store, bob, 'bob@acme.test');
-    const hook = { store, log: testLog, afterStore: [crmAfterStore(deps)] };
+    const hook = { store, log: testLog, associate: crmAssociator(deps) };
     const stored = await ingest(hook, { raw: await buildRaw({ from: 'Gavin <gavin@hooli.test>', to: 'bob@acme.test', subject: 'Acquisition' }), mailboxKey: bobAccount.id, accountId: new Types.ObjectId(bobAccount.id), ownerId: new Types.ObjectId(bob.id), source: { kind: 'forward' } });
     assert.equal(stored.outcome, 'stored');
     const carols = await storeMessage(store, { from: 'Gavin <gavin@hooli.test>', to: 'carol@acme.test', subject: "Carol's" }, { ownerId: carol.id });

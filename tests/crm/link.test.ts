@@ -1,9 +1,9 @@
 import { strict as assert } from 'node:assert';
 import mongoose from 'mongoose';
-import { crmAfterRelease, crmAfterStore, linkMessage, unlinkMessage, type CrmDeps } from '../../gateway/crm/link';
+import { crmAfterRelease, crmAssociator, linkMessage, unlinkMessage, type CrmDeps } from '../../gateway/crm/link';
 import { releaseMessage } from '../../gateway/accounts';
 import { createObject } from '../../gateway/crm/objects';
-import { runPendingJobs } from '../../gateway/crm/backfill';
+import { runPendingJobs, sweep } from '../../gateway/crm/backfill';
 import { objectTimeline, messageLinks } from '../../gateway/crm/timeline';
 import { ingest } from '../../gateway/mail/ingest';
 import { openTestStore } from '../support/store';
@@ -172,16 +172,55 @@ describe('crm/link: linking stored messages (real store)', () => {
     await assert.rejects(unlinkMessage(deps, { messageId: new mongoose.Types.ObjectId(), objectId: ids.globex }), /link not found/);
   });
 
-  it('links through the ingest pipeline hook (afterStore) for inbox mail only', async () => {
+  it('links through the ingest pipeline (associate) for inbox mail only', async () => {
     const raw = (to: string) =>
       Buffer.from(`From: Anna <anna@xn--bcher-kva.test>\r\nTo: ${to}\r\nSubject: Offer\r\nMessage-ID: <${new mongoose.Types.ObjectId()}@buecher.test>\r\nDate: Thu, 26 Nov 2026 10:00:00 +0000\r\n\r\nHello Bob\r\n`);
-    const ingestDeps = { store, log: testLog, afterStore: [crmAfterStore(deps)] };
+    const ingestDeps = { store, log: testLog, associate: crmAssociator(deps) };
     const stored = await ingest(ingestDeps, { raw: raw('bob@acme.test'), mailboxKey: 'ingest-test', ownerId: bob._id, source: { kind: 'forward' } });
     assert.equal(stored.outcome, 'stored');
     assert.deepEqual(await linkedIds(store, stored.id!), [ids.anna.toString()]);
     const held = await ingest(ingestDeps, { raw: raw('bob@acme.test'), mailboxKey: 'ingest-test-2', ownerId: bob._id, source: { kind: 'forward' }, status: 'quarantine' });
     assert.equal(held.status, 'quarantine');
     assert.deepEqual(await linkedIds(store, held.id!), []);
+  });
+
+  it('ingest stores the message already carrying its links; links cut short by a crash are repaired when it comes again', async () => {
+    const raw = Buffer.from(
+      `From: Jane Roe <jane@globex.test>\r\nTo: bob@acme.test\r\nSubject: Renewal\r\nMessage-ID: <${new mongoose.Types.ObjectId()}@globex.test>\r\nDate: Thu, 26 Nov 2026 10:00:00 +0000\r\n\r\nHello Bob\r\n`,
+    );
+    const associator = crmAssociator(deps);
+    // Fault injection: the process "dies" after the message write, before the link records.
+    const dying = { ...associator, commit: async () => { throw new Error('killed after the message write'); } };
+    const first = await ingest({ store, log: testLog, associate: dying }, { raw, mailboxKey: 'repair-test', ownerId: bob._id, source: { kind: 'forward' } });
+    assert.equal(first.outcome, 'stored');
+    const stored = await store.models.Message.findById(first.id).lean();
+    assert.deepEqual(stored!.linkedObjectIds.map(String).sort(), [ids.jane.toString(), ids.globex.toString()].sort(), 'the document lists its links from its first write');
+    assert.ok(stored!.linkedAt instanceof Date);
+    assert.equal((await messageLinks(store, first.id!)).length, 0, 'no link records yet: the message page cannot say why');
+
+    // Not acknowledged, so the sender retries: the duplicate repairs the link records, with their reasons.
+    const again = await ingest({ store, log: testLog, associate: associator }, { raw, mailboxKey: 'repair-test', ownerId: bob._id, source: { kind: 'forward' } });
+    assert.equal(again.outcome, 'duplicate');
+    assert.ok(again.id!.equals(first.id!));
+    const views = await messageLinks(store, first.id!);
+    assert.deepEqual(views.map((v) => [v.object.name, v.rule, v.address]).sort(), [['Globex', 'domain', 'jane@globex.test'], ['Jane Roe', 'address', 'jane@globex.test']]);
+
+    // A pair the user unlinked stays unlinked however often the message comes again.
+    await unlinkMessage(deps, { messageId: first.id!, objectId: ids.jane });
+    await ingest({ store, log: testLog, associate: associator }, { raw, mailboxKey: 'repair-test', ownerId: bob._id, source: { kind: 'imap', folder: 'INBOX', uidValidity: '1', uid: 7 } });
+    assert.deepEqual(await linkedIds(store, first.id!), [ids.globex.toString()]);
+    assert.deepEqual((await messageLinks(store, first.id!)).map((v) => v.object.name), ['Globex']);
+    assert.equal(await store.models.Link.countDocuments({ messageId: first.id }), 2, 'one record per pair, the unlinked one kept as a tombstone');
+  });
+
+  it('ingest stores mail unlinked when association cannot be planned, and the sweep links it later', async () => {
+    const raw = Buffer.from(`From: sam@gmail.com\r\nTo: bob@acme.test\r\nSubject: Hi\r\nMessage-ID: <${new mongoose.Types.ObjectId()}@gmail.com>\r\n\r\nHi\r\n`);
+    const broken = { ...crmAssociator(deps), plan: async () => { throw new Error('rules crashed'); } };
+    const result = await ingest({ store, log: testLog, associate: broken }, { raw, mailboxKey: 'plan-fails', ownerId: bob._id, source: { kind: 'forward' } });
+    assert.equal(result.outcome, 'stored', 'a planning failure never refuses mail');
+    assert.equal((await store.models.Message.findById(result.id).lean())!.linkedAt, null);
+    await sweep(deps, { olderThanMs: 0 });
+    assert.deepEqual(await linkedIds(store, result.id!), [ids.sam.toString()]);
   });
 
   it('shows an object timeline newest first, paged, with the privacy rule', async () => {

@@ -4,12 +4,13 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import mongoose from 'mongoose';
 import { SecretBox } from '../../gateway/core/crypto';
-import { linkMessage, type CrmDeps } from '../../gateway/crm/link';
+import { crmAssociator, linkMessage, type CrmDeps } from '../../gateway/crm/link';
 import { createObject } from '../../gateway/crm/objects';
 import { dispatchDueDeliveries } from '../../gateway/crm/webhook-dispatch';
 import { createWebhook, listDeliveries, resendDelivery, rotateWebhookSecret, updateWebhook, type WebhookDeps } from '../../gateway/crm/webhooks';
 import { startCrmWorker } from '../../gateway/crm/worker';
-import { runPendingJobs } from '../../gateway/crm/backfill';
+import { runPendingJobs, sweep } from '../../gateway/crm/backfill';
+import { ingest } from '../../gateway/mail/ingest';
 import { openTestStore } from '../support/store';
 import { insertMessage, makeUser, testLog } from './support';
 
@@ -130,6 +131,29 @@ describe('crm/webhooks: signed link events with retries (real store, real HTTP r
     } finally {
       await worker.stop();
     }
+  });
+
+  it('ingested mail queues link.created once while a webhook subscribes, and none for a retried delivery', async () => {
+    const associate = crmAssociator(deps);
+    const raw = (n: number) => Buffer.from(`From: Jane <jane@globex.test>\r\nTo: bob@acme.test\r\nSubject: Order ${n}\r\nMessage-ID: <order-${n}-${crypto.randomUUID()}@globex.test>\r\n\r\nOrder\r\n`);
+    const events = async (subject: string) => (await store.models.WebhookDelivery.find({ eventType: 'link.created' }).lean()).filter((d) => JSON.parse(d.payload).data.message.subject === subject);
+
+    const first = raw(1);
+    const stored = await ingest({ store, log: testLog, associate }, { raw: first, mailboxKey: 'hooks', ownerId: bob._id, source: { kind: 'forward' } });
+    assert.equal((await events('Order 1')).length, 1, 'the subscribed webhook gets one event');
+    await ingest({ store, log: testLog, associate }, { raw: first, mailboxKey: 'hooks', ownerId: bob._id, source: { kind: 'imap', folder: 'INBOX', uidValidity: '1', uid: 1 } });
+    assert.equal((await events('Order 1')).length, 1, 'the same mail again adds no event');
+    assert.equal(await store.models.Link.countDocuments({ messageId: stored.id, eventQueuedAt: null }), 0);
+
+    // With every webhook disabled, links are written as having nothing to send; enabling one later does not replay them.
+    await store.models.Webhook.updateMany({}, { $set: { enabled: false } });
+    const quiet = await ingest({ store, log: testLog, associate }, { raw: raw(2), mailboxKey: 'hooks', ownerId: bob._id, source: { kind: 'forward' } });
+    assert.equal(await store.models.Link.countDocuments({ messageId: quiet.id, eventQueuedAt: null }), 0);
+    await store.models.Webhook.updateMany({}, { $set: { enabled: true } });
+    await sweep(deps, { olderThanMs: 0 });
+    assert.equal((await events('Order 2')).length, 0);
+    // Leave the queue as the next tests expect it.
+    await store.models.WebhookDelivery.deleteMany({ _id: { $in: (await events('Order 1')).map((d) => d._id) } });
   });
 
   it('retries with backoff after the receiver answers 500, then gives up when the window closes; resend delivers', async () => {

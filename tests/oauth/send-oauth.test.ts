@@ -108,7 +108,7 @@ describe('sending from an OAuth2 account (gateway/send + XOAUTH2 + Dovecot oauth
     config = oauthConfig(oidc);
     const log = createLogger({ level: 'trace', pretty: false, destination: capture });
     oauth = { ...oauthDeps(store, config, { capture }), log };
-    deps = sendDeps(store, secretBox, { log, oauthConfig: config, afterStore: [] });
+    deps = sendDeps(store, secretBox, { log, oauthConfig: config, associate: undefined });
     const certs = ensureTestCertificates();
     smtp = new SMTPServer({
       secure: true,

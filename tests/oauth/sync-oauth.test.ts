@@ -62,7 +62,7 @@ describe('IMAP sync of an OAuth2 account (syncer + Dovecot oauth2 passdb + test 
     oidc.addUser(account.email, 'provider-pw');
     await dovecot.addUser(account.email, 'unused-harness-password');
     await store.models.MailAccount.updateOne({ _id: account.accountId }, { $set: { 'imap.host': dovecot.host, 'imap.port': dovecot.tlsPort, 'imap.status': 'unverified' } });
-    syncer = startSyncer({ config, log, store, secretBox, schedule: false, afterStore: [], options: { backoffBaseMs: 60_000 } });
+    syncer = startSyncer({ config, log, store, secretBox, schedule: false, associate: null, options: { backoffBaseMs: 60_000 } });
   });
   after(async () => {
     await syncer?.stop();

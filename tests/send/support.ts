@@ -15,7 +15,7 @@ import { authenticateMailAccountImap, createMailAccount, createUser, updateMailA
 import { SecretBox } from '../../gateway/core/crypto';
 import { createLogger } from '../../gateway/core/log';
 import { authenticateMailAccountSmtp, type SendDeps } from '../../gateway/send';
-import { crmAfterStore } from '../../gateway/crm/link';
+import { crmAssociator } from '../../gateway/crm/link';
 import { ensureTestCertificates } from '../support/certs';
 import { startDovecot, type DovecotServer } from '../support/dovecot';
 import { shared } from '../support/shared';
@@ -187,7 +187,7 @@ export function sendDeps(store: TestStore, secretBox: SecretBox, overrides: Part
     store,
     log,
     secretBox,
-    afterStore: [crmAfterStore({ store, log, settings: { businessDomains: ['acme.test'] } })],
+    associate: crmAssociator({ store, log, settings: { businessDomains: ['acme.test'] } }),
     rateLimit: { max: 1000, windowMs: 3_600_000 },
     maxMessageBytes: 10 * 1024 * 1024,
     smtpTimeouts: { connectionTimeoutMs: 5000, greetingTimeoutMs: 5000, socketTimeoutMs: 10_000 },

@@ -95,7 +95,7 @@ describe('IMAP syncer: leases, crashes and shutdown', function () {
   it('two syncers started at once sync each account exactly once, never together', async () => {
     const mailboxes = await Promise.all(Array.from({ length: 4 }, () => mailboxOf(120)));
     const syncers: Syncer[] = [0, 1].map(() =>
-      startSyncer({ config: testConfig({ IMAP_SYNC_CONCURRENCY: '2' }), log: silentLogger, store, secretBox: testSecrets, afterStore: [], schedule: false }),
+      startSyncer({ config: testConfig({ IMAP_SYNC_CONCURRENCY: '2' }), log: silentLogger, store, secretBox: testSecrets, associate: null, schedule: false }),
     );
     assert.notEqual(syncers[0].holder, syncers[1].holder);
     const reports = await Promise.all(syncers.map((s) => s.runPassNow()));

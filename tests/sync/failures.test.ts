@@ -28,7 +28,7 @@ describe('IMAP syncer failure handling', function () {
   });
 
   function syncer(overrides: Partial<SyncerDeps> = {}): Syncer {
-    const instance = startSyncer({ config: testConfig(), log: silentLogger, store, secretBox: testSecrets, afterStore: [], schedule: false, options: { now }, ...overrides });
+    const instance = startSyncer({ config: testConfig(), log: silentLogger, store, secretBox: testSecrets, associate: null, schedule: false, options: { now }, ...overrides });
     syncers.push(instance);
     return instance;
   }

@@ -26,7 +26,7 @@ describe('IMAP syncer against Dovecot', function () {
   });
 
   function syncer(overrides: Partial<SyncerDeps> = {}): Syncer {
-    const instance = startSyncer({ config: testConfig(), log: silentLogger, store, secretBox: testSecrets, afterStore: [], schedule: false, ...overrides });
+    const instance = startSyncer({ config: testConfig(), log: silentLogger, store, secretBox: testSecrets, associate: null, schedule: false, ...overrides });
     syncers.push(instance);
     return instance;
   }
@@ -132,6 +132,10 @@ describe('IMAP syncer against Dovecot', function () {
       const inbox = (await getSyncLedger(store, account.id))!.folders.find((f) => f.folder === 'INBOX')!;
       assert.equal(inbox.lastUid, 503);
       assert.equal(inbox.lastPassStored, 3);
+      // What the console shows on the mailbox (counted once per batch, not per message).
+      const counters = await store.models.MailAccount.findById(account.id, { messageCount: 1, lastMailAt: 1 }).lean();
+      assert.equal(counters?.messageCount, 303);
+      assert.ok(counters?.lastMailAt && Date.now() - counters.lastMailAt.getTime() < 60_000);
     });
 
     it('passes over an unchanged mailbox with one LIST and no EXAMINE or FETCH', async () => {
