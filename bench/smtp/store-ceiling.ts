@@ -10,8 +10,9 @@ const { MongoClient, GridFSBucket, ObjectId } = mongoose.mongo;
 /**
  * Tier (d): the store alone — the same documents Postroom stored, written by
  * a bare driver loop (native MongoDB driver, no mongoose, no parsing): the
- * raw message into GridFS, each attachment into GridFS, then one insertOne
- * of the message document, with the write concern Postroom uses. 20
+ * raw message into GridFS unless Postroom kept it in the document
+ * (rawInline, small messages), each attachment into GridFS, then one
+ * insertOne of the message document, with the write concern Postroom uses. 20
  * workers, like the 20 SMTP clients. This is the store's ceiling for
  * Postroom's write pattern.
  */
@@ -74,7 +75,7 @@ export async function runStoreCeiling(options: { uri: string; dbName: string; it
       while (next < options.items.length) {
         const item = options.items[next++];
         const t0 = performance.now();
-        const rawBlobId = await put(item.raw, 'raw');
+        const rawBlobId = item.document.rawInline ? null : await put(item.raw, 'raw');
         const blobIds: unknown[] = [];
         for (const bytes of item.attachments) blobIds.push(await put(bytes, 'attachment'));
         const attachments = ((item.document.attachments ?? []) as Array<Record<string, unknown>>).map((a, i) => ({ ...a, blobId: blobIds[i] ?? null }));

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { AppError, notFound } from '../core/errors';
 import { SOURCE_KINDS, VERDICTS } from '../models/message';
 import type { Store } from '../store';
@@ -187,11 +187,23 @@ export async function getMessageFor(store: Store, viewer: Viewer, id: string) {
   return store.models.Message.findOne({ _id: objectId, ...messageScope(viewer) }).lean();
 }
 
-/** Raw RFC 5322 bytes of a message the viewer may read, as a stream from GridFS. */
+/** Raw RFC 5322 bytes of a message the viewer may read, as a stream (from the document when small, else GridFS). */
 export async function openRawMessage(store: Store, viewer: Viewer, id: string): Promise<{ stream: Readable; size: number; subject: string } | null> {
-  const message = await getMessageFor(store, viewer, id);
+  const objectId = parseObjectId(id);
+  if (!objectId) return null;
+  const message = await store.models.Message.findOne({ _id: objectId, ...messageScope(viewer) }, { rawBlobId: 1, rawInline: 1, size: 1, subject: 1 }).select('+rawInline').lean();
   if (!message) return null;
-  return { stream: store.blobs.open(message.rawBlobId), size: message.size, subject: message.subject ?? '' };
+  return { stream: rawStream(store, message), size: message.size, subject: message.subject ?? '' };
+}
+
+/** The raw bytes of a stored message, wherever they are kept (loaded with '+rawInline'). */
+export function rawStream(store: Store, message: { rawBlobId?: ObjectId | null; rawInline?: Buffer | { buffer: Uint8Array } | null }): Readable {
+  if (message.rawInline) {
+    const bytes = Buffer.isBuffer(message.rawInline) ? message.rawInline : Buffer.from(message.rawInline.buffer);
+    return Readable.from([bytes]);
+  }
+  if (!message.rawBlobId) throw new Error('message has no raw bytes stored');
+  return store.blobs.open(message.rawBlobId);
 }
 
 /** An attachment of a message the viewer may read, by position. */
@@ -232,7 +244,7 @@ export async function deleteMessage(deps: { store: Store; actor: Actor; now?: Da
   );
   await store.models.Message.deleteOne({ _id: message._id });
   await store.models.Link.deleteMany({ messageId: message._id });
-  await store.blobs.delete(message.rawBlobId);
+  if (message.rawBlobId) await store.blobs.delete(message.rawBlobId);
   for (const attachment of message.attachments ?? []) if (attachment.blobId) await store.blobs.delete(attachment.blobId);
   await recordAudit(store, deps.actor, { action: 'message.delete', targetType: 'message', targetId: message._id.toString(), details: { subject: message.subject, from: message.from?.address ?? '', status: message.status } }, deps.now);
 }

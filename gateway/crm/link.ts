@@ -4,6 +4,7 @@ import type { Logger } from '../core/log';
 import type { Associator, PlannedAssociation } from '../mail/ingest';
 import type { MessageDoc } from '../models/message';
 import type { Store } from '../store';
+import { groupInsert } from '../store/group-insert';
 import { normalizeAddress } from './address';
 import { detectBulk } from './bulk';
 import { messageParticipants, matchKeys, planAssociation, type AssociationContext, type LinkReason, type MatchableObject, type PlannedLink } from './rules';
@@ -275,22 +276,16 @@ function linkDocument(message: LinkableMessage, planned: PlannedLink, now: Date,
 }
 
 /**
- * Insert the links of a message in one write. Pairs that exist already (a
+ * Insert the links of a message (in one command shared with concurrent
+ * messages' links: gateway/store/group-insert.ts). Pairs that exist already (a
  * repaired duplicate, or a pair the user unlinked: its tombstone holds the
  * unique key) are left as they are; the rest are returned as inserted.
  */
 async function insertLinks(store: Store, docs: Array<ReturnType<typeof linkDocument>>): Promise<Array<ReturnType<typeof linkDocument>>> {
-  if (docs.length === 0) return [];
-  try {
-    await store.models.Link.collection.insertMany(docs, { ordered: false });
-    return docs;
-  } catch (err) {
-    const writeErrors = (err as { writeErrors?: Array<{ index: number; code?: number }> | { index: number; code?: number } }).writeErrors;
-    const errors = Array.isArray(writeErrors) ? writeErrors : writeErrors ? [writeErrors] : [];
-    if (errors.length === 0 || errors.some((e) => e.code !== 11000)) throw err;
-    const existing = new Set(errors.map((e) => e.index));
-    return docs.filter((_doc, index) => !existing.has(index));
-  }
+  const outcomes = await Promise.allSettled(docs.map((doc) => groupInsert(store.models.Link, doc)));
+  const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected' && !isDuplicateKey(o.reason));
+  if (failed) throw failed.reason;
+  return docs.filter((_doc, index) => outcomes[index].status === 'fulfilled');
 }
 
 /**

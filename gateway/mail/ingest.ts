@@ -5,6 +5,7 @@ import { AppError } from '../core/errors';
 import type { Logger } from '../core/log';
 import type { SourceKind } from '../models/message';
 import type { Store } from '../store';
+import { groupInsert } from '../store/group-insert';
 import { contentHash, dedupeKey } from './dedupe';
 import { MessageTooLargeError, streamAndParse, type ParsedMessage } from './parse';
 
@@ -153,7 +154,8 @@ export async function ingest(deps: IngestDeps, input: IngestInput): Promise<Inge
   const source = { ...input.source, at: input.source.at ?? now };
 
   const discardBlobs = async () => {
-    await Promise.allSettled([streamed.rawBlobId, ...parsed.attachments.map((a) => a.blobId)].map((id) => store.blobs.delete(id)));
+    const ids = [streamed.rawBlobId, ...parsed.attachments.map((a) => a.blobId)].filter((id): id is ObjectId => Boolean(id));
+    await Promise.allSettled(ids.map((id) => store.blobs.delete(id)));
   };
 
   try {
@@ -188,6 +190,7 @@ export async function ingest(deps: IngestDeps, input: IngestInput): Promise<Inge
       html: parsed.html,
       attachments: parsed.attachments.map(({ checksum: _checksum, ...attachment }) => attachment),
       rawBlobId: streamed.rawBlobId,
+      rawInline: streamed.rawInline,
       size: streamed.size,
       auth: input.auth ?? { verdict: 'none', reason: `${source.kind}: not authenticated at ingest`, results: '' },
       status,
@@ -209,7 +212,7 @@ export async function ingest(deps: IngestDeps, input: IngestInput): Promise<Inge
     }
     const written = { _id: id, ...document, linkedObjectIds: planned?.objectIds ?? [], linkedAt: planned ? now : null };
     try {
-      await store.models.Message.create(written);
+      await groupInsert(store.models.Message, written);
     } catch (err) {
       if (!isDuplicateKey(err)) throw err;
       // Already stored (a retried SMTP delivery, or the IMAP copy of a
@@ -217,9 +220,12 @@ export async function ingest(deps: IngestDeps, input: IngestInput): Promise<Inge
       const existing = await store.models.Message.findOneAndUpdate(
         { mailboxKey: input.mailboxKey, dedupeKey: key },
         { $addToSet: { sources: source } },
-        // No projection: FerretDB 1.24 does not implement findAndModify "fields".
         { returnDocument: 'after' },
-      ).lean();
+      )
+        // No projection at all, not even the schema's default exclusion of
+        // rawInline: FerretDB 1.24 does not implement findAndModify "fields".
+        .select('+rawInline')
+        .lean();
       await discardBlobs();
       if (!existing) throw err;
       if (deps.associate && existing.status === 'inbox' && existing.linkedAt && existing.linkedObjectIds?.length) {

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { once } from 'node:events';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { MailParser, type AddressObject, type EmailAddress, type HeaderLines } from 'mailparser';
 import type mongoose from 'mongoose';
 import type { BlobStore } from '../store/blobs';
@@ -50,7 +50,9 @@ export interface ParsedMessage {
 }
 
 export interface StreamedMessage {
-  rawBlobId: ObjectId;
+  /** GridFS file of the raw bytes; null when they are small enough to live in the message document. */
+  rawBlobId: ObjectId | null;
+  rawInline: Buffer | null;
   size: number;
   rawSha256: string;
   parsed: ParsedMessage;
@@ -74,11 +76,19 @@ export function clean(value: string, max = MAX_BODY_CHARS): string {
   return stripped.length > max ? stripped.slice(0, max) : stripped;
 }
 
+/**
+ * Addresses kept per header field. A real message names a few dozen; a
+ * hostile one can list 10,000, and each stored address costs CPU on every
+ * write and read of the document. The raw message keeps them all.
+ */
+export const MAX_ADDRESSES_PER_FIELD = 1000;
+
 function addressList(value: AddressObject | AddressObject[] | undefined): ParsedAddress[] {
   if (!value) return [];
   const out: ParsedAddress[] = [];
   const visit = (entries: EmailAddress[]) => {
     for (const entry of entries) {
+      if (out.length >= MAX_ADDRESSES_PER_FIELD) return;
       if (entry.group) visit(entry.group);
       else if (entry.address) out.push({ address: clean(entry.address.toLowerCase(), 512), name: clean(entry.name ?? '', 512) });
     }
@@ -115,7 +125,25 @@ function emptyParsed(): ParsedMessage {
  * never rejects: it comes back as `parsed.parseError`. Store failures and
  * the size limit do reject.
  */
-export async function streamAndParse(blobs: BlobStore, raw: Readable | Buffer, options: { maxBytes?: number } = {}): Promise<StreamedMessage> {
+/**
+ * Messages up to this size keep their raw bytes in the message document
+ * (most business mail: text and HTML without large attachments); larger
+ * ones go to GridFS. Well under the 16 MB document limit even with the
+ * parsed text and HTML next to them.
+ */
+export const INLINE_RAW_MAX = 64 * 1024;
+
+/** The chunks already read, then the rest of the source. */
+async function* continueWith(head: Buffer[], rest: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
+  yield* head;
+  for (;;) {
+    const next = await rest.next();
+    if (next.done) return;
+    yield next.value;
+  }
+}
+
+export async function streamAndParse(blobs: BlobStore, raw: Readable | Buffer, options: { maxBytes?: number; inlineRawMax?: number } = {}): Promise<StreamedMessage> {
   const parsed = emptyParsed();
   const parser = new MailParser({ skipImageLinks: true, skipTextLinks: true, skipTextToHtml: true, maxHtmlLengthToParse: MAX_BODY_CHARS });
   const attachmentWrites: Array<Promise<void>> = [];
@@ -197,9 +225,27 @@ export async function streamAndParse(blobs: BlobStore, raw: Readable | Buffer, o
     if (!parseFailed) parser.end();
   }
 
-  let rawBlobId: ObjectId;
+  // A small message is held whole and stored in its document; a larger one
+  // streams into GridFS from its first bytes on, never held in memory.
+  const inlineMax = options.inlineRawMax ?? INLINE_RAW_MAX;
+  const source = tee()[Symbol.asyncIterator]();
+  let rawBlobId: ObjectId | null = null;
+  let rawInline: Buffer | null = null;
   try {
-    rawBlobId = await blobs.put(tee() as unknown as Readable, { kind: 'raw' });
+    const head: Buffer[] = [];
+    let headBytes = 0;
+    let ended = false;
+    while (headBytes <= inlineMax) {
+      const next = await source.next();
+      if (next.done) {
+        ended = true;
+        break;
+      }
+      head.push(next.value);
+      headBytes += next.value.length;
+    }
+    if (ended) rawInline = Buffer.concat(head);
+    else rawBlobId = await blobs.put(Readable.from(continueWith(head, source)), { kind: 'raw' });
     await parserDone;
     await Promise.all(attachmentWrites);
   } catch (err) {
@@ -213,5 +259,5 @@ export async function streamAndParse(blobs: BlobStore, raw: Readable | Buffer, o
     const message = (parseFailed as Error).message || 'unparseable message';
     parsed.parseError = clean(message, 1000);
   }
-  return { rawBlobId, size, rawSha256: rawHash.digest('hex'), parsed };
+  return { rawBlobId, rawInline, size, rawSha256: rawHash.digest('hex'), parsed };
 }

@@ -70,8 +70,14 @@ export const messageSchema = new Schema(
       ],
       default: [],
     },
-    /** Raw RFC 5322 bytes in the `raw` GridFS bucket. */
-    rawBlobId: { type: Schema.Types.ObjectId, required: true },
+    /** Raw RFC 5322 bytes in the `raw` GridFS bucket; null when they are in rawInline. */
+    rawBlobId: { type: Schema.Types.ObjectId, default: null },
+    /**
+     * Raw bytes of a small message (gateway/mail/parse.ts INLINE_RAW_MAX)
+     * kept in the document itself: one write instead of three (GridFS file
+     * and chunk). Not loaded unless asked for ('+rawInline').
+     */
+    rawInline: { type: Buffer, default: null, select: false },
     size: { type: Number, required: true },
     auth: {
       verdict: { type: String, enum: VERDICTS, default: 'none' },

@@ -28,7 +28,8 @@ describe('admin: the Emails inbox and message view', () => {
     for (let i = 0; i < 120; i++) {
       await storeMessage(store, { subject: `Order ${String(i).padStart(3, '0')}`, from: `Shop ${i} <shop${i}@customer.test>` }, { ownerId: bob.id, accountId: bobAccount.id, receivedAt: new Date(base.getTime() + i * 60_000) });
     }
-    ids.imap = (await storeMessage(store, { subject: 'Synced by IMAP', from: 'carol@partner.test' }, { ownerId: bob.id, accountId: bobImap.id, source: 'imap', receivedAt: new Date(base.getTime() + 200 * 60_000) })).id;
+    // Over INLINE_RAW_MAX with an attachment: its raw bytes and the attachment live in GridFS.
+    ids.imap = (await storeMessage(store, { subject: 'Synced by IMAP', from: 'carol@partner.test', attachments: [{ filename: 'plan.pdf', content: Buffer.alloc(80 * 1024, 7), contentType: 'application/pdf' }] }, { ownerId: bob.id, accountId: bobImap.id, source: 'imap', receivedAt: new Date(base.getTime() + 200 * 60_000) })).id;
     ids.quarantined = (await storeMessage(store, { subject: 'Urgent wire transfer', from: 'ceo@spoof.test' }, { ownerId: bob.id, accountId: bobAccount.id, status: 'quarantine', quarantineReason: 'authentication failed', auth: failing, receivedAt: new Date(base.getTime() + 201 * 60_000) })).id;
     ids.html = (await storeMessage(store, {
       subject: 'Newsletter with pictures',
@@ -216,7 +217,9 @@ describe('admin: the Emails inbox and message view', () => {
     await agent.post(`/messages/${ids.imap}/delete`).type('form').send({ _csrf: csrf }).expect(303);
     assert.equal(await store.models.Message.exists({ _id: ids.imap }), null);
     assert.ok(await store.models.Tombstone.exists({ mailboxKey: doc.mailboxKey, dedupeKey: doc.dedupeKey }));
+    assert.ok(doc.rawBlobId && doc.attachments[0]?.blobId, 'this message keeps its raw bytes and attachment in GridFS');
     await assert.rejects(store.blobs.get(doc.rawBlobId), /FileNotFound|not found/i);
+    await assert.rejects(store.blobs.get(doc.attachments[0].blobId!), /FileNotFound|not found/i);
     await agent.get(`/messages/${ids.imap}`).expect(404);
   });
 });

@@ -7,7 +7,7 @@ import { startDns, type TestDns } from '../support/dns';
 import { createEmployeeAccount, GATEWAY_DOMAIN, startTestGateway, type TestGateway } from '../support/gateway';
 import { plainMessage } from '../support/mail-auth';
 import { sendMail, SmtpSession, swaks } from '../support/smtp';
-import { openTestStore } from '../support/store';
+import { openTestStore, storedRaw } from '../support/store';
 
 /**
  * The gateway end to end: Haraka child process, compiled plugins, FerretDB,
@@ -102,7 +102,7 @@ describe('SMTP gateway: recipients, limits and storing', function () {
     assert.match(doc.auth.results, /spf=pass/);
 
     // The stored copy: our trace headers (Received-SPF, Authentication-Results), Haraka's Received, then the message as sent.
-    const stored = (await store.blobs.get(doc.rawBlobId)).toString();
+    const stored = (await storedRaw(store, doc._id)).toString();
     assert.match(stored, /^Received-SPF: pass /);
     assert.match(stored, /\r\nAuthentication-Results: gw\.test;/);
     assert.match(stored, /\r\nReceived: from [\s\S]*?by gw\.test/);

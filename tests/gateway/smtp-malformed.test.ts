@@ -3,7 +3,7 @@ import { startDns, type TestDns } from '../support/dns';
 import { createEmployeeAccount, startTestGateway, type TestGateway } from '../support/gateway';
 import { plainMessage } from '../support/mail-auth';
 import { sendMail, SmtpSession } from '../support/smtp';
-import { openTestStore } from '../support/store';
+import { openTestStore, storedRaw } from '../support/store';
 
 /**
  * Thirty malformed messages, generated here, sent byte for byte. Each is
@@ -142,7 +142,7 @@ describe('SMTP gateway: malformed messages', function () {
       assert.ok(queueId, `queue id in "${reply.text}"`);
       const doc = await store.models.Message.findOne({ 'sources.queueId': queueId }).lean();
       assert.ok(doc, 'stored');
-      const stored = (await store.blobs.get(doc.rawBlobId)).toString('latin1');
+      const stored = (await storedRaw(store, doc._id)).toString('latin1');
       assert.equal(doc.size, Buffer.byteLength(stored, 'latin1'));
       if (fixture.marker) assert.ok(stored.includes(fixture.marker), 'raw copy kept');
       assert.ok(doc.parseError === '' || doc.parseError.length > 0);

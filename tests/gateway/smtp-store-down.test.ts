@@ -1,3 +1,4 @@
+import { storedRaw } from '../support/store';
 import { strict as assert } from 'node:assert';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -92,7 +93,7 @@ describe('SMTP gateway: store unavailable', function () {
     const copies = await store.models.Message.find({ messageId }).lean();
     assert.equal(copies.length, 1, 'exactly one copy');
     assert.equal(copies[0].sources.length, 1, 'the failed attempt left no source behind');
-    const stored = await store.blobs.get(copies[0].rawBlobId);
+    const stored = await storedRaw(store, copies[0]._id);
     assert.ok(stored.toString().endsWith(raw.toString()), 'the raw copy is complete');
     // Nothing half-written: one GridFS file per stored message, no leftovers from the failed attempt.
     assert.equal(await store.conn.db!.collection('raw.files').countDocuments(), filesBefore + 1);

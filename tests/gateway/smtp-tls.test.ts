@@ -8,7 +8,7 @@ import { startDns, type TestDns } from '../support/dns';
 import { createEmployeeAccount, GATEWAY_DOMAIN, startTestGateway, type TestGateway } from '../support/gateway';
 import { plainMessage } from '../support/mail-auth';
 import { swaks } from '../support/smtp';
-import { openTestStore } from '../support/store';
+import { openTestStore, storedRaw } from '../support/store';
 
 /** STARTTLS (RFC 3207) with a configured certificate and with the self-signed one generated at first start. */
 describe('SMTP gateway: STARTTLS', function () {
@@ -51,7 +51,7 @@ describe('SMTP gateway: STARTTLS', function () {
       assert.ok(result.replies.some((r) => /^250 Message stored/.test(r)), result.transcript);
       const doc = await store.models.Message.findOne({ subject: `over tls ${messageId}` }).lean();
       assert.ok(doc, 'stored');
-      assert.match((await store.blobs.get(doc.rawBlobId)).toString(), /with ESMTPS/);
+      assert.match((await storedRaw(store, doc._id)).toString(), /with ESMTPS/);
       const line = await gw.waitForLog((l) => l.msg === 'smtp transaction' && l.queueId === doc.sources[0].queueId);
       assert.equal(line.tls, true);
     });

@@ -4,9 +4,10 @@ import mongoose from 'mongoose';
 import { createLogger } from '../../gateway/core/log';
 import { AppError } from '../../gateway/core/errors';
 import { ingest } from '../../gateway/mail/ingest';
+import { INLINE_RAW_MAX, MAX_ADDRESSES_PER_FIELD } from '../../gateway/mail/parse';
 import { openStore } from '../../gateway/store';
 import { startEmbeddedStore } from '../../gateway/store/embedded-ferretdb';
-import { openTestStore } from '../support/store';
+import { openTestStore, storedRaw } from '../support/store';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -66,10 +67,38 @@ describe('ingest pipeline', () => {
     assert.equal(doc.attachments.length, 1);
     assert.equal(doc.attachments[0].filename, 'contract.pdf');
     assert.equal((await store.blobs.get(doc.attachments[0].blobId!)).toString(), '%PDF-1.4 pretend');
-    assert.equal((await store.blobs.get(doc.rawBlobId)).toString(), raw, 'raw bytes kept exactly');
+    assert.equal((await storedRaw(store, doc._id)).toString(), raw, 'raw bytes kept exactly');
     assert.ok(doc.headers.some((h) => h.name === 'Subject' && h.value === 'Quarterly contract'));
     assert.equal(doc.sources[0].kind, 'forward');
     assert.equal(doc.sources[0].queueId, 'Q1');
+  });
+
+  it('keeps a small message\'s raw bytes in its document and streams a larger one into GridFS, byte-exact both ways', async () => {
+    const small = message({ id: 'small@x' });
+    // Several stream chunks, the threshold falling inside one of them: the bytes read before GridFS starts must not be lost.
+    const big = `${message({ id: 'big@x' })}${'0123456789abcdef'.repeat(6000)}\r\n`;
+    const chunks = (text: string) => Readable.from(Array.from({ length: Math.ceil(text.length / 7000) }, (_, i) => Buffer.from(text.slice(i * 7000, (i + 1) * 7000))));
+    const a = await ingest({ store, log }, { ...base(), raw: chunks(small), source: { kind: 'forward' } });
+    const b = await ingest({ store, log }, { ...base(), raw: chunks(big), source: { kind: 'forward' } });
+    const docA = await store.models.Message.findById(a.id).lean();
+    const docB = await store.models.Message.findById(b.id).lean();
+    assert.equal(docA!.rawBlobId, null, 'small: no GridFS file');
+    assert.ok(docB!.rawBlobId, 'large: a GridFS file');
+    assert.ok(big.length > INLINE_RAW_MAX && small.length < INLINE_RAW_MAX);
+    assert.equal((await storedRaw(store, a.id)).toString(), small);
+    assert.equal((await storedRaw(store, b.id)).toString(), big);
+    assert.equal(docB!.size, big.length);
+    assert.equal((docA as Record<string, unknown>).rawInline, undefined, 'the raw bytes are not loaded with the document unless asked for');
+  });
+
+  it('keeps at most MAX_ADDRESSES_PER_FIELD addresses of a header in the document, and all of them in the raw message', async () => {
+    const list = Array.from({ length: 1500 }, (_, i) => `r${i}@customer.test`).join(', ');
+    const raw = message({ id: 'many-rcpts@x', extraHeaders: `Bcc: ${list}` });
+    const result = await ingest({ store, log }, { ...base(), raw: Buffer.from(raw), source: { kind: 'forward' } });
+    const doc = await store.models.Message.findById(result.id).lean();
+    assert.equal(doc!.bcc.length, MAX_ADDRESSES_PER_FIELD);
+    assert.equal(doc!.bcc[0].address, 'r0@customer.test');
+    assert.ok((await storedRaw(store, result.id)).toString().includes('r1499@customer.test'));
   });
 
   it('stores the same mail arriving twice (forwarded, then by IMAP) once, with both sources', async () => {
@@ -82,9 +111,11 @@ describe('ingest pipeline', () => {
     const docs = await store.models.Message.find({ messageId: 'dup@x' }).lean();
     assert.equal(docs.length, 1);
     assert.deepEqual(docs[0].sources.map((s) => s.kind), ['forward', 'imap']);
+    // Every GridFS raw file belongs to a stored message (small ones keep their bytes in the document).
     const rawFiles = await store.conn.db!.collection('raw.files').countDocuments({ 'metadata.kind': 'raw' });
-    const messages = await store.models.Message.countDocuments();
-    assert.equal(rawFiles, messages, 'the duplicate left no orphan blob');
+    const withRawFile = await store.models.Message.countDocuments({ rawBlobId: { $ne: null } });
+    assert.equal(rawFiles, withRawFile, 'the duplicate left no orphan blob');
+    assert.equal((await storedRaw(store, first.id)).toString(), message({ id: 'dup@x' }), 'the first copy\'s bytes are kept');
   });
 
   it('does not swallow a different message that reuses a Message-ID', async () => {
@@ -101,7 +132,7 @@ describe('ingest pipeline', () => {
     assert.equal(result.outcome, 'stored');
     const doc = await store.models.Message.findById(result.id).lean();
     assert.doesNotMatch(doc!.subject + doc!.text, /\u0000/);
-    assert.equal((await store.blobs.get(doc!.rawBlobId)).toString(), nul);
+    assert.equal((await storedRaw(store, doc!._id)).toString(), nul);
   });
 
   it('keeps two different messages that have nothing comparable (no Message-ID, headers or text) apart', async () => {
@@ -159,7 +190,7 @@ describe('ingest pipeline', () => {
       const result = await ingest({ store: own, log }, { ...base(), mailboxKey: 'down', raw: Buffer.from(message({ id: 'down@x' })), source: { kind: 'forward' } });
       assert.equal(result.outcome, 'stored');
       assert.equal(await own.models.Message.countDocuments({ messageId: 'down@x' }), 1);
-      assert.equal(await own.conn.db!.collection('raw.files').countDocuments(), 2, 'raw + attachment only; nothing left from the failed attempt');
+      assert.equal(await own.conn.db!.collection('raw.files').countDocuments(), 1, 'the attachment only (the small raw message is in its document); nothing left from the failed attempt');
     } finally {
       await own.close();
       await embedded.stop();

@@ -18,7 +18,7 @@ import { sendDeps } from '../send/support';
 import { ensureTestCertificates } from '../support/certs';
 import { startDovecot, type DovecotServer } from '../support/dovecot';
 import { startOidcServer, type OidcServer } from '../support/oidc';
-import { openTestStore } from '../support/store';
+import { openTestStore, storedRaw } from '../support/store';
 import { CALLBACK_URL, LogCapture, TEST_SECRET_KEY, createAccount, oauthConfig, oauthDeps, signIn } from './helpers';
 
 type TestStore = Awaited<ReturnType<typeof openTestStore>>;
@@ -167,7 +167,7 @@ describe('sending from an OAuth2 account (gateway/send + XOAUTH2 + Dovecot oauth
     assert.equal(entry?.sentFolder?.state, 'appended', entry?.sentFolder?.error);
     const sent = await sentFolder(bob);
     assert.equal(sent.length, 1);
-    assert.ok(sent[0].equals(await store.blobs.get(stored.rawBlobId)), 'the Sent folder holds exactly the stored bytes');
+    assert.ok(sent[0].equals(await storedRaw(store, stored._id)), 'the Sent folder holds exactly the stored bytes');
   });
 
   it('refreshes an expired access token before sending, and a token the server refuses once, and the send succeeds', async () => {

@@ -11,7 +11,7 @@ import { loadConfig } from '../../gateway/core/config';
 import { sendMessage, type SendDeps } from '../../gateway/send';
 import { startSyncer } from '../../gateway/sync/schedule';
 import type { DovecotServer } from '../support/dovecot';
-import { openTestStore } from '../support/store';
+import { openTestStore, storedRaw } from '../support/store';
 import { log, makeContact, newSecretBox, sendableAccount, sendDeps, sharedDovecot, startRecordingSmtp, type RecordingSmtp, type SendFixture, type TestStore } from './support';
 
 async function sentFolderMessages(dovecot: DovecotServer, fixture: SendFixture): Promise<Buffer[]> {
@@ -92,8 +92,8 @@ describe('send: through the account\'s SMTP server, filed in Sent and stored', f
 
     const sent = await sentFolderMessages(dovecot, bob);
     assert.equal(sent.length, 1);
-    const storedRaw = await store.blobs.get(stored.rawBlobId);
-    assert.ok(sent[0].equals(storedRaw), 'the Sent folder holds exactly the stored bytes');
+    const storedBytes = await storedRaw(store, stored._id);
+    assert.ok(sent[0].equals(storedBytes), 'the Sent folder holds exactly the stored bytes');
 
     const entry = await store.models.Outbox.findById(result.outboxId).lean();
     assert.equal(entry?.status, 'sent');

@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import { rawStream } from '../../gateway/accounts/mailbox';
 import { openStore, type Store } from '../../gateway/store';
 import { createLogger } from '../../gateway/core/log';
 
@@ -21,4 +22,13 @@ export async function openTestStore(label: string): Promise<Store & { dbName: st
       await store.close();
     },
   };
+}
+
+/** The raw bytes stored for a message, from its document (small messages) or GridFS, as the console serves them. */
+export async function storedRaw(store: Store, messageId: unknown): Promise<Buffer> {
+  const message = await store.models.Message.findById(messageId, { rawBlobId: 1, rawInline: 1 }).select('+rawInline').lean();
+  if (!message) throw new Error(`no message ${String(messageId)}`);
+  const chunks: Buffer[] = [];
+  for await (const chunk of rawStream(store, message)) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
 }

@@ -7,7 +7,7 @@ import { getSyncLedger } from '../../gateway/sync/ledger';
 import { startSyncer, type Syncer, type SyncerDeps } from '../../gateway/sync/schedule';
 import { startDovecot, type DovecotServer } from '../support/dovecot';
 import { shared } from '../support/shared';
-import { openTestStore } from '../support/store';
+import { openTestStore, storedRaw } from '../support/store';
 import { captureLog, createImapAccount, DAY, makeMessage, testConfig, testSecrets, type TestAccount } from './helpers';
 
 describe('IMAP syncer against Dovecot', function () {
@@ -290,11 +290,11 @@ describe('IMAP syncer against Dovecot', function () {
     const malformedDoc = stored.find((m) => m.size === Buffer.byteLength(malformed.raw));
     assert.ok(malformedDoc, 'the malformed message is stored with all its bytes');
     assert.match(malformedDoc.parseError, /child nodes/i);
-    assert.equal((await store.blobs.get(malformedDoc.rawBlobId)).toString(), malformed.raw);
+    assert.equal((await storedRaw(store, malformedDoc._id)).toString(), malformed.raw);
     const hugeDoc = stored.find((m) => m.size === limit);
     assert.ok(hugeDoc, `the oversized message is stored truncated to the limit (sizes: ${bySize.map((m) => m.size).join(', ')})`);
     assert.match(hugeDoc.parseError, /over the 102400-byte limit/);
-    const raw = await store.blobs.get(hugeDoc.rawBlobId);
+    const raw = await storedRaw(store, hugeDoc._id);
     assert.equal(raw.length, limit);
     for (const subject of ['before', 'after']) assert.equal(stored.find((m) => m.subject === subject)?.parseError, '');
   });
