@@ -23,8 +23,15 @@ export interface HarakaMessageStream {
   unpipe(): this;
 }
 
+/** The parsed header of a transaction (Haraka's Header; at most connection.ini [headers] max_lines lines). */
+export interface HarakaHeader {
+  /** Every value of one header field, in order (name case-insensitive). */
+  get_all(name: string): string[];
+}
+
 export interface HarakaTransaction {
   uuid: string;
+  header: HarakaHeader;
   mail_from: HarakaAddress;
   rcpt_to: HarakaAddress[];
   notes: Record<string, unknown>;
@@ -46,6 +53,9 @@ export interface HarakaConnection {
   transaction: HarakaTransaction | null;
   respond(code: number, message: string | DSN, after?: () => void): void;
   reset_transaction(after?: () => void): void;
+  disconnect(): void;
+  /** Each line of DATA as received (a Buffer ending in LF; Haraka also passes its own Received line as a string). */
+  accumulate_data(line: Buffer | string): void;
   cmd_mail(line: string): void;
   max_data_exceeded_respond(retval: number, message?: string): void;
 }

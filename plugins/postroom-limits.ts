@@ -1,10 +1,12 @@
 import DSN from 'haraka-dsn';
 import * as constants from 'haraka-constants';
+import { AppError } from '../gateway/core/errors';
 import type { HarakaConnection, HarakaPlugin, Next } from './haraka-types';
 import { gatewayRuntime } from './runtime';
+import { smtpReply } from './smtp-reply';
 
 /**
- * Connection-level limits (CONNECT, MAIL, end of DATA):
+ * Connection-level limits (CONNECT, MAIL, DATA, end of DATA):
  *
  * - at most SMTP_MAX_CONNECTIONS sessions at once; more get
  *   `421 4.3.2` (RFC 5321 §3.8) and come back later;
@@ -14,8 +16,46 @@ import { gatewayRuntime } from './runtime';
  *   ask for `552 5.3.4`, so this plugin installs those two replies on each
  *   connection (Haraka dispatches commands and hook replies through the
  *   connection object, so an own property replaces the reply without
- *   touching Haraka's code).
+ *   touching Haraka's code);
+ * - bare line feeds in DATA. RFC 5321 §2.3.8 forbids them, and an LF that
+ *   one hop reads as a line end and another does not is how SMTP smuggling
+ *   works (CVE-2023-51764/51765). Haraka answers `451` and hangs up at once,
+ *   so a sender retries the same bytes forever, or gets a reset instead of
+ *   the reply while it is still writing. Postroom refuses them permanently,
+ *   as Postfix's smtpd_forbid_bare_newline does: the rest of the data is
+ *   read and dropped (the way Haraka treats an oversize message), and at the
+ *   sender's end of data it answers `554 5.5.2` and disconnects, so nothing
+ *   after an ambiguous end of data is ever run as a command;
+ * - mail loops: more than 100 Received fields (RFC 5321 §6.3) get
+ *   `554 5.4.6` (RFC 3463: routing loop detected). Haraka's own check
+ *   answers a bare 550, so its limit is set out of reach (instance.ts) and
+ *   counted here instead.
  */
+
+/** RFC 5321 §6.3: servers counting Received fields SHOULD use a threshold of at least 100. */
+export const MAX_RECEIVED = 100;
+
+export function mailLoopError(received: number): AppError {
+  return new AppError('MAIL_LOOP', `Too many Received headers (${received}, limit ${MAX_RECEIVED}): mail loop detected`, { smtpCode: 554, enhancedCode: '5.4.6' });
+}
+
+export function bareLineFeedError(): AppError {
+  return new AppError('BARE_LINE_FEED', 'Bare line feed in message data; lines must end with CRLF (RFC 5321 section 2.3.8)', { smtpCode: 554, enhancedCode: '5.5.2' });
+}
+
+const CR = 0x0d;
+const LF = 0x0a;
+const DOT = 0x2e;
+
+/** A line ending in LF without the CR before it (Haraka splits DATA after every LF). */
+export function endsWithBareLf(line: Buffer): boolean {
+  return line.length > 0 && line[line.length - 1] === LF && (line.length < 2 || line[line.length - 2] !== CR);
+}
+
+/** The end-of-data line: "." CRLF, or "." LF from a sender that uses bare LF throughout. */
+function isEndOfData(line: Buffer): boolean {
+  return line[0] === DOT && ((line.length === 3 && line[1] === CR && line[2] === LF) || (line.length === 2 && line[1] === LF));
+}
 
 let active = 0;
 
@@ -48,6 +88,18 @@ export function hook_connect_init(this: HarakaPlugin, next: Next, connection: Ha
     log.info({ queueId: this.transaction?.uuid, remoteIp: this.remote.ip, size: this.transaction?.data_bytes, outcome: 'rejected', code: 552 }, 'message over the size limit refused');
     this.respond(552, tooBig(limit), () => this.reset_transaction());
   };
+  // Set when a bare LF arrives; the connection is closed at the end of that DATA, so one flag per connection suffices.
+  let bareLf = false;
+  connection.accumulate_data = function accumulateData(this: HarakaConnection, line: Buffer | string) {
+    // Haraka feeds its own Received line as a string: always CRLF.
+    if (typeof line === 'string') return haraka.accumulate_data.call(this, line);
+    if (!bareLf && !endsWithBareLf(line)) return haraka.accumulate_data.call(this, line);
+    bareLf = true;
+    if (!isEndOfData(line)) return;
+    const reply = smtpReply(bareLineFeedError());
+    log.info({ queueId: this.transaction?.uuid, remoteIp: this.remote.ip, outcome: 'rejected', code: reply.code, enhancedCode: reply.enhancedCode }, 'bare line feed in DATA refused');
+    this.respond(reply.code, reply.dsn, () => this.disconnect());
+  };
   next();
 }
 
@@ -58,4 +110,16 @@ export function hook_connect(this: HarakaPlugin, next: Next, connection: HarakaC
     return next(constants.denysoftdisconnect, DSN.create(421, 'Too many connections, try again later', 3, 2));
   }
   next();
+}
+
+/** End of DATA, before postroom-store: refuse looping mail before any work is done for it. */
+export function hook_data_post(this: HarakaPlugin, next: Next, connection: HarakaConnection): void {
+  const txn = connection.transaction;
+  if (!txn) return next();
+  // Haraka's own Received line is among them, as it is for the next hop's count.
+  const received = txn.header.get_all('Received').length;
+  if (received <= MAX_RECEIVED) return next();
+  const reply = smtpReply(mailLoopError(received));
+  gatewayRuntime().log.info({ queueId: txn.uuid, remoteIp: connection.remote.ip, received, outcome: 'rejected', code: reply.code, enhancedCode: reply.enhancedCode }, 'mail loop refused');
+  next(reply.action, reply.dsn);
 }

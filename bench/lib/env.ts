@@ -114,6 +114,8 @@ export interface GatewayOptions {
   logLevel?: string;
   maxMessageSize?: string;
   log?: Logger;
+  /** Extra environment for the Haraka child (robustness tests: tests/support/heap-probe.cjs). */
+  childEnv?: NodeJS.ProcessEnv;
 }
 
 export interface RunningGateway {
@@ -143,7 +145,7 @@ export async function startPostroomGateway(options: GatewayOptions): Promise<Run
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'postroom-bench-gw-'));
   const config = gatewayConfig(options, dataDir);
   const log = options.log ?? createLogger({ level: config.logLevel, destination: process.stderr, pretty: false });
-  const gateway = await startGateway({ config, log, mongoUri: options.storeUri, dbName: options.dbName, port: options.port ?? 0, recipientCacheMs: 3000 });
+  const gateway = await startGateway({ config, log, mongoUri: options.storeUri, dbName: options.dbName, port: options.port ?? 0, recipientCacheMs: 3000, env: options.childEnv });
   return {
     gateway,
     config,

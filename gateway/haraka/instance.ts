@@ -109,7 +109,9 @@ export function writeInstance(options: InstanceOptions): void {
         clean_auth_results: true,
         show_version: false,
         max_lines: 1000,
-        max_received: 100,
+        // Out of reach (at most max_lines can be parsed): Haraka would answer a bare 550; postroom-limits counts
+        // Received fields itself and answers 554 5.4.6 (RFC 5321 §6.3, RFC 3463).
+        max_received: 1_000_000,
       },
       max: {
         bytes: runtime.maxMessageSize,

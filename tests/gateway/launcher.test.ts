@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger } from '../../gateway/core/log';
 import { compiledPluginPath, harakaLogLevel, PLUGIN_NAMES, SOURCE_DIR, writeInstance } from '../../gateway/haraka/instance';
-import { relayLine } from '../../gateway/haraka/launcher';
+import { harakaEnvironment, MALLOC_MMAP_THRESHOLD_TUNABLE, relayLine } from '../../gateway/haraka/launcher';
 import { fromRoot } from '../../gateway/core/paths';
 import { startDns, type TestDns } from '../support/dns';
 import { createEmployeeAccount, startTestGateway, type TestGateway } from '../support/gateway';
@@ -51,6 +51,8 @@ describe('gateway launcher and Haraka instance', function () {
       const connection = fs.readFileSync(path.join(dir, 'config', 'connection.ini'), 'utf8');
       assert.match(connection, /\[max\]\nbytes=1234567\n/);
       assert.match(connection, /^spool_after=1048576$/m);
+      // Haraka's own Received limit (a bare 550) out of reach: postroom-limits answers 554 5.4.6.
+      assert.match(connection, /^max_received=1000000$/m);
       assert.equal(fs.readFileSync(path.join(dir, 'config', 'me'), 'utf8').trim(), 'in.postroom.test');
       assert.match(fs.readFileSync(path.join(dir, 'config', 'tls.ini'), 'utf8'), /^key=\/certs\/privkey\.pem\ncert=\/certs\/fullchain\.pem$/m);
       assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'config', 'postroom.json'), 'utf8')).maxMessageSize, 1234567);
@@ -98,6 +100,16 @@ describe('gateway launcher and Haraka instance', function () {
     });
   });
 
+  describe('malloc tuning for the Haraka child', () => {
+    it('pins glibc\'s mmap threshold, keeping other tunables and an operator\'s own threshold', () => {
+      assert.equal(MALLOC_MMAP_THRESHOLD_TUNABLE, 'glibc.malloc.mmap_threshold=131072');
+      assert.equal(harakaEnvironment({ PATH: '/bin' }).GLIBC_TUNABLES, 'glibc.malloc.mmap_threshold=131072');
+      assert.equal(harakaEnvironment({ PATH: '/bin' }).PATH, '/bin');
+      assert.equal(harakaEnvironment({ GLIBC_TUNABLES: 'glibc.malloc.check=3' }).GLIBC_TUNABLES, 'glibc.malloc.check=3:glibc.malloc.mmap_threshold=131072');
+      assert.equal(harakaEnvironment({ GLIBC_TUNABLES: 'glibc.malloc.check=3:glibc.malloc.mmap_threshold=65536' }).GLIBC_TUNABLES, 'glibc.malloc.check=3:glibc.malloc.mmap_threshold=65536');
+    });
+  });
+
   describe('supervision', () => {
     let store: Awaited<ReturnType<typeof openTestStore>>;
     let testDns: TestDns;
@@ -118,6 +130,12 @@ describe('gateway launcher and Haraka instance', function () {
     });
 
     const send = (subject: string) => sendMail(gw.port, { from: 'alice@acme.test', to: [bob.forwardingAddress] }, plainMessage({ from: 'alice@acme.test', to: 'bob@acme.test', subject }));
+
+    it('starts Haraka with the malloc tuning in its environment', () => {
+      const environ = fs.readFileSync(`/proc/${gw.gateway.pid}/environ`, 'latin1').split('\0');
+      const tunables = environ.find((v) => v.startsWith('GLIBC_TUNABLES='));
+      assert.ok(tunables?.slice('GLIBC_TUNABLES='.length).split(':').includes(MALLOC_MMAP_THRESHOLD_TUNABLE), tunables ?? 'no GLIBC_TUNABLES');
+    });
 
     it('restarts Haraka when it dies and serves again', async () => {
       assert.equal((await send('before the crash')).ok, true);

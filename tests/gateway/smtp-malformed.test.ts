@@ -70,11 +70,19 @@ function fixtures(): Fixture[] {
     { name: 'date that is not a date', marker: 'marker-27', raw: lines('From: alice@acme.test', 'Date: yesterday around noon', 'Subject: m27', '', 'marker-27') },
     { name: 'empty message', raw: Buffer.alloc(0) },
     {
+      // RFC 5321 §2.3.8; a permanent refusal, so the sender does not retry the same bytes forever.
       name: 'bare LF line ends (SMTP smuggling guard)',
       verbatim: true,
-      code: 451,
-      reply: /Bare line-feed/,
+      code: 554,
+      reply: /^554 5\.5\.2 Bare line feed in message data; lines must end with CRLF/,
       raw: Buffer.from('From: alice@acme.test\nSubject: m29\n\nbare lf body\r\n.\r\n'),
+    },
+    {
+      name: 'bare LF throughout, ending with LF.LF',
+      verbatim: true,
+      code: 554,
+      reply: /^554 5\.5\.2 Bare line feed/,
+      raw: Buffer.from('From: alice@acme.test\nSubject: m32\n\nbare lf body\n.\n'),
     },
     {
       // Haraka counts MIME parts only when it parses bodies itself (Postroom leaves parsing to mailparser): stored.
@@ -83,10 +91,16 @@ function fixtures(): Fixture[] {
       raw: lines(...head('m30', ['MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="p"']), '', ...Array.from({ length: 1200 }, (_, i) => [`--p`, 'Content-Type: text/plain', '', `part ${i}`]).flat(), '--p--'),
     },
     {
+      // RFC 5321 §6.3 (threshold of at least 100), RFC 3463 X.4.6 routing loop; the gateway's own Received line counts too.
       name: 'a mail loop: 150 Received headers',
-      code: 550,
-      reply: /Too many received headers/,
+      code: 554,
+      reply: /^554 5\.4\.6 Too many Received headers \(151, limit 100\): mail loop detected$/,
       raw: lines(...Array.from({ length: 150 }, (_, i) => `Received: from hop${i}.test by hop${i + 1}.test; Thu, 05 Nov 2026 10:00:00 +0000`), ...head('m31'), '', 'loop'),
+    },
+    {
+      name: '99 Received headers (100 with ours: at the limit, not over it)',
+      marker: 'marker-33',
+      raw: lines(...Array.from({ length: 99 }, (_, i) => `Received: from hop${i}.test by hop${i + 1}.test; Thu, 05 Nov 2026 10:00:00 +0000`), ...head('m33'), '', 'marker-33'),
     },
   ];
 }
@@ -149,6 +163,26 @@ describe('SMTP gateway: malformed messages', function () {
       assert.ok(['inbox', 'quarantine'].includes(doc.status));
     });
   }
+
+  it('runs nothing pipelined after a bare-LF end of data (SMTP smuggling): 554, then the connection is closed', async () => {
+    const { session } = await SmtpSession.open(gw.port);
+    await session.command('EHLO client.test');
+    assert.equal((await session.command('MAIL FROM:<alice@acme.test>')).code, 250);
+    assert.equal((await session.command(`RCPT TO:<${bob.forwardingAddress}>`)).code, 250);
+    assert.equal((await session.command('DATA')).code, 354);
+    const reply = session.next();
+    const afterwards = session.next();
+    // <LF>.<CRLF> ends DATA for a server that splits lines at LF; a CRLF-only hop would pass the rest on as content.
+    session.write(
+      `From: alice@acme.test\r\nSubject: outer\r\n\r\nouter body\n.\r\nMAIL FROM:<ceo@acme.test>\r\nRCPT TO:<${bob.forwardingAddress}>\r\nDATA\r\nFrom: ceo@acme.test\r\nSubject: smuggled marker-smuggled\r\n\r\nsmuggled\r\n.\r\n`,
+    );
+    assert.match((await reply).text, /^554 5\.5\.2 Bare line feed/);
+    assert.deepEqual(await afterwards, { code: 0, text: 'connection closed' }, 'no reply to the smuggled commands: the session is closed');
+    await session.quit();
+    const subjects = (await store.models.Message.find({ mailboxKey: bob.accountId.toString() }, { subject: 1 }).lean()).map((m) => m.subject);
+    assert.ok(subjects.length > 0, 'the other fixtures are in the mailbox');
+    assert.deepEqual(subjects.filter((subject) => /outer|marker-smuggled/.test(subject)), [], 'neither the refused message nor the smuggled one is stored');
+  });
 
   it('kept serving with the same Haraka process throughout', async () => {
     const sent = await sendMail(gw.port, { from: 'alice@acme.test', to: [bob.forwardingAddress] }, plainMessage({ from: 'alice@acme.test', to: 'bob@acme.test', subject: 'still here' }));
