@@ -248,7 +248,7 @@ export async function benchConsole(options: ConsoleBenchOptions, report: Report)
         const url = `${admin.url}${page.path}`;
         const operations = await captureOperations(store, url, cookie);
         // On FerretDB a page takes seconds: a fixed number of requests (bounded time) instead of a duration.
-        const amount = ferret ? (options.quick ? 10 : 20) : undefined;
+        const amount = ferret ? (options.quick ? 5 : 20) : undefined;
         const duration = seconds;
         const result = await autocannon({ url, connections: 10, ...(amount ? { amount } : { duration }), headers: { cookie }, timeout: 300 });
         const bad = result.non2xx + result.errors + result.timeouts;

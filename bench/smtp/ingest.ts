@@ -59,8 +59,8 @@ async function signAll(world: MailWorld, messages: BenchMessage[]): Promise<Buff
 export async function benchSmtp(options: SmtpBenchOptions, report: Report): Promise<void> {
   const { world, progress } = options;
   const sizes: SizeResults[] = [
-    { label: '10k', size: 10 * 1024, count: options.counts?.small ?? (options.quick ? 300 : 1000) },
-    { label: '1m', size: 1024 * 1024, count: options.counts?.large ?? (options.quick ? 30 : 100) },
+    { label: '10k', size: 10 * 1024, count: options.counts?.small ?? (options.quick ? 200 : 1000) },
+    { label: '1m', size: 1024 * 1024, count: options.counts?.large ?? (options.quick ? 20 : 100) },
   ];
   const runId = Date.now().toString(36);
 
