@@ -51,7 +51,10 @@ function createRuntime(): GatewayRuntime {
   const ready: Promise<GatewayServices> = (async () => {
     if (!uri) throw new Error(`${STORE_URI_ENV} is not set in the Haraka process environment`);
     // maxWaitMs 0: keep retrying; the gateway starts even when the store is still coming up.
-    const store = await openStore({ uri, dbName, log: root, maxWaitMs: 0, ensureIndexes: false });
+    // A short server selection: while the store is down, each lookup of a transaction (recipient,
+    // business policy, the message write) waits this long before the sender gets its 451 and retries.
+    // The driver re-checks an unreachable store every 0.5 s, so 2 s still rides out a blip.
+    const store = await openStore({ uri, dbName, log: root, maxWaitMs: 0, ensureIndexes: false, serverSelectionTimeoutMS: 2000 });
     store.conn.on('error', (err: Error) => log.warn({ err }, 'store connection error'));
     await ensureIndexes(store.models).catch((err: Error) => log.warn({ err }, 'could not check the store indexes; continuing'));
     const resolver = createDnsResolver(settings.dnsServers);

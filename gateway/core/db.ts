@@ -1,4 +1,5 @@
 import mongoose, { type Connection } from 'mongoose';
+import { installDriverWriteGuard } from './db-write-guard';
 import type { Logger } from './log';
 import { silentLogger } from './log';
 
@@ -19,6 +20,8 @@ export interface ConnectOptions {
  */
 export async function connectStore(options: ConnectOptions): Promise<Connection> {
   const log = (options.log ?? silentLogger).child({ component: 'db' });
+  // Without it, a store restart can leave this process unable to store until it restarts too.
+  installDriverWriteGuard(options.log);
   const started = Date.now();
   let delay = 250;
   for (let attempt = 1; ; attempt++) {

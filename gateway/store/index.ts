@@ -24,11 +24,18 @@ export interface OpenStoreOptions {
   maxWaitMs?: number;
   /** Create collections and indexes (processes do this at start; idempotent). */
   ensureIndexes?: boolean;
+  /**
+   * How long an operation waits for a reachable store before it fails
+   * (default 5 s). While the store is down every operation waits this long,
+   * so a process that answers someone who retries anyway (SMTP: 451) sets it
+   * shorter.
+   */
+  serverSelectionTimeoutMS?: number;
 }
 
 /** Connect, bind the models and the blob store. */
 export async function openStore(options: OpenStoreOptions): Promise<Store> {
-  const conn = await connectStore({ uri: options.uri, dbName: options.dbName, log: options.log, maxWaitMs: options.maxWaitMs });
+  const conn = await connectStore({ uri: options.uri, dbName: options.dbName, log: options.log, maxWaitMs: options.maxWaitMs, serverSelectionTimeoutMS: options.serverSelectionTimeoutMS });
   const models = createModels(conn);
   if (options.ensureIndexes !== false) await ensureIndexes(models);
   return {
