@@ -43,6 +43,8 @@ export type LinkableMessage = Partial<MessageDoc> & {
 export interface LinkContextCache {
   settings?: CrmSettings;
   ownAddresses: Map<string, string[]>;
+  /** Whether an enabled webhook subscribes to link.created (ingest's associator). */
+  linkEventsWanted?: boolean;
 }
 
 export function newLinkCache(settings?: CrmSettings): LinkContextCache {
@@ -296,8 +298,10 @@ async function insertLinks(store: Store, docs: Array<ReturnType<typeof linkDocum
  * write after it, already marked as having no webhook event to queue
  * unless a webhook subscribes to link.created. No query reads existing
  * links: on a store without secondary indexes (FerretDB) each would read
- * the whole collection. Settings and owners' addresses are reused for a
- * few seconds: they are the same for every message of a burst.
+ * the whole collection. Settings, owners' addresses and whether a webhook
+ * wants link events are reused for a few seconds (INGEST_CACHE_MS): they
+ * are the same for every message of a burst, so a webhook added or enabled
+ * receives the events of mail stored from a few seconds later on.
  */
 export function crmAssociator(deps: CrmDeps): Associator {
   let cache = newLinkCache();
@@ -313,7 +317,9 @@ export function crmAssociator(deps: CrmDeps): Associator {
   const write = async (message: LinkableMessage, links: PlannedLink[], objects: ObjectRow[]): Promise<number> => {
     if (links.length === 0) return 0;
     const now = new Date();
-    const subscribed = Boolean(await deps.store.models.Webhook.exists({ enabled: true, events: 'link.created' }));
+    const cached = freshCache();
+    cached.linkEventsWanted ??= Boolean(await deps.store.models.Webhook.exists({ enabled: true, events: 'link.created' }));
+    const subscribed = cached.linkEventsWanted;
     const inserted = await insertLinks(deps.store, links.map((planned) => linkDocument(message, planned, now, subscribed ? null : now)));
     if (subscribed && inserted.length > 0) {
       const byId = new Map(objects.map((o) => [o._id.toString(), o]));

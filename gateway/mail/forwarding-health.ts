@@ -14,7 +14,9 @@ type ObjectId = mongoose.Types.ObjectId;
  *
  * 'broken' is set by the IMAP syncer (mail in the mailbox that never came
  * by forwarding); only the syncer clears it. Each update is one idempotent
- * write, so a retried delivery repeats it harmlessly.
+ * write, so a retried delivery repeats it harmlessly. "Last forwarded mail"
+ * (forwarding.lastForwardedAt) is written by ingest with the message
+ * counter (Classification.accountSet), not here.
  */
 
 export type ForwardingEvent =
@@ -51,7 +53,6 @@ export async function recordForwardingEvent(store: Store, accountId: ObjectId, e
         { _id: accountId, 'forwarding.status': { $in: ['waiting', 'code_received', 'blocked'] } },
         { $set: { 'forwarding.status': 'verified', 'forwarding.problem': '', 'forwarding.problemAt': null } },
       );
-      await MailAccount.updateOne({ _id: accountId }, { $set: { 'forwarding.lastForwardedAt': now } });
       return;
   }
 }

@@ -108,6 +108,28 @@ function uniqueByMailbox(recipients: DeliverableRecipient[]): DeliverableRecipie
   return [...seen.values()];
 }
 
+/**
+ * Accounts this process marked verified a moment ago. The recipient lookup
+ * is cached for a few seconds, so without this every message of a burst to
+ * a newly verified mailbox would repeat the (no-op) state transition.
+ */
+const VERIFIED_MEMO_MS = 5000;
+const verifiedMemos = new WeakMap<InboundDeps, Map<string, number>>();
+
+function verifiedHere(deps: InboundDeps): Map<string, number> {
+  let memo = verifiedMemos.get(deps);
+  if (!memo) {
+    memo = new Map();
+    verifiedMemos.set(deps, memo);
+  }
+  return memo;
+}
+
+function recentlyVerified(deps: InboundDeps, accountId: ObjectId): boolean {
+  const at = verifiedHere(deps).get(accountId.toString());
+  return at !== undefined && Date.now() - at < VERIFIED_MEMO_MS;
+}
+
 export async function receiveMessage(deps: InboundDeps, message: InboundMessage): Promise<InboundResult> {
   const log = deps.log.child({ component: 'inbound', queueId: message.queueId });
   // Never answer 250 for a message that is stored nowhere.
@@ -173,10 +195,9 @@ export async function receiveMessage(deps: InboundDeps, message: InboundMessage)
         return { kind: 'forwarding-blocked' };
       }
       if (!arrivedThroughForwarding(facts, decision, recipient)) return {};
-      // Already verified: the only change is "last forwarded", written with the message counter.
-      if (recipient.forwardingVerified) return { accountSet: { 'forwarding.lastForwardedAt': new Date() } };
-      events.push({ type: 'forwarded' });
-      return {};
+      // "Last forwarded" goes with the message counter (one grouped write); the state moves only if not verified yet.
+      if (!recipient.forwardingVerified && !recentlyVerified(deps, recipient.accountId)) events.push({ type: 'forwarded' });
+      return { accountSet: { 'forwarding.lastForwardedAt': new Date() } };
     };
 
     const result = await ingest(
@@ -204,9 +225,13 @@ export async function receiveMessage(deps: InboundDeps, message: InboundMessage)
 
     if (recipient.kind === 'account' && result.outcome !== 'tombstoned') {
       for (const event of events) {
-        await recordForwardingEvent(deps.store, recipient.accountId, event).catch((err: Error) =>
-          log.error({ err, accountId: recipient.accountId.toString(), event: event.type }, 'could not record the forwarding state; the message is stored'),
-        );
+        await recordForwardingEvent(deps.store, recipient.accountId, event)
+          .then(() => {
+            if (event.type === 'forwarded') verifiedHere(deps).set(recipient.accountId.toString(), Date.now());
+          })
+          .catch((err: Error) =>
+            log.error({ err, accountId: recipient.accountId.toString(), event: event.type }, 'could not record the forwarding state; the message is stored'),
+          );
       }
     }
     deliveries.push({

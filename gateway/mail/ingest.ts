@@ -5,6 +5,7 @@ import { AppError } from '../core/errors';
 import type { Logger } from '../core/log';
 import type { SourceKind } from '../models/message';
 import type { Store } from '../store';
+import { groupCounterUpdate } from '../store/group-counter';
 import { groupInsert } from '../store/group-insert';
 import { contentHash, dedupeKey } from './dedupe';
 import { MessageTooLargeError, streamAndParse, type ParsedMessage } from './parse';
@@ -237,10 +238,7 @@ export async function ingest(deps: IngestDeps, input: IngestInput): Promise<Inge
 
     if (input.accountId && !input.countedByCaller) {
       // Statistics: a failure here must not turn a stored message into a 451.
-      await store.models.MailAccount.updateOne(
-        { _id: input.accountId },
-        { $set: { ...classification.accountSet, lastMailAt: now }, $inc: { messageCount: 1 } },
-      ).catch((err: Error) => log.warn({ err }, 'could not update the mail account counters; the message is stored'));
+      await groupCounterUpdate(store.models.MailAccount, input.accountId, { inc: { messageCount: 1 }, set: { ...classification.accountSet, lastMailAt: now } }).catch((err: Error) => log.warn({ err }, 'could not update the mail account counters; the message is stored'));
     }
 
     if (planned && deps.associate) {

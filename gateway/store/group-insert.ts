@@ -23,7 +23,7 @@ export interface InsertableModel {
   collection: { insertMany(docs: Array<Record<string, unknown>>, options: { ordered: boolean }): Promise<unknown> };
 }
 
-interface Pending {
+export interface Pending {
   doc: Record<string, unknown>;
   resolve: () => void;
   reject: (err: unknown) => void;
@@ -89,7 +89,7 @@ class GroupInserter {
  * concern error, an error without per-document detail — fails every
  * document of the batch, exactly as it would have failed a single insert.
  */
-function settleFailedBatch(batch: Pending[], err: unknown): void {
+export function settleFailedBatch(batch: Pending[], err: unknown): void {
   const e = err as { writeErrors?: WriteErrorLike[] | WriteErrorLike; writeConcernErrors?: unknown[]; result?: { getWriteConcernError?: () => unknown } };
   const writeErrors = Array.isArray(e.writeErrors) ? e.writeErrors : e.writeErrors ? [e.writeErrors] : [];
   const concernFailed = Boolean(e.writeConcernErrors?.length) || Boolean(e.result?.getWriteConcernError?.());
