@@ -76,7 +76,8 @@ export interface MailWorld {
 
 /** DNS for the test domains: SPF of acme.test allows loopback; customer.test signs with DKIM. */
 export async function startMailWorld(): Promise<MailWorld> {
-  const dns = await startDns();
+  // A real zone's TTL (5 minutes): the gateway's resolver caches answers, as it does in production.
+  const dns = await startDns({ ttl: 300 });
   const dkim = generateDkimKey();
   dns.setTxt('acme.test', 'v=spf1 ip4:127.0.0.0/8 -all');
   dns.setTxt(CUSTOMER_DOMAIN, 'v=spf1 -all');

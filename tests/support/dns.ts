@@ -29,9 +29,10 @@ interface NameRecords {
 }
 
 const HOST = '127.0.0.1';
-// TTL 0: c-ares (Node >= 20) caches answers per Resolver, and tests change
-// records between lookups.
-const TTL = 0;
+// TTL 0 by default: c-ares (Node >= 20) caches answers per Resolver for
+// their TTL, and tests change records between lookups. Benchmarks pass a
+// real zone's TTL, so lookups are cached as they are in production.
+const DEFAULT_TTL = 0;
 
 const key = (name: string) => name.toLowerCase().replace(/\.$/, '');
 
@@ -50,7 +51,7 @@ export function splitTxt(value: string): string[] {
   return chunks;
 }
 
-function answer(zone: Map<string, NameRecords>, request: dns2.Packet): dns2.Packet {
+function answer(zone: Map<string, NameRecords>, request: dns2.Packet, ttl: number): dns2.Packet {
   const response = Packet.createResponseFromRequest(request);
   response.header.aa = 1;
   for (const q of request.questions) {
@@ -60,7 +61,7 @@ function answer(zone: Map<string, NameRecords>, request: dns2.Packet): dns2.Pack
       continue;
     }
     const add = (type: number, rdata: Partial<dns2.Packet.Resource>) =>
-      response.answers.push(Packet.createResourceFromQuestion(q, { type, class: Packet.CLASS.IN, ttl: TTL, ...rdata }));
+      response.answers.push(Packet.createResourceFromQuestion(q, { type, class: Packet.CLASS.IN, ttl, ...rdata }));
     const any = q.type === Packet.TYPE.ANY;
     if (q.type === Packet.TYPE.A || any) for (const address of records.a ?? []) add(Packet.TYPE.A, { address });
     if (q.type === Packet.TYPE.TXT || any) for (const data of records.txt ?? []) add(Packet.TYPE.TXT, { data });
@@ -70,12 +71,13 @@ function answer(zone: Map<string, NameRecords>, request: dns2.Packet): dns2.Pack
   return response;
 }
 
-export async function startDns(): Promise<TestDns> {
+export async function startDns(options: { ttl?: number } = {}): Promise<TestDns> {
+  const ttl = options.ttl ?? DEFAULT_TTL;
   const zone = new Map<string, NameRecords>();
   const handle: dns2.DnsHandler = (request, send) => {
     let response: dns2.Packet;
     try {
-      response = answer(zone, request);
+      response = answer(zone, request, ttl);
     } catch {
       response = Packet.createResponseFromRequest(request);
       response.header.rcode = 2; // SERVFAIL rather than a silent timeout
