@@ -11,7 +11,11 @@ export interface SyncOptions {
   batchBytes: number;
   /** Largest message fetched whole; bigger ones are stored truncated with a flag (never skipped). */
   maxMessageBytes: number;
-  /** Messages of one batch ingested at once (overlaps store round trips). */
+  /**
+   * Messages of one batch ingested at once: overlaps store round trips, and
+   * their writes share group commits (gateway/store/group-insert.ts). Memory
+   * stays bounded by the batch (batchBytes), which is fetched anyway.
+   */
   ingestConcurrency: number;
   /** How far back the first sync of a folder reaches (SEARCH SINCE). */
   backfillDays: number;
@@ -37,7 +41,7 @@ export interface SyncOptions {
 export const DEFAULT_SYNC_OPTIONS: Omit<SyncOptions, 'maxMessageBytes' | 'backfillDays' | 'concurrency' | 'forwardingGraceMs'> = {
   batchSize: 100,
   batchBytes: 32 * 1024 * 1024,
-  ingestConcurrency: 4,
+  ingestConcurrency: 16,
   backoffBaseMs: 60_000,
   backoffCapMs: 60 * 60_000,
   leaseTtlMs: 2 * 60_000,

@@ -111,7 +111,8 @@ describe('IMAP syncer failure handling', function () {
     const storedAfterFailure = await storedCount(account);
     const cursor = (await store.models.FolderState.findOne({ accountId: new mongoose.Types.ObjectId(account.id), folder: 'INBOX' }).lean())!;
     assert.equal(cursor.backfill!.done, 20, 'the cursor covers the two whole batches only');
-    assert.ok(storedAfterFailure > 20 && storedAfterFailure < 30, `the third batch was cut short (${storedAfterFailure} stored)`);
+    // Of the third batch, what shared no group commit with the failed write may be stored; never all of it.
+    assert.ok(storedAfterFailure >= 20 && storedAfterFailure < 30, `the third batch was cut short (${storedAfterFailure} stored)`);
     let doc = await accountDoc(account);
     assert.equal(doc.imap!.failures, 0, 'not the mailbox’s fault: no backoff');
     assert.equal(doc.imap!.nextAttemptAt, null);
