@@ -51,7 +51,8 @@ describe('robustness: the store stops during load', function () {
   });
 
   it('answers 451 (never 250) while the store is down and resumes without a restart', async () => {
-    const messages = makeMessages(240, 10 * 1024, `outage-${Date.now().toString(36)}`);
+    // Enough that clients are still sending when the store goes (FerretDB serves its open connections ~3 s after SIGTERM).
+    const messages = makeMessages(1000, 10 * 1024, `outage-${Date.now().toString(36)}`);
     const stuffed = await Promise.all(messages.map(async (m) => dotStuff(await world.sign(m.raw))));
     const harakaPid = running.gateway.pid;
     let acknowledged = 0;
