@@ -200,6 +200,9 @@ export async function streamAndParse(blobs: BlobStore, raw: Readable | Buffer, o
         });
       })
       .finally(() => attachment.release?.());
+    // Awaited below with the others; handled now so a failure while the raw bytes still stream is not an
+    // unhandled rejection (which would take the whole gateway process down).
+    write.catch(() => undefined);
     attachmentWrites.push(write);
   });
   const parserDone = new Promise<void>((resolve) => {
