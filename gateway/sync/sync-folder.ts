@@ -171,6 +171,7 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
         cursor.lastUid = Math.max(...batch.map((item) => item.uid));
         pendingNew -= batch.length;
         await save({ lastUid: cursor.lastUid });
+        log.info({ phase: 'new', batch: batch.length, lastUid: cursor.lastUid, pending: pendingNew, stored: tally.stored, duplicates: tally.duplicates }, 'batch stored, cursor saved');
       }
       if (!ctx.signal.aborted) {
         // Every UID below the UIDNEXT seen at EXAMINE was listed above (UIDs
@@ -200,6 +201,8 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
         backfill.done += batch.length;
         pendingBackfill -= batch.length;
         await save({ 'backfill.belowUid': backfill.belowUid, 'backfill.done': backfill.done });
+        // Progress of a long first sync, one line per batch (the console shows the same from the ledger).
+        log.info({ phase: 'backfill', batch: batch.length, done: backfill.done, total: backfill.total, stored: tally.stored, duplicates: tally.duplicates }, 'batch stored, cursor saved');
       }
       if (!ctx.signal.aborted) {
         backfill.completed = true;

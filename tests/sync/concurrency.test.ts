@@ -115,8 +115,9 @@ describe('IMAP syncer: leases, crashes and shutdown', function () {
   });
 
   it('a syncer killed in the middle of a batch loses and duplicates nothing once restarted', async () => {
-    // Six batches of 100: however fast the syncer, a kill inside one of the first four leaves work to resume.
-    const { account, messageIds } = await mailboxOf(600);
+    // Ten batches of 100: kills are aimed well before the last one, so work is always left to resume.
+    const TOTAL = 1000;
+    const { account, messageIds } = await mailboxOf(TOTAL);
     // Kill it (SIGKILL: no cleanup at all) while a batch of 100 is half stored. The count is read
     // by a query that takes a while itself, so a kill can land just after a batch completed
     // instead: then the dead syncer's lease is expired and the next batch is tried.
@@ -128,7 +129,7 @@ describe('IMAP syncer: leases, crashes and shutdown', function () {
         'a half-stored batch',
         async () => {
           const count = await storedCount(account);
-          return count >= 120 && count % 100 >= 20 && count % 100 <= 80 && count;
+          return count >= 120 && count > storedAtKill && count < TOTAL - 250 && count % 100 >= 20 && count % 100 <= 80 && count;
         },
         90_000,
         syncer,
@@ -146,6 +147,7 @@ describe('IMAP syncer: leases, crashes and shutdown', function () {
       }
       cursor = await inboxState(account);
       assert.ok(storedAtKill >= atKill);
+      assert.ok(storedAtKill < TOTAL, 'the syncer finished the mailbox before the kill landed');
       assert.equal(cursor!.backfill!.done % 100, 0, 'the cursor only ever covers whole batches');
 
       // The dead process never released its lease; it expires after the TTL
@@ -155,7 +157,6 @@ describe('IMAP syncer: leases, crashes and shutdown', function () {
       await store.models.SyncLease.updateOne({ _id: lease._id }, { $set: { expiresAt: new Date(Date.now() - 1000) } });
 
       if (cursor!.backfill!.done < storedAtKill) break; // killed mid-batch: what this test is about
-      assert.ok(storedAtKill < 600, 'the syncer finished the mailbox before a kill landed in a batch');
       assert.ok(attempt < 3, `three kills all landed between batches (${storedAtKill} stored, cursor covers ${cursor!.backfill!.done})`);
     }
 
@@ -165,19 +166,21 @@ describe('IMAP syncer: leases, crashes and shutdown', function () {
     assert.ok(passLine, restarted.output());
     // The half-stored batch was fetched again and folded into what was there.
     assert.equal(passLine.duplicates, storedAtKill - cursor!.backfill!.done);
-    assert.equal(passLine.stored, 600 - storedAtKill);
+    assert.equal(passLine.stored, TOTAL - storedAtKill);
     await assertStoredExactlyOnce(account, messageIds);
     const done = await inboxState(account);
     assert.equal(done!.backfill!.completed, true);
-    assert.equal(done!.backfill!.done, 600);
-    assert.equal(done!.backfill!.total, 600);
+    assert.equal(done!.backfill!.done, TOTAL);
+    assert.equal(done!.backfill!.total, TOTAL);
     assert.equal(done!.lag, 0);
   });
 
   it('SIGTERM lets the current batch finish, saves its cursor and releases the lease', async () => {
     const { account, messageIds } = await mailboxOf(600);
     const syncer = spawnSyncer();
-    await waitFor('the first stored messages', async () => (await storedCount(account)) >= 30, 90_000, syncer);
+    // The syncer's own progress line, written when a batch is stored and its cursor saved: SIGTERM then
+    // lands in a later batch, however fast the syncer is (a count of stored messages would lag behind it).
+    await waitFor('the first batch stored', async () => syncer.output().includes('batch stored, cursor saved'), 90_000, syncer);
     syncer.kill('SIGTERM');
     assert.equal(await syncer.exited, 0, syncer.output());
     assert.match(syncer.output(), /stopping the syncer/);
