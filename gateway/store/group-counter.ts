@@ -1,15 +1,15 @@
 import type mongoose from 'mongoose';
-import { settleFailedBatch, type Pending } from './group-insert';
+import { MAX_BATCH, perModel, WriteLoop, writeAndSettle, type Settlement } from './group-commit';
 
 /**
  * Group commit for counter updates (a mail account's messageCount and
  * lastMailAt, one update per stored message). Updates of one document that
  * arrive while a write is in flight are merged — increments summed, later
  * `$set` values win — and the updates of all documents leave together in
- * one `bulkWrite`. Each caller's promise settles when the write carrying
- * its increment is acknowledged, so no count is reported before it is
- * stored; under load, twenty concurrent messages to one account cost one
- * store command instead of twenty.
+ * one `bulkWrite` (gateway/store/group-commit.ts). Each caller's promise
+ * settles when the write carrying its increment is acknowledged, so no
+ * count is reported before it is stored; under load, twenty concurrent
+ * messages to one account cost one store command instead of twenty.
  */
 
 export interface CounterUpdate {
@@ -23,19 +23,31 @@ export interface UpdatableModel {
 }
 
 interface Merged {
-  id: unknown;
+  id: { toString(): string };
   inc: Record<string, number>;
   set: Record<string, unknown>;
-  waiters: Array<Omit<Pending, 'doc'>>;
+  waiters: Settlement[];
 }
-
-/** Documents per command, as for grouped inserts. */
-const MAX_BATCH = 100;
 
 class CounterWriter {
   private pending = new Map<string, Merged>();
-  private flushing = false;
-  private scheduled = false;
+  private readonly loop = new WriteLoop(async () => {
+    const batch = [...this.pending.values()].slice(0, MAX_BATCH);
+    for (const merged of batch) this.pending.delete(merged.id.toString());
+    const operations = batch.map((merged) => {
+      const update: Record<string, unknown> = {};
+      if (Object.keys(merged.inc).length > 0) update.$inc = merged.inc;
+      if (Object.keys(merged.set).length > 0) update.$set = merged.set;
+      return { updateOne: { filter: { _id: merged.id }, update } } as mongoose.mongo.AnyBulkWriteOperation;
+    });
+    // One settlement per document (operation index); its waiters share it.
+    const settlements: Settlement[] = batch.map((merged) => ({
+      resolve: () => merged.waiters.forEach((w) => w.resolve()),
+      reject: (err: unknown) => merged.waiters.forEach((w) => w.reject(err)),
+    }));
+    await writeAndSettle(settlements, () => this.model.collection.bulkWrite(operations, { ordered: false }));
+    return this.pending.size > 0;
+  });
 
   constructor(private readonly model: UpdatableModel) {}
 
@@ -51,56 +63,14 @@ class CounterWriter {
     const entry = merged;
     return new Promise<void>((resolve, reject) => {
       entry.waiters.push({ resolve, reject });
-      this.schedule();
+      this.loop.kick();
     });
-  }
-
-  private schedule(): void {
-    if (this.flushing || this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      void this.flush();
-    });
-  }
-
-  private async flush(): Promise<void> {
-    if (this.flushing || this.pending.size === 0) return;
-    this.flushing = true;
-    const batch = [...this.pending.values()].slice(0, MAX_BATCH);
-    for (const merged of batch) this.pending.delete(merged.id!.toString());
-    const operations = batch.map((merged) => {
-      const update: Record<string, unknown> = {};
-      if (Object.keys(merged.inc).length > 0) update.$inc = merged.inc;
-      if (Object.keys(merged.set).length > 0) update.$set = merged.set;
-      return { updateOne: { filter: { _id: merged.id }, update } } as mongoose.mongo.AnyBulkWriteOperation;
-    });
-    // One settlement per document; its waiters share it.
-    const settlements: Pending[] = batch.map((merged) => ({
-      doc: {},
-      resolve: () => merged.waiters.forEach((w) => w.resolve()),
-      reject: (err: unknown) => merged.waiters.forEach((w) => w.reject(err)),
-    }));
-    try {
-      await this.model.collection.bulkWrite(operations, { ordered: false });
-      for (const settlement of settlements) settlement.resolve();
-    } catch (err) {
-      settleFailedBatch(settlements, err);
-    } finally {
-      this.flushing = false;
-      if (this.pending.size > 0) this.schedule();
-    }
   }
 }
 
-const writers = new WeakMap<object, CounterWriter>();
+const writerOf = perModel((model: UpdatableModel) => new CounterWriter(model));
 
 /** Apply `{$inc, $set}` to the document `id`, merged with concurrent updates of it. */
 export function groupCounterUpdate(model: UpdatableModel, id: { toString(): string }, change: CounterUpdate): Promise<void> {
-  let writer = writers.get(model);
-  if (!writer) {
-    writer = new CounterWriter(model);
-    writers.set(model, writer);
-  }
-  return writer.update(id, change);
+  return writerOf(model).update(id, change);
 }

@@ -1,0 +1,99 @@
+/**
+ * The mechanism behind group-insert.ts and group-counter.ts: one write in
+ * flight at a time; whatever callers queue meanwhile leaves together in the
+ * next one. When the store is idle a write starts at once (after the
+ * current tick, so callers of that tick share it); no timer ever holds a
+ * write back. Each caller waits on a Settlement that the write settles with
+ * that caller's own outcome.
+ */
+
+export interface Settlement {
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/** Largest batch per command (a bounded command size; MongoDB's own limit is 100,000 operations). */
+export const MAX_BATCH = 100;
+
+export class WriteLoop {
+  private flushing = false;
+  private scheduled = false;
+
+  /** `flushOnce` takes what is queued, writes it, settles it, and says whether more is queued. */
+  constructor(private readonly flushOnce: () => Promise<boolean>) {}
+
+  /** Something was queued: make sure a write will take it. */
+  kick(): void {
+    if (this.flushing || this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.run();
+    });
+  }
+
+  private async run(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    let more = false;
+    try {
+      more = await this.flushOnce();
+    } finally {
+      this.flushing = false;
+      if (more) this.kick();
+    }
+  }
+}
+
+interface WriteErrorLike {
+  index: number;
+  code?: number;
+  errmsg?: string;
+  message?: string;
+}
+
+/**
+ * Settle a batch whose write failed. A bulk write that failed only on some
+ * operations (each named by its index) settles the others as written;
+ * anything else — a network error, a write concern error, an error without
+ * per-operation detail — fails every caller of the batch, exactly as it
+ * would have failed a single write.
+ */
+export function settleFailedBatch(batch: Settlement[], err: unknown): void {
+  const e = err as { writeErrors?: WriteErrorLike[] | WriteErrorLike; writeConcernErrors?: unknown[]; result?: { getWriteConcernError?: () => unknown } };
+  const writeErrors = Array.isArray(e.writeErrors) ? e.writeErrors : e.writeErrors ? [e.writeErrors] : [];
+  const concernFailed = Boolean(e.writeConcernErrors?.length) || Boolean(e.result?.getWriteConcernError?.());
+  if (writeErrors.length === 0 || concernFailed) {
+    for (const settlement of batch) settlement.reject(err);
+    return;
+  }
+  const byIndex = new Map(writeErrors.map((w) => [w.index, w]));
+  batch.forEach((settlement, index) => {
+    const failure = byIndex.get(index);
+    if (!failure) return settlement.resolve();
+    settlement.reject(Object.assign(new Error(failure.errmsg ?? failure.message ?? 'write failed'), { code: failure.code, cause: err }));
+  });
+}
+
+/** Writes settled in batches: on success every caller resolves, on failure settleFailedBatch decides per caller. */
+export async function writeAndSettle(batch: Settlement[], write: () => Promise<unknown>): Promise<void> {
+  try {
+    await write();
+    for (const settlement of batch) settlement.resolve();
+  } catch (err) {
+    settleFailedBatch(batch, err);
+  }
+}
+
+/** One instance per model (a model belongs to one connection). */
+export function perModel<M extends object, W>(create: (model: M) => W): (model: M) => W {
+  const instances = new WeakMap<M, W>();
+  return (model) => {
+    let instance = instances.get(model);
+    if (!instance) {
+      instance = create(model);
+      instances.set(model, instance);
+    }
+    return instance;
+  };
+}
