@@ -8,11 +8,9 @@ import { createLogger } from '../../gateway/core/log';
 import { compiledPluginPath, harakaLogLevel, PLUGIN_NAMES, SOURCE_DIR, writeInstance } from '../../gateway/haraka/instance';
 import { harakaEnvironment, MALLOC_MMAP_THRESHOLD_TUNABLE, relayLine } from '../../gateway/haraka/launcher';
 import { fromRoot } from '../../gateway/core/paths';
-import { startDns, type TestDns } from '../support/dns';
-import { createEmployeeAccount, startTestGateway, type TestGateway } from '../support/gateway';
+import { useGatewayWorld } from '../support/gateway';
 import { plainMessage } from '../support/mail-auth';
 import { sendMail } from '../support/smtp';
-import { openTestStore } from '../support/store';
 
 function capture() {
   const lines: Array<Record<string, unknown>> = [];
@@ -111,49 +109,33 @@ describe('gateway launcher and Haraka instance', function () {
   });
 
   describe('supervision', () => {
-    let store: Awaited<ReturnType<typeof openTestStore>>;
-    let testDns: TestDns;
-    let gw: TestGateway;
-    let bob: Awaited<ReturnType<typeof createEmployeeAccount>>;
+    const world = useGatewayWorld('gw_launcher');
 
-    before(async () => {
-      store = await openTestStore('gw_launcher');
-      testDns = await startDns();
-      testDns.setTxt('acme.test', 'v=spf1 ip4:127.0.0.1 -all');
-      bob = await createEmployeeAccount(store, 'bob@acme.test');
-      gw = await startTestGateway({ dbName: store.dbName, dnsAddress: testDns.address });
-    });
-    after(async () => {
-      await gw?.close();
-      await testDns?.stop();
-      await store?.drop();
-    });
-
-    const send = (subject: string) => sendMail(gw.port, { from: 'alice@acme.test', to: [bob.forwardingAddress] }, plainMessage({ from: 'alice@acme.test', to: 'bob@acme.test', subject }));
+    const send = (subject: string) => sendMail(world.gw.port, { from: 'alice@acme.test', to: [world.bob.forwardingAddress] }, plainMessage({ from: 'alice@acme.test', to: 'bob@acme.test', subject }));
 
     it('starts Haraka with the malloc tuning in its environment', () => {
-      const environ = fs.readFileSync(`/proc/${gw.gateway.pid}/environ`, 'latin1').split('\0');
+      const environ = fs.readFileSync(`/proc/${world.gw.gateway.pid}/environ`, 'latin1').split('\0');
       const tunables = environ.find((v) => v.startsWith('GLIBC_TUNABLES='));
       assert.ok(tunables?.slice('GLIBC_TUNABLES='.length).split(':').includes(MALLOC_MMAP_THRESHOLD_TUNABLE), tunables ?? 'no GLIBC_TUNABLES');
     });
 
     it('restarts Haraka when it dies and serves again', async () => {
       assert.equal((await send('before the crash')).ok, true);
-      const pid = gw.gateway.pid!;
+      const pid = world.gw.gateway.pid!;
       process.kill(pid, 'SIGKILL');
-      await gw.waitForLog((l) => l.msg === 'Haraka exited unexpectedly; restarting');
-      await gw.waitForLog((l) => l.msg === 'Haraka restarted', 30000);
-      assert.notEqual(gw.gateway.pid, pid);
-      assert.equal(gw.gateway.isUp(), true);
+      await world.gw.waitForLog((l) => l.msg === 'Haraka exited unexpectedly; restarting');
+      await world.gw.waitForLog((l) => l.msg === 'Haraka restarted', 30000);
+      assert.notEqual(world.gw.gateway.pid, pid);
+      assert.equal(world.gw.gateway.isUp(), true);
       const after = await send('after the restart');
       assert.equal(after.ok, true, after.response);
     });
 
     it('stops Haraka on close and frees the port', async () => {
-      const { port } = gw;
-      const pid = gw.gateway.pid!;
-      await gw.gateway.close();
-      assert.equal(gw.gateway.isUp(), false);
+      const { port } = world.gw;
+      const pid = world.gw.gateway.pid!;
+      await world.gw.gateway.close();
+      assert.equal(world.gw.gateway.isUp(), false);
       assert.throws(() => process.kill(pid, 0), /ESRCH/, 'Haraka exited');
       await assert.rejects(
         new Promise<void>((resolve, reject) => {
@@ -165,7 +147,7 @@ describe('gateway launcher and Haraka instance', function () {
         }),
         /ECONNREFUSED/,
       );
-      const stopped = gw.logs().filter((l) => l.msg === 'gateway plugins stopped');
+      const stopped = world.gw.logs().filter((l) => l.msg === 'gateway plugins stopped');
       assert.equal(stopped.length, 1, 'the plugins shut down gracefully (store closed)');
     });
   });

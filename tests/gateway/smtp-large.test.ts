@@ -1,10 +1,8 @@
 import { strict as assert } from 'node:assert';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { startDns, type TestDns } from '../support/dns';
-import { createEmployeeAccount, startTestGateway, type TestGateway } from '../support/gateway';
+import { useGatewayWorld } from '../support/gateway';
 import { SmtpSession } from '../support/smtp';
-import { openTestStore } from '../support/store';
 
 /** Peak resident memory (VmHWM) of a process, in bytes (Linux). */
 function peakRss(pid: number): number {
@@ -21,24 +19,7 @@ function peakRss(pid: number): number {
  */
 describe('SMTP gateway: a 48 MB message', function () {
   this.timeout(600000);
-  let store: Awaited<ReturnType<typeof openTestStore>>;
-  let testDns: TestDns;
-  let gw: TestGateway;
-  let bob: Awaited<ReturnType<typeof createEmployeeAccount>>;
-
-  before(async () => {
-    store = await openTestStore('gw_large');
-    testDns = await startDns();
-    testDns.setTxt('acme.test', 'v=spf1 ip4:127.0.0.1 -all');
-    bob = await createEmployeeAccount(store, 'bob@acme.test');
-    gw = await startTestGateway({ dbName: store.dbName, dnsAddress: testDns.address });
-  });
-
-  after(async () => {
-    await gw?.close();
-    await testDns?.stop();
-    await store?.drop();
-  });
+  const world = useGatewayWorld('gw_large');
 
   it('stores it with the attachment intact while Haraka\'s peak RSS stays bounded', async () => {
     const attachment = crypto.randomBytes(35 * 1024 * 1024);
@@ -68,22 +49,22 @@ describe('SMTP gateway: a 48 MB message', function () {
       ].join('\r\n'),
     );
     assert.ok(raw.length > 47 * 1024 * 1024 && raw.length < 50 * 1024 * 1024, String(raw.length));
-    const pid = gw.gateway.pid!;
+    const pid = world.gw.gateway.pid!;
     const baseline = peakRss(pid);
 
-    const { session } = await SmtpSession.open(gw.port);
+    const { session } = await SmtpSession.open(world.gw.port);
     await session.command('EHLO client.test');
     await session.command('MAIL FROM:<alice@acme.test>');
-    await session.command(`RCPT TO:<${bob.forwardingAddress}>`);
+    await session.command(`RCPT TO:<${world.bob.forwardingAddress}>`);
     const reply = await session.data(raw);
     await session.quit();
     assert.equal(reply.code, 250, reply.text);
 
-    const doc = await store.models.Message.findOne({ messageId }).lean();
+    const doc = await world.store.models.Message.findOne({ messageId }).lean();
     assert.ok(doc);
     assert.equal(doc.attachments.length, 1);
     assert.equal(doc.attachments[0].size, attachment.length);
-    const stored = await store.blobs.get(doc.attachments[0].blobId!);
+    const stored = await world.store.blobs.get(doc.attachments[0].blobId!);
     assert.ok(stored.equals(attachment), 'attachment bytes intact');
 
     const peak = peakRss(pid);

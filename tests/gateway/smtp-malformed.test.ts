@@ -1,9 +1,8 @@
 import { strict as assert } from 'node:assert';
-import { startDns, type TestDns } from '../support/dns';
-import { createEmployeeAccount, startTestGateway, type TestGateway } from '../support/gateway';
+import { useGatewayWorld } from '../support/gateway';
 import { plainMessage } from '../support/mail-auth';
 import { sendMail, SmtpSession } from '../support/smtp';
-import { openTestStore, storedRaw } from '../support/store';
+import { storedRaw } from '../support/store';
 
 /**
  * Thirty malformed messages, generated here, sent byte for byte. Each is
@@ -107,25 +106,11 @@ function fixtures(): Fixture[] {
 
 describe('SMTP gateway: malformed messages', function () {
   this.timeout(180000);
-  let store: Awaited<ReturnType<typeof openTestStore>>;
-  let testDns: TestDns;
-  let gw: TestGateway;
-  let bob: Awaited<ReturnType<typeof createEmployeeAccount>>;
   let pid: number | undefined;
 
-  before(async () => {
-    store = await openTestStore('gw_malformed');
-    testDns = await startDns();
-    testDns.setTxt('acme.test', 'v=spf1 ip4:127.0.0.1 -all');
-    bob = await createEmployeeAccount(store, 'bob@acme.test');
-    gw = await startTestGateway({ dbName: store.dbName, dnsAddress: testDns.address });
-    pid = gw.gateway.pid;
-  });
-
-  after(async () => {
-    await gw?.close();
-    await testDns?.stop();
-    await store?.drop();
+  const world = useGatewayWorld('gw_malformed');
+  before(() => {
+    pid = world.gw.gateway.pid;
   });
 
   const all = fixtures();
@@ -133,10 +118,10 @@ describe('SMTP gateway: malformed messages', function () {
 
   for (const fixture of all) {
     it(`${fixture.name} → ${fixture.code ?? 250}`, async () => {
-      const { session } = await SmtpSession.open(gw.port);
+      const { session } = await SmtpSession.open(world.gw.port);
       await session.command('EHLO client.test');
       assert.equal((await session.command('MAIL FROM:<alice@acme.test>')).code, 250);
-      assert.equal((await session.command(`RCPT TO:<${bob.forwardingAddress}>`)).code, 250);
+      assert.equal((await session.command(`RCPT TO:<${world.bob.forwardingAddress}>`)).code, 250);
       let reply;
       if (fixture.verbatim) {
         assert.equal((await session.command('DATA')).code, 354);
@@ -154,9 +139,9 @@ describe('SMTP gateway: malformed messages', function () {
 
       const queueId = /\(([0-9A-F-]+\.\d+)\)\s*$/i.exec(reply.text)?.[1];
       assert.ok(queueId, `queue id in "${reply.text}"`);
-      const doc = await store.models.Message.findOne({ 'sources.queueId': queueId }).lean();
+      const doc = await world.store.models.Message.findOne({ 'sources.queueId': queueId }).lean();
       assert.ok(doc, 'stored');
-      const stored = (await storedRaw(store, doc._id)).toString('latin1');
+      const stored = (await storedRaw(world.store, doc._id)).toString('latin1');
       assert.equal(doc.size, Buffer.byteLength(stored, 'latin1'));
       if (fixture.marker) assert.ok(stored.includes(fixture.marker), 'raw copy kept');
       assert.ok(doc.parseError === '' || doc.parseError.length > 0);
@@ -165,29 +150,29 @@ describe('SMTP gateway: malformed messages', function () {
   }
 
   it('runs nothing pipelined after a bare-LF end of data (SMTP smuggling): 554, then the connection is closed', async () => {
-    const { session } = await SmtpSession.open(gw.port);
+    const { session } = await SmtpSession.open(world.gw.port);
     await session.command('EHLO client.test');
     assert.equal((await session.command('MAIL FROM:<alice@acme.test>')).code, 250);
-    assert.equal((await session.command(`RCPT TO:<${bob.forwardingAddress}>`)).code, 250);
+    assert.equal((await session.command(`RCPT TO:<${world.bob.forwardingAddress}>`)).code, 250);
     assert.equal((await session.command('DATA')).code, 354);
     const reply = session.next();
     const afterwards = session.next();
     // <LF>.<CRLF> ends DATA for a server that splits lines at LF; a CRLF-only hop would pass the rest on as content.
     session.write(
-      `From: alice@acme.test\r\nSubject: outer\r\n\r\nouter body\n.\r\nMAIL FROM:<ceo@acme.test>\r\nRCPT TO:<${bob.forwardingAddress}>\r\nDATA\r\nFrom: ceo@acme.test\r\nSubject: smuggled marker-smuggled\r\n\r\nsmuggled\r\n.\r\n`,
+      `From: alice@acme.test\r\nSubject: outer\r\n\r\nouter body\n.\r\nMAIL FROM:<ceo@acme.test>\r\nRCPT TO:<${world.bob.forwardingAddress}>\r\nDATA\r\nFrom: ceo@acme.test\r\nSubject: smuggled marker-smuggled\r\n\r\nsmuggled\r\n.\r\n`,
     );
     assert.match((await reply).text, /^554 5\.5\.2 Bare line feed/);
     assert.deepEqual(await afterwards, { code: 0, text: 'connection closed' }, 'no reply to the smuggled commands: the session is closed');
     await session.quit();
-    const subjects = (await store.models.Message.find({ mailboxKey: bob.accountId.toString() }, { subject: 1 }).lean()).map((m) => m.subject);
+    const subjects = (await world.store.models.Message.find({ mailboxKey: world.bob.accountId.toString() }, { subject: 1 }).lean()).map((m) => m.subject);
     assert.ok(subjects.length > 0, 'the other fixtures are in the mailbox');
     assert.deepEqual(subjects.filter((subject) => /outer|marker-smuggled/.test(subject)), [], 'neither the refused message nor the smuggled one is stored');
   });
 
   it('kept serving with the same Haraka process throughout', async () => {
-    const sent = await sendMail(gw.port, { from: 'alice@acme.test', to: [bob.forwardingAddress] }, plainMessage({ from: 'alice@acme.test', to: 'bob@acme.test', subject: 'still here' }));
+    const sent = await sendMail(world.gw.port, { from: 'alice@acme.test', to: [world.bob.forwardingAddress] }, plainMessage({ from: 'alice@acme.test', to: 'bob@acme.test', subject: 'still here' }));
     assert.equal(sent.ok, true, sent.response);
-    assert.equal(gw.gateway.pid, pid, 'no crash and restart');
-    assert.equal(gw.logs().filter((l) => l.msg === 'Haraka exited unexpectedly; restarting').length, 0);
+    assert.equal(world.gw.gateway.pid, pid, 'no crash and restart');
+    assert.equal(world.gw.logs().filter((l) => l.msg === 'Haraka exited unexpectedly; restarting').length, 0);
   });
 });

@@ -16,7 +16,8 @@ import { createLogger } from '../../gateway/core/log';
 import { startGateway, type Gateway } from '../../gateway/haraka/launcher';
 import type { Store } from '../../gateway/store';
 import { ensureTestCertificates } from './certs';
-import { testMongoUri } from './store';
+import { startDns, type TestDns } from './dns';
+import { openTestStore, testMongoUri } from './store';
 
 export const GATEWAY_DOMAIN = 'gw.test';
 
@@ -138,4 +139,35 @@ export async function createEmployeeAccount(store: Store, email: string, options
     forwardingAddress: doc!.forwardingAddress,
     dropboxAddress: `dropbox.${userDoc!.dropboxToken}@${GATEWAY_DOMAIN}`,
   };
+}
+
+export interface GatewayWorld {
+  store: Store & { dbName: string; drop(): Promise<void> };
+  dns: TestDns;
+  gw: TestGateway;
+  /** bob@acme.test, an employee's mailbox with its forwarding address. */
+  bob: Awaited<ReturnType<typeof createEmployeeAccount>>;
+}
+
+/**
+ * The usual world of a gateway test, as mocha hooks of the calling
+ * `describe`: its own database, DNS where acme.test's mail comes from
+ * 127.0.0.1 (its provider, in these tests), Bob's mailbox, and the real
+ * gateway. The fields are there once the `before` hook ran.
+ */
+export function useGatewayWorld(label: string): GatewayWorld {
+  const world = {} as GatewayWorld;
+  before(async () => {
+    world.store = await openTestStore(label);
+    world.dns = await startDns();
+    world.dns.setTxt('acme.test', 'v=spf1 ip4:127.0.0.1 -all');
+    world.bob = await createEmployeeAccount(world.store, 'bob@acme.test');
+    world.gw = await startTestGateway({ dbName: world.store.dbName, dnsAddress: world.dns.address });
+  });
+  after(async () => {
+    await world.gw?.close();
+    await world.dns?.stop();
+    await world.store?.drop();
+  });
+  return world;
 }
