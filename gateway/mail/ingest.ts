@@ -7,6 +7,7 @@ import type { SourceKind } from '../models/message';
 import type { Store } from '../store';
 import { groupCounterUpdate } from '../store/group-counter';
 import { groupInsert } from '../store/group-insert';
+import { groupExists } from '../store/group-lookup';
 import { contentHash, dedupeKey } from './dedupe';
 import { MessageTooLargeError, streamAndParse, type ParsedMessage } from './parse';
 
@@ -160,7 +161,7 @@ export async function ingest(deps: IngestDeps, input: IngestInput): Promise<Inge
   };
 
   try {
-    if (await store.models.Tombstone.exists({ mailboxKey: input.mailboxKey, dedupeKey: key })) {
+    if (await groupExists(store.models.Tombstone, { mailboxKey: input.mailboxKey, dedupeKey: key })) {
       await discardBlobs();
       log.info({ dedupeKey: key }, 'message was deleted by its owner; not re-imported');
       return { outcome: 'tombstoned', id: null, dedupeKey: key, parsed, status, size: streamed.size };

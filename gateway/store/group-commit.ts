@@ -1,7 +1,7 @@
 /**
- * The mechanism behind group-insert.ts and group-counter.ts: one write in
- * flight at a time; whatever callers queue meanwhile leaves together in the
- * next one. When the store is idle a write starts at once (after the
+ * The mechanism behind group-insert.ts, group-counter.ts and
+ * group-lookup.ts: one command in flight at a time; whatever callers queue
+ * meanwhile leaves together in the next one. When the store is idle a write starts at once (after the
  * current tick, so callers of that tick share it); no timer ever holds a
  * write back. Each caller waits on a Settlement that the write settles with
  * that caller's own outcome.
@@ -15,7 +15,7 @@ export interface Settlement {
 /** Largest batch per command (a bounded command size; MongoDB's own limit is 100,000 operations). */
 export const MAX_BATCH = 100;
 
-export class WriteLoop {
+export class BatchLoop {
   private flushing = false;
   private scheduled = false;
 

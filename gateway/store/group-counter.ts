@@ -1,5 +1,5 @@
 import type mongoose from 'mongoose';
-import { MAX_BATCH, perModel, WriteLoop, writeAndSettle, type Settlement } from './group-commit';
+import { MAX_BATCH, perModel, BatchLoop, writeAndSettle, type Settlement } from './group-commit';
 
 /**
  * Group commit for counter updates (a mail account's messageCount and
@@ -31,7 +31,7 @@ interface Merged {
 
 class CounterWriter {
   private pending = new Map<string, Merged>();
-  private readonly loop = new WriteLoop(async () => {
+  private readonly loop = new BatchLoop(async () => {
     const batch = [...this.pending.values()].slice(0, MAX_BATCH);
     for (const merged of batch) this.pending.delete(merged.id.toString());
     const operations = batch.map((merged) => {

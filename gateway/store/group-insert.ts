@@ -1,4 +1,5 @@
-import { MAX_BATCH, perModel, WriteLoop, writeAndSettle, type Settlement } from './group-commit';
+import { castDocument, type CastableModel } from './cast-document';
+import { MAX_BATCH, perModel, BatchLoop, writeAndSettle, type Settlement } from './group-commit';
 
 /**
  * Group commit for inserts. Documents that concurrent callers insert into
@@ -13,15 +14,10 @@ import { MAX_BATCH, perModel, WriteLoop, writeAndSettle, type Settlement } from 
  * (a duplicate key is reported to the one caller whose document it is) —
  * so "acknowledged before 250" holds per message (gateway/store/group-commit.ts).
  *
- * Documents are cast, validated and time-stamped by mongoose exactly as
- * Model.create would, then written by the driver.
+ * Documents are cast, defaulted, validated and time-stamped by the schema
+ * as Model.create would (gateway/store/cast-document.ts), then written by
+ * the driver.
  */
-
-/** The part of a mongoose model this needs (any model of any schema). */
-export interface InsertableModel {
-  new (doc?: Record<string, unknown>): { validate(): Promise<void>; toBSON(): unknown };
-  collection: { insertMany(docs: Array<Record<string, unknown>>, options: { ordered: boolean }): Promise<unknown> };
-}
 
 interface Queued extends Settlement {
   doc: Record<string, unknown>;
@@ -29,20 +25,16 @@ interface Queued extends Settlement {
 
 class GroupInserter {
   private queue: Queued[] = [];
-  private readonly loop = new WriteLoop(async () => {
+  private readonly loop = new BatchLoop(async () => {
     const batch = this.queue.splice(0, MAX_BATCH);
     await writeAndSettle(batch, () => this.model.collection.insertMany(batch.map((q) => q.doc), { ordered: false }));
     return this.queue.length > 0;
   });
 
-  constructor(private readonly model: InsertableModel) {}
+  constructor(private readonly model: CastableModel) {}
 
   async insert(input: Record<string, unknown>): Promise<void> {
-    const doc = new this.model(input);
-    await doc.validate();
-    // What Model.create does before it writes (schema timestamps: createdAt/updatedAt).
-    (doc as unknown as { initializeTimestamps?: () => void }).initializeTimestamps?.();
-    const bson = doc.toBSON() as Record<string, unknown>;
+    const bson = castDocument(this.model, input);
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ doc: bson, resolve, reject });
       this.loop.kick();
@@ -50,9 +42,9 @@ class GroupInserter {
   }
 }
 
-const inserterOf = perModel((model: InsertableModel) => new GroupInserter(model));
+const inserterOf = perModel((model: CastableModel) => new GroupInserter(model));
 
 /** Insert one document, sharing the store command with concurrent inserts into the same collection. */
-export function groupInsert(model: InsertableModel, doc: Record<string, unknown>): Promise<void> {
+export function groupInsert(model: CastableModel, doc: Record<string, unknown>): Promise<void> {
   return inserterOf(model).insert(doc);
 }
