@@ -146,33 +146,30 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
       });
     }
 
-    const storeBatchOf = async (batch: SizedUid[]) => {
-      const before = tally.stored;
-      try {
-        await storeBatch(ctx, log, folder, uidValidity, batch, tally);
-      } finally {
-        // The account's counters once per batch rather than once per message (each is a store write),
-        // also for the part of a batch stored before a failure: replayed, those come back as duplicates.
-        if (tally.stored > before) {
-          await ctx.store.models.MailAccount.updateOne({ _id: ctx.accountId }, { $set: { lastMailAt: new Date() }, $inc: { messageCount: tally.stored - before } })
-            .catch((err: Error) => log.warn({ err }, 'could not update the mail account counters; the batch is stored'));
-        }
-      }
+    // The account's counters once per batch rather than once per message (each is a store write).
+    const countStored = async (stored: number) => {
+      if (stored === 0) return;
+      await ctx.store.models.MailAccount.updateOne({ _id: ctx.accountId }, { $set: { lastMailAt: new Date() }, $inc: { messageCount: stored } })
+        .catch((err: Error) => log.warn({ err }, 'could not update the mail account counters; the batch is stored'));
     };
+    const storeBatches = (batches: SizedUid[][], saveCursor: (batch: SizedUid[]) => Promise<void>) =>
+      runBatches(ctx, batches, (batch, window) => storeBatch(ctx, log, folder, uidValidity, batch, tally, window), async (batch, outcome) => {
+        // Also for the part of a batch stored before a failure: replayed, those come back as duplicates.
+        await countStored(outcome.stored);
+        if (outcome.error === undefined) await saveCursor(batch);
+      });
     const limits = { maxCount: options.batchSize, maxBytes: options.batchBytes, messageCap: options.maxMessageBytes };
 
     // 2. New mail above the cursor, oldest first.
     if (mailbox.uidNext > cursor.lastUid + 1) {
       const fresh = mailbox.exists > 0 ? await newUids(client, cursor.lastUid) : [];
       pendingNew = fresh.length;
-      for (const batch of planBatches(fresh, limits)) {
-        if (ctx.signal.aborted) break;
-        await storeBatchOf(batch);
+      await storeBatches(planBatches(fresh, limits), async (batch) => {
         cursor.lastUid = Math.max(...batch.map((item) => item.uid));
         pendingNew -= batch.length;
         await save({ lastUid: cursor.lastUid });
         log.info({ phase: 'new', batch: batch.length, lastUid: cursor.lastUid, pending: pendingNew, stored: tally.stored, duplicates: tally.duplicates }, 'batch stored, cursor saved');
-      }
+      });
       if (!ctx.signal.aborted) {
         // Every UID below the UIDNEXT seen at EXAMINE was listed above (UIDs
         // are never reused), so the gap up to it holds nothing to fetch.
@@ -194,16 +191,14 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
       pendingBackfill = remaining.length;
       backfill.total = backfill.done + remaining.length;
       await save({ 'backfill.total': backfill.total });
-      for (const batch of planBatches(remaining, limits)) {
-        if (ctx.signal.aborted) break;
-        await storeBatchOf(batch);
+      await storeBatches(planBatches(remaining, limits), async (batch) => {
         backfill.belowUid = Math.min(...batch.map((item) => item.uid));
         backfill.done += batch.length;
         pendingBackfill -= batch.length;
         await save({ 'backfill.belowUid': backfill.belowUid, 'backfill.done': backfill.done });
         // Progress of a long first sync, one line per batch (the console shows the same from the ledger).
         log.info({ phase: 'backfill', batch: batch.length, done: backfill.done, total: backfill.total, stored: tally.stored, duplicates: tally.duplicates }, 'batch stored, cursor saved');
-      }
+      });
       if (!ctx.signal.aborted) {
         backfill.completed = true;
         // Messages expunged while the backfill ran are no longer owed: n of n.
@@ -257,21 +252,93 @@ async function sizesOf(client: ImapFlow, uids: number[]): Promise<SizedUid[]> {
   return items;
 }
 
+/** Ingests in flight across the batches of a folder, at most ingestConcurrency. */
+type IngestWindow = Set<Promise<unknown>>;
+
+interface BatchOutcome {
+  /** Messages of the batch newly stored (also when the batch failed part-way). */
+  stored: number;
+  /** The first failure; the batch is then not complete and its cursor must not move. */
+  error?: unknown;
+}
+
+/**
+ * Batches in order, pipelined: the FETCH of the next batch starts as soon
+ * as the previous FETCH has been read, while the previous batch's last
+ * messages are still being stored; the ingest window spans both. Each
+ * batch's `finish` (counters, cursor) runs strictly in batch order and only
+ * after every message of the batch settled, so a cursor never passes a
+ * message that is not stored. Without the overlap every batch boundary
+ * idled the store and the syncer for a round trip each (measured: about a
+ * tenth of a first sync). At most one batch runs ahead of the last
+ * finished one; after a failure nothing new starts, everything in flight
+ * settles, and the first error is thrown.
+ */
+async function runBatches(
+  ctx: FolderSyncContext,
+  batches: SizedUid[][],
+  fetchBatch: (batch: SizedUid[], window: IngestWindow) => Promise<{ settled: Promise<BatchOutcome> }>,
+  finish: (batch: SizedUid[], outcome: BatchOutcome) => Promise<void>,
+): Promise<void> {
+  const window: IngestWindow = new Set();
+  const finished: Array<Promise<unknown>> = [];
+  let chain: Promise<unknown> = Promise.resolve(undefined);
+  let failure: unknown;
+  const fail = (err: unknown) => {
+    failure ??= err;
+  };
+  try {
+    for (const batch of batches) {
+      if (ctx.signal.aborted || failure !== undefined) break;
+      // Stay at most one batch ahead of the cursor.
+      if (finished.length >= 2) await finished[finished.length - 2];
+      if (failure !== undefined) break;
+      const { settled } = await fetchBatch(batch, window);
+      chain = chain.then(async () => {
+        const outcome = await settled;
+        // A batch after a failed one is not complete either: its cursor would skip the failed one's messages.
+        if (outcome.error === undefined && failure !== undefined) outcome.error = failure;
+        await finish(batch, outcome);
+        if (outcome.error !== undefined) fail(outcome.error);
+      }).catch(fail);
+      finished.push(chain);
+    }
+  } catch (err) {
+    fail(err);
+  } finally {
+    // Also when the connection dropped mid-FETCH: nothing keeps writing
+    // behind the caller's back once it gave up.
+    await Promise.allSettled(window);
+    await chain;
+  }
+  if (failure !== undefined) throw failure;
+}
+
 /**
  * FETCH one batch (UID, INTERNALDATE, RFC822.SIZE, BODY.PEEK[]<0.cap>) and
- * ingest each message as it arrives, a few at a time. Resolves only when
- * every message of the batch is acknowledged by the store; the first store
- * failure rejects (after the others settle) so the cursor does not move.
+ * ingest each message as it arrives, within the folder's ingest window.
+ * Resolves when the FETCH has been read, with a promise (never rejected)
+ * of the batch's outcome once every one of its messages settled. A failure
+ * (a store error, or the connection dropping mid-FETCH) stops ingesting the
+ * rest of the batch and is the outcome's error.
  */
-async function storeBatch(ctx: FolderSyncContext, log: Logger, folder: ChosenFolder, uidValidity: string, batch: SizedUid[], tally: FolderTally): Promise<void> {
+async function storeBatch(
+  ctx: FolderSyncContext,
+  log: Logger,
+  folder: ChosenFolder,
+  uidValidity: string,
+  batch: SizedUid[],
+  tally: FolderTally,
+  window: IngestWindow,
+): Promise<{ settled: Promise<BatchOutcome> }> {
   const wanted = new Set(batch.map((item) => item.uid));
   const cap = ctx.options.maxMessageBytes;
-  const inFlight = new Set<Promise<void>>();
-  let failure: unknown = null;
+  const tasks: Array<Promise<void>> = [];
+  const outcome: BatchOutcome = { stored: 0 };
   const query = { uid: true, internalDate: true, size: true, source: { maxLength: cap } };
   try {
     for await (const message of ctx.client.fetch(uidSet([...wanted]), query, { uid: true })) {
-      if (!wanted.has(message.uid) || failure) continue;
+      if (!wanted.has(message.uid) || outcome.error !== undefined) continue;
       wanted.delete(message.uid);
       if (!message.source) {
         tally.unreadable += 1;
@@ -279,24 +346,27 @@ async function storeBatch(ctx: FolderSyncContext, log: Logger, folder: ChosenFol
         continue;
       }
       const task: Promise<void> = storeMessage(ctx, log, folder, uidValidity, message, tally)
-        .catch((err) => {
-          failure ??= err;
+        .then((stored) => {
+          if (stored) outcome.stored += 1;
         })
-        .finally(() => inFlight.delete(task));
-      inFlight.add(task);
-      if (inFlight.size >= ctx.options.ingestConcurrency) await Promise.race(inFlight);
+        .catch((err) => {
+          outcome.error ??= err;
+        })
+        .finally(() => window.delete(task));
+      tasks.push(task);
+      window.add(task);
+      if (window.size >= ctx.options.ingestConcurrency) await Promise.race(window);
     }
-  } finally {
-    // Also when the connection dropped mid-FETCH: nothing keeps writing
-    // behind the caller's back once it gave up on this batch.
-    await Promise.allSettled(inFlight);
+  } catch (err) {
+    outcome.error ??= err;
   }
-  if (failure) throw failure;
   // UIDs listed moments ago and gone now were expunged meanwhile: nothing to store.
-  if (wanted.size > 0) log.debug({ uids: [...wanted] }, 'messages expunged before they could be fetched');
+  if (wanted.size > 0 && outcome.error === undefined) log.debug({ uids: [...wanted] }, 'messages expunged before they could be fetched');
+  return { settled: Promise.allSettled(tasks).then(() => outcome) };
 }
 
-async function storeMessage(ctx: FolderSyncContext, log: Logger, folder: ChosenFolder, uidValidity: string, message: FetchMessageObject, tally: FolderTally): Promise<void> {
+/** Ingest one fetched message; true when it was newly stored. */
+async function storeMessage(ctx: FolderSyncContext, log: Logger, folder: ChosenFolder, uidValidity: string, message: FetchMessageObject, tally: FolderTally): Promise<boolean> {
   const receivedAt = toDate(message.internalDate);
   const result = await ingest(
     { store: ctx.store, log: ctx.log, associate: ctx.associate },
@@ -326,6 +396,7 @@ async function storeMessage(ctx: FolderSyncContext, log: Logger, folder: ChosenF
     await ctx.store.models.Message.updateOne({ _id: result.id, parseError: '' }, { $set: { parseError: note } });
     log.warn({ uid: message.uid, size, id: result.id }, 'message over the size limit stored truncated');
   }
+  return result.outcome === 'stored';
 }
 
 /** Server text when there is one (it is what the user can act on), else the error message. */

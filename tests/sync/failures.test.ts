@@ -84,22 +84,27 @@ describe('IMAP syncer failure handling', function () {
     assert.equal(await dovecot.loginAttempts(account.email), 0);
   });
 
-  it('stops at the last whole batch when the store fails, without backing off, and resumes without duplicates', async () => {
+  it('stops at the last whole batch when the store fails, even with the next batch stored, without backing off, and resumes without duplicates', async () => {
     const account = await createImapAccount(store, dovecot);
+    // UIDs 1..35, oldest first; the backfill takes them newest first in batches of 10: 35–26, 25–16, 15–6, 5–1.
     const messages = Array.from({ length: 35 }, (_, i) => makeMessage({ to: account.email, date: new Date(Date.now() - (35 - i) * 60_000) }));
     await dovecot.appendMany(account.email, 'INBOX', messages.map((m) => ({ raw: m.raw, date: m.date })));
+    const failing = messages[19].messageId; // UID 20, in the second batch
+    const thirdBatch = new Set(messages.slice(5, 15).map((m) => m.messageId));
 
-    // Fault injection: the store write that carries the 25th message fails as if the store went away
-    // (message documents are written in group commits: gateway/store/group-insert.ts).
+    // Fault injection: the store loses the write of UID 20 (the other documents of its group commit are
+    // written, as a bulk write error names only the failed one) and takes a while to say so, so the
+    // third batch is fetched and stored meanwhile (batches are pipelined: gateway/sync/sync-folder.ts).
     const collection = store.models.Message.collection;
     const insertMany = collection.insertMany.bind(collection);
-    let documents = 0;
-    collection.insertMany = ((docs: Parameters<typeof insertMany>[0], ...rest: unknown[]) => {
-      const before = documents;
-      documents += docs.length;
-      if (before < 25 && documents >= 25) return Promise.reject(Object.assign(new Error('connection to the store was lost'), { name: 'MongoNetworkError' }));
-      return (insertMany as (...args: unknown[]) => ReturnType<typeof insertMany>)(docs, ...rest);
-    }) as typeof collection.insertMany;
+    collection.insertMany = (async (docs: Array<{ messageId?: string }>, ...rest: unknown[]) => {
+      const index = docs.findIndex((doc) => doc.messageId === failing);
+      if (index < 0) return (insertMany as (...args: unknown[]) => ReturnType<typeof insertMany>)(docs, ...rest);
+      const others = docs.filter((_, i) => i !== index);
+      if (others.length > 0) await (insertMany as (...args: unknown[]) => ReturnType<typeof insertMany>)(others, ...rest);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      throw Object.assign(new Error('connection to the store was lost'), { writeErrors: [{ index, code: 6, errmsg: 'connection to the store was lost' }] });
+    }) as unknown as typeof collection.insertMany;
     let report: PassReport;
     try {
       report = await syncer({ options: { now, batchSize: 10 } }).runPassNow();
@@ -108,22 +113,26 @@ describe('IMAP syncer failure handling', function () {
     }
     const failed = resultFor(report, account)!;
     assert.equal(failed.outcome, 'store_error');
-    const storedAfterFailure = await storedCount(account);
+    const stored = await store.models.Message.find({ accountId: new mongoose.Types.ObjectId(account.id) }, { messageId: 1 }).lean();
     const cursor = (await store.models.FolderState.findOne({ accountId: new mongoose.Types.ObjectId(account.id), folder: 'INBOX' }).lean())!;
-    assert.equal(cursor.backfill!.done, 20, 'the cursor covers the two whole batches only');
-    // Of the third batch, what shared no group commit with the failed write may be stored; never all of it.
-    assert.ok(storedAfterFailure >= 20 && storedAfterFailure < 30, `the third batch was cut short (${storedAfterFailure} stored)`);
+    assert.ok(!stored.some((m) => m.messageId === failing), 'the lost write is not stored');
+    assert.ok(stored.some((m) => thirdBatch.has(m.messageId)), 'the third batch was (partly) stored while the second one failed');
+    assert.equal(cursor.backfill!.done, 10, 'the cursor covers the first batch only: never past the failed one');
+    assert.equal(cursor.backfill!.belowUid, 26);
     let doc = await accountDoc(account);
     assert.equal(doc.imap!.failures, 0, 'not the mailbox’s fault: no backoff');
     assert.equal(doc.imap!.nextAttemptAt, null);
     assert.equal(doc.imap!.lastErrorCode, 'STORE_UNAVAILABLE');
+    assert.equal(doc.messageCount, stored.length, 'the account counts what was stored, also of the unfinished batches');
 
     const resumed = resultFor(await syncer({ options: { now, batchSize: 10 } }).runPassNow(), account)!;
     assert.equal(resumed.outcome, 'synced');
-    assert.equal(resumed.duplicates, storedAfterFailure - 20);
+    assert.equal(resumed.duplicates, stored.length - 10);
+    assert.equal(resumed.stored, 35 - stored.length);
     assert.equal(await storedCount(account), 35);
     doc = await accountDoc(account);
     assert.equal(doc.imap!.lastError, '');
+    assert.equal(doc.messageCount, 35);
   });
 
   describe('network trouble', () => {
