@@ -6,6 +6,7 @@ import { startDovecot } from '../../tests/support/dovecot';
 import { captureLog, createImapAccount, testConfig, testSecrets, uniqueEmail } from '../../tests/sync/helpers';
 import { openNamedStore, uniqueDbName, type StoreServer } from '../lib/env';
 import { makeMessage } from '../lib/messages';
+import { cpuSecondsOf } from '../lib/proc';
 import { checkGoal, type Report } from '../lib/report';
 import { round } from '../lib/stats';
 import { itemsFromPipeline, runStoreCeiling } from '../smtp/store-ceiling';
@@ -72,10 +73,13 @@ export async function benchImap(options: ImapBenchOptions, report: Report): Prom
     const syncLog = options.log.child({ component: 'bench-imap' });
     const syncer = startSyncer({ config, log: syncLog, store, schedule: false, secretBox: testSecrets });
     let syncMs: number;
+    let syncCpu: CpuPerMessage;
     try {
+      const cpu = cpuMeter(options.store, count);
       const started = performance.now();
       const pass = await syncer.runPassNow();
       syncMs = performance.now() - started;
+      syncCpu = cpu.stop();
       const result = pass.accounts[0];
       if (!result || result.outcome !== 'synced') throw new Error(`the first sync did not finish: ${JSON.stringify(result ?? pass.skipped)}`);
       const stored = await store.models.Message.countDocuments({ mailboxKey: account.id });
@@ -90,7 +94,9 @@ export async function benchImap(options: ImapBenchOptions, report: Report): Prom
     progress(`imap: bare imapflow fetch ${count} messages in ${round(fetched.ms)} ms`);
 
     const items = await itemsFromPipeline(store, messages.map((m) => ({ messageId: m.messageId, raw: fetched.sources.get(m.messageId)! })));
+    const insertCpu = cpuMeter(options.store, count);
     const inserts = await runStoreCeiling({ uri: options.store.uri, dbName: uniqueDbName('imap_bare'), items, workers: DEFAULT_SYNC_OPTIONS.ingestConcurrency });
+    const bareCpu = insertCpu.stop();
     progress(`imap: bare inserts ${count} documents in ${round(inserts.wallMs)} ms (${DEFAULT_SYNC_OPTIONS.ingestConcurrency} workers)`);
 
     // Unchanged mailbox: a second pass, with imapflow's command log captured.
@@ -123,6 +129,10 @@ export async function benchImap(options: ImapBenchOptions, report: Report): Prom
       met: checkGoal(ratio, '>= 0.8'),
       detail: `first sync of ${count} messages: ${round(syncMs)} ms; bare fetch ${round(fetched.ms)} ms, bare inserts ${round(inserts.wallMs)} ms (baseline = the slower: ${fetched.ms >= inserts.wallMs ? 'fetch' : 'inserts'})`,
     });
+    report.add({ name: 'imap.sync.cpu_syncer', value: syncCpu.selfMs, unit: 'ms/msg', baseline: bareCpu.selfMs, ratio: null, detail: 'CPU time of the syncer per message (baseline: the bare insert loop)' });
+    if (syncCpu.storeMs !== null) {
+      report.add({ name: 'imap.sync.cpu_store', value: syncCpu.storeMs, unit: 'ms/msg', baseline: bareCpu.storeMs, ratio: null, detail: 'CPU time of the embedded FerretDB per message (baseline: during the bare inserts)' });
+    }
     report.add({
       name: 'imap.sync.unchanged_round_trips',
       value: perFolder,
@@ -138,4 +148,28 @@ export async function benchImap(options: ImapBenchOptions, report: Report): Prom
     await store.close();
     await dovecot.stop();
   }
+}
+
+interface CpuPerMessage {
+  /** This process (the syncer, or the bare loop). */
+  selfMs: number;
+  /** The embedded FerretDB; null on an external store. */
+  storeMs: number | null;
+}
+
+/** CPU milliseconds per message of this process and of the embedded store, from now until stop(). */
+function cpuMeter(store: StoreServer, count: number): { stop(): CpuPerMessage } {
+  const storePid = store.embedded?.process.pid;
+  const self = process.cpuUsage();
+  const storeBefore = storePid ? cpuSecondsOf(storePid) : null;
+  return {
+    stop() {
+      const used = process.cpuUsage(self);
+      const storeAfter = storePid ? cpuSecondsOf(storePid) : null;
+      return {
+        selfMs: round((used.user + used.system) / 1000 / count),
+        storeMs: storeBefore !== null && storeAfter !== null ? round(((storeAfter - storeBefore) * 1000) / count) : null,
+      };
+    },
+  };
 }
