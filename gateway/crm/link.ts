@@ -6,6 +6,7 @@ import type { MessageDoc } from '../models/message';
 import type { Store } from '../store';
 import { groupInsert } from '../store/group-insert';
 import { normalizeAddress } from './address';
+import { findCandidateObjects, type CandidateObject } from './candidates';
 import { detectBulk } from './bulk';
 import { messageParticipants, matchKeys, planAssociation, type AssociationContext, type LinkReason, type MatchableObject, type PlannedLink } from './rules';
 import { loadCrmSettings, type CrmSettings, type CrmSettingsInput } from './settings';
@@ -74,12 +75,8 @@ async function ownAddressesOf(store: Store, ownerId: ObjectId, cache: LinkContex
   return addresses;
 }
 
-type ObjectRow = {
-  _id: ObjectId; type: string; name: string; externalId: string; emails?: string[] | null; domains?: string[] | null;
-  rules?: { linkBulk?: boolean | null; neverLink?: string[] | null } | null;
-};
 
-export function toMatchable(row: ObjectRow): MatchableObject {
+export function toMatchable(row: CandidateObject): MatchableObject {
   return {
     id: row._id.toString(),
     type: row.type as MatchableObject['type'],
@@ -104,20 +101,17 @@ async function associationContext(deps: CrmDeps, message: LinkableMessage, cache
 /**
  * Plan the links of one message. `restrictTo` limits matching to the given
  * objects (prune re-checks one object); otherwise candidate objects are
- * loaded through the emails/domains indexes.
+ * loaded through the emails/domains indexes (gateway/crm/candidates.ts).
  */
-export async function planForMessage(deps: CrmDeps, message: LinkableMessage, cache: LinkContextCache, restrictTo?: ObjectRow[]) {
+export async function planForMessage(deps: CrmDeps, message: LinkableMessage, cache: LinkContextCache, restrictTo?: CandidateObject[]) {
   const context = await associationContext(deps, message, cache);
   const participants = messageParticipants(message);
   const keys = matchKeys(participants, context);
-  let objects: ObjectRow[] = [];
+  let objects: CandidateObject[] = [];
   if (restrictTo) {
     objects = restrictTo;
-  } else if (!keys.internal && (keys.addresses.length > 0 || keys.domains.length > 0)) {
-    const or: Array<Record<string, unknown>> = [];
-    if (keys.addresses.length > 0) or.push({ emails: { $in: keys.addresses } });
-    if (keys.domains.length > 0) or.push({ type: 'customer', domains: { $in: keys.domains } });
-    objects = (await deps.store.models.CrmObject.find({ $or: or }, { type: 1, name: 1, externalId: 1, emails: 1, domains: 1, rules: 1 }).lean()) as ObjectRow[];
+  } else if (!keys.internal) {
+    objects = await findCandidateObjects(deps.store, keys);
   }
   const plan = planAssociation(participants, objects.map(toMatchable), context);
   return { plan, objects };
@@ -195,14 +189,14 @@ export function linkEvent(
  * then mark them. A crash between the two re-queues on the next call (or
  * the worker's sweep); the outbox's unique key makes that harmless.
  */
-export async function queueLinkEvents(deps: CrmDeps, message: LinkableMessage, objects: ObjectRow[]): Promise<number> {
+export async function queueLinkEvents(deps: CrmDeps, message: LinkableMessage, objects: CandidateObject[]): Promise<number> {
   const { Link, CrmObject } = deps.store.models;
   const pending = await Link.find({ messageId: message._id, removedAt: null, eventQueuedAt: null }).lean();
   if (pending.length === 0) return 0;
   const byId = new Map(objects.map((o) => [o._id.toString(), o]));
   const missing = pending.filter((l) => !byId.has(l.objectId.toString())).map((l) => l.objectId);
   if (missing.length > 0) {
-    for (const row of (await CrmObject.find({ _id: { $in: missing } }, { type: 1, name: 1, externalId: 1 }).lean()) as ObjectRow[]) byId.set(row._id.toString(), row);
+    for (const row of (await CrmObject.find({ _id: { $in: missing } }, { type: 1, name: 1, externalId: 1 }).lean()) as CandidateObject[]) byId.set(row._id.toString(), row);
   }
   const events = pending.map((link) => linkEvent(link as Parameters<typeof linkEvent>[0], byId.get(link.objectId.toString()), message));
   const queued = await enqueueEvents(deps.store, events);
@@ -255,7 +249,7 @@ const INGEST_CACHE_MS = 5000;
 /** An ingest association plan (gateway/mail/ingest.ts Associator) with what CRM needs to write it. */
 interface CrmPlannedAssociation extends PlannedAssociation {
   links: PlannedLink[];
-  objects: ObjectRow[];
+  objects: CandidateObject[];
   skipped: unknown[];
 }
 
@@ -314,7 +308,7 @@ export function crmAssociator(deps: CrmDeps): Associator {
     return cache;
   };
 
-  const write = async (message: LinkableMessage, links: PlannedLink[], objects: ObjectRow[]): Promise<number> => {
+  const write = async (message: LinkableMessage, links: PlannedLink[], objects: CandidateObject[]): Promise<number> => {
     if (links.length === 0) return 0;
     const now = new Date();
     const cached = freshCache();
@@ -354,7 +348,7 @@ export function crmAssociator(deps: CrmDeps): Associator {
       const message = raw as unknown as LinkableMessage;
       const listed = (message.linkedObjectIds ?? []).map((id) => id.toString());
       if (listed.length === 0) return;
-      const rows = (await deps.store.models.CrmObject.find({ _id: { $in: listed } }, { type: 1, name: 1, externalId: 1, emails: 1, domains: 1, rules: 1 }).lean()) as ObjectRow[];
+      const rows = (await deps.store.models.CrmObject.find({ _id: { $in: listed } }, { type: 1, name: 1, externalId: 1, emails: 1, domains: 1, rules: 1 }).lean()) as CandidateObject[];
       const { plan, objects } = await planForMessage(deps, message, freshCache(), rows);
       const created = await write(message, plan.links.filter((l) => listed.includes(l.objectId)), objects);
       if (created > 0) deps.log.info({ component: 'crm-link', messageId: message._id, created }, 'links of an interrupted ingest repaired');

@@ -213,6 +213,32 @@ describe('crm/link: linking stored messages (real store)', () => {
     assert.equal(await store.models.Link.countDocuments({ messageId: first.id }), 2, 'one record per pair, the unlinked one kept as a tombstone');
   });
 
+  it('messages ingested at the same time share the candidate query, and each links only its own objects', async () => {
+    const senders = ['Jane Roe <jane@globex.test>', 'Sam <sam@gmail.com>', 'Anna <anna@xn--bcher-kva.test>', 'Max <max@globex.test>', 'Nobody <nobody@elsewhere.test>'];
+    const expected = [[ids.jane, ids.globex], [ids.sam], [ids.anna], [ids.globex], []].map((list) => list.map(String).sort());
+    const raw = (from: string) =>
+      Buffer.from(`From: ${from}\r\nTo: bob@acme.test\r\nSubject: Hello\r\nMessage-ID: <${new mongoose.Types.ObjectId()}@x.test>\r\nDate: Thu, 26 Nov 2026 10:00:00 +0000\r\n\r\nHello Bob\r\n`);
+    const ingestDeps = { store, log: testLog, associate: crmAssociator(deps) };
+    const collection = store.models.CrmObject.collection;
+    const find = collection.find;
+    let queries = 0;
+    collection.find = ((...args: Parameters<typeof find>) => {
+      queries += 1;
+      return find.apply(collection, args);
+    }) as typeof find;
+    let results;
+    try {
+      results = await Promise.all(senders.map((from) => ingest(ingestDeps, { raw: raw(from), mailboxKey: 'concurrent-link-test', ownerId: bob._id, source: { kind: 'forward' } })));
+    } finally {
+      collection.find = find;
+    }
+    for (const [i, result] of results.entries()) {
+      assert.deepEqual(await linkedIds(store, result.id!), expected[i], senders[i]);
+      assert.deepEqual((await linksOf(store, result.id!)).map((l) => String(l.objectId)).sort(), expected[i], `${senders[i]}: link records`);
+    }
+    assert.ok(queries < senders.length, `${senders.length} concurrent messages shared candidate queries (${queries})`);
+  });
+
   it('ingest stores mail unlinked when association cannot be planned, and the sweep links it later', async () => {
     const raw = Buffer.from(`From: sam@gmail.com\r\nTo: bob@acme.test\r\nSubject: Hi\r\nMessage-ID: <${new mongoose.Types.ObjectId()}@gmail.com>\r\n\r\nHi\r\n`);
     const broken = { ...crmAssociator(deps), plan: async () => { throw new Error('rules crashed'); } };
