@@ -12,9 +12,12 @@ export interface SyncOptions {
   /** Largest message fetched whole; bigger ones are stored truncated with a flag (never skipped). */
   maxMessageBytes: number;
   /**
-   * Messages of one batch ingested at once: overlaps store round trips, and
-   * their writes share group commits (gateway/store/group-insert.ts). Memory
-   * stays bounded by the batch (batchBytes), which is fetched anyway.
+   * Messages of a folder ingested at once (the window spans the current
+   * batch and the next, which is fetched while the current one finishes):
+   * overlaps store round trips, and their writes share group commits
+   * (gateway/store/group-insert.ts, group-lookup.ts). Memory stays bounded
+   * by two batches (2 × batchBytes), which are fetched anyway. 32 measured
+   * best on FerretDB (bench: imap.sync 0.8 at 16, 0.9 at 32).
    */
   ingestConcurrency: number;
   /** How far back the first sync of a folder reaches (SEARCH SINCE). */
@@ -41,7 +44,7 @@ export interface SyncOptions {
 export const DEFAULT_SYNC_OPTIONS: Omit<SyncOptions, 'maxMessageBytes' | 'backfillDays' | 'concurrency' | 'forwardingGraceMs'> = {
   batchSize: 100,
   batchBytes: 32 * 1024 * 1024,
-  ingestConcurrency: 16,
+  ingestConcurrency: 32,
   backoffBaseMs: 60_000,
   backoffCapMs: 60 * 60_000,
   leaseTtlMs: 2 * 60_000,
