@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline';
 import { makeMessage } from '../../bench/lib/messages';
 import { fromRoot } from '../../gateway/core/paths';
 import { startDovecot, type DovecotServer } from '../support/dovecot';
@@ -25,8 +26,9 @@ import { lossAndDuplicates, recordSummary, storedCounts, uriWithDatabase, waitFo
  */
 describe('robustness: kill -9 the IMAP syncer mid-batch', function () {
   this.timeout(300_000);
-  // Five batches of 100 (the syncer's batch size): kills land inside the second and the fourth.
-  const COUNT = 500;
+  // Fifteen batches of 100 (the syncer's batch size), so that each kill lands while the syncer is
+  // still busy: it stores a few hundred messages a second, two batches at a time (pipelined).
+  const COUNT = 1500;
   let dovecot: DovecotServer;
   let store: Awaited<ReturnType<typeof openTestStore>>;
   let account: TestAccount;
@@ -46,7 +48,9 @@ describe('robustness: kill -9 the IMAP syncer mid-batch', function () {
     if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
-  function startSyncerProcess(): { child: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
+  /** The syncer's progress: backfill messages covered by the cursor, from its 'batch stored, cursor saved' lines. */
+  function startSyncerProcess(): { child: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; cursorDone: () => number } {
+    let done = 0;
     const child = spawn(process.execPath, [fromRoot('dist', 'gateway', 'bin', 'syncer.js'), '--once'], {
       env: {
         ...process.env,
@@ -56,18 +60,29 @@ describe('robustness: kill -9 the IMAP syncer mid-batch', function () {
         DATA_DIR: dataDir,
         IMAP_BACKFILL_DAYS: '30',
         HEALTH_PORT: '0',
-        LOG_LEVEL: process.env.ROBUST_LOG_LEVEL ?? 'warn',
+        // info: the per-batch progress line says when to kill; only warnings and errors are echoed.
+        LOG_LEVEL: 'info',
       },
-      stdio: ['ignore', 'inherit', 'inherit'],
+      stdio: ['ignore', 'pipe', 'inherit'],
     });
     children.add(child);
+    readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+      let entry: { level?: number; msg?: string; phase?: string; done?: number } = {};
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        // not a log line
+      }
+      if (entry.msg === 'batch stored, cursor saved' && entry.phase === 'backfill') done = entry.done ?? done;
+      if ((entry.level ?? 40) >= 40 || process.env.ROBUST_LOG_LEVEL) console.log(line);
+    });
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
       child.once('exit', (code, signal) => {
         children.delete(child);
         resolve({ code, signal });
       });
     });
-    return { child, exited };
+    return { child, exited, cursorDone: () => done };
   }
 
   const countStored = () => store.models.Message.countDocuments({ mailboxKey: account.id });
@@ -81,9 +96,10 @@ describe('robustness: kill -9 the IMAP syncer mid-batch', function () {
     await dovecot.appendMany(account.email, 'INBOX', messages.map((m, i) => ({ raw: m.raw, date: new Date(now - (COUNT - i) * 60_000) })));
 
     const kills: Array<{ stored: number; cursorDone: number }> = [];
-    for (const threshold of [130, 340]) {
-      const { child, exited } = startSyncerProcess();
-      await waitFor(async () => (await countStored()) >= threshold || child.exitCode !== null, 120_000, `${threshold} messages stored`, 25);
+    for (const threshold of [300, 900]) {
+      const { child, exited, cursorDone } = startSyncerProcess();
+      // Right after a cursor save the next batch is already being stored (batches are pipelined): mid-batch.
+      await waitFor(async () => cursorDone() >= threshold || child.exitCode !== null, 120_000, `cursor past ${threshold}`, 5);
       assert.equal(child.exitCode, null, 'the syncer was still running when it was killed');
       child.kill('SIGKILL');
       const { signal } = await exited;
