@@ -63,6 +63,7 @@ export function hook_data_post(this: HarakaPlugin, next: Next, connection: Harak
   const work = runtime.services().then((services) =>
     receiveMessage(services.inbound, {
       openRaw: messageReader(txn),
+      size: txn.data_bytes,
       envelope: {
         ip: connection.remote.ip,
         helo: connection.hello.host ?? '',

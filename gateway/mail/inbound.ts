@@ -10,7 +10,7 @@ import { recognizeConfirmation, recognizeForwardingBlocked } from './confirmatio
 import type { DnsResolveFn } from './dns-resolver';
 import { recordForwardingEvent, type ForwardingEvent } from './forwarding-health';
 import { ingest, type Associator, type AuthVerdict, type Classification, type IngestOutcome } from './ingest';
-import type { ParsedMessage } from './parse';
+import { INLINE_RAW_MAX, type ParsedMessage } from './parse';
 import type { RecipientResolution } from './recipients';
 
 type ObjectId = mongoose.Types.ObjectId;
@@ -44,6 +44,8 @@ export interface InboundDeps {
 export interface InboundMessage {
   /** A fresh stream of the message as received, each call (read once for auth, once per stored copy). */
   openRaw: () => Readable;
+  /** Bytes received, when known: a small message is then read once, whole, for all of that. */
+  size?: number;
   envelope: SmtpEnvelope;
   recipients: DeliverableRecipient[];
   queueId: string;
@@ -94,12 +96,19 @@ export function arrivedThroughForwarding(facts: AuthFacts, decision: PolicyDecis
 }
 
 /** The stored copy: our trace headers (RFC 8601 §5: added at the top by the receiving MTA), then the message. */
-function withTraceHeaders(traceHeaders: string, body: Readable): Readable {
+function withTraceHeaders(traceHeaders: string, body: Readable | Buffer): Readable | Buffer {
+  if (Buffer.isBuffer(body)) return Buffer.concat([Buffer.from(traceHeaders, 'utf8'), body]);
   const out = new PassThrough();
   out.write(Buffer.from(traceHeaders, 'utf8'));
   body.on('error', (err) => out.destroy(err));
   body.pipe(out);
   return out;
+}
+
+async function readWhole(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
+  return Buffer.concat(chunks);
 }
 
 function uniqueByMailbox(recipients: DeliverableRecipient[]): DeliverableRecipient[] {
@@ -137,7 +146,12 @@ export async function receiveMessage(deps: InboundDeps, message: InboundMessage)
     throw new AppError('NO_RECIPIENTS', 'No valid recipients', { status: 400, smtpCode: 554, enhancedCode: '5.5.1' });
   }
   const policy = await deps.businessPolicy();
-  const facts = await evaluateAuthentication(message.openRaw(), message.envelope, { resolver: deps.resolver, authservId: deps.authservId });
+  // A small message (most mail) is read from the SMTP server once, as one buffer, for authentication
+  // and every stored copy: streaming it line by line, twice or more, cost more CPU than parsing it.
+  // Should that read fail, each use streams it on its own as for large mail (and reports its own error).
+  const whole = message.size !== undefined && message.size <= INLINE_RAW_MAX ? await readWhole(message.openRaw()).catch(() => null) : null;
+  const raw = () => whole ?? message.openRaw();
+  const facts = await evaluateAuthentication(raw(), message.envelope, { resolver: deps.resolver, authservId: deps.authservId });
 
   const mailboxes = uniqueByMailbox(message.recipients).map((recipient) => {
     const ours = recipient.kind === 'account' ? [recipient.domain, ...policy.domains] : [...recipient.domains, ...policy.domains];
@@ -203,7 +217,7 @@ export async function receiveMessage(deps: InboundDeps, message: InboundMessage)
     const result = await ingest(
       { store: deps.store, log: deps.log, associate: deps.associate },
       {
-        raw: withTraceHeaders(facts.traceHeaders, message.openRaw()),
+        raw: withTraceHeaders(facts.traceHeaders, raw()),
         mailboxKey: recipient.mailboxKey,
         accountId: recipient.kind === 'account' ? recipient.accountId : null,
         ownerId: recipient.ownerId,
