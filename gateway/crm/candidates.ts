@@ -1,6 +1,6 @@
 import type mongoose from 'mongoose';
 import type { Store } from '../store';
-import { BatchLoop, MAX_BATCH, perModel } from '../store/group-commit';
+import { perModel, SharedQuery } from '../store/group-commit';
 import type { MatchKeys } from './rules';
 
 type ObjectId = mongoose.Types.ObjectId;
@@ -12,10 +12,13 @@ export type CandidateObject = {
   rules?: { linkBulk?: boolean | null; neverLink?: string[] | null } | null;
 };
 
+/** What a message could be linked by: its addresses and domains (rules.ts matchKeys). */
+type MatchKeysOfMessage = Pick<MatchKeys, 'addresses' | 'domains'>;
+
 const PROJECTION = { type: 1, name: 1, externalId: 1, emails: 1, domains: 1, rules: 1 };
 
 /** The objects a message could link to: an email it names, or (customers) one of its domains — MongoDB's `$in` on arrays. */
-function candidateFor(row: CandidateObject, keys: Pick<MatchKeys, 'addresses' | 'domains'>): boolean {
+function candidateFor(row: CandidateObject, keys: MatchKeysOfMessage): boolean {
   if (row.emails?.some((email) => keys.addresses.includes(email))) return true;
   return row.type === 'customer' && Boolean(row.domains?.some((domain) => keys.domains.includes(domain)));
 }
@@ -27,12 +30,6 @@ function filterOf(addresses: string[], domains: string[]): Record<string, unknow
   return { $or: or };
 }
 
-interface Pending {
-  keys: Pick<MatchKeys, 'addresses' | 'domains'>;
-  resolve: (rows: CandidateObject[]) => void;
-  reject: (err: unknown) => void;
-}
-
 /**
  * Candidate objects for messages being ingested at the same time, loaded
  * by one query over all their addresses and domains (through the
@@ -40,35 +37,23 @@ interface Pending {
  * Ingest asks once per message; sharing the query saves a store command
  * per message, as group-lookup.ts does for the deletion check.
  */
-class CandidateLookup {
-  private queue: Pending[] = [];
-  private readonly loop = new BatchLoop(async () => {
-    const batch = this.queue.splice(0, MAX_BATCH);
-    const addresses = [...new Set(batch.flatMap((p) => p.keys.addresses))];
-    const domains = [...new Set(batch.flatMap((p) => p.keys.domains))];
-    try {
-      const rows = (await this.model.find(filterOf(addresses, domains), PROJECTION).lean()) as CandidateObject[];
-      for (const pending of batch) pending.resolve(rows.filter((row) => candidateFor(row, pending.keys)));
-    } catch (err) {
-      for (const pending of batch) pending.reject(err);
-    }
-    return this.queue.length > 0;
-  });
+const lookupOf = perModel(
+  (model: CrmObjectModel) =>
+    new SharedQuery<MatchKeysOfMessage, CandidateObject[]>(async (requests) => {
+      const addresses = [...new Set(requests.flatMap((keys) => keys.addresses))];
+      const domains = [...new Set(requests.flatMap((keys) => keys.domains))];
+      const rows = (await model.find(filterOf(addresses, domains), PROJECTION).lean()) as CandidateObject[];
+      return requests.map((keys) => rows.filter((row) => candidateFor(row, keys)));
+    }),
+);
 
-  constructor(private readonly model: CrmObjectModel) {}
-
-  find(keys: Pick<MatchKeys, 'addresses' | 'domains'>): Promise<CandidateObject[]> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ keys, resolve, reject });
-      this.loop.kick();
-    });
-  }
+/** The objects a message's links name, by id (re-planning the links of a stored message). */
+export async function candidateObjectsById(store: Store, ids: string[]): Promise<CandidateObject[]> {
+  return (await store.models.CrmObject.find({ _id: { $in: ids } }, PROJECTION).lean()) as CandidateObject[];
 }
 
-const lookupOf = perModel((model: CrmObjectModel) => new CandidateLookup(model));
-
 /** The CRM objects that name one of these addresses, or (customers) one of these domains. */
-export function findCandidateObjects(store: Store, keys: Pick<MatchKeys, 'addresses' | 'domains'>): Promise<CandidateObject[]> {
+export function findCandidateObjects(store: Store, keys: MatchKeysOfMessage): Promise<CandidateObject[]> {
   if (keys.addresses.length === 0 && keys.domains.length === 0) return Promise.resolve([]);
-  return lookupOf(store.models.CrmObject).find(keys);
+  return lookupOf(store.models.CrmObject).ask(keys);
 }

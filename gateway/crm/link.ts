@@ -6,7 +6,7 @@ import type { MessageDoc } from '../models/message';
 import type { Store } from '../store';
 import { groupInsert } from '../store/group-insert';
 import { normalizeAddress } from './address';
-import { findCandidateObjects, type CandidateObject } from './candidates';
+import { candidateObjectsById, findCandidateObjects, type CandidateObject } from './candidates';
 import { detectBulk } from './bulk';
 import { messageParticipants, matchKeys, planAssociation, type AssociationContext, type LinkReason, type MatchableObject, type PlannedLink } from './rules';
 import { loadCrmSettings, type CrmSettings, type CrmSettingsInput } from './settings';
@@ -348,12 +348,16 @@ export function crmAssociator(deps: CrmDeps): Associator {
       const message = raw as unknown as LinkableMessage;
       const listed = (message.linkedObjectIds ?? []).map((id) => id.toString());
       if (listed.length === 0) return;
-      const rows = (await deps.store.models.CrmObject.find({ _id: { $in: listed } }, { type: 1, name: 1, externalId: 1, emails: 1, domains: 1, rules: 1 }).lean()) as CandidateObject[];
-      const { plan, objects } = await planForMessage(deps, message, freshCache(), rows);
+      const { plan, objects } = await planForMessage(deps, message, freshCache(), await candidateObjectsById(deps.store, listed));
       const created = await write(message, plan.links.filter((l) => listed.includes(l.objectId)), objects);
       if (created > 0) deps.log.info({ component: 'crm-link', messageId: message._id, created }, 'links of an interrupted ingest repaired');
     },
   };
+}
+
+/** An ingest caller's association: the one it was given, none for null (tests of a component alone), else crmAssociator. */
+export function associatorOrDefault(given: Associator | null | undefined, deps: CrmDeps): Associator | undefined {
+  return given === null ? undefined : (given ?? crmAssociator(deps));
 }
 
 export interface UnlinkOptions {

@@ -85,6 +85,35 @@ export async function writeAndSettle(batch: Settlement[], write: () => Promise<u
   }
 }
 
+/**
+ * Reads shared the same way: the requests queued while a query is in
+ * flight are answered together by the next one. `answer` gets the batch's
+ * requests and returns one answer per request, in order; if it throws,
+ * every request of the batch fails with that error.
+ */
+export class SharedQuery<Request, Answer> {
+  private queue: Array<{ request: Request; resolve: (answer: Answer) => void; reject: (err: unknown) => void }> = [];
+  private readonly loop = new BatchLoop(async () => {
+    const batch = this.queue.splice(0, MAX_BATCH);
+    try {
+      const answers = await this.answer(batch.map((pending) => pending.request));
+      batch.forEach((pending, i) => pending.resolve(answers[i]));
+    } catch (err) {
+      for (const pending of batch) pending.reject(err);
+    }
+    return this.queue.length > 0;
+  });
+
+  constructor(private readonly answer: (requests: Request[]) => Promise<Answer[]>) {}
+
+  ask(request: Request): Promise<Answer> {
+    return new Promise<Answer>((resolve, reject) => {
+      this.queue.push({ request, resolve, reject });
+      this.loop.kick();
+    });
+  }
+}
+
 /** One instance per model (a model belongs to one connection). */
 export function perModel<M extends object, W>(create: (model: M) => W): (model: M) => W {
   const instances = new WeakMap<M, W>();

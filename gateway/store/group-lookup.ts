@@ -1,5 +1,5 @@
 import type { CastableModel } from './cast-document';
-import { BatchLoop, MAX_BATCH, perModel } from './group-commit';
+import { perModel, SharedQuery } from './group-commit';
 
 /**
  * Group lookups: concurrent "does a document with these field values
@@ -16,43 +16,20 @@ import { BatchLoop, MAX_BATCH, perModel } from './group-commit';
 
 export type EqualityFilter = Record<string, string | number>;
 
-interface Pending {
-  filter: EqualityFilter;
-  resolve: (found: boolean) => void;
-  reject: (err: unknown) => void;
-}
-
 function matches(doc: Record<string, unknown>, filter: EqualityFilter): boolean {
   return Object.entries(filter).every(([field, value]) => doc[field] === value);
 }
 
-class GroupLookup {
-  private queue: Pending[] = [];
-  private readonly loop = new BatchLoop(async () => {
-    const batch = this.queue.splice(0, MAX_BATCH);
-    const fields = Object.fromEntries([...new Set(batch.flatMap((p) => Object.keys(p.filter)))].map((field) => [field, 1]));
-    try {
-      const found = (await this.model.collection.find({ $or: batch.map((p) => p.filter) }, { projection: fields }).toArray()) as Array<Record<string, unknown>>;
-      for (const pending of batch) pending.resolve(found.some((doc) => matches(doc, pending.filter)));
-    } catch (err) {
-      for (const pending of batch) pending.reject(err);
-    }
-    return this.queue.length > 0;
-  });
-
-  constructor(private readonly model: CastableModel) {}
-
-  exists(filter: EqualityFilter): Promise<boolean> {
-    return new Promise<boolean>((resolve, reject) => {
-      this.queue.push({ filter, resolve, reject });
-      this.loop.kick();
-    });
-  }
-}
-
-const lookupOf = perModel((model: CastableModel) => new GroupLookup(model));
+const lookupOf = perModel(
+  (model: CastableModel) =>
+    new SharedQuery<EqualityFilter, boolean>(async (filters) => {
+      const fields = Object.fromEntries([...new Set(filters.flatMap((filter) => Object.keys(filter)))].map((field) => [field, 1]));
+      const found = (await model.collection.find({ $or: filters }, { projection: fields }).toArray()) as Array<Record<string, unknown>>;
+      return filters.map((filter) => found.some((doc) => matches(doc, filter)));
+    }),
+);
 
 /** Whether a document with exactly these field values exists, sharing the query with concurrent checks. */
 export function groupExists(model: CastableModel, filter: EqualityFilter): Promise<boolean> {
-  return lookupOf(model).exists(filter);
+  return lookupOf(model).ask(filter);
 }
