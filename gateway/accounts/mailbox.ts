@@ -180,18 +180,17 @@ function supportsProjectionExpressions(store: Store): Promise<boolean> {
   return probe;
 }
 
-/** The full message when the viewer may read it; null otherwise (callers answer 404). */
-export async function getMessageFor(store: Store, viewer: Viewer, id: string) {
+/** The full message when the viewer may read it; null otherwise (callers answer 404). `fields`: a mongoose selection instead. */
+export async function getMessageFor(store: Store, viewer: Viewer, id: string, fields?: string) {
   const objectId = parseObjectId(id);
   if (!objectId) return null;
-  return store.models.Message.findOne({ _id: objectId, ...messageScope(viewer) }).lean();
+  const query = store.models.Message.findOne({ _id: objectId, ...messageScope(viewer) });
+  return (fields ? query.select(fields) : query).lean();
 }
 
 /** Raw RFC 5322 bytes of a message the viewer may read, as a stream (from the document when small, else GridFS). */
 export async function openRawMessage(store: Store, viewer: Viewer, id: string): Promise<{ stream: Readable; size: number; subject: string } | null> {
-  const objectId = parseObjectId(id);
-  if (!objectId) return null;
-  const message = await store.models.Message.findOne({ _id: objectId, ...messageScope(viewer) }, { rawBlobId: 1, rawInline: 1, size: 1, subject: 1 }).select('+rawInline').lean();
+  const message = await getMessageFor(store, viewer, id, 'rawBlobId size subject +rawInline');
   if (!message) return null;
   return { stream: rawStream(store, message), size: message.size, subject: message.subject ?? '' };
 }

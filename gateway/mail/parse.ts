@@ -120,12 +120,6 @@ function emptyParsed(): ParsedMessage {
 }
 
 /**
- * Store the raw message and parse it in one pass. Resolves once the raw blob
- * and every attachment blob are acknowledged by the store. A MIME problem
- * never rejects: it comes back as `parsed.parseError`. Store failures and
- * the size limit do reject.
- */
-/**
  * Messages up to this size keep their raw bytes in the message document
  * (most business mail: text and HTML without large attachments); larger
  * ones go to GridFS. Well under the 16 MB document limit even with the
@@ -134,15 +128,17 @@ function emptyParsed(): ParsedMessage {
 export const INLINE_RAW_MAX = 64 * 1024;
 
 /** The chunks already read, then the rest of the source. */
-async function* continueWith(head: Buffer[], rest: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
+async function* continueWith(head: Buffer[], rest: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
   yield* head;
-  for (;;) {
-    const next = await rest.next();
-    if (next.done) return;
-    yield next.value;
-  }
+  yield* rest;
 }
 
+/**
+ * Store the raw message and parse it in one pass. Resolves once the raw blob
+ * and every attachment blob are acknowledged by the store. A MIME problem
+ * never rejects: it comes back as `parsed.parseError`. Store failures and
+ * the size limit do reject.
+ */
 export async function streamAndParse(blobs: BlobStore, raw: Readable | Buffer, options: { maxBytes?: number; inlineRawMax?: number } = {}): Promise<StreamedMessage> {
   const parsed = emptyParsed();
   const parser = new MailParser({ skipImageLinks: true, skipTextLinks: true, skipTextToHtml: true, maxHtmlLengthToParse: MAX_BODY_CHARS });
@@ -231,7 +227,7 @@ export async function streamAndParse(blobs: BlobStore, raw: Readable | Buffer, o
   // A small message is held whole and stored in its document; a larger one
   // streams into GridFS from its first bytes on, never held in memory.
   const inlineMax = options.inlineRawMax ?? INLINE_RAW_MAX;
-  const source = tee()[Symbol.asyncIterator]();
+  const source = tee();
   let rawBlobId: ObjectId | null = null;
   let rawInline: Buffer | null = null;
   try {

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import type { Config } from '../core/config';
 import type { SecretBox } from '../core/crypto';
 import type { Logger } from '../core/log';
-import { crmAssociator } from '../crm/link';
+import { associatorOrDefault } from '../crm/link';
 import type { Associator } from '../mail/ingest';
 import type { Store } from '../store';
 import type { SendOAuthOptions } from './oauth';
@@ -67,7 +67,7 @@ export function sendDepsFromConfig(config: Pick<Config, 'sendRateLimit' | 'smtpM
     store: base.store,
     log: base.log,
     secretBox: base.secretBox,
-    associate: base.associate === null ? undefined : (base.associate ?? crmAssociator({ store: base.store, log: base.log, settings: { businessDomains: config.businessDomains } })),
+    associate: associatorOrDefault(base.associate, { store: base.store, log: base.log, settings: { businessDomains: config.businessDomains } }),
     rateLimit: { ...config.sendRateLimit },
     maxMessageBytes: config.smtpMaxMessageSize,
     oauthConfig: { publicUrl: config.publicUrl, oauth: config.oauth },

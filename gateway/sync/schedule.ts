@@ -3,7 +3,7 @@ import cron, { type ScheduledTask } from 'node-cron';
 import type { Config } from '../core/config';
 import { resolveMasterKey, SecretBox } from '../core/crypto';
 import type { Logger } from '../core/log';
-import { crmAssociator } from '../crm/link';
+import { associatorOrDefault } from '../crm/link';
 import type { Associator } from '../mail/ingest';
 import type { Store } from '../store';
 import { accountLeaseKey, holdLease, newHolderId } from './lease';
@@ -90,7 +90,7 @@ export function startSyncer(deps: SyncerDeps): Syncer {
   const options = syncOptionsFromConfig(config, deps.options);
   const log = deps.log.child({ component: 'syncer' });
   const secrets = deps.secretBox ?? new SecretBox(resolveMasterKey(config.secretKey, config.dataDir).key);
-  const associate = deps.associate === null ? undefined : (deps.associate ?? crmAssociator({ store, log: deps.log, settings: { businessDomains: config.businessDomains } }));
+  const associate = associatorOrDefault(deps.associate, { store, log: deps.log, settings: { businessDomains: config.businessDomains } });
   const holder = newHolderId();
   const slots = new Slots(options.concurrency);
   const inProgress = new Set<string>();
