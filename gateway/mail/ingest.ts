@@ -161,12 +161,6 @@ export async function ingest(deps: IngestDeps, input: IngestInput): Promise<Inge
   };
 
   try {
-    if (await groupExists(store.models.Tombstone, { mailboxKey: input.mailboxKey, dedupeKey: key })) {
-      await discardBlobs();
-      log.info({ dedupeKey: key }, 'message was deleted by its owner; not re-imported');
-      return { outcome: 'tombstoned', id: null, dedupeKey: key, parsed, status, size: streamed.size };
-    }
-
     const document = {
       mailboxKey: input.mailboxKey,
       accountId: input.accountId ?? null,
@@ -204,14 +198,23 @@ export async function ingest(deps: IngestDeps, input: IngestInput): Promise<Inge
     };
 
     const id = new mongoose.Types.ObjectId();
-    let planned: PlannedAssociation | null = null;
-    if (status === 'inbox' && deps.associate) {
-      // A planning failure must not refuse mail: stored unlinked, the CRM sweep links it later.
-      planned = await deps.associate.plan({ _id: id, ...document }).catch((err: Error) => {
-        log.error({ err }, 'association could not be planned; the message is stored unlinked for the CRM sweep');
-        return null;
-      });
+    // The deletion check and association planning are independent reads: waiting for them together
+    // saves a store round trip per message, and a round trip is most of what a message waits for.
+    // A planning failure must not refuse mail: stored unlinked, the CRM sweep links it later.
+    const planning: Promise<PlannedAssociation | null> =
+      status === 'inbox' && deps.associate
+        ? deps.associate.plan({ _id: id, ...document }).catch((err: Error) => {
+            log.error({ err }, 'association could not be planned; the message is stored unlinked for the CRM sweep');
+            return null;
+          })
+        : Promise.resolve(null);
+    if (await groupExists(store.models.Tombstone, { mailboxKey: input.mailboxKey, dedupeKey: key })) {
+      await discardBlobs();
+      log.info({ dedupeKey: key }, 'message was deleted by its owner; not re-imported');
+      return { outcome: 'tombstoned', id: null, dedupeKey: key, parsed, status, size: streamed.size };
     }
+
+    const planned = await planning;
     const written = { _id: id, ...document, linkedObjectIds: planned?.objectIds ?? [], linkedAt: planned ? now : null };
     try {
       await groupInsert(store.models.Message, written);
@@ -237,14 +240,18 @@ export async function ingest(deps: IngestDeps, input: IngestInput): Promise<Inge
       return { outcome: 'duplicate', id: existing._id as ObjectId, dedupeKey: key, parsed, status: existing.status as 'inbox' | 'quarantine', size: streamed.size };
     }
 
-    if (input.accountId && !input.countedByCaller) {
-      // Statistics: a failure here must not turn a stored message into a 451.
-      await groupCounterUpdate(store.models.MailAccount, input.accountId, { inc: { messageCount: 1 }, set: { ...classification.accountSet, lastMailAt: now } }).catch((err: Error) => log.warn({ err }, 'could not update the mail account counters; the message is stored'));
-    }
-
-    if (planned && deps.associate) {
-      await deps.associate.commit(written, planned).catch((err: Error) => log.error({ err, id }, 'could not write the links; the message is stored'));
-    }
+    // The account's counters and the link records are independent writes, sent together.
+    await Promise.all([
+      input.accountId && !input.countedByCaller
+        ? // Statistics: a failure here must not turn a stored message into a 451.
+          groupCounterUpdate(store.models.MailAccount, input.accountId, { inc: { messageCount: 1 }, set: { ...classification.accountSet, lastMailAt: now } }).catch((err: Error) =>
+            log.warn({ err }, 'could not update the mail account counters; the message is stored'),
+          )
+        : undefined,
+      planned && deps.associate
+        ? deps.associate.commit(written, planned).catch((err: Error) => log.error({ err, id }, 'could not write the links; the message is stored'))
+        : undefined,
+    ]);
     return { outcome: 'stored', id, dedupeKey: key, parsed, status, size: streamed.size };
   } catch (err) {
     await discardBlobs();
