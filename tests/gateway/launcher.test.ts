@@ -1,4 +1,5 @@
 import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -36,7 +37,7 @@ describe('gateway launcher and Haraka instance', function () {
         port: 25,
         hostname: 'in.postroom.test',
         tls: { certFile: '/certs/fullchain.pem', keyFile: '/certs/privkey.pem' },
-        runtime: { gatewayDomain: 'in.postroom.test', businessDomains: ['acme.com'], dnsServers: ['1.1.1.1'], maxMessageSize: 1234567, maxRecipients: 50, maxConnections: 200, logLevel: 'info', recipientCacheMs: 3000 },
+        runtime: { gatewayDomain: 'in.postroom.test', businessDomains: ['acme.com'], dnsServers: ['1.1.1.1'], dnsCacheSeconds: 60, maxMessageSize: 1234567, maxRecipients: 50, maxConnections: 200, logLevel: 'info', recipientCacheMs: 3000 },
       });
     });
     after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -117,6 +118,25 @@ describe('gateway launcher and Haraka instance', function () {
       const environ = fs.readFileSync(`/proc/${world.gw.gateway.pid}/environ`, 'latin1').split('\0');
       const tunables = environ.find((v) => v.startsWith('GLIBC_TUNABLES='));
       assert.ok(tunables?.slice('GLIBC_TUNABLES='.length).split(':').includes(MALLOC_MMAP_THRESHOLD_TUNABLE), tunables ?? 'no GLIBC_TUNABLES');
+    });
+
+    it('starts TLS with RFC 7919 DH parameters instead of generating its own (no openssl dhparam busy for a minute)', () => {
+      const children = fs
+        .readdirSync('/proc')
+        .filter((entry) => /^\d+$/.test(entry))
+        .map((pid) => {
+          try {
+            const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+            const close = stat.lastIndexOf(')');
+            return { command: stat.slice(stat.indexOf('(') + 1, close), ppid: Number(stat.slice(close + 2).split(' ')[1]) };
+          } catch {
+            return null; // exited meanwhile
+          }
+        })
+        .filter((p) => p?.ppid === world.gw.gateway.pid);
+      assert.deepEqual(children.filter((c) => c?.command === 'openssl'), []);
+      const described = execFileSync('openssl', ['dhparam', '-in', path.join(world.gw.dataDir, 'haraka', 'config', 'dhparams.pem'), '-noout', '-text'], { encoding: 'utf8' });
+      assert.match(described, /GROUP: ffdhe2048/);
     });
 
     it('restarts Haraka when it dies and serves again', async () => {
