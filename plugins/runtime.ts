@@ -57,7 +57,7 @@ function createRuntime(): GatewayRuntime {
     const store = await openStore({ uri, dbName, log: root, maxWaitMs: 0, ensureIndexes: false, serverSelectionTimeoutMS: 2000 });
     store.conn.on('error', (err: Error) => log.warn({ err }, 'store connection error'));
     await ensureIndexes(store.models).catch((err: Error) => log.warn({ err }, 'could not check the store indexes; continuing'));
-    const resolver = createDnsResolver(settings.dnsServers);
+    const resolver = createDnsResolver(settings.dnsServers, { cacheSeconds: settings.dnsCacheSeconds });
     const recipients = createRecipientResolver({ store, gatewayDomain: settings.gatewayDomain, ttlMs: settings.recipientCacheMs });
     const crmDeps = { store, log: root, settings: { businessDomains: settings.businessDomains } };
     const inbound: InboundDeps = {

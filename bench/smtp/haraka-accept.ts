@@ -43,6 +43,7 @@ export async function startAcceptingHaraka(options: { maxMessageSize: number }):
       gatewayDomain: 'bench.haraka.test',
       businessDomains: [],
       dnsServers: [],
+      dnsCacheSeconds: 0,
       maxMessageSize: options.maxMessageSize,
       maxRecipients: 50,
       maxConnections: 200,

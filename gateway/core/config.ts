@@ -189,6 +189,12 @@ export const VARIABLES = {
   GATEWAY_DOMAIN: { schema: domainName, example: 'in.postroom.acme.com', default: 'postroom.localhost', description: 'Domain of the generated forwarding and dropbox addresses (its MX points at the gateway).' },
   BUSINESS_DOMAINS: { schema: domainList, example: 'acme.com,acme.co.uk', default: '', description: 'Comma-separated domains of the business (initial value; editable in Preferences → Business).' },
   DNS_SERVERS: { schema: dnsServers, example: '1.1.1.1,127.0.0.1:5353', default: '', description: 'DNS servers for SPF/DKIM/DMARC/ARC lookups; empty uses the system resolver.' },
+  DNS_CACHE_SECONDS: {
+    schema: z.coerce.number().int('must be a whole number').min(0, 'must be 0 or more').max(3600, 'must be at most 3600'),
+    example: '60',
+    default: '60',
+    description: 'How long the gateway reuses a DNS answer (records or "no such record") for SPF/DKIM/DMARC/ARC; 0 asks every time. Timeouts and server failures are never reused.',
+  },
   SECRET_KEY: { schema: secretKey, example: '<output of: openssl rand -hex 32>', description: 'Key that encrypts stored IMAP/SMTP secrets (AES-256-GCM) and signs sessions. Unset outside production: generated once into DATA_DIR/secret.key.' },
   ADMIN_EMAIL: { schema: z.email('must be an email address'), example: 'it@acme.com', description: 'First admin, created at first start when no admin exists.' },
   ADMIN_PASSWORD: { schema: z.string().min(12, 'must be at least 12 characters'), example: 'a-long-passphrase', description: 'Password of the first admin (only read when it is created).' },
@@ -222,6 +228,7 @@ export interface Config {
   gatewayDomain: string;
   businessDomains: readonly string[];
   dnsServers: readonly string[];
+  dnsCacheSeconds: number;
   /** Raw 32-byte master key; undefined when it must be generated into DATA_DIR. */
   secretKey: Buffer | undefined;
   adminEmail: string | undefined;
@@ -299,6 +306,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     gatewayDomain: values.GATEWAY_DOMAIN as string,
     businessDomains: Object.freeze([...(values.BUSINESS_DOMAINS as string[])]),
     dnsServers: Object.freeze([...(values.DNS_SERVERS as string[])]),
+    dnsCacheSeconds: values.DNS_CACHE_SECONDS as number,
     secretKey: values.SECRET_KEY === undefined ? undefined : decodeKey(values.SECRET_KEY as string)!,
     adminEmail: (values.ADMIN_EMAIL as string | undefined)?.toLowerCase(),
     adminPassword: values.ADMIN_PASSWORD as string | undefined,

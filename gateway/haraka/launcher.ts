@@ -123,6 +123,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     gatewayDomain: config.gatewayDomain,
     businessDomains: [...config.businessDomains],
     dnsServers: [...config.dnsServers],
+    dnsCacheSeconds: config.dnsCacheSeconds,
     maxMessageSize: config.smtpMaxMessageSize,
     maxRecipients: config.smtpMaxRecipients,
     maxConnections: config.smtpMaxConnections,

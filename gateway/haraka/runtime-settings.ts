@@ -10,6 +10,8 @@ export interface GatewayRuntimeSettings {
   gatewayDomain: string;
   businessDomains: string[];
   dnsServers: string[];
+  /** DNS_CACHE_SECONDS: how long SPF/DKIM/DMARC/ARC answers are reused. */
+  dnsCacheSeconds: number;
   maxMessageSize: number;
   maxRecipients: number;
   maxConnections: number;

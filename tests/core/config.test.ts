@@ -22,6 +22,7 @@ describe('config', () => {
     assert.equal(config.smtpMaxMessageSize, 50 * 1024 * 1024);
     assert.equal(config.mongodbUri, undefined);
     assert.deepEqual(config.businessDomains, []);
+    assert.equal(config.dnsCacheSeconds, 60);
     assert.ok(Object.isFrozen(config));
   });
 
@@ -45,17 +46,19 @@ describe('config', () => {
       ADMIN_PORT: 'eighty',
       BUSINESS_DOMAINS: 'acme.com,not a domain',
       DNS_SERVERS: '8.8.8.8:dns',
+      DNS_CACHE_SECONDS: '-5',
       SECRET_KEY: 'short',
       IMAP_SYNC_CRON: 'every minute',
       MONGODB_URI: 'postgres://x',
       LOG_LEVEL: 'loud',
     });
-    assert.equal(problems.length, 8, problems.join('\n'));
+    assert.equal(problems.length, 9, problems.join('\n'));
     const byVar = (name: string) => problems.find((p) => p.startsWith(`${name}=`)) ?? '';
     assert.match(byVar('SMTP_PORT'), /must be 1-65535.*example: SMTP_PORT=25/);
     assert.match(byVar('ADMIN_PORT'), /ADMIN_PORT="eighty"/);
     assert.match(byVar('BUSINESS_DOMAINS'), /must be a domain name/);
     assert.match(byVar('DNS_SERVERS'), /IP address or ip:port/);
+    assert.match(byVar('DNS_CACHE_SECONDS'), /must be 0 or more.*example: DNS_CACHE_SECONDS=60/);
     assert.match(byVar('SECRET_KEY'), /openssl rand -hex 32/);
     assert.match(byVar('IMAP_SYNC_CRON'), /cron expression/);
     assert.match(byVar('MONGODB_URI'), /mongodb:\/\//);

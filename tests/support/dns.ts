@@ -19,6 +19,10 @@ export interface TestDns {
   setMx(name: string, exchange: string, priority?: number): void;
   remove(name: string): void;
   clear(): void;
+  /** Answer questions about `name` with SERVFAIL (fault injection), or normally again with `false`. */
+  failing(name: string, on?: boolean): void;
+  /** Questions received so far (a resolver's cache shows as questions not asked). */
+  readonly questions: number;
   stop(): Promise<void>;
 }
 
@@ -29,9 +33,10 @@ interface NameRecords {
 }
 
 const HOST = '127.0.0.1';
-// TTL 0 by default: c-ares (Node >= 20) caches answers per Resolver for
-// their TTL, and tests change records between lookups. Benchmarks pass a
-// real zone's TTL, so lookups are cached as they are in production.
+// TTL 0 by default: tests change records between lookups, and a resolver that
+// honours TTLs (c-ares can, though Node 20.20 turns its cache off) must not
+// keep the old ones. Benchmarks pass a real zone's TTL. The gateway's own
+// cache (gateway/mail/dns-resolver.ts, DNS_CACHE_SECONDS) cannot see TTLs.
 const DEFAULT_TTL = 0;
 
 const key = (name: string) => name.toLowerCase().replace(/\.$/, '');
@@ -51,10 +56,14 @@ export function splitTxt(value: string): string[] {
   return chunks;
 }
 
-function answer(zone: Map<string, NameRecords>, request: dns2.Packet, ttl: number): dns2.Packet {
+function answer(zone: Map<string, NameRecords>, failing: Set<string>, request: dns2.Packet, ttl: number): dns2.Packet {
   const response = Packet.createResponseFromRequest(request);
   response.header.aa = 1;
   for (const q of request.questions) {
+    if (failing.has(key(q.name))) {
+      response.header.rcode = 2; // SERVFAIL
+      continue;
+    }
     const records = zone.get(key(q.name));
     if (!records) {
       response.header.rcode = 3; // NXDOMAIN
@@ -74,10 +83,13 @@ function answer(zone: Map<string, NameRecords>, request: dns2.Packet, ttl: numbe
 export async function startDns(options: { ttl?: number } = {}): Promise<TestDns> {
   const ttl = options.ttl ?? DEFAULT_TTL;
   const zone = new Map<string, NameRecords>();
+  const failing = new Set<string>();
+  let questions = 0;
   const handle: dns2.DnsHandler = (request, send) => {
+    questions += request.questions.length;
     let response: dns2.Packet;
     try {
-      response = answer(zone, request, ttl);
+      response = answer(zone, failing, request, ttl);
     } catch {
       response = Packet.createResponseFromRequest(request);
       response.header.rcode = 2; // SERVFAIL rather than a silent timeout
@@ -122,6 +134,13 @@ export async function startDns(options: { ttl?: number } = {}): Promise<TestDns>
       setMx: (name, exchange, priority = 10) => update(name, (r) => { r.mx = [{ exchange, priority }]; }),
       remove: (name) => { zone.delete(key(name)); },
       clear: () => zone.clear(),
+      failing: (name, on = true) => {
+        if (on) failing.add(key(name));
+        else failing.delete(key(name));
+      },
+      get questions() {
+        return questions;
+      },
       stop: () => {
         stopped ??= Promise.all([
           new Promise<void>((resolve) => udp.close(() => resolve())),
