@@ -42,6 +42,8 @@ interface SizeResults {
   /** CPU milliseconds per accepted message: the gateway (Haraka + plugins) and the store process (embedded FerretDB). */
   pipelineCpu?: { gatewayMs: number; storeMs: number | null };
   ceiling?: CeilingResult;
+  /** CPU per message during (d): FerretDB, and the bare loop itself (this process). */
+  ceilingCpu?: { loopMs: number; storeMs: number | null };
 }
 
 const WARMUP = 20;
@@ -160,9 +162,20 @@ export async function benchSmtp(options: SmtpBenchOptions, report: Report): Prom
       }
       const set = sets.get(size.label)!;
       const items = await itemsFromPipeline(store, set.messages.map((m, i) => ({ messageId: m.messageId, raw: set.stuffed[i] })));
+      const storePid = options.store.embedded?.process.pid;
+      const storeBefore = storePid ? cpuSecondsOf(storePid) : null;
+      const loopBefore = process.cpuUsage();
       size.ceiling = await runStoreCeiling({ uri: options.store.uri, dbName: uniqueDbName(`ceiling_${size.label}`), items });
+      const loop = process.cpuUsage(loopBefore);
+      const perMessage = (seconds: number) => (seconds * 1000) / Math.max(1, size.ceiling!.stored);
+      size.ceilingCpu = {
+        loopMs: perMessage((loop.user + loop.system) / 1e6),
+        storeMs: storePid && storeBefore !== null ? perMessage((cpuSecondsOf(storePid) ?? 0) - storeBefore) : null,
+      };
       const l = summarize(size.ceiling.latencies);
-      progress(`smtp (d) store ceiling ${size.label}: ${round(size.ceiling.rate)} msg/s, p50 ${round(l.p50)} ms, p99 ${round(l.p99)} ms`);
+      progress(
+        `smtp (d) store ceiling ${size.label}: ${round(size.ceiling.rate)} msg/s, p50 ${round(l.p50)} ms, p99 ${round(l.p99)} ms, CPU per message: loop ${round(size.ceilingCpu.loopMs)} ms, store ${size.ceilingCpu.storeMs === null ? 'n/a' : `${round(size.ceilingCpu.storeMs)} ms`}`,
+      );
     }
   } finally {
     await store.conn.dropDatabase().catch(() => undefined);
@@ -176,6 +189,9 @@ export async function benchSmtp(options: SmtpBenchOptions, report: Report): Prom
     if (size.ceiling) {
       const l = summarize(size.ceiling.latencies);
       report.add({ name: `smtp.store_ceiling${suffix}`, value: size.ceiling.rate, unit: 'msg/s', baseline: null, ratio: null, detail: `(d) bare driver: GridFS raw + attachments + insertOne, 20 workers, ${size.label}; p50 ${round(l.p50)} ms, p99 ${round(l.p99)} ms` });
+      if (size.ceilingCpu?.storeMs != null) {
+        report.add({ name: `smtp.store_ceiling${suffix}.cpu_store`, value: size.ceilingCpu.storeMs, unit: 'ms/msg', baseline: null, ratio: null, detail: `CPU time of the embedded FerretDB per message during (d); the bare loop itself: ${round(size.ceilingCpu.loopMs)} ms/msg` });
+      }
     }
     if (size.pipeline) {
       const ratio = size.haraka ? size.pipeline.rate / size.haraka.rate : null;
