@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fromRoot } from '../core/paths';
@@ -68,13 +69,29 @@ export function compiledPluginPath(name: string): string {
   return resolved;
 }
 
+/**
+ * Haraka's TLS wants DH parameters in config/dhparams.pem. Without the file
+ * it runs `openssl dhparam 2048` at the first start of every instance, a
+ * core busy for about a minute while mail arrives. RFC 7919's ffdhe2048
+ * group (what Mozilla's TLS guidelines recommend over generated
+ * parameters) is written instead, by openssl itself and at once. Should
+ * openssl be missing, Haraka's own attempt fails the same way it would have.
+ */
+function writeDhParams(file: string): void {
+  if (fs.existsSync(file) && fs.statSync(file).size > 0) return;
+  try {
+    execFileSync('openssl', ['genpkey', '-genparam', '-algorithm', 'DH', '-pkeyopt', 'group:ffdhe2048', '-out', file], { stdio: 'ignore', timeout: 10000 });
+  } catch {
+    fs.rmSync(file, { force: true });
+  }
+}
+
 export function writeInstance(options: InstanceOptions): void {
   const { dir, runtime } = options;
   const config = path.join(dir, 'config');
-  // Overwritten file by file, not wiped. dhparams.pem is RFC 7919's ffdhe2048 group (what Mozilla's TLS
-  // guidelines recommend over generated parameters): without it Haraka runs `openssl dhparam 2048` at
-  // the first start of every instance, a core busy for a minute while mail arrives.
+  // Overwritten file by file, not wiped: DH parameters already there are kept.
   fs.mkdirSync(config, { recursive: true });
+  writeDhParams(path.join(config, 'dhparams.pem'));
 
   for (const entry of fs.readdirSync(path.join(SOURCE_DIR, 'config'))) {
     fs.copyFileSync(path.join(SOURCE_DIR, 'config', entry), path.join(config, entry));
