@@ -75,7 +75,6 @@ async function ownAddressesOf(store: Store, ownerId: ObjectId, cache: LinkContex
   return addresses;
 }
 
-
 export function toMatchable(row: CandidateObject): MatchableObject {
   return {
     id: row._id.toString(),

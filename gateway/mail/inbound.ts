@@ -1,4 +1,5 @@
 import { PassThrough, type Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import type mongoose from 'mongoose';
 import { AppError } from '../core/errors';
 import type { Logger } from '../core/log';
@@ -105,12 +106,6 @@ function withTraceHeaders(traceHeaders: string, body: Readable | Buffer): Readab
   return out;
 }
 
-async function readWhole(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
-  return Buffer.concat(chunks);
-}
-
 function uniqueByMailbox(recipients: DeliverableRecipient[]): DeliverableRecipient[] {
   const seen = new Map<string, DeliverableRecipient>();
   for (const recipient of recipients) if (!seen.has(recipient.mailboxKey)) seen.set(recipient.mailboxKey, recipient);
@@ -149,7 +144,7 @@ export async function receiveMessage(deps: InboundDeps, message: InboundMessage)
   // A small message (most mail) is read from the SMTP server once, as one buffer, for authentication
   // and every stored copy: streaming it line by line, twice or more, cost more CPU than parsing it.
   // Should that read fail, each use streams it on its own as for large mail (and reports its own error).
-  const whole = message.size !== undefined && message.size <= INLINE_RAW_MAX ? await readWhole(message.openRaw()).catch(() => null) : null;
+  const whole = message.size !== undefined && message.size <= INLINE_RAW_MAX ? await buffer(message.openRaw()).catch(() => null) : null;
   const raw = () => whole ?? message.openRaw();
   const facts = await evaluateAuthentication(raw(), message.envelope, { resolver: deps.resolver, authservId: deps.authservId });
 
