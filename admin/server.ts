@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from '../gateway/core/config';
 import { deriveKey, resolveMasterKey, SecretBox } from '../gateway/core/crypto';
 import type { Logger } from '../gateway/core/log';
-import type { Store } from '../gateway/store';
+import { startBlobSweeper, type Store } from '../gateway/store';
 import { crmAfterRelease, startCrmWorker } from '../gateway/crm';
 import { createApp, type CreateAppOptions } from './app';
 
@@ -22,6 +22,8 @@ export interface StartAdminOptions {
    * deliveries) in this process; default true. Several processes may run it.
    */
   crmWorker?: boolean;
+  /** Remove orphan blobs (gateway/store/blob-sweep.ts) hourly in this process; default true. Several may run it. */
+  blobSweep?: boolean;
 }
 
 export interface RunningAdmin {
@@ -55,6 +57,7 @@ export async function startAdmin(options: StartAdminOptions): Promise<RunningAdm
   });
   // The worker gets the same box the console seals webhook secrets with.
   const crmWorker = options.crmWorker === false ? null : startCrmWorker(crmDeps, { secretBox });
+  const blobSweeper = options.blobSweep === false ? null : startBlobSweeper(options.store, options.log);
   const sessions = app.locals.deps.sessions;
   sessions.startSweeping();
   const server = http.createServer(app);
@@ -79,6 +82,7 @@ export async function startAdmin(options: StartAdminOptions): Promise<RunningAdm
     close: async () => {
       sessions.stopSweeping();
       await crmWorker?.stop();
+      await blobSweeper?.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const force = setTimeout(() => server.closeAllConnections(), 10_000);

@@ -138,10 +138,12 @@ export async function ingest(deps: IngestDeps, input: IngestInput): Promise<Inge
   const { store } = deps;
   const log = deps.log.child({ component: 'ingest', mailbox: input.mailboxKey, source: input.source.kind });
   const now = new Date();
+  // Chosen before the blobs are written, so each blob names the document it belongs to (the orphan sweep's proof).
+  const id = new mongoose.Types.ObjectId();
 
   let streamed;
   try {
-    streamed = await streamAndParse(store.blobs, input.raw, { maxBytes: input.maxBytes });
+    streamed = await streamAndParse(store.blobs, input.raw, { maxBytes: input.maxBytes, owner: { collection: 'messages', id } });
   } catch (err) {
     if (err instanceof MessageTooLargeError) {
       throw new AppError('MESSAGE_TOO_LARGE', err.message, { status: 413, smtpCode: 552, enhancedCode: '5.3.4', cause: err });
@@ -197,7 +199,6 @@ export async function ingest(deps: IngestDeps, input: IngestInput): Promise<Inge
       bulk: classification.bulk ?? detectBulk(parsed.headers).bulk,
     };
 
-    const id = new mongoose.Types.ObjectId();
     // The deletion check and association planning are independent reads: waiting for them together
     // saves a store round trip per message, and a round trip is most of what a message waits for.
     // A planning failure must not refuse mail: stored unlinked, the CRM sweep links it later.

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import { MailParser, type AddressObject, type EmailAddress, type HeaderLines } from 'mailparser';
 import type mongoose from 'mongoose';
-import type { BlobStore } from '../store/blobs';
+import type { BlobOwner, BlobStore } from '../store/blobs';
 
 type ObjectId = mongoose.Types.ObjectId;
 
@@ -139,11 +139,16 @@ async function* continueWith(head: Buffer[], rest: AsyncIterable<Buffer>): Async
  * never rejects: it comes back as `parsed.parseError`. Store failures and
  * the size limit do reject.
  */
-export async function streamAndParse(blobs: BlobStore, raw: Readable | Buffer, options: { maxBytes?: number; inlineRawMax?: number } = {}): Promise<StreamedMessage> {
+export async function streamAndParse(
+  blobs: BlobStore,
+  raw: Readable | Buffer,
+  options: { maxBytes?: number; inlineRawMax?: number; owner?: BlobOwner } = {},
+): Promise<StreamedMessage> {
   const parsed = emptyParsed();
   const parser = new MailParser({ skipImageLinks: true, skipTextLinks: true, skipTextToHtml: true, maxHtmlLengthToParse: MAX_BODY_CHARS });
   const attachmentWrites: Array<Promise<void>> = [];
   const createdBlobs: ObjectId[] = [];
+  const owned = options.owner ? { owner: options.owner } : {};
   let parseFailed: Error | null = null;
 
   parser.on('headers', (headers) => {
@@ -182,7 +187,7 @@ export async function streamAndParse(blobs: BlobStore, raw: Readable | Buffer, o
       hash.update(chunk);
     });
     const write = blobs
-      .put(attachment.content, { kind: 'attachment' }, clean(attachment.filename ?? 'attachment', 255))
+      .put(attachment.content, { kind: 'attachment', ...owned }, clean(attachment.filename ?? 'attachment', 255))
       .then((blobId) => {
         createdBlobs.push(blobId);
         parsed.attachments.push({
@@ -244,7 +249,7 @@ export async function streamAndParse(blobs: BlobStore, raw: Readable | Buffer, o
       headBytes += next.value.length;
     }
     if (ended) rawInline = Buffer.concat(head);
-    else rawBlobId = await blobs.put(Readable.from(continueWith(head, source)), { kind: 'raw' });
+    else rawBlobId = await blobs.put(Readable.from(continueWith(head, source)), { kind: 'raw', ...owned });
     await parserDone;
     await Promise.all(attachmentWrites);
   } catch (err) {

@@ -119,12 +119,15 @@ export async function sendMessage(deps: SendDeps, viewer: Viewer, accountId: str
 
   await takeSendSlot(deps, account, now);
   const holder = newHolder('send');
-  const transmitBlobId = await deps.store.blobs.put(composed.transmit, { kind: 'outbox', messageId });
-  const fileBlobId = composed.file === composed.transmit ? transmitBlobId : await deps.store.blobs.put(composed.file, { kind: 'outbox', messageId });
+  const outboxId = new mongoose.Types.ObjectId();
+  const owner = { collection: 'outbox', id: outboxId } as const;
+  const transmitBlobId = await deps.store.blobs.put(composed.transmit, { kind: 'outbox', messageId, owner });
+  const fileBlobId = composed.file === composed.transmit ? transmitBlobId : await deps.store.blobs.put(composed.file, { kind: 'outbox', messageId, owner });
   const recipients = uniqueAddresses(draft.to, draft.cc, draft.bcc).map((address) => ({ address, state: 'pending', reply: '', at: null }));
   let created;
   try {
     created = await deps.store.models.Outbox.create({
+      _id: outboxId,
       accountId: account._id,
       ownerId: account.ownerId,
       createdBy: request.createdBy ?? null,

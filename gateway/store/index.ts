@@ -8,6 +8,8 @@ import { createModels, ensureIndexes, type Models } from '../models';
 import { BlobStore } from './blobs';
 import { startEmbeddedStore, type EmbeddedStore } from './embedded-ferretdb';
 
+export { startBlobSweeper, sweepOrphanBlobs, type BlobSweepResult } from './blob-sweep';
+
 export interface Store {
   conn: Connection;
   models: Models;

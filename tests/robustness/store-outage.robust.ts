@@ -9,7 +9,7 @@ import { dotStuff } from '../../bench/lib/smtp-client';
 import { sendUntilStored, type DeliveryRecord } from '../../bench/lib/smtp-load';
 import type { Store } from '../../gateway/store';
 import { startEmbeddedStore, type EmbeddedStore } from '../../gateway/store/embedded-ferretdb';
-import { lossAndDuplicates, recordSummary, sleep, storedCounts } from './support';
+import { interleave, lossAndDuplicates, recordSummary, sleep, storedCounts, sweepLeavesReferencedBlobs } from './support';
 
 /**
  * The store goes away while 20 clients send, stays away long enough for
@@ -52,7 +52,10 @@ describe('robustness: the store stops during load', function () {
 
   it('answers 451 (never 250) while the store is down and resumes without a restart', async () => {
     // Enough that clients are still sending when the store goes (FerretDB serves its open connections ~3 s after SIGTERM).
-    const messages = makeMessages(1000, 10 * 1024, `outage-${Date.now().toString(36)}`);
+    const label = `outage-${Date.now().toString(36)}`;
+    // Among them 50 whose blobs go to GridFS: one cut off by the outage after its blobs, whose clean-up
+    // failed too (the store was gone), leaves orphans for the sweep.
+    const messages = interleave(makeMessages(1000, 10 * 1024, label), makeMessages(50, 200 * 1024, label, 1000));
     const stuffed = await Promise.all(messages.map(async (m) => dotStuff(await world.sign(m.raw))));
     const harakaPid = running.gateway.pid;
     let acknowledged = 0;
@@ -120,5 +123,7 @@ describe('robustness: the store stops during load', function () {
     assert.deepEqual(lost, [], 'nothing lost');
     assert.deepEqual(duplicated, [], 'nothing duplicated');
     assert.equal(extra, 0, 'no stray documents');
+    const removed = await sweepLeavesReferencedBlobs(store);
+    console.log(`      ${removed} orphan blobs left by the outage removed by the sweep`);
   });
 });

@@ -7,7 +7,8 @@
  * what the store holds, and how many messages were lost or duplicated; the
  * root `after` hook below prints the totals once for the whole run.
  */
-import type { Store } from '../../gateway/store';
+import { strict as assert } from 'node:assert';
+import { sweepOrphanBlobs, type Store } from '../../gateway/store';
 
 export interface DeliverySummary {
   scenario: string;
@@ -78,4 +79,36 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(intervalMs);
   }
+}
+
+/** `large` spread evenly through `small`, so some of them are in flight whenever a fault strikes. */
+export function interleave<T>(small: T[], large: T[]): T[] {
+  const every = Math.max(1, Math.floor(small.length / Math.max(1, large.length)));
+  const out: T[] = [];
+  small.forEach((item, i) => {
+    out.push(item);
+    if ((i + 1) % every === 0 && large.length > 0) out.push(large.shift()!);
+  });
+  return [...out, ...large];
+}
+
+/**
+ * After a scenario, once nothing is in flight: the orphan sweep (judging
+ * every blob, whatever its age) must leave exactly the GridFS files that
+ * stored messages point at, and remove every other one. Returns how many
+ * it removed (the ingests the crash or outage cut off after GridFS).
+ */
+export async function sweepLeavesReferencedBlobs(store: Store): Promise<number> {
+  const files = store.conn.db!.collection('raw.files');
+  const before = await files.countDocuments();
+  const swept = await sweepOrphanBlobs(store, { olderThanMs: 0 });
+  const referenced = new Set<string>();
+  for await (const message of store.conn.db!.collection('messages').find({}, { projection: { rawBlobId: 1, 'attachments.blobId': 1 } })) {
+    if (message.rawBlobId) referenced.add(String(message.rawBlobId));
+    for (const attachment of message.attachments ?? []) if (attachment.blobId) referenced.add(String(attachment.blobId));
+  }
+  const left = (await files.find({}, { projection: { _id: 1 } }).toArray()).map((file) => String(file._id));
+  assert.deepEqual(left.sort(), [...referenced].sort(), 'the GridFS files left are exactly those stored messages point at');
+  assert.equal(swept.removed, before - referenced.size, 'every other file was removed by the sweep');
+  return swept.removed;
 }

@@ -8,6 +8,8 @@ import { strict as assert } from 'node:assert';
 import net from 'node:net';
 import mongoose from 'mongoose';
 import { AppError } from '../../gateway/core/errors';
+import { DEFAULT_ORPHAN_AGE_MS } from '../../gateway/store/blob-sweep';
+import { sweepOrphanBlobs } from '../../gateway/store';
 import { checkDraft, composeMessage, listOutbox, newMessageId, sendMessage, startOutboxWorker, type RateLimitedError, type SendDeps } from '../../gateway/send';
 import { ImapFlow } from 'imapflow';
 import type { DovecotServer } from '../support/dovecot';
@@ -67,6 +69,12 @@ describe('send: the outbox, retries and the rate limit', function () {
     assert.equal(view.id, result.outboxId);
     assert.equal(view.label, 'Queued');
     assert.match(view.lastError, /451/);
+    // The queued copy names its outbox entry: the orphan sweep, even a day later, leaves it for the retry.
+    const queued = await store.models.Outbox.findById(result.outboxId).lean();
+    const blob = await store.conn.db!.collection('raw.files').findOne({ _id: queued!.transmitBlobId! });
+    assert.deepEqual([blob?.metadata.owner.collection, String(blob?.metadata.owner.id)], ['outbox', result.outboxId]);
+    await sweepOrphanBlobs(store, { now: new Date(Date.now() + DEFAULT_ORPHAN_AGE_MS + 60_000) });
+    assert.ok(await store.conn.db!.collection('raw.files').findOne({ _id: queued!.transmitBlobId! }), 'the queued copy survives the sweep');
 
     const worker = startOutboxWorker(deps, { intervalMs: 100 });
     try {
