@@ -1,5 +1,4 @@
 import { PassThrough, type Readable } from 'node:stream';
-import { buffer } from 'node:stream/consumers';
 import type mongoose from 'mongoose';
 import { AppError } from '../core/errors';
 import type { Logger } from '../core/log';
@@ -11,7 +10,8 @@ import { recognizeConfirmation, recognizeForwardingBlocked } from './confirmatio
 import type { DnsResolveFn } from './dns-resolver';
 import { recordForwardingEvent, type ForwardingEvent } from './forwarding-health';
 import { ingest, type Associator, type AuthVerdict, type Classification, type IngestOutcome } from './ingest';
-import { INLINE_RAW_MAX, type ParsedMessage } from './parse';
+import type { ParsedMessage } from './parse';
+import { readOnce } from './read-once';
 import type { RecipientResolution } from './recipients';
 
 type ObjectId = mongoose.Types.ObjectId;
@@ -45,7 +45,7 @@ export interface InboundDeps {
 export interface InboundMessage {
   /** A fresh stream of the message as received, each call (read once for auth, once per stored copy). */
   openRaw: () => Readable;
-  /** Bytes received, when known: a small message is then read once, whole, for all of that. */
+  /** Bytes received, when known: mail up to WHOLE_READ_MAX is then read once, whole, for all of that (read-once.ts). */
   size?: number;
   envelope: SmtpEnvelope;
   recipients: DeliverableRecipient[];
@@ -135,17 +135,21 @@ function recentlyVerified(deps: InboundDeps, accountId: ObjectId): boolean {
 }
 
 export async function receiveMessage(deps: InboundDeps, message: InboundMessage): Promise<InboundResult> {
-  const log = deps.log.child({ component: 'inbound', queueId: message.queueId });
   // Never answer 250 for a message that is stored nowhere.
   if (message.recipients.length === 0) {
     throw new AppError('NO_RECIPIENTS', 'No valid recipients', { status: 400, smtpCode: 554, enhancedCode: '5.5.1' });
   }
   const policy = await deps.businessPolicy();
-  // A small message (most mail) is read from the SMTP server once, as one buffer, for authentication
-  // and every stored copy: streaming it line by line, twice or more, cost more CPU than parsing it.
-  // Should that read fail, each use streams it on its own as for large mail (and reports its own error).
-  const whole = message.size !== undefined && message.size <= INLINE_RAW_MAX ? await buffer(message.openRaw()).catch(() => null) : null;
-  const raw = () => whole ?? message.openRaw();
+  const source = await readOnce(message.openRaw, message.size);
+  try {
+    return await deliver(deps, message, policy, source.open);
+  } finally {
+    source.release();
+  }
+}
+
+async function deliver(deps: InboundDeps, message: InboundMessage, policy: BusinessPolicy, raw: () => Readable | Buffer): Promise<InboundResult> {
+  const log = deps.log.child({ component: 'inbound', queueId: message.queueId });
   const facts = await evaluateAuthentication(raw(), message.envelope, { resolver: deps.resolver, authservId: deps.authservId });
 
   const mailboxes = uniqueByMailbox(message.recipients).map((recipient) => {

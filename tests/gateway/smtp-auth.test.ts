@@ -1,11 +1,12 @@
 import { strict as assert } from 'node:assert';
 import crypto from 'node:crypto';
 import { M365_BLOCKED_PROBLEM } from '../../gateway/mail/confirmations';
+import { WHOLE_READ_MAX } from '../../gateway/mail/read-once';
 import { startDns, type TestDns } from '../support/dns';
 import { createEmployeeAccount, startTestGateway, type TestGateway } from '../support/gateway';
 import { forwardLikeProvider, generateDkimKey, gmailConfirmationText, plainMessage, publishDkim, signMessage, type DkimKey } from '../support/mail-auth';
 import { sendMail } from '../support/smtp';
-import { openTestStore } from '../support/store';
+import { openTestStore, storedRaw } from '../support/store';
 
 /**
  * SPF, DKIM, DMARC and ARC through the real gateway: a local authoritative
@@ -102,6 +103,26 @@ describe('SMTP gateway: sender authentication and provider notices', function ()
       assert.equal(doc.auth.verdict, 'pass');
       assert.match(doc.auth.reason, /DKIM signature of strict\.test verified/);
       assert.equal(doc.status, 'inbox');
+    });
+
+    it('verifies and stores byte for byte large signed mail, read once whole (1.5 MB) or streamed (3 MB), and catches a change deep in it', async () => {
+      const body = (bytes: number) => Array.from({ length: Math.ceil(bytes / 78) }, (_, i) => `line ${i} of the quarterly figures, padded to a realistic width ........`.slice(0, 76)).join('\r\n');
+      for (const size of [WHOLE_READ_MAX * 0.75, WHOLE_READ_MAX * 1.5]) {
+        const raw = await signMessage(plainMessage({ from: 'alice@strict.test', to: 'bob@acme.test', subject: `large ${size}`, messageId: id(), body: body(size) }), key, 'strict.test');
+        const doc = await deliver('alice@strict.test', raw);
+        assert.equal(doc.auth.dkim, 'pass', `${raw.length} bytes`);
+        assert.equal(doc.auth.verdict, 'pass');
+        assert.ok((await storedRaw(store, doc._id)).subarray(-raw.length).equals(raw), `${raw.length} bytes stored as sent`);
+        // Four bytes changed far past the first 64 KB slice: the body hash must no longer match (a new
+        // Message-ID, in a signed header too, only tells the two copies apart here).
+        const tampered = Buffer.from(raw);
+        const at = tampered.indexOf('line 9000 ');
+        tampered.write('LINE', at, 'latin1');
+        const changed = await deliver('alice@strict.test', Buffer.from(tampered.toString().replace(/Message-ID: <[^>]+>/, `Message-ID: <${id()}>`)));
+        assert.equal(changed.auth.dkim, 'neutral', `${raw.length} bytes, changed at ${at}`);
+        assert.match(changed.auth.reason, /body hash did not verify/);
+        assert.equal(changed.status, 'quarantine');
+      }
     });
 
     it('fail: a body changed after signing is "neutral" (body hash), not a pass → quarantined', async () => {
