@@ -11,7 +11,8 @@ const { MongoClient, GridFSBucket, ObjectId } = mongoose.mongo;
  * Tier (d): the store alone — the same documents Postroom stored, written by
  * a bare driver loop (native MongoDB driver, no mongoose, no parsing): the
  * raw message into GridFS unless Postroom kept it in the document
- * (rawInline, small messages), each attachment into GridFS, then one
+ * (rawInline, small messages), each attachment Postroom gave a GridFS copy
+ * (none since attachments are read back from the raw message), then one
  * insertOne of the message document, with the write concern Postroom uses. 20
  * workers, like the 20 SMTP clients. This is the store's ceiling for
  * Postroom's write pattern.
@@ -38,8 +39,10 @@ export async function itemsFromPipeline(store: Store, messages: Array<{ messageI
     if (!found) throw new Error(`the pipeline did not store ${message.messageId}`);
     const { _id: _ignored, ...document } = found;
     // Attachment contents decoded from the message itself (mailparser, the parser the pipeline uses, in the
-    // same order): reading them back from GridFS makes FerretDB scan every chunk once per attachment.
-    const attachments = (found.attachments as unknown[] | undefined)?.length ? (await simpleParser(message.raw)).attachments.map((a) => a.content) : [];
+    // same order), for those the pipeline stored a copy of: reading them back from GridFS makes FerretDB
+    // scan every chunk once per attachment.
+    const copied = (found.attachments as Array<{ blobId?: unknown }> | undefined)?.some((a) => a.blobId);
+    const attachments = copied ? (await simpleParser(message.raw)).attachments.map((a) => a.content) : [];
     items.push({ raw: message.raw, attachments, document });
   }
   return items;

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import { AppError, notFound } from '../core/errors';
+import { attachmentFromRaw } from '../mail/attachments';
 import { SOURCE_KINDS, VERDICTS } from '../models/message';
 import type { Store } from '../store';
 import { recordAudit, type Actor } from './audit';
@@ -205,12 +206,29 @@ export function rawStream(store: Store, message: { rawBlobId?: ObjectId | null; 
   return store.blobs.open(message.rawBlobId);
 }
 
-/** An attachment of a message the viewer may read, by position. */
+/**
+ * An attachment of a message the viewer may read, by position: read back
+ * from the raw message (gateway/mail/attachments.ts), or from its own
+ * GridFS copy for messages stored before attachments stopped being copied.
+ */
 export async function openAttachment(store: Store, viewer: Viewer, id: string, index: number) {
-  const message = await getMessageFor(store, viewer, id);
+  const message = await getMessageFor(store, viewer, id, 'attachments rawBlobId +rawInline');
   const attachment = message?.attachments?.[index];
-  if (!message || !attachment || !attachment.blobId) return null;
-  return { stream: store.blobs.open(attachment.blobId), filename: attachment.filename || `attachment-${index + 1}`, contentType: attachment.contentType || 'application/octet-stream', size: attachment.size ?? 0 };
+  if (!message || !attachment) return null;
+  const stream = await attachmentStream(store, message, index);
+  if (!stream) return null;
+  return { stream, filename: attachment.filename || `attachment-${index + 1}`, contentType: attachment.contentType || 'application/octet-stream', size: attachment.size ?? 0 };
+}
+
+/** The bytes of attachment `index` of a stored message (loaded with its attachments, rawBlobId and '+rawInline'). */
+export async function attachmentStream(
+  store: Store,
+  message: Parameters<typeof rawStream>[1] & { attachments?: Array<{ blobId?: ObjectId | null }> },
+  index: number,
+): Promise<Readable | null> {
+  const attachment = message.attachments?.[index];
+  if (!attachment) return null;
+  return attachment.blobId ? store.blobs.open(attachment.blobId) : attachmentFromRaw(rawStream(store, message), index);
 }
 
 /**

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import { once } from 'node:events';
 import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { MailParser, type AddressObject, type EmailAddress, type HeaderLines } from 'mailparser';
 import type mongoose from 'mongoose';
 import type { BlobOwner, BlobStore } from '../store/blobs';
@@ -8,9 +9,12 @@ import type { BlobOwner, BlobStore } from '../store/blobs';
 type ObjectId = mongoose.Types.ObjectId;
 
 /**
- * Stream one message exactly once: the raw bytes go to GridFS while the same
- * chunks feed mailparser, whose attachment streams go to GridFS too. Nothing
- * is held in memory whole except the text and HTML bodies (capped below).
+ * Stream one message exactly once: the raw bytes go to GridFS (or into the
+ * document, when small) while the same chunks feed mailparser. Attachments
+ * are described (name, type, size, checksum) and their bytes left in the raw
+ * message: storing them a second time doubled the store's work and space
+ * for the mail that has most of both. Nothing is held in memory whole
+ * except the text and HTML bodies (capped below).
  */
 
 export interface ParsedAddress {
@@ -24,7 +28,8 @@ export interface ParsedAttachment {
   size: number;
   contentId: string;
   disposition: string;
-  blobId: ObjectId;
+  /** Always null now: the bytes are read from the raw message. Messages stored before kept a GridFS copy here. */
+  blobId: ObjectId | null;
   checksum: string;
 }
 
@@ -56,6 +61,14 @@ export interface StreamedMessage {
   size: number;
   rawSha256: string;
   parsed: ParsedMessage;
+}
+
+/**
+ * The one way a stored message is parsed, at ingest and when an attachment
+ * is read back: attachment N must be the same part both times.
+ */
+export function newMailParser(): MailParser {
+  return new MailParser({ skipImageLinks: true, skipTextLinks: true, skipTextToHtml: true, maxHtmlLengthToParse: MAX_BODY_CHARS });
 }
 
 /** The document limit is 16 MB; bodies past these caps stay readable in the raw .eml. */
@@ -145,10 +158,11 @@ export async function streamAndParse(
   options: { maxBytes?: number; inlineRawMax?: number; owner?: BlobOwner } = {},
 ): Promise<StreamedMessage> {
   const parsed = emptyParsed();
-  const parser = new MailParser({ skipImageLinks: true, skipTextLinks: true, skipTextToHtml: true, maxHtmlLengthToParse: MAX_BODY_CHARS });
-  const attachmentWrites: Array<Promise<void>> = [];
-  const createdBlobs: ObjectId[] = [];
-  const owned = options.owner ? { owner: options.owner } : {};
+  const parser = newMailParser();
+  const attachmentReads: Array<Promise<void>> = [];
+  // In the order mailparser gives them: attachments.ts finds attachment N of a stored message the same way.
+  const described: ParsedAttachment[] = [];
+  let attachmentCount = 0;
   let parseFailed: Error | null = null;
 
   parser.on('headers', (headers) => {
@@ -178,33 +192,34 @@ export async function streamAndParse(
       parsed.html = clean(html);
       return;
     }
-    // Attachment: its content is a stream that must be consumed, then released.
+    // Attachment: its content is a stream that must be consumed, then released. Only its description is
+    // kept; the bytes stay in the raw message, which is stored anyway (attachments.ts reads them back).
     const attachment = data;
+    const ordinal = attachmentCount++;
     const hash = crypto.createHash('md5');
     let size = 0;
     attachment.content.on('data', (chunk: Buffer) => {
       size += chunk.length;
       hash.update(chunk);
     });
-    const write = blobs
-      .put(attachment.content, { kind: 'attachment', ...owned }, clean(attachment.filename ?? 'attachment', 255))
-      .then((blobId) => {
-        createdBlobs.push(blobId);
-        parsed.attachments.push({
+    // finished(): also settles when the stream closes without ending (the parser gave up on the part).
+    const consumed = finished(attachment.content)
+      .then(() => {
+        described[ordinal] = {
           filename: clean(attachment.filename ?? '', 255),
           contentType: clean(attachment.contentType ?? 'application/octet-stream', 255),
           size,
           contentId: stripBrackets(attachment.contentId),
           disposition: attachment.contentDisposition === 'inline' ? 'inline' : 'attachment',
-          blobId,
+          blobId: null,
           checksum: hash.digest('hex'),
-        });
+        };
       })
       .finally(() => attachment.release?.());
     // Awaited below with the others; handled now so a failure while the raw bytes still stream is not an
     // unhandled rejection (which would take the whole gateway process down).
-    write.catch(() => undefined);
-    attachmentWrites.push(write);
+    consumed.catch(() => undefined);
+    attachmentReads.push(consumed);
   });
   const parserDone = new Promise<void>((resolve) => {
     parser.on('end', resolve);
@@ -249,13 +264,14 @@ export async function streamAndParse(
       headBytes += next.value.length;
     }
     if (ended) rawInline = Buffer.concat(head);
-    else rawBlobId = await blobs.put(Readable.from(continueWith(head, source)), { kind: 'raw', ...owned });
+    else rawBlobId = await blobs.put(Readable.from(continueWith(head, source)), { kind: 'raw', ...(options.owner ? { owner: options.owner } : {}) });
     await parserDone;
-    await Promise.all(attachmentWrites);
+    await Promise.all(attachmentReads);
+    parsed.attachments = described.filter(Boolean);
   } catch (err) {
     parser.destroy();
-    await Promise.allSettled(attachmentWrites);
-    await Promise.allSettled(createdBlobs.map((id) => blobs.delete(id)));
+    await Promise.allSettled(attachmentReads);
+    if (rawBlobId) await blobs.delete(rawBlobId).catch(() => undefined);
     throw err;
   }
 

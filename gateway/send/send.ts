@@ -2,7 +2,8 @@ import mongoose from 'mongoose';
 import { AppError, notFound } from '../core/errors';
 import { parseObjectId } from '../accounts/ids';
 import type { Viewer } from '../accounts/mail-accounts';
-import { getMessageFor } from '../accounts/mailbox';
+import { getMessageFor, rawStream } from '../accounts/mailbox';
+import { allAttachmentsFromRaw } from '../mail/attachments';
 import type { OutboxStatus } from '../models/outbox';
 import { uniqueAddresses, type Mailbox } from './addresses';
 import { checkDraft, composeMessage, newMessageId, type AttachmentInput, type DraftInput } from './compose';
@@ -48,16 +49,21 @@ async function loadOriginal(deps: SendDeps, viewer: Viewer, original: NonNullabl
   if (!(ORIGINAL_ACTIONS as readonly string[]).includes(original.action)) {
     throw new AppError('VALIDATION_FAILED', `original.action must be one of ${ORIGINAL_ACTIONS.join(', ')}`, { status: 400, fields: { 'original.action': `must be one of ${ORIGINAL_ACTIONS.join(', ')}` } });
   }
-  const message = await getMessageFor(deps.store, viewer, original.id);
+  const message = await getMessageFor(deps.store, viewer, original.id, '+rawInline');
   if (!message) throw new AppError('VALIDATION_FAILED', 'original.id is not a message you can read', { status: 400, fields: { 'original.id': 'is not a message you can read' } });
   return message;
 }
 
 async function forwardedAttachments(deps: SendDeps, message: Awaited<ReturnType<typeof loadOriginal>>): Promise<AttachmentInput[]> {
+  const attachments = message.attachments ?? [];
+  if (attachments.length === 0) return [];
+  // Read back from the raw message; messages stored before that kept a GridFS copy of each.
+  const fromRaw = attachments.some((a) => !a.blobId) ? await allAttachmentsFromRaw(rawStream(deps.store, message)) : [];
   const out: AttachmentInput[] = [];
-  for (const attachment of message.attachments ?? []) {
-    if (!attachment.blobId) continue;
-    out.push({ filename: attachment.filename || 'attachment', contentType: attachment.contentType || 'application/octet-stream', content: await deps.store.blobs.get(attachment.blobId) });
+  for (const [index, attachment] of attachments.entries()) {
+    const content = attachment.blobId ? await deps.store.blobs.get(attachment.blobId) : fromRaw[index];
+    if (!content) continue;
+    out.push({ filename: attachment.filename || 'attachment', contentType: attachment.contentType || 'application/octet-stream', content });
   }
   return out;
 }

@@ -7,7 +7,7 @@ import { startDns, type TestDns } from '../support/dns';
 import { createEmployeeAccount, GATEWAY_DOMAIN, startTestGateway, type TestGateway } from '../support/gateway';
 import { plainMessage } from '../support/mail-auth';
 import { sendMail, SmtpSession, swaks } from '../support/smtp';
-import { openTestStore, storedRaw } from '../support/store';
+import { openTestStore, storedAttachment, storedRaw } from '../support/store';
 
 /**
  * The gateway end to end: Haraka child process, compiled plugins, FerretDB,
@@ -84,7 +84,7 @@ describe('SMTP gateway: recipients, limits and storing', function () {
     assert.match(doc.html, /Hello <b>Bob<\/b>/);
     assert.equal(doc.attachments.length, 1);
     assert.equal(doc.attachments[0].filename, 'draft.pdf');
-    assert.equal((await store.blobs.get(doc.attachments[0].blobId!)).toString(), '%PDF-1.4 draft');
+    assert.equal((await storedAttachment(store, doc._id)).toString(), '%PDF-1.4 draft');
     assert.equal(doc.status, 'inbox');
     assert.equal(doc.kind, 'message');
     assert.equal(doc.sources.length, 1);

@@ -3,6 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { useGatewayWorld } from '../support/gateway';
 import { SmtpSession } from '../support/smtp';
+import { storedAttachment } from '../support/store';
 
 /** Peak resident memory (VmHWM) of a process, in bytes (Linux). */
 function peakRss(pid: number): number {
@@ -64,8 +65,8 @@ describe('SMTP gateway: a 48 MB message', function () {
     assert.ok(doc);
     assert.equal(doc.attachments.length, 1);
     assert.equal(doc.attachments[0].size, attachment.length);
-    const stored = await world.store.blobs.get(doc.attachments[0].blobId!);
-    assert.ok(stored.equals(attachment), 'attachment bytes intact');
+    const stored = await storedAttachment(world.store, doc._id);
+    assert.ok(stored.equals(attachment), 'attachment bytes intact, read back from the raw message');
 
     const peak = peakRss(pid);
     const grown = peak - baseline;

@@ -7,7 +7,7 @@ import { ingest } from '../../gateway/mail/ingest';
 import { INLINE_RAW_MAX, MAX_ADDRESSES_PER_FIELD } from '../../gateway/mail/parse';
 import { openStore } from '../../gateway/store';
 import { startEmbeddedStore } from '../../gateway/store/embedded-ferretdb';
-import { openTestStore, storedRaw } from '../support/store';
+import { openTestStore, storedAttachment, storedRaw } from '../support/store';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -66,7 +66,8 @@ describe('ingest pipeline', () => {
     assert.match(doc.text, /contract attached/);
     assert.equal(doc.attachments.length, 1);
     assert.equal(doc.attachments[0].filename, 'contract.pdf');
-    assert.equal((await store.blobs.get(doc.attachments[0].blobId!)).toString(), '%PDF-1.4 pretend');
+    assert.equal(doc.attachments[0].blobId, null, 'no second copy of the attachment');
+    assert.equal((await storedAttachment(store, doc._id)).toString(), '%PDF-1.4 pretend', 'read back from the raw message');
     assert.equal((await storedRaw(store, doc._id)).toString(), raw, 'raw bytes kept exactly');
     assert.ok(doc.headers.some((h) => h.name === 'Subject' && h.value === 'Quarterly contract'));
     assert.equal(doc.sources[0].kind, 'forward');
@@ -190,7 +191,7 @@ describe('ingest pipeline', () => {
       const result = await ingest({ store: own, log }, { ...base(), mailboxKey: 'down', raw: Buffer.from(message({ id: 'down@x' })), source: { kind: 'forward' } });
       assert.equal(result.outcome, 'stored');
       assert.equal(await own.models.Message.countDocuments({ messageId: 'down@x' }), 1);
-      assert.equal(await own.conn.db!.collection('raw.files').countDocuments(), 1, 'the attachment only (the small raw message is in its document); nothing left from the failed attempt');
+      assert.equal(await own.conn.db!.collection('raw.files').countDocuments(), 0, 'no GridFS file: the small raw message is in its document, the attachment read back from it');
     } finally {
       await own.close();
       await embedded.stop();

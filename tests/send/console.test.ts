@@ -137,7 +137,7 @@ describe('send: console and API', function () {
       .field('subject', 'Fwd: Re: Order 77').field('text', 'FYI').field('original', incoming.id).field('action', 'forward').field('includeAttachments', 'on')
       .expect(303);
     await smtp.waitFor(before + 2);
-    assert.deepEqual(smtp.received[before + 1].parsed.attachments.map((a) => a.filename), ['po-77.pdf'], 'the original\'s attachment is forwarded');
+    assert.deepEqual(smtp.received[before + 1].parsed.attachments.map((a) => [a.filename, a.content.toString()]), [['po-77.pdf', '%PDF-po']], 'the original\'s attachment is forwarded, its bytes intact');
   });
 
   it('shows problems on the form: header injection (400, field marked), the server refusing (422, its reply), nothing sent', async () => {

@@ -5,11 +5,11 @@ import { ingest } from '../../gateway/mail/ingest';
 import { INLINE_RAW_MAX, streamAndParse } from '../../gateway/mail/parse';
 import { DEFAULT_ORPHAN_AGE_MS } from '../../gateway/store/blob-sweep';
 import { sweepOrphanBlobs } from '../../gateway/store';
-import { openTestStore, storedRaw } from '../support/store';
+import { openTestStore, storedAttachment, storedRaw } from '../support/store';
 
 const log = createLogger({ level: 'silent' });
 
-/** A message past INLINE_RAW_MAX (raw bytes in GridFS) with one attachment (a second GridFS file). */
+/** A message past INLINE_RAW_MAX (raw bytes in GridFS) with one attachment (read back from them). */
 function largeMessage(id: string): Buffer {
   const filler = 'All work and no play makes Jack a dull boy. '.repeat(Math.ceil(INLINE_RAW_MAX / 44) + 10);
   return Buffer.from(
@@ -58,12 +58,10 @@ describe('orphan blob sweep', () => {
     const result = await ingest({ store, log }, { ...base(), raw: largeMessage('owned') });
     assert.equal(result.outcome, 'stored');
     const doc = await store.models.Message.findById(result.id).lean();
-    assert.ok(doc?.rawBlobId && doc.attachments[0]?.blobId, 'raw bytes and attachment are GridFS files');
+    assert.ok(doc?.rawBlobId, 'the raw bytes are a GridFS file');
+    assert.equal(doc.attachments.length, 1);
     const owners = await files().find({}, { projection: { 'metadata.owner': 1, 'metadata.kind': 1 } }).toArray();
-    assert.deepEqual(owners.map((f) => [f.metadata.kind, f.metadata.owner.collection, String(f.metadata.owner.id)]).sort(), [
-      ['attachment', 'messages', String(result.id)],
-      ['raw', 'messages', String(result.id)],
-    ]);
+    assert.deepEqual(owners.map((f) => [f.metadata.kind, f.metadata.owner.collection, String(f.metadata.owner.id)]), [['raw', 'messages', String(result.id)]], 'one file: the attachment is not copied');
   });
 
   it('removes the blobs of an ingest cut off before its document was written and of a half-finished delete, and nothing else', async () => {
@@ -77,22 +75,22 @@ describe('orphan blob sweep', () => {
     // A file written without an owner (older versions): nothing proves it orphaned.
     const legacy = await store.blobs.put(Buffer.from('legacy bytes'), { kind: 'raw' });
     const before = await files().countDocuments();
-    assert.equal(before, 7, 'three messages with two files each, and the legacy file');
+    assert.equal(before, 4, 'the raw bytes of three messages, and the legacy file');
 
     // Too young to judge: an ingest may still be writing its document.
     assert.deepEqual(await sweepOrphanBlobs(store), { examined: 0, removed: 0, bytesRemoved: 0 });
     assert.equal(await files().countDocuments(), before);
 
     const swept = await sweepOrphanBlobs(store, { now: later(), pageSize: 2 });
-    assert.equal(swept.examined, 6, 'every owned file, over three pages');
-    assert.equal(swept.removed, 4, 'the cut-off ingest\'s and the deleted message\'s raw bytes and attachments');
+    assert.equal(swept.examined, 3, 'every owned file, over two pages');
+    assert.equal(swept.removed, 2, 'the cut-off ingest\'s and the deleted message\'s raw bytes');
     assert.ok(swept.bytesRemoved > 2 * INLINE_RAW_MAX, `bytes removed reported (${swept.bytesRemoved})`);
     const left = await files().find({}, { projection: { _id: 1 } }).toArray();
     const keptDoc = await store.models.Message.findById(kept.id).lean();
-    assert.deepEqual(left.map((f) => String(f._id)).sort(), [String(keptDoc!.rawBlobId), String(keptDoc!.attachments[0].blobId), String(legacy)].sort());
+    assert.deepEqual(left.map((f) => String(f._id)).sort(), [String(keptDoc!.rawBlobId), String(legacy)].sort());
     assert.equal(await store.conn.db!.collection('raw.chunks').countDocuments({ files_id: cutOff.rawBlobId }), 0, 'the chunks went with the file');
     assert.equal((await storedRaw(store, kept.id)).toString(), largeMessage('kept').toString(), 'the stored message is whole');
-    assert.equal((await store.blobs.get(keptDoc!.attachments[0].blobId!)).toString(), '%PDF-1.4 quote kept');
+    assert.equal((await storedAttachment(store, kept.id)).toString(), '%PDF-1.4 quote kept');
 
     assert.equal((await sweepOrphanBlobs(store, { now: later() })).removed, 0, 'a second pass finds nothing more');
   });

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
-import { rawStream } from '../../gateway/accounts/mailbox';
+import { buffer } from 'node:stream/consumers';
+import { attachmentStream, rawStream } from '../../gateway/accounts/mailbox';
 import { openStore, type Store } from '../../gateway/store';
 import { createLogger } from '../../gateway/core/log';
 
@@ -31,4 +32,13 @@ export async function storedRaw(store: Store, messageId: unknown): Promise<Buffe
   const chunks: Buffer[] = [];
   for await (const chunk of rawStream(store, message)) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
+}
+
+/** The bytes of a stored message's attachment, as the console serves them (read back from the raw message). */
+export async function storedAttachment(store: Store, messageId: unknown, index = 0): Promise<Buffer> {
+  const message = await store.models.Message.findById(messageId, { attachments: 1, rawBlobId: 1 }).select('+rawInline').lean();
+  if (!message) throw new Error(`no message ${String(messageId)}`);
+  const stream = await attachmentStream(store, message, index);
+  if (!stream) throw new Error(`message ${String(messageId)} has no attachment ${index}`);
+  return buffer(stream);
 }

@@ -1,0 +1,101 @@
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { buffer } from 'node:stream/consumers';
+import { newMailParser } from './parse';
+
+/**
+ * Attachments are read back from the stored raw message, the way an IMAP
+ * server answers BODY[n]: ingest records each attachment's description in
+ * the order mailparser gives them, and the same parser over the same bytes
+ * gives attachment N again. Keeping only the raw bytes halves what is
+ * written for mail with attachments; the price is a parse of the message
+ * when someone downloads or forwards one.
+ */
+
+interface MailparserAttachment {
+  type: 'attachment';
+  content: Readable;
+  release(): void;
+}
+
+/** Whether the handler consumes (and releases) the attachment itself, or it is skipped. */
+type PartHandler = (attachment: MailparserAttachment, ordinal: number) => 'skip' | 'take';
+
+interface Parsing {
+  /** Settles when the parser has ended, failed or been stopped. */
+  done: Promise<void>;
+  /** Stop reading the message (nothing more is needed from it). */
+  stop(): void;
+}
+
+/** Run the parser over `raw`, handing each attachment to `onAttachment`. */
+function eachAttachment(raw: Readable, onAttachment: PartHandler): Parsing {
+  const parser = newMailParser();
+  let ordinal = 0;
+  let finish: (err?: Error) => void = () => undefined;
+  const done = new Promise<void>((resolve, reject) => {
+    let over = false;
+    finish = (err?: Error) => {
+      if (over) return;
+      over = true;
+      raw.unpipe(parser);
+      raw.destroy();
+      parser.destroy();
+      if (err) reject(err);
+      else resolve();
+    };
+  });
+  parser.on('data', (data: { type: string }) => {
+    if (data.type !== 'attachment') return;
+    const attachment = data as MailparserAttachment;
+    if (onAttachment(attachment, ordinal++) === 'skip') {
+      attachment.content.once('end', () => attachment.release());
+      attachment.content.resume();
+    }
+  });
+  parser.once('end', () => finish());
+  parser.once('error', (err: Error) => finish(err));
+  raw.once('error', (err: Error) => finish(err));
+  raw.pipe(parser);
+  return { done, stop: () => finish() };
+}
+
+/** The content of attachment `index` of a raw message as a stream, or null when the message has no such attachment. */
+export function attachmentFromRaw(raw: Readable, index: number): Promise<Readable | null> {
+  return new Promise<Readable | null>((resolve, reject) => {
+    let found = false;
+    const parsing = eachAttachment(raw, (attachment, ordinal) => {
+      if (ordinal !== index) return 'skip';
+      found = true;
+      const out = new PassThrough();
+      resolve(out);
+      // Once the attachment is read (or its reader went away), the rest of the message is not needed.
+      pipeline(attachment.content, out)
+        .catch((err: Error) => out.destroy(err))
+        .finally(() => {
+          attachment.release();
+          parsing.stop();
+        });
+      return 'take';
+    });
+    parsing.done.then(
+      () => {
+        if (!found) resolve(null);
+      },
+      (err: Error) => {
+        if (!found) reject(err);
+      },
+    );
+  });
+}
+
+/** Every attachment's content of a raw message, in order (forwarding a message with its attachments). */
+export async function allAttachmentsFromRaw(raw: Readable): Promise<Buffer[]> {
+  const contents: Array<Promise<Buffer>> = [];
+  const parsing = eachAttachment(raw, (attachment) => {
+    contents.push(buffer(attachment.content).finally(() => attachment.release()));
+    return 'take';
+  });
+  await parsing.done;
+  return Promise.all(contents);
+}
