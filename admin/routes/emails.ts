@@ -1,3 +1,4 @@
+import { pipeline } from 'node:stream';
 import { Router, type Request } from 'express';
 import { messageLinks } from '../../gateway/crm/timeline';
 import {
@@ -141,8 +142,8 @@ export function emailsRouter(deps: AdminDeps): Router {
     res.attachment(attachment.filename);
     res.type(attachment.contentType.includes('/') ? attachment.contentType : 'application/octet-stream');
     res.set('Content-Security-Policy', "sandbox; default-src 'none'");
-    attachment.stream.on('error', (err) => res.destroy(err));
-    attachment.stream.pipe(res);
+    // pipeline(): a failed read cuts the response, and a client that goes away stops the read (and the parse behind it).
+    pipeline(attachment.stream, res, () => undefined);
   });
 
   router.post('/messages/:id/release', requireUser, async (req, res) => {

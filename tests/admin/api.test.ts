@@ -5,6 +5,9 @@ import { freePort } from '../../gateway/store/embedded-ferretdb';
 import { buildApp, makeAccount, makeUser, storeMessage, type TestApp, type TestStore } from './fixtures';
 import { openTestStore } from '../support/store';
 
+/** Binary, with every byte value: an attachment must come back exactly. */
+const pdfBytes = Buffer.concat([Buffer.from('%PDF-1.4\n'), Buffer.from(Array.from({ length: 4096 }, (_, i) => i % 256))]);
+
 describe('admin: JSON API /api/v1', () => {
   let store: TestStore;
   let testApp: TestApp;
@@ -194,6 +197,24 @@ describe('admin: JSON API /api/v1', () => {
       await api('get', `/messages/${ids.eve}`).expect(404);
       await api('get', `/messages/${ids.eve}/raw`).expect(404);
       await api('get', '/messages/nope').expect(404);
+    });
+
+    it('downloads an attachment by position with its bytes, name and type; 404 past the last and for others', async () => {
+      const attached = (await storeMessage(store, { subject: 'API attachment', attachments: [{ filename: 'a.txt', content: 'first' }, { filename: 'report.pdf', content: pdfBytes, contentType: 'application/pdf' }] }, { ownerId: bob.id, accountId: account.id })).id;
+      try {
+        const res = await api('get', `/messages/${attached}/attachments/1`).buffer(true).parse((r, cb) => {
+          const chunks: Buffer[] = [];
+          r.on('data', (c: Buffer) => chunks.push(c));
+          r.on('end', () => cb(null, Buffer.concat(chunks)));
+        }).expect(200);
+        assert.ok((res.body as Buffer).equals(pdfBytes), 'the attachment\'s bytes, read back from the raw message');
+        assert.match(res.headers['content-type'], /application\/pdf/);
+        assert.match(res.headers['content-disposition'], /^attachment; filename="?report\.pdf"?$/);
+        await api('get', `/messages/${attached}/attachments/2`).expect(404);
+        await api('get', `/messages/${ids.eve}/attachments/0`).expect(404);
+      } finally {
+        await store.models.Message.deleteOne({ _id: attached });
+      }
     });
 
     it('releases from quarantine (200, then 409) and deletes (204)', async () => {

@@ -1,3 +1,4 @@
+import { pipeline } from 'node:stream';
 import { Router } from 'express';
 import {
   deleteMessage, getMessageFor, listMessages, openAttachment, openRawMessage, releaseMessage, type MessageFilters,
@@ -76,8 +77,8 @@ export function messagesApi(deps: AdminDeps): Router {
     if (!attachment) throw notFound('attachment');
     res.attachment(attachment.filename);
     res.type(attachment.contentType.includes('/') ? attachment.contentType : 'application/octet-stream');
-    attachment.stream.on('error', (err) => res.destroy(err));
-    attachment.stream.pipe(res);
+    // pipeline(): a failed read cuts the response, and a client that goes away stops the read (and the parse behind it).
+    pipeline(attachment.stream, res, () => undefined);
   });
 
   router.post('/messages/:id/release', async (req, res) => {
