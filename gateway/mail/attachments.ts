@@ -9,7 +9,8 @@ import { newMailParser } from './parse';
  * the order mailparser gives them, and the same parser over the same bytes
  * gives attachment N again. Keeping only the raw bytes halves what is
  * written for mail with attachments; the price is a parse of the message
- * when someone downloads or forwards one.
+ * when someone downloads or forwards one, up to the attachment asked for
+ * (plus a few MB the parser and the store stream read ahead).
  */
 
 interface MailparserAttachment {

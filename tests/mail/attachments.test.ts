@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import crypto from 'node:crypto';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import mongoose from 'mongoose';
 import { attachmentStream } from '../../gateway/accounts/mailbox';
@@ -102,6 +102,29 @@ describe('attachments read back from the stored raw message', () => {
     assert.equal(await attachmentStream(store, message, 4), null);
     assert.equal(await attachmentFromRaw(Readable.from([richMessage('rich')]), 7), null, 'a position the message does not have');
     assert.deepEqual((await allAttachmentsFromRaw(Readable.from([richMessage('rich')]))).map((b) => b.length), expected.map((b) => b.length));
+  });
+
+  it('stops reading a large message from the store once the attachment is read', async () => {
+    // Past the parser's and the GridFS stream's read-ahead (about 5 MB together), so stopping early shows.
+    const big = crypto.randomBytes(12 * 1024 * 1024);
+    const raw = Buffer.from(richMessage('early').toString('latin1').replace('--outer--', `--outer\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="big.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n${big.toString('base64').replace(/.{76}/g, '$&\r\n')}\r\n--outer--`), 'latin1');
+    const result = await ingest({ store, log }, { ...base(), raw });
+    const doc = (await store.models.Message.findById(result.id).lean())!;
+    assert.equal(doc.attachments[4]?.filename, 'big.bin');
+    let consumed = 0;
+    const counted = store.blobs.open(doc.rawBlobId!).pipe(
+      new Transform({
+        transform(chunk: Buffer, _encoding, done) {
+          consumed += chunk.length;
+          done(null, chunk);
+        },
+      }),
+    );
+    const logo = await attachmentFromRaw(counted, 0);
+    assert.ok((await buffer(logo!)).equals(png));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.ok(consumed < doc.size / 2, `read ${consumed} of ${doc.size} bytes for the first attachment`);
+    assert.ok((await storedAttachment(store, result.id, 4)).equals(big), 'the last one, after the whole message');
   });
 
   it('fails with the store\'s error when the raw bytes cannot be read, and reads a message stored with its own attachment copies', async () => {
