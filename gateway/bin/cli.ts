@@ -1,9 +1,10 @@
 /**
- * `npm run cli -- <command>`: user and token administration from a shell.
+ * `npm run cli -- <command>`: user and token administration, and store upkeep, from a shell.
  *
  *   create-user    --email <email> --password <password> [--role admin|employee] [--name <name>]
  *   reset-password --email <email> [--password <password>]   (without --password a random one is printed)
  *   create-token   --user <email> [--name <name>]             (the token alone on the last line)
+ *   sweep-blobs    [--older-than-hours <n>]                   (the admin process also runs it hourly)
  *
  * Exit status: 0 done, 64 usage error (EX_USAGE), 65 bad input (EX_DATAERR),
  * 1 anything else.
@@ -14,7 +15,8 @@ import { loadConfigOrExit } from '../core/config';
 import { randomToken } from '../core/crypto';
 import { isAppError } from '../core/errors';
 import { createLogger } from '../core/log';
-import { openConfiguredStore, type Store } from '../store';
+import { openConfiguredStore, sweepOrphanBlobs, type Store } from '../store';
+import { DEFAULT_ORPHAN_AGE_MS } from '../store/blob-sweep';
 
 const USAGE = `Usage: npm run cli -- <command> [options]
 
@@ -22,6 +24,8 @@ Commands:
   create-user     --email <email> --password <password> [--role admin|employee] [--name <name>]
   reset-password  --email <email> [--password <password>]
   create-token    --user <email> [--name <name>]
+  sweep-blobs     [--older-than-hours <n>]   remove GridFS files whose message or outbox entry is gone
+                                             (default 24; at least 1, so mail being stored is never touched)
 `;
 
 class UsageError extends Error {}
@@ -39,7 +43,7 @@ export async function runCli(argv: string[], store: Store, io: CliIo): Promise<n
   try {
     const { values } = parseArgs({
       args: rest,
-      options: { email: { type: 'string' }, password: { type: 'string' }, role: { type: 'string' }, name: { type: 'string' }, user: { type: 'string' } },
+      options: { email: { type: 'string' }, password: { type: 'string' }, role: { type: 'string' }, name: { type: 'string' }, user: { type: 'string' }, 'older-than-hours': { type: 'string' } },
       strict: true,
       allowPositionals: false,
     });
@@ -71,6 +75,14 @@ export async function runCli(argv: string[], store: Store, io: CliIo): Promise<n
         const { token, view } = await createApiToken(store, need('user'), { name: values.name ?? 'cli' }, CLI_ACTOR);
         io.out(`created API token ${view.prefix}… for ${view.userEmail} (id ${view.id}); it is shown only once:`);
         io.out(token);
+        return 0;
+      }
+      case 'sweep-blobs': {
+        const hours = values['older-than-hours'] === undefined ? DEFAULT_ORPHAN_AGE_MS / 3_600_000 : Number(values['older-than-hours']);
+        // A younger blob may belong to a message being stored right now: removing it would lose that message's bytes.
+        if (!Number.isFinite(hours) || hours < 1) throw new UsageError('--older-than-hours must be a number of at least 1');
+        const result = await sweepOrphanBlobs(store, { olderThanMs: hours * 3_600_000 });
+        io.out(`examined ${result.examined} files older than ${hours} h; removed ${result.removed} orphan files (${(result.bytesRemoved / 2 ** 20).toFixed(1)} MB)`);
         return 0;
       }
       default:

@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import mongoose from 'mongoose';
 import { authenticateUser, resolveApiToken } from '../../gateway/accounts';
 import { fromRoot } from '../../gateway/core/paths';
 import { runCli } from '../../gateway/bin/cli';
@@ -52,6 +53,23 @@ describe('accounts: the CLI (npm run cli)', () => {
     assert.match(short.err.join('\n'), /password must be at least 12 characters/);
     const dup = io();
     assert.equal(await runCli(['create-user', '--email', 'ops@acme.test', '--password', 'a-long-cli-password'], store, dup.io), 65);
+  });
+
+  it('sweep-blobs removes orphan GridFS files past the age given, reports what it did, and refuses an age under an hour', async () => {
+    const owner = () => ({ collection: 'messages' as const, id: new mongoose.Types.ObjectId() });
+    const old = await store.blobs.put(Buffer.alloc(3 * 2 ** 20), { kind: 'raw', owner: owner() });
+    const fresh = await store.blobs.put(Buffer.from('an ingest still in flight'), { kind: 'raw', owner: owner() });
+    await store.conn.db!.collection('raw.files').updateOne({ _id: old }, { $set: { uploadDate: new Date(Date.now() - 3 * 3_600_000) } });
+
+    const tooYoung = io();
+    assert.equal(await runCli(['sweep-blobs', '--older-than-hours', '0'], store, tooYoung.io), 64);
+    assert.match(tooYoung.err.join('\n'), /--older-than-hours must be a number of at least 1/);
+
+    const swept = io();
+    assert.equal(await runCli(['sweep-blobs', '--older-than-hours', '2'], store, swept.io), 0);
+    assert.match(swept.out.join('\n'), /examined 1 files older than 2 h; removed 1 orphan files \(3\.0 MB\)/);
+    await assert.rejects(store.blobs.get(old), /FileNotFound|not found/i);
+    assert.equal((await store.blobs.get(fresh)).toString(), 'an ingest still in flight', 'a young orphan is left alone');
   });
 
   it('create-token, run as a real process, prints the working token alone on the last line of stdout', async function () {
