@@ -55,7 +55,9 @@ function eachAttachment(raw: Readable, onAttachment: PartHandler): Parsing {
     }
   });
   parser.once('end', () => finish());
-  parser.once('error', (err: Error) => finish(err));
+  // A message mailparser gives up on was stored with a parse error and the attachments read before it
+  // (parse.ts): here too those are all there is. A failure to read the stored bytes is an error.
+  parser.once('error', () => finish());
   raw.once('error', (err: Error) => finish(err));
   raw.pipe(parser);
   return { done, stop: () => finish() };
@@ -98,5 +100,7 @@ export async function allAttachmentsFromRaw(raw: Readable): Promise<Buffer[]> {
     return 'take';
   });
   await parsing.done;
-  return Promise.all(contents);
+  const settled = await Promise.allSettled(contents);
+  const read = settled.findIndex((r) => r.status === 'rejected');
+  return (read < 0 ? settled : settled.slice(0, read)).map((r) => (r as PromiseFulfilledResult<Buffer>).value);
 }

@@ -3,10 +3,11 @@ import crypto from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import mongoose from 'mongoose';
-import { attachmentStream } from '../../gateway/accounts/mailbox';
+import { attachmentStream, rawStream } from '../../gateway/accounts/mailbox';
 import { createLogger } from '../../gateway/core/log';
 import { allAttachmentsFromRaw, attachmentFromRaw } from '../../gateway/mail/attachments';
 import { ingest } from '../../gateway/mail/ingest';
+import { badInputCorpus } from '../fixtures/bad-input';
 import { openTestStore, storedAttachment } from '../support/store';
 
 const log = createLogger({ level: 'silent' });
@@ -102,6 +103,24 @@ describe('attachments read back from the stored raw message', () => {
     assert.equal(await attachmentStream(store, message, 4), null);
     assert.equal(await attachmentFromRaw(Readable.from([richMessage('rich')]), 7), null, 'a position the message does not have');
     assert.deepEqual((await allAttachmentsFromRaw(Readable.from([richMessage('rich')]))).map((b) => b.length), expected.map((b) => b.length));
+  });
+
+  it('reads back, for each of the 115 hostile messages of the bad-input corpus, the attachments ingest described (same count, same sizes)', async function () {
+    this.timeout(120_000);
+    const mismatched: string[] = [];
+    let checked = 0;
+    for (const sample of badInputCorpus()) {
+      const result = await ingest({ store, log }, { ...base(), raw: sample.raw }).catch(() => null);
+      if (!result?.id) continue;
+      const message = (await store.models.Message.findById(result.id, { attachments: 1, rawBlobId: 1 }).select('+rawInline').lean())!;
+      const contents = await allAttachmentsFromRaw(rawStream(store, message)).catch((err: Error) => err);
+      const described = message.attachments.map((a) => a.size);
+      const got = contents instanceof Error ? contents.message : contents.map((c) => c.length);
+      if (JSON.stringify(got) !== JSON.stringify(described)) mismatched.push(`${sample.name}: described ${JSON.stringify(described)}, read back ${JSON.stringify(got)}`);
+      checked += described.length;
+    }
+    assert.deepEqual(mismatched, []);
+    assert.ok(checked > 20, `${checked} attachments checked`);
   });
 
   it('stops reading a large message from the store once the attachment is read', async () => {
