@@ -63,6 +63,10 @@ export const messageSchema = new Schema(
             size: { type: Number, default: 0 },
             contentId: { type: String, default: '' },
             disposition: { type: String, default: 'attachment' },
+            /**
+             * null: the bytes are read back from the raw message (gateway/mail/attachments.ts), by
+             * position in this array. Messages stored before that have a GridFS copy here.
+             */
             blobId: { type: Schema.Types.ObjectId, default: null },
           },
           { _id: false },
