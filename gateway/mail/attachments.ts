@@ -101,6 +101,7 @@ export async function allAttachmentsFromRaw(raw: Readable): Promise<Buffer[]> {
   });
   await parsing.done;
   const settled = await Promise.allSettled(contents);
-  const read = settled.findIndex((r) => r.status === 'rejected');
-  return (read < 0 ? settled : settled.slice(0, read)).map((r) => (r as PromiseFulfilledResult<Buffer>).value);
+  // An attachment the parser gave up on ends the list, as at ingest.
+  const failedAt = settled.findIndex((r) => r.status === 'rejected');
+  return (failedAt < 0 ? settled : settled.slice(0, failedAt)).map((r) => (r as PromiseFulfilledResult<Buffer>).value);
 }
