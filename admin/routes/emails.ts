@@ -1,4 +1,3 @@
-import { pipeline } from 'node:stream';
 import { Router, type Request } from 'express';
 import { messageLinks } from '../../gateway/crm/timeline';
 import {
@@ -7,6 +6,7 @@ import {
 } from '../../gateway/accounts';
 import { AppError, notFound } from '../../gateway/core/errors';
 import { SOURCE_KINDS, VERDICTS } from '../../gateway/models/message';
+import { attachmentIndex, setAttachmentHeaders, streamDownload } from '../lib/download';
 import { queryParam } from '../lib/forms';
 import { messageFrameDocument, sanitizeMessageHtml } from '../lib/sanitize';
 import { renderVolumeChart, SOURCE_COLORS, SOURCE_LABELS } from '../lib/volume-chart';
@@ -127,23 +127,17 @@ export function emailsRouter(deps: AdminDeps): Router {
     res.attachment(`${name}.eml`);
     res.type('message/rfc822');
     res.set('Content-Security-Policy', "sandbox; default-src 'none'");
-    raw.stream.on('error', (err) => {
-      deps.log.error({ err, messageId: String(req.params.id) }, 'raw message stream failed');
-      res.destroy(err);
-    });
-    raw.stream.pipe(res);
+    streamDownload(res, raw.stream, (err) => deps.log.error({ err, messageId: String(req.params.id) }, 'raw message stream failed'));
   });
 
   router.get('/messages/:id/attachments/:index', requireUser, async (req, res) => {
-    const index = /^\d{1,4}$/.test(String(req.params.index)) ? Number(String(req.params.index)) : -1;
+    const index = attachmentIndex(req.params.index);
     const attachment = index >= 0 ? await openAttachment(deps.store, req.viewer!, String(req.params.id), index) : null;
     if (!attachment) throw notFound('attachment');
     // Always a download, never rendered on our origin (an HTML attachment must not run here).
-    res.attachment(attachment.filename);
-    res.type(attachment.contentType.includes('/') ? attachment.contentType : 'application/octet-stream');
+    setAttachmentHeaders(res, attachment);
     res.set('Content-Security-Policy', "sandbox; default-src 'none'");
-    // pipeline(): a failed read cuts the response, and a client that goes away stops the read (and the parse behind it).
-    pipeline(attachment.stream, res, () => undefined);
+    streamDownload(res, attachment.stream);
   });
 
   router.post('/messages/:id/release', requireUser, async (req, res) => {

@@ -15,8 +15,7 @@ import { loadConfigOrExit } from '../core/config';
 import { randomToken } from '../core/crypto';
 import { isAppError } from '../core/errors';
 import { createLogger } from '../core/log';
-import { openConfiguredStore, sweepOrphanBlobs, type Store } from '../store';
-import { DEFAULT_ORPHAN_AGE_MS } from '../store/blob-sweep';
+import { DEFAULT_ORPHAN_AGE_MS, openConfiguredStore, sweepOrphanBlobs, type Store } from '../store';
 
 const USAGE = `Usage: npm run cli -- <command> [options]
 

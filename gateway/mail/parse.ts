@@ -148,9 +148,9 @@ async function* continueWith(head: Buffer[], rest: AsyncIterable<Buffer>): Async
 
 /**
  * Store the raw message and parse it in one pass. Resolves once the raw blob
- * and every attachment blob are acknowledged by the store. A MIME problem
- * never rejects: it comes back as `parsed.parseError`. Store failures and
- * the size limit do reject.
+ * (if any) is acknowledged by the store and every attachment has been read
+ * and described. A MIME problem never rejects: it comes back as
+ * `parsed.parseError`. Store failures and the size limit do reject.
  */
 export async function streamAndParse(
   blobs: BlobStore,
@@ -162,7 +162,6 @@ export async function streamAndParse(
   const attachmentReads: Array<Promise<void>> = [];
   // In the order mailparser gives them: attachments.ts finds attachment N of a stored message the same way.
   const described: ParsedAttachment[] = [];
-  let attachmentCount = 0;
   let parseFailed: Error | null = null;
 
   parser.on('headers', (headers) => {
@@ -195,7 +194,7 @@ export async function streamAndParse(
     // Attachment: its content is a stream that must be consumed, then released. Only its description is
     // kept; the bytes stay in the raw message, which is stored anyway (attachments.ts reads them back).
     const attachment = data;
-    const ordinal = attachmentCount++;
+    const ordinal = attachmentReads.length;
     const hash = crypto.createHash('md5');
     let size = 0;
     attachment.content.on('data', (chunk: Buffer) => {

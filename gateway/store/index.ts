@@ -8,7 +8,7 @@ import { createModels, ensureIndexes, type Models } from '../models';
 import { BlobStore } from './blobs';
 import { startEmbeddedStore, type EmbeddedStore } from './embedded-ferretdb';
 
-export { startBlobSweeper, sweepOrphanBlobs, type BlobSweepResult } from './blob-sweep';
+export { DEFAULT_ORPHAN_AGE_MS, startBlobSweeper, sweepOrphanBlobs, type BlobSweepResult } from './blob-sweep';
 
 export interface Store {
   conn: Connection;

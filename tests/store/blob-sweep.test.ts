@@ -3,8 +3,7 @@ import mongoose from 'mongoose';
 import { createLogger } from '../../gateway/core/log';
 import { ingest } from '../../gateway/mail/ingest';
 import { INLINE_RAW_MAX, streamAndParse } from '../../gateway/mail/parse';
-import { DEFAULT_ORPHAN_AGE_MS } from '../../gateway/store/blob-sweep';
-import { sweepOrphanBlobs } from '../../gateway/store';
+import { DEFAULT_ORPHAN_AGE_MS, sweepOrphanBlobs } from '../../gateway/store';
 import { openTestStore, storedAttachment, storedRaw } from '../support/store';
 
 const log = createLogger({ level: 'silent' });

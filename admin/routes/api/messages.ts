@@ -1,9 +1,9 @@
-import { pipeline } from 'node:stream';
 import { Router } from 'express';
 import {
   deleteMessage, getMessageFor, listMessages, openAttachment, openRawMessage, releaseMessage, type MessageFilters,
 } from '../../../gateway/accounts';
 import { AppError, notFound } from '../../../gateway/core/errors';
+import { attachmentIndex, setAttachmentHeaders, streamDownload } from '../../lib/download';
 import { sanitizeMessageHtml } from '../../lib/sanitize';
 import type { AdminDeps } from '../../types';
 import { checkQuery } from './validate';
@@ -67,18 +67,15 @@ export function messagesApi(deps: AdminDeps): Router {
     const raw = await openRawMessage(deps.store, req.viewer!, String(req.params.id));
     if (!raw) throw notFound('message');
     res.type('message/rfc822');
-    raw.stream.on('error', (err) => res.destroy(err));
-    raw.stream.pipe(res);
+    streamDownload(res, raw.stream);
   });
 
   router.get('/messages/:id/attachments/:index', async (req, res) => {
-    const index = /^\d{1,4}$/.test(String(req.params.index)) ? Number(String(req.params.index)) : -1;
+    const index = attachmentIndex(req.params.index);
     const attachment = index >= 0 ? await openAttachment(deps.store, req.viewer!, String(req.params.id), index) : null;
     if (!attachment) throw notFound('attachment');
-    res.attachment(attachment.filename);
-    res.type(attachment.contentType.includes('/') ? attachment.contentType : 'application/octet-stream');
-    // pipeline(): a failed read cuts the response, and a client that goes away stops the read (and the parse behind it).
-    pipeline(attachment.stream, res, () => undefined);
+    setAttachmentHeaders(res, attachment);
+    streamDownload(res, attachment.stream);
   });
 
   router.post('/messages/:id/release', async (req, res) => {
