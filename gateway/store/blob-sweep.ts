@@ -59,7 +59,7 @@ export async function sweepOrphanBlobs(store: Pick<Store, 'conn' | 'blobs'>, opt
   }
 }
 
-/** The sweep on a timer (the admin process runs it); passes never overlap. */
+/** The sweep on a timer (the admin process runs it), first an interval after start; passes never overlap. */
 export function startBlobSweeper(store: Store, log: Logger, options: { intervalMs?: number; olderThanMs?: number } = {}): SerialLoop {
   const sweepLog = log.child({ component: 'blob-sweep' });
   const loop = startSerialLoop(
@@ -71,6 +71,7 @@ export function startBlobSweeper(store: Store, log: Logger, options: { intervalM
     options.intervalMs ?? DEFAULT_INTERVAL_MS,
     (err) => sweepLog.error({ err }, 'orphan blob sweep failed; it runs again at the next interval'),
   );
-  loop.kick();
+  // No pass at start: orphans wait a day anyway, and a restart should not add a scan of every file
+  // (`npm run cli -- sweep-blobs` runs one now).
   return loop;
 }

@@ -3,7 +3,7 @@ import mongoose from 'mongoose';
 import { createLogger } from '../../gateway/core/log';
 import { ingest } from '../../gateway/mail/ingest';
 import { INLINE_RAW_MAX, streamAndParse } from '../../gateway/mail/parse';
-import { DEFAULT_ORPHAN_AGE_MS, sweepOrphanBlobs } from '../../gateway/store';
+import { DEFAULT_ORPHAN_AGE_MS, startBlobSweeper, sweepOrphanBlobs } from '../../gateway/store';
 import { openTestStore, storedAttachment, storedRaw } from '../support/store';
 
 const log = createLogger({ level: 'silent' });
@@ -92,6 +92,22 @@ describe('orphan blob sweep', () => {
     assert.equal((await storedAttachment(store, kept.id)).toString(), '%PDF-1.4 quote kept');
 
     assert.equal((await sweepOrphanBlobs(store, { now: later() })).removed, 0, 'a second pass finds nothing more');
+  });
+
+  it('runs on its timer (as the admin process starts it) and logs what it removed', async () => {
+    const orphan = await store.blobs.put(Buffer.from('left by a crash'), { kind: 'raw', owner: { collection: 'messages', id: new mongoose.Types.ObjectId() } });
+    const lines: Array<Record<string, unknown>> = [];
+    const sweepLog = createLogger({ level: 'info', destination: { write: (line: string) => lines.push(JSON.parse(line)) } as never, pretty: false });
+    const sweeper = startBlobSweeper(store, sweepLog, { intervalMs: 50, olderThanMs: 0 });
+    try {
+      for (let i = 0; i < 100 && (await files().countDocuments({ _id: orphan })) > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(await files().countDocuments({ _id: orphan }), 0, 'removed by a timed pass');
+    } finally {
+      await sweeper.stop();
+    }
+    const line = lines.find((l) => l.component === 'blob-sweep' && l.removed === 1);
+    assert.ok(line, `a log line with what was removed: ${JSON.stringify(lines)}`);
+    assert.equal(line.bytesRemoved, 'left by a crash'.length);
   });
 
   it('keeps blobs whose owner is an outbox entry still waiting to be sent', async () => {
