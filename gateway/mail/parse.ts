@@ -68,7 +68,9 @@ export interface StreamedMessage {
  * is read back: attachment N must be the same part both times.
  */
 export function newMailParser(): MailParser {
-  return new MailParser({ skipImageLinks: true, skipTextLinks: true, skipTextToHtml: true, maxHtmlLengthToParse: MAX_BODY_CHARS });
+  // checksumAlgo false: streamAndParse() hashes each attachment itself, because it needs the hash of what was
+  // read even when the parser gives up on a part (mailparser only sets its checksum on a complete part).
+  return new MailParser({ skipImageLinks: true, skipTextLinks: true, skipTextToHtml: true, checksumAlgo: false, maxHtmlLengthToParse: MAX_BODY_CHARS });
 }
 
 /** The document limit is 16 MB; bodies past these caps stay readable in the raw .eml. */
