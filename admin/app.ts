@@ -13,7 +13,7 @@ import * as helpers from './lib/view-helpers';
 import { loadSessionUser } from './middleware/auth';
 import { csrfProtection } from './middleware/csrf';
 import { htmlErrorHandler, htmlNotFound } from './middleware/errors';
-import { securityHeaders } from './middleware/security';
+import { noStore, securityHeaders } from './middleware/security';
 import { apiRouter } from './routes/api';
 import { auditRouter } from './routes/audit';
 import { authRouter } from './routes/auth';
@@ -120,6 +120,7 @@ export function createApp(options: CreateAppOptions): AdminApp {
     }) as typeof res.redirect;
     next();
   });
+  app.use(noStore);
   app.use(express.urlencoded({ extended: false, limit: '100kb', parameterLimit: 200 }));
   // Compose is multipart (attachments): parsed before the CSRF check reads its _csrf field.
   app.use(composeUploads(deps));

@@ -34,6 +34,16 @@ export function securityHeaders(options: { https: boolean }): RequestHandler {
 }
 
 /**
+ * Console pages and downloads show one user's mail: no cache may keep them.
+ * Without this a browser's Back button shows a signed-in page (a message,
+ * say) again after Sign out, from its cache, on a shared computer too.
+ */
+export const noStore: RequestHandler = (_req, res, next) => {
+  res.set('Cache-Control', 'no-store');
+  next();
+};
+
+/**
  * Headers for the sanitised message HTML served into the iframe (defence in
  * depth on top of sanitize-html and the iframe's sandbox attribute):
  * nothing may load except data: images (and remote images once the user

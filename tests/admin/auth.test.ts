@@ -144,6 +144,53 @@ describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
     await agent.get('/').expect(303);
   });
 
+  it('keeps signed-in pages out of every cache, so Back after Sign out cannot show them again', async () => {
+    const { app } = buildApp(store);
+    const { agent } = await signIn(app, 'bob@acme.test');
+    for (const page of ['/', '/preferences/email', '/preferences/profile']) {
+      const res = await agent.get(page).expect(200);
+      assert.equal(res.headers['cache-control'], 'no-store', page);
+    }
+  });
+
+  it('sends a form posted after the session ended to sign-in, and back to the form\'s page', async () => {
+    const { app } = buildApp(store);
+    // Two tabs of one browser share the cookie: tab A signs out, tab B still shows forms with the old token.
+    const { agent: browser, csrf } = await signIn(app, 'bob@acme.test');
+    await browser.post('/logout').type('form').send({ _csrf: csrf }).expect(303).expect('Location', '/login');
+
+    // Sign out again in the other tab: already done, no error page.
+    await browser.post('/logout').type('form').send({ _csrf: csrf }).expect(303).expect('Location', '/login');
+    // Save a form in the other tab: sign in first, then back to that form's page.
+    const saved = await browser
+      .post('/preferences/email')
+      .set('Host', 'postroom.acme.test')
+      .set('Referer', 'http://postroom.acme.test/preferences/email/new')
+      .type('form')
+      .send({ _csrf: csrf, email: 'late@acme.test' })
+      .expect(303);
+    assert.equal(saved.headers.location, '/login?next=%2Fpreferences%2Femail%2Fnew');
+    // Another site's page is never where sign-in sends the user back to.
+    const foreign = await browser.post('/preferences/email').set('Referer', 'http://evil.test/preferences/email/new').type('form').send({ _csrf: csrf, email: 'late@acme.test' }).expect(303);
+    assert.equal(foreign.headers.location, '/login');
+    const login = await browser.get(saved.headers.location).expect(200);
+    assert.match(login.text, /Your session has ended, so that form was not saved\. Sign in and try again\./);
+    const back = await browser.post('/login').type('form').send({ _csrf: csrfFrom(login.text), email: 'bob@acme.test', password: PASSWORD, next: '/preferences/email/new' }).expect(303);
+    assert.equal(back.headers.location, '/preferences/email/new');
+    assert.equal(await store.models.MailAccount.countDocuments({ email: 'late@acme.test' }), 0);
+  });
+
+  it('shows an expired sign-in form again instead of an error page', async () => {
+    const { app } = buildApp(store);
+    const stale = csrfFrom((await request(app).get('/login').expect(200)).text);
+    // A new browser session (the old one expired): its token is not this session's.
+    const agent = request.agent(app);
+    await agent.post('/login').type('form').send({ _csrf: stale, email: 'bob@acme.test', password: PASSWORD }).expect(303).expect('Location', '/login');
+    const again = await agent.get('/login').expect(200);
+    assert.match(again.text, /That form had expired\. Please try again\./);
+    await agent.post('/login').type('form').send({ _csrf: csrfFrom(again.text), email: 'bob@acme.test', password: PASSWORD }).expect(303).expect('Location', '/');
+  });
+
   it('ends the session of a user disabled while signed in', async () => {
     const { app } = buildApp(store);
     const carol = await makeUser(store, 'carol@acme.test');
