@@ -55,6 +55,8 @@ export function preferencesEmailRouter(deps: AdminDeps): Router {
   }
 
   function renderEdit(req: Request, res: Response, account: MailAccountView, status = 200, errors: Record<string, string> = {}, form?: Record<string, unknown>) {
+    // A typed password is never rendered back; the page says to type it again.
+    const passwordDropped = status === 400 && field(req, 'password') !== '';
     const providerId = queryParam(req, 'provider') || (account.imap.service !== 'custom' ? account.imap.service : suggestPreset(account.email).id);
     const provider = findPreset(providerId) ?? suggestPreset(account.email);
     res.status(status).render('preferences/email-edit', {
@@ -65,6 +67,7 @@ export function preferencesEmailRouter(deps: AdminDeps): Router {
       presets: SERVICE_PRESETS,
       presetsJson: JSON.stringify(Object.fromEntries(SERVICE_PRESETS.map((preset) => [preset.id, preset.imap]))),
       errors,
+      passwordDropped,
       form: form ?? {
         enabled: account.imap.enabled,
         service: account.imap.service,
@@ -94,18 +97,18 @@ export function preferencesEmailRouter(deps: AdminDeps): Router {
       tls: field(req, 'tls') || preset?.tls || 'implicit',
       username: field(req, 'username').trim(),
     };
-    const errors: Record<string, string> = {};
-    if (form.port && !/^\d{1,5}$/.test(form.port)) errors['imap.port'] = 'must be a whole number from 1 to 65535';
+    // Anything but 1-65535 (0 too: the API reads 0 as "not set") is passed on as NaN, so the port is
+    // reported together with every other field the account model refuses.
+    const port = /^\d{1,5}$/.test(form.port) && Number(form.port) >= 1 && Number(form.port) <= 65535 ? Number(form.port) : Number.NaN;
     const patch: ServerSettingsPatch = {
       enabled: form.enabled,
       service: form.service,
       host: form.host,
-      port: form.port && !errors['imap.port'] ? Number(form.port) : undefined,
+      port: form.port ? port : undefined,
       tls: form.tls,
       username: form.username,
       password: field(req, 'password'),
     };
-    if (Object.keys(errors).length > 0) return renderEdit(req, res, account, 400, errors, form);
     let saved: MailAccountView;
     try {
       saved = await updateMailAccount({ store: deps.store, secretBox: deps.secretBox, actor: req.actor!, now: deps.clock() }, req.viewer!, account.id, { imap: patch });
@@ -123,8 +126,8 @@ export function preferencesEmailRouter(deps: AdminDeps): Router {
         { store: deps.store, log: deps.log, secretBox: deps.secretBox, config: deps.config, clock: deps.clock, actor: req.actor!, timeoutMs: deps.imapTimeoutMs },
         req.viewer!, saved.id,
       );
-      if (error) flash(req, 'error', `Authentication failed (${error.code}): ${error.message}`);
-      else flash(req, 'success', `Authenticated: signed in to ${saved.imap.host} as ${saved.imap.username}.`);
+      // A failure is shown once, in the IMAP panel the page opens at (account.imap.lastError), not also as a flash.
+      if (!error) flash(req, 'success', `Authenticated: signed in to ${saved.imap.host} as ${saved.imap.username}.`);
     } catch (err) {
       if (isAppError(err) && err.fields) return renderEdit(req, res, saved, 400, err.fields, form);
       throw err;

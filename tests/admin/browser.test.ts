@@ -157,12 +157,24 @@ describe('admin in a real browser (Chromium)', function () {
     await page.fill('#imap-host', dovecot.host);
     await page.fill('#imap-port', String(dovecot.tlsPort));
     await page.selectOption('#imap-tls', 'implicit');
+    // A refused save opens at the IMAP form with the problem in view, not at the top of a long page.
+    await page.fill('#imap-port', '70000');
+    await Promise.all([page.waitForResponse((response) => response.request().method() === 'POST' && response.status() === 400), page.click('button[value="save"]')]);
+    await page.waitForSelector('#imap-form-errors');
+    assert.ok(await page.evaluate(() => {
+      const box = document.querySelector('#imap-form-errors')!.getBoundingClientRect();
+      return box.top >= 0 && box.bottom <= window.innerHeight;
+    }), 'the error summary is in view');
+    assert.match((await page.textContent('#imap-port-error')) ?? '', /must be a whole number from 1 to 65535/);
+    assert.equal(await page.inputValue('#imap-username'), IMAP_USER, 'what was typed is kept');
+    await page.fill('#imap-password', 'wrong-password-here');
+    await page.fill('#imap-port', String(dovecot.tlsPort));
     const reloaded = () => page.waitForResponse((response) => response.request().method() === 'GET' && response.url().includes(`/preferences/email/${account._id}`));
     await Promise.all([reloaded(), page.click('#imap-authenticate')]);
-    const failure = (await page.textContent('.flash.error')) ?? '';
-    assert.match(failure, /Authentication failed \(AUTH_FAILED\)/);
+    const failure = (await page.textContent('#imap-last-error')) ?? '';
+    assert.match(failure, /AUTH_FAILED/);
     assert.match(failure, /Authentication failed\./, 'the server text is shown');
-    assert.match((await page.textContent('#imap-last-error')) ?? '', /AUTH_FAILED/);
+    assert.equal(await page.locator('.flash.error').count(), 0, 'said once, in the IMAP panel');
     await shot(page, 'imap-failed-laptop');
 
     await page.fill('#imap-password', IMAP_PASSWORD);

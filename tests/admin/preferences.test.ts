@@ -164,6 +164,17 @@ describe('admin: Preferences → Email, Business, Profile', () => {
     assert.match(res.text, /must be a host name/);
     assert.match(res.text, /from 1 to 65535/);
     assert.match(res.text, /value="bad host!"/);
+    // Shown where the page opens (the form posts to #imap), with what became of the password.
+    assert.match(res.text, /action="\/preferences\/email\/[0-9a-f]{24}#imap"/);
+    assert.match(res.text, /id="imap-form-errors"[^>]*>\s*<strong>Not saved\.<\/strong> Correct the fields marked below\./);
+    for (const port of ['0', '70000', 'abc']) {
+      const refused = await agent.post(`/preferences/email/${account.id}`).type('form')
+        .send({ _csrf: csrf, enabled: 'on', service: 'custom', host: 'imap.acme.test', port, tls: 'implicit', username: 'someone', password: 'typed-secret', action: 'save' })
+        .expect(400);
+      assert.match(refused.text, /id="imap-port-error">must be a whole number from 1 to 65535</, port);
+      assert.match(refused.text, /Correct the field marked below, and type the password again: it is never sent back to the browser\./, port);
+      assert.doesNotMatch(refused.text, /typed-secret/, 'the password is not echoed');
+    }
     const missing = await agent.post(`/preferences/email/${account.id}`).type('form')
       .send({ _csrf: csrf, enabled: 'on', service: 'custom', host: 'imap.acme.test', port: '993', tls: 'implicit', username: 'someone', password: '', action: 'save' })
       .expect(400);
@@ -181,7 +192,8 @@ describe('admin: Preferences → Email, Business, Profile', () => {
       .send({ _csrf: csrf, enabled: 'on', service: 'custom', host: '127.0.0.1', port: String(port), tls: 'implicit', username: 'u', password: 'p', action: 'authenticate' })
       .expect(303);
     const page = await agent.get(`/preferences/email/${account.id}`).expect(200);
-    assert.match(page.text, /Authentication failed \(CONNECTION_REFUSED\)/);
+    assert.match(page.text, /id="imap-last-error"><strong>CONNECTION_REFUSED<\/strong>: /);
+    assert.doesNotMatch(page.text, /class="flash error"/, 'said once, in the IMAP panel, not again in a flash');
     assert.match(page.text, /IMAP: failing/);
     const stored = (await store.models.MailAccount.findById(account.id).lean())!;
     assert.equal(stored.imap!.lastErrorCode, 'CONNECTION_REFUSED');
