@@ -1,5 +1,7 @@
 /** Small formatting helpers available in every view (app.locals). */
 
+export { confirmationProviderName } from '../../gateway/mail/confirmations';
+
 export function formatDate(value: Date | string | null | undefined): string {
   if (!value) return '—';
   const date = new Date(value);

@@ -31,6 +31,8 @@ export interface ForwardingConfirmation {
 
 interface ConfirmationPattern {
   provider: string;
+  /** What the console calls the provider ("Gmail sent a forwarding confirmation code"). */
+  name: string;
   /** The confirmation link; its path is the same in every language. */
   link: RegExp;
   /** Domains of the provider's own addresses, never the requester. */
@@ -40,16 +42,23 @@ interface ConfirmationPattern {
 const PATTERNS: readonly ConfirmationPattern[] = [
   {
     provider: 'google',
+    name: 'Gmail',
     link: /https:\/\/(?:mail-settings|mail)\.google\.com\/mail\/(?:u\/\d+\/)?vf-[^\s"'<>)\]]+/i,
     ownDomains: ['google.com'],
   },
   {
     provider: 'yahoo',
+    name: 'Yahoo Mail',
     link: /https:\/\/(?:[a-z0-9-]+\.)*yahoo\.com\/[^\s"'<>)\]]*(?:forward|verif)[^\s"'<>)\]]*/i,
     // yahoo.com is where the requesting mailbox itself usually lives.
     ownDomains: ['yahoo-inc.com'],
   },
 ];
+
+/** The provider's name for people; its id (stored, and in the API) when it is not one we read. */
+export function confirmationProviderName(provider: string): string {
+  return PATTERNS.find((p) => p.provider === provider)?.name ?? provider;
+}
 
 const URL_PATTERN = /\b(?:https?:\/\/|www\.)[^\s"'<>]+/gi;
 const ADDRESS_PATTERN = /[a-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}/gi;

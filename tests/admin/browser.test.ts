@@ -161,10 +161,8 @@ describe('admin in a real browser (Chromium)', function () {
     await page.fill('#imap-port', '70000');
     await Promise.all([page.waitForResponse((response) => response.request().method() === 'POST' && response.status() === 400), page.click('button[value="save"]')]);
     await page.waitForSelector('#imap-form-errors');
-    assert.ok(await page.evaluate(() => {
-      const box = document.querySelector('#imap-form-errors')!.getBoundingClientRect();
-      return box.top >= 0 && box.bottom <= window.innerHeight;
-    }), 'the error summary is in view');
+    const box = (await page.locator('#imap-form-errors').boundingBox())!;
+    assert.ok(box.y >= 0 && box.y + box.height <= page.viewportSize()!.height, `the error summary is in view (at y=${box.y})`);
     assert.match((await page.textContent('#imap-port-error')) ?? '', /must be a whole number from 1 to 65535/);
     assert.equal(await page.inputValue('#imap-username'), IMAP_USER, 'what was typed is kept');
     await page.fill('#imap-password', 'wrong-password-here');

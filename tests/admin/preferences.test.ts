@@ -117,13 +117,15 @@ describe('admin: Preferences → Email, Business, Profile', () => {
   it('shows the latest confirmation code with a copy button', async () => {
     const bob = (await store.models.User.findOne({ email: 'bob@acme.test' }).lean())!;
     const account = await makeAccount(store, { id: bob._id.toString() } as never, 'code@gmail.com');
-    await store.models.MailAccount.updateOne({ _id: account.id }, { $set: { 'forwarding.status': 'code_received', 'forwarding.confirmationCode': '638294017', 'forwarding.provider': 'Gmail', 'forwarding.confirmationAt': new Date() } });
+    await store.models.MailAccount.updateOne({ _id: account.id }, { $set: { 'forwarding.status': 'code_received', 'forwarding.confirmationCode': '638294017', 'forwarding.provider': 'google', 'forwarding.confirmationAt': new Date() } });
     const { agent } = await signIn(testApp.app, 'bob@acme.test');
     const res = await agent.get(`/preferences/email/${account.id}`).expect(200);
     assert.match(res.text, /<span class="code" id="confirmation-code">638294017<\/span>/);
     assert.match(res.text, /data-copy="638294017"/);
+    assert.match(res.text, /Latest confirmation code from Gmail \(/, 'the provider by its name, not its id');
     const inbox = await agent.get('/').expect(200);
     assert.match(inbox.text, /638294017/, 'the dashboard shows pending codes too');
+    assert.match(inbox.text, /<strong>Gmail<\/strong> sent a forwarding confirmation code for <strong>code@gmail\.com<\/strong>/);
   });
 
   it('IMAP Support: a preset fills host/port/TLS, the password is sealed and never shown again', async () => {
