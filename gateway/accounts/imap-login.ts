@@ -66,7 +66,10 @@ export function classifyImapError(err: unknown, target?: { host?: string; port?:
 export async function authenticateImap(settings: ImapLoginSettings, options: { timeoutMs?: number; log?: Logger } = {}): Promise<ImapLoginResult> {
   const timeoutMs = options.timeoutMs ?? 15000;
   const target = { host: settings.host, port: settings.port };
-  const client = new ImapFlow(imapClientOptions(settings, { user: settings.username, pass: settings.password }, timeoutMs));
+  // Connecting and the greeting get two thirds of the limit: a server that answers but is not IMAP (an
+  // SMTP port, say) then fails as GREETING_TIMEOUT, whose message says so, before the overall deadline.
+  const stepMs = Math.max(1, Math.floor((timeoutMs * 2) / 3));
+  const client = new ImapFlow(imapClientOptions(settings, { user: settings.username, pass: settings.password }, { connectionTimeoutMs: stepMs, greetingTimeoutMs: stepMs, socketTimeoutMs: timeoutMs }));
   // imapflow also emits 'error' on the client; without a listener Node would throw it.
   client.on('error', () => undefined);
 

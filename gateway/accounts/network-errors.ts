@@ -81,7 +81,24 @@ export function classifyNetworkError(
     return { code: 'TIMEOUT', message: `${where} did not answer in time (${code}).${hint}` };
   }
   if (TLS_CODES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || /\b(ssl|tls|certificate|handshake)\b/i.test(e.message ?? '')) {
-    return { code: 'TLS_ERROR', message: `TLS with ${where} failed: ${e.message || code}. Check the TLS setting (${wording.tlsPorts}) and the server's certificate.` };
+    const reason = opensslReason(e.message ?? '');
+    if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || NOT_TLS.test(reason)) {
+      return { code: 'TLS_ERROR', message: `TLS with ${where} failed: the server did not answer in TLS on this port (${reason || code}). Check the TLS setting: ${wording.tlsPorts}.` };
+    }
+    return { code: 'TLS_ERROR', message: `TLS with ${where} failed: ${reason || code}. Check the TLS setting (${wording.tlsPorts}) and the server's certificate.` };
   }
   return null;
+}
+
+/** OpenSSL's reasons for bytes that are not a TLS record: the port speaks plain text (or STARTTLS). */
+const NOT_TLS = /wrong version number|packet length too long|http request|unknown protocol|record layer failure/i;
+
+/**
+ * OpenSSL's own error line ("80DC0564A47F0000:error:0A00010B:SSL routines:
+ * ssl3_get_record:wrong version number:../deps/openssl/…:350:") cut to its
+ * reason ("wrong version number"); any other message is kept as it is.
+ */
+function opensslReason(message: string): string {
+  const match = /^[0-9A-F]+:error:[0-9A-F]+:[^:]*:[^:]*:([^:]+)/i.exec(message.trim());
+  return (match ? match[1] : message).trim();
 }

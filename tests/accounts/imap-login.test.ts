@@ -44,7 +44,12 @@ describe('accounts: authenticateImap against a real Dovecot', () => {
   it('reports TLS_ERROR when TLS is expected but the port speaks plain IMAP', async () => {
     const result = await authenticateImap({ host: dovecot.host, port: dovecot.port, tls: 'implicit', username: USER, password: PASSWORD }, { timeoutMs: 5000 });
     assert.equal(result.ok, false);
-    if (!result.ok) assert.equal(result.error.code, 'TLS_ERROR', result.error.message);
+    if (!result.ok) {
+      assert.equal(result.error.code, 'TLS_ERROR', result.error.message);
+      // OpenSSL's own line (error codes, source file paths) is cut to its reason.
+      assert.match(result.error.message, /failed: the server did not answer in TLS on this port \(wrong version number\)\. Check the TLS setting: 993 uses TLS from the start, 143 uses STARTTLS\./);
+      assert.doesNotMatch(result.error.message, /SSL routines|openssl|:error:/);
+    }
   });
 
   it('reports TLS_ERROR for a server certificate nobody trusts (verification is never skipped)', async () => {
@@ -87,6 +92,25 @@ describe('accounts: authenticateImap against a real Dovecot', () => {
     if (!result.ok) {
       assert.equal(result.error.code, 'HOST_NOT_FOUND');
       assert.match(result.error.message, /imap\.does-not-exist\.invalid was not found/);
+    }
+  });
+
+  it('says a server that answers but is not IMAP (an SMTP port) never greeted, within the limit', async () => {
+    const smtp = net.createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.write('220 mx.acme.test ESMTP ready\r\n');
+    });
+    await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', resolve));
+    const { port } = smtp.address() as net.AddressInfo;
+    try {
+      const result = await authenticateImap({ host: '127.0.0.1', port, tls: 'none', username: USER, password: PASSWORD }, { timeoutMs: 1500 });
+      assert.equal(result.ok, false);
+      if (!result.ok) {
+        assert.equal(result.error.code, 'TIMEOUT');
+        assert.match(result.error.message, /GREETING_TIMEOUT\)\. The server never greeted: is this an IMAP port, and is the TLS setting right\?/);
+      }
+    } finally {
+      await new Promise<void>((resolve) => { smtp.close(() => resolve()); smtp.unref(); });
     }
   });
 
