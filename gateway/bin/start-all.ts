@@ -11,7 +11,7 @@ import { ensureFirstAdmin } from '../accounts';
 import { loadConfigOrExit } from '../core/config';
 import { createLogger } from '../core/log';
 import { startOutboxWorkerFromConfig } from '../send';
-import { openConfiguredStore, storeUri } from '../store';
+import { ApplianceRunningError, openConfiguredStore, storeUri } from '../store';
 import { startGateway } from './gateway';
 import { createLifecycle } from './lifecycle';
 import { startSyncer } from './syncer';
@@ -21,7 +21,8 @@ async function main(): Promise<void> {
   const log = createLogger({ level: config.logLevel, base: { app: 'postroom' } });
   const lifecycle = createLifecycle(log, 'Postroom', 'anything unacknowledged is retried');
   try {
-    const store = await openConfiguredStore(config, log);
+    // exclusive: a second appliance on this DATA_DIR would share the first one's store and Haraka directory.
+    const store = await openConfiguredStore(config, log, { exclusive: true });
     lifecycle.add('store', () => store.close());
 
     await ensureFirstAdmin(store, { email: config.adminEmail, password: config.adminPassword }, log);
@@ -43,7 +44,8 @@ async function main(): Promise<void> {
       'Postroom is running (Ctrl-C to stop)',
     );
   } catch (err) {
-    log.fatal({ err }, 'cannot start Postroom');
+    if (err instanceof ApplianceRunningError) log.fatal({ pid: err.pid }, err.message);
+    else log.fatal({ err }, 'cannot start Postroom');
     await lifecycle.shutdown('start failed', 1);
   }
 }

@@ -84,7 +84,9 @@ export async function startEmbeddedStore(options: StartOptions): Promise<Embedde
   const binary = ensureFerretdbBinary(log);
   const port = options.port ?? (await freePort());
   fs.mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
-  const child = spawn(binary, [`127.0.0.1:${port}`, options.dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its stdin is a pipe this process holds and never writes: when this process dies, however it dies,
+  // the pipe closes and FerretDB stops (--exit-with-stdin), instead of running on with nothing using it.
+  const child = spawn(binary, [`127.0.0.1:${port}`, options.dataDir, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'] });
 
   const stderrLines: string[] = [];
   readline.createInterface({ input: child.stderr! }).on('line', (line) => {

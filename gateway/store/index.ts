@@ -16,6 +16,8 @@ export interface Store {
   blobs: BlobStore;
   /** The embedded FerretDB this process started, if any. */
   embedded?: EmbeddedStore;
+  /** The embedded store's URI with its database (this process's or the running appliance's); unset for MONGODB_URI. */
+  uri?: string;
   close(): Promise<void>;
 }
 
@@ -57,17 +59,19 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
  * another process (`npm run cli`, `npm run syncer` beside `npm start`)
  * connects to that one instead of starting a second.
  */
-export async function openConfiguredStore(config: Config, log: Logger): Promise<Store> {
+export async function openConfiguredStore(config: Config, log: Logger, options: { exclusive?: boolean } = {}): Promise<Store> {
   if (config.mongodbUri) {
     log.info({ uri: redactUri(config.mongodbUri) }, 'using MongoDB');
     return openStore({ uri: config.mongodbUri, log, maxWaitMs: 0 });
   }
   const dataDir = path.join(config.dataDir, 'store');
   const marker = path.join(dataDir, 'running.json');
-  const running = readMarker(marker);
+  const running = await claimMarker(marker, log);
+  if (running && options.exclusive) throw new ApplianceRunningError(config.dataDir, running.pid);
   if (running) {
     log.info({ uri: running.uri, pid: running.pid }, 'using the embedded store of the running appliance');
-    return openStore({ uri: running.uri, dbName: 'postroom', log, maxWaitMs: 10000 });
+    const store = await openStore({ uri: running.uri, dbName: 'postroom', log, maxWaitMs: 10000 });
+    return { ...store, uri: `${running.uri.replace(/\/$/, '')}/postroom` };
   }
   const embedded = await startEmbeddedStore({ dataDir, log: log.child({ component: 'embedded-store' }) });
   fs.writeFileSync(marker, JSON.stringify({ uri: embedded.uri, pid: process.pid, ferretdbPid: embedded.process.pid }), { mode: 0o600 });
@@ -76,6 +80,7 @@ export async function openConfiguredStore(config: Config, log: Logger): Promise<
   return {
     ...store,
     embedded,
+    uri: `${embedded.uri.replace(/\/$/, '')}/postroom`,
     close: async () => {
       await store.close();
       fs.rmSync(marker, { force: true });
@@ -84,13 +89,43 @@ export async function openConfiguredStore(config: Config, log: Logger): Promise<
   };
 }
 
-/** The URI (with database) a child process such as Haraka should use for this store. */
-export function storeUri(store: Store, config: Pick<Config, 'mongodbUri'>): string {
-  return store.embedded ? `${store.embedded.uri.replace(/\/$/, '')}/postroom` : config.mongodbUri!;
+/** A second appliance on one DATA_DIR would share its embedded store and its Haraka directory. */
+export class ApplianceRunningError extends Error {
+  readonly code = 'APPLIANCE_RUNNING';
+  constructor(dataDir: string, readonly pid: number) {
+    super(`Postroom is already running with DATA_DIR ${dataDir} (pid ${pid}). Stop it first (Ctrl-C in its terminal, or kill -INT ${pid}), or give this one its own DATA_DIR.`);
+  }
 }
 
-/** The marker of a live embedded store, or null when absent or left by a dead process. */
-function readMarker(file: string): { uri: string; pid: number; ferretdbPid: number } | null {
+/** The URI (with database) a child process such as Haraka should use for this store. */
+export function storeUri(store: Store, config: Pick<Config, 'mongodbUri'>): string {
+  return store.uri ?? config.mongodbUri!;
+}
+
+interface Marker {
+  uri: string;
+  /** The process that started the store (the appliance). */
+  pid: number;
+  ferretdbPid: number;
+}
+
+/**
+ * The marker of a live embedded store whose appliance is running, or null.
+ * A store whose appliance died (killed with SIGKILL, out of memory) by a
+ * version that did not tie FerretDB to its parent is stopped here, so it
+ * does not hold the SQLite files while this process starts its own.
+ */
+async function claimMarker(file: string, log: Logger): Promise<Marker | null> {
+  const marker = readMarker(file);
+  if (!marker || !isFerretdb(marker.ferretdbPid)) return null;
+  if (isAlive(marker.pid)) return marker;
+  log.warn({ pid: marker.ferretdbPid, appliancePid: marker.pid }, 'stopping an embedded store left running by an appliance that exited');
+  await stopProcess(marker.ferretdbPid);
+  fs.rmSync(file, { force: true });
+  return null;
+}
+
+function readMarker(file: string): Marker | null {
   let marker: { uri?: unknown; pid?: unknown; ferretdbPid?: unknown };
   try {
     marker = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -98,10 +133,37 @@ function readMarker(file: string): { uri: string; pid: number; ferretdbPid: numb
     return null;
   }
   if (typeof marker.uri !== 'string' || typeof marker.ferretdbPid !== 'number' || typeof marker.pid !== 'number') return null;
-  try {
-    process.kill(marker.ferretdbPid, 0);
-  } catch {
-    return null;
-  }
   return { uri: marker.uri, pid: marker.pid, ferretdbPid: marker.ferretdbPid };
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The pid is (still) a FerretDB, not a process that got its number after a reboot. */
+function isFerretdb(pid: number): boolean {
+  if (!isAlive(pid)) return false;
+  try {
+    return /ferretdb/i.test(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+  } catch {
+    return true; // no /proc (not Linux): trust the marker as before
+  }
+}
+
+async function stopProcess(pid: number): Promise<void> {
+  const signal = (name: NodeJS.Signals) => {
+    try {
+      process.kill(pid, name);
+    } catch {
+      // already gone
+    }
+  };
+  signal('SIGTERM');
+  for (let waited = 0; waited < 10000 && isAlive(pid); waited += 100) await new Promise((resolve) => setTimeout(resolve, 100));
+  if (isAlive(pid)) signal('SIGKILL');
 }

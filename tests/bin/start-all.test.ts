@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from '../../gateway/store/embedded-ferretdb';
+import { ensureFerretdbBinary, freePort } from '../../gateway/store/embedded-ferretdb';
 import { fromRoot } from '../../gateway/core/paths';
 
 /**
@@ -56,6 +56,40 @@ function smtpGreeting(port: number): Promise<string> {
   });
 }
 
+/** The reply to RCPT for an address at the gateway domain nobody has: 550 needs the store, 451 means it is unreachable. */
+function rcptReply(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const commands = ['EHLO test.example', 'MAIL FROM:<a@example.com>', 'RCPT TO:<nobody@postroom.localhost>'];
+    let buffered = '';
+    socket.setTimeout(10000, () => socket.destroy(new Error('timeout')));
+    socket.on('data', (chunk) => {
+      buffered += chunk.toString();
+      const lines = buffered.split('\r\n');
+      buffered = lines.pop()!;
+      for (const line of lines) {
+        if (line[3] === '-') continue; // a multi-line reply goes on
+        const next = commands.shift();
+        if (next) socket.write(`${next}\r\n`);
+        else {
+          socket.end('QUIT\r\n');
+          resolve(line);
+        }
+      }
+    });
+    socket.once('error', reject);
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function exited(child: ChildProcess): Promise<number | null> {
   if (child.exitCode !== null) return Promise.resolve(child.exitCode);
   return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
@@ -104,6 +138,52 @@ describe('npm start (start-all)', function () {
     assert.equal(await exited(running.child), 0, running.output.join('').slice(-3000));
     assert.throws(() => process.kill(marker.ferretdbPid, 0), 'the embedded store was stopped with it');
     await assert.rejects(smtpGreeting(Number(env.SMTP_PORT)), 'the gateway was stopped with it');
+  });
+
+  it('refuses a second start on the same DATA_DIR, naming the running one', async () => {
+    running = start(env);
+    await waitFor('healthy console', async () => ((await health(Number(env.ADMIN_PORT))).status === 200 ? true : undefined), 60000, running.output);
+    const second = start({ ...env, SMTP_PORT: String(await freePort()), ADMIN_PORT: String(await freePort()) });
+    assert.equal(await exited(second.child), 1);
+    assert.match(second.output.join(''), new RegExp(`Postroom is already running with DATA_DIR ${dataDir} \\(pid ${running.child.pid}\\)\\. Stop it first`));
+    assert.equal((await health(Number(env.ADMIN_PORT))).status, 200, 'the running one is untouched');
+    assert.match(await waitFor('RCPT reply', () => rcptReply(Number(env.SMTP_PORT)), 30000, running.output), /^550 5\.1\.1 /);
+  });
+
+  it('after a SIGKILL its store stops too, and the next start uses a store of its own that works', async () => {
+    running = start(env);
+    await waitFor('healthy console', async () => ((await health(Number(env.ADMIN_PORT))).status === 200 ? true : undefined), 60000, running.output);
+    const marker = JSON.parse(fs.readFileSync(path.join(dataDir, 'store', 'running.json'), 'utf8')) as { ferretdbPid: number };
+    running.child.kill('SIGKILL');
+    await exited(running.child);
+    await waitFor('the store to stop with its parent', async () => (alive(marker.ferretdbPid) ? undefined : true), 10000, running.output);
+    await waitFor('Haraka to stop with its parent', async () => smtpGreeting(Number(env.SMTP_PORT)).then(() => undefined, () => true), 20000, running.output);
+
+    running = start(env);
+    await waitFor('healthy console', async () => ((await health(Number(env.ADMIN_PORT))).status === 200 ? true : undefined), 60000, running.output);
+    // The gateway reaches the store: an unknown address is refused for good, not deferred (451).
+    assert.match(await waitFor('RCPT reply', () => rcptReply(Number(env.SMTP_PORT)), 30000, running.output), /^550 5\.1\.1 /);
+    assert.doesNotMatch(running.output.join(''), /using the embedded store of the running appliance/);
+  });
+
+  it('stops a store an older version left running after its appliance died, then starts its own', async () => {
+    // What a SIGKILL left before FerretDB was tied to its parent: a FerretDB with nobody holding it, and its marker.
+    const storeDir = path.join(dataDir, 'store');
+    const port = await freePort();
+    const orphan = spawn(ensureFerretdbBinary(), [`127.0.0.1:${port}`, storeDir], { stdio: 'ignore', detached: true });
+    const gone = spawn(process.execPath, ['-e', '0']);
+    await exited(gone);
+    await waitFor('orphan store listening', () => new Promise<true>((resolve, reject) => net.connect(port, '127.0.0.1', function (this: net.Socket) { this.destroy(); resolve(true); }).once('error', reject)), 20000, []);
+    fs.writeFileSync(path.join(storeDir, 'running.json'), JSON.stringify({ uri: `mongodb://127.0.0.1:${port}/`, pid: gone.pid, ferretdbPid: orphan.pid }));
+    try {
+      running = start(env);
+      await waitFor('healthy console', async () => ((await health(Number(env.ADMIN_PORT))).status === 200 ? true : undefined), 60000, running.output);
+      assert.match(running.output.join(''), /stopping an embedded store left running by an appliance that exited/);
+      assert.ok(!alive(orphan.pid!), 'the orphan was stopped');
+      assert.match(await waitFor('RCPT reply', () => rcptReply(Number(env.SMTP_PORT)), 30000, running.output), /^550 5\.1\.1 /);
+    } finally {
+      if (alive(orphan.pid!)) process.kill(orphan.pid!, 'SIGKILL');
+    }
   });
 
   it('keeps its data across a restart and reports 503 when the store goes away', async () => {

@@ -3,13 +3,17 @@
 // embedded store of `npm start` when MONGODB_URI is unset, because no mongod
 // binary can be installed on the build machines.
 //
-// Usage: ferretdb-embedded <listen-addr> <data-dir>
-// It prints the MongoDB URI on stdout once listening and stops on SIGINT/SIGTERM.
+// Usage: ferretdb-embedded <listen-addr> <data-dir> [--exit-with-stdin]
+// It prints the MongoDB URI on stdout once listening and stops on SIGINT/SIGTERM,
+// and with --exit-with-stdin also when its standard input closes: the parent
+// holds that pipe open, so a parent killed with SIGKILL (or out of memory)
+// does not leave a store running that nothing uses.
 package main
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -22,8 +26,9 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: ferretdb-embedded <listen-addr> <data-dir>")
+	exitWithStdin := len(os.Args) == 4 && os.Args[3] == "--exit-with-stdin"
+	if len(os.Args) != 3 && !exitWithStdin {
+		fmt.Fprintln(os.Stderr, "usage: ferretdb-embedded <listen-addr> <data-dir> [--exit-with-stdin]")
 		os.Exit(2)
 	}
 	addr, dataDir := os.Args[1], os.Args[2]
@@ -47,6 +52,12 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if exitWithStdin {
+		go func() {
+			_, _ = io.Copy(io.Discard, os.Stdin) // returns at EOF: the parent is gone
+			stop()
+		}()
+	}
 
 	// Announce readiness only once the port accepts connections, so callers
 	// can wait for one line instead of polling.
