@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { AppError, notFound } from '../core/errors';
-import { attachmentFromRaw } from '../mail/attachments';
+import { attachmentFilename, attachmentFromRaw, attachmentsFromRaw } from '../mail/attachments';
+import { imageDataUrl, INLINE_IMAGE_MAX_BYTES, type InlineImage } from '../mail/inline-images';
 import { SOURCE_KINDS, VERDICTS } from '../models/message';
 import type { Store } from '../store';
 import { recordAudit, type Actor } from './audit';
@@ -217,7 +218,7 @@ export async function openAttachment(store: Store, viewer: Viewer, id: string, i
   if (!message || !attachment) return null;
   const stream = await attachmentStream(store, message, index);
   if (!stream) return null;
-  return { stream, filename: attachment.filename || `attachment-${index + 1}`, contentType: attachment.contentType || 'application/octet-stream', size: attachment.size ?? 0 };
+  return { stream, filename: attachmentFilename(attachment, index), contentType: attachment.contentType || 'application/octet-stream', size: attachment.size ?? 0 };
 }
 
 /** The bytes of attachment `index` of a stored message (loaded with its attachments, rawBlobId and '+rawInline'). */
@@ -229,6 +230,41 @@ export async function attachmentStream(
   const attachment = message.attachments?.[index];
   if (!attachment) return null;
   return attachment.blobId ? store.blobs.open(attachment.blobId) : attachmentFromRaw(rawStream(store, message), index);
+}
+
+/**
+ * The inline images a message's HTML shows (planned by planInlineImages()
+ * from its stored descriptions) as data: URLs keyed by normalised
+ * Content-ID, for the body frame. The parts are read back from the raw
+ * message in one parse that stops after the last of them; messages stored
+ * before that read their GridFS copies. A part that cannot be read, or
+ * turns out larger than INLINE_IMAGE_MAX_BYTES, is left out: its image
+ * stays broken with its alt text.
+ */
+export async function inlineImageUrls(
+  store: Store,
+  message: { _id: ObjectId; attachments?: Array<{ blobId?: ObjectId | null }> },
+  plan: readonly InlineImage[],
+): Promise<Map<string, string>> {
+  const urls = new Map<string, string>();
+  if (plan.length === 0) return urls;
+  const contents = new Map<number, Buffer>();
+  const fromRaw = new Set(plan.filter((image) => !message.attachments?.[image.index]?.blobId).map((image) => image.index));
+  if (fromRaw.size > 0) {
+    const raw = await store.models.Message.findById(message._id, { rawBlobId: 1 }).select('+rawInline').lean();
+    if (raw) for (const [index, bytes] of await attachmentsFromRaw(rawStream(store, raw), fromRaw, { maxBytes: INLINE_IMAGE_MAX_BYTES })) contents.set(index, bytes);
+  }
+  for (const image of plan) {
+    const blobId = message.attachments?.[image.index]?.blobId;
+    if (!blobId) continue;
+    const bytes = await store.blobs.get(blobId);
+    if (bytes.length <= INLINE_IMAGE_MAX_BYTES) contents.set(image.index, bytes);
+  }
+  for (const image of plan) {
+    const bytes = contents.get(image.index);
+    if (bytes) urls.set(image.contentId, imageDataUrl(image.contentType, bytes));
+  }
+  return urls;
 }
 
 /**

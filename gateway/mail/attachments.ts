@@ -1,6 +1,7 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { buffer } from 'node:stream/consumers';
+import mime from 'mime-types';
 import { newMailParser } from './parse';
 
 /**
@@ -104,4 +105,69 @@ export async function allAttachmentsFromRaw(raw: Readable): Promise<Buffer[]> {
   // An attachment the parser gave up on ends the list, as at ingest.
   const failedAt = settled.findIndex((r) => r.status === 'rejected');
   return (failedAt < 0 ? settled : settled.slice(0, failedAt)).map((r) => (r as PromiseFulfilledResult<Buffer>).value);
+}
+
+/**
+ * The contents of the attachments at `indexes` of a raw message, in one
+ * parse that stops once the last of them is read (the inline images of the
+ * message page). A part larger than `maxBytes` is read past and left out;
+ * so is a position the message does not have.
+ */
+export async function attachmentsFromRaw(raw: Readable, indexes: ReadonlySet<number>, options: { maxBytes?: number } = {}): Promise<Map<number, Buffer>> {
+  const found = new Map<number, Buffer>();
+  if (indexes.size === 0) {
+    raw.destroy();
+    return found;
+  }
+  const last = Math.max(...indexes);
+  const maxBytes = options.maxBytes ?? Infinity;
+  const reads: Array<Promise<void>> = [];
+  const parsing = eachAttachment(raw, (attachment, ordinal) => {
+    if (!indexes.has(ordinal)) return 'skip';
+    reads.push(
+      readAtMost(attachment.content, maxBytes)
+        .then((bytes) => {
+          if (bytes) found.set(ordinal, bytes);
+        })
+        // A part the parser gave up on is missing, as at ingest.
+        .catch(() => undefined)
+        .finally(() => {
+          attachment.release();
+          if (ordinal === last) parsing.stop();
+        }),
+    );
+    return 'take';
+  });
+  await parsing.done;
+  await Promise.all(reads);
+  return found;
+}
+
+/** All of a stream, or null (having read it to its end) when it is longer than `maxBytes`. */
+async function readAtMost(content: Readable, maxBytes: number): Promise<Buffer | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of content as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size <= maxBytes) chunks.push(chunk);
+    else chunks.length = 0;
+  }
+  return size <= maxBytes ? Buffer.concat(chunks) : null;
+}
+
+/**
+ * The name an attachment is offered under: its own, or for a part without
+ * one (typical of inline images, which only carry a Content-ID) a name from
+ * its Content-ID or position with the extension of its type, so
+ * `<logo123>` as image/png downloads as `logo123.png`, not `attachment-1`.
+ */
+export function attachmentFilename(attachment: { filename?: string | null; contentType?: string | null; contentId?: string | null }, index: number): string {
+  if (attachment.filename) return attachment.filename;
+  // A Content-ID is an addr-spec (RFC 2392); its local part is the readable bit (Outlook: image001.png@01DA…).
+  const local = (attachment.contentId ?? '').replace(/^<|>$/g, '').split('@')[0];
+  const stem = local.replace(/[^\p{L}\p{N}._-]+/gu, '_').replace(/^[._]+|[._]+$/g, '').slice(0, 80) || `attachment-${index + 1}`;
+  const extension = mime.extension((attachment.contentType ?? '').toLowerCase());
+  if (!extension || extension === 'bin') return stem;
+  const known = mime.lookup(stem);
+  return known && known === mime.lookup(`x.${extension}`) ? stem : `${stem}.${extension}`;
 }
