@@ -1,9 +1,25 @@
 import sanitizeHtml from 'sanitize-html';
+import { contentIdOfUrl } from '../../gateway/mail/inline-images';
 
 export interface SanitizedHtml {
   html: string;
   /** Remote images that were withheld (the "load images" button shows when > 0). */
   blockedImages: number;
+  /** The Content-IDs that images refer to with `cid:` URLs, normalised, in order, each once. */
+  contentIds: string[];
+}
+
+export interface SanitizeOptions {
+  /** Show remote (http/https) images; otherwise they are withheld and counted. */
+  loadImages: boolean;
+  /**
+   * The message's own images as data: URLs, by normalised Content-ID
+   * (gateway/accounts inlineImageUrls). A `cid:` image without one loses
+   * its src and keeps its alt text.
+   */
+  inlineImages?: ReadonlyMap<string, string>;
+  /** Leave `cid:` image sources as they are (the JSON API: clients resolve them against the attachments' contentId). */
+  keepContentIdLinks?: boolean;
 }
 
 const KEEP_ATTRIBUTES = ['style', 'class', 'align', 'valign', 'width', 'height', 'bgcolor', 'color', 'dir', 'title', 'lang'];
@@ -15,8 +31,9 @@ const KEEP_ATTRIBUTES = ['style', 'class', 'align', 'valign', 'width', 'height',
  * open outside the frame. The result is still only shown in a sandboxed
  * iframe under its own CSP (admin/middleware/security.ts).
  */
-export function sanitizeMessageHtml(html: string, options: { loadImages: boolean }): SanitizedHtml {
+export function sanitizeMessageHtml(html: string, options: SanitizeOptions): SanitizedHtml {
   let blockedImages = 0;
+  const contentIds = new Set<string>();
   const clean = sanitizeHtml(html, {
     allowedTags: [...sanitizeHtml.defaults.allowedTags, 'img', 'font', 'center', 'big'],
     allowedAttributes: {
@@ -30,7 +47,7 @@ export function sanitizeMessageHtml(html: string, options: { loadImages: boolean
       ol: ['start', 'type'],
     },
     allowedSchemes: ['http', 'https', 'mailto'],
-    allowedSchemesByTag: { img: ['http', 'https', 'data'] },
+    allowedSchemesByTag: { img: ['http', 'https', 'data', ...(options.keepContentIdLinks ? ['cid'] : [])] },
     allowProtocolRelative: false,
     // Drop the content of these, not only the tags (a <script> body is not text to show).
     nonTextTags: ['script', 'style', 'textarea', 'option', 'noscript', 'title', 'head'],
@@ -38,6 +55,16 @@ export function sanitizeMessageHtml(html: string, options: { loadImages: boolean
       a: (tagName, attribs) => ({ tagName, attribs: { ...attribs, target: '_blank', rel: 'noopener noreferrer nofollow' } }),
       img: (tagName, attribs) => {
         const src = attribs.src ?? '';
+        // An image of the message itself (RFC 2392): local, so shown without "load images", from a data: URL.
+        const contentId = contentIdOfUrl(src);
+        if (contentId) {
+          contentIds.add(contentId);
+          const dataUrl = options.inlineImages?.get(contentId);
+          if (dataUrl) return { tagName, attribs: { ...attribs, src: dataUrl } };
+          if (options.keepContentIdLinks) return { tagName, attribs };
+          const { src: _src, ...rest } = attribs;
+          return { tagName, attribs: { ...rest, alt: attribs.alt || '[image]' } };
+        }
         if (/^https?:/i.test(src) && !options.loadImages) {
           blockedImages++;
           const { src: _src, ...rest } = attribs;
@@ -47,7 +74,7 @@ export function sanitizeMessageHtml(html: string, options: { loadImages: boolean
       },
     },
   });
-  return { html: clean, blockedImages };
+  return { html: clean, blockedImages, contentIds: [...contentIds] };
 }
 
 /** The document served into the message iframe. */

@@ -1,10 +1,12 @@
 import { Router, type Request } from 'express';
 import { messageLinks } from '../../gateway/crm/timeline';
 import {
-  deleteMessage, filterProblems, getMessageFor, listMailAccounts, listMessages, messageVolume, openAttachment, openRawMessage,
+  deleteMessage, filterProblems, getMessageFor, inlineImageUrls, listMailAccounts, listMessages, messageVolume, openAttachment, openRawMessage,
   releaseMessage, type MessageFilters, type Viewer, type VolumeDay,
 } from '../../gateway/accounts';
 import { AppError, notFound } from '../../gateway/core/errors';
+import { attachmentFilename } from '../../gateway/mail/attachments';
+import { planInlineImages } from '../../gateway/mail/inline-images';
 import { SOURCE_KINDS, VERDICTS } from '../../gateway/models/message';
 import { attachmentIndex, setAttachmentHeaders, streamDownload } from '../lib/download';
 import { queryParam } from '../lib/forms';
@@ -84,7 +86,13 @@ export function emailsRouter(deps: AdminDeps): Router {
     const message = await getMessageFor(deps.store, req.viewer!, String(req.params.id));
     if (!message) throw notFound('message');
     const loadImages = queryParam(req, 'images') === '1';
-    const sanitized = message.html ? sanitizeMessageHtml(message.html, { loadImages }) : { html: '', blockedImages: 0 };
+    const sanitized = message.html ? sanitizeMessageHtml(message.html, { loadImages }) : { html: '', blockedImages: 0, contentIds: [] };
+    // Parts the body frame shows in place (the same plan as /body) are not listed again as attachments;
+    // they keep their position, so the download route still serves them by index.
+    const shownInline = new Set(planInlineImages(sanitized.contentIds, message.attachments ?? []).map((image) => image.index));
+    const attachments = (message.attachments ?? [])
+      .map((attachment, index) => ({ index, filename: attachmentFilename(attachment, index), size: attachment.size ?? 0 }))
+      .filter((attachment) => !shownInline.has(attachment.index));
     const account = message.accountId ? await deps.store.models.MailAccount.findById(message.accountId, { email: 1 }).lean() : null;
     // Each link with why it was made (address and rule), as issue 6 asks the console to show.
     const linked = message.linkedObjectIds?.length
@@ -104,6 +112,7 @@ export function emailsRouter(deps: AdminDeps): Router {
       hasHtml: Boolean(message.html),
       blockedImages: sanitized.blockedImages,
       loadImages,
+      attachments,
       linked,
     });
   });
@@ -113,7 +122,18 @@ export function emailsRouter(deps: AdminDeps): Router {
     const message = await getMessageFor(deps.store, req.viewer!, String(req.params.id));
     if (!message) throw notFound('message');
     const loadImages = queryParam(req, 'images') === '1';
-    const { html } = sanitizeMessageHtml(message.html ?? '', { loadImages });
+    const sanitized = sanitizeMessageHtml(message.html ?? '', { loadImages });
+    let html = sanitized.html;
+    // Images of the message itself (cid: references, RFC 2392) are shown from data: URLs, without "load images":
+    // the first pass finds the references, the parts they name are read back in one parse, the second pass puts them in.
+    const plan = planInlineImages(sanitized.contentIds, message.attachments ?? []);
+    if (plan.length > 0) {
+      const inlineImages = await inlineImageUrls(deps.store, message, plan).catch((err: Error) => {
+        deps.log.warn({ err, messageId: message._id.toString() }, 'inline images could not be read; shown as broken images');
+        return new Map<string, string>();
+      });
+      if (inlineImages.size > 0) html = sanitizeMessageHtml(message.html ?? '', { loadImages, inlineImages }).html;
+    }
     res.set('Content-Security-Policy', messageFrameCsp(loadImages));
     res.set('Cache-Control', 'private, no-store');
     res.set('Referrer-Policy', 'no-referrer');

@@ -14,6 +14,7 @@ import { fromRoot } from '../../gateway/core/paths';
 import { startAdmin, type RunningAdmin } from '../../admin/server';
 import { startDovecot, type DovecotServer } from '../support/dovecot';
 import { shared } from '../support/shared';
+import { solidPng } from '../support/png';
 import { openTestStore } from '../support/store';
 import { makeAccount, makeUser, PASSWORD, storeMessage, testConfig, type TestStore } from './fixtures';
 
@@ -44,6 +45,7 @@ describe('admin in a real browser (Chromium)', function () {
   let bob: PublicUser;
   let xssMessageId: string;
   let plainMessageId: string;
+  let inlineLogoMessageId: string;
   const cspViolations: string[] = [];
   const dialogs: string[] = [];
 
@@ -66,6 +68,14 @@ describe('admin in a real browser (Chromium)', function () {
       attachments: [{ filename: 'invoice-2026-0042.pdf', content: Buffer.from('%PDF-1.4 invoice'), contentType: 'application/pdf' }],
     }, { ownerId: bob.id, accountId: account.id, receivedAt: new Date(Date.now() - 3600_000),
       auth: { verdict: 'pass', reason: 'DKIM aligned with supplier.test', results: 'postroom.test; spf=pass smtp.mailfrom=supplier.test; dkim=pass header.d=supplier.test; dmarc=pass header.from=supplier.test', spf: 'pass', dkim: 'pass', dmarc: 'pass' } })).id;
+    inlineLogoMessageId = (await storeMessage(store, {
+      subject: 'Re: delivery dates', from: 'Carol <carol@supplier.test>', text: 'Thursday works.\n\nCarol',
+      html: '<p>Thursday works.</p><p>Carol<br><img src="cid:logo123" alt="Supplier logo" width="48" height="24"></p>',
+      attachments: [
+        { cid: 'logo123', content: solidPng(48, 24), contentType: 'image/png', filename: false },
+        { filename: 'delivery-note.pdf', content: Buffer.from('%PDF-1.4 note'), contentType: 'application/pdf' },
+      ],
+    }, { ownerId: bob.id, accountId: account.id, receivedAt: new Date(Date.now() - 1800_000) })).id;
     xssMessageId = (await storeMessage(store, { subject: 'Totally harmless newsletter', html: XSS_HTML, text: 'plain part' }, { ownerId: bob.id, accountId: account.id, receivedAt: new Date() })).id;
     await storeMessage(store, { subject: '(#638294017) Gmail Forwarding Confirmation - Receive Mail from bob@acme.test', from: 'Gmail Team <forwarding-noreply@google.com>', text: 'Confirmation code: 638294017' },
       { ownerId: bob.id, accountId: account.id, receivedAt: new Date(), classify: { kind: 'forwarding-confirmation', confirmation: { provider: 'Gmail', code: '638294017', link: '', requester: 'bob@acme.test' } } });
@@ -217,6 +227,26 @@ describe('admin in a real browser (Chromium)', function () {
     assert.ok(await page.isVisible('a:has-text("Load images (1)")'));
     await shot(page, 'message-hostile-laptop');
     await context.close();
+  });
+
+  it('draws an inline (cid:) logo in the message frame without "load images", and lists only the real attachment', async () => {
+    const { context, page } = await newPage();
+    await signIn(page, 'bob@acme.test');
+    await page.goto(`/messages/${inlineLogoMessageId}`);
+    const frame = page.frameLocator('iframe.msg-body-frame');
+    const logo = frame.locator('img[alt="Supplier logo"]');
+    await logo.waitFor();
+    // Decoded and drawn: a broken image (the defect) has naturalWidth 0.
+    await logo.evaluate((img) => (img as unknown as { decode(): Promise<void> }).decode());
+    assert.deepEqual(await logo.evaluate((img) => {
+      const image = img as unknown as { naturalWidth: number; naturalHeight: number; complete: boolean };
+      return [image.complete, image.naturalWidth, image.naturalHeight];
+    }), [true, 48, 24]);
+    assert.equal(await page.locator('a:has-text("Load images")').count(), 0);
+    assert.deepEqual(await page.locator('ul.attachments li a').allTextContents(), ['delivery-note.pdf']);
+    await shot(page, 'message-inline-image-laptop');
+    await context.close();
+    assert.deepEqual(cspViolations, [], 'the data: image is within the frame policy');
   });
 
   it('takes screenshots of the main pages at laptop and phone widths, with no CSP violations', async () => {

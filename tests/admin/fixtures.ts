@@ -91,7 +91,8 @@ export interface MessageSpec {
   subject?: string;
   text?: string;
   html?: string;
-  attachments?: Array<{ filename: string; content: string | Buffer; contentType?: string }>;
+  /** `cid` puts the part into a multipart/related beside the HTML (an inline image); `filename: false` gives it no name. */
+  attachments?: Array<{ filename: string | false; content: string | Buffer; contentType?: string; cid?: string }>;
   date?: Date;
   messageId?: string;
   headers?: Record<string, string>;

@@ -3,6 +3,8 @@ import {
   deleteMessage, getMessageFor, listMessages, openAttachment, openRawMessage, releaseMessage, type MessageFilters,
 } from '../../../gateway/accounts';
 import { AppError, notFound } from '../../../gateway/core/errors';
+import { attachmentFilename } from '../../../gateway/mail/attachments';
+import { planInlineImages } from '../../../gateway/mail/inline-images';
 import { attachmentIndex, setAttachmentHeaders, streamDownload } from '../../lib/download';
 import { sanitizeMessageHtml } from '../../lib/sanitize';
 import type { AdminDeps } from '../../types';
@@ -10,9 +12,18 @@ import { checkQuery } from './validate';
 
 type FullMessage = NonNullable<Awaited<ReturnType<typeof getMessageFor>>>;
 
-/** The JSON form of one message; `html` is sanitised (remote images withheld), as the console shows it. */
+/**
+ * The JSON form of one message; `html` is sanitised (remote images
+ * withheld) as the console shows it, except that images of the message
+ * itself keep their `cid:` source: a client resolves them against the
+ * attachment with that `contentId` (marked `inline`, the parts the console
+ * shows in the body instead of its attachment list) rather than receiving
+ * every image base64 in the JSON.
+ */
 function toJson(message: FullMessage) {
   const id = message._id.toString();
+  const sanitized = message.html ? sanitizeMessageHtml(message.html, { loadImages: false, keepContentIdLinks: true }) : null;
+  const shownInline = new Set(planInlineImages(sanitized?.contentIds ?? [], message.attachments ?? []).map((image) => image.index));
   return {
     id,
     accountId: message.accountId ? message.accountId.toString() : null,
@@ -27,7 +38,7 @@ function toJson(message: FullMessage) {
     subject: message.subject ?? '',
     headers: (message.headers ?? []).map((header) => ({ name: header.name ?? '', value: header.value ?? '' })),
     text: message.text ?? '',
-    html: message.html ? sanitizeMessageHtml(message.html, { loadImages: false }).html : '',
+    html: sanitized?.html ?? '',
     auth: message.auth,
     status: message.status,
     quarantineReason: message.quarantineReason ?? '',
@@ -36,7 +47,13 @@ function toJson(message: FullMessage) {
     confirmation: message.confirmation,
     sources: (message.sources ?? []).map((source) => ({ kind: source.kind, at: source.at, folder: source.folder || undefined })),
     attachments: (message.attachments ?? []).map((attachment, index) => ({
-      index, filename: attachment.filename, contentType: attachment.contentType, size: attachment.size, url: `/api/v1/messages/${id}/attachments/${index}`,
+      index,
+      filename: attachmentFilename(attachment, index),
+      contentType: attachment.contentType,
+      size: attachment.size,
+      contentId: attachment.contentId ?? '',
+      inline: shownInline.has(index),
+      url: `/api/v1/messages/${id}/attachments/${index}`,
     })),
     linkedObjectIds: (message.linkedObjectIds ?? []).map(String),
     size: message.size,
