@@ -2,6 +2,7 @@ import { Router, type NextFunction, type Request, type RequestHandler, type Resp
 import multer from 'multer';
 import { getMessageFor } from '../../gateway/accounts';
 import { AppError, isAppError } from '../../gateway/core/errors';
+import { attachmentFilename } from '../../gateway/mail/attachments';
 import {
   discardOutboxEntry, listOutbox, listSendableAccounts, MAX_ATTACHMENTS, ORIGINAL_ACTIONS, prepareFromOriginal, retryOutboxNow, sendDepsFromConfig, sendMessage,
   type AttachmentInput, type Mailbox, type OriginalAction, type SendableAccount,
@@ -84,7 +85,8 @@ export function composeRouter(deps: AdminDeps): Router {
       problem,
       contacts: await contacts(),
       originalMessage,
-      forwardedAttachments: form.action === 'forward' ? originalMessage?.attachments ?? [] : [],
+      // Named as they will be sent (and downloaded): a nameless inline logo is logo123.png, not 'attachment'.
+      forwardedAttachments: form.action === 'forward' ? (originalMessage?.attachments ?? []).map((attachment, index) => ({ filename: attachmentFilename(attachment, index) })) : [],
       maxMegabytes: Math.floor(deps.config.smtpMaxMessageSize / 1024 / 1024),
     });
   }

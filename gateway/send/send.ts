@@ -3,7 +3,7 @@ import { AppError, notFound } from '../core/errors';
 import { parseObjectId } from '../accounts/ids';
 import type { Viewer } from '../accounts/mail-accounts';
 import { getMessageFor, rawStream } from '../accounts/mailbox';
-import { allAttachmentsFromRaw } from '../mail/attachments';
+import { allAttachmentsFromRaw, attachmentFilename } from '../mail/attachments';
 import type { OutboxStatus } from '../models/outbox';
 import { uniqueAddresses, type Mailbox } from './addresses';
 import { checkDraft, composeMessage, newMessageId, type AttachmentInput, type DraftInput } from './compose';
@@ -63,7 +63,7 @@ async function forwardedAttachments(deps: SendDeps, message: Awaited<ReturnType<
   for (const [index, attachment] of attachments.entries()) {
     const content = attachment.blobId ? await deps.store.blobs.get(attachment.blobId) : fromRaw[index];
     if (!content) continue;
-    out.push({ filename: attachment.filename || 'attachment', contentType: attachment.contentType || 'application/octet-stream', content });
+    out.push({ filename: attachmentFilename(attachment, index), contentType: attachment.contentType || 'application/octet-stream', content });
   }
   return out;
 }

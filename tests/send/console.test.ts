@@ -107,8 +107,10 @@ describe('send: console and API', function () {
   it('Reply / Reply all / Forward from a message page prefill the form; the reply is threaded', async () => {
     const incoming = await storeMessage(store, {
       from: 'Alice Customer <alice@customer.test>', to: `${bob.email}, carol@customer.test`, subject: 'Re: Order 77', text: 'Can you ship on Friday?', messageId: '<order-77-reply@customer.test>',
+      html: '<p>Can you ship on Friday?</p><img src="cid:signature-logo" alt="Alice Co.">',
       headers: { References: '<order-77@acme.test>' },
-      attachments: [{ filename: 'po-77.pdf', content: Buffer.from('%PDF-po'), contentType: 'application/pdf' }],
+      // The signature logo has a Content-ID and no file name, as mail clients send them.
+      attachments: [{ cid: 'signature-logo', content: Buffer.from('PNG-logo'), contentType: 'image/png', filename: false }, { filename: 'po-77.pdf', content: Buffer.from('%PDF-po'), contentType: 'application/pdf' }],
     }, { ownerId: bob.user.id, accountId: bob.accountId, source: 'imap' });
     const message = await pageOf(`/messages/${incoming.id}`);
     for (const action of ['reply', 'reply-all', 'forward']) assert.ok(message.includes(`href="/compose?original=${incoming.id}&amp;action=${action}"`), action);
@@ -121,7 +123,7 @@ describe('send: console and API', function () {
     assert.match(replyAll, /id="compose-cc" name="cc" value="carol@customer\.test"/, 'the other recipient, not the sender\'s own address');
     const forward = await pageOf(`/compose?original=${incoming.id}&action=forward`);
     assert.match(forward, /value="Fwd: Re: Order 77"/);
-    assert.match(forward, /Include the original's attachments:\s*po-77\.pdf/);
+    assert.match(forward, /Include the original's attachments:\s*signature-logo\.png, po-77\.pdf/);
 
     const before = smtp.received.length;
     await session.agent.post('/compose').field('_csrf', csrfFrom(reply)).field('account', bob.accountId).field('to', 'alice@customer.test')
@@ -137,7 +139,7 @@ describe('send: console and API', function () {
       .field('subject', 'Fwd: Re: Order 77').field('text', 'FYI').field('original', incoming.id).field('action', 'forward').field('includeAttachments', 'on')
       .expect(303);
     await smtp.waitFor(before + 2);
-    assert.deepEqual(smtp.received[before + 1].parsed.attachments.map((a) => [a.filename, a.content.toString()]), [['po-77.pdf', '%PDF-po']], 'the original\'s attachment is forwarded, its bytes intact');
+    assert.deepEqual(smtp.received[before + 1].parsed.attachments.map((a) => [a.filename, a.content.toString()]), [['signature-logo.png', 'PNG-logo'], ['po-77.pdf', '%PDF-po']], 'the original\'s attachments are forwarded, their bytes intact, a nameless one named after its Content-ID');
   });
 
   it('shows problems on the form: header injection (400, field marked), the server refusing (422, its reply), nothing sent', async () => {
