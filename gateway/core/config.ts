@@ -3,6 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { validate as validateCron } from 'node-cron';
 import { projectRoot } from './paths';
+import { redactUri } from './redact-uri';
 
 /**
  * Configuration comes only from environment variables (12-factor), is read
@@ -19,9 +20,14 @@ interface VarSpec {
   example: string;
   description: string;
   default?: string;
+  /** Never repeated in an error message (logs keep what stderr gets): 'hide' the value, or 'uri' with its password redacted. */
+  secret?: 'hide' | 'uri';
 }
 
-const port = z.coerce.number().int('must be a whole number').min(1, 'must be 1-65535').max(65535, 'must be 1-65535');
+/** Digits only: Number() would also take 0x50, 1e3 or 0b11 (SMTP_PORT=0x50 listened on port 80). */
+const wholeNumber = z.string().trim().regex(/^\d+$/, 'must be a whole number (digits only)').transform(Number);
+
+const port = wholeNumber.pipe(z.number().min(1, 'must be 1-65535').max(65535, 'must be 1-65535'));
 
 const domainName = z
   .string()
@@ -50,8 +56,7 @@ const dnsServers = z
     ),
   );
 
-const positiveInt = (max: number) =>
-  z.coerce.number().int('must be a whole number').min(1, 'must be at least 1').max(max, `must be at most ${max}`);
+const positiveInt = (max: number) => wholeNumber.pipe(z.number().min(1, 'must be at least 1').max(max, `must be at most ${max}`));
 
 const byteSize = z
   .string()
@@ -149,11 +154,11 @@ function oauthVariables<P extends string>(prefix: P, name: string, examples: { i
   const where = 'Overrides the built-in default; Preferences → Business overrides this.';
   return {
     [`OAUTH_${prefix}_CLIENT_ID`]: { schema: z.string().trim().min(1), example: prefix === 'GOOGLE' ? '1234567890-abc.apps.googleusercontent.com' : '00000000-0000-0000-0000-000000000000', description: `OAuth2 client id for "Sign in with ${name}" (IMAP/SMTP via XOAUTH2). Redirect URI to register: PUBLIC_URL/oauth/callback.` },
-    [`OAUTH_${prefix}_CLIENT_SECRET`]: { schema: z.string().trim().min(1), example: '<client secret from the provider console>', description: `OAuth2 client secret for ${name} (empty: public client with PKCE only).` },
+    [`OAUTH_${prefix}_CLIENT_SECRET`]: { schema: z.string().trim().min(1), secret: 'hide', example: '<client secret from the provider console>', description: `OAuth2 client secret for ${name} (empty: public client with PKCE only).` },
     [`OAUTH_${prefix}_ISSUER`]: { schema: oauthUrl, example: examples.issuer, description: `OAuth2/OIDC issuer of ${name}; endpoints not set below are discovered from it (RFC 8414 / OIDC Discovery). ${where}` },
     [`OAUTH_${prefix}_AUTHORIZATION_URL`]: { schema: oauthUrl, example: examples.authorizationUrl, description: `Authorization endpoint of ${name}. ${where}` },
     [`OAUTH_${prefix}_TOKEN_URL`]: { schema: oauthUrl, example: examples.tokenUrl, description: `Token endpoint of ${name}. ${where}` },
-    [`OAUTH_${prefix}_REVOCATION_URL`]: { schema: oauthUrl, example: examples.revocationUrl, description: `Token revocation endpoint of ${name} (RFC 7009), used when an account is disconnected (Microsoft has none). ${where}` },
+    [`OAUTH_${prefix}_REVOCATION_URL`]: { schema: oauthUrl, example: examples.revocationUrl, description: `Token revocation endpoint of ${name} (RFC 7009), used when an account is disconnected.${prefix === 'MICROSOFT' ? ' Microsoft has none: set it only for a gateway in front of it that offers one.' : ''} ${where}` },
     [`OAUTH_${prefix}_SCOPES`]: { schema: scopeList, example: examples.scopes, description: `Scopes requested from ${name}, space-separated (must allow IMAP and SMTP and give a refresh token). ${where}` },
   } as unknown as Record<`OAUTH_${P}_${'CLIENT_ID' | 'CLIENT_SECRET' | 'ISSUER' | 'AUTHORIZATION_URL' | 'TOKEN_URL' | 'REVOCATION_URL' | 'SCOPES'}`, VarSpec>;
 }
@@ -179,30 +184,30 @@ const OAUTH_VARIABLES = {
 
 export const VARIABLES = {
   NODE_ENV: { schema: z.enum(['development', 'production', 'test']), example: 'production', default: 'development', description: 'Runtime mode; production logs JSON and requires SECRET_KEY.' },
-  MONGODB_URI: { schema: z.string().regex(/^mongodb(\+srv)?:\/\/.+/, 'must start with mongodb:// or mongodb+srv://'), example: 'mongodb://mongo:27017/postroom?replicaSet=rs0', description: 'MongoDB connection string. Unset: an embedded FerretDB store is started with data under DATA_DIR.' },
+  MONGODB_URI: { schema: z.string().regex(/^mongodb(\+srv)?:\/\/.+/, 'must start with mongodb:// or mongodb+srv://'), secret: 'uri', example: 'mongodb://mongo:27017/postroom?replicaSet=rs0', description: 'MongoDB connection string. Unset: an embedded FerretDB store is started with data under DATA_DIR.' },
   DATA_DIR: { schema: z.string().min(1), example: './data', default: './data', description: 'Embedded store data, generated TLS certificate and generated secret key.' },
   BIND_ADDRESS: { schema: z.string().refine((v) => net.isIP(v) !== 0, 'must be an IP address'), example: '0.0.0.0', default: '127.0.0.1', description: 'Address the SMTP and admin servers listen on (0.0.0.0 in Docker).' },
   SMTP_PORT: { schema: port, example: '25', default: '2525', description: 'SMTP port of the gateway.' },
   ADMIN_PORT: { schema: port, example: '8080', default: '8080', description: 'HTTP port of the admin console and API.' },
-  HEALTH_PORT: { schema: z.coerce.number().int('must be a whole number').min(0, 'must be 0-65535').max(65535, 'must be 0-65535'), example: '8081', default: '0', description: 'Port of GET /healthz for the gateway and syncer processes when run alone (0: off; the admin serves /healthz on ADMIN_PORT).' },
-  PUBLIC_URL: { schema: z.url('must be a URL such as https://postroom.acme.com'), example: 'https://postroom.acme.com', default: 'http://localhost:8080', description: 'Base URL of the console, used in invite links; https enables Secure cookies.' },
+  HEALTH_PORT: { schema: wholeNumber.pipe(z.number().max(65535, 'must be 0-65535')), example: '8081', default: '0', description: 'Port of GET /healthz for the gateway and syncer processes when run alone (0: off; the admin serves /healthz on ADMIN_PORT).' },
+  PUBLIC_URL: { schema: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL such as https://postroom.acme.com' }), example: 'https://postroom.acme.com', description: 'Base URL of the console, used in invite links; https enables Secure cookies. Unset: http://localhost:ADMIN_PORT.' },
   GATEWAY_DOMAIN: { schema: domainName, example: 'in.postroom.acme.com', default: 'postroom.localhost', description: 'Domain of the generated forwarding and dropbox addresses (its MX points at the gateway).' },
   BUSINESS_DOMAINS: { schema: domainList, example: 'acme.com,acme.co.uk', default: '', description: 'Comma-separated domains of the business (initial value; editable in Preferences → Business).' },
   DNS_SERVERS: { schema: dnsServers, example: '1.1.1.1,127.0.0.1:5353', default: '', description: 'DNS servers for SPF/DKIM/DMARC/ARC lookups; empty uses the system resolver.' },
   DNS_CACHE_SECONDS: {
-    schema: z.coerce.number().int('must be a whole number').min(0, 'must be 0 or more').max(3600, 'must be at most 3600'),
+    schema: wholeNumber.pipe(z.number().max(3600, 'must be at most 3600')),
     example: '60',
     default: '60',
     description: 'How long the gateway reuses a DNS answer (records or "no such record") for SPF/DKIM/DMARC/ARC; 0 asks every time. Timeouts and server failures are never reused.',
   },
-  SECRET_KEY: { schema: secretKey, example: '<output of: openssl rand -hex 32>', description: 'Key that encrypts stored IMAP/SMTP secrets (AES-256-GCM) and signs sessions. Unset outside production: generated once into DATA_DIR/secret.key.' },
+  SECRET_KEY: { schema: secretKey, secret: 'hide', example: '<output of: openssl rand -hex 32>', description: 'Key that encrypts stored IMAP/SMTP secrets (AES-256-GCM) and signs sessions. Unset outside production: generated once into DATA_DIR/secret.key.' },
   ADMIN_EMAIL: { schema: z.email('must be an email address'), example: 'it@acme.com', description: 'First admin, created at first start when no admin exists.' },
-  ADMIN_PASSWORD: { schema: z.string().min(12, 'must be at least 12 characters'), example: 'a-long-passphrase', description: 'Password of the first admin (only read when it is created).' },
-  IMAP_SYNC_CRON: { schema: z.string().refine((v) => validateCron(v), 'must be a cron expression such as "* * * * *"'), example: '*/5 * * * *', default: '* * * * *', description: 'Schedule of IMAP sync passes.' },
+  ADMIN_PASSWORD: { schema: z.string().min(12, 'must be at least 12 characters'), secret: 'hide', example: 'a-long-passphrase', description: 'Password of the first admin (only read when it is created).' },
+  IMAP_SYNC_CRON: { schema: z.string().trim().refine((v) => v.split(/\s+/).length === 5 && validateCron(v), 'must be a cron expression of 5 fields (minute hour day month weekday) such as "*/5 * * * *"'), example: '*/5 * * * *', default: '* * * * *', description: 'Schedule of IMAP sync passes.' },
   IMAP_SYNC_CONCURRENCY: { schema: positiveInt(64), example: '4', default: '4', description: 'Accounts synced at once by one syncer.' },
   IMAP_BACKFILL_DAYS: { schema: positiveInt(3650), example: '30', default: '30', description: 'How far back the first sync of a mailbox reaches.' },
   FORWARDING_GRACE_MINUTES: { schema: positiveInt(10080), example: '15', default: '15', description: 'Forwarding is marked broken when IMAP sync finds inbox mail (of an account with verified forwarding) that forwarding did not deliver within this many minutes.' },
-  SMTP_MAX_MESSAGE_SIZE: { schema: byteSize, example: '50MB', default: '50MB', description: 'Largest message the gateway accepts (552 5.3.4 above it).' },
+  SMTP_MAX_MESSAGE_SIZE: { schema: byteSize.pipe(z.number().min(1024, 'must be at least 1KB (0 would read as "no limit" to senders, RFC 1870)')), example: '50MB', default: '50MB', description: 'Largest message the gateway accepts (552 5.3.4 above it).' },
   SMTP_MAX_RECIPIENTS: { schema: positiveInt(1000), example: '50', default: '50', description: 'Recipients per SMTP transaction.' },
   SMTP_MAX_CONNECTIONS: { schema: positiveInt(100000), example: '200', default: '200', description: 'Concurrent SMTP connections.' },
   SEND_RATE_LIMIT: { schema: rateLimit, example: '100/hour', default: '100/hour', description: 'Messages one mail account may send from Postroom per period (count/period; period second, minute, hour or day); more are refused with 429 until the window moves on.' },
@@ -277,12 +282,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       values[name] = result.data;
     } else {
       const message = result.error.issues.map((issue) => issue.message).join('; ');
-      problems.push(`${name}=${JSON.stringify(raw ?? '')}: ${message} (example: ${name}=${spec.example})`);
+      problems.push(`${name}=${shown(raw ?? '', spec.secret)}: ${message} (example: ${name}=${spec.example})`);
     }
   }
 
   const nodeEnv = (values.NODE_ENV as Config['nodeEnv'] | undefined) ?? 'development';
-  if (nodeEnv === 'production' && !env.SECRET_KEY) {
+  if (nodeEnv === 'production' && !env.SECRET_KEY?.trim()) {
     problems.push(`SECRET_KEY is required when NODE_ENV=production (example: SECRET_KEY=${VARIABLES.SECRET_KEY.example})`);
   }
   if (Boolean(env.TLS_CERT_FILE) !== Boolean(env.TLS_KEY_FILE)) {
@@ -290,6 +295,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
   }
   if (Boolean(env.ADMIN_EMAIL) !== Boolean(env.ADMIN_PASSWORD)) {
     problems.push('ADMIN_EMAIL and ADMIN_PASSWORD must be set together (example: ADMIN_EMAIL=it@acme.com ADMIN_PASSWORD=a-long-passphrase)');
+  }
+
+  const ports = [['SMTP_PORT', values.SMTP_PORT], ['ADMIN_PORT', values.ADMIN_PORT], ['HEALTH_PORT', values.HEALTH_PORT || undefined]] as const;
+  for (const [i, [name, value]] of ports.entries()) {
+    const same = ports.slice(i + 1).find(([, other]) => value !== undefined && other === value);
+    if (same) problems.push(`${name} and ${same[0]} are both ${value}: each server needs its own port (example: SMTP_PORT=2525 ADMIN_PORT=8080)`);
   }
 
   if (problems.length > 0) throw new ConfigError(problems);
@@ -302,7 +313,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     smtpPort: values.SMTP_PORT as number,
     adminPort: values.ADMIN_PORT as number,
     healthPort: values.HEALTH_PORT as number,
-    publicUrl: (values.PUBLIC_URL as string).replace(/\/+$/, ''),
+    // Invite links must reach the console: by default where it listens.
+    publicUrl: ((values.PUBLIC_URL as string | undefined) ?? `http://localhost:${values.ADMIN_PORT as number}`).replace(/\/+$/, ''),
     gatewayDomain: values.GATEWAY_DOMAIN as string,
     businessDomains: Object.freeze([...(values.BUSINESS_DOMAINS as string[])]),
     dnsServers: Object.freeze([...(values.DNS_SERVERS as string[])]),
@@ -331,6 +343,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
  * For process entry points: load the config or print every problem and exit
  * with status 78 (EX_CONFIG), so supervisors do not restart-loop silently.
  */
+/** A rejected value as an error message may show it: secrets by their length only, URIs without their password. */
+function shown(raw: string, secret: VarSpec['secret']): string {
+  if (secret === 'hide') return `<hidden, ${raw.length} characters>`;
+  return JSON.stringify(secret === 'uri' ? redactUri(raw) : raw);
+}
+
 export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
   try {
     return loadConfig(env);

@@ -58,16 +58,56 @@ describe('config', () => {
     assert.match(byVar('ADMIN_PORT'), /ADMIN_PORT="eighty"/);
     assert.match(byVar('BUSINESS_DOMAINS'), /must be a domain name/);
     assert.match(byVar('DNS_SERVERS'), /IP address or ip:port/);
-    assert.match(byVar('DNS_CACHE_SECONDS'), /must be 0 or more.*example: DNS_CACHE_SECONDS=60/);
+    assert.match(byVar('DNS_CACHE_SECONDS'), /must be a whole number \(digits only\).*example: DNS_CACHE_SECONDS=60/);
     assert.match(byVar('SECRET_KEY'), /openssl rand -hex 32/);
     assert.match(byVar('IMAP_SYNC_CRON'), /cron expression/);
     assert.match(byVar('MONGODB_URI'), /mongodb:\/\//);
     assert.match(byVar('LOG_LEVEL'), /example: LOG_LEVEL=info/);
   });
 
+  it('never repeats a secret in an error message (it ends up in logs)', () => {
+    const key = 'ab'.repeat(31) + 'a'; // 63 hex characters: one lost while pasting
+    const problems = problemsFor({ SECRET_KEY: key, ADMIN_PASSWORD: 'MyPw123', ADMIN_EMAIL: 'it@acme.com', MONGODB_URI: 'mongo://admin:SuperSecretPw@db:27017/postroom' });
+    const text = problems.join('\n');
+    assert.doesNotMatch(text, new RegExp(key.slice(0, 20)));
+    assert.doesNotMatch(text, /MyPw123|SuperSecretPw/);
+    assert.match(text, /SECRET_KEY=<hidden, 63 characters>: must be 32 random bytes/);
+    assert.match(text, /ADMIN_PASSWORD=<hidden, 7 characters>: must be at least 12 characters/);
+    assert.match(text, /MONGODB_URI="mongo:\/\/\[redacted\]@db:27017\/postroom": must start with mongodb:\/\//);
+  });
+
+  it('takes whole numbers as digits only, and refuses values that cannot work', () => {
+    const problems = problemsFor({
+      SMTP_PORT: '0x50', // Number() reads 80
+      ADMIN_PORT: '1e3',
+      SMTP_MAX_MESSAGE_SIZE: '0',
+      PUBLIC_URL: 'javascript:alert(1)',
+      IMAP_SYNC_CRON: '* * * * * *',
+      IMAP_SYNC_CONCURRENCY: '0b11',
+    });
+    const byVar = (name: string) => problems.find((p) => p.startsWith(`${name}=`)) ?? '';
+    assert.match(byVar('SMTP_PORT'), /SMTP_PORT="0x50": must be a whole number \(digits only\)/);
+    assert.match(byVar('ADMIN_PORT'), /must be a whole number/);
+    assert.match(byVar('IMAP_SYNC_CONCURRENCY'), /must be a whole number/);
+    assert.match(byVar('SMTP_MAX_MESSAGE_SIZE'), /must be at least 1KB/);
+    assert.match(byVar('PUBLIC_URL'), /must be an http:\/\/ or https:\/\/ URL/);
+    assert.match(byVar('IMAP_SYNC_CRON'), /5 fields/);
+    for (const url of ['ftp://x.example', 'localhost:8080']) assert.equal(problemsFor({ PUBLIC_URL: url }).length, 1, url);
+    assert.deepEqual(problemsFor({ SMTP_PORT: '8080' }), ['SMTP_PORT and ADMIN_PORT are both 8080: each server needs its own port (example: SMTP_PORT=2525 ADMIN_PORT=8080)']);
+    assert.equal(problemsFor({ HEALTH_PORT: '2525' }).length, 1);
+    assert.equal(loadConfig({ HEALTH_PORT: '0' }).healthPort, 0);
+  });
+
+  it('points invite links at the console\'s own port unless PUBLIC_URL says otherwise', () => {
+    assert.equal(loadConfig({ ADMIN_PORT: '8281' }).publicUrl, 'http://localhost:8281');
+    assert.equal(loadConfig({}).publicUrl, 'http://localhost:8080');
+    assert.equal(loadConfig({ ADMIN_PORT: '8281', PUBLIC_URL: 'https://postroom.acme.com/' }).publicUrl, 'https://postroom.acme.com');
+  });
+
   it('requires SECRET_KEY in production and paired TLS and admin variables', () => {
     const problems = problemsFor({ NODE_ENV: 'production', TLS_CERT_FILE: '/certs/a.pem', ADMIN_EMAIL: 'it@acme.com' });
     assert.ok(problems.some((p) => p.startsWith('SECRET_KEY is required when NODE_ENV=production')));
+    assert.ok(problemsFor({ NODE_ENV: 'production', SECRET_KEY: '   ' }).some((p) => p.startsWith('SECRET_KEY is required')), 'white space is no key');
     assert.ok(problems.some((p) => p.startsWith('TLS_CERT_FILE and TLS_KEY_FILE must be set together')));
     assert.ok(problems.some((p) => p.startsWith('ADMIN_EMAIL and ADMIN_PASSWORD must be set together')));
   });
@@ -83,6 +123,6 @@ describe('config', () => {
     const lines = result.stderr.trim().split('\n');
     assert.match(lines[0], /Invalid configuration/);
     assert.ok(lines.some((l) => /SMTP_PORT="0"/.test(l)));
-    assert.ok(lines.some((l) => /IMAP_SYNC_CONCURRENCY="-2": must be at least 1/.test(l)));
+    assert.ok(lines.some((l) => /IMAP_SYNC_CONCURRENCY="-2": must be a whole number/.test(l)));
   });
 });
