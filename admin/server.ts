@@ -55,11 +55,6 @@ export async function startAdmin(options: StartAdminOptions): Promise<RunningAdm
     imapTimeoutMs: options.imapTimeoutMs,
     afterRelease: options.afterRelease ?? crmAfterRelease(crmDeps),
   });
-  // The worker gets the same box the console seals webhook secrets with.
-  const crmWorker = options.crmWorker === false ? null : startCrmWorker(crmDeps, { secretBox });
-  const blobSweeper = options.blobSweep === false ? null : startBlobSweeper(options.store, options.log);
-  const sessions = app.locals.deps.sessions;
-  sessions.startSweeping();
   const server = http.createServer(app);
   // Slow-loris guard: headers must arrive within 20 s, whole requests within 60 s.
   server.headersTimeout = 20_000;
@@ -72,6 +67,12 @@ export async function startAdmin(options: StartAdminOptions): Promise<RunningAdm
       resolve();
     });
   });
+  // Background work starts once the port is ours: a start that fails to listen leaves nothing running.
+  // The worker gets the same box the console seals webhook secrets with.
+  const crmWorker = options.crmWorker === false ? null : startCrmWorker(crmDeps, { secretBox });
+  const blobSweeper = options.blobSweep === false ? null : startBlobSweeper(options.store, options.log);
+  const sessions = app.locals.deps.sessions;
+  sessions.startSweeping();
   const port = (server.address() as AddressInfo).port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   log.info({ url, publicUrl: options.config.publicUrl }, 'admin console listening');

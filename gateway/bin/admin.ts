@@ -5,6 +5,7 @@ import { ensureFirstAdmin } from '../accounts';
 import { loadConfigOrExit } from '../core/config';
 import { createLogger } from '../core/log';
 import { openConfiguredStore } from '../store';
+import { describeStartFailure } from './lifecycle';
 import { startAdmin } from '../../admin/server';
 
 async function main(): Promise<void> {
@@ -38,6 +39,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  process.stderr.write(`postroom admin: ${(err as Error).stack ?? err}\n`);
-  process.exit(1);
+  const known = describeStartFailure(err);
+  process.stderr.write(`postroom admin: ${known ? `cannot start: ${known.line}` : ((err as Error).stack ?? err)}\n`);
+  process.exit(known?.status ?? 1);
 });

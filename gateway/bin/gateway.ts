@@ -17,7 +17,7 @@ import { pingStore } from '../core/db';
 import { createLogger } from '../core/log';
 import { openConfiguredStore, storeUri } from '../store';
 import { startGateway } from '../haraka/launcher';
-import { createLifecycle, serveHealthIfConfigured } from './lifecycle';
+import { createLifecycle, failStart, serveHealthIfConfigured } from './lifecycle';
 
 export { startGateway } from '../haraka/launcher';
 export type { Gateway, StartGatewayOptions } from '../haraka/launcher';
@@ -36,8 +36,7 @@ async function main(): Promise<void> {
       smtp: gateway.isUp() ? 'up' : 'down',
     }));
   } catch (err) {
-    log.fatal({ err }, 'cannot start the gateway');
-    await lifecycle.shutdown('start failed', 1);
+    await failStart(lifecycle, log, 'the gateway', err);
   }
 }
 

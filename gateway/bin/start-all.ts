@@ -11,9 +11,9 @@ import { ensureFirstAdmin } from '../accounts';
 import { loadConfigOrExit } from '../core/config';
 import { createLogger } from '../core/log';
 import { startOutboxWorkerFromConfig } from '../send';
-import { ApplianceRunningError, openConfiguredStore, storeUri } from '../store';
+import { openConfiguredStore, storeUri } from '../store';
 import { startGateway } from './gateway';
-import { createLifecycle } from './lifecycle';
+import { createLifecycle, failStart } from './lifecycle';
 import { startSyncer } from './syncer';
 
 async function main(): Promise<void> {
@@ -44,9 +44,7 @@ async function main(): Promise<void> {
       'Postroom is running (Ctrl-C to stop)',
     );
   } catch (err) {
-    if (err instanceof ApplianceRunningError) log.fatal({ pid: err.pid }, err.message);
-    else log.fatal({ err }, 'cannot start Postroom');
-    await lifecycle.shutdown('start failed', 1);
+    await failStart(lifecycle, log, 'Postroom', err);
   }
 }
 

@@ -18,7 +18,7 @@ import { createLogger } from '../core/log';
 import { openConfiguredStore } from '../store';
 import { startOutboxWorkerFromConfig } from '../send';
 import { startSyncer } from '../sync/schedule';
-import { createLifecycle, serveHealthIfConfigured } from './lifecycle';
+import { createLifecycle, failStart, serveHealthIfConfigured } from './lifecycle';
 
 export { startSyncer } from '../sync/schedule';
 export type { Syncer, SyncerDeps, PassReport } from '../sync/schedule';
@@ -44,8 +44,7 @@ async function main(): Promise<void> {
       await lifecycle.shutdown('--once done');
     }
   } catch (err) {
-    log.fatal({ err }, 'cannot start the syncer');
-    await lifecycle.shutdown('start failed', 1);
+    await failStart(lifecycle, log, 'the syncer', err);
   }
 }
 

@@ -1,7 +1,9 @@
 import mongoose, { type Connection } from 'mongoose';
+import { ConfigError } from './config';
 import { installDriverWriteGuard } from './db-write-guard';
 import type { Logger } from './log';
 import { silentLogger } from './log';
+import { redactUri } from './redact-uri';
 
 export interface ConnectOptions {
   uri: string;
@@ -41,6 +43,8 @@ export async function connectStore(options: ConnectOptions): Promise<Connection>
       return conn;
     } catch (err) {
       await conn.close(true).catch(() => undefined);
+      // A connection string the driver cannot parse (an unknown option, say) will not parse on a retry either.
+      if ((err as Error).name === 'MongoParseError') throw new ConfigError([`MONGODB_URI=${JSON.stringify(redactUri(options.uri))}: ${(err as Error).message}`]);
       const waited = Date.now() - started;
       if (options.maxWaitMs !== 0 && waited + delay > (options.maxWaitMs ?? 60000)) {
         throw new Error(`cannot connect to the store at ${redactUri(options.uri)} after ${attempt} attempts: ${(err as Error).message}`, { cause: err });
@@ -52,10 +56,7 @@ export async function connectStore(options: ConnectOptions): Promise<Connection>
   }
 }
 
-/** Strip credentials from a connection string before it reaches a log or error. */
-export function redactUri(uri: string): string {
-  return uri.replace(/\/\/([^@/]+)@/, '//[redacted]@');
-}
+export { redactUri };
 
 /** True when the store answers a ping within the timeout (health checks). */
 export async function pingStore(conn: Connection, timeoutMs = 2000): Promise<boolean> {

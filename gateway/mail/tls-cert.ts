@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { ConfigError } from '../core/config';
 import type { Logger } from '../core/log';
 import { silentLogger } from '../core/log';
 
@@ -39,7 +40,7 @@ function readable(file: string, what: string): void {
   try {
     fs.accessSync(file, fs.constants.R_OK);
   } catch {
-    throw new Error(`${what} ${file} cannot be read (check the path and its permissions)`);
+    throw new ConfigError([`${what} ${file} cannot be read (check the path and its permissions)`]);
   }
 }
 
@@ -51,15 +52,15 @@ export function checkCertificatePair(certFile: string, keyFile: string): crypto.
   try {
     cert = new crypto.X509Certificate(fs.readFileSync(certFile));
   } catch (err) {
-    throw new Error(`TLS_CERT_FILE ${certFile} is not a PEM certificate: ${(err as Error).message}`);
+    throw new ConfigError([`TLS_CERT_FILE ${certFile} is not a PEM certificate: ${(err as Error).message}`]);
   }
   let key: crypto.KeyObject;
   try {
     key = crypto.createPrivateKey(fs.readFileSync(keyFile));
   } catch (err) {
-    throw new Error(`TLS_KEY_FILE ${keyFile} is not a PEM private key: ${(err as Error).message}`);
+    throw new ConfigError([`TLS_KEY_FILE ${keyFile} is not a PEM private key: ${(err as Error).message}`]);
   }
-  if (!cert.checkPrivateKey(key)) throw new Error(`TLS_KEY_FILE ${keyFile} does not belong to the certificate in ${certFile}`);
+  if (!cert.checkPrivateKey(key)) throw new ConfigError([`TLS_KEY_FILE ${keyFile} does not belong to the certificate in ${certFile}`]);
   return cert;
 }
 

@@ -140,6 +140,26 @@ describe('npm start (start-all)', function () {
     await assert.rejects(smtpGreeting(Number(env.SMTP_PORT)), 'the gateway was stopped with it');
   });
 
+  it('exits 78 with one line naming the problem when the setup cannot work, leaving nothing running', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(Number(env.ADMIN_PORT), '127.0.0.1', resolve));
+    try {
+      const busy = start(env);
+      assert.equal(await exited(busy.child), 78, busy.output.join('').slice(-3000));
+      const text = busy.output.join('');
+      assert.match(text, new RegExp(`cannot start Postroom: cannot listen on 127\\.0\\.0\\.1:${env.ADMIN_PORT}: the port is already in use`));
+      assert.doesNotMatch(text, /"level":50|"stack"/, 'no error lines or stack traces, only the one fatal line');
+      const marker = path.join(dataDir, 'store', 'running.json');
+      assert.ok(!fs.existsSync(marker), 'its store was stopped');
+    } finally {
+      await new Promise<void>((resolve) => taken.close(() => resolve()));
+    }
+    const badUri = start({ ...env, MONGODB_URI: 'mongodb://admin:Secret-Pw@127.0.0.1:1/x?bogusOpt=1' });
+    assert.equal(await exited(badUri.child), 78, 'a connection string the driver refuses is not retried forever');
+    assert.match(badUri.output.join(''), /cannot start Postroom: MONGODB_URI=\\"mongodb:\/\/\[redacted\]@127\.0\.0\.1:1\/x\?bogusOpt=1\\": option bogusopt is not supported/);
+    assert.doesNotMatch(badUri.output.join(''), /Secret-Pw/);
+  });
+
   it('refuses a second start on the same DATA_DIR, naming the running one', async () => {
     running = start(env);
     await waitFor('healthy console', async () => ((await health(Number(env.ADMIN_PORT))).status === 200 ? true : undefined), 60000, running.output);
