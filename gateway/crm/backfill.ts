@@ -2,7 +2,7 @@ import mongoose from 'mongoose';
 import type { Store } from '../store';
 import { splitAddress, unicodeDomain } from './address';
 import { loadCrmSettings } from './settings';
-import { linkMessage, newLinkCache, planForMessage, queueLinkEvents, type CrmDeps, type LinkableMessage } from './link';
+import { linkMessage, newLinkCache, planForMessage, queueLinkEvents, type CrmDeps, type LinkableMessage, type LinkResult } from './link';
 
 type ObjectId = mongoose.Types.ObjectId;
 
@@ -82,6 +82,21 @@ async function saveProgress(store: Store, jobId: ObjectId, progress: Progress): 
   );
 }
 
+/**
+ * What one message adds to a job's "linked" count. An object's job counts
+ * the messages now linked to that object, whoever made the link: linking a
+ * message links it to every object it matches, so a customer's job may link
+ * mail to a contact created a moment later (whose own job then finds the
+ * link there). Counting per message, not per link made, also keeps the
+ * count right when a job resumes from its cursor and meets links it made
+ * before it was interrupted. A relink job, about no object, counts the links
+ * it made.
+ */
+function linkedByJob(job: JobRow, result: LinkResult): number {
+  if (!job.objectId) return result.created;
+  return result.objectIds.includes(job.objectId.toString()) ? 1 : 0;
+}
+
 async function runBackfill(deps: CrmDeps, job: JobRow, progress: Progress): Promise<void> {
   const { Message, BackfillJob } = deps.store.models;
   const cache = newLinkCache();
@@ -102,7 +117,7 @@ async function runBackfill(deps: CrmDeps, job: JobRow, progress: Progress): Prom
     if (batch.length === 0) break;
     for (const message of batch) {
       const result = await linkMessage(deps, message, cache);
-      progress.linked += result.created;
+      progress.linked += linkedByJob(job, result);
       progress.processed++;
       progress.cursor = message._id;
     }

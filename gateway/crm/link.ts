@@ -57,6 +57,8 @@ export interface LinkResult {
   links: number;
   /** Of those, how many are new. */
   created: number;
+  /** The objects the message is linked to after this call (kept or made), as hex ids. */
+  objectIds: string[];
   internal: boolean;
   bulk: boolean;
 }
@@ -212,7 +214,7 @@ export async function queueLinkEvents(deps: CrmDeps, message: LinkableMessage, o
  */
 export async function linkMessage(deps: CrmDeps, message: LinkableMessage, cache: LinkContextCache = newLinkCache()): Promise<LinkResult> {
   const status = message.status ?? 'inbox';
-  if (status !== 'inbox') return { links: 0, created: 0, internal: false, bulk: Boolean(message.bulk) };
+  if (status !== 'inbox') return { links: 0, created: 0, objectIds: [], internal: false, bulk: Boolean(message.bulk) };
   const { plan, objects } = await planForMessage(deps, message, cache);
   const now = new Date();
   let created = 0;
@@ -226,7 +228,7 @@ export async function linkMessage(deps: CrmDeps, message: LinkableMessage, cache
   await markLinked(deps.store, message, active, now);
   if (active.length > 0) await queueLinkEvents(deps, message, objects);
   logAssociation(deps, message, active.length, created, plan.skipped);
-  return { links: active.length, created, internal: plan.internal, bulk: plan.bulk };
+  return { links: active.length, created, objectIds: active.map(String), internal: plan.internal, bulk: plan.bulk };
 }
 
 /** The crash marker last: a message whose association was cut short keeps linkedAt null and the worker's sweep links it again. */

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import mongoose from 'mongoose';
 import { createJob, listJobs, runPendingJobs, sweep } from '../../gateway/crm/backfill';
-import { linkMessage, type CrmDeps } from '../../gateway/crm/link';
+import { linkMessage, unlinkMessage, type CrmDeps } from '../../gateway/crm/link';
 import { createObject, deleteObject, updateObject } from '../../gateway/crm/objects';
 import { startCrmWorker } from '../../gateway/crm/worker';
 import { openTestStore } from '../support/store';
@@ -41,6 +41,34 @@ describe('crm/backfill: existing mail follows object changes (real store)', () =
     assert.deepEqual(await linkedIds(store, held._id), [], 'quarantined mail is not linked by backfill either');
     const [listed] = await listJobs(store, { objectId: new mongoose.Types.ObjectId(object.id) });
     assert.equal(listed.status, 'done');
+  });
+
+  it("each object's job counts the mail now linked to that object, not links made to others", async () => {
+    // Both objects exist before either job runs: the customer's job links Jane's mail to both.
+    const mails = [];
+    for (let i = 0; i < 2; i++) mails.push(await insertMessage(store, { ownerId: bob._id, from: 'jane@globex.test', to: ['bob@acme.test'] }));
+    const customer = await createObject(deps, { type: 'customer', name: 'Globex', domains: ['globex.test'] });
+    const contact = await createObject(deps, { type: 'contact', name: 'Jane Roe', emails: ['jane@globex.test'] });
+    assert.equal(await runPendingJobs(deps), 2);
+    const customerJob = (await store.models.BackfillJob.findById(customer.jobIds[0]).lean())!;
+    const contactJob = (await store.models.BackfillJob.findById(contact.jobIds[0]).lean())!;
+    for (const m of mails) assert.deepEqual(await linkedIds(store, m._id), [customer.object.id, contact.object.id].sort());
+    assert.deepEqual([customerJob.processed, customerJob.total, customerJob.linked], [2, 2, 2]);
+    assert.deepEqual([contactJob.processed, contactJob.total, contactJob.linked], [2, 2, 2], 'links the customer job made first still count for the contact');
+
+    // Resuming an interrupted job from its cursor does not count a message twice.
+    await store.models.BackfillJob.updateOne({ _id: contactJob._id }, {
+      $set: { status: 'running', processed: 1, linked: 1, cursor: mails[0]._id, lockedUntil: new Date(0), finishedAt: null },
+    });
+    assert.equal(await runPendingJobs(deps), 1);
+    const resumed = (await store.models.BackfillJob.findById(contactJob._id).lean())!;
+    assert.deepEqual([resumed.processed, resumed.linked], [2, 2]);
+
+    // A message the user unlinked from the contact is not counted for it.
+    await unlinkMessage(deps, { messageId: mails[1]._id, objectId: contactJob.objectId! });
+    const again = await createJob(store, { kind: 'backfill', objectId: contactJob.objectId, emails: ['jane@globex.test'] });
+    await runPendingJobs(deps);
+    assert.equal((await store.models.BackfillJob.findById(again).lean())!.linked, 1);
   });
 
   it('links a customer by a domain it gains, including IDN and subdomains', async () => {
