@@ -207,6 +207,9 @@ export interface MailAccountPatch {
   smtp?: ServerSettingsPatch;
 }
 
+/** What a bad IMAP/SMTP port is told, in the console and the API alike (0, "not set", is accepted too). */
+export const PORT_PROBLEM = 'must be a whole number from 1 to 65535';
+
 const HOSTNAME = /^(?=.{1,253}$)([a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)(\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)*\.?$/i;
 
 function validateServerPatch(prefix: string, patch: ServerSettingsPatch, fields: Record<string, string>): void {
@@ -215,7 +218,7 @@ function validateServerPatch(prefix: string, patch: ServerSettingsPatch, fields:
     fields[`${prefix}.host`] = 'must be a host name such as imap.example.com or an IP address';
   }
   // 0 means "not set" (what an unconfigured account reads as), so a GET document can be PATCHed back.
-  if (patch.port !== undefined && (!Number.isInteger(patch.port) || patch.port < 0 || patch.port > 65535)) fields[`${prefix}.port`] = 'must be a whole number from 1 to 65535';
+  if (patch.port !== undefined && (!Number.isInteger(patch.port) || patch.port < 0 || patch.port > 65535)) fields[`${prefix}.port`] = PORT_PROBLEM;
   if (patch.tls !== undefined && !(TLS_MODES as readonly string[]).includes(patch.tls)) fields[`${prefix}.tls`] = `must be one of ${TLS_MODES.join(', ')}`;
   if (patch.username !== undefined && patch.username.length > 320) fields[`${prefix}.username`] = 'must be at most 320 characters';
   if (patch.password !== undefined && patch.password.length > 1024) fields[`${prefix}.password`] = 'must be at most 1024 characters';

@@ -71,11 +71,48 @@ describe('admin: JSON API /api/v1', () => {
     assert.ok(type.body.error.fields.email);
     const notJson = await api('post', '/accounts').set('Content-Type', 'application/json').send('{"email": ').expect(400);
     assert.equal(notJson.body.error.code, 'BAD_JSON');
-    const array = await api('post', '/accounts').send([{ email: 'x@acme.test' }]).expect(400);
-    assert.equal(array.body.error.code, 'BAD_REQUEST');
+    for (const body of ['"x"', '[1]', '[{"email": "x@acme.test"}]', 'null', '42']) {
+      const notObject = await api('post', '/accounts').set('Content-Type', 'application/json').send(body).expect(400);
+      assert.deepEqual(notObject.body.error, { code: 'BAD_BODY', message: 'The request body must be a JSON object.' }, body);
+    }
+    const noBody = await api('post', '/accounts').expect(400);
+    assert.equal(noBody.body.error.code, 'BAD_BODY');
     await api('post', '/accounts').send({ email: 'twice@acme.test' }).expect(201);
     const dup = await api('post', '/accounts').send({ email: 'twice@acme.test' }).expect(409);
     assert.equal(dup.body.error.code, 'ACCOUNT_EXISTS');
+  });
+
+  it('words validation problems in plain language, naming each field as sent', async () => {
+    const problems = async (method: 'post' | 'patch', path: string, body: object) => {
+      const res = await api(method, path).send(body).expect(400);
+      assert.equal(res.body.error.code, 'VALIDATION_FAILED');
+      assert.doesNotMatch(res.body.error.message, /Invalid input|expected|received/, 'no raw validator text');
+      return res.body.error as { message: string; fields: Record<string, string> };
+    };
+    assert.deepEqual(await problems('post', '/accounts', {}), { code: 'VALIDATION_FAILED', message: 'email is required', fields: { email: 'is required' } });
+    assert.equal((await problems('post', '/accounts', { email: 123 })).message, 'email must be a string');
+    const account = (await api('post', '/accounts').send({ email: 'words@acme.test' }).expect(201)).body;
+    for (const port of ['993', 993.5, 70000, -1]) {
+      const error = await problems('patch', `/accounts/${account.id}`, { imap: { port } });
+      assert.equal(error.message, 'imap.port must be a whole number from 1 to 65535', String(port));
+    }
+    await api('patch', `/accounts/${account.id}`).send({ imap: { port: 0 } }).expect(200); // 0: not set, as a GET returns it
+    const several = await problems('patch', `/accounts/${account.id}`, { enabled: 'yes', imap: { tls: 'ssl', host: 7 }, smtp: 'x' });
+    assert.deepEqual(several.fields, {
+      enabled: 'must be true or false', 'imap.host': 'must be a string', 'imap.tls': 'must be one of implicit, starttls, none', smtp: 'must be an object',
+    });
+    assert.equal(several.message, 'enabled must be true or false; imap.host must be a string; imap.tls must be one of implicit, starttls, none; smtp must be an object');
+    assert.equal((await problems('post', '/objects', { name: 'Initrode', emails: 'x' })).message, 'emails must be an array');
+    assert.equal((await problems('post', '/objects', { name: 'Initrode', emails: [1] })).message, 'emails.0 must be a string');
+    assert.equal((await problems('post', '/objects', { name: 'x'.repeat(10), rules: { linkBulk: 1 } })).fields['rules.linkBulk'], 'must be true or false');
+    assert.equal((await problems('post', `/accounts/${account.id}/send`, { to: 5 })).fields.to, 'must be a string or an array');
+    assert.equal((await problems('post', `/accounts/${account.id}/send`, { original: { id: 'x', action: 'quote' } })).fields['original.action'], 'must be one of reply, reply-all, forward');
+    assert.equal((await problems('post', `/accounts/${account.id}/send`, { subject: 'x'.repeat(10_001) })).fields.subject, 'must be at most 10000 characters');
+    for (const path of ['/messages?limit=abc', '/outbox?limit=0', '/objects?limit=501']) {
+      const res = await api('get', path).expect(400);
+      const max = path.startsWith('/messages') ? 200 : 500;
+      assert.deepEqual(res.body.error, { code: 'VALIDATION_FAILED', message: `limit must be a whole number from 1 to ${max}`, fields: { limit: `must be a whole number from 1 to ${max}` } }, path);
+    }
   });
 
   it('patches imap settings: password is write-only and sealed; read-only fields round-trip; unknown fields are 400', async () => {

@@ -1,13 +1,13 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import {
-  createMailAccount, deleteMailAccount, getMailAccount, isAdmin, listMailAccounts, parseObjectId, updateMailAccount,
+  createMailAccount, deleteMailAccount, getMailAccount, isAdmin, listMailAccounts, parseObjectId, PORT_PROBLEM, updateMailAccount,
 } from '../../../gateway/accounts';
 import { AppError, notFound } from '../../../gateway/core/errors';
 import { TLS_MODES } from '../../../gateway/models/mail-account';
 import { authenticateAccountImap } from '../../../gateway/oauth';
 import type { AdminDeps } from '../../types';
-import { checkQuery, parseBody } from './validate';
+import { checkQuery, parseBody, wholeNumber } from './validate';
 
 // Read-only fields a client may send back unchanged from a GET (OpenAPI readOnly): accepted and ignored.
 const readOnly = z.unknown().optional();
@@ -16,7 +16,8 @@ const serverSettings = {
   enabled: z.boolean().optional(),
   service: z.string().max(40).optional(),
   host: z.string().max(253).optional(),
-  port: z.number().int().optional(),
+  // 0 is "not set", what an unconfigured account reads as (PATCHing a GET document back must work).
+  port: wholeNumber(0, 65535, PORT_PROBLEM).optional(),
   tls: z.enum(TLS_MODES).optional(),
   username: z.string().max(320).optional(),
   /** Write-only: never returned. */

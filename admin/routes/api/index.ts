@@ -6,6 +6,7 @@ import { bearerAuth } from './bearer';
 import { messagesApi } from './messages';
 import { sendApi, sendBodyParser } from './send';
 import { objectsApi } from './objects';
+import { requireObjectBody } from './validate';
 
 /**
  * The JSON API under /api/v1 (documented in admin/openapi.json; a test keeps
@@ -22,7 +23,9 @@ export function apiRouter(deps: AdminDeps): Router {
   router.use(bearerAuth(deps));
   // Sending takes attachments in JSON: a larger limit for that one route, only once the token is checked.
   router.use(sendBodyParser(deps));
-  router.use(express.json({ limit: '1mb', strict: true }));
+  // Not strict: valid JSON that is not an object is answered BAD_BODY (requireObjectBody), not BAD_JSON.
+  router.use(express.json({ limit: '1mb', strict: false }));
+  router.use(requireObjectBody);
   router.use(accountsApi(deps));
   router.use(messagesApi(deps));
   router.use(sendApi(deps));

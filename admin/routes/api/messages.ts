@@ -2,13 +2,13 @@ import { Router } from 'express';
 import {
   deleteMessage, getMessageFor, listMessages, openAttachment, openRawMessage, releaseMessage, type MessageFilters,
 } from '../../../gateway/accounts';
-import { AppError, notFound } from '../../../gateway/core/errors';
+import { notFound } from '../../../gateway/core/errors';
 import { attachmentFilename } from '../../../gateway/mail/attachments';
 import { planInlineImages } from '../../../gateway/mail/inline-images';
 import { attachmentIndex, setAttachmentHeaders, streamDownload } from '../../lib/download';
 import { sanitizeMessageHtml } from '../../lib/sanitize';
 import type { AdminDeps } from '../../types';
-import { checkQuery } from './validate';
+import { checkQuery, wholeNumberParam } from './validate';
 
 type FullMessage = NonNullable<Awaited<ReturnType<typeof getMessageFor>>>;
 
@@ -67,8 +67,7 @@ export function messagesApi(deps: AdminDeps): Router {
 
   router.get('/messages', async (req, res) => {
     const query = checkQuery(req.query as Record<string, unknown>, ['account', 'source', 'verdict', 'status', 'object', 'q', 'cursor', 'limit']);
-    const limit = query.limit === undefined ? undefined : /^\d{1,3}$/.test(query.limit) && Number(query.limit) >= 1 && Number(query.limit) <= 200 ? Number(query.limit) : NaN;
-    if (Number.isNaN(limit)) throw new AppError('VALIDATION_FAILED', 'limit must be a whole number from 1 to 200', { status: 400, fields: { limit: 'must be 1-200' } });
+    const limit = wholeNumberParam(query.limit, 'limit', 1, 200);
     const filters: MessageFilters = { accountId: query.account, source: query.source, verdict: query.verdict, status: query.status, objectId: query.object, q: query.q };
     const page = await listMessages(deps.store, req.viewer!, filters, { cursor: query.cursor, limit });
     res.json(page);

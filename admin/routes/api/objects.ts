@@ -10,7 +10,7 @@ import {
 } from '../../../gateway/crm/objects';
 import { objectTimeline } from '../../../gateway/crm/timeline';
 import type { AdminDeps } from '../../types';
-import { checkQuery, parseBody } from './validate';
+import { checkQuery, parseBody, wholeNumberParam } from './validate';
 
 const objectFields = {
   type: z.string().optional(),
@@ -23,14 +23,6 @@ const objectFields = {
   rules: z.object({ linkBulk: z.boolean().optional(), neverLink: z.array(z.string()).max(1000).optional() }).strict().optional(),
 };
 const objectBody = z.object(objectFields).strict();
-
-function wholeNumber(value: string | undefined, name: string, min: number, max: number): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d{1,6}$/.test(value) || Number(value) < min || Number(value) > max) {
-    throw new AppError('VALIDATION_FAILED', `${name} must be a whole number from ${min} to ${max}`, { status: 400, fields: { [name]: `must be ${min}-${max}` } });
-  }
-  return Number(value);
-}
 
 function requireAdminApi(req: Request): void {
   if (req.viewer?.role !== 'admin') throw new AppError('FORBIDDEN', 'only admins can do this', { status: 403 });
@@ -57,7 +49,7 @@ export function objectsApi(deps: AdminDeps): Router {
     if (query.type && !['customer', 'contact', 'lead'].includes(query.type)) {
       throw new AppError('VALIDATION_FAILED', 'type must be customer, contact or lead', { status: 400, fields: { type: 'must be customer, contact or lead' } });
     }
-    const result = await searchObjects(deps.store, { q: query.q, type: query.type, limit: wholeNumber(query.limit, 'limit', 1, 500), skip: wholeNumber(query.skip, 'skip', 0, 100000) });
+    const result = await searchObjects(deps.store, { q: query.q, type: query.type, limit: wholeNumberParam(query.limit, 'limit', 1, 500), skip: wholeNumberParam(query.skip, 'skip', 0, 100000) });
     res.json(result);
   });
 
@@ -103,7 +95,7 @@ export function objectsApi(deps: AdminDeps): Router {
     const query = checkQuery(req.query as Record<string, unknown>, ['before', 'limit']);
     const objectId = objectIdParam(req.params.id);
     await getObject(deps.store, objectId);
-    res.json(await objectTimeline(crm, objectId, req.viewer!, { before: query.before, limit: wholeNumber(query.limit, 'limit', 1, 200) }));
+    res.json(await objectTimeline(crm, objectId, req.viewer!, { before: query.before, limit: wholeNumberParam(query.limit, 'limit', 1, 200) }));
   });
 
   router.delete('/objects/:id/messages/:messageId', async (req, res) => {

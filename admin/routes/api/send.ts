@@ -5,7 +5,7 @@ import {
   authenticateMailAccountSmtp, getOutboxItem, listOutbox, MAX_ATTACHMENTS, ORIGINAL_ACTIONS, sendDepsFromConfig, sendMessage,
 } from '../../../gateway/send';
 import type { AdminDeps } from '../../types';
-import { checkQuery, parseBody } from './validate';
+import { checkQuery, parseBody, wholeNumberParam } from './validate';
 
 const SEND_PATH = /^\/accounts\/[^/]+\/send$/;
 
@@ -17,7 +17,7 @@ const SEND_PATH = /^\/accounts\/[^/]+\/send$/;
  * body; other routes keep the 1 MB parser.
  */
 export function sendBodyParser(deps: AdminDeps) {
-  const parse = express.json({ limit: Math.ceil(deps.config.smtpMaxMessageSize * 1.4) + 4 * 1024 * 1024, strict: true });
+  const parse = express.json({ limit: Math.ceil(deps.config.smtpMaxMessageSize * 1.4) + 4 * 1024 * 1024, strict: false });
   return (req: Request, res: Response, next: NextFunction) => (req.method === 'POST' && SEND_PATH.test(req.path) ? parse(req, res, next) : next());
 }
 
@@ -74,8 +74,7 @@ export function sendApi(deps: AdminDeps): Router {
 
   router.get('/outbox', async (req, res) => {
     const query = checkQuery(req.query as Record<string, unknown>, ['account', 'limit']);
-    const limit = query.limit === undefined ? 100 : /^\d{1,3}$/.test(query.limit) && Number(query.limit) >= 1 && Number(query.limit) <= 500 ? Number(query.limit) : NaN;
-    if (Number.isNaN(limit)) throw new AppError('VALIDATION_FAILED', 'limit must be a whole number from 1 to 500', { status: 400, fields: { limit: 'must be 1-500' } });
+    const limit = wholeNumberParam(query.limit, 'limit', 1, 500) ?? 100;
     res.json({ items: await listOutbox(deps.store, req.viewer!, { accountId: query.account, limit }) });
   });
 

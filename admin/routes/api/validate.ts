@@ -1,15 +1,38 @@
+import type { RequestHandler } from 'express';
 import { z } from 'zod';
+import { describeFields } from '../../../gateway/accounts';
 import { AppError } from '../../../gateway/core/errors';
+import { fieldProblem } from './field-problems';
+
+/**
+ * Request validation of the JSON API, in one place: bodies against strict
+ * zod schemas (problems worded by field-problems.ts), query parameters by
+ * name. Every problem is a 400 naming each offending field, never a 500.
+ */
+
+const isJsonObject = (body: unknown): body is Record<string, unknown> => typeof body === 'object' && body !== null && !Array.isArray(body);
+
+function notAnObject(body: unknown): AppError {
+  const hint = body === undefined ? ' (Content-Type: application/json)' : '';
+  return new AppError('BAD_BODY', `The request body must be a JSON object${hint}.`, { status: 400 });
+}
+
+/**
+ * After the JSON body parsers (which accept any JSON value, so that valid
+ * JSON that is not an object is told apart from broken JSON, BAD_JSON):
+ * a parsed body must be an object, on every route.
+ */
+export const requireObjectBody: RequestHandler = (req, _res, next) => {
+  next(req.body === undefined || isJsonObject(req.body) ? undefined : notAnObject(req.body));
+};
 
 /**
  * Parse a JSON body with a strict zod schema: unknown fields and wrong
  * types are a 400 naming every offending field, never a 500.
  */
 export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.output<T> {
-  if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw new AppError('BAD_REQUEST', 'The request body must be a JSON object (Content-Type: application/json).', { status: 400 });
-  }
-  const result = schema.safeParse(body);
+  if (!isJsonObject(body)) throw notAnObject(body);
+  const result = schema.safeParse(body, { error: fieldProblem });
   if (result.success) return result.data;
   throw validationError(result.error);
 }
@@ -20,11 +43,25 @@ export function validationError(error: z.ZodError): AppError {
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) fields[[...issue.path, key].join('.')] = 'is not a known field';
     } else {
-      fields[issue.path.join('.') || 'body'] = issue.message;
+      fields[issue.path.join('.') || 'body'] ??= issue.message;
     }
   }
-  const message = Object.entries(fields).map(([name, problem]) => `${name} ${problem}`).join('; ');
-  return new AppError('VALIDATION_FAILED', message, { status: 400, fields });
+  return new AppError('VALIDATION_FAILED', describeFields(fields), { status: 400, fields });
+}
+
+/** A whole number from `min` to `max` in a body, with one message for every way a value can miss. */
+export function wholeNumber(min: number, max: number, error = `must be a whole number from ${min} to ${max}`) {
+  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+}
+
+/** A whole-number query parameter from `min` to `max` (undefined when absent). */
+export function wholeNumberParam(value: string | undefined, name: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d{1,15}$/.test(value) || Number(value) < min || Number(value) > max) {
+    const problem = `must be a whole number from ${min} to ${max}`;
+    throw new AppError('VALIDATION_FAILED', `${name} ${problem}`, { status: 400, fields: { [name]: problem } });
+  }
+  return Number(value);
 }
 
 /** Query parameters: only `allowed` names, each at most once. */
@@ -37,7 +74,7 @@ export function checkQuery(query: Record<string, unknown>, allowed: string[]): R
     else out[name] = value;
   }
   if (Object.keys(fields).length > 0) {
-    throw new AppError('VALIDATION_FAILED', Object.entries(fields).map(([n, p]) => `${n} ${p}`).join('; '), { status: 400, fields });
+    throw new AppError('VALIDATION_FAILED', describeFields(fields), { status: 400, fields });
   }
   return out;
 }
