@@ -52,16 +52,28 @@ export interface MessagePage {
   nextCursor: string | null;
 }
 
-/** Problems with filter values, keyed by parameter; empty when they are usable. */
+/**
+ * The query parameter each filter is read from, in the console's inbox and
+ * GET /api/v1/messages alike: problems are reported under the name the user
+ * typed (`account`), not the field it fills (`accountId`).
+ */
+export const FILTER_PARAMETERS = {
+  accountId: 'account', source: 'source', verdict: 'verdict', status: 'status', objectId: 'object', q: 'q', ownerId: 'owner',
+} as const satisfies Record<keyof MessageFilters, string>;
+
+const ID_PROBLEM = 'is not an id (24 hexadecimal digits)';
+
+/** Problems with filter values, keyed by query parameter (FILTER_PARAMETERS); empty when they are usable. */
 export function filterProblems(filters: MessageFilters): Record<string, string> {
   const fields: Record<string, string> = {};
-  if (filters.source && !(SOURCE_KINDS as readonly string[]).includes(filters.source)) fields.source = `must be one of ${SOURCE_KINDS.join(', ')}`;
-  if (filters.verdict && !(VERDICTS as readonly string[]).includes(filters.verdict)) fields.verdict = `must be one of ${VERDICTS.join(', ')}`;
-  if (filters.status && !['inbox', 'quarantine', 'all'].includes(filters.status)) fields.status = 'must be inbox, quarantine or all';
-  if (filters.accountId && !parseObjectId(filters.accountId)) fields.accountId = 'is not an id';
-  if (filters.objectId && !parseObjectId(filters.objectId)) fields.objectId = 'is not an id';
-  if (filters.ownerId && !parseObjectId(filters.ownerId)) fields.ownerId = 'is not an id';
-  if (filters.q && filters.q.length > 200) fields.q = 'must be at most 200 characters';
+  const problem = (filter: keyof MessageFilters, text: string) => (fields[FILTER_PARAMETERS[filter]] = text);
+  if (filters.source && !(SOURCE_KINDS as readonly string[]).includes(filters.source)) problem('source', `must be one of ${SOURCE_KINDS.join(', ')}`);
+  if (filters.verdict && !(VERDICTS as readonly string[]).includes(filters.verdict)) problem('verdict', `must be one of ${VERDICTS.join(', ')}`);
+  if (filters.status && !['inbox', 'quarantine', 'all'].includes(filters.status)) problem('status', 'must be inbox, quarantine or all');
+  if (filters.accountId && !parseObjectId(filters.accountId)) problem('accountId', ID_PROBLEM);
+  if (filters.objectId && !parseObjectId(filters.objectId)) problem('objectId', ID_PROBLEM);
+  if (filters.ownerId && !parseObjectId(filters.ownerId)) problem('ownerId', ID_PROBLEM);
+  if (filters.q && filters.q.length > 200) problem('q', 'must be at most 200 characters');
   return fields;
 }
 

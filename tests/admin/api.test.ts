@@ -113,6 +113,8 @@ describe('admin: JSON API /api/v1', () => {
       const max = path.startsWith('/messages') ? 200 : 500;
       assert.deepEqual(res.body.error, { code: 'VALIDATION_FAILED', message: `limit must be a whole number from 1 to ${max}`, fields: { limit: `must be a whole number from 1 to ${max}` } }, path);
     }
+    const filter = await api('get', '/messages?account=zzz').expect(400);
+    assert.deepEqual(filter.body.error.fields, { account: 'is not an id (24 hexadecimal digits)' }, 'the query parameter as sent, not the field it fills');
   });
 
   it('patches imap settings: password is write-only and sealed; read-only fields round-trip; unknown fields are 400', async () => {

@@ -102,7 +102,11 @@ describe('admin: the Emails inbox and message view', () => {
     assert.match(page.text, new RegExp(`href="/\\?status=all&amp;object=${object._id}"`));
     assert.match(page.text, /linked by news@customer\.test \(domain, from\)/, 'the page says why it is linked');
     assert.match(page.text, new RegExp(`action="/objects/${object._id}/unlink"`), 'and offers to unlink it');
-    await agent.get('/?object=not-an-id').expect(400);
+    const badObject = await agent.get('/?object=not-an-id').expect(400);
+    assert.match(badObject.text, /object is not an id/, 'names the query parameter the user sent');
+    const badAccount = await agent.get('/?account=zzz').expect(400);
+    assert.match(badAccount.text, /account is not an id/);
+    assert.doesNotMatch(badAccount.text, /accountId/);
   });
 
   it('keeps quarantined mail out of the inbox and shows it in the Quarantine view with a verdict filter', async () => {
