@@ -79,6 +79,10 @@ async function forwardedAttachments(deps: SendDeps, message: Awaited<ReturnType<
  * permanent failure (5xx for every recipient, authentication, TLS) throws
  * the classified AppError (422) with the server's reply; nothing is stored
  * as sent. Over SEND_RATE_LIMIT → 429 RATE_LIMITED.
+ *
+ * Checked in this order: the account (404), the request itself (400
+ * VALIDATION_FAILED naming every field), then whether the account can send
+ * (409 ACCOUNT_NOT_SENDABLE) and the rate limit (429).
  */
 export async function sendMessage(deps: SendDeps, viewer: Viewer, accountId: string, request: SendRequest): Promise<SendResult> {
   const now = deps.clock?.() ?? new Date();
@@ -86,8 +90,6 @@ export async function sendMessage(deps: SendDeps, viewer: Viewer, accountId: str
   // Only the mailbox's owner sends as it — admins too: managing an account is not speaking for its owner.
   const account = (objectId ? await deps.store.models.MailAccount.findOne({ _id: objectId, ownerId: viewer.id }).lean() : null) as unknown as SendingAccount | null;
   if (!account) throw notFound('mail account');
-  const problem = sendingProblem(account);
-  if (problem) throw new AppError('ACCOUNT_NOT_SENDABLE', `${account.email} cannot send: ${problem}.`, { status: 409 });
 
   let input: DraftInput = { ...request };
   let inReplyTo = '';
@@ -111,6 +113,9 @@ export async function sendMessage(deps: SendDeps, viewer: Viewer, accountId: str
     }
   }
   const draft = checkDraft(input, { maxBytes: deps.maxMessageBytes });
+  // After the request's own problems (400), which the caller can fix whatever state the account is in.
+  const problem = sendingProblem(account);
+  if (problem) throw new AppError('ACCOUNT_NOT_SENDABLE', `${account.email} cannot send: ${problem}.`, { status: 409 });
 
   const user = await deps.store.models.User.findById(account.ownerId, { name: 1 }).lean();
   // The display name comes from the user's profile: no line breaks may reach the From header (header injection).

@@ -117,6 +117,14 @@ describe('admin: JSON API /api/v1', () => {
     assert.deepEqual(filter.body.error.fields, { account: 'is not an id (24 hexadecimal digits)' }, 'the query parameter as sent, not the field it fills');
   });
 
+  it('send: checks the request body (400) before whether the account can send (409)', async () => {
+    const account = (await api('post', '/accounts').send({ email: 'notyet@acme.test' }).expect(201)).body;
+    const empty = await api('post', `/accounts/${account.id}/send`).send({}).expect(400);
+    assert.deepEqual(empty.body.error.fields, { to: 'needs at least one address' });
+    const complete = await api('post', `/accounts/${account.id}/send`).send({ to: 'carol@customer.test', subject: 'Hi', text: 'Hello' }).expect(409);
+    assert.equal(complete.body.error.code, 'ACCOUNT_NOT_SENDABLE');
+  });
+
   it('patches imap settings: password is write-only and sealed; read-only fields round-trip; unknown fields are 400', async () => {
     const created = (await api('post', '/accounts').send({ email: 'patch@gmail.test' }).expect(201)).body;
     const patched = await api('patch', `/accounts/${created.id}`).send({ imap: { enabled: true, service: 'gmail', username: 'patch@gmail.test', password: 'secret-app-pw' } }).expect(200);
