@@ -66,20 +66,16 @@ export function preferencesRouter(deps: AdminDeps): Router {
   });
 
   router.post('/preferences/profile/password', requireUser, async (req, res) => {
-    const next = field(req, 'newPassword');
-    const errors: Record<string, string> = {};
-    if (next !== field(req, 'confirm')) errors.confirm = 'does not match the new password';
-    if (Object.keys(errors).length === 0) {
-      try {
-        await changeOwnPassword(deps.store, req.viewer!.id, field(req, 'currentPassword'), next, req.actor!);
-        flash(req, 'success', 'Password changed.');
-        return res.redirect(303, '/preferences/profile');
-      } catch (err) {
-        if (!isAppError(err) || !err.fields) throw err;
-        Object.assign(errors, err.fields.password ? { newPassword: err.fields.password } : err.fields);
-      }
+    const change = { currentPassword: field(req, 'currentPassword'), newPassword: field(req, 'newPassword'), confirm: field(req, 'confirm') };
+    try {
+      await changeOwnPassword(deps.store, req.viewer!.id, change, req.actor!);
+    } catch (err) {
+      // Every problem at once; the password fields are never filled back in.
+      if (isAppError(err) && err.fields) return renderProfile(req, res, 400, err.fields);
+      throw err;
     }
-    renderProfile(req, res, 400, errors);
+    flash(req, 'success', 'Password changed.');
+    res.redirect(303, '/preferences/profile');
   });
 
   return router;

@@ -147,13 +147,31 @@ export async function setPassword(store: Store, id: string | ObjectId, password:
   await recordAudit(store, actor, { action: 'user.password', targetType: 'user', targetId: user._id.toString(), details: { passwordChanged: true } });
 }
 
-/** A signed-in user changing their own password must prove they know the current one. */
-export async function changeOwnPassword(store: Store, id: ObjectId, currentPassword: string, newPassword: string, actor: Actor): Promise<void> {
+export interface PasswordChange {
+  currentPassword: string;
+  newPassword: string;
+  /** The new password typed again (forms); checked when given. */
+  confirm?: string;
+}
+
+/**
+ * A signed-in user changing their own password must prove they know the
+ * current one. Every problem is reported at once (400 VALIDATION_FAILED,
+ * fields currentPassword, newPassword, confirm), so the form is fixed in
+ * one go. The current password is checked even when the new one has
+ * problems: the answer tells nothing a correct new password would not, and
+ * the request comes from a signed-in session (sign-in is what is throttled).
+ */
+export async function changeOwnPassword(store: Store, id: ObjectId, change: PasswordChange, actor: Actor): Promise<void> {
   const user = await requireUser(store, id);
-  if (!(await verifyPassword(user.passwordHash ?? '', currentPassword))) {
-    throw new AppError('VALIDATION_FAILED', 'the current password is not correct', { status: 400, fields: { currentPassword: 'is not correct' } });
-  }
-  await setPassword(store, id, newPassword, actor);
+  const fields: Record<string, string> = {};
+  if (!change.currentPassword) fields.currentPassword = 'enter your current password';
+  else if (!(await verifyPassword(user.passwordHash ?? '', change.currentPassword))) fields.currentPassword = 'is not correct';
+  const issue = passwordProblem(change.newPassword);
+  if (issue) fields.newPassword = issue;
+  if (change.confirm !== undefined && change.confirm !== change.newPassword) fields.confirm = 'does not match the new password';
+  if (Object.keys(fields).length > 0) throw new AppError('VALIDATION_FAILED', describeFields(fields), { status: 400, fields });
+  await setPassword(store, id, change.newPassword, actor);
 }
 
 export async function updateProfile(store: Store, id: ObjectId, input: { name: string }, actor: Actor): Promise<PublicUser> {

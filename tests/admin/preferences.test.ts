@@ -272,6 +272,14 @@ describe('admin: Preferences → Email, Business, Profile', () => {
     assert.match(short.text, /at least 12 characters/);
     const mismatch = await agent.post('/preferences/profile/password').type('form').send({ _csrf: csrf, currentPassword: 'correct-horse-battery-staple', newPassword: 'another-long-password', confirm: 'different-long-password' }).expect(400);
     assert.match(mismatch.text, /does not match/);
+    // Every problem at once, none of the typed passwords sent back; the password is unchanged.
+    const all = await agent.post('/preferences/profile/password').type('form').send({ _csrf: csrf, currentPassword: 'wrong-guess-1', newPassword: 'tiny-pw', confirm: 'tiny-px' }).expect(400);
+    assert.match(all.text, /id="currentPassword-error"[^>]*>[^<]*is not correct/);
+    assert.match(all.text, /id="newPassword-error"[^>]*>[^<]*at least 12 characters/);
+    assert.match(all.text, /id="confirm-error"[^>]*>[^<]*does not match the new password/);
+    for (const typed of ['wrong-guess-1', 'tiny-pw', 'tiny-px']) assert.ok(!all.text.includes(typed), `${typed} is not echoed`);
+    const blank = await agent.post('/preferences/profile/password').type('form').send({ _csrf: csrf, currentPassword: '', newPassword: 'another-long-password', confirm: 'another-long-password' }).expect(400);
+    assert.match(blank.text, /enter your current password/);
     await agent.post('/preferences/profile/password').type('form').send({ _csrf: csrf, currentPassword: 'correct-horse-battery-staple', newPassword: 'another-long-password', confirm: 'another-long-password' }).expect(303);
     await signIn(testApp.app, 'pat@acme.test', 'another-long-password');
   });
