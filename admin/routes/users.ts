@@ -27,6 +27,7 @@ export function usersRouter(deps: AdminDeps): Router {
     try {
       const invite = await inviteUser(deps.store, form, req.actor!, { now: deps.clock() });
       const link = `${deps.config.publicUrl}/invite/${invite.token}`;
+      if (invite.replacedLink) flash(req, 'info', `A new invite link was made for ${invite.user.email}; the earlier link no longer works.`);
       // Shown once on this response: only the hash is stored.
       return render(req, res, 201, { invite: { email: invite.user.email, link, expiresAt: invite.expiresAt } });
     } catch (err) {

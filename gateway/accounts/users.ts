@@ -218,12 +218,16 @@ export interface Invite {
   /** The secret for the link; only its SHA-256 is stored. */
   token: string;
   expiresAt: Date;
+  /** A link made earlier for this user, still usable until now, stopped working (only one link works at a time). */
+  replacedLink: boolean;
 }
 
 /**
  * Invite someone (or re-invite a user who has not set a password yet): a
  * user without a password plus a one-time token that expires. The link is
- * `${PUBLIC_URL}/invite/<token>`.
+ * `${PUBLIC_URL}/invite/<token>`. Only the newest link works: re-inviting
+ * says whether that made an earlier, unexpired link stop working
+ * (`replacedLink`), so the admin can tell the invitee which one to use.
  */
 export async function inviteUser(store: Store, input: { email: string; role?: string; name?: string }, actor: Actor, options: { ttlMs?: number; now?: Date } = {}): Promise<Invite> {
   const emailIssue = emailProblem(input.email);
@@ -235,8 +239,10 @@ export async function inviteUser(store: Store, input: { email: string; role?: st
   const expiresAt = new Date(now.getTime() + (options.ttlMs ?? INVITE_TTL_MS));
   const invite = { tokenHash: sha256Hex(token), expiresAt, invitedBy: actor.id ?? null };
   let user = await store.models.User.findOne({ email });
+  let replacedLink = false;
   if (user) {
     if (user.passwordHash) throw new AppError('EMAIL_TAKEN', `${email} is already a user`, { status: 409, fields: { email: 'is already a user' } });
+    replacedLink = Boolean(user.invite?.tokenHash) && (user.invite?.expiresAt?.getTime() ?? 0) > now.getTime();
     user.invite = invite;
     user.role = role;
     if (input.name !== undefined) user.name = input.name.trim();
@@ -249,8 +255,8 @@ export async function inviteUser(store: Store, input: { email: string; role?: st
       throw err;
     }
   }
-  await recordAudit(store, actor, { action: 'user.invite', targetType: 'user', targetId: user._id.toString(), details: { email, role, expiresAt: expiresAt.toISOString() } }, now);
-  return { user: toPublicUser(user), token, expiresAt };
+  await recordAudit(store, actor, { action: 'user.invite', targetType: 'user', targetId: user._id.toString(), details: { email, role, expiresAt: expiresAt.toISOString(), replacedLink } }, now);
+  return { user: toPublicUser(user), token, expiresAt, replacedLink };
 }
 
 /** The invited user for a link token, or null when unknown, used or expired. */

@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import request from 'supertest';
+import { inviteUser, SYSTEM_ACTOR } from '../../gateway/accounts';
 import { buildApp, csrfFrom, makeUser, signIn, type TestApp, type TestStore } from './fixtures';
 import { openTestStore } from '../support/store';
 
@@ -51,6 +52,30 @@ describe('admin: users, invites, API tokens, audit log', () => {
     now = new Date(now.getTime() + 8 * 24 * 3600 * 1000);
     const expired = await request(app).get(latePath).expect(404);
     assert.match(expired.text, /does not work/);
+  });
+
+  it('re-issuing an invite tells the admin that the earlier link no longer works', async () => {
+    const { app } = testApp;
+    const admin = await signIn(app, 'admin@acme.test');
+    const invite = async () => {
+      const res = await admin.agent.post('/users/invite').type('form').send({ _csrf: admin.csrf, email: 'ines@acme.test' }).expect(201);
+      return { text: res.text, path: new URL(/data-copy="([^"]+\/invite\/[^"]+)"/.exec(res.text)![1]).pathname };
+    };
+    const replaced = /A new invite link was made for ines@acme\.test; the earlier link no longer works\./;
+    const first = await invite();
+    assert.doesNotMatch(first.text, replaced, 'a first invite replaces nothing');
+    const second = await invite();
+    assert.match(second.text, replaced);
+    assert.match((await request(app).get(first.path).expect(404)).text, /does not work/);
+    await request(app).get(second.path).expect(200);
+    assert.doesNotMatch((await admin.agent.get('/users').expect(200)).text, replaced, 'said once, not again on the next page');
+    const audit = await store.models.AuditEvent.find({ action: 'user.invite', 'details.email': 'ines@acme.test' }).sort({ _id: 1 }).lean();
+    assert.deepEqual(audit.map((event) => (event.details as { replacedLink: boolean }).replacedLink), [false, true]);
+
+    // Once the earlier link has expired, a new one replaces nothing that worked.
+    const later = new Date(Date.now() + 8 * 24 * 3600 * 1000);
+    assert.equal((await inviteUser(store, { email: 'ines@acme.test' }, SYSTEM_ACTOR, { now: later })).replacedLink, false);
+    assert.equal((await inviteUser(store, { email: 'ines@acme.test' }, SYSTEM_ACTOR, { now: later })).replacedLink, true);
   });
 
   it('re-renders the invite form with a field error for a bad or existing email', async () => {
