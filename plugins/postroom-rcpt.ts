@@ -2,6 +2,7 @@ import DSN from 'haraka-dsn';
 import * as constants from 'haraka-constants';
 import type { DeliverableRecipient } from '../gateway/mail/inbound';
 import type { HarakaAddress, HarakaConnection, HarakaPlugin, HarakaTransaction, Next } from './haraka-types';
+import { logRefusal } from './refusal-log';
 import { gatewayRuntime } from './runtime';
 import { smtpReply } from './smtp-reply';
 
@@ -10,7 +11,9 @@ import { smtpReply } from './smtp-reply';
  * users' dropbox addresses; everything else is refused here, before any
  * data is sent. There is no AUTH and no relaying: a recipient outside the
  * gateway domain is `550 5.7.1` whoever asks (an open relay is never
- * acceptable, RFC 5321 §3.9 / RFC 2505).
+ * acceptable, RFC 5321 §3.9 / RFC 2505). Every refusal is logged once at
+ * info (refusal-log.ts): relay attempts and bounced forwarders are what an
+ * operator looks for.
  */
 
 export interface PostroomNotes {
@@ -34,10 +37,17 @@ export function hook_rcpt(this: HarakaPlugin, next: Next, connection: HarakaConn
   const notes = transactionNotes(txn);
   const address = params[0].address ?? '';
   const log = runtime.log.child({ queueId: txn.uuid, remoteIp: connection.remote.ip });
+  const refuse = (action: number, dsn: DSN, reason: string) => {
+    logRefusal(connection, dsn, { sender: txn.mail_from.isNull() ? '' : txn.mail_from.address, rcpt: address, reason });
+    next(action, dsn);
+  };
+
+  // RCPT TO:<> names no mailbox at all: a syntax error (RFC 5321 §4.1.1.3 forward-path; RFC 3463 X.1.3), not a relay attempt.
+  if (params[0].isNull()) return refuse(constants.deny, DSN.create(501, 'Bad destination mailbox address syntax: the null path <> is not a recipient', 1, 3), 'null recipient');
 
   // RFC 5321 §4.5.3.1.10: "452 too many recipients"; the sender sends the rest in another transaction.
   if (notes.recipients.length >= runtime.settings.maxRecipients) {
-    return next(constants.denysoft, DSN.create(452, `Too many recipients (at most ${runtime.settings.maxRecipients} per message)`, 5, 3));
+    return refuse(constants.denysoft, DSN.create(452, `Too many recipients (at most ${runtime.settings.maxRecipients} per message)`, 5, 3), 'too many recipients');
   }
 
   runtime
@@ -46,16 +56,13 @@ export function hook_rcpt(this: HarakaPlugin, next: Next, connection: HarakaConn
     .then((recipient) => {
       switch (recipient.kind) {
         case 'foreign':
-          log.debug({ rcpt: address }, 'relaying denied');
-          return next(constants.deny, DSN.create(550, `Relaying denied: this server only accepts mail for ${runtime.settings.gatewayDomain} addresses`, 7, 1));
+          return refuse(constants.deny, DSN.create(550, `Relaying denied: this server only accepts mail for ${runtime.settings.gatewayDomain} addresses`, 7, 1), 'relaying denied');
         case 'unknown':
-          log.debug({ rcpt: address }, 'unknown recipient');
-          return next(constants.deny, DSN.create(550, 'No such forwarding address', 1, 1));
+          return refuse(constants.deny, DSN.create(550, 'No such forwarding address', 1, 1), 'unknown recipient');
         case 'disabled':
-          return next(
-            constants.deny,
-            DSN.create(550, recipient.what === 'account' ? 'Mailbox disabled: forwarding to this address is turned off' : 'Mailbox disabled: its owner is disabled', 2, 1),
-          );
+          return recipient.what === 'account'
+            ? refuse(constants.deny, DSN.create(550, 'Mailbox disabled: forwarding to this address is turned off', 2, 1), 'account disabled')
+            : refuse(constants.deny, DSN.create(550, 'Mailbox disabled: its owner is disabled', 2, 1), 'owner disabled');
         default:
           if (!notes.recipients.some((r) => r.address === recipient.address)) notes.recipients.push(recipient);
           return next(constants.ok);

@@ -5,6 +5,10 @@ declare module 'haraka-dsn' {
     code: number;
     msg: string;
     reply: string;
+    /** The enhanced status code's class, subject and detail (RFC 3463): `${cls}.${sub}.${det}`. */
+    cls: number;
+    sub: number;
+    det: number;
     /** code e.g. 550; subject/detail form the enhanced status code class.subject.detail (RFC 3463). */
     static create(code: number, msg: string, subject?: number, detail?: number): DSN;
   }
