@@ -13,6 +13,8 @@ export interface HarakaAddress {
   /** `user@host` (a getter in Haraka 3.3; calling it throws). */
   readonly address: string;
   readonly host: string | null;
+  /** True when the local part or the domain is not ASCII (RFC 6531); undefined otherwise. */
+  readonly is_utf8?: boolean;
   isNull(): boolean;
   format(): string;
 }
@@ -47,6 +49,8 @@ export interface HarakaConnection {
   hello: { host: string | null; verb: string | null };
   tls: { enabled: boolean };
   esmtp: boolean;
+  /** The EHLO reply lines (greeting first, then one extension each, e.g. `SIZE 52428800`); null before EHLO. */
+  capabilities: string[] | null;
   errors: number;
   client: Socket;
   notes: Record<string, unknown>;
@@ -59,6 +63,9 @@ export interface HarakaConnection {
   cmd_mail(line: string): void;
   max_data_exceeded_respond(retval: number, message?: string): void;
 }
+
+/** MAIL FROM / RCPT TO parameters as Haraka parsed them: upper-case keyword → value (null when there is none). */
+export type HarakaParams = Record<string, string | null>;
 
 export interface HarakaServer {
   listeners?: Server[];

@@ -1,7 +1,9 @@
 import DSN from 'haraka-dsn';
 import * as constants from 'haraka-constants';
 import { AppError } from '../gateway/core/errors';
-import type { HarakaConnection, HarakaPlugin, Next } from './haraka-types';
+import type { HarakaAddress, HarakaConnection, HarakaParams, HarakaPlugin, Next } from './haraka-types';
+import { checkMailParams } from './mail-params';
+import { enhancedCodeOf, logRefusal } from './refusal-log';
 import { gatewayRuntime } from './runtime';
 import { smtpReply } from './smtp-reply';
 
@@ -17,6 +19,8 @@ import { smtpReply } from './smtp-reply';
  *   connection (Haraka dispatches commands and hook replies through the
  *   connection object, so an own property replaces the reply without
  *   touching Haraka's code);
+ * - MAIL FROM parameters: only those of advertised extensions, with valid
+ *   values (mail-params.ts; 501 / 555 5.5.4, 553 5.6.7);
  * - bare line feeds in DATA. RFC 5321 §2.3.8 forbids them, and an LF that
  *   one hop reads as a line end and another does not is how SMTP smuggling
  *   works (CVE-2023-51764/51765). Haraka answers `451` and hangs up at once,
@@ -30,6 +34,17 @@ import { smtpReply } from './smtp-reply';
  *   `554 5.4.6` (RFC 3463: routing loop detected). Haraka's own check
  *   answers a bare 550, so its limit is set out of reach (instance.ts) and
  *   counted here instead.
+ *
+ * Every refusal of MAIL is logged once at info (refusal-log.ts).
+ *
+ * ENHANCEDSTATUSCODES (RFC 2034) is deliberately not advertised although
+ * Postroom's own 4xx/5xx replies carry enhanced codes: once it is
+ * advertised, every reply but the greeting and the EHLO/HELO answer must
+ * carry one (RFC 2034 §3), and Haraka's own replies do not — "250 sender
+ * <a@b> OK", "250 recipient <x> OK", "503 MAIL required first",
+ * "500 Unrecognized command", its 501 parse errors and 555 after HELO.
+ * Advertising it would promise what half the replies break; it can be
+ * added (hook_capabilities) once those replies are all replaced.
  */
 
 /** RFC 5321 §6.3: servers counting Received fields SHOULD use a threshold of at least 100. */
@@ -77,16 +92,24 @@ export function hook_connect_init(this: HarakaPlugin, next: Next, connection: Ha
   const limit = settings.maxMessageSize;
   const haraka = Object.getPrototypeOf(connection) as HarakaConnection;
   connection.cmd_mail = function cmdMail(this: HarakaConnection, line: string) {
-    const declared = /(?:^|\s)SIZE=(\d+)/i.exec(line);
+    // A whole SIZE=<digits> token; any other SIZE value reaches hook_mail and gets 501 there.
+    const declared = /(?:^|\s)SIZE=(\d+)(?=\s|$)/i.exec(line);
     if (this.esmtp && declared && Number(declared[1]) > limit) {
       this.errors++;
-      return this.respond(552, tooBig(limit));
+      const dsn = tooBig(limit);
+      // Refused before Haraka parses the line; the address is picked out for the log line only.
+      logRefusal(this, dsn, { sender: /^FROM:\s*<([^>]*)>/i.exec(line)?.[1] ?? '', reason: 'declared size over the limit' });
+      return this.respond(552, dsn);
     }
     return haraka.cmd_mail.call(this, line);
   };
   connection.max_data_exceeded_respond = function maxDataExceeded(this: HarakaConnection) {
-    log.info({ queueId: this.transaction?.uuid, remoteIp: this.remote.ip, size: this.transaction?.data_bytes, outcome: 'rejected', code: 552 }, 'message over the size limit refused');
-    this.respond(552, tooBig(limit), () => this.reset_transaction());
+    const dsn = tooBig(limit);
+    log.info(
+      { queueId: this.transaction?.uuid, remoteIp: this.remote.ip, helo: this.hello.host, size: this.transaction?.data_bytes, outcome: 'rejected', code: 552, enhancedCode: enhancedCodeOf(dsn) },
+      'message over the size limit refused',
+    );
+    this.respond(552, dsn, () => this.reset_transaction());
   };
   // Set when a bare LF arrives; the connection is closed at the end of that DATA, so one flag per connection suffices.
   let bareLf = false;
@@ -101,6 +124,15 @@ export function hook_connect_init(this: HarakaPlugin, next: Next, connection: Ha
     this.respond(reply.code, reply.dsn, () => this.disconnect());
   };
   next();
+}
+
+/** MAIL FROM, as Haraka parsed it: refuse parameters this session did not advertise, or with bad values. */
+export function hook_mail(this: HarakaPlugin, next: Next, connection: HarakaConnection, [from, params]: [HarakaAddress, HarakaParams]): void {
+  const refusal = checkMailParams(from, params, connection.capabilities);
+  if (!refusal) return next();
+  connection.errors++;
+  logRefusal(connection, refusal.dsn, { sender: from.isNull() ? '' : from.address, reason: refusal.reason });
+  next(constants.deny, refusal.dsn);
 }
 
 export function hook_connect(this: HarakaPlugin, next: Next, connection: HarakaConnection): void {
