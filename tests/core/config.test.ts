@@ -82,7 +82,6 @@ describe('config', () => {
       ADMIN_PORT: '1e3',
       SMTP_MAX_MESSAGE_SIZE: '0',
       PUBLIC_URL: 'javascript:alert(1)',
-      IMAP_SYNC_CRON: '* * * * * *',
       IMAP_SYNC_CONCURRENCY: '0b11',
     });
     const byVar = (name: string) => problems.find((p) => p.startsWith(`${name}=`)) ?? '';
@@ -91,7 +90,6 @@ describe('config', () => {
     assert.match(byVar('IMAP_SYNC_CONCURRENCY'), /must be a whole number/);
     assert.match(byVar('SMTP_MAX_MESSAGE_SIZE'), /must be at least 1KB/);
     assert.match(byVar('PUBLIC_URL'), /must be an http:\/\/ or https:\/\/ URL/);
-    assert.match(byVar('IMAP_SYNC_CRON'), /5 fields/);
     for (const url of ['ftp://x.example', 'localhost:8080']) assert.equal(problemsFor({ PUBLIC_URL: url }).length, 1, url);
     assert.deepEqual(problemsFor({ SMTP_PORT: '8080' }), ['SMTP_PORT and ADMIN_PORT are both 8080: each server needs its own port (example: SMTP_PORT=2525 ADMIN_PORT=8080)']);
     assert.equal(problemsFor({ HEALTH_PORT: '2525' }).length, 1);
