@@ -106,9 +106,11 @@ export function buildMessageFilter(viewer: Viewer, filters: MessageFilters): Rec
   if (filters.objectId) filter.linkedObjectIds = parseObjectId(filters.objectId);
   const q = (filters.q ?? '').trim();
   if (q) {
-    // `addresses` is stored lower-cased; no $text on FerretDB, so a regex.
+    // `addresses` is stored lower-cased; no $text on FerretDB, so a regex. Display names too: the inbox
+    // shows "Jane Roe", and that is what people type.
     const contains = new RegExp(escapeRegex(q.toLowerCase()));
-    filter.$or = [{ addresses: contains }, { subject: new RegExp(escapeRegex(q), 'i') }];
+    const anyCase = new RegExp(escapeRegex(q), 'i');
+    filter.$or = [{ addresses: contains }, { subject: anyCase }, { 'from.name': anyCase }, { 'to.name': anyCase }, { 'cc.name': anyCase }];
   }
   return filter;
 }

@@ -61,7 +61,7 @@ describe('admin: the Emails inbox and message view', () => {
     assert.deepEqual(seen, Array.from({ length: 120 }, (_, i) => String(119 - i).padStart(3, '0')));
   });
 
-  it('filters by source, verdict and account, and searches sender, recipient and subject', async () => {
+  it('filters by source, verdict and account, and searches sender (address or name), recipient and subject', async () => {
     const { agent } = await signIn(testApp.app, 'bob@acme.test');
     const imap = await agent.get('/?source=imap').expect(200);
     assert.match(imap.text, /Synced by IMAP/);
@@ -72,6 +72,9 @@ describe('admin: the Emails inbox and message view', () => {
     const bySender = await agent.get('/?q=SHOP117@customer').expect(200);
     assert.match(bySender.text, /Order 117/);
     assert.doesNotMatch(bySender.text, /Order 116/);
+    const byName = await agent.get('/?q=shop%20117').expect(200);
+    assert.match(byName.text, /Order 117/, 'the display name the inbox shows is searchable');
+    assert.doesNotMatch(byName.text, /Order 116/);
     const bySubject = await agent.get('/?q=newsletter').expect(200);
     assert.match(bySubject.text, /Newsletter with pictures/);
     assert.doesNotMatch(bySubject.text, /Order 1/);
