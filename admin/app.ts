@@ -5,6 +5,7 @@ import express, { type Express } from 'express';
 import session from 'express-session';
 import { LoginThrottle } from '../gateway/accounts';
 import type { Config } from '../gateway/core/config';
+import { AppError } from '../gateway/core/errors';
 import type { SecretBox } from '../gateway/core/crypto';
 import type { Logger } from '../gateway/core/log';
 import { fromRoot } from '../gateway/core/paths';
@@ -12,7 +13,7 @@ import type { Store } from '../gateway/store';
 import * as helpers from './lib/view-helpers';
 import { loadSessionUser } from './middleware/auth';
 import { csrfProtection } from './middleware/csrf';
-import { htmlErrorHandler, htmlNotFound } from './middleware/errors';
+import { apiErrorHandler, htmlErrorHandler, htmlNotFound } from './middleware/errors';
 import { noStore, securityHeaders } from './middleware/security';
 import { apiRouter } from './routes/api';
 import { auditRouter } from './routes/audit';
@@ -97,6 +98,8 @@ export function createApp(options: CreateAppOptions): AdminApp {
 
   // The JSON API authenticates with bearer tokens: no cookies, no CSRF.
   app.use('/api/v1', apiRouter(deps));
+  // Any other /api path (no version, a version that does not exist) answers JSON too, pointing at v1.
+  app.use('/api', (req: express.Request, _res: express.Response, next: express.NextFunction) => next(new AppError('NOT_FOUND', `no API at ${req.baseUrl}${req.path}: the JSON API is under /api/v1`, { status: 404 })), apiErrorHandler(log));
 
   app.use(
     session({

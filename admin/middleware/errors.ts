@@ -59,8 +59,19 @@ export function htmlErrorHandler(log: Logger): ErrorRequestHandler {
   };
 }
 
-export function apiNotFound(): RequestHandler {
-  return (req, _res, next) => next(new AppError('NOT_FOUND', `no API route ${req.method} ${req.baseUrl}${req.path}`, { status: 404 }));
+/**
+ * The API's answer when no route took the request: 405 with Allow when the
+ * path exists with other methods (`allowed` gives them), else 404.
+ */
+export function apiNotFound(allowed: (path: string) => string[] = () => []): RequestHandler {
+  return (req, res, next) => {
+    const methods = allowed(req.path);
+    if (methods.length > 0 && !methods.includes(req.method)) {
+      res.set('Allow', methods.join(', '));
+      return next(new AppError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${req.baseUrl}${req.path} (allowed: ${methods.join(', ')})`, { status: 405 }));
+    }
+    next(new AppError('NOT_FOUND', `no API route ${req.method} ${req.baseUrl}${req.path}`, { status: 404 }));
+  };
 }
 
 export function htmlNotFound(): RequestHandler {

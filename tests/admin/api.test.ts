@@ -42,6 +42,19 @@ describe('admin: JSON API /api/v1', () => {
     assert.equal(basic.body.error.code, 'UNAUTHENTICATED');
   });
 
+  it('answers a documented path asked with another method 405 with Allow, and any unknown /api path 404 in JSON', async () => {
+    const put = await request(testApp.app).put('/api/v1/accounts').set('Authorization', `Bearer ${bobToken}`).expect(405).expect('Content-Type', /json/);
+    assert.equal(put.headers.allow, 'GET, POST');
+    assert.deepEqual(put.body.error, { code: 'METHOD_NOT_ALLOWED', message: 'PUT is not allowed on /api/v1/accounts (allowed: GET, POST)' });
+    await api('post', '/messages/0123456789abcdef01234567').expect(405).expect('Allow', /GET/);
+    const unknown = await api('get', '/nothing-here').expect(404).expect('Content-Type', /json/);
+    assert.equal(unknown.body.error.code, 'NOT_FOUND');
+    for (const path of ['/api', '/api/v2/accounts']) {
+      const other = await request(testApp.app).get(path).expect(404).expect('Content-Type', /json/);
+      assert.match(other.body.error.message, /the JSON API is under \/api\/v1$/, path);
+    }
+  });
+
   it('creates an account: 201 with id and forwardingAddress, Location header, and reads it back in the documented shape', async () => {
     const res = await api('post', '/accounts').send({ email: 'Bob@Example.test' }).expect(201);
     assert.match(res.body.id, /^[0-9a-f]{24}$/);
@@ -77,6 +90,10 @@ describe('admin: JSON API /api/v1', () => {
     }
     const noBody = await api('post', '/accounts').expect(400);
     assert.equal(noBody.body.error.code, 'BAD_BODY');
+    for (const [type, body] of [['text/plain', 'email=x@acme.test'], ['application/x-www-form-urlencoded', 'email=x%40acme.test']]) {
+      const wrongType = await api('post', '/accounts').set('Content-Type', type).send(body).expect(415);
+      assert.deepEqual(wrongType.body.error, { code: 'UNSUPPORTED_MEDIA_TYPE', message: `The request body must be JSON (Content-Type: application/json), not ${type}.` });
+    }
     await api('post', '/accounts').send({ email: 'twice@acme.test' }).expect(201);
     const dup = await api('post', '/accounts').send({ email: 'twice@acme.test' }).expect(409);
     assert.equal(dup.body.error.code, 'ACCOUNT_EXISTS');

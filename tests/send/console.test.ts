@@ -220,6 +220,10 @@ describe('send: console and API', function () {
       const item = await api('get', `/outbox/${reply.body.outboxId}`).expect(200);
       assert.equal(item.body.status, 'sent');
       assert.equal(item.body.sentFolder.state, 'appended');
+      const mine = await api('get', `/outbox?account=${bob.accountId}`).expect(200);
+      assert.ok(mine.body.items.some((entry: { id: string }) => entry.id === reply.body.outboxId));
+      const typo = await api('get', '/outbox?account=xyz').expect(400);
+      assert.equal(typo.body.error.fields.account, 'is not an id (24 hexadecimal digits)', 'a bad id is said, not answered with an empty list');
     });
 
     it('answers 202 when queued, 400 for header injection or unknown fields, 422 with the server reply, 404 for someone else\'s account', async () => {

@@ -1,4 +1,7 @@
-import express, { Router } from 'express';
+import fs from 'node:fs';
+import express, { Router, type RequestHandler } from 'express';
+import { AppError } from '../../../gateway/core/errors';
+import { fromRoot } from '../../../gateway/core/paths';
 import { apiErrorHandler, apiNotFound } from '../../middleware/errors';
 import type { AdminDeps } from '../../types';
 import { accountsApi } from './accounts';
@@ -21,6 +24,7 @@ export function apiRouter(deps: AdminDeps): Router {
     next();
   });
   router.use(bearerAuth(deps));
+  router.use(requireJsonBody);
   // Sending takes attachments in JSON: a larger limit for that one route, only once the token is checked.
   router.use(sendBodyParser(deps));
   // Not strict: valid JSON that is not an object is answered BAD_BODY (requireObjectBody), not BAD_JSON.
@@ -30,7 +34,28 @@ export function apiRouter(deps: AdminDeps): Router {
   router.use(messagesApi(deps));
   router.use(sendApi(deps));
   router.use(objectsApi(deps));
-  router.use(apiNotFound());
+  router.use(apiNotFound(documentedMethods()));
   router.use(apiErrorHandler(deps.log));
   return router;
+}
+
+/** A body in anything but JSON is refused before parsing: it would otherwise read as "no body". */
+const requireJsonBody: RequestHandler = (req, _res, next) => {
+  // Content-Length: 0 is no body (type-is counts it as one), whatever its type.
+  const content = Number(req.get('content-length') ?? 0) > 0 || req.get('transfer-encoding') !== undefined;
+  if (!content || req.is(['application/json', 'application/*+json'])) return next();
+  next(new AppError('UNSUPPORTED_MEDIA_TYPE', `The request body must be JSON (Content-Type: application/json), not ${req.get('content-type') ?? 'untyped'}.`, { status: 415 }));
+};
+
+/**
+ * The methods each API path answers, from admin/openapi.json (a test keeps
+ * it equal to the routes): a known path asked with another method is a 405.
+ */
+function documentedMethods(): (path: string) => string[] {
+  const doc = JSON.parse(fs.readFileSync(fromRoot('admin', 'openapi.json'), 'utf8')) as { paths: Record<string, Record<string, unknown>> };
+  const paths = Object.entries(doc.paths).map(([template, operations]) => ({
+    pattern: new RegExp(`^${template.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{\w+\}/g, '[^/]+')}/?$`),
+    methods: Object.keys(operations).filter((key) => ['get', 'post', 'put', 'patch', 'delete'].includes(key)).map((key) => key.toUpperCase()),
+  }));
+  return (path) => paths.find((entry) => entry.pattern.test(path))?.methods ?? [];
 }

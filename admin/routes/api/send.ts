@@ -1,5 +1,6 @@
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
+import { parseObjectId } from '../../../gateway/accounts';
 import { AppError, notFound } from '../../../gateway/core/errors';
 import {
   authenticateMailAccountSmtp, getOutboxItem, listOutbox, MAX_ATTACHMENTS, ORIGINAL_ACTIONS, sendDepsFromConfig, sendMessage,
@@ -75,6 +76,10 @@ export function sendApi(deps: AdminDeps): Router {
   router.get('/outbox', async (req, res) => {
     const query = checkQuery(req.query as Record<string, unknown>, ['account', 'limit']);
     const limit = wholeNumberParam(query.limit, 'limit', 1, 500) ?? 100;
+    // Said, not answered with an empty list: a typo in the id would look like "nothing queued".
+    if (query.account && !parseObjectId(query.account)) {
+      throw new AppError('BAD_REQUEST', 'account is not an id (24 hexadecimal digits)', { status: 400, fields: { account: 'is not an id (24 hexadecimal digits)' } });
+    }
     res.json({ items: await listOutbox(deps.store, req.viewer!, { accountId: query.account, limit }) });
   });
 
