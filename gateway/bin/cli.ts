@@ -61,7 +61,7 @@ export async function runCli(argv: string[], store: Store, io: CliIo): Promise<n
         const email = need('email');
         const user = await findUserByEmail(store, email);
         if (!user) {
-          io.err(`no user with the email ${email}`);
+          io.err(`postroom cli: no user with the email ${email}`);
           return 65;
         }
         const password = values.password ?? randomToken(18);
@@ -102,9 +102,14 @@ export async function runCli(argv: string[], store: Store, io: CliIo): Promise<n
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  if (argv.length === 0 || argv[0] === '--help' || argv[0] === 'help') {
+  if (argv.length === 0) {
+    // A usage error like any other: the reason first, on stderr.
+    process.stderr.write(`postroom cli: no command given\n\n${USAGE}`);
+    process.exit(64);
+  }
+  if (argv[0] === '--help' || argv[0] === 'help') {
     process.stdout.write(USAGE);
-    process.exit(argv.length === 0 ? 64 : 0);
+    process.exit(0);
   }
   const config = loadConfigOrExit();
   // Logs go to stderr so the token stays the last line of stdout.

@@ -39,7 +39,7 @@ describe('accounts: the CLI (npm run cli)', () => {
     assert.ok(await authenticateUser(store, 'ops@acme.test', generated));
     const missing = io();
     assert.equal(await runCli(['reset-password', '--email', 'ghost@acme.test'], store, missing.io), 65);
-    assert.match(missing.err.join('\n'), /no user with the email ghost@acme\.test/);
+    assert.match(missing.err.join('\n'), /^postroom cli: no user with the email ghost@acme\.test$/);
   });
 
   it('answers usage errors with 64 and bad input with 65', async () => {
@@ -70,6 +70,17 @@ describe('accounts: the CLI (npm run cli)', () => {
     assert.match(swept.out.join('\n'), /examined 1 files older than 2 h; removed 1 orphan files \(3\.0 MB\)/);
     await assert.rejects(store.blobs.get(old), /FileNotFound|not found/i);
     assert.equal((await store.blobs.get(fresh)).toString(), 'an ingest still in flight', 'a young orphan is left alone');
+  });
+
+  it('run with no command, says so on stderr before the usage, and exits 64', async function () {
+    this.timeout(60_000);
+    const failed = await run(process.execPath, ['--import', 'tsx', fromRoot('gateway', 'bin', 'cli.ts')], { cwd: fromRoot() }).then(
+      () => assert.fail('expected exit 64'),
+      (err: { code: number; stdout: string; stderr: string }) => err,
+    );
+    assert.equal(failed.code, 64);
+    assert.equal(failed.stdout, '');
+    assert.match(failed.stderr, /^postroom cli: no command given\n\nusage:/i);
   });
 
   it('create-token, run as a real process, prints the working token alone on the last line of stdout', async function () {
