@@ -86,7 +86,9 @@ export async function startEmbeddedStore(options: StartOptions): Promise<Embedde
   fs.mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   // Its stdin is a pipe this process holds and never writes: when this process dies, however it dies,
   // the pipe closes and FerretDB stops (--exit-with-stdin), instead of running on with nothing using it.
-  const child = spawn(binary, [`127.0.0.1:${port}`, options.dataDir, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // detached: its own process group, so a terminal's Ctrl-C does not stop the store under mail still
+  // being received; this process stops it last (stop()), as it does Haraka first.
+  const child = spawn(binary, [`127.0.0.1:${port}`, options.dataDir, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
 
   const stderrLines: string[] = [];
   readline.createInterface({ input: child.stderr! }).on('line', (line) => {

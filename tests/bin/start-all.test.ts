@@ -23,6 +23,8 @@ function start(env: NodeJS.ProcessEnv): Running {
   const child = spawn(process.execPath, [fromRoot('dist/gateway/bin/start-all.js')], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, as in a terminal: Ctrl-C signals the whole group.
+    detached: true,
   });
   child.stdout!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
@@ -122,7 +124,7 @@ describe('npm start (start-all)', function () {
 
   after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 
-  it('brings up store, console, gateway and syncer with nothing else set, and stops cleanly on Ctrl-C', async () => {
+  it('brings up store, console, gateway and syncer with nothing else set, and stops cleanly on Ctrl-C (SIGINT to its process group)', async () => {
     running = start(env);
     const ok = await waitFor('healthy console', async () => {
       const h = await health(Number(env.ADMIN_PORT));
@@ -134,7 +136,7 @@ describe('npm start (start-all)', function () {
     assert.ok(fs.existsSync(path.join(dataDir, 'secret.key')), 'a development secret key was generated');
 
     const marker = JSON.parse(fs.readFileSync(path.join(dataDir, 'store', 'running.json'), 'utf8')) as { ferretdbPid: number };
-    running.child.kill('SIGINT');
+    process.kill(-running.child.pid!, 'SIGINT'); // Ctrl-C: the whole process group
     assert.equal(await exited(running.child), 0, running.output.join('').slice(-3000));
     assert.throws(() => process.kill(marker.ferretdbPid, 0), 'the embedded store was stopped with it');
     await assert.rejects(smtpGreeting(Number(env.SMTP_PORT)), 'the gateway was stopped with it');
