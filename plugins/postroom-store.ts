@@ -52,10 +52,29 @@ function verdictOf(result: InboundResult): string {
   return verdicts.size === 1 ? [...verdicts][0] : 'mixed';
 }
 
+/** A message starts arriving: a graceful stop now waits for it (runtime.receiving). */
+export function hook_data(this: HarakaPlugin, next: Next, connection: HarakaConnection): void {
+  gatewayRuntime().receiving.add(connection.uuid);
+  next();
+}
+
+/** The connection ended or its transaction was reset (RSET, a refusal, the end of a transaction). */
+function doneReceiving(this: HarakaPlugin, next: Next, connection: HarakaConnection): void {
+  gatewayRuntime().receiving.delete(connection.uuid);
+  next();
+}
+export const hook_reset_transaction = doneReceiving;
+export const hook_disconnect = doneReceiving;
+
 export function hook_data_post(this: HarakaPlugin, next: Next, connection: HarakaConnection): void {
   const runtime = gatewayRuntime();
   const txn = connection.transaction;
-  if (!txn) return next();
+  // Counted as storing (track) from here on; the arrival is over.
+  const arrived = () => runtime.receiving.delete(connection.uuid);
+  if (!txn) {
+    arrived();
+    return next();
+  }
   const started = Date.now();
   const notes = transactionNotes(txn);
   const base = { queueId: txn.uuid, remoteIp: connection.remote.ip, tls: connection.tls.enabled, size: txn.data_bytes, rcpts: notes.recipients.length };
@@ -74,8 +93,9 @@ export function hook_data_post(this: HarakaPlugin, next: Next, connection: Harak
     }),
   );
 
-  runtime
-    .track(work)
+  const stored = runtime.track(work);
+  arrived();
+  stored
     .then((result) => {
       (txn.notes as { postroomResult?: InboundResult }).postroomResult = result;
       runtime.log.info(

@@ -33,6 +33,12 @@ export interface GatewayRuntime {
   services(waitMs?: number): Promise<GatewayServices>;
   /** Count a transaction in flight (graceful shutdown waits for them). */
   track<T>(work: Promise<T>): Promise<T>;
+  /**
+   * Connections whose message is arriving (DATA to its end): graceful
+   * shutdown waits for them too, so a stop during a transfer answers it
+   * instead of cutting the connection.
+   */
+  receiving: Set<string>;
   close(): Promise<void>;
 }
 
@@ -47,6 +53,7 @@ function createRuntime(): GatewayRuntime {
   const dbName = process.env[STORE_DB_ENV] || undefined;
   let inFlight = 0;
   let closing = false;
+  const receiving = new Set<string>();
 
   const ready: Promise<GatewayServices> = (async () => {
     if (!uri) throw new Error(`${STORE_URI_ENV} is not set in the Haraka process environment`);
@@ -97,6 +104,7 @@ function createRuntime(): GatewayRuntime {
           },
         );
       }),
+    receiving,
     track: async (work) => {
       inFlight++;
       try {
@@ -108,12 +116,13 @@ function createRuntime(): GatewayRuntime {
     close: async () => {
       if (closing) return;
       closing = true;
-      // Let transactions that are storing finish (Haraka stopped accepting connections already).
+      // Let messages that are arriving or storing finish (Haraka stopped accepting connections already);
+      // the store stays open for them. Haraka's own force_shutdown_timeout (20 s) is the outer limit.
       const deadline = Date.now() + 15000;
-      while (inFlight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+      while ((inFlight > 0 || receiving.size > 0) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
       const services = await Promise.race([ready, new Promise<null>((resolve) => setTimeout(() => resolve(null), 100))]).catch(() => null);
       await services?.store.close().catch(() => undefined);
-      log.info({ abandoned: inFlight }, 'gateway plugins stopped');
+      log.info({ abandoned: inFlight + receiving.size }, 'gateway plugins stopped');
     },
   };
 }

@@ -171,4 +171,44 @@ describe('gateway launcher and Haraka instance', function () {
       assert.equal(stopped.length, 1, 'the plugins shut down gracefully (store closed)');
     });
   });
+
+  describe('graceful stop', () => {
+    const world = useGatewayWorld('gw_stop');
+
+    it('a stop while a message is arriving lets it finish: 250, and stored', async () => {
+      const socket = net.connect(world.gw.port, '127.0.0.1');
+      const replies: string[] = [];
+      let buffered = '';
+      const waiters: Array<() => void> = [];
+      socket.on('data', (chunk) => {
+        buffered += chunk.toString();
+        const lines = buffered.split('\r\n');
+        buffered = lines.pop()!;
+        for (const line of lines) {
+        if (line[3] === '-') continue; // a multi-line reply goes on
+        replies.push(line);
+        waiters.shift()?.();
+      }
+      });
+      const reply = () => new Promise<string>((resolve) => (replies.length > 0 ? resolve(replies.shift()!) : waiters.push(() => resolve(replies.shift()!))));
+      const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+      assert.match(await reply(), /^220 /);
+      for (const command of ['EHLO sender.acme.test', 'MAIL FROM:<alice@acme.test>', `RCPT TO:<${world.bob.forwardingAddress}>`, 'DATA']) {
+        socket.write(`${command}\r\n`);
+        assert.match(await reply(), /^(250|354) /, command);
+      }
+      socket.write('From: alice@acme.test\r\nTo: bob@acme.test\r\nSubject: arriving during a stop\r\nMessage-ID: <arriving-during-stop@acme.test>\r\n\r\n');
+      socket.write(`${'half of the body\r\n'.repeat(2000)}`);
+      const stopping = world.gw.gateway.close();
+      await new Promise((resolve) => setTimeout(resolve, 500)); // the stop (SIGINT to Haraka) is under way while the rest arrives
+      socket.write(`${'the other half\r\n'.repeat(2000)}.\r\n`);
+      assert.match(await reply(), /^250 /, 'answered, not cut off');
+      socket.end('QUIT\r\n');
+      await closed;
+      await stopping;
+      const stored = await world.store.models.Message.find({ messageId: 'arriving-during-stop@acme.test' }).lean();
+      assert.equal(stored.length, 1);
+      assert.equal(world.gw.logs().find((l) => l.msg === 'gateway plugins stopped')?.abandoned, 0);
+    });
+  });
 });
