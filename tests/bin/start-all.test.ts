@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ensureFerretdbBinary, freePort } from '../../gateway/store/embedded-ferretdb';
 import { fromRoot } from '../../gateway/core/paths';
+import { SmtpSession } from '../support/smtp';
 
 /**
  * `npm start` as a user runs it: the built start-all with nothing but ports
@@ -59,28 +60,15 @@ function smtpGreeting(port: number): Promise<string> {
 }
 
 /** The reply to RCPT for an address at the gateway domain nobody has: 550 needs the store, 451 means it is unreachable. */
-function rcptReply(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
-    const commands = ['EHLO test.example', 'MAIL FROM:<a@example.com>', 'RCPT TO:<nobody@postroom.localhost>'];
-    let buffered = '';
-    socket.setTimeout(10000, () => socket.destroy(new Error('timeout')));
-    socket.on('data', (chunk) => {
-      buffered += chunk.toString();
-      const lines = buffered.split('\r\n');
-      buffered = lines.pop()!;
-      for (const line of lines) {
-        if (line[3] === '-') continue; // a multi-line reply goes on
-        const next = commands.shift();
-        if (next) socket.write(`${next}\r\n`);
-        else {
-          socket.end('QUIT\r\n');
-          resolve(line);
-        }
-      }
-    });
-    socket.once('error', reject);
-  });
+async function rcptReply(port: number): Promise<string> {
+  const { session, greeting } = await SmtpSession.open(port);
+  try {
+    if (greeting.code !== 220) throw new Error(`no SMTP greeting: ${greeting.text}`); // not listening yet: waitFor asks again
+    for (const command of ['EHLO test.example', 'MAIL FROM:<a@example.com>']) await session.command(command);
+    return (await session.command('RCPT TO:<nobody@postroom.localhost>')).text;
+  } finally {
+    await session.quit();
+  }
 }
 
 function alive(pid: number): boolean {

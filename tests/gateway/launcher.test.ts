@@ -11,7 +11,7 @@ import { harakaEnvironment, MALLOC_MMAP_THRESHOLD_TUNABLE, relayLine } from '../
 import { fromRoot } from '../../gateway/core/paths';
 import { useGatewayWorld } from '../support/gateway';
 import { plainMessage } from '../support/mail-auth';
-import { sendMail } from '../support/smtp';
+import { SmtpSession, sendMail } from '../support/smtp';
 
 function capture() {
   const lines: Array<Record<string, unknown>> = [];
@@ -176,35 +176,19 @@ describe('gateway launcher and Haraka instance', function () {
     const world = useGatewayWorld('gw_stop');
 
     it('a stop while a message is arriving lets it finish: 250, and stored', async () => {
-      const socket = net.connect(world.gw.port, '127.0.0.1');
-      const replies: string[] = [];
-      let buffered = '';
-      const waiters: Array<() => void> = [];
-      socket.on('data', (chunk) => {
-        buffered += chunk.toString();
-        const lines = buffered.split('\r\n');
-        buffered = lines.pop()!;
-        for (const line of lines) {
-        if (line[3] === '-') continue; // a multi-line reply goes on
-        replies.push(line);
-        waiters.shift()?.();
+      const { session } = await SmtpSession.open(world.gw.port);
+      for (const command of ['EHLO sender.acme.test', 'MAIL FROM:<alice@acme.test>', `RCPT TO:<${world.bob.forwardingAddress}>`]) {
+        assert.equal((await session.command(command)).code, 250, command);
       }
-      });
-      const reply = () => new Promise<string>((resolve) => (replies.length > 0 ? resolve(replies.shift()!) : waiters.push(() => resolve(replies.shift()!))));
-      const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-      assert.match(await reply(), /^220 /);
-      for (const command of ['EHLO sender.acme.test', 'MAIL FROM:<alice@acme.test>', `RCPT TO:<${world.bob.forwardingAddress}>`, 'DATA']) {
-        socket.write(`${command}\r\n`);
-        assert.match(await reply(), /^(250|354) /, command);
-      }
-      socket.write('From: alice@acme.test\r\nTo: bob@acme.test\r\nSubject: arriving during a stop\r\nMessage-ID: <arriving-during-stop@acme.test>\r\n\r\n');
-      socket.write(`${'half of the body\r\n'.repeat(2000)}`);
+      assert.equal((await session.command('DATA')).code, 354);
+      session.write('From: alice@acme.test\r\nTo: bob@acme.test\r\nSubject: arriving during a stop\r\nMessage-ID: <arriving-during-stop@acme.test>\r\n\r\n');
+      session.write('half of the body\r\n'.repeat(2000));
       const stopping = world.gw.gateway.close();
       await new Promise((resolve) => setTimeout(resolve, 500)); // the stop (SIGINT to Haraka) is under way while the rest arrives
-      socket.write(`${'the other half\r\n'.repeat(2000)}.\r\n`);
-      assert.match(await reply(), /^250 /, 'answered, not cut off');
-      socket.end('QUIT\r\n');
-      await closed;
+      const reply = session.next();
+      session.write(`${'the other half\r\n'.repeat(2000)}.\r\n`);
+      assert.equal((await reply).code, 250, 'answered, not cut off');
+      await session.quit();
       await stopping;
       const stored = await world.store.models.Message.find({ messageId: 'arriving-during-stop@acme.test' }).lean();
       assert.equal(stored.length, 1);

@@ -39,11 +39,14 @@ export function apiRouter(deps: AdminDeps): Router {
   return router;
 }
 
+/** Routes that take a body other than JSON; each answers 415 for a type it does not take. */
+const OWN_BODY_TYPES = new Set(['/objects/import']);
+
 /** A body in anything but JSON is refused before parsing: it would otherwise read as "no body". */
 const requireJsonBody: RequestHandler = (req, _res, next) => {
   // Content-Length: 0 is no body (type-is counts it as one), whatever its type.
   const content = Number(req.get('content-length') ?? 0) > 0 || req.get('transfer-encoding') !== undefined;
-  if (!content || req.is(['application/json', 'application/*+json'])) return next();
+  if (!content || OWN_BODY_TYPES.has(req.path) || req.is(['application/json', 'application/*+json'])) return next();
   next(new AppError('UNSUPPORTED_MEDIA_TYPE', `The request body must be JSON (Content-Type: application/json), not ${req.get('content-type') ?? 'untyped'}.`, { status: 415 }));
 };
 
