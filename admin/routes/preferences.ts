@@ -67,13 +67,24 @@ export function preferencesRouter(deps: AdminDeps): Router {
 
   router.post('/preferences/profile/password', requireUser, async (req, res) => {
     const change = { currentPassword: field(req, 'currentPassword'), newPassword: field(req, 'newPassword'), confirm: field(req, 'confirm') };
+    // The current password is guessed here as at sign-in (a session left open on a shared computer):
+    // the same throttle counts both, so neither page gets more attempts than the other.
+    const email = req.user!.email;
+    const ip = req.ip ?? 'unknown';
+    const verdict = deps.throttle.check(email, ip);
+    if (!verdict.allowed) {
+      res.set('Retry-After', String(verdict.retryAfterSeconds));
+      return renderProfile(req, res, 429, { currentPassword: `too many wrong passwords; try again in ${verdict.retryAfterSeconds} s` });
+    }
     try {
       await changeOwnPassword(deps.store, req.viewer!.id, change, req.actor!);
     } catch (err) {
+      if (isAppError(err) && err.fields?.currentPassword === 'is not correct') deps.throttle.recordFailure(email, ip);
       // Every problem at once; the password fields are never filled back in.
       if (isAppError(err) && err.fields) return renderProfile(req, res, 400, err.fields);
       throw err;
     }
+    deps.throttle.recordSuccess(email);
     flash(req, 'success', 'Password changed.');
     res.redirect(303, '/preferences/profile');
   });

@@ -2,7 +2,9 @@ import { strict as assert } from 'node:assert';
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { buildApp, GATEWAY_DOMAIN, makeAccount, makeUser, signIn, type TestApp, type TestStore } from './fixtures';
+import request from 'supertest';
+import { LoginThrottle } from '../../gateway/accounts';
+import { buildApp, csrfFrom, GATEWAY_DOMAIN, makeAccount, makeUser, PASSWORD, signIn, type TestApp, type TestStore } from './fixtures';
 import { freePort } from '../../gateway/store/embedded-ferretdb';
 import { openTestStore } from '../support/store';
 
@@ -282,5 +284,24 @@ describe('admin: Preferences → Email, Business, Profile', () => {
     assert.match(blank.text, /enter your current password/);
     await agent.post('/preferences/profile/password').type('form').send({ _csrf: csrf, currentPassword: 'correct-horse-battery-staple', newPassword: 'another-long-password', confirm: 'another-long-password' }).expect(303);
     await signIn(testApp.app, 'pat@acme.test', 'another-long-password');
+  });
+
+  it('Change password counts wrong current passwords with sign-in\'s throttle: locked after six, for both', async () => {
+    await makeUser(store, 'quinn@acme.test');
+    let now = new Date('2026-03-01T10:00:00Z');
+    const clock = () => now;
+    const { app } = buildApp(store, { clock, throttle: new LoginThrottle(clock) });
+    const { agent, csrf } = await signIn(app, 'quinn@acme.test');
+    const attempt = (currentPassword: string) =>
+      agent.post('/preferences/profile/password').type('form').send({ _csrf: csrf, currentPassword, newPassword: 'a-new-long-password', confirm: 'a-new-long-password' });
+    for (let i = 0; i < 6; i++) assert.equal((await attempt(`guess-number-${i}`)).status, 400);
+    const locked = await attempt(PASSWORD).expect(429);
+    assert.match(locked.text, /too many wrong passwords; try again in 30 s/);
+    assert.equal(locked.headers['retry-after'], '30');
+    const login = request.agent(app);
+    const form = await login.get('/login').expect(200);
+    await login.post('/login').type('form').send({ _csrf: csrfFrom(form.text), email: 'quinn@acme.test', password: PASSWORD }).expect(429);
+    now = new Date(now.getTime() + 31_000);
+    await attempt(PASSWORD).expect(303);
   });
 });
