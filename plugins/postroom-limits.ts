@@ -129,7 +129,11 @@ export function hook_connect_init(this: HarakaPlugin, next: Next, connection: Ha
 /** MAIL FROM, as Haraka parsed it: refuse parameters this session did not advertise, or with bad values. */
 export function hook_mail(this: HarakaPlugin, next: Next, connection: HarakaConnection, [from, params]: [HarakaAddress, HarakaParams]): void {
   const refusal = checkMailParams(from, params, connection.capabilities);
-  if (!refusal) return next();
+  if (!refusal) {
+    // postroom-rcpt refuses non-ASCII recipients of a transaction without it (RFC 6531 §3.5).
+    if (connection.transaction) connection.transaction.notes.smtputf8 = 'SMTPUTF8' in params;
+    return next();
+  }
   connection.errors++;
   logRefusal(connection, refusal.dsn, { sender: from.isNull() ? '' : from.address, reason: refusal.reason });
   next(constants.deny, refusal.dsn);

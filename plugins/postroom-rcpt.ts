@@ -45,6 +45,11 @@ export function hook_rcpt(this: HarakaPlugin, next: Next, connection: HarakaConn
   // RCPT TO:<> names no mailbox at all: a syntax error (RFC 5321 §4.1.1.3 forward-path; RFC 3463 X.1.3), not a relay attempt.
   if (params[0].isNull()) return refuse(constants.deny, DSN.create(501, 'Bad destination mailbox address syntax: the null path <> is not a recipient', 1, 3), 'null recipient');
 
+  // RFC 6531 §3.5: a non-ASCII address needs SMTPUTF8 on MAIL FROM (postroom-limits notes it); Haraka accepts it regardless.
+  if (params[0].is_utf8 && txn.notes.smtputf8 !== true) {
+    return refuse(constants.deny, DSN.create(553, 'Non-ASCII recipient address requires the SMTPUTF8 parameter on MAIL FROM', 6, 7), 'non-ASCII address without SMTPUTF8');
+  }
+
   // RFC 5321 §4.5.3.1.10: "452 too many recipients"; the sender sends the rest in another transaction.
   if (notes.recipients.length >= runtime.settings.maxRecipients) {
     return refuse(constants.denysoft, DSN.create(452, `Too many recipients (at most ${runtime.settings.maxRecipients} per message)`, 5, 3), 'too many recipients');

@@ -149,6 +149,22 @@ describe('SMTP gateway: refused commands, their replies and their log lines', fu
       });
     }
 
+    it('a non-ASCII recipient needs SMTPUTF8 on MAIL FROM: 553 5.6.7 without it, looked up with it', async () => {
+      const rcpt = `bób@${GATEWAY_DOMAIN}`;
+      const { session: plain } = await session('utf8-rcpt-plain.test');
+      assert.equal((await plain.command('MAIL FROM:<alice@acme.test>')).code, 250);
+      const refused = await plain.command(`RCPT TO:<${rcpt}>`);
+      assert.match(refused.text, /^553 5\.6\.7 Non-ASCII recipient address requires the SMTPUTF8 parameter on MAIL FROM$/);
+      const line = await world.gw.waitForLog((l) => l.msg === 'recipient refused' && l.helo === 'utf8-rcpt-plain.test');
+      assert.equal(line.enhancedCode, '5.6.7');
+      await plain.quit();
+      const { session: declared } = await session('utf8-rcpt-declared.test');
+      assert.equal((await declared.command('MAIL FROM:<alice@acme.test> SMTPUTF8')).code, 250);
+      // Past the syntax check, to the lookup: nobody has this address.
+      assert.match((await declared.command(`RCPT TO:<${rcpt}>`)).text, /^550 5\.1\.1 /);
+      await declared.quit();
+    });
+
     it('a client sending the usual parameters (nodemailer: BODY, SIZE) still delivers', async () => {
       const sent = await sendMail(world.gw.port, { from: 'alice@acme.test', to: [world.bob.forwardingAddress] }, plainMessage({ from: 'alice@acme.test', to: 'bob@acme.test', subject: 'with params' }), { size: 2000 });
       assert.equal(sent.ok, true, sent.response);
