@@ -5,7 +5,7 @@ import { imageDataUrl, INLINE_IMAGE_MAX_BYTES, type InlineImage } from '../mail/
 import { SOURCE_KINDS, VERDICTS } from '../models/message';
 import type { Store } from '../store';
 import { recordAudit, type Actor } from './audit';
-import { parseObjectId, type ObjectId } from './ids';
+import { NOT_AN_ID, parseObjectId, type ObjectId } from './ids';
 import { isAdmin, type Viewer } from './mail-accounts';
 
 /** The inbox page size (issue 4). */
@@ -61,8 +61,6 @@ export const FILTER_PARAMETERS = {
   accountId: 'account', source: 'source', verdict: 'verdict', status: 'status', objectId: 'object', q: 'q', ownerId: 'owner',
 } as const satisfies Record<keyof MessageFilters, string>;
 
-const ID_PROBLEM = 'is not an id (24 hexadecimal digits)';
-
 /** Problems with filter values, keyed by query parameter (FILTER_PARAMETERS); empty when they are usable. */
 export function filterProblems(filters: MessageFilters): Record<string, string> {
   const fields: Record<string, string> = {};
@@ -70,9 +68,9 @@ export function filterProblems(filters: MessageFilters): Record<string, string> 
   if (filters.source && !(SOURCE_KINDS as readonly string[]).includes(filters.source)) problem('source', `must be one of ${SOURCE_KINDS.join(', ')}`);
   if (filters.verdict && !(VERDICTS as readonly string[]).includes(filters.verdict)) problem('verdict', `must be one of ${VERDICTS.join(', ')}`);
   if (filters.status && !['inbox', 'quarantine', 'all'].includes(filters.status)) problem('status', 'must be inbox, quarantine or all');
-  if (filters.accountId && !parseObjectId(filters.accountId)) problem('accountId', ID_PROBLEM);
-  if (filters.objectId && !parseObjectId(filters.objectId)) problem('objectId', ID_PROBLEM);
-  if (filters.ownerId && !parseObjectId(filters.ownerId)) problem('ownerId', ID_PROBLEM);
+  if (filters.accountId && !parseObjectId(filters.accountId)) problem('accountId', NOT_AN_ID);
+  if (filters.objectId && !parseObjectId(filters.objectId)) problem('objectId', NOT_AN_ID);
+  if (filters.ownerId && !parseObjectId(filters.ownerId)) problem('ownerId', NOT_AN_ID);
   if (filters.q && filters.q.length > 200) problem('q', 'must be at most 200 characters');
   return fields;
 }

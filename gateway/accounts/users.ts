@@ -159,8 +159,9 @@ export interface PasswordChange {
  * current one. Every problem is reported at once (400 VALIDATION_FAILED,
  * fields currentPassword, newPassword, confirm), so the form is fixed in
  * one go. The current password is checked even when the new one has
- * problems: the answer tells nothing a correct new password would not, and
- * the request comes from a signed-in session (sign-in is what is throttled).
+ * problems: the answer tells nothing a correct new password would not.
+ * Guesses are throttled by the caller, with sign-in's throttle
+ * (admin/routes/preferences.ts).
  */
 export async function changeOwnPassword(store: Store, id: ObjectId, change: PasswordChange, actor: Actor): Promise<void> {
   const user = await requireUser(store, id);

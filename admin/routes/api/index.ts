@@ -1,6 +1,5 @@
 import fs from 'node:fs';
-import express, { Router, type RequestHandler } from 'express';
-import { AppError } from '../../../gateway/core/errors';
+import express, { Router } from 'express';
 import { fromRoot } from '../../../gateway/core/paths';
 import { apiErrorHandler, apiNotFound } from '../../middleware/errors';
 import type { AdminDeps } from '../../types';
@@ -9,7 +8,7 @@ import { bearerAuth } from './bearer';
 import { messagesApi } from './messages';
 import { sendApi, sendBodyParser } from './send';
 import { objectsApi } from './objects';
-import { requireObjectBody } from './validate';
+import { requireJsonBody, requireObjectBody } from './validate';
 
 /**
  * The JSON API under /api/v1 (documented in admin/openapi.json; a test keeps
@@ -38,17 +37,6 @@ export function apiRouter(deps: AdminDeps): Router {
   router.use(apiErrorHandler(deps.log));
   return router;
 }
-
-/** Routes that take a body other than JSON; each answers 415 for a type it does not take. */
-const OWN_BODY_TYPES = new Set(['/objects/import']);
-
-/** A body in anything but JSON is refused before parsing: it would otherwise read as "no body". */
-const requireJsonBody: RequestHandler = (req, _res, next) => {
-  // Content-Length: 0 is no body (type-is counts it as one), whatever its type.
-  const content = Number(req.get('content-length') ?? 0) > 0 || req.get('transfer-encoding') !== undefined;
-  if (!content || OWN_BODY_TYPES.has(req.path) || req.is(['application/json', 'application/*+json'])) return next();
-  next(new AppError('UNSUPPORTED_MEDIA_TYPE', `The request body must be JSON (Content-Type: application/json), not ${req.get('content-type') ?? 'untyped'}.`, { status: 415 }));
-};
 
 /**
  * The methods each API path answers, from admin/openapi.json (a test keeps

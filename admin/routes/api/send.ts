@@ -1,12 +1,11 @@
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { parseObjectId } from '../../../gateway/accounts';
 import { AppError, notFound } from '../../../gateway/core/errors';
 import {
   authenticateMailAccountSmtp, getOutboxItem, listOutbox, MAX_ATTACHMENTS, ORIGINAL_ACTIONS, sendDepsFromConfig, sendMessage,
 } from '../../../gateway/send';
 import type { AdminDeps } from '../../types';
-import { checkQuery, parseBody, wholeNumberParam } from './validate';
+import { checkQuery, idParam, parseBody, wholeNumberParam } from './validate';
 
 const SEND_PATH = /^\/accounts\/[^/]+\/send$/;
 
@@ -76,11 +75,9 @@ export function sendApi(deps: AdminDeps): Router {
   router.get('/outbox', async (req, res) => {
     const query = checkQuery(req.query as Record<string, unknown>, ['account', 'limit']);
     const limit = wholeNumberParam(query.limit, 'limit', 1, 500) ?? 100;
-    // Said, not answered with an empty list: a typo in the id would look like "nothing queued".
-    if (query.account && !parseObjectId(query.account)) {
-      throw new AppError('BAD_REQUEST', 'account is not an id (24 hexadecimal digits)', { status: 400, fields: { account: 'is not an id (24 hexadecimal digits)' } });
-    }
-    res.json({ items: await listOutbox(deps.store, req.viewer!, { accountId: query.account, limit }) });
+    // A typo in the id is said, not answered with an empty list that reads as "nothing queued".
+    const accountId = idParam(query.account, 'account');
+    res.json({ items: await listOutbox(deps.store, req.viewer!, { accountId, limit }) });
   });
 
   router.get('/outbox/:id', async (req, res) => {

@@ -1,6 +1,6 @@
 import type { RequestHandler } from 'express';
 import { z } from 'zod';
-import { describeFields } from '../../../gateway/accounts';
+import { describeFields, NOT_AN_ID, parseObjectId } from '../../../gateway/accounts';
 import { AppError } from '../../../gateway/core/errors';
 import { fieldProblem } from './field-problems';
 
@@ -16,6 +16,17 @@ function notAnObject(body: unknown): AppError {
   const hint = body === undefined ? ' (Content-Type: application/json)' : '';
   return new AppError('BAD_BODY', `The request body must be a JSON object${hint}.`, { status: 400 });
 }
+
+/** Routes that take a body other than JSON; each answers 415 for a type it does not take. */
+const OWN_BODY_TYPES = new Set(['/objects/import']);
+
+/** A body in anything but JSON is refused before parsing: it would otherwise read as "no body". */
+export const requireJsonBody: RequestHandler = (req, _res, next) => {
+  // Content-Length: 0 is no body (type-is counts it as one), whatever its type.
+  const content = Number(req.get('content-length') ?? 0) > 0 || req.get('transfer-encoding') !== undefined;
+  if (!content || OWN_BODY_TYPES.has(req.path) || req.is(['application/json', 'application/*+json'])) return next();
+  next(new AppError('UNSUPPORTED_MEDIA_TYPE', `The request body must be JSON (Content-Type: application/json), not ${req.get('content-type') ?? 'untyped'}.`, { status: 415 }));
+};
 
 /**
  * After the JSON body parsers (which accept any JSON value, so that valid
@@ -62,6 +73,14 @@ export function wholeNumberParam(value: string | undefined, name: string, min: n
     throw new AppError('VALIDATION_FAILED', `${name} ${problem}`, { status: 400, fields: { [name]: problem } });
   }
   return Number(value);
+}
+
+/** An id query parameter (undefined when absent): said when it is not one, not treated as "matches nothing". */
+export function idParam(value: string | undefined, name: string): string | undefined {
+  if (value !== undefined && !parseObjectId(value)) {
+    throw new AppError('VALIDATION_FAILED', `${name} ${NOT_AN_ID}`, { status: 400, fields: { [name]: NOT_AN_ID } });
+  }
+  return value;
 }
 
 /** Query parameters: only `allowed` names, each at most once. */
