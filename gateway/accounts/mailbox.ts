@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { AppError, notFound } from '../core/errors';
 import { attachmentFilename, attachmentFromRaw, attachmentsFromRaw } from '../mail/attachments';
-import { imageDataUrl, INLINE_IMAGE_MAX_BYTES, type InlineImage } from '../mail/inline-images';
+import { imageDataUrl, INLINE_IMAGE_MAX_BYTES, isInlineImagePart, type DescribedPart, type InlineImage } from '../mail/inline-images';
 import { SOURCE_KINDS, VERDICTS } from '../models/message';
 import type { Store } from '../store';
 import { recordAudit, type Actor } from './audit';
@@ -127,7 +127,7 @@ type MessageRow = {
   _id: ObjectId; accountId?: ObjectId | null; ownerId: ObjectId; receivedAt: Date; from?: { address?: string | null; name?: string | null } | null;
   to?: Array<{ address?: string | null; name?: string | null }>; subject?: string | null; text?: string | null; sources?: Array<{ kind: string }>;
   auth?: { verdict?: string | null } | null; status?: string | null; kind?: string | null; confirmation?: { code?: string | null } | null;
-  attachments?: unknown[]; linkedObjectIds?: ObjectId[]; size?: number;
+  attachments?: DescribedPart[]; linkedObjectIds?: ObjectId[]; size?: number;
 };
 
 const SUMMARY_PROJECTION = {
@@ -151,7 +151,8 @@ function toSummary(row: MessageRow): MessageSummary {
     status: row.status ?? 'inbox',
     kind: row.kind ?? 'message',
     confirmationCode: row.confirmation?.code ?? '',
-    hasAttachments: (row.attachments ?? []).length > 0,
+    // A logo in the signature is not an attachment to the reader.
+    hasAttachments: (row.attachments ?? []).some((part) => !isInlineImagePart(part)),
     linkedObjectIds: (row.linkedObjectIds ?? []).map((id) => id.toString()),
     size: row.size ?? 0,
   };

@@ -99,6 +99,17 @@ export function planInlineImages(contentIds: Iterable<string>, attachments: read
   return plan;
 }
 
+/**
+ * Whether a part is, by its description alone, a picture the HTML shows
+ * (an image with a Content-ID: a logo or a signature photo, RFC 2387)
+ * rather than a file sent along. The inbox's attachment badge is decided
+ * from this, without the HTML a list page does not read; the message page
+ * refines it with the references the HTML actually makes (planInlineImages).
+ */
+export function isInlineImagePart(part: DescribedPart): boolean {
+  return Boolean(part.contentId && normalizeContentId(part.contentId)) && IMAGE_TYPE.test((part.contentType ?? '').trim());
+}
+
 /** The data: URL an inline image is shown from (the body frame's CSP allows data: images and nothing else by default). */
 export function imageDataUrl(contentType: string, bytes: Buffer): string {
   return `data:${contentType};base64,${bytes.toString('base64')}`;

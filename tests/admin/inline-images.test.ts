@@ -147,6 +147,20 @@ describe('admin: inline (cid:) images', () => {
     }
   });
 
+  it('badges the inbox row of a message with a file attached, not one whose only part is its logo', async () => {
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const inbox = await agent.get('/').expect(200);
+    const row = (id: string) => new RegExp(`<a class="msg-row[^"]*" href="/messages/${id}">([\\s\\S]*?)</a>`).exec(inbox.text)?.[1] ?? '';
+    assert.match(row(related), /Signature with a logo/, 'the row is on the page');
+    assert.match(row(related), /<span class="badge">attachment<\/span>/, 'the PDF alongside the logo is an attachment');
+    assert.match(row(qaCase), /QA inline logo/, 'the row is on the page');
+    assert.doesNotMatch(row(qaCase), /<span class="badge">attachment<\/span>/, 'a logo alone is not');
+    const api = await request(testApp.app).get('/api/v1/messages').set('Authorization', `Bearer ${bobToken}`).expect(200);
+    const flags = new Map(api.body.messages.map((m: { id: string; hasAttachments: boolean }) => [m.id, m.hasAttachments]));
+    assert.equal(flags.get(related), true);
+    assert.equal(flags.get(qaCase), false);
+  });
+
   it('API: keeps cid: sources in the html and marks the parts the console shows inline', async () => {
     const res = await request(testApp.app).get(`/api/v1/messages/${related}`).set('Authorization', `Bearer ${bobToken}`).expect(200);
     assert.match(res.body.html, /<img src="cid:Logo123" alt="Logo" \/>/);
