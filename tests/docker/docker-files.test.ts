@@ -81,6 +81,8 @@ describe('docker files', () => {
       for (const service of ['gateway', 'admin', 'syncer']) assert.match(resolved, new RegExp(`\\n  ${service}:\\n`), `service ${service}`);
       assert.equal((resolved.match(/condition: service_healthy/g) ?? []).length, 3, 'every Postroom service waits for a healthy store');
       assert.match(resolved, /published: 25\n\s+target: 2525|- 25:2525|published: "25"/);
+      // The image's tini is PID 1; Docker's init in front of it makes tini print a warning at every start.
+      assert.doesNotMatch(resolved, /^\s+init: true$/m, 'no Docker init in front of the image\'s tini');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
