@@ -8,9 +8,10 @@ import { openConfiguredStore } from '../store';
 import { describeStartFailure } from './lifecycle';
 import { startAdmin } from '../../admin/server';
 
+const config = loadConfigOrExit();
+
 async function main(): Promise<void> {
-  const config = loadConfigOrExit();
-  const log = createLogger({ level: config.logLevel, base: { process: 'admin' } });
+  const log = createLogger({ level: config.logLevel, base: { app: 'postroom', process: 'admin' } });
   const store = await openConfiguredStore(config, log);
   await ensureFirstAdmin(store, { email: config.adminEmail, password: config.adminPassword }, log);
   const admin = await startAdmin({ config, log, store });
@@ -39,7 +40,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  const known = describeStartFailure(err);
+  const known = describeStartFailure(err, config.dataDir);
   process.stderr.write(`postroom admin: ${known ? `cannot start: ${known.line}` : ((err as Error).stack ?? err)}\n`);
   process.exit(known?.status ?? 1);
 });

@@ -36,7 +36,7 @@ async function main(): Promise<void> {
       smtp: gateway.isUp() ? 'up' : 'down',
     }));
   } catch (err) {
-    await failStart(lifecycle, log, 'the gateway', err);
+    await failStart(lifecycle, log, 'the gateway', err, config.dataDir);
   }
 }
 

@@ -45,25 +45,44 @@ export async function serveHealthIfConfigured(config: Readonly<Config>, log: Log
   log.info({ port: health.port }, 'health endpoint listening (GET /healthz)');
 }
 
+/** File-system errors that mean DATA_DIR cannot be written, with the words an operator searches for. */
+const UNWRITABLE: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  ENOTDIR: 'a part of the path is a file, not a directory',
+};
+
 /**
  * Why a process could not start, as one line and an exit status: 78
  * (EX_CONFIG, as for invalid variables) when the operator must change the
  * setup (a port in use, an unreadable certificate, a connection string the
- * driver refuses); null for anything else (logged with its stack, status 1).
+ * driver refuses, a DATA_DIR it cannot write: a volume owned by root, a full
+ * disk); null for anything else (logged with its stack, status 1).
  */
-export function describeStartFailure(err: unknown): { status: number; line: string } | null {
-  const listen = err as NodeJS.ErrnoException & { address?: string; port?: number };
+export function describeStartFailure(err: unknown, dataDir?: string): { status: number; line: string } | null {
+  const failure = err as NodeJS.ErrnoException & { address?: string; port?: number };
   if (err instanceof ConfigError) return { status: 78, line: err.problems.join('; ') };
-  if (listen?.syscall === 'listen' && (listen.code === 'EADDRINUSE' || listen.code === 'EACCES')) {
-    const why = listen.code === 'EADDRINUSE' ? 'the port is already in use (by another program, or another Postroom)' : 'permission denied (ports below 1024 need privileges)';
-    return { status: 78, line: `cannot listen on ${listen.address}:${listen.port}: ${why}; choose another SMTP_PORT, ADMIN_PORT or HEALTH_PORT` };
+  if (failure?.syscall === 'listen' && (failure.code === 'EADDRINUSE' || failure.code === 'EACCES')) {
+    const why = failure.code === 'EADDRINUSE' ? 'the port is already in use (by another program, or another Postroom)' : 'permission denied (ports below 1024 need privileges)';
+    return { status: 78, line: `cannot listen on ${failure.address}:${failure.port}: ${why}; choose another SMTP_PORT, ADMIN_PORT or HEALTH_PORT` };
+  }
+  const inDataDir = dataDir !== undefined && typeof failure?.path === 'string' && (failure.path === dataDir || failure.path.startsWith(`${dataDir}/`));
+  if (inDataDir && failure.code && UNWRITABLE[failure.code]) {
+    const uid = process.getuid?.();
+    return {
+      status: 78,
+      line: `cannot write ${failure.path}: ${UNWRITABLE[failure.code]} (${failure.code}); DATA_DIR=${dataDir} must be a directory with free space that this process${uid === undefined ? '' : ` (uid ${uid})`} can write (in Docker: a volume owned by the node user, uid 1000)`,
+    };
   }
   if (err instanceof ApplianceRunningError) return { status: 1, line: err.message };
   return null;
 }
 
-export async function failStart(lifecycle: Lifecycle, log: Logger, what: string, err: unknown): Promise<void> {
-  const known = describeStartFailure(err);
+export async function failStart(lifecycle: Lifecycle, log: Logger, what: string, err: unknown, dataDir?: string): Promise<void> {
+  const known = describeStartFailure(err, dataDir);
   if (known) log.fatal(`cannot start ${what}: ${known.line}`);
   else log.fatal({ err }, `cannot start ${what}`);
   return lifecycle.shutdown('start failed', known?.status ?? 1);

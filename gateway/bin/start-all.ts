@@ -44,7 +44,7 @@ async function main(): Promise<void> {
       'Postroom is running (Ctrl-C to stop)',
     );
   } catch (err) {
-    await failStart(lifecycle, log, 'Postroom', err);
+    await failStart(lifecycle, log, 'Postroom', err, config.dataDir);
   }
 }
 

@@ -44,7 +44,7 @@ async function main(): Promise<void> {
       await lifecycle.shutdown('--once done');
     }
   } catch (err) {
-    await failStart(lifecycle, log, 'the syncer', err);
+    await failStart(lifecycle, log, 'the syncer', err, config.dataDir);
   }
 }
 

@@ -5,6 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import { ConfigError } from '../core/config';
 import { fromRoot } from '../core/paths';
 import type { Logger } from '../core/log';
 import { silentLogger } from '../core/log';
@@ -25,21 +26,31 @@ function cacheDir(): string {
 }
 
 /** Path of the cached binary; its name hashes the sources so an upgrade rebuilds. */
-export function ferretdbBinaryPath(): string {
+export function ferretdbBinaryPath(sourceDir = SOURCE_DIR): string {
   const hash = crypto.createHash('sha256');
-  for (const file of SOURCE_FILES) hash.update(fs.readFileSync(path.join(SOURCE_DIR, file)));
+  for (const file of SOURCE_FILES) hash.update(fs.readFileSync(path.join(sourceDir, file)));
   return path.join(cacheDir(), `ferretdb-v1.24.2-${process.platform}-${process.arch}-${hash.digest('hex').slice(0, 12)}`);
 }
 
-/** Build the binary once (about a minute on a fresh machine), then reuse it. */
-export function ensureFerretdbBinary(log: Logger = silentLogger): string {
-  const binary = process.env.POSTROOM_FERRETDB_BIN || ferretdbBinaryPath();
+/**
+ * Build the binary once (about a minute on a fresh machine), then reuse it.
+ * An installation without its sources (the Docker image ships no tests/ and
+ * no Go) has no embedded store: that is the operator's setup to fix, so it
+ * is a ConfigError (one line, exit 78) naming MONGODB_URI, not a stack trace.
+ */
+export function ensureFerretdbBinary(log: Logger = silentLogger, sourceDir = SOURCE_DIR): string {
+  if (!process.env.POSTROOM_FERRETDB_BIN && !fs.existsSync(path.join(sourceDir, 'main.go'))) {
+    throw new ConfigError([
+      `MONGODB_URI is not set, and this installation has no embedded store (${sourceDir} is missing, as in the Docker image): set MONGODB_URI (example: MONGODB_URI=mongodb://mongo:27017/postroom?replicaSet=rs0)`,
+    ]);
+  }
+  const binary = process.env.POSTROOM_FERRETDB_BIN || ferretdbBinaryPath(sourceDir);
   if (fs.existsSync(binary)) return binary;
   fs.mkdirSync(path.dirname(binary), { recursive: true });
   log.info({ binary }, 'building embedded FerretDB (first run only)');
   const tmp = `${binary}.${process.pid}.tmp`;
   const result = spawnSync('go', ['build', '-trimpath', '-o', tmp, '.'], {
-    cwd: SOURCE_DIR,
+    cwd: sourceDir,
     stdio: ['ignore', 'inherit', 'pipe'],
     env: { ...process.env, CGO_ENABLED: '0' },
     encoding: 'utf8',
