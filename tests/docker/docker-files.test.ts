@@ -69,6 +69,45 @@ describe('docker files', () => {
     assert.match(dockerfile, /ENTRYPOINT \["\/usr\/bin\/tini"/);
   });
 
+  describe('entrypoint', () => {
+    const entrypoint = fromRoot('docker', 'entrypoint.sh');
+    let certs: string;
+    beforeEach(() => {
+      certs = fs.mkdtempSync(path.join(os.tmpdir(), 'postroom-certs-'));
+    });
+    afterEach(() => fs.rmSync(certs, { recursive: true, force: true }));
+
+    /** The TLS variables the command the entrypoint execs sees. */
+    function tlsSeen(env: NodeJS.ProcessEnv = {}): string {
+      return execFileSync('sh', [entrypoint, 'sh', '-c', 'echo "${TLS_CERT_FILE:-}|${TLS_KEY_FILE:-}"'], { env: { PATH: process.env.PATH, POSTROOM_CERTS_DIR: certs, ...env }, encoding: 'utf8' }).trim();
+    }
+
+    it('is valid sh', () => {
+      execFileSync('sh', ['-n', entrypoint]);
+    });
+
+    it('leaves the self-signed certificate to the gateway when ./certs is empty', () => {
+      assert.equal(tlsSeen(), '|');
+    });
+
+    it('uses ./certs when the operator put a certificate there', () => {
+      fs.writeFileSync(path.join(certs, 'fullchain.pem'), '');
+      fs.writeFileSync(path.join(certs, 'privkey.pem'), '');
+      assert.equal(tlsSeen(), `${certs}/fullchain.pem|${certs}/privkey.pem`);
+    });
+
+    it('hands a half-present pair to the gateway, which names the missing file, instead of going self-signed unnoticed', () => {
+      fs.writeFileSync(path.join(certs, 'fullchain.pem'), '');
+      assert.equal(tlsSeen(), `${certs}/fullchain.pem|${certs}/privkey.pem`);
+    });
+
+    it('keeps TLS_CERT_FILE/TLS_KEY_FILE set in .env', () => {
+      fs.writeFileSync(path.join(certs, 'fullchain.pem'), '');
+      fs.writeFileSync(path.join(certs, 'privkey.pem'), '');
+      assert.equal(tlsSeen({ TLS_CERT_FILE: '/etc/x.pem', TLS_KEY_FILE: '/etc/y.pem' }), '/etc/x.pem|/etc/y.pem');
+    });
+  });
+
   it('is a valid compose file with MongoDB 7 as a replica set and health-gated start', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postroom-compose-'));
     try {
