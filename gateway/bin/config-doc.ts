@@ -13,8 +13,13 @@ export function envExample(): string {
   const lines = [
     '# Postroom configuration: copy to .env and uncomment what you change.',
     '# For docker compose set at least SECRET_KEY, GATEWAY_DOMAIN, BUSINESS_DOMAINS,',
-    '# ADMIN_EMAIL and ADMIN_PASSWORD. Commented lines show the default (or an example).',
+    '# ADMIN_EMAIL, ADMIN_PASSWORD and PUBLIC_URL. Commented lines show the default (or an example).',
     '# Generated from gateway/core/config.ts by `npm run config-doc -- env`.',
+    '',
+    '# docker compose only: where the host publishes the console (plain HTTP). The default, the',
+    '# loopback interface, is for a reverse proxy with TLS on the same host; 0.0.0.0:8080 publishes',
+    '# it on every interface.',
+    '# ADMIN_PUBLISH=127.0.0.1:8080',
     '',
   ];
   for (const [name, spec] of Object.entries(VARIABLES) as Array<[string, Spec]>) {

@@ -122,6 +122,15 @@ describe('docker files', () => {
       assert.match(resolved, /published: 25\n\s+target: 2525|- 25:2525|published: "25"/);
       // The image's tini is PID 1; Docker's init in front of it makes tini print a warning at every start.
       assert.doesNotMatch(resolved, /^\s+init: true$/m, 'no Docker init in front of the image\'s tini');
+      // The console speaks plain HTTP: by default only a reverse proxy on the host reaches it.
+      assert.match(resolved, /^\s+- 127\.0\.0\.1:8080:8080(\/tcp)?$/m, 'the console is published on loopback by default');
+      const mongo = /\n  mongo:\n([\s\S]*?)\n  [a-z]+:\n/.exec(resolved)?.[1] ?? '';
+      assert.match(mongo, /image: mongo:7/);
+      assert.doesNotMatch(mongo, /ports:/, 'MongoDB (no authentication) is reachable only on the compose network');
+      // Set in .env, MONGODB_URI reaches every process (compose's environment: would otherwise override env_file).
+      fs.appendFileSync(path.join(dir, '.env'), 'MONGODB_URI=mongodb://postroom:pw@db.acme.test:27017/postroom?authSource=admin\n');
+      const external = execFileSync('docker-compose', ['config'], { cwd: dir, encoding: 'utf8' });
+      assert.equal((external.match(/MONGODB_URI: mongodb:\/\/postroom:pw@db\.acme\.test:27017\/postroom\?authSource=admin$/gm) ?? []).length, 3, external);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
