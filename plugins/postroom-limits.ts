@@ -5,6 +5,7 @@ import type { HarakaAddress, HarakaConnection, HarakaParams, HarakaPlugin, Next 
 import { checkMailParams } from './mail-params';
 import { enhancedCodeOf, logRefusal } from './refusal-log';
 import { gatewayRuntime } from './runtime';
+import { countTransaction } from './smtp-metrics';
 import { smtpReply } from './smtp-reply';
 
 /**
@@ -121,6 +122,7 @@ export function hook_connect_init(this: HarakaPlugin, next: Next, connection: Ha
     if (!isEndOfData(line)) return;
     const reply = smtpReply(bareLineFeedError());
     log.info({ queueId: this.transaction?.uuid, remoteIp: this.remote.ip, outcome: 'rejected', code: reply.code, enhancedCode: reply.enhancedCode }, 'bare line feed in DATA refused');
+    countTransaction(reply.code, 'rejected', Date.now());
     this.respond(reply.code, reply.dsn, () => this.disconnect());
   };
   next();

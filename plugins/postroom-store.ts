@@ -1,10 +1,12 @@
 import { PassThrough, type Readable } from 'node:stream';
 import DSN from 'haraka-dsn';
 import * as constants from 'haraka-constants';
+import { metricsSnapshot } from '../gateway/core/metrics';
 import { receiveMessage, type InboundResult } from '../gateway/mail/inbound';
 import type { HarakaConnection, HarakaPlugin, HarakaServer, HarakaTransaction, Next } from './haraka-types';
 import { transactionNotes } from './postroom-rcpt';
 import { gatewayRuntime } from './runtime';
+import { countTransaction } from './smtp-metrics';
 import { smtpReply } from './smtp-reply';
 
 /**
@@ -31,6 +33,11 @@ export function hook_init_master(this: HarakaPlugin, next: Next, server: HarakaS
     process.send({ type: 'postroom-gateway-ready', port });
     // The parent went away: stop instead of holding the port as an orphan.
     process.once('disconnect', () => process.kill(process.pid, 'SIGINT'));
+    // The parent serves /metrics: it asks for ours (gateway/haraka/launcher.ts).
+    process.on('message', (message: { type?: string; id?: number }) => {
+      if (message?.type !== 'postroom-metrics-request') return;
+      void metricsSnapshot().then((snapshot) => process.send?.({ type: 'postroom-metrics', id: message.id, snapshot }));
+    });
     process.channel?.unref();
   }
   log.info({ port }, 'SMTP gateway listening');
@@ -98,6 +105,7 @@ export function hook_data_post(this: HarakaPlugin, next: Next, connection: Harak
   stored
     .then((result) => {
       (txn.notes as { postroomResult?: InboundResult }).postroomResult = result;
+      const outcome = result.deliveries.every((d) => d.outcome === 'duplicate') ? ('duplicate' as const) : ('stored' as const);
       runtime.log.info(
         {
           ...base,
@@ -108,20 +116,23 @@ export function hook_data_post(this: HarakaPlugin, next: Next, connection: Harak
           arc: result.facts.arc.result,
           mailboxes: result.deliveries.map((d) => ({ mailbox: d.mailboxKey, outcome: d.outcome, status: d.status, kind: d.kind, id: d.id?.toString() })),
           durationMs: Date.now() - started,
-          outcome: result.deliveries.every((d) => d.outcome === 'duplicate') ? 'duplicate' : 'stored',
+          outcome,
           code: 250,
         },
         'smtp transaction',
       );
+      countTransaction(250, outcome, started);
       next();
     })
     .catch((err: unknown) => {
       const reply = smtpReply(err);
       const level = reply.unexpected ? 'error' : 'warn';
+      const outcome = reply.code >= 500 ? ('rejected' as const) : ('tempfail' as const);
       runtime.log[level](
-        { ...base, err, durationMs: Date.now() - started, outcome: reply.code >= 500 ? 'rejected' : 'tempfail', code: reply.code, enhancedCode: reply.enhancedCode, tag: reply.tag },
+        { ...base, err, durationMs: Date.now() - started, outcome, code: reply.code, enhancedCode: reply.enhancedCode, tag: reply.tag },
         `smtp transaction: ${reply.text}`,
       );
+      countTransaction(reply.code, outcome, started);
       next(reply.action, reply.dsn);
     });
 }

@@ -1,4 +1,5 @@
 import type DSN from 'haraka-dsn';
+import { metrics } from '../gateway/core/metrics';
 import type { HarakaConnection } from './haraka-types';
 import { gatewayRuntime } from './runtime';
 
@@ -27,6 +28,7 @@ export function enhancedCodeOf(dsn: DSN): string {
 }
 
 export function logRefusal(connection: HarakaConnection, dsn: DSN, refusal: Refusal): void {
+  metrics().smtpRefusals.inc({ command: refusal.rcpt !== undefined ? 'rcpt' : 'mail', code: String(dsn.code), reason: refusal.reason });
   gatewayRuntime().log.info(
     {
       queueId: connection.transaction?.uuid ?? connection.uuid,

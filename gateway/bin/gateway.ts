@@ -34,7 +34,7 @@ async function main(): Promise<void> {
     await serveHealthIfConfigured(config, log, lifecycle, async () => ({
       store: (await pingStore(store.conn)) ? 'up' : 'down',
       smtp: gateway.isUp() ? 'up' : 'down',
-    }));
+    }), gateway);
   } catch (err) {
     await failStart(lifecycle, log, 'the gateway', err, config.dataDir);
   }

@@ -1,6 +1,8 @@
 import { ConfigError, type Config } from '../core/config';
 import { startHealthServer, type HealthCheck } from '../core/health';
 import type { Logger } from '../core/log';
+import { renderMetrics } from '../core/metrics';
+import type { Gateway } from '../haraka/launcher';
 import { ApplianceRunningError } from '../store';
 
 /**
@@ -37,12 +39,19 @@ export function createLifecycle(log: Logger, what: string, onSecondSignal: strin
   return { add: (name, stop) => parts.push({ name, stop }), shutdown };
 }
 
-/** GET /healthz on HEALTH_PORT for processes without a web server of their own. */
-export async function serveHealthIfConfigured(config: Readonly<Config>, log: Logger, lifecycle: Lifecycle, check: HealthCheck): Promise<void> {
+/**
+ * GET /healthz and GET /metrics on HEALTH_PORT. `gateway`: whose Haraka
+ * child's metrics to merge into this process's own.
+ */
+export async function serveHealthIfConfigured(config: Readonly<Config>, log: Logger, lifecycle: Lifecycle, check: HealthCheck, gateway?: Pick<Gateway, 'metrics'>): Promise<void> {
   if (config.healthPort <= 0) return;
-  const health = await startHealthServer({ port: config.healthPort, host: config.bindAddress, check });
+  const metrics = async () => {
+    const child = gateway ? await gateway.metrics() : null;
+    return renderMetrics(child ? [child] : []);
+  };
+  const health = await startHealthServer({ port: config.healthPort, host: config.bindAddress, check, metrics });
   lifecycle.add('health', () => health.close());
-  log.info({ port: health.port }, 'health endpoint listening (GET /healthz)');
+  log.info({ port: health.port }, 'health endpoint listening (GET /healthz, GET /metrics)');
 }
 
 /** File-system errors that mean DATA_DIR cannot be written, with the words an operator searches for. */

@@ -189,7 +189,7 @@ export const VARIABLES = {
   BIND_ADDRESS: { schema: z.string().refine((v) => net.isIP(v) !== 0, 'must be an IP address'), example: '0.0.0.0', default: '127.0.0.1', description: 'Address the SMTP and admin servers listen on (0.0.0.0 in Docker).' },
   SMTP_PORT: { schema: port, example: '25', default: '2525', description: 'SMTP port of the gateway.' },
   ADMIN_PORT: { schema: port, example: '8080', default: '8080', description: 'HTTP port of the admin console and API.' },
-  HEALTH_PORT: { schema: wholeNumber.pipe(z.number().max(65535, 'must be 0-65535')), example: '8081', default: '0', description: 'Port of GET /healthz for the gateway and syncer processes when run alone (0: off; the admin serves /healthz on ADMIN_PORT).' },
+  HEALTH_PORT: { schema: wholeNumber.pipe(z.number().max(65535, 'must be 0-65535')), example: '8081', default: '0', description: 'Port of GET /healthz and GET /metrics (Prometheus) for the gateway and syncer processes, and for npm start (0: off; the admin serves /healthz on ADMIN_PORT). Keep it off the Internet.' },
   PUBLIC_URL: { schema: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL such as https://postroom.acme.com' }), example: 'https://postroom.acme.com', description: 'Base URL of the console, used in invite links; https enables Secure cookies. Unset: http://localhost:ADMIN_PORT.' },
   GATEWAY_DOMAIN: { schema: domainName, example: 'in.postroom.acme.com', default: 'postroom.localhost', description: 'Domain of the generated forwarding and dropbox addresses (its MX points at the gateway).' },
   BUSINESS_DOMAINS: { schema: domainList, example: 'acme.com,acme.co.uk', default: '', description: 'Comma-separated domains of the business (initial value; editable in Preferences → Business).' },

@@ -4,7 +4,9 @@ import type { AddressInfo } from 'node:net';
 /**
  * GET /healthz for processes without a web server of their own (gateway,
  * syncer): 200 with JSON when every check passes, 503 otherwise. Docker's
- * HEALTHCHECK and `depends_on: service_healthy` rely on it.
+ * HEALTHCHECK and `depends_on: service_healthy` rely on it. GET /metrics
+ * beside it for Prometheus: HEALTH_PORT is an internal port (compose does
+ * not publish it), so the metrics need no credentials of their own.
  */
 export type HealthCheck = () => Promise<Record<string, 'up' | 'down'>>;
 
@@ -24,10 +26,22 @@ export async function runHealthCheck(check: HealthCheck): Promise<HealthReport> 
   return { status: ok ? 'ok' : 'unavailable', checks };
 }
 
-export async function startHealthServer(options: { port: number; host: string; check: HealthCheck }): Promise<{ port: number; close(): Promise<void> }> {
+/** The Prometheus text of GET /metrics (gateway/core/metrics.ts renderMetrics). */
+export type MetricsSource = () => Promise<{ contentType: string; body: string }>;
+
+export async function startHealthServer(options: { port: number; host: string; check: HealthCheck; metrics?: MetricsSource }): Promise<{ port: number; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
-    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/healthz') {
-      res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":"NOT_FOUND","message":"only GET /healthz is served here"}}');
+    const path = req.url?.split('?')[0];
+    if (req.method === 'GET' && path === '/metrics' && options.metrics) {
+      options.metrics().then(
+        ({ contentType, body }) => res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' }).end(body),
+        () => res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics could not be collected\n'),
+      );
+      return;
+    }
+    if (req.method !== 'GET' || path !== '/healthz') {
+      const served = options.metrics ? 'GET /healthz and GET /metrics are' : 'only GET /healthz is';
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'NOT_FOUND', message: `${served} served here` } }));
       return;
     }
     void runHealthCheck(options.check).then((report) => {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import type { Config } from '../core/config';
 import type { Logger } from '../core/log';
+import type { MetricSnapshot } from '../core/metrics';
 import { ensureTlsCertificate } from '../mail/tls-cert';
 import { writeInstance } from './instance';
 import { STORE_DB_ENV, STORE_URI_ENV, type GatewayRuntimeSettings } from './runtime-settings';
@@ -43,8 +44,13 @@ export interface Gateway {
   readonly pid: number | undefined;
   /** True while a Haraka child is up and listening. */
   isUp(): boolean;
+  /** The Haraka child's metrics (gateway/core/metrics.ts), asked over IPC; null while it is down or does not answer. */
+  metrics(): Promise<MetricSnapshot | null>;
   close(): Promise<void>;
 }
+
+/** How long /metrics waits for a busy Haraka to answer before serving the parent's own metrics alone. */
+const METRICS_TIMEOUT_MS = 2000;
 
 const PINO_LEVELS: Record<number, 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
 const HARAKA_LEVELS: Record<string, 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'> = {
@@ -147,6 +153,8 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   let stopping = false;
   let restartTimer: NodeJS.Timeout | undefined;
   let failures = 0;
+  const metricsWaiting = new Map<number, (snapshot: MetricSnapshot | null) => void>();
+  let metricsRequests = 0;
 
   /** Spawn one Haraka; resolves with its port once it listens, rejects if it exits or stalls first. */
   const spawnOnce = () =>
@@ -166,7 +174,11 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
         proc.kill('SIGKILL');
         reject(new Error(`Haraka did not start listening within ${options.startTimeoutMs ?? 30000} ms:\n${recent.join('\n')}`));
       }, options.startTimeoutMs ?? 30000);
-      proc.on('message', (message: { type?: string; port?: number }) => {
+      proc.on('message', (message: { type?: string; port?: number; id?: number; snapshot?: MetricSnapshot }) => {
+        if (message?.type === 'postroom-metrics') {
+          metricsWaiting.get(message.id ?? 0)?.(message.snapshot ?? null);
+          return;
+        }
         if (message?.type !== 'postroom-gateway-ready') return;
         clearTimeout(timer);
         up = true;
@@ -228,6 +240,23 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
       return child?.pid;
     },
     isUp: () => up,
+    metrics: () => {
+      const proc = child;
+      if (!proc || !up || !proc.connected) return Promise.resolve(null);
+      const id = ++metricsRequests;
+      return new Promise((resolve) => {
+        const done = (snapshot: MetricSnapshot | null) => {
+          clearTimeout(timer);
+          metricsWaiting.delete(id);
+          resolve(snapshot);
+        };
+        const timer = setTimeout(() => done(null), METRICS_TIMEOUT_MS);
+        metricsWaiting.set(id, done);
+        proc.send({ type: 'postroom-metrics-request', id }, (err) => {
+          if (err) done(null);
+        });
+      });
+    },
     close: async () => {
       stopping = true;
       if (restartTimer) clearTimeout(restartTimer);

@@ -3,6 +3,7 @@ import mongoose from 'mongoose';
 import { detectBulk } from '../crm/bulk';
 import { AppError } from '../core/errors';
 import type { Logger } from '../core/log';
+import { metrics } from '../core/metrics';
 import type { SourceKind } from '../models/message';
 import type { Store } from '../store';
 import { groupCounterUpdate } from '../store/group-counter';
@@ -134,7 +135,19 @@ function isDuplicateKey(err: unknown): boolean {
   return (err as { code?: number }).code === 11000 || /E11000|duplicate key/i.test((err as Error).message ?? '');
 }
 
+/** Store one message for one mailbox, counted in the process's metrics (gateway/core/metrics.ts). */
 export async function ingest(deps: IngestDeps, input: IngestInput): Promise<IngestResult> {
+  try {
+    const result = await ingestOnce(deps, input);
+    metrics().messages.inc({ source: input.source.kind, outcome: result.outcome });
+    return result;
+  } catch (err) {
+    metrics().ingestFailures.inc({ source: input.source.kind, code: err instanceof AppError ? err.code : 'UNEXPECTED' });
+    throw err;
+  }
+}
+
+async function ingestOnce(deps: IngestDeps, input: IngestInput): Promise<IngestResult> {
   const { store } = deps;
   const log = deps.log.child({ component: 'ingest', mailbox: input.mailboxKey, source: input.source.kind });
   const now = new Date();

@@ -3,6 +3,7 @@ import cron, { type ScheduledTask } from 'node-cron';
 import type { Config } from '../core/config';
 import { resolveMasterKey, SecretBox } from '../core/crypto';
 import type { Logger } from '../core/log';
+import { metrics } from '../core/metrics';
 import { associatorOrDefault } from '../crm/link';
 import type { Associator } from '../mail/ingest';
 import type { Store } from '../store';
@@ -129,7 +130,10 @@ export function startSyncer(deps: SyncerDeps): Syncer {
           ).lean<SyncableAccount>();
           if (!fresh) return skip('not-due');
           const signal = AbortSignal.any([stopping.signal, lease.lost]);
-          report.accounts.push(await syncAccount({ store, log: deps.log, secrets, options, associate, track, oauthConfig: deps.config }, fresh, signal));
+          const result = await syncAccount({ store, log: deps.log, secrets, options, associate, track, oauthConfig: deps.config }, fresh, signal);
+          metrics().imapSyncs.inc({ outcome: result.outcome });
+          metrics().imapSyncSeconds.observe({ outcome: result.outcome }, result.ms / 1000);
+          report.accounts.push(result);
         } finally {
           await lease.release().catch((err) => log.warn({ err, accountId }, 'lease release failed; it expires on its own'));
         }

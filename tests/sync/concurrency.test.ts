@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import mongoose from 'mongoose';
 import { silentLogger } from '../../gateway/core/log';
+import { freePort } from '../../gateway/store/embedded-ferretdb';
 import { accountLeaseKey } from '../../gateway/sync/lease';
 import { startSyncer, type Syncer } from '../../gateway/sync/schedule';
 import { startDovecot, type DovecotServer } from '../support/dovecot';
@@ -53,7 +54,7 @@ describe('IMAP syncer: leases, crashes and shutdown', function () {
   }
 
   /** `npm run syncer` from source: the real process entry point, against this test's database. */
-  function spawnSyncer(args: string[] = []): ChildProcess & { output: () => string; exited: Promise<number | null> } {
+  function spawnSyncer(args: string[] = [], env: Record<string, string> = {}): ChildProcess & { output: () => string; exited: Promise<number | null> } {
     const uri = new URL(testMongoUri());
     uri.pathname = `/${store.dbName}`;
     const child = spawn(process.execPath, ['--require', 'tsx/cjs', 'gateway/bin/syncer.ts', ...args], {
@@ -68,6 +69,7 @@ describe('IMAP syncer: leases, crashes and shutdown', function () {
         IMAP_SYNC_CONCURRENCY: '2',
         LOG_LEVEL: 'info',
         HEALTH_PORT: '0',
+        ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -170,6 +172,25 @@ describe('IMAP syncer: leases, crashes and shutdown', function () {
     assert.equal(done!.backfill!.done, TOTAL);
     assert.equal(done!.backfill!.total, TOTAL);
     assert.equal(done!.lag, 0);
+  });
+
+  it('serves its counts on GET /metrics (HEALTH_PORT) for Prometheus', async () => {
+    const { account, messageIds } = await mailboxOf(30);
+    const healthPort = await freePort();
+    const syncer = spawnSyncer([], { HEALTH_PORT: String(healthPort) });
+    try {
+      await waitFor('the mailbox synced', async () => syncer.output().split('\n').some((line) => line.includes('"imap sync pass"') && line.includes(account.id)), 90_000, syncer);
+      await assertStoredExactlyOnce(account, messageIds);
+      const text = await (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
+      const value = (series: string) => Number(text.split('\n').find((line) => line.startsWith(`${series} `))?.slice(series.length + 1));
+      assert.ok(value('postroom_imap_account_syncs_total{outcome="synced"}') >= 1, text.slice(0, 2000));
+      assert.equal(value('postroom_messages_total{source="imap",outcome="stored"}'), 30);
+      assert.ok(value('postroom_imap_account_sync_seconds_count{outcome="synced"}') >= 1);
+      assert.doesNotMatch(text, new RegExp(account.email.replace(/[.]/g, '\\.')), 'no mailbox in any label');
+    } finally {
+      syncer.kill('SIGTERM');
+      await syncer.exited;
+    }
   });
 
   it('SIGTERM lets the current batch finish, saves its cursor and releases the lease', async () => {
