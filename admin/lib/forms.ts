@@ -1,3 +1,4 @@
+import { MIMEType } from 'node:util';
 import type { Request } from 'express';
 
 /** A form field as one string: missing → '', repeated → the last value (never an array or object). */
@@ -22,4 +23,13 @@ export function checkbox(req: Request, name: string): boolean {
 /** A same-site path to return to after sign-in; anything else becomes '/'. */
 export function safeReturnPath(value: string): string {
   return /^\/(?![/\\])[^\s]*$/.test(value) ? value : '/';
+}
+
+/** The charset parameter of the request's Content-Type (RFC 9110 §8.3), or '' when none (or unparseable). */
+export function contentTypeCharset(req: Request): string {
+  try {
+    return new MIMEType(req.get('content-type') ?? '').params.get('charset') ?? '';
+  } catch {
+    return '';
+  }
 }

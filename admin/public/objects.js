@@ -19,17 +19,19 @@
       var params = new URLSearchParams({ filename: file.name, type: form.elements.type.value });
       var button = form.querySelector('button[type=submit]');
       button.disabled = true;
-      file.text().then(function (text) {
-        return fetch('/objects/import?' + params.toString(), {
-          method: 'POST',
-          credentials: 'same-origin',
-          headers: { 'Content-Type': 'text/csv', 'X-CSRF-Token': form.elements._csrf.value },
-          body: text,
-        });
+      // The file's bytes as they are: the server works out their encoding (file.text() would force UTF-8).
+      fetch('/objects/import?' + params.toString(), {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: { 'Content-Type': 'text/csv', 'X-CSRF-Token': form.elements._csrf.value },
+        body: file,
       }).then(function (response) {
-        // The server answers with a redirect: to the preview, or back here with the problem as a message.
-        if (response.redirected) { window.location.assign(response.url); return; }
-        return response.text().then(function () { error.textContent = 'Upload failed (HTTP ' + response.status + '). Reload the page and try again.'; button.disabled = false; });
+        // JSON: where the preview is, or what is wrong with the file.
+        return response.json().catch(function () { return null; }).then(function (answer) {
+          if (response.ok && answer && answer.location) { window.location.assign(answer.location); return; }
+          error.textContent = answer && answer.error ? answer.error.message : 'Upload failed (HTTP ' + response.status + '). Reload the page and try again.';
+          button.disabled = false;
+        });
       }).catch(function () {
         error.textContent = 'Upload failed: the server could not be reached.';
         button.disabled = false;

@@ -5,7 +5,7 @@ import { listJobs } from '../../gateway/crm/backfill';
 import { commitImport, MAX_IMPORT_BYTES, previewImport, saveUpload } from '../../gateway/crm/csv-import';
 import { OBJECT_TYPE_NAMES } from '../../gateway/crm/object-input';
 import type { ObjectServiceDeps } from '../../gateway/crm/objects';
-import { field, queryParam } from '../lib/forms';
+import { contentTypeCharset, field, queryParam } from '../lib/forms';
 import { flash, requireAdmin } from '../middleware/auth';
 import type { AdminDeps } from '../types';
 
@@ -30,21 +30,26 @@ export function objectsImportRouter(deps: AdminDeps, crm: ObjectServiceDeps): Ro
     res.render('objects/import', { title: 'Import objects', types: OBJECT_TYPE_NAMES, maxMb: MAX_IMPORT_BYTES / 1024 / 1024 });
   });
 
-  router.post('/objects/import', express.text({ type: ['text/csv', 'application/csv'], limit: MAX_IMPORT_BYTES }), async (req: Request, res) => {
-    const raw = typeof req.body === 'string';
-    const csv = raw ? (req.body as string) : field(req, 'csv');
+  // The file picker's script sends the file's bytes (decoded here: Excel writes Windows-1252 or UTF-16) and
+  // reads a JSON answer: a redirect it followed would use up the flash message before the page it shows.
+  router.post('/objects/import', express.raw({ type: ['text/csv', 'application/csv'], limit: MAX_IMPORT_BYTES }), async (req: Request, res) => {
+    const raw = Buffer.isBuffer(req.body);
+    const csv = raw ? (req.body as Buffer) : field(req, 'csv');
     const defaultType = raw ? queryParam(req, 'type') : field(req, 'type');
     const filename = raw ? queryParam(req, 'filename') : 'pasted text';
     try {
       const id = await saveUpload(deps.store, {
         csv,
+        charset: raw ? contentTypeCharset(req) : undefined,
         filename,
         defaultType: (OBJECT_TYPE_NAMES as readonly string[]).includes(defaultType) ? defaultType : '',
         userId: req.viewer!.id,
       });
+      if (raw) return res.json({ location: `/objects/import/${id.toString()}` });
       res.redirect(303, `/objects/import/${id.toString()}`);
     } catch (err) {
       if (!isAppError(err) || err.status >= 500) throw err;
+      if (raw) return res.status(err.status).json({ error: { code: err.code, message: err.message } });
       flash(req, 'error', err.message);
       res.redirect(303, '/objects/import');
     }

@@ -7,6 +7,7 @@ import { createJob } from './backfill';
 import type { ObjectServiceDeps, ObjectRow } from './objects';
 import { normalizeObjectInput, parseBoolean, searchTermsFor, type FieldErrors, type NormalizedObject, type ObjectInput, type ObjectTypeName } from './object-input';
 import { loadCrmSettings, type CrmSettings } from './settings';
+import { decodeCsvFile, sniffDelimiter } from './csv-text';
 
 type ObjectId = mongoose.Types.ObjectId;
 
@@ -15,6 +16,7 @@ type ObjectId = mongoose.Types.ObjectId;
  * and field, what would be created or updated), then commit (valid rows
  * only, written with bulkWrite — 10,000 rows are a handful of round trips).
  *
+ * Fields are separated by ',', ';' or tabs, whichever the header row uses.
  * Columns (header row, any case; spaces, '-' and '_' ignored):
  *   type        customer | contact | lead (or the import's default type)
  *   name        required
@@ -90,14 +92,15 @@ function fail(message: string): AppError {
   return new AppError('CSV_INVALID', message, { status: 400, fields: { file: message } });
 }
 
-function readCsv(csv: string | Buffer): { header: string[]; records: Array<{ line: number; cells: string[] }> } {
-  const size = typeof csv === 'string' ? Buffer.byteLength(csv) : csv.length;
+function readCsv(file: string | Buffer): { header: string[]; records: Array<{ line: number; cells: string[] }> } {
+  const size = typeof file === 'string' ? Buffer.byteLength(file) : file.length;
   if (size === 0) throw fail('the file is empty');
   if (size > MAX_IMPORT_BYTES) throw fail(`the file is larger than ${MAX_IMPORT_BYTES / 1024 / 1024} MB; split it`);
-  if ((typeof csv === 'string' ? csv.includes('\u0000') : csv.includes(0))) throw fail('the file contains NUL bytes: it is not a text CSV file');
+  const csv = typeof file === 'string' ? file : decodeCsvFile(file).text;
+  if (csv.includes('\u0000')) throw fail('the file contains NUL bytes: it is not a text CSV file');
   let parsed: Array<{ record: string[]; info: { lines: number } }>;
   try {
-    parsed = parse(csv, { bom: true, info: true, relax_column_count: true, skip_empty_lines: true, trim: true }) as unknown as typeof parsed;
+    parsed = parse(csv, { bom: true, delimiter: sniffDelimiter(csv), info: true, relax_column_count: true, skip_empty_lines: true, trim: true }) as unknown as typeof parsed;
   } catch (err) {
     const e = err as Error & { lines?: number };
     throw fail(`not a readable CSV file${e.lines ? ` (line ${e.lines})` : ''}: ${e.message}`);
@@ -371,13 +374,15 @@ export async function commitImport(
 
 /**
  * Keep an uploaded file between preview and commit (console). The file is
- * checked (size, text, header) before it is stored.
+ * checked (size, text, header) before it is stored; uploaded bytes are
+ * decoded once here (csv-text.ts) and the encoding kept for the preview.
  */
 export async function saveUpload(
   store: Store,
-  input: { csv: string | Buffer; filename?: string; defaultType?: string; userId: ObjectId },
+  input: { csv: string | Buffer; filename?: string; defaultType?: string; userId: ObjectId; charset?: string },
 ): Promise<ObjectId> {
-  const text = typeof input.csv === 'string' ? input.csv : input.csv.toString('utf8');
+  if (input.csv.length > MAX_IMPORT_BYTES) throw fail(`the file is larger than ${MAX_IMPORT_BYTES / 1024 / 1024} MB; split it`);
+  const { text, encoding } = typeof input.csv === 'string' ? { text: input.csv, encoding: 'utf-8' } : decodeCsvFile(input.csv, input.charset);
   mapColumns(readCsv(text).header, input.defaultType || undefined);
   // Uploads older than a day were abandoned after their preview.
   await store.models.CsvImport.deleteMany({ createdAt: { $lt: new Date(Date.now() - 24 * 3600 * 1000) } });
@@ -385,6 +390,7 @@ export async function saveUpload(
     createdBy: input.userId,
     filename: (input.filename ?? '').slice(0, 200),
     csv: text,
+    encoding,
     defaultType: input.defaultType ?? '',
     createdAt: new Date(),
   });

@@ -11,6 +11,8 @@ export const csvImportSchema = new Schema(
     filename: { type: String, default: '' },
     /** The file's text (NUL-free; at most MAX_IMPORT_BYTES, below the 16 MB document limit). */
     csv: { type: String, required: true },
+    /** What the uploaded bytes were read as (see crm/csv-text.ts); the preview says so when it is not UTF-8. */
+    encoding: { type: String, default: 'utf-8' },
     defaultType: { type: String, default: '' },
     status: { type: String, enum: ['uploaded', 'committed'], default: 'uploaded' },
     /** Counts after commit: {total, creates, updates, invalid}. */

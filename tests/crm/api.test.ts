@@ -137,4 +137,16 @@ describe('crm: /api/v1/objects (real app, real store)', () => {
     const badFile = await api('post', '/objects/import', adminToken).set('Content-Type', 'text/csv').send('emails\na@b.test\n').expect(400);
     assert.equal(badFile.body.error.code, 'CSV_INVALID');
   });
+
+  it('imports CSV bytes in the encoding they are in: declared charset, else UTF-8, else Windows-1252', async () => {
+    const latin1 = Buffer.from('type;name;emails\ncontact;Jos\xe9 Mu\xf1oz;jose@x.test\n', 'latin1');
+    const guessed = await api('post', '/objects/import', adminToken).set('Content-Type', 'text/csv').send(latin1).expect(200);
+    assert.equal(guessed.body.rows[0].name, 'José Muñoz');
+    const declared = await api('post', '/objects/import', adminToken).set('Content-Type', 'text/csv; charset=ISO-8859-1').send(latin1).expect(200);
+    assert.equal(declared.body.rows[0].name, 'José Muñoz');
+    const wrong = await api('post', '/objects/import', adminToken).set('Content-Type', 'text/csv; charset=utf-8').send(latin1).expect(400);
+    assert.match(wrong.body.error.message, /declared UTF-8 but is not valid UTF-8/);
+    const unknown = await api('post', '/objects/import', adminToken).set('Content-Type', 'text/csv; charset=x-klingon').send(latin1).expect(400);
+    assert.match(unknown.body.error.message, /charset "x-klingon"/);
+  });
 });

@@ -99,6 +99,34 @@ describe('crm: objects pages in a real browser (Chromium)', function () {
     assert.ok(jane?.customerId, 'linked to the customer Globex');
   });
 
+  it('says on the page why an uploaded file is refused', async () => {
+    const file = path.join(tmp, 'no-name.csv');
+    fs.writeFileSync(file, 'type,emails\ncontact,jane@globex.test\n');
+    const page = await signedInPage('admin@acme.test');
+    await page.goto('/objects/import');
+    await page.setInputFiles('#csv-file', file);
+    await page.click('#csv-upload button[type=submit]');
+    await page.waitForFunction(() => (document.getElementById('csv-upload-error')?.textContent ?? '') !== '');
+    assert.match(await page.textContent('#csv-upload-error') ?? '', /the header row has no "name" column/);
+    assert.equal(new URL(page.url()).pathname, '/objects/import');
+    assert.equal(await page.isEnabled('#csv-upload button[type=submit]'), true, 'the user can pick another file');
+  });
+
+  it('previews an Excel export (semicolons, Windows-1252) with its names intact', async () => {
+    const file = path.join(tmp, 'excel.csv');
+    fs.writeFileSync(file, Buffer.from('Type;Name;E-Mail;Domain\r\ncustomer;M\xfcller GmbH;;mueller.test\r\ncontact;J\xfcrgen Stra\xdfe;juergen@mueller.test;\r\n', 'latin1'));
+    const page = await signedInPage('admin@acme.test');
+    await page.goto('/objects/import');
+    await page.setInputFiles('#csv-file', file);
+    await Promise.all([page.waitForURL(/\/objects\/import\/[0-9a-f]{24}$/), page.click('#csv-upload button[type=submit]')]);
+    assert.match(await page.textContent('#import-counts') ?? '', /Will be created\s*2/);
+    assert.match(await page.textContent('#import-encoding') ?? '', /Windows-1252/);
+    const preview = await page.textContent('main') ?? '';
+    assert.match(preview, /Müller GmbH/);
+    assert.match(preview, /Jürgen Straße/);
+    await page.screenshot({ path: path.join(SHOTS, 'crm-import-excel.png'), fullPage: true });
+  });
+
   it('shows no Content-Security-Policy violations', () => {
     assert.deepEqual(cspViolations, []);
   });

@@ -63,6 +63,21 @@ describe('crm/csv-import: preview with per-row errors, then commit (real store)'
     assert.equal(preview.valid, 1);
   });
 
+  it('reads spreadsheet exports: semicolons, Windows-1252, UTF-16 with a BOM, tabs', async () => {
+    const names = async (file: string | Buffer) => (await previewImport(deps, file)).rows.map((r) => `${r.type}|${r.name}|${r.action}|${Object.keys(r.errors).join(',')}`);
+    // Excel on a German Windows: ';' between fields, ANSI code page; emails within a cell then separated by ','.
+    const excel = Buffer.from('Type;Name;E-Mail;Domain\r\ncustomer;M\xfcller GmbH;;m\xfcller.test\r\ncontact;J\xfcrgen Stra\xdfe;"j@m.test, j2@m.test";\r\n', 'latin1');
+    assert.deepEqual(await names(excel), ['customer|Müller GmbH|create|', 'contact|Jürgen Straße|create|']);
+    // The same as UTF-8 text with a BOM (Excel's "CSV UTF-8").
+    assert.deepEqual(await names(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(excel.toString('latin1'), 'utf8')])), ['customer|Müller GmbH|create|', 'contact|Jürgen Straße|create|']);
+    // "Unicode text": UTF-16LE with a BOM, tab-separated.
+    const utf16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('type\tname\temails\nlead\tZoë Ångström\tzoe@x.test\n', 'utf16le')]);
+    assert.deepEqual(await names(utf16), ['lead|Zoë Ångström|create|']);
+    // A comma file keeps ';' inside cells as the address separator; a quoted ';' in the header does not make it a semicolon file.
+    assert.deepEqual(await names('type,name,"notes; more; more"\ncontact,A,x\n'), ['contact|A|create|']);
+    assert.deepEqual(await names('type,name,emails\ncontact,A,a@x.test;b@x.test\n'), ['contact|A|create|']);
+  });
+
   it('commits the valid rows, resolves customers in the same file, and links existing mail', async () => {
     const bob = await makeUser(store, 'bob@acme.test');
     const message = await insertMessage(store, { ownerId: bob._id, from: 'jane+x@globex.test', to: ['bob@acme.test'] });

@@ -4,12 +4,14 @@ import { parseObjectId } from '../../../gateway/accounts';
 import { AppError, notFound } from '../../../gateway/core/errors';
 import { listJobs } from '../../../gateway/crm/backfill';
 import { commitImport, previewImport, MAX_IMPORT_BYTES } from '../../../gateway/crm/csv-import';
+import { decodeCsvFile } from '../../../gateway/crm/csv-text';
 import { unlinkAsViewer } from '../../../gateway/crm/link';
 import {
   createObject, deleteObject, getObject, searchObjects, updateObject, upsertObjectByExternalId, type ObjectServiceDeps,
 } from '../../../gateway/crm/objects';
 import { objectTimeline } from '../../../gateway/crm/timeline';
 import type { AdminDeps } from '../../types';
+import { contentTypeCharset } from '../../lib/forms';
 import { checkQuery, parseBody, wholeNumberParam } from './validate';
 
 const objectFields = {
@@ -67,13 +69,15 @@ export function objectsApi(deps: AdminDeps): Router {
     res.status(result.created ? 201 : 200).location(`/api/v1/objects/${result.object.id}`).json(result);
   });
 
-  router.post('/objects/import', express.text({ type: ['text/csv', 'text/plain', 'application/csv'], limit: MAX_IMPORT_BYTES }), async (req, res) => {
+  // Bytes, decoded by the charset parameter, a byte-order mark, or else as UTF-8 / Windows-1252 (csv-text.ts).
+  router.post('/objects/import', express.raw({ type: ['text/csv', 'text/plain', 'application/csv'], limit: MAX_IMPORT_BYTES }), async (req, res) => {
     requireAdminApi(req);
     const query = checkQuery(req.query as Record<string, unknown>, ['commit', 'type']);
-    if (typeof req.body !== 'string') throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'Send the CSV file as the request body with Content-Type: text/csv.', { status: 415 });
+    if (!Buffer.isBuffer(req.body)) throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'Send the CSV file as the request body with Content-Type: text/csv.', { status: 415 });
+    const csv = (req.body as Buffer).length === 0 ? '' : decodeCsvFile(req.body as Buffer, contentTypeCharset(req)).text;
     const options = { defaultType: query.type || undefined };
-    if (query.commit === 'true') res.json(await commitImport(crm, req.body, options, req.actor!));
-    else res.json(await previewImport(crm, req.body, options));
+    if (query.commit === 'true') res.json(await commitImport(crm, csv, options, req.actor!));
+    else res.json(await previewImport(crm, csv, options));
   });
 
   router.get('/objects/:id', async (req, res) => {
