@@ -48,6 +48,21 @@
     });
   });
 
+  // Compose: one press of Send is enough; say that it is under way (the server also sends a form's message once).
+  var composeForm = document.getElementById('compose-form');
+  if (composeForm) {
+    composeForm.addEventListener('submit', function () {
+      var send = document.getElementById('compose-send');
+      // After the submission has started, so the button's own press still counts.
+      setTimeout(function () { send.disabled = true; send.textContent = 'Sending…'; }, 0);
+    });
+    // Back from the next page (bfcache): the form is usable again.
+    window.addEventListener('pageshow', function () {
+      var send = document.getElementById('compose-send');
+      if (send && send.textContent === 'Sending…') { send.disabled = false; send.textContent = 'Send'; }
+    });
+  }
+
   // Selects marked data-autosubmit apply their filter at once (a Filter button remains for no-JS use).
   document.querySelectorAll('select[data-autosubmit]').forEach(function (select) {
     select.addEventListener('change', function () { select.form.submit(); });

@@ -4,7 +4,7 @@ import { getMessageFor } from '../../gateway/accounts';
 import { AppError, isAppError } from '../../gateway/core/errors';
 import { attachmentFilename } from '../../gateway/mail/attachments';
 import {
-  discardOutboxEntry, listOutbox, listSendableAccounts, MAX_ATTACHMENTS, ORIGINAL_ACTIONS, prepareFromOriginal, retryOutboxNow, sendDepsFromConfig, sendMessage,
+  claimSendKey, discardOutboxEntry, isSendKey, listOutbox, newSendKey, listSendableAccounts, MAX_ATTACHMENTS, ORIGINAL_ACTIONS, prepareFromOriginal, retryOutboxNow, sendDepsFromConfig, sendMessage,
   type AttachmentInput, type Mailbox, type OriginalAction, type SendableAccount,
 } from '../../gateway/send';
 import { checkbox, field, queryParam } from '../lib/forms';
@@ -60,7 +60,12 @@ interface ComposeForm {
   original: string;
   action: string;
   includeAttachments: boolean;
+  /** One key per press of Send (gateway/send/send-once.ts); a fresh one each time the form is shown. */
+  sendKey: string;
 }
+
+/** How long a repeated Send waits for the first one (below the server's 60 s request timeout). */
+const DUPLICATE_WAIT_MS = 45_000;
 
 const mailboxText = (list: Mailbox[]) => list.map((m) => (m.name ? `${m.name} <${m.address}>` : m.address)).join(', ');
 
@@ -79,7 +84,7 @@ export function composeRouter(deps: AdminDeps): Router {
     const originalMessage = form.original ? await getMessageFor(deps.store, req.viewer!, form.original) : null;
     res.status(status).render('compose/compose', {
       title: form.action === 'forward' ? 'Forward' : form.action ? 'Reply' : 'Compose',
-      form,
+      form: { ...form, sendKey: newSendKey() },
       accounts,
       errors,
       problem,
@@ -93,7 +98,7 @@ export function composeRouter(deps: AdminDeps): Router {
 
   router.get(FORM_PATH, async (req, res) => {
     const accounts = await listSendableAccounts(deps.store, req.viewer!.id);
-    const form: ComposeForm = { account: queryParam(req, 'account'), to: queryParam(req, 'to'), cc: '', bcc: '', subject: '', text: '', original: '', action: '', includeAttachments: true };
+    const form: ComposeForm = { account: queryParam(req, 'account'), to: queryParam(req, 'to'), cc: '', bcc: '', subject: '', text: '', original: '', action: '', includeAttachments: true, sendKey: '' };
     const originalId = queryParam(req, 'original');
     const action = queryParam(req, 'action') || 'reply';
     if (originalId) {
@@ -124,7 +129,7 @@ export function composeRouter(deps: AdminDeps): Router {
     const accounts = await listSendableAccounts(deps.store, req.viewer!.id);
     const form: ComposeForm = {
       account: field(req, 'account'), to: field(req, 'to'), cc: field(req, 'cc'), bcc: field(req, 'bcc'), subject: field(req, 'subject'), text: field(req, 'text'),
-      original: field(req, 'original'), action: field(req, 'action'), includeAttachments: checkbox(req, 'includeAttachments'),
+      original: field(req, 'original'), action: field(req, 'action'), includeAttachments: checkbox(req, 'includeAttachments'), sendKey: field(req, 'sendKey'),
     };
     const uploadProblem = (req as UploadRequest).uploadProblem;
     if (uploadProblem) return render(req, res, 413, form, accounts, { attachments: uploadProblem });
@@ -140,18 +145,29 @@ export function composeRouter(deps: AdminDeps): Router {
       // The quote is already in the text the user edited; forwarded attachments follow the checkbox.
       ? { id: form.original, action: form.action as OriginalAction, quote: false, includeAttachments: form.includeAttachments }
       : undefined;
+    // Send pressed again for the same form: answer with the first press's result instead of sending twice.
+    const claim = isSendKey(form.sendKey)
+      ? await claimSendKey(deps.store, req.viewer!.id, form.sendKey, { now: deps.clock(), waitMs: DUPLICATE_WAIT_MS })
+      : null;
+    if (claim && !claim.claimed) {
+      const shown = claim.result ?? { location: '/outbox', noticeKind: 'info' as const, notice: 'Send was pressed again while this message was still being sent; it is sent once. See the Outbox.' };
+      flash(req, shown.noticeKind, shown.notice);
+      return res.redirect(303, shown.location);
+    }
     try {
       const result = await sendMessage(sendDeps, req.viewer!, chosen.id, {
         to: form.to, cc: form.cc, bcc: form.bcc, subject: form.subject, text: form.text, attachments, original, createdBy: req.viewer!.id,
       });
       const refused = result.refused.length > 0 ? ` Refused by the server: ${result.refused.map((r) => `${r.address} (${r.reply})`).join('; ')}.` : '';
-      if (result.status === 'sent') {
-        flash(req, refused ? 'info' : 'success', `Sent from ${chosen.email}.${refused}`);
-        return res.redirect(303, result.storedMessageId ? `/messages/${result.storedMessageId}` : '/outbox');
-      }
-      flash(req, 'info', `Queued: ${result.queuedBecause || 'the server did not take it yet.'} Postroom retries on its own; see the Outbox.${refused}`);
-      return res.redirect(303, '/outbox');
+      const shown = result.status === 'sent'
+        ? { noticeKind: refused ? 'info' as const : 'success' as const, notice: `Sent from ${chosen.email}.${refused}`, location: result.storedMessageId ? `/messages/${result.storedMessageId}` : '/outbox' }
+        : { noticeKind: 'info' as const, notice: `Queued: ${result.queuedBecause || 'the server did not take it yet.'} Postroom retries on its own; see the Outbox.${refused}`, location: '/outbox' };
+      await claim?.finish(shown);
+      flash(req, shown.noticeKind, shown.notice);
+      return res.redirect(303, shown.location);
     } catch (err) {
+      // Nothing was sent: a repeated Send may go ahead (and shows the same problem).
+      await claim?.release();
       if (!isAppError(err) || err.status >= 500) throw err;
       if (err.fields) return render(req, res, err.status, form, accounts, err.fields);
       // The server's own reply (refused recipient, authentication, size) or the rate limit, above the form.

@@ -45,3 +45,8 @@ export const badRequest = (message: string, fields?: Record<string, string>) =>
 export function isAppError(err: unknown): err is AppError {
   return err instanceof AppError;
 }
+
+/** A write refused by a unique index (MongoDB and FerretDB report code 11000). */
+export function isDuplicateKeyError(err: unknown): boolean {
+  return (err as { code?: number }).code === 11000 || /E11000|duplicate key/i.test((err as Error).message ?? '');
+}

@@ -9,6 +9,7 @@ import { messageSchema, tombstoneSchema, type MessageDoc } from './message';
 import { oauthRefreshLockSchema, type OAuthRefreshLockDoc } from './oauth-refresh-lock';
 import { oauthStateSchema, type OAuthStateDoc } from './oauth-state';
 import { outboxSchema, type OutboxDoc } from './outbox';
+import { sendClaimSchema, type SendClaimDoc } from './send-claim';
 import { sendRateSlotSchema, type SendRateSlotDoc } from './send-rate';
 import { businessSettingsSchema, type BusinessSettingsDoc } from './settings';
 import { sessionSchema, type SessionDoc } from './session';
@@ -44,6 +45,7 @@ export function createModels(conn: Connection) {
     OAuthRefreshLock: conn.model<OAuthRefreshLockDoc>('OAuthRefreshLock', oauthRefreshLockSchema),
     Outbox: conn.model<OutboxDoc>('Outbox', outboxSchema),
     SendRateSlot: conn.model<SendRateSlotDoc>('SendRateSlot', sendRateSlotSchema),
+    SendClaim: conn.model<SendClaimDoc>('SendClaim', sendClaimSchema),
   };
 }
 

@@ -15,6 +15,7 @@ export * from './outbox';
 export * from './rate-limit';
 export * from './reply';
 export * from './send';
+export * from './send-once';
 export * from './sent-folder';
 export * from './settings';
 export * from './smtp-errors';

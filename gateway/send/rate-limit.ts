@@ -1,4 +1,4 @@
-import { AppError } from '../core/errors';
+import { AppError, isDuplicateKeyError } from '../core/errors';
 import type { SendDeps } from './deps';
 import type { SendingAccount } from './settings';
 
@@ -18,10 +18,6 @@ export class RateLimitedError extends AppError {
     super('RATE_LIMITED', message, { status: 429 });
     this.retryAfter = retryAfterSeconds;
   }
-}
-
-function isDuplicateKey(err: unknown): boolean {
-  return (err as { code?: number }).code === 11000 || /E11000|duplicate key/i.test((err as Error).message ?? '');
 }
 
 function describeWindow(windowMs: number): string {
@@ -51,7 +47,7 @@ export async function takeSendSlot(deps: SendDeps, account: SendingAccount, now:
       await SendRateSlot.create({ accountId: account._id, n: used, usedAt: now });
       return;
     } catch (err) {
-      if (!isDuplicateKey(err)) throw err;
+      if (!isDuplicateKeyError(err)) throw err;
     }
   }
   const oldest = await SendRateSlot.findOne({ accountId: account._id, n: { $lt: max } }).sort({ usedAt: 1 }).lean();

@@ -106,7 +106,7 @@ describe('crm: objects pages in a real browser (Chromium)', function () {
     await page.goto('/objects/import');
     await page.setInputFiles('#csv-file', file);
     await page.click('#csv-upload button[type=submit]');
-    await page.waitForFunction(() => (document.getElementById('csv-upload-error')?.textContent ?? '') !== '');
+    await page.waitForFunction("document.getElementById('csv-upload-error').textContent !== ''");
     assert.match(await page.textContent('#csv-upload-error') ?? '', /the header row has no "name" column/);
     assert.equal(new URL(page.url()).pathname, '/objects/import');
     assert.equal(await page.isEnabled('#csv-upload button[type=submit]'), true, 'the user can pick another file');

@@ -38,6 +38,7 @@ describe('send: console and API', function () {
   beforeEach(() => {
     smtp.behaviour.rcpt = undefined;
     smtp.behaviour.data = undefined;
+    smtp.behaviour.dataDelayMs = undefined;
   });
 
   const pageOf = (path: string) => session.agent.get(path).expect(200).then((res) => res.text);
@@ -102,6 +103,45 @@ describe('send: console and API', function () {
     assert.match(shown, /Sent from sender-[0-9a-f]+@acme\.test\./);
     assert.match(shown, /<span class="badge blue">Sent<\/span>/);
     assert.match(shown, /prices\.csv/);
+  });
+
+  it('Send pressed twice for one form (a slow server) sends the message once; both answers show its result', async () => {
+    const page = await pageOf(`/compose?account=${bob.accountId}`);
+    const sendKey = /name="sendKey" value="([^"]+)"/.exec(page)?.[1] ?? '';
+    assert.match(sendKey, /^[0-9a-f-]{36}$/);
+    const press = () => session.agent.post('/compose')
+      .field('_csrf', csrfFrom(page)).field('account', bob.accountId).field('to', 'alice@customer.test').field('cc', '').field('bcc', '')
+      .field('subject', 'Only once please').field('text', 'One copy.').field('sendKey', sendKey)
+      .expect(303).then((res) => res.headers.location as string);
+    smtp.behaviour.dataDelayMs = 1500;
+    const before = smtp.received.length;
+    const [first, second] = await Promise.all([press(), press()]);
+    assert.match(first, /^\/messages\/[0-9a-f]{24}$/);
+    assert.equal(second, first, 'the second press answers with the first one\'s result');
+    // Both requests have answered, so a second submission would have reached the server by now.
+    assert.equal(smtp.received.length - before, 1);
+    assert.equal(await store.models.Outbox.countDocuments({ subject: 'Only once please' }), 1);
+    assert.match(await pageOf(first), /Sent from sender-[0-9a-f]+@acme\.test\./);
+
+    // A new form (a new key) sends again, as the user asked.
+    const again = await pageOf(`/compose?account=${bob.accountId}`);
+    assert.notEqual(/name="sendKey" value="([^"]+)"/.exec(again)?.[1], sendKey);
+  });
+
+  it('Send pressed again after the server refused the message tries again and shows the refusal again', async () => {
+    smtp.behaviour.data = () => '554 5.7.1 Message rejected as spam';
+    const page = await pageOf(`/compose?account=${bob.accountId}`);
+    const sendKey = /name="sendKey" value="([^"]+)"/.exec(page)?.[1] ?? '';
+    const press = () => session.agent.post('/compose')
+      .field('_csrf', csrfFrom(page)).field('account', bob.accountId).field('to', 'alice@customer.test').field('cc', '').field('bcc', '')
+      .field('subject', 'Refused twice').field('text', 'x').field('sendKey', sendKey);
+    const [first, second] = await Promise.all([press(), press()]);
+    for (const res of [first, second]) {
+      assert.equal(res.status, 422);
+      assert.match(res.text, /MESSAGE_REFUSED: .*554 5\.7\.1 Message rejected as spam/);
+      assert.match(res.text, /value="Refused twice"/, 'the form keeps what was typed');
+    }
+    assert.equal(await store.models.Outbox.countDocuments({ subject: 'Refused twice', status: 'failed' }), 2);
   });
 
   it('Reply / Reply all / Forward from a message page prefill the form; the reply is threaded', async () => {
