@@ -98,9 +98,13 @@ describe('crm: console pages for objects, CSV import and webhooks (real app, rea
     assert.match(done.text, /<dt>Created<\/dt><dd>1<\/dd>/);
     assert.equal(await store.models.CrmObject.countDocuments({ externalId: 'c-1' }), 1);
 
-    // The JavaScript upload path: raw text/csv, CSRF token in a header.
-    const upload = await agent.post('/objects/import?filename=people.csv&type=lead').set('Content-Type', 'text/csv').set('X-CSRF-Token', csrf).send('name,emails\nLee,lee@x.test\n').expect(303);
-    const uploaded = await agent.get(upload.headers.location).expect(200);
+    // The JavaScript upload path: raw text/csv, CSRF token in a header; JSON answers (where the preview is, or the problem).
+    const upload = await agent.post('/objects/import?filename=people.csv&type=lead').set('Content-Type', 'text/csv').set('X-CSRF-Token', csrf).send('name,emails\nLee,lee@x.test\n').expect(200);
+    assert.match(upload.body.location, /^\/objects\/import\/[0-9a-f]{24}$/);
+    const refused = await agent.post('/objects/import').set('Content-Type', 'text/csv').set('X-CSRF-Token', csrf).send('emails\na@b.test\n').expect(400);
+    assert.equal(refused.body.error.code, 'CSV_INVALID');
+    assert.match(refused.body.error.message, /no "name" column/);
+    const uploaded = await agent.get(upload.body.location).expect(200);
     assert.match(uploaded.text, /people\.csv · 1 rows/);
     await agent.post('/objects/import').set('Content-Type', 'text/csv').send('name\nx\n').expect(403);
     // An unreadable file comes back to the form with the reason.
