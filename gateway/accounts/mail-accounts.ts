@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { SecretBox } from '../core/crypto';
-import { AppError, notFound } from '../core/errors';
+import { AppError, isDuplicateKeyError, notFound } from '../core/errors';
 import type { Logger } from '../core/log';
 import { TLS_MODES } from '../models/mail-account';
 import type { Store } from '../store';
@@ -121,7 +121,7 @@ export function toMailAccountView(doc: AccountDoc): MailAccountView {
 
 function isDuplicateKey(err: unknown): { field: string } | null {
   const e = err as { code?: number; message?: string; keyPattern?: Record<string, unknown> };
-  if (e.code !== 11000 && !/duplicate key/i.test(e.message ?? '')) return null;
+  if (!isDuplicateKeyError(err)) return null;
   const field = e.keyPattern ? Object.keys(e.keyPattern).join(',') : /forwarding/i.test(e.message ?? '') ? 'forwarding' : 'email';
   return { field };
 }

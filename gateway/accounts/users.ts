@@ -1,5 +1,5 @@
 import type { Logger } from '../core/log';
-import { AppError, notFound } from '../core/errors';
+import { AppError, notFound, isDuplicateKeyError } from '../core/errors';
 import { randomAddressToken, randomToken, sha256Hex } from '../core/crypto';
 import { ROLES, type Role } from '../models/user';
 import type { Store } from '../store';
@@ -44,9 +44,6 @@ export function toPublicUser(user: UserRow): PublicUser {
   };
 }
 
-function isDuplicateKey(err: unknown): boolean {
-  return (err as { code?: number }).code === 11000 || /duplicate key/i.test((err as Error).message ?? '');
-}
 
 function checkRole(role: string): Role {
   if (!(ROLES as readonly string[]).includes(role)) {
@@ -85,7 +82,7 @@ export async function createUser(store: Store, input: CreateUserInput, actor: Ac
     await recordAudit(store, actor, { action: 'user.create', targetType: 'user', targetId: user._id.toString(), details: { email, role } });
     return toPublicUser(user);
   } catch (err) {
-    if (isDuplicateKey(err)) throw new AppError('EMAIL_TAKEN', `a user with the email ${email} already exists`, { status: 409, fields: { email: 'is already a user' } });
+    if (isDuplicateKeyError(err)) throw new AppError('EMAIL_TAKEN', `a user with the email ${email} already exists`, { status: 409, fields: { email: 'is already a user' } });
     throw err;
   }
 }
@@ -252,7 +249,7 @@ export async function inviteUser(store: Store, input: { email: string; role?: st
     try {
       user = await store.models.User.create({ email, role, name: (input.name ?? '').trim(), dropboxToken: randomAddressToken(16), invite });
     } catch (err) {
-      if (isDuplicateKey(err)) throw new AppError('EMAIL_TAKEN', `${email} is already a user`, { status: 409, fields: { email: 'is already a user' } });
+      if (isDuplicateKeyError(err)) throw new AppError('EMAIL_TAKEN', `${email} is already a user`, { status: 409, fields: { email: 'is already a user' } });
       throw err;
     }
   }

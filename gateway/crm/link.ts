@@ -1,5 +1,5 @@
 import mongoose from 'mongoose';
-import { notFound } from '../core/errors';
+import { notFound, isDuplicateKeyError } from '../core/errors';
 import type { Logger } from '../core/log';
 import type { Associator, PlannedAssociation } from '../mail/ingest';
 import type { MessageDoc } from '../models/message';
@@ -118,9 +118,6 @@ export async function planForMessage(deps: CrmDeps, message: LinkableMessage, ca
   return { plan, objects };
 }
 
-function isDuplicateKey(err: unknown): boolean {
-  return (err as { code?: number }).code === 11000 || /E11000|duplicate key/i.test((err as Error).message ?? '');
-}
 
 /**
  * Write one planned link. Returns 'created', 'updated' or 'suppressed'
@@ -140,7 +137,7 @@ async function upsertLink(store: Store, message: LinkableMessage, planned: Plann
     );
     return result.upsertedCount > 0 ? 'created' : 'updated';
   } catch (err) {
-    if (!isDuplicateKey(err)) throw err;
+    if (!isDuplicateKeyError(err)) throw err;
     // Either a tombstone holds the key, or a concurrent call inserted it first.
     const retry = await store.models.Link.updateOne(filter, { $set: set });
     return retry.matchedCount > 0 ? 'updated' : 'suppressed';
@@ -280,7 +277,7 @@ function linkDocument(message: LinkableMessage, planned: PlannedLink, now: Date,
  */
 async function insertLinks(store: Store, docs: Array<ReturnType<typeof linkDocument>>): Promise<Array<ReturnType<typeof linkDocument>>> {
   const outcomes = await Promise.allSettled(docs.map((doc) => groupInsert(store.models.Link, doc)));
-  const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected' && !isDuplicateKey(o.reason));
+  const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected' && !isDuplicateKeyError(o.reason));
   if (failed) throw failed.reason;
   return docs.filter((_doc, index) => outcomes[index].status === 'fulfilled');
 }

@@ -1,5 +1,5 @@
 import mongoose from 'mongoose';
-import { AppError, notFound } from '../core/errors';
+import { AppError, notFound, isDuplicateKeyError } from '../core/errors';
 import { recordAudit, SYSTEM_ACTOR, type Actor } from '../accounts/audit';
 import { parseObjectId } from '../accounts/ids';
 import type { Store } from '../store';
@@ -64,9 +64,6 @@ export function validationError(errors: FieldErrors): AppError {
   return new AppError('VALIDATION_FAILED', message, { status: 400, fields: errors });
 }
 
-function isDuplicateKey(err: unknown): boolean {
-  return (err as { code?: number }).code === 11000 || /E11000|duplicate key/i.test((err as Error).message ?? '');
-}
 
 async function checkCustomer(store: Store, customerId: string | null | undefined, errors: FieldErrors): Promise<ObjectId | null | undefined> {
   if (customerId === undefined) return undefined;
@@ -158,7 +155,7 @@ export async function createObject(deps: ObjectServiceDeps, input: ObjectInput, 
   try {
     row = (await deps.store.models.CrmObject.create(fields)).toObject() as ObjectRow;
   } catch (err) {
-    if (isDuplicateKey(err)) throw new AppError('EXTERNAL_ID_TAKEN', `a ${value.type} with external id "${value.externalId}" already exists`, { status: 409, fields: { externalId: 'is already used by another record of this type' } });
+    if (isDuplicateKeyError(err)) throw new AppError('EXTERNAL_ID_TAKEN', `a ${value.type} with external id "${value.externalId}" already exists`, { status: 409, fields: { externalId: 'is already used by another record of this type' } });
     throw err;
   }
   const jobIds = await queueJobsFor(deps, null, row, actor);
@@ -202,7 +199,7 @@ export async function updateObject(deps: ObjectServiceDeps, id: string | ObjectI
   try {
     after = (await deps.store.models.CrmObject.findOneAndUpdate({ _id: before._id }, { $set: set }, { returnDocument: 'after' }).lean()) as ObjectRow | null;
   } catch (err) {
-    if (isDuplicateKey(err)) throw new AppError('EXTERNAL_ID_TAKEN', `a ${type} with external id "${value.externalId}" already exists`, { status: 409, fields: { externalId: 'is already used by another record of this type' } });
+    if (isDuplicateKeyError(err)) throw new AppError('EXTERNAL_ID_TAKEN', `a ${type} with external id "${value.externalId}" already exists`, { status: 409, fields: { externalId: 'is already used by another record of this type' } });
     throw err;
   }
   if (!after) throw notFound('object');

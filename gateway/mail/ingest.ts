@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import mongoose from 'mongoose';
 import { detectBulk } from '../crm/bulk';
-import { AppError } from '../core/errors';
+import { AppError, isDuplicateKeyError } from '../core/errors';
 import type { Logger } from '../core/log';
 import { metrics } from '../core/metrics';
 import type { SourceKind } from '../models/message';
@@ -131,9 +131,6 @@ function storeError(err: unknown, tag: string): AppError {
   });
 }
 
-function isDuplicateKey(err: unknown): boolean {
-  return (err as { code?: number }).code === 11000 || /E11000|duplicate key/i.test((err as Error).message ?? '');
-}
 
 /** Store one message for one mailbox, counted in the process's metrics (gateway/core/metrics.ts). */
 export async function ingest(deps: IngestDeps, input: IngestInput): Promise<IngestResult> {
@@ -233,7 +230,7 @@ async function ingestOnce(deps: IngestDeps, input: IngestInput): Promise<IngestR
     try {
       await groupInsert(store.models.Message, written);
     } catch (err) {
-      if (!isDuplicateKey(err)) throw err;
+      if (!isDuplicateKeyError(err)) throw err;
       // Already stored (a retried SMTP delivery, or the IMAP copy of a
       // forwarded mail): record this source on it and drop our blobs.
       const existing = await store.models.Message.findOneAndUpdate(

@@ -1,7 +1,7 @@
 import mongoose from 'mongoose';
 import * as oidc from 'openid-client';
 import { randomToken, SecretBoxError } from '../core/crypto';
-import { AppError, isAppError, notFound } from '../core/errors';
+import { AppError, isAppError, notFound, isDuplicateKeyError } from '../core/errors';
 import type { Store } from '../store';
 import { providerConfiguration } from './client';
 import { now, tuning, type OAuthDeps } from './deps';
@@ -147,9 +147,6 @@ export async function getAccessToken(deps: OAuthDeps, accountId: string | Object
   return flight;
 }
 
-function isDuplicateKey(err: unknown): boolean {
-  return (err as { code?: number }).code === 11000 || /E11000|duplicate key/i.test((err as Error).message ?? '');
-}
 
 /**
  * Take the account's refresh lock (insert wins exactly once, see
@@ -164,7 +161,7 @@ async function tryLock(deps: OAuthDeps, key: string, lockId: string): Promise<bo
       await Lock.create({ _id: key, lockId, until: new Date(at.getTime() + tuning(deps).refreshLockMs) });
       return true;
     } catch (err) {
-      if (!isDuplicateKey(err)) throw err;
+      if (!isDuplicateKeyError(err)) throw err;
     }
     const held = await Lock.findById(key).lean();
     if (held && held.until.getTime() > at.getTime()) return false;

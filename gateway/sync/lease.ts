@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { randomToken } from '../core/crypto';
 import type { Store } from '../store';
+import { isDuplicateKeyError } from '../core/errors';
 
 /**
  * One syncer at a time per account, across processes and overlapping passes.
@@ -24,9 +25,6 @@ export function accountLeaseKey(accountId: string): string {
   return `imap-sync:${accountId}`;
 }
 
-function isDuplicateKey(err: unknown): boolean {
-  return (err as { code?: number }).code === 11000 || /E11000|duplicate key/i.test((err as Error).message ?? '');
-}
 
 /**
  * Take the lease if it is free, expired or already ours. Resolves false when
@@ -52,7 +50,7 @@ export async function acquireLease(store: Store, key: string, holder: string, tt
   try {
     await SyncLease.create({ _id: id, key, epoch, holder, expiresAt: new Date(now.getTime() + ttlMs) });
   } catch (err) {
-    if (isDuplicateKey(err)) return false;
+    if (isDuplicateKeyError(err)) return false;
     throw err;
   }
   const newest = await newestLease(store, key);
