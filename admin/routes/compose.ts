@@ -67,6 +67,13 @@ interface ComposeForm {
 /** How long a repeated Send waits for the first one (below the server's 60 s request timeout). */
 const DUPLICATE_WAIT_MS = 45_000;
 
+/** Temporary SMTP failures already end in "Postroom will try again." (gateway/send/smtp-errors.ts): say it once. */
+function queuedNotice(reason: string, refused: string): string {
+  const why = reason || 'the server did not take it yet.';
+  const retry = /will try again\.?$/.test(why) ? 'See the Outbox.' : 'Postroom retries on its own; see the Outbox.';
+  return `Queued: ${why} ${retry}${refused}`;
+}
+
 const mailboxText = (list: Mailbox[]) => list.map((m) => (m.name ? `${m.name} <${m.address}>` : m.address)).join(', ');
 
 export function composeRouter(deps: AdminDeps): Router {
@@ -80,7 +87,8 @@ export function composeRouter(deps: AdminDeps): Router {
     return rows.flatMap((row) => (row.emails ?? []).map((email) => ({ email, name: row.name })));
   }
 
-  async function render(req: Request, res: Response, status: number, form: ComposeForm, accounts: SendableAccount[], errors: Record<string, string>, problem = '') {
+  /** `reattach`: names of the files the refused request carried; a browser never refills a file field. */
+  async function render(req: Request, res: Response, status: number, form: ComposeForm, accounts: SendableAccount[], errors: Record<string, string>, problem = '', reattach: string[] = []) {
     const originalMessage = form.original ? await getMessageFor(deps.store, req.viewer!, form.original) : null;
     res.status(status).render('compose/compose', {
       title: form.action === 'forward' ? 'Forward' : form.action ? 'Reply' : 'Compose',
@@ -93,6 +101,7 @@ export function composeRouter(deps: AdminDeps): Router {
       // Named as they will be sent (and downloaded): a nameless inline logo is logo123.png, not 'attachment'.
       forwardedAttachments: form.action === 'forward' ? (originalMessage?.attachments ?? []).map((attachment, index) => ({ filename: attachmentFilename(attachment, index) })) : [],
       maxMegabytes: Math.floor(deps.config.smtpMaxMessageSize / 1024 / 1024),
+      reattach,
     });
   }
 
@@ -161,7 +170,7 @@ export function composeRouter(deps: AdminDeps): Router {
       const refused = result.refused.length > 0 ? ` Refused by the server: ${result.refused.map((r) => `${r.address} (${r.reply})`).join('; ')}.` : '';
       const shown = result.status === 'sent'
         ? { noticeKind: refused ? 'info' as const : 'success' as const, notice: `Sent from ${chosen.email}.${refused}`, location: result.storedMessageId ? `/messages/${result.storedMessageId}` : '/outbox' }
-        : { noticeKind: 'info' as const, notice: `Queued: ${result.queuedBecause || 'the server did not take it yet.'} Postroom retries on its own; see the Outbox.${refused}`, location: '/outbox' };
+        : { noticeKind: 'info' as const, notice: queuedNotice(result.queuedBecause, refused), location: '/outbox' };
       await claim?.finish(shown);
       flash(req, shown.noticeKind, shown.notice);
       return res.redirect(303, shown.location);
@@ -169,9 +178,10 @@ export function composeRouter(deps: AdminDeps): Router {
       // Nothing was sent: a repeated Send may go ahead (and shows the same problem).
       await claim?.release();
       if (!isAppError(err) || err.status >= 500) throw err;
-      if (err.fields) return render(req, res, err.status, form, accounts, err.fields);
+      const reattach = attachments.map((attachment) => attachment.filename || 'unnamed file');
+      if (err.fields) return render(req, res, err.status, form, accounts, err.fields, '', reattach);
       // The server's own reply (refused recipient, authentication, size) or the rate limit, above the form.
-      return render(req, res, err.status, form, accounts, {}, `${err.code}: ${err.message}`);
+      return render(req, res, err.status, form, accounts, {}, `${err.code}: ${err.message}`, reattach);
     }
   });
 

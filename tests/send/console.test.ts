@@ -144,6 +144,23 @@ describe('send: console and API', function () {
     assert.equal(await store.models.Outbox.countDocuments({ subject: 'Refused twice', status: 'failed' }), 2);
   });
 
+  it('a refused message with attachments says which files to attach again (a browser does not keep them)', async () => {
+    smtp.behaviour.data = () => '554 5.7.1 Message rejected as spam';
+    const page = await pageOf(`/compose?account=${bob.accountId}`);
+    const res = await session.agent.post('/compose')
+      .field('_csrf', csrfFrom(page)).field('account', bob.accountId).field('to', 'alice@customer.test').field('cc', '').field('bcc', '')
+      .field('subject', 'With files').field('text', 'x')
+      .attach('attachments', Buffer.from('%PDF-quote'), { filename: 'quote.pdf', contentType: 'application/pdf' })
+      .attach('attachments', Buffer.from('a,b'), { filename: 'prices.csv', contentType: 'text/csv' });
+    assert.equal(res.status, 422);
+    assert.match(res.text, /id="compose-reattach"[^>]*>Not sent, so not kept: quote\.pdf, prices\.csv\. Attach them again before you press Send\./);
+    const clean = await session.agent.post('/compose')
+      .field('_csrf', csrfFrom(page)).field('account', bob.accountId).field('to', 'alice@customer.test').field('cc', '').field('bcc', '')
+      .field('subject', 'Without files').field('text', 'x');
+    assert.equal(clean.status, 422);
+    assert.doesNotMatch(clean.text, /compose-reattach/, 'no hint when nothing was attached');
+  });
+
   it('Reply / Reply all / Forward from a message page prefill the form; the reply is threaded', async () => {
     const incoming = await storeMessage(store, {
       from: 'Alice Customer <alice@customer.test>', to: `${bob.email}, carol@customer.test`, subject: 'Re: Order 77', text: 'Can you ship on Friday?', messageId: '<order-77-reply@customer.test>',
@@ -219,7 +236,8 @@ describe('send: console and API', function () {
       .field('subject', 'Greylisted').field('text', 'x').expect(303);
     assert.equal(res.headers.location, '/outbox');
     const outbox = await pageOf('/outbox');
-    assert.match(outbox, /Queued: .*451 4\.7\.1 Greylisted, please try again later/);
+    assert.match(outbox, /Queued: .*451 4\.7\.1 Greylisted, please try again later.*Postroom will try again\. See the Outbox\./);
+    assert.doesNotMatch(outbox, /retries on its own/, 'the retry is said once');
     const row = await store.models.Outbox.findOne({ subject: 'Greylisted' }).lean();
     assert.ok(row);
     const rowHtml = outbox.slice(outbox.indexOf(`id="outbox-${row._id}"`));
