@@ -18,6 +18,12 @@ type ObjectId = mongoose.Types.ObjectId;
 
 const SEND_KEY = /^[A-Za-z0-9-]{16,64}$/;
 const KEEP_MS = 24 * 3600 * 1000;
+/**
+ * A claim still "sending" after this long belongs to a request that never
+ * finished (the admin was restarted mid-send; a send is bounded by the 60 s
+ * request timeout): the next press with the key may send.
+ */
+const ABANDONED_MS = 5 * 60 * 1000;
 
 /** A fresh key for a compose form. */
 export function newSendKey(): string {
@@ -63,6 +69,10 @@ export async function claimSendKey(store: Store, ownerId: ObjectId, key: string,
     for (;;) {
       const held = await SendClaim.findById(_id).lean();
       if (!held) break;
+      if (held.state === 'sending' && held.createdAt.getTime() < options.now.getTime() - ABANDONED_MS) {
+        await SendClaim.deleteOne({ _id, state: 'sending', createdAt: held.createdAt });
+        break;
+      }
       if (held.state === 'done') return { claimed: false, result: { location: held.location, notice: held.notice, noticeKind: held.noticeKind === 'info' ? 'info' : 'success' } };
       if (Date.now() >= deadline) return { claimed: false, result: null };
       await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 250));
