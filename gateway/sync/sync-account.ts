@@ -10,6 +10,7 @@ import type { Associator } from '../mail/ingest';
 import { connectImapWithOAuth, type OAuthDeps } from '../oauth';
 import type { Config } from '../core/config';
 import type { Store } from '../store';
+import { accountCheck, type AccountStopReason } from './account-check';
 import { backoffDelayMs } from './backoff';
 import { chooseFolders, type ChosenFolder, type ListedFolder } from './folders';
 import { checkForwardingHealth } from './forwarding-health';
@@ -80,6 +81,8 @@ export interface AccountPassResult extends FolderTally {
   error?: string;
   errorCode?: string;
   forwardingBroken?: boolean;
+  /** Why a 'stopped' pass stopped early because of the account (deleted, disabled, …); unset for a shutdown or a lost lease. */
+  stopReason?: AccountStopReason;
 }
 
 const LIST_STATUS_QUERY = { messages: true, uidNext: true, uidValidity: true, highestModseq: true } as const;
@@ -125,7 +128,7 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
     const finishedAt = options.now();
     const ms = Date.now() - started;
     const result: AccountPassResult = { accountId, outcome, ...tally, folders: folderCount, unchangedFolders, ms, startedAt, finishedAt, ...extra };
-    const line = { outcome, stored: tally.stored, duplicates: tally.duplicates, tombstoned: tally.tombstoned, parseErrors: tally.parseErrors, truncated: tally.truncated, folders: folderCount, unchanged: unchangedFolders, ms, error: extra.error, code: extra.errorCode };
+    const line = { outcome, reason: extra.stopReason, stored: tally.stored, duplicates: tally.duplicates, tombstoned: tally.tombstoned, parseErrors: tally.parseErrors, truncated: tally.truncated, folders: folderCount, unchanged: unchangedFolders, ms, error: extra.error, code: extra.errorCode };
     if (outcome === 'synced' || outcome === 'stopped') log.info(line, 'imap sync pass');
     else log.warn(line, 'imap sync pass failed');
     return result;
@@ -134,6 +137,9 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
   // Writes to the account are conditional on the password we used: if the
   // user re-authenticated meanwhile, their fresh status wins.
   const accountFilter = { _id: account._id, 'imap.passwordEnc': passwordEnc };
+  // The user may delete, disable or re-configure the account while a long pass runs: checked between batches.
+  const check = accountCheck(store, account);
+  const passSignal = AbortSignal.any([signal, check.signal]);
 
   let settings: ImapLoginSettings;
   try {
@@ -198,10 +204,11 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
 
     let folderError: { message: string; code: string } | null = null;
     for (const folder of folders) {
-      if (signal.aborted) break;
+      await check.check();
+      if (passSignal.aborted) break;
       folderCount += 1;
       try {
-        const result = await syncFolder({ client, store, log, accountId: account._id, ownerId: account.ownerId, options, signal, associate: deps.associate }, folder);
+        const result = await syncFolder({ client, store, log, accountId: account._id, ownerId: account.ownerId, options, signal: passSignal, checkAccount: check.check, associate: deps.associate }, folder);
         addTally(tally, result);
         if (result.unchanged) unchangedFolders += 1;
         if (folder.role === 'inbox' && result.finished) {
@@ -221,10 +228,7 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
     }
     await client.logout().catch(() => undefined);
 
-    if (signal.aborted) {
-      await store.models.MailAccount.updateOne(accountFilter, { $set: { 'imap.lastSyncAt': startedAt, 'imap.lastPassStored': tally.stored } });
-      return finish('stopped');
-    }
+    if (passSignal.aborted) return await stopped();
 
     const successAt = options.now();
     await store.models.MailAccount.updateOne(accountFilter, {
@@ -251,11 +255,25 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
       await store.models.MailAccount.updateOne(accountFilter, { $set: { 'imap.lastSyncAt': startedAt, 'imap.lastError': message, 'imap.lastErrorCode': 'STORE_UNAVAILABLE' } }).catch(() => undefined);
       return finish('store_error', { error: message, errorCode: 'STORE_UNAVAILABLE' });
     }
-    if (signal.aborted) return finish('stopped', { error: describeError(err) });
+    if (passSignal.aborted) return await stopped(describeError(err));
     return await backOff(classifyImapError(err, target));
   } finally {
     untrack();
     client.close();
+  }
+
+  /**
+   * Shutdown, a lost lease, or the user changed the account: the cursors are
+   * exact (saved per whole batch). A deleted account's folder cursors, which
+   * the last batch may have written after the delete removed them, go too.
+   */
+  async function stopped(error?: string): Promise<AccountPassResult> {
+    if (check.reason === 'deleted') {
+      await store.models.FolderState.deleteMany({ accountId: account._id });
+    } else {
+      await store.models.MailAccount.updateOne(accountFilter, { $set: { 'imap.lastSyncAt': startedAt, 'imap.lastPassStored': tally.stored } });
+    }
+    return finish('stopped', { ...(error ? { error } : {}), ...(check.reason ? { stopReason: check.reason } : {}) });
   }
 
   /**

@@ -34,6 +34,8 @@ export interface FolderSyncContext {
   options: SyncOptions;
   /** Aborted on shutdown or a lost lease: finish the current batch, then stop. */
   signal: AbortSignal;
+  /** Re-reads the account and aborts `signal` when the user deleted, disabled or re-configured it (account-check.ts). */
+  checkAccount?: () => Promise<void>;
   associate?: Associator;
 }
 
@@ -293,6 +295,8 @@ async function runBatches(
       // Stay at most one batch ahead of the cursor.
       if (finished.length >= 2) await finished[finished.length - 2];
       if (failure !== undefined) break;
+      await ctx.checkAccount?.();
+      if (ctx.signal.aborted) break;
       const { settled } = await fetchBatch(batch, window);
       chain = chain.then(async () => {
         const outcome = await settled;
