@@ -5,6 +5,7 @@ import {
 } from '../../gateway/accounts';
 import { isAppError, notFound } from '../../gateway/core/errors';
 import { authenticateAccountImap } from '../../gateway/oauth';
+import { getSyncLedger } from '../../gateway/sync/ledger';
 import { checkbox, field, queryParam } from '../lib/forms';
 import { flash, requireUser } from '../middleware/auth';
 import type { AdminDeps } from '../types';
@@ -54,7 +55,9 @@ export function preferencesEmailRouter(deps: AdminDeps): Router {
     return account;
   }
 
-  function renderEdit(req: Request, res: Response, account: MailAccountView, status = 200, errors: Record<string, string> = {}, form?: Record<string, unknown>) {
+  async function renderEdit(req: Request, res: Response, account: MailAccountView, status = 200, errors: Record<string, string> = {}, form?: Record<string, unknown>) {
+    // Sync progress (first sync n of N, per-folder state, backoff) from the syncer's ledger.
+    const ledger = await getSyncLedger(deps.store, account.id);
     // A typed password is never rendered back; the page says to type it again.
     const passwordDropped = status === 400 && field(req, 'password') !== '';
     const providerId = queryParam(req, 'provider') || (account.imap.service !== 'custom' ? account.imap.service : suggestPreset(account.email).id);
@@ -68,6 +71,8 @@ export function preferencesEmailRouter(deps: AdminDeps): Router {
       presetsJson: JSON.stringify(Object.fromEntries(SERVICE_PRESETS.map((preset) => [preset.id, preset.imap]))),
       errors,
       passwordDropped,
+      ledger,
+      backfillDays: deps.config.imapBackfillDays,
       form: form ?? {
         enabled: account.imap.enabled,
         service: account.imap.service,
@@ -80,7 +85,7 @@ export function preferencesEmailRouter(deps: AdminDeps): Router {
   }
 
   router.get('/preferences/email/:id', async (req, res) => {
-    renderEdit(req, res, await loadAccount(req));
+    await renderEdit(req, res, await loadAccount(req));
   });
 
   // Save the IMAP Support form; the Authenticate button saves too, then logs in for real.
@@ -113,7 +118,7 @@ export function preferencesEmailRouter(deps: AdminDeps): Router {
     try {
       saved = await updateMailAccount({ store: deps.store, secretBox: deps.secretBox, actor: req.actor!, now: deps.clock() }, req.viewer!, account.id, { imap: patch });
     } catch (err) {
-      if (isAppError(err) && err.fields) return renderEdit(req, res, account, 400, err.fields, form);
+      if (isAppError(err) && err.fields) return await renderEdit(req, res, account, 400, err.fields, form);
       throw err;
     }
     if (field(req, 'action') !== 'authenticate') {
@@ -129,7 +134,7 @@ export function preferencesEmailRouter(deps: AdminDeps): Router {
       // A failure is shown once, in the IMAP panel the page opens at (account.imap.lastError), not also as a flash.
       if (!error) flash(req, 'success', `Authenticated: signed in to ${saved.imap.host} as ${saved.imap.username}.`);
     } catch (err) {
-      if (isAppError(err) && err.fields) return renderEdit(req, res, saved, 400, err.fields, form);
+      if (isAppError(err) && err.fields) return await renderEdit(req, res, saved, 400, err.fields, form);
       throw err;
     }
     res.redirect(303, `/preferences/email/${saved.id}#imap`);

@@ -66,6 +66,12 @@ async function newestLease(store: Store, key: string) {
   return store.models.SyncLease.findOne({ key }).sort({ epoch: -1 }).lean();
 }
 
+/** Whether some syncer holds the lease now (the console's "syncing now"). */
+export async function leaseHeld(store: Store, key: string, now = new Date()): Promise<boolean> {
+  const current = await newestLease(store, key);
+  return Boolean(current && current.expiresAt > now);
+}
+
 /** Extend our lease. Resolves false when it was lost (expired and taken by another holder). */
 export async function renewLease(store: Store, key: string, holder: string, ttlMs: number, now = new Date()): Promise<boolean> {
   const current = await newestLease(store, key);

@@ -1,5 +1,6 @@
 import mongoose from 'mongoose';
 import type { Store } from '../store';
+import { accountLeaseKey, leaseHeld } from './lease';
 
 /**
  * The sync ledger of one account, shaped for the console: per account the
@@ -33,6 +34,8 @@ export interface SyncLedger {
   enabled: boolean;
   imapEnabled: boolean;
   status: string;
+  /** A syncer holds the account's lease: a pass is running now. */
+  syncing: boolean;
   lastError: string;
   lastErrorCode: string;
   lastSyncAt: Date | null;
@@ -57,6 +60,7 @@ export async function getSyncLedger(store: Store, accountId: string | mongoose.T
   const account = await store.models.MailAccount.findById(id, { email: 1, enabled: 1, imap: 1 }).lean();
   if (!account) return null;
   const states = await store.models.FolderState.find({ accountId: id }).lean();
+  const syncing = await leaseHeld(store, accountLeaseKey(id.toHexString()));
 
   const folders: FolderLedger[] = states
     .map((state) => ({
@@ -90,6 +94,7 @@ export async function getSyncLedger(store: Store, accountId: string | mongoose.T
     enabled: account.enabled ?? true,
     imapEnabled: imap?.enabled ?? false,
     status: imap?.status ?? 'off',
+    syncing,
     lastError: imap?.lastError ?? '',
     lastErrorCode: imap?.lastErrorCode ?? '',
     lastSyncAt: imap?.lastSyncAt ?? null,

@@ -138,6 +138,9 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
       };
       await save({
         uidValidity,
+        // Shown while the (long) first sync runs; the rest of the ledger is written when the pass ends.
+        specialUse: folder.specialUse,
+        messagesOnServer: mailbox.exists,
         lastUid: cursor.lastUid,
         'backfill.since': cursor.backfill.since,
         'backfill.topUid': topUid,

@@ -1,0 +1,111 @@
+/**
+ * What the employee sees of a running sync on Preferences → Email → Edit:
+ * a real syncer against Dovecot, held in the middle of a first sync, and the
+ * real console page read meanwhile and afterwards.
+ */
+import { strict as assert } from 'node:assert';
+import mongoose from 'mongoose';
+import { silentLogger } from '../../gateway/core/log';
+import type { Associator } from '../../gateway/mail/ingest';
+import { startSyncer, type PassReport, type Syncer } from '../../gateway/sync/schedule';
+import { buildApp, makeUser, signIn, type TestApp } from '../admin/fixtures';
+import { startDovecot, type DovecotServer } from '../support/dovecot';
+import { shared } from '../support/shared';
+import { openTestStore } from '../support/store';
+import { createImapAccount, makeMessage, sleep, testConfig, testSecrets } from './helpers';
+
+const TOTAL = 60;
+const BATCH = 5;
+
+describe('console: progress of an IMAP sync', function () {
+  this.timeout(120_000);
+  let store: Awaited<ReturnType<typeof openTestStore>>;
+  let dovecot: DovecotServer;
+  let testApp: TestApp;
+  const syncers: Syncer[] = [];
+
+  before(async () => {
+    store = await openTestStore('sync_console_progress');
+    dovecot = await shared('dovecot', () => startDovecot());
+    testApp = buildApp(store);
+  });
+  after(async () => {
+    await Promise.all(syncers.map((s) => s.stop()));
+    await store.drop();
+  });
+
+  /** Lets the first `open` messages through, then holds every later one until released. */
+  function gate(open: number): Associator & { release(): void } {
+    let seen = 0;
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    return {
+      plan: async () => {
+        seen += 1;
+        if (seen > open) await released;
+        return { objectIds: [] };
+      },
+      commit: async () => undefined,
+      repair: async () => undefined,
+      release,
+    };
+  }
+
+  it('shows "syncing now", the first sync as n of N and each folder while the pass runs, then that it completed', async () => {
+    const bob = await makeUser(store, 'bob-progress@acme.test');
+    const account = await createImapAccount(store, dovecot);
+    await store.models.MailAccount.updateOne({ _id: account.id }, { $set: { ownerId: new mongoose.Types.ObjectId(bob.id.toString()) } });
+    const messages = Array.from({ length: TOTAL }, (_, i) => makeMessage({ to: account.email, date: new Date(Date.now() - (TOTAL - i) * 60_000) }));
+    await dovecot.appendMany(account.email, 'INBOX', messages.map((m) => ({ raw: m.raw, date: m.date })));
+    const { agent } = await signIn(testApp.app, 'bob-progress@acme.test');
+    const page = async () => (await agent.get(`/preferences/email/${account.id}`).expect(200)).text;
+
+    const held = gate(2 * BATCH);
+    const syncer = startSyncer({ config: testConfig(), log: silentLogger, store, secretBox: testSecrets, associate: held, schedule: false, options: { batchSize: BATCH } });
+    syncers.push(syncer);
+    let pass: Promise<PassReport> | undefined;
+    try {
+      pass = syncer.runPassNow();
+      // Wait (no timing assumed) until the first two batches are stored and their cursor saved.
+      const inbox = { accountId: new mongoose.Types.ObjectId(account.id), folder: 'INBOX' };
+      while (((await store.models.FolderState.findOne(inbox).lean())?.backfill?.done ?? 0) < 2 * BATCH) await sleep(50);
+
+      const during = await page();
+      assert.match(during, /Syncing now/);
+      assert.match(during, /First sync: <strong>10 of 60<\/strong> messages from the last 30 days \(16%\)/);
+      assert.match(during, /<progress max="60" value="10">/);
+      const row = /<tr>\s*<td>INBOX<\/td>\s*<td>([^<]*)<\/td>\s*<td>([^<]*)<\/td>/.exec(during);
+      assert.ok(row, 'a row for INBOX');
+      assert.equal(row[1], '60', 'messages on the server, known from the start of the pass');
+      assert.equal(row[2], '50', 'still to read');
+    } finally {
+      held.release();
+    }
+    const report = await pass;
+    assert.equal(report.accounts[0]?.outcome, 'synced');
+
+    const after = await page();
+    assert.doesNotMatch(after, /Syncing now/);
+    assert.match(after, /First sync complete: 60 messages from the last 30 days read\./);
+    assert.doesNotMatch(after, /<progress/);
+  });
+
+  it('says when the next attempt is due after the server could not be reached', async () => {
+    const carol = await makeUser(store, 'carol-progress@acme.test');
+    const account = await createImapAccount(store, dovecot);
+    await dovecot.append(account.email, 'INBOX', makeMessage({ to: account.email }).raw);
+    const syncer = startSyncer({ config: testConfig(), log: silentLogger, store, secretBox: testSecrets, associate: null, schedule: false });
+    syncers.push(syncer);
+    await syncer.runPassNow();
+    // The server moves away (port 1 refuses): the next pass backs off.
+    await store.models.MailAccount.updateOne({ _id: account.id }, { $set: { ownerId: new mongoose.Types.ObjectId(carol.id.toString()), 'imap.port': 1 } });
+    const report = await syncer.runPassNow();
+    assert.equal(report.accounts.find((a) => a.accountId === account.id)?.outcome, 'backoff');
+
+    const { agent } = await signIn(testApp.app, 'carol-progress@acme.test');
+    const text = (await agent.get(`/preferences/email/${account.id}`).expect(200)).text;
+    assert.match(text, /CONNECTION_REFUSED/);
+    assert.match(text, /The last attempt failed \(see the error above\); the next one is due \d{4}-\d\d-\d\d \d\d:\d\d UTC\./);
+    assert.match(text, /First sync complete: 1 message from the last 30 days read\./);
+  });
+});
