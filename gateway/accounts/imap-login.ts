@@ -16,7 +16,15 @@ export interface ImapLoginSettings {
 export type ImapLoginResult = { ok: true } | { ok: false; error: AppError };
 
 /** Stable codes the console, the API and the syncer show and act on. */
-export const IMAP_ERROR_CODES = ['AUTH_FAILED', 'HOST_NOT_FOUND', 'CONNECTION_REFUSED', 'TLS_ERROR', 'TIMEOUT', 'IMAP_ERROR'] as const;
+export const IMAP_ERROR_CODES = ['AUTH_FAILED', 'HOST_NOT_FOUND', 'CONNECTION_REFUSED', 'CONNECTION_LOST', 'TLS_ERROR', 'TIMEOUT', 'IMAP_ERROR'] as const;
+
+/**
+ * imapflow's codes for a connection that went away under a command (the
+ * server stopped, restarted or dropped us), or closed before greeting. Not
+ * an error answer of the server: reported as such, a sync that died with a
+ * server restart read "answered with an error: Connection not available".
+ */
+const CONNECTION_LOST_CODES = new Set(['NoConnection', 'EConnectionClosed', 'ClosedAfterConnectText', 'EPIPE']);
 export type ImapErrorCode = (typeof IMAP_ERROR_CODES)[number];
 
 type ErrorLike = Error & {
@@ -27,6 +35,8 @@ type ErrorLike = Error & {
   response?: string;
   hostname?: string;
   address?: string;
+  /** imapflow: the text of the server's BYE when it closed the connection with one. */
+  reason?: string;
   port?: number;
   cause?: unknown;
 };
@@ -49,6 +59,10 @@ export function classifyImapError(err: unknown, target?: { host?: string; port?:
   }
   const network = classifyNetworkError(err, target, IMAP_WORDING);
   if (network) return make(network.code, network.message);
+  if (CONNECTION_LOST_CODES.has(code)) {
+    const bye = (e.reason ?? '').trim();
+    return make('CONNECTION_LOST', `The connection to ${where} was lost (${code})${bye ? `: the server said "${bye}"` : ': the server closed it or went away'}. Check that the server is up; the sync picks up where it stopped.`);
+  }
   if (e.cause && e.cause !== err) {
     const inner = classifyImapError(e.cause, target);
     if (inner.code !== 'IMAP_ERROR') return inner;

@@ -148,10 +148,16 @@ describe('accounts: classifyImapError (the table the syncer reuses)', () => {
     ['altname', Object.assign(new Error("Hostname/IP does not match certificate's altnames"), { code: 'ERR_TLS_CERT_ALTNAME_INVALID' }), 'TLS_ERROR'],
     ['wrong version', Object.assign(new Error('wrong version number'), { code: 'ERR_SSL_WRONG_VERSION_NUMBER' }), 'TLS_ERROR'],
     ['wrapped cause', Object.assign(new Error('outer'), { cause: Object.assign(new Error('inner'), { code: 'ECONNREFUSED' }) }), 'CONNECTION_REFUSED'],
+    ['connection gone under a command', Object.assign(new Error('Connection not available'), { code: 'NoConnection' }), 'CONNECTION_LOST'],
+    ['closed before the greeting, with a BYE', Object.assign(new Error('Unexpected close'), { code: 'ClosedAfterConnectText', reason: 'Too many connections' }), 'CONNECTION_LOST'],
     ['anything else', new Error('BAD unexpected'), 'IMAP_ERROR'],
     ['not even an error', 'a string', 'IMAP_ERROR'],
     ['undefined', undefined, 'IMAP_ERROR'],
   ];
+  it('quotes the BYE of a server that closed the connection', () => {
+    const error = classifyImapError(Object.assign(new Error('Unexpected close'), { code: 'ClosedAfterConnectText', reason: 'Too many connections' }), { host: 'imap.acme.test', port: 993 });
+    assert.equal(error.message, 'The connection to imap.acme.test:993 was lost (ClosedAfterConnectText): the server said "Too many connections". Check that the server is up; the sync picks up where it stopped.');
+  });
   for (const [name, input, code] of cases) {
     it(`${name} → ${code}`, () => {
       const error = classifyImapError(input, { host: 'imap.acme.test', port: 993 });

@@ -1,0 +1,88 @@
+/**
+ * The IMAP server goes away in the middle of a first sync (a restart, an
+ * outage): the user is told the connection was lost (not that the server
+ * "answered with an error"), the account backs off, and once the server is
+ * back the sync resumes where it stopped, losing and duplicating nothing.
+ */
+import { strict as assert } from 'node:assert';
+import mongoose from 'mongoose';
+import { silentLogger } from '../../gateway/core/log';
+import type { Associator } from '../../gateway/mail/ingest';
+import { startSyncer, type PassReport, type Syncer } from '../../gateway/sync/schedule';
+import { startDovecot, type DovecotServer } from '../support/dovecot';
+import { openTestStore } from '../support/store';
+import { createImapAccount, makeMessage, sleep, testConfig, testSecrets } from './helpers';
+
+const TOTAL = 60;
+const BATCH = 5;
+
+describe('IMAP sync when the server goes down mid-sync', function () {
+  this.timeout(120_000);
+  let store: Awaited<ReturnType<typeof openTestStore>>;
+  let dovecot: DovecotServer;
+  const syncers: Syncer[] = [];
+  let clockOffset = 0;
+  const now = () => new Date(Date.now() + clockOffset);
+
+  before(async () => {
+    store = await openTestStore('sync_server_down');
+    dovecot = await startDovecot(); // its own: this test stops it
+  });
+  after(async () => {
+    await Promise.all(syncers.map((s) => s.stop()));
+    await dovecot?.stop();
+    await store.drop();
+  });
+
+  it('reports CONNECTION_LOST, backs off, then resumes without gaps or duplicates', async () => {
+    const account = await createImapAccount(store, dovecot);
+    const messages = Array.from({ length: TOTAL }, (_, i) => makeMessage({ to: account.email, date: new Date(Date.now() - (TOTAL - i) * 60_000) }));
+    await dovecot.appendMany(account.email, 'INBOX', messages.map((m) => ({ raw: m.raw, date: m.date })));
+
+    // Holds the messages after the first two batches until the server is down.
+    let seen = 0;
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const held: Associator = {
+      plan: async () => {
+        seen += 1;
+        if (seen > 2 * BATCH) await released;
+        return { objectIds: [] };
+      },
+      commit: async () => undefined,
+      repair: async () => undefined,
+    };
+    const syncer = startSyncer({ config: testConfig(), log: silentLogger, store, secretBox: testSecrets, associate: held, schedule: false, options: { now, batchSize: BATCH } });
+    syncers.push(syncer);
+    let pass: Promise<PassReport> | undefined;
+    try {
+      pass = syncer.runPassNow();
+      const inbox = { accountId: new mongoose.Types.ObjectId(account.id), folder: 'INBOX' };
+      while (((await store.models.FolderState.findOne(inbox).lean())?.backfill?.done ?? 0) < 2 * BATCH) await sleep(50);
+      await dovecot.stop();
+    } finally {
+      release();
+    }
+    const down = (await pass).accounts.find((a) => a.accountId === account.id)!;
+    assert.equal(down.outcome, 'backoff');
+    assert.equal(down.errorCode, 'CONNECTION_LOST', down.error);
+    const doc = (await store.models.MailAccount.findById(account.id).lean())!;
+    assert.equal(doc.imap!.lastErrorCode, 'CONNECTION_LOST');
+    assert.match(doc.imap!.lastError, /The connection to 127\.0\.0\.1:\d+ was lost \(\w+\): the server closed it or went away\. Check that the server is up; the sync picks up where it stopped\./);
+    assert.doesNotMatch(doc.imap!.lastError, /answered with an error/);
+    assert.equal(doc.imap!.failures, 1);
+    assert.equal(doc.imap!.status, 'authenticated', 'not the credentials: no re-authentication asked for');
+    const storedBefore = await store.models.Message.countDocuments({ accountId: new mongoose.Types.ObjectId(account.id) });
+    assert.ok(storedBefore < TOTAL);
+
+    await dovecot.start();
+    clockOffset += 2 * 60 * 60_000; // past the backoff
+    const resumed = (await syncer.runPassNow()).accounts.find((a) => a.accountId === account.id)!;
+    assert.equal(resumed.outcome, 'synced');
+    assert.equal(resumed.stored, TOTAL - storedBefore);
+    assert.equal(await store.models.Message.countDocuments({ accountId: new mongoose.Types.ObjectId(account.id) }), TOTAL);
+    const after = (await store.models.MailAccount.findById(account.id).lean())!;
+    assert.equal(after.imap!.lastError, '');
+    assert.equal(after.imap!.failures, 0);
+  });
+});
