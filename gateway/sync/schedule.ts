@@ -49,7 +49,8 @@ export interface Syncer {
   /**
    * Stop the schedule and let the current batches finish (their cursors are
    * saved), up to options.stopTimeoutMs; then close the connections, which
-   * abandons unfinished batches — safe, since their cursors never moved.
+   * abandons unfinished batches — safe, since their cursors never moved —
+   * and after as long again resolve even if a pass still waits on the store.
    */
   stop(): Promise<void>;
 }
@@ -197,14 +198,26 @@ export function startSyncer(deps: SyncerDeps): Syncer {
       }
       stopping.abort();
       const running = Promise.allSettled([...passes]);
-      const hardStop = setTimeout(() => {
-        log.warn({ connections: clients.size }, 'batches did not finish in time: closing IMAP connections (their cursors were not advanced)');
-        for (const client of clients) client.close();
-      }, options.stopTimeoutMs);
+      let hardStop: NodeJS.Timeout | undefined;
+      let giveUp: NodeJS.Timeout | undefined;
+      const abandoned = new Promise<void>((resolve) => {
+        hardStop = setTimeout(() => {
+          log.warn({ connections: clients.size }, 'batches did not finish in time: closing IMAP connections (their cursors were not advanced)');
+          for (const client of clients) client.close();
+          // Closing the connections ends every pass that waits on IMAP; one that waits on a store
+          // operation that never answers (a stalled store) would hold the shutdown forever, and
+          // Ctrl-C with it. Nothing it holds is acknowledged, so the process may go without it.
+          giveUp = setTimeout(() => {
+            log.warn({ accounts: [...inProgress] }, 'a sync pass is still waiting on the store: stopping without it (its cursor was not advanced)');
+            resolve();
+          }, options.stopTimeoutMs);
+        }, options.stopTimeoutMs);
+      });
       try {
-        await running;
+        await Promise.race([running, abandoned]);
       } finally {
         clearTimeout(hardStop);
+        clearTimeout(giveUp);
       }
     },
   };
