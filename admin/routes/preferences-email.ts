@@ -122,7 +122,11 @@ export function preferencesEmailRouter(deps: AdminDeps): Router {
       throw err;
     }
     if (field(req, 'action') !== 'authenticate') {
-      flash(req, 'success', 'IMAP settings saved.');
+      // Changed sign-in settings (or IMAP just turned on) are unchecked, and the syncer takes only
+      // authenticated accounts: say that sync waits for Authenticate, not just "saved".
+      flash(req, 'success', saved.imap.enabled && saved.imap.status === 'unverified'
+        ? 'IMAP settings saved. Click Authenticate to check them: this mailbox is not synced until it signs in.'
+        : 'IMAP settings saved.');
       return res.redirect(303, `/preferences/email/${saved.id}#imap`);
     }
     try {

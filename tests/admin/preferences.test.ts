@@ -148,6 +148,9 @@ describe('admin: Preferences → Email, Business, Profile', () => {
     const page = await agent.get(`/preferences/email/${account.id}`).expect(200);
     assert.doesNotMatch(page.text, /app-password-123/);
     assert.match(page.text, /Saved — leave blank to keep it/);
+    // Saved but not checked: the syncer skips it, and the page says so (the flash, and for good in the panel).
+    assert.match(page.text, /IMAP settings saved\. Click Authenticate to check them: this mailbox is not synced until it signs in\./);
+    assert.match(page.text, /id="imap-sync-waits">· Not synced until you click Authenticate\.</);
     // Saving again with a blank password keeps the stored one.
     await agent.post(`/preferences/email/${account.id}`).type('form')
       .send({ _csrf: csrf, enabled: 'on', service: 'gmail', host: 'imap.gmail.com', port: '993', tls: 'implicit', username: 'imap@gmail.com', password: '', action: 'save' }).expect(303);
