@@ -5,6 +5,8 @@
  */
 import { strict as assert } from 'node:assert';
 import mongoose from 'mongoose';
+import request from 'supertest';
+import { createApiToken } from '../../gateway/accounts';
 import { silentLogger } from '../../gateway/core/log';
 import type { Associator } from '../../gateway/mail/ingest';
 import { startSyncer, type PassReport, type Syncer } from '../../gateway/sync/schedule';
@@ -78,6 +80,17 @@ describe('console: progress of an IMAP sync', function () {
       assert.ok(row, 'a row for INBOX');
       assert.equal(row[1], '60', 'messages on the server, known from the start of the pass');
       assert.equal(row[2], '50', 'still to read');
+
+      // The same for monitoring, through the API; another employee's token does not see it.
+      const token = (await createApiToken(store, 'bob-progress@acme.test', { name: 'monitor' }, {})).token;
+      const api = await request(testApp.app).get(`/api/v1/accounts/${account.id}/imap/sync`).set('Authorization', `Bearer ${token}`).expect(200);
+      assert.equal(api.body.syncing, true);
+      assert.deepEqual(api.body.backfill, { total: 60, done: 10, completed: false, percent: 16 });
+      assert.equal(api.body.folders[0].folder, 'INBOX');
+      assert.equal(api.body.folders[0].messagesOnServer, 60);
+      await makeUser(store, 'eve-progress@acme.test');
+      const eve = (await createApiToken(store, 'eve-progress@acme.test', { name: 'monitor' }, {})).token;
+      await request(testApp.app).get(`/api/v1/accounts/${account.id}/imap/sync`).set('Authorization', `Bearer ${eve}`).expect(404);
     } finally {
       held.release();
     }

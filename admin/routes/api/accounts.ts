@@ -6,6 +6,7 @@ import {
 import { AppError, notFound } from '../../../gateway/core/errors';
 import { TLS_MODES } from '../../../gateway/models/mail-account';
 import { authenticateAccountImap } from '../../../gateway/oauth';
+import { getSyncLedger } from '../../../gateway/sync/ledger';
 import type { AdminDeps } from '../../types';
 import { checkQuery, parseBody, wholeNumber } from './validate';
 
@@ -95,6 +96,15 @@ export function accountsApi(deps: AdminDeps): Router {
   router.delete('/accounts/:id', async (req, res) => {
     await deleteMailAccount(changeDeps(req), req.viewer!, String(req.params.id));
     res.status(204).end();
+  });
+
+  // What the console's IMAP panel shows, for monitoring: a pass running now, first sync n of N, backoff, folders.
+  router.get('/accounts/:id/imap/sync', async (req, res) => {
+    checkQuery(req.query as Record<string, unknown>, []);
+    const account = await getMailAccount(deps.store, req.viewer!, String(req.params.id));
+    const ledger = account ? await getSyncLedger(deps.store, account.id) : null;
+    if (!ledger) throw notFound('mail account');
+    res.json(ledger);
   });
 
   router.post('/accounts/:id/imap/authenticate', async (req, res) => {
