@@ -5,6 +5,7 @@
  *   reset-password --email <email> [--password <password>]   (without --password a random one is printed)
  *   create-token   --user <email> [--name <name>]             (the token alone on the last line)
  *   sweep-blobs    [--older-than-hours <n>]                   (the admin process also runs it hourly)
+ *   sync-status                                               (one line per account with IMAP Support on)
  *
  * Exit status: 0 done, 64 usage error (EX_USAGE), 65 bad input (EX_DATAERR),
  * 1 anything else.
@@ -16,6 +17,7 @@ import { randomToken } from '../core/crypto';
 import { isAppError } from '../core/errors';
 import { createLogger } from '../core/log';
 import { DEFAULT_ORPHAN_AGE_MS, openConfiguredStore, sweepOrphanBlobs, type Store } from '../store';
+import { getSyncLedger, type SyncLedger } from '../sync/ledger';
 
 const USAGE = `Usage: npm run cli -- <command> [options]
 
@@ -25,7 +27,26 @@ Commands:
   create-token    --user <email> [--name <name>]
   sweep-blobs     [--older-than-hours <n>]   remove GridFS files whose message or outbox entry is gone
                                              (default 24; at least 1, so mail being stored is never touched)
+  sync-status                                one line per account with IMAP Support on: status, syncing now,
+                                             first sync done/total, last success, backoff, last error
 `;
+
+const when = (date: Date | null) => (date ? date.toISOString().replace('T', ' ').slice(0, 16) + ' UTC' : 'never');
+
+/** One grep-friendly line of an account's IMAP sync state (what the console's IMAP panel shows). */
+function syncStatusLine(ledger: SyncLedger): string {
+  const parts = [ledger.email, ledger.enabled ? ledger.status : 'account disabled'];
+  if (ledger.syncing) parts.push('syncing now');
+  const { backfill } = ledger;
+  if (backfill.completed) parts.push('first sync complete');
+  else if (backfill.total > 0) parts.push(`first sync ${backfill.done}/${backfill.total} (${backfill.percent}%)`);
+  else parts.push('first sync not started');
+  parts.push(`last success ${when(ledger.lastSuccessAt)}`);
+  if (ledger.failures > 0) parts.push(`${ledger.failures} failed attempt${ledger.failures === 1 ? '' : 's'}, next ${when(ledger.nextAttemptAt)}`);
+  if (ledger.stalled) parts.push('stalled');
+  if (ledger.lastError) parts.push(`error ${ledger.lastErrorCode}: ${ledger.lastError}`);
+  return parts.join(' | ');
+}
 
 class UsageError extends Error {}
 
@@ -82,6 +103,15 @@ export async function runCli(argv: string[], store: Store, io: CliIo): Promise<n
         if (!Number.isFinite(hours) || hours < 1) throw new UsageError('--older-than-hours must be a number of at least 1');
         const result = await sweepOrphanBlobs(store, { olderThanMs: hours * 3_600_000 });
         io.out(`examined ${result.examined} files older than ${hours} h; removed ${result.removed} orphan files (${(result.bytesRemoved / 2 ** 20).toFixed(1)} MB)`);
+        return 0;
+      }
+      case 'sync-status': {
+        const accounts = await store.models.MailAccount.find({ 'imap.enabled': true }, { _id: 1 }).sort({ email: 1 }).lean();
+        if (accounts.length === 0) io.out('no mail account has IMAP Support on');
+        for (const { _id } of accounts) {
+          const ledger = await getSyncLedger(store, _id);
+          if (ledger) io.out(syncStatusLine(ledger));
+        }
         return 0;
       }
       default:

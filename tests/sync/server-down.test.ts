@@ -6,6 +6,7 @@
  */
 import { strict as assert } from 'node:assert';
 import mongoose from 'mongoose';
+import { runCli } from '../../gateway/bin/cli';
 import { silentLogger } from '../../gateway/core/log';
 import type { Associator } from '../../gateway/mail/ingest';
 import { startSyncer, type PassReport, type Syncer } from '../../gateway/sync/schedule';
@@ -75,6 +76,14 @@ describe('IMAP sync when the server goes down mid-sync', function () {
     const storedBefore = await store.models.Message.countDocuments({ accountId: new mongoose.Types.ObjectId(account.id) });
     assert.ok(storedBefore < TOTAL);
 
+    // What the operator sees from a shell.
+    const status = async () => {
+      const out: string[] = [];
+      assert.equal(await runCli(['sync-status'], store, { out: (line) => out.push(line), err: (line) => out.push(line) }), 0);
+      return out.find((line) => line.startsWith(`${account.email} |`)) ?? out.join('\n');
+    };
+    assert.match(await status(), new RegExp(`^${account.email.replace(/[.]/g, '\\.')} \\| authenticated \\| first sync \\d+/60 \\(\\d+%\\) \\| last success never \\| 1 failed attempt, next \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d UTC \\| error CONNECTION_LOST: The connection to `));
+
     await dovecot.start();
     clockOffset += 2 * 60 * 60_000; // past the backoff
     const resumed = (await syncer.runPassNow()).accounts.find((a) => a.accountId === account.id)!;
@@ -84,5 +93,6 @@ describe('IMAP sync when the server goes down mid-sync', function () {
     const after = (await store.models.MailAccount.findById(account.id).lean())!;
     assert.equal(after.imap!.lastError, '');
     assert.equal(after.imap!.failures, 0);
+    assert.match(await status(), / \| authenticated \| first sync complete \| last success \d{4}-\d\d-\d\d \d\d:\d\d UTC$/);
   });
 });
