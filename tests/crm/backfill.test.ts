@@ -208,6 +208,31 @@ describe('crm/backfill: existing mail follows object changes (real store)', () =
     assert.deepEqual(await linkedIds(store, fresh._id), [], 'fresh mail is left to ingest');
   });
 
+  it('the worker sweeps at start and then every sweepIntervalMs, not at every job pass (a scan on FerretDB)', async () => {
+    const { object } = await createObject(deps, { type: 'contact', name: 'Ivy', emails: ['ivy@sweep.test'] });
+    await runPendingJobs(deps);
+    const fiveMinutesAgo = new Date(Date.now() - 5 * 60_000);
+    const seldom = startCrmWorker(deps, { intervalMs: 50, sweepAfterMs: 60_000, sweepIntervalMs: 60_000 });
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      await seldom.idle(); // the first pass, with its sweep, is over
+      const missed = await insertMessage(store, { ownerId: bob._id, from: 'ivy@sweep.test', to: ['bob@acme.test'], createdAt: fiveMinutesAgo });
+      await new Promise((r) => setTimeout(r, 600)); // a dozen job passes
+      assert.deepEqual(await linkedIds(store, missed._id), [], 'no sweep before the interval is up');
+    } finally {
+      await seldom.stop();
+    }
+    const often = startCrmWorker(deps, { intervalMs: 50, sweepAfterMs: 60_000, sweepIntervalMs: 200 });
+    try {
+      const message = await insertMessage(store, { ownerId: bob._id, from: 'ivy@sweep.test', to: ['bob@acme.test'], createdAt: fiveMinutesAgo });
+      const deadline = Date.now() + 10_000;
+      while ((await linkedIds(store, message._id)).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(await linkedIds(store, message._id), [object.id], 'swept once the interval is up');
+    } finally {
+      await often.stop();
+    }
+  });
+
   it('the worker loop runs queued jobs by itself', async () => {
     const worker = startCrmWorker(deps, { intervalMs: 50 });
     try {
