@@ -80,6 +80,7 @@ export function preferencesEmailRouter(deps: AdminDeps): Router {
         port: account.imap.port ? String(account.imap.port) : '',
         tls: account.imap.tls,
         username: account.imap.username,
+        folders: account.imap.folders.join('\n'),
       },
     });
   }
@@ -101,6 +102,7 @@ export function preferencesEmailRouter(deps: AdminDeps): Router {
       port: portText || (preset ? String(preset.port) : ''),
       tls: field(req, 'tls') || preset?.tls || 'implicit',
       username: field(req, 'username').trim(),
+      folders: field(req, 'folders'),
     };
     // Anything but 1-65535 (0 too: the API reads 0 as "not set") is passed on as NaN, so the port is
     // reported together with every other field the account model refuses.
@@ -114,9 +116,11 @@ export function preferencesEmailRouter(deps: AdminDeps): Router {
       username: form.username,
       password: field(req, 'password'),
     };
+    // One folder per line (a comma may be part of a folder's name).
+    const folders = form.folders.split(/\r?\n/);
     let saved: MailAccountView;
     try {
-      saved = await updateMailAccount({ store: deps.store, secretBox: deps.secretBox, actor: req.actor!, now: deps.clock() }, req.viewer!, account.id, { imap: patch });
+      saved = await updateMailAccount({ store: deps.store, secretBox: deps.secretBox, actor: req.actor!, now: deps.clock() }, req.viewer!, account.id, { imap: { ...patch, folders } });
     } catch (err) {
       if (isAppError(err) && err.fields) return await renderEdit(req, res, account, 400, err.fields, form);
       throw err;

@@ -51,7 +51,8 @@ export interface MailAccountView {
     lastForwardedAt: Date | null;
     problem: string;
   };
-  imap: ServerSettingsView & { lastSyncAt: Date | null; lastSuccessAt: Date | null };
+  /** folders: what the user picked to sync besides INBOX and the Sent folder (which are always synced). */
+  imap: ServerSettingsView & { lastSyncAt: Date | null; lastSuccessAt: Date | null; folders: string[] };
   smtp: ServerSettingsView & { sameCredentials: boolean };
   /** Signed in with OAuth2 (gateway/oauth): which provider and whether the grant still works. Never a token. Null for password accounts. */
   oauth: { provider: string; status: string } | null;
@@ -69,7 +70,7 @@ type ServerDoc = {
 type AccountDoc = {
   _id: ObjectId; ownerId: ObjectId; email: string; enabled?: boolean | null; forwardingAddress: string;
   forwarding?: { status?: string | null; provider?: string | null; confirmationCode?: string | null; confirmationLink?: string | null; confirmationAt?: Date | null; verifiedAt?: Date | null; lastForwardedAt?: Date | null; problem?: string | null } | null;
-  imap?: (ServerDoc & { lastSyncAt?: Date | null; lastSuccessAt?: Date | null }) | null;
+  imap?: (ServerDoc & { lastSyncAt?: Date | null; lastSuccessAt?: Date | null; folders?: string[] | null }) | null;
   smtp?: (ServerDoc & { sameCredentials?: boolean | null }) | null;
   oauth?: { provider?: string | null; status?: string | null } | null;
   lastMailAt?: Date | null; messageCount?: number | null; createdAt?: Date | null; updatedAt?: Date | null;
@@ -108,7 +109,7 @@ export function toMailAccountView(doc: AccountDoc): MailAccountView {
       lastForwardedAt: doc.forwarding?.lastForwardedAt ?? null,
       problem: doc.forwarding?.problem ?? '',
     },
-    imap: { ...serverView(doc.imap), lastSyncAt: doc.imap?.lastSyncAt ?? null, lastSuccessAt: doc.imap?.lastSuccessAt ?? null },
+    imap: { ...serverView(doc.imap), lastSyncAt: doc.imap?.lastSyncAt ?? null, lastSuccessAt: doc.imap?.lastSuccessAt ?? null, folders: [...(doc.imap?.folders ?? [])] },
     smtp: { ...serverView(doc.smtp), sameCredentials: doc.smtp?.sameCredentials !== false },
     // Only the provider and status: the sealed tokens stay in the document.
     oauth: doc.oauth?.provider ? { provider: doc.oauth.provider, status: doc.oauth.status ?? 'ok' } : null,
@@ -203,7 +204,7 @@ export interface ServerSettingsPatch {
 export interface MailAccountPatch {
   email?: string;
   enabled?: boolean;
-  imap?: ServerSettingsPatch;
+  imap?: ServerSettingsPatch & { folders?: string[] };
   smtp?: ServerSettingsPatch;
 }
 
@@ -222,6 +223,28 @@ function validateServerPatch(prefix: string, patch: ServerSettingsPatch, fields:
   if (patch.tls !== undefined && !(TLS_MODES as readonly string[]).includes(patch.tls)) fields[`${prefix}.tls`] = `must be one of ${TLS_MODES.join(', ')}`;
   if (patch.username !== undefined && patch.username.length > 320) fields[`${prefix}.username`] = 'must be at most 320 characters';
   if (patch.password !== undefined && patch.password.length > 1024) fields[`${prefix}.password`] = 'must be at most 1024 characters';
+}
+
+/** Folders a user may pick to sync besides INBOX and the Sent folder. */
+export const MAX_SYNC_FOLDERS = 20;
+const MAX_FOLDER_NAME = 200;
+
+/**
+ * The folders to sync as the user wrote them, cleaned: names trimmed,
+ * blanks, repeats and INBOX (always synced; RFC 3501 §5.1: its name is
+ * case-insensitive) dropped. A problem is named for the `imap.folders` field.
+ */
+export function normalizeSyncFolders(names: readonly string[]): { folders: string[]; problem?: string } {
+  const folders: string[] = [];
+  for (const raw of names) {
+    const name = raw.trim();
+    if (!name || name.toUpperCase() === 'INBOX' || folders.includes(name)) continue;
+    if (/[\u0000-\u001f\u007f]/.test(name)) return { folders, problem: 'a folder name cannot contain control characters' };
+    if (name.length > MAX_FOLDER_NAME) return { folders, problem: `a folder name is at most ${MAX_FOLDER_NAME} characters` };
+    folders.push(name);
+  }
+  if (folders.length > MAX_SYNC_FOLDERS) return { folders, problem: `at most ${MAX_SYNC_FOLDERS} folders besides INBOX and Sent` };
+  return { folders };
 }
 
 type ServerSub = ServerDoc & { set?: unknown };
@@ -298,6 +321,8 @@ export async function updateMailAccount(deps: ChangeDeps, viewer: Viewer, id: st
   }
   if (patch.imap) validateServerPatch('imap', patch.imap, fields);
   if (patch.smtp) validateServerPatch('smtp', patch.smtp, fields);
+  const folders = patch.imap?.folders ? normalizeSyncFolders(patch.imap.folders) : undefined;
+  if (folders?.problem) fields['imap.folders'] = folders.problem;
   if (Object.keys(fields).length > 0) throw new AppError('VALIDATION_FAILED', describeFields(fields), { status: 400, fields });
 
   const account = await loadForChange(store, viewer, id);
@@ -315,6 +340,11 @@ export async function updateMailAccount(deps: ChangeDeps, viewer: Viewer, id: st
     changed.push('enabled');
   }
   if (patch.imap) applyServerPatch(account.imap as unknown as ServerSub, patch.imap, seal, changed, 'imap');
+  // The syncer reads these at its next pass (a pass under way keeps its folders).
+  if (folders && folders.folders.join('\n') !== (account.imap?.folders ?? []).join('\n')) {
+    account.imap!.folders = folders.folders;
+    changed.push('imap.folders');
+  }
   if (patch.smtp) {
     applyServerPatch(account.smtp as unknown as ServerSub, patch.smtp, seal, changed, 'smtp');
     if (patch.smtp.sameCredentials !== undefined && patch.smtp.sameCredentials !== account.smtp!.sameCredentials) {

@@ -197,7 +197,7 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
     for (const path of missing) {
       await store.models.FolderState.updateOne(
         { accountId: account._id, folder: path },
-        { $set: { lastPassAt: startedAt, lastError: 'This folder no longer exists on the server (renamed or deleted?). Pick it again in the console.' } },
+        { $set: { lastPassAt: startedAt, lastError: 'This folder is not on the server (renamed or deleted, or its name is misspelt). Correct it under Other folders to sync in IMAP Support.' } },
         { upsert: true },
       );
     }

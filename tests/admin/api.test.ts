@@ -167,6 +167,12 @@ describe('admin: JSON API /api/v1', () => {
     assert.ok(badTls.body.error.fields['smtp.tls']);
     const badService = await api('patch', `/accounts/${created.id}`).send({ imap: { service: 'aol2' } }).expect(400);
     assert.ok(badService.body.error.fields['imap.service']);
+    // Folders to sync besides INBOX and Sent: the list is replaced; INBOX and repeats are dropped.
+    const folders = await api('patch', `/accounts/${created.id}`).send({ imap: { folders: ['Archive', 'INBOX', 'Projects/Acme', 'Archive'] } }).expect(200);
+    assert.deepEqual(folders.body.imap.folders, ['Archive', 'Projects/Acme']);
+    const badFolder = await api('patch', `/accounts/${created.id}`).send({ imap: { folders: ['Bad\u0007name'] } }).expect(400);
+    assert.equal(badFolder.body.error.fields['imap.folders'], 'a folder name cannot contain control characters');
+    assert.deepEqual((await api('get', `/accounts/${created.id}`).expect(200)).body.imap.folders, ['Archive', 'Projects/Acme']);
   });
 
   it('authenticates IMAP: 422 with a precise code when the login fails, 400 when settings are missing', async () => {

@@ -190,6 +190,26 @@ describe('admin: Preferences → Email, Business, Profile', () => {
     assert.equal(stored.imap!.enabled, false, 'nothing was saved');
   });
 
+  it('IMAP Support: picks other folders to sync, one per line; refuses a bad name with the rest kept', async () => {
+    const { agent, csrf } = await signIn(testApp.app, 'bob@acme.test');
+    const bob = (await store.models.User.findOne({ email: 'bob@acme.test' }).lean())!;
+    const account = await makeAccount(store, { id: bob._id.toString() } as never, 'folders@acme.test');
+    const form = { _csrf: csrf, service: 'custom', host: 'imap.acme.test', port: '993', tls: 'implicit', username: 'someone', password: '', action: 'save' };
+    await agent.post(`/preferences/email/${account.id}`).type('form').send({ ...form, folders: ' Archive \r\nProjects/Acme, Ltd\r\n\r\ninbox\r\nArchive' }).expect(303);
+    assert.deepEqual((await store.models.MailAccount.findById(account.id).lean())!.imap!.folders, ['Archive', 'Projects/Acme, Ltd'], 'trimmed; blanks, INBOX and repeats dropped');
+    const page = await agent.get(`/preferences/email/${account.id}`).expect(200);
+    assert.match(page.text, /<textarea id="imap-folders" name="folders"[^>]*>Archive\nProjects\/Acme, Ltd<\/textarea>/);
+
+    const tooMany = Array.from({ length: 21 }, (_, i) => `Folder ${i}`).join('\n');
+    const refused = await agent.post(`/preferences/email/${account.id}`).type('form').send({ ...form, folders: tooMany }).expect(400);
+    assert.match(refused.text, /id="imap-folders-error">at most 20 folders besides INBOX and Sent</);
+    assert.match(refused.text, /Folder 20<\/textarea>/, 'what was typed is kept');
+    assert.deepEqual((await store.models.MailAccount.findById(account.id).lean())!.imap!.folders, ['Archive', 'Projects/Acme, Ltd'], 'nothing was saved');
+
+    await agent.post(`/preferences/email/${account.id}`).type('form').send({ ...form, folders: '' }).expect(303);
+    assert.deepEqual((await store.models.MailAccount.findById(account.id).lean())!.imap!.folders, [], 'emptied');
+  });
+
   it('Authenticate reports a precise failure (connection refused) and records it on the account', async () => {
     const { agent, csrf } = await signIn(testApp.app, 'bob@acme.test');
     const bob = (await store.models.User.findOne({ email: 'bob@acme.test' }).lean())!;

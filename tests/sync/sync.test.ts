@@ -176,7 +176,7 @@ describe('IMAP syncer against Dovecot', function () {
 
     const ledger = (await getSyncLedger(store, account.id))!;
     assert.equal(ledger.folders.find((f) => f.folder === 'Sent')?.specialUse, '\\Sent');
-    assert.match(ledger.folders.find((f) => f.folder === 'Vanished')?.lastError ?? '', /no longer exists/);
+    assert.match(ledger.folders.find((f) => f.folder === 'Vanished')?.lastError ?? '', /is not on the server .*Correct it under Other folders to sync in IMAP Support/);
   });
 
   it('resyncs after a UIDVALIDITY change without duplicates or gaps, and never brings back deleted mail', async () => {

@@ -26,7 +26,8 @@ const serverSettings = {
   passwordSet: readOnly, status: readOnly, lastError: readOnly, lastErrorCode: readOnly, authenticatedAt: readOnly,
 };
 
-const imapWrite = z.strictObject({ ...serverSettings, lastSyncAt: readOnly, lastSuccessAt: readOnly });
+// folders: besides INBOX and the Sent folder; the whole list, replacing the stored one.
+const imapWrite = z.strictObject({ ...serverSettings, folders: z.array(z.string().max(1000)).max(100).optional(), lastSyncAt: readOnly, lastSuccessAt: readOnly });
 const smtpWrite = z.strictObject({ ...serverSettings, sameCredentials: z.boolean().optional() });
 
 const accountPatch = z.strictObject({
@@ -87,7 +88,7 @@ export function accountsApi(deps: AdminDeps): Router {
     const account = await updateMailAccount(changeDeps(req), req.viewer!, String(req.params.id), {
       email: body.email,
       enabled: body.enabled,
-      imap: stripReadOnly(body.imap),
+      imap: body.imap ? { ...stripReadOnly(body.imap), folders: body.imap.folders } : undefined,
       smtp: stripReadOnly(body.smtp),
     });
     res.json(account);
