@@ -11,34 +11,24 @@ import { SYSTEM_ACTOR } from '../../gateway/accounts/audit';
 import { silentLogger } from '../../gateway/core/log';
 import type { Associator } from '../../gateway/mail/ingest';
 import { startSyncer, type Syncer } from '../../gateway/sync/schedule';
-import { startDovecot, type DovecotServer } from '../support/dovecot';
-import { shared } from '../support/shared';
-import { openTestStore } from '../support/store';
-import { captureLog, createImapAccount, makeMessage, testConfig, testSecrets, type TestAccount } from './helpers';
+import type { DovecotServer } from '../support/dovecot';
+import { captureLog, createImapAccount, fillInbox, testConfig, testSecrets, useSyncWorld, type SyncWorld, type TestAccount } from './helpers';
 
 const TOTAL = 60;
 const BATCH = 5;
 
 describe('IMAP sync of an account the user changes meanwhile', function () {
   this.timeout(120_000);
-  let store: Awaited<ReturnType<typeof openTestStore>>;
+  const world = useSyncWorld('sync_account_changes');
+  let store: SyncWorld['store'];
   let dovecot: DovecotServer;
-  const syncers: Syncer[] = [];
-
-  before(async () => {
-    store = await openTestStore('sync_account_changes');
-    dovecot = await shared('dovecot', () => startDovecot());
-  });
-  after(async () => {
-    await Promise.all(syncers.map((s) => s.stop()));
-    await store.drop();
-  });
+  const { syncers } = world;
+  before(() => ({ store, dovecot } = world));
 
   /** A mailbox of TOTAL messages, synced in batches of BATCH. */
   async function bigAccount(): Promise<TestAccount> {
     const account = await createImapAccount(store, dovecot);
-    const messages = Array.from({ length: TOTAL }, (_, i) => makeMessage({ to: account.email, date: new Date(Date.now() - (TOTAL - i) * 60_000) }));
-    await dovecot.appendMany(account.email, 'INBOX', messages.map((m) => ({ raw: m.raw, date: m.date })));
+    await fillInbox(dovecot, account, TOTAL);
     return account;
   }
 

@@ -8,69 +8,41 @@ import mongoose from 'mongoose';
 import request from 'supertest';
 import { createApiToken } from '../../gateway/accounts';
 import { silentLogger } from '../../gateway/core/log';
-import type { Associator } from '../../gateway/mail/ingest';
-import { startSyncer, type PassReport, type Syncer } from '../../gateway/sync/schedule';
+import { startSyncer, type PassReport } from '../../gateway/sync/schedule';
 import { buildApp, makeUser, signIn, type TestApp } from '../admin/fixtures';
-import { startDovecot, type DovecotServer } from '../support/dovecot';
-import { shared } from '../support/shared';
-import { openTestStore } from '../support/store';
-import { createImapAccount, makeMessage, sleep, testConfig, testSecrets } from './helpers';
+import type { DovecotServer } from '../support/dovecot';
+import { createImapAccount, fillInbox, gatedAssociator, waitForInboxCursor, makeMessage, testConfig, testSecrets, useSyncWorld, type SyncWorld } from './helpers';
 
 const TOTAL = 60;
 const BATCH = 5;
 
 describe('console: progress of an IMAP sync', function () {
   this.timeout(120_000);
-  let store: Awaited<ReturnType<typeof openTestStore>>;
+  const world = useSyncWorld('sync_console_progress');
+  let store: SyncWorld['store'];
   let dovecot: DovecotServer;
   let testApp: TestApp;
-  const syncers: Syncer[] = [];
-
-  before(async () => {
-    store = await openTestStore('sync_console_progress');
-    dovecot = await shared('dovecot', () => startDovecot());
+  const { syncers } = world;
+  before(() => {
+    ({ store, dovecot } = world);
     testApp = buildApp(store);
   });
-  after(async () => {
-    await Promise.all(syncers.map((s) => s.stop()));
-    await store.drop();
-  });
-
-  /** Lets the first `open` messages through, then holds every later one until released. */
-  function gate(open: number): Associator & { release(): void } {
-    let seen = 0;
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    return {
-      plan: async () => {
-        seen += 1;
-        if (seen > open) await released;
-        return { objectIds: [] };
-      },
-      commit: async () => undefined,
-      repair: async () => undefined,
-      release,
-    };
-  }
 
   it('shows "syncing now", the first sync as n of N and each folder while the pass runs, then that it completed', async () => {
     const bob = await makeUser(store, 'bob-progress@acme.test');
     const account = await createImapAccount(store, dovecot);
     await store.models.MailAccount.updateOne({ _id: account.id }, { $set: { ownerId: new mongoose.Types.ObjectId(bob.id.toString()) } });
-    const messages = Array.from({ length: TOTAL }, (_, i) => makeMessage({ to: account.email, date: new Date(Date.now() - (TOTAL - i) * 60_000) }));
-    await dovecot.appendMany(account.email, 'INBOX', messages.map((m) => ({ raw: m.raw, date: m.date })));
+    await fillInbox(dovecot, account, TOTAL);
     const { agent } = await signIn(testApp.app, 'bob-progress@acme.test');
     const page = async () => (await agent.get(`/preferences/email/${account.id}`).expect(200)).text;
 
-    const held = gate(2 * BATCH);
+    const held = gatedAssociator(2 * BATCH);
     const syncer = startSyncer({ config: testConfig(), log: silentLogger, store, secretBox: testSecrets, associate: held, schedule: false, options: { batchSize: BATCH } });
     syncers.push(syncer);
     let pass: Promise<PassReport> | undefined;
     try {
       pass = syncer.runPassNow();
-      // Wait (no timing assumed) until the first two batches are stored and their cursor saved.
-      const inbox = { accountId: new mongoose.Types.ObjectId(account.id), folder: 'INBOX' };
-      while (((await store.models.FolderState.findOne(inbox).lean())?.backfill?.done ?? 0) < 2 * BATCH) await sleep(50);
+      await waitForInboxCursor(store, account, 2 * BATCH); // the first two batches stored, their cursor saved
 
       const during = await page();
       assert.match(during, /Syncing now/);

@@ -6,26 +6,17 @@ import { SecretBox } from '../../gateway/core/crypto';
 import { silentLogger } from '../../gateway/core/log';
 import { startSyncer, type PassReport, type Syncer, type SyncerDeps } from '../../gateway/sync/schedule';
 import { startDovecot, type DovecotServer } from '../support/dovecot';
-import { shared } from '../support/shared';
-import { openTestStore } from '../support/store';
-import { createImapAccount, makeMessage, testConfig, testSecrets, type TestAccount } from './helpers';
+import { createImapAccount, fillInbox, makeMessage, testConfig, testSecrets, useSyncWorld, type SyncWorld, type TestAccount } from './helpers';
 
 describe('IMAP syncer failure handling', function () {
   this.timeout(120_000);
-  let store: Awaited<ReturnType<typeof openTestStore>>;
+  const world = useSyncWorld('sync_failures');
+  let store: SyncWorld['store'];
   let dovecot: DovecotServer;
-  const syncers: Syncer[] = [];
+  const { syncers } = world;
   let clockOffset = 0;
   const now = () => new Date(Date.now() + clockOffset);
-
-  before(async () => {
-    store = await openTestStore('sync_failures');
-    dovecot = await shared('dovecot', () => startDovecot());
-  });
-  after(async () => {
-    await Promise.all(syncers.map((s) => s.stop()));
-    await store.drop();
-  });
+  before(() => ({ store, dovecot } = world));
 
   function syncer(overrides: Partial<SyncerDeps> = {}): Syncer {
     const instance = startSyncer({ config: testConfig(), log: silentLogger, store, secretBox: testSecrets, associate: null, schedule: false, options: { now }, ...overrides });
@@ -87,8 +78,7 @@ describe('IMAP syncer failure handling', function () {
   it('stops at the last whole batch when the store fails, even with the next batch stored, without backing off, and resumes without duplicates', async () => {
     const account = await createImapAccount(store, dovecot);
     // UIDs 1..35, oldest first; the backfill takes them newest first in batches of 10: 35–26, 25–16, 15–6, 5–1.
-    const messages = Array.from({ length: 35 }, (_, i) => makeMessage({ to: account.email, date: new Date(Date.now() - (35 - i) * 60_000) }));
-    await dovecot.appendMany(account.email, 'INBOX', messages.map((m) => ({ raw: m.raw, date: m.date })));
+    const messages = await fillInbox(dovecot, account, 35);
     const failing = messages[19].messageId; // UID 20, in the second batch
     const thirdBatch = new Set(messages.slice(5, 15).map((m) => m.messageId));
 

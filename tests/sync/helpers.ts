@@ -4,11 +4,16 @@
  */
 import crypto from 'node:crypto';
 import { Writable } from 'node:stream';
+import mongoose from 'mongoose';
 import { loadConfig, type Config } from '../../gateway/core/config';
 import { randomToken, SecretBox } from '../../gateway/core/crypto';
 import { createLogger, type Logger } from '../../gateway/core/log';
+import type { Associator } from '../../gateway/mail/ingest';
 import type { Store } from '../../gateway/store';
-import type { DovecotServer } from '../support/dovecot';
+import type { Syncer } from '../../gateway/sync/schedule';
+import { startDovecot, type DovecotServer } from '../support/dovecot';
+import { shared } from '../support/shared';
+import { openTestStore } from '../support/store';
 
 export const TEST_SECRET_KEY = crypto.randomBytes(32);
 export const testSecrets = new SecretBox(TEST_SECRET_KEY);
@@ -128,3 +133,67 @@ export function captureLog(level = 'debug'): CapturedLog {
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * An INBOX of `count` messages for `account`, one a minute up to now,
+ * oldest first (UIDs in date order): the backfill takes them newest first.
+ */
+export async function fillInbox(dovecot: DovecotServer, account: TestAccount, count: number): Promise<TestMessage[]> {
+  const now = Date.now();
+  const messages = Array.from({ length: count }, (_, i) => makeMessage({ to: account.email, date: new Date(now - (count - i) * 60_000) }));
+  await dovecot.appendMany(account.email, 'INBOX', messages.map((m) => ({ raw: m.raw, date: m.date })));
+  return messages;
+}
+
+/**
+ * An associator that lets the first `open` messages of a pass through and
+ * holds every later one until release(): a pass stopped mid-sync, for as long
+ * as the test needs it there.
+ */
+export function gatedAssociator(open: number): Associator & { release(): void } {
+  let seen = 0;
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  return {
+    plan: async () => {
+      seen += 1;
+      if (seen > open) await released;
+      return { objectIds: [] };
+    },
+    commit: async () => undefined,
+    repair: async () => undefined,
+    release,
+  };
+}
+
+export interface SyncWorld {
+  store: Awaited<ReturnType<typeof openTestStore>>;
+  dovecot: DovecotServer;
+  /** Syncers the test started; stopped after the describe. */
+  syncers: Syncer[];
+}
+
+/**
+ * The usual world of a syncer test, as mocha hooks of the calling describe:
+ * its own database and the shared Dovecot (or one of its own, for a test
+ * that stops it). The fields are there once the `before` hook ran.
+ */
+export function useSyncWorld(label: string, options: { ownDovecot?: boolean } = {}): SyncWorld {
+  const world = { syncers: [] } as unknown as SyncWorld;
+  before(async () => {
+    world.store = await openTestStore(label);
+    world.dovecot = options.ownDovecot ? await startDovecot() : await shared('dovecot', () => startDovecot());
+  });
+  after(async () => {
+    await Promise.all(world.syncers.map((s) => s.stop()));
+    if (options.ownDovecot) await world.dovecot?.stop();
+    await world.store?.drop();
+  });
+  return world;
+}
+
+/** Wait (no timing assumed) until the INBOX cursor of an account covers at least `done` stored messages. */
+export async function waitForInboxCursor(store: Store, account: TestAccount, done: number): Promise<void> {
+  const inbox = { accountId: new mongoose.Types.ObjectId(account.id), folder: 'INBOX' };
+  while (((await store.models.FolderState.findOne(inbox).lean())?.backfill?.done ?? 0) < done) await sleep(50);
+}

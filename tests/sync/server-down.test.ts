@@ -8,61 +8,37 @@ import { strict as assert } from 'node:assert';
 import mongoose from 'mongoose';
 import { runCli } from '../../gateway/bin/cli';
 import { silentLogger } from '../../gateway/core/log';
-import type { Associator } from '../../gateway/mail/ingest';
-import { startSyncer, type PassReport, type Syncer } from '../../gateway/sync/schedule';
-import { startDovecot, type DovecotServer } from '../support/dovecot';
-import { openTestStore } from '../support/store';
-import { createImapAccount, makeMessage, sleep, testConfig, testSecrets } from './helpers';
+import { startSyncer, type PassReport } from '../../gateway/sync/schedule';
+import type { DovecotServer } from '../support/dovecot';
+import { createImapAccount, fillInbox, gatedAssociator, waitForInboxCursor, testConfig, testSecrets, useSyncWorld, type SyncWorld } from './helpers';
 
 const TOTAL = 60;
 const BATCH = 5;
 
 describe('IMAP sync when the server goes down mid-sync', function () {
   this.timeout(120_000);
-  let store: Awaited<ReturnType<typeof openTestStore>>;
+  const world = useSyncWorld('sync_server_down', { ownDovecot: true }); // its own Dovecot: this test stops it
+  let store: SyncWorld['store'];
   let dovecot: DovecotServer;
-  const syncers: Syncer[] = [];
+  const { syncers } = world;
   let clockOffset = 0;
   const now = () => new Date(Date.now() + clockOffset);
-
-  before(async () => {
-    store = await openTestStore('sync_server_down');
-    dovecot = await startDovecot(); // its own: this test stops it
-  });
-  after(async () => {
-    await Promise.all(syncers.map((s) => s.stop()));
-    await dovecot?.stop();
-    await store.drop();
-  });
+  before(() => ({ store, dovecot } = world));
 
   it('reports CONNECTION_LOST, backs off, then resumes without gaps or duplicates', async () => {
     const account = await createImapAccount(store, dovecot);
-    const messages = Array.from({ length: TOTAL }, (_, i) => makeMessage({ to: account.email, date: new Date(Date.now() - (TOTAL - i) * 60_000) }));
-    await dovecot.appendMany(account.email, 'INBOX', messages.map((m) => ({ raw: m.raw, date: m.date })));
-
+    await fillInbox(dovecot, account, TOTAL);
     // Holds the messages after the first two batches until the server is down.
-    let seen = 0;
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    const held: Associator = {
-      plan: async () => {
-        seen += 1;
-        if (seen > 2 * BATCH) await released;
-        return { objectIds: [] };
-      },
-      commit: async () => undefined,
-      repair: async () => undefined,
-    };
+    const held = gatedAssociator(2 * BATCH);
     const syncer = startSyncer({ config: testConfig(), log: silentLogger, store, secretBox: testSecrets, associate: held, schedule: false, options: { now, batchSize: BATCH } });
     syncers.push(syncer);
     let pass: Promise<PassReport> | undefined;
     try {
       pass = syncer.runPassNow();
-      const inbox = { accountId: new mongoose.Types.ObjectId(account.id), folder: 'INBOX' };
-      while (((await store.models.FolderState.findOne(inbox).lean())?.backfill?.done ?? 0) < 2 * BATCH) await sleep(50);
+      await waitForInboxCursor(store, account, 2 * BATCH); // the first two batches stored, their cursor saved
       await dovecot.stop();
     } finally {
-      release();
+      held.release();
     }
     const down = (await pass).accounts.find((a) => a.accountId === account.id)!;
     assert.equal(down.outcome, 'backoff');

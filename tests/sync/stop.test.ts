@@ -10,7 +10,7 @@ import { startSyncer, type PassReport } from '../../gateway/sync/schedule';
 import { startDovecot, type DovecotServer } from '../support/dovecot';
 import { shared } from '../support/shared';
 import { openTestStore } from '../support/store';
-import { createImapAccount, makeMessage, sleep, testConfig, testSecrets } from './helpers';
+import { createImapAccount, fillInbox, sleep, testConfig, testSecrets } from './helpers';
 
 describe('IMAP syncer stop with a stalled store', function () {
   this.timeout(120_000);
@@ -25,8 +25,7 @@ describe('IMAP syncer stop with a stalled store', function () {
 
   it('returns from stop() although a pass still waits on the store, with the cursor where it was', async () => {
     const account = await createImapAccount(store, dovecot);
-    const messages = Array.from({ length: 20 }, (_, i) => makeMessage({ to: account.email, date: new Date(Date.now() - (20 - i) * 60_000) }));
-    await dovecot.appendMany(account.email, 'INBOX', messages.map((m) => ({ raw: m.raw, date: m.date })));
+    await fillInbox(dovecot, account, 20);
 
     // Fault injection: the store takes the message writes and never answers.
     const collection = store.models.Message.collection;
