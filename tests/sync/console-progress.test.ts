@@ -52,6 +52,7 @@ describe('console: progress of an IMAP sync', function () {
       assert.ok(row, 'a row for INBOX');
       assert.equal(row[1], '60', 'messages on the server, known from the start of the pass');
       assert.equal(row[2], '50', 'still to read');
+      assert.equal(during.match(/id="imap-folders"/g)?.length, 1, 'the folder table and the folders field do not share an id (the label must point at the field)');
 
       // The same for monitoring, through the API; another employee's token does not see it.
       const token = (await createApiToken(store, 'bob-progress@acme.test', { name: 'monitor' }, {})).token;
