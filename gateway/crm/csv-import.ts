@@ -92,11 +92,12 @@ function fail(message: string): AppError {
   return new AppError('CSV_INVALID', message, { status: 400, fields: { file: message } });
 }
 
-function readCsv(file: string | Buffer): { header: string[]; records: Array<{ line: number; cells: string[] }> } {
+/** Text as it is; bytes decoded by their byte-order mark, `charset` (HTTP Content-Type) or content (csv-text.ts). */
+function readCsv(file: string | Buffer, charset?: string): { header: string[]; records: Array<{ line: number; cells: string[] }> } {
   const size = typeof file === 'string' ? Buffer.byteLength(file) : file.length;
   if (size === 0) throw fail('the file is empty');
   if (size > MAX_IMPORT_BYTES) throw fail(`the file is larger than ${MAX_IMPORT_BYTES / 1024 / 1024} MB; split it`);
-  const csv = typeof file === 'string' ? file : decodeCsvFile(file).text;
+  const csv = typeof file === 'string' ? file : decodeCsvFile(file, charset).text;
   if (csv.includes('\u0000')) throw fail('the file contains NUL bytes: it is not a text CSV file');
   let parsed: Array<{ record: string[]; info: { lines: number } }>;
   try {
@@ -123,8 +124,14 @@ function mapColumns(header: string[], defaultType?: string) {
   return { columns, index };
 }
 
-async function plan(store: Store, csv: string | Buffer, options: { defaultType?: string; settings: CrmSettings }): Promise<{ preview: ImportPreview; rows: PlannedRow[] }> {
-  const { header, records } = readCsv(csv);
+export interface ImportOptions {
+  defaultType?: string;
+  /** The declared charset of a file given as bytes. */
+  charset?: string;
+}
+
+async function plan(store: Store, csv: string | Buffer, options: ImportOptions & { settings: CrmSettings }): Promise<{ preview: ImportPreview; rows: PlannedRow[] }> {
+  const { header, records } = readCsv(csv, options.charset);
   const { columns, index } = mapColumns(header, options.defaultType);
 
   const cell = (cells: string[], field: keyof ImportColumns) => {
@@ -254,7 +261,7 @@ async function plan(store: Store, csv: string | Buffer, options: { defaultType?:
 }
 
 /** Validate a CSV file without writing anything. */
-export async function previewImport(deps: ObjectServiceDeps, csv: string | Buffer, options: { defaultType?: string } = {}): Promise<ImportPreview> {
+export async function previewImport(deps: ObjectServiceDeps, csv: string | Buffer, options: ImportOptions = {}): Promise<ImportPreview> {
   const settings = await loadCrmSettings(deps.store, deps.settings);
   return (await plan(deps.store, csv, { ...options, settings })).preview;
 }
@@ -286,7 +293,7 @@ function setFields(row: PlannedRow, customerId: ObjectId | null | undefined): Re
 export async function commitImport(
   deps: ObjectServiceDeps,
   csv: string | Buffer,
-  options: { defaultType?: string } = {},
+  options: ImportOptions = {},
   actor: Actor = SYSTEM_ACTOR,
 ): Promise<ImportResult> {
   const settings = await loadCrmSettings(deps.store, deps.settings);

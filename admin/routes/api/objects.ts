@@ -4,7 +4,6 @@ import { parseObjectId } from '../../../gateway/accounts';
 import { AppError, notFound } from '../../../gateway/core/errors';
 import { listJobs } from '../../../gateway/crm/backfill';
 import { commitImport, previewImport, MAX_IMPORT_BYTES } from '../../../gateway/crm/csv-import';
-import { decodeCsvFile } from '../../../gateway/crm/csv-text';
 import { unlinkAsViewer } from '../../../gateway/crm/link';
 import {
   createObject, deleteObject, getObject, searchObjects, updateObject, upsertObjectByExternalId, type ObjectServiceDeps,
@@ -74,10 +73,9 @@ export function objectsApi(deps: AdminDeps): Router {
     requireAdminApi(req);
     const query = checkQuery(req.query as Record<string, unknown>, ['commit', 'type']);
     if (!Buffer.isBuffer(req.body)) throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'Send the CSV file as the request body with Content-Type: text/csv.', { status: 415 });
-    const csv = (req.body as Buffer).length === 0 ? '' : decodeCsvFile(req.body as Buffer, contentTypeCharset(req)).text;
-    const options = { defaultType: query.type || undefined };
-    if (query.commit === 'true') res.json(await commitImport(crm, csv, options, req.actor!));
-    else res.json(await previewImport(crm, csv, options));
+    const options = { defaultType: query.type || undefined, charset: contentTypeCharset(req) };
+    if (query.commit === 'true') res.json(await commitImport(crm, req.body, options, req.actor!));
+    else res.json(await previewImport(crm, req.body, options));
   });
 
   router.get('/objects/:id', async (req, res) => {
