@@ -14,6 +14,7 @@ import * as helpers from './lib/view-helpers';
 import { loadSessionUser } from './middleware/auth';
 import { csrfProtection } from './middleware/csrf';
 import { apiErrorHandler, htmlErrorHandler, htmlNotFound } from './middleware/errors';
+import { requestMetrics } from './middleware/request-metrics';
 import { noStore, securityHeaders } from './middleware/security';
 import { apiRouter } from './routes/api';
 import { auditRouter } from './routes/audit';
@@ -90,6 +91,7 @@ export function createApp(options: CreateAppOptions): AdminApp {
   });
   Object.assign(app.locals, helpers, { publicUrl: options.config.publicUrl, gatewayDomain: options.config.gatewayDomain, features: { objects: false } });
 
+  app.use(requestMetrics());
   app.use(securityHeaders({ https }));
   app.use('/static', express.static(fromRoot('admin', 'public'), { maxAge: production ? '1h' : 0, index: false }));
   // Browsers ask for /favicon.ico on their own; answer before the session layer so it never touches one.

@@ -1,6 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import { acceptInvite, authenticateUser, findInvite, MIN_PASSWORD_LENGTH } from '../../gateway/accounts';
 import { isAppError } from '../../gateway/core/errors';
+import { metrics } from '../../gateway/core/metrics';
 import { flash } from '../middleware/auth';
 import { csrfToken } from '../middleware/csrf';
 import { field, queryParam, safeReturnPath } from '../lib/forms';
@@ -26,16 +27,19 @@ export function authRouter(deps: AdminDeps): Router {
     if (!email || !password) return renderLogin(res, 400, { email, next, error: 'Enter your email and password.' });
     const verdict = deps.throttle.check(email, ip);
     if (!verdict.allowed) {
+      metrics().consoleLogins.inc({ outcome: 'throttled' });
       res.set('Retry-After', String(verdict.retryAfterSeconds));
       return renderLogin(res, 429, { email, next, error: `Too many failed sign-in attempts. Try again in ${verdict.retryAfterSeconds} s.` });
     }
     const user = await authenticateUser(deps.store, email, password, deps.clock());
     if (!user) {
       deps.throttle.recordFailure(email, ip);
+      metrics().consoleLogins.inc({ outcome: 'failed' });
       deps.log.info({ ip, event: 'login.failed' }, 'sign-in failed');
       return renderLogin(res, 401, { email, next, error: 'Wrong email or password (or the user is disabled).' });
     }
     deps.throttle.recordSuccess(email);
+    metrics().consoleLogins.inc({ outcome: 'signed_in' });
     // A new session id at sign-in (OWASP Session Management: prevents session fixation).
     await new Promise<void>((resolve, reject) => req.session.regenerate((err) => (err ? reject(err) : resolve())));
     req.session.userId = user.id;

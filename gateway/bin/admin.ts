@@ -1,46 +1,33 @@
 /**
  * The admin process: console + JSON API. `npm run admin` (after a build).
+ *
+ * SIGINT/SIGTERM: stop accepting, let requests in flight finish (10 s at
+ * most), close the store. A second signal exits at once: a send cut off
+ * there is in the outbox, and the outbox worker finishes it.
  */
 import { ensureFirstAdmin } from '../accounts';
 import { loadConfigOrExit } from '../core/config';
+import { pingStore } from '../core/db';
 import { createLogger } from '../core/log';
 import { openConfiguredStore } from '../store';
-import { describeStartFailure } from './lifecycle';
+import { createLifecycle, failStart, serveHealthIfConfigured } from './lifecycle';
 import { startAdmin } from '../../admin/server';
 
-const config = loadConfigOrExit();
-
 async function main(): Promise<void> {
+  const config = loadConfigOrExit();
   const log = createLogger({ level: config.logLevel, base: { app: 'postroom', process: 'admin' } });
-  const store = await openConfiguredStore(config, log);
-  await ensureFirstAdmin(store, { email: config.adminEmail, password: config.adminPassword }, log);
-  const admin = await startAdmin({ config, log, store });
-
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down');
-    const force = setTimeout(() => {
-      log.error('shutdown took longer than 15 s; exiting');
-      process.exit(1);
-    }, 15_000);
-    force.unref();
-    try {
-      await admin.close();
-      await store.close();
-      process.exit(0);
-    } catch (err) {
-      log.error({ err }, 'shutdown failed');
-      process.exit(1);
-    }
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+  const lifecycle = createLifecycle(log, 'the admin', 'requests in flight are cut off');
+  try {
+    const store = await openConfiguredStore(config, log);
+    lifecycle.add('store', () => store.close());
+    await ensureFirstAdmin(store, { email: config.adminEmail, password: config.adminPassword }, log);
+    const admin = await startAdmin({ config, log, store });
+    lifecycle.add('admin', () => admin.close());
+    // The console answers /healthz on ADMIN_PORT; HEALTH_PORT (off unless set) adds /metrics, kept off the console's port.
+    await serveHealthIfConfigured(config, log, lifecycle, async () => ({ store: (await pingStore(store.conn)) ? 'up' : 'down' }));
+  } catch (err) {
+    await failStart(lifecycle, log, 'the admin', err, config.dataDir);
+  }
 }
 
-main().catch((err) => {
-  const known = describeStartFailure(err, config.dataDir);
-  process.stderr.write(`postroom admin: ${known ? `cannot start: ${known.line}` : ((err as Error).stack ?? err)}\n`);
-  process.exit(known?.status ?? 1);
-});
+void main();

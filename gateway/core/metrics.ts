@@ -33,6 +33,12 @@ export interface Metrics {
   /** One account's sync pass, by outcome (synced, auth_failed, backoff, store_error, stopped). */
   imapSyncs: Counter<'outcome'>;
   imapSyncSeconds: Histogram<'outcome'>;
+  /** One delivery attempt of mail sent from the console or the API, by the entry's status after it and the error code (none when accepted). */
+  outboundAttempts: Counter<'status' | 'code'>;
+  /** Console sign-in attempts, by outcome (signed_in, failed, throttled): a brute-force attempt shows as failed and throttled. */
+  consoleLogins: Counter<'outcome'>;
+  /** Console and API requests, by method and status code, with their duration. */
+  httpRequestSeconds: Histogram<'method' | 'status'>;
 }
 
 function createMetrics(): Metrics {
@@ -58,6 +64,15 @@ function createMetrics(): Metrics {
       help: 'Seconds one account sync pass took, by outcome.',
       labelNames: ['outcome'],
       buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 900],
+      registers,
+    }),
+    outboundAttempts: new Counter({ name: 'postroom_outbound_attempts_total', help: 'Delivery attempts of mail sent from the console or the API, by status after the attempt and error code.', labelNames: ['status', 'code'], registers }),
+    consoleLogins: new Counter({ name: 'postroom_console_logins_total', help: 'Console sign-in attempts, by outcome.', labelNames: ['outcome'], registers }),
+    httpRequestSeconds: new Histogram({
+      name: 'postroom_http_request_seconds',
+      help: 'Seconds the console or the API took to answer, by method and status code.',
+      labelNames: ['method', 'status'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
       registers,
     }),
   };

@@ -1,6 +1,7 @@
 import type mongoose from 'mongoose';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport';
 import { AppError, isAppError } from '../core/errors';
+import { metrics } from '../core/metrics';
 import type { TlsMode } from '../accounts/presets';
 import { classifyImapError } from '../accounts/imap-login';
 import { imapLoginSettings } from '../accounts/mail-accounts';
@@ -243,6 +244,7 @@ export async function attemptDelivery(deps: SendDeps, entry: OutboxEntry, holder
   const saved = await deps.store.models.Outbox.updateOne({ _id: entry._id, lockedBy: holder }, { $set: set });
   if (saved.matchedCount === 0) log.warn({ holder }, 'outbox entry lock was lost during the attempt; another sender may repeat it');
   if (nextAttemptAt && deliveryPending) deps.onQueued?.(nextAttemptAt);
+  if (tryList.length > 0) metrics().outboundAttempts.inc({ status, code: failure?.error.code ?? 'none' });
   log.info({ status, attempts: set.attempts ?? entry.attempts, accepted: recipients.filter((r) => r.state === 'accepted').length, refused: refusedNow.length, next: nextAttemptAt }, 'outbox attempt done');
   return { status, failure, refused: refusedNow, storedMessageId: (set.storedMessageId as ObjectId | undefined) ?? entry.storedMessageId ?? null, nextAttemptAt };
 }

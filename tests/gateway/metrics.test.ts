@@ -1,10 +1,10 @@
 import { strict as assert } from 'node:assert';
 import type { Config } from '../../gateway/core/config';
 import { createLogger } from '../../gateway/core/log';
-import { metrics } from '../../gateway/core/metrics';
 import { serveHealthIfConfigured, type Lifecycle } from '../../gateway/bin/lifecycle';
 import { freePort } from '../../gateway/store/embedded-ferretdb';
 import { useGatewayWorld } from '../support/gateway';
+import { ownCount, seriesValue as value } from '../support/metrics';
 import { plainMessage } from '../support/mail-auth';
 import { sendMail, SmtpSession } from '../support/smtp';
 
@@ -29,22 +29,6 @@ describe('gateway metrics (GET /metrics on HEALTH_PORT)', function () {
     for (const stop of stops) await stop();
   });
 
-  /** The value of one series, or undefined when the scrape does not have it. */
-  const value = (text: string, series: string): number | undefined => {
-    const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-    return line === undefined ? undefined : Number(line.slice(series.length + 1));
-  };
-
-  /**
-   * This test process's own count of a series: /metrics adds the parent's registry (here, mocha's
-   * process, where other test files ingest mail in-process) to Haraka's.
-   */
-  const own = async (name: string, labels: Record<string, string>): Promise<number> => {
-    const metric = await metrics().registry.getSingleMetric(name)?.get();
-    const match = metric?.values.find((v) => Object.entries(labels).every(([k, l]) => String(v.labels[k]) === l));
-    return match?.value ?? 0;
-  };
-
   it('counts stored mail and refused recipients from the Haraka process', async () => {
     const sent = await sendMail(world.gw.port, { from: 'alice@acme.test', to: [world.bob.forwardingAddress] }, plainMessage({ from: 'alice@acme.test', to: 'bob@acme.test', subject: 'counted' }));
     assert.equal(sent.ok, true, sent.response);
@@ -59,7 +43,8 @@ describe('gateway metrics (GET /metrics on HEALTH_PORT)', function () {
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
     const text = await res.text();
     assert.equal(value(text, 'postroom_smtp_transactions_total{code="250",outcome="stored"}'), 1, text.slice(0, 3000));
-    assert.equal(value(text, 'postroom_messages_total{source="forward",outcome="stored"}'), 1 + (await own('postroom_messages_total', { source: 'forward', outcome: 'stored' })));
+    // /metrics adds the parent's registry (here mocha's process, where other test files ingest mail in-process) to Haraka's.
+    assert.equal(value(text, 'postroom_messages_total{source="forward",outcome="stored"}'), 1 + (await ownCount('postroom_messages_total', { source: 'forward', outcome: 'stored' })));
     assert.equal(value(text, 'postroom_smtp_transaction_seconds_count{outcome="stored"}'), 1);
     assert.equal(value(text, 'postroom_smtp_refusals_total{command="rcpt",code="550",reason="relaying denied"}'), 1);
     assert.equal(value(text, 'postroom_smtp_refusals_total{command="rcpt",code="550",reason="unknown recipient"}'), 1);

@@ -11,6 +11,7 @@ import { loadConfig } from '../../gateway/core/config';
 import { sendMessage, type SendDeps } from '../../gateway/send';
 import { startSyncer } from '../../gateway/sync/schedule';
 import type { DovecotServer } from '../support/dovecot';
+import { ownCount } from '../support/metrics';
 import { openTestStore, storedRaw } from '../support/store';
 import { log, makeContact, newSecretBox, sendableAccount, sendDeps, sharedDovecot, startRecordingSmtp, type RecordingSmtp, type SendFixture, type TestStore } from './support';
 
@@ -63,6 +64,7 @@ describe('send: through the account\'s SMTP server, filed in Sent and stored', f
   it('sends: the server receives it over STARTTLS with AUTH, the stored copy has source "sent" and the Sent folder has the same bytes', async () => {
     const before = smtp.received.length;
     const contact = await makeContact(store, 'Alice Customer', 'alice@customer.test');
+    const sentBefore = await ownCount('postroom_outbound_attempts_total', { status: 'sent', code: 'none' });
     const result = await sendMessage(deps, bob.viewer, bob.accountId, { to: 'Alice Customer <alice@customer.test>', cc: 'carol@customer.test', bcc: 'archive@acme.test', subject: 'Quote for 12 widgets', text: 'Hello Alice,\n\nhere is the quote.\n\nBob' });
     assert.equal(result.status, 'sent');
     assert.ok(result.storedMessageId);
@@ -100,6 +102,7 @@ describe('send: through the account\'s SMTP server, filed in Sent and stored', f
     assert.equal(entry?.sentFolder?.state, 'appended');
     assert.equal(entry?.nextAttemptAt, null);
     assert.equal(entry?.transmitBlobId, null, 'the outbox copies are dropped once filed');
+    assert.equal(await ownCount('postroom_outbound_attempts_total', { status: 'sent', code: 'none' }), sentBefore + 1, 'counted for /metrics');
   });
 
   it('is stored and linked once even after the IMAP sync reads the copy in Sent', async () => {
@@ -198,6 +201,7 @@ describe('send: through the account\'s SMTP server, filed in Sent and stored', f
   it('on a 5xx for the only recipient shows the server\'s reply, stores nothing as sent and queues nothing', async () => {
     smtp.behaviour.rcpt = (address) => (address === 'nobody@customer.test' ? '550 5.1.1 <nobody@customer.test>: Recipient address rejected: User unknown' : undefined);
     const before = await store.models.Message.countDocuments();
+    const failedBefore = await ownCount('postroom_outbound_attempts_total', { status: 'failed', code: 'RECIPIENT_REFUSED' });
     await assert.rejects(sendMessage(deps, bob.viewer, bob.accountId, { to: 'nobody@customer.test', subject: 'Hello?', text: 'x' }), (err: AppError) => {
       assert.equal(err.code, 'RECIPIENT_REFUSED');
       assert.equal(err.status, 422);
@@ -209,5 +213,6 @@ describe('send: through the account\'s SMTP server, filed in Sent and stored', f
     assert.equal(entry?.status, 'failed');
     assert.equal(entry?.nextAttemptAt, null, 'not retried');
     assert.equal(entry?.storedMessageId, null);
+    assert.equal(await ownCount('postroom_outbound_attempts_total', { status: 'failed', code: 'RECIPIENT_REFUSED' }), failedBefore + 1, 'counted for /metrics, with its code');
   });
 });
