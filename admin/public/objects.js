@@ -39,6 +39,18 @@
     });
   }
 
+  // Import: one press is enough (the server imports an upload once); say that it is under way.
+  document.querySelectorAll('form[data-busy-text]').forEach(function (busyForm) {
+    var button = busyForm.querySelector('button[type=submit]');
+    var label = button.textContent;
+    busyForm.addEventListener('submit', function () {
+      // After the submission has started, so the button's own press still counts.
+      setTimeout(function () { button.disabled = true; button.textContent = busyForm.getAttribute('data-busy-text'); }, 0);
+    });
+    // Back from the next page (bfcache): the form is usable again.
+    window.addEventListener('pageshow', function () { button.disabled = false; button.textContent = label; });
+  });
+
   // Pages with running background jobs refresh themselves until the jobs are done.
   var refreshing = document.querySelector('[data-refresh]');
   if (refreshing) {

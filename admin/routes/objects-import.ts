@@ -2,7 +2,8 @@ import express, { Router, type Request } from 'express';
 import { parseObjectId } from '../../gateway/accounts';
 import { isAppError, notFound } from '../../gateway/core/errors';
 import { listJobs } from '../../gateway/crm/backfill';
-import { commitImport, MAX_IMPORT_BYTES, previewImport, saveUpload } from '../../gateway/crm/csv-import';
+import { MAX_IMPORT_BYTES, previewImport, saveUpload } from '../../gateway/crm/csv-import';
+import { commitUploadOnce, idleUploadFilter, uploadState } from '../../gateway/crm/import-once';
 import { OBJECT_TYPE_NAMES } from '../../gateway/crm/object-input';
 import type { ObjectServiceDeps } from '../../gateway/crm/objects';
 import { contentTypeCharset, field, queryParam } from '../lib/forms';
@@ -65,7 +66,9 @@ export function objectsImportRouter(deps: AdminDeps, crm: ObjectServiceDeps): Ro
   router.get('/objects/import/:id', async (req, res) => {
     const upload = await loadUpload(req);
     const options = { defaultType: upload.defaultType || undefined };
-    if (upload.status === 'committed') {
+    const state = uploadState(upload, deps.clock());
+    if (state === 'committing') return res.render('objects/import-running', { title: 'Importing', upload });
+    if (state === 'committed') {
       const jobs = (await listJobs(deps.store, { limit: 20 })).filter((job) => upload.jobIds.some((id) => id.toString() === job.id));
       return res.render('objects/import-done', { title: 'Import finished', upload, result: upload.result, jobs, jobsActive: jobs.some((j) => j.status === 'pending' || j.status === 'running') });
     }
@@ -90,25 +93,20 @@ export function objectsImportRouter(deps: AdminDeps, crm: ObjectServiceDeps): Ro
 
   router.post('/objects/import/:id/commit', async (req, res) => {
     const upload = await loadUpload(req);
-    if (upload.status === 'committed') return res.redirect(303, `/objects/import/${upload._id.toString()}`);
-    const result = await commitImport(crm, upload.csv, { defaultType: upload.defaultType || undefined }, req.actor!);
-    await deps.store.models.CsvImport.updateOne(
-      { _id: upload._id },
-      {
-        $set: {
-          status: 'committed', committedAt: deps.clock(), csv: '-',
-          result: { total: result.total, creates: result.creates, updates: result.updates, invalid: result.invalid },
-          jobIds: result.jobIds.map((id) => parseObjectId(id)),
-        },
-      },
-    );
-    flash(req, 'success', `Imported: ${result.creates} created, ${result.updates} updated${result.invalid ? `, ${result.invalid} rows skipped` : ''}.`);
+    // Pressed again while the first press imports: its page shows the running import, then the result.
+    const commit = await commitUploadOnce(crm, upload._id, req.actor!, deps.clock());
+    if (commit.imported) {
+      const { creates, updates, invalid } = commit.result;
+      flash(req, 'success', `Imported: ${creates} created, ${updates} updated${invalid ? `, ${invalid} rows skipped` : ''}.`);
+    }
     res.redirect(303, `/objects/import/${upload._id.toString()}`);
   });
 
   router.post('/objects/import/:id/discard', async (req, res) => {
     const upload = await loadUpload(req);
-    await deps.store.models.CsvImport.deleteOne({ _id: upload._id });
+    // An import under way (or done) is not discarded: its page says so.
+    const discarded = await deps.store.models.CsvImport.deleteOne({ _id: upload._id, ...idleUploadFilter(deps.clock()) });
+    if (discarded.deletedCount === 0) return res.redirect(303, `/objects/import/${upload._id.toString()}`);
     flash(req, 'info', 'Import discarded; nothing was written.');
     res.redirect(303, '/objects');
   });

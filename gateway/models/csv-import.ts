@@ -14,7 +14,9 @@ export const csvImportSchema = new Schema(
     /** What the uploaded bytes were read as (see crm/csv-text.ts); the preview says so when it is not UTF-8. */
     encoding: { type: String, default: 'utf-8' },
     defaultType: { type: String, default: '' },
-    status: { type: String, enum: ['uploaded', 'committed'], default: 'uploaded' },
+    /** committing: one request is importing it (crm/import-once.ts), since committingAt. */
+    status: { type: String, enum: ['uploaded', 'committing', 'committed'], default: 'uploaded' },
+    committingAt: { type: Date, default: null },
     /** Counts after commit: {total, creates, updates, invalid}. */
     result: { type: Schema.Types.Mixed, default: null },
     jobIds: { type: [Schema.Types.ObjectId], default: [] },

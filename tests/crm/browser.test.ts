@@ -8,7 +8,7 @@ import { strict as assert } from 'node:assert';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Page, type Route } from 'playwright-core';
 import type { PublicUser } from '../../gateway/accounts';
 import { createLogger } from '../../gateway/core/log';
 import { fromRoot } from '../../gateway/core/paths';
@@ -93,7 +93,24 @@ describe('crm: objects pages in a real browser (Chromium)', function () {
     assert.match(await page.textContent('#import-counts') ?? '', /Will be created\s*1/);
     assert.match(await page.textContent('#import-problems') ?? '', /Bad Row\s*emails "not-an-address" is not an email address/);
     await page.screenshot({ path: path.join(SHOTS, 'crm-import-preview.png'), fullPage: true });
-    await Promise.all([page.waitForLoadState('load'), page.click('button:has-text("Import 1 row")')]);
+    // A slow import (fault injection: the request is held until the button has been seen): the button says so
+    // and takes no second press. The page reports its button itself: Playwright waits for the held navigation.
+    let hold: (route: Route) => void = () => undefined;
+    const held = new Promise<Route>((resolve) => (hold = resolve));
+    await page.route((url) => url.pathname.endsWith('/commit'), (route) => hold(route));
+    let report: (state: { text: string; disabled: boolean }) => void = () => undefined;
+    const reported = new Promise<{ text: string; disabled: boolean }>((resolve) => (report = resolve));
+    await page.exposeFunction('reportImportButton', (state: { text: string; disabled: boolean }) => report(state));
+    await page.evaluate(() => {
+      type Button = { textContent: string | null; disabled: boolean };
+      const view = globalThis as unknown as { reportImportButton(state: unknown): void; document: { querySelector(s: string): Button }; MutationObserver: new (cb: () => void) => { observe(node: Button, options: object): void } };
+      const pressed = view.document.querySelector('form[data-busy-text] button');
+      new view.MutationObserver(() => view.reportImportButton({ text: pressed.textContent, disabled: pressed.disabled })).observe(pressed, { attributes: true, childList: true });
+    });
+    await page.locator('button:has-text("Import 1 row")').click({ noWaitAfter: true });
+    assert.deepEqual(await reported, { text: 'Importing…', disabled: true });
+    await (await held).continue();
+    await page.waitForSelector('#import-result');
     assert.match(await page.textContent('#import-result') ?? '', /Created\s*1/);
     const jane = await store.models.CrmObject.findOne({ externalId: 'c-1' }).lean();
     assert.ok(jane?.customerId, 'linked to the customer Globex');

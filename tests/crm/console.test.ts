@@ -114,6 +114,57 @@ describe('crm: console pages for objects, CSV import and webhooks (real app, rea
     assert.match(form.text, /no &#34;name&#34; column/);
   });
 
+  it('imports once when Import is pressed twice (a double click, a reload during a long import)', async () => {
+    const { agent, csrf } = admin;
+    const rows = Array.from({ length: 300 }, (_, i) => `contact,Twice ${i},twice${i}@twice.test`);
+    const posted = await agent.post('/objects/import').type('form').send({ _csrf: csrf, csv: `type,name,emails\n${rows.join('\n')}\n`, type: '' }).expect(303);
+    const commit = () => agent.post(`${posted.headers.location}/commit`).type('form').send({ _csrf: csrf });
+    const answers = await Promise.all([commit(), commit()]);
+    for (const answer of answers) {
+      assert.equal(answer.status, 303);
+      assert.equal(answer.headers.location, posted.headers.location, 'both presses land on the one result');
+    }
+    assert.equal(await store.models.CrmObject.countDocuments({ emails: /@twice\.test$/ }), 300, 'each row imported once');
+    const done = await agent.get(posted.headers.location).expect(200);
+    assert.match(done.text, /<dt>Created<\/dt><dd>300<\/dd>/);
+  });
+
+  it('shows an import under way instead of its preview, and lets an abandoned one (admin restarted mid-import) be imported again', async () => {
+    const { agent, csrf } = admin;
+    const posted = await agent.post('/objects/import').type('form').send({ _csrf: csrf, csv: 'type,name,emails\ncontact,Held Row,held@held.test\n', type: '' }).expect(303);
+    const id = posted.headers.location.split('/').pop();
+    // Another request holds the upload, as the first press does while it writes.
+    await store.models.CsvImport.updateOne({ _id: id }, { $set: { status: 'committing', committingAt: new Date() } });
+    const running = await agent.get(posted.headers.location).expect(200);
+    assert.match(running.text, /id="import-running" data-refresh="3"/);
+    assert.doesNotMatch(running.text, /\/commit"/, 'no Import button while it runs');
+    await agent.post(`${posted.headers.location}/commit`).type('form').send({ _csrf: csrf }).expect(303);
+    await agent.post(`${posted.headers.location}/discard`).type('form').send({ _csrf: csrf }).expect(303);
+    assert.equal(await store.models.CrmObject.countDocuments({ emails: 'held@held.test' }), 0, 'a second press does not import beside the first');
+    assert.equal(await store.models.CsvImport.countDocuments({ _id: id }), 1, 'nor discards the upload under it');
+
+    // Eleven minutes later the claim is taken for abandoned: the preview is back, and Import imports.
+    await store.models.CsvImport.updateOne({ _id: id }, { $set: { committingAt: new Date(Date.now() - 11 * 60_000) } });
+    const preview = await agent.get(posted.headers.location).expect(200);
+    assert.match(preview.text, /Import 1 row/);
+    await agent.post(`${posted.headers.location}/commit`).type('form').send({ _csrf: csrf }).expect(303);
+    assert.equal(await store.models.CrmObject.countDocuments({ emails: 'held@held.test' }), 1);
+    assert.match((await agent.get(posted.headers.location).expect(200)).text, /<dt>Created<\/dt><dd>1<\/dd>/);
+  });
+
+  it('gives the upload back when its import fails, so Import can be pressed again', async () => {
+    const { agent, csrf } = admin;
+    const posted = await agent.post('/objects/import').type('form').send({ _csrf: csrf, csv: 'type,name,emails\ncontact,Later Row,later@later.test\n', type: '' }).expect(303);
+    const id = posted.headers.location.split('/').pop();
+    // A file the import refuses (an upload is checked when saved: this one is spoiled in the store afterwards).
+    await store.models.CsvImport.updateOne({ _id: id }, { $set: { csv: 'emails\nlater@later.test\n' } });
+    const failed = await agent.post(`${posted.headers.location}/commit`).type('form').send({ _csrf: csrf });
+    assert.equal(failed.status, 400);
+    assert.match(failed.text, /no &#34;name&#34; column/);
+    const upload = await store.models.CsvImport.findById(id).lean();
+    assert.equal(upload?.status, 'uploaded', 'not left claimed');
+  });
+
   it('manages webhooks: loopback refused unless allowed, secret shown once, deliveries can be resent', async () => {
     const { agent, csrf } = admin;
     const refused = await agent.post('/objects/webhooks').type('form').send({ _csrf: csrf, url: 'http://127.0.0.1:9/hook' }).expect(400);
