@@ -72,6 +72,9 @@ export function filterProblems(filters: MessageFilters): Record<string, string> 
   if (filters.objectId && !parseObjectId(filters.objectId)) problem('objectId', NOT_AN_ID);
   if (filters.ownerId && !parseObjectId(filters.ownerId)) problem('ownerId', NOT_AN_ID);
   if (filters.q && filters.q.length > 200) problem('q', 'must be at most 200 characters');
+  // BSON cannot carry a NUL inside a regular expression (the driver throws before asking the store), and
+  // stored text never holds one (parse.ts strips it), so such a search can only be a mistake.
+  else if (filters.q?.includes('\u0000')) problem('q', 'must not contain a NUL character');
   return fields;
 }
 
@@ -105,10 +108,14 @@ export function buildMessageFilter(viewer: Viewer, filters: MessageFilters): Rec
   const q = (filters.q ?? '').trim();
   if (q) {
     // `addresses` is stored lower-cased; no $text on FerretDB, so a regex. Display names too: the inbox
-    // shows "Jane Roe", and that is what people type.
+    // shows "Jane Roe", and that is what people type. The body (the text part, or the text mailparser
+    // made of an HTML-only message) and attachment names are what people remember of a mail just as often.
     const contains = new RegExp(escapeRegex(q.toLowerCase()));
     const anyCase = new RegExp(escapeRegex(q), 'i');
-    filter.$or = [{ addresses: contains }, { subject: anyCase }, { 'from.name': anyCase }, { 'to.name': anyCase }, { 'cc.name': anyCase }];
+    filter.$or = [
+      { addresses: contains }, { subject: anyCase }, { 'from.name': anyCase }, { 'to.name': anyCase }, { 'cc.name': anyCase },
+      { text: anyCase }, { 'attachments.filename': anyCase },
+    ];
   }
   return filter;
 }

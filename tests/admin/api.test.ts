@@ -247,6 +247,8 @@ describe('admin: JSON API /api/v1', () => {
       await api('get', '/messages?limit=0').expect(400);
       await api('get', '/messages?cursor=garbage').expect(400);
       await api('get', '/messages?verdict=maybe').expect(400);
+      const nul = await api('get', '/messages?q=a%00b').expect(400);
+      assert.equal(nul.body.error.fields.q, 'must not contain a NUL character');
       const eveList = await api('get', '/messages?status=all', eveToken).expect(200);
       assert.deepEqual(eveList.body.messages.map((m: { id: string }) => m.id), [ids.eve]);
     });

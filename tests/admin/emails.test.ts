@@ -86,6 +86,22 @@ describe('admin: the Emails inbox and message view', () => {
     assert.match(bad.text, /source must be one of forward, mx, imap, sent/);
   });
 
+  it('searches the text and the attachment names too, and refuses a NUL clearly', async () => {
+    await storeMessage(store, {
+      subject: 'Meeting notes', from: 'pm@partner.test', text: 'The flibbertigibbet budget is (almost) final.',
+      attachments: [{ filename: 'Rechnung_2026-0042 (final).pdf', content: Buffer.from('%PDF-1.4 notes'), contentType: 'application/pdf' }],
+    }, { ownerId: bob.id, accountId: bobAccount.id, receivedAt: new Date(base.getTime() - 90 * 86_400_000) }); // outside the 30-day chart
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const byBody = await agent.get('/?q=FLIBBERTIGIBBET%20budget').expect(200);
+    assert.match(byBody.text, /Meeting notes/, 'words of the body find the mail');
+    assert.doesNotMatch(byBody.text, /Order 1/);
+    const byAttachment = await agent.get('/?q=rechnung_2026-0042%20(final)').expect(200);
+    assert.match(byAttachment.text, /Meeting notes/, 'an attachment name finds the mail');
+    assert.doesNotMatch(byAttachment.text, /Order 1/);
+    const nul = await agent.get('/?q=a%00b').expect(400);
+    assert.match(nul.text, /q must not contain a NUL character/);
+  });
+
   it('filters by linked object and lists the linked objects on the message page', async () => {
     const object = await store.models.CrmObject.create({ type: 'customer', name: 'Initech', nameLower: 'initech', externalId: 'local:initech', domains: ['customer.test'] });
     await store.models.Message.updateOne({ _id: ids.html }, { $set: { linkedObjectIds: [object._id] } });
