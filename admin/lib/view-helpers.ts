@@ -36,7 +36,7 @@ export interface Badge {
 
 const FORWARDING: Record<string, Badge> = {
   waiting: { label: 'Forwarding: waiting', tone: 'grey' },
-  code_received: { label: 'Forwarding: code received', tone: 'amber' },
+  code_received: { label: 'Forwarding: confirmation received', tone: 'amber' },
   verified: { label: 'Forwarding: verified', tone: 'green' },
   broken: { label: 'Forwarding: broken', tone: 'red' },
   blocked: { label: 'Forwarding: blocked', tone: 'red' },

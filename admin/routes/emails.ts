@@ -64,7 +64,10 @@ export function emailsRouter(deps: AdminDeps): Router {
       }
     }
     const accountEmail = new Map(accounts.map((account) => [account.id, account.email]));
-    const pendingCodes = accounts.filter((account) => account.forwarding.confirmationCode && account.forwarding.status === 'code_received');
+    // A code to copy back, or (Yahoo, Gmail without a code) only a link to open: either way the employee has a step to do.
+    const pendingCodes = accounts.filter(
+      (account) => (account.forwarding.confirmationCode || account.forwarding.confirmationLink) && account.forwarding.status === 'code_received',
+    );
     res.status(filterError ? 400 : 200).render('emails/index', {
       title: filters.status === 'quarantine' ? 'Quarantine' : 'Emails',
       filters: { account: filters.accountId ?? '', source: filters.source ?? '', verdict: filters.verdict ?? '', status: filters.status ?? '', object: filters.objectId ?? '', q: filters.q ?? '' },

@@ -1,0 +1,102 @@
+import { strict as assert } from 'node:assert';
+import crypto from 'node:crypto';
+import { createMailAccount } from '../../gateway/accounts';
+import { buildApp, makeUser, signIn, type TestApp } from '../admin/fixtures';
+import { startDns, type TestDns } from '../support/dns';
+import { GATEWAY_DOMAIN, startTestGateway, type TestGateway } from '../support/gateway';
+import { generateDkimKey, publishDkim, signMessage, type DkimKey } from '../support/mail-auth';
+import { sendMail } from '../support/smtp';
+import { openTestStore } from '../support/store';
+
+/**
+ * A provider's forwarding confirmation from the employee's side: the real
+ * gateway receives it, the console shows what to do with it. Yahoo (and
+ * Gmail when it sends no code) confirm by link only; the account page, the
+ * inbox and the message must then show that link, not an empty "code
+ * received".
+ */
+describe('forwarding confirmations in the console (real gateway)', function () {
+  this.timeout(60_000);
+  let store: Awaited<ReturnType<typeof openTestStore>>;
+  let testDns: TestDns;
+  let gw: TestGateway;
+  let testApp: TestApp;
+  let key: DkimKey;
+  const accounts: Record<string, { id: string; forwardingAddress: string }> = {};
+
+  before(async () => {
+    store = await openTestStore('gw_confirmation_console');
+    testDns = await startDns();
+    key = generateDkimKey();
+    testDns.setTxt('cc.yahoo-inc.com', 'v=spf1 ip4:127.0.0.1 -all');
+    testDns.setTxt('google.com', 'v=spf1 ip4:127.0.0.1 -all');
+    publishDkim(testDns, key, ['yahoo-inc.com', 'google.com']);
+    const carol = await makeUser(store, 'carol@acme.test');
+    for (const email of ['carol.ops@yahoo.com', 'carol@acme.test']) {
+      const account = await createMailAccount(store, carol.id, email, { gatewayDomain: GATEWAY_DOMAIN });
+      accounts[email] = { id: account.id, forwardingAddress: account.forwardingAddress };
+    }
+    gw = await startTestGateway({ dbName: store.dbName, dnsAddress: testDns.address });
+    testApp = buildApp(store);
+  });
+
+  after(async () => {
+    await gw?.close();
+    await testDns?.stop();
+    await store?.drop();
+  });
+
+  async function deliver(envelopeFrom: string, raw: string, domain: string, to: string): Promise<string> {
+    const signed = await signMessage(Buffer.from(raw), key, domain);
+    const sent = await sendMail(gw.port, { from: envelopeFrom, to: [to] }, signed);
+    assert.equal(sent.ok, true, sent.response);
+    const messageId = /Message-ID: <([^>]+)>/i.exec(raw)![1];
+    const doc = await store.models.Message.findOne({ messageId }).lean();
+    assert.equal(doc?.kind, 'forwarding-confirmation', 'recognised as a forwarding confirmation');
+    return doc._id.toString();
+  }
+
+  it('shows Yahoo\'s link-only verification (HTML only) on the account page, in the inbox and on the message', async () => {
+    const to = accounts['carol.ops@yahoo.com'].forwardingAddress;
+    const link = `https://mail.yahoo.com/forward/verify?token=${crypto.randomBytes(8).toString('hex')}&lang=en-US`;
+    const html = `<table><tr><td><h1>Verify your forwarding address</h1><p>A request was made to forward email from <b>carol.ops@yahoo.com</b> to this address.</p>` +
+      `<p><a href="${link.replace(/&/g, '&amp;')}">Verify</a></p><p><a href="https://help.yahoo.com/kb/SLN22028.html">Help</a></p></td></tr></table>`;
+    const raw = [
+      'From: Yahoo <no-reply@cc.yahoo-inc.com>', `To: ${to}`, 'Subject: Verify your forwarding address', `Date: ${new Date().toUTCString()}`,
+      `Message-ID: <${crypto.randomUUID()}@yahoo-inc.com>`, 'MIME-Version: 1.0', 'Content-Type: text/html; charset=utf-8', '', html, '',
+    ].join('\r\n');
+    const id = await deliver('no-reply@cc.yahoo-inc.com', raw, 'yahoo-inc.com', to);
+    const href = link.replace(/&/g, '&amp;');
+
+    const { agent } = await signIn(testApp.app, 'carol@acme.test');
+    const accountPage = await agent.get(`/preferences/email/${accounts['carol.ops@yahoo.com'].id}`).expect(200);
+    assert.ok(accountPage.text.includes(`href="${href}"`), 'the account page links to the verification');
+    assert.match(accountPage.text, /Latest confirmation link from Yahoo Mail \(/);
+    const inbox = await agent.get('/').expect(200);
+    assert.ok(inbox.text.includes(`href="${href}"`), 'the inbox shows the pending verification');
+    const message = await agent.get(`/messages/${id}`).expect(200);
+    assert.ok(message.text.includes(`href="${href}"`), 'the message page shows the link outside the sandboxed frame');
+  });
+
+  it('shows Gmail\'s confirmation by its provider name, and its link when Gmail sent no code', async () => {
+    const to = accounts['carol@acme.test'].forwardingAddress;
+    const link = 'https://mail-settings.google.com/mail/vf-%5BANGjdJ9e4eXp5h%5D-158Amv9LHmEse';
+    const raw = [
+      'From: Gmail Team <forwarding-noreply@google.com>', `To: ${to}`, 'Subject: Gmail Forwarding Confirmation - Receive Mail from carol@acme.test',
+      `Date: ${new Date().toUTCString()}`, `Message-ID: <${crypto.randomUUID()}@google.com>`, 'MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', '',
+      'carol@acme.test has requested to automatically forward mail to your', `email address ${to}.`,
+      'To allow it, please click the link below to confirm the request:', link,
+      'If you do not approve of this request, click:', 'https://mail-settings.google.com/mail/uf-%5BANGjdJ_7_PEARZ%5D-158Amv9LHmEse',
+      'Learn more at http://support.google.com/mail/bin/answer.py?answer=184973.', '',
+    ].join('\r\n');
+    const id = await deliver('forwarding-noreply@google.com', raw, 'google.com', to);
+
+    const { agent } = await signIn(testApp.app, 'carol@acme.test');
+    const accountPage = await agent.get(`/preferences/email/${accounts['carol@acme.test'].id}`).expect(200);
+    assert.ok(accountPage.text.includes(`href="${link}"`), 'the account page links to the confirmation');
+    assert.doesNotMatch(accountPage.text, /uf-%5B/, 'never the link that cancels the request');
+    const message = await agent.get(`/messages/${id}`).expect(200);
+    assert.match(message.text, /<strong>Gmail<\/strong> sent a forwarding confirmation/, 'the provider by name, not its id "google"');
+    assert.ok(message.text.includes(`href="${link}"`));
+  });
+});
