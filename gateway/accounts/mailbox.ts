@@ -38,6 +38,8 @@ export interface MessageSummary {
   snippet: string;
   sources: string[];
   verdict: string;
+  /** Is the From domain authenticated (auth-policy.ts senderAuthentication): pass, fail, none, or '' when not recorded. */
+  senderVerdict: string;
   status: string;
   kind: string;
   confirmationCode: string;
@@ -133,13 +135,13 @@ export function decodeCursor(cursor: string): { receivedAt: Date; id: ObjectId }
 type MessageRow = {
   _id: ObjectId; accountId?: ObjectId | null; ownerId: ObjectId; receivedAt: Date; from?: { address?: string | null; name?: string | null } | null;
   to?: Array<{ address?: string | null; name?: string | null }>; subject?: string | null; text?: string | null; sources?: Array<{ kind: string }>;
-  auth?: { verdict?: string | null } | null; status?: string | null; kind?: string | null; confirmation?: { code?: string | null } | null;
+  auth?: { verdict?: string | null; sender?: string | null } | null; status?: string | null; kind?: string | null; confirmation?: { code?: string | null } | null;
   attachments?: DescribedPart[]; linkedObjectIds?: ObjectId[]; size?: number;
 };
 
 const SUMMARY_PROJECTION = {
   accountId: 1, ownerId: 1, receivedAt: 1, from: 1, to: { $slice: 5 }, subject: 1, text: { $substrCP: ['$text', 0, 200] }, sources: 1,
-  'auth.verdict': 1, status: 1, kind: 1, 'confirmation.code': 1, attachments: 1, linkedObjectIds: 1, size: 1,
+  'auth.verdict': 1, 'auth.sender': 1, status: 1, kind: 1, 'confirmation.code': 1, attachments: 1, linkedObjectIds: 1, size: 1,
 };
 
 function toSummary(row: MessageRow): MessageSummary {
@@ -155,6 +157,7 @@ function toSummary(row: MessageRow): MessageSummary {
     snippet: text.length > 140 ? `${text.slice(0, 140)}…` : text,
     sources: [...new Set((row.sources ?? []).map((source) => source.kind))],
     verdict: row.auth?.verdict ?? 'none',
+    senderVerdict: row.auth?.sender ?? '',
     status: row.status ?? 'inbox',
     kind: row.kind ?? 'message',
     confirmationCode: row.confirmation?.code ?? '',

@@ -24,9 +24,22 @@ import { domainOfAddress } from './auth-verdict';
 
 export type Verdict = 'pass' | 'fail';
 
+/**
+ * Is the author's domain (RFC5322.From) authenticated? A different question from the verdict, which
+ * asks whether the mail came through the mailbox's provider: a forged From that the employee's own
+ * provider forwarded passes the verdict, and the console must not let that look like a genuine sender.
+ */
+export interface SenderAuthentication {
+  /** pass: DMARC passed (here, or at a trusted forwarder); fail: it failed; none: nothing to check it by. */
+  result: 'pass' | 'fail' | 'none';
+  /** One sentence for people. */
+  note: string;
+}
+
 export interface PolicyDecision {
   verdict: Verdict;
   reason: string;
+  sender: SenderAuthentication;
   /** Provider whose notice this is ('google', 'microsoft', 'yahoo'), when rule 4 applied. */
   providerNotice: string | null;
   /**
@@ -105,6 +118,30 @@ function arcInnerAuthenticated(facts: AuthFacts): string | null {
   return null;
 }
 
+function trustedArc(facts: AuthFacts): boolean {
+  return facts.arc.result === 'pass' && facts.arc.sealers.length > 0 && facts.arc.sealers.every((sealer) => alignedWith(sealer, TRUSTED_ARC_SEALERS));
+}
+
+/** DMARC (RFC 7489) of the From domain, here or as a trusted forwarder recorded it on arrival (RFC 8617). */
+export function senderAuthentication(facts: AuthFacts): SenderAuthentication {
+  const fromDomains = [...new Set(facts.headerFrom.map(domainOfAddress).filter(Boolean))];
+  if (fromDomains.length !== 1) return { result: 'none', note: 'the message has no single From address whose domain could be checked' };
+  const from = fromDomains[0];
+  if (facts.dmarc?.result === 'pass') return { result: 'pass', note: `the sender's domain ${from} is authenticated (DMARC pass)` };
+  if (trustedArc(facts)) {
+    const sealer = facts.arc.sealers[0];
+    const inner = arcInnerAuthenticated(facts);
+    if (inner) return { result: 'pass', note: `the sender's domain ${from} was authenticated when ${sealer} received it (${inner})` };
+    if (facts.arc.inner?.dmarc?.result === 'fail') {
+      return { result: 'fail', note: `the sender's domain ${from} failed DMARC when ${sealer} received it: the From address may be forged` };
+    }
+  }
+  if (facts.dmarc?.result === 'fail') {
+    return { result: 'fail', note: `the sender's domain ${from} is not authenticated (DMARC fail): the From address may be forged, or a forwarder changed the message` };
+  }
+  return { result: 'none', note: `the sender's domain ${from} publishes no DMARC policy to check its From address by` };
+}
+
 function summary(facts: AuthFacts): string {
   const dkim = facts.dkim.length
     ? facts.dkim.map((sig) => `${sig.result}${sig.domain ? ` d=${sig.domain}` : ''}${sig.comment ? ` (${sig.comment})` : ''}`).join(', ')
@@ -125,26 +162,29 @@ const TEMPORARY = new Set(['temperror']);
  * the business domains) are `ours`.
  */
 export function decideAuthVerdict(facts: AuthFacts, ours: readonly string[]): PolicyDecision {
+  const sender = senderAuthentication(facts);
   const decision = (verdict: Verdict, reason: string, notice: string | null = null, retryable = false): PolicyDecision => ({
     verdict,
     reason,
+    sender,
     providerNotice: notice,
     retryable,
   });
+  // Each reason says what proved (or failed to prove) the path, then what is known of the author.
+  const passed = (how: string) => decision('pass', `came through the mailbox's provider or the business: ${how}; ${sender.note}`);
 
   const notice = providerNotice(facts);
   if (notice) return decision('pass', `provider notice (${notice.provider}): DKIM signature of ${notice.dkimDomain} verified`, notice.provider);
 
   if (facts.spf.result === 'pass' && alignedWith(facts.spf.domain, ours)) {
-    return decision('pass', `SPF pass for envelope domain ${facts.spf.domain}`);
+    return passed(`SPF pass for envelope domain ${facts.spf.domain}`);
   }
 
   const ownSignature = facts.dkim.find((sig) => sig.result === 'pass' && alignedWith(sig.domain, ours));
-  if (ownSignature) return decision('pass', `DKIM signature of ${ownSignature.domain} verified`);
+  if (ownSignature) return passed(`DKIM signature of ${ownSignature.domain} verified`);
 
-  if (facts.arc.result === 'pass' && facts.arc.sealers.length > 0 && facts.arc.sealers.every((sealer) => alignedWith(sealer, TRUSTED_ARC_SEALERS))) {
-    const inner = arcInnerAuthenticated(facts);
-    if (inner) return decision('pass', `ARC chain of trusted forwarder ${facts.arc.sealers[0]} validated (i=${facts.arc.instance}; on arrival ${inner})`);
+  if (trustedArc(facts) && arcInnerAuthenticated(facts)) {
+    return passed(`ARC chain of trusted forwarder ${facts.arc.sealers[0]} validated (i=${facts.arc.instance})`);
   }
 
   const retryable =
@@ -152,5 +192,13 @@ export function decideAuthVerdict(facts: AuthFacts, ours: readonly string[]): Po
     facts.dkim.some((sig) => TEMPORARY.has(sig.result) && alignedWith(sig.domain, ours));
 
   const why = facts.error ? `authentication could not be evaluated (${facts.error}); ` : '';
-  return decision('fail', `${why}no pass aligned with ${ours.length ? ours.join(', ') : '(no domains)'}: ${summary(facts)}`, null, retryable);
+  // A sender who authenticates their own domain proves only who wrote the mail: anyone who learns a
+  // forwarding address can send that from their own server, so it is said but does not pass.
+  return decision(
+    'fail',
+    `${why}nothing shows it came through the mailbox's provider or the business: no SPF pass, DKIM signature or trusted forwarder's ARC seal ` +
+      `for ${ours.length ? ours.join(', ') : '(no domains)'} (${summary(facts)}); ${sender.note}`,
+    null,
+    retryable,
+  );
 }

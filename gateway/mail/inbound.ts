@@ -78,6 +78,7 @@ export function toAuthVerdict(facts: AuthFacts, decision: PolicyDecision): AuthV
     dkim,
     dmarc: facts.dmarc?.result ?? 'none',
     arc: facts.arc.result,
+    sender: decision.sender.result,
   };
 }
 

@@ -48,6 +48,8 @@ export interface AuthVerdict {
   dkim?: string;
   dmarc?: string;
   arc?: string;
+  /** Whether the author's From domain is authenticated (auth-policy.ts senderAuthentication): pass, fail, none. */
+  sender?: string;
 }
 
 /** Fields a caller may add after seeing the parsed message (e.g. forwarding-confirmation detection). */

@@ -92,6 +92,8 @@ export const messageSchema = new Schema(
       dkim: { type: String, default: '' },
       dmarc: { type: String, default: '' },
       arc: { type: String, default: '' },
+      /** Is the From domain authenticated (DMARC here, or at a trusted forwarder)? pass, fail, none; '' before it was recorded. */
+      sender: { type: String, default: '' },
     },
     status: { type: String, enum: MESSAGE_STATUSES, default: 'inbox' },
     quarantineReason: { type: String, default: '' },

@@ -162,6 +162,21 @@ describe('admin: the Emails inbox and message view', () => {
     assert.match(res.text, new RegExp(`href="/messages/${ids.quarantined}/raw"`));
   });
 
+  it('marks a message whose path passed but whose sender is not verified (a forged From forwarded by the provider)', async () => {
+    const forged = await storeMessage(store, { subject: 'CEO asks for a wire', from: 'CEO <ceo@customer.test>' }, {
+      ownerId: bob.id, accountId: bobAccount.id, receivedAt: new Date(base.getTime() - 91 * 86_400_000), // outside the 30-day chart
+      auth: { verdict: 'pass', reason: 'came through the mailbox\'s provider or the business: SPF pass for envelope domain acme.test; the sender\'s domain customer.test failed DMARC when google.com received it: the From address may be forged', results: 'gw.test; spf=pass; dmarc=fail', spf: 'pass', dmarc: 'fail', sender: 'fail' },
+    });
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const list = await agent.get('/?q=CEO%20asks').expect(200);
+    assert.match(list.text, /CEO asks for a wire[\s\S]*auth pass[\s\S]*sender not verified/, 'the inbox row warns beside the green verdict');
+    const page = await agent.get(`/messages/${forged.id}`).expect(200);
+    assert.match(page.text, /<span class="badge red"[^>]*>sender not verified<\/span>/);
+    assert.match(page.text, /<dt>Sender<\/dt><dd>not verified — the From address may be forged<\/dd>/);
+    const plain = await agent.get(`/messages/${ids.html}`).expect(200);
+    assert.doesNotMatch(plain.text, /sender not verified/);
+  });
+
   it('serves the HTML part sanitised, in a sandboxed iframe, from a route with its own strict CSP', async () => {
     const { agent } = await signIn(testApp.app, 'bob@acme.test');
     const page = await agent.get(`/messages/${ids.html}`).expect(200);

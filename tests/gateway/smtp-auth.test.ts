@@ -82,7 +82,7 @@ describe('SMTP gateway: sender authentication and provider notices', function ()
       assert.equal(doc.auth.spf, 'fail');
       assert.equal(doc.auth.verdict, 'fail');
       assert.equal(doc.status, 'quarantine');
-      assert.match(doc.quarantineReason, /^authentication failed: no pass aligned with acme\.test, strict\.test, soft\.test: spf=fail \(strict\.test\)/);
+      assert.match(doc.quarantineReason, /^authentication failed: nothing shows it came through the mailbox's provider or the business: no SPF pass, DKIM signature or trusted forwarder's ARC seal for acme\.test, strict\.test, soft\.test \(spf=fail \(strict\.test\)/);
       assert.match(doc.auth.results, /spf=fail/);
     });
 
@@ -166,13 +166,27 @@ describe('SMTP gateway: sender authentication and provider notices', function ()
       assert.equal(doc.auth.dkim, 'pass', 'the original signature survived forwarding');
       assert.equal(doc.auth.arc, 'pass');
       assert.equal(doc.auth.dmarc, 'pass');
-      assert.match(doc.auth.reason, /SPF pass for envelope domain acme\.test/);
+      assert.match(doc.auth.reason, /SPF pass for envelope domain acme\.test; the sender's domain customer\.test is authenticated \(DMARC pass\)/);
+      assert.equal(doc.auth.sender, 'pass');
       assert.equal(doc.status, 'inbox');
       assert.equal(doc.from.address, 'carol@customer.test');
       const account = await store.models.MailAccount.findById(bob.accountId).lean();
       assert.equal(account?.forwarding?.status, 'verified');
       assert.ok(account?.forwarding?.verifiedAt instanceof Date);
       assert.ok(account?.forwarding?.lastForwardedAt instanceof Date);
+    });
+
+    it('passes a forged From that Bob\'s own provider forwarded, but records and says that the sender is not verified', async () => {
+      // Someone sent "the customer's CEO" to Bob from a server customer.test does not authorise; Google took it, recorded
+      // spf=fail dmarc=fail in its ARC set, and forwarded it. The path is Bob's (pass); the author is not who it claims.
+      const forged = plainMessage({ from: 'CEO <ceo@customer.test>', to: 'bob@acme.test', subject: 'urgent wire, forwarded', messageId: id() });
+      const forwarded = await forwardLikeProvider(forged, { testDns, key, sealer: 'google.com', originIp: '203.0.113.9', originSender: 'ceo@customer.test' });
+      const local = bob.forwardingAddress.split('@')[0];
+      const doc = await deliver(`bob+caf_=${local}=gw.test@acme.test`, forwarded);
+      assert.equal(doc.auth.verdict, 'pass');
+      assert.equal(doc.auth.dmarc, 'fail');
+      assert.equal(doc.auth.sender, 'fail');
+      assert.match(doc.auth.reason, /the sender's domain customer\.test failed DMARC when google\.com received it: the From address may be forged/);
     });
 
     it('passes a trusted forwarder\'s ARC chain when the envelope is the forwarder\'s own (SRS)', async () => {

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { alignedWith, decideAuthVerdict, providerNotice } from '../../gateway/mail/auth-policy';
+import { alignedWith, decideAuthVerdict, providerNotice, senderAuthentication } from '../../gateway/mail/auth-policy';
 import type { AuthFacts } from '../../gateway/mail/auth-verdict';
 
 /** Facts of a message with nothing authenticated; each case overrides what it needs. */
@@ -144,13 +144,13 @@ describe('auth policy', () => {
       name: 'Gmail confirmation look-alike without a google.com signature',
       facts: facts({ headerFrom: ['forwarding-noreply@google.com'], dkim: [{ result: 'pass', domain: 'evil.test', comment: '' }] }),
       verdict: 'fail',
-      reason: /no pass aligned/,
+      reason: /nothing shows it came through/,
     },
     {
       name: 'a consumer Gmail user is not a provider notice',
       facts: facts({ headerFrom: ['someone@gmail.com'], dkim: [{ result: 'pass', domain: 'gmail.com', comment: '' }] }),
       verdict: 'fail',
-      reason: /no pass aligned/,
+      reason: /nothing shows it came through/,
     },
     {
       name: 'Microsoft 365 postmaster notice with a microsoft.com signature',
@@ -193,7 +193,51 @@ describe('auth policy', () => {
 
   it('names the domains it checked against when failing', () => {
     const decision = decideAuthVerdict(facts(), OURS);
-    assert.match(decision.reason, /no pass aligned with acme\.com, acme\.co\.uk/);
+    assert.match(decision.reason, /no SPF pass, DKIM signature or trusted forwarder's ARC seal for acme\.com, acme\.co\.uk/);
+  });
+
+  describe('the sender (From domain), apart from the path', () => {
+    const spoofForwarded = facts({
+      headerFrom: ['ceo@customer.test'],
+      envelopeFrom: 'bob+caf_=x@acme.com',
+      spf: { result: 'pass', domain: 'acme.com' },
+      dmarc: { result: 'fail', fromDomain: 'customer.test', policy: 'reject' },
+      arc: gmailArc({ spf: { result: 'fail', domain: 'customer.test' }, dkim: [], dmarc: { result: 'fail', fromDomain: 'customer.test' } }),
+    });
+
+    it('a forged From forwarded by the employee\'s own provider passes the path, but the sender is "fail" and the reason says so', () => {
+      const decision = decideAuthVerdict(spoofForwarded, OURS);
+      assert.equal(decision.verdict, 'pass');
+      assert.deepEqual(decision.sender.result, 'fail');
+      assert.match(decision.reason, /SPF pass for envelope domain acme\.com; the sender's domain customer\.test failed DMARC when google\.com received it: the From address may be forged/);
+      assert.deepEqual(senderAuthentication(spoofForwarded), decision.sender);
+    });
+
+    it('a sender authenticating their own domain is said, but does not make the path pass', () => {
+      const decision = decideAuthVerdict(facts({
+        headerFrom: ['jane@customer.test'], spf: { result: 'fail', domain: 'gmail.test' },
+        dkim: [{ result: 'pass', domain: 'customer.test', comment: '' }], dmarc: { result: 'pass', fromDomain: 'customer.test', policy: 'reject' },
+      }), OURS);
+      assert.equal(decision.verdict, 'fail');
+      assert.equal(decision.sender.result, 'pass');
+      assert.match(decision.reason, /^nothing shows it came through the mailbox's provider or the business: .*; the sender's domain customer\.test is authenticated \(DMARC pass\)$/);
+    });
+
+    const senders: Array<[string, AuthFacts, 'pass' | 'fail' | 'none', RegExp]> = [
+      ['DMARC pass here', facts({ headerFrom: ['a@customer.test'], dmarc: { result: 'pass', fromDomain: 'customer.test', policy: 'none' } }), 'pass', /authenticated \(DMARC pass\)/],
+      ['DMARC broken by a forwarder, but a trusted sealer saw it pass', facts({ headerFrom: ['a@customer.test'], dmarc: { result: 'fail', fromDomain: 'customer.test', policy: 'reject' }, arc: gmailArc({ spf: null, dkim: [], dmarc: { result: 'pass', fromDomain: 'customer.test' } }) }), 'pass', /authenticated when google\.com received it/],
+      ['DMARC fail here, no trusted ARC', facts({ headerFrom: ['a@customer.test'], dmarc: { result: 'fail', fromDomain: 'customer.test', policy: 'reject' } }), 'fail', /may be forged, or a forwarder changed the message/],
+      ['an untrusted sealer\'s word does not count', facts({ headerFrom: ['a@customer.test'], dmarc: { result: 'fail', fromDomain: 'customer.test', policy: 'reject' }, arc: gmailArc({ spf: null, dkim: [], dmarc: { result: 'pass', fromDomain: 'customer.test' } }, ['evil.test']) }), 'fail', /DMARC fail/],
+      ['no DMARC record', facts({ headerFrom: ['a@customer.test'], dmarc: { result: 'none', fromDomain: 'customer.test', policy: '' } }), 'none', /publishes no DMARC policy/],
+      ['no single From', facts({ headerFrom: [] }), 'none', /no single From address/],
+    ];
+    for (const [name, input, result, note] of senders) {
+      it(`${name} → ${result}`, () => {
+        const sender = senderAuthentication(input);
+        assert.equal(sender.result, result);
+        assert.match(sender.note, note);
+      });
+    }
   });
 
   it('requires exactly one From address for a provider notice', () => {
