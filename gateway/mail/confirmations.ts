@@ -108,6 +108,25 @@ export function recognizeConfirmation(parsed: ParsedMessage, provider: string, o
   return { provider, code, link, requester };
 }
 
+/** Gmail's own names for one mailbox: googlemail.com is gmail.com, and dots in the local part are ignored. */
+const GMAIL_DOMAINS = new Set(['gmail.com', 'googlemail.com']);
+
+function canonicalMailbox(address: string): string {
+  const lower = address.trim().toLowerCase();
+  const at = lower.lastIndexOf('@');
+  if (at < 0 || !GMAIL_DOMAINS.has(lower.slice(at + 1))) return lower;
+  return `${lower.slice(0, at).replace(/\./g, '')}@gmail.com`;
+}
+
+/**
+ * Is the mailbox that asked to forward the account's own? Gmail names the
+ * requester as the Google account spells it (bob.smith@googlemail.com),
+ * which need not be how the employee typed it (bobsmith@gmail.com).
+ */
+export function isRequesterMailbox(requester: string, accountEmail: string): boolean {
+  return Boolean(requester) && canonicalMailbox(requester) === canonicalMailbox(accountEmail);
+}
+
 /** RFC 3463 extended status 5.7.520 is Microsoft 365's "external forwarding blocked by the organisation". */
 const M365_FORWARDING_BLOCKED = /(?<![\d.])5\.7\.520(?!\d|\.\d)/;
 

@@ -6,7 +6,7 @@ import type { Store } from '../store';
 import { alignedWith, decideAuthVerdict, TRUSTED_ARC_SEALERS, type PolicyDecision } from './auth-policy';
 import { evaluateAuthentication, type AuthFacts, type SmtpEnvelope } from './auth-verdict';
 import type { BusinessPolicy } from './business-policy';
-import { recognizeConfirmation, recognizeForwardingBlocked } from './confirmations';
+import { isRequesterMailbox, recognizeConfirmation, recognizeForwardingBlocked } from './confirmations';
 import type { DnsResolveFn } from './dns-resolver';
 import { recordForwardingEvent, type ForwardingEvent } from './forwarding-health';
 import { ingest, type Associator, type AuthVerdict, type Classification, type IngestOutcome } from './ingest';
@@ -192,7 +192,7 @@ async function deliver(deps: InboundDeps, message: InboundMessage, policy: Busin
       if (decision.providerNotice) {
         const confirmation = recognizeConfirmation(parsed, decision.providerNotice, deps.gatewayDomains);
         if (!confirmation) return { kind: 'provider-notice' };
-        if (confirmation.requester && confirmation.requester === recipient.email.toLowerCase()) {
+        if (isRequesterMailbox(confirmation.requester, recipient.email)) {
           events.push({ type: 'confirmation', provider: confirmation.provider, code: confirmation.code, link: confirmation.link });
           return { kind: 'forwarding-confirmation', status: 'inbox', confirmation };
         }

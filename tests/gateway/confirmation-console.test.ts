@@ -32,7 +32,7 @@ describe('forwarding confirmations in the console (real gateway)', function () {
     testDns.setTxt('google.com', 'v=spf1 ip4:127.0.0.1 -all');
     publishDkim(testDns, key, ['yahoo-inc.com', 'google.com']);
     const carol = await makeUser(store, 'carol@acme.test');
-    for (const email of ['carol.ops@yahoo.com', 'carol@acme.test']) {
+    for (const email of ['carol.ops@yahoo.com', 'carol@acme.test', 'carolsmith@gmail.com']) {
       const account = await createMailAccount(store, carol.id, email, { gatewayDomain: GATEWAY_DOMAIN });
       accounts[email] = { id: account.id, forwardingAddress: account.forwardingAddress };
     }
@@ -76,6 +76,27 @@ describe('forwarding confirmations in the console (real gateway)', function () {
     assert.ok(inbox.text.includes(`href="${href}"`), 'the inbox shows the pending verification');
     const message = await agent.get(`/messages/${id}`).expect(200);
     assert.ok(message.text.includes(`href="${href}"`), 'the message page shows the link outside the sandboxed frame');
+  });
+
+  it('shows the code when Gmail names the mailbox as the Google account spells it (dots, googlemail.com), but not for another mailbox', async () => {
+    const to = accounts['carolsmith@gmail.com'].forwardingAddress;
+    const confirmation = (requester: string, code: string) => [
+      'From: Gmail Team <forwarding-noreply@google.com>', `To: ${to}`, `Subject: (#${code}) Gmail Forwarding Confirmation - Receive Mail from ${requester}`,
+      `Date: ${new Date().toUTCString()}`, `Message-ID: <${crypto.randomUUID()}@google.com>`, 'MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', '',
+      `${requester} has requested to automatically forward mail to your email address ${to}.`, `Confirmation code: ${code}`, '',
+      'https://mail-settings.google.com/mail/vf-%5BANGjdJ8xK2%5D-c4Rl0tTe', '',
+    ].join('\r\n');
+    const id = await deliver('forwarding-noreply@google.com', confirmation('Carol.Smith@googlemail.com', '482913657'), 'google.com', to);
+    const stored = await store.models.Message.findById(id).lean();
+    assert.equal(stored?.status, 'inbox', stored?.quarantineReason);
+    const { agent } = await signIn(testApp.app, 'carol@acme.test');
+    const accountPage = await agent.get(`/preferences/email/${accounts['carolsmith@gmail.com'].id}`).expect(200);
+    assert.match(accountPage.text, /<span class="code" id="confirmation-code">482913657<\/span>/);
+
+    const other = await deliver('forwarding-noreply@google.com', confirmation('carol.smith.jr@gmail.com', '271828182'), 'google.com', to);
+    const suspicious = await store.models.Message.findById(other).lean();
+    assert.equal(suspicious?.status, 'quarantine', 'another Gmail mailbox is still not this account');
+    assert.equal(suspicious?.confirmation?.code, '');
   });
 
   it('shows Gmail\'s confirmation by its provider name, and its link when Gmail sent no code', async () => {
