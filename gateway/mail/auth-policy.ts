@@ -139,6 +139,8 @@ export function senderAuthentication(facts: AuthFacts): SenderAuthentication {
   if (facts.dmarc?.result === 'fail') {
     return { result: 'fail', note: `the sender's domain ${from} is not authenticated (DMARC fail): the From address may be forged, or a forwarder changed the message` };
   }
+  const dmarc = facts.dmarc?.result ?? 'none';
+  if (dmarc !== 'none') return { result: 'none', note: `the sender's domain ${from} could not be checked (DMARC ${dmarc})` };
   return { result: 'none', note: `the sender's domain ${from} publishes no DMARC policy to check its From address by` };
 }
 

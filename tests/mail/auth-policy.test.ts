@@ -230,6 +230,7 @@ describe('auth policy', () => {
       ['an untrusted sealer\'s word does not count', facts({ headerFrom: ['a@customer.test'], dmarc: { result: 'fail', fromDomain: 'customer.test', policy: 'reject' }, arc: gmailArc({ spf: null, dkim: [], dmarc: { result: 'pass', fromDomain: 'customer.test' } }, ['evil.test']) }), 'fail', /DMARC fail/],
       ['no DMARC record', facts({ headerFrom: ['a@customer.test'], dmarc: { result: 'none', fromDomain: 'customer.test', policy: '' } }), 'none', /publishes no DMARC policy/],
       ['no single From', facts({ headerFrom: [] }), 'none', /no single From address/],
+      ['DMARC lookup failed', facts({ headerFrom: ['a@customer.test'], dmarc: { result: 'temperror', fromDomain: 'customer.test', policy: '' } }), 'none', /could not be checked \(DMARC temperror\)/],
     ];
     for (const [name, input, result, note] of senders) {
       it(`${name} → ${result}`, () => {
