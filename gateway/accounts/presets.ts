@@ -63,7 +63,7 @@ export const SERVICE_PRESETS: readonly ServicePreset[] = Object.freeze([
     forwardingSteps: [
       'In Yahoo Mail, open Settings → More Settings → Mailboxes and select your mailbox.',
       'Under Forwarding, paste the forwarding address shown above and click Verify.',
-      'Yahoo sends a confirmation message to that address; it appears on this page. Open its link or copy the code back into Yahoo.',
+      'Yahoo sends a verification link to that address; it appears on this page. Open it to confirm.',
     ],
   },
   {
@@ -89,7 +89,7 @@ export const SERVICE_PRESETS: readonly ServicePreset[] = Object.freeze([
     forwardingSteps: [
       'In Zoho Mail, open Settings → Mail Forwarding and POP/IMAP.',
       'Click "Add forwarding address", paste the forwarding address shown above and keep a copy in Zoho.',
-      'Zoho sends a verification code to that address; it appears on this page. Enter it in Zoho to confirm.',
+      'Zoho sends a confirmation email with a link to that address. Postroom cannot vouch for Zoho\'s notices, so it is held in Quarantine (refused, if the business policy is reject: switch it to quarantine while you set this up): open it there and follow its link.',
     ],
   },
   {
@@ -127,7 +127,7 @@ export const SERVICE_PRESETS: readonly ServicePreset[] = Object.freeze([
     forwardingSteps: [
       'In your mail provider\'s settings, find "Forwarding" (sometimes under Rules or Filters).',
       'Forward a copy of all incoming mail to the forwarding address shown above, keeping a copy in your mailbox.',
-      'If the provider sends a confirmation code to the forwarding address, it appears on this page.',
+      'If the provider sends a confirmation message to the forwarding address, look for it in Quarantine (Postroom reads only Gmail\'s and Yahoo\'s on this page; with the business policy reject it is refused, so switch to quarantine while you set this up).',
     ],
   },
 ]);

@@ -43,6 +43,15 @@ describe('accounts: service presets', () => {
       assert.ok(preset.forwardingSteps.length >= 2);
     });
   }
+  it('promises a confirmation "on this page" only for providers whose notices Postroom reads (gateway/mail/confirmations.ts)', () => {
+    const readHere = ['gmail', 'yahoo'];
+    for (const preset of SERVICE_PRESETS) {
+      const promises = preset.forwardingSteps.some((step) => /appears on this page/.test(step));
+      assert.equal(promises, readHere.includes(preset.id), `${preset.id}: ${preset.forwardingSteps.join(' ')}`);
+    }
+    assert.ok(findPreset('zoho')!.forwardingSteps.some((step) => /Quarantine/.test(step)), 'Zoho\'s own notice waits in Quarantine');
+  });
+
   it('has Custom with no fixed server, and suggests presets from the mailbox domain', () => {
     assert.equal(findPreset('custom')!.imap, null);
     assert.deepEqual(SERVICE_PRESETS.map((p) => p.id), ['gmail', 'outlook', 'yahoo', 'icloud', 'zoho', 'fastmail', 'aol', 'custom']);
