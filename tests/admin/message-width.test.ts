@@ -49,7 +49,11 @@ describe('admin in a real browser: a quarantined message fits the window', funct
         await Promise.all([page.waitForURL((url) => !url.pathname.startsWith('/login')), page.click('button[type=submit]')]);
         await page.goto(`/messages/${messageId}`);
         assert.match(await page.locator('main').innerText(), /quarantined: authentication failed: nothing shows it came through/);
-        const widths = await page.evaluate(() => ({ content: document.documentElement.scrollWidth, window: window.innerWidth }));
+        // Runs in the page (no DOM types in this project's compilation).
+        const widths = await page.evaluate(() => {
+          const page = globalThis as unknown as { document: { documentElement: { scrollWidth: number } }; innerWidth: number };
+          return { content: page.document.documentElement.scrollWidth, window: page.innerWidth };
+        });
         assert.ok(widths.content <= widths.window, `the page is ${widths.content} px wide in a ${widths.window} px window`);
       } finally {
         await context.close();
