@@ -135,6 +135,17 @@ function recentlyVerified(deps: InboundDeps, accountId: ObjectId): boolean {
   return at !== undefined && Date.now() - at < VERIFIED_MEMO_MS;
 }
 
+async function otherMailboxes(deps: InboundDeps, recipient: Extract<DeliverableRecipient, { kind: 'account' }>): Promise<string[]> {
+  try {
+    const accounts = await deps.store.models.MailAccount.find({ ownerId: recipient.ownerId, _id: { $ne: recipient.accountId } }, { email: 1 }).lean();
+    return accounts.map((account) => account.email);
+  } catch (err) {
+    // Only a better explanation is lost: the confirmation is still held back.
+    deps.log.warn({ err, accountId: recipient.accountId.toString() }, 'could not read the owner\'s other mail accounts');
+    return [];
+  }
+}
+
 export async function receiveMessage(deps: InboundDeps, message: InboundMessage): Promise<InboundResult> {
   // Never answer 250 for a message that is stored nowhere.
   if (message.recipients.length === 0) {
@@ -182,6 +193,8 @@ async function deliver(deps: InboundDeps, message: InboundMessage, policy: Busin
   let size = 0;
   for (const { recipient, decision } of mailboxes) {
     const events: ForwardingEvent[] = [];
+    // Only for provider notices (rare): the owner's other mailboxes, to explain a confirmation meant for one of them.
+    const ownerMailboxes = recipient.kind === 'account' && decision.providerNotice ? await otherMailboxes(deps, recipient) : [];
     let classified: Classification = {};
     const classify = (parsed: ParsedMessage): Classification => {
       classified = classifyFor(parsed);
@@ -197,10 +210,15 @@ async function deliver(deps: InboundDeps, message: InboundMessage, policy: Busin
           return { kind: 'forwarding-confirmation', status: 'inbox', confirmation };
         }
         // Someone else asks to forward their mail here: never show the code as if it were ours.
+        const sibling = ownerMailboxes.find((email) => isRequesterMailbox(confirmation.requester, email));
         return {
           kind: 'forwarding-confirmation',
           status: 'quarantine',
-          quarantineReason: `suspicious forwarding confirmation: requested by ${confirmation.requester || 'an unnamed mailbox'}, not by this account's mailbox ${recipient.email}`,
+          // The owner's own other mailbox is the usual case: the forwarding address of the wrong account was pasted.
+          quarantineReason: sibling
+            ? `forwarding confirmation for your other mail account ${sibling}, sent to the forwarding address of ${recipient.email}: ` +
+              `in the provider's settings, use the forwarding address that Preferences → Email shows for ${sibling} instead`
+            : `suspicious forwarding confirmation: requested by ${confirmation.requester || 'an unnamed mailbox'}, not by this account's mailbox ${recipient.email}`,
           confirmation: { ...confirmation, code: '', link: '' },
         };
       }

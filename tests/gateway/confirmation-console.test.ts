@@ -97,6 +97,26 @@ describe('forwarding confirmations in the console (real gateway)', function () {
     const suspicious = await store.models.Message.findById(other).lean();
     assert.equal(suspicious?.status, 'quarantine', 'another Gmail mailbox is still not this account');
     assert.equal(suspicious?.confirmation?.code, '');
+    assert.match(suspicious?.quarantineReason ?? '', /^suspicious forwarding confirmation: requested by carol\.smith\.jr@gmail\.com/);
+  });
+
+  it('says which of the owner\'s accounts a confirmation sent to the wrong forwarding address is for', async () => {
+    // Carol pasted the forwarding address of carolsmith@gmail.com into the settings of her carol@acme.test mailbox.
+    const to = accounts['carolsmith@gmail.com'].forwardingAddress;
+    const raw = [
+      'From: Gmail Team <forwarding-noreply@google.com>', `To: ${to}`, 'Subject: (#161803398) Gmail Forwarding Confirmation - Receive Mail from carol@acme.test',
+      `Date: ${new Date().toUTCString()}`, `Message-ID: <${crypto.randomUUID()}@google.com>`, 'MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', '',
+      `carol@acme.test has requested to automatically forward mail to your email address ${to}.`, 'Confirmation code: 161803398', '',
+      'https://mail-settings.google.com/mail/vf-%5BANGjdJ7wr0ng%5D-Adr3ss', '',
+    ].join('\r\n');
+    const id = await deliver('forwarding-noreply@google.com', raw, 'google.com', to);
+    const held = await store.models.Message.findById(id).lean();
+    assert.equal(held?.status, 'quarantine');
+    assert.equal(held?.confirmation?.code, '', 'the code still does not confirm forwarding into the wrong account');
+    assert.match(held?.quarantineReason ?? '', /forwarding confirmation for your other mail account carol@acme\.test, sent to the forwarding address of carolsmith@gmail\.com: in the provider's settings, use the forwarding address that Preferences → Email shows for carol@acme\.test instead/);
+    const { agent } = await signIn(testApp.app, 'carol@acme.test');
+    const page = await agent.get(`/messages/${id}`).expect(200);
+    assert.match(page.text, /use the forwarding address that Preferences → Email shows for carol@acme\.test instead/);
   });
 
   it('shows Gmail\'s confirmation by its provider name, and its link when Gmail sent no code', async () => {
