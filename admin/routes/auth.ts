@@ -25,20 +25,25 @@ export function authRouter(deps: AdminDeps): Router {
     const next = safeReturnPath(field(req, 'next'));
     const ip = req.ip ?? 'unknown';
     if (!email || !password) return renderLogin(res, 400, { email, next, error: 'Enter your email and password.' });
-    const verdict = deps.throttle.check(email, ip);
+    const verdict = deps.throttle.begin(email, ip);
     if (!verdict.allowed) {
       metrics().consoleLogins.inc({ outcome: 'throttled' });
       res.set('Retry-After', String(verdict.retryAfterSeconds));
       return renderLogin(res, 429, { email, next, error: `Too many failed sign-in attempts. Try again in ${verdict.retryAfterSeconds} s.` });
     }
-    const user = await authenticateUser(deps.store, email, password, deps.clock());
+    let user: Awaited<ReturnType<typeof authenticateUser>>;
+    try {
+      user = await authenticateUser(deps.store, email, password, deps.clock());
+      if (user) verdict.attempt.succeeded();
+      else verdict.attempt.failed();
+    } finally {
+      verdict.attempt.release();
+    }
     if (!user) {
-      deps.throttle.recordFailure(email, ip);
       metrics().consoleLogins.inc({ outcome: 'failed' });
       deps.log.info({ ip, event: 'login.failed' }, 'sign-in failed');
       return renderLogin(res, 401, { email, next, error: 'Wrong email or password (or the user is disabled).' });
     }
-    deps.throttle.recordSuccess(email);
     metrics().consoleLogins.inc({ outcome: 'signed_in' });
     // A new session id at sign-in (OWASP Session Management: prevents session fixation).
     await new Promise<void>((resolve, reject) => req.session.regenerate((err) => (err ? reject(err) : resolve())));

@@ -71,20 +71,22 @@ export function preferencesRouter(deps: AdminDeps): Router {
     // the same throttle counts both, so neither page gets more attempts than the other.
     const email = req.user!.email;
     const ip = req.ip ?? 'unknown';
-    const verdict = deps.throttle.check(email, ip);
+    const verdict = deps.throttle.begin(email, ip);
     if (!verdict.allowed) {
       res.set('Retry-After', String(verdict.retryAfterSeconds));
       return renderProfile(req, res, 429, { currentPassword: `too many wrong passwords; try again in ${verdict.retryAfterSeconds} s` });
     }
     try {
       await changeOwnPassword(deps.store, req.viewer!.id, change, req.actor!);
+      verdict.attempt.succeeded();
     } catch (err) {
-      if (isAppError(err) && err.fields?.currentPassword === 'is not correct') deps.throttle.recordFailure(email, ip);
+      if (isAppError(err) && err.fields?.currentPassword === 'is not correct') verdict.attempt.failed();
       // Every problem at once; the password fields are never filled back in.
       if (isAppError(err) && err.fields) return renderProfile(req, res, 400, err.fields);
       throw err;
+    } finally {
+      verdict.attempt.release();
     }
-    deps.throttle.recordSuccess(email);
     flash(req, 'success', 'Password changed.');
     res.redirect(303, '/preferences/profile');
   });

@@ -6,6 +6,11 @@
  * per-IP limit stops one client spraying many accounts. Locks are soft (they
  * expire), so an attacker cannot lock a user out for long.
  *
+ * A password check takes argon2 time, so attempts overlap: each one holds a
+ * slot from `begin` until its verdict, and attempts in flight count against
+ * the free failures. Otherwise a burst of parallel guesses would all pass the
+ * check before the first failure is recorded, however many there are.
+ *
  * State is in memory: one admin process serves the console, and a restart
  * only forgives a few attempts.
  */
@@ -32,7 +37,25 @@ const MAX_KEYS = 50_000;
 
 class KeyedThrottle {
   private readonly entries = new Map<string, Entry>();
+  /** Attempts begun and not yet decided, per key (bounded by the requests in progress). */
+  private readonly inFlight = new Map<string, number>();
   constructor(private readonly policy: ThrottlePolicy) {}
+
+  /** Room for one more attempt: while failures are free, as many as remain free; past them, one at a time. */
+  hasRoom(key: string, now: number): boolean {
+    const failures = this.fresh(key, now)?.failures ?? 0;
+    return (this.inFlight.get(key) ?? 0) < Math.max(1, this.policy.freeFailures - failures);
+  }
+
+  reserve(key: string): void {
+    this.inFlight.set(key, (this.inFlight.get(key) ?? 0) + 1);
+  }
+
+  release(key: string): void {
+    const left = (this.inFlight.get(key) ?? 0) - 1;
+    if (left > 0) this.inFlight.set(key, left);
+    else this.inFlight.delete(key);
+  }
 
   retryAfterMs(key: string, now: number): number {
     const entry = this.fresh(key, now);
@@ -66,6 +89,21 @@ class KeyedThrottle {
 
 export type ThrottleVerdict = { allowed: true } | { allowed: false; retryAfterSeconds: number; scope: 'account' | 'ip' };
 
+/** One password check in progress (LoginThrottle.begin). Whichever of its methods is called first ends it. */
+export interface LoginAttempt {
+  /** The password was wrong. */
+  failed(): void;
+  /** The password was right: the account's failures are forgiven. */
+  succeeded(): void;
+  /** No verdict (the check itself failed): only frees the slot. Call it in a `finally`. */
+  release(): void;
+}
+
+/** Attempts wait for those in flight; they take an argon2 verification each, well under a second. */
+const IN_FLIGHT_RETRY_SECONDS = 1;
+
+const accountKey = (email: string) => email.trim().toLowerCase();
+
 export class LoginThrottle {
   private readonly accounts: KeyedThrottle;
   private readonly ips: KeyedThrottle;
@@ -78,21 +116,56 @@ export class LoginThrottle {
   /** Ask before checking a password: a locked key is refused without spending argon2 time on it. */
   check(email: string, ip: string): ThrottleVerdict {
     const now = this.clock().getTime();
-    const account = this.accounts.retryAfterMs(email.trim().toLowerCase(), now);
+    const key = accountKey(email);
+    const account = this.accounts.retryAfterMs(key, now);
     const byIp = this.ips.retryAfterMs(ip, now);
-    if (account === 0 && byIp === 0) return { allowed: true };
+    if (account === 0 && byIp === 0) {
+      if (!this.accounts.hasRoom(key, now)) return { allowed: false, retryAfterSeconds: IN_FLIGHT_RETRY_SECONDS, scope: 'account' };
+      if (!this.ips.hasRoom(ip, now)) return { allowed: false, retryAfterSeconds: IN_FLIGHT_RETRY_SECONDS, scope: 'ip' };
+      return { allowed: true };
+    }
     const wait = Math.max(account, byIp);
     return { allowed: false, retryAfterSeconds: Math.ceil(wait / 1000), scope: account >= byIp ? 'account' : 'ip' };
   }
 
+  /**
+   * `check`, and when allowed hold a slot until the attempt's verdict: what
+   * the sign-in and password forms use, so parallel guesses are counted as
+   * they are made rather than after they are all answered.
+   */
+  begin(email: string, ip: string): Exclude<ThrottleVerdict, { allowed: true }> | { allowed: true; attempt: LoginAttempt } {
+    const verdict = this.check(email, ip);
+    if (!verdict.allowed) return verdict;
+    const key = accountKey(email);
+    this.accounts.reserve(key);
+    this.ips.reserve(ip);
+    let open = true;
+    const end = (after?: () => void) => {
+      if (!open) return;
+      open = false;
+      // Record before freeing the slot, so no attempt slips in between seeing neither.
+      after?.();
+      this.accounts.release(key);
+      this.ips.release(ip);
+    };
+    return {
+      allowed: true,
+      attempt: {
+        failed: () => end(() => this.recordFailure(email, ip)),
+        succeeded: () => end(() => this.recordSuccess(email)),
+        release: () => end(),
+      },
+    };
+  }
+
   recordFailure(email: string, ip: string): void {
     const now = this.clock().getTime();
-    this.accounts.fail(email.trim().toLowerCase(), now);
+    this.accounts.fail(accountKey(email), now);
     this.ips.fail(ip, now);
   }
 
   /** A correct password clears the account's count; the IP's stays, so one valid login cannot launder a spray. */
   recordSuccess(email: string): void {
-    this.accounts.clear(email.trim().toLowerCase());
+    this.accounts.clear(accountKey(email));
   }
 }

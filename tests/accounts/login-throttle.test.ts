@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { LoginThrottle } from '../../gateway/accounts';
+import { LoginThrottle, type LoginAttempt } from '../../gateway/accounts';
 
 describe('accounts: LoginThrottle', () => {
   let now: number;
@@ -37,5 +37,26 @@ describe('accounts: LoginThrottle', () => {
     now += 61 * 60_000;
     throttle.recordFailure('bob@acme.test', '192.0.2.1');
     assert.deepEqual(throttle.check('bob@acme.test', '192.0.2.1'), { allowed: true });
+  });
+  it('counts attempts in flight: past the free failures one attempt at a time, and a slot frees once decided', () => {
+    const attempts: LoginAttempt[] = [];
+    for (let i = 0; i < 5; i++) {
+      const verdict = throttle.begin('bob@acme.test', '192.0.2.1');
+      assert.equal(verdict.allowed, true);
+      if (verdict.allowed) attempts.push(verdict.attempt);
+    }
+    assert.deepEqual(throttle.begin('bob@acme.test', '192.0.2.2'), { allowed: false, retryAfterSeconds: 1, scope: 'account' });
+    attempts[0].succeeded();
+    attempts[0].failed(); // ended already: no failure recorded
+    const next = throttle.begin('bob@acme.test', '192.0.2.2');
+    assert.equal(next.allowed, true);
+    for (const attempt of attempts.slice(1)) attempt.failed();
+    if (next.allowed) next.attempt.release();
+    // Four failures: one left free, so one attempt at a time again.
+    const one = throttle.begin('bob@acme.test', '192.0.2.3');
+    assert.equal(one.allowed, true);
+    assert.equal(throttle.begin('bob@acme.test', '192.0.2.3').allowed, false);
+    if (one.allowed) one.attempt.failed();
+    assert.equal(throttle.begin('bob@acme.test', '192.0.2.3').allowed, true);
   });
 });

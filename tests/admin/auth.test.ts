@@ -124,6 +124,23 @@ describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
     await agent.post('/login').type('form').send({ _csrf: csrf, email: 'bob@acme.test', password: PASSWORD }).expect(303);
   });
 
+  it('counts guesses sent in parallel: a burst gets the 5 free failures, not one per request', async () => {
+    const now = new Date('2026-03-01T10:00:00Z');
+    const clock = () => now;
+    const { app } = buildApp(store, { clock, throttle: new LoginThrottle(clock) });
+    const agent = request.agent(app);
+    const csrf = csrfFrom((await agent.get('/login')).text);
+    // All sent before the first answer: each password check takes argon2 time, so they overlap.
+    const answers = await Promise.all(Array.from({ length: 30 }, (_, i) =>
+      agent.post('/login').type('form').send({ _csrf: csrf, email: 'admin@acme.test', password: `burst-guess-${i}` })));
+    const statuses = answers.map((res) => res.status);
+    assert.equal(statuses.filter((status) => status === 401).length, 5, `password checks made: ${statuses.join(' ')}`);
+    assert.equal(statuses.filter((status) => status === 429).length, 25);
+    // As if they had come one after another: the next failure locks the account, even for the right password.
+    await agent.post('/login').type('form').send({ _csrf: csrf, email: 'admin@acme.test', password: 'burst-guess-after' }).expect(401);
+    await agent.post('/login').type('form').send({ _csrf: csrf, email: 'admin@acme.test', password: PASSWORD }).expect(429);
+  });
+
   it('throttles per IP across many accounts (password spraying)', async () => {
     const now = new Date('2026-03-01T10:00:00Z');
     const clock = () => now;
