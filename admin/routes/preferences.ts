@@ -77,7 +77,8 @@ export function preferencesRouter(deps: AdminDeps): Router {
       return renderProfile(req, res, 429, { currentPassword: `too many wrong passwords; try again in ${verdict.retryAfterSeconds} s` });
     }
     try {
-      await changeOwnPassword(deps.store, req.viewer!.id, change, req.actor!);
+      // Other sessions of this user end (gateway/accounts setPassword); this one stays signed in.
+      await changeOwnPassword(deps.store, req.viewer!.id, change, req.actor!, { keepSessionId: req.sessionID });
       verdict.attempt.succeeded();
     } catch (err) {
       if (isAppError(err) && err.fields?.currentPassword === 'is not correct') verdict.attempt.failed();

@@ -133,15 +133,27 @@ async function requireUser(store: Store, id: string | ObjectId) {
   return user;
 }
 
-/** Set a new password (CLI reset, invite acceptance, profile change). Clears a pending invite. */
-export async function setPassword(store: Store, id: string | ObjectId, password: string, actor: Actor = SYSTEM_ACTOR): Promise<void> {
+export interface SetPasswordOptions {
+  /** The console session that made the change stays signed in (its own password change). */
+  keepSessionId?: string;
+}
+
+/**
+ * Set a new password (CLI reset, invite acceptance, profile change). Clears a
+ * pending invite, and signs the user out everywhere else: a password is
+ * changed or reset because someone else may know it, and a session opened
+ * with the old one must not outlive it (OWASP Session Management Cheat
+ * Sheet, "Renew the session ID after any privilege level change").
+ */
+export async function setPassword(store: Store, id: string | ObjectId, password: string, actor: Actor = SYSTEM_ACTOR, options: SetPasswordOptions = {}): Promise<void> {
   const issue = passwordProblem(password);
   if (issue) throw new AppError('VALIDATION_FAILED', `password ${issue}`, { status: 400, fields: { password: issue } });
   const user = await requireUser(store, id);
   user.passwordHash = await hashPassword(password);
   user.invite = { tokenHash: '', expiresAt: null, invitedBy: null };
   await user.save();
-  await recordAudit(store, actor, { action: 'user.password', targetType: 'user', targetId: user._id.toString(), details: { passwordChanged: true } });
+  const others = await store.models.Session.deleteMany({ userId: user._id, ...(options.keepSessionId ? { _id: { $ne: options.keepSessionId } } : {}) });
+  await recordAudit(store, actor, { action: 'user.password', targetType: 'user', targetId: user._id.toString(), details: { passwordChanged: true, sessionsEnded: others.deletedCount ?? 0 } });
 }
 
 export interface PasswordChange {
@@ -160,7 +172,7 @@ export interface PasswordChange {
  * Guesses are throttled by the caller, with sign-in's throttle
  * (admin/routes/preferences.ts).
  */
-export async function changeOwnPassword(store: Store, id: ObjectId, change: PasswordChange, actor: Actor): Promise<void> {
+export async function changeOwnPassword(store: Store, id: ObjectId, change: PasswordChange, actor: Actor, options: SetPasswordOptions = {}): Promise<void> {
   const user = await requireUser(store, id);
   const fields: Record<string, string> = {};
   if (!change.currentPassword) fields.currentPassword = 'enter your current password';
@@ -169,7 +181,7 @@ export async function changeOwnPassword(store: Store, id: ObjectId, change: Pass
   if (issue) fields.newPassword = issue;
   if (change.confirm !== undefined && change.confirm !== change.newPassword) fields.confirm = 'does not match the new password';
   if (Object.keys(fields).length > 0) throw new AppError('VALIDATION_FAILED', describeFields(fields), { status: 400, fields });
-  await setPassword(store, id, change.newPassword, actor);
+  await setPassword(store, id, change.newPassword, actor, options);
 }
 
 export async function updateProfile(store: Store, id: ObjectId, input: { name: string }, actor: Actor): Promise<PublicUser> {

@@ -5,6 +5,7 @@ import mongoose from 'mongoose';
 import { authenticateUser, resolveApiToken } from '../../gateway/accounts';
 import { fromRoot } from '../../gateway/core/paths';
 import { runCli } from '../../gateway/bin/cli';
+import { buildApp, signIn } from '../admin/fixtures';
 import { openTestStore, testMongoUri } from '../support/store';
 
 const run = promisify(execFile);
@@ -40,6 +41,15 @@ describe('accounts: the CLI (npm run cli)', () => {
     const missing = io();
     assert.equal(await runCli(['reset-password', '--email', 'ghost@acme.test'], store, missing.io), 65);
     assert.match(missing.err.join('\n'), /^postroom cli: no user with the email ghost@acme\.test$/);
+  });
+
+  it('reset-password signs the user out of the console everywhere (the reason to reset is often a stolen session)', async () => {
+    assert.equal(await runCli(['create-user', '--email', 'lost-laptop@acme.test', '--password', 'the-old-cli-password'], store, io().io), 0);
+    const { app } = buildApp(store);
+    const { agent } = await signIn(app, 'lost-laptop@acme.test', 'the-old-cli-password');
+    await agent.get('/preferences/profile').expect(200);
+    assert.equal(await runCli(['reset-password', '--email', 'lost-laptop@acme.test', '--password', 'the-new-cli-password'], store, io().io), 0);
+    await agent.get('/preferences/profile').expect(303).expect('Location', '/login?next=%2Fpreferences%2Fprofile');
   });
 
   it('answers usage errors with 64 and bad input with 65', async () => {

@@ -309,6 +309,19 @@ describe('admin: Preferences → Email, Business, Profile', () => {
     await signIn(testApp.app, 'pat@acme.test', 'another-long-password');
   });
 
+  it('Change password signs the user out everywhere else (a stolen session ends with the old password); this browser stays in', async () => {
+    await makeUser(store, 'ruth@acme.test');
+    const here = await signIn(testApp.app, 'ruth@acme.test');
+    const elsewhere = await signIn(testApp.app, 'ruth@acme.test');
+    await elsewhere.agent.get('/preferences/profile').expect(200);
+    await here.agent.post('/preferences/profile/password').type('form')
+      .send({ _csrf: here.csrf, currentPassword: PASSWORD, newPassword: 'ruths-new-long-password', confirm: 'ruths-new-long-password' }).expect(303);
+    await here.agent.get('/preferences/profile').expect(200);
+    await elsewhere.agent.get('/preferences/profile').expect(303).expect('Location', '/login?next=%2Fpreferences%2Fprofile');
+    await elsewhere.agent.post('/preferences/profile').type('form').send({ _csrf: elsewhere.csrf, name: 'Mallory' }).expect(303);
+    assert.notEqual((await store.models.User.findOne({ email: 'ruth@acme.test' }).lean())!.name, 'Mallory');
+  });
+
   it('Change password counts wrong current passwords with sign-in\'s throttle: locked after six, for both', async () => {
     await makeUser(store, 'quinn@acme.test');
     let now = new Date('2026-03-01T10:00:00Z');
