@@ -75,7 +75,9 @@ export function createApp(options: CreateAppOptions): AdminApp {
   const app = express() as AdminApp;
   app.locals.deps = deps;
   app.disable('x-powered-by');
-  app.set('trust proxy', options.config.trustProxy);
+  // One hop: the address the reverse proxy appended to X-Forwarded-For, not the left-most one, which
+  // is whatever the client sent (`true` would let anyone pick the IP the login throttle and audit see).
+  app.set('trust proxy', options.config.trustProxy ? 1 : false);
   app.set('views', VIEWS);
   app.set('view engine', 'ejs');
   if (production) app.set('view cache', true);

@@ -213,7 +213,7 @@ export const VARIABLES = {
   SEND_RATE_LIMIT: { schema: rateLimit, example: '100/hour', default: '100/hour', description: 'Messages one mail account may send from Postroom per period (count/period; period second, minute, hour or day); more are refused with 429 until the window moves on.' },
   TLS_CERT_FILE: { schema: z.string().min(1), example: '/certs/fullchain.pem', description: 'PEM certificate for STARTTLS; unset: a self-signed one is generated into DATA_DIR/tls.' },
   TLS_KEY_FILE: { schema: z.string().min(1), example: '/certs/privkey.pem', description: 'PEM private key matching TLS_CERT_FILE.' },
-  TRUST_PROXY: { schema: booleanFlag, example: 'true', default: 'false', description: 'Trust X-Forwarded-* from a reverse proxy in front of the console.' },
+  TRUST_PROXY: { schema: booleanFlag, example: 'true', default: 'false', description: 'Trust X-Forwarded-* from the one reverse proxy in front of the console (the client address is the one it adds).' },
   LOG_LEVEL: { schema: z.enum(LOG_LEVELS), example: 'info', default: 'info', description: 'fatal, error, warn, info, debug, trace or silent.' },
   ...OAUTH_VARIABLES,
 } satisfies Record<string, VarSpec>;

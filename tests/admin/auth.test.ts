@@ -154,6 +154,21 @@ describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
     assert.match(res.text, /Try again in 60 s/);
   });
 
+  it('behind the reverse proxy (TRUST_PROXY), a forged X-Forwarded-For does not dodge the per-IP throttle', async () => {
+    const now = new Date('2026-03-01T10:00:00Z');
+    const clock = () => now;
+    const { app } = buildApp(store, { clock, throttle: new LoginThrottle(clock), env: { TRUST_PROXY: 'true' } });
+    const agent = request.agent(app);
+    const csrf = csrfFrom((await agent.get('/login')).text);
+    // What nginx's $proxy_add_x_forwarded_for passes on: the client's own header, then the address it saw.
+    const via = (i: number) => ({ 'X-Forwarded-For': `198.51.100.${i}, 203.0.113.7` });
+    for (let i = 0; i < 21; i++) {
+      await agent.post('/login').set(via(i)).type('form').send({ _csrf: csrf, email: `sprayed${i}@acme.test`, password: 'Spring2026!!' }).expect(401);
+    }
+    const res = await agent.post('/login').set(via(99)).type('form').send({ _csrf: csrf, email: 'admin@acme.test', password: PASSWORD }).expect(429);
+    assert.match(res.text, /Try again in 60 s/);
+  });
+
   it('signs out: the session is destroyed and pages redirect to sign-in again', async () => {
     const { app } = buildApp(store);
     const { agent, csrf } = await signIn(app, 'bob@acme.test');
