@@ -1,3 +1,5 @@
+import ipaddr from 'ipaddr.js';
+
 /**
  * Login throttling per account and per client IP (OWASP Authentication
  * Cheat Sheet, "Account lockout"): after a few free failures every further
@@ -104,6 +106,20 @@ const IN_FLIGHT_RETRY_SECONDS = 1;
 
 const accountKey = (email: string) => email.trim().toLowerCase();
 
+/**
+ * The per-IP key: the address, or for IPv6 its /64. A host is given a whole
+ * /64 and picks addresses in it freely (RFC 4941 temporary addresses, RFC
+ * 7934 many addresses per host), so counting single IPv6 addresses would
+ * hand a sprayer a fresh one for every guess. IPv4-mapped addresses count
+ * as the IPv4 address they carry.
+ */
+export function throttleIpKey(ip: string): string {
+  if (!ipaddr.isValid(ip)) return ip;
+  const address = ipaddr.process(ip);
+  if (address.kind() === 'ipv4') return address.toString();
+  return `${ipaddr.IPv6.networkAddressFromCIDR(`${address.toString()}/64`).toString()}/64`;
+}
+
 export class LoginThrottle {
   private readonly accounts: KeyedThrottle;
   private readonly ips: KeyedThrottle;
@@ -117,11 +133,12 @@ export class LoginThrottle {
   check(email: string, ip: string): ThrottleVerdict {
     const now = this.clock().getTime();
     const key = accountKey(email);
+    const network = throttleIpKey(ip);
     const account = this.accounts.retryAfterMs(key, now);
-    const byIp = this.ips.retryAfterMs(ip, now);
+    const byIp = this.ips.retryAfterMs(network, now);
     if (account === 0 && byIp === 0) {
       if (!this.accounts.hasRoom(key, now)) return { allowed: false, retryAfterSeconds: IN_FLIGHT_RETRY_SECONDS, scope: 'account' };
-      if (!this.ips.hasRoom(ip, now)) return { allowed: false, retryAfterSeconds: IN_FLIGHT_RETRY_SECONDS, scope: 'ip' };
+      if (!this.ips.hasRoom(network, now)) return { allowed: false, retryAfterSeconds: IN_FLIGHT_RETRY_SECONDS, scope: 'ip' };
       return { allowed: true };
     }
     const wait = Math.max(account, byIp);
@@ -137,8 +154,9 @@ export class LoginThrottle {
     const verdict = this.check(email, ip);
     if (!verdict.allowed) return verdict;
     const key = accountKey(email);
+    const network = throttleIpKey(ip);
     this.accounts.reserve(key);
-    this.ips.reserve(ip);
+    this.ips.reserve(network);
     let open = true;
     const end = (after?: () => void) => {
       if (!open) return;
@@ -146,7 +164,7 @@ export class LoginThrottle {
       // Record before freeing the slot, so no attempt slips in between seeing neither.
       after?.();
       this.accounts.release(key);
-      this.ips.release(ip);
+      this.ips.release(network);
     };
     return {
       allowed: true,
@@ -161,7 +179,7 @@ export class LoginThrottle {
   recordFailure(email: string, ip: string): void {
     const now = this.clock().getTime();
     this.accounts.fail(accountKey(email), now);
-    this.ips.fail(ip, now);
+    this.ips.fail(throttleIpKey(ip), now);
   }
 
   /** A correct password clears the account's count; the IP's stays, so one valid login cannot launder a spray. */

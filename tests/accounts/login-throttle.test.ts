@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { LoginThrottle, type LoginAttempt } from '../../gateway/accounts';
+import { LoginThrottle, throttleIpKey, type LoginAttempt } from '../../gateway/accounts';
 
 describe('accounts: LoginThrottle', () => {
   let now: number;
@@ -58,5 +58,16 @@ describe('accounts: LoginThrottle', () => {
     assert.equal(throttle.begin('bob@acme.test', '192.0.2.3').allowed, false);
     if (one.allowed) one.attempt.failed();
     assert.equal(throttle.begin('bob@acme.test', '192.0.2.3').allowed, true);
+  });
+  it('keys IPv6 clients by their /64 and IPv4-mapped addresses by the IPv4 address', () => {
+    const table: Array<[string, string]> = [
+      ['192.0.2.7', '192.0.2.7'],
+      ['::ffff:192.0.2.7', '192.0.2.7'],
+      ['2001:db8:7:1:aaaa:bbbb:cccc:dddd', '2001:db8:7:1::/64'],
+      ['2001:0db8:0007:0001::1', '2001:db8:7:1::/64'],
+      ['2001:db8:7:2::1', '2001:db8:7:2::/64'],
+      ['unknown', 'unknown'],
+    ];
+    for (const [ip, key] of table) assert.equal(throttleIpKey(ip), key, ip);
   });
 });

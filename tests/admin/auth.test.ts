@@ -169,6 +169,23 @@ describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
     assert.match(res.text, /Try again in 60 s/);
   });
 
+  it('throttles an IPv6 client by its /64: a sprayer cannot take a fresh address of its own network for every guess', async () => {
+    const now = new Date('2026-03-01T10:00:00Z');
+    const clock = () => now;
+    const { app } = buildApp(store, { clock, throttle: new LoginThrottle(clock), env: { TRUST_PROXY: 'true' } });
+    const agent = request.agent(app);
+    const csrf = csrfFrom((await agent.get('/login')).text);
+    // The client addresses the reverse proxy saw: all in 2001:db8:7:1::/64, which one host may use whole (RFC 7934).
+    for (let i = 0; i < 21; i++) {
+      await agent.post('/login').set('X-Forwarded-For', `2001:db8:7:1:${(i + 1).toString(16)}::${(i * 7 + 3).toString(16)}`).type('form')
+        .send({ _csrf: csrf, email: `v6-sprayed${i}@acme.test`, password: 'Spring2026!!' }).expect(401);
+    }
+    const res = await agent.post('/login').set('X-Forwarded-For', '2001:db8:7:1:ffff::1').type('form').send({ _csrf: csrf, email: 'admin@acme.test', password: PASSWORD }).expect(429);
+    assert.match(res.text, /Try again in 60 s/);
+    // Another network is another key.
+    await agent.post('/login').set('X-Forwarded-For', '2001:db8:7:2::1').type('form').send({ _csrf: csrf, email: 'admin@acme.test', password: PASSWORD }).expect(303);
+  });
+
   it('signs out: the session is destroyed and pages redirect to sign-in again', async () => {
     const { app } = buildApp(store);
     const { agent, csrf } = await signIn(app, 'bob@acme.test');
