@@ -136,7 +136,11 @@ async function requireUser(store: Store, id: string | ObjectId) {
 export interface SetPasswordOptions {
   /** The console session that made the change stays signed in (its own password change). */
   keepSessionId?: string;
+  /** Accepting an invite: the password is set only while this token hash is still the user's invite. */
+  inviteTokenHash?: string;
 }
+
+const inviteInvalid = () => new AppError('INVITE_INVALID', 'this invite link is invalid or has expired; ask an admin for a new one', { status: 404 });
 
 /**
  * Set a new password (CLI reset, invite acceptance, profile change). Clears a
@@ -149,9 +153,12 @@ export async function setPassword(store: Store, id: string | ObjectId, password:
   const issue = passwordProblem(password);
   if (issue) throw new AppError('VALIDATION_FAILED', `password ${issue}`, { status: 400, fields: { password: issue } });
   const user = await requireUser(store, id);
-  user.passwordHash = await hashPassword(password);
-  user.invite = { tokenHash: '', expiresAt: null, invitedBy: null };
-  await user.save();
+  const passwordHash = await hashPassword(password);
+  // One conditional write: with the invite's token in the filter, of two forms sent with one link at the
+  // same moment only one matches, so the link is used once (a read-then-save would let both through).
+  const filter = { _id: user._id, ...(options.inviteTokenHash ? { 'invite.tokenHash': options.inviteTokenHash } : {}) };
+  const written = await store.models.User.updateOne(filter, { $set: { passwordHash, invite: { tokenHash: '', expiresAt: null, invitedBy: null } } });
+  if (written.matchedCount !== 1) throw options.inviteTokenHash ? inviteInvalid() : notFound('user');
   const others = await store.models.Session.deleteMany({ userId: user._id, ...(options.keepSessionId ? { _id: { $ne: options.keepSessionId } } : {}) });
   await recordAudit(store, actor, { action: 'user.password', targetType: 'user', targetId: user._id.toString(), details: { passwordChanged: true, sessionsEnded: others.deletedCount ?? 0 } });
 }
@@ -280,12 +287,12 @@ export async function findInvite(store: Store, token: string, now: Date = new Da
 /** Set the invited user's password; the token stops working. */
 export async function acceptInvite(store: Store, token: string, input: { password: string; name?: string }, now: Date = new Date()): Promise<PublicUser> {
   const invited = await findInvite(store, token, now);
-  if (!invited) throw new AppError('INVITE_INVALID', 'this invite link is invalid or has expired; ask an admin for a new one', { status: 404 });
+  if (!invited) throw inviteInvalid();
   const actor: Actor = { id: parseObjectId(invited.id), email: invited.email };
   const issue = passwordProblem(input.password);
   if (issue) throw new AppError('VALIDATION_FAILED', `password ${issue}`, { status: 400, fields: { password: issue } });
+  await setPassword(store, invited.id, input.password, actor, { inviteTokenHash: sha256Hex(token) });
   if (input.name !== undefined && input.name.trim()) await updateProfile(store, parseObjectId(invited.id)!, { name: input.name }, actor);
-  await setPassword(store, invited.id, input.password, actor);
   return (await getUser(store, invited.id))!;
 }
 

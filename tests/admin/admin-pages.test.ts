@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import request from 'supertest';
-import { inviteUser, SYSTEM_ACTOR } from '../../gateway/accounts';
+import { inviteUser, SYSTEM_ACTOR, verifyPassword } from '../../gateway/accounts';
 import { buildApp, csrfFrom, makeUser, signIn, type TestApp, type TestStore } from './fixtures';
 import { openTestStore } from '../support/store';
 
@@ -52,6 +52,25 @@ describe('admin: users, invites, API tokens, audit log', () => {
     now = new Date(now.getTime() + 8 * 24 * 3600 * 1000);
     const expired = await request(app).get(latePath).expect(404);
     assert.match(expired.text, /does not work/);
+  });
+
+  it('an invite link is used once even when two browsers send its form at the same moment', async () => {
+    const { app } = testApp;
+    const { token } = await inviteUser(store, { email: 'raced@acme.test' }, SYSTEM_ACTOR);
+    const path = `/invite/${token}`;
+    // The invitee and whoever else got hold of the link, each with the form open.
+    const browsers = await Promise.all([0, 1].map(async () => {
+      const agent = request.agent(app);
+      return { agent, csrf: csrfFrom((await agent.get(path).expect(200)).text) };
+    }));
+    const answers = await Promise.all(browsers.map(({ agent, csrf }, i) =>
+      agent.post(path).type('form').send({ _csrf: csrf, password: `raced-password-number-${i}`, confirm: `raced-password-number-${i}` })));
+    assert.deepEqual(answers.map((res) => res.status).sort(), [303, 404]);
+    const winner = answers.findIndex((res) => res.status === 303);
+    await browsers[winner].agent.get('/preferences/email').expect(200);
+    await browsers[1 - winner].agent.get('/preferences/email').expect(303);
+    const stored = (await store.models.User.findOne({ email: 'raced@acme.test' }).lean())!;
+    assert.ok(await verifyPassword(stored.passwordHash!, `raced-password-number-${winner}`), 'the password is the one of the browser that was signed in');
   });
 
   it('re-issuing an invite tells the admin that the earlier link no longer works', async () => {
