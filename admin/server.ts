@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Config } from '../gateway/core/config';
+import { ConfigError, type Config } from '../gateway/core/config';
 import { deriveKey, resolveMasterKey, SecretBox } from '../gateway/core/crypto';
 import type { Logger } from '../gateway/core/log';
 import { startBlobSweeper, type Store } from '../gateway/store';
@@ -26,6 +26,21 @@ export interface StartAdminOptions {
   blobSweep?: boolean;
 }
 
+/**
+ * The console serves plain HTTP; with an https PUBLIC_URL a TLS proxy is in
+ * front of it and its session cookie is Secure. express-session sets a Secure
+ * cookie only on a request it knows came over https, which it learns from the
+ * proxy's X-Forwarded-Proto, read only with TRUST_PROXY: without it no
+ * sign-in ever gets a session (the form comes back, again and again).
+ */
+export function assertReachableOverHttps(config: Readonly<Config>): void {
+  if (!config.publicUrl.startsWith('https:') || config.trustProxy) return;
+  throw new ConfigError([
+    'PUBLIC_URL is https but TRUST_PROXY is false: the console behind your TLS proxy cannot tell a request came over https, '
+    + 'so its Secure session cookie is never set and nobody can sign in; set TRUST_PROXY=true (the proxy must send X-Forwarded-Proto)',
+  ]);
+}
+
 export interface RunningAdmin {
   server: http.Server;
   port: number;
@@ -42,6 +57,7 @@ export interface RunningAdmin {
  */
 export async function startAdmin(options: StartAdminOptions): Promise<RunningAdmin> {
   const log = options.log.child({ component: 'admin-server' });
+  assertReachableOverHttps(options.config);
   const { key } = resolveMasterKey(options.config.secretKey, options.config.dataDir);
   const secretBox = new SecretBox(key, 'secrets');
   const crmDeps = { store: options.store, log: options.log, settings: { businessDomains: options.config.businessDomains } };

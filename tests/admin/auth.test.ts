@@ -1,7 +1,10 @@
 import { strict as assert } from 'node:assert';
 import request from 'supertest';
 import { LoginThrottle } from '../../gateway/accounts';
-import { buildApp, csrfFrom, makeUser, PASSWORD, signIn, type TestStore } from './fixtures';
+import { startAdmin } from '../../admin/server';
+import { describeStartFailure } from '../../gateway/bin/lifecycle';
+import { silentLogger } from '../../gateway/core/log';
+import { buildApp, csrfFrom, makeUser, PASSWORD, signIn, testConfig, type TestStore } from './fixtures';
 import { openTestStore } from '../support/store';
 
 describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
@@ -81,6 +84,28 @@ describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
     const res = await request(app).get('/login').set('X-Forwarded-Proto', 'https').expect(200);
     assert.match(String(res.headers['set-cookie']), /Secure/);
     assert.match(res.headers['strict-transport-security'], /max-age=/);
+  });
+
+  it('refuses to start with an https PUBLIC_URL but no TRUST_PROXY, where no sign-in could ever work: one line, status 78', async () => {
+    const config = testConfig({ PUBLIC_URL: 'https://postroom.acme.test' });
+    // What it prevents: the console behind a TLS proxy never sets its Secure cookie, so signing in only shows the form again.
+    const { app } = buildApp(store, { config });
+    const agent = request.agent(app);
+    const form = await agent.get('/login').set('X-Forwarded-Proto', 'https').expect(200);
+    assert.equal(form.headers['set-cookie'], undefined);
+    await agent.post('/login').set('X-Forwarded-Proto', 'https').type('form').send({ _csrf: csrfFrom(form.text), email: 'bob@acme.test', password: PASSWORD }).expect(303).expect('Location', '/login');
+
+    let failure: unknown;
+    let running: Awaited<ReturnType<typeof startAdmin>> | undefined;
+    try {
+      running = await startAdmin({ config, log: silentLogger, store, port: 0, host: '127.0.0.1', crmWorker: false, blobSweep: false });
+    } catch (err) {
+      failure = err;
+    }
+    await running?.close();
+    const described = describeStartFailure(failure);
+    assert.equal(described?.status, 78, `started anyway: ${String(failure)}`);
+    assert.match(described.line, /^PUBLIC_URL is https but TRUST_PROXY is false: .* set TRUST_PROXY=true/);
   });
 
   it('rejects a wrong password with 401 and the same message as an unknown user', async () => {
