@@ -156,13 +156,23 @@ async function readAtMost(content: Readable, maxBytes: number): Promise<Buffer |
 }
 
 /**
+ * Characters a sender can hide in a file name (RFC 2231 encodes any): controls
+ * (CR LF would also make the name unusable as a header when the mail is
+ * forwarded), and the bidi formatting characters, with which
+ * `invoice<U+202E>fdp.exe` is displayed as "invoiceexe.pdf" (Unicode TR36
+ * §2.4, "bidirectional text spoofing").
+ */
+const UNSHOWABLE_IN_NAMES = /[\p{Cc}\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/gu;
+
+/**
  * The name an attachment is offered under: its own, or for a part without
  * one (typical of inline images, which only carry a Content-ID) a name from
  * its Content-ID or position with the extension of its type, so
  * `<logo123>` as image/png downloads as `logo123.png`, not `attachment-1`.
  */
 export function attachmentFilename(attachment: { filename?: string | null; contentType?: string | null; contentId?: string | null }, index: number): string {
-  if (attachment.filename) return attachment.filename;
+  const own = (attachment.filename ?? '').replace(UNSHOWABLE_IN_NAMES, '').trim();
+  if (own) return own;
   // A Content-ID is an addr-spec (RFC 2392); its local part is the readable bit (Outlook: image001.png@01DA…).
   const local = (attachment.contentId ?? '').replace(/^<|>$/g, '').split('@')[0];
   const stem = local.replace(/[^\p{L}\p{N}._-]+/gu, '_').replace(/^[._]+|[._]+$/g, '').slice(0, 80) || `attachment-${index + 1}`;

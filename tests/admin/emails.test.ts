@@ -217,6 +217,26 @@ describe('admin: the Emails inbox and message view', () => {
     assert.match((raw.body as Buffer).toString(), /^[\s\S]*Subject: Synced by IMAP/);
   });
 
+  it('shows and downloads attachment names without control or bidi-override characters, so invoice<RLO>fdp.exe cannot pass for a PDF', async () => {
+    const { id } = await storeMessage(store, {
+      subject: 'Your invoice',
+      attachments: [
+        { filename: 'invoice\u202Efdp.exe', content: 'MZ', contentType: 'application/octet-stream' },
+        { filename: 'notes\r\nX-Evil: 1\u0007.txt', content: 'x', contentType: 'text/plain' },
+      ],
+    }, { ownerId: bob.id, accountId: bobAccount.id, receivedAt: new Date(base.getTime() + 205 * 60_000) });
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const page = await agent.get(`/messages/${id}`).expect(200);
+    // Shown right to left from the override on, the first name reads "invoiceexe.pdf".
+    assert.ok(!/[\u202A-\u202E\u2066-\u2069\r\u0007]/.test(page.text), 'no control or bidi-override character in the page');
+    assert.match(page.text, /download>invoicefdp\.exe</);
+    assert.match(page.text, /download>notesX-Evil: 1\.txt</);
+    const exe = await agent.get(`/messages/${id}/attachments/0`).expect(200);
+    assert.match(exe.headers['content-disposition'], /^attachment; filename="?invoicefdp\.exe"?$/);
+    const notes = await agent.get(`/messages/${id}/attachments/1`).expect(200);
+    assert.match(notes.headers['content-disposition'], /^attachment; filename="notesX-Evil: 1\.txt"$/);
+  });
+
   it('highlights a forwarding confirmation code with a copy button', async () => {
     const { agent } = await signIn(testApp.app, 'bob@acme.test');
     const res = await agent.get(`/messages/${ids.confirmation}`).expect(200);
