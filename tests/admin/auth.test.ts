@@ -159,10 +159,13 @@ describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
     const answers = await Promise.all(Array.from({ length: 30 }, (_, i) =>
       agent.post('/login').type('form').send({ _csrf: csrf, email: 'admin@acme.test', password: `burst-guess-${i}` })));
     const statuses = answers.map((res) => res.status);
-    assert.equal(statuses.filter((status) => status === 401).length, 5, `password checks made: ${statuses.join(' ')}`);
-    assert.equal(statuses.filter((status) => status === 429).length, 25);
-    // As if they had come one after another: the next failure locks the account, even for the right password.
-    await agent.post('/login').type('form').send({ _csrf: csrf, email: 'admin@acme.test', password: 'burst-guess-after' }).expect(401);
+    const checked = statuses.filter((status) => status === 401).length;
+    // As if they had come one after another: 5 free failures, and a 6th (the one that locks) only for a request
+    // that arrived after the first five were answered.
+    assert.ok(checked >= 5 && checked <= 6, `password checks made: ${statuses.join(' ')}`);
+    assert.equal(statuses.filter((status) => status === 429).length, 30 - checked);
+    if (checked === 5) await agent.post('/login').type('form').send({ _csrf: csrf, email: 'admin@acme.test', password: 'burst-guess-after' }).expect(401);
+    // Locked now, even for the right password.
     await agent.post('/login').type('form').send({ _csrf: csrf, email: 'admin@acme.test', password: PASSWORD }).expect(429);
   });
 
