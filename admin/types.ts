@@ -13,6 +13,8 @@ export interface FlashMessage {
 declare module 'express-session' {
   interface SessionData {
     userId?: string;
+    /** When this session signed in (ms since the epoch): a password changed later ends it (middleware/auth.ts). */
+    signedInAt?: number;
     csrfToken?: string;
     flash?: FlashMessage[];
   }

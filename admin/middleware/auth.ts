@@ -12,7 +12,9 @@ export function loadSessionUser(deps: AdminDeps) {
     const userId = req.session?.userId;
     if (userId) {
       const user = await getUser(deps.store, userId);
-      if (user && !user.disabled) {
+      // Signed in before the password last changed (elsewhere, or by a reset): that session is over.
+      const outdated = Boolean(user?.passwordChangedAt && (req.session.signedInAt ?? 0) < user.passwordChangedAt.getTime());
+      if (user && !user.disabled && !outdated) {
         req.user = user;
         req.viewer = { id: parseObjectId(user.id)!, role: user.role };
         req.actor = { id: req.viewer.id, email: user.email, ip: req.ip };

@@ -48,6 +48,7 @@ export function authRouter(deps: AdminDeps): Router {
     // A new session id at sign-in (OWASP Session Management: prevents session fixation).
     await new Promise<void>((resolve, reject) => req.session.regenerate((err) => (err ? reject(err) : resolve())));
     req.session.userId = user.id;
+    req.session.signedInAt = deps.clock().getTime();
     csrfToken(req);
     await new Promise<void>((resolve, reject) => req.session.save((err) => (err ? reject(err) : resolve())));
     deps.log.info({ userId: user.id, ip, event: 'login' }, 'signed in');
@@ -79,6 +80,7 @@ export function authRouter(deps: AdminDeps): Router {
         const user = await acceptInvite(deps.store, token, { password, name }, deps.clock());
         await new Promise<void>((resolve, reject) => req.session.regenerate((err) => (err ? reject(err) : resolve())));
         req.session.userId = user.id;
+        req.session.signedInAt = deps.clock().getTime();
         csrfToken(req);
         flash(req, 'success', 'Welcome to Postroom. Add your mailbox to get started.');
         return res.redirect(303, '/preferences/email');

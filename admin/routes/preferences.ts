@@ -78,7 +78,9 @@ export function preferencesRouter(deps: AdminDeps): Router {
     }
     try {
       // Other sessions of this user end (gateway/accounts setPassword); this one stays signed in.
-      await changeOwnPassword(deps.store, req.viewer!.id, change, req.actor!, { keepSessionId: req.sessionID });
+      const now = deps.clock();
+      await changeOwnPassword(deps.store, req.viewer!.id, change, req.actor!, { keepSessionId: req.sessionID, now });
+      req.session.signedInAt = now.getTime();
       verdict.attempt.succeeded();
     } catch (err) {
       if (isAppError(err) && err.fields?.currentPassword === 'is not correct') verdict.attempt.failed();

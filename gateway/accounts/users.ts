@@ -21,12 +21,14 @@ export interface PublicUser {
   invitePending: boolean;
   inviteExpiresAt: Date | null;
   lastLoginAt: Date | null;
+  /** Console sessions signed in before this are ended (admin/middleware/auth.ts). */
+  passwordChangedAt: Date | null;
   createdAt: Date | null;
 }
 
 type UserRow = {
   _id: ObjectId; email: string; name?: string | null; role: string; disabled?: boolean | null; passwordHash?: string | null;
-  invite?: { tokenHash?: string | null; expiresAt?: Date | null } | null; lastLoginAt?: Date | null; createdAt?: Date | null;
+  invite?: { tokenHash?: string | null; expiresAt?: Date | null } | null; lastLoginAt?: Date | null; passwordChangedAt?: Date | null; createdAt?: Date | null;
 };
 
 export function toPublicUser(user: UserRow): PublicUser {
@@ -40,6 +42,7 @@ export function toPublicUser(user: UserRow): PublicUser {
     invitePending: Boolean(user.invite?.tokenHash),
     inviteExpiresAt: user.invite?.expiresAt ?? null,
     lastLoginAt: user.lastLoginAt ?? null,
+    passwordChangedAt: user.passwordChangedAt ?? null,
     createdAt: user.createdAt ?? null,
   };
 }
@@ -138,6 +141,7 @@ export interface SetPasswordOptions {
   keepSessionId?: string;
   /** Accepting an invite: the password is set only while this token hash is still the user's invite. */
   inviteTokenHash?: string;
+  now?: Date;
 }
 
 const inviteInvalid = () => new AppError('INVITE_INVALID', 'this invite link is invalid or has expired; ask an admin for a new one', { status: 404 });
@@ -147,7 +151,10 @@ const inviteInvalid = () => new AppError('INVITE_INVALID', 'this invite link is 
  * pending invite, and signs the user out everywhere else: a password is
  * changed or reset because someone else may know it, and a session opened
  * with the old one must not outlive it (OWASP Session Management Cheat
- * Sheet, "Renew the session ID after any privilege level change").
+ * Sheet, "Renew the session ID after any privilege level change"). The
+ * sessions are deleted, and `passwordChangedAt` ends them for good: a
+ * request of one of them still in progress saves its session again when it
+ * ends, and the console refuses sessions signed in before that time.
  */
 export async function setPassword(store: Store, id: string | ObjectId, password: string, actor: Actor = SYSTEM_ACTOR, options: SetPasswordOptions = {}): Promise<void> {
   const issue = passwordProblem(password);
@@ -157,7 +164,8 @@ export async function setPassword(store: Store, id: string | ObjectId, password:
   // One conditional write: with the invite's token in the filter, of two forms sent with one link at the
   // same moment only one matches, so the link is used once (a read-then-save would let both through).
   const filter = { _id: user._id, ...(options.inviteTokenHash ? { 'invite.tokenHash': options.inviteTokenHash } : {}) };
-  const written = await store.models.User.updateOne(filter, { $set: { passwordHash, invite: { tokenHash: '', expiresAt: null, invitedBy: null } } });
+  const passwordChangedAt = options.now ?? new Date();
+  const written = await store.models.User.updateOne(filter, { $set: { passwordHash, passwordChangedAt, invite: { tokenHash: '', expiresAt: null, invitedBy: null } } });
   if (written.matchedCount !== 1) throw options.inviteTokenHash ? inviteInvalid() : notFound('user');
   const others = await store.models.Session.deleteMany({ userId: user._id, ...(options.keepSessionId ? { _id: { $ne: options.keepSessionId } } : {}) });
   await recordAudit(store, actor, { action: 'user.password', targetType: 'user', targetId: user._id.toString(), details: { passwordChanged: true, sessionsEnded: others.deletedCount ?? 0 } });
@@ -291,7 +299,7 @@ export async function acceptInvite(store: Store, token: string, input: { passwor
   const actor: Actor = { id: parseObjectId(invited.id), email: invited.email };
   const issue = passwordProblem(input.password);
   if (issue) throw new AppError('VALIDATION_FAILED', `password ${issue}`, { status: 400, fields: { password: issue } });
-  await setPassword(store, invited.id, input.password, actor, { inviteTokenHash: sha256Hex(token) });
+  await setPassword(store, invited.id, input.password, actor, { inviteTokenHash: sha256Hex(token), now });
   if (input.name !== undefined && input.name.trim()) await updateProfile(store, parseObjectId(invited.id)!, { name: input.name }, actor);
   return (await getUser(store, invited.id))!;
 }

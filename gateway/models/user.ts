@@ -20,6 +20,8 @@ export const userSchema = new Schema(
       invitedBy: { type: Schema.Types.ObjectId, default: null },
     },
     lastLoginAt: { type: Date, default: null },
+    /** Set by every password change or reset: console sessions signed in before it are over. */
+    passwordChangedAt: { type: Date, default: null },
   },
   { timestamps: true, collection: 'users' },
 );
