@@ -1,4 +1,5 @@
 import session from 'express-session';
+import { LRUCache } from 'lru-cache';
 import type { Types } from 'mongoose';
 import type { Logger } from '../gateway/core/log';
 import type { Store } from '../gateway/store';
@@ -16,6 +17,15 @@ const DEFAULT_TTL_MS = 12 * 3600 * 1000;
  */
 export class DatabaseSessionStore extends session.Store {
   private sweeper: NodeJS.Timeout | undefined;
+  /**
+   * Sessions destroyed (signed out) by this process. express-session saves a
+   * changed session when its request ends, as an upsert: a request still
+   * running when the same browser signs out (a slow Send in another tab)
+   * would store the session again, signed in, and its response would set the
+   * cookie again. Such a save is dropped. One admin process serves the
+   * console; the entries outlive the longest session.
+   */
+  private readonly destroyed = new LRUCache<string, true>({ max: 100_000, ttl: DEFAULT_TTL_MS });
 
   constructor(private readonly store: Store, private readonly log: Logger, private readonly clock: () => Date = () => new Date()) {
     super();
@@ -47,6 +57,7 @@ export class DatabaseSessionStore extends session.Store {
   }
 
   override set(sid: string, data: SessionData, callback?: Callback): void {
+    if (this.destroyed.has(sid)) return callback?.();
     const update = { data: JSON.stringify(data), expiresAt: this.expiry(data), userId: data.userId ?? null };
     this.store.models.Session.updateOne({ _id: sid }, { $set: update }, { upsert: true }).then(
       () => callback?.(),
@@ -62,6 +73,7 @@ export class DatabaseSessionStore extends session.Store {
   }
 
   override destroy(sid: string, callback?: Callback): void {
+    this.destroyed.set(sid, true);
     this.store.models.Session.deleteOne({ _id: sid }).then(
       () => callback?.(),
       (err) => callback?.(err),

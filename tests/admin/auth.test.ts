@@ -4,7 +4,9 @@ import { LoginThrottle } from '../../gateway/accounts';
 import { startAdmin } from '../../admin/server';
 import { describeStartFailure } from '../../gateway/bin/lifecycle';
 import { silentLogger } from '../../gateway/core/log';
-import { buildApp, csrfFrom, makeUser, PASSWORD, signIn, testConfig, type TestStore } from './fixtures';
+import { buildApp, csrfFrom, makeAccount, makeUser, PASSWORD, signIn, startHeldGate, testConfig, type TestStore } from './fixtures';
+import { startDovecot } from '../support/dovecot';
+import { shared } from '../support/shared';
 import { openTestStore } from '../support/store';
 
 describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
@@ -219,6 +221,30 @@ describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
     const { agent, csrf } = await signIn(app, 'bob@acme.test');
     await agent.post('/logout').type('form').send({ _csrf: csrf }).expect(303).expect('Location', '/login');
     await agent.get('/').expect(303);
+  });
+
+  it('stays signed out when a request of the same browser was still running at Sign out (a slow Authenticate in another tab)', async () => {
+    const dovecot = await shared('dovecot', () => startDovecot());
+    await dovecot.addUser('tab-imap@acme.test', 'tab-imap-password');
+    const gate = await startHeldGate({ host: dovecot.host, port: dovecot.tlsPort });
+    try {
+      const owner = await makeUser(store, 'tabs@acme.test');
+      const account = await makeAccount(store, owner, 'tab-imap@acme.test');
+      const { app } = buildApp(store);
+      const { agent, csrf } = await signIn(app, 'tabs@acme.test');
+      const slow = agent.post(`/preferences/email/${account.id}`).type('form').send({
+        _csrf: csrf, enabled: 'on', service: 'custom', host: '127.0.0.1', port: String(gate.port), tls: 'implicit',
+        username: 'tab-imap@acme.test', password: 'tab-imap-password', action: 'authenticate',
+      }).then((res) => res);
+      await gate.connected;
+      await agent.post('/logout').type('form').send({ _csrf: csrf }).expect(303).expect('Location', '/login');
+      gate.release();
+      assert.equal((await slow).status, 303);
+      assert.equal((await store.models.MailAccount.findById(account.id).lean())!.imap!.status, 'authenticated', 'the slow request did finish its work');
+      await agent.get('/preferences/profile').expect(303).expect('Location', '/login?next=%2Fpreferences%2Fprofile');
+    } finally {
+      gate.close();
+    }
   });
 
   it('keeps signed-in pages out of every cache, so Back after Sign out cannot show them again', async () => {

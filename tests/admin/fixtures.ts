@@ -4,6 +4,8 @@
  * stored through the real ingest pipeline.
  */
 import crypto from 'node:crypto';
+import { once } from 'node:events';
+import net from 'node:net';
 import type { Express } from 'express';
 import { Types } from 'mongoose';
 import MailComposer from 'nodemailer/lib/mail-composer';
@@ -145,4 +147,48 @@ export async function storeMessage(store: TestStore, spec: MessageSpec, options:
   });
   if (!result.id) throw new Error(`message not stored: ${result.outcome}`);
   return { id: result.id.toString(), raw };
+}
+
+export interface HeldGate {
+  port: number;
+  /** Resolves once a client connected (and is being held). */
+  connected: Promise<void>;
+  /** Let every held and later connection through to the target. */
+  release(): void;
+  close(): void;
+}
+
+/**
+ * A TCP gate in front of a real server that holds connections until
+ * released: keeps a console request (an IMAP Authenticate, say) running
+ * for as long as a test needs something else to happen meanwhile.
+ */
+export async function startHeldGate(target: { host: string; port: number }): Promise<HeldGate> {
+  const held: net.Socket[] = [];
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let connected!: () => void;
+  const firstConnection = new Promise<void>((resolve) => (connected = resolve));
+  const server = net.createServer((client) => {
+    held.push(client);
+    connected();
+    void released.then(() => {
+      const upstream = net.connect(target.port, target.host);
+      client.pipe(upstream).pipe(client);
+      upstream.on('error', () => client.destroy());
+      client.on('error', () => upstream.destroy());
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    connected: firstConnection,
+    release,
+    close: () => {
+      release();
+      for (const socket of held) socket.destroy();
+      server.close();
+    },
+  };
 }

@@ -1,10 +1,10 @@
 import { strict as assert } from 'node:assert';
 import { once } from 'node:events';
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { LoginThrottle } from '../../gateway/accounts';
-import { buildApp, csrfFrom, GATEWAY_DOMAIN, makeAccount, makeUser, PASSWORD, signIn, type TestApp, type TestStore } from './fixtures';
+import { buildApp, csrfFrom, GATEWAY_DOMAIN, makeAccount, makeUser, PASSWORD, signIn, startHeldGate, type TestApp, type TestStore } from './fixtures';
 import { freePort } from '../../gateway/store/embedded-ferretdb';
 import { startDovecot } from '../support/dovecot';
 import { shared } from '../support/shared';
@@ -329,41 +329,26 @@ describe('admin: Preferences → Email, Business, Profile', () => {
     // when it ends it saves its session (the success flash), after the password change ended that session.
     const dovecot = await shared('dovecot', () => startDovecot());
     await dovecot.addUser('slow-imap@acme.test', 'slow-imap-password');
-    const held: net.Socket[] = [];
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    const gate = net.createServer((client) => {
-      held.push(client);
-      void released.then(() => {
-        const upstream = net.connect(dovecot.tlsPort, dovecot.host);
-        client.pipe(upstream).pipe(client);
-        upstream.on('error', () => client.destroy());
-        client.on('error', () => upstream.destroy());
-      });
-    });
-    gate.listen(0, '127.0.0.1');
-    await once(gate, 'listening');
+    const gate = await startHeldGate({ host: dovecot.host, port: dovecot.tlsPort });
     try {
       const owner = await makeUser(store, 'sam@acme.test');
       const account = await makeAccount(store, owner, 'slow-imap@acme.test');
       const here = await signIn(testApp.app, 'sam@acme.test');
       const stolen = await signIn(testApp.app, 'sam@acme.test');
       const slow = stolen.agent.post(`/preferences/email/${account.id}`).type('form').send({
-        _csrf: stolen.csrf, enabled: 'on', service: 'custom', host: '127.0.0.1', port: String((gate.address() as AddressInfo).port), tls: 'implicit',
+        _csrf: stolen.csrf, enabled: 'on', service: 'custom', host: '127.0.0.1', port: String(gate.port), tls: 'implicit',
         username: 'slow-imap@acme.test', password: 'slow-imap-password', action: 'authenticate',
       }).then((res) => res);
-      while (held.length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+      await gate.connected;
       await here.agent.post('/preferences/profile/password').type('form')
         .send({ _csrf: here.csrf, currentPassword: PASSWORD, newPassword: 'sams-new-long-password', confirm: 'sams-new-long-password' }).expect(303);
-      release();
+      gate.release();
       const authenticated = await slow;
       assert.equal(authenticated.status, 303);
       assert.equal((await store.models.MailAccount.findById(account.id).lean())!.imap!.status, 'authenticated', 'the slow request did finish its work');
       await stolen.agent.get('/preferences/profile').expect(303).expect('Location', '/login?next=%2Fpreferences%2Fprofile');
       await here.agent.get('/preferences/profile').expect(200);
     } finally {
-      release();
-      for (const socket of held) socket.destroy();
       gate.close();
     }
   });
