@@ -78,6 +78,10 @@ describe('admin: JSON API /api/v1', () => {
     const unknown = await api('post', '/accounts').send({ email: 'x@acme.test', colour: 'blue' }).expect(400);
     assert.equal(unknown.body.error.code, 'VALIDATION_FAILED');
     assert.equal(unknown.body.error.fields.colour, 'is not a known field');
+    // A prototype-pollution probe is an unknown field like any other, named in the answer.
+    const probe = await api('post', '/accounts').set('Content-Type', 'application/json').send('{"email": "p@acme.test", "__proto__": {"role": "admin"}}').expect(400);
+    assert.equal(probe.body.error.message, '__proto__ is not a known field');
+    assert.deepEqual(Object.entries(probe.body.error.fields as object), [['__proto__', 'is not a known field']]);
     const bad = await api('post', '/accounts').send({ email: 'nope' }).expect(400);
     assert.match(bad.body.error.message, /email is not an email address/);
     const type = await api('post', '/accounts').send({ email: 42 }).expect(400);

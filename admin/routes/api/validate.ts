@@ -49,7 +49,8 @@ export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.outp
 }
 
 export function validationError(error: z.ZodError): AppError {
-  const fields: Record<string, string> = {};
+  // No prototype: a field named `__proto__` (a pollution probe) is then a field like any other, not a setter.
+  const fields: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const issue of error.issues) {
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) fields[[...issue.path, key].join('.')] = 'is not a known field';
