@@ -80,8 +80,9 @@ export class DatabaseSessionStore extends session.Store {
     );
   }
 
-  /** End every session of a user (disabled, or password reset). */
+  /** End every session of a user (disabled): for good, as destroy() does, so enabling the user later does not bring one back. */
   async destroyUserSessions(userId: Types.ObjectId | string): Promise<number> {
+    for (const row of await this.store.models.Session.find({ userId }, { _id: 1 }).lean()) this.destroyed.set(row._id, true);
     const result = await this.store.models.Session.deleteMany({ userId });
     return result.deletedCount ?? 0;
   }
