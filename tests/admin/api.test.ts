@@ -144,6 +144,14 @@ describe('admin: JSON API /api/v1', () => {
     assert.deepEqual(empty.body.error.fields, { to: 'needs at least one address' });
     const complete = await api('post', `/accounts/${account.id}/send`).send({ to: 'carol@customer.test', subject: 'Hi', text: 'Hello' }).expect(409);
     assert.equal(complete.body.error.code, 'ACCOUNT_NOT_SENDABLE');
+    // A received attachment whose name hides a line break is forwarded under a clean name, not refused as a bad header.
+    const frank = await makeUser(store, 'frank@acme.test');
+    const frankToken = (await createApiToken(store, 'frank@acme.test', { name: 't' }, {})).token;
+    const frankAccount = await makeAccount(store, frank, 'frank@acme.test');
+    const { id } = await storeMessage(store, { subject: 'Report', attachments: [{ filename: 'report\r\nX-Evil: 1.pdf', content: '%PDF-1.4', contentType: 'application/pdf' }] }, { ownerId: frank.id, accountId: frankAccount.id });
+    const forward = await api('post', `/accounts/${frankAccount.id}/send`, frankToken).send({ to: 'carol@customer.test', original: { id, action: 'forward' } });
+    assert.equal(forward.status, 409, JSON.stringify(forward.body));
+    assert.equal(forward.body.error.code, 'ACCOUNT_NOT_SENDABLE');
   });
 
   it('patches imap settings: password is write-only and sealed; read-only fields round-trip; unknown fields are 400', async () => {
