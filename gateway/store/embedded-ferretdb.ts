@@ -78,7 +78,8 @@ export interface EmbeddedStore {
   uri: string;
   port: number;
   dataDir: string;
-  process: ChildProcess;
+  /** The FerretDB process now running (a new one after each restart). */
+  readonly process: ChildProcess;
   stop(): Promise<void>;
 }
 
@@ -87,14 +88,12 @@ export interface StartOptions {
   port?: number;
   log?: Logger;
   startTimeoutMs?: number;
+  /** Called with the new process each time the store is restarted after it died (the appliance rewrites its marker). */
+  onRestart?: (child: ChildProcess) => void;
 }
 
-/** Start FerretDB on loopback and resolve once it accepts connections. */
-export async function startEmbeddedStore(options: StartOptions): Promise<EmbeddedStore> {
-  const log = options.log ?? silentLogger;
-  const binary = ensureFerretdbBinary(log);
-  const port = options.port ?? (await freePort());
-  fs.mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+/** One FerretDB on 127.0.0.1:port; resolves once it accepts connections, rejects if it exits or stalls first. */
+function spawnFerretdb(binary: string, port: number, options: StartOptions, log: Logger): Promise<{ child: ChildProcess; uri: string; stderrLines: string[] }> {
   // Its stdin is a pipe this process holds and never writes: when this process dies, however it dies,
   // the pipe closes and FerretDB stops (--exit-with-stdin), instead of running on with nothing using it.
   // detached: its own process group, so a terminal's Ctrl-C does not stop the store under mail still
@@ -109,32 +108,100 @@ export async function startEmbeddedStore(options: StartOptions): Promise<Embedde
     log.error({ component: 'ferretdb' }, line);
   });
 
-  const uri = await new Promise<string>((resolve, reject) => {
+  return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`FerretDB did not start within ${options.startTimeoutMs ?? 20000} ms:\n${stderrLines.join('\n')}`));
     }, options.startTimeoutMs ?? 20000);
     readline.createInterface({ input: child.stdout! }).once('line', (line) => {
       clearTimeout(timer);
-      resolve(line.trim());
+      resolve({ child, uri: line.trim(), stderrLines });
     });
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
       reject(new Error(`FerretDB exited during start (code ${code}, signal ${signal}):\n${stderrLines.join('\n')}`));
     });
   });
+}
 
-  const onParentExit = () => child.kill('SIGKILL');
+/** Longest wait between two restarts of a store that keeps dying. */
+const MAX_RESTART_DELAY_MS = 30_000;
+
+/**
+ * Start FerretDB on loopback and resolve once it accepts connections.
+ *
+ * Supervised: when it dies (killed, out of memory) before stop(), it is
+ * started again on the same port and data, with a capped backoff, so every
+ * process holding the URI (the admin, the syncer, Haraka's plugins)
+ * reconnects by itself and the appliance recovers without a restart.
+ * Nothing is lost meanwhile: the gateway answers 451 and the syncer keeps
+ * its cursors until the store is back.
+ */
+export async function startEmbeddedStore(options: StartOptions): Promise<EmbeddedStore> {
+  const log = options.log ?? silentLogger;
+  const binary = ensureFerretdbBinary(log);
+  const port = options.port ?? (await freePort());
+  fs.mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+
+  let current = await spawnFerretdb(binary, port, options, log);
+  let stopping = false;
+  let failures = 0;
+  let restartTimer: NodeJS.Timeout | undefined;
+
+  const supervise = ({ child, stderrLines }: { child: ChildProcess; stderrLines: string[] }) => {
+    child.once('exit', (code, signal) => {
+      if (stopping) return;
+      scheduleRestart(`exited unexpectedly (code ${code}, signal ${signal})`, stderrLines.slice(-5));
+    });
+  };
+  const scheduleRestart = (why: string, lastOutput: string[]) => {
+    failures++;
+    const delay = Math.min(250 * 2 ** (failures - 1), MAX_RESTART_DELAY_MS);
+    log.error(
+      { code: 'STORE_EXITED', restartInMs: delay, attempt: failures, dataDir: options.dataDir, lastOutput },
+      `embedded store (FerretDB) ${why}; restarting it on 127.0.0.1:${port} — mail is answered 451 and retried until it is back. If this repeats, stop Postroom (Ctrl-C) and check DATA_DIR (free space, permissions)`,
+    );
+    restartTimer = setTimeout(() => void restart(), delay);
+  };
+  const restart = async () => {
+    if (stopping) return;
+    try {
+      current = await spawnFerretdb(binary, port, options, log);
+    } catch (err) {
+      if (!stopping) scheduleRestart(`could not be restarted: ${(err as Error).message.split('\n')[0]}`, (err as Error).message.split('\n').slice(1, 6));
+      return;
+    }
+    if (stopping) {
+      current.child.kill('SIGTERM');
+      return;
+    }
+    log.info({ pid: current.child.pid, port }, 'embedded store (FerretDB) restarted');
+    options.onRestart?.(current.child);
+    supervise(current);
+    // A store that stays up for a minute starts the backoff afresh.
+    const survived = current.child;
+    setTimeout(() => {
+      if (current.child === survived && survived.exitCode === null && survived.signalCode === null) failures = 0;
+    }, 60_000).unref();
+  };
+  supervise(current);
+
+  const onParentExit = () => current.child.kill('SIGKILL');
   process.once('exit', onParentExit);
 
   return {
-    uri,
+    uri: current.uri,
     port,
     dataDir: options.dataDir,
-    process: child,
+    get process() {
+      return current.child;
+    },
     stop: () =>
       new Promise<void>((resolve) => {
+        stopping = true;
+        if (restartTimer) clearTimeout(restartTimer);
         process.removeListener('exit', onParentExit);
+        const child = current.child;
         if (child.exitCode !== null || child.signalCode !== null) return resolve();
         const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
         child.once('exit', () => {

@@ -73,8 +73,10 @@ export async function openConfiguredStore(config: Config, log: Logger, options: 
     const store = await openStore({ uri: running.uri, dbName: 'postroom', log, maxWaitMs: 10000 });
     return { ...store, uri: `${running.uri.replace(/\/$/, '')}/postroom` };
   }
-  const embedded = await startEmbeddedStore({ dataDir, log: log.child({ component: 'embedded-store' }) });
-  fs.writeFileSync(marker, JSON.stringify({ uri: embedded.uri, pid: process.pid, ferretdbPid: embedded.process.pid }), { mode: 0o600 });
+  const writeMarker = (uri: string, ferretdbPid: number | undefined) => fs.writeFileSync(marker, JSON.stringify({ uri, pid: process.pid, ferretdbPid }), { mode: 0o600 });
+  // A store restarted after it died has a new pid: the marker follows, so `npm run cli` still finds it.
+  const embedded = await startEmbeddedStore({ dataDir, log: log.child({ component: 'embedded-store' }), onRestart: (child) => writeMarker(embedded.uri, child.pid) });
+  writeMarker(embedded.uri, embedded.process.pid);
   log.info({ uri: embedded.uri, dataDir: embedded.dataDir }, 'started embedded store (FerretDB); set MONGODB_URI to use MongoDB');
   const store = await openStore({ uri: embedded.uri, dbName: 'postroom', log });
   return {

@@ -205,11 +205,53 @@ describe('npm start (start-all)', function () {
     const marker = JSON.parse(fs.readFileSync(path.join(dataDir, 'store', 'running.json'), 'utf8')) as { ferretdbPid: number };
     assert.doesNotMatch(running.output.join(''), /created the first admin/i, 'no second bootstrap of the first admin');
 
-    process.kill(marker.ferretdbPid, 'SIGKILL');
-    const down = await waitFor('unhealthy console', async () => {
-      const h = await health(Number(env.ADMIN_PORT));
-      return h.status === 503 ? h : undefined;
-    }, 30000, running.output);
-    assert.equal(down.body.status, 'unavailable');
+    // A store that does not answer (stopped, not dead: it is not restarted) makes the console unhealthy.
+    process.kill(marker.ferretdbPid, 'SIGSTOP');
+    try {
+      const down = await waitFor('unhealthy console', async () => {
+        const h = await health(Number(env.ADMIN_PORT));
+        return h.status === 503 ? h : undefined;
+      }, 30000, running.output);
+      assert.equal(down.body.status, 'unavailable');
+    } finally {
+      process.kill(marker.ferretdbPid, 'SIGCONT');
+    }
+    await waitFor('healthy console again', async () => ((await health(Number(env.ADMIN_PORT))).status === 200 ? true : undefined), 30000, running.output);
+  });
+
+  it('restarts its embedded store when it is killed, and serves again without a restart of the appliance', async () => {
+    running = start(env);
+    await waitFor('healthy console', async () => ((await health(Number(env.ADMIN_PORT))).status === 200 ? true : undefined), 60000, running.output);
+    const markerFile = path.join(dataDir, 'store', 'running.json');
+    const before = JSON.parse(fs.readFileSync(markerFile, 'utf8')) as { ferretdbPid: number; uri: string };
+    assert.match(await waitFor('RCPT reply', () => rcptReply(Number(env.SMTP_PORT)), 30000, running.output), /^550 5\.1\.1 /);
+
+    // Twice, the second time right after the first restart: the backoff must not give up.
+    for (let kill = 1; kill <= 2; kill++) {
+      const { ferretdbPid } = JSON.parse(fs.readFileSync(markerFile, 'utf8')) as { ferretdbPid: number };
+      process.kill(ferretdbPid, 'SIGKILL');
+      await waitFor(`store restarted after kill ${kill}`, async () => {
+        const now = JSON.parse(fs.readFileSync(markerFile, 'utf8')) as { ferretdbPid: number };
+        return now.ferretdbPid !== ferretdbPid && alive(now.ferretdbPid) ? true : undefined;
+      }, 30000, running.output);
+    }
+    const text = running.output.join('');
+    assert.match(text, /embedded store \(FerretDB\) exited unexpectedly \(code null, signal SIGKILL\); restarting it on 127\.0\.0\.1:\d+/);
+    assert.match(text, /embedded store \(FerretDB\) restarted/);
+
+    const after = JSON.parse(fs.readFileSync(markerFile, 'utf8')) as { ferretdbPid: number; uri: string };
+    assert.equal(after.uri, before.uri, 'the same address, so every process reconnects by itself');
+    await waitFor('healthy console after the restarts', async () => ((await health(Number(env.ADMIN_PORT))).status === 200 ? true : undefined), 30000, running.output);
+    // Haraka's plugins reach the store again: an unknown address is refused for good, not deferred (451).
+    assert.match(await waitFor('RCPT 550', async () => {
+      const reply = await rcptReply(Number(env.SMTP_PORT));
+      return reply.startsWith('550') ? reply : undefined;
+    }, 30000, running.output), /^550 5\.1\.1 /);
+    // The admin created at the first start is still there: the data survived.
+    assert.equal((await fetch(`http://127.0.0.1:${env.ADMIN_PORT}/login`)).status, 200);
+
+    running.child.kill('SIGINT');
+    assert.equal(await exited(running.child), 0);
+    assert.ok(!alive(after.ferretdbPid), 'the restarted store stops with the appliance');
   });
 });
