@@ -24,6 +24,14 @@ export async function connectStore(options: ConnectOptions): Promise<Connection>
   const log = (options.log ?? silentLogger).child({ component: 'db' });
   // Without it, a store restart can leave this process unable to store until it restarts too.
   installDriverWriteGuard(options.log);
+  // A connection string the driver cannot parse (an unknown option, a port that is not a number, an
+  // option without a value) will not parse on a retry either. The driver's own parser says so without
+  // connecting; its errors are not all MongoParseError (MongoRuntimeError, MongoAPIError), so ask it first.
+  try {
+    new mongoose.mongo.MongoClient(options.uri);
+  } catch (err) {
+    throw new ConfigError([`MONGODB_URI=${JSON.stringify(redactUri(options.uri))}: ${(err as Error).message}`]);
+  }
   const started = Date.now();
   let delay = 250;
   for (let attempt = 1; ; attempt++) {
@@ -43,8 +51,6 @@ export async function connectStore(options: ConnectOptions): Promise<Connection>
       return conn;
     } catch (err) {
       await conn.close(true).catch(() => undefined);
-      // A connection string the driver cannot parse (an unknown option, say) will not parse on a retry either.
-      if ((err as Error).name === 'MongoParseError') throw new ConfigError([`MONGODB_URI=${JSON.stringify(redactUri(options.uri))}: ${(err as Error).message}`]);
       const waited = Date.now() - started;
       if (options.maxWaitMs !== 0 && waited + delay > (options.maxWaitMs ?? 60000)) {
         throw new Error(`cannot connect to the store at ${redactUri(options.uri)} after ${attempt} attempts: ${(err as Error).message}`, { cause: err });

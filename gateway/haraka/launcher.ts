@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import net from 'node:net';
 import readline from 'node:readline';
 import type { Config } from '../core/config';
 import type { Logger } from '../core/log';
@@ -145,6 +146,11 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     runtime,
   });
 
+  // Haraka reports a port in use with stack traces and exit status 1; ask first, so the operator gets
+  // describeStartFailure's one line naming SMTP_PORT (exit 78).
+  const listenPort = options.port ?? config.smtpPort;
+  if (listenPort > 0) await assertPortFree(config.bindAddress, listenPort);
+
   const harakaBin = require.resolve('haraka/bin/haraka');
   const env = harakaEnvironment({ ...process.env, ...options.env, [STORE_URI_ENV]: options.mongoUri, [STORE_DB_ENV]: options.dbName ?? '' });
   let child: ChildProcess | undefined;
@@ -264,4 +270,13 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
       log.info('SMTP gateway stopped');
     },
   };
+}
+
+/** Rejects with the listen error (EADDRINUSE, EACCES) when address:port cannot be listened on; frees it at once otherwise. */
+function assertPortFree(address: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen({ port, host: address, exclusive: true }, () => probe.close(() => resolve()));
+  });
 }

@@ -144,10 +144,30 @@ describe('npm start (start-all)', function () {
     } finally {
       await new Promise<void>((resolve) => taken.close(() => resolve()));
     }
+    // The SMTP port taken: Haraka would say so with stack traces and exit 1.
+    const takenSmtp = net.createServer();
+    await new Promise<void>((resolve) => takenSmtp.listen(Number(env.SMTP_PORT), '127.0.0.1', resolve));
+    try {
+      const busy = start(env);
+      assert.equal(await exited(busy.child), 78, busy.output.join('').slice(-3000));
+      const text = busy.output.join('');
+      assert.match(text, new RegExp(`cannot start Postroom: cannot listen on 127\\.0\\.0\\.1:${env.SMTP_PORT}: the port is already in use`));
+      assert.doesNotMatch(text, /"level":50|"stack"|EADDRINUSE/, 'no error lines or stack traces, only the one fatal line');
+      assert.ok(!fs.existsSync(path.join(dataDir, 'store', 'running.json')), 'its store was stopped');
+    } finally {
+      await new Promise<void>((resolve) => takenSmtp.close(() => resolve()));
+    }
     const badUri = start({ ...env, MONGODB_URI: 'mongodb://admin:Secret-Pw@127.0.0.1:1/x?bogusOpt=1' });
     assert.equal(await exited(badUri.child), 78, 'a connection string the driver refuses is not retried forever');
     assert.match(badUri.output.join(''), /cannot start Postroom: MONGODB_URI=\\"mongodb:\/\/\[redacted\]@127\.0\.0\.1:1\/x\?bogusOpt=1\\": option bogusopt is not supported/);
     assert.doesNotMatch(badUri.output.join(''), /Secret-Pw/);
+    // Refusals of the driver's parser that are not MongoParseError: a port that is not a number, an option without a value.
+    for (const [uri, reason] of [['mongodb://127.0.0.1:27O17/postroom', /Unable to parse 127\.0\.0\.1:27O17/], ['mongodb://127.0.0.1/postroom?authSource=', /URI option \\"authSource\\" cannot be specified with no value/]] as const) {
+      const refused = start({ ...env, MONGODB_URI: uri });
+      assert.equal(await exited(refused.child), 78, `${uri} is not retried forever`);
+      assert.match(refused.output.join(''), new RegExp(`cannot start Postroom: MONGODB_URI=.*${reason.source}`));
+      assert.doesNotMatch(refused.output.join(''), /store not reachable, retrying/);
+    }
   });
 
   it('refuses a second start on the same DATA_DIR, naming the running one', async () => {
