@@ -18,8 +18,18 @@ export interface Lifecycle {
   shutdown(reason: string, code?: number): Promise<void>;
 }
 
-export function createLifecycle(log: Logger, what: string, onSecondSignal: string): Lifecycle {
+/**
+ * How long one part may take to stop before the next is stopped anyway.
+ * Haraka gets 25 s for its transactions (gateway/haraka/launcher.ts) and the
+ * console 10 s for its requests; a part still busy after this (a background
+ * pass stuck on a slow store) must not keep Ctrl-C from stopping the
+ * appliance, and leaving it is safe for the reason above.
+ */
+export const PART_STOP_TIMEOUT_MS = 30_000;
+
+export function createLifecycle(log: Logger, what: string, onSecondSignal: string, options: { partStopTimeoutMs?: number } = {}): Lifecycle {
   const parts: Array<{ name: string; stop: () => Promise<unknown> }> = [];
+  const timeoutMs = options.partStopTimeoutMs ?? PART_STOP_TIMEOUT_MS;
   let stopping = false;
   const shutdown = async (reason: string, code = 0) => {
     if (stopping) {
@@ -29,7 +39,13 @@ export function createLifecycle(log: Logger, what: string, onSecondSignal: strin
     stopping = true;
     log.info({ reason }, `stopping ${what}`);
     for (const { name, stop } of parts.reverse()) {
-      await stop().catch((err: Error) => log.error({ err, part: name }, 'error while stopping'));
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => {
+        timer = setTimeout(() => resolve('late'), timeoutMs);
+      });
+      const outcome = await Promise.race([stop().catch((err: Error) => log.error({ err, part: name }, 'error while stopping')), late]);
+      clearTimeout(timer);
+      if (outcome === 'late') log.warn({ part: name, waitedMs: timeoutMs }, `${name} did not stop within ${timeoutMs / 1000} s; stopping the rest anyway (${onSecondSignal})`);
     }
     log.info(`${what} stopped`);
     process.exit(code);
