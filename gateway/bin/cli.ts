@@ -50,6 +50,9 @@ function syncStatusLine(ledger: SyncLedger): string {
 
 class UsageError extends Error {}
 
+/** How long a command waits for an unreachable store before it says so and exits 1. */
+const CLI_STORE_WAIT_MS = 20_000;
+
 const CLI_ACTOR: Actor = { ...SYSTEM_ACTOR, email: 'cli' };
 
 export interface CliIo {
@@ -144,7 +147,8 @@ async function main(): Promise<void> {
   const config = loadConfigOrExit();
   // Logs go to stderr so the token stays the last line of stdout.
   const log = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, destination: process.stderr, pretty: false });
-  const store = await openConfiguredStore(config, log);
+  // A command run by hand or from a script must end: it does not wait for a store that is down as a service does.
+  const store = await openConfiguredStore(config, log, { maxWaitMs: CLI_STORE_WAIT_MS });
   let status = 1;
   try {
     status = await runCli(argv, store, { out: (line) => process.stdout.write(`${line}\n`), err: (line) => process.stderr.write(`${line}\n`) });

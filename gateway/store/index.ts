@@ -59,10 +59,11 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
  * another process (`npm run cli`, `npm run syncer` beside `npm start`)
  * connects to that one instead of starting a second.
  */
-export async function openConfiguredStore(config: Config, log: Logger, options: { exclusive?: boolean } = {}): Promise<Store> {
+export async function openConfiguredStore(config: Config, log: Logger, options: { exclusive?: boolean; maxWaitMs?: number } = {}): Promise<Store> {
   if (config.mongodbUri) {
     log.info({ uri: redactUri(config.mongodbUri) }, 'using MongoDB');
-    return openStore({ uri: config.mongodbUri, log, maxWaitMs: 0 });
+    // Services wait for their store for as long as it takes (0: forever); a one-shot command gives up (maxWaitMs).
+    return openStore({ uri: config.mongodbUri, log, maxWaitMs: options.maxWaitMs ?? 0 });
   }
   const dataDir = path.join(config.dataDir, 'store');
   const marker = path.join(dataDir, 'running.json');

@@ -5,6 +5,7 @@ import mongoose from 'mongoose';
 import { authenticateUser, resolveApiToken } from '../../gateway/accounts';
 import { fromRoot } from '../../gateway/core/paths';
 import { runCli } from '../../gateway/bin/cli';
+import { freePort } from '../../gateway/store/embedded-ferretdb';
 import { buildApp, signIn } from '../admin/fixtures';
 import { openTestStore, testMongoUri } from '../support/store';
 
@@ -105,5 +106,23 @@ describe('accounts: the CLI (npm run cli)', () => {
     const token = lines[lines.length - 1];
     assert.match(token, /^pr_[A-Za-z0-9_-]{43}$/);
     assert.equal((await resolveApiToken(store, token))?.email, 'ops@acme.test');
+  });
+
+  it('gives up on a store that does not answer, saying where and why, instead of waiting forever', async function () {
+    this.timeout(60_000);
+    const port = await freePort(); // nothing listens there
+    const failed = await run(process.execPath, ['--import', 'tsx', fromRoot('gateway', 'bin', 'cli.ts'), 'sync-status'], {
+      env: { ...process.env, MONGODB_URI: `mongodb://127.0.0.1:${port}/postroom`, LOG_LEVEL: 'info', NODE_ENV: 'test' },
+      cwd: fromRoot(),
+      timeout: 50_000,
+    }).then(
+      () => assert.fail('expected a failure'),
+      (err: { code: number | null; signal: string | null; stdout: string; stderr: string }) => err,
+    );
+    assert.equal(failed.signal, null, 'it ended by itself, not by the timeout');
+    assert.equal(failed.code, 1);
+    assert.equal(failed.stdout, '');
+    assert.match(failed.stderr, new RegExp(`postroom cli: cannot connect to the store at mongodb://127\\.0\\.0\\.1:${port}/postroom after \\d+ attempts: connect ECONNREFUSED`));
+    assert.doesNotMatch(failed.stderr, /\n\s+at /, 'no stack trace');
   });
 });
