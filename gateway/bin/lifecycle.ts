@@ -94,6 +94,9 @@ export function describeStartFailure(err: unknown, dataDir?: string): { status: 
     const why = failure.code === 'EADDRINUSE' ? 'the port is already in use (by another program, or another Postroom)' : 'permission denied (ports below 1024 need privileges)';
     return { status: 78, line: `cannot listen on ${failure.address}:${failure.port}: ${why}; choose another SMTP_PORT, ADMIN_PORT or HEALTH_PORT` };
   }
+  if (failure?.syscall === 'listen' && failure.code === 'EADDRNOTAVAIL') {
+    return { status: 78, line: `cannot listen on ${failure.address}:${failure.port}: ${failure.address} is not an address of this machine; set BIND_ADDRESS to one of its addresses (127.0.0.1, or 0.0.0.0 for all)` };
+  }
   const inDataDir = dataDir !== undefined && typeof failure?.path === 'string' && (failure.path === dataDir || failure.path.startsWith(`${dataDir}/`));
   if (inDataDir && failure.code && UNWRITABLE[failure.code]) {
     const uid = process.getuid?.();

@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describeStartFailure } from '../../gateway/bin/lifecycle';
@@ -43,6 +44,19 @@ describe('start failures an operator must fix', () => {
       assert.match(describeStartFailure(err, '/data')?.line ?? '', new RegExp(`^cannot write /data/haraka/config/smtp.ini: ${words} \\(${code}\\); DATA_DIR=/data `));
     });
   }
+
+  it('names BIND_ADDRESS when it is not an address of this machine (a real listen on a TEST-NET address)', async () => {
+    const server = net.createServer();
+    const err = await new Promise<unknown>((resolve) => {
+      server.once('error', resolve);
+      server.listen(2525, '192.0.2.7', () => resolve(null));
+    });
+    server.close();
+    assert.equal((err as NodeJS.ErrnoException | null)?.code, 'EADDRNOTAVAIL');
+    const described = describeStartFailure(err, '/data');
+    assert.equal(described?.status, 78);
+    assert.equal(described?.line, 'cannot listen on 192.0.2.7:2525: 192.0.2.7 is not an address of this machine; set BIND_ADDRESS to one of its addresses (127.0.0.1, or 0.0.0.0 for all)');
+  });
 
   it('leaves file errors outside DATA_DIR to the stack trace (a bug, not the setup)', () => {
     const err = Object.assign(new Error('EACCES'), { code: 'EACCES', syscall: 'open', path: '/app/admin/views/x.ejs' });
