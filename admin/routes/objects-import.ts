@@ -3,7 +3,7 @@ import { parseObjectId } from '../../gateway/accounts';
 import { isAppError, notFound } from '../../gateway/core/errors';
 import { listJobs } from '../../gateway/crm/backfill';
 import { MAX_IMPORT_BYTES, previewImport, saveUpload } from '../../gateway/crm/csv-import';
-import { commitUploadOnce, idleUploadFilter, uploadState } from '../../gateway/crm/import-once';
+import { commitUploadOnce, discardUpload, uploadState } from '../../gateway/crm/import-once';
 import { OBJECT_TYPE_NAMES } from '../../gateway/crm/object-input';
 import type { ObjectServiceDeps } from '../../gateway/crm/objects';
 import { contentTypeCharset, field, queryParam } from '../lib/forms';
@@ -105,8 +105,7 @@ export function objectsImportRouter(deps: AdminDeps, crm: ObjectServiceDeps): Ro
   router.post('/objects/import/:id/discard', async (req, res) => {
     const upload = await loadUpload(req);
     // An import under way (or done) is not discarded: its page says so.
-    const discarded = await deps.store.models.CsvImport.deleteOne({ _id: upload._id, ...idleUploadFilter(deps.clock()) });
-    if (discarded.deletedCount === 0) return res.redirect(303, `/objects/import/${upload._id.toString()}`);
+    if (!(await discardUpload(crm, upload._id, deps.clock()))) return res.redirect(303, `/objects/import/${upload._id.toString()}`);
     flash(req, 'info', 'Import discarded; nothing was written.');
     res.redirect(303, '/objects');
   });

@@ -1,5 +1,6 @@
 import mongoose from 'mongoose';
 import type { Actor } from '../accounts/audit';
+import { isDuplicateKeyError } from '../core/errors';
 import { commitImport, type ImportResult } from './csv-import';
 import type { ObjectServiceDeps } from './objects';
 
@@ -8,8 +9,8 @@ import type { ObjectServiceDeps } from './objects';
  * a reload while a large file is written (10,000 rows take seconds on the
  * embedded store) — would run two commits side by side; both plan before
  * either writes, so rows matched by address rather than by external id were
- * created twice. The request that claims the upload imports it; another
- * one finds it claimed and shows the running import instead.
+ * created twice. The request that inserts the upload's claim imports it;
+ * another one finds it claimed and shows the running import instead.
  */
 
 type ObjectId = mongoose.Types.ObjectId;
@@ -31,9 +32,22 @@ export function uploadState(upload: { status?: string | null; committingAt?: Dat
   return 'uploaded';
 }
 
-/** Uploads no request is importing: never imported, or claimed by one that was abandoned. */
-export function idleUploadFilter(now: Date): Record<string, unknown> {
-  return { $or: [{ status: 'uploaded' }, { status: 'committing', committingAt: { $lt: new Date(now.getTime() - ABANDONED_IMPORT_MS) } }] };
+/** Insert the upload's claim; an abandoned one is taken over. False when another request holds it. */
+async function claim(deps: ObjectServiceDeps, uploadId: ObjectId, now: Date): Promise<boolean> {
+  const { CsvImportClaim } = deps.store.models;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await CsvImportClaim.create({ _id: uploadId, createdAt: now });
+      return true;
+    } catch (err) {
+      if (!isDuplicateKeyError(err)) throw err;
+    }
+    const held = await CsvImportClaim.findById(uploadId).lean();
+    if (held && now.getTime() - held.createdAt.getTime() < ABANDONED_IMPORT_MS) return false;
+    // Abandoned (or just released): clear that claim and try once more; the unique _id still picks one winner.
+    if (held) await CsvImportClaim.deleteOne({ _id: uploadId, createdAt: held.createdAt });
+  }
+  return false;
 }
 
 /**
@@ -42,18 +56,22 @@ export function idleUploadFilter(now: Date): Record<string, unknown> {
  * it; a failed import gives the upload back, so Import can be pressed again.
  */
 export async function commitUploadOnce(deps: ObjectServiceDeps, uploadId: ObjectId, actor: Actor, now: Date): Promise<{ imported: false } | { imported: true; result: ImportResult }> {
-  const { CsvImport } = deps.store.models;
-  const claimed = await CsvImport.findOneAndUpdate(
-    { _id: uploadId, ...idleUploadFilter(now) },
-    { $set: { status: 'committing', committingAt: now } },
-    { new: true },
-  ).lean();
-  if (!claimed) return { imported: false };
+  const { CsvImport, CsvImportClaim } = deps.store.models;
+  if (!(await claim(deps, uploadId, now))) return { imported: false };
+  const release = () => CsvImportClaim.deleteOne({ _id: uploadId, createdAt: now });
+  // Read after claiming: an import that finished meanwhile marked the upload before releasing its claim.
+  const upload = await CsvImport.findById(uploadId).lean();
+  if (!upload || upload.status === 'committed') {
+    await release();
+    return { imported: false };
+  }
+  await CsvImport.updateOne({ _id: uploadId }, { $set: { status: 'committing', committingAt: now } });
   let result;
   try {
-    result = await commitImport(deps, claimed.csv, { defaultType: claimed.defaultType || undefined }, actor);
+    result = await commitImport(deps, upload.csv, { defaultType: upload.defaultType || undefined }, actor);
   } catch (err) {
-    await CsvImport.updateOne({ _id: uploadId, status: 'committing', committingAt: now }, { $set: { status: 'uploaded', committingAt: null } });
+    await CsvImport.updateOne({ _id: uploadId, status: 'committing' }, { $set: { status: 'uploaded', committingAt: null } });
+    await release();
     throw err;
   }
   await CsvImport.updateOne(
@@ -66,5 +84,16 @@ export async function commitUploadOnce(deps: ObjectServiceDeps, uploadId: Object
       },
     },
   );
+  await release();
   return { imported: true, result };
+}
+
+/** Discard an upload nobody is importing; false when an import holds it (or has written it). */
+export async function discardUpload(deps: Pick<ObjectServiceDeps, 'store'>, uploadId: ObjectId, now: Date): Promise<boolean> {
+  const { CsvImport, CsvImportClaim } = deps.store.models;
+  const held = await CsvImportClaim.findById(uploadId).lean();
+  if (held && now.getTime() - held.createdAt.getTime() < ABANDONED_IMPORT_MS) return false;
+  const removed = await CsvImport.deleteOne({ _id: uploadId, status: { $ne: 'committed' } });
+  if (held) await CsvImportClaim.deleteOne({ _id: uploadId, createdAt: held.createdAt });
+  return removed.deletedCount === 1;
 }

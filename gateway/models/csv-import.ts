@@ -14,7 +14,7 @@ export const csvImportSchema = new Schema(
     /** What the uploaded bytes were read as (see crm/csv-text.ts); the preview says so when it is not UTF-8. */
     encoding: { type: String, default: 'utf-8' },
     defaultType: { type: String, default: '' },
-    /** committing: one request is importing it (crm/import-once.ts), since committingAt. */
+    /** committing: one request is importing it (crm/import-once.ts; the claim decides which), since committingAt. */
     status: { type: String, enum: ['uploaded', 'committing', 'committed'], default: 'uploaded' },
     committingAt: { type: Date, default: null },
     /** Counts after commit: {total, creates, updates, invalid}. */
@@ -29,3 +29,18 @@ csvImportSchema.index({ createdBy: 1, createdAt: -1 });
 csvImportSchema.index({ createdAt: 1 });
 
 export type CsvImportDoc = InferSchemaType<typeof csvImportSchema>;
+
+/**
+ * The request importing an upload (crm/import-once.ts). Its _id is the
+ * upload's: the unique _id decides between two presses of Import, on any
+ * store (FerretDB's findAndModify reads, then writes: two can both match).
+ */
+export const csvImportClaimSchema = new Schema(
+  {
+    _id: { type: Schema.Types.ObjectId, required: true },
+    createdAt: { type: Date, required: true },
+  },
+  { collection: 'crm_csv_import_claims' },
+);
+
+export type CsvImportClaimDoc = InferSchemaType<typeof csvImportClaimSchema>;
