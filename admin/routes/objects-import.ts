@@ -3,7 +3,7 @@ import { parseObjectId } from '../../gateway/accounts';
 import { isAppError, notFound } from '../../gateway/core/errors';
 import { listJobs } from '../../gateway/crm/backfill';
 import { MAX_IMPORT_BYTES, previewImport, saveUpload } from '../../gateway/crm/csv-import';
-import { commitUploadOnce, discardUpload, uploadState } from '../../gateway/crm/import-once';
+import { commitUploadOnce, discardUpload, importRunningSince } from '../../gateway/crm/import-once';
 import { OBJECT_TYPE_NAMES } from '../../gateway/crm/object-input';
 import type { ObjectServiceDeps } from '../../gateway/crm/objects';
 import { contentTypeCharset, field, queryParam } from '../lib/forms';
@@ -66,12 +66,12 @@ export function objectsImportRouter(deps: AdminDeps, crm: ObjectServiceDeps): Ro
   router.get('/objects/import/:id', async (req, res) => {
     const upload = await loadUpload(req);
     const options = { defaultType: upload.defaultType || undefined };
-    const state = uploadState(upload, deps.clock());
-    if (state === 'committing') return res.render('objects/import-running', { title: 'Importing', upload });
-    if (state === 'committed') {
+    if (upload.status === 'committed') {
       const jobs = (await listJobs(deps.store, { limit: 20 })).filter((job) => upload.jobIds.some((id) => id.toString() === job.id));
       return res.render('objects/import-done', { title: 'Import finished', upload, result: upload.result, jobs, jobsActive: jobs.some((j) => j.status === 'pending' || j.status === 'running') });
     }
+    const runningSince = await importRunningSince(crm, upload._id, deps.clock());
+    if (runningSince) return res.render('objects/import-running', { title: 'Importing', upload, runningSince });
     let preview;
     try {
       preview = await previewImport(crm, upload.csv, options);

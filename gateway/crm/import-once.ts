@@ -23,13 +23,15 @@ type ObjectId = mongoose.Types.ObjectId;
  */
 export const ABANDONED_IMPORT_MS = 10 * 60 * 1000;
 
-export type UploadState = 'uploaded' | 'committing' | 'committed';
+/** The claim of an import under way, or null; a claim past ABANDONED_IMPORT_MS counts as none. */
+async function liveClaim(deps: Pick<ObjectServiceDeps, 'store'>, uploadId: ObjectId, now: Date): Promise<{ createdAt: Date } | null> {
+  const held = await deps.store.models.CsvImportClaim.findById(uploadId).lean();
+  return held && now.getTime() - held.createdAt.getTime() < ABANDONED_IMPORT_MS ? held : null;
+}
 
-/** What the console shows for an upload: a claim past ABANDONED_IMPORT_MS counts as not started. */
-export function uploadState(upload: { status?: string | null; committingAt?: Date | null }, now: Date): UploadState {
-  if (upload.status === 'committed') return 'committed';
-  if (upload.status === 'committing' && upload.committingAt && now.getTime() - upload.committingAt.getTime() < ABANDONED_IMPORT_MS) return 'committing';
-  return 'uploaded';
+/** Since when a request is importing the upload, or null when none is (the console shows the preview or the result). */
+export async function importRunningSince(deps: Pick<ObjectServiceDeps, 'store'>, uploadId: ObjectId, now: Date): Promise<Date | null> {
+  return (await liveClaim(deps, uploadId, now))?.createdAt ?? null;
 }
 
 /** Insert the upload's claim; an abandoned one is taken over. False when another request holds it. */
@@ -42,10 +44,9 @@ async function claim(deps: ObjectServiceDeps, uploadId: ObjectId, now: Date): Pr
     } catch (err) {
       if (!isDuplicateKeyError(err)) throw err;
     }
-    const held = await CsvImportClaim.findById(uploadId).lean();
-    if (held && now.getTime() - held.createdAt.getTime() < ABANDONED_IMPORT_MS) return false;
+    if (await liveClaim(deps, uploadId, now)) return false;
     // Abandoned (or just released): clear that claim and try once more; the unique _id still picks one winner.
-    if (held) await CsvImportClaim.deleteOne({ _id: uploadId, createdAt: held.createdAt });
+    await CsvImportClaim.deleteOne({ _id: uploadId, createdAt: { $lt: new Date(now.getTime() - ABANDONED_IMPORT_MS) } });
   }
   return false;
 }
@@ -65,35 +66,29 @@ export async function commitUploadOnce(deps: ObjectServiceDeps, uploadId: Object
     await release();
     return { imported: false };
   }
-  await CsvImport.updateOne({ _id: uploadId }, { $set: { status: 'committing', committingAt: now } });
-  let result;
   try {
-    result = await commitImport(deps, upload.csv, { defaultType: upload.defaultType || undefined }, actor);
-  } catch (err) {
-    await CsvImport.updateOne({ _id: uploadId, status: 'committing' }, { $set: { status: 'uploaded', committingAt: null } });
-    await release();
-    throw err;
-  }
-  await CsvImport.updateOne(
-    { _id: uploadId },
-    {
-      $set: {
-        status: 'committed', committedAt: new Date(), committingAt: null, csv: '-',
-        result: { total: result.total, creates: result.creates, updates: result.updates, invalid: result.invalid },
-        jobIds: result.jobIds.map((id) => new mongoose.Types.ObjectId(id)),
+    const result = await commitImport(deps, upload.csv, { defaultType: upload.defaultType || undefined }, actor);
+    await CsvImport.updateOne(
+      { _id: uploadId },
+      {
+        $set: {
+          status: 'committed', committedAt: new Date(), csv: '-',
+          result: { total: result.total, creates: result.creates, updates: result.updates, invalid: result.invalid },
+          jobIds: result.jobIds.map((id) => new mongoose.Types.ObjectId(id)),
+        },
       },
-    },
-  );
-  await release();
-  return { imported: true, result };
+    );
+    return { imported: true, result };
+  } finally {
+    // Marked committed first (see above); after a failure the upload is free for another press.
+    await release();
+  }
 }
 
 /** Discard an upload nobody is importing; false when an import holds it (or has written it). */
 export async function discardUpload(deps: Pick<ObjectServiceDeps, 'store'>, uploadId: ObjectId, now: Date): Promise<boolean> {
-  const { CsvImport, CsvImportClaim } = deps.store.models;
-  const held = await CsvImportClaim.findById(uploadId).lean();
-  if (held && now.getTime() - held.createdAt.getTime() < ABANDONED_IMPORT_MS) return false;
-  const removed = await CsvImport.deleteOne({ _id: uploadId, status: { $ne: 'committed' } });
-  if (held) await CsvImportClaim.deleteOne({ _id: uploadId, createdAt: held.createdAt });
+  if (await liveClaim(deps, uploadId, now)) return false;
+  const removed = await deps.store.models.CsvImport.deleteOne({ _id: uploadId, status: { $ne: 'committed' } });
+  await deps.store.models.CsvImportClaim.deleteOne({ _id: uploadId });
   return removed.deletedCount === 1;
 }

@@ -14,9 +14,8 @@ export const csvImportSchema = new Schema(
     /** What the uploaded bytes were read as (see crm/csv-text.ts); the preview says so when it is not UTF-8. */
     encoding: { type: String, default: 'utf-8' },
     defaultType: { type: String, default: '' },
-    /** committing: one request is importing it (crm/import-once.ts; the claim decides which), since committingAt. */
-    status: { type: String, enum: ['uploaded', 'committing', 'committed'], default: 'uploaded' },
-    committingAt: { type: Date, default: null },
+    /** An import under way is not a status: it is the upload's claim (CsvImportClaim below). */
+    status: { type: String, enum: ['uploaded', 'committed'], default: 'uploaded' },
     /** Counts after commit: {total, creates, updates, invalid}. */
     result: { type: Schema.Types.Mixed, default: null },
     jobIds: { type: [Schema.Types.ObjectId], default: [] },
