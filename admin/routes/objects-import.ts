@@ -3,7 +3,7 @@ import { parseObjectId } from '../../gateway/accounts';
 import { isAppError, notFound } from '../../gateway/core/errors';
 import { listJobs } from '../../gateway/crm/backfill';
 import { MAX_IMPORT_BYTES, previewImport, saveUpload } from '../../gateway/crm/csv-import';
-import { commitUploadOnce, discardUpload, importRunningSince } from '../../gateway/crm/import-once';
+import { commitUploadOnce, discardUpload, importRunning } from '../../gateway/crm/import-once';
 import { OBJECT_TYPE_NAMES } from '../../gateway/crm/object-input';
 import type { ObjectServiceDeps } from '../../gateway/crm/objects';
 import { contentTypeCharset, field, queryParam } from '../lib/forms';
@@ -70,8 +70,7 @@ export function objectsImportRouter(deps: AdminDeps, crm: ObjectServiceDeps): Ro
       const jobs = (await listJobs(deps.store, { limit: 20 })).filter((job) => upload.jobIds.some((id) => id.toString() === job.id));
       return res.render('objects/import-done', { title: 'Import finished', upload, result: upload.result, jobs, jobsActive: jobs.some((j) => j.status === 'pending' || j.status === 'running') });
     }
-    const runningSince = await importRunningSince(crm, upload._id, deps.clock());
-    if (runningSince) return res.render('objects/import-running', { title: 'Importing', upload, runningSince });
+    if (await importRunning(crm, upload._id, deps.clock())) return res.render('objects/import-running', { title: 'Importing', upload });
     let preview;
     try {
       preview = await previewImport(crm, upload.csv, options);
@@ -94,7 +93,7 @@ export function objectsImportRouter(deps: AdminDeps, crm: ObjectServiceDeps): Ro
   router.post('/objects/import/:id/commit', async (req, res) => {
     const upload = await loadUpload(req);
     // Pressed again while the first press imports: its page shows the running import, then the result.
-    const commit = await commitUploadOnce(crm, upload._id, req.actor!, deps.clock());
+    const commit = await commitUploadOnce(crm, upload._id, req.actor!, deps.clock);
     if (commit.imported) {
       const { creates, updates, invalid } = commit.result;
       flash(req, 'success', `Imported: ${creates} created, ${updates} updated${invalid ? `, ${invalid} rows skipped` : ''}.`);

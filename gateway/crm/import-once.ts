@@ -1,6 +1,6 @@
 import mongoose from 'mongoose';
 import type { Actor } from '../accounts/audit';
-import { isDuplicateKeyError } from '../core/errors';
+import { holdLease, leaseHeld, newHolderId } from '../sync/lease';
 import { commitImport, type ImportResult } from './csv-import';
 import type { ObjectServiceDeps } from './objects';
 
@@ -9,46 +9,26 @@ import type { ObjectServiceDeps } from './objects';
  * a reload while a large file is written (10,000 rows take seconds on the
  * embedded store) — would run two commits side by side; both plan before
  * either writes, so rows matched by address rather than by external id were
- * created twice. The request that inserts the upload's claim imports it;
- * another one finds it claimed and shows the running import instead.
+ * created twice. The request that takes the upload's lease (sync/lease.ts:
+ * a unique insert, which decides on FerretDB too, where findAndModify reads
+ * and then writes) imports it; another one shows the running import instead.
  */
 
 type ObjectId = mongoose.Types.ObjectId;
 
 /**
- * A claim older than this belongs to a commit that never finished (the
- * admin was restarted mid-import): the upload can be imported again. A
- * re-run is safe: it matches what the first run wrote by address, name or
- * external id and updates it.
+ * The lease is renewed while the import runs; one left by an admin
+ * restarted mid-import expires after this, and the upload can be imported
+ * again. A re-run is safe: it matches what the first run wrote by address,
+ * name or external id and updates it.
  */
-export const ABANDONED_IMPORT_MS = 10 * 60 * 1000;
+export const IMPORT_LEASE_TTL_MS = 60_000;
 
-/** The claim of an import under way, or null; a claim past ABANDONED_IMPORT_MS counts as none. */
-async function liveClaim(deps: Pick<ObjectServiceDeps, 'store'>, uploadId: ObjectId, now: Date): Promise<{ createdAt: Date } | null> {
-  const held = await deps.store.models.CsvImportClaim.findById(uploadId).lean();
-  return held && now.getTime() - held.createdAt.getTime() < ABANDONED_IMPORT_MS ? held : null;
-}
+const leaseKey = (uploadId: ObjectId) => `csv-import:${uploadId.toString()}`;
 
-/** Since when a request is importing the upload, or null when none is (the console shows the preview or the result). */
-export async function importRunningSince(deps: Pick<ObjectServiceDeps, 'store'>, uploadId: ObjectId, now: Date): Promise<Date | null> {
-  return (await liveClaim(deps, uploadId, now))?.createdAt ?? null;
-}
-
-/** Insert the upload's claim; an abandoned one is taken over. False when another request holds it. */
-async function claim(deps: ObjectServiceDeps, uploadId: ObjectId, now: Date): Promise<boolean> {
-  const { CsvImportClaim } = deps.store.models;
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await CsvImportClaim.create({ _id: uploadId, createdAt: now });
-      return true;
-    } catch (err) {
-      if (!isDuplicateKeyError(err)) throw err;
-    }
-    if (await liveClaim(deps, uploadId, now)) return false;
-    // Abandoned (or just released): clear that claim and try once more; the unique _id still picks one winner.
-    await CsvImportClaim.deleteOne({ _id: uploadId, createdAt: { $lt: new Date(now.getTime() - ABANDONED_IMPORT_MS) } });
-  }
-  return false;
+/** Whether a request is importing the upload now (the console shows the running import). */
+export function importRunning(deps: Pick<ObjectServiceDeps, 'store'>, uploadId: ObjectId, now: Date): Promise<boolean> {
+  return leaseHeld(deps.store, leaseKey(uploadId), now);
 }
 
 /**
@@ -56,23 +36,20 @@ async function claim(deps: ObjectServiceDeps, uploadId: ObjectId, now: Date): Pr
  * once this request's import is written, or at once when another one holds
  * it; a failed import gives the upload back, so Import can be pressed again.
  */
-export async function commitUploadOnce(deps: ObjectServiceDeps, uploadId: ObjectId, actor: Actor, now: Date): Promise<{ imported: false } | { imported: true; result: ImportResult }> {
-  const { CsvImport, CsvImportClaim } = deps.store.models;
-  if (!(await claim(deps, uploadId, now))) return { imported: false };
-  const release = () => CsvImportClaim.deleteOne({ _id: uploadId, createdAt: now });
-  // Read after claiming: an import that finished meanwhile marked the upload before releasing its claim.
-  const upload = await CsvImport.findById(uploadId).lean();
-  if (!upload || upload.status === 'committed') {
-    await release();
-    return { imported: false };
-  }
+export async function commitUploadOnce(deps: ObjectServiceDeps, uploadId: ObjectId, actor: Actor, clock: () => Date): Promise<{ imported: false } | { imported: true; result: ImportResult }> {
+  const { CsvImport } = deps.store.models;
+  const lease = await holdLease(deps.store, leaseKey(uploadId), newHolderId(), { ttlMs: IMPORT_LEASE_TTL_MS, now: clock });
+  if (!lease) return { imported: false };
   try {
+    // Read under the lease: an import that finished meanwhile marked the upload before giving the lease back.
+    const upload = await CsvImport.findById(uploadId).lean();
+    if (!upload || upload.status === 'committed') return { imported: false };
     const result = await commitImport(deps, upload.csv, { defaultType: upload.defaultType || undefined }, actor);
     await CsvImport.updateOne(
       { _id: uploadId },
       {
         $set: {
-          status: 'committed', committedAt: new Date(), csv: '-',
+          status: 'committed', committedAt: clock(), csv: '-',
           result: { total: result.total, creates: result.creates, updates: result.updates, invalid: result.invalid },
           jobIds: result.jobIds.map((id) => new mongoose.Types.ObjectId(id)),
         },
@@ -80,15 +57,13 @@ export async function commitUploadOnce(deps: ObjectServiceDeps, uploadId: Object
     );
     return { imported: true, result };
   } finally {
-    // Marked committed first (see above); after a failure the upload is free for another press.
-    await release();
+    await lease.release();
   }
 }
 
 /** Discard an upload nobody is importing; false when an import holds it (or has written it). */
 export async function discardUpload(deps: Pick<ObjectServiceDeps, 'store'>, uploadId: ObjectId, now: Date): Promise<boolean> {
-  if (await liveClaim(deps, uploadId, now)) return false;
+  if (await importRunning(deps, uploadId, now)) return false;
   const removed = await deps.store.models.CsvImport.deleteOne({ _id: uploadId, status: { $ne: 'committed' } });
-  await deps.store.models.CsvImportClaim.deleteOne({ _id: uploadId });
   return removed.deletedCount === 1;
 }

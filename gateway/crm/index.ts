@@ -19,7 +19,7 @@ export {
 export { createJob, listJobs, runPendingJobs, sweep } from './backfill';
 export { createObject, deleteObject, getObject, searchObjects, updateObject, upsertObjectByExternalId } from './objects';
 export { commitImport, previewImport, saveUpload } from './csv-import';
-export { commitUploadOnce, discardUpload, importRunningSince } from './import-once';
+export { commitUploadOnce, discardUpload, importRunning } from './import-once';
 export { objectTimeline, messageLinks, visibleMessagesFilter, canSeeLinkedMessage } from './timeline';
 export { createWebhook, deleteWebhook, listDeliveries, listWebhooks, resendDelivery, rotateWebhookSecret, updateWebhook } from './webhooks';
 export { dispatchDueDeliveries, startWebhookDispatcher, defaultBackoffMs } from './webhook-dispatch';

@@ -14,7 +14,7 @@ export const csvImportSchema = new Schema(
     /** What the uploaded bytes were read as (see crm/csv-text.ts); the preview says so when it is not UTF-8. */
     encoding: { type: String, default: 'utf-8' },
     defaultType: { type: String, default: '' },
-    /** An import under way is not a status: it is the upload's claim (CsvImportClaim below). */
+    /** An import under way is not a status: it is the upload's lease (crm/import-once.ts). */
     status: { type: String, enum: ['uploaded', 'committed'], default: 'uploaded' },
     /** Counts after commit: {total, creates, updates, invalid}. */
     result: { type: Schema.Types.Mixed, default: null },
@@ -29,17 +29,3 @@ csvImportSchema.index({ createdAt: 1 });
 
 export type CsvImportDoc = InferSchemaType<typeof csvImportSchema>;
 
-/**
- * The request importing an upload (crm/import-once.ts). Its _id is the
- * upload's: the unique _id decides between two presses of Import, on any
- * store (FerretDB's findAndModify reads, then writes: two can both match).
- */
-export const csvImportClaimSchema = new Schema(
-  {
-    _id: { type: Schema.Types.ObjectId, required: true },
-    createdAt: { type: Date, required: true },
-  },
-  { collection: 'crm_csv_import_claims' },
-);
-
-export type CsvImportClaimDoc = InferSchemaType<typeof csvImportClaimSchema>;

@@ -3,7 +3,7 @@ import { apiTokenSchema, type ApiTokenDoc } from './api-token';
 import { auditEventSchema, type AuditEventDoc } from './audit';
 import { backfillJobSchema, type BackfillJobDoc } from './backfill-job';
 import { crmObjectSchema, linkSchema, type CrmObjectDoc, type LinkDoc } from './crm';
-import { csvImportClaimSchema, csvImportSchema, type CsvImportClaimDoc, type CsvImportDoc } from './csv-import';
+import { csvImportSchema, type CsvImportDoc } from './csv-import';
 import { mailAccountSchema, type MailAccountDoc } from './mail-account';
 import { messageSchema, tombstoneSchema, type MessageDoc } from './message';
 import { oauthRefreshLockSchema, type OAuthRefreshLockDoc } from './oauth-refresh-lock';
@@ -41,7 +41,6 @@ export function createModels(conn: Connection) {
     WebhookDelivery: conn.model<WebhookDeliveryDoc>('WebhookDelivery', webhookDeliverySchema),
     BackfillJob: conn.model<BackfillJobDoc>('BackfillJob', backfillJobSchema),
     CsvImport: conn.model<CsvImportDoc>('CsvImport', csvImportSchema),
-    CsvImportClaim: conn.model<CsvImportClaimDoc>('CsvImportClaim', csvImportClaimSchema),
     OAuthState: conn.model<OAuthStateDoc>('OAuthState', oauthStateSchema),
     OAuthRefreshLock: conn.model<OAuthRefreshLockDoc>('OAuthRefreshLock', oauthRefreshLockSchema),
     Outbox: conn.model<OutboxDoc>('Outbox', outboxSchema),

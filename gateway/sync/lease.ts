@@ -4,7 +4,9 @@ import type { Store } from '../store';
 import { isDuplicateKeyError } from '../core/errors';
 
 /**
- * One syncer at a time per account, across processes and overlapping passes.
+ * One syncer at a time per account, across processes and overlapping passes
+ * (and, with the same primitive, one import per uploaded CSV file:
+ * crm/import-once.ts).
  *
  * A lease is a SyncLease document {_id: key, holder, expiresAt}, won by
  * inserting it (the unique _id index picks one winner; see acquireLease) —

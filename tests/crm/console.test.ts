@@ -2,7 +2,9 @@ import { strict as assert } from 'node:assert';
 import { Types } from 'mongoose';
 import type { PublicUser } from '../../gateway/accounts';
 import { runPendingJobs } from '../../gateway/crm/backfill';
+import { IMPORT_LEASE_TTL_MS } from '../../gateway/crm/import-once';
 import { linkMessage } from '../../gateway/crm/link';
+import { acquireLease, leaseHeld } from '../../gateway/sync/lease';
 import { buildApp, makeUser, signIn, storeMessage, type SignedIn, type TestApp, type TestStore } from '../admin/fixtures';
 import { openTestStore } from '../support/store';
 import { testLog } from './support';
@@ -133,8 +135,9 @@ describe('crm: console pages for objects, CSV import and webhooks (real app, rea
     const { agent, csrf } = admin;
     const posted = await agent.post('/objects/import').type('form').send({ _csrf: csrf, csv: 'type,name,emails\ncontact,Held Row,held@held.test\n', type: '' }).expect(303);
     const id = posted.headers.location.split('/').pop();
-    // Another request holds the upload's claim, as the first press does while it writes.
-    await store.models.CsvImportClaim.create({ _id: id, createdAt: new Date() });
+    // Another request holds the upload's lease, as the first press does while it writes.
+    const key = `csv-import:${id}`;
+    assert.equal(await acquireLease(store, key, 'first-press', IMPORT_LEASE_TTL_MS), true);
     const running = await agent.get(posted.headers.location).expect(200);
     assert.match(running.text, /id="import-running" data-refresh="3"/);
     assert.doesNotMatch(running.text, /\/commit"/, 'no Import button while it runs');
@@ -143,8 +146,8 @@ describe('crm: console pages for objects, CSV import and webhooks (real app, rea
     assert.equal(await store.models.CrmObject.countDocuments({ emails: 'held@held.test' }), 0, 'a second press does not import beside the first');
     assert.equal(await store.models.CsvImport.countDocuments({ _id: id }), 1, 'nor discards the upload under it');
 
-    // Eleven minutes later the claim is taken for abandoned: the preview is back, and Import imports.
-    await store.models.CsvImportClaim.updateOne({ _id: id }, { $set: { createdAt: new Date(Date.now() - 11 * 60_000) } });
+    // The first press's admin was restarted: its lease is not renewed and runs out. The preview is back, and Import imports.
+    await store.models.SyncLease.updateMany({ key }, { $set: { expiresAt: new Date(Date.now() - 1000) } });
     const preview = await agent.get(posted.headers.location).expect(200);
     assert.match(preview.text, /Import 1 row/);
     await agent.post(`${posted.headers.location}/commit`).type('form').send({ _csrf: csrf }).expect(303);
@@ -163,7 +166,7 @@ describe('crm: console pages for objects, CSV import and webhooks (real app, rea
     assert.match(failed.text, /no &#34;name&#34; column/);
     const upload = await store.models.CsvImport.findById(id).lean();
     assert.equal(upload?.status, 'uploaded', 'not left claimed');
-    assert.equal(await store.models.CsvImportClaim.countDocuments({ _id: id }), 0, 'the claim is released');
+    assert.equal(await leaseHeld(store, `csv-import:${id}`), false, 'the lease is given back');
   });
 
   it('manages webhooks: loopback refused unless allowed, secret shown once, deliveries can be resent', async () => {
