@@ -1,9 +1,7 @@
 import { strict as assert } from 'node:assert';
 import request from 'supertest';
 import { inviteUser, SYSTEM_ACTOR, verifyPassword } from '../../gateway/accounts';
-import { buildApp, csrfFrom, makeAccount, makeUser, signIn, startHeldGate, type TestApp, type TestStore } from './fixtures';
-import { startDovecot } from '../support/dovecot';
-import { shared } from '../support/shared';
+import { buildApp, csrfFrom, holdAuthenticate, makeUser, signIn, type TestApp, type TestStore } from './fixtures';
 import { openTestStore } from '../support/store';
 
 describe('admin: users, invites, API tokens, audit log', () => {
@@ -108,26 +106,17 @@ describe('admin: users, invites, API tokens, audit log', () => {
   });
 
   it('a user disabled while a request of theirs was running stays signed out when enabled again', async () => {
-    const dovecot = await shared('dovecot', () => startDovecot());
-    await dovecot.addUser('disabled-imap@acme.test', 'disabled-imap-password');
-    const gate = await startHeldGate({ host: dovecot.host, port: dovecot.tlsPort });
+    const dana = await makeUser(store, 'dana@acme.test');
+    const admin = await signIn(testApp.app, 'admin@acme.test');
+    const danaSession = await signIn(testApp.app, 'dana@acme.test');
+    const slow = await holdAuthenticate(store, dana, danaSession, 'disabled-imap@acme.test');
     try {
-      const dana = await makeUser(store, 'dana@acme.test');
-      const account = await makeAccount(store, dana, 'disabled-imap@acme.test');
-      const admin = await signIn(testApp.app, 'admin@acme.test');
-      const { agent, csrf } = await signIn(testApp.app, 'dana@acme.test');
-      const slow = agent.post(`/preferences/email/${account.id}`).type('form').send({
-        _csrf: csrf, enabled: 'on', service: 'custom', host: '127.0.0.1', port: String(gate.port), tls: 'implicit',
-        username: 'disabled-imap@acme.test', password: 'disabled-imap-password', action: 'authenticate',
-      }).then((res) => res);
-      await gate.connected;
       await admin.agent.post(`/users/${dana.id}/disable`).type('form').send({ _csrf: admin.csrf }).expect(303);
-      gate.release();
-      assert.equal((await slow).status, 303);
+      assert.equal((await slow.finish()).status, 303);
       await admin.agent.post(`/users/${dana.id}/enable`).type('form').send({ _csrf: admin.csrf }).expect(303);
-      await agent.get('/preferences/profile').expect(303).expect('Location', '/login?next=%2Fpreferences%2Fprofile');
+      await danaSession.agent.get('/preferences/profile').expect(303).expect('Location', '/login?next=%2Fpreferences%2Fprofile');
     } finally {
-      gate.close();
+      slow.close();
     }
   });
 

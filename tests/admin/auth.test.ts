@@ -4,9 +4,7 @@ import { LoginThrottle } from '../../gateway/accounts';
 import { startAdmin } from '../../admin/server';
 import { describeStartFailure } from '../../gateway/bin/lifecycle';
 import { silentLogger } from '../../gateway/core/log';
-import { buildApp, csrfFrom, makeAccount, makeUser, PASSWORD, signIn, startHeldGate, testConfig, type TestStore } from './fixtures';
-import { startDovecot } from '../support/dovecot';
-import { shared } from '../support/shared';
+import { buildApp, csrfFrom, holdAuthenticate, makeUser, PASSWORD, signIn, testConfig, type TestStore } from './fixtures';
 import { openTestStore } from '../support/store';
 
 describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
@@ -224,26 +222,17 @@ describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
   });
 
   it('stays signed out when a request of the same browser was still running at Sign out (a slow Authenticate in another tab)', async () => {
-    const dovecot = await shared('dovecot', () => startDovecot());
-    await dovecot.addUser('tab-imap@acme.test', 'tab-imap-password');
-    const gate = await startHeldGate({ host: dovecot.host, port: dovecot.tlsPort });
+    const owner = await makeUser(store, 'tabs@acme.test');
+    const { app } = buildApp(store);
+    const session = await signIn(app, 'tabs@acme.test');
+    const slow = await holdAuthenticate(store, owner, session, 'tab-imap@acme.test');
     try {
-      const owner = await makeUser(store, 'tabs@acme.test');
-      const account = await makeAccount(store, owner, 'tab-imap@acme.test');
-      const { app } = buildApp(store);
-      const { agent, csrf } = await signIn(app, 'tabs@acme.test');
-      const slow = agent.post(`/preferences/email/${account.id}`).type('form').send({
-        _csrf: csrf, enabled: 'on', service: 'custom', host: '127.0.0.1', port: String(gate.port), tls: 'implicit',
-        username: 'tab-imap@acme.test', password: 'tab-imap-password', action: 'authenticate',
-      }).then((res) => res);
-      await gate.connected;
-      await agent.post('/logout').type('form').send({ _csrf: csrf }).expect(303).expect('Location', '/login');
-      gate.release();
-      assert.equal((await slow).status, 303);
-      assert.equal((await store.models.MailAccount.findById(account.id).lean())!.imap!.status, 'authenticated', 'the slow request did finish its work');
-      await agent.get('/preferences/profile').expect(303).expect('Location', '/login?next=%2Fpreferences%2Fprofile');
+      await session.agent.post('/logout').type('form').send({ _csrf: session.csrf }).expect(303).expect('Location', '/login');
+      assert.equal((await slow.finish()).status, 303);
+      assert.equal((await store.models.MailAccount.findById(slow.accountId).lean())!.imap!.status, 'authenticated', 'the slow request did finish its work');
+      await session.agent.get('/preferences/profile').expect(303).expect('Location', '/login?next=%2Fpreferences%2Fprofile');
     } finally {
-      gate.close();
+      slow.close();
     }
   });
 

@@ -18,6 +18,8 @@ import { createLogger } from '../../gateway/core/log';
 import { ingest, type AuthVerdict, type Classification } from '../../gateway/mail/ingest';
 import type { SourceKind } from '../../gateway/models/message';
 import { createApp, type CreateAppOptions } from '../../admin/app';
+import { startDovecot } from '../support/dovecot';
+import { shared } from '../support/shared';
 import { openTestStore } from '../support/store';
 
 export type TestStore = Awaited<ReturnType<typeof openTestStore>>;
@@ -149,7 +151,7 @@ export async function storeMessage(store: TestStore, spec: MessageSpec, options:
   return { id: result.id.toString(), raw };
 }
 
-export interface HeldGate {
+interface HeldGate {
   port: number;
   /** Resolves once a client connected (and is being held). */
   connected: Promise<void>;
@@ -163,7 +165,7 @@ export interface HeldGate {
  * released: keeps a console request (an IMAP Authenticate, say) running
  * for as long as a test needs something else to happen meanwhile.
  */
-export async function startHeldGate(target: { host: string; port: number }): Promise<HeldGate> {
+async function startHeldGate(target: { host: string; port: number }): Promise<HeldGate> {
   const held: net.Socket[] = [];
   let release!: () => void;
   const released = new Promise<void>((resolve) => (release = resolve));
@@ -191,4 +193,45 @@ export async function startHeldGate(target: { host: string; port: number }): Pro
       server.close();
     },
   };
+}
+
+export interface SlowRequest {
+  /** The mail account whose Authenticate is held. */
+  accountId: string;
+  /** Let the request through; resolves with its response once it ended. */
+  finish(): Promise<request.Response>;
+  close(): void;
+}
+
+/**
+ * A request of a signed-in browser kept running on purpose: Authenticate of
+ * IMAP Support for a new account of `owner` (a mailbox on the shared test
+ * Dovecot, reached through a held gate). Resolves once the request is in
+ * flight, so a test can end the session meanwhile and see what the
+ * request's end does to it.
+ */
+export async function holdAuthenticate(store: TestStore, owner: PublicUser, session: SignedIn, mailbox: string): Promise<SlowRequest> {
+  const dovecot = await shared('dovecot', () => startDovecot());
+  const password = `${mailbox.split('@')[0]}-password`;
+  await dovecot.addUser(mailbox, password);
+  const gate = await startHeldGate({ host: dovecot.host, port: dovecot.tlsPort });
+  try {
+    const account = await makeAccount(store, owner, mailbox);
+    const response = session.agent.post(`/preferences/email/${account.id}`).type('form').send({
+      _csrf: session.csrf, enabled: 'on', service: 'custom', host: '127.0.0.1', port: String(gate.port), tls: 'implicit',
+      username: mailbox, password, action: 'authenticate',
+    }).then((res) => res);
+    await gate.connected;
+    return {
+      accountId: account.id,
+      finish: () => {
+        gate.release();
+        return response;
+      },
+      close: () => gate.close(),
+    };
+  } catch (err) {
+    gate.close();
+    throw err;
+  }
 }

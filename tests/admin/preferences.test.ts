@@ -4,10 +4,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { LoginThrottle } from '../../gateway/accounts';
-import { buildApp, csrfFrom, GATEWAY_DOMAIN, makeAccount, makeUser, PASSWORD, signIn, startHeldGate, type TestApp, type TestStore } from './fixtures';
+import { buildApp, csrfFrom, GATEWAY_DOMAIN, holdAuthenticate, makeAccount, makeUser, PASSWORD, signIn, type TestApp, type TestStore } from './fixtures';
 import { freePort } from '../../gateway/store/embedded-ferretdb';
-import { startDovecot } from '../support/dovecot';
-import { shared } from '../support/shared';
 import { openTestStore } from '../support/store';
 
 describe('admin: Preferences → Email, Business, Profile', () => {
@@ -327,29 +325,19 @@ describe('admin: Preferences → Email, Business, Profile', () => {
   it('Change password: a request in flight at that moment does not bring the other session back when it ends', async () => {
     // The stolen session keeps a slow request going (Authenticate against an IMAP server held open here);
     // when it ends it saves its session (the success flash), after the password change ended that session.
-    const dovecot = await shared('dovecot', () => startDovecot());
-    await dovecot.addUser('slow-imap@acme.test', 'slow-imap-password');
-    const gate = await startHeldGate({ host: dovecot.host, port: dovecot.tlsPort });
+    const owner = await makeUser(store, 'sam@acme.test');
+    const here = await signIn(testApp.app, 'sam@acme.test');
+    const stolen = await signIn(testApp.app, 'sam@acme.test');
+    const slow = await holdAuthenticate(store, owner, stolen, 'slow-imap@acme.test');
     try {
-      const owner = await makeUser(store, 'sam@acme.test');
-      const account = await makeAccount(store, owner, 'slow-imap@acme.test');
-      const here = await signIn(testApp.app, 'sam@acme.test');
-      const stolen = await signIn(testApp.app, 'sam@acme.test');
-      const slow = stolen.agent.post(`/preferences/email/${account.id}`).type('form').send({
-        _csrf: stolen.csrf, enabled: 'on', service: 'custom', host: '127.0.0.1', port: String(gate.port), tls: 'implicit',
-        username: 'slow-imap@acme.test', password: 'slow-imap-password', action: 'authenticate',
-      }).then((res) => res);
-      await gate.connected;
       await here.agent.post('/preferences/profile/password').type('form')
         .send({ _csrf: here.csrf, currentPassword: PASSWORD, newPassword: 'sams-new-long-password', confirm: 'sams-new-long-password' }).expect(303);
-      gate.release();
-      const authenticated = await slow;
-      assert.equal(authenticated.status, 303);
-      assert.equal((await store.models.MailAccount.findById(account.id).lean())!.imap!.status, 'authenticated', 'the slow request did finish its work');
+      assert.equal((await slow.finish()).status, 303);
+      assert.equal((await store.models.MailAccount.findById(slow.accountId).lean())!.imap!.status, 'authenticated', 'the slow request did finish its work');
       await stolen.agent.get('/preferences/profile').expect(303).expect('Location', '/login?next=%2Fpreferences%2Fprofile');
       await here.agent.get('/preferences/profile').expect(200);
     } finally {
-      gate.close();
+      slow.close();
     }
   });
 
