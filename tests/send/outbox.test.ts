@@ -10,6 +10,7 @@ import mongoose from 'mongoose';
 import { AppError } from '../../gateway/core/errors';
 import { DEFAULT_ORPHAN_AGE_MS, sweepOrphanBlobs } from '../../gateway/store';
 import { checkDraft, composeMessage, listOutbox, newMessageId, sendMessage, startOutboxWorker, type RateLimitedError, type SendDeps } from '../../gateway/send';
+import { claimDueEntry } from '../../gateway/send/deliver';
 import { ImapFlow } from 'imapflow';
 import type { DovecotServer } from '../support/dovecot';
 import { openTestStore } from '../support/store';
@@ -319,6 +320,19 @@ describe('send: the outbox, retries and the rate limit', function () {
       assert.equal(await store.models.Message.countDocuments({ accountId: new mongoose.Types.ObjectId(gina.accountId) }), 0);
     } finally {
       await small.stop();
+    }
+  });
+  it('gives a due entry to one worker when several ask at once (FerretDB runs findAndModify as a read, then a write)', async () => {
+    // Two outbox workers on one embedded store (npm start and npm run syncer) poll at the same moment.
+    for (let round = 0; round < 20; round++) {
+      const { insertedId } = await store.models.Outbox.collection.insertOne({ nextAttemptAt: new Date(Date.now() - 1000), lockedUntil: null, lockedBy: '', race: true });
+      const holders = ['worker-a', 'worker-b', 'worker-c', 'worker-d'];
+      const claims = await Promise.all(holders.map((holder) => claimDueEntry(deps, holder, new Date())));
+      const winners = holders.filter((_, i) => claims[i]?._id.equals(insertedId));
+      assert.equal(winners.length, 1, `round ${round}: claimed by ${winners.join(', ') || 'nobody'}`);
+      const stored = await store.models.Outbox.collection.findOne({ _id: insertedId });
+      assert.equal(stored?.lockedBy, winners[0], 'the stored lock is the winner\'s');
+      await store.models.Outbox.collection.deleteOne({ _id: insertedId });
     }
   });
 });
