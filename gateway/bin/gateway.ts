@@ -13,11 +13,10 @@
  * `npm start` runs the same gateway through startGateway().
  */
 import { loadConfigOrExit } from '../core/config';
-import { pingStore } from '../core/db';
 import { createLogger } from '../core/log';
 import { openConfiguredStore, storeUri } from '../store';
 import { startGateway } from '../haraka/launcher';
-import { createLifecycle, failStart, serveHealthIfConfigured } from './lifecycle';
+import { createLifecycle, failStart, serveHealthIfConfigured, processHealth } from './lifecycle';
 
 export { startGateway } from '../haraka/launcher';
 export type { Gateway, StartGatewayOptions } from '../haraka/launcher';
@@ -31,10 +30,7 @@ async function main(): Promise<void> {
     lifecycle.add('store', () => store.close());
     const gateway = await startGateway({ config, log, mongoUri: storeUri(store, config) });
     lifecycle.add('gateway', () => gateway.close());
-    await serveHealthIfConfigured(config, log, lifecycle, async () => ({
-      store: (await pingStore(store.conn)) ? 'up' : 'down',
-      smtp: gateway.isUp() ? 'up' : 'down',
-    }), gateway);
+    await serveHealthIfConfigured(config, log, lifecycle, processHealth(store.conn, 'the gateway', gateway), gateway);
   } catch (err) {
     await failStart(lifecycle, log, 'the gateway', err, config.dataDir);
   }

@@ -1,4 +1,6 @@
+import type { Connection } from 'mongoose';
 import { ConfigError, type Config } from '../core/config';
+import { storeHealth, storeWriteProblem } from '../core/store-writes';
 import { startHealthServer, type HealthCheck } from '../core/health';
 import type { Logger } from '../core/log';
 import { renderMetrics } from '../core/metrics';
@@ -53,6 +55,25 @@ export function createLifecycle(log: Logger, what: string, onSecondSignal: strin
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   return { add: (name, stop) => parts.push({ name, stop }), shutdown };
+}
+
+/**
+ * /healthz of a process with a store connection: does the store answer and
+ * take writes — the probe's, this process's mail (`what` it is), and for a
+ * gateway the mail of its Haraka child — and is Haraka up.
+ */
+export function processHealth(conn: Connection, what: string, gateway?: Pick<Gateway, 'isUp' | 'metrics'>): HealthCheck {
+  return async () => {
+    const store = await storeHealth(conn, what);
+    if (!gateway) return store;
+    const child = await gateway.metrics();
+    const refused = child ? storeWriteProblem(child, 'the SMTP gateway') : undefined;
+    const smtp = gateway.isUp() ? 'up' : 'down';
+    return {
+      checks: { ...store.checks, ...(refused ? { writes: 'down' as const } : {}), smtp },
+      problem: store.problem ?? refused ?? (smtp === 'down' ? 'the SMTP server (Haraka) is not running' : undefined),
+    };
+  };
 }
 
 /**

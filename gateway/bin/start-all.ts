@@ -9,12 +9,11 @@
 import { startAdmin } from '../../admin/server';
 import { ensureFirstAdmin } from '../accounts';
 import { loadConfigOrExit } from '../core/config';
-import { pingStore } from '../core/db';
 import { createLogger } from '../core/log';
 import { startOutboxWorkerFromConfig } from '../send';
 import { openConfiguredStore, storeUri } from '../store';
 import { startGateway } from './gateway';
-import { createLifecycle, failStart, serveHealthIfConfigured } from './lifecycle';
+import { createLifecycle, failStart, serveHealthIfConfigured, processHealth } from './lifecycle';
 import { startSyncer } from './syncer';
 
 async function main(): Promise<void> {
@@ -33,10 +32,7 @@ async function main(): Promise<void> {
     const gateway = await startGateway({ config, log, mongoUri: storeUri(store, config) });
     lifecycle.add('gateway', () => gateway.close());
     // The admin answers /healthz on ADMIN_PORT; HEALTH_PORT (off unless set) adds /metrics for the whole appliance.
-    await serveHealthIfConfigured(config, log, lifecycle, async () => ({
-      store: (await pingStore(store.conn)) ? 'up' : 'down',
-      smtp: gateway.isUp() ? 'up' : 'down',
-    }), gateway);
+    await serveHealthIfConfigured(config, log, lifecycle, processHealth(store.conn, 'the IMAP syncer and the console', gateway), gateway);
 
     const syncer = startSyncer({ config, log, store });
     lifecycle.add('syncer', () => syncer.stop());

@@ -13,12 +13,11 @@
  * `npm start` runs the same syncer in-process through startSyncer().
  */
 import { loadConfigOrExit } from '../core/config';
-import { pingStore } from '../core/db';
 import { createLogger } from '../core/log';
 import { openConfiguredStore } from '../store';
 import { startOutboxWorkerFromConfig } from '../send';
 import { startSyncer } from '../sync/schedule';
-import { createLifecycle, failStart, serveHealthIfConfigured } from './lifecycle';
+import { createLifecycle, failStart, serveHealthIfConfigured, processHealth } from './lifecycle';
 
 export { startSyncer } from '../sync/schedule';
 export type { Syncer, SyncerDeps, PassReport } from '../sync/schedule';
@@ -36,7 +35,7 @@ async function main(): Promise<void> {
     // The syncer process also retries the outbox (deferred sends); any number may run it.
     const outbox = startOutboxWorkerFromConfig(config, { store, log });
     lifecycle.add('outbox', () => outbox.stop());
-    await serveHealthIfConfigured(config, log, lifecycle, async () => ({ store: (await pingStore(store.conn)) ? 'up' : 'down' }));
+    await serveHealthIfConfigured(config, log, lifecycle, processHealth(store.conn, 'the IMAP syncer'));
     if (once) {
       await outbox.runOnce();
       const report = await syncer.runPassNow();

@@ -64,16 +64,41 @@ export async function connectStore(options: ConnectOptions): Promise<Connection>
 
 export { redactUri };
 
-/** True when the store answers a ping within the timeout (health checks). */
-export async function pingStore(conn: Connection, timeoutMs = 2000): Promise<boolean> {
-  if (conn.readyState !== 1 || !conn.db) return false;
+/** What GET /healthz says of the store: does it answer, and does it take writes. */
+export interface StoreHealth {
+  checks: { store: 'up' | 'down'; writes: 'up' | 'down' };
+  /** Why not, in the store's words (a full disk, a read-only volume, no primary), for the operator reading /healthz. */
+  problem?: string;
+}
+
+/** The one document every health probe rewrites: a store that takes this write takes mail. */
+const PROBE = { collection: 'health_probes', id: 'write-probe' };
+
+/**
+ * A ping, then a one-document write. A store can answer pings while it
+ * refuses every write — its disk is full, its volume went read-only, a
+ * replica set lost its primary — and then every message gets 451: health
+ * must say so, or nobody is told until senders give up days later.
+ */
+export async function checkStore(conn: Connection, timeoutMs = 2000): Promise<StoreHealth> {
+  if (conn.readyState !== 1 || !conn.db) return { checks: { store: 'down', writes: 'down' }, problem: 'not connected to the store' };
+  const db = conn.db;
+  const within = <T>(work: Promise<T>, what: string): Promise<T> =>
+    Promise.race([work, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} got no answer within ${timeoutMs / 1000} s`)), timeoutMs))]);
   try {
-    await Promise.race([
-      conn.db.admin().ping(),
-      new Promise((_, reject) => setTimeout(() => reject(new Error('ping timeout')), timeoutMs)),
-    ]);
-    return true;
-  } catch {
-    return false;
+    await within(db.admin().ping(), 'ping');
+  } catch (err) {
+    return { checks: { store: 'down', writes: 'down' }, problem: `store does not answer: ${storeMessage(err)}` };
   }
+  try {
+    await within(db.collection<{ _id: string; at: Date }>(PROBE.collection).updateOne({ _id: PROBE.id }, { $set: { at: new Date() } }, { upsert: true }), 'a test write');
+    return { checks: { store: 'up', writes: 'up' } };
+  } catch (err) {
+    return { checks: { store: 'up', writes: 'down' }, problem: `store refuses writes, so mail is answered 451: ${storeMessage(err)}` };
+  }
+}
+
+/** An error's message without FerretDB's Go call-site prefixes ("[msg_insert.go:168 handler…] disk I/O error (778)"). */
+function storeMessage(err: unknown): string {
+  return String((err as Error)?.message ?? err).replace(/^(\[[^\]]*\]\s*)+/, '');
 }

@@ -8,22 +8,27 @@ import type { AddressInfo } from 'node:net';
  * beside it for Prometheus: HEALTH_PORT is an internal port (compose does
  * not publish it), so the metrics need no credentials of their own.
  */
-export type HealthCheck = () => Promise<Record<string, 'up' | 'down'>>;
-
-export interface HealthReport {
-  status: 'ok' | 'unavailable';
+export interface HealthChecks {
   checks: Record<string, 'up' | 'down'>;
+  /** What is wrong, in words an operator can act on; only when a check is down. */
+  problem?: string;
+}
+
+export type HealthCheck = () => Promise<HealthChecks>;
+
+export interface HealthReport extends HealthChecks {
+  status: 'ok' | 'unavailable';
 }
 
 export async function runHealthCheck(check: HealthCheck): Promise<HealthReport> {
-  let checks: Record<string, 'up' | 'down'>;
+  let result: HealthChecks;
   try {
-    checks = await check();
-  } catch {
-    checks = { process: 'down' };
+    result = await check();
+  } catch (err) {
+    result = { checks: { process: 'down' }, problem: `the health check failed: ${(err as Error)?.message ?? String(err)}` };
   }
-  const ok = Object.values(checks).every((state) => state === 'up');
-  return { status: ok ? 'ok' : 'unavailable', checks };
+  const ok = Object.values(result.checks).every((state) => state === 'up');
+  return { status: ok ? 'ok' : 'unavailable', ...result };
 }
 
 /** The Prometheus text of GET /metrics (gateway/core/metrics.ts renderMetrics). */

@@ -1,4 +1,4 @@
-import { AggregatorRegistry, Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
  * Prometheus metrics (prom-client) of one process: what an operator graphs
@@ -24,6 +24,10 @@ export interface Metrics {
   messages: Counter<'source' | 'outcome'>;
   /** Messages the pipeline could not take (the sender or the syncer retries), by source and error code. */
   ingestFailures: Counter<'source' | 'code'>;
+  /** Messages in a row the store did not take (451, or an IMAP batch retried), since the last one stored; 0 while writes succeed. */
+  storeWriteFailureStreak: Gauge;
+  /** Unix time of the last message the store did not take (0: none yet). */
+  storeWriteLastFailure: Gauge;
   /** SMTP transactions that reached the end of DATA, by reply code and outcome. */
   smtpTransactions: Counter<'code' | 'outcome'>;
   /** End of DATA to the reply. */
@@ -49,6 +53,8 @@ function createMetrics(): Metrics {
     registry,
     messages: new Counter({ name: 'postroom_messages_total', help: 'Messages through the ingest pipeline, by source and outcome.', labelNames: ['source', 'outcome'], registers }),
     ingestFailures: new Counter({ name: 'postroom_ingest_failures_total', help: 'Messages the ingest pipeline could not take, by source and error code.', labelNames: ['source', 'code'], registers }),
+    storeWriteFailureStreak: new Gauge({ name: 'postroom_store_write_failure_streak', help: 'Messages in a row the store did not take since the last one stored (0 while writes succeed).', registers }),
+    storeWriteLastFailure: new Gauge({ name: 'postroom_store_write_last_failure_seconds', help: 'Unix time of the last message the store did not take.', aggregator: 'max', registers }),
     smtpTransactions: new Counter({ name: 'postroom_smtp_transactions_total', help: 'SMTP transactions answered at the end of DATA, by reply code and outcome.', labelNames: ['code', 'outcome'], registers }),
     smtpTransactionSeconds: new Histogram({
       name: 'postroom_smtp_transaction_seconds',

@@ -4,6 +4,7 @@ import { detectBulk } from '../crm/bulk';
 import { AppError, isDuplicateKeyError } from '../core/errors';
 import type { Logger } from '../core/log';
 import { metrics } from '../core/metrics';
+import { recordStoreWrite } from '../core/store-writes';
 import type { SourceKind } from '../models/message';
 import type { Store } from '../store';
 import { groupCounterUpdate } from '../store/group-counter';
@@ -139,9 +140,12 @@ export async function ingest(deps: IngestDeps, input: IngestInput): Promise<Inge
   try {
     const result = await ingestOnce(deps, input);
     metrics().messages.inc({ source: input.source.kind, outcome: result.outcome });
+    if (result.outcome === 'stored') recordStoreWrite(true);
     return result;
   } catch (err) {
-    metrics().ingestFailures.inc({ source: input.source.kind, code: err instanceof AppError ? err.code : 'UNEXPECTED' });
+    const code = err instanceof AppError ? err.code : 'UNEXPECTED';
+    metrics().ingestFailures.inc({ source: input.source.kind, code });
+    if (code === 'STORE_UNAVAILABLE') recordStoreWrite(false);
     throw err;
   }
 }

@@ -4,6 +4,8 @@ import { LoginThrottle } from '../../gateway/accounts';
 import { startAdmin } from '../../admin/server';
 import { describeStartFailure } from '../../gateway/bin/lifecycle';
 import { silentLogger } from '../../gateway/core/log';
+import { metricsSnapshot } from '../../gateway/core/metrics';
+import { recordStoreWrite, storeWriteProblem, WRITE_FAILURE_FRESH_MS } from '../../gateway/core/store-writes';
 import { buildApp, csrfFrom, holdAuthenticate, makeUser, PASSWORD, signIn, testConfig, type TestStore } from './fixtures';
 import { openTestStore } from '../support/store';
 
@@ -16,10 +18,10 @@ describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
   });
   after(async () => store.drop());
 
-  it('GET /healthz answers 200 {status:ok, store:up} with a live store', async () => {
+  it('GET /healthz answers 200 {status:ok, store:up, writes:up} with a live store', async () => {
     const { app } = buildApp(store);
     const res = await request(app).get('/healthz').expect(200).expect('Content-Type', /json/);
-    assert.deepEqual(res.body, { status: 'ok', store: 'up' });
+    assert.deepEqual(res.body, { status: 'ok', store: 'up', writes: 'up' });
   });
 
   it('GET /healthz answers 503 {status:unavailable, store:down} when the store is gone', async () => {
@@ -27,7 +29,28 @@ describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
     const { app } = buildApp(other);
     await other.drop(); // closes the connection
     const res = await request(app).get('/healthz').expect(503);
-    assert.deepEqual(res.body, { status: 'unavailable', store: 'down' });
+    assert.deepEqual(res.body, { status: 'unavailable', store: 'down', writes: 'down', problem: 'not connected to the store' });
+  });
+
+  it('GET /healthz answers 503 naming the problem while this process\'s mail is not being stored, and 200 again once a message is', async () => {
+    const { app } = buildApp(store);
+    recordStoreWrite(false);
+    recordStoreWrite(false);
+    const res = await request(app).get('/healthz').expect(503);
+    assert.equal(res.body.status, 'unavailable');
+    assert.equal(res.body.store, 'up', 'the store answers pings');
+    assert.equal(res.body.writes, 'down');
+    assert.match(res.body.problem, /^the store did not take the last 2 messages of this process \(the latest \d+ s ago\): mail waits/);
+    recordStoreWrite(true);
+    assert.deepEqual((await request(app).get('/healthz').expect(200)).body, { status: 'ok', store: 'up', writes: 'up' });
+  });
+
+  it('stops counting refusals against the store after two minutes without mail to try again', async () => {
+    recordStoreWrite(false, Date.now() - WRITE_FAILURE_FRESH_MS - 1000);
+    assert.equal(storeWriteProblem(await metricsSnapshot(), 'this process'), undefined);
+    recordStoreWrite(false);
+    assert.match(storeWriteProblem(await metricsSnapshot(), 'this process') ?? '', /last 2 messages/);
+    recordStoreWrite(true);
   });
 
   it('sends strict security headers: CSP without inline script, no framing by others, nosniff', async () => {
