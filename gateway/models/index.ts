@@ -10,7 +10,6 @@ import { oauthRefreshLockSchema, type OAuthRefreshLockDoc } from './oauth-refres
 import { oauthStateSchema, type OAuthStateDoc } from './oauth-state';
 import { outboxSchema, type OutboxDoc } from './outbox';
 import { sendClaimSchema, type SendClaimDoc } from './send-claim';
-import { sendRateSlotSchema, type SendRateSlotDoc } from './send-rate';
 import { businessSettingsSchema, type BusinessSettingsDoc } from './settings';
 import { sessionSchema, type SessionDoc } from './session';
 import { folderStateSchema, syncLeaseSchema, type FolderStateDoc } from './sync-state';
@@ -44,7 +43,6 @@ export function createModels(conn: Connection) {
     OAuthState: conn.model<OAuthStateDoc>('OAuthState', oauthStateSchema),
     OAuthRefreshLock: conn.model<OAuthRefreshLockDoc>('OAuthRefreshLock', oauthRefreshLockSchema),
     Outbox: conn.model<OutboxDoc>('Outbox', outboxSchema),
-    SendRateSlot: conn.model<SendRateSlotDoc>('SendRateSlot', sendRateSlotSchema),
     SendClaim: conn.model<SendClaimDoc>('SendClaim', sendClaimSchema),
   };
 }

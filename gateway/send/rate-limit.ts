@@ -1,15 +1,20 @@
-import { AppError, isDuplicateKeyError } from '../core/errors';
+import crypto from 'node:crypto';
+import { AppError } from '../core/errors';
+import { acquireLease, newHolderId } from '../sync/lease';
 import type { SendDeps } from './deps';
 import type { SendingAccount } from './settings';
 
 /**
  * SEND_RATE_LIMIT per account: at most `max` messages in any `windowMs`
- * (a sliding window). The account has `max` slots (gateway/models/send-rate.ts);
- * a message may go when a slot was last used before the window began, and
- * claiming it is one atomic findOneAndUpdate — so the limit holds for any
- * number of concurrent requests and processes, with no transaction, and a
- * restart forgets nothing. A message refused by the server still used its
- * slot: it reached the provider, which is what the limit protects.
+ * (a sliding window). The account has `max` slots; sending takes one whose
+ * last use is older than the window. A slot is a lease (gateway/sync/lease.ts)
+ * held for the window and never given back: a free slot is an expired lease,
+ * and taking one is the lease's unique insert — the one claim FerretDB 1.24
+ * and MongoDB both make atomic (FerretDB runs findAndModify as a read, then a
+ * write, so two sends could take the last slot together). So the limit holds
+ * for any number of concurrent requests and processes, and a restart forgets
+ * nothing. A message refused by the server still used its slot: it reached
+ * the provider, which is what the limit protects.
  */
 export class RateLimitedError extends AppError {
   /** Seconds until a slot frees up (the HTTP Retry-After). */
@@ -27,31 +32,28 @@ function describeWindow(windowMs: number): string {
   return `${windowMs / 1000} s`;
 }
 
+const slotKey = (accountId: unknown, n: number) => `send-slot:${String(accountId)}:${n}`;
+
+/** When each slot frees up: its newest lease's expiry (a slot never used has none, and is free). */
+async function slotsFreeAt(deps: Pick<SendDeps, 'store'>, keys: string[]): Promise<Map<string, number>> {
+  const leases = await deps.store.models.SyncLease.find({ key: { $in: keys } }, { key: 1, epoch: 1, expiresAt: 1 }).sort({ epoch: 1 }).lean();
+  return new Map(leases.map((lease) => [lease.key, lease.expiresAt.getTime()]));
+}
+
 /** Take a send slot for the account or throw 429 RATE_LIMITED with the seconds to wait. */
-export async function takeSendSlot(deps: SendDeps, account: SendingAccount, now: Date): Promise<void> {
-  const { SendRateSlot } = deps.store.models;
+export async function takeSendSlot(deps: Pick<SendDeps, 'store' | 'rateLimit'>, account: Pick<SendingAccount, '_id' | 'email'>, now: Date): Promise<void> {
   const { max, windowMs } = deps.rateLimit;
-  const since = new Date(now.getTime() - windowMs);
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const claimed = await SendRateSlot.findOneAndUpdate(
-      { accountId: account._id, n: { $lt: max }, usedAt: { $lte: since } },
-      { $set: { usedAt: now } },
-      // No projection: FerretDB 1.24 does not implement findAndModify "fields".
-      { sort: { usedAt: 1 }, returnDocument: 'after' },
-    ).lean();
-    if (claimed) return;
-    const used = await SendRateSlot.countDocuments({ accountId: account._id, n: { $lt: max } });
-    if (used >= max) break;
-    try {
-      // A slot never used yet; the unique (accountId, n) index settles a race for it.
-      await SendRateSlot.create({ accountId: account._id, n: used, usedAt: now });
-      return;
-    } catch (err) {
-      if (!isDuplicateKeyError(err)) throw err;
-    }
+  const keys = Array.from({ length: max }, (_, n) => slotKey(account._id, n));
+  let freeAt = await slotsFreeAt(deps, keys);
+  const free = keys.filter((key) => (freeAt.get(key) ?? 0) <= now.getTime());
+  // From a random free slot on, so concurrent senders mostly try different ones.
+  const first = free.length ? crypto.randomInt(free.length) : 0;
+  const holder = newHolderId();
+  for (const key of [...free.slice(first), ...free.slice(0, first)]) {
+    if (await acquireLease(deps.store, key, holder, windowMs, now)) return;
   }
-  const oldest = await SendRateSlot.findOne({ accountId: account._id, n: { $lt: max } }).sort({ usedAt: 1 }).lean();
-  const freeAt = oldest ? oldest.usedAt.getTime() + windowMs : now.getTime() + windowMs;
-  const seconds = Math.max(1, Math.ceil((freeAt - now.getTime()) / 1000));
+  if (free.length) freeAt = await slotsFreeAt(deps, keys); // others took them meanwhile: their times, not the old ones
+  const soonest = Math.min(...keys.map((key) => freeAt.get(key) ?? now.getTime()));
+  const seconds = Math.max(1, Math.ceil((soonest - now.getTime()) / 1000));
   throw new RateLimitedError(`${account.email} has sent ${max} message${max === 1 ? '' : 's'} in the last ${describeWindow(windowMs)}, the limit (SEND_RATE_LIMIT). Try again in ${seconds} s.`, seconds);
 }
