@@ -28,6 +28,8 @@ type UploadRequest = Request & { uploadProblem?: string };
 export function composeUploads(deps: AdminDeps): RequestHandler {
   const upload = multer({
     storage: multer.memoryStorage(),
+    // Browsers send a file name as raw UTF-8 (HTML's multipart/form-data algorithm); busboy's default reads it as latin1 ("MÃ¼ller.pdf").
+    defParamCharset: 'utf8',
     limits: { fileSize: deps.config.smtpMaxMessageSize, files: MAX_ATTACHMENTS, fields: 40, fieldSize: 4 * 1024 * 1024, parts: MAX_ATTACHMENTS + 40 },
   }).array('attachments', MAX_ATTACHMENTS);
   return (req: Request, res: Response, next: NextFunction) => {

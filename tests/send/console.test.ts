@@ -105,6 +105,26 @@ describe('send: console and API', function () {
     assert.match(shown, /prices\.csv/);
   });
 
+  it('keeps non-ASCII file names of uploaded attachments (browsers send them as UTF-8), in the mail, the stored copy and the re-attach hint', async () => {
+    const page = await pageOf(`/compose?account=${bob.accountId}`);
+    const before = smtp.received.length;
+    const res = await session.agent.post('/compose')
+      .field('_csrf', csrfFrom(page)).field('account', bob.accountId).field('to', 'alice@customer.test').field('cc', '').field('bcc', '')
+      .field('subject', 'Angebot für Müller').field('text', 'Anbei.')
+      .attach('attachments', Buffer.from('%PDF-angebot'), { filename: 'Angebot_Müller_日本.pdf', contentType: 'application/pdf' })
+      .expect(303);
+    await smtp.waitFor(before + 1);
+    assert.deepEqual(smtp.received[before].parsed.attachments.map((a) => a.filename), ['Angebot_Müller_日本.pdf']);
+    assert.match(await pageOf(res.headers.location as string), /Angebot_Müller_日本\.pdf/);
+
+    smtp.behaviour.data = () => '554 5.7.1 Message rejected as spam';
+    const refused = await session.agent.post('/compose')
+      .field('_csrf', csrfFrom(page)).field('account', bob.accountId).field('to', 'alice@customer.test').field('subject', 'Angebot').field('text', 'x')
+      .attach('attachments', Buffer.from('%PDF-angebot'), { filename: 'Größe.pdf', contentType: 'application/pdf' });
+    assert.equal(refused.status, 422);
+    assert.match(refused.text, /Not sent, so not kept: Größe\.pdf\./);
+  });
+
   it('Send pressed twice for one form (a slow server) sends the message once; both answers show its result', async () => {
     const page = await pageOf(`/compose?account=${bob.accountId}`);
     const sendKey = /name="sendKey" value="([^"]+)"/.exec(page)?.[1] ?? '';
