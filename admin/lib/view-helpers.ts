@@ -77,3 +77,19 @@ export function displayAddress(address: { name?: string; address?: string } | nu
   if (!address) return '';
   return address.name ? `${address.name} <${address.address ?? ''}>` : address.address ?? '';
 }
+
+type Named = { name?: string; address?: string };
+
+/**
+ * Who a row of a message list names: the sender, except for mail the user
+ * sent, where every row would name the user; those name the recipients
+ * ("To: Alice Customer, Carol"), as a Sent folder does.
+ */
+export function listCorrespondent(message: { from?: Named | null; to?: Named[]; sources?: string[] }): { label: string; title: string } {
+  if (message.sources?.includes('sent')) {
+    const to = (message.to ?? []).filter((m) => m.address);
+    if (to.length === 0) return { label: 'To: (Bcc only)', title: '' };
+    return { label: `To: ${to.map((m) => m.name || m.address).join(', ')}`, title: to.map((m) => m.address).join(', ') };
+  }
+  return { label: message.from?.name || message.from?.address || '(unknown sender)', title: message.from?.address ?? '' };
+}

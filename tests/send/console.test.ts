@@ -105,6 +105,20 @@ describe('send: console and API', function () {
     assert.match(shown, /prices\.csv/);
   });
 
+  it('lists sent mail by its recipients ("To: …"), not by the user\'s own name on every row; search finds it by recipient', async () => {
+    const page = await pageOf(`/compose?account=${bob.accountId}`);
+    const res = await session.agent.post('/compose')
+      .field('_csrf', csrfFrom(page)).field('account', bob.accountId).field('to', 'Alice Customer <alice@customer.test>, carol@customer.test').field('cc', '').field('bcc', '')
+      .field('subject', 'Who is it to').field('text', 'x').expect(303);
+    const id = /^\/messages\/([0-9a-f]{24})$/.exec(res.headers.location as string)?.[1];
+    assert.ok(id);
+    const rowOf = (html: string) => new RegExp(`<a class="msg-row[^"]*" href="/messages/${id}">[\\s\\S]*?</a>`).exec(html)?.[0] ?? '';
+    for (const path of ['/?source=sent', '/?q=carol%40customer.test']) {
+      const row = rowOf(await pageOf(path));
+      assert.match(row, /<span class="from" title="alice@customer\.test, carol@customer\.test">To: Alice Customer, carol@customer\.test<\/span>/, path);
+    }
+  });
+
   it('keeps non-ASCII file names of uploaded attachments (browsers send them as UTF-8), in the mail, the stored copy and the re-attach hint', async () => {
     const page = await pageOf(`/compose?account=${bob.accountId}`);
     const before = smtp.received.length;
