@@ -233,6 +233,14 @@ describe('send: console and API', function () {
     assert.deepEqual(smtp.received[before + 1].parsed.attachments.map((a) => [a.filename, a.content.toString()]), [['signature-logo.png', 'PNG-logo'], ['po-77.pdf', '%PDF-po']], 'the original\'s attachments are forwarded, their bytes intact, a nameless one named after its Content-ID');
   });
 
+  it('replying to a message with no From and no subject: the form says so and leaves To for the user to fill', async () => {
+    const incoming = await storeMessage(store, { from: '', to: bob.email, subject: '', text: 'Who sent this?' }, { ownerId: bob.user.id, accountId: bob.accountId, source: 'imap' });
+    const reply = await pageOf(`/compose?original=${incoming.id}&action=reply`);
+    assert.match(reply, /Replying to “<a href="\/messages\/[0-9a-f]{24}">\(no subject\)<\/a>” from an unknown sender\./);
+    assert.match(reply, /id="compose-to" name="to" value=""/);
+    assert.match(reply, /id="compose-subject" name="subject" value="Re:"/);
+  });
+
   it('shows problems on the form: header injection (400, field marked), the server refusing (422, its reply), nothing sent', async () => {
     const page = await pageOf('/compose');
     const before = smtp.received.length;
