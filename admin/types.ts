@@ -8,6 +8,8 @@ import type { DatabaseSessionStore } from './session-store';
 export interface FlashMessage {
   type: 'success' | 'error' | 'info';
   text: string;
+  /** The compose form (its send key) whose message this reports as taken, sent or queued: the browser drops its kept copy of the text. */
+  sendKey?: string;
 }
 
 declare module 'express-session' {

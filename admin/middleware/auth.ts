@@ -45,6 +45,6 @@ export function requireAdmin(req: Request, _res: Response, next: NextFunction): 
 }
 
 /** Queue a message for the next page (shown once). */
-export function flash(req: Request, type: 'success' | 'error' | 'info', text: string): void {
-  req.session.flash = [...(req.session.flash ?? []), { type, text }];
+export function flash(req: Request, type: 'success' | 'error' | 'info', text: string, about: { sendKey?: string } = {}): void {
+  req.session.flash = [...(req.session.flash ?? []), { type, text, ...(about.sendKey ? { sendKey: about.sendKey } : {}) }];
 }

@@ -63,6 +63,71 @@
     });
   }
 
+  // Compose: what is typed is kept in this tab (sessionStorage) until the server reports the message taken
+  // (a flash with data-sent-key), so a session that ended mid-compose, or a failed request, loses nothing:
+  // after signing in again, the same form (new, or a reply to the same message) gets the text back.
+  var DRAFT_KEY = 'postroom.compose-draft';
+  var DRAFT_FIELDS = ['account', 'to', 'cc', 'bcc', 'subject', 'text'];
+  var readDraft = function () {
+    try { return JSON.parse(window.sessionStorage.getItem(DRAFT_KEY) || 'null'); } catch { return null; }
+  };
+  var dropDraft = function () {
+    try { window.sessionStorage.removeItem(DRAFT_KEY); } catch { /* storage unavailable: nothing was kept */ }
+  };
+  document.querySelectorAll('[data-sent-key]').forEach(function (notice) {
+    var kept = readDraft();
+    if (kept && kept.sendKey === notice.getAttribute('data-sent-key')) dropDraft();
+  });
+  // Signing out ends the draft too (a shared computer).
+  document.querySelectorAll('form[action="/logout"]').forEach(function (form) { form.addEventListener('submit', dropDraft); });
+  if (composeForm) {
+    var elements = composeForm.elements;
+    var context = elements.original.value + ':' + elements.action.value;
+    var valuesNow = function () {
+      var values = {};
+      DRAFT_FIELDS.forEach(function (name) { if (elements[name]) values[name] = elements[name].value; });
+      return values;
+    };
+    var keepDraft = function () {
+      var files = elements.attachments && elements.attachments.files ? Array.prototype.map.call(elements.attachments.files, function (file) { return file.name; }) : [];
+      try {
+        window.sessionStorage.setItem(DRAFT_KEY, JSON.stringify({ context: context, sendKey: elements.sendKey.value, values: valuesNow(), files: files }));
+      } catch { /* storage full or disabled: the form still works */ }
+    };
+    var kept = readDraft();
+    var shown = valuesNow();
+    var differs = kept && kept.context === context && kept.values && DRAFT_FIELDS.some(function (name) {
+      return typeof kept.values[name] === 'string' && kept.values[name] !== shown[name];
+    });
+    if (differs) {
+      DRAFT_FIELDS.forEach(function (name) {
+        if (elements[name] && typeof kept.values[name] === 'string') elements[name].value = kept.values[name];
+      });
+      var notice = document.createElement('div');
+      notice.className = 'flash info';
+      notice.id = 'compose-restored';
+      notice.setAttribute('role', 'status');
+      notice.textContent = 'This is what you had typed before; it has not been sent.' +
+        (kept.files && kept.files.length ? ' Attach again: ' + kept.files.join(', ') + '.' : '') + ' ';
+      var discard = document.createElement('button');
+      discard.type = 'button';
+      discard.className = 'link-button';
+      discard.id = 'compose-restored-discard';
+      discard.textContent = 'Start over';
+      discard.addEventListener('click', function () {
+        DRAFT_FIELDS.forEach(function (name) { if (elements[name]) elements[name].value = shown[name]; });
+        dropDraft();
+        notice.remove();
+      });
+      notice.appendChild(discard);
+      composeForm.parentNode.insertBefore(notice, composeForm);
+      keepDraft();
+    }
+    composeForm.addEventListener('input', keepDraft);
+    composeForm.addEventListener('change', keepDraft);
+    composeForm.addEventListener('submit', keepDraft);
+  }
+
   // Selects marked data-autosubmit apply their filter at once (a Filter button remains for no-JS use).
   document.querySelectorAll('select[data-autosubmit]').forEach(function (select) {
     select.addEventListener('change', function () { select.form.submit(); });

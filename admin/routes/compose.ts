@@ -162,7 +162,7 @@ export function composeRouter(deps: AdminDeps): Router {
       : null;
     if (claim && !claim.claimed) {
       const shown = claim.result ?? { location: '/outbox', noticeKind: 'info' as const, notice: 'Send was pressed again while this message was still being sent; it is sent once. See the Outbox.' };
-      flash(req, shown.noticeKind, shown.notice);
+      flash(req, shown.noticeKind, shown.notice, { sendKey: form.sendKey });
       return res.redirect(303, shown.location);
     }
     try {
@@ -174,7 +174,7 @@ export function composeRouter(deps: AdminDeps): Router {
         ? { noticeKind: refused ? 'info' as const : 'success' as const, notice: `Sent from ${chosen.email}.${refused}`, location: result.storedMessageId ? `/messages/${result.storedMessageId}` : '/outbox' }
         : { noticeKind: 'info' as const, notice: queuedNotice(result.queuedBecause, refused), location: '/outbox' };
       await claim?.finish(shown);
-      flash(req, shown.noticeKind, shown.notice);
+      flash(req, shown.noticeKind, shown.notice, { sendKey: isSendKey(form.sendKey) ? form.sendKey : undefined });
       return res.redirect(303, shown.location);
     } catch (err) {
       // Nothing was sent: a repeated Send may go ahead (and shows the same problem).

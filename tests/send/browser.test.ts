@@ -108,6 +108,39 @@ describe('send: in a real browser (Chromium)', function () {
     await page.context().close();
   });
 
+  it('a session that ends mid-compose loses nothing: after signing in again the reply form has the typed text back, and forgets it once sent', async () => {
+    const page = await signedInPage();
+    const replyForm = `/compose?original=${incomingId}&action=reply`;
+    await page.goto(replyForm);
+    await page.locator('#compose-text').press('Control+Home');
+    await page.keyboard.type('Thursday, by the morning truck.');
+    await page.fill('#compose-subject', 'Re: Delivery date (Thursday)');
+    await page.setInputFiles('#compose-attachments', { name: 'route.txt', mimeType: 'text/plain', buffer: Buffer.from('route') });
+    // The session ends (expired, or signed out elsewhere) while the form is open.
+    await store.models.Session.updateMany({}, { $set: { expiresAt: new Date(0) } });
+    const before = smtp.received.length;
+    await Promise.all([page.waitForURL(/\/login\?next=/), page.click('#compose-send')]);
+    assert.match((await page.textContent('.flash.error')) ?? '', /Your session has ended/);
+    await page.fill('#email', bob.user.email);
+    await page.fill('#password', 'correct-horse-battery-staple');
+    await Promise.all([page.waitForURL((url) => url.pathname === '/compose'), page.click('button[type=submit]')]);
+    assert.match(await page.inputValue('#compose-text'), /^Thursday, by the morning truck\.\n\nOn .+ wrote:\n> When can you deliver\?/);
+    assert.equal(await page.inputValue('#compose-subject'), 'Re: Delivery date (Thursday)');
+    assert.match((await page.textContent('#compose-restored')) ?? '', /it has not been sent\. Attach again: route\.txt\./);
+    await page.screenshot({ path: path.join(SHOTS, 'compose-restored-laptop.png'), fullPage: true });
+
+    await Promise.all([page.waitForURL(/\/messages\/[0-9a-f]{24}$/), page.click('#compose-send')]);
+    await smtp.waitFor(before + 1);
+    assert.equal(smtp.received.length, before + 1);
+    assert.match(smtp.received[before].parsed.text ?? '', /^Thursday, by the morning truck\./);
+    // Sent: the next reply starts from the quote alone.
+    await page.goto(replyForm);
+    assert.match(await page.inputValue('#compose-text'), /^\n\nOn .+ wrote:/);
+    assert.equal(await page.inputValue('#compose-subject'), 'Re: Delivery date');
+    assert.equal(await page.locator('#compose-restored').count(), 0);
+    await page.context().close();
+  });
+
   it('Compose sends a new message with an attachment; the Outbox lists it as sent', async () => {
     const page = await signedInPage();
     await page.click('nav.sidebar >> text=Compose');
