@@ -119,6 +119,18 @@ describe('send: console and API', function () {
     }
   });
 
+  it('the stored copy of a sent message shows its Bcc recipients (the copy that went out does not carry them)', async () => {
+    const page = await pageOf(`/compose?account=${bob.accountId}`);
+    const before = smtp.received.length;
+    const res = await session.agent.post('/compose')
+      .field('_csrf', csrfFrom(page)).field('account', bob.accountId).field('to', 'alice@customer.test').field('cc', '').field('bcc', 'Boss Person <boss@acme.test>')
+      .field('subject', 'Quietly copied').field('text', 'x').expect(303);
+    await smtp.waitFor(before + 1);
+    assert.deepEqual(smtp.received[before].to.sort(), ['alice@customer.test', 'boss@acme.test']);
+    assert.doesNotMatch(smtp.received[before].raw.toString(), /^Bcc:/im);
+    assert.match(await pageOf(res.headers.location as string), /<dt>Bcc<\/dt><dd>Boss Person &lt;boss@acme\.test&gt;<\/dd>/);
+  });
+
   it('keeps non-ASCII file names of uploaded attachments (browsers send them as UTF-8), in the mail, the stored copy and the re-attach hint', async () => {
     const page = await pageOf(`/compose?account=${bob.accountId}`);
     const before = smtp.received.length;
