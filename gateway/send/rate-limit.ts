@@ -40,6 +40,14 @@ async function slotsFreeAt(deps: Pick<SendDeps, 'store'>, keys: string[]): Promi
   return new Map(leases.map((lease) => [lease.key, lease.expiresAt.getTime()]));
 }
 
+/** The wait in words a person reads at a glance: "40 s", "12 min", "3 h 5 min". */
+function describeWait(seconds: number): string {
+  if (seconds < 120) return `${seconds} s`;
+  const minutes = Math.ceil(seconds / 60);
+  if (minutes < 120) return `${minutes} min`;
+  return `${Math.floor(minutes / 60)} h${minutes % 60 ? ` ${minutes % 60} min` : ''}`;
+}
+
 /** Take a send slot for the account or throw 429 RATE_LIMITED with the seconds to wait. */
 export async function takeSendSlot(deps: Pick<SendDeps, 'store' | 'rateLimit'>, account: Pick<SendingAccount, '_id' | 'email'>, now: Date): Promise<void> {
   const { max, windowMs } = deps.rateLimit;
@@ -55,5 +63,10 @@ export async function takeSendSlot(deps: Pick<SendDeps, 'store' | 'rateLimit'>, 
   if (free.length) freeAt = await slotsFreeAt(deps, keys); // others took them meanwhile: their times, not the old ones
   const soonest = Math.min(...keys.map((key) => freeAt.get(key) ?? now.getTime()));
   const seconds = Math.max(1, Math.ceil((soonest - now.getTime()) / 1000));
-  throw new RateLimitedError(`${account.email} has sent ${max} message${max === 1 ? '' : 's'} in the last ${describeWindow(windowMs)}, the limit (SEND_RATE_LIMIT). Try again in ${seconds} s.`, seconds);
+  const at = new Date(now.getTime() + seconds * 1000).toISOString().slice(11, 16);
+  throw new RateLimitedError(
+    `${account.email} has sent ${max} message${max === 1 ? '' : 's'} in the last ${describeWindow(windowMs)}, the most the administrator allows (SEND_RATE_LIMIT). `
+      + `The next one can go in ${describeWait(seconds)}${seconds >= 120 ? ` (at ${at} UTC)` : ''}.`,
+    seconds,
+  );
 }

@@ -210,6 +210,14 @@ describe('send: the outbox, retries and the rate limit', function () {
     assert.equal(await store.models.Outbox.countDocuments({ accountId: new mongoose.Types.ObjectId(dave.accountId) }), 2, 'nothing queued over the limit');
     assert.equal((await sendMessage(limited, erin.viewer, erin.accountId, { to: 'alice@customer.test', subject: 'Erin is fine', text: 'x' })).status, 'sent');
 
+    // An hourly limit says the wait in minutes and the time, not "3599 s".
+    const hourly = { ...deps, rateLimit: { max: 1, windowMs: 3_600_000 } };
+    const ivy = await sendableAccount(store, secretBox, { dovecot, smtp, smtpTls: 'implicit' });
+    const sentAt = new Date('2026-03-02T14:05:10Z');
+    assert.equal((await sendMessage({ ...hourly, clock: () => sentAt }, ivy.viewer, ivy.accountId, { to: 'alice@customer.test', subject: 'Hourly 1', text: 'x' })).status, 'sent');
+    await assert.rejects(sendMessage({ ...hourly, clock: () => new Date(sentAt.getTime() + 18 * 60_000) }, ivy.viewer, ivy.accountId, { to: 'alice@customer.test', subject: 'Hourly 2', text: 'x' }),
+      /has sent 1 message in the last 1 h, the most the administrator allows \(SEND_RATE_LIMIT\)\. The next one can go in 42 min \(at 15:05 UTC\)\.$/);
+
     // Concurrent requests racing for the last slot: the limit still holds.
     const frank = await sendableAccount(store, secretBox, { dovecot, smtp, smtpTls: 'implicit' });
     const outcomes = await Promise.allSettled([0, 1, 2, 3].map((i) => sendMessage(limited, frank.viewer, frank.accountId, { to: 'alice@customer.test', subject: `Race ${i}`, text: 'x' })));

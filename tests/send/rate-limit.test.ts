@@ -43,7 +43,7 @@ describe('send rate limit: concurrent sends of one account', function () {
     const refused = await takeSendSlot(deps, account, new Date(t0 + 30_000)).then(() => null, (err: unknown) => err);
     assert.ok(refused instanceof RateLimitedError);
     assert.equal(refused.retryAfter, 30, 'the first send leaves the window at t0 + 60 s');
-    assert.match(refused.message, /^carol@acme\.test has sent 2 messages in the last 1 min, the limit \(SEND_RATE_LIMIT\)\. Try again in 30 s\.$/);
+    assert.match(refused.message, /^carol@acme\.test has sent 2 messages in the last 1 min, the most the administrator allows \(SEND_RATE_LIMIT\)\. The next one can go in 30 s\.$/);
     await takeSendSlot(deps, account, new Date(t0 + 60_000));
     const again = await takeSendSlot(deps, account, new Date(t0 + 61_000)).then(() => null, (err: unknown) => err);
     assert.ok(again instanceof RateLimitedError);
