@@ -1,3 +1,4 @@
+import { domainToASCII } from 'node:url';
 import addressparser from 'nodemailer/lib/addressparser';
 import { emailProblem } from '../accounts/email-address';
 
@@ -55,12 +56,34 @@ export function parseAddressList(input: string | string[] | undefined): { mailbo
       if (!address) return { mailboxes: [], problem: `"${(name || text).slice(0, 80)}" is not an email address such as bob@acme.com` };
       // "a@x.com b@y.com" parses as one address with the other as its display name.
       if (/[^\s@]+@[^\s@]+\.[^\s@]+/.test(name) && !/^".*"$/.test(name)) return { mailboxes: [], problem: `separate the addresses ${address} and ${name.slice(0, 80)} with a comma` };
-      const problem = emailProblem(address);
+      const ascii = asciiAddress(address);
+      if ('problem' in ascii) return { mailboxes: [], problem: ascii.problem };
+      const problem = emailProblem(ascii.address);
       if (problem) return { mailboxes: [], problem: `${address.slice(0, 80)} ${problem}` };
-      mailboxes.push({ name, address });
+      mailboxes.push({ name, address: ascii.address });
     }
   }
   return { mailboxes, problem: null };
+}
+
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/**
+ * An internationalised domain (info@müller.de) goes out in its ASCII form
+ * (IDNA, RFC 5891: info@xn--mller-kva.de), which every server takes. Letters
+ * outside ASCII before the @ would need SMTPUTF8 (RFC 6531) of every server
+ * on the way, which Postroom does not ask for: that is said plainly.
+ */
+function asciiAddress(address: string): { address: string } | { problem: string } {
+  if (!NON_ASCII.test(address)) return { address };
+  const at = address.lastIndexOf('@');
+  const local = address.slice(0, at);
+  if (at < 1 || NON_ASCII.test(local)) {
+    return { problem: `${address.slice(0, 80)} has letters outside ASCII before the @; such addresses cannot be sent to from Postroom (they need SMTPUTF8, RFC 6531)` };
+  }
+  const domain = domainToASCII(address.slice(at + 1));
+  if (!domain) return { problem: `${address.slice(0, 80)} is not an email address such as bob@acme.com (its domain is not a valid internationalised name)` };
+  return { address: `${local}@${domain}` };
 }
 
 /** The mailbox as an RFC 5322 address, the display name quoted by nodemailer when it is composed. */

@@ -131,6 +131,22 @@ describe('send: console and API', function () {
     assert.match(await pageOf(res.headers.location as string), /<dt>Bcc<\/dt><dd>Boss Person &lt;boss@acme\.test&gt;<\/dd>/);
   });
 
+  it('sends to an internationalised domain (info@müller.test) in its ASCII form, and names a non-ASCII local part as the problem', async () => {
+    const page = await pageOf(`/compose?account=${bob.accountId}`);
+    const before = smtp.received.length;
+    await session.agent.post('/compose')
+      .field('_csrf', csrfFrom(page)).field('account', bob.accountId).field('to', 'Bäckerei Müller <info@müller.test>').field('subject', 'Brötchen').field('text', 'x')
+      .expect(303);
+    await smtp.waitFor(before + 1);
+    // smtp-server shows the envelope address in Unicode again (it decodes IDNA); the header and the outbox show what was sent.
+    assert.match(smtp.received[before].raw.toString(), /^To: =\?UTF-8\?Q\?B=C3=A4ckerei_M=C3=BCller\?= <info@xn--mller-kva\.test>$/m);
+    assert.deepEqual((await store.models.Outbox.findOne({ subject: 'Brötchen' }).lean())?.recipients.map((r) => [r.address, r.state]), [['info@xn--mller-kva.test', 'accepted']]);
+    const refused = await session.agent.post('/compose')
+      .field('_csrf', csrfFrom(page)).field('account', bob.accountId).field('to', 'jörg@müller.test').field('subject', 'Brötchen').field('text', 'x')
+      .expect(400);
+    assert.match(refused.text, /id="compose-to-error">jörg@müller\.test has letters outside ASCII before the @/);
+  });
+
   it('keeps non-ASCII file names of uploaded attachments (browsers send them as UTF-8), in the mail, the stored copy and the re-attach hint', async () => {
     const page = await pageOf(`/compose?account=${bob.accountId}`);
     const before = smtp.received.length;

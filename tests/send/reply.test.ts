@@ -85,6 +85,9 @@ describe('send: drafts and composition (pure)', () => {
     assert.match(parseAddressList('alice@x.test, not-an-address').problem ?? '', /"not-an-address" is not an email address/);
     assert.match(parseAddressList('a@x.test b@y.test').problem ?? '', /separate the addresses/);
     assert.match(parseAddressList('a@x.test\r\nBcc: c@d.test').problem ?? '', /line breaks/);
+    // Internationalised domains go out in their ASCII (IDNA) form; a non-ASCII local part is named as what it is.
+    assert.deepEqual(parseAddressList('Jörg <info@müller.test>, büro@bäcker.test').problem, 'büro@bäcker.test has letters outside ASCII before the @; such addresses cannot be sent to from Postroom (they need SMTPUTF8, RFC 6531)');
+    assert.deepEqual(parseAddressList('Jörg <info@müller.test>, info@xn--bcker-gra.test').mailboxes, [{ name: 'Jörg', address: 'info@xn--mller-kva.test' }, { name: '', address: 'info@xn--bcker-gra.test' }]);
   });
 
   it('refuses header injection and other bad drafts with one 400 naming every field', () => {
