@@ -4,7 +4,7 @@ import { getMessageFor } from '../../gateway/accounts';
 import { AppError, isAppError } from '../../gateway/core/errors';
 import { attachmentFilename } from '../../gateway/mail/attachments';
 import {
-  claimSendKey, discardOutboxEntry, isSendKey, listOutbox, newSendKey, listSendableAccounts, MAX_ATTACHMENTS, ORIGINAL_ACTIONS, prepareFromOriginal, retryOutboxNow, sendDepsFromConfig, sendMessage,
+  claimSendKey, discardOutboxEntry, isSendKey, listOutbox, newSendKey, listSendableAccounts, MAX_ATTACHMENTS, ORIGINAL_ACTIONS, prepareFromOriginal, retryOutboxNow, sendDepsFromConfig, sendMessage, typedMailbox,
   type AttachmentInput, type Mailbox, type OriginalAction, type SendableAccount,
 } from '../../gateway/send';
 import { checkbox, field, queryParam } from '../lib/forms';
@@ -76,7 +76,7 @@ function queuedNotice(reason: string, refused: string): string {
   return `Queued: ${why} ${retry}${refused}`;
 }
 
-const mailboxText = (list: Mailbox[]) => list.map((m) => (m.name ? `${m.name} <${m.address}>` : m.address)).join(', ');
+const mailboxText = (list: Mailbox[]) => list.map(typedMailbox).join(', ');
 
 export function composeRouter(deps: AdminDeps): Router {
   const router = Router();

@@ -26,6 +26,23 @@ export const LINE_BREAK_PROBLEM = 'must not contain line breaks (CR or LF)';
 /** Other control characters (RFC 5322 §2.2: header fields are printable US-ASCII plus WSP; RFC 6532 adds UTF-8). */
 const CONTROL = /[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]/;
 
+/** People separate addresses with ";" too (Outlook does); one inside a quoted name ("Smith; Anna") is part of the name. */
+function semicolonsAsCommas(text: string): string {
+  let quoted = false;
+  let out = '';
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i];
+    if (char === '\\' && quoted) {
+      out += char + (text[i + 1] ?? '');
+      i++;
+      continue;
+    }
+    if (char === '"') quoted = !quoted;
+    out += char === ';' && !quoted ? ',' : char;
+  }
+  return out;
+}
+
 /** Why a header value is unusable, or null. */
 export function headerValueProblem(value: string): string | null {
   if (LINE_BREAK.test(value)) return LINE_BREAK_PROBLEM;
@@ -47,15 +64,22 @@ export function parseAddressList(input: string | string[] | undefined): { mailbo
   }
   const mailboxes: Mailbox[] = [];
   for (const entry of entries) {
-    const text = entry.replace(/;/g, ',').trim();
+    const text = semicolonsAsCommas(entry).trim();
     if (!text) continue;
     const parsed = addressparser(text, { flatten: true }) as Array<{ name?: string; address?: string }>;
+    const bracketed = text.toLowerCase().replace(/<\s+/g, '<').replace(/\s+>/g, '>');
+    const inBrackets = (address: string) => bracketed.includes(`<${address.toLowerCase()}>`);
     for (const item of parsed) {
       const address = (item.address ?? '').trim();
       const name = (item.name ?? '').trim();
       if (!address) return { mailboxes: [], problem: `"${(name || text).slice(0, 80)}" is not an email address such as bob@acme.com` };
-      // "a@x.com b@y.com" parses as one address with the other as its display name.
-      if (/[^\s@]+@[^\s@]+\.[^\s@]+/.test(name) && !/^".*"$/.test(name)) return { mailboxes: [], problem: `separate the addresses ${address} and ${name.slice(0, 80)} with a comma` };
+      // "a@x.com b@y.com" parses as one address with the other as its display name, and so does "A <a@x.com> <b@y.com>".
+      // A name that only mentions an address, before an address in brackets, is a name: Google Groups
+      // writes "'alice@x.com' via Sales" <sales@googlegroups.com>, and a reply must be able to go back.
+      const nameAddress = /[^\s@<>"']+@[^\s@<>"']+\.[^\s@<>"']+/.exec(name)?.[0];
+      if (nameAddress && (!inBrackets(address) || inBrackets(nameAddress))) {
+        return { mailboxes: [], problem: `separate the addresses ${address} and ${name.slice(0, 80)} with a comma` };
+      }
       const ascii = asciiAddress(address);
       if ('problem' in ascii) return { mailboxes: [], problem: ascii.problem };
       const problem = emailProblem(ascii.address);
@@ -89,6 +113,17 @@ function asciiAddress(address: string): { address: string } | { problem: string 
 /** The mailbox as an RFC 5322 address, the display name quoted by nodemailer when it is composed. */
 export function formatMailbox(mailbox: Mailbox): string {
   return mailbox.name ? `"${mailbox.name.replace(/["\\]/g, '')}" <${mailbox.address}>` : mailbox.address;
+}
+
+/**
+ * The mailbox as a person types it in a To field: the name bare when it is
+ * plain words ("Alice Customer <alice@x.com>"), quoted when it holds a
+ * special (RFC 5322 §3.2.3) that would split or change it on the way back
+ * through parseAddressList ("Smith; Anna", "Doe, John (Sales)").
+ */
+export function typedMailbox(mailbox: Mailbox): string {
+  if (!mailbox.name) return mailbox.address;
+  return /[()<>[\]:;@\\,"]/.test(mailbox.name) ? formatMailbox(mailbox) : `${mailbox.name} <${mailbox.address}>`;
 }
 
 /** Lower-cased, de-duplicated addresses of several lists, in order. */

@@ -5,7 +5,7 @@ import type { Viewer } from '../accounts/mail-accounts';
 import { getMessageFor, rawStream } from '../accounts/mailbox';
 import { allAttachmentsFromRaw, attachmentFilename } from '../mail/attachments';
 import type { OutboxStatus } from '../models/outbox';
-import { uniqueAddresses, type Mailbox } from './addresses';
+import { formatMailbox, uniqueAddresses, type Mailbox } from './addresses';
 import { checkDraft, composeMessage, newMessageId, type AttachmentInput, type DraftInput } from './compose';
 import { attemptDelivery, type OutboxEntry } from './deliver';
 import { DEFAULT_LOCK_MS, newHolder, type SendDeps } from './deps';
@@ -98,7 +98,7 @@ export async function sendMessage(deps: SendDeps, viewer: Viewer, accountId: str
     const original = await loadOriginal(deps, viewer, request.original);
     const own = [account.email, ...(await deps.store.models.MailAccount.find({ ownerId: account.ownerId }, { email: 1 }).lean()).map((a) => a.email)];
     const prepared = prepareFromOriginal(original, request.original.action, own);
-    const listText = (list: Mailbox[]) => list.map((m) => (m.name ? `"${m.name.replace(/["\\]/g, '')}" <${m.address}>` : m.address));
+    const listText = (list: Mailbox[]) => list.map(formatMailbox);
     input = {
       ...input,
       to: request.to ?? listText(prepared.to),

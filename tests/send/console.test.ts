@@ -261,6 +261,27 @@ describe('send: console and API', function () {
     assert.deepEqual(smtp.received[before + 1].parsed.attachments.map((a) => [a.filename, a.content.toString()]), [['signature-logo.png', 'PNG-logo'], ['po-77.pdf', '%PDF-po']], 'the original\'s attachments are forwarded, their bytes intact, a nameless one named after its Content-ID');
   });
 
+  it('replies go back to senders whose names hold an address or specials (a Google Group, "Smith; Anna"), the names intact', async () => {
+    const unescapeHtml = (value: string) => value.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&#34;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
+    const cases = [
+      { from: '"\'alice@customer.test\' via Sales" <sales@groups.test>', typed: '"\'alice@customer.test\' via Sales" <sales@groups.test>', header: /^To: "'alice@customer\.test' via Sales" <sales@groups\.test>$/m },
+      { from: '"Smith; Anna" <anna@customer.test>', typed: '"Smith; Anna" <anna@customer.test>', header: /^To: "Smith; Anna" <anna@customer\.test>$/m },
+      { from: 'Alice Customer <alice@customer.test>', typed: 'Alice Customer <alice@customer.test>', header: /^To: Alice Customer <alice@customer\.test>$/m },
+    ];
+    for (const { from, typed, header } of cases) {
+      const incoming = await storeMessage(store, { from, to: bob.email, subject: 'Group question', text: 'Anyone?' }, { ownerId: bob.user.id, accountId: bob.accountId, source: 'imap' });
+      const page = await pageOf(`/compose?original=${incoming.id}&action=reply`);
+      const to = unescapeHtml(/id="compose-to" name="to" value="([^"]*)"/.exec(page)?.[1] ?? '');
+      assert.equal(to, typed);
+      const before = smtp.received.length;
+      const res = await session.agent.post('/compose').field('_csrf', csrfFrom(page)).field('account', bob.accountId).field('to', to)
+        .field('subject', 'Re: Group question').field('text', 'Me.').field('original', incoming.id).field('action', 'reply');
+      assert.equal(res.status, 303, `${from}: ${/id="compose-to-error">([^<]*)/.exec(res.text)?.[1] ?? ''}`);
+      await smtp.waitFor(before + 1);
+      assert.match(smtp.received[before].raw.toString(), header);
+    }
+  });
+
   it('replying to a message with no From and no subject: the form says so and leaves To for the user to fill', async () => {
     const incoming = await storeMessage(store, { from: '', to: bob.email, subject: '', text: 'Who sent this?' }, { ownerId: bob.user.id, accountId: bob.accountId, source: 'imap' });
     const reply = await pageOf(`/compose?original=${incoming.id}&action=reply`);

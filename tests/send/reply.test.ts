@@ -84,6 +84,11 @@ describe('send: drafts and composition (pure)', () => {
     assert.deepEqual(parseAddressList(['a@x.test', '', 'b@x.test']).mailboxes.map((m) => m.address), ['a@x.test', 'b@x.test']);
     assert.match(parseAddressList('alice@x.test, not-an-address').problem ?? '', /"not-an-address" is not an email address/);
     assert.match(parseAddressList('a@x.test b@y.test').problem ?? '', /separate the addresses/);
+    assert.match(parseAddressList('John <a@x.test> <b@y.test>').problem ?? '', /separate the addresses/);
+    // A name that mentions an address, before one in brackets, is a name (Google Groups); a quoted ";" is part of a name.
+    assert.deepEqual(parseAddressList(`'alice@x.test' via Sales <sales@groups.test>; "Smith; Anna" <anna@x.test>`).mailboxes, [
+      { name: "'alice@x.test' via Sales", address: 'sales@groups.test' }, { name: 'Smith; Anna', address: 'anna@x.test' },
+    ]);
     assert.match(parseAddressList('a@x.test\r\nBcc: c@d.test').problem ?? '', /line breaks/);
     // Internationalised domains go out in their ASCII (IDNA) form; a non-ASCII local part is named as what it is.
     assert.deepEqual(parseAddressList('Jörg <info@müller.test>, büro@bäcker.test').problem, 'büro@bäcker.test has letters outside ASCII before the @; such addresses cannot be sent to from Postroom (they need SMTPUTF8, RFC 6531)');
