@@ -56,6 +56,22 @@
       // After the submission has started, so the button's own press still counts.
       setTimeout(function () { send.disabled = true; send.textContent = 'Sending…'; }, 0);
     });
+    // Keyboard: Enter in a one-line field would send the form (HTML implicit submission), a half-written
+    // message with no text. It stays in an address field (more may follow) and goes from Subject to the
+    // text; Ctrl+Enter (Cmd+Enter) sends, as in mail programs. Without this file, Enter still submits.
+    composeForm.addEventListener('keydown', function (event) {
+      if (event.key !== 'Enter' || event.isComposing) return;
+      var target = event.target;
+      if (event.ctrlKey || event.metaKey) {
+        event.preventDefault();
+        var sendButton = document.getElementById('compose-send');
+        if (!sendButton.disabled) composeForm.requestSubmit(sendButton);
+        return;
+      }
+      if (target.tagName !== 'INPUT' || ['submit', 'button', 'checkbox', 'file'].indexOf(target.type) >= 0) return;
+      event.preventDefault();
+      if (target.id === 'compose-subject') document.getElementById('compose-text').focus();
+    });
     // Back from the next page (bfcache): the form is usable again.
     window.addEventListener('pageshow', function () {
       var send = document.getElementById('compose-send');

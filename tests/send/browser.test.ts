@@ -143,6 +143,30 @@ describe('send: in a real browser (Chromium)', function () {
     await page.context().close();
   });
 
+  it('keyboard: Enter in To or Subject moves on instead of sending a half-written message; Ctrl+Enter in the text sends', async () => {
+    const page = await signedInPage();
+    await page.goto('/compose');
+    const before = smtp.received.length;
+    await page.focus('#compose-to');
+    await page.keyboard.type('alice@customer.test');
+    // Enter used to submit the form (HTML implicit submission): the message went out with no text. A navigation
+    // would also end this page's script context, so the focus checks below fail if Enter submitted.
+    const focused = () => page.evaluate(() => (globalThis as unknown as { document: { activeElement: { id: string } } }).document.activeElement.id);
+    await page.keyboard.press('Enter');
+    assert.equal(await focused(), 'compose-to', 'Enter in an address field stays there (more addresses may follow)');
+    await page.focus('#compose-subject');
+    await page.keyboard.type('Typed with the keyboard');
+    await page.keyboard.press('Enter');
+    assert.equal(await focused(), 'compose-text', 'Enter in Subject goes on to the text');
+    await page.keyboard.type('Sent with Ctrl+Enter.');
+    await Promise.all([page.waitForURL(/\/messages\/[0-9a-f]{24}$/), page.keyboard.press('Control+Enter')]);
+    await smtp.waitFor(before + 1);
+    assert.equal(smtp.received.length, before + 1, 'sent once, by Ctrl+Enter');
+    assert.equal(smtp.received[before].parsed.subject, 'Typed with the keyboard');
+    assert.equal(smtp.received[before].parsed.text?.trim(), 'Sent with Ctrl+Enter.');
+    await page.context().close();
+  });
+
   it('a subject or address of hundreds of characters, and 60 recipients, fit the window on the compose and Outbox pages', async () => {
     const subject = `Quarterly-report-${'X'.repeat(300)}`;
     const many = Array.from({ length: 60 }, (_, i) => `Person ${i} <person${i}@customer-with-a-long-domain-name.test>`).join(', ');
