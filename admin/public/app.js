@@ -104,14 +104,19 @@
       DRAFT_FIELDS.forEach(function (name) { if (elements[name]) values[name] = elements[name].value; });
       return values;
     };
-    var keepDraft = function () {
+    // `submitted`: Send was pressed for this text. Whether the server got it is unknown here (the session had ended,
+    // or the page was left before the answer), so a restored form keeps that press's send key: pressing Send again
+    // then sends it once, or answers with what the first press did (gateway/send/send-once.ts).
+    var keepDraft = function (submitted) {
       var files = elements.attachments && elements.attachments.files ? Array.prototype.map.call(elements.attachments.files, function (file) { return file.name; }) : [];
       try {
-        window.sessionStorage.setItem(DRAFT_KEY, JSON.stringify({ context: context, sendKey: elements.sendKey.value, values: valuesNow(), files: files }));
+        window.sessionStorage.setItem(DRAFT_KEY, JSON.stringify({ context: context, sendKey: elements.sendKey.value, submitted: submitted === true, values: valuesNow(), files: files }));
       } catch { /* storage full or disabled: the form still works */ }
     };
     var kept = readDraft();
     var shown = valuesNow();
+    var freshKey = elements.sendKey.value;
+    var pressed = false;
     var differs = kept && kept.context === context && kept.values && DRAFT_FIELDS.some(function (name) {
       return typeof kept.values[name] === 'string' && kept.values[name] !== shown[name];
     });
@@ -123,7 +128,13 @@
       notice.className = 'flash info';
       notice.id = 'compose-restored';
       notice.setAttribute('role', 'status');
-      notice.textContent = 'This is what you had typed before; it has not been sent.' +
+      if (kept.submitted && kept.sendKey) {
+        elements.sendKey.value = kept.sendKey;
+        pressed = true;
+      }
+      notice.textContent = (kept.submitted
+        ? 'This is what you were sending. If it already went out, Send will not send it twice but show it.'
+        : 'This is what you had typed before; it has not been sent.') +
         (kept.files && kept.files.length ? ' Attach again: ' + kept.files.join(', ') + '.' : '') + ' ';
       var discard = document.createElement('button');
       discard.type = 'button';
@@ -132,16 +143,21 @@
       discard.textContent = 'Start over';
       discard.addEventListener('click', function () {
         DRAFT_FIELDS.forEach(function (name) { if (elements[name]) elements[name].value = shown[name]; });
+        elements.sendKey.value = freshKey;
+        pressed = false;
         dropDraft();
         notice.remove();
       });
       notice.appendChild(discard);
       composeForm.parentNode.insertBefore(notice, composeForm);
-      keepDraft();
+      keepDraft(pressed);
     }
-    composeForm.addEventListener('input', keepDraft);
-    composeForm.addEventListener('change', keepDraft);
-    composeForm.addEventListener('submit', keepDraft);
+    composeForm.addEventListener('input', function () { keepDraft(pressed); });
+    composeForm.addEventListener('change', function () { keepDraft(pressed); });
+    composeForm.addEventListener('submit', function () {
+      pressed = true;
+      keepDraft(true);
+    });
   }
 
   // Selects marked data-autosubmit apply their filter at once (a Filter button remains for no-JS use).

@@ -128,7 +128,7 @@ describe('send: in a real browser (Chromium)', function () {
     await Promise.all([page.waitForURL((url) => url.pathname === '/compose'), page.click('button[type=submit]')]);
     assert.match(await page.inputValue('#compose-text'), /^Thursday, by the morning truck\.\n\nOn .+ wrote:\n> When can you deliver\?/);
     assert.equal(await page.inputValue('#compose-subject'), 'Re: Delivery date (Thursday)');
-    assert.match((await page.textContent('#compose-restored')) ?? '', /it has not been sent\. Attach again: route\.txt\./);
+    assert.match((await page.textContent('#compose-restored')) ?? '', /This is what you were sending\. If it already went out, Send will not send it twice but show it\. Attach again: route\.txt\./);
     await page.screenshot({ path: path.join(SHOTS, 'compose-restored-laptop.png'), fullPage: true });
 
     await Promise.all([page.waitForURL(/\/messages\/[0-9a-f]{24}$/), page.click('#compose-send')]);
@@ -140,6 +140,52 @@ describe('send: in a real browser (Chromium)', function () {
     assert.match(await page.inputValue('#compose-text'), /^\n\nOn .+ wrote:/);
     assert.equal(await page.inputValue('#compose-subject'), 'Re: Delivery date');
     assert.equal(await page.locator('#compose-restored').count(), 0);
+    await page.context().close();
+  });
+
+  it('leaving the page while Send is under way, then sending the restored form again, sends the message once', async () => {
+    const page = await signedInPage();
+    await page.goto('/compose');
+    await page.fill('#compose-to', 'alice@customer.test');
+    await page.fill('#compose-subject', 'Left while sending');
+    await page.fill('#compose-text', 'Only one copy, please.');
+    const before = smtp.received.length;
+    let release = () => undefined as void;
+    smtp.behaviour.dataGate = new Promise<void>((resolve) => { release = resolve; });
+    try {
+      // The browser never gets the answer (a proxy timed out, the connection dropped): the request is passed
+      // on to the real console by Playwright and the browser is told it failed. The server goes on and sends.
+      let firstPress: Promise<unknown> = Promise.resolve();
+      let intercepted = false;
+      await page.route(/\/compose$/, async (route) => {
+        if (intercepted || route.request().method() !== 'POST') return route.continue();
+        intercepted = true;
+        firstPress = route.fetch({ maxRedirects: 0 }).catch(() => undefined);
+        await route.abort('timedout');
+      });
+      await page.click('#compose-send');
+      await page.waitForURL(/^chrome-error:/);
+      // Back to the form while the first press is still held at the SMTP server.
+      await page.goto('/compose');
+      assert.equal(await page.inputValue('#compose-text'), 'Only one copy, please.');
+      assert.match((await page.textContent('#compose-restored')) ?? '', /If it already went out, Send will not send it twice/);
+      // The second press reaches the console while the first is still held, then the server answers the first.
+      const secondPress = page.waitForRequest((request) => request.method() === 'POST' && request.url().endsWith('/compose'));
+      const result = page.waitForURL(/\/messages\/[0-9a-f]{24}$/);
+      const clicked = page.click('#compose-send');
+      await secondPress;
+      release();
+      await Promise.all([clicked, result]);
+      assert.match((await page.textContent('.flash')) ?? '', /Sent from /);
+      await firstPress;
+    } finally {
+      release();
+      smtp.behaviour.dataGate = undefined;
+    }
+    await smtp.waitFor(before + 1);
+    // Both presses have been answered: a second copy would have reached the server by now.
+    assert.equal(smtp.received.length, before + 1);
+    assert.equal(await store.models.Outbox.countDocuments({ subject: 'Left while sending' }), 1);
     await page.context().close();
   });
 

@@ -41,6 +41,8 @@ export interface SmtpBehaviour {
   data?: () => string | undefined;
   /** Wait this long before replying to the end of DATA (a slow server). */
   dataDelayMs?: number;
+  /** Reply to the end of DATA only once this settles (a server held as long as the test needs). */
+  dataGate?: Promise<unknown>;
 }
 
 export interface RecordingSmtp {
@@ -95,7 +97,7 @@ export async function startRecordingSmtp(options: { tls: 'starttls' | 'implicit'
     onData(stream, session, callback) {
       const chunks: Buffer[] = [];
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-      stream.on('end', () => setTimeout(() => {
+      stream.on('end', () => void Promise.resolve(behaviour.dataGate).then(() => setTimeout(() => {
         // What real servers do when the upload exceeds the SIZE they announced (RFC 1870 §6.3).
         if ((stream as { sizeExceeded?: boolean }).sizeExceeded) return callback(replyError(`552 5.3.4 Message size exceeds fixed limit of ${options.size} bytes`));
         const reply = behaviour.data?.();
@@ -112,7 +114,7 @@ export async function startRecordingSmtp(options: { tls: 'starttls' | 'implicit'
           for (const wake of waiters.splice(0)) wake();
           callback(null, `2.0.0 Ok: queued as ${crypto.randomBytes(5).toString('hex').toUpperCase()}`);
         }, (err: Error) => callback(err));
-      }, behaviour.dataDelayMs ?? 0));
+      }, behaviour.dataDelayMs ?? 0)));
     },
   };
   const server = new SMTPServer(serverOptions);
