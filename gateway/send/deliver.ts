@@ -165,7 +165,20 @@ async function dropBlobs(deps: SendDeps, entry: OutboxEntry, set: Record<string,
  * Run one attempt and save its outcome (releasing the lock held by
  * `holder`). Never throws for SMTP or IMAP trouble: that is the outcome.
  */
-export async function attemptDelivery(deps: SendDeps, entry: OutboxEntry, holder: string): Promise<AttemptResult> {
+/** Failures only the user can put right (sign in again): the account is marked, and the message waits for them. */
+const NEEDS_THE_USER = new Set(['AUTH_FAILED', 'OAUTH_REAUTH_NEEDED', 'OAUTH_NOT_CONNECTED']);
+
+export interface AttemptOptions {
+  /**
+   * Nobody is waiting on the answer (the outbox worker). A login refused then
+   * keeps the message queued, waiting for the user to authenticate again,
+   * instead of failing it: a request that sends shows the refusal with the
+   * form still filled in, but a retry's message exists only here.
+   */
+  background?: boolean;
+}
+
+export async function attemptDelivery(deps: SendDeps, entry: OutboxEntry, holder: string, options: AttemptOptions = {}): Promise<AttemptResult> {
   const now = deps.clock?.() ?? new Date();
   const retry = { ...DEFAULT_RETRY, ...deps.retry };
   const log = deps.log.child({ component: 'send', outboxId: entry._id.toHexString(), accountId: entry.accountId.toHexString() });
@@ -191,6 +204,11 @@ export async function attemptDelivery(deps: SendDeps, entry: OutboxEntry, holder
       const transmit = await deps.store.blobs.get(entry.transmitBlobId!);
       const outcome = await submit(deps, account, entry, tryList, transmit, now);
       failure = outcome.failure;
+      if (failure && options.background && NEEDS_THE_USER.has(failure.error.code)) {
+        const waiting = `Waiting: ${failure.error.message}`.slice(0, 500);
+        failure = { ...failure, transient: true };
+        for (const address of tryList) outcome.states.set(address.toLowerCase(), { state: 'deferred', reply: waiting });
+      }
       for (const r of recipients) {
         const state = outcome.states.get(r.address.toLowerCase());
         if (!state) continue;

@@ -64,7 +64,7 @@ export function startOutboxWorker(deps: SendDeps, options: OutboxWorkerOptions =
       const entry = await claimDueEntry(workerDeps, holder, now);
       if (!entry) break;
       attempted += 1;
-      await attemptDelivery(workerDeps, entry, holder).catch((err: Error) => {
+      await attemptDelivery(workerDeps, entry, holder, { background: true }).catch((err: Error) => {
         // The lock expires on its own; the entry is tried again then.
         log.error({ err, outboxId: entry._id }, 'outbox attempt failed unexpectedly');
       });

@@ -9,7 +9,8 @@ import net from 'node:net';
 import mongoose from 'mongoose';
 import { AppError } from '../../gateway/core/errors';
 import { DEFAULT_ORPHAN_AGE_MS, sweepOrphanBlobs } from '../../gateway/store';
-import { checkDraft, composeMessage, listOutbox, newMessageId, sendMessage, startOutboxWorker, type RateLimitedError, type SendDeps } from '../../gateway/send';
+import { SYSTEM_ACTOR } from '../../gateway/accounts';
+import { authenticateMailAccountSmtp, checkDraft, composeMessage, listOutbox, newMessageId, sendMessage, startOutboxWorker, type RateLimitedError, type SendDeps } from '../../gateway/send';
 import { claimDueEntry } from '../../gateway/send/deliver';
 import { ImapFlow } from 'imapflow';
 import type { DovecotServer } from '../support/dovecot';
@@ -189,6 +190,39 @@ describe('send: the outbox, retries and the rate limit', function () {
       assert.match(err.message, /Authenticate SMTP/);
       return true;
     });
+  });
+
+  it('a queued message whose retry meets a changed password waits for the user to authenticate again, then goes out; it is not thrown away', async () => {
+    const dora = await sendableAccount(store, secretBox, { dovecot, smtp, smtpTls: 'implicit' });
+    smtp.behaviour.data = () => '451 4.3.0 Try again later';
+    const result = await sendMessage(deps, dora.viewer, dora.accountId, { to: 'alice@customer.test', subject: 'Queued, then the password changed', text: 'Keep me.' });
+    assert.equal(result.status, 'queued');
+    smtp.behaviour.data = undefined;
+    // The password is changed at the provider before the retry.
+    smtp.addUser(dora.email, 'changed-at-the-provider');
+    const worker = startOutboxWorker(deps, { intervalMs: 100 });
+    try {
+      const waiting = await until('the retry to meet the refused login', async () => {
+        const entry = await store.models.Outbox.findById(result.outboxId).lean();
+        return entry && entry.lastErrorCode === 'AUTH_FAILED' ? entry : null;
+      });
+      assert.equal(waiting.status, 'queued', 'kept for the user to put right, not failed');
+      assert.ok(waiting.transmitBlobId && waiting.fileBlobId, 'the message itself is kept');
+      assert.match(waiting.recipients[0].reply, /^Waiting: .*535 5\.7\.8 Username and Password not accepted/);
+      assert.equal((await store.models.MailAccount.findById(dora.accountId).lean())?.smtp?.status, 'failing');
+      const outboxPage = (await listOutbox(store, dora.viewer)).find((item) => item.id === result.outboxId);
+      assert.equal(outboxPage?.label, 'Queued');
+
+      // The user puts the right password in and authenticates SMTP again ("Retry now" makes it due): it goes out.
+      smtp.addUser(dora.email, dora.password);
+      const login = await authenticateMailAccountSmtp({ store, secretBox, actor: SYSTEM_ACTOR, timeoutMs: 10_000 }, dora.viewer, dora.accountId);
+      assert.equal(login.error, null);
+      await store.models.Outbox.updateOne({ _id: new mongoose.Types.ObjectId(result.outboxId) }, { $set: { nextAttemptAt: new Date() } });
+      await until('the entry to be sent', async () => (await store.models.Outbox.findById(result.outboxId).lean())?.status === 'sent');
+      assert.ok(smtp.received.some((m) => m.parsed.subject === 'Queued, then the password changed'));
+    } finally {
+      await worker.stop();
+    }
   });
 
   it('enforces the per-account rate limit with 429 and the seconds to wait; other accounts are not affected', async () => {
