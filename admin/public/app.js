@@ -161,7 +161,19 @@
   }
 
   // Selects marked data-autosubmit apply their filter at once (a Filter button remains for no-JS use).
+  // From the keyboard, an arrow key on a closed select changes it at once: submitting then reloaded the page
+  // at the first option passed, focus lost (WCAG 3.2.2). A choice made with the keyboard applies on Enter.
   document.querySelectorAll('select[data-autosubmit]').forEach(function (select) {
-    select.addEventListener('change', function () { select.form.submit(); });
+    var byKeyboard = false;
+    select.addEventListener('keydown', function (event) {
+      if (event.key === 'Enter') {
+        event.preventDefault();
+        select.form.submit();
+      } else if (event.key !== 'Tab' && event.key !== 'Shift') {
+        byKeyboard = true;
+      }
+    });
+    select.addEventListener('mousedown', function () { byKeyboard = false; });
+    select.addEventListener('change', function () { if (!byKeyboard) select.form.submit(); });
   });
 })();

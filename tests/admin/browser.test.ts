@@ -152,6 +152,24 @@ describe('admin in a real browser (Chromium)', function () {
     await context.close();
   });
 
+  it('keyboard: arrow keys on an inbox filter move through its choices without reloading the page; Enter applies the choice', async () => {
+    const { context, page } = await newPage();
+    await signIn(page, 'bob@acme.test');
+    await page.goto('/');
+    await page.focus('#source');
+    const focused = () => page.evaluate(() => (globalThis as unknown as { document: { activeElement: { id: string } } }).document.activeElement.id);
+    // Each arrow press used to submit the filter: the page reloaded at the first choice and the focus was gone.
+    for (let i = 0; i < 4; i++) await page.keyboard.press('ArrowDown');
+    assert.equal(await focused(), 'source');
+    assert.equal(new URL(page.url()).search, '');
+    const chosen = await page.inputValue('#source');
+    assert.equal(chosen, 'sent');
+    await Promise.all([page.waitForURL((url) => url.searchParams.get('source') === 'sent'), page.keyboard.press('Enter')]);
+    // With the mouse (or a picker), a choice still applies at once.
+    await Promise.all([page.waitForURL((url) => url.searchParams.get('source') === 'imap'), page.selectOption('#source', 'imap')]);
+    await context.close();
+  });
+
   it('IMAP Authenticate: succeeds against Dovecot with the right password, reports AUTH_FAILED with a wrong one', async () => {
     const { context, page } = await newPage();
     await signIn(page, 'bob@acme.test');
