@@ -99,6 +99,7 @@
   if (composeForm) {
     var elements = composeForm.elements;
     var context = elements.original.value + ':' + elements.action.value;
+    var owner = composeForm.getAttribute('data-owner') || '';
     var valuesNow = function () {
       var values = {};
       DRAFT_FIELDS.forEach(function (name) { if (elements[name]) values[name] = elements[name].value; });
@@ -110,10 +111,15 @@
     var keepDraft = function (submitted) {
       var files = elements.attachments && elements.attachments.files ? Array.prototype.map.call(elements.attachments.files, function (file) { return file.name; }) : [];
       try {
-        window.sessionStorage.setItem(DRAFT_KEY, JSON.stringify({ context: context, sendKey: elements.sendKey.value, submitted: submitted === true, values: valuesNow(), files: files }));
+        window.sessionStorage.setItem(DRAFT_KEY, JSON.stringify({ owner: owner, context: context, sendKey: elements.sendKey.value, submitted: submitted === true, values: valuesNow(), files: files }));
       } catch { /* storage full or disabled: the form still works */ }
     };
     var kept = readDraft();
+    // Someone else signed in in this tab (the session had ended): what the other user typed is not theirs to see.
+    if (kept && kept.owner !== owner) {
+      dropDraft();
+      kept = null;
+    }
     var shown = valuesNow();
     var freshKey = elements.sendKey.value;
     var pressed = false;

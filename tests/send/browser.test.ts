@@ -11,7 +11,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { createLogger } from '../../gateway/core/log';
 import { fromRoot } from '../../gateway/core/paths';
 import { startAdmin, type RunningAdmin } from '../../admin/server';
-import { storeMessage, testConfig } from '../admin/fixtures';
+import { makeUser, storeMessage, testConfig } from '../admin/fixtures';
 import type { DovecotServer } from '../support/dovecot';
 import { openTestStore } from '../support/store';
 import { SecretBox, resolveMasterKey } from '../../gateway/core/crypto';
@@ -139,6 +139,23 @@ describe('send: in a real browser (Chromium)', function () {
     await page.goto(replyForm);
     assert.match(await page.inputValue('#compose-text'), /^\n\nOn .+ wrote:/);
     assert.equal(await page.inputValue('#compose-subject'), 'Re: Delivery date');
+    assert.equal(await page.locator('#compose-restored').count(), 0);
+    await page.context().close();
+  });
+
+  it('a kept draft is not given to another user who signs in in the same tab', async () => {
+    const carol = await makeUser(store, `carol-${Date.now()}@acme.test`);
+    const page = await signedInPage();
+    await page.goto('/compose');
+    await page.fill('#compose-subject', 'Salary review');
+    await page.fill('#compose-text', 'For Bob only.');
+    await store.models.Session.updateMany({}, { $set: { expiresAt: new Date(0) } });
+    await Promise.all([page.waitForURL(/\/login\?next=/), page.click('#compose-send')]);
+    await page.fill('#email', carol.email);
+    await page.fill('#password', 'correct-horse-battery-staple');
+    await Promise.all([page.waitForURL((url) => url.pathname === '/compose'), page.click('button[type=submit]')]);
+    assert.equal(await page.inputValue('#compose-text'), '');
+    assert.equal(await page.inputValue('#compose-subject'), '');
     assert.equal(await page.locator('#compose-restored').count(), 0);
     await page.context().close();
   });
