@@ -14,6 +14,11 @@ export function streamDownload(res: Response, stream: Readable, onError?: (err: 
   });
 }
 
+/** A download name for a message: its subject, in letters, digits and a few safe marks. */
+export function emlFilename(subject: string): string {
+  return `${subject.replace(/[^\p{L}\p{N} ._-]+/gu, '_').slice(0, 80).trim() || 'message'}.eml`;
+}
+
 /** The position in `/attachments/:index`, or -1 when it is not one. */
 export function attachmentIndex(param: unknown): number {
   return /^\d{1,4}$/.test(String(param)) ? Number(String(param)) : -1;

@@ -4,9 +4,10 @@ import { getMessageFor } from '../../gateway/accounts';
 import { AppError, isAppError } from '../../gateway/core/errors';
 import { attachmentFilename } from '../../gateway/mail/attachments';
 import {
-  claimSendKey, discardOutboxEntry, isSendKey, listOutbox, newSendKey, listSendableAccounts, MAX_ATTACHMENTS, ORIGINAL_ACTIONS, prepareFromOriginal, retryOutboxNow, sendDepsFromConfig, sendMessage, typedMailbox,
+  claimSendKey, discardOutboxEntry, isSendKey, listOutbox, newSendKey, listSendableAccounts, MAX_ATTACHMENTS, ORIGINAL_ACTIONS, prepareFromOriginal, openFailedCopy, retryOutboxNow, sendDepsFromConfig, sendMessage, typedMailbox,
   type AttachmentInput, type Mailbox, type OriginalAction, type SendableAccount,
 } from '../../gateway/send';
+import { emlFilename } from '../lib/download';
 import { checkbox, field, queryParam } from '../lib/forms';
 import { flash, requireUser } from '../middleware/auth';
 import type { AdminDeps } from '../types';
@@ -190,6 +191,16 @@ export function composeRouter(deps: AdminDeps): Router {
   router.get('/outbox', async (req, res) => {
     const items = await listOutbox(deps.store, req.viewer!, { limit: 200 });
     res.render('compose/outbox', { title: 'Outbox', items });
+  });
+
+  // A message that failed in the background: the sender's copy, to open in a mail program and send again.
+  router.get('/outbox/:id/message.eml', async (req, res) => {
+    const copy = await openFailedCopy(deps.store, req.viewer!, String(req.params.id));
+    if (!copy) throw new AppError('NOT_FOUND', 'No copy of that message is kept.', { status: 404 });
+    res.attachment(emlFilename(copy.subject));
+    res.type('message/rfc822');
+    res.set('Content-Security-Policy', "sandbox; default-src 'none'");
+    res.send(copy.bytes);
   });
 
   router.post('/outbox/:id/retry', async (req, res) => {

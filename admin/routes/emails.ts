@@ -8,7 +8,7 @@ import { AppError, notFound } from '../../gateway/core/errors';
 import { attachmentFilename } from '../../gateway/mail/attachments';
 import { planInlineImages } from '../../gateway/mail/inline-images';
 import { SOURCE_KINDS, VERDICTS } from '../../gateway/models/message';
-import { attachmentIndex, setAttachmentHeaders, streamDownload } from '../lib/download';
+import { attachmentIndex, emlFilename, setAttachmentHeaders, streamDownload } from '../lib/download';
 import { queryParam } from '../lib/forms';
 import { messageFrameDocument, sanitizeMessageHtml } from '../lib/sanitize';
 import { renderVolumeChart, SOURCE_COLORS, SOURCE_LABELS } from '../lib/volume-chart';
@@ -146,8 +146,7 @@ export function emailsRouter(deps: AdminDeps): Router {
   router.get('/messages/:id/raw', requireUser, async (req, res) => {
     const raw = await openRawMessage(deps.store, req.viewer!, String(req.params.id));
     if (!raw) throw notFound('message');
-    const name = (raw.subject || 'message').replace(/[^\p{L}\p{N} ._-]+/gu, '_').slice(0, 80).trim() || 'message';
-    res.attachment(`${name}.eml`);
+    res.attachment(emlFilename(raw.subject || ''));
     res.type('message/rfc822');
     res.set('Content-Security-Policy', "sandbox; default-src 'none'");
     streamDownload(res, raw.stream, (err) => deps.log.error({ err, messageId: String(req.params.id) }, 'raw message stream failed'));

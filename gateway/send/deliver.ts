@@ -255,7 +255,9 @@ export async function attemptDelivery(deps: SendDeps, entry: OutboxEntry, holder
   set.nextAttemptAt = nextAttemptAt;
   if (!nextAttemptAt) {
     set.finishedAt = now;
-    await dropBlobs(deps, entry, set);
+    // A message that failed with nobody waiting on it exists nowhere else (the form it came from is long gone):
+    // its copy stays for the Outbox to offer as a download. A sent one is stored; a refused send shows its form.
+    if (status !== 'failed' || !options.background) await dropBlobs(deps, entry, set);
   }
   set.lockedUntil = null;
   set.lockedBy = '';

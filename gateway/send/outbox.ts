@@ -24,6 +24,8 @@ export interface OutboxItemView {
   lastErrorCode: string;
   storedMessageId: string | null;
   sentFolder: { state: string; folder: string; error: string };
+  /** A failed message whose copy was kept (it failed in the background): GET it with openFailedCopy. */
+  copyKept: boolean;
   createdAt: Date;
   finishedAt: Date | null;
 }
@@ -35,6 +37,7 @@ type Row = {
   status: string; recipients?: Array<{ address: string; state?: string | null; reply?: string | null }> | null; attempts?: number | null;
   nextAttemptAt?: Date | null; lastError?: string | null; lastErrorCode?: string | null; storedMessageId?: ObjectId | null;
   sentFolder?: { state?: string | null; folder?: string | null; error?: string | null } | null; createdAt: Date; finishedAt?: Date | null;
+  fileBlobId?: ObjectId | null;
 };
 
 function label(row: Row): string {
@@ -65,6 +68,7 @@ export function toOutboxItemView(row: Row): OutboxItemView {
     lastErrorCode: row.lastErrorCode ?? '',
     storedMessageId: row.storedMessageId ? row.storedMessageId.toHexString() : null,
     sentFolder: { state: row.sentFolder?.state ?? 'pending', folder: row.sentFolder?.folder ?? '', error: row.sentFolder?.error ?? '' },
+    copyKept: row.status === 'failed' && Boolean(row.fileBlobId),
     createdAt: row.createdAt,
     finishedAt: row.finishedAt ?? null,
   };
@@ -88,6 +92,14 @@ export async function getOutboxItem(store: Store, viewer: Viewer, id: string): P
   const objectId = parseObjectId(id);
   const row = objectId ? await store.models.Outbox.findOne({ _id: objectId, ...scope(viewer) }).lean() : null;
   return row ? toOutboxItemView(row as unknown as Row) : null;
+}
+
+/** The kept copy of a failed message (the sender's own, with Bcc), for the sender to send again; null when there is none. */
+export async function openFailedCopy(store: Store, viewer: Viewer, id: string): Promise<{ subject: string; bytes: Buffer } | null> {
+  const objectId = parseObjectId(id);
+  const row = objectId ? await store.models.Outbox.findOne({ _id: objectId, status: 'failed', ...scope(viewer) }).lean() : null;
+  if (!row?.fileBlobId) return null;
+  return { subject: row.subject ?? '', bytes: await store.blobs.get(row.fileBlobId) };
 }
 
 async function queuedEntry(store: Store, viewer: Viewer, id: string) {

@@ -12,7 +12,9 @@ import { authenticateMailAccountImap, createApiToken, createMailAccount, createU
 import type { DovecotServer } from '../support/dovecot';
 import { openTestStore } from '../support/store';
 import { buildApp, csrfFrom, signIn, storeMessage, type SignedIn, type TestApp } from '../admin/fixtures';
-import { GATEWAY_DOMAIN, makeContact, sendableAccount, sharedDovecot, startRecordingSmtp, type RecordingSmtp, type SendFixture, type TestStore } from './support';
+import { simpleParser } from 'mailparser';
+import { startOutboxWorker } from '../../gateway/send';
+import { GATEWAY_DOMAIN, makeContact, sendableAccount, sendDeps, sharedDovecot, startRecordingSmtp, type RecordingSmtp, type SendFixture, type TestStore } from './support';
 
 describe('send: console and API', function () {
   this.timeout(60_000);
@@ -338,6 +340,43 @@ describe('send: console and API', function () {
     assert.equal(after?.status, 'failed');
     assert.equal(after?.nextAttemptAt, null);
     assert.match(await pageOf('/outbox'), /Discarded: it will not be retried\./);
+  });
+
+  it('a queued message the server later refuses for good is kept: the Outbox offers it as a download to send again', async () => {
+    smtp.behaviour.data = () => '451 4.7.1 Greylisted, please try again later';
+    const page = await pageOf('/compose');
+    await session.agent.post('/compose').field('_csrf', csrfFrom(page)).field('account', bob.accountId).field('to', 'alice@customer.test').field('bcc', 'boss@acme.test')
+      .field('subject', 'Refused on the retry').field('text', 'A long answer I do not want to type again.').expect(303);
+    const entry = await store.models.Outbox.findOne({ subject: 'Refused on the retry' }).lean();
+    assert.ok(entry);
+    // The retry (the outbox worker; made due now) gets a final refusal.
+    smtp.behaviour.data = () => '554 5.7.1 Message rejected as spam';
+    await store.models.Outbox.updateOne({ _id: entry._id }, { $set: { nextAttemptAt: new Date() } });
+    const worker = startOutboxWorker(sendDeps(store, testApp.secretBox), { intervalMs: 100 });
+    try {
+      for (let i = 0; i < 100 && (await store.models.Outbox.findById(entry._id).lean())?.status !== 'failed'; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    } finally {
+      await worker.stop();
+    }
+    const outbox = await pageOf('/outbox');
+    const row = outbox.slice(outbox.indexOf(`id="outbox-${entry._id}"`));
+    assert.match(row, /<span class="badge red">Failed<\/span>[\s\S]*?554 5\.7\.1 Message rejected as spam[\s\S]*?<a href="\/outbox\/[0-9a-f]{24}\/message\.eml"[^>]*>Download the message<\/a>/);
+    const download = await session.agent.get(`/outbox/${entry._id}/message.eml`).buffer(true).expect(200);
+    assert.match(String(download.headers['content-disposition']), /attachment; filename="Refused on the retry\.eml"/);
+    const copy = await simpleParser(Buffer.isBuffer(download.body) ? download.body : Buffer.from(download.text));
+    assert.equal(copy.text?.trim(), 'A long answer I do not want to type again.');
+    assert.match(copy.headers.get('bcc') ? JSON.stringify(copy.headers.get('bcc')) : '', /boss@acme\.test/, 'the sender\'s own copy, with Bcc');
+
+    // Someone else's, or a message that was sent, has no copy to download.
+    const carol = await createUser(store, { email: `carol-${Date.now()}@acme.test`, password: 'correct-horse-battery-staple', role: 'employee' });
+    const other = await signIn(testApp.app, carol.email);
+    await other.agent.get(`/outbox/${entry._id}/message.eml`).expect(404);
+    smtp.behaviour.data = undefined;
+    await session.agent.post('/compose').field('_csrf', csrfFrom(page)).field('account', bob.accountId).field('to', 'alice@customer.test')
+      .field('subject', 'Went out fine').field('text', 'x').expect(303);
+    const sent = await store.models.Outbox.findOne({ subject: 'Went out fine', status: 'sent' }).lean();
+    assert.ok(sent);
+    await session.agent.get(`/outbox/${sent._id}/message.eml`).expect(404);
   });
 
   describe('API', () => {
