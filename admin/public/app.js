@@ -139,7 +139,7 @@
         pressed = true;
       }
       notice.textContent = (kept.submitted
-        ? 'This is what you were sending. If it already went out, Send will not send it twice but show it.'
+        ? 'This is what you were sending. If it already went out, Send shows it instead of sending it twice.'
         : 'This is what you had typed before; it has not been sent.') +
         (kept.files && kept.files.length ? ' Attach again: ' + kept.files.join(', ') + '.' : '') + ' ';
       var discard = document.createElement('button');

@@ -128,7 +128,7 @@ describe('send: in a real browser (Chromium)', function () {
     await Promise.all([page.waitForURL((url) => url.pathname === '/compose'), page.click('button[type=submit]')]);
     assert.match(await page.inputValue('#compose-text'), /^Thursday, by the morning truck\.\n\nOn .+ wrote:\n> When can you deliver\?/);
     assert.equal(await page.inputValue('#compose-subject'), 'Re: Delivery date (Thursday)');
-    assert.match((await page.textContent('#compose-restored')) ?? '', /This is what you were sending\. If it already went out, Send will not send it twice but show it\. Attach again: route\.txt\./);
+    assert.match((await page.textContent('#compose-restored')) ?? '', /This is what you were sending\. If it already went out, Send shows it instead of sending it twice\. Attach again: route\.txt\./);
     await page.screenshot({ path: path.join(SHOTS, 'compose-restored-laptop.png'), fullPage: true });
 
     await Promise.all([page.waitForURL(/\/messages\/[0-9a-f]{24}$/), page.click('#compose-send')]);
@@ -185,7 +185,7 @@ describe('send: in a real browser (Chromium)', function () {
       // Back to the form while the first press is still held at the SMTP server.
       await page.goto('/compose');
       assert.equal(await page.inputValue('#compose-text'), 'Only one copy, please.');
-      assert.match((await page.textContent('#compose-restored')) ?? '', /If it already went out, Send will not send it twice/);
+      assert.match((await page.textContent('#compose-restored')) ?? '', /If it already went out, Send shows it instead of sending it twice/);
       // The second press reaches the console while the first is still held, then the server answers the first.
       const secondPress = page.waitForRequest((request) => request.method() === 'POST' && request.url().endsWith('/compose'));
       const result = page.waitForURL(/\/messages\/[0-9a-f]{24}$/);
