@@ -16,7 +16,7 @@ export interface ImapLoginSettings {
 export type ImapLoginResult = { ok: true } | { ok: false; error: AppError };
 
 /** Stable codes the console, the API and the syncer show and act on. */
-export const IMAP_ERROR_CODES = ['AUTH_FAILED', 'HOST_NOT_FOUND', 'CONNECTION_REFUSED', 'CONNECTION_LOST', 'TLS_ERROR', 'TIMEOUT', 'IMAP_ERROR'] as const;
+export const IMAP_ERROR_CODES = ['AUTH_FAILED', 'SERVER_UNAVAILABLE', 'HOST_NOT_FOUND', 'CONNECTION_REFUSED', 'CONNECTION_LOST', 'TLS_ERROR', 'TIMEOUT', 'IMAP_ERROR'] as const;
 
 /**
  * imapflow's codes for a connection that went away under a command (the
@@ -42,6 +42,23 @@ type ErrorLike = Error & {
 };
 
 /**
+ * RFC 5530 response codes of a server that could not check the credentials
+ * just now (its auth backend is down, too many sessions, a bug): the login
+ * failed, but not because of the user name or password. imapflow flags every
+ * tagged NO to LOGIN/AUTHENTICATE as authenticationFailed; taken as a wrong
+ * password, Gmail's "NO [UNAVAILABLE] Temporary System Error" turned the
+ * sync off until the user typed the (right) password again.
+ */
+const TEMPORARY_LOGIN_CODES = new Set(['UNAVAILABLE', 'INUSE', 'LIMIT', 'SERVERBUG']);
+
+/** The server refused these credentials (not a temporary failure of its own, not a network problem). */
+export function isImapCredentialsRefusal(err: unknown): boolean {
+  const e = (err ?? {}) as ErrorLike;
+  if (TEMPORARY_LOGIN_CODES.has(String(e.serverResponseCode ?? '').toUpperCase())) return false;
+  return Boolean(e.authenticationFailed || e.serverResponseCode === 'AUTHENTICATIONFAILED' || e.serverResponseCode === 'AUTHORIZATIONFAILED');
+}
+
+/**
  * Turn whatever imapflow, net, tls or dns threw into an AppError with one of
  * IMAP_ERROR_CODES and a sentence a person can act on. The message never
  * contains the password (imapflow does not put it in errors; we only echo
@@ -53,9 +70,14 @@ export function classifyImapError(err: unknown, target?: { host?: string; port?:
   const where = target?.host ? `${target.host}:${target.port ?? ''}`.replace(/:$/, '') : 'the IMAP server';
   const make = (c: ImapErrorCode, message: string) => new AppError(c, message, { status: 422, cause: err });
 
-  if (e.authenticationFailed || e.serverResponseCode === 'AUTHENTICATIONFAILED' || e.serverResponseCode === 'AUTHORIZATIONFAILED') {
+  if (isImapCredentialsRefusal(err)) {
     const serverText = (e.responseText ?? '').trim();
     return make('AUTH_FAILED', `The server rejected the user name or password${serverText ? `: "${serverText}"` : ''}. Check them; most providers need an app password for IMAP.`);
+  }
+  const responseCode = String(e.serverResponseCode ?? '').toUpperCase();
+  if (TEMPORARY_LOGIN_CODES.has(responseCode)) {
+    const serverText = (e.responseText ?? '').trim();
+    return make('SERVER_UNAVAILABLE', `${where} could not check the user name and password just now (${responseCode}${serverText ? `: "${serverText}"` : ''}). This is a temporary problem of the server, not a wrong password: try again in a few minutes.`);
   }
   const network = classifyNetworkError(err, target, IMAP_WORDING);
   if (network) return make(network.code, network.message);

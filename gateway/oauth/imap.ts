@@ -1,5 +1,6 @@
 import { ImapFlow, type ImapFlowOptions } from 'imapflow';
 import type mongoose from 'mongoose';
+import { isImapCredentialsRefusal } from '../accounts/imap-login';
 import type { OAuthDeps } from './deps';
 import { withAccessToken } from './tokens';
 
@@ -11,8 +12,8 @@ import { withAccessToken } from './tokens';
 
 /** imapflow's way of saying "the server refused the credentials" (not a network or TLS problem). */
 export function isImapAuthFailure(err: unknown): boolean {
-  const e = err as { authenticationFailed?: boolean; serverResponseCode?: string } | null;
-  return Boolean(e && (e.authenticationFailed || e.serverResponseCode === 'AUTHENTICATIONFAILED' || e.serverResponseCode === 'AUTHORIZATIONFAILED'));
+  // A temporary failure of the server (RFC 5530 UNAVAILABLE…) is no reason to refresh the token or ask the user to sign in again.
+  return isImapCredentialsRefusal(err);
 }
 
 function describeImapFailure(err: unknown): string {

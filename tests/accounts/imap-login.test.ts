@@ -41,6 +41,24 @@ describe('accounts: authenticateImap against a real Dovecot', () => {
     assert.doesNotMatch(result.error.message, /wrong-password/, 'never echoes the password');
   });
 
+  it('reports a temporary failure of the server\'s authentication (NO [UNAVAILABLE]) as SERVER_UNAVAILABLE, not a wrong password', async () => {
+    const user = 'imap-login-unavailable@acme.test';
+    await dovecot.addUser(user, PASSWORD);
+    await dovecot.failAuth(user, true);
+    try {
+      const result = await authenticateImap({ host: dovecot.host, port: dovecot.tlsPort, tls: 'implicit', username: user, password: PASSWORD });
+      assert.equal(result.ok, false);
+      if (result.ok) return;
+      assert.equal(result.error.code, 'SERVER_UNAVAILABLE', result.error.message);
+      assert.match(result.error.message, /could not check the user name and password just now \(UNAVAILABLE: "Temporary authentication failure\./);
+      assert.match(result.error.message, /not a wrong password: try again in a few minutes/);
+      assert.doesNotMatch(result.error.message, /rejected/);
+    } finally {
+      await dovecot.failAuth(user, false);
+    }
+    assert.deepEqual(await authenticateImap({ host: dovecot.host, port: dovecot.tlsPort, tls: 'implicit', username: user, password: PASSWORD }), { ok: true });
+  });
+
   it('reports TLS_ERROR when TLS is expected but the port speaks plain IMAP', async () => {
     const result = await authenticateImap({ host: dovecot.host, port: dovecot.port, tls: 'implicit', username: USER, password: PASSWORD }, { timeoutMs: 5000 });
     assert.equal(result.ok, false);
@@ -137,6 +155,9 @@ describe('accounts: classifyImapError (the table the syncer reuses)', () => {
   const cases: Array<[string, unknown, string]> = [
     ['imapflow auth failure', Object.assign(new Error('Command failed'), { authenticationFailed: true, responseText: 'Invalid credentials (Failure)' }), 'AUTH_FAILED'],
     ['AUTHENTICATIONFAILED response code', Object.assign(new Error('x'), { serverResponseCode: 'AUTHENTICATIONFAILED' }), 'AUTH_FAILED'],
+    ['a refused login with EXPIRED (RFC 5530)', Object.assign(new Error('Command failed'), { authenticationFailed: true, serverResponseCode: 'EXPIRED' }), 'AUTH_FAILED'],
+    ['a refused login with UNAVAILABLE (RFC 5530)', Object.assign(new Error('Command failed'), { authenticationFailed: true, serverResponseCode: 'UNAVAILABLE', responseText: 'Temporary System Error' }), 'SERVER_UNAVAILABLE'],
+    ['a refused login with INUSE (RFC 5530)', Object.assign(new Error('Command failed'), { authenticationFailed: true, serverResponseCode: 'INUSE' }), 'SERVER_UNAVAILABLE'],
     ['DNS ENOTFOUND', Object.assign(new Error('getaddrinfo ENOTFOUND x'), { code: 'ENOTFOUND' }), 'HOST_NOT_FOUND'],
     ['DNS EAI_AGAIN', Object.assign(new Error('getaddrinfo EAI_AGAIN x'), { code: 'EAI_AGAIN' }), 'HOST_NOT_FOUND'],
     ['refused', Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), 'CONNECTION_REFUSED'],

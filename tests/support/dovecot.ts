@@ -28,6 +28,12 @@ export interface DovecotServer {
   logFile: string;
   addUser(email: string, password: string): Promise<void>;
   setPassword(email: string, password: string): Promise<void>;
+  /**
+   * Break (or mend) the user's passdb lookup the way a failing auth backend
+   * does: Dovecot then answers every login of that user, right password or
+   * not, with `NO [UNAVAILABLE] Temporary authentication failure` (RFC 5530).
+   */
+  failAuth(email: string, failing: boolean): Promise<void>;
   append(email: string, folder: string, raw: Buffer | string, opts?: { date?: Date; flags?: string[] }): Promise<number>;
   appendMany(email: string, folder: string, messages: Array<{ raw: Buffer | string; date?: Date }>): Promise<void>;
   recreateMailbox(email: string, folder: string): Promise<void>;
@@ -460,6 +466,18 @@ class Dovecot implements DovecotServer {
     // Dovecot stats an already-loaded passwd file at most once per second
     // (per auth process clock second); after the next second begins, the
     // next lookup is guaranteed to re-read it.
+    await sleep(1000 - (Date.now() % 1000) + 20);
+  }
+
+  async failAuth(email: string, failing: boolean): Promise<void> {
+    const user = this.requireUser(email);
+    const file = this.passwdFile(user);
+    // The auth process runs as 'dovecot': a file it cannot open is an internal passdb error
+    // (code=temp_fail), not an unknown user. A new mtime makes Dovecot open it again.
+    fs.chmodSync(file, failing ? 0o000 : 0o644);
+    const stamp = Math.max(Math.floor(Date.now() / 1000), (this.users.get(user) ?? 0) + 1);
+    fs.utimesSync(file, stamp, stamp);
+    this.users.set(user, stamp);
     await sleep(1000 - (Date.now() % 1000) + 20);
   }
 

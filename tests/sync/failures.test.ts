@@ -62,6 +62,31 @@ describe('IMAP syncer failure handling', function () {
     assert.equal(doc.imap!.lastError, '');
   });
 
+  it('backs off, and keeps the account authenticated, when the server cannot check passwords for a while (NO [UNAVAILABLE])', async () => {
+    const account = await createImapAccount(store, dovecot);
+    await dovecot.append(account.email, 'INBOX', makeMessage({ to: account.email }).raw);
+    await dovecot.failAuth(account.email, true);
+    let result: PassReport['accounts'][number] | undefined;
+    try {
+      result = resultFor(await syncer().runPassNow(), account);
+    } finally {
+      await dovecot.failAuth(account.email, false);
+    }
+    assert.equal(result?.outcome, 'backoff', 'a server-side outage is retried, not taken for a wrong password');
+    let doc = await accountDoc(account);
+    assert.equal(doc.imap!.status, 'authenticated', 'the user has nothing to re-enter');
+    assert.equal(doc.imap!.lastErrorCode, 'SERVER_UNAVAILABLE');
+    assert.match(doc.imap!.lastError, /Temporary authentication failure/);
+    assert.equal(doc.imap!.failures, 1);
+
+    // Once the backoff elapsed, the next pass syncs on its own.
+    clockOffset += 61_000;
+    assert.equal(resultFor(await syncer().runPassNow(), account)?.outcome, 'synced');
+    doc = await accountDoc(account);
+    assert.equal(doc.imap!.lastError, '');
+    assert.equal(await storedCount(account), 1);
+  });
+
   it('marks a password it cannot decrypt (SECRET_KEY changed) as failing without trying to log in', async () => {
     const account = await createImapAccount(store, dovecot);
     const otherKey = new SecretBox(crypto.randomBytes(32));
