@@ -59,7 +59,12 @@ export async function getSyncLedger(store: Store, accountId: string | mongoose.T
   const id = typeof accountId === 'string' ? new mongoose.Types.ObjectId(accountId) : accountId;
   const account = await store.models.MailAccount.findById(id, { email: 1, enabled: 1, imap: 1 }).lean();
   if (!account) return null;
-  const states = await store.models.FolderState.find({ accountId: id }).lean();
+  // Only the folders the next pass syncs: INBOX, the Sent folder and the picked ones. A folder the user
+  // took off the list keeps its cursor (picked again, it resumes), but its row — an error saying to
+  // correct its name, or a first sync that never completes — would stay on the page for good.
+  const picked = new Set(account.imap?.folders ?? []);
+  const states = (await store.models.FolderState.find({ accountId: id }).lean())
+    .filter((state) => state.folder.toUpperCase() === 'INBOX' || state.specialUse === '\\Sent' || picked.has(state.folder));
   const syncing = await leaseHeld(store, accountLeaseKey(id.toHexString()));
 
   const folders: FolderLedger[] = states

@@ -179,6 +179,30 @@ describe('IMAP syncer against Dovecot', function () {
     assert.match(ledger.folders.find((f) => f.folder === 'Vanished')?.lastError ?? '', /is not on the server .*Correct it under Other folders to sync in IMAP Support/);
   });
 
+  it('shows only the folders it syncs: one taken off the list leaves the status (its error too), and resumes where it was when picked again', async () => {
+    const account = await createImapAccount(store, dovecot, { folders: ['Projects/Acme', 'Misspelt'] });
+    await dovecot.append(account.email, 'Projects/Acme', makeMessage({ to: account.email }).raw);
+    assert.equal(resultFor(await syncer().runPassNow(), account)?.stored, 1);
+    let ledger = (await getSyncLedger(store, account.id))!;
+    assert.deepEqual(ledger.folders.map((f) => f.folder), ['INBOX', 'Misspelt', 'Projects/Acme', 'Sent']);
+
+    // The user corrects the list in IMAP Support: the rows go at once, before any pass.
+    await store.models.MailAccount.updateOne({ _id: account.id }, { $set: { 'imap.folders': [] } });
+    ledger = (await getSyncLedger(store, account.id))!;
+    assert.deepEqual(ledger.folders.map((f) => f.folder), ['INBOX', 'Sent']);
+    assert.ok(ledger.folders.every((f) => f.lastError === ''), 'no "not on the server" error for a folder no longer asked for');
+    assert.equal(resultFor(await syncer().runPassNow(), account)?.outcome, 'synced');
+
+    // Picked again: its cursor was kept, so only the new message is fetched.
+    await dovecot.append(account.email, 'Projects/Acme', makeMessage({ to: account.email }).raw);
+    await store.models.MailAccount.updateOne({ _id: account.id }, { $set: { 'imap.folders': ['Projects/Acme'] } });
+    const again = resultFor(await syncer().runPassNow(), account)!;
+    assert.equal(again.stored, 1);
+    assert.equal(again.duplicates, 0);
+    ledger = (await getSyncLedger(store, account.id))!;
+    assert.deepEqual(ledger.folders.map((f) => f.folder), ['INBOX', 'Projects/Acme', 'Sent']);
+  });
+
   it('resyncs after a UIDVALIDITY change without duplicates or gaps, and never brings back deleted mail', async () => {
     const account = await createImapAccount(store, dovecot);
     const now = Date.now();
