@@ -94,4 +94,30 @@ describe('console: progress of an IMAP sync', function () {
     assert.match(text, /The last attempt failed \(see the error above\); the next one is due \d{4}-\d\d-\d\d \d\d:\d\d UTC\./);
     assert.match(text, /First sync complete: 1 message from the last 30 days read\./);
   });
+
+  it('says that sync has stopped when the password stops working, and that it is paused while the account is disabled', async () => {
+    const dave = await makeUser(store, 'dave-progress@acme.test');
+    const account = await createImapAccount(store, dovecot);
+    await store.models.MailAccount.updateOne({ _id: account.id }, { $set: { ownerId: new mongoose.Types.ObjectId(dave.id.toString()) } });
+    const { agent } = await signIn(testApp.app, 'dave-progress@acme.test');
+    const page = async () => (await agent.get(`/preferences/email/${account.id}`).expect(200)).text;
+    assert.doesNotMatch(await page(), /id="imap-sync-waits"/, 'authenticated and enabled: nothing waits');
+
+    // The provider revokes the app password before the first pass.
+    await dovecot.setPassword(account.email, 'revoked-elsewhere');
+    const syncer = startSyncer({ config: testConfig(), log: silentLogger, store, secretBox: testSecrets, associate: null, schedule: false });
+    syncers.push(syncer);
+    assert.equal((await syncer.runPassNow()).accounts.find((a) => a.accountId === account.id)?.outcome, 'auth_failed');
+    let text = await page();
+    assert.match(text, /AUTH_FAILED/);
+    assert.match(text, /id="imap-sync-waits">· Sync has stopped: correct the problem below \(a changed password: type the new one\) and click Authenticate\.</);
+    assert.match(text, /· Last synced never</, 'a failed attempt is not a sync');
+    const list = (await agent.get('/preferences/email').expect(200)).text;
+    assert.match(list, /Last synced: never/);
+
+    // Disabled: paused, whatever the IMAP status.
+    await store.models.MailAccount.updateOne({ _id: account.id }, { $set: { 'imap.status': 'authenticated', 'imap.lastError': '', enabled: false } });
+    text = await page();
+    assert.match(text, /id="imap-sync-waits">· Sync is paused while this account is disabled \(Enable above resumes it\)\.</);
+  });
 });
