@@ -16,6 +16,8 @@ export interface FolderStatus {
 export interface ListedFolder {
   path: string;
   flags: Set<string>;
+  /** The hierarchy separator (RFC 3501 §6.3.8), such as '/' or '.'. */
+  delimiter?: string;
   specialUse?: string;
   status?: FolderStatus | { error: unknown };
 }
@@ -34,6 +36,12 @@ export interface FolderChoice {
   folders: ChosenFolder[];
   /** Folders the user picked that the server does not list (renamed or deleted). */
   missing: string[];
+  /**
+   * Folders the user picked that exist only as the parent of other folders
+   * (\Noselect / \NonExistent with children, RFC 3501 §7.2.2, RFC 5258 §3):
+   * they hold no messages, their subfolders do.
+   */
+  parents: Array<{ path: string; subfolders: string[] }>;
 }
 
 /** \Noselect / \NonExistent entries are hierarchy placeholders that cannot be opened (RFC 3501 §7.2.2, RFC 5258). */
@@ -67,10 +75,16 @@ export function chooseFolders(list: readonly ListedFolder[], picked: readonly st
   if (sent) add(sent, 'sent');
 
   const missing: string[] = [];
+  const parents: FolderChoice['parents'] = [];
   for (const name of picked) {
     const entry = list.find((candidate) => samePath(candidate.path, name));
     if (entry && selectable(entry)) add(entry, 'picked');
-    else if (!folders.some((f) => samePath(f.path, name))) missing.push(name);
+    else if (folders.some((f) => samePath(f.path, name))) continue;
+    else {
+      const subfolders = entry?.delimiter ? list.filter((other) => other.path.startsWith(entry.path + entry.delimiter) && selectable(other)).map((other) => other.path) : [];
+      if (subfolders.length > 0) parents.push({ path: name, subfolders });
+      else missing.push(name);
+    }
   }
-  return { folders, missing };
+  return { folders, missing, parents };
 }

@@ -12,7 +12,7 @@ import type { Config } from '../core/config';
 import type { Store } from '../store';
 import { accountCheck, type AccountStopReason } from './account-check';
 import { backoffDelayMs } from './backoff';
-import { chooseFolders, type ChosenFolder, type ListedFolder } from './folders';
+import { chooseFolders, type FolderChoice, type ListedFolder } from './folders';
 import { checkForwardingHealth } from './forwarding-health';
 import type { SyncOptions } from './options';
 import { describeError, emptyTally, syncFolder, type FolderTally } from './sync-folder';
@@ -100,7 +100,7 @@ function clientOptions(settings: ImapLoginSettings, rootLog: Logger, accountId: 
 }
 
 /** Folders with their STATUS, in as few round trips as the server allows. */
-async function listFolders(client: ImapFlow, picked: string[]): Promise<{ folders: ChosenFolder[]; missing: string[] }> {
+async function listFolders(client: ImapFlow, picked: string[]): Promise<FolderChoice> {
   const listStatus = client.capabilities.has('LIST-STATUS') || client.capabilities.has('IMAP4rev2');
   // Without LIST-STATUS imapflow would send STATUS for every folder of the
   // account; ask only for the folders we sync instead.
@@ -193,13 +193,16 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
       return await backOff(failure);
     }
 
-    const { folders, missing } = await listFolders(client, account.imap?.folders ?? []);
-    for (const path of missing) {
-      await store.models.FolderState.updateOne(
-        { accountId: account._id, folder: path },
-        { $set: { lastPassAt: startedAt, lastError: 'This folder is not on the server (renamed or deleted, or its name is misspelt). Correct it under Other folders to sync in IMAP Support.' } },
-        { upsert: true },
-      );
+    const { folders, missing, parents } = await listFolders(client, account.imap?.folders ?? []);
+    const unsyncable = [
+      ...missing.map((path) => ({ path, problem: 'This folder is not on the server (renamed or deleted, or its name is misspelt). Correct it under Other folders to sync in IMAP Support.' })),
+      ...parents.map(({ path, subfolders }) => ({
+        path,
+        problem: `This folder only holds other folders, not messages. To sync them, list them under Other folders to sync in IMAP Support: ${subfolders.slice(0, 3).join(', ')}${subfolders.length > 3 ? ', …' : ''}.`,
+      })),
+    ];
+    for (const { path, problem } of unsyncable) {
+      await store.models.FolderState.updateOne({ accountId: account._id, folder: path }, { $set: { lastPassAt: startedAt, lastError: problem } }, { upsert: true });
     }
 
     let folderError: { message: string; code: string } | null = null;

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { chooseFolders, type ListedFolder } from '../../gateway/sync/folders';
 
-const entry = (path: string, flags: string[] = [], specialUse?: string, status?: ListedFolder['status']): ListedFolder => ({ path, flags: new Set(flags), specialUse, status });
+const entry = (path: string, flags: string[] = [], specialUse?: string, status?: ListedFolder['status']): ListedFolder => ({ path, flags: new Set(flags), delimiter: '/', specialUse, status });
 
 describe('chooseFolders (pure)', () => {
   it('takes INBOX, the \\Sent special-use folder (whatever its name) and the picked folders', () => {
@@ -27,9 +27,25 @@ describe('chooseFolders (pure)', () => {
 
   it('skips \\Noselect placeholders and reports picked folders the server no longer has', () => {
     const list = [entry('INBOX'), entry('Archive', ['\\Noselect']), entry('Gone', ['\\NonExistent'])];
-    const { folders, missing } = chooseFolders(list, ['Archive', 'Gone', 'Deleted']);
+    const { folders, missing, parents } = chooseFolders(list, ['Archive', 'Gone', 'Deleted']);
     assert.deepEqual(folders.map((f) => f.path), ['INBOX']);
     assert.deepEqual(missing, ['Archive', 'Gone', 'Deleted']);
+    assert.deepEqual(parents, []);
+  });
+
+  it('tells a parent that holds only other folders from a missing one, naming its subfolders', () => {
+    const list = [
+      entry('INBOX'),
+      entry('Clients', ['\\NonExistent', '\\HasChildren', '\\Noselect']),
+      entry('Clients/Acme', ['\\NonExistent', '\\HasChildren', '\\Noselect']),
+      entry('Clients/Acme/2026', ['\\HasNoChildren']),
+      entry('Clients/Beta', ['\\HasNoChildren']),
+      entry('ClientsOld', ['\\HasNoChildren']),
+    ];
+    const { folders, missing, parents } = chooseFolders(list, ['Clients', 'Clients/Acme/2026']);
+    assert.deepEqual(folders.map((f) => f.path), ['INBOX', 'Clients/Acme/2026']);
+    assert.deepEqual(missing, []);
+    assert.deepEqual(parents, [{ path: 'Clients', subfolders: ['Clients/Acme/2026', 'Clients/Beta'] }]);
   });
 
   it('syncs INBOX even when the server does not list it, and ignores a STATUS error', () => {

@@ -154,7 +154,7 @@ describe('IMAP syncer against Dovecot', function () {
   });
 
   it('finds the Sent folder by special-use and syncs the folders the user picked', async () => {
-    const account = await createImapAccount(store, dovecot, { folders: ['Projects', 'Vanished'] });
+    const account = await createImapAccount(store, dovecot, { folders: ['Projects', 'Vanished', 'Clients'] });
     const inbox = makeMessage({ to: account.email });
     const sent = [makeMessage({ to: 'carol@customer.test' }), makeMessage({ to: 'dave@customer.test' })];
     const project = makeMessage({ to: account.email, subject: 'Project Acme' });
@@ -163,6 +163,7 @@ describe('IMAP syncer against Dovecot', function () {
     for (const m of sent) await dovecot.append(account.email, 'Sent', m.raw);
     await dovecot.append(account.email, 'Projects', project.raw);
     await dovecot.append(account.email, 'Sent Items', notSent.raw);
+    await dovecot.append(account.email, 'Clients/Acme', makeMessage({ to: account.email }).raw); // 'Clients' itself holds no messages
 
     const result = resultFor(await syncer().runPassNow(), account)!;
     assert.equal(result.outcome, 'synced');
@@ -177,6 +178,7 @@ describe('IMAP syncer against Dovecot', function () {
     const ledger = (await getSyncLedger(store, account.id))!;
     assert.equal(ledger.folders.find((f) => f.folder === 'Sent')?.specialUse, '\\Sent');
     assert.match(ledger.folders.find((f) => f.folder === 'Vanished')?.lastError ?? '', /is not on the server .*Correct it under Other folders to sync in IMAP Support/);
+    assert.equal(ledger.folders.find((f) => f.folder === 'Clients')?.lastError, 'This folder only holds other folders, not messages. To sync them, list them under Other folders to sync in IMAP Support: Clients/Acme.');
   });
 
   it('shows only the folders it syncs: one taken off the list leaves the status (its error too), and resumes where it was when picked again', async () => {
