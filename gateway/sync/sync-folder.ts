@@ -399,11 +399,19 @@ async function storeMessage(ctx: FolderSyncContext, log: Logger, folder: ChosenF
     // Never skipped: the first maxMessageBytes are stored and the message
     // is flagged like an unparseable one, so the console can say so.
     tally.truncated += 1;
-    const note = `message is ${size} bytes, over the ${ctx.options.maxMessageBytes}-byte limit: only the first ${ctx.options.maxMessageBytes} bytes were stored`;
-    await ctx.store.models.Message.updateOne({ _id: result.id, parseError: '' }, { $set: { parseError: note } });
+    const cap = ctx.options.maxMessageBytes;
+    // Shown on the message page: the stored copy ends mid-way, so its last attachments are cut off.
+    const note = `This message is ${megabytes(size)} (${size} bytes), over the ${cap}-byte limit (SMTP_MAX_MESSAGE_SIZE): only its first ${megabytes(cap)} were stored, so its end, often the last attachments, is cut off. The whole message is still in the mailbox on the server.`;
+    // First, also when the cut-off end made the parser fail: the cut is what explains it.
+    const parseError = [note, result.parsed.parseError].filter(Boolean).join(' ').slice(0, 2000);
+    await ctx.store.models.Message.updateOne({ _id: result.id }, { $set: { parseError } });
     log.warn({ uid: message.uid, size, id: result.id }, 'message over the size limit stored truncated');
   }
   return result.outcome === 'stored';
+}
+
+function megabytes(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
 /** Server text when there is one (it is what the user can act on), else the error message. */

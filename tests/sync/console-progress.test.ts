@@ -120,4 +120,20 @@ describe('console: progress of an IMAP sync', function () {
     text = await page();
     assert.match(text, /id="imap-sync-waits">· Sync is paused while this account is disabled \(Enable above resumes it\)\.</);
   });
+
+  it('says on the page of a message over the size limit that it was cut off, and that the whole one is still in the mailbox', async () => {
+    const erin = await makeUser(store, 'erin-progress@acme.test');
+    const account = await createImapAccount(store, dovecot);
+    await store.models.MailAccount.updateOne({ _id: account.id }, { $set: { ownerId: new mongoose.Types.ObjectId(erin.id.toString()) } });
+    const huge = makeMessage({ to: account.email, subject: 'Scans attached', body: `${'0123456789abcdef'.repeat(64)}\r\n`.repeat(300) }); // ~300 KB
+    await dovecot.append(account.email, 'INBOX', huge.raw);
+    const syncer = startSyncer({ config: testConfig(), log: silentLogger, store, secretBox: testSecrets, associate: null, schedule: false, options: { maxMessageBytes: 100 * 1024 } });
+    syncers.push(syncer);
+    assert.equal((await syncer.runPassNow()).accounts.find((a) => a.accountId === account.id)?.truncated, 1);
+
+    const stored = (await store.models.Message.findOne({ messageId: huge.messageId }).lean())!;
+    const { agent } = await signIn(testApp.app, 'erin-progress@acme.test');
+    const text = (await agent.get(`/messages/${stored._id}`).expect(200)).text;
+    assert.match(text, /id="parse-error">Not everything of this message could be read: This message is 0\.3 MB \(\d+ bytes\), over the 102400-byte limit \(SMTP_MAX_MESSAGE_SIZE\): only its first 0\.1 MB were stored, so its end, often the last attachments, is cut off\. The whole message is still in the mailbox on the server\.</);
+  });
 });
