@@ -35,6 +35,12 @@ export const folderStateSchema = new Schema(
     lastPassStored: { type: Number, default: 0 },
     lastError: { type: String, default: '' },
     stalled: { type: Boolean, default: false },
+    /**
+     * Messages the server lists but returns without their content (a mail
+     * file it cannot read): attempts per UID under this uidValidity. Retried
+     * a few times, then skipped so the rest of the folder still syncs.
+     */
+    unreadable: { type: [{ _id: false, uid: { type: Number, required: true }, attempts: { type: Number, default: 1 } }], default: [] },
   },
   { timestamps: true, collection: 'sync_folders' },
 );

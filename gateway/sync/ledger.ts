@@ -1,6 +1,7 @@
 import mongoose from 'mongoose';
 import type { Store } from '../store';
 import { accountLeaseKey, leaseHeld } from './lease';
+import { UNREADABLE_ATTEMPTS } from './sync-folder';
 
 /**
  * The sync ledger of one account, shaped for the console: per account the
@@ -26,6 +27,8 @@ export interface FolderLedger {
   lastError: string;
   /** UIDNEXT moved but the last pass stored nothing. */
   stalled: boolean;
+  /** Messages the server kept returning without their content: skipped (they stay on the server). */
+  skippedUids: number[];
 }
 
 export interface SyncLedger {
@@ -86,6 +89,7 @@ export async function getSyncLedger(store: Store, accountId: string | mongoose.T
       lastPassStored: state.lastPassStored ?? 0,
       lastError: state.lastError ?? '',
       stalled: state.stalled ?? false,
+      skippedUids: (state.unreadable ?? []).filter((entry) => entry.attempts >= UNREADABLE_ATTEMPTS).map((entry) => entry.uid).sort((a, b) => a - b),
     }))
     .sort((a, b) => (a.folder.toUpperCase() === 'INBOX' ? -1 : b.folder.toUpperCase() === 'INBOX' ? 1 : a.folder.localeCompare(b.folder)));
 

@@ -128,7 +128,7 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
     const finishedAt = options.now();
     const ms = Date.now() - started;
     const result: AccountPassResult = { accountId, outcome, ...tally, folders: folderCount, unchangedFolders, ms, startedAt, finishedAt, ...extra };
-    const line = { outcome, reason: extra.stopReason, stored: tally.stored, duplicates: tally.duplicates, tombstoned: tally.tombstoned, parseErrors: tally.parseErrors, truncated: tally.truncated, folders: folderCount, unchanged: unchangedFolders, ms, error: extra.error, code: extra.errorCode };
+    const line = { outcome, reason: extra.stopReason, stored: tally.stored, duplicates: tally.duplicates, tombstoned: tally.tombstoned, parseErrors: tally.parseErrors, truncated: tally.truncated, unreadable: tally.unreadable, folders: folderCount, unchanged: unchangedFolders, ms, error: extra.error, code: extra.errorCode };
     if (outcome === 'synced' || outcome === 'stopped') log.info(line, 'imap sync pass');
     else log.warn(line, 'imap sync pass failed');
     return result;

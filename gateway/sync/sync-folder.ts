@@ -47,7 +47,7 @@ export interface FolderTally {
   parseErrors: number;
   /** Larger than maxMessageBytes: stored truncated, flagged. */
   truncated: number;
-  /** Listed by the server but returned without a body (logged; the ledger shows it). */
+  /** Listed by the server but returned without a body (retried, then skipped; the ledger shows it). */
   unreadable: number;
 }
 
@@ -64,6 +64,14 @@ export interface FolderResult extends FolderTally {
 export function emptyTally(): FolderTally {
   return { stored: 0, duplicates: 0, tombstoned: 0, parseErrors: 0, truncated: 0, unreadable: 0 };
 }
+
+/**
+ * Passes in which the server returned a message without its content before
+ * it is skipped. Until then the batch does not count as stored (the cursor
+ * stays, nothing is lost to a passing hiccup); after that one message the
+ * server cannot deliver no longer holds up every message behind it.
+ */
+export const UNREADABLE_ATTEMPTS = 3;
 
 interface Cursor {
   lastUid: number;
@@ -111,6 +119,18 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
     const sameValidity = state?.uidValidity === uidValidity;
     const previousUidNext = sameValidity ? state.uidNext : 0;
 
+    // UIDs are void under another UIDVALIDITY, and so are their attempts.
+    const unreadable = new Map<number, number>(sameValidity ? (state?.unreadable ?? []).map((entry) => [entry.uid, entry.attempts]) : []);
+    const skipped = new Set([...unreadable].filter(([, attempts]) => attempts >= UNREADABLE_ATTEMPTS).map(([uid]) => uid));
+    /** Count one more pass without the content of `uid`; true while the batch should wait for it. */
+    const noteUnreadable = async (uid: number): Promise<boolean> => {
+      const attempts = (unreadable.get(uid) ?? 0) + 1;
+      unreadable.set(uid, attempts);
+      await save({ unreadable: [...unreadable].map(([u, n]) => ({ uid: u, attempts: n })) });
+      return attempts < UNREADABLE_ATTEMPTS;
+    };
+    const fetchable = (items: SizedUid[]) => (skipped.size > 0 ? items.filter((item) => !skipped.has(item.uid)) : items);
+
     let cursor: Cursor;
     if (state && sameValidity) {
       const backfill = state.backfill;
@@ -148,6 +168,7 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
         'backfill.total': 0,
         'backfill.done': 0,
         'backfill.completed': false,
+        unreadable: [],
       });
     }
 
@@ -158,7 +179,7 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
         .catch((err: Error) => log.warn({ err }, 'could not update the mail account counters; the batch is stored'));
     };
     const storeBatches = (batches: SizedUid[][], saveCursor: (batch: SizedUid[]) => Promise<void>) =>
-      runBatches(ctx, batches, (batch, window) => storeBatch(ctx, log, folder, uidValidity, batch, tally, window), async (batch, outcome) => {
+      runBatches(ctx, batches, (batch, window) => storeBatch(ctx, log, folder, uidValidity, batch, tally, window, noteUnreadable), async (batch, outcome) => {
         // Also for the part of a batch stored before a failure: replayed, those come back as duplicates.
         await countStored(outcome.stored);
         if (outcome.error === undefined) await saveCursor(batch);
@@ -167,7 +188,7 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
 
     // 2. New mail above the cursor, oldest first.
     if (mailbox.uidNext > cursor.lastUid + 1) {
-      const fresh = mailbox.exists > 0 ? await newUids(client, cursor.lastUid) : [];
+      const fresh = mailbox.exists > 0 ? fetchable(await newUids(client, cursor.lastUid)) : [];
       pendingNew = fresh.length;
       await storeBatches(planBatches(fresh, limits), async (batch) => {
         cursor.lastUid = Math.max(...batch.map((item) => item.uid));
@@ -190,7 +211,7 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
       if (backfill.belowUid > 1 && mailbox.exists > 0) {
         const found = (await client.search({ since: backfill.since, uid: `1:${backfill.belowUid - 1}` }, { uid: true })) || [];
         const below = found.filter((uid) => uid < backfill.belowUid);
-        remaining = below.length > 0 ? await sizesOf(client, below) : [];
+        remaining = below.length > 0 ? fetchable(await sizesOf(client, below)) : [];
         remaining.sort((a, b) => b.uid - a.uid);
       }
       pendingBackfill = remaining.length;
@@ -337,6 +358,7 @@ async function storeBatch(
   batch: SizedUid[],
   tally: FolderTally,
   window: IngestWindow,
+  noteUnreadable: (uid: number) => Promise<boolean>,
 ): Promise<{ settled: Promise<BatchOutcome> }> {
   const wanted = new Set(batch.map((item) => item.uid));
   const cap = ctx.options.maxMessageBytes;
@@ -349,7 +371,13 @@ async function storeBatch(
       wanted.delete(message.uid);
       if (!message.source) {
         tally.unreadable += 1;
-        log.warn({ uid: message.uid }, 'server returned no body for this message; it is not stored');
+        const wait = await noteUnreadable(message.uid);
+        if (wait) {
+          log.warn({ uid: message.uid }, 'server returned no body for this message; the batch is fetched again at the next pass');
+          outcome.error ??= new Error(`the server returned message UID ${message.uid} without its content (its log may say why); it is asked for again at the next pass`);
+        } else {
+          log.warn({ uid: message.uid, attempts: UNREADABLE_ATTEMPTS }, 'server returned no body for this message again; it is skipped');
+        }
         continue;
       }
       const task: Promise<void> = storeMessage(ctx, log, folder, uidValidity, message, tally)

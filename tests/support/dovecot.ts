@@ -37,6 +37,13 @@ export interface DovecotServer {
   append(email: string, folder: string, raw: Buffer | string, opts?: { date?: Date; flags?: string[] }): Promise<number>;
   appendMany(email: string, folder: string, messages: Array<{ raw: Buffer | string; date?: Date }>): Promise<void>;
   recreateMailbox(email: string, folder: string): Promise<void>;
+  /**
+   * Make one stored message unreadable to Dovecot (or readable again): its
+   * mail file loses its permissions, as a corrupt or half-restored mail
+   * store does. Dovecot then answers a FETCH of it without the content and
+   * closes the connection ("FETCH failed: Internal error").
+   */
+  setMessageReadable(email: string, folder: string, uid: number, readable: boolean): Promise<void>;
   loginAttempts(email: string): Promise<number>;
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -561,6 +568,19 @@ class Dovecot implements DovecotServer {
 
   private doveadm(args: string[]): Promise<{ stdout: string; stderr: string }> {
     return run('doveadm', ['-c', this.conf, ...args]);
+  }
+
+  async setMessageReadable(email: string, folder: string, uid: number, readable: boolean): Promise<void> {
+    const user = this.requireUser(email);
+    const dir = (await this.doveadm(['mailbox', 'path', '-u', user, folder])).stdout.trim();
+    // Maildir: dovecot-uidlist maps "UID [extensions] :base-name"; the file is new/ or cur/ base-name[:2,flags].
+    // The first line is the header ("3 V<uidvalidity> N<next>…"), not a message.
+    const line = fs.readFileSync(path.join(dir, 'dovecot-uidlist'), 'utf8').split('\n').slice(1).find((l) => l.startsWith(`${uid} `));
+    if (!line) throw new Error(`setMessageReadable: no UID ${uid} in ${folder} of ${user}`);
+    const base = line.slice(line.indexOf(':') + 1);
+    const file = ['new', 'cur'].flatMap((sub) => fs.readdirSync(path.join(dir, sub)).filter((name) => name.split(':')[0] === base).map((name) => path.join(dir, sub, name)))[0];
+    if (!file) throw new Error(`setMessageReadable: the mail file of UID ${uid} is gone`);
+    fs.chmodSync(file, readable ? 0o600 : 0o000);
   }
 
   async recreateMailbox(email: string, folder: string): Promise<void> {

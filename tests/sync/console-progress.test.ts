@@ -136,4 +136,23 @@ describe('console: progress of an IMAP sync', function () {
     const text = (await agent.get(`/messages/${stored._id}`).expect(200)).text;
     assert.match(text, /id="parse-error">Not everything of this message could be read: This message is 0\.3 MB \(\d+ bytes\), over the 102400-byte limit \(SMTP_MAX_MESSAGE_SIZE\): only its first 0\.1 MB were stored, so its end, often the last attachments, is cut off\. The whole message is still in the mailbox on the server\.</);
   });
+
+  it('names the message the server would not hand over, once it is skipped', async () => {
+    const fay = await makeUser(store, 'fay-progress@acme.test');
+    const account = await createImapAccount(store, dovecot);
+    await store.models.MailAccount.updateOne({ _id: account.id }, { $set: { ownerId: new mongoose.Types.ObjectId(fay.id.toString()) } });
+    for (let i = 0; i < 2; i++) await dovecot.append(account.email, 'INBOX', makeMessage({ to: account.email }).raw);
+    await dovecot.setMessageReadable(account.email, 'INBOX', 2, false);
+    const syncer = startSyncer({ config: testConfig(), log: silentLogger, store, secretBox: testSecrets, associate: null, schedule: false, options: { backoffBaseMs: 0 } });
+    syncers.push(syncer);
+    try {
+      for (let pass = 0; pass < 4; pass++) await syncer.runPassNow();
+    } finally {
+      await dovecot.setMessageReadable(account.email, 'INBOX', 2, true);
+    }
+    const { agent } = await signIn(testApp.app, 'fay-progress@acme.test');
+    const text = (await agent.get(`/preferences/email/${account.id}`).expect(200)).text;
+    assert.match(text, /Skipped a message the server would not hand over after several tries \(UID 2\): still in your mailbox, not in Postroom\. The server's log says why\./);
+    assert.match(text, /First sync complete: 1 message from the last 30 days read\./);
+  });
 });

@@ -325,6 +325,42 @@ describe('IMAP syncer against Dovecot', function () {
     for (const subject of ['before', 'after']) assert.equal(stored.find((m) => m.subject === subject)?.parseError, '');
   });
 
+  it('retries a message the server cannot hand over, then skips it and shows it, so the messages behind it still sync', async () => {
+    const account = await createImapAccount(store, dovecot);
+    const messages = Array.from({ length: 5 }, (_, i) => makeMessage({ to: account.email, subject: `report ${i + 1}` }));
+    for (const m of messages) await dovecot.append(account.email, 'INBOX', m.raw);
+    await dovecot.setMessageReadable(account.email, 'INBOX', 3, false);
+    // No waiting between passes: backoff after the connection Dovecot closes is not what this is about.
+    const quick = { backoffBaseMs: 0 };
+    const inbox = async () => (await getSyncLedger(store, account.id))!.folders.find((f) => f.folder === 'INBOX')!;
+    try {
+      // Dovecot answers the FETCH of UID 3 without its content and hangs up. The first passes keep the
+      // cursor where it was: the message is asked for again, not given up at the first hiccup.
+      for (let pass = 1; pass <= 3; pass++) {
+        const result = resultFor(await syncer({ options: quick }).runPassNow(), account)!;
+        assert.notEqual(result.outcome, 'synced', `pass ${pass}`);
+        const state = await inbox();
+        assert.equal(state.backfill.completed, false, `pass ${pass}: the cursor does not pass UID 3`);
+        // The third time it is given up (that pass still ends with the connection Dovecot closed).
+        assert.deepEqual(state.skippedUids, pass < 3 ? [] : [3], `pass ${pass}`);
+      }
+      // Then the rest of the folder syncs.
+      const result = resultFor(await syncer({ options: quick }).runPassNow(), account)!;
+      assert.equal(result.outcome, 'synced');
+      const state = await inbox();
+      assert.equal(state.backfill.completed, true);
+      assert.deepEqual(state.skippedUids, [3]);
+    } finally {
+      await dovecot.setMessageReadable(account.email, 'INBOX', 3, true);
+    }
+    const stored = (await messagesOf(account)).map((m) => m.subject).sort();
+    assert.deepEqual(stored, ['report 1', 'report 2', 'report 4', 'report 5']);
+
+    // New mail after it syncs as usual.
+    await dovecot.append(account.email, 'INBOX', makeMessage({ to: account.email, subject: 'report 6' }).raw);
+    assert.equal(resultFor(await syncer().runPassNow(), account)?.stored, 1);
+  });
+
   it('flags a stall when UIDNEXT moved but the pass stored nothing', async () => {
     const account = await createImapAccount(store, dovecot);
     await dovecot.append(account.email, 'INBOX', makeMessage({ to: account.email }).raw);
