@@ -44,6 +44,8 @@ function syncStatusLine(ledger: SyncLedger): string {
   parts.push(`last success ${when(ledger.lastSuccessAt)}`);
   if (ledger.failures > 0) parts.push(`${ledger.failures} failed attempt${ledger.failures === 1 ? '' : 's'}, next ${when(ledger.nextAttemptAt)}`);
   if (ledger.stalled) parts.push('stalled');
+  // Messages the server would not hand over (sync-folder.ts): skipped, so the operator should look at the server's log.
+  for (const folder of ledger.folders) if (folder.skippedUids.length > 0) parts.push(`skipped unreadable UID ${folder.skippedUids.join(',')} in ${folder.folder}`);
   if (ledger.lastError) parts.push(`error ${ledger.lastErrorCode}: ${ledger.lastError}`);
   return parts.join(' | ');
 }

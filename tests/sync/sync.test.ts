@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { ImapFlow } from 'imapflow';
 import mongoose from 'mongoose';
+import { runCli } from '../../gateway/bin/cli';
 import { silentLogger } from '../../gateway/core/log';
 import { ingest } from '../../gateway/mail/ingest';
 import { getSyncLedger } from '../../gateway/sync/ledger';
@@ -355,6 +356,10 @@ describe('IMAP syncer against Dovecot', function () {
     }
     const stored = (await messagesOf(account)).map((m) => m.subject).sort();
     assert.deepEqual(stored, ['report 1', 'report 2', 'report 4', 'report 5']);
+    // The operator's view from a shell says so too.
+    const out: string[] = [];
+    assert.equal(await runCli(['sync-status'], store, { out: (line) => out.push(line), err: (line) => out.push(line) }), 0);
+    assert.match(out.find((line) => line.startsWith(`${account.email} |`)) ?? out.join('\n'), / \| first sync complete \| .* \| skipped unreadable UID 3 in INBOX$/);
 
     // New mail after it syncs as usual.
     await dovecot.append(account.email, 'INBOX', makeMessage({ to: account.email, subject: 'report 6' }).raw);
