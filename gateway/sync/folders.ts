@@ -34,8 +34,10 @@ export interface ChosenFolder {
 
 export interface FolderChoice {
   folders: ChosenFolder[];
-  /** Folders the user picked that the server does not list (renamed or deleted). */
+  /** Folders the user picked that the server does not list (renamed or deleted, or misspelt). */
   missing: string[];
+  /** For a missing folder, the server's folder it most likely means (other case, separator or namespace prefix). */
+  suggestions: Map<string, string>;
   /**
    * Folders the user picked that exist only as the parent of other folders
    * (\Noselect / \NonExistent with children, RFC 3501 §7.2.2, RFC 5258 §3):
@@ -60,7 +62,19 @@ function statusOf(entry: ListedFolder): FolderStatus | undefined {
   return status;
 }
 
-export function chooseFolders(list: readonly ListedFolder[], picked: readonly string[]): FolderChoice {
+/**
+ * A folder name reduced to what people get wrong when they type it: case,
+ * the hierarchy separator ('/' on one server, '.' on another), the personal
+ * namespace prefix their mail program hides ("INBOX." on Courier, Cyrus and
+ * many hosting Dovecots, RFC 2342), Unicode composition.
+ */
+function looseName(name: string, namespacePrefix: string): string {
+  let loose = name.normalize('NFC').trim();
+  if (namespacePrefix && loose.toUpperCase().startsWith(namespacePrefix.toUpperCase())) loose = loose.slice(namespacePrefix.length);
+  return loose.toLowerCase().replace(/[/.\\]/g, '/');
+}
+
+export function chooseFolders(list: readonly ListedFolder[], picked: readonly string[], namespacePrefix = ''): FolderChoice {
   const folders: ChosenFolder[] = [];
   const add = (entry: ListedFolder, role: FolderRole) => {
     if (!selectable(entry) || folders.some((f) => samePath(f.path, entry.path))) return;
@@ -75,6 +89,7 @@ export function chooseFolders(list: readonly ListedFolder[], picked: readonly st
   if (sent) add(sent, 'sent');
 
   const missing: string[] = [];
+  const suggestions = new Map<string, string>();
   const parents: FolderChoice['parents'] = [];
   for (const name of picked) {
     const entry = list.find((candidate) => samePath(candidate.path, name));
@@ -83,8 +98,12 @@ export function chooseFolders(list: readonly ListedFolder[], picked: readonly st
     else {
       const subfolders = entry?.delimiter ? list.filter((other) => other.path.startsWith(entry.path + entry.delimiter) && selectable(other)).map((other) => other.path) : [];
       if (subfolders.length > 0) parents.push({ path: name, subfolders });
-      else missing.push(name);
+      else {
+        missing.push(name);
+        const likely = list.find((other) => selectable(other) && looseName(other.path, namespacePrefix) === looseName(name, namespacePrefix));
+        if (likely) suggestions.set(name, likely.path);
+      }
     }
   }
-  return { folders, missing, parents };
+  return { folders, missing, suggestions, parents };
 }

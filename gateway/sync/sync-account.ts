@@ -105,7 +105,7 @@ async function listFolders(client: ImapFlow, picked: string[]): Promise<FolderCh
   // Without LIST-STATUS imapflow would send STATUS for every folder of the
   // account; ask only for the folders we sync instead.
   const list = (await client.list(listStatus ? { statusQuery: LIST_STATUS_QUERY } : {})) as ListedFolder[];
-  const choice = chooseFolders(list, picked);
+  const choice = chooseFolders(list, picked, client.namespace?.prefix ?? '');
   if (!listStatus) {
     for (const folder of choice.folders) {
       const status = await client.status(folder.path, LIST_STATUS_QUERY).catch(() => false as const);
@@ -193,9 +193,17 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
       return await backOff(failure);
     }
 
-    const { folders, missing, parents } = await listFolders(client, account.imap?.folders ?? []);
+    const { folders, missing, suggestions, parents } = await listFolders(client, account.imap?.folders ?? []);
     const unsyncable = [
-      ...missing.map((path) => ({ path, problem: 'This folder is not on the server (renamed or deleted, or its name is misspelt). Correct it under Other folders to sync in IMAP Support.' })),
+      ...missing.map((path) => {
+        const likely = suggestions.get(path);
+        return {
+          path,
+          problem: likely
+            ? `This folder is not on the server under this name; the server has "${likely}" (names differ in case, separator or prefix). Write it like that under Other folders to sync in IMAP Support.`
+            : 'This folder is not on the server (renamed or deleted, or its name is misspelt). Correct it under Other folders to sync in IMAP Support.',
+        };
+      }),
       ...parents.map(({ path, subfolders }) => ({
         path,
         problem: `This folder only holds other folders, not messages. To sync them, list them under Other folders to sync in IMAP Support: ${subfolders.slice(0, 3).join(', ')}${subfolders.length > 3 ? ', …' : ''}.`,

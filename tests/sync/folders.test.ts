@@ -53,4 +53,12 @@ describe('chooseFolders (pure)', () => {
     assert.deepEqual(folders.map((f) => f.path), ['INBOX', 'Work']);
     assert.equal(folders[1].status, undefined);
   });
+
+  it('suggests the folder a missing name most likely means: other case, separator or namespace prefix, never a guess', () => {
+    const list = [entry('INBOX'), entry('INBOX.Archive'), entry('INBOX.Projects.Acme'), entry('Rechnungen')];
+    const { folders, missing, suggestions } = chooseFolders(list, ['Archive', 'projects/acme', 'rechnungen', 'Invoices'], 'INBOX.');
+    assert.deepEqual(folders.map((f) => f.path), ['INBOX']);
+    assert.deepEqual(missing, ['Archive', 'projects/acme', 'rechnungen', 'Invoices']);
+    assert.deepEqual([...suggestions], [['Archive', 'INBOX.Archive'], ['projects/acme', 'INBOX.Projects.Acme'], ['rechnungen', 'Rechnungen']]);
+  });
 });

@@ -155,7 +155,7 @@ describe('IMAP syncer against Dovecot', function () {
   });
 
   it('finds the Sent folder by special-use and syncs the folders the user picked', async () => {
-    const account = await createImapAccount(store, dovecot, { folders: ['Projects', 'Vanished', 'Clients'] });
+    const account = await createImapAccount(store, dovecot, { folders: ['Projects', 'Vanished', 'Clients', 'clients.acme'] });
     const inbox = makeMessage({ to: account.email });
     const sent = [makeMessage({ to: 'carol@customer.test' }), makeMessage({ to: 'dave@customer.test' })];
     const project = makeMessage({ to: account.email, subject: 'Project Acme' });
@@ -180,6 +180,7 @@ describe('IMAP syncer against Dovecot', function () {
     assert.equal(ledger.folders.find((f) => f.folder === 'Sent')?.specialUse, '\\Sent');
     assert.match(ledger.folders.find((f) => f.folder === 'Vanished')?.lastError ?? '', /is not on the server .*Correct it under Other folders to sync in IMAP Support/);
     assert.equal(ledger.folders.find((f) => f.folder === 'Clients')?.lastError, 'This folder only holds other folders, not messages. To sync them, list them under Other folders to sync in IMAP Support: Clients/Acme.');
+    assert.equal(ledger.folders.find((f) => f.folder === 'clients.acme')?.lastError, 'This folder is not on the server under this name; the server has "Clients/Acme" (names differ in case, separator or prefix). Write it like that under Other folders to sync in IMAP Support.');
   });
 
   it('shows only the folders it syncs: one taken off the list leaves the status (its error too), and resumes where it was when picked again', async () => {
