@@ -140,7 +140,10 @@ export function preferencesEmailRouter(deps: AdminDeps): Router {
         req.viewer!, saved.id,
       );
       // A failure is shown once, in the IMAP panel the page opens at (account.imap.lastError), not also as a flash.
-      if (!error) flash(req, 'success', `Authenticated: signed in to ${saved.imap.host} as ${saved.imap.username}.`);
+      // The checkbox is easy to miss: a good login with IMAP Support off syncs nothing, so say so.
+      if (!error) {
+        flash(req, 'success', `Authenticated: signed in to ${saved.imap.host} as ${saved.imap.username}.${saved.imap.enabled ? '' : ' IMAP Support is off, so this mailbox is not synced: tick "Turn on IMAP Support" and click Save.'}`);
+      }
     } catch (err) {
       if (isAppError(err) && err.fields) return await renderEdit(req, res, saved, 400, err.fields, form);
       throw err;

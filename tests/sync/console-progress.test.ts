@@ -11,7 +11,7 @@ import { silentLogger } from '../../gateway/core/log';
 import { startSyncer, type PassReport } from '../../gateway/sync/schedule';
 import { buildApp, makeUser, signIn, type TestApp } from '../admin/fixtures';
 import type { DovecotServer } from '../support/dovecot';
-import { createImapAccount, fillInbox, gatedAssociator, waitForInboxCursor, makeMessage, testConfig, testSecrets, useSyncWorld, type SyncWorld } from './helpers';
+import { createImapAccount, fillInbox, gatedAssociator, waitForInboxCursor, makeMessage, testConfig, testSecrets, uniqueEmail, useSyncWorld, type SyncWorld } from './helpers';
 
 const TOTAL = 60;
 const BATCH = 5;
@@ -154,5 +154,23 @@ describe('console: progress of an IMAP sync', function () {
     const text = (await agent.get(`/preferences/email/${account.id}`).expect(200)).text;
     assert.match(text, /Skipped a message the server would not hand over after several tries \(UID 2\): still in your mailbox, not in Postroom\. The server's log says why\./);
     assert.match(text, /First sync complete: 1 message from the last 30 days read\./);
+  });
+
+  it('says after a good Authenticate that nothing is synced while the IMAP Support box is not ticked', async () => {
+    await makeUser(store, 'gus-progress@acme.test');
+    const mailbox = uniqueEmail('gus');
+    await dovecot.addUser(mailbox, 'app-password-1');
+    const { agent, csrf } = await signIn(testApp.app, 'gus-progress@acme.test');
+    const added = await agent.post('/preferences/email').type('form').send({ _csrf: csrf, email: mailbox }).expect(303);
+    const form = { _csrf: csrf, service: 'custom', host: dovecot.host, port: String(dovecot.tlsPort), tls: 'implicit', username: mailbox, password: 'app-password-1', folders: '', action: 'authenticate' };
+    await agent.post(added.headers.location).type('form').send(form).expect(303); // "enabled" left unticked
+    let text = (await agent.get(added.headers.location).expect(200)).text;
+    assert.match(text, /Authenticated: signed in to 127\.0\.0\.1 as gus-[0-9a-f]+@acme\.test\. IMAP Support is off, so this mailbox is not synced: tick &#34;Turn on IMAP Support&#34; and click Save\./);
+    assert.match(text, /id="imap-sync-waits">· Not synced: IMAP Support is off \(tick it below and click Save\)\.</);
+
+    await agent.post(added.headers.location).type('form').send({ ...form, enabled: 'on', password: '' }).expect(303);
+    text = (await agent.get(added.headers.location).expect(200)).text;
+    assert.match(text, /Authenticated: signed in to 127\.0\.0\.1 as gus-[0-9a-f]+@acme\.test\.</);
+    assert.doesNotMatch(text, /id="imap-sync-waits"/);
   });
 });
