@@ -58,6 +58,8 @@ export function preferencesEmailRouter(deps: AdminDeps): Router {
   async function renderEdit(req: Request, res: Response, account: MailAccountView, status = 200, errors: Record<string, string> = {}, form?: Record<string, unknown>) {
     // Sync progress (first sync n of N, per-folder state, backoff) from the syncer's ledger.
     const ledger = await getSyncLedger(deps.store, account.id);
+    // What an admin sees of a departed employee's mailbox: the syncer leaves a disabled owner's accounts alone.
+    const ownerDisabled = Boolean((await deps.store.models.User.findById(account.ownerId, { disabled: 1 }).lean())?.disabled);
     // A typed password is never rendered back; the page says to type it again.
     const passwordDropped = status === 400 && field(req, 'password') !== '';
     const providerId = queryParam(req, 'provider') || (account.imap.service !== 'custom' ? account.imap.service : suggestPreset(account.email).id);
@@ -72,6 +74,7 @@ export function preferencesEmailRouter(deps: AdminDeps): Router {
       errors,
       passwordDropped,
       ledger,
+      ownerDisabled,
       backfillDays: deps.config.imapBackfillDays,
       form: form ?? {
         enabled: account.imap.enabled,

@@ -52,7 +52,7 @@ export function usersRouter(deps: AdminDeps): Router {
       try {
         const user = await setUserDisabled(deps.store, String(req.params.id), disabled, req.actor!, deps.clock());
         if (disabled) await deps.sessions.destroyUserSessions(user.id);
-        flash(req, 'success', disabled ? `${user.email} is disabled: signed out everywhere, API tokens revoked.` : `${user.email} is enabled again.`);
+        flash(req, 'success', disabled ? `${user.email} is disabled: signed out everywhere, API tokens revoked; their mailboxes are no longer synced and their forwarding addresses refuse mail.` : `${user.email} is enabled again.`);
       } catch (err) {
         if (!isAppError(err) || err.status >= 500 || err.status === 404) throw err;
         flash(req, 'error', err.message);

@@ -3,19 +3,20 @@ import type { Store } from '../store';
 
 /**
  * Why a running pass must stop because of what the user did to the account
- * meanwhile: deleted it, disabled it, turned IMAP Support off, or changed
+ * meanwhile: deleted it, disabled it (or an admin disabled its owner), turned IMAP Support off, or changed
  * where or as whom it signs in (host, port, TLS, user name, password,
  * OAuth2). The scheduler picks an account only in that state, but a first
  * sync of a big mailbox runs for minutes; without this check the pass went
  * on fetching the whole mailbox after "Disable" said sync pauses, and kept
  * storing mail (and writing folder cursors) for an account already deleted.
  */
-export type AccountStopReason = 'deleted' | 'disabled' | 'imap-off' | 'settings-changed';
+export type AccountStopReason = 'deleted' | 'disabled' | 'owner-disabled' | 'imap-off' | 'settings-changed';
 
 /** The fields whose change voids the pass (what it connected with). */
-const WATCHED = { enabled: 1, 'imap.enabled': 1, 'imap.host': 1, 'imap.port': 1, 'imap.tls': 1, 'imap.username': 1, 'imap.passwordEnc': 1, 'oauth.provider': 1 } as const;
+const WATCHED = { ownerId: 1, enabled: 1, 'imap.enabled': 1, 'imap.host': 1, 'imap.port': 1, 'imap.tls': 1, 'imap.username': 1, 'imap.passwordEnc': 1, 'oauth.provider': 1 } as const;
 
 interface WatchedAccount {
+  ownerId?: mongoose.Types.ObjectId | null;
   enabled?: boolean | null;
   imap?: { enabled?: boolean | null; host?: string | null; port?: number | null; tls?: string | null; username?: string | null; passwordEnc?: string | null } | null;
   oauth?: { provider?: string | null } | null;
@@ -63,6 +64,11 @@ export function accountCheck(store: Store, account: WatchedAccount & { _id: mong
       else if (now.enabled === false) stop('disabled');
       else if (!now.imap?.enabled) stop('imap-off');
       else if (signInOf(now) !== connectedWith) stop('settings-changed');
+      else if (now.ownerId) {
+        // An admin disabled the owner (someone who left): their mailbox is not read any further.
+        const owner = await store.models.User.findById(now.ownerId, { disabled: 1 }).lean().catch(() => null);
+        if (owner?.disabled) stop('owner-disabled');
+      }
     },
   };
 }

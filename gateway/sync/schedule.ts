@@ -55,13 +55,21 @@ export interface Syncer {
   stop(): Promise<void>;
 }
 
-/** Accounts a pass takes: IMAP on and authenticated, backoff elapsed. */
-function dueFilter(now: Date): Record<string, unknown> {
+/**
+ * Accounts a pass takes: IMAP on and authenticated, backoff elapsed, and an
+ * owner who is not disabled. A disabled user (someone who left) has their
+ * forwarded mail refused by the gateway; signing in to their mailbox every
+ * minute with the stored password would go on behind the admin's back.
+ * No joins on FerretDB ($lookup): the few disabled owners are read first.
+ */
+async function dueFilter(store: Store, now: Date): Promise<Record<string, unknown>> {
+  const disabledOwners = (await store.models.User.find({ disabled: true }, { _id: 1 }).lean()).map((user) => user._id);
   return {
     enabled: true,
     'imap.enabled': true,
     'imap.status': 'authenticated',
     $or: [{ 'imap.nextAttemptAt': null }, { 'imap.nextAttemptAt': { $lte: now } }],
+    ...(disabledOwners.length > 0 ? { ownerId: { $nin: disabledOwners } } : {}),
   };
 }
 
@@ -126,7 +134,7 @@ export function startSyncer(deps: SyncerDeps): Syncer {
           // due account once, whichever syncer gets there first.
           const now = options.now();
           const fresh = await store.models.MailAccount.findOne(
-            { _id: account._id, ...dueFilter(now), $and: [{ $or: [{ 'imap.lastSyncAt': null }, { 'imap.lastSyncAt': { $lt: passStartedAt } }] }] },
+            { _id: account._id, ...(await dueFilter(store, now)), $and: [{ $or: [{ 'imap.lastSyncAt': null }, { 'imap.lastSyncAt': { $lt: passStartedAt } }] }] },
             ACCOUNT_FIELDS,
           ).lean<SyncableAccount>();
           if (!fresh) return skip('not-due');
@@ -149,7 +157,7 @@ export function startSyncer(deps: SyncerDeps): Syncer {
   async function runPass(): Promise<PassReport> {
     const startedAt = options.now();
     const report: PassReport = { startedAt, finishedAt: startedAt, accounts: [], skipped: [] };
-    const due = await store.models.MailAccount.find(dueFilter(startedAt), ACCOUNT_FIELDS).sort({ 'imap.lastSyncAt': 1 }).lean<SyncableAccount[]>();
+    const due = await store.models.MailAccount.find(await dueFilter(store, startedAt), ACCOUNT_FIELDS).sort({ 'imap.lastSyncAt': 1 }).lean<SyncableAccount[]>();
     const work: Array<Promise<void>> = [];
     for (const account of due) {
       const accountId = account._id.toHexString();

@@ -6,7 +6,7 @@
  */
 import { strict as assert } from 'node:assert';
 import mongoose from 'mongoose';
-import { deleteMailAccount, setMailAccountEnabled, updateMailAccount } from '../../gateway/accounts';
+import { deleteMailAccount, setMailAccountEnabled, setUserDisabled, updateMailAccount } from '../../gateway/accounts';
 import { SYSTEM_ACTOR } from '../../gateway/accounts/audit';
 import { silentLogger } from '../../gateway/core/log';
 import type { Associator } from '../../gateway/mail/ingest';
@@ -79,6 +79,28 @@ describe('IMAP sync of an account the user changes meanwhile', function () {
     const resumed = (await syncer(null).runPassNow()).accounts.find((a) => a.accountId === account.id)!;
     assert.equal(resumed.outcome, 'synced');
     assert.equal(resumed.stored, TOTAL - before);
+    assert.equal(await stored(account), TOTAL);
+  });
+
+  it('stops, and skips later passes, when an admin disables the owner; resumes without gaps once enabled again', async () => {
+    const account = await bigAccount();
+    const admin = { ...SYSTEM_ACTOR, email: 'it@acme.test' };
+    const report = await syncer(changingOnce(() => setUserDisabled(store, account.ownerId, true, admin))).runPassNow();
+    const result = report.accounts.find((a) => a.accountId === account.id)!;
+    assert.equal(result.outcome, 'stopped');
+    assert.equal(result.stopReason, 'owner-disabled');
+    const before = await stored(account);
+    assert.ok(before <= 2 * BATCH, `stopped within two batches, stored ${before} of ${TOTAL}`);
+    const logins = await dovecot.loginAttempts(account.email);
+
+    // Disabled owner: later passes do not sign in to the mailbox at all.
+    const later = await syncer(null).runPassNow();
+    assert.equal(later.accounts.find((a) => a.accountId === account.id), undefined);
+    assert.equal(await dovecot.loginAttempts(account.email), logins);
+
+    await setUserDisabled(store, account.ownerId, false, admin);
+    const resumed = (await syncer(null).runPassNow()).accounts.find((a) => a.accountId === account.id)!;
+    assert.equal(resumed.outcome, 'synced');
     assert.equal(await stored(account), TOTAL);
   });
 

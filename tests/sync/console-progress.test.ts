@@ -119,6 +119,14 @@ describe('console: progress of an IMAP sync', function () {
     await store.models.MailAccount.updateOne({ _id: account.id }, { $set: { 'imap.status': 'authenticated', 'imap.lastError': '', enabled: false } });
     text = await page();
     assert.match(text, /id="imap-sync-waits">· Sync is paused while this account is disabled \(Enable above resumes it\)\.</);
+
+    // Its owner disabled by an admin (who is the one to look at it then).
+    await store.models.MailAccount.updateOne({ _id: account.id }, { $set: { enabled: true } });
+    await makeUser(store, 'admin-progress@acme.test', 'admin');
+    await store.models.User.updateOne({ _id: dave.id }, { $set: { disabled: true } });
+    const admin = await signIn(testApp.app, 'admin-progress@acme.test');
+    text = (await admin.agent.get(`/preferences/email/${account.id}`).expect(200)).text;
+    assert.match(text, /id="imap-sync-waits">· Sync is paused: the user this account belongs to is disabled \(Users\)\.</);
   });
 
   it('says on the page of a message over the size limit that it was cut off, and that the whole one is still in the mailbox', async () => {
