@@ -222,6 +222,8 @@ describe('admin: Preferences → Email, Business, Profile', () => {
     assert.match(page.text, /id="imap-last-error"><strong>CONNECTION_REFUSED<\/strong>: /);
     assert.doesNotMatch(page.text, /class="flash error"/, 'said once, in the IMAP panel, not again in a flash');
     assert.match(page.text, /IMAP: failing/);
+    // Not a password problem: the page does not send the user to retype it.
+    assert.match(page.text, /id="imap-sync-waits">· Sync has stopped until Authenticate succeeds \(see the problem below\)\.</);
     const stored = (await store.models.MailAccount.findById(account.id).lean())!;
     assert.equal(stored.imap!.lastErrorCode, 'CONNECTION_REFUSED');
     assert.equal(stored.imap!.status, 'failing');
