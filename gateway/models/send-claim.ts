@@ -1,9 +1,9 @@
 import { Schema, type InferSchemaType } from 'mongoose';
 
 /**
- * One press of Send in the console (see gateway/send/send-once.ts): the
- * compose form's random key, claimed by the first request that carries it,
- * with where that request's result is once it has one. Removed a day later.
+ * One press of Send in the console, or one API send with an Idempotency-Key
+ * (see gateway/send/send-once.ts): the key, claimed by the first request that
+ * carries it, with that request's result once it has one. Removed a day later.
  */
 export const sendClaimSchema = new Schema(
   {
@@ -14,6 +14,11 @@ export const sendClaimSchema = new Schema(
     location: { type: String, default: '' },
     notice: { type: String, default: '' },
     noticeKind: { type: String, default: 'success' },
+    /** API: a hash of the account and body, so a key sent again with another request is refused, not answered with this one's result. */
+    fingerprint: { type: String, default: '' },
+    /** API: the first request's reply, given again to a repeat. */
+    responseStatus: { type: Number, default: 0 },
+    responseBody: { type: String, default: '' },
     createdAt: { type: Date, required: true },
   },
   { collection: 'send_claims' },

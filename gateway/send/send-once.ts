@@ -38,28 +38,33 @@ export interface SendResultPage {
   location: string;
   notice: string;
   noticeKind: 'success' | 'info';
+  /** API sends: the reply to give a repeat of the request. */
+  response?: { status: number; body: string };
 }
 
 export type SendClaim =
   | { claimed: true; finish(result: SendResultPage): Promise<void>; release(): Promise<void> }
-  | { claimed: false; result: SendResultPage | null };
+  | { claimed: false; result: SendResultPage | null; otherRequest?: boolean };
 
 /**
  * Claim `key` for `ownerId`, or wait (up to `waitMs`) for the request that
  * holds it. `result` is null when that request is still sending after the
- * wait (the Outbox shows it).
+ * wait (the Outbox shows it). With a `fingerprint` (API sends), a key held
+ * for a request with another fingerprint is `otherRequest`: a client bug
+ * (one key for two messages) that must not be answered with the first's result.
  */
-export async function claimSendKey(store: Store, ownerId: ObjectId, key: string, options: { now: Date; waitMs: number; pollMs?: number }): Promise<SendClaim> {
+export async function claimSendKey(store: Store, ownerId: ObjectId, key: string, options: { now: Date; waitMs: number; pollMs?: number; fingerprint?: string }): Promise<SendClaim> {
   const { SendClaim } = store.models;
   const _id = `${ownerId.toHexString()}:${key}`;
   const deadline = Date.now() + options.waitMs;
   await SendClaim.deleteMany({ createdAt: { $lt: new Date(options.now.getTime() - KEEP_MS) } });
   for (;;) {
     try {
-      await SendClaim.create({ _id, createdAt: options.now });
+      await SendClaim.create({ _id, createdAt: options.now, fingerprint: options.fingerprint ?? '' });
       return {
         claimed: true,
-        finish: async (result) => void (await SendClaim.updateOne({ _id }, { $set: { state: 'done', ...result } })),
+        finish: async ({ response, ...page }) =>
+          void (await SendClaim.updateOne({ _id }, { $set: { state: 'done', ...page, ...(response ? { responseStatus: response.status, responseBody: response.body } : {}) } })),
         release: async () => void (await SendClaim.deleteOne({ _id, state: 'sending' })),
       };
     } catch (err) {
@@ -69,11 +74,15 @@ export async function claimSendKey(store: Store, ownerId: ObjectId, key: string,
     for (;;) {
       const held = await SendClaim.findById(_id).lean();
       if (!held) break;
+      if (options.fingerprint !== undefined && held.fingerprint !== options.fingerprint) return { claimed: false, result: null, otherRequest: true };
       if (held.state === 'sending' && held.createdAt.getTime() < options.now.getTime() - ABANDONED_MS) {
         await SendClaim.deleteOne({ _id, state: 'sending', createdAt: held.createdAt });
         break;
       }
-      if (held.state === 'done') return { claimed: false, result: { location: held.location, notice: held.notice, noticeKind: held.noticeKind === 'info' ? 'info' : 'success' } };
+      if (held.state === 'done') {
+        const response = held.responseStatus ? { status: held.responseStatus, body: held.responseBody } : undefined;
+        return { claimed: false, result: { location: held.location, notice: held.notice, noticeKind: held.noticeKind === 'info' ? 'info' : 'success', response } };
+      }
       if (Date.now() >= deadline) return { claimed: false, result: null };
       await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 250));
     }

@@ -6,6 +6,7 @@
  * and POST /api/v1/accounts/:id/send.
  */
 import { strict as assert } from 'node:assert';
+import crypto from 'node:crypto';
 import mongoose from 'mongoose';
 import request from 'supertest';
 import { authenticateMailAccountImap, createApiToken, createMailAccount, createUser, SYSTEM_ACTOR, updateMailAccount } from '../../gateway/accounts';
@@ -439,6 +440,49 @@ describe('send: console and API', function () {
       await createUser(store, { email: 'boss@acme.test', password: 'correct-horse-battery-staple', role: 'admin' });
       const adminToken = (await createApiToken(store, 'boss@acme.test', { name: 'x' }, {})).token;
       await request(testApp.app).post(`/api/v1/accounts/${bob.accountId}/send`).set('Authorization', `Bearer ${adminToken}`).send({ to: 'alice@customer.test', subject: 'x', text: 'x' }).expect(404);
+    });
+
+    it('Idempotency-Key: a repeated send gets the first reply and sends nothing; a repeat during the send is 409; another body is 422', async () => {
+      const key = `idem-${new mongoose.Types.ObjectId()}`;
+      const message = { to: 'alice@customer.test', subject: 'Invoice 1001', text: 'Once, please.' };
+      const before = smtp.received.length;
+      // The first send holds the server's reply to DATA for 3 s; once it has logged in, it holds the key.
+      smtp.behaviour.dataDelayMs = 3000;
+      const logins = smtp.logins.length;
+      const first = api('post', `/accounts/${bob.accountId}/send`).set('Idempotency-Key', key).send(message).then((res) => res);
+      while (smtp.logins.length === logins) await new Promise((resolve) => setTimeout(resolve, 20));
+      const during = await api('post', `/accounts/${bob.accountId}/send`).set('Idempotency-Key', key).send(message).expect(409);
+      assert.equal(during.body.error.code, 'IDEMPOTENCY_KEY_IN_USE');
+      assert.equal(during.headers['retry-after'], '5');
+      const sent = await first;
+      assert.equal(sent.status, 200, JSON.stringify(sent.body));
+      smtp.behaviour.dataDelayMs = undefined;
+
+      const again = await api('post', `/accounts/${bob.accountId}/send`).set('Idempotency-Key', key).send(message).expect(200);
+      assert.deepEqual(again.body, sent.body, 'the first reply, word for word');
+      assert.equal(again.headers['idempotent-replayed'], 'true');
+      assert.equal(again.headers.location, sent.headers.location);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(smtp.received.length - before, 1, 'one message reached the server');
+      assert.equal(await store.models.Outbox.countDocuments({ subject: 'Invoice 1001' }), 1);
+
+      const other = await api('post', `/accounts/${bob.accountId}/send`).set('Idempotency-Key', key).send({ ...message, text: 'A different message.' }).expect(422);
+      assert.equal(other.body.error.code, 'IDEMPOTENCY_KEY_REUSED');
+      const bad = await api('post', `/accounts/${bob.accountId}/send`).set('Idempotency-Key', 'has space').send(message).expect(400);
+      assert.match(bad.body.error.fields['Idempotency-Key'], /8 to 200 visible ASCII characters/);
+      assert.equal(smtp.received.length - before, 1);
+    });
+
+    it('Idempotency-Key: a send the server refused sent nothing, so the same key may try again', async () => {
+      const key = crypto.randomUUID();
+      const message = { to: 'alice@customer.test', subject: 'Retry me', text: 'x' };
+      smtp.behaviour.rcpt = () => '550 5.7.1 Relaying denied';
+      await api('post', `/accounts/${bob.accountId}/send`).set('Idempotency-Key', key).send(message).expect(422);
+      smtp.behaviour.rcpt = undefined;
+      const before = smtp.received.length;
+      const sent = await api('post', `/accounts/${bob.accountId}/send`).set('Idempotency-Key', key).send(message).expect(200);
+      assert.equal(sent.headers['idempotent-replayed'], undefined);
+      await smtp.waitFor(before + 1);
     });
 
     it('POST /accounts/:id/smtp/authenticate logs in for real; 429 with Retry-After over the rate limit', async () => {

@@ -1,8 +1,9 @@
+import crypto from 'node:crypto';
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { AppError, notFound } from '../../../gateway/core/errors';
 import {
-  authenticateMailAccountSmtp, getOutboxItem, listOutbox, MAX_ATTACHMENTS, ORIGINAL_ACTIONS, sendDepsFromConfig, sendMessage,
+  authenticateMailAccountSmtp, claimSendKey, getOutboxItem, listOutbox, MAX_ATTACHMENTS, ORIGINAL_ACTIONS, sendDepsFromConfig, sendMessage,
 } from '../../../gateway/send';
 import type { AdminDeps } from '../../types';
 import { checkQuery, idParam, parseBody, wholeNumberParam } from './validate';
@@ -44,6 +45,27 @@ const sendBody = z.strictObject({
   }).optional(),
 });
 
+/** Idempotency-Key (draft-ietf-httpapi-idempotency-key-header): visible ASCII, a UUID at best. */
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{8,200}$/;
+
+/**
+ * The Idempotency-Key of a send, claimed for the caller: a script that sends
+ * again after a lost reply (a timeout, a dropped connection) gets the first
+ * request's reply instead of sending the message twice. Null without the header.
+ */
+async function claimIdempotencyKey(deps: AdminDeps, req: Request) {
+  const key = req.get('Idempotency-Key');
+  if (key === undefined) return null;
+  if (!IDEMPOTENCY_KEY.test(key)) {
+    throw new AppError('VALIDATION_FAILED', 'the Idempotency-Key header must be 8 to 200 visible ASCII characters (a UUID is best)', {
+      status: 400, fields: { 'Idempotency-Key': 'must be 8 to 200 visible ASCII characters (a UUID is best)' },
+    });
+  }
+  const fingerprint = crypto.createHash('sha256').update(String(req.params.id)).update('\0').update(JSON.stringify(req.body ?? null)).digest('base64url');
+  // No wait: a repeat while the first is still sending is told so (409) and retries, as the draft has it.
+  return claimSendKey(deps.store, req.viewer!.id, `api:${key}`, { now: deps.clock(), waitMs: 0, fingerprint });
+}
+
 /** /api/v1: send from an account, Authenticate SMTP, and the outbox. */
 export function sendApi(deps: AdminDeps): Router {
   const router = Router();
@@ -51,13 +73,35 @@ export function sendApi(deps: AdminDeps): Router {
 
   router.post('/accounts/:id/send', async (req, res) => {
     const body = parseBody(sendBody, req.body);
-    const result = await sendMessage(sendDeps, req.viewer!, String(req.params.id), {
-      ...body,
-      attachments: body.attachments?.map((a) => ({ filename: a.filename, contentType: a.contentType, content: Buffer.from(a.content, 'base64') })),
-      createdBy: req.viewer!.id,
-    });
+    const claim = await claimIdempotencyKey(deps, req);
+    if (claim && !claim.claimed) {
+      if (claim.otherRequest) {
+        throw new AppError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was sent with a different request in the last 24 hours; use a new key for each message', { status: 422 });
+      }
+      if (!claim.result?.response) {
+        res.set('Retry-After', '5');
+        throw new AppError('IDEMPOTENCY_KEY_IN_USE', 'a request with this Idempotency-Key is still being sent; ask again in a few seconds for its result', { status: 409 });
+      }
+      const { status, body: first } = claim.result.response;
+      return res.status(status).location(claim.result.location).set('Idempotent-Replayed', 'true').type('application/json').send(first);
+    }
+    let result;
+    try {
+      result = await sendMessage(sendDeps, req.viewer!, String(req.params.id), {
+        ...body,
+        attachments: body.attachments?.map((a) => ({ filename: a.filename, contentType: a.contentType, content: Buffer.from(a.content, 'base64') })),
+        createdBy: req.viewer!.id,
+      });
+    } catch (err) {
+      // Nothing was sent (a problem in the request, the server refused it): the same key may try again.
+      await claim?.release();
+      throw err;
+    }
     // 200: the server took it; 202: queued, it will be retried (poll GET /outbox/{id}).
-    res.status(result.status === 'sent' ? 200 : 202).location(`/api/v1/outbox/${result.outboxId}`).json(result);
+    const status = result.status === 'sent' ? 200 : 202;
+    const location = `/api/v1/outbox/${result.outboxId}`;
+    await claim?.finish({ location, notice: '', noticeKind: 'success', response: { status, body: JSON.stringify(result) } });
+    res.status(status).location(location).json(result);
   });
 
   router.post('/accounts/:id/smtp/authenticate', async (req, res) => {
