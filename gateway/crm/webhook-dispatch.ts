@@ -53,10 +53,23 @@ interface AttemptResult {
 
 const MAX_ERROR_LENGTH = 300;
 
-/** POST the body; never follows redirects (a 3xx is a failed attempt: redirects would bypass the target check). */
+/**
+ * POST the body; never follows redirects (a 3xx is a failed attempt: redirects would bypass the target check).
+ * `timeoutMs` bounds the whole attempt, not only each silence on the socket:
+ * a receiver that answers a byte at a time would otherwise hold the
+ * dispatcher (and every other webhook's deliveries behind it) for ever.
+ */
 function post(url: URL, body: string, headers: Record<string, string>, options: { timeoutMs: number; allowPrivate: boolean; lookup?: LookupAll }): Promise<AttemptResult> {
   const started = Date.now();
   return new Promise((resolve) => {
+    let settled = false;
+    let statusCode = 0;
+    const settle = (result: Omit<AttemptResult, 'durationMs'>) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(deadline);
+      resolve({ ...result, durationMs: Date.now() - started });
+    };
     const transport = url.protocol === 'https:' ? https : http;
     const request = transport.request(
       url,
@@ -67,7 +80,7 @@ function post(url: URL, body: string, headers: Record<string, string>, options: 
         timeout: options.timeoutMs,
       },
       (response) => {
-        const statusCode = response.statusCode ?? 0;
+        statusCode = response.statusCode ?? 0;
         let text = '';
         response.setEncoding('utf8');
         response.on('data', (chunk: string) => {
@@ -76,14 +89,20 @@ function post(url: URL, body: string, headers: Record<string, string>, options: 
         });
         response.on('end', () => {
           const ok = statusCode >= 200 && statusCode < 300;
-          resolve({ ok, statusCode, error: ok ? '' : `HTTP ${statusCode}${text ? `: ${text.trim().slice(0, MAX_ERROR_LENGTH)}` : ''}`, durationMs: Date.now() - started });
+          settle({ ok, statusCode, error: ok ? '' : `HTTP ${statusCode}${text ? `: ${text.trim().slice(0, MAX_ERROR_LENGTH)}` : ''}` });
         });
-        response.on('error', (err) => resolve({ ok: false, statusCode, error: err.message, durationMs: Date.now() - started }));
+        response.on('error', (err) => settle({ ok: false, statusCode, error: err.message }));
       },
     );
+    const deadline = setTimeout(() => {
+      const error = `ETIMEDOUT: no complete answer within ${options.timeoutMs} ms${statusCode ? ` (HTTP ${statusCode} so far)` : ''}`;
+      // Not delivered: a status line without the end of the answer does not count (at least once; receivers de-duplicate).
+      settle({ ok: false, statusCode: 0, error });
+      request.destroy();
+    }, options.timeoutMs);
     request.on('timeout', () => request.destroy(Object.assign(new Error(`no answer within ${options.timeoutMs} ms`), { code: 'ETIMEDOUT' })));
     request.on('error', (err: NodeJS.ErrnoException) => {
-      resolve({ ok: false, statusCode: 0, error: `${err.code ? `${err.code}: ` : ''}${err.message}`.slice(0, MAX_ERROR_LENGTH), durationMs: Date.now() - started });
+      settle({ ok: false, statusCode, error: `${err.code ? `${err.code}: ` : ''}${err.message}`.slice(0, MAX_ERROR_LENGTH) });
     });
     request.end(body);
   });

@@ -7,7 +7,7 @@ import { SecretBox } from '../../gateway/core/crypto';
 import { crmAssociator, linkMessage, type CrmDeps } from '../../gateway/crm/link';
 import { createObject } from '../../gateway/crm/objects';
 import { dispatchDueDeliveries } from '../../gateway/crm/webhook-dispatch';
-import { createWebhook, listDeliveries, resendDelivery, rotateWebhookSecret, updateWebhook, type WebhookDeps } from '../../gateway/crm/webhooks';
+import { createWebhook, listDeliveries, resendDelivery, rotateWebhookSecret, sendTestEvent, updateWebhook, type WebhookDeps } from '../../gateway/crm/webhooks';
 import { startCrmWorker } from '../../gateway/crm/worker';
 import { runPendingJobs, sweep } from '../../gateway/crm/backfill';
 import { ingest } from '../../gateway/mail/ingest';
@@ -216,6 +216,33 @@ describe('crm/webhooks: signed link events with retries (real store, real HTTP r
     assert.match(row.lastError, /private or loopback/);
     assert.equal(receiver.received.length, 0, 'nothing reached the receiver');
     await store.models.Webhook.updateOne({ _id: hook._id }, { $set: { allowPrivate: true } });
+  });
+
+  it('a receiver that answers a byte at a time fails the attempt at the timeout and does not hold the dispatcher', async function () {
+    this.timeout(30_000);
+    // Status line at once, then one byte every 100 ms for ever: never idle long enough for a socket timeout.
+    const trickle = http.createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'Content-Type': 'text/plain' });
+      const timer = setInterval(() => res.write('.'), 100);
+      res.on('close', () => clearInterval(timer));
+    });
+    await new Promise<void>((resolve) => trickle.listen(0, '127.0.0.1', resolve));
+    try {
+      const { webhook } = await createWebhook(hookDeps, { url: `http://127.0.0.1:${(trickle.address() as AddressInfo).port}/slow`, allowPrivate: true });
+      await sendTestEvent(hookDeps, webhook.id);
+      const pass = dispatchDueDeliveries(hookDeps, { timeoutMs: 500, backoffMs: () => 60_000 }).then(() => 'returned');
+      const stuck = new Promise((resolve) => setTimeout(() => resolve('still sending after 15 s'), 15_000).unref());
+      assert.equal(await Promise.race([pass, stuck]), 'returned');
+      const row = (await store.models.WebhookDelivery.find({ webhookId: webhook.id }).lean())[0];
+      assert.equal(row.status, 'pending', 'kept for retry');
+      assert.equal(row.attempts, 1);
+      assert.match(row.lastError, /no complete answer within 500 ms/);
+      await updateWebhook(hookDeps, webhook.id, { enabled: false });
+    } finally {
+      trickle.closeAllConnections();
+      await new Promise<void>((resolve) => trickle.close(() => resolve()));
+    }
   });
 
   it('rotating the secret signs later deliveries with the new one', async () => {
