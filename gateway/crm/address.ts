@@ -1,4 +1,5 @@
 import { domainToASCII, domainToUnicode } from 'node:url';
+import { getDomain } from 'tldts';
 
 /**
  * Address normalisation for CRM matching. An address is matched the way a
@@ -100,6 +101,18 @@ export function domainAndParents(domain: string): string[] {
   const result: string[] = [];
   for (let i = 0; i + 2 <= labels.length; i++) result.push(labels.slice(i).join('.'));
   return result;
+}
+
+/**
+ * True for a public suffix (Public Suffix List, ICANN and private sections:
+ * `co.uk`, `com.au`, `github.io`), under which unrelated parties register
+ * their own domains. Such a "domain" never links a message: a customer with
+ * `co.uk` would own every British company's mail. The list is the one the
+ * `tldts` package ships (mailauth uses it too for DMARC's organisational
+ * domain).
+ */
+export function isPublicSuffix(asciiDomain: string): boolean {
+  return getDomain(asciiDomain, { allowPrivateDomains: true }) === null;
 }
 
 /** True when `domain` is one of `domains` or a subdomain of one. */

@@ -1,4 +1,4 @@
-import { normalizeAddress, normalizeDomain } from './address';
+import { isPublicSuffix, normalizeAddress, normalizeDomain } from './address';
 import type { CrmSettings } from './settings';
 
 /**
@@ -108,17 +108,20 @@ export function normalizeObjectInput(
       const bad: string[] = [];
       const free: string[] = [];
       const own: string[] = [];
+      const suffixes: string[] = [];
       const domains = new Set<string>();
       const business = new Set(options.settings.businessDomains);
       for (const entry of raw) {
         const normalized = normalizeDomain(entry.replace(/^.*@/, ''));
         if (!normalized) bad.push(entry);
         else if (options.settings.isFreemail(normalized)) free.push(normalized);
+        else if (isPublicSuffix(normalized)) suffixes.push(normalized);
         else if (business.has(normalized)) own.push(normalized);
         else domains.add(normalized);
       }
       if (bad.length > 0) errors.domains = `${quoteList(bad)} ${bad.length === 1 ? 'is not a domain name' : 'are not domain names'} (example: customer.com)`;
       else if (free.length > 0) errors.domains = `${quoteList(free)} ${free.length === 1 ? 'is a free-mail domain' : 'are free-mail domains'}: every user of it would be linked; add the person's address instead`;
+      else if (suffixes.length > 0) errors.domains = `${quoteList(suffixes)} ${suffixes.length === 1 ? 'is a public suffix' : 'are public suffixes'} under which anyone registers a domain: every company under it would be linked; enter the customer's own domain (example: customer.co.uk)`;
       else if (own.length > 0) errors.domains = `${quoteList(own)} ${own.length === 1 ? 'is one of your business domains' : 'are your business domains'}`;
       else if (domains.size > LIMITS.domains) errors.domains = `at most ${LIMITS.domains} domains`;
       else value.domains = [...domains];

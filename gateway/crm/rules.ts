@@ -1,4 +1,4 @@
-import { domainAndParents, domainOf, inDomains, normalizeAddress, normalizeDomainList } from './address';
+import { domainAndParents, domainOf, inDomains, isPublicSuffix, normalizeAddress, normalizeDomainList } from './address';
 
 /**
  * The association rules as one pure function: which CRM objects a message
@@ -87,6 +87,11 @@ export interface MatchKeys {
   domains: string[];
 }
 
+/** The domain and its parents a customer may be linked by: never a free-mail domain or a public suffix (co.uk). */
+function linkableDomains(domain: string, context: AssociationContext): string[] {
+  return domainAndParents(domain).filter((candidate) => !context.isFreemail(candidate) && !isPublicSuffix(candidate));
+}
+
 function prepare(participants: readonly Participant[], context: AssociationContext): { candidates: Candidate[]; internal: boolean } {
   const business = new Set(normalizeDomainList(context.businessDomains));
   const own = new Set<string>();
@@ -127,7 +132,7 @@ export function matchKeys(participants: readonly Participant[], context: Associa
     addresses.add(candidate.exact);
     addresses.add(candidate.stripped);
     if (candidate.domainEligible) {
-      for (const domain of domainAndParents(candidate.domain)) if (!context.isFreemail(domain)) domains.add(domain);
+      for (const domain of linkableDomains(candidate.domain, context)) domains.add(domain);
     }
   }
   return { internal, addresses: [...addresses], domains: [...domains] };
@@ -147,7 +152,7 @@ function neverLinked(candidate: Candidate, neverLink: ReadonlySet<string>): bool
  * - an exact (normalised) address links any object holding it — contacts and
  *   leads, and customers that list the address;
  * - a domain links customers holding it (or a parent of it), except
- *   free-mail and business domains;
+ *   free-mail and business domains and public suffixes (co.uk);
  * - an object's neverLink entries (addresses or domains) drop those matches;
  * - bulk/automated mail links only objects whose rule says linkBulk.
  * One link per object, with every reason, address matches first, in header
@@ -180,7 +185,7 @@ export function planAssociation(
     for (const candidate of sorted) {
       const matchedEmail = emails.has(candidate.exact) ? candidate.exact : emails.has(candidate.stripped) ? candidate.stripped : null;
       const matchedDomain = candidate.domainEligible
-        ? domainAndParents(candidate.domain).find((domain) => domains.has(domain) && !context.isFreemail(domain)) ?? null
+        ? linkableDomains(candidate.domain, context).find((domain) => domains.has(domain)) ?? null
         : null;
       if (!matchedEmail && !matchedDomain) continue;
       if (neverLinked(candidate, neverLink)) {

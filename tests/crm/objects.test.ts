@@ -41,6 +41,12 @@ describe('crm/objects: the object service (real store)', () => {
     await rejectsWith(createObject(deps, { type: 'customer', name: 'X', domains: ['gmail.com'] }), 'VALIDATION_FAILED', ['domains']);
     await rejectsWith(createObject(deps, { type: 'customer', name: 'X', domains: ['isp-mail.test'] }), 'VALIDATION_FAILED', ['domains']);
     await rejectsWith(createObject(deps, { type: 'customer', name: 'X', domains: ['acme.test'] }), 'VALIDATION_FAILED', ['domains']);
+    // A public suffix would link every company registered under it.
+    for (const suffix of ['co.uk', 'COM.AU', 'github.io']) {
+      await assert.rejects(createObject(deps, { type: 'customer', name: 'X', domains: ['x.test', suffix] }), (err: AppError) =>
+        err.code === 'VALIDATION_FAILED' && /is a public suffix/.test(err.fields?.domains ?? '') && err.fields!.domains.includes(suffix.toLowerCase()));
+    }
+    assert.deepEqual((await createObject(deps, { type: 'customer', name: 'Initrode UK', domains: ['initrode.co.uk'] })).object.domains, ['initrode.co.uk']);
     await rejectsWith(createObject(deps, { type: 'contact', name: 'X', customerId: '0123456789abcdef01234567' }), 'VALIDATION_FAILED', ['customerId']);
     await rejectsWith(createObject(deps, { type: 'lead', name: 'X', externalId: 'local:abc' }), 'VALIDATION_FAILED', ['externalId']);
     await createObject(deps, { type: 'lead', name: 'Dup', externalId: 'crm-1' });

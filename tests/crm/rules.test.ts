@@ -22,6 +22,9 @@ describe('crm/rules: planAssociation', () => {
     { id: 'news', type: 'customer', emails: [], domains: ['news.test'], rules: { linkBulk: true } },
     { id: 'blocked', type: 'customer', emails: [], domains: ['initech.test'], rules: { neverLink: ['noreply@initech.test'] } },
     { id: 'blocked-domain', type: 'customer', emails: [], domains: ['umbrella.test'], rules: { neverLink: ['eu.umbrella.test'] } },
+    // Stored before public suffixes were refused (or written around the service): must still never match.
+    { id: 'suffix-customer', type: 'customer', emails: [], domains: ['co.uk', 'github.io'] },
+    { id: 'initrode-uk', type: 'customer', emails: [], domains: ['initrode.co.uk'] },
   ];
   const p = (role: Participant['role'], address: string): Participant => ({ role, address });
 
@@ -107,6 +110,11 @@ describe('crm/rules: planAssociation', () => {
       name: 'a neverLink domain blocks its subdomains',
       participants: [p('from', 'x@eu.umbrella.test'), p('to', 'y@umbrella.test')],
       links: { 'blocked-domain': ['domain:y@umbrella.test:to'] },
+    },
+    {
+      name: 'a public suffix (co.uk, github.io) never links a customer; the domain registered under it does',
+      participants: [p('from', 'ann@sales.initrode.co.uk'), p('cc', 'joe@other.co.uk'), p('cc', 'dev@someone.github.io')],
+      links: { 'initrode-uk': ['domain:ann@sales.initrode.co.uk:from'] },
     },
     {
       name: 'invalid addresses are ignored',
