@@ -28,7 +28,8 @@ type ObjectId = mongoose.Types.ObjectId;
  *   link_bulk   true/false: link newsletters and automated mail too
  * Rows without an external id update the record of the same type that
  * shares an address (customers: a domain, else the same name), so importing
- * a file twice does not duplicate it.
+ * a file twice does not duplicate it; for the same reason a later row that
+ * shares one with an earlier row of the file is reported as its duplicate.
  */
 
 export const MAX_IMPORT_ROWS = 50_000;
@@ -141,6 +142,28 @@ async function plan(store: Store, csv: string | Buffer, options: ImportOptions &
 
   const rows: PlannedRow[] = [];
   const seen = new Map<string, number>();
+  /**
+   * A row without an external id is matched to a record by a shared address
+   * (customers: domain, else name), so two such rows of one file that share
+   * one are the same record: importing both would create it twice.
+   */
+  const firstLineOf = new Map<string, number>();
+  const sameRecordInFile = (value: NormalizedObject, line: number, errors: FieldErrors) => {
+    const type = value.type!;
+    const keys: Array<[field: string, what: string, k: string]> = [
+      ...(value.emails ?? []).map((e): [string, string, string] => ['emails', `address ${e}`, key(type, `@${e}`)]),
+      ...(value.domains ?? []).map((d): [string, string, string] => ['domains', `domain ${d}`, key(type, `.${d}`)]),
+    ];
+    if (type === 'customer' && !value.externalId) keys.push(['name', `name "${value.name}"`, key(type, `=${value.nameLower}`)]);
+    if (!value.externalId) {
+      const dup = keys.find(([, , k]) => firstLineOf.has(k));
+      if (dup) {
+        errors[dup[0]] = `duplicate of line ${firstLineOf.get(dup[2])} (same ${dup[1]}; give each row an external id to keep both)`;
+        return;
+      }
+    }
+    for (const [, , k] of keys) if (!firstLineOf.has(k)) firstLineOf.set(k, line);
+  };
   for (const { line, cells } of records) {
     const input: ObjectInput = {
       type: (cell(cells, 'type') || options.defaultType || '').toLowerCase(),
@@ -162,6 +185,7 @@ async function plan(store: Store, csv: string | Buffer, options: ImportOptions &
       if (first !== undefined) errors.externalId = `duplicate of line ${first}`;
       else seen.set(k, line);
     }
+    if (value.type && Object.keys(errors).length === 0) sameRecordInFile(value, line, errors);
     rows.push({
       line, name: value.name ?? String(input.name ?? ''), type: value.type ?? String(input.type ?? ''), externalId: value.externalId ?? '',
       errors, action: 'skip', value, customerRef, existing: null,

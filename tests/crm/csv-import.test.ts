@@ -106,6 +106,35 @@ describe('crm/csv-import: preview with per-row errors, then commit (real store)'
     assert.equal(await store.models.CrmObject.countDocuments({}), 4);
   });
 
+  it('a row repeating an earlier row of the file (no external id, same address, domain or customer name) is reported, not created twice', async () => {
+    const file = [
+      'type,name,emails,domains',
+      'contact,Ann Duplicate,ann@dup.test,',
+      'contact,Ann Duplicate,ANN@dup.test,',
+      'lead,Ann As Lead,ann@dup.test,',
+      'customer,Dup Corp,,dup.test',
+      'customer,Dup Corporation,,dup.test',
+      'customer,dup corp,,',
+      'contact,Ann Again,"other@dup.test, ann+x@dup.test",',
+    ].join('\n');
+    const before = await store.models.CrmObject.countDocuments({});
+    const preview = await previewImport(deps, file);
+    const outcome = Object.fromEntries(preview.rows.map((r) => [r.line, `${r.action} ${Object.values(r.errors).join('')}`.trim()]));
+    assert.deepEqual(outcome, {
+      2: 'create',
+      3: 'skip duplicate of line 2 (same address ann@dup.test; give each row an external id to keep both)',
+      4: 'create', // another type is another record
+      5: 'create',
+      6: 'skip duplicate of line 5 (same domain dup.test; give each row an external id to keep both)',
+      7: 'skip duplicate of line 5 (same name "dup corp"; give each row an external id to keep both)',
+      8: 'skip duplicate of line 2 (same address ann@dup.test; give each row an external id to keep both)',
+    });
+    const result = await commitImport(deps, file);
+    assert.equal(result.creates, 3);
+    assert.equal(await store.models.CrmObject.countDocuments({}), before + 3);
+    assert.equal(await store.models.CrmObject.countDocuments({ type: 'contact', emails: 'ann@dup.test' }), 1);
+  });
+
   it('commits 10,000 rows with bulkWrite (time reported, not asserted)', async function () {
     this.timeout(120_000);
     const lines = ['type,name,emails,domains,external_id'];
