@@ -4,6 +4,7 @@ import { getDomain } from 'tldts';
 /**
  * Address normalisation for CRM matching. An address is matched the way a
  * person reads it, not byte for byte:
+ * - Unicode: the local part in NFC (composed) form;
  * - case: RFC 5321 §2.4 lets a server treat the local part case-sensitively,
  *   but no mainstream provider does, and CRMs store addresses as typed;
  * - domain: IDNA (RFC 5891) A-label form ("xn--…") via WHATWG domainToASCII,
@@ -80,7 +81,9 @@ export function normalizeAddress(input: string, options: NormalizeOptions = {}):
   if (!parts) return null;
   const domain = normalizeDomain(parts.domain);
   if (!domain) return null;
-  let local = parts.local.toLowerCase();
+  // RFC 6532 §3.1: a UTF-8 local part may arrive composed ("ë") or decomposed ("e" + U+0308, as macOS
+  // types it); both are the same address. IDNA does this for the domain.
+  let local = parts.local.normalize('NFC').toLowerCase();
   if (options.stripSubaddress) local = stripSubaddress(local);
   if (!local) return null;
   return `${local}@${domain}`;

@@ -38,7 +38,8 @@ export async function createJob(
 
 /**
  * Message.addresses holds addresses as received, lower-cased: the domain may
- * be Unicode or A-label and the local part may carry a sub-address. Match
+ * be Unicode or A-label, the local part composed or decomposed Unicode, and
+ * it may carry a sub-address. Match
  * every form of the object's addresses and domains.
  */
 export function messageAddressFilter(emails: readonly string[], domains: readonly string[], stripSubaddress: boolean): Array<Record<string, unknown>> {
@@ -48,9 +49,13 @@ export function messageAddressFilter(emails: readonly string[], domains: readonl
     const parts = splitAddress(email);
     if (!parts) continue;
     const domainForms = [...new Set([parts.domain, unicodeDomain(parts.domain)])];
-    for (const domain of domainForms) exact.add(`${parts.local}@${domain}`);
+    // Stored as received: a Unicode local part may be decomposed (NFD) there.
+    const localForms = [...new Set([parts.local, parts.local.normalize('NFD')])];
+    for (const local of localForms) for (const domain of domainForms) exact.add(`${local}@${domain}`);
     // Anchored at the start, so MongoDB bounds the index scan by the prefix.
-    if (stripSubaddress) patterns.push(`^${escapeRegex(parts.local)}\\+[^@]*@(?:${domainForms.map(escapeRegex).join('|')})$`);
+    if (stripSubaddress) {
+      for (const local of localForms) patterns.push(`^${escapeRegex(local)}\\+[^@]*@(?:${domainForms.map(escapeRegex).join('|')})$`);
+    }
   }
   for (const domain of domains) {
     const forms = [...new Set([domain, unicodeDomain(domain)])];

@@ -16,6 +16,9 @@ describe('crm/address: normalisation', () => {
     ['bob@xn--bcher-kva.de', false, 'bob@xn--bcher-kva.de'],
     ['info@例え.テスト', false, 'info@xn--r8jz45g.xn--zckzah'],
     ['bob@acme.com.', false, 'bob@acme.com'],
+    // A Unicode local part typed decomposed (macOS) or composed is one address (NFC).
+    ['Zoe\u0308@x.test', false, 'zo\u00eb@x.test'],
+    ['ZO\u00cb@x.test', false, 'zo\u00eb@x.test'],
     ['"bob smith"@acme.com', true, '"bob smith"@acme.com'],
     ['bob@localhost', false, null],
     ['bob@', false, null],

@@ -84,6 +84,20 @@ describe('crm/backfill: existing mail follows object changes (real store)', () =
     assert.deepEqual(await linkedIds(store, lookalike._id), []);
   });
 
+  it('links mail whose Unicode address was written decomposed (NFD) to a contact typed composed, and the other way round', async () => {
+    const decomposed = await insertMessage(store, { ownerId: bob._id, from: 'Zoe\u0308@hooli-nfd.test', to: ['bob@acme.test'] });
+    const composed = await insertMessage(store, { ownerId: bob._id, from: 'bob@acme.test', to: ['zo\u00eb@hooli-nfd.test'] });
+    const { object } = await createObject(deps, { type: 'contact', name: 'Zoë', emails: ['zo\u00eb@hooli-nfd.test'] });
+    await runPendingJobs(deps);
+    assert.deepEqual(await linkedIds(store, decomposed._id), [object.id], 'backfill finds the decomposed spelling');
+    assert.deepEqual(await linkedIds(store, composed._id), [object.id]);
+    const typedOnAMac = await createObject(deps, { type: 'lead', name: 'Zoë (lead)', emails: ['ZOE\u0308@hooli-nfd.test'] });
+    assert.deepEqual(typedOnAMac.object.emails, ['zo\u00eb@hooli-nfd.test']);
+    const later = await insertMessage(store, { ownerId: bob._id, from: 'zoe\u0308+x@hooli-nfd.test', to: ['bob@acme.test'] });
+    await linkMessage(deps, later);
+    assert.deepEqual(await linkedIds(store, later._id), [object.id, typedOnAMac.object.id].sort());
+  });
+
   it('removes only the links made through a removed address', async () => {
     const { object } = await createObject(deps, { type: 'contact', name: 'Erin', emails: ['erin@old.test', 'erin@new.test'] });
     await runPendingJobs(deps);
