@@ -1,5 +1,6 @@
 import mongoose from 'mongoose';
 import type { Store } from '../store';
+import { claimUnderLease, newHolderId } from '../sync/lease';
 import { splitAddress, unicodeDomain } from './address';
 import { loadCrmSettings } from './settings';
 import { linkMessage, newLinkCache, planForMessage, queueLinkEvents, type CrmDeps, type LinkableMessage, type LinkResult } from './link';
@@ -175,14 +176,24 @@ async function runPrune(deps: CrmDeps, job: JobRow, progress: Progress): Promise
   }
 }
 
-/** Claim the oldest runnable job (pending, or running with an expired lease). */
-async function claimJob(store: Store): Promise<JobRow | null> {
+/**
+ * Claim the oldest runnable job (pending, or running with an expired lock).
+ * The job's lease (sync/lease.ts claimUnderLease) decides between workers of
+ * several processes: on FerretDB a findAndModify alone let two of them run
+ * the same job.
+ */
+async function claimJob(store: Store, holder: string): Promise<JobRow | null> {
+  const { BackfillJob } = store.models;
   const now = new Date();
-  return (await store.models.BackfillJob.findOneAndUpdate(
-    { status: { $in: ['pending', 'running'] }, lockedUntil: { $lte: now } },
-    { $set: { status: 'running', lockedUntil: new Date(now.getTime() + LEASE_MS) } },
-    { sort: { createdAt: 1 }, returnDocument: 'after' },
-  ).lean()) as JobRow | null;
+  const runnable = { status: { $in: ['pending' as const, 'running' as const] }, lockedUntil: { $lte: now } };
+  const candidate = await BackfillJob.findOne(runnable, { _id: 1 }).sort({ createdAt: 1 }).lean();
+  if (!candidate) return null;
+  return (await claimUnderLease(store, `crm-job:${candidate._id.toHexString()}`, holder, LEASE_MS, () =>
+    BackfillJob.findOneAndUpdate(
+      { _id: candidate._id, ...runnable },
+      { $set: { status: 'running', lockedUntil: new Date(now.getTime() + LEASE_MS) } },
+      { returnDocument: 'after' },
+    ).lean(), now)) as JobRow | null;
 }
 
 /** Run one job to the end, recording progress, completion or the error. */
@@ -212,9 +223,10 @@ export async function runJob(deps: CrmDeps, job: JobRow): Promise<void> {
 
 /** Run runnable jobs until none is left (or `max` ran). Returns how many ran. */
 export async function runPendingJobs(deps: CrmDeps, max = 100): Promise<number> {
+  const holder = newHolderId();
   let ran = 0;
   while (ran < max) {
-    const job = await claimJob(deps.store);
+    const job = await claimJob(deps.store, holder);
     if (!job) break;
     await runJob(deps, job);
     ran++;

@@ -7,14 +7,15 @@ import type { Store } from '../store';
 import { secretContext } from './webhooks';
 import { SIGNATURE_HEADER, signatureHeader } from './webhook-signature';
 import { checkWebhookTarget, guardedLookup, parseWebhookUrl, type LookupAll } from './webhook-target';
+import { claimUnderLease, newHolderId } from '../sync/lease';
 
 /**
  * The webhook dispatcher: claims due outbox rows, POSTs them signed, and
  * records each attempt. Any process may run it (several at once too): a
- * row is claimed with a lease (`lockedUntil`) by an atomic
- * findOneAndUpdate, so two loops do not send the same row concurrently; a
- * process that dies mid-send leaves the row to be retried when the lease
- * expires. Delivery is therefore at least once — receivers de-duplicate by
+ * row is locked (`lockedUntil`) by the one dispatcher that wins its lease
+ * (sync/lease.ts claimUnderLease: a unique insert, which decides on FerretDB
+ * too), so two loops do not send the same row concurrently; a process that
+ * dies mid-send leaves the row to be retried when the lock expires. Delivery is therefore at least once — receivers de-duplicate by
  * the Postroom-Event-Id header.
  */
 
@@ -36,6 +37,8 @@ export interface DispatchOptions {
   lookup?: LookupAll;
   now?: () => Date;
   userAgent?: string;
+  /** Who claims deliveries (sync/lease.ts holder id); one per dispatcher. */
+  holder?: string;
 }
 
 export interface DispatchDeps {
@@ -119,15 +122,17 @@ export async function dispatchDueDeliveries(deps: DispatchDeps, options: Dispatc
   const leaseMs = options.leaseMs ?? 60_000;
   const timeoutMs = options.timeoutMs ?? 10_000;
   const log = deps.log.child({ component: 'webhooks' });
+  const holder = options.holder ?? newHolderId();
   let attempts = 0;
 
   while (attempts < limit) {
     const at = now();
-    const row = await WebhookDelivery.findOneAndUpdate(
-      { status: 'pending', nextAttemptAt: { $lte: at }, lockedUntil: { $lte: at } },
-      { $set: { lockedUntil: new Date(at.getTime() + leaseMs) } },
-      { sort: { nextAttemptAt: 1 }, returnDocument: 'after' },
-    ).lean();
+    const due = { status: 'pending' as const, nextAttemptAt: { $lte: at }, lockedUntil: { $lte: at } };
+    const candidate = await WebhookDelivery.findOne(due, { _id: 1 }).sort({ nextAttemptAt: 1 }).lean();
+    if (!candidate) break;
+    const row = await claimUnderLease(deps.store, `webhook-delivery:${candidate._id.toHexString()}`, holder, leaseMs, () =>
+      WebhookDelivery.findOneAndUpdate({ _id: candidate._id, ...due }, { $set: { lockedUntil: new Date(at.getTime() + leaseMs) } }, { returnDocument: 'after' }).lean(), at);
+    // Another dispatcher has it (or sent it meanwhile): leave the rest of the queue to it until the next pass.
     if (!row) break;
     attempts++;
 

@@ -88,6 +88,32 @@ export async function releaseLease(store: Store, key: string, holder: string): P
   if (current?.holder === holder) await store.models.SyncLease.deleteOne({ _id: current._id, holder });
 }
 
+/**
+ * Let one of several racing workers take a thing that is due (a queued job,
+ * a webhook delivery): `claim` runs only while `holder` holds lease `key`,
+ * which is given back right after. `claim` re-reads the thing with its "due"
+ * filter and writes its own lock (e.g. lockedUntil), so a racer that gets
+ * the lease next no longer finds it due. A conditional findAndModify alone
+ * would not do: FerretDB 1.24 runs it as a read, then a write, and two
+ * workers could both win. Resolves null when another holder has the lease.
+ */
+export async function claimUnderLease<T>(
+  store: Store,
+  key: string,
+  holder: string,
+  ttlMs: number,
+  claim: () => Promise<T | null>,
+  now = new Date(),
+): Promise<T | null> {
+  if (!(await acquireLease(store, key, holder, ttlMs, now))) return null;
+  try {
+    return await claim();
+  } finally {
+    // A lease that cannot be given back runs out after ttlMs; the claim's own lock is what counts.
+    await releaseLease(store, key, holder).catch(() => undefined);
+  }
+}
+
 export interface HeldLease {
   /** Aborted when a renewal finds the lease taken by someone else: stop after the current batch. */
   readonly lost: AbortSignal;

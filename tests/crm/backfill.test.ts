@@ -211,6 +211,15 @@ describe('crm/backfill: existing mail follows object changes (real store)', () =
     assert.equal(job.attempts, 5);
   });
 
+  it('runs a queued job once when several workers look at once (FerretDB runs findAndModify as a read, then a write)', async () => {
+    // Two admin processes on one embedded store each run a CRM worker.
+    for (let round = 0; round < 10; round++) {
+      await createJob(store, { kind: 'backfill', emails: [`race${round}@race.test`] });
+      const ran = await Promise.all([1, 2, 3, 4].map(() => runPendingJobs(deps)));
+      assert.equal(ran.reduce((a, b) => a + b, 0), 1, `round ${round}: the job ran ${ran.join('+')} times`);
+    }
+  });
+
   it('the sweep links inbox mail whose association never ran (crash after storing)', async () => {
     const { object } = await createObject(deps, { type: 'contact', name: 'Gil', emails: ['gil@sweep.test'] });
     await runPendingJobs(deps);

@@ -245,6 +245,30 @@ describe('crm/webhooks: signed link events with retries (real store, real HTTP r
     }
   });
 
+  it('sends a due delivery once when several dispatchers look at once (FerretDB runs findAndModify as a read, then a write)', async () => {
+    // Two admin processes on one embedded store (npm start and npm run admin) each run a dispatcher.
+    const counting = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        hits.push(String(req.headers['postroom-event-id']));
+        res.writeHead(200).end('ok');
+      });
+    });
+    const hits: string[] = [];
+    await new Promise<void>((resolve) => counting.listen(0, '127.0.0.1', resolve));
+    try {
+      const { webhook } = await createWebhook(hookDeps, { url: `http://127.0.0.1:${(counting.address() as AddressInfo).port}/race`, allowPrivate: true });
+      for (let round = 0; round < 15; round++) {
+        const eventId = await sendTestEvent(hookDeps, webhook.id);
+        await Promise.all([1, 2, 3, 4].map(() => dispatchDueDeliveries(hookDeps, { backoffMs: () => 60_000 })));
+        assert.deepEqual(hits.filter((id) => id === eventId), [eventId], `round ${round}: sent ${hits.filter((id) => id === eventId).length} times`);
+      }
+      await updateWebhook(hookDeps, webhook.id, { enabled: false });
+    } finally {
+      await new Promise<void>((resolve) => counting.close(() => resolve()));
+    }
+  });
+
   it('rotating the secret signs later deliveries with the new one', async () => {
     receiver.received.length = 0;
     const [hook] = await store.models.Webhook.find({}).lean();
