@@ -19,7 +19,7 @@ type ObjectId = mongoose.Types.ObjectId;
  * Fields are separated by ',', ';' or tabs, whichever the header row uses.
  * Columns (header row, any case; spaces, '-' and '_' ignored):
  *   type        customer | contact | lead (or the import's default type)
- *   name        required
+ *   name        required (or first_name and/or last_name, joined)
  *   emails      one or more, separated by ';', ',' or spaces (also "email")
  *   domains     customers only (also "domain")
  *   company     free text (leads)
@@ -38,6 +38,7 @@ export const MAX_IMPORT_BYTES = 12 * 1024 * 1024;
 const HEADER_ALIASES: Record<string, keyof ImportColumns> = {
   type: 'type', kind: 'type',
   name: 'name', fullname: 'name', companyname: 'name',
+  firstname: 'firstName', givenname: 'firstName', lastname: 'lastName', surname: 'lastName', familyname: 'lastName',
   email: 'emails', emails: 'emails', emailaddress: 'emails', emailaddresses: 'emails',
   domain: 'domains', domains: 'domains',
   company: 'company',
@@ -49,6 +50,9 @@ const HEADER_ALIASES: Record<string, keyof ImportColumns> = {
 interface ImportColumns {
   type: string;
   name: string;
+  /** CRM exports (Salesforce, HubSpot) split names: "First Name", "Last Name"; joined when there is no name. */
+  firstName: string;
+  lastName: string;
   emails: string;
   domains: string;
   company: string;
@@ -120,7 +124,15 @@ function mapColumns(header: string[], defaultType?: string) {
   columns.forEach((c, i) => {
     if (c.field && !index.has(c.field as keyof ImportColumns)) index.set(c.field as keyof ImportColumns, i);
   });
-  if (!index.has('name')) throw fail('the header row has no "name" column (expected columns: type, name, emails, domains, company, customer, external_id, link_bulk)');
+  const splitName = index.has('firstName') || index.has('lastName');
+  // In an export with split names, "Company Name" is the person's company, not their name.
+  const companyName = columns.findIndex((c) => c.header.toLowerCase().replace(/[\s_-]+/g, '') === 'companyname');
+  if (splitName && companyName >= 0 && index.get('name') === companyName) {
+    index.delete('name');
+    columns[companyName].field = 'company';
+    if (!index.has('company')) index.set('company', companyName);
+  }
+  if (!index.has('name') && !splitName) throw fail('the header row has no "name" column (expected columns: type, name or first_name and last_name, emails, domains, company, customer, external_id, link_bulk)');
   if (!index.has('type') && !defaultType) throw fail('the header row has no "type" column; add one or choose a type for all rows');
   return { columns, index };
 }
@@ -167,7 +179,7 @@ async function plan(store: Store, csv: string | Buffer, options: ImportOptions &
   for (const { line, cells } of records) {
     const input: ObjectInput = {
       type: (cell(cells, 'type') || options.defaultType || '').toLowerCase(),
-      name: cell(cells, 'name'),
+      name: cell(cells, 'name') || [cell(cells, 'firstName'), cell(cells, 'lastName')].filter(Boolean).join(' '),
       emails: cell(cells, 'emails'),
       domains: cell(cells, 'domains'),
       company: cell(cells, 'company'),

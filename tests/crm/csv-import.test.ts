@@ -135,6 +135,22 @@ describe('crm/csv-import: preview with per-row errors, then commit (real store)'
     assert.equal(await store.models.CrmObject.countDocuments({ type: 'contact', emails: 'ann@dup.test' }), 1);
   });
 
+  it('reads CRM exports that split the name (First Name, Last Name) and call the company "Company Name"', async () => {
+    // The header of a HubSpot / Salesforce contact export.
+    const file = 'First Name,Last Name,Email,Company Name\nAda,Lovelace,ada@engines.test,Analytical Engines\n,Prince,prince@engines.test,\nGrace,,grace@engines.test,Navy\n,,nobody@engines.test,\n';
+    const preview = await previewImport(deps, file, { defaultType: 'lead' });
+    assert.deepEqual(preview.rows.map((r) => `${r.line}|${r.name}|${r.action}|${Object.keys(r.errors).join(',')}`), [
+      '2|Ada Lovelace|create|', '3|Prince|create|', '4|Grace|create|', '5||skip|name',
+    ]);
+    assert.deepEqual(preview.columns.map((c) => c.field), ['firstName', 'lastName', 'emails', 'company']);
+    await commitImport(deps, file, { defaultType: 'lead' });
+    const ada = await store.models.CrmObject.findOne({ emails: 'ada@engines.test' }).lean();
+    assert.equal(ada!.name, 'Ada Lovelace');
+    assert.equal(ada!.company, 'Analytical Engines');
+    // A file with only a company name still names the record by it.
+    assert.deepEqual((await previewImport(deps, 'type,company name,domain\ncustomer,Engines Ltd,engines.test\n')).rows.map((r) => r.name), ['Engines Ltd']);
+  });
+
   it('commits 10,000 rows with bulkWrite (time reported, not asserted)', async function () {
     this.timeout(120_000);
     const lines = ['type,name,emails,domains,external_id'];
