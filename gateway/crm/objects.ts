@@ -260,7 +260,8 @@ const escapeRegex = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'
 
 /** How a search word is written into a term: addresses and domains in normalised form (IDN → A-label). */
 function normalizeQueryWord(word: string): string {
-  const lower = word.toLowerCase();
+  // "@globex.com" is how people write "everyone at globex.com": the domain is the term.
+  const lower = word.toLowerCase().replace(/^@+(?=[^@])/, '');
   if (lower.includes('@')) {
     const at = lower.lastIndexOf('@');
     const domainPart = lower.slice(at + 1);

@@ -77,6 +77,8 @@ describe('crm/objects: the object service (real store)', () => {
     assert.deepEqual(await names('peter initech'), ['Peter Gibbons']);
     assert.deepEqual(await names('zoe@bücher.test'), ['Zoë Bücher']);
     assert.deepEqual(await names('bücher'), ['Zoë Bücher']);
+    assert.deepEqual(await names('@initech.test'), ['Peter Gibbons', 'The Initech Corporation'], 'everyone at a domain');
+    assert.deepEqual(await names('@Bücher.test'), ['Zoë Bücher']);
     assert.deepEqual(await names('a.b(c'), [], 'regex characters are escaped');
     const all = await searchObjects(store, { limit: 2 });
     assert.equal(all.objects.length, 2);
