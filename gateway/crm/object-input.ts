@@ -1,3 +1,4 @@
+import addressparser from 'nodemailer/lib/addressparser';
 import { isPublicSuffix, normalizeAddress, normalizeDomain } from './address';
 import type { CrmSettings } from './settings';
 
@@ -15,7 +16,7 @@ export const LIMITS = { name: 200, company: 200, externalId: 200, emails: 100, d
 export interface ObjectInput {
   type?: string;
   name?: string;
-  /** An array, or one string separated by commas, semicolons, spaces or new lines. */
+  /** An array, or one string separated by commas, semicolons, spaces or new lines; "Name <address>" is read too. */
   emails?: string[] | string;
   domains?: string[] | string;
   company?: string;
@@ -44,6 +45,28 @@ export function splitList(value: string[] | string | undefined | null): string[]
   if (value === undefined || value === null) return [];
   const parts = Array.isArray(value) ? value.flatMap((v) => String(v ?? '').split(/[\s,;]+/)) : String(value).split(/[\s,;]+/);
   return parts.map((part) => part.trim()).filter(Boolean);
+}
+
+/**
+ * Addresses as people paste them from a mail client ("Jane Roe <jane@globex.com>,
+ * "Roe, Bob" <bob@globex.com>") or type them (separated by commas,
+ * semicolons, spaces or new lines). A line with a display name is read by
+ * nodemailer's RFC 5322 address parser; the others are split as plain lists.
+ * An entry that is not an address comes back as typed, for the error.
+ */
+export function splitAddressList(value: string[] | string | undefined | null): string[] {
+  if (value === undefined || value === null) return [];
+  const lines = (Array.isArray(value) ? value : [value]).flatMap((v) => String(v ?? '').split(/\r?\n/));
+  return lines.flatMap((line) => {
+    if (!/[<"]/.test(line)) return splitList(line);
+    const parsed = addressparser(line.replace(/;/g, ','), { flatten: true }) as Array<{ name?: string; address?: string }>;
+    return parsed.flatMap((item) => {
+      const name = (item.name ?? '').trim();
+      // "Jane <jane@x.com> bob@y.com" parses as one address with bob@ in its name: show it as not an address.
+      if (!item.address || /@/.test(name.replace(/^".*"$/, ''))) return [name || line.trim()];
+      return [item.address];
+    });
+  }).map((entry) => entry.trim()).filter(Boolean);
 }
 
 export function parseBoolean(value: unknown): boolean | null {
@@ -87,7 +110,7 @@ export function normalizeObjectInput(
   }
 
   if (input.emails !== undefined) {
-    const raw = splitList(input.emails);
+    const raw = splitAddressList(input.emails);
     const bad: string[] = [];
     const emails = new Set<string>();
     for (const entry of raw) {

@@ -34,6 +34,14 @@ describe('crm/objects: the object service (real store)', () => {
     assert.match(object.externalId, /^local:[0-9a-f]{24}$/);
   });
 
+  it('reads addresses pasted from a mail client ("Name <address>"), and names what is not an address', async () => {
+    const { object } = await createObject(deps, { type: 'contact', name: 'Pasted', emails: 'Jane Roe <Jane@Pasted.test>, "Roe, Bob" <bob@pasted.test>\nann@pasted.test other@pasted.test' });
+    assert.deepEqual(object.emails, ['jane@pasted.test', 'bob@pasted.test', 'ann@pasted.test', 'other@pasted.test']);
+    assert.deepEqual((await createObject(deps, { type: 'lead', name: 'Listed', emails: ['Ann <ann@listed.test>', 'b@listed.test'] })).object.emails, ['ann@listed.test', 'b@listed.test']);
+    await assert.rejects(createObject(deps, { type: 'contact', name: 'X', emails: 'Jane <jane@pasted.test> bob@pasted.test' }), (err: AppError) =>
+      err.code === 'VALIDATION_FAILED' && err.fields?.emails === '"Jane bob@pasted.test" is not an email address (example: jane@customer.com)');
+  });
+
   it('answers bad input with field errors', async () => {
     await rejectsWith(createObject(deps, { type: 'vendor', name: '' }), 'VALIDATION_FAILED', ['type', 'name']);
     await rejectsWith(createObject(deps, { type: 'contact', name: 'X', emails: ['ok@x.test', 'not-an-address'] }), 'VALIDATION_FAILED', ['emails']);
