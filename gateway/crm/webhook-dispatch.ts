@@ -1,3 +1,4 @@
+import type { Types } from 'mongoose';
 import { startSerialLoop } from '../core/serial-loop';
 import http from 'node:http';
 import https from 'node:https';
@@ -55,6 +56,8 @@ interface AttemptResult {
 }
 
 const MAX_ERROR_LENGTH = 300;
+
+type ObjectId = Types.ObjectId;
 
 /**
  * POST the body; never follows redirects (a 3xx is a failed attempt: redirects would bypass the target check).
@@ -123,12 +126,20 @@ export async function dispatchDueDeliveries(deps: DispatchDeps, options: Dispatc
   const timeoutMs = options.timeoutMs ?? 10_000;
   const log = deps.log.child({ component: 'webhooks' });
   const holder = options.holder ?? newHolderId();
+  /**
+   * Webhooks whose receiver failed in this pass: their other due deliveries
+   * wait for the next pass. A receiver that is down (each attempt lasting
+   * up to the timeout) then costs one attempt per pass, instead of one per
+   * queued event while every other webhook's events wait behind them.
+   */
+  const failing: ObjectId[] = [];
   let attempts = 0;
 
   while (attempts < limit) {
     const at = now();
     const due = { status: 'pending' as const, nextAttemptAt: { $lte: at }, lockedUntil: { $lte: at } };
-    const candidate = await WebhookDelivery.findOne(due, { _id: 1 }).sort({ nextAttemptAt: 1 }).lean();
+    const notFailing = failing.length > 0 ? { webhookId: { $nin: failing } } : {};
+    const candidate = await WebhookDelivery.findOne({ ...due, ...notFailing }, { _id: 1 }).sort({ nextAttemptAt: 1 }).lean();
     if (!candidate) break;
     const row = await claimUnderLease(deps.store, `webhook-delivery:${candidate._id.toHexString()}`, holder, leaseMs, () =>
       WebhookDelivery.findOneAndUpdate({ _id: candidate._id, ...due }, { $set: { lockedUntil: new Date(at.getTime() + leaseMs) } }, { returnDocument: 'after' }).lean(), at);
@@ -172,6 +183,7 @@ export async function dispatchDueDeliveries(deps: DispatchDeps, options: Dispatc
       await WebhookDelivery.updateOne({ _id: row._id }, { $set: { ...base, status: 'delivered', deliveredAt: finished }, $push: { log: entry } });
       log.info({ webhookId: hook._id, eventId: row.eventId, statusCode: result.statusCode, attempt: failedAttempts }, 'webhook delivered');
     } else {
+      failing.push(hook._id);
       const next = new Date(finished.getTime() + backoff(failedAttempts));
       const giveUp = next.getTime() > new Date(row.expiresAt).getTime();
       await WebhookDelivery.updateOne(

@@ -269,6 +269,38 @@ describe('crm/webhooks: signed link events with retries (real store, real HTTP r
     }
   });
 
+  it('a receiver that does not answer costs one attempt per pass, not one per queued event, and other webhooks are served', async () => {
+    const silent = http.createServer(() => undefined); // accepts, never answers
+    const hits: string[] = [];
+    const healthy = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        hits.push(String(req.headers['postroom-event-id']));
+        res.writeHead(200).end('ok');
+      });
+    });
+    const listen = async (server: http.Server) => {
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      return `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+    };
+    try {
+      const down = (await createWebhook(hookDeps, { url: await listen(silent), allowPrivate: true })).webhook;
+      const up = (await createWebhook(hookDeps, { url: await listen(healthy), allowPrivate: true })).webhook;
+      for (let i = 0; i < 5; i++) await sendTestEvent(hookDeps, down.id);
+      const upEvents: string[] = [];
+      for (let i = 0; i < 5; i++) upEvents.push(await sendTestEvent(hookDeps, up.id));
+      await dispatchDueDeliveries(hookDeps, { timeoutMs: 300, backoffMs: () => 60_000 });
+      assert.deepEqual(hits.sort(), upEvents.sort(), 'the healthy webhook got all its events in the same pass');
+      const rows = await store.models.WebhookDelivery.find({ webhookId: down.id }).lean();
+      assert.equal(rows.reduce((sum, row) => sum + row.attempts, 0), 1, 'one attempt at the receiver that does not answer');
+      assert.deepEqual(rows.map((row) => row.status), ['pending', 'pending', 'pending', 'pending', 'pending'], 'the others wait for the next pass');
+      for (const hook of [down, up]) await updateWebhook(hookDeps, hook.id, { enabled: false });
+    } finally {
+      silent.closeAllConnections();
+      for (const server of [silent, healthy]) await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
   it('rotating the secret signs later deliveries with the new one', async () => {
     receiver.received.length = 0;
     const [hook] = await store.models.Webhook.find({}).lean();
