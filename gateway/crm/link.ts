@@ -1,5 +1,5 @@
 import mongoose from 'mongoose';
-import { notFound, isDuplicateKeyError } from '../core/errors';
+import { AppError, notFound, isDuplicateKeyError } from '../core/errors';
 import type { Logger } from '../core/log';
 import type { Associator, PlannedAssociation } from '../mail/ingest';
 import type { MessageDoc } from '../models/message';
@@ -412,6 +412,8 @@ export async function unlinkMessage(
 /**
  * Unlink on behalf of a console/API user: the message's owner or an admin
  * may unlink it; anyone else gets 404, as if the message did not exist.
+ * The copies of the same mail in other mailboxes that the viewer may unlink
+ * (an admin: all) are unlinked with it: the timeline shows them as one entry.
  */
 export async function unlinkAsViewer(
   deps: CrmDeps,
@@ -419,9 +421,22 @@ export async function unlinkAsViewer(
   input: { messageId: ObjectId; objectId: ObjectId },
   options: { neverLink?: boolean | string[] } = {},
 ): Promise<{ neverLink: string[]; pruneJobId: ObjectId | null }> {
-  const message = await deps.store.models.Message.findById(input.messageId, { ownerId: 1 }).lean();
-  if (!message || (viewer.role !== 'admin' && !message.ownerId.equals(viewer.id))) throw notFound('link');
-  return unlinkMessage(deps, input, { ...options, actorId: viewer.id });
+  const { Message } = deps.store.models;
+  const mayUnlink = (m: { ownerId: ObjectId }) => viewer.role === 'admin' || m.ownerId.equals(viewer.id);
+  const message = await Message.findById(input.messageId, { ownerId: 1, messageId: 1, contentHash: 1 }).lean();
+  if (!message || !mayUnlink(message)) throw notFound('link');
+  const result = await unlinkMessage(deps, input, { ...options, actorId: viewer.id });
+  const copies = await Message.find(
+    { linkedObjectIds: input.objectId, messageId: message.messageId ?? '', contentHash: message.contentHash, _id: { $ne: message._id } },
+    { ownerId: 1 },
+  ).lean();
+  for (const copy of copies.filter(mayUnlink)) {
+    await unlinkMessage(deps, { messageId: copy._id, objectId: input.objectId }, { actorId: viewer.id }).catch((err: unknown) => {
+      // Unlinked meanwhile: nothing left to do for that copy.
+      if (!(err instanceof AppError && err.status === 404)) throw err;
+    });
+  }
+  return result;
 }
 
 /** Load a stored message and link it (quarantine release, tools). */

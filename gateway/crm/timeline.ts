@@ -36,6 +36,12 @@ export interface TimelineEntry {
   ownerId: string;
   shared: boolean;
   bulk: boolean;
+  /**
+   * How many stored copies of this mail the entry stands for: the same mail
+   * in several employees' mailboxes (same Message-ID and content) is one
+   * entry, the viewer's own copy when they have one.
+   */
+  copies: number;
   /** Why the message is linked to this object. */
   link: { rule: string; address: string; reasons: Array<{ address: string; rule: string; role: string; matched: string }>; createdAt: Date } | null;
 }
@@ -44,6 +50,11 @@ export interface TimelinePage {
   entries: TimelineEntry[];
   /** Pass as `before` for the next (older) page; null at the end. */
   next: string | null;
+}
+
+/** Copies of one mail in several mailboxes share the Message-ID and the content hash (gateway/mail/dedupe.ts). */
+export function sameMailKey(row: { _id: ObjectId; messageId?: string | null; contentHash?: string | null }): string {
+  return row.contentHash ? `${row.messageId ?? ''}\u0000${row.contentHash}` : row._id.toString();
 }
 
 function encodeCursor(receivedAt: Date, id: ObjectId): string {
@@ -76,15 +87,22 @@ export async function objectTimeline(
   const cursor = decodeCursor(options.before);
   if (cursor) clauses.push({ $or: [{ receivedAt: { $lt: cursor.at } }, { receivedAt: cursor.at, _id: { $lt: cursor.id } }] });
   const rows = await Message.find(clauses.length === 1 ? clauses[0] : { $and: clauses }, {
-    subject: 1, from: 1, to: 1, date: 1, receivedAt: 1, ownerId: 1, shared: 1, bulk: 1,
+    subject: 1, from: 1, to: 1, date: 1, receivedAt: 1, ownerId: 1, shared: 1, bulk: 1, messageId: 1, contentHash: 1,
   })
     .sort({ receivedAt: -1, _id: -1 })
     .limit(limit + 1)
     .lean();
   const page = rows.slice(0, limit);
-  const links = await Link.find({ objectId, messageId: { $in: page.map((r) => r._id) }, removedAt: null }).lean();
+  // One entry per mail: copies that arrive far apart may still fall on two pages, each then showing it once.
+  const groups = new Map<string, typeof page>();
+  for (const row of page) {
+    const key = sameMailKey(row);
+    groups.set(key, [...(groups.get(key) ?? []), row]);
+  }
+  const shown = [...groups.values()].map((copies) => ({ row: copies.find((c) => c.ownerId.equals(viewer.id)) ?? copies[0], copies: copies.length }));
+  const links = await Link.find({ objectId, messageId: { $in: shown.map((s) => s.row._id) }, removedAt: null }).lean();
   const linkByMessage = new Map(links.map((l) => [l.messageId.toString(), l]));
-  const entries = page.map((row): TimelineEntry => {
+  const entries = shown.map(({ row, copies }): TimelineEntry => {
     const link = linkByMessage.get(row._id.toString());
     return {
       id: row._id.toString(),
@@ -96,6 +114,7 @@ export async function objectTimeline(
       ownerId: row.ownerId.toString(),
       shared: Boolean(row.shared),
       bulk: Boolean(row.bulk),
+      copies,
       link: link
         ? {
             rule: link.rule,

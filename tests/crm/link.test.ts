@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import mongoose from 'mongoose';
-import { crmAfterRelease, crmAssociator, linkMessage, unlinkMessage, type CrmDeps } from '../../gateway/crm/link';
+import { crmAfterRelease, crmAssociator, linkMessage, unlinkAsViewer, unlinkMessage, type CrmDeps } from '../../gateway/crm/link';
 import { releaseMessage } from '../../gateway/accounts';
 import { createObject } from '../../gateway/crm/objects';
 import { runPendingJobs, sweep } from '../../gateway/crm/backfill';
@@ -279,5 +279,33 @@ describe('crm/link: linking stored messages (real store)', () => {
 
     const views = await messageLinks(store, bobs[0]._id);
     assert.deepEqual(views.map((v) => [v.object.name, v.rule, v.address]), [['Timeline Tess', 'address', 'tess@initech.test']]);
+  });
+
+  it("shows a mail that reached several employees' mailboxes once on the timeline, and unlinks its copies together", async () => {
+    const { Message } = store.models;
+    const contact = new mongoose.Types.ObjectId((await createObject(deps, { type: 'contact', name: 'Copied Cora', emails: ['cora@copied.test'] })).object.id);
+    const at = new Date('2026-02-01T10:00:00Z');
+    // Cora writes to Bob and Alice: each mailbox stores its copy (same Message-ID and content).
+    const spec = { from: 'cora@copied.test', to: ['bob@acme.test', 'alice@acme.test'], subject: 'To you both' };
+    const bobsCopy = await insertMessage(store, { ...spec, ownerId: bob._id, receivedAt: at });
+    const alicesCopy = await insertMessage(store, { ...spec, ownerId: alice._id, receivedAt: new Date(at.getTime() + 90_000) });
+    await Message.updateOne({ _id: alicesCopy._id }, { $set: { messageId: bobsCopy.messageId, contentHash: bobsCopy.contentHash } });
+    const other = await insertMessage(store, { ownerId: bob._id, from: 'cora@copied.test', to: ['bob@acme.test'], subject: 'Just Bob', receivedAt: new Date(at.getTime() - 60_000) });
+    for (const m of [bobsCopy, alicesCopy, other]) await linkMessage(deps, (await Message.findById(m._id).lean())!);
+
+    const entries = async (viewer: { id: mongoose.Types.ObjectId; role: string }) =>
+      (await objectTimeline(deps, contact, viewer)).entries.map((e) => `${e.subject}|${e.copies}|${e.ownerId === alice._id.toString() ? 'alice' : 'bob'}`);
+    assert.deepEqual(await entries({ id: admin._id, role: 'admin' }), ['To you both|2|alice', 'Just Bob|1|bob']);
+    assert.deepEqual(await entries({ id: bob._id, role: 'employee' }), ['To you both|1|bob', 'Just Bob|1|bob'], 'an employee sees their own copy');
+    await store.models.BusinessSettings.updateOne({ _id: 'business' }, { $set: { shareLinkedMail: true } });
+    assert.deepEqual(await entries({ id: bob._id, role: 'employee' }), ['To you both|2|bob', 'Just Bob|1|bob'], 'with shared mail: once, as their own copy');
+    await store.models.BusinessSettings.updateOne({ _id: 'business' }, { $set: { shareLinkedMail: false } });
+
+    // Bob unlinks his copy: Alice's stays (it is hers); an admin unlinking removes every copy.
+    await unlinkAsViewer(deps, { id: bob._id, role: 'employee' }, { messageId: bobsCopy._id, objectId: contact });
+    assert.ok(!(await linkedIds(store, bobsCopy._id)).includes(contact.toString()));
+    assert.ok((await linkedIds(store, alicesCopy._id)).includes(contact.toString()));
+    await unlinkAsViewer(deps, { id: admin._id, role: 'admin' }, { messageId: alicesCopy._id, objectId: contact });
+    assert.deepEqual(await entries({ id: admin._id, role: 'admin' }), ['Just Bob|1|bob']);
   });
 });
