@@ -5,7 +5,7 @@ import { listJobs } from '../../gateway/crm/backfill';
 import { unlinkAsViewer } from '../../gateway/crm/link';
 import { OBJECT_TYPE_NAMES, type ObjectInput } from '../../gateway/crm/object-input';
 import {
-  createObject, deleteObject, getObject, searchObjects, updateObject, type ObjectServiceDeps, type PublicObject,
+  createObject, deleteObject, getObject, searchObjects, updateObject, type ChangeResult, type ObjectServiceDeps, type PublicObject,
 } from '../../gateway/crm/objects';
 import { builtinFreemailDomains } from '../../gateway/crm/freemail';
 import { loadCrmSettings, updateCrmSettings } from '../../gateway/crm/settings';
@@ -87,6 +87,13 @@ function inputFrom(form: ObjectForm, customerId: string | null): ObjectInput {
   };
 }
 
+/** A word about addresses another record holds too (often a duplicate): mail to them links both. */
+function flashSharedAddresses(req: Request, shared: ChangeResult['sharedAddresses']): void {
+  for (const other of shared) {
+    flash(req, 'info', `${other.emails.join(', ')} ${other.emails.length === 1 ? 'is' : 'are'} also on ${other.name} (${other.type}): mail to ${other.emails.length === 1 ? 'it' : 'them'} is linked to both. If that is the same person, delete the duplicate.`);
+  }
+}
+
 /**
  * Console pages for CRM objects: list and search, create, edit, delete,
  * the object's email timeline (with why each message is linked, unlink and
@@ -150,8 +157,9 @@ export function objectsRouter(deps: AdminDeps): Router {
     const form = formFromRequest(req);
     try {
       const customerId = form.type === 'contact' ? await resolveCustomer(deps, form.customer) : null;
-      const { object, jobIds } = await createObject(crm, inputFrom(form, customerId), req.actor!);
+      const { object, jobIds, sharedAddresses } = await createObject(crm, inputFrom(form, customerId), req.actor!);
       flash(req, 'success', `${object.name} created.${jobIds.length ? ' Existing mail is being linked in the background.' : ''}`);
+      flashSharedAddresses(req, sharedAddresses);
       res.redirect(303, `/objects/${object.id}`);
     } catch (err) {
       if (isAppError(err) && err.status < 500) return renderForm(res, err.status, { object: null, form, errors: err.fields ?? { name: err.message } });
@@ -201,8 +209,9 @@ export function objectsRouter(deps: AdminDeps): Router {
     const form = formFromRequest(req);
     try {
       const customerId = form.type === 'contact' ? await resolveCustomer(deps, form.customer) : null;
-      const { jobIds } = await updateObject(crm, object.id, inputFrom(form, customerId), req.actor!);
+      const { jobIds, sharedAddresses } = await updateObject(crm, object.id, inputFrom(form, customerId), req.actor!);
       flash(req, 'success', `Saved.${jobIds.length ? ' Links are being updated in the background.' : ''}`);
+      flashSharedAddresses(req, sharedAddresses);
       res.redirect(303, `/objects/${object.id}`);
     } catch (err) {
       if (isAppError(err) && err.status < 500) return renderForm(res, err.status, { object, form, errors: err.fields ?? { name: err.message } });

@@ -79,6 +79,21 @@ export interface ChangeResult {
   /** Background jobs queued by the change (backfill/prune). */
   jobIds: string[];
   created?: boolean;
+  /**
+   * Other records holding an address this change added: mail to it links
+   * them all. Allowed (a shared mailbox, the same person as contact and
+   * lead), but worth a word to whoever typed it — it is often a duplicate.
+   */
+  sharedAddresses: Array<{ id: string; type: ObjectTypeName; name: string; emails: string[] }>;
+}
+
+const SHARED_SHOWN = 5;
+
+async function objectsSharing(store: Store, objectId: ObjectId, added: readonly string[]): Promise<ChangeResult['sharedAddresses']> {
+  if (added.length === 0) return [];
+  const rows = (await store.models.CrmObject.find({ emails: { $in: [...added] }, _id: { $ne: objectId } }, { type: 1, name: 1, emails: 1 })
+    .sort({ nameLower: 1 }).limit(SHARED_SHOWN).lean()) as ObjectRow[];
+  return rows.map((row) => ({ id: row._id.toString(), type: row.type as ObjectTypeName, name: row.name, emails: (row.emails ?? []).filter((e) => added.includes(e)) }));
 }
 
 const diff = (before: readonly string[], after: readonly string[]) => ({
@@ -160,7 +175,7 @@ export async function createObject(deps: ObjectServiceDeps, input: ObjectInput, 
   }
   const jobIds = await queueJobsFor(deps, null, row, actor);
   await recordAudit(deps.store, actor, { action: 'crm.object.create', targetType: 'crm-object', targetId: _id.toString(), details: { type: row.type, name: row.name } });
-  return { object: toPublicObject(row), jobIds, created: true };
+  return { object: toPublicObject(row), jobIds, created: true, sharedAddresses: await objectsSharing(deps.store, _id, row.emails ?? []) };
 }
 
 async function findRow(store: Store, id: string | ObjectId): Promise<ObjectRow> {
@@ -206,7 +221,8 @@ export async function updateObject(deps: ObjectServiceDeps, id: string | ObjectI
   const jobIds = await queueJobsFor(deps, before, after, actor);
   const changed = Object.keys(set).filter((key) => key !== 'searchTerms' && key !== 'nameLower');
   await recordAudit(deps.store, actor, { action: 'crm.object.update', targetType: 'crm-object', targetId: after._id.toString(), details: { changed } });
-  return { object: toPublicObject(after), jobIds };
+  const added = diff(before.emails ?? [], after.emails ?? []).added;
+  return { object: toPublicObject(after), jobIds, sharedAddresses: await objectsSharing(deps.store, after._id, added) };
 }
 
 /**

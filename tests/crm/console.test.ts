@@ -44,6 +44,17 @@ describe('crm: console pages for objects, CSV import and webhooks (real app, rea
     await agent.post('/objects').type('form').send({ type: 'lead', name: 'No CSRF' }).expect(403);
   });
 
+  it('says so when an address typed is already on another record (mail to it links both)', async () => {
+    const { agent, csrf } = bobSession;
+    await agent.post('/objects').type('form').send({ _csrf: csrf, type: 'contact', name: 'Dana Dup', emails: 'dana@dup-console.test' }).expect(303);
+    const again = await agent.post('/objects').type('form').send({ _csrf: csrf, type: 'lead', name: 'Dana (lead)', emails: 'Dana@Dup-Console.test, other@dup-console.test' }).expect(303);
+    const page = await agent.get(again.headers.location).expect(200);
+    assert.match(page.text, /dana@dup-console\.test is also on Dana Dup \(contact\): mail to it is linked to both/);
+    // Saving again without adding an address says nothing more.
+    await agent.post(again.headers.location).type('form').send({ _csrf: csrf, type: 'lead', name: 'Dana (lead)', emails: 'dana@dup-console.test other@dup-console.test' }).expect(303);
+    assert.doesNotMatch((await agent.get(again.headers.location).expect(200)).text, /is also on/);
+  });
+
   it('lists and searches objects; the sidebar links to them', async () => {
     const { agent } = bobSession;
     const list = await agent.get('/objects').expect(200);

@@ -34,6 +34,15 @@ describe('crm/objects: the object service (real store)', () => {
     assert.match(object.externalId, /^local:[0-9a-f]{24}$/);
   });
 
+  it('names the other records that hold an address a change adds', async () => {
+    const first = await createObject(deps, { type: 'contact', name: 'Shared Box', emails: ['info@shared.test'] });
+    assert.deepEqual(first.sharedAddresses, []);
+    const second = await createObject(deps, { type: 'customer', name: 'Shared Inc', emails: ['INFO@shared.test', 'sales@shared.test'] });
+    assert.deepEqual(second.sharedAddresses, [{ id: first.object.id, type: 'contact', name: 'Shared Box', emails: ['info@shared.test'] }]);
+    assert.deepEqual((await updateObject(deps, first.object.id, { name: 'Shared Mailbox' })).sharedAddresses, [], 'only added addresses are checked');
+    assert.deepEqual((await updateObject(deps, first.object.id, { emails: ['info@shared.test', 'sales@shared.test'] })).sharedAddresses.map((o) => [o.name, o.emails]), [['Shared Inc', ['sales@shared.test']]]);
+  });
+
   it('reads addresses pasted from a mail client ("Name <address>"), and names what is not an address', async () => {
     const { object } = await createObject(deps, { type: 'contact', name: 'Pasted', emails: 'Jane Roe <Jane@Pasted.test>, "Roe, Bob" <bob@pasted.test>\nann@pasted.test other@pasted.test' });
     assert.deepEqual(object.emails, ['jane@pasted.test', 'bob@pasted.test', 'ann@pasted.test', 'other@pasted.test']);
