@@ -260,15 +260,20 @@ export async function upsertObjectByExternalId(
   throw new AppError('CONFLICT', 'the record changed concurrently; retry', { status: 409 });
 }
 
-/** Delete an object with its links; contacts that belonged to it (a customer) keep existing without it. */
+/**
+ * Delete an object with its links; contacts that belonged to it (a customer)
+ * keep existing without it. The object itself goes last: a deletion cut
+ * short (a store failure, a restart) leaves it in place to be deleted again,
+ * rather than links and message references to a record nobody can open.
+ */
 export async function deleteObject(deps: ObjectServiceDeps, id: string | ObjectId, actor: Actor = SYSTEM_ACTOR): Promise<void> {
   const row = await findRow(deps.store, id);
   const { CrmObject, Link, Message, BackfillJob } = deps.store.models;
-  await CrmObject.deleteOne({ _id: row._id });
+  await BackfillJob.updateMany({ objectId: row._id, status: { $in: ['pending', 'running'] } }, { $set: { status: 'done', error: 'object deleted', finishedAt: new Date() } });
   await Link.deleteMany({ objectId: row._id });
   await Message.updateMany({ linkedObjectIds: row._id }, { $pull: { linkedObjectIds: row._id } });
   await CrmObject.updateMany({ customerId: row._id }, { $set: { customerId: null } });
-  await BackfillJob.updateMany({ objectId: row._id, status: { $in: ['pending', 'running'] } }, { $set: { status: 'done', error: 'object deleted', finishedAt: new Date() } });
+  await CrmObject.deleteOne({ _id: row._id });
   await recordAudit(deps.store, actor, { action: 'crm.object.delete', targetType: 'crm-object', targetId: row._id.toString(), details: { type: row.type, name: row.name, externalId: row.externalId } });
 }
 

@@ -158,6 +158,26 @@ describe('crm/backfill: existing mail follows object changes (real store)', () =
     assert.equal(await store.models.Link.countDocuments({ objectId: new mongoose.Types.ObjectId(object.id) }), 0);
   });
 
+  it('a deletion cut short by a store failure leaves the object in place, and deleting again finishes it', async () => {
+    const { object } = await createObject(deps, { type: 'lead', name: 'Half Gone', emails: ['half@away.test'] });
+    const message = await insertMessage(store, { ownerId: bob._id, from: 'half@away.test', to: ['bob@acme.test'] });
+    await linkMessage(deps, message);
+    // Fault injection: the store fails while the messages are being updated.
+    const { Message } = store.models;
+    const updateMany = Message.updateMany;
+    Message.updateMany = (() => { throw new Error('store unavailable'); }) as never;
+    try {
+      await assert.rejects(deleteObject(deps, object.id), /store unavailable/);
+    } finally {
+      Message.updateMany = updateMany;
+    }
+    assert.ok(await store.models.CrmObject.exists({ _id: object.id }), 'still there, so the admin can delete it again');
+    await deleteObject(deps, object.id);
+    assert.equal(await store.models.CrmObject.exists({ _id: object.id }), null);
+    assert.deepEqual(await linkedIds(store, message._id), []);
+    assert.equal(await store.models.Link.countDocuments({ objectId: new mongoose.Types.ObjectId(object.id) }), 0);
+  });
+
   it('a job interrupted mid-way resumes from its cursor after the lease expires', async () => {
     const { object } = await createObject(deps, { type: 'contact', name: 'Fay', emails: ['fay@resume.test'] });
     await runPendingJobs(deps); // nothing to link yet
