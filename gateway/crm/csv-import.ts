@@ -62,7 +62,7 @@ interface ImportColumns {
 }
 
 export interface ImportRow {
-  /** 1-based line number in the file (the header is line 1). */
+  /** 1-based line of the file on which the row starts (the header is line 1). */
   line: number;
   name: string;
   type: string;
@@ -104,7 +104,7 @@ function readCsv(file: string | Buffer, charset?: string): { header: string[]; r
   if (size > MAX_IMPORT_BYTES) throw fail(`the file is larger than ${MAX_IMPORT_BYTES / 1024 / 1024} MB; split it`);
   const csv = typeof file === 'string' ? file : decodeCsvFile(file, charset).text;
   if (csv.includes('\u0000')) throw fail('the file contains NUL bytes: it is not a text CSV file');
-  let parsed: Array<{ record: string[]; info: { lines: number } }>;
+  let parsed: Array<{ record: string[]; info: { lines: number; bytes: number } }>;
   try {
     parsed = parse(csv, { bom: true, delimiter: sniffDelimiter(csv), info: true, relax_column_count: true, skip_empty_lines: true, trim: true }) as unknown as typeof parsed;
   } catch (err) {
@@ -114,7 +114,42 @@ function readCsv(file: string | Buffer, charset?: string): { header: string[]; r
   if (parsed.length === 0) throw fail('the file has no header row');
   const [head, ...rest] = parsed;
   if (rest.length > MAX_IMPORT_ROWS) throw fail(`the file has ${rest.length} rows; at most ${MAX_IMPORT_ROWS} per import`);
-  return { header: head.record, records: rest.map((r) => ({ line: r.info.lines, cells: r.record })) };
+  const lines = recordStartLines(csv, parsed.map((r) => r.info.bytes));
+  return { header: head.record, records: rest.map((r, i) => ({ line: lines[i + 1], cells: r.record })) };
+}
+
+/**
+ * The line of the file on which each record starts, as a text editor
+ * numbers it. csv-parse's info.lines is the line a record ends on, and it
+ * counts a CRLF inside a quoted cell (a multi-line address or note from
+ * Excel) as two lines, so every later row was reported a line too far.
+ * `ends` are the records' end offsets in UTF-8 bytes (info.bytes).
+ */
+function recordStartLines(text: string, ends: number[]): number[] {
+  const bytes = Buffer.from(text, 'utf8');
+  const CR = 0x0d;
+  const LF = 0x0a;
+  let line = 1;
+  let pos = 0;
+  const step = () => {
+    if (bytes[pos] === CR) {
+      line++;
+      pos += bytes[pos + 1] === LF ? 2 : 1;
+    } else {
+      if (bytes[pos] === LF) line++;
+      pos++;
+    }
+  };
+  const starts: number[] = [];
+  let start = 0;
+  for (const end of ends) {
+    while (pos < start) step();
+    // Blank lines before the record (skipped by the parser).
+    while (pos < bytes.length && (bytes[pos] === CR || bytes[pos] === LF)) step();
+    starts.push(line);
+    start = end;
+  }
+  return starts;
 }
 
 /** Map header cells to fields; a file without a name column (or a type, unless one is chosen) is refused. */

@@ -151,6 +151,20 @@ describe('crm/csv-import: preview with per-row errors, then commit (real store)'
     assert.deepEqual((await previewImport(deps, 'type,company name,domain\ncustomer,Engines Ltd,engines.test\n')).rows.map((r) => r.name), ['Engines Ltd']);
   });
 
+  it('names the line a row starts on, after multi-line cells and blank lines in a Windows (CRLF) file', async () => {
+    const file = [
+      'type,name,emails,company',
+      'lead,"Ann\r\nWith Address",ann@lines.test,"Street 1\r\nTown\r\nCountry"',
+      '',
+      'lead,Bad Email,not-an-address,',
+      'lead,"Bad\r\nToo",also-bad,',
+      'lead,Ünïcödé,uni@lines.test,',
+      'lead,,nameless@lines.test,',
+    ].join('\r\n');
+    const preview = await previewImport(deps, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(file, 'utf8')]));
+    assert.deepEqual(preview.rows.map((r) => `${r.line}:${r.action}`), ['2:create', '7:skip', '8:skip', '10:create', '11:skip']);
+  });
+
   it('commits 10,000 rows with bulkWrite (time reported, not asserted)', async function () {
     this.timeout(120_000);
     const lines = ['type,name,emails,domains,external_id'];
