@@ -59,15 +59,17 @@ export function objectsWebhooksRouter(deps: AdminDeps): Router {
   router.get('/objects/webhooks/:id', (req, res) => renderOne(req, res));
 
   router.post('/objects/webhooks/:id', async (req, res) => {
+    const form = {
+      url: field(req, 'url').trim(),
+      description: field(req, 'description'),
+      enabled: checkbox(req, 'enabled'),
+      allowPrivate: checkbox(req, 'allowPrivate'),
+    };
     try {
-      await updateWebhook(hooks, String(req.params.id), {
-        url: field(req, 'url').trim(),
-        description: field(req, 'description'),
-        enabled: checkbox(req, 'enabled'),
-        allowPrivate: checkbox(req, 'allowPrivate'),
-      }, req.actor!);
+      await updateWebhook(hooks, String(req.params.id), form, req.actor!);
     } catch (err) {
-      if (isAppError(err) && err.status < 500 && err.status !== 404) return renderOne(req, res, err.status, { errors: err.fields ?? { url: err.message } });
+      // The form keeps what was typed, so a refused URL can be corrected rather than typed again.
+      if (isAppError(err) && err.status < 500 && err.status !== 404) return renderOne(req, res, err.status, { form, errors: err.fields ?? { url: err.message } });
       throw err;
     }
     flash(req, 'success', 'Webhook saved.');

@@ -80,12 +80,22 @@ async function validatedUrl(deps: WebhookDeps, url: string, allowPrivate: boolea
   return parsed.toString();
 }
 
+const MAX_DESCRIPTION = 500;
+
+/** The description as saved; too long is refused on create and edit alike (an edit used to cut it silently). */
+function checkedDescription(input: string): string {
+  const description = input.trim();
+  if (description.length > MAX_DESCRIPTION) {
+    throw new AppError('VALIDATION_FAILED', `description must be at most ${MAX_DESCRIPTION} characters`, { status: 400, fields: { description: `must be at most ${MAX_DESCRIPTION} characters` } });
+  }
+  return description;
+}
+
 /** Register a webhook; the signing secret is returned once here and never again (rotate to get a new one). */
 export async function createWebhook(deps: WebhookDeps, input: WebhookInput, actor: Actor = SYSTEM_ACTOR): Promise<{ webhook: PublicWebhook; secret: string }> {
   const allowPrivate = input.allowPrivate === true;
   const url = await validatedUrl(deps, input.url ?? '', allowPrivate);
-  const description = (input.description ?? '').trim();
-  if (description.length > 500) throw new AppError('VALIDATION_FAILED', 'description must be at most 500 characters', { status: 400, fields: { description: 'must be at most 500 characters' } });
+  const description = checkedDescription(input.description ?? '');
   const _id = new mongoose.Types.ObjectId();
   const secret = newSecret();
   const row = await deps.store.models.Webhook.create({
@@ -114,7 +124,7 @@ export async function updateWebhook(deps: WebhookDeps, id: string | ObjectId, in
   const allowPrivate = input.allowPrivate ?? Boolean(row.allowPrivate);
   if (input.url !== undefined || input.allowPrivate !== undefined) row.url = await validatedUrl(deps, input.url ?? row.url, allowPrivate);
   row.allowPrivate = allowPrivate;
-  if (input.description !== undefined) row.description = input.description.trim().slice(0, 500);
+  if (input.description !== undefined) row.description = checkedDescription(input.description);
   if (input.enabled !== undefined) row.enabled = input.enabled;
   await row.save();
   await recordAudit(deps.store, actor, { action: 'webhook.update', targetType: 'webhook', targetId: row._id.toString(), details: { url: row.url, allowPrivate, enabled: row.enabled } });

@@ -198,8 +198,14 @@ describe('crm: console pages for objects, CSV import and webhooks (real app, rea
     await agent.post(`/objects/webhooks/${hook._id}/deliveries/${delivery._id}/resend`).type('form').send({ _csrf: csrf }).expect(303);
     assert.equal((await store.models.WebhookDelivery.findById(delivery._id).lean())!.status, 'pending');
     await agent.post(`/objects/webhooks/${new Types.ObjectId()}/deliveries/${delivery._id}/resend`).type('form').send({ _csrf: csrf }).expect(404);
-    const update = await agent.post(`/objects/webhooks/${hook._id}`).type('form').send({ _csrf: csrf, url: 'http://127.0.0.1:9/hook', enabled: 'on' }).expect(400);
+    const update = await agent.post(`/objects/webhooks/${hook._id}`).type('form').send({ _csrf: csrf, url: 'http://127.0.0.1:9/hook-v2', description: 'new text', enabled: 'on' }).expect(400);
     assert.match(update.text, /private or loopback/);
+    assert.match(update.text, /name="url" value="http:\/\/127.0.0.1:9\/hook-v2"/, 'the form keeps the URL typed');
+    assert.match(update.text, /name="description" value="new text"/);
+    // Too long a description is refused on edit as on create (it used to be cut silently).
+    const long = await agent.post(`/objects/webhooks/${hook._id}`).type('form').send({ _csrf: csrf, url: 'http://127.0.0.1:9/hook', description: 'x'.repeat(501), enabled: 'on', allowPrivate: 'on' }).expect(400);
+    assert.match(long.text, /id="description-error">must be at most 500 characters/);
+    assert.equal((await store.models.Webhook.findById(hook._id).lean())!.description, 'local CRM');
   });
 
   it('changes the matching settings (admins): extra free-mail domains, sub-addresses, sharing', async () => {
