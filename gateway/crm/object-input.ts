@@ -1,5 +1,5 @@
 import addressparser from 'nodemailer/lib/addressparser';
-import { isPublicSuffix, normalizeAddress, normalizeDomain } from './address';
+import { inDomains, isPublicSuffix, normalizeAddress, normalizeDomain } from './address';
 import type { CrmSettings } from './settings';
 
 /**
@@ -139,13 +139,14 @@ export function normalizeObjectInput(
         if (!normalized) bad.push(entry);
         else if (options.settings.isFreemail(normalized)) free.push(normalized);
         else if (isPublicSuffix(normalized)) suffixes.push(normalized);
-        else if (business.has(normalized)) own.push(normalized);
+        // A business domain's subdomain (eu.acme.com) is the business's too: mail there is never matched by domain.
+        else if (inDomains(normalized, business)) own.push(normalized);
         else domains.add(normalized);
       }
       if (bad.length > 0) errors.domains = `${quoteList(bad)} ${bad.length === 1 ? 'is not a domain name' : 'are not domain names'} (example: customer.com)`;
       else if (free.length > 0) errors.domains = `${quoteList(free)} ${free.length === 1 ? 'is a free-mail domain' : 'are free-mail domains'}: every user of it would be linked; add the person's address instead`;
       else if (suffixes.length > 0) errors.domains = `${quoteList(suffixes)} ${suffixes.length === 1 ? 'is a public suffix' : 'are public suffixes'} under which anyone registers a domain: every company under it would be linked; enter the customer's own domain (example: customer.co.uk)`;
-      else if (own.length > 0) errors.domains = `${quoteList(own)} ${own.length === 1 ? 'is one of your business domains' : 'are your business domains'}`;
+      else if (own.length > 0) errors.domains = `${quoteList(own)} ${own.length === 1 ? 'is one of your business domains (or under one)' : 'are your business domains (or under them)'}: mail there is your own and never links a customer`;
       else if (domains.size > LIMITS.domains) errors.domains = `at most ${LIMITS.domains} domains`;
       else value.domains = [...domains];
     }

@@ -58,6 +58,8 @@ describe('crm/objects: the object service (real store)', () => {
     await rejectsWith(createObject(deps, { type: 'customer', name: 'X', domains: ['gmail.com'] }), 'VALIDATION_FAILED', ['domains']);
     await rejectsWith(createObject(deps, { type: 'customer', name: 'X', domains: ['isp-mail.test'] }), 'VALIDATION_FAILED', ['domains']);
     await rejectsWith(createObject(deps, { type: 'customer', name: 'X', domains: ['acme.test'] }), 'VALIDATION_FAILED', ['domains']);
+    // A subdomain of a business domain is never matched by domain either: refused rather than saved to do nothing.
+    await assert.rejects(createObject(deps, { type: 'customer', name: 'X', domains: ['eu.acme.test'] }), (err: AppError) => /business domains \(or under one\)/.test(err.fields?.domains ?? ''));
     // A public suffix would link every company registered under it.
     for (const suffix of ['co.uk', 'COM.AU', 'github.io']) {
       await assert.rejects(createObject(deps, { type: 'customer', name: 'X', domains: ['x.test', suffix] }), (err: AppError) =>
