@@ -222,14 +222,22 @@ export async function linkMessage(deps: CrmDeps, message: LinkableMessage, cache
     if (outcome === 'created') created++;
     active.push(new mongoose.Types.ObjectId(planned.objectId));
   }
-  await markLinked(deps.store, message, active, now);
+  await markLinked(deps.store, message, active, created, now);
   if (active.length > 0) await queueLinkEvents(deps, message, objects);
   logAssociation(deps, message, active.length, created, plan.skipped);
   return { links: active.length, created, objectIds: active.map(String), internal: plan.internal, bulk: plan.bulk };
 }
 
-/** The crash marker last: a message whose association was cut short keeps linkedAt null and the worker's sweep links it again. */
-async function markLinked(store: Store, message: LinkableMessage, active: ObjectId[], now: Date): Promise<void> {
+/**
+ * The crash marker last: a message whose association was cut short keeps
+ * linkedAt null and the worker's sweep links it again. A message already
+ * marked, listing every active link and gaining none is not written again: a relink job
+ * (after each CSV import) passes over all stored mail, and most of it
+ * gains nothing.
+ */
+async function markLinked(store: Store, message: LinkableMessage, active: ObjectId[], created: number, now: Date): Promise<void> {
+  const listed = new Set((message.linkedObjectIds ?? []).map((id) => id.toString()));
+  if (created === 0 && message.linkedAt && active.every((id) => listed.has(id.toString()))) return;
   const update: Record<string, unknown> = { $set: { linkedAt: now } };
   if (active.length > 0) update.$addToSet = { linkedObjectIds: { $each: active } };
   await store.models.Message.updateOne({ _id: message._id }, update);

@@ -240,6 +240,28 @@ describe('crm/backfill: existing mail follows object changes (real store)', () =
     }
   });
 
+  it('a relink job (after a CSV import) does not rewrite the mail it links nothing new to', async () => {
+    const unrelated = await insertMessage(store, { ownerId: bob._id, from: 'nobody@quiet.test', to: ['bob@acme.test'] });
+    const known = await insertMessage(store, { ownerId: bob._id, from: 'kim@quiet-known.test', to: ['bob@acme.test'] });
+    const { object } = await createObject(deps, { type: 'contact', name: 'Kim', emails: ['kim@quiet-known.test'] });
+    await runPendingJobs(deps);
+    await linkMessage(deps, unrelated);
+    const marks = async () => (await store.models.Message.find({ _id: { $in: [unrelated._id, known._id] } }, { linkedAt: 1 }).sort({ _id: 1 }).lean()).map((m) => m.linkedAt?.getTime());
+    const before = await marks();
+    assert.ok(before.every(Boolean));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await createJob(store, { kind: 'relink' });
+    await runPendingJobs(deps);
+    assert.deepEqual(await marks(), before, 'nothing changed, nothing written');
+    assert.deepEqual(await linkedIds(store, known._id), [object.id]);
+    // A message that gains a link is still written.
+    const lee = await createObject(deps, { type: 'lead', name: 'Lee', emails: ['nobody@quiet.test'] });
+    await store.models.BackfillJob.updateMany({ status: 'pending' }, { $set: { status: 'done' } });
+    await createJob(store, { kind: 'relink' });
+    await runPendingJobs(deps);
+    assert.deepEqual(await linkedIds(store, unrelated._id), [lee.object.id]);
+  });
+
   it('the sweep links inbox mail whose association never ran (crash after storing)', async () => {
     const { object } = await createObject(deps, { type: 'contact', name: 'Gil', emails: ['gil@sweep.test'] });
     await runPendingJobs(deps);
