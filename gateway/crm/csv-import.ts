@@ -281,11 +281,15 @@ async function plan(store: Store, csv: string | Buffer, options: ImportOptions &
   }
 
   // Contacts' customer references: a customer row of the file (by external id or name) or a stored customer.
+  // A name is a reference only when one customer has it (the form refuses an ambiguous name the same way).
   const fileCustomers = new Set<string>();
+  const recordsNamed = new Map<string, Set<string>>();
+  const named = (nameLower: string, record: string) => recordsNamed.set(nameLower, (recordsNamed.get(nameLower) ?? new Set()).add(record));
   for (const row of valid) {
     if (row.value.type !== 'customer') continue;
     if (row.value.externalId) fileCustomers.add(`id:${row.value.externalId}`);
     fileCustomers.add(`name:${row.value.nameLower}`);
+    named(row.value.nameLower!, row.existing ? row.existing._id.toString() : `line:${row.line}`);
   }
   const refs = [...new Set(valid.filter((r) => r.customerRef).map((r) => r.customerRef))];
   const storedRefs = new Set<string>();
@@ -294,13 +298,19 @@ async function plan(store: Store, csv: string | Buffer, options: ImportOptions &
     for (const row of found) {
       storedRefs.add(`id:${row.externalId}`);
       storedRefs.add(`name:${row.nameLower}`);
+      // A stored customer the file renames keeps its old name until the import is written: count it by its new one only.
+      const renamed = valid.some((r) => r.existing?._id.equals(row._id) && r.value.nameLower !== row.nameLower);
+      if (!renamed) named(row.nameLower, row._id.toString());
     }
   }
   for (const row of valid) {
     if (!row.customerRef) continue;
     const refKeys = [`id:${row.customerRef}`, `name:${row.customerRef.toLowerCase()}`];
+    if (fileCustomers.has(refKeys[0]) || storedRefs.has(refKeys[0])) continue;
     if (!refKeys.some((k) => fileCustomers.has(k) || storedRefs.has(k))) {
       row.errors.customer = `no customer with external id or name "${row.customerRef}" in this file or in Postroom`;
+    } else if ((recordsNamed.get(row.customerRef.toLowerCase())?.size ?? 0) > 1) {
+      row.errors.customer = `several customers are named "${row.customerRef}": use the customer's external id`;
     }
   }
 

@@ -165,6 +165,19 @@ describe('crm/csv-import: preview with per-row errors, then commit (real store)'
     assert.deepEqual(preview.rows.map((r) => `${r.line}:${r.action}`), ['2:create', '7:skip', '8:skip', '10:create', '11:skip']);
   });
 
+  it('refuses a contact whose customer is named ambiguously (two customers with that name), as the form does', async () => {
+    await commitImport(deps, 'type,name,domains,external_id\ncustomer,Twin Co,twin-one.test,tw-1\ncustomer,Twin Co,twin-two.test,tw-2\ncustomer,Single Co,single.test,sg-1\n');
+    const file = 'type,name,emails,customer\ncontact,Ann Twin,ann@twin-one.test,twin co\ncontact,Bea Twin,bea@twin-two.test,tw-2\ncontact,Cy Single,cy@single.test,Single Co\n';
+    const preview = await previewImport(deps, file);
+    assert.deepEqual(preview.rows.map((r) => `${r.line}:${r.action}:${r.errors.customer ?? ''}`), [
+      '2:skip:several customers are named "twin co": use the customer\'s external id', '3:create:', '4:create:',
+    ]);
+    await commitImport(deps, file);
+    const bea = await store.models.CrmObject.findOne({ emails: 'bea@twin-two.test' }).lean();
+    const twinTwo = await store.models.CrmObject.findOne({ externalId: 'tw-2' }).lean();
+    assert.ok(bea!.customerId!.equals(twinTwo!._id));
+  });
+
   it('commits 10,000 rows with bulkWrite (time reported, not asserted)', async function () {
     this.timeout(120_000);
     const lines = ['type,name,emails,domains,external_id'];
