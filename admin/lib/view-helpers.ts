@@ -1,6 +1,7 @@
 /** Small formatting helpers available in every view (app.locals). */
 
 export { confirmationProviderName } from '../../gateway/mail/confirmations';
+export { displayAddressOrDomain as shownAddress } from '../../gateway/crm/address';
 
 export function formatDate(value: Date | string | null | undefined): string {
   if (!value) return '—';

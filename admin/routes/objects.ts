@@ -1,6 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import { parseObjectId } from '../../gateway/accounts';
 import { AppError, isAppError, notFound } from '../../gateway/core/errors';
+import { displayAddressOrDomain } from '../../gateway/crm/address';
 import { listJobs } from '../../gateway/crm/backfill';
 import { unlinkAsViewer } from '../../gateway/crm/link';
 import { OBJECT_TYPE_NAMES, type ObjectInput } from '../../gateway/crm/object-input';
@@ -34,13 +35,14 @@ function formFrom(object: PublicObject | null, customerLabel = ''): ObjectForm {
   return {
     type: object?.type ?? 'contact',
     name: object?.name ?? '',
-    emails: (object?.emails ?? []).join('\n'),
-    domains: (object?.domains ?? []).join('\n'),
+    // As people write them (Unicode domains); saving normalises them again.
+    emails: (object?.emails ?? []).map(displayAddressOrDomain).join('\n'),
+    domains: (object?.domains ?? []).map(displayAddressOrDomain).join('\n'),
     company: object?.company ?? '',
     customer: customerLabel,
     externalId: object && !object.externalId.startsWith('local:') ? object.externalId : '',
     linkBulk: object?.rules.linkBulk ?? false,
-    neverLink: (object?.rules.neverLink ?? []).join('\n'),
+    neverLink: (object?.rules.neverLink ?? []).map(displayAddressOrDomain).join('\n'),
   };
 }
 

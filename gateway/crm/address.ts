@@ -44,6 +44,12 @@ export function unicodeDomain(asciiDomain: string): string {
   return domainToUnicode(asciiDomain) || asciiDomain;
 }
 
+/** A stored (A-label) address or domain as people write it: `info@müller.de`, not `info@xn--mller-kva.de`. */
+export function displayAddressOrDomain(stored: string): string {
+  const at = stored.lastIndexOf('@');
+  return at < 0 ? unicodeDomain(stored) : `${stored.slice(0, at + 1)}${unicodeDomain(stored.slice(at + 1))}`;
+}
+
 export interface ParsedAddress {
   local: string;
   domain: string;

@@ -55,6 +55,25 @@ describe('crm: console pages for objects, CSV import and webhooks (real app, rea
     assert.doesNotMatch((await agent.get(again.headers.location).expect(200)).text, /is also on/);
   });
 
+  it('shows Unicode (IDN) domains as they were typed, not as xn-- A-labels, and saving them again changes nothing', async () => {
+    const { agent, csrf } = bobSession;
+    const created = await agent.post('/objects').type('form').send({ _csrf: csrf, type: 'customer', name: 'Müller Konsole', emails: 'Info@Müller-Konsole.test', domains: 'müller-konsole.test', neverLink: 'noreply@müller-konsole.test' }).expect(303);
+    const stored = (await store.models.CrmObject.findById(created.headers.location.split('/').pop()).lean())!;
+    assert.deepEqual(stored.emails, ['info@xn--mller-konsole-wob.test'], 'stored in A-label form for matching');
+    const page = await agent.get(created.headers.location).expect(200);
+    assert.match(page.text, /info@müller-konsole\.test/);
+    assert.match(page.text, /noreply@müller-konsole\.test/);
+    assert.doesNotMatch(page.text, /xn--/);
+    assert.match((await agent.get('/objects?q=müller').expect(200)).text, /info@müller-konsole\.test, @müller-konsole\.test/);
+    const edit = await agent.get(`${created.headers.location}/edit`).expect(200);
+    assert.match(edit.text, /<textarea id="domains" name="domains" placeholder="customer.com">müller-konsole\.test<\/textarea>/);
+    const jobs = await store.models.BackfillJob.countDocuments({ objectId: stored._id });
+    await agent.post(created.headers.location).type('form').send({ _csrf: csrf, type: 'customer', name: 'Müller Konsole', emails: 'info@müller-konsole.test', domains: 'müller-konsole.test', neverLink: 'noreply@müller-konsole.test' }).expect(303);
+    const after = (await store.models.CrmObject.findById(stored._id).lean())!;
+    assert.deepEqual([after.emails, after.domains, after.rules?.neverLink], [stored.emails, stored.domains, stored.rules?.neverLink]);
+    assert.equal(await store.models.BackfillJob.countDocuments({ objectId: stored._id }), jobs, 'nothing changed, no job');
+  });
+
   it('lists and searches objects; the sidebar links to them', async () => {
     const { agent } = bobSession;
     const list = await agent.get('/objects').expect(200);
