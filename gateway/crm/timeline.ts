@@ -99,7 +99,10 @@ export async function objectTimeline(
     const key = sameMailKey(row);
     groups.set(key, [...(groups.get(key) ?? []), row]);
   }
-  const shown = [...groups.values()].map((copies) => ({ row: copies.find((c) => c.ownerId.equals(viewer.id)) ?? copies[0], copies: copies.length }));
+  const shown = [...groups.values()]
+    .map((copies) => ({ row: copies.find((c) => c.ownerId.equals(viewer.id)) ?? copies[0], copies: copies.length }))
+    // The viewer's copy may have arrived later or earlier than the newest one: keep the page in its order.
+    .sort((a, b) => b.row.receivedAt.getTime() - a.row.receivedAt.getTime() || b.row._id.toString().localeCompare(a.row._id.toString()));
   const links = await Link.find({ objectId, messageId: { $in: shown.map((s) => s.row._id) }, removedAt: null }).lean();
   const linkByMessage = new Map(links.map((l) => [l.messageId.toString(), l]));
   const entries = shown.map(({ row, copies }): TimelineEntry => {

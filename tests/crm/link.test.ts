@@ -290,15 +290,16 @@ describe('crm/link: linking stored messages (real store)', () => {
     const bobsCopy = await insertMessage(store, { ...spec, ownerId: bob._id, receivedAt: at });
     const alicesCopy = await insertMessage(store, { ...spec, ownerId: alice._id, receivedAt: new Date(at.getTime() + 90_000) });
     await Message.updateOne({ _id: alicesCopy._id }, { $set: { messageId: bobsCopy.messageId, contentHash: bobsCopy.contentHash } });
-    const other = await insertMessage(store, { ownerId: bob._id, from: 'cora@copied.test', to: ['bob@acme.test'], subject: 'Just Bob', receivedAt: new Date(at.getTime() - 60_000) });
+    const other = await insertMessage(store, { ownerId: bob._id, from: 'cora@copied.test', to: ['bob@acme.test'], subject: 'Just Bob', receivedAt: new Date(at.getTime() + 60_000) });
     for (const m of [bobsCopy, alicesCopy, other]) await linkMessage(deps, (await Message.findById(m._id).lean())!);
 
     const entries = async (viewer: { id: mongoose.Types.ObjectId; role: string }) =>
       (await objectTimeline(deps, contact, viewer)).entries.map((e) => `${e.subject}|${e.copies}|${e.ownerId === alice._id.toString() ? 'alice' : 'bob'}`);
     assert.deepEqual(await entries({ id: admin._id, role: 'admin' }), ['To you both|2|alice', 'Just Bob|1|bob']);
-    assert.deepEqual(await entries({ id: bob._id, role: 'employee' }), ['To you both|1|bob', 'Just Bob|1|bob'], 'an employee sees their own copy');
+    assert.deepEqual(await entries({ id: bob._id, role: 'employee' }), ['Just Bob|1|bob', 'To you both|1|bob'], 'an employee sees their own copy');
     await store.models.BusinessSettings.updateOne({ _id: 'business' }, { $set: { shareLinkedMail: true } });
-    assert.deepEqual(await entries({ id: bob._id, role: 'employee' }), ['To you both|2|bob', 'Just Bob|1|bob'], 'with shared mail: once, as their own copy');
+    // Bob's copy (10:00) is older than 'Just Bob' (10:01), Alice's (10:01:30) newer: the entry takes its place by Bob's copy.
+    assert.deepEqual(await entries({ id: bob._id, role: 'employee' }), ['Just Bob|1|bob', 'To you both|2|bob'], 'with shared mail: once, as their own copy, in order');
     await store.models.BusinessSettings.updateOne({ _id: 'business' }, { $set: { shareLinkedMail: false } });
 
     // Bob unlinks his copy: Alice's stays (it is hers); an admin unlinking removes every copy.
