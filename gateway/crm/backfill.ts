@@ -152,6 +152,9 @@ async function runPrune(deps: CrmDeps, job: JobRow, progress: Progress): Promise
       const parts = splitAddress(email);
       if (parts) or.push({ 'reasons.address': { $regex: `^${escapeRegex(parts.local)}\\+[^@]*@${escapeRegex(parts.domain)}$` } });
     }
+    // A domain blocked below the customer's own (neverLink eu.globex.com for globex.com) matched nothing above:
+    // its links name globex.com. Look for the addresses at that domain or under it.
+    for (const domain of domains) or.push({ 'reasons.address': { $regex: `@(?:[^@]+\\.)?${escapeRegex(domain)}$` } });
     base.$or = or;
   }
   const cache = newLinkCache();

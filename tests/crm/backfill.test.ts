@@ -132,6 +132,19 @@ describe('crm/backfill: existing mail follows object changes (real store)', () =
     assert.deepEqual(await linkedIds(store, two._id), [customer.id]);
   });
 
+  it('a never-link rule for a subdomain of the customer domain removes the links already made through it', async () => {
+    const { object } = await createObject(deps, { type: 'customer', name: 'Umbrella', domains: ['umbrella-prune.test'] });
+    const fromEu = await insertMessage(store, { ownerId: bob._id, from: 'x@eu.umbrella-prune.test', to: ['bob@acme.test'] });
+    const fromHq = await insertMessage(store, { ownerId: bob._id, from: 'y@umbrella-prune.test', to: ['bob@acme.test'] });
+    await runPendingJobs(deps);
+    assert.deepEqual(await linkedIds(store, fromEu._id), [object.id]);
+    const { jobIds } = await updateObject(deps, object.id, { rules: { neverLink: ['eu.umbrella-prune.test'] } });
+    assert.equal(jobIds.length, 1);
+    await runPendingJobs(deps);
+    assert.deepEqual(await linkedIds(store, fromEu._id), [], 'the subdomain is blocked now');
+    assert.deepEqual(await linkedIds(store, fromHq._id), [object.id]);
+  });
+
   it('turning linkBulk on links existing newsletters; turning it off removes them again', async () => {
     const letter = await insertMessage(store, { ownerId: bob._id, from: 'news@paper.test', to: ['bob@acme.test'], headers: { 'List-Id': '<x.paper.test>' } });
     const personal = await insertMessage(store, { ownerId: bob._id, from: 'editor@paper.test', to: ['bob@acme.test'] });
