@@ -218,6 +218,8 @@ export async function updateObject(deps: ObjectServiceDeps, id: string | ObjectI
     throw err;
   }
   if (!after) throw notFound('object');
+  // A customer that becomes a contact or lead has no contacts any more: they keep existing without it, as on delete.
+  if (before.type === 'customer' && after.type !== 'customer') await deps.store.models.CrmObject.updateMany({ customerId: after._id }, { $set: { customerId: null } });
   const jobIds = await queueJobsFor(deps, before, after, actor);
   const changed = Object.keys(set).filter((key) => key !== 'searchTerms' && key !== 'nameLower');
   await recordAudit(deps.store, actor, { action: 'crm.object.update', targetType: 'crm-object', targetId: after._id.toString(), details: { changed } });

@@ -79,8 +79,10 @@ describe('crm/objects: the object service (real store)', () => {
     assert.equal(contact.customerId, customer.id);
     const { object: lead } = await updateObject(deps, contact.id, { type: 'lead', company: 'Parent Co' });
     assert.equal(lead.customerId, null);
+    const { object: sibling } = await createObject(deps, { type: 'contact', name: 'Sibling', customerId: customer.id });
     const { object: demoted } = await updateObject(deps, customer.id, { type: 'lead' });
     assert.deepEqual(demoted.domains, []);
+    assert.equal((await getObject(store, sibling.id)).customerId, null, 'a contact does not stay "at" a lead');
   });
 
   it('searches by name words, email and domain (prefixes, any case, IDN) without $text', async () => {
