@@ -92,7 +92,7 @@ function inputFrom(form: ObjectForm, customerId: string | null): ObjectInput {
 /** A word about addresses another record holds too (often a duplicate): mail to them links both. */
 function flashSharedAddresses(req: Request, shared: ChangeResult['sharedAddresses']): void {
   for (const other of shared) {
-    flash(req, 'info', `${other.emails.join(', ')} ${other.emails.length === 1 ? 'is' : 'are'} also on ${other.name} (${other.type}): mail to ${other.emails.length === 1 ? 'it' : 'them'} is linked to both. If that is the same person, delete the duplicate.`);
+    flash(req, 'info', `${other.emails.map(displayAddressOrDomain).join(', ')} ${other.emails.length === 1 ? 'is' : 'are'} also on ${other.name} (${other.type}): mail to ${other.emails.length === 1 ? 'it' : 'them'} is linked to both. If that is the same person, delete the duplicate.`);
   }
 }
 

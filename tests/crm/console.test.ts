@@ -50,6 +50,9 @@ describe('crm: console pages for objects, CSV import and webhooks (real app, rea
     const again = await agent.post('/objects').type('form').send({ _csrf: csrf, type: 'lead', name: 'Dana (lead)', emails: 'Dana@Dup-Console.test, other@dup-console.test' }).expect(303);
     const page = await agent.get(again.headers.location).expect(200);
     assert.match(page.text, /dana@dup-console\.test is also on Dana Dup \(contact\): mail to it is linked to both/);
+    await agent.post('/objects').type('form').send({ _csrf: csrf, type: 'contact', name: 'Dörte', emails: 'doerte@dürr-console.test' }).expect(303);
+    const idn = await agent.post('/objects').type('form').send({ _csrf: csrf, type: 'lead', name: 'Dörte (lead)', emails: 'Dörte <doerte@Dürr-Console.test>' }).expect(303);
+    assert.match((await agent.get(idn.headers.location).expect(200)).text, /doerte@dürr-console\.test is also on Dörte \(contact\)/);
     // Saving again without adding an address says nothing more.
     await agent.post(again.headers.location).type('form').send({ _csrf: csrf, type: 'lead', name: 'Dana (lead)', emails: 'dana@dup-console.test other@dup-console.test' }).expect(303);
     assert.doesNotMatch((await agent.get(again.headers.location).expect(200)).text, /is also on/);
