@@ -348,7 +348,7 @@ export async function previewImport(deps: ObjectServiceDeps, csv: string | Buffe
 }
 
 export interface ImportResult extends ImportPreview {
-  /** The relink job that links existing mail to the imported records, and prune jobs for records that lost addresses. */
+  /** The job that links existing mail to the imported records (linkJobFor), and prune jobs for records that lost addresses. */
   jobIds: string[];
 }
 
@@ -368,6 +368,27 @@ function setFields(row: PlannedRow, customerId: ObjectId | null | undefined): Re
   if (v.linkBulk !== undefined) set['rules.linkBulk'] = v.linkBulk;
   if (customerId !== undefined) set.customerId = customerId;
   return set;
+}
+
+/**
+ * Up to this many addresses and domains, the mail an import concerns is
+ * looked up by them (the messages' addresses index); more, and one pass
+ * over all stored mail is cheaper than a query with that many terms.
+ */
+const TARGETED_LINK_KEYS = 200;
+
+/** The job that links existing mail to what an import wrote: by its addresses and domains, or (a large import) over all mail. */
+function linkJobFor(rows: PlannedRow[]): { kind: 'backfill' | 'relink'; emails?: string[]; domains?: string[] } | null {
+  const emails = new Set<string>();
+  const domains = new Set<string>();
+  for (const row of rows) {
+    // An updated record may gain links through addresses it already had (link_bulk turned on).
+    for (const email of row.value.emails ?? row.existing?.emails ?? []) emails.add(email);
+    if (row.value.type === 'customer') for (const domain of row.value.domains ?? row.existing?.domains ?? []) domains.add(domain);
+  }
+  if (emails.size + domains.size === 0) return null;
+  if (emails.size + domains.size > TARGETED_LINK_KEYS) return { kind: 'relink' };
+  return { kind: 'backfill', emails: [...emails], domains: [...domains] };
 }
 
 /** Write the valid rows of a CSV file; invalid rows are skipped and reported. */
@@ -442,9 +463,8 @@ export async function commitImport(
   await write(writable.filter((r) => r.value.type !== 'customer'));
 
   const jobIds: ObjectId[] = [];
-  if (writable.some((r) => (r.value.emails ?? []).length + (r.value.domains ?? []).length > 0)) {
-    jobIds.push(await createJob(deps.store, { kind: 'relink', createdBy }));
-  }
+  const linkJob = linkJobFor(writable);
+  if (linkJob) jobIds.push(await createJob(deps.store, { ...linkJob, createdBy }));
   for (const row of writable) {
     if (!row.existing) continue;
     const removedEmails = (row.existing.emails ?? []).filter((e) => row.value.emails !== undefined && !row.value.emails.includes(e));

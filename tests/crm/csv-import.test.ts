@@ -81,6 +81,7 @@ describe('crm/csv-import: preview with per-row errors, then commit (real store)'
   it('commits the valid rows, resolves customers in the same file, and links existing mail', async () => {
     const bob = await makeUser(store, 'bob@acme.test');
     const message = await insertMessage(store, { ownerId: bob._id, from: 'jane+x@globex.test', to: ['bob@acme.test'] });
+    for (let i = 0; i < 3; i++) await insertMessage(store, { ownerId: bob._id, from: `someone${i}@elsewhere.test`, to: ['bob@acme.test'] });
     const result = await commitImport(deps, csv);
     assert.equal(result.creates, 4);
     assert.equal(await store.models.CrmObject.countDocuments({}), 4);
@@ -98,6 +99,9 @@ describe('crm/csv-import: preview with per-row errors, then commit (real store)'
     assert.equal(result.jobIds.length, 1);
     await runPendingJobs(deps);
     assert.deepEqual(await linkedIds(store, message._id), [globex!._id.toString(), jane!._id.toString()].sort());
+    // The job looked at the mail of the imported addresses and domains only, not at every stored message.
+    const job = (await store.models.BackfillJob.findById(result.jobIds[0]).lean())!;
+    assert.deepEqual([job.kind, job.total, job.processed], ['backfill', 1, 1]);
 
     // Importing the same file again updates in place: nothing is duplicated.
     const again = await commitImport(deps, csv);
