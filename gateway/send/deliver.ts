@@ -8,7 +8,7 @@ import { imapLoginSettings } from '../accounts/mail-accounts';
 import { ingest } from '../mail/ingest';
 import type { OutboxDoc, OutboxStatus, RecipientState } from '../models/outbox';
 import { backoffDelayMs } from '../sync/backoff';
-import { acquireLease, releaseLease } from '../sync/lease';
+import { claimUnderLease } from '../sync/lease';
 import { DEFAULT_LOCK_MS, DEFAULT_RETRY, type SendDeps } from './deps';
 import { classifyOAuthSendError, isSmtpTokenRefused, sendOAuthDeps, tokenRefusedError, withSmtpLogin } from './oauth';
 import { appendToSentFolder, appendToSentFolderWithOAuth } from './sent-folder';
@@ -270,37 +270,29 @@ export async function attemptDelivery(deps: SendDeps, entry: OutboxEntry, holder
   return { status, failure, refused: refusedNow, storedMessageId: (set.storedMessageId as ObjectId | undefined) ?? entry.storedMessageId ?? null, nextAttemptAt };
 }
 
-const claimKey = (entryId: ObjectId) => `outbox:${entryId.toHexString()}`;
-
 /**
  * Take the lock of an entry that is due (worker side). Null when none is due
  * or another sender holds it.
  *
- * The entry's lease (sync/lease.ts, a unique insert) decides which worker
- * attempts it, and only that worker writes the lock. A conditional
- * findAndModify alone would not do: FerretDB 1.24 runs it as a read, then a
- * write, so two workers (`npm start` and `npm run syncer` on the embedded
- * store) could both get the entry and both send it. Give the lease back
- * with releaseEntryClaim.
+ * The entry's lease (sync/lease.ts claimUnderLease, a unique insert) decides
+ * which worker writes the lock; the lock then keeps the others off until the
+ * attempt is done. A conditional findAndModify alone would not do: FerretDB
+ * 1.24 runs it as a read, then a write, so two workers (`npm start` and
+ * `npm run syncer` on the embedded store) could both get the entry and both
+ * send it.
  */
 export async function claimDueEntry(deps: SendDeps, holder: string, now: Date): Promise<OutboxEntry | null> {
   const { Outbox } = deps.store.models;
   const lockMs = deps.lockMs ?? DEFAULT_LOCK_MS;
   const due = { nextAttemptAt: { $lte: now }, $or: [{ lockedUntil: null }, { lockedUntil: { $lte: now } }] };
   const candidate = await Outbox.findOne(due, { _id: 1 }).sort({ nextAttemptAt: 1 }).lean();
-  if (!candidate || !(await acquireLease(deps.store, claimKey(candidate._id), holder, lockMs, now))) return null;
+  if (!candidate) return null;
   // Read again under the lease: a worker that attempted it meanwhile has moved it on (or finished it).
-  const claimed = (await Outbox.findOneAndUpdate(
-    { _id: candidate._id, ...due },
-    { $set: { lockedUntil: new Date(now.getTime() + lockMs), lockedBy: holder } },
-    // No projection: FerretDB 1.24 does not implement findAndModify "fields".
-    { returnDocument: 'after' },
-  ).lean()) as OutboxEntry | null;
-  if (!claimed) await releaseLease(deps.store, claimKey(candidate._id), holder);
-  return claimed;
-}
-
-/** After the attempt: the next one (after its backoff) need not wait for the lease to run out. */
-export async function releaseEntryClaim(deps: SendDeps, entry: OutboxEntry, holder: string): Promise<void> {
-  await releaseLease(deps.store, claimKey(entry._id), holder);
+  return claimUnderLease(deps.store, `outbox:${candidate._id.toHexString()}`, holder, lockMs, async () =>
+    (await Outbox.findOneAndUpdate(
+      { _id: candidate._id, ...due },
+      { $set: { lockedUntil: new Date(now.getTime() + lockMs), lockedBy: holder } },
+      // No projection: FerretDB 1.24 does not implement findAndModify "fields".
+      { returnDocument: 'after' },
+    ).lean()) as OutboxEntry | null, now);
 }

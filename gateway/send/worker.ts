@@ -2,7 +2,7 @@ import type { Config } from '../core/config';
 import { resolveMasterKey, SecretBox } from '../core/crypto';
 import type { Logger } from '../core/log';
 import type { Store } from '../store';
-import { attemptDelivery, claimDueEntry, releaseEntryClaim } from './deliver';
+import { attemptDelivery, claimDueEntry } from './deliver';
 import { newHolder, sendDepsFromConfig, type SendDeps } from './deps';
 
 /**
@@ -68,7 +68,6 @@ export function startOutboxWorker(deps: SendDeps, options: OutboxWorkerOptions =
         // The lock expires on its own; the entry is tried again then.
         log.error({ err, outboxId: entry._id }, 'outbox attempt failed unexpectedly');
       });
-      await releaseEntryClaim(workerDeps, entry, holder).catch((err: Error) => log.warn({ err, outboxId: entry._id }, 'could not give back the outbox entry\'s lease; it runs out with the lock'));
     }
     if (attempted > 0) log.debug({ attempted }, 'outbox pass done');
     return attempted;
