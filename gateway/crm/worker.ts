@@ -2,13 +2,14 @@ import { startSerialLoop } from '../core/serial-loop';
 import type { SecretBox } from '../core/crypto';
 import { runPendingJobs, sweep } from './backfill';
 import type { CrmDeps } from './link';
+import { pruneCrmHistory } from './retention';
 import { startWebhookDispatcher, type Dispatcher, type DispatchOptions } from './webhook-dispatch';
 
 /**
  * The CRM background loop a process runs (the admin process, or any other:
  * several may run at once, jobs and deliveries are claimed with leases):
- * backfill/prune/relink jobs, the crash-recovery sweep, and webhook
- * delivery. `kick()` starts a pass now instead of at the next tick.
+ * backfill/prune/relink jobs, the crash-recovery sweep, webhook delivery,
+ * and, hourly, deleting history past its keeping time (retention.ts). `kick()` starts a pass now instead of at the next tick.
  */
 export interface CrmWorker {
   kick(): void;
@@ -35,6 +36,8 @@ export interface CrmWorkerOptions {
   webhooks?: DispatchOptions & { intervalMs?: number };
 }
 
+const PRUNE_INTERVAL_MS = 3_600_000;
+
 export function startCrmWorker(deps: CrmDeps, options: CrmWorkerOptions = {}): CrmWorker {
   const intervalMs = options.intervalMs ?? 5000;
   const log = deps.log.child({ component: 'crm-worker' });
@@ -44,9 +47,15 @@ export function startCrmWorker(deps: CrmDeps, options: CrmWorkerOptions = {}): C
   const workDeps: CrmDeps = { ...deps, onEventsQueued: () => dispatcher?.kick() };
   const sweepIntervalMs = options.sweepIntervalMs ?? 5 * 60_000;
   let lastSweep = -Infinity;
+  let lastPrune = -Infinity;
   const loop = startSerialLoop(
     async () => {
       await runPendingJobs(workDeps);
+      if (Date.now() - lastPrune >= PRUNE_INTERVAL_MS) {
+        lastPrune = Date.now();
+        const pruned = await pruneCrmHistory(deps.store);
+        if (pruned.deliveries + pruned.jobs > 0) log.info(pruned, 'deleted CRM history past its keeping time (webhook deliveries, finished jobs)');
+      }
       if (Date.now() - lastSweep < sweepIntervalMs) return;
       lastSweep = Date.now();
       await sweep(workDeps, { olderThanMs: options.sweepAfterMs });
