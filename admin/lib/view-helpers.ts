@@ -54,6 +54,11 @@ export function forwardingBadge(status: string): Badge {
   return FORWARDING[status] ?? { label: `Forwarding: ${status}`, tone: 'grey' };
 }
 
+/** Forwarding not verified yet: the account page keeps asking for its state (a provider's code may arrive any moment). */
+export function forwardingPending(status: string): boolean {
+  return status === 'waiting' || status === 'code_received';
+}
+
 export function imapBadge(status: string): Badge {
   return IMAP[status] ?? { label: `IMAP: ${status}`, tone: 'grey' };
 }

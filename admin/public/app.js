@@ -4,7 +4,12 @@
   'use strict';
 
   // Copy buttons: <button data-copy="text">. Hidden until JS runs, since they need it.
-  document.querySelectorAll('[data-copy]').forEach(function (button) {
+  function enableCopyButtons(root) {
+    root.querySelectorAll('[data-copy]').forEach(enableCopyButton);
+  }
+  enableCopyButtons(document);
+
+  function enableCopyButton(button) {
     button.hidden = false;
     button.addEventListener('click', function () {
       var text = button.getAttribute('data-copy');
@@ -20,7 +25,7 @@
         done();
       }
     });
-  });
+  }
 
   function fallbackCopy(text) {
     var area = document.createElement('textarea');
@@ -32,6 +37,27 @@
     try { document.execCommand('copy'); } catch { /* nothing more to try */ }
     document.body.removeChild(area);
   }
+
+  // A part that follows the server (the account page's forwarding state, until a provider's code arrives and
+  // forwarding is verified): asked for again every 5 s while the tab is visible, for up to 15 min. Only this
+  // part is replaced, so what is being typed elsewhere on the page stays.
+  document.querySelectorAll('[data-poll]').forEach(function (live) {
+    var url = live.getAttribute('data-poll');
+    var until = Date.now() + 15 * 60 * 1000;
+    var timer = setInterval(function () {
+      if (Date.now() > until) return clearInterval(timer);
+      if (document.hidden) return;
+      fetch(url, { credentials: 'same-origin', headers: { Accept: 'text/html' } }).then(function (response) {
+        if (!response.ok) return null; // signed out, or the account is gone: keep what is shown
+        if (response.headers.get('X-Poll') === 'stop') clearInterval(timer);
+        return response.text();
+      }).then(function (html) {
+        if (html === null || html === undefined || html === live.innerHTML) return;
+        live.innerHTML = html;
+        enableCopyButtons(live);
+      }).catch(function () { /* offline for a moment: the next tick tries again */ });
+    }, 5000);
+  });
 
   // IMAP and SMTP presets: choosing a service fills host, port and TLS (the server does the same when they are left blank).
   ['imap-service', 'smtp-service'].forEach(function (id) {

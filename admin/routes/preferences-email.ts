@@ -7,6 +7,7 @@ import { isAppError, notFound } from '../../gateway/core/errors';
 import { authenticateAccountImap } from '../../gateway/oauth';
 import { getSyncLedger } from '../../gateway/sync/ledger';
 import { checkbox, field, queryParam } from '../lib/forms';
+import { forwardingPending } from '../lib/view-helpers';
 import { flash, requireUser } from '../middleware/auth';
 import type { AdminDeps } from '../types';
 
@@ -90,6 +91,14 @@ export function preferencesEmailRouter(deps: AdminDeps): Router {
 
   router.get('/preferences/email/:id', async (req, res) => {
     await renderEdit(req, res, await loadAccount(req));
+  });
+
+  // The Forwarding panel's live part, asked for again by the page (app.js) until forwarding is verified.
+  router.get('/preferences/email/:id/forwarding-state', async (req, res) => {
+    const account = await loadAccount(req);
+    res.set('Cache-Control', 'no-store');
+    if (!forwardingPending(account.forwarding.status)) res.set('X-Poll', 'stop');
+    res.render('preferences/forwarding-state', { account, layout: false });
   });
 
   // Save the IMAP Support form; the Authenticate button saves too, then logs in for real.

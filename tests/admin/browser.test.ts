@@ -170,6 +170,36 @@ describe('admin in a real browser (Chromium)', function () {
     await context.close();
   });
 
+  it('the provider\'s confirmation code shows up on the open account page without a reload, and what is being typed stays', async () => {
+    const { context, page } = await newPage();
+    await signIn(page, 'bob@acme.test');
+    const account = await makeAccount(store, bob, 'bob.waiting@gmail.com');
+    await page.goto(`/preferences/email/${account.id}`);
+    assert.equal(await page.locator('#confirmation-code').count(), 0);
+    await page.fill('#imap-username', 'typed but not saved');
+    let reloads = 0;
+    page.on('framenavigated', () => reloads++);
+    // What the gateway records when Gmail's confirmation mail arrives at the forwarding address.
+    await store.models.MailAccount.updateOne({ _id: account.id }, {
+      $set: { 'forwarding.status': 'code_received', 'forwarding.provider': 'google', 'forwarding.confirmationCode': '638294017', 'forwarding.confirmationAt': new Date() },
+    });
+    await page.waitForSelector('#confirmation-code', { timeout: 15_000 });
+    assert.equal((await page.textContent('#confirmation-code'))?.trim(), '638294017');
+    assert.ok(await page.isVisible('#forwarding-state button[data-copy]:has-text("Copy code")'), 'the new copy button works like the others');
+    assert.match((await page.textContent('#forwarding-state')) ?? '', /Forwarding: confirmation received/, 'the status moved on too');
+    assert.equal(await page.inputValue('#imap-username'), 'typed but not saved');
+    assert.equal(reloads, 0, 'the page was not reloaded');
+
+    // Verified: the page stops asking.
+    await store.models.MailAccount.updateOne({ _id: account.id }, { $set: { 'forwarding.status': 'verified', 'forwarding.verifiedAt': new Date() } });
+    const asked = (timeout: number) => page.waitForResponse((response) => response.url().endsWith(`/preferences/email/${account.id}/forwarding-state`), { timeout });
+    const last = await asked(15_000);
+    assert.equal(last.headers()['x-poll'], 'stop');
+    const after = await asked(7_000).then(() => 'asked again', () => 'no more requests'); // more than one 5 s tick
+    assert.equal(after, 'no more requests');
+    await context.close();
+  });
+
   it('IMAP Authenticate: succeeds against Dovecot with the right password, reports AUTH_FAILED with a wrong one', async () => {
     const { context, page } = await newPage();
     await signIn(page, 'bob@acme.test');
