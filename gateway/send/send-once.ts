@@ -80,8 +80,8 @@ export async function claimSendKey(store: Store, ownerId: ObjectId, key: string,
         break;
       }
       if (held.state === 'done') {
-        const response = held.responseStatus ? { status: held.responseStatus, body: held.responseBody } : undefined;
-        return { claimed: false, result: { location: held.location, notice: held.notice, noticeKind: held.noticeKind === 'info' ? 'info' : 'success', response } };
+        const page: SendResultPage = { location: held.location, notice: held.notice, noticeKind: held.noticeKind === 'info' ? 'info' : 'success' };
+        return { claimed: false, result: held.responseStatus ? { ...page, response: { status: held.responseStatus, body: held.responseBody } } : page };
       }
       if (Date.now() >= deadline) return { claimed: false, result: null };
       await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 250));
