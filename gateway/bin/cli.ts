@@ -7,6 +7,9 @@
  *   sweep-blobs    [--older-than-hours <n>]                   (the admin process also runs it hourly)
  *   sync-status                                               (one line per account with IMAP Support on)
  *
+ * `<command> --help` describes one command. Help and usage errors are answered
+ * before the configuration is read or the store opened.
+ *
  * Exit status: 0 done, 64 usage error (EX_USAGE), 65 bad input (EX_DATAERR),
  * 1 anything else.
  */
@@ -29,6 +32,8 @@ Commands:
                                              (default 24; at least 1, so mail being stored is never touched)
   sync-status                                one line per account with IMAP Support on: status, syncing now,
                                              first sync done/total, last success, backoff, last error
+
+\`npm run cli -- <command> --help\` describes one command.
 `;
 
 const when = (date: Date | null) => (date ? date.toISOString().replace('T', ' ').slice(0, 16) + ' UTC' : 'never');
@@ -52,6 +57,61 @@ function syncStatusLine(ledger: SyncLedger): string {
 
 class UsageError extends Error {}
 
+type OptionName = 'email' | 'password' | 'role' | 'name' | 'user' | 'older-than-hours';
+
+/** Each command's options and its help; a misspelt or foreign option is a usage error, not silently ignored. */
+const COMMANDS: Record<string, { options: OptionName[]; help: string }> = {
+  'create-user': { options: ['email', 'password', 'role', 'name'], help: 'create-user --email <email> --password <password> [--role admin|employee] [--name <name>]\n  Create a console user (role employee unless --role admin).' },
+  'reset-password': { options: ['email', 'password'], help: 'reset-password --email <email> [--password <password>]\n  Set a user\'s password and sign them out everywhere; without --password a random one is printed.' },
+  'create-token': { options: ['user', 'name'], help: 'create-token --user <email> [--name <name>]\n  Create an API token for a user; the token alone is the last line of stdout, shown only once.' },
+  'sweep-blobs': { options: ['older-than-hours'], help: 'sweep-blobs [--older-than-hours <n>]\n  Remove GridFS files whose message or outbox entry is gone, older than n hours (default 24, at least 1).' },
+  'sync-status': { options: [], help: 'sync-status\n  One line per account with IMAP Support on: status, syncing now, first sync done/total, last success,\n  backoff, last error.' },
+};
+
+/** What the command line asks for: help to print, or a command with its options (not yet run). */
+export type CliRequest = { help: string } | { command: string; values: Partial<Record<OptionName, string>> };
+
+/**
+ * Read and check the command line without touching the store, so help, a
+ * typo or a bad value is answered at once even when the store or the
+ * configuration is not there. Throws UsageError.
+ */
+export function parseCommand(argv: string[]): CliRequest {
+  const [command, ...rest] = argv;
+  if (command === undefined) throw new UsageError('no command given');
+  if (command === '--help' || command === '-h' || command === 'help') {
+    const about = rest[0] === undefined ? undefined : COMMANDS[rest[0]];
+    if (rest[0] !== undefined && !about) throw new UsageError(`unknown command "${rest[0]}"`);
+    return { help: about ? `Usage: npm run cli -- ${about.help}\n` : USAGE };
+  }
+  const spec = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+  if (!spec) throw new UsageError(`unknown command "${command}"`);
+  if (rest.includes('--help') || rest.includes('-h')) return { help: `Usage: npm run cli -- ${spec.help}\n` };
+  let values: Partial<Record<OptionName, string>>;
+  try {
+    ({ values } = parseArgs({
+      args: rest,
+      options: Object.fromEntries(spec.options.map((name) => [name, { type: 'string' as const }])),
+      strict: true,
+      allowPositionals: false,
+    }) as { values: Partial<Record<OptionName, string>> });
+  } catch (err) {
+    throw new UsageError(`${command}: ${(err as Error).message}`);
+  }
+  const need = (name: OptionName) => {
+    if (!values[name]) throw new UsageError(`${command} needs --${name}`);
+  };
+  if (command === 'create-user') ['email', 'password'].forEach((name) => need(name as OptionName));
+  if (command === 'reset-password') need('email');
+  if (command === 'create-token') need('user');
+  if (command === 'sweep-blobs' && values['older-than-hours'] !== undefined) {
+    const hours = Number(values['older-than-hours']);
+    // A younger blob may belong to a message being stored right now: removing it would lose that message's bytes.
+    if (values['older-than-hours'].trim() === '' || !Number.isFinite(hours) || hours < 1) throw new UsageError('--older-than-hours must be a number of at least 1');
+  }
+  return { command, values };
+}
+
 /** How long a command waits for an unreachable store before it says so and exits 1. */
 const CLI_STORE_WAIT_MS = 20_000;
 
@@ -62,29 +122,28 @@ export interface CliIo {
   err: (line: string) => void;
 }
 
+function usageFailed(err: UsageError, io: CliIo): number {
+  io.err(`postroom cli: ${err.message}\n\n${USAGE}`);
+  return 64;
+}
+
 /** Run one command against an open store; returns the exit status. Exported for tests. */
 export async function runCli(argv: string[], store: Store, io: CliIo): Promise<number> {
-  const [command, ...rest] = argv;
   try {
-    const { values } = parseArgs({
-      args: rest,
-      options: { email: { type: 'string' }, password: { type: 'string' }, role: { type: 'string' }, name: { type: 'string' }, user: { type: 'string' }, 'older-than-hours': { type: 'string' } },
-      strict: true,
-      allowPositionals: false,
-    });
-    const need = (name: keyof typeof values): string => {
-      const value = values[name];
-      if (typeof value !== 'string' || value === '') throw new UsageError(`${command} needs --${name}`);
-      return value;
-    };
+    const request = parseCommand(argv);
+    if ('help' in request) {
+      io.out(request.help.trimEnd());
+      return 0;
+    }
+    const { command, values } = request;
     switch (command) {
       case 'create-user': {
-        const user = await createUser(store, { email: need('email'), password: need('password'), role: values.role ?? 'employee', name: values.name }, CLI_ACTOR);
+        const user = await createUser(store, { email: values.email!, password: values.password!, role: values.role ?? 'employee', name: values.name }, CLI_ACTOR);
         io.out(`created ${user.role} ${user.email} (id ${user.id})`);
         return 0;
       }
       case 'reset-password': {
-        const email = need('email');
+        const email = values.email!;
         const user = await findUserByEmail(store, email);
         if (!user) {
           io.err(`postroom cli: no user with the email ${email}`);
@@ -97,15 +156,13 @@ export async function runCli(argv: string[], store: Store, io: CliIo): Promise<n
         return 0;
       }
       case 'create-token': {
-        const { token, view } = await createApiToken(store, need('user'), { name: values.name ?? 'cli' }, CLI_ACTOR);
+        const { token, view } = await createApiToken(store, values.user!, { name: values.name ?? 'cli' }, CLI_ACTOR);
         io.out(`created API token ${view.prefix}… for ${view.userEmail} (id ${view.id}); it is shown only once:`);
         io.out(token);
         return 0;
       }
       case 'sweep-blobs': {
         const hours = values['older-than-hours'] === undefined ? DEFAULT_ORPHAN_AGE_MS / 3_600_000 : Number(values['older-than-hours']);
-        // A younger blob may belong to a message being stored right now: removing it would lose that message's bytes.
-        if (!Number.isFinite(hours) || hours < 1) throw new UsageError('--older-than-hours must be a number of at least 1');
         const result = await sweepOrphanBlobs(store, { olderThanMs: hours * 3_600_000 });
         io.out(`examined ${result.examined} files older than ${hours} h; removed ${result.removed} orphan files (${(result.bytesRemoved / 2 ** 20).toFixed(1)} MB)`);
         return 0;
@@ -120,13 +177,10 @@ export async function runCli(argv: string[], store: Store, io: CliIo): Promise<n
         return 0;
       }
       default:
-        throw new UsageError(command ? `unknown command "${command}"` : 'no command given');
+        throw new UsageError(`unknown command "${command}"`);
     }
   } catch (err) {
-    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      io.err(`postroom cli: ${(err as Error).message}\n\n${USAGE}`);
-      return 64;
-    }
+    if (err instanceof UsageError) return usageFailed(err, io);
     if (isAppError(err) && err.status < 500) {
       io.err(`postroom cli: ${err.message}`);
       return 65;
@@ -137,13 +191,18 @@ export async function runCli(argv: string[], store: Store, io: CliIo): Promise<n
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  if (argv.length === 0) {
-    // A usage error like any other: the reason first, on stderr.
-    process.stderr.write(`postroom cli: no command given\n\n${USAGE}`);
+  // Help and usage errors need neither the configuration nor the store (which may be what is broken).
+  let request: CliRequest;
+  try {
+    request = parseCommand(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    // A usage error: the reason first, on stderr.
+    process.stderr.write(`postroom cli: ${err.message}\n\n${USAGE}`);
     process.exit(64);
   }
-  if (argv[0] === '--help' || argv[0] === 'help') {
-    process.stdout.write(USAGE);
+  if ('help' in request) {
+    process.stdout.write(request.help);
     process.exit(0);
   }
   const config = loadConfigOrExit();

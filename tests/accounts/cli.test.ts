@@ -108,6 +108,39 @@ describe('accounts: the CLI (npm run cli)', () => {
     assert.equal((await resolveApiToken(store, token))?.email, 'ops@acme.test');
   });
 
+  it('answers --help and usage errors without the store or the configuration (both may be what is broken)', async function () {
+    this.timeout(60_000);
+    const port = await freePort(); // nothing listens there
+    // No SECRET_KEY in production: a command that needed the configuration would exit 78 here.
+    const env = { ...process.env, MONGODB_URI: `mongodb://127.0.0.1:${port}/postroom`, NODE_ENV: 'production', SECRET_KEY: '' };
+    const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', fromRoot('gateway', 'bin', 'cli.ts'), ...args], { env, cwd: fromRoot(), timeout: 50_000 }).then(
+      ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+      (err: { code: number; stdout: string; stderr: string }) => err,
+    );
+    const help = await cli('--help');
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /^Usage: npm run cli -- <command> \[options\]/);
+    const one = await cli('create-token', '--help');
+    assert.equal(one.code, 0);
+    assert.match(one.stdout, /^Usage: npm run cli -- create-token --user <email> \[--name <name>\]\n.*last line of stdout/);
+    const typo = await cli('sync-stauts');
+    assert.equal(typo.code, 64);
+    assert.match(typo.stderr, /^postroom cli: unknown command "sync-stauts"\n/);
+    const missing = await cli('create-user', '--email', 'x@acme.test');
+    assert.equal(missing.code, 64);
+    assert.match(missing.stderr, /^postroom cli: create-user needs --password\n/);
+    const bad = await cli('sweep-blobs', '--older-than-hours', 'soon');
+    assert.equal(bad.code, 64);
+    assert.match(bad.stderr, /^postroom cli: --older-than-hours must be a number of at least 1\n/);
+  });
+
+  it('refuses an option the command does not take instead of ignoring it', async () => {
+    const foreign = io();
+    assert.equal(await runCli(['create-token', '--user', 'ops@acme.test', '--password', 'not-for-tokens'], store, foreign.io), 64);
+    assert.match(foreign.err.join('\n'), /^postroom cli: create-token: Unknown option '--password'/);
+    assert.equal(await store.models.ApiToken.countDocuments({ name: 'cli' }), 0, 'no token was made');
+  });
+
   it('gives up on a store that does not answer, saying where and why, instead of waiting forever', async function () {
     this.timeout(60_000);
     const port = await freePort(); // nothing listens there
