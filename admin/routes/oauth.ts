@@ -3,7 +3,7 @@ import { Router, type NextFunction, type Request, type Response } from 'express'
 import { getMailAccount, parseObjectId } from '../../gateway/accounts';
 import { AppError, isAppError, notFound } from '../../gateway/core/errors';
 import {
-  completeAuthorization, getOAuthSettings, isProviderId, listProviders, OAUTH_CALLBACK_PATH, providerDefaults, providerForPreset,
+  accountOfFailedCallback, completeAuthorization, getOAuthSettings, isProviderId, listProviders, OAUTH_CALLBACK_PATH, providerDefaults, providerForPreset,
   revokeAuthorization, startAuthorization, updateOAuthSettings, verifyOAuthImap, type OAuthDeps,
 } from '../../gateway/oauth';
 import { checkbox, field, queryParam } from '../lib/forms';
@@ -93,7 +93,9 @@ export function oauthRouter(deps: AdminDeps): Router {
     } catch (err) {
       if (!isAppError(err) || (err.status >= 500 && !err.code.startsWith('OAUTH_'))) throw err;
       flash(req, 'error', err.message);
-      return res.redirect(303, '/preferences/email');
+      // Back to the account whose "Sign in with …" was clicked (a cancelled consent, a refused code), if it still exists.
+      const failedFor = err.code === 'NOT_FOUND' ? undefined : accountOfFailedCallback(err);
+      return res.redirect(303, failedFor ? `/preferences/email/${failedFor}#imap` : '/preferences/email');
     }
     const { error } = await verifyOAuthImap({ ...oauthDeps, actor: req.actor, timeoutMs: deps.imapTimeoutMs }, accountId);
     const account = await deps.store.models.MailAccount.findById(accountId, { email: 1, 'imap.host': 1 }).lean();

@@ -1,6 +1,6 @@
 import * as oidc from 'openid-client';
 import { sha256Hex, SecretBoxError } from '../core/crypto';
-import { AppError, notFound } from '../core/errors';
+import { AppError, isAppError, notFound } from '../core/errors';
 import { parseObjectId } from '../accounts/ids';
 import { providerConfiguration } from './client';
 import { now, redirectUri, tuning, type OAuthDeps } from './deps';
@@ -122,8 +122,34 @@ export async function completeAuthorization(deps: OAuthDeps, input: CompleteAuth
   const consumed = await deps.store.models.OAuthState.deleteOne({ _id: stateHash });
   const at = now(deps);
   if (consumed.deletedCount !== 1 || pending.expiresAt.getTime() <= at.getTime()) throw stateInvalid();
-  const providerId = pending.provider as OAuthProviderId;
   const accountId = pending.accountId.toHexString();
+  try {
+    return await exchangeCode(deps, { ...input, state: input.state }, { ...pending, stateHash, accountId, at });
+  } catch (err) {
+    // The state named the account: the console can send the user back to its page, not to the list.
+    if (isAppError(err)) Object.assign(err, { accountId });
+    throw err;
+  }
+}
+
+/** The account a failed callback was for, when its state was valid (see completeAuthorization). */
+export function accountOfFailedCallback(err: unknown): string | undefined {
+  const accountId = (err as { accountId?: unknown } | null)?.accountId;
+  return isAppError(err) && typeof accountId === 'string' ? accountId : undefined;
+}
+
+interface ConsumedState {
+  stateHash: string;
+  accountId: string;
+  provider: string;
+  codeVerifierEnc: string;
+  redirectUri: string;
+  at: Date;
+}
+
+async function exchangeCode(deps: OAuthDeps, input: CompleteAuthorizationInput & { state: string }, pending: ConsumedState): Promise<CompletedAuthorization> {
+  const { stateHash, accountId, at } = pending;
+  const providerId = pending.provider as OAuthProviderId;
   const log = deps.log.child({ component: 'oauth', accountId, provider: providerId });
   if (!isProviderId(providerId)) throw stateInvalid();
   const provider = await resolveProvider(deps, providerId);
@@ -170,7 +196,7 @@ export async function completeAuthorization(deps: OAuthDeps, input: CompleteAuth
     log.warn({ scope: tokens.scope ?? '' }, 'oauth grant lacks the mail scopes');
     throw err;
   }
-  const account = await deps.store.models.MailAccount.findById(pending.accountId).lean();
+  const account = await deps.store.models.MailAccount.findById(accountId).lean();
   if (!account) throw notFound('mail account');
   const previous = (account as { oauth?: { provider?: string; refreshTokenEnc?: string } }).oauth;
   let refreshTokenEnc: string;
@@ -184,7 +210,7 @@ export async function completeAuthorization(deps: OAuthDeps, input: CompleteAuth
     throw new AppError('OAUTH_NO_REFRESH_TOKEN', `${provider.label} granted access but no refresh token, so Postroom could only sync for an hour. Remove Postroom's access in your ${provider.label} account's security settings, then sign in again (the provider must be asked for offline access).`, { status: 502 });
   }
   const fields = tokenFields(deps, accountId, tokens, at);
-  const result = await deps.store.models.MailAccount.updateOne({ _id: pending.accountId }, {
+  const result = await deps.store.models.MailAccount.updateOne({ _id: accountId }, {
     $set: {
       'oauth.provider': provider.id,
       'oauth.refreshTokenEnc': refreshTokenEnc,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { SecretBox, sha256Hex } from '../../gateway/core/crypto';
 import { AppError } from '../../gateway/core/errors';
-import { completeAuthorization, startAuthorization, type OAuthDeps } from '../../gateway/oauth';
+import { accountOfFailedCallback, completeAuthorization, startAuthorization, type OAuthDeps } from '../../gateway/oauth';
 import { startOidcServer, type OidcServer } from '../support/oidc';
 import { openTestStore } from '../support/store';
 import { CALLBACK_URL, LogCapture, TEST_SECRET_KEY, createAccount, oauthConfig, oauthDeps, signIn } from './helpers';
@@ -160,11 +160,16 @@ describe('oauth authorization-code flow with PKCE (against a real OIDC server)',
     await assert.rejects(completeAuthorization(deps, { userId: account.userId, ...callbackParams(callback) }), (err: unknown) => {
       assert.ok(err instanceof AppError && err.code === 'OAUTH_DENIED' && err.status === 400);
       assert.match(err.message, /^Access was not granted at Test SSO \(The user denied access\)\. Nothing changed/);
+      assert.equal(accountOfFailedCallback(err), account.accountId, 'the console can send the user back to this account');
       return true;
     });
     const stored = await store.models.MailAccount.findById(account.accountId).lean();
     assert.equal(stored?.oauth?.provider, '');
-    await assert.rejects(completeAuthorization(deps, { userId: account.userId, ...callbackParams(callback) }), isAppError('OAUTH_STATE_INVALID'), 'the state was consumed');
+    await assert.rejects(completeAuthorization(deps, { userId: account.userId, ...callbackParams(callback) }), (err: unknown) => {
+      assert.ok(err instanceof AppError && err.code === 'OAUTH_STATE_INVALID', String(err));
+      assert.equal(accountOfFailedCallback(err), undefined, 'a used state tells nothing about an account');
+      return true;
+    }, 'the state was consumed');
   });
 
   it('refuses a forged or altered code with the provider’s reason', async () => {

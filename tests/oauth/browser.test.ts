@@ -213,7 +213,7 @@ describe('OAuth2 sign-in in a real browser (Chromium)', function () {
     await page.context().close();
   });
 
-  it('reports a denied consent on the page, and disconnects on request', async () => {
+  it('reports a denied consent on the account\'s page, and disconnects on request', async () => {
     const page = await newPage();
     await signInToConsole(page, 'bob@acme.test');
     await page.goto(`/preferences/email/${accountId}#imap`);
@@ -225,7 +225,8 @@ describe('OAuth2 sign-in in a real browser (Chromium)', function () {
     await page.fill('input[name=password]', PROVIDER_PASSWORD);
     await page.click('button:has-text("Sign in")');
     await page.waitForSelector('[data-prompt=consent]');
-    await clickAndLand(page, 'button:has-text("Deny")', /^\/preferences\/email$/);
+    // Back on the page of the account being connected, where "Sign in with …" is one click away again.
+    await clickAndLand(page, 'button:has-text("Deny")', new RegExp(`^/preferences/email/${accountId}$`));
     await waitText(page, 'Access was not granted at Test SSO');
     await shot(page, 'oauth-denied');
     const stored = (await store.models.MailAccount.findById(accountId).lean())!;
