@@ -42,7 +42,7 @@ function networkCode(err: unknown): string {
 }
 
 /** A refresh or code exchange failed: what it means and what to tell the user. */
-export function classifyTokenFailure(provider: Pick<ResolvedProvider, 'label'>, err: unknown): TokenFailure {
+export function classifyTokenFailure(provider: Pick<ResolvedProvider, 'label'> & Partial<Pick<ResolvedProvider, 'credentialsFrom'>>, err: unknown): TokenFailure {
   if (err instanceof oidc.ResponseBodyError) {
     const code = clean(err.error, 60) || 'error';
     const detail = `${code}${err.error_description ? `: ${clean(err.error_description)}` : ''}`;
@@ -53,7 +53,7 @@ export function classifyTokenFailure(provider: Pick<ResolvedProvider, 'label'>, 
       return { kind: 'grant', code, detail, message: `${provider.label} no longer accepts the stored authorisation (${detail}). Sign in with ${provider.label} again.` };
     }
     if (code === 'invalid_client' || code === 'unauthorized_client') {
-      return { kind: 'client', code, detail, message: `${provider.label} refused Postroom's client credentials (${detail}). An admin must check the client id and secret in Preferences → Business.` };
+      return { kind: 'client', code, detail, message: `${provider.label} refused Postroom's client credentials (${detail}). An admin must check the client id and secret (set in ${provider.credentialsFrom || 'Preferences → Business'}).` };
     }
     return { kind: 'transient', code, detail: `${detail} (HTTP ${err.status})`, message: `${provider.label} answered with an error (${detail}, HTTP ${err.status}). Postroom retries later.` };
   }

@@ -34,6 +34,8 @@ export interface ResolvedProvider {
   discover: boolean;
   /** A client id and a way to reach the endpoints: the console may offer the button. */
   configured: boolean;
+  /** Where an admin corrects the client id and secret, for messages: the variables that set them and/or Preferences → Business. */
+  credentialsFrom: string;
 }
 
 /** What Preferences → Business stores for one provider (BusinessSettings.oauth.<id>). */
@@ -143,7 +145,13 @@ export function mergeProvider(id: OAuthProviderId, env: Readonly<OAuthProviderEn
   let clientSecret = '';
   let scopes: readonly string[] = defaults.scopes;
   let label = defaults.label;
+  const prefix = `OAUTH_${id.toUpperCase()}`;
+  let idFrom = '';
+  let secretFrom = '';
   for (const layer of [env, stored]) {
+    const from = layer === env ? 'environment' : 'settings';
+    if (layer.clientId) idFrom = from;
+    if (layer.clientSecret) secretFrom = from;
     if (layer.issuer && layer.issuer !== issuer) {
       issuer = layer.issuer;
       endpoints = { authorizationUrl: '', tokenUrl: '', revocationUrl: '' };
@@ -168,6 +176,11 @@ export function mergeProvider(id: OAuthProviderId, env: Readonly<OAuthProviderEn
     extraAuthParams: defaults.extraAuthParams,
     discover: !hasEndpoints && issuer !== '',
     configured: clientId !== '' && (hasEndpoints || issuer !== ''),
+    credentialsFrom: [
+      ...(idFrom === 'environment' ? [`${prefix}_CLIENT_ID`] : []),
+      ...(secretFrom === 'environment' ? [`${prefix}_CLIENT_SECRET`] : []),
+      ...(idFrom !== 'environment' || secretFrom === 'settings' ? ['Preferences → Business'] : []),
+    ].join(', ') + (secretFrom === '' ? ' (no client secret is set)' : ''),
   };
 }
 

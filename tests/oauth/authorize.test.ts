@@ -208,6 +208,20 @@ describe('oauth authorization-code flow with PKCE (against a real OIDC server)',
     });
   });
 
+  it('names the variable to correct when the provider refuses the client secret at the code exchange', async () => {
+    const account = await createAccount(store);
+    oidc.addUser(account.email, 'pw');
+    const wrongSecret = oauthDeps(store, oauthConfig(oidc, { OAUTH_OIDC_CLIENT_SECRET: 'not-the-registered-secret' }), { capture });
+    const { redirectUrl } = await startAuthorization(wrongSecret, { userId: account.userId, accountId: account.accountId, provider: 'oidc' });
+    const callback = await oidc.authorize(redirectUrl, { login: account.email, password: 'pw' });
+    await assert.rejects(completeAuthorization(wrongSecret, { userId: account.userId, ...callbackParams(callback) }), (err: unknown) => {
+      assert.ok(err instanceof AppError && err.code === 'OAUTH_CLIENT_REJECTED' && err.status === 502, String(err));
+      assert.match(err.message, /^Test SSO refused Postroom's client credentials \(invalid_client.*\)\. An admin must check the client id and secret \(set in OAUTH_OIDC_CLIENT_ID, OAUTH_OIDC_CLIENT_SECRET\)\.$/);
+      assert.doesNotMatch(err.message, /not-the-registered-secret/);
+      return true;
+    });
+  });
+
   describe('a Microsoft-shaped provider (explicit endpoints, no openid scope)', () => {
     let msOidc: OidcServer;
     const msEnv = (server: OidcServer) => ({

@@ -20,7 +20,7 @@ describe('oauth provider registry', () => {
         expect: {
           issuer: 'https://accounts.google.com', authorizationUrl: 'https://accounts.google.com/o/oauth2/v2/auth', tokenUrl: 'https://oauth2.googleapis.com/token',
           revocationUrl: 'https://oauth2.googleapis.com/revoke', scopes: ['https://mail.google.com/'], extraAuthParams: { access_type: 'offline', prompt: 'consent' },
-          clientId: 'g-id', clientSecret: 'g-secret', discover: false, configured: true, label: 'Google',
+          clientId: 'g-id', clientSecret: 'g-secret', discover: false, configured: true, label: 'Google', credentialsFrom: 'OAUTH_GOOGLE_CLIENT_ID, OAUTH_GOOGLE_CLIENT_SECRET',
         },
       },
       {
@@ -30,6 +30,7 @@ describe('oauth provider registry', () => {
           issuer: 'https://login.microsoftonline.com/common/v2.0', authorizationUrl: 'https://login.microsoftonline.com/common/oauth2/v2.0/authorize',
           tokenUrl: 'https://login.microsoftonline.com/common/oauth2/v2.0/token', revocationUrl: '',
           scopes: ['https://outlook.office.com/IMAP.AccessAsUser.All', 'https://outlook.office.com/SMTP.Send', 'offline_access'], clientSecret: '', configured: true,
+          credentialsFrom: 'OAUTH_MICROSOFT_CLIENT_ID (no client secret is set)',
         },
       },
       {
@@ -50,7 +51,10 @@ describe('oauth provider registry', () => {
         name: 'stored settings win over the environment, field by field',
         id: 'oidc', env: { clientId: 'env-id', clientSecret: 'env-secret', issuer: 'https://env.acme.com', label: 'Env SSO' },
         stored: { clientId: 'stored-id', scopes: ['openid', 'offline_access', 'mail'], label: 'Acme SSO' },
-        expect: { clientId: 'stored-id', clientSecret: 'env-secret', issuer: 'https://env.acme.com', scopes: ['openid', 'offline_access', 'mail'], label: 'Acme SSO', discover: true },
+        expect: {
+          clientId: 'stored-id', clientSecret: 'env-secret', issuer: 'https://env.acme.com', scopes: ['openid', 'offline_access', 'mail'], label: 'Acme SSO', discover: true,
+          credentialsFrom: 'OAUTH_OIDC_CLIENT_SECRET, Preferences → Business',
+        },
       },
       {
         name: 'generic provider with explicit endpoints needs no discovery',
