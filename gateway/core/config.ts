@@ -263,6 +263,21 @@ export class ConfigError extends Error {
 }
 
 /**
+ * Variables under a provider's prefix that Postroom does not know. Postroom
+ * owns these prefixes, so such a name is a typo (OAUTH_GOOGLE_CLIENTID) that
+ * would otherwise leave the "Sign in with …" button missing without a word.
+ */
+function misspeltOAuthVariables(env: NodeJS.ProcessEnv): string[] {
+  const squash = (name: string) => name.replace(/_/g, '');
+  return Object.keys(env).filter((name) => /^OAUTH_(GOOGLE|MICROSOFT|OIDC)_/.test(name) && !Object.hasOwn(VARIABLES, name)).map((name) => {
+    const prefix = /^OAUTH_[A-Z]+_/.exec(name)![0];
+    const known = Object.keys(VARIABLES).filter((candidate) => candidate.startsWith(prefix));
+    const meant = known.find((candidate) => squash(candidate) === squash(name.toUpperCase()));
+    return `${name} is not a Postroom setting: ${meant ? `did you mean ${meant}?` : `the ones starting ${prefix} are ${known.join(', ')}`}`;
+  });
+}
+
+/**
  * Parse and validate the environment. Throws ConfigError listing every
  * problem; never returns a partially valid config.
  */
@@ -285,6 +300,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       problems.push(`${name}=${shown(raw ?? '', spec.secret)}: ${message} (example: ${name}=${spec.example})`);
     }
   }
+
+  problems.push(...misspeltOAuthVariables(env));
 
   const nodeEnv = (values.NODE_ENV as Config['nodeEnv'] | undefined) ?? 'development';
   if (nodeEnv === 'production' && !env.SECRET_KEY?.trim()) {

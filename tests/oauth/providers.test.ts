@@ -103,6 +103,17 @@ describe('oauth provider registry', () => {
         return true;
       });
     });
+    it('refuses a misspelt provider variable, naming the one meant, instead of leaving the button missing without a word', () => {
+      assert.throws(() => loadConfig({ ...baseEnv, OAUTH_GOOGLE_CLIENTID: 'gid', OAUTH_GOOGLE_CLIENT_SECRET: 'gsecret', OAUTH_OIDC_CLIENT: 'x', OAUTH_TOKEN: 'not ours' }), (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.deepEqual(err.problems, [
+          'OAUTH_GOOGLE_CLIENTID is not a Postroom setting: did you mean OAUTH_GOOGLE_CLIENT_ID?',
+          'OAUTH_OIDC_CLIENT is not a Postroom setting: the ones starting OAUTH_OIDC_ are OAUTH_OIDC_CLIENT_ID, OAUTH_OIDC_CLIENT_SECRET, OAUTH_OIDC_ISSUER, '
+            + 'OAUTH_OIDC_AUTHORIZATION_URL, OAUTH_OIDC_TOKEN_URL, OAUTH_OIDC_REVOCATION_URL, OAUTH_OIDC_SCOPES, OAUTH_OIDC_LABEL',
+        ]);
+        return true;
+      });
+    });
   });
 
   describe('Preferences → Business settings (store)', () => {
