@@ -30,6 +30,10 @@ function clientAuth(provider: ResolvedProvider): oidc.ClientAuth {
   return provider.clientSecret ? oidc.ClientSecretPost(provider.clientSecret) : oidc.None();
 }
 
+function serverAnswered(err: unknown): boolean {
+  return err instanceof oidc.ResponseBodyError || (err instanceof oidc.ClientError && err.code !== 'OAUTH_TIMEOUT');
+}
+
 async function discover(provider: ResolvedProvider, timeoutS: number): Promise<oidc.ServerMetadata> {
   const cached = discoveryCache.get(provider.issuer);
   if (cached && Date.now() - cached.at < DISCOVERY_TTL_MS) return cached.metadata;
@@ -43,6 +47,9 @@ async function discover(provider: ResolvedProvider, timeoutS: number): Promise<o
       return metadata;
     } catch (err) {
       lastError = err;
+      // The second well-known path is on the same host: worth asking only if the server answered the first
+      // (a 404, a malformed document). A timeout or a refused connection would just double the user's wait.
+      if (!serverAnswered(err)) break;
     }
   }
   const failure = classifyTokenFailure(provider, lastError);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import net from 'node:net';
 import { SecretBox, sha256Hex } from '../../gateway/core/crypto';
 import { AppError } from '../../gateway/core/errors';
 import { accountOfFailedCallback, completeAuthorization, startAuthorization, type OAuthDeps } from '../../gateway/oauth';
@@ -220,6 +221,26 @@ describe('oauth authorization-code flow with PKCE (against a real OIDC server)',
       assert.doesNotMatch(err.message, /not-the-registered-secret/);
       return true;
     });
+  });
+
+  it('gives up on an issuer that does not answer after one discovery request, not one per well-known path', async () => {
+    const connections: net.Socket[] = [];
+    const silent = net.createServer((socket) => connections.push(socket)); // accepts, never answers
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const issuer = `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}/realms/silent`;
+    try {
+      const account = await createAccount(store);
+      const hanging = oauthDeps(store, oauthConfig(oidc, { OAUTH_OIDC_ISSUER: issuer }), { capture, tuning: { httpTimeoutS: 1 } });
+      await assert.rejects(startAuthorization(hanging, { userId: account.userId, accountId: account.accountId, provider: 'oidc' }), (err: unknown) => {
+        assert.ok(err instanceof AppError && err.code === 'OAUTH_PROVIDER_UNAVAILABLE' && err.status === 503, String(err));
+        assert.match(err.message, /could not be discovered from .*\/realms\/silent \(OAUTH_TIMEOUT\)/);
+        return true;
+      });
+      assert.equal(connections.length, 1, 'one request, then the user is told');
+    } finally {
+      for (const socket of connections) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   describe('a Microsoft-shaped provider (explicit endpoints, no openid scope)', () => {
