@@ -107,7 +107,7 @@ export function oauthRouter(deps: AdminDeps): Router {
   router.post('/preferences/email/:id/oauth/disconnect', requireUser, async (req, res) => {
     const account = await getMailAccount(deps.store, req.viewer!, String(req.params.id));
     if (!account) throw notFound('mail account');
-    const { revokedAtProvider } = await revokeAuthorization(oauthDeps, account.id);
+    const { revokedAtProvider } = await revokeAuthorization({ ...oauthDeps, actor: req.actor }, account.id);
     flash(req, 'success', `Disconnected: Postroom no longer holds a token for ${account.email}${revokedAtProvider ? ' and the provider revoked it' : ''}. Sign in again or enter a password to keep IMAP Support working.`);
     res.redirect(303, `/preferences/email/${account.id}#imap`);
   });

@@ -1,5 +1,6 @@
 import mongoose from 'mongoose';
 import * as oidc from 'openid-client';
+import { recordAudit, SYSTEM_ACTOR, type Actor } from '../accounts/audit';
 import { SecretBoxError } from '../core/crypto';
 import { notFound } from '../core/errors';
 import { providerConfiguration } from './client';
@@ -13,12 +14,13 @@ import { isProviderId, resolveProvider } from './providers';
  * revocation endpoint, then forget the tokens. Forgetting happens even when
  * the provider cannot be reached: the user asked for the link to end, and a
  * token we no longer hold cannot be used by us. Resolves with whether the
- * provider confirmed the revocation.
+ * provider confirmed the revocation. Audited: it ends the mailbox's sync,
+ * and an admin may do it to another user's mailbox.
  */
-export async function revokeAuthorization(deps: OAuthDeps, accountId: string | mongoose.Types.ObjectId): Promise<{ revokedAtProvider: boolean }> {
+export async function revokeAuthorization(deps: OAuthDeps & { actor?: Actor }, accountId: string | mongoose.Types.ObjectId): Promise<{ revokedAtProvider: boolean }> {
   const id = typeof accountId === 'string' ? (/^[0-9a-f]{24}$/i.test(accountId) ? new mongoose.Types.ObjectId(accountId) : null) : accountId;
   if (!id) throw notFound('mail account');
-  const account = await deps.store.models.MailAccount.findById(id, { oauth: 1, 'imap.passwordEnc': 1 }).lean();
+  const account = await deps.store.models.MailAccount.findById(id, { email: 1, oauth: 1, 'imap.passwordEnc': 1 }).lean();
   if (!account) throw notFound('mail account');
   const oauth = (account as { oauth?: { provider?: string; refreshTokenEnc?: string } }).oauth;
   const log = deps.log.child({ component: 'oauth', accountId: id.toHexString(), provider: oauth?.provider ?? '' });
@@ -49,6 +51,12 @@ export async function revokeAuthorization(deps: OAuthDeps, accountId: string | m
       ...(account.imap?.passwordEnc ? {} : { 'imap.status': 'unverified', 'imap.authenticatedAt': null }),
     },
   });
+  await recordAudit(deps.store, deps.actor ?? SYSTEM_ACTOR, {
+    action: 'account.oauth.disconnect',
+    targetType: 'mail_account',
+    targetId: id.toHexString(),
+    details: { email: account.email, provider: oauth?.provider ?? '', revokedAtProvider },
+  }, now(deps));
   log.info({ revokedAtProvider, at: now(deps) }, 'oauth authorization removed');
   return { revokedAtProvider };
 }

@@ -334,8 +334,11 @@ describe('oauth access tokens: refresh, single flight, revoked grants', () => {
   it('disconnects: revokes at the provider and forgets the tokens', async () => {
     const account = await connected();
     const { accessToken } = await getAccessToken(deps, account.accountId);
-    const result = await revokeAuthorization(deps, account.accountId);
+    const result = await revokeAuthorization({ ...deps, actor: { email: 'admin@acme.test', ip: '192.0.2.7' } }, account.accountId);
     assert.deepEqual(result, { revokedAtProvider: true });
+    const audited = await store.models.AuditEvent.findOne({ action: 'account.oauth.disconnect', targetId: account.accountId }).lean();
+    assert.equal(audited?.actorEmail, 'admin@acme.test', 'who ended the mailbox\'s sync is on record');
+    assert.deepEqual(audited?.details, { email: account.email, provider: 'oidc', revokedAtProvider: true });
     assert.equal((await oidc.introspect(accessToken)).active, false, 'revoking the refresh token ended the grant');
     const state = await oauthOf(account.accountId);
     assert.equal(state.provider, '');
