@@ -246,7 +246,7 @@ export async function listProviders(deps: ProviderDeps): Promise<Array<{ id: OAu
 /** Throws the console's "not set up" message unless the provider can be used. */
 export function assertConfigured(provider: ResolvedProvider): void {
   if (provider.configured) return;
-  const env = `OAUTH_${provider.id.toUpperCase()}_CLIENT_ID`;
+  const env = `OAUTH_${provider.id.toUpperCase()}_${provider.clientId === '' ? 'CLIENT_ID' : 'ISSUER'}`;
   const missing = provider.clientId === '' ? 'a client id' : 'an issuer or the authorization and token endpoints';
   throw new AppError('OAUTH_NOT_CONFIGURED', `Sign-in with ${provider.label} is not set up: it needs ${missing}. An admin enters it in Preferences → Business (or sets ${env} and related variables).`, { status: 409 });
 }

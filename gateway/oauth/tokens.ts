@@ -6,7 +6,7 @@ import type { Store } from '../store';
 import { providerConfiguration } from './client';
 import { now, tuning, type OAuthDeps } from './deps';
 import { classifyTokenFailure, clean, failureError, providerUnavailable, type TokenFailure } from './errors';
-import { isProviderId, providerDefaults, resolveProvider, type ResolvedProvider } from './providers';
+import { assertConfigured, isProviderId, providerDefaults, resolveProvider, type ResolvedProvider } from './providers';
 import { tokenFields } from './token-response';
 
 /**
@@ -250,8 +250,11 @@ async function refreshAtProvider(deps: OAuthDeps, account: AccountRow): Promise<
   if (!refreshToken) {
     return fail({ kind: 'grant', code: 'no_refresh_token', detail: 'no readable refresh token', message: `The stored ${provider.label} authorisation cannot be read (was SECRET_KEY changed?). Sign in with ${provider.label} again.` });
   }
-  if (!provider.configured) {
-    return fail({ kind: 'client', code: 'OAUTH_NOT_CONFIGURED', detail: 'not configured', message: `Sign-in with ${provider.label} is no longer set up (no client id). An admin must enter it in Preferences → Business.` });
+  try {
+    assertConfigured(provider); // says what is missing (a client id, or the issuer/endpoints) and where to set it
+  } catch (err) {
+    if (isAppError(err)) return fail({ kind: 'client', code: err.code, detail: err.code, message: err.message });
+    throw err;
   }
 
   let tokens: oidc.TokenEndpointResponse;

@@ -239,6 +239,18 @@ describe('oauth access tokens: refresh, single flight, revoked grants', () => {
     }
   });
 
+  it('says what an admin removed from the provider settings (the issuer here, not the client id) and where to set it', async () => {
+    const account = await connected({ ttl: 1 });
+    await sleep(1100);
+    const noIssuer = oauthDeps(store, oauthConfig(oidc, { OAUTH_OIDC_ISSUER: '' }), { capture, tuning });
+    await assert.rejects(getAccessToken(noIssuer, account.accountId), (err: unknown) => {
+      assert.ok(err instanceof AppError && err.code === 'OAUTH_CLIENT_REJECTED', String(err));
+      assert.match(err.message, /^Sign-in with Test SSO is not set up: it needs an issuer or the authorization and token endpoints\. An admin enters it in Preferences → Business \(or sets OAUTH_OIDC_ISSUER and related variables\)\./);
+      return true;
+    });
+    assert.equal((await oauthOf(account.accountId)).status, 'ok', 'the user has nothing to redo');
+  });
+
   it('names the network failure when the token endpoint cannot be reached', async () => {
     const account = await connected({ ttl: 1 });
     await sleep(1100);
