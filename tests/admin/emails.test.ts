@@ -140,6 +140,24 @@ describe('admin: the Emails inbox and message view', () => {
     assert.doesNotMatch(failed.text, /Newsletter/);
   });
 
+  it('says where a first, quarantined message went instead of "No mail yet", and which search matches there', async () => {
+    const quinn = await makeUser(store, 'quinn@acme.test');
+    const account = await makeAccount(store, quinn, 'quinn@acme.test');
+    const { agent } = await signIn(testApp.app, 'quinn@acme.test');
+    const before = await agent.get('/').expect(200);
+    assert.match(before.text, /No mail yet/, 'nothing arrived at all: the usual empty state');
+    await storeMessage(store, { subject: 'Test from a script', from: 'it@nowhere.test' }, { ownerId: quinn.id, accountId: account.id, status: 'quarantine', quarantineReason: 'authentication failed', auth: failing });
+    const inbox = await agent.get('/').expect(200);
+    assert.doesNotMatch(inbox.text, /No mail yet/);
+    assert.match(inbox.text, /Your inbox is empty/);
+    assert.match(inbox.text, /in <a href="\/\?status=quarantine">Quarantine<\/a>/);
+    const search = await agent.get('/?q=script').expect(200);
+    assert.match(search.text, /Nothing matches/);
+    assert.match(search.text, /<a href="\/\?q=script&amp;status=quarantine">Quarantine<\/a> matches/);
+    const otherSearch = await agent.get('/?q=invoice').expect(200);
+    assert.doesNotMatch(otherSearch.text, /Quarantine<\/a> matches/, 'only when the quarantine has a match');
+  });
+
   it('renders the 30-day per-source volume chart as inline SVG on the dashboard', async () => {
     const now = new Date(base.getTime() + 205 * 60_000);
     const { app } = buildApp(store, { clock: () => now });
