@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fromRoot } from '../../gateway/core/paths';
+import { loadConfig } from '../../gateway/core/config';
 
 /**
  * No Docker engine runs on the build machines, so the images are checked
@@ -14,6 +15,16 @@ import { fromRoot } from '../../gateway/core/paths';
  */
 const dockerfile = fs.readFileSync(fromRoot('docker', 'Dockerfile'), 'utf8');
 const compose = fs.readFileSync(fromRoot('docker-compose.yml'), 'utf8');
+
+/** The environment `docker-compose config` resolved for one service (plain `KEY: value` lines). */
+function serviceEnvironment(resolved: string, service: string): Record<string, string> {
+  const section = new RegExp(`\\n  ${service}:\\n([\\s\\S]*?)(?=\\n  [a-z]+:\\n|\\n[a-z]+:)`).exec(resolved)?.[1] ?? '';
+  const block = /\n    environment:\n((?: {6}.+\n?)+)/.exec(section)?.[1] ?? '';
+  return Object.fromEntries(block.split('\n').filter(Boolean).map((line) => {
+    const [, key, value] = /^ {6}([A-Z0-9_]+): (.*)$/.exec(line)!;
+    return [key, value.replace(/^(['"])(.*)\1$/, '$2')];
+  }));
+}
 
 function distPaths(text: string): string[] {
   return [...new Set([...text.matchAll(/dist\/[\w./-]+\.js/g)].map((m) => m[0]))];
@@ -106,6 +117,25 @@ describe('docker files', () => {
       fs.writeFileSync(path.join(certs, 'privkey.pem'), '');
       assert.equal(tlsSeen({ TLS_CERT_FILE: '/etc/x.pem', TLS_KEY_FILE: '/etc/y.pem' }), '/etc/x.pem|/etc/y.pem');
     });
+  });
+
+  it('fixes the ports and bind address of every service, so a port set in .env cannot stop one with a port clash', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postroom-compose-'));
+    try {
+      fs.copyFileSync(fromRoot('docker-compose.yml'), path.join(dir, 'docker-compose.yml'));
+      // An operator whose host has 8080 taken tries the variable first.
+      fs.writeFileSync(path.join(dir, '.env'), `${fs.readFileSync(fromRoot('.env.example'), 'utf8')}SECRET_KEY=${'ab'.repeat(32)}\nADMIN_PORT=8081\nSMTP_PORT=8080\nBIND_ADDRESS=127.0.0.1\n`);
+      const resolved = execFileSync('docker-compose', ['config'], { cwd: dir, encoding: 'utf8' });
+      const dockerfileEnv = { NODE_ENV: 'production', DATA_DIR: '/data' };
+      for (const service of ['gateway', 'admin', 'syncer']) {
+        const env = serviceEnvironment(resolved, service);
+        assert.equal(env.SECRET_KEY, 'ab'.repeat(32), `${service}: .env reaches it`);
+        const config = loadConfig({ ...dockerfileEnv, ...env });
+        assert.deepEqual([config.bindAddress, config.smtpPort, config.adminPort, config.healthPort], ['0.0.0.0', 2525, 8080, 8081], service);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('is a valid compose file with MongoDB 7 as a replica set and health-gated start', () => {
