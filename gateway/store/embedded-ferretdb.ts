@@ -55,10 +55,29 @@ export function ensureFerretdbBinary(log: Logger = silentLogger, sourceDir = SOU
     env: { ...process.env, CGO_ENABLED: '0' },
     encoding: 'utf8',
   });
-  if (result.error) throw new Error(`cannot build FerretDB: ${result.error.message} (is Go installed and on PATH?)`);
-  if (result.status !== 0) throw new Error(`cannot build FerretDB (go build exited ${result.status}):\n${result.stderr}`);
+  // Both are the machine's setup, not a bug: one line naming the fix (exit 78), no stack trace.
+  const instead = `or set MONGODB_URI to use MongoDB (example: MONGODB_URI=mongodb://127.0.0.1:27017/postroom)`;
+  if (result.error) {
+    const missing = (result.error as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new ConfigError([
+      missing
+        ? `MONGODB_URI is not set, and the embedded store is built once with Go, which is not on PATH: install Go ${goVersion(sourceDir)} or later (https://go.dev/dl/), ${instead}`
+        : `MONGODB_URI is not set, and the embedded store cannot be built: go: ${result.error.message}; ${instead}`,
+    ]);
+  }
+  if (result.status !== 0) {
+    const output = (result.stderr ?? '').trim().split('\n').slice(-3).join(' | ');
+    throw new ConfigError([
+      `MONGODB_URI is not set, and building the embedded store failed (go build exited ${result.status}: ${output}); the first build fetches FerretDB through the Go module proxy (GOPROXY), ${instead}`,
+    ]);
+  }
   fs.renameSync(tmp, binary); // atomic: concurrent builders never see half a binary
   return binary;
+}
+
+/** The Go release the embedded store's go.mod asks for. */
+function goVersion(sourceDir: string): string {
+  return /^go (\S+)$/m.exec(fs.readFileSync(path.join(sourceDir, 'go.mod'), 'utf8'))?.[1] ?? '';
 }
 
 export function freePort(host = '127.0.0.1'): Promise<number> {

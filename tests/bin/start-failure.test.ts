@@ -82,4 +82,46 @@ describe('start failures an operator must fix', () => {
       if (saved !== undefined) process.env.POSTROOM_FERRETDB_BIN = saved;
     }
   });
+
+  describe('the embedded store on a machine that cannot build it', () => {
+    const saved = { bin: process.env.POSTROOM_FERRETDB_BIN, path: process.env.PATH, cache: process.env.XDG_CACHE_HOME };
+    let source: string;
+    beforeEach(() => {
+      delete process.env.POSTROOM_FERRETDB_BIN;
+      process.env.XDG_CACHE_HOME = path.join(dir, 'cache');
+      source = path.join(dir, 'ferretdb');
+      fs.mkdirSync(source);
+      fs.writeFileSync(path.join(source, 'go.mod'), 'module postroom/broken\n\ngo 1.21\n');
+      fs.writeFileSync(path.join(source, 'go.sum'), '');
+      fs.writeFileSync(path.join(source, 'main.go'), 'package main\n\nfunc main() { notDefined() }\n');
+    });
+    afterEach(() => {
+      for (const [name, value] of [['POSTROOM_FERRETDB_BIN', saved.bin], ['PATH', saved.path], ['XDG_CACHE_HOME', saved.cache]] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    });
+    const failure = () => {
+      try {
+        ensureFerretdbBinary(undefined, source);
+      } catch (err) {
+        return describeStartFailure(err, '/data');
+      }
+      return undefined;
+    };
+
+    it('says to install Go (the version go.mod asks for) or set MONGODB_URI when Go is not on PATH', () => {
+      process.env.PATH = path.join(dir, 'empty-bin');
+      const described = failure();
+      assert.equal(described?.status, 78);
+      assert.match(described.line, /^MONGODB_URI is not set, and the embedded store is built once with Go, which is not on PATH: install Go 1\.21 or later \(https:\/\/go\.dev\/dl\/\), or set MONGODB_URI/);
+    });
+
+    it('says the build failed, with the end of what go printed, in one line', () => {
+      const described = failure();
+      assert.equal(described?.status, 78);
+      assert.match(described.line, /^MONGODB_URI is not set, and building the embedded store failed \(go build exited 1: .*undefined: notDefined.*\); .*or set MONGODB_URI/);
+      assert.doesNotMatch(described.line, /\n/);
+    });
+  });
 });
