@@ -16,4 +16,11 @@ describe('configuration documentation', () => {
     assert.match(readme, /npm test/);
     assert.match(readme, /docker compose up -d/);
   });
+
+  it('README names the Go release that `npm start` needs to build the embedded store', () => {
+    const readme = fs.readFileSync(fromRoot('README.md'), 'utf8');
+    const go = /^go (\S+)$/m.exec(fs.readFileSync(fromRoot('tests', 'ferretdb', 'go.mod'), 'utf8'))![1];
+    const run = readme.split('\n').find((line) => line.startsWith('| run |')) ?? '';
+    assert.ok(run.includes(`Go ${go} or later`), `the npm start row names Go ${go}: ${run}`);
+  });
 });
