@@ -59,6 +59,13 @@ const HARAKA_LEVELS: Record<string, 'trace' | 'debug' | 'info' | 'warn' | 'error
 };
 
 /**
+ * What Haraka prints on stdout while it starts, before its own log level
+ * applies: it says nothing our "SMTP gateway started" line does not, and
+ * "npm install iconv" reads as an instruction to the operator. Debug only.
+ */
+const HARAKA_STARTUP_CHATTER = [/^Using iconv-lite only\b/, /^loglevel: /, /^log format: /, /^Starting up Haraka version /, /^loaded TLD files: /, /^loaded Public Suffixes: /];
+
+/**
  * Re-emit one line of the child's output through our logger: the plugins'
  * pino lines keep their fields (they carry their own component), Haraka's
  * JSON lines and any plain text go under component "haraka".
@@ -81,7 +88,8 @@ export function relayLine(log: Logger, harakaLog: Logger, line: string, stream: 
       // not JSON after all: fall through
     }
   }
-  harakaLog[stream === 'stderr' ? 'warn' : 'info'](line);
+  if (stream === 'stdout' && HARAKA_STARTUP_CHATTER.some((pattern) => pattern.test(line.trim()))) harakaLog.debug(line.trim());
+  else harakaLog[stream === 'stderr' ? 'warn' : 'info'](line);
 }
 
 /**
