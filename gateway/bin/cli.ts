@@ -210,6 +210,11 @@ async function main(): Promise<void> {
   const log = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, destination: process.stderr, pretty: false });
   // A command run by hand or from a script must end: it does not wait for a store that is down as a service does.
   const store = await openConfiguredStore(config, log, { maxWaitMs: CLI_STORE_WAIT_MS });
+  if (store.embedded) {
+    // Not the store of a running appliance: say whose, or a user created beside `DATA_DIR=/srv/x npm start`
+    // without the same DATA_DIR lands in ./data and cannot sign in, with nothing said.
+    process.stderr.write(`postroom cli: no Postroom is running with DATA_DIR ${config.dataDir}; this command used the embedded store in that directory (a Postroom started with another DATA_DIR or MONGODB_URI does not see it)\n`);
+  }
   let status = 1;
   try {
     status = await runCli(argv, store, { out: (line) => process.stdout.write(`${line}\n`), err: (line) => process.stderr.write(`${line}\n`) });

@@ -1,5 +1,8 @@
 import { strict as assert } from 'node:assert';
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import mongoose from 'mongoose';
 import { authenticateUser, resolveApiToken } from '../../gateway/accounts';
@@ -106,6 +109,20 @@ describe('accounts: the CLI (npm run cli)', () => {
     const token = lines[lines.length - 1];
     assert.match(token, /^pr_[A-Za-z0-9_-]{43}$/);
     assert.equal((await resolveApiToken(store, token))?.email, 'ops@acme.test');
+  });
+
+  it('says which DATA_DIR it used when no Postroom runs there, so a user is not created unseen in the wrong store', async function () {
+    this.timeout(60_000);
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'postroom-cli-data-'));
+    try {
+      const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: 'info', NODE_ENV: 'test' };
+      delete env.MONGODB_URI;
+      const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', fromRoot('gateway', 'bin', 'cli.ts'), 'create-user', '--email', 'first@acme.test', '--password', 'a-long-cli-password', '--role', 'admin'], { env, cwd: fromRoot(), timeout: 50_000 });
+      assert.match(stdout, /^created admin first@acme\.test \(id [0-9a-f]{24}\)\n$/);
+      assert.ok(stderr.includes(`postroom cli: no Postroom is running with DATA_DIR ${dataDir}; this command used the embedded store in that directory`), stderr);
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('answers --help and usage errors without the store or the configuration (both may be what is broken)', async function () {
