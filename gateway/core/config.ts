@@ -183,7 +183,7 @@ const OAUTH_VARIABLES = {
 } satisfies Record<string, VarSpec>;
 
 export const VARIABLES = {
-  NODE_ENV: { schema: z.enum(['development', 'production', 'test']), example: 'production', default: 'development', description: 'Runtime mode; production logs JSON and requires SECRET_KEY.' },
+  NODE_ENV: { schema: z.enum(['development', 'production', 'test']), example: 'production', default: 'development', description: 'Runtime mode; production requires SECRET_KEY and GATEWAY_DOMAIN. Logs are JSON lines, except on a terminal.' },
   MONGODB_URI: { schema: z.string().regex(/^mongodb(\+srv)?:\/\/.+/, 'must start with mongodb:// or mongodb+srv://'), secret: 'uri', example: 'mongodb://mongo:27017/postroom?replicaSet=rs0', description: 'MongoDB connection string. Unset: an embedded FerretDB store is started with data under DATA_DIR.' },
   DATA_DIR: { schema: z.string().min(1), example: './data', default: './data', description: 'Embedded store data, generated TLS certificate and generated secret key.' },
   BIND_ADDRESS: { schema: z.string().refine((v) => net.isIP(v) !== 0, 'must be an IP address'), example: '0.0.0.0', default: '127.0.0.1', description: 'Address the SMTP and admin servers listen on (0.0.0.0 in Docker).' },
@@ -191,7 +191,7 @@ export const VARIABLES = {
   ADMIN_PORT: { schema: port, example: '8080', default: '8080', description: 'HTTP port of the admin console and API.' },
   HEALTH_PORT: { schema: wholeNumber.pipe(z.number().max(65535, 'must be 0-65535')), example: '8081', default: '0', description: 'Port of GET /healthz and GET /metrics (Prometheus) for the gateway, syncer and admin processes, and for npm start (0: off; the admin also serves /healthz on ADMIN_PORT). Keep it off the Internet.' },
   PUBLIC_URL: { schema: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL such as https://postroom.acme.com' }), example: 'https://postroom.acme.com', description: 'Base URL of the console, used in invite links; https enables Secure cookies (behind a TLS proxy: set TRUST_PROXY=true). Unset: http://localhost:ADMIN_PORT.' },
-  GATEWAY_DOMAIN: { schema: domainName, example: 'in.postroom.acme.com', default: 'postroom.localhost', description: 'Domain of the generated forwarding and dropbox addresses (its MX points at the gateway).' },
+  GATEWAY_DOMAIN: { schema: domainName, example: 'in.postroom.acme.com', default: 'postroom.localhost', description: 'Domain of the generated forwarding and dropbox addresses (its MX points at the gateway); required in production. Choose it once: addresses already issued keep their domain, and after a change mail to them is refused (550 5.7.1).' },
   BUSINESS_DOMAINS: { schema: domainList, example: 'acme.com,acme.co.uk', default: '', description: 'Comma-separated domains of the business (initial value; editable in Preferences → Business).' },
   DNS_SERVERS: { schema: dnsServers, example: '1.1.1.1,127.0.0.1:5353', default: '', description: 'DNS servers for SPF/DKIM/DMARC/ARC lookups; empty uses the system resolver.' },
   DNS_CACHE_SECONDS: {
@@ -306,6 +306,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
   const nodeEnv = (values.NODE_ENV as Config['nodeEnv'] | undefined) ?? 'development';
   if (nodeEnv === 'production' && !env.SECRET_KEY?.trim()) {
     problems.push(`SECRET_KEY is required when NODE_ENV=production (example: SECRET_KEY=${VARIABLES.SECRET_KEY.example})`);
+  }
+  // Every forwarding address is issued on this domain and looked up whole, so addresses handed out on
+  // the development default (no MX anywhere) would have to be replaced by every employee later.
+  if (nodeEnv === 'production' && !env.GATEWAY_DOMAIN?.trim()) {
+    problems.push(`GATEWAY_DOMAIN is required when NODE_ENV=production: forwarding addresses are issued on it and keep it (example: GATEWAY_DOMAIN=${VARIABLES.GATEWAY_DOMAIN.example})`);
   }
   if (Boolean(env.TLS_CERT_FILE) !== Boolean(env.TLS_KEY_FILE)) {
     problems.push('TLS_CERT_FILE and TLS_KEY_FILE must be set together (example: TLS_CERT_FILE=/certs/fullchain.pem TLS_KEY_FILE=/certs/privkey.pem)');

@@ -102,10 +102,13 @@ describe('config', () => {
     assert.equal(loadConfig({ ADMIN_PORT: '8281', PUBLIC_URL: 'https://postroom.acme.com/' }).publicUrl, 'https://postroom.acme.com');
   });
 
-  it('requires SECRET_KEY in production and paired TLS and admin variables', () => {
+  it('requires SECRET_KEY and GATEWAY_DOMAIN in production and paired TLS and admin variables', () => {
     const problems = problemsFor({ NODE_ENV: 'production', TLS_CERT_FILE: '/certs/a.pem', ADMIN_EMAIL: 'it@acme.com' });
     assert.ok(problems.some((p) => p.startsWith('SECRET_KEY is required when NODE_ENV=production')));
     assert.ok(problemsFor({ NODE_ENV: 'production', SECRET_KEY: '   ' }).some((p) => p.startsWith('SECRET_KEY is required')), 'white space is no key');
+    assert.ok(problems.some((p) => p.startsWith('GATEWAY_DOMAIN is required when NODE_ENV=production: forwarding addresses are issued on it')), 'no addresses on postroom.localhost in production');
+    assert.equal(loadConfig({ NODE_ENV: 'production', SECRET_KEY: 'ab'.repeat(32), GATEWAY_DOMAIN: 'in.postroom.acme.com' }).gatewayDomain, 'in.postroom.acme.com');
+    assert.equal(loadConfig({}).gatewayDomain, 'postroom.localhost', 'the default stays for trying it out');
     assert.ok(problems.some((p) => p.startsWith('TLS_CERT_FILE and TLS_KEY_FILE must be set together')));
     assert.ok(problems.some((p) => p.startsWith('ADMIN_EMAIL and ADMIN_PASSWORD must be set together')));
   });

@@ -124,7 +124,7 @@ describe('docker files', () => {
     try {
       fs.copyFileSync(fromRoot('docker-compose.yml'), path.join(dir, 'docker-compose.yml'));
       // An operator whose host has 8080 taken tries the variable first.
-      fs.writeFileSync(path.join(dir, '.env'), `${fs.readFileSync(fromRoot('.env.example'), 'utf8')}SECRET_KEY=${'ab'.repeat(32)}\nADMIN_PORT=8081\nSMTP_PORT=8080\nBIND_ADDRESS=127.0.0.1\n`);
+      fs.writeFileSync(path.join(dir, '.env'), `${fs.readFileSync(fromRoot('.env.example'), 'utf8')}SECRET_KEY=${'ab'.repeat(32)}\nGATEWAY_DOMAIN=in.postroom.acme.test\nADMIN_PORT=8081\nSMTP_PORT=8080\nBIND_ADDRESS=127.0.0.1\n`);
       const resolved = execFileSync('docker-compose', ['config'], { cwd: dir, encoding: 'utf8' });
       const dockerfileEnv = { NODE_ENV: 'production', DATA_DIR: '/data' };
       for (const service of ['gateway', 'admin', 'syncer']) {
