@@ -163,6 +163,32 @@ export async function createMailAccount(store: Store, ownerId: ObjectId | string
   throw new AppError('INTERNAL', 'could not generate a unique forwarding address', { status: 500 });
 }
 
+/**
+ * Forwarding addresses issued on a domain other than GATEWAY_DOMAIN (it was
+ * changed after accounts were added): the gateway refuses mail to them as
+ * relaying, and employees' providers keep forwarding there. Said at start so
+ * the operator learns it from the log, not from bounces. Reads one field of
+ * every account, once per start.
+ */
+export async function warnForwardingAddressesOffDomain(store: Store, gatewayDomain: string, log: Logger): Promise<number> {
+  const domain = gatewayDomain.toLowerCase();
+  const rows = await store.models.MailAccount.find({}, { forwardingAddress: 1 }).lean();
+  const counts = new Map<string, number>();
+  for (const row of rows) {
+    const other = String(row.forwardingAddress).split('@').pop() ?? '';
+    if (other !== domain) counts.set(other, (counts.get(other) ?? 0) + 1);
+  }
+  const total = [...counts.values()].reduce((sum, n) => sum + n, 0);
+  if (total > 0) {
+    const domains = [...counts.entries()].map(([name, n]) => `${name} (${n})`).join(', ');
+    log.warn(
+      { accounts: total, domains: [...counts.keys()], gatewayDomain: domain },
+      `${total} forwarding address${total === 1 ? ' was' : 'es were'} issued on another domain than GATEWAY_DOMAIN=${domain}: ${domains}; the gateway refuses mail to them (550 5.7.1 Relaying denied). Set GATEWAY_DOMAIN back, or delete and add those accounts again for new addresses`,
+    );
+  }
+  return total;
+}
+
 export function accountScope(viewer: Viewer): Record<string, unknown> {
   return isAdmin(viewer) ? {} : { ownerId: viewer.id };
 }

@@ -15,6 +15,7 @@
 import { loadConfigOrExit } from '../core/config';
 import { createLogger } from '../core/log';
 import { openConfiguredStore, storeUri } from '../store';
+import { warnForwardingAddressesOffDomain } from '../accounts';
 import { startGateway } from '../haraka/launcher';
 import { createLifecycle, failStart, serveHealthIfConfigured, processHealth } from './lifecycle';
 
@@ -28,6 +29,7 @@ async function main(): Promise<void> {
   try {
     const store = await openConfiguredStore(config, log);
     lifecycle.add('store', () => store.close());
+    await warnForwardingAddressesOffDomain(store, config.gatewayDomain, log);
     const gateway = await startGateway({ config, log, mongoUri: storeUri(store, config) });
     lifecycle.add('gateway', () => gateway.close());
     await serveHealthIfConfigured(config, log, lifecycle, processHealth(store.conn, 'the gateway', gateway), gateway);

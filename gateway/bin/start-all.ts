@@ -7,7 +7,7 @@
  * SIGTERM stops them in reverse order; a second signal exits at once.
  */
 import { startAdmin } from '../../admin/server';
-import { ensureFirstAdmin } from '../accounts';
+import { ensureFirstAdmin, warnForwardingAddressesOffDomain } from '../accounts';
 import { loadConfigOrExit } from '../core/config';
 import { createLogger } from '../core/log';
 import { startOutboxWorkerFromConfig } from '../send';
@@ -26,6 +26,7 @@ async function main(): Promise<void> {
     lifecycle.add('store', () => store.close());
 
     await ensureFirstAdmin(store, { email: config.adminEmail, password: config.adminPassword }, log);
+    await warnForwardingAddressesOffDomain(store, config.gatewayDomain, log);
     const admin = await startAdmin({ config, log, store });
     lifecycle.add('admin', () => admin.close());
 
