@@ -25,7 +25,7 @@ async function main(): Promise<void> {
     // The console answers /healthz on ADMIN_PORT; HEALTH_PORT (off unless set) adds /metrics, kept off the console's port.
     await serveHealthIfConfigured(config, log, lifecycle, processHealth(store.conn, 'the console'));
   } catch (err) {
-    await failStart(lifecycle, log, 'the admin', err, config.dataDir);
+    await failStart(lifecycle, log, 'the admin', err, config);
   }
 }
 

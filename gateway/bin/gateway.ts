@@ -34,7 +34,7 @@ async function main(): Promise<void> {
     lifecycle.add('gateway', () => gateway.close());
     await serveHealthIfConfigured(config, log, lifecycle, processHealth(store.conn, 'the gateway', gateway), gateway);
   } catch (err) {
-    await failStart(lifecycle, log, 'the gateway', err, config.dataDir);
+    await failStart(lifecycle, log, 'the gateway', err, config);
   }
 }
 

@@ -108,12 +108,17 @@ const UNWRITABLE: Record<string, string> = {
  * driver refuses, a DATA_DIR it cannot write: a volume owned by root, a full
  * disk); null for anything else (logged with its stack, status 1).
  */
-export function describeStartFailure(err: unknown, dataDir?: string): { status: number; line: string } | null {
+export type PortSettings = Partial<Pick<Config, 'smtpPort' | 'adminPort' | 'healthPort'>>;
+
+export function describeStartFailure(err: unknown, dataDir?: string, ports: PortSettings = {}): { status: number; line: string } | null {
   const failure = err as NodeJS.ErrnoException & { address?: string; port?: number };
   if (err instanceof ConfigError) return { status: 78, line: err.problems.join('; ') };
   if (failure?.syscall === 'listen' && (failure.code === 'EADDRINUSE' || failure.code === 'EACCES')) {
     const why = failure.code === 'EADDRINUSE' ? 'the port is already in use (by another program, or another Postroom)' : 'permission denied (ports below 1024 need privileges)';
-    return { status: 78, line: `cannot listen on ${failure.address}:${failure.port}: ${why}; choose another SMTP_PORT, ADMIN_PORT or HEALTH_PORT` };
+    // Name the variable whose port it is, so the operator changes the right one.
+    const named = ([['SMTP_PORT', ports.smtpPort], ['ADMIN_PORT', ports.adminPort], ['HEALTH_PORT', ports.healthPort]] as const).filter(([, value]) => value && value === failure.port).map(([name]) => name);
+    const choose = named.length > 0 ? `choose another ${named.join(' and ')} (now ${failure.port})` : 'choose another SMTP_PORT, ADMIN_PORT or HEALTH_PORT';
+    return { status: 78, line: `cannot listen on ${failure.address}:${failure.port}: ${why}; ${choose}` };
   }
   if (failure?.syscall === 'listen' && failure.code === 'EADDRNOTAVAIL') {
     return { status: 78, line: `cannot listen on ${failure.address}:${failure.port}: ${failure.address} is not an address of this machine; set BIND_ADDRESS to one of its addresses (127.0.0.1, or 0.0.0.0 for all)` };
@@ -130,8 +135,8 @@ export function describeStartFailure(err: unknown, dataDir?: string): { status: 
   return null;
 }
 
-export async function failStart(lifecycle: Lifecycle, log: Logger, what: string, err: unknown, dataDir?: string): Promise<void> {
-  const known = describeStartFailure(err, dataDir);
+export async function failStart(lifecycle: Lifecycle, log: Logger, what: string, err: unknown, config?: Pick<Config, 'dataDir'> & PortSettings): Promise<void> {
+  const known = describeStartFailure(err, config?.dataDir, config);
   if (known) log.fatal(`cannot start ${what}: ${known.line}`);
   else log.fatal({ err }, `cannot start ${what}`);
   return lifecycle.shutdown('start failed', known?.status ?? 1);

@@ -47,7 +47,7 @@ async function main(): Promise<void> {
       'Postroom is running (Ctrl-C to stop)',
     );
   } catch (err) {
-    await failStart(lifecycle, log, 'Postroom', err, config.dataDir);
+    await failStart(lifecycle, log, 'Postroom', err, config);
   }
 }
 

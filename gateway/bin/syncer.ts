@@ -43,7 +43,7 @@ async function main(): Promise<void> {
       await lifecycle.shutdown('--once done');
     }
   } catch (err) {
-    await failStart(lifecycle, log, 'the syncer', err, config.dataDir);
+    await failStart(lifecycle, log, 'the syncer', err, config);
   }
 }
 

@@ -45,6 +45,24 @@ describe('start failures an operator must fix', () => {
     });
   }
 
+  it('names the variable whose port is taken (a real listen on a port in use)', async () => {
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const { port } = holder.address() as net.AddressInfo;
+    const second = net.createServer();
+    const err = await new Promise<unknown>((resolve) => {
+      second.once('error', resolve);
+      second.listen(port, '127.0.0.1', () => resolve(null));
+    });
+    second.close();
+    holder.close();
+    assert.equal((err as NodeJS.ErrnoException | null)?.code, 'EADDRINUSE');
+    const described = describeStartFailure(err, '/data', { smtpPort: 2525, adminPort: port, healthPort: 0 });
+    assert.equal(described?.status, 78);
+    assert.equal(described?.line, `cannot listen on 127.0.0.1:${port}: the port is already in use (by another program, or another Postroom); choose another ADMIN_PORT (now ${port})`);
+    assert.match(describeStartFailure(err, '/data')?.line ?? '', /choose another SMTP_PORT, ADMIN_PORT or HEALTH_PORT$/, 'without the settings: all three');
+  });
+
   it('names BIND_ADDRESS when it is not an address of this machine (a real listen on a TEST-NET address)', async () => {
     const server = net.createServer();
     const err = await new Promise<unknown>((resolve) => {
