@@ -4,7 +4,9 @@
  */
 import http from 'node:http';
 
-const url = process.argv[2] ?? `http://127.0.0.1:${process.env.HEALTH_PORT || process.env.ADMIN_PORT || 8080}/healthz`;
+// HEALTH_PORT=0 means off (as in .env.example): then the admin's own port answers.
+const port = [process.env.HEALTH_PORT, process.env.ADMIN_PORT].map((value) => Number(value?.trim() || 0)).find((value) => value > 0) ?? 8080;
+const url = process.argv[2] ?? `http://127.0.0.1:${port}/healthz`;
 const request = http.get(url, { timeout: 4000 }, (res) => {
   res.resume();
   process.exit(res.statusCode === 200 ? 0 : 1);

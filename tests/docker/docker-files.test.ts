@@ -1,5 +1,7 @@
 import { strict as assert } from 'node:assert';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -117,6 +119,22 @@ describe('docker files', () => {
       fs.writeFileSync(path.join(certs, 'privkey.pem'), '');
       assert.equal(tlsSeen({ TLS_CERT_FILE: '/etc/x.pem', TLS_KEY_FILE: '/etc/y.pem' }), '/etc/x.pem|/etc/y.pem');
     });
+  });
+
+  it("the image's HEALTHCHECK probes the admin port when HEALTH_PORT is 0 (off)", async function () {
+    this.timeout(30_000);
+    const server = http.createServer((_req, res) => res.end('{"status":"ok"}'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const probe = (env: NodeJS.ProcessEnv) => new Promise<number | null>((resolve) => {
+        execFile(process.execPath, ['--import', 'tsx', fromRoot('gateway', 'bin', 'healthcheck.ts')], { env: { ...process.env, HEALTH_PORT: '', ADMIN_PORT: '', ...env }, cwd: fromRoot() }, (err) => resolve(err ? (err.code as number) : 0));
+      });
+      assert.equal(await probe({ HEALTH_PORT: '0', ADMIN_PORT: String(port) }), 0);
+      assert.equal(await probe({ HEALTH_PORT: String(port), ADMIN_PORT: '1' }), 0, 'HEALTH_PORT when it is on');
+    } finally {
+      server.close();
+    }
   });
 
   it('fixes the ports and bind address of every service, so a port set in .env cannot stop one with a port clash', () => {
