@@ -1,5 +1,5 @@
 import { Router, type Request, type Response } from 'express';
-import { acceptInvite, authenticateUser, findInvite, MIN_PASSWORD_LENGTH } from '../../gateway/accounts';
+import { acceptInvite, authenticateUser, findInvite, FIRST_ADMIN_HINT, hasAdmin, MIN_PASSWORD_LENGTH } from '../../gateway/accounts';
 import { isAppError } from '../../gateway/core/errors';
 import { metrics } from '../../gateway/core/metrics';
 import { flash } from '../middleware/auth';
@@ -14,8 +14,10 @@ export function authRouter(deps: AdminDeps): Router {
   const renderLogin = (res: Response, status: number, locals: { email?: string; error?: string; next?: string }) =>
     res.status(status).render('auth/login', { title: 'Sign in', bare: true, email: locals.email ?? '', error: locals.error ?? '', next: locals.next ?? '' });
 
-  router.get('/login', (req, res) => {
+  router.get('/login', async (req, res) => {
     if (req.user) return res.redirect(303, safeReturnPath(queryParam(req, 'next')));
+    // A fresh appliance has nobody to sign in as: the operator who opens it first learns how to make the admin.
+    res.locals.noAdminHint = (await hasAdmin(deps.store)) ? '' : FIRST_ADMIN_HINT;
     renderLogin(res, 200, { next: queryParam(req, 'next') });
   });
 

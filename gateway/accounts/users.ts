@@ -310,11 +310,24 @@ export async function acceptInvite(store: Store, token: string, input: { passwor
  * variable is only read on creation, so rotating it in .env has no effect;
  * use `npm run cli -- reset-password`).
  */
+/** How the operator makes the first admin, for the log and the sign-in page of an appliance that has none. */
+export const FIRST_ADMIN_HINT = 'start it with ADMIN_EMAIL and ADMIN_PASSWORD set, or run the CLI: npm run cli -- create-user --email you@example.com --password … --role admin (Docker: docker compose exec admin node dist/gateway/bin/cli.js create-user …)';
+
+const adminSeen = new WeakSet<Store>();
+
+/** Whether any admin exists; once one does, the store is not asked again (admins are never all deleted by a start). */
+export async function hasAdmin(store: Store): Promise<boolean> {
+  if (adminSeen.has(store)) return true;
+  const found = (await store.models.User.exists({ role: 'admin' })) !== null;
+  if (found) adminSeen.add(store);
+  return found;
+}
+
 export async function ensureFirstAdmin(store: Store, input: { email?: string; password?: string }, log: Logger): Promise<'created' | 'exists' | 'missing'> {
   const admins = await store.models.User.countDocuments({ role: 'admin' });
   if (admins > 0) return 'exists';
   if (!input.email || !input.password) {
-    log.warn('no admin user exists: set ADMIN_EMAIL and ADMIN_PASSWORD, or run `npm run cli -- create-user --email you@example.com --password … --role admin`');
+    log.warn(`no admin user exists: ${FIRST_ADMIN_HINT}`);
     return 'missing';
   }
   const existing = await store.models.User.findOne({ email: normalizeEmail(input.email) });

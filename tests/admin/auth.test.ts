@@ -24,6 +24,21 @@ describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
     assert.deepEqual(res.body, { status: 'ok', store: 'up', writes: 'up' });
   });
 
+  it('tells the operator on the sign-in page how to create the first admin while there is none', async () => {
+    const fresh = await openTestStore('admin_auth_fresh');
+    try {
+      const { app } = buildApp(fresh);
+      const empty = await request(app).get('/login').expect(200);
+      assert.match(empty.text, /No admin account exists yet\. To create the first one, start it with ADMIN_EMAIL and ADMIN_PASSWORD set, or run the CLI: npm run cli -- create-user --email you@example\.com/);
+      await makeUser(fresh, 'bob@acme.test');
+      assert.match((await request(app).get('/login').expect(200)).text, /No admin account exists yet/, 'an employee is no admin');
+      await makeUser(fresh, 'it@acme.test', 'admin');
+      assert.doesNotMatch((await request(app).get('/login').expect(200)).text, /No admin account/);
+    } finally {
+      await fresh.drop();
+    }
+  });
+
   it('GET /healthz answers 503 {status:unavailable, store:down} when the store is gone', async () => {
     const other = await openTestStore('admin_health_down');
     const { app } = buildApp(other);
