@@ -41,6 +41,18 @@ export function assertReachableOverHttps(config: Readonly<Config>): void {
   ]);
 }
 
+/**
+ * Invite links are built on PUBLIC_URL, which defaults to
+ * http://localhost:ADMIN_PORT: right for a console only this machine
+ * reaches, wrong once it listens for others (BIND_ADDRESS=0.0.0.0, Docker),
+ * where an invited employee's browser would open their own machine.
+ */
+export function publicUrlProblem(publicUrl: string, host: string): string | null {
+  const loopback = (name: string) => name === 'localhost' || name.endsWith('.localhost') || /^127\./.test(name) || name === '::1' || name === '[::1]';
+  if (!loopback(new URL(publicUrl).hostname) || loopback(host)) return null;
+  return `PUBLIC_URL is ${publicUrl} but the console listens on ${host}: invite links open only on this machine; set PUBLIC_URL to the address people open (example: PUBLIC_URL=https://postroom.acme.com)`;
+}
+
 export interface RunningAdmin {
   server: http.Server;
   port: number;
@@ -92,6 +104,8 @@ export async function startAdmin(options: StartAdminOptions): Promise<RunningAdm
   const port = (server.address() as AddressInfo).port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   log.info({ url, publicUrl: options.config.publicUrl }, 'admin console listening');
+  const publicProblem = publicUrlProblem(options.config.publicUrl, host);
+  if (publicProblem) log.warn(publicProblem);
   return {
     server,
     port,

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import request from 'supertest';
 import { LoginThrottle } from '../../gateway/accounts';
-import { startAdmin } from '../../admin/server';
+import { publicUrlProblem, startAdmin } from '../../admin/server';
 import { describeStartFailure } from '../../gateway/bin/lifecycle';
 import { silentLogger } from '../../gateway/core/log';
 import { metricsSnapshot } from '../../gateway/core/metrics';
@@ -22,6 +22,14 @@ describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
     const { app } = buildApp(store);
     const res = await request(app).get('/healthz').expect(200).expect('Content-Type', /json/);
     assert.deepEqual(res.body, { status: 'ok', store: 'up', writes: 'up' });
+  });
+
+  it('warns when invite links would point at localhost but the console listens for other machines', () => {
+    assert.equal(publicUrlProblem('http://localhost:8080', '0.0.0.0'), 'PUBLIC_URL is http://localhost:8080 but the console listens on 0.0.0.0: invite links open only on this machine; set PUBLIC_URL to the address people open (example: PUBLIC_URL=https://postroom.acme.com)');
+    assert.match(publicUrlProblem('http://127.0.0.1:8080', '192.168.1.20') ?? '', /^PUBLIC_URL is http:\/\/127\.0\.0\.1:8080 but the console listens on 192\.168\.1\.20/);
+    assert.equal(publicUrlProblem('http://localhost:8080', '127.0.0.1'), null, 'npm start on loopback: localhost is right');
+    assert.equal(publicUrlProblem('http://localhost:8080', '::1'), null);
+    assert.equal(publicUrlProblem('https://postroom.acme.com', '0.0.0.0'), null);
   });
 
   it('tells the operator on the sign-in page how to create the first admin while there is none', async () => {
