@@ -154,6 +154,10 @@ describe('admin: the Emails inbox and message view', () => {
     const search = await agent.get('/?q=script').expect(200);
     assert.match(search.text, /Nothing matches/);
     assert.match(search.text, /<a href="\/\?q=script&amp;status=quarantine">Quarantine<\/a> matches/);
+    const rita = await makeUser(store, 'rita@acme.test');
+    await storeMessage(store, { subject: 'Just one', from: 'it@nowhere.test' }, { ownerId: rita.id, accountId: (await makeAccount(store, rita, 'rita@acme.test')).id });
+    const one = await (await signIn(testApp.app, 'rita@acme.test')).agent.get('/').expect(200);
+    assert.match(one.text, /· 1 message<\/span>/, 'one message, not "1 messages"');
     const otherSearch = await agent.get('/?q=invoice').expect(200);
     assert.doesNotMatch(otherSearch.text, /Quarantine<\/a> matches/, 'only when the quarantine has a match');
   });
