@@ -99,3 +99,11 @@ export function listCorrespondent(message: { from?: Named | null; to?: Named[]; 
   }
   return { label: message.from?.name || message.from?.address || '(unknown sender)', title: message.from?.address ?? '' };
 }
+
+/**
+ * The attributes of a link in a navigation that may be the page shown: the highlight alone is a colour-only
+ * signal, aria-current tells a screen reader which one it is (WCAG 1.3.1). Output with <%- %>.
+ */
+export function navCurrent(active: boolean): string {
+  return active ? 'class="active" aria-current="page"' : '';
+}

@@ -170,6 +170,30 @@ describe('admin in a real browser (Chromium)', function () {
     await context.close();
   });
 
+  it('keyboard: the first Tab shows a "Skip to content" link that jumps past the top bar and the menu; the menu says which page is open', async () => {
+    const { context, page } = await newPage();
+    await signIn(page, 'bob@acme.test');
+    await page.goto('/');
+    const active = () => page.evaluate(() => {
+      const element = (globalThis as unknown as { document: { activeElement: { textContent: string; id: string } } }).document.activeElement;
+      return element.id || element.textContent.trim();
+    });
+    await page.keyboard.press('Tab');
+    // Without it, a keyboard user tabbed through the top bar and the whole menu on every page before reaching it.
+    assert.equal(await active(), 'Skip to content');
+    const box = (await page.locator('a.skip-link').boundingBox())!;
+    assert.ok(box.y >= 0 && box.height > 0, 'the focused link is on screen');
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('Tab');
+    assert.equal(await active(), 'Mail accounts', 'the next Tab is the first control of the page itself');
+    assert.deepEqual(await page.locator('nav.sidebar [aria-current="page"]').allTextContents(), ['Emails']);
+    assert.deepEqual(await page.locator('nav.view-tabs [aria-current="page"]').allTextContents(), ['Inbox']);
+    await page.goto('/preferences/profile');
+    assert.deepEqual(await page.locator('nav.sidebar [aria-current="page"]').allTextContents(), ['Preferences']);
+    assert.deepEqual(await page.locator('nav.prefs-nav [aria-current="page"]').allTextContents(), ['Profile']);
+    await context.close();
+  });
+
   it('the provider\'s confirmation code shows up on the open account page without a reload, and what is being typed stays', async () => {
     const { context, page } = await newPage();
     await signIn(page, 'bob@acme.test');
