@@ -107,3 +107,13 @@ export function listCorrespondent(message: { from?: Named | null; to?: Named[]; 
 export function navCurrent(active: boolean): string {
   return active ? 'class="active" aria-current="page"' : '';
 }
+
+/**
+ * The attributes that tie a form field to its error (partials/field-error.ejs renders it as `${id}-error`),
+ * so a screen reader reads the problem with the field and marks it invalid (WCAG 3.3.1). Output with <%- %>.
+ */
+export function invalidAttrs(id: string, message: unknown): string {
+  if (!message) return '';
+  const safeId = id.replace(/[^A-Za-z0-9_-]/g, '');
+  return `aria-invalid="true" aria-describedby="${safeId}-error"`;
+}

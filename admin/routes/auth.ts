@@ -1,5 +1,5 @@
 import { Router, type Request, type Response } from 'express';
-import { acceptInvite, authenticateUser, findInvite, FIRST_ADMIN_HINT, hasAdmin, MIN_PASSWORD_LENGTH } from '../../gateway/accounts';
+import { acceptInvite, authenticateUser, findInvite, FIRST_ADMIN_HINT, hasAdmin, MIN_PASSWORD_LENGTH, passwordProblem } from '../../gateway/accounts';
 import { isAppError } from '../../gateway/core/errors';
 import { metrics } from '../../gateway/core/metrics';
 import { flash } from '../middleware/auth';
@@ -76,6 +76,9 @@ export function authRouter(deps: AdminDeps): Router {
     const password = field(req, 'password');
     const name = field(req, 'name');
     const errors: Record<string, string> = {};
+    // Every problem at once, as Change password does: a short password used to be reported only after its mismatch was fixed.
+    const issue = passwordProblem(password);
+    if (issue) errors.password = issue;
     if (password !== field(req, 'confirm')) errors.confirm = 'does not match the password';
     if (Object.keys(errors).length === 0) {
       try {

@@ -1,0 +1,60 @@
+/**
+ * A refused form says what is wrong next to each field, and a screen reader hears it with the field:
+ * every field error (partials/field-error.ejs, id `${field}-error`) is named by its field's
+ * aria-describedby, and that field is marked aria-invalid (WCAG 3.3.1, 1.3.1).
+ */
+import { strict as assert } from 'node:assert';
+import request from 'supertest';
+import { buildApp, csrfFrom, makeUser, signIn, type TestApp, type TestStore } from './fixtures';
+import { openTestStore } from '../support/store';
+
+/** The ids of the field errors in a page that no aria-invalid field points at. */
+function untiedErrors(html: string): { errors: string[]; untied: string[] } {
+  const errors = [...html.matchAll(/<div class="error" id="([\w-]+-error)">/g)].map((match) => match[1]);
+  const tags = [...html.matchAll(/<(?:input|select|textarea|div)\b[^>]*>/g)].map((match) => match[0]);
+  const untied = errors.filter((id) => !tags.some((tag) => tag.includes('aria-invalid="true"') && new RegExp(`aria-describedby="[^"]*\\b${id}\\b`).test(tag)));
+  return { errors, untied };
+}
+
+describe('admin: field errors are tied to their fields', () => {
+  let store: TestStore;
+  let testApp: TestApp;
+  before(async () => {
+    store = await openTestStore('admin_field_errors');
+    testApp = buildApp(store);
+    await makeUser(store, 'admin@acme.test', 'admin');
+  });
+  after(async () => store.drop());
+
+  const forms: Array<[string, string, Record<string, string>]> = [
+    ['Profile → Change password', '/preferences/profile/password', { currentPassword: 'wrong-guess', newPassword: 'tiny', confirm: 'other' }],
+    ['Profile → Name', '/preferences/profile', { name: 'x'.repeat(500) }],
+    ['Business', '/preferences/business', { name: 'Acme', domains: 'not_a_domain', authPolicy: 'bounce', retentionDays: '-3' }],
+    ['Users → Invite', '/users/invite', { email: 'nope', role: 'root' }],
+    ['Objects → New', '/objects', { type: 'customer', name: '', emails: 'not-an-address', domains: 'gmail.com' }],
+    ['Objects → Webhooks', '/objects/webhooks', { url: 'not a url', description: 'x'.repeat(600) }],
+    ['Objects → Matching settings', '/objects/settings', { freemailDomains: 'not_a_domain' }],
+  ];
+  for (const [name, path, fields] of forms) {
+    it(`${name}: each error is read with its field`, async () => {
+      const { agent, csrf } = await signIn(testApp.app, 'admin@acme.test');
+      const res = await agent.post(path).type('form').send({ _csrf: csrf, ...fields });
+      assert.ok(res.status >= 400 && res.status < 500, `${path} answered ${res.status}`);
+      const { errors, untied } = untiedErrors(res.text);
+      assert.ok(errors.length > 0, `${path} shows a field error`);
+      assert.deepEqual(untied, [], `errors no field points at: ${untied.join(', ')}`);
+    });
+  }
+
+  it('Accept invite (set a password): each error is read with its field', async () => {
+    const admin = await signIn(testApp.app, 'admin@acme.test');
+    const invite = await admin.agent.post('/users/invite').type('form').send({ _csrf: admin.csrf, email: 'new.hire@acme.test', role: 'employee' }).expect(201);
+    const path = new URL(/data-copy="(http[^"]+\/invite\/[A-Za-z0-9_-]+)"/.exec(invite.text)![1]).pathname;
+    const invitee = request.agent(testApp.app);
+    const form = await invitee.get(path).expect(200);
+    const res = await invitee.post(path).type('form').send({ _csrf: csrfFrom(form.text), password: 'short', confirm: 'other' }).expect(400);
+    const { errors, untied } = untiedErrors(res.text);
+    assert.deepEqual(errors, ['password-error', 'confirm-error']);
+    assert.deepEqual(untied, []);
+  });
+});
