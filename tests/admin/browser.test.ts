@@ -25,6 +25,29 @@ const PHONE = { width: 390, height: 844 };
 const IMAP_USER = 'browser-imap@acme.test';
 const IMAP_PASSWORD = 'browser-app-password';
 
+// Text whose contrast with its background is below WCAG AA (4.5:1, or 3:1 for large text). Plain JavaScript in
+// a string: what tsx compiles for page.evaluate() refers to its own helpers, which the page does not have.
+const LOW_CONTRAST_TEXT = `(() => {
+  const parse = (colour) => { const [r, g, b, a = 1] = (/rgba?\\(([^)]+)\\)/.exec(colour) || [0, '0,0,0,0'])[1].split(',').map(Number); return { r, g, b, a }; };
+  const luminance = (c) => [c.r, c.g, c.b].map((v) => v / 255).map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4)).reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const background = (element) => {
+    for (; element; element = element.parentElement) { const colour = parse(getComputedStyle(element).backgroundColor); if (colour.a > 0.5) return colour; }
+    return { r: 255, g: 255, b: 255, a: 1 };
+  };
+  const found = [];
+  for (const element of document.querySelectorAll('body *')) {
+    if (![...element.childNodes].some((child) => child.nodeType === 3 && child.textContent.trim())) continue;
+    const css = getComputedStyle(element);
+    if (element.getClientRects().length === 0 || css.visibility === 'hidden') continue;
+    const [a, b] = [luminance(parse(css.color)), luminance(background(element))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(css.fontSize);
+    const large = size >= 24 || (Number(css.fontWeight) >= 700 && size >= 18.66);
+    if (ratio < (large ? 3 : 4.5)) found.push('"' + element.textContent.trim().slice(0, 30) + '" (' + element.tagName + ') ' + ratio.toFixed(2) + ':1');
+  }
+  return found;
+})()`;
+
 const XSS_HTML = [
   '<p id="greeting">Hello from a hostile sender</p>',
   '<script>window.top.__pwned = "script"; alert("script")</script>',
@@ -192,6 +215,20 @@ describe('admin in a real browser (Chromium)', function () {
     assert.deepEqual(await page.locator('nav.sidebar [aria-current="page"]').allTextContents(), ['Preferences']);
     assert.deepEqual(await page.locator('nav.prefs-nav [aria-current="page"]').allTextContents(), ['Profile']);
     await context.close();
+  });
+
+  it('all text on the inbox, a message, Preferences and Users has WCAG AA contrast against its background', async () => {
+    // The green badges ("auth pass", "active") and the menu's "Admin" label were too pale to read for many people.
+    const pages: Array<[string, string]> = [['/', 'bob@acme.test'], [`/messages/${plainMessageId}`, 'bob@acme.test'], ['/preferences/email', 'bob@acme.test'], ['/users', 'admin@acme.test']];
+    const lowContrast: string[] = [];
+    for (const [url, who] of pages) {
+      const { context, page } = await newPage();
+      await signIn(page, who);
+      await page.goto(url);
+      lowContrast.push(...(await page.evaluate(LOW_CONTRAST_TEXT) as string[]).map((found) => `${url}: ${found}`));
+      await context.close();
+    }
+    assert.deepEqual(lowContrast, []);
   });
 
   it('the provider\'s confirmation code shows up on the open account page without a reload, and what is being typed stays', async () => {
