@@ -231,6 +231,19 @@ describe('admin in a real browser (Chromium)', function () {
     assert.deepEqual(lowContrast, []);
   });
 
+  it('phone width: every menu entry and Preferences tab is on screen, none hidden past the edge', async () => {
+    const { context, page } = await newPage(PHONE);
+    await signIn(page, 'admin@acme.test');
+    await page.goto('/preferences/profile');
+    const offScreen = await page.locator('nav.sidebar a, nav.prefs-nav a').evaluateAll((links) => links
+      .map((link) => ({ text: (link.textContent ?? '').trim(), box: (link as unknown as { getBoundingClientRect(): { left: number; right: number } }).getBoundingClientRect() }))
+      .filter(({ box }) => box.left < 0 || box.right > 390)
+      .map(({ text }) => text));
+    // "API tokens" and "Audit log" sat past the right edge of a sideways-scrolling strip, with nothing to show they were there.
+    assert.deepEqual(offScreen, []);
+    await context.close();
+  });
+
   it('the provider\'s confirmation code shows up on the open account page without a reload, and what is being typed stays', async () => {
     const { context, page } = await newPage();
     await signIn(page, 'bob@acme.test');
