@@ -18,6 +18,12 @@ import type { AdminDeps } from '../types';
 
 const CHART_TTL_MS = 60_000;
 
+/**
+ * A refused filter of the inbox's form, named as the form labels it: a person typed into "Search", not into
+ * "q". The others (status, object) only come in links, and keep the name they have in the address.
+ */
+const FILTER_LABELS: Record<string, string> = { q: 'Search', account: 'Account', source: 'Source', verdict: 'Authentication' };
+
 /** The Emails inbox (dashboard), message view, downloads and quarantine actions. */
 export function emailsRouter(deps: AdminDeps): Router {
   const router = Router();
@@ -54,13 +60,13 @@ export function emailsRouter(deps: AdminDeps): Router {
     let page: Awaited<ReturnType<typeof listMessages>> = { messages: [], nextCursor: null };
     let filterError = '';
     if (Object.keys(problems).length > 0) {
-      filterError = Object.entries(problems).map(([k, v]) => `${k} ${v}`).join('; ');
+      filterError = Object.entries(problems).map(([name, problem]) => `${FILTER_LABELS[name] ?? name} ${problem}`).join('; ');
     } else {
       try {
         page = await listMessages(deps.store, viewer, filters, { cursor });
       } catch (err) {
         if (!(err instanceof AppError) || err.status !== 400) throw err;
-        filterError = err.message;
+        filterError = err.fields?.cursor ? 'This link to older mail is out of date or damaged: go back to the newest and page on from there.' : err.message;
       }
     }
     // A first test message fails authentication more often than not (a script, no DKIM): an empty
@@ -78,6 +84,7 @@ export function emailsRouter(deps: AdminDeps): Router {
       filters: { account: filters.accountId ?? '', source: filters.source ?? '', verdict: filters.verdict ?? '', status: filters.status ?? '', object: filters.objectId ?? '', q: filters.q ?? '' },
       filterError,
       quarantineHasMatches,
+      invalidFilters: Object.keys(problems),
       accounts,
       accountEmail,
       page,

@@ -83,7 +83,7 @@ describe('admin: the Emails inbox and message view', () => {
     const regexChars = await agent.get('/?q=.*(').expect(200);
     assert.match(regexChars.text, /Nothing matches/, 'search text is matched literally, not as a regex');
     const bad = await agent.get('/?source=pigeon').expect(400);
-    assert.match(bad.text, /source must be one of forward, mx, imap, sent/);
+    assert.match(bad.text, /Source must be one of forward, mx, imap, sent/);
   });
 
   it('searches the text and the attachment names too, and refuses a NUL clearly', async () => {
@@ -99,7 +99,7 @@ describe('admin: the Emails inbox and message view', () => {
     assert.match(byAttachment.text, /Meeting notes/, 'an attachment name finds the mail');
     assert.doesNotMatch(byAttachment.text, /Order 1/);
     const nul = await agent.get('/?q=a%00b').expect(400);
-    assert.match(nul.text, /q must not contain a NUL character/);
+    assert.match(nul.text, /Search must not contain a NUL character/);
   });
 
   it('filters by linked object and lists the linked objects on the message page', async () => {
@@ -124,7 +124,7 @@ describe('admin: the Emails inbox and message view', () => {
     const badObject = await agent.get('/?object=not-an-id').expect(400);
     assert.match(badObject.text, /object is not an id/, 'names the query parameter the user sent');
     const badAccount = await agent.get('/?account=zzz').expect(400);
-    assert.match(badAccount.text, /account is not an id/);
+    assert.match(badAccount.text, /Account is not an id/);
     assert.doesNotMatch(badAccount.text, /accountId/);
   });
 

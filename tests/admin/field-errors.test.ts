@@ -57,4 +57,16 @@ describe('admin: field errors are tied to their fields', () => {
     assert.deepEqual(errors, ['password-error', 'confirm-error']);
     assert.deepEqual(untied, []);
   });
+
+  it('Emails: a refused search or filter names the field as the form labels it, and the field points at the problem', async () => {
+    const { agent } = await signIn(testApp.app, 'admin@acme.test');
+    const long = await agent.get(`/?q=${'invoice '.repeat(30)}`).expect(400);
+    // It said "q must be at most 200 characters": q is a name in the address, not on the page.
+    assert.match(long.text, /id="filter-error">Search must be at most 200 characters</);
+    assert.match(long.text, /<input type="search" id="q" name="q" aria-invalid="true" aria-describedby="filter-error"/);
+    assert.doesNotMatch(long.text, /id="account"[^>]*aria-invalid/, 'only the refused field is marked');
+    const stale = await agent.get('/?cursor=garbage').expect(400);
+    assert.match(stale.text, /This link to older mail is out of date or damaged: go back to the newest/);
+    assert.match(stale.text, /<a href="\/">« Newest<\/a>/, 'with the way back right there');
+  });
 });
