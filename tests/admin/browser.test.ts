@@ -25,6 +25,19 @@ const PHONE = { width: 390, height: 844 };
 const IMAP_USER = 'browser-imap@acme.test';
 const IMAP_PASSWORD = 'browser-app-password';
 
+/** WCAG contrast ratio of two CSS rgb()/rgba() colours (opaque); 1 when either is missing. */
+function contrastRatio(first: string, second: string): number {
+  const luminance = (colour: string) => {
+    const channels = /rgba?\(([^)]+)\)/.exec(colour)?.[1].split(',').slice(0, 3).map((part) => Number(part) / 255);
+    if (!channels) return NaN;
+    const [r, g, b] = channels.map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const [a, b] = [luminance(first), luminance(second)];
+  if (Number.isNaN(a) || Number.isNaN(b)) return 1;
+  return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+}
+
 // Text whose contrast with its background is below WCAG AA (4.5:1, or 3:1 for large text). Plain JavaScript in
 // a string: what tsx compiles for page.evaluate() refers to its own helpers, which the page does not have.
 const LOW_CONTRAST_TEXT = `(() => {
@@ -214,6 +227,18 @@ describe('admin in a real browser (Chromium)', function () {
     await page.goto('/preferences/profile');
     assert.deepEqual(await page.locator('nav.sidebar [aria-current="page"]').allTextContents(), ['Preferences']);
     assert.deepEqual(await page.locator('nav.prefs-nav [aria-current="page"]').allTextContents(), ['Profile']);
+
+    // The focus ring on the dark top bar stands out from it (3:1), as it does on the white page.
+    await page.focus('a.brand');
+    await page.keyboard.press('Tab');
+    assert.equal(await active(), 'Sign out');
+    const [ring, bar] = await page.evaluate(() => {
+      const doc = (globalThis as unknown as { document: { activeElement: unknown; querySelector(selector: string): unknown } }).document;
+      const style = (globalThis as unknown as { getComputedStyle(element: unknown): { outlineColor: string; outlineStyle: string; backgroundColor: string } }).getComputedStyle;
+      const focused = style(doc.activeElement);
+      return [focused.outlineStyle === 'none' ? '' : focused.outlineColor, style(doc.querySelector('.topbar')).backgroundColor];
+    });
+    assert.ok(contrastRatio(ring, bar) >= 3, `focus ring ${ring} on ${bar}: ${contrastRatio(ring, bar).toFixed(2)}:1`);
     await context.close();
   });
 
