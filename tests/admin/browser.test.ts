@@ -269,6 +269,21 @@ describe('admin in a real browser (Chromium)', function () {
     await context.close();
   });
 
+  it('Users: each row\'s buttons say whom they act on, to a screen reader as well', async () => {
+    const { context, page } = await newPage();
+    await signIn(page, 'admin@acme.test');
+    await page.goto('/users');
+    // Every row had a "Set" and a "Disable": read out of the table, nothing said whose.
+    assert.equal(await page.getByRole('button', { name: 'Disable bob@acme.test', exact: true }).count(), 1);
+    assert.equal(await page.getByRole('button', { name: 'Set role of bob@acme.test', exact: true }).count(), 1);
+    assert.equal(await page.getByRole('button', { name: 'Set role of admin@acme.test', exact: true }).count(), 1);
+    assert.equal(await page.getByRole('columnheader', { name: 'Access' }).count(), 1, 'the buttons\' column has a name');
+    assert.ok(await page.getByRole('button', { name: 'Disable bob@acme.test' }).isVisible(), 'and shows the same short word on screen');
+    const hidden = (await page.getByRole('button', { name: 'Disable bob@acme.test' }).locator('.sr-only').boundingBox())!;
+    assert.ok(hidden.width <= 1, 'the added words are for screen readers only');
+    await context.close();
+  });
+
   it('the provider\'s confirmation code shows up on the open account page without a reload, and what is being typed stays', async () => {
     const { context, page } = await newPage();
     await signIn(page, 'bob@acme.test');
