@@ -16,6 +16,7 @@
       var done = function () {
         var label = button.textContent;
         button.textContent = 'Copied';
+        announce('Copied to the clipboard.');
         setTimeout(function () { button.textContent = label; }, 1500);
       };
       if (navigator.clipboard && navigator.clipboard.writeText) {
@@ -25,6 +26,21 @@
         done();
       }
     });
+  }
+
+  // A screen reader does not read a button's new label out: a polite live region says what happened.
+  var announcer;
+  function announce(text) {
+    if (!announcer) {
+      announcer = document.createElement('div');
+      announcer.className = 'sr-only';
+      announcer.id = 'announcer';
+      announcer.setAttribute('role', 'status');
+      document.body.appendChild(announcer);
+    }
+    announcer.textContent = '';
+    // A new text node in a later task, so that the same words twice are announced twice.
+    setTimeout(function () { announcer.textContent = text; }, 50);
   }
 
   function fallbackCopy(text) {

@@ -284,6 +284,20 @@ describe('admin in a real browser (Chromium)', function () {
     await context.close();
   });
 
+  it('Copy says what it copies and announces that it did, to a screen reader too', async () => {
+    const { context, page } = await newPage();
+    await signIn(page, 'bob@acme.test');
+    await page.goto('/preferences/profile');
+    const copy = page.locator('button[data-copy]').first();
+    const address = (await page.textContent('#dropbox-address'))!.trim();
+    assert.equal(await copy.evaluate((button) => button.getAttribute('aria-describedby')), 'dropbox-address');
+    await copy.click();
+    // The button's label turning into "Copied" is not read out; a status message is.
+    await page.waitForFunction(() => (globalThis as unknown as { document: { querySelector(s: string): { textContent: string } | null } }).document.querySelector('[role=status]#announcer')?.textContent === 'Copied to the clipboard.');
+    assert.ok(address.includes('@'));
+    await context.close();
+  });
+
   it('the provider\'s confirmation code shows up on the open account page without a reload, and what is being typed stays', async () => {
     const { context, page } = await newPage();
     await signIn(page, 'bob@acme.test');
