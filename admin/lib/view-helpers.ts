@@ -102,18 +102,20 @@ export function listCorrespondent(message: { from?: Named | null; to?: Named[]; 
 
 /**
  * The attributes of a link in a navigation that may be the page shown: the highlight alone is a colour-only
- * signal, aria-current tells a screen reader which one it is (WCAG 1.3.1). Output with <%- %>.
+ * signal, aria-current tells a screen reader which one it is (WCAG 1.3.1). Output with <%- %> right after
+ * the tag's last attribute: it brings its own leading space.
  */
 export function navCurrent(active: boolean): string {
-  return active ? 'class="active" aria-current="page"' : '';
+  return active ? ' class="active" aria-current="page"' : '';
 }
 
 /**
  * The attributes that tie a form field to its error (partials/field-error.ejs renders it as `${id}-error`),
- * so a screen reader reads the problem with the field and marks it invalid (WCAG 3.3.1). Output with <%- %>.
+ * so a screen reader reads the problem with the field and marks it invalid (WCAG 3.3.1). Output with <%- %>
+ * right after an attribute: it brings its own leading space, and nothing at all when there is no error.
  */
 export function invalidAttrs(id: string, message: unknown): string {
   if (!message) return '';
   const safeId = id.replace(/[^A-Za-z0-9_-]/g, '');
-  return `aria-invalid="true" aria-describedby="${safeId}-error"`;
+  return ` aria-invalid="true" aria-describedby="${safeId}-error"`;
 }

@@ -123,6 +123,8 @@ export function emailsRouter(deps: AdminDeps): Router {
       : [];
     res.render('emails/message', {
       title: message.subject || '(no subject)',
+      // The menu marks where the message was opened from: a quarantined one belongs to Quarantine.
+      navSection: message.status === 'quarantine' ? 'quarantine' : 'emails',
       message,
       accountEmail: account?.email ?? '',
       hasHtml: Boolean(message.html),

@@ -182,6 +182,9 @@ describe('admin: the Emails inbox and message view', () => {
     assert.match(res.text, /Release to inbox/);
     assert.match(res.text, /<td>Message-ID<\/td>|<td>Message-Id<\/td>/i);
     assert.match(res.text, new RegExp(`href="/messages/${ids.quarantined}/raw"`));
+    // Opened from Quarantine, the menu says so (it marked Emails, where this message is not listed).
+    assert.match(res.text, /<a href="\/\?status=quarantine" class="active" aria-current="page">Quarantine<\/a>/);
+    assert.match(res.text, /<a href="\/">Emails<\/a>/);
   });
 
   it('marks a message whose path passed but whose sender is not verified (a forged From forwarded by the provider)', async () => {

@@ -80,7 +80,7 @@ describe('crm: console pages for objects, CSV import and webhooks (real app, rea
   it('lists and searches objects; the sidebar links to them', async () => {
     const { agent } = bobSession;
     const list = await agent.get('/objects').expect(200);
-    assert.match(list.text, /href="\/objects" class="active">Objects<\/a>/);
+    assert.match(list.text, /href="\/objects" class="active" aria-current="page">Objects<\/a>/);
     const search = await agent.get('/objects?q=jane%40globex.test').expect(200);
     assert.match(search.text, /Jane Roe/);
     assert.doesNotMatch(search.text, />Globex<\/a>/);
