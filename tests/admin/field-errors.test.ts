@@ -5,12 +5,13 @@
  */
 import { strict as assert } from 'node:assert';
 import request from 'supertest';
-import { buildApp, csrfFrom, makeUser, signIn, type TestApp, type TestStore } from './fixtures';
+import type { PublicUser } from '../../gateway/accounts';
+import { buildApp, csrfFrom, makeAccount, makeUser, signIn, type TestApp, type TestStore } from './fixtures';
 import { openTestStore } from '../support/store';
 
 /** The ids of the field errors in a page that no aria-invalid field points at. */
 function untiedErrors(html: string): { errors: string[]; untied: string[] } {
-  const errors = [...html.matchAll(/<div class="error" id="([\w-]+-error)">/g)].map((match) => match[1]);
+  const errors = [...html.matchAll(/<div class="error(?:-box)?"(?: role="alert")? id="([\w-]+-error)">/g)].map((match) => match[1]);
   const tags = [...html.matchAll(/<(?:input|select|textarea|div)\b[^>]*>/g)].map((match) => match[0]);
   const untied = errors.filter((id) => !tags.some((tag) => tag.includes('aria-invalid="true"') && new RegExp(`aria-describedby="[^"]*\\b${id}\\b`).test(tag)));
   return { errors, untied };
@@ -19,10 +20,11 @@ function untiedErrors(html: string): { errors: string[]; untied: string[] } {
 describe('admin: field errors are tied to their fields', () => {
   let store: TestStore;
   let testApp: TestApp;
+  let adminUser: PublicUser;
   before(async () => {
     store = await openTestStore('admin_field_errors');
     testApp = buildApp(store);
-    await makeUser(store, 'admin@acme.test', 'admin');
+    adminUser = await makeUser(store, 'admin@acme.test', 'admin');
   });
   after(async () => store.drop());
 
@@ -68,5 +70,15 @@ describe('admin: field errors are tied to their fields', () => {
     const stale = await agent.get('/?cursor=garbage').expect(400);
     assert.match(stale.text, /This link to older mail is out of date or damaged: go back to the newest/);
     assert.match(stale.text, /<a href="\/">« Newest<\/a>/, 'with the way back right there');
+  });
+
+  it('Delete a mail account: a wrong confirmation is read with the field to type it in', async () => {
+    const admin = await signIn(testApp.app, 'admin@acme.test');
+    const account = await makeAccount(store, adminUser, 'old@acme.test');
+    const res = await admin.agent.post(`/preferences/email/${account.id}/delete`).type('form').send({ _csrf: admin.csrf, confirm: 'old@acme' });
+    assert.equal(res.status, 400);
+    const { errors, untied } = untiedErrors(res.text);
+    assert.deepEqual(errors, ['confirm-error']);
+    assert.deepEqual(untied, []);
   });
 });
