@@ -80,6 +80,9 @@ export function sanitizeMessageHtml(html: string, options: SanitizeOptions): San
 /** The document served into the message iframe. */
 export function messageFrameDocument(body: string): string {
   return `<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">` +
-    `<style>body{margin:12px;font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2933;word-wrap:break-word}img{max-width:100%;height:auto}table{max-width:100%}</style>` +
-    `</head><body>${body}</body></html>`;
+    `<style>body{margin:12px;font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2933;word-wrap:break-word}img{max-width:100%;height:auto}table{max-width:100%}` +
+    `.postroom-message:focus-visible{outline:2px solid #2f5bea;outline-offset:6px}</style>` +
+    // Focusable, so a keyboard reaches a mail without links and scrolls it with the arrow keys and Page Down:
+    // the frame is shorter than a long mail, and Tab went straight past it.
+    `</head><body><div class="postroom-message" tabindex="0">${body}</div></body></html>`;
 }

@@ -82,6 +82,7 @@ describe('admin in a real browser (Chromium)', function () {
   let xssMessageId: string;
   let plainMessageId: string;
   let inlineLogoMessageId: string;
+  let longNewsletterId: string;
   const cspViolations: string[] = [];
   const dialogs: string[] = [];
 
@@ -112,6 +113,10 @@ describe('admin in a real browser (Chromium)', function () {
         { filename: 'delivery-note.pdf', content: Buffer.from('%PDF-1.4 note'), contentType: 'application/pdf' },
       ],
     }, { ownerId: bob.id, accountId: account.id, receivedAt: new Date(Date.now() - 1800_000) })).id;
+    longNewsletterId = (await storeMessage(store, {
+      subject: 'Winter newsletter', from: 'News <news@supplier.test>', text: 'plain part',
+      html: Array.from({ length: 120 }, (_, i) => `<p>Paragraph ${i + 1} of a long newsletter with no links in it.</p>`).join(''),
+    }, { ownerId: bob.id, accountId: account.id, receivedAt: new Date(Date.now() - 7200_000) })).id;
     xssMessageId = (await storeMessage(store, { subject: 'Totally harmless newsletter', html: XSS_HTML, text: 'plain part' }, { ownerId: bob.id, accountId: account.id, receivedAt: new Date() })).id;
     await storeMessage(store, { subject: '(#638294017) Gmail Forwarding Confirmation - Receive Mail from bob@acme.test', from: 'Gmail Team <forwarding-noreply@google.com>', text: 'Confirmation code: 638294017' },
       { ownerId: bob.id, accountId: account.id, receivedAt: new Date(), classify: { kind: 'forwarding-confirmation', confirmation: { provider: 'Gmail', code: '638294017', link: '', requester: 'bob@acme.test' } } });
@@ -295,6 +300,25 @@ describe('admin in a real browser (Chromium)', function () {
     // The button's label turning into "Copied" is not read out; a status message is.
     await page.waitForFunction(() => (globalThis as unknown as { document: { querySelector(s: string): { textContent: string } | null } }).document.querySelector('[role=status]#announcer')?.textContent === 'Copied to the clipboard.');
     assert.ok(address.includes('@'));
+    await context.close();
+  });
+
+  it('keyboard: Tab reaches a long HTML mail without links, and Page Down scrolls it', async () => {
+    const { context, page } = await newPage();
+    await signIn(page, 'bob@acme.test');
+    await page.goto(`/messages/${longNewsletterId}`);
+    const frame = (await (await page.waitForSelector('iframe.msg-body-frame')).contentFrame())!;
+    await frame.locator('p', { hasText: 'Paragraph 120 ' }).waitFor({ state: 'attached' });
+    const scrolled = () => frame.evaluate(() => (globalThis as unknown as { document: { scrollingElement: { scrollTop: number } } }).document.scrollingElement.scrollTop);
+    await page.focus('a[download]');
+    // Tab went from "Download .eml" straight past the frame: the rest of the mail was out of a keyboard's reach.
+    await page.keyboard.press('Tab');
+    assert.equal(await frame.evaluate(() => (globalThis as unknown as { document: { activeElement: { className: string } } }).document.activeElement.className), 'postroom-message');
+    await page.keyboard.press('PageDown');
+    await frame.waitForFunction(() => (globalThis as unknown as { document: { scrollingElement: { scrollTop: number } } }).document.scrollingElement.scrollTop > 0);
+    assert.ok(await scrolled() > 0);
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => (globalThis as unknown as { document: { activeElement: { textContent: string } } }).document.activeElement.textContent), 'Plain-text part', 'and the next Tab leaves it');
     await context.close();
   });
 
