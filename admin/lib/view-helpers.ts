@@ -110,12 +110,13 @@ export function navCurrent(active: boolean): string {
 }
 
 /**
- * The attributes that tie a form field to its error (partials/field-error.ejs renders it as `${id}-error`),
- * so a screen reader reads the problem with the field and marks it invalid (WCAG 3.3.1). Output with <%- %>
- * right after an attribute: it brings its own leading space, and nothing at all when there is no error.
+ * The attributes that tie a form field to its hint (`${id}-hint`, when it has one) and its error
+ * (partials/field-error.ejs renders it as `${id}-error`), so a screen reader reads both with the field and
+ * hears it is invalid (WCAG 3.3.1, 1.3.1). Output with <%- %> right after an attribute: it brings its own
+ * leading space, and nothing at all for a field with neither.
  */
-export function invalidAttrs(id: string, message: unknown): string {
-  if (!message) return '';
+export function fieldAttrs(id: string, error: unknown, options: { hint?: boolean } = {}): string {
   const safeId = id.replace(/[^A-Za-z0-9_-]/g, '');
-  return ` aria-invalid="true" aria-describedby="${safeId}-error"`;
+  const describedBy = [options.hint ? `${safeId}-hint` : '', error ? `${safeId}-error` : ''].filter(Boolean).join(' ');
+  return (error ? ' aria-invalid="true"' : '') + (describedBy ? ` aria-describedby="${describedBy}"` : '');
 }

@@ -81,4 +81,16 @@ describe('admin: field errors are tied to their fields', () => {
     assert.deepEqual(errors, ['confirm-error']);
     assert.deepEqual(untied, []);
   });
+
+  it('a field\'s hint is read with it too, before and after a refusal', async () => {
+    const { agent, csrf } = await signIn(testApp.app, 'admin@acme.test');
+    const page = await agent.get('/preferences/profile').expect(200);
+    // "At least 12 characters" was only on screen: a screen reader heard "New password" and nothing of the rule.
+    assert.match(page.text, /<input type="password" id="newPassword"[^>]* aria-describedby="newPassword-hint">/);
+    assert.match(page.text, /<div class="hint" id="newPassword-hint">At least 12 characters\.<\/div>/);
+    const refused = await agent.post('/preferences/profile/password').type('form').send({ _csrf: csrf, currentPassword: 'x', newPassword: 'short', confirm: 'short' }).expect(400);
+    assert.match(refused.text, /<input type="password" id="newPassword"[^>]* aria-invalid="true" aria-describedby="newPassword-hint newPassword-error">/);
+    const business = await agent.get('/preferences/business').expect(200);
+    assert.match(business.text, /id="retentionDays"[^>]* aria-describedby="retentionDays-hint">/);
+  });
 });

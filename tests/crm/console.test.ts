@@ -69,7 +69,7 @@ describe('crm: console pages for objects, CSV import and webhooks (real app, rea
     assert.doesNotMatch(page.text, /xn--/);
     assert.match((await agent.get('/objects?q=müller').expect(200)).text, /info@müller-konsole\.test, @müller-konsole\.test/);
     const edit = await agent.get(`${created.headers.location}/edit`).expect(200);
-    assert.match(edit.text, /<textarea id="domains" name="domains" placeholder="customer.com">müller-konsole\.test<\/textarea>/);
+    assert.match(edit.text, /<textarea id="domains" name="domains" placeholder="customer.com" aria-describedby="domains-hint">müller-konsole\.test<\/textarea>/);
     const jobs = await store.models.BackfillJob.countDocuments({ objectId: stored._id });
     await agent.post(created.headers.location).type('form').send({ _csrf: csrf, type: 'customer', name: 'Müller Konsole', emails: 'info@müller-konsole.test', domains: 'müller-konsole.test', neverLink: 'noreply@müller-konsole.test' }).expect(303);
     const after = (await store.models.CrmObject.findById(stored._id).lean())!;
