@@ -90,6 +90,12 @@ describe('admin: field errors are tied to their fields', () => {
     assert.match(page.text, /<div class="hint" id="newPassword-hint">At least 12 characters\.<\/div>/);
     const refused = await agent.post('/preferences/profile/password').type('form').send({ _csrf: csrf, currentPassword: 'x', newPassword: 'short', confirm: 'short' }).expect(400);
     assert.match(refused.text, /<input type="password" id="newPassword"[^>]* aria-invalid="true" aria-describedby="newPassword-hint newPassword-error">/);
+    const compose = await agent.get('/compose').expect(200);
+    assert.match(compose.text, /id="compose-attachments"[^>]* aria-describedby="compose-attachments-hint">/, 'the size limit is read with the attachment picker');
+    const account = await makeAccount(store, adminUser, 'hints@acme.test');
+    const imap = await agent.get(`/preferences/email/${account.id}`).expect(200);
+    assert.match(imap.text, /id="imap-password"[^>]* aria-describedby="imap-password-hint">/, 'which password to use is read with the field');
+    assert.match(imap.text, /id="imap-folders"[^>]* aria-describedby="imap-folders-hint">/);
     const business = await agent.get('/preferences/business').expect(200);
     assert.match(business.text, /id="retentionDays"[^>]* aria-describedby="retentionDays-hint">/);
   });
