@@ -143,6 +143,9 @@ export function createApp(options: CreateAppOptions): AdminApp {
     };
     res.locals.currentPath = req.path;
     res.locals.now = clock();
+    // A page that refuses what was sent (a form with its errors) says so in its title, the first thing a
+    // screen reader reads after the reload (WCAG 3.3.1); the layout asks when it renders.
+    res.locals.refused = () => res.statusCode === 400 || res.statusCode === 409 || res.statusCode === 413;
     next();
   });
 

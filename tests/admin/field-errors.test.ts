@@ -45,6 +45,8 @@ describe('admin: field errors are tied to their fields', () => {
       const { errors, untied } = untiedErrors(res.text);
       assert.ok(errors.length > 0, `${path} shows a field error`);
       assert.deepEqual(untied, [], `errors no field points at: ${untied.join(', ')}`);
+      // After the reload a screen reader starts with the title: it says the form was refused.
+      assert.match(res.text, /<title>Error: [^<]+ · Postroom<\/title>/);
     });
   }
 
@@ -85,6 +87,7 @@ describe('admin: field errors are tied to their fields', () => {
   it('a field\'s hint is read with it too, before and after a refusal', async () => {
     const { agent, csrf } = await signIn(testApp.app, 'admin@acme.test');
     const page = await agent.get('/preferences/profile').expect(200);
+    assert.match(page.text, /<title>Profile · Postroom<\/title>/, 'a page that refused nothing has its plain title');
     // "At least 12 characters" was only on screen: a screen reader heard "New password" and nothing of the rule.
     assert.match(page.text, /<input type="password" id="newPassword"[^>]* aria-describedby="newPassword-hint">/);
     assert.match(page.text, /<div class="hint" id="newPassword-hint">At least 12 characters\.<\/div>/);
