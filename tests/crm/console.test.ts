@@ -102,6 +102,9 @@ describe('crm: console pages for objects, CSV import and webhooks (real app, rea
     // The message page lists the object too.
     const messagePage = await agent.get(`/messages/${stored.id}`).expect(200);
     assert.match(messagePage.text, new RegExp(`href="/objects/${globex._id}">Globex</a>`));
+    // Each Unlink says, to a screen reader, what it unlinks: read out of its row it was a bare "Unlink".
+    assert.match(page.text, /Unlink<span class="sr-only">: Quarterly review<\/span><\/button>/);
+    assert.match(messagePage.text, /Unlink<span class="sr-only"> Globex<\/span><\/button>/);
 
     await agent.post(`/objects/${globex._id}/unlink`).type('form').send({ _csrf: csrf, messageId: stored.id, neverLink: 'on' }).expect(303);
     const after = await agent.get(`/objects/${globex._id}`).expect(200);
@@ -217,6 +220,7 @@ describe('crm: console pages for objects, CSV import and webhooks (real app, rea
     await store.models.WebhookDelivery.updateOne({ _id: delivery._id }, { $set: { status: 'failed', attempts: 3 } });
     const page = await agent.get(`/objects/webhooks/${hook._id}`).expect(200);
     assert.match(page.text, /<span class="badge red">failed<\/span>/);
+    assert.match(page.text, new RegExp(`Resend<span class="sr-only"> ${delivery.eventType} ${delivery.eventId}</span></button>`), 'a screen reader hears which delivery');
     await agent.post(`/objects/webhooks/${hook._id}/deliveries/${delivery._id}/resend`).type('form').send({ _csrf: csrf }).expect(303);
     assert.equal((await store.models.WebhookDelivery.findById(delivery._id).lean())!.status, 'pending');
     await agent.post(`/objects/webhooks/${new Types.ObjectId()}/deliveries/${delivery._id}/resend`).type('form').send({ _csrf: csrf }).expect(404);
