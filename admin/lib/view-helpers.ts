@@ -71,6 +71,9 @@ export function verdictBadge(verdict: string): Badge {
 
 export const SOURCE_NAMES: Record<string, string> = { forward: 'Forwarded', mx: 'MX', imap: 'IMAP', sent: 'Sent' };
 
+/** The Authentication filter's choices in words, as the other filters have ("pass" alone read like a verb). */
+export const VERDICT_NAMES: Record<string, string> = { pass: 'Passed', fail: 'Failed', none: 'No result' };
+
 /** Build a query string from filters, leaving out empty values. */
 export function queryString(params: Record<string, string | undefined | null>): string {
   const search = new URLSearchParams();

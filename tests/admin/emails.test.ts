@@ -136,6 +136,8 @@ describe('admin: the Emails inbox and message view', () => {
     assert.match(quarantine.text, /Urgent wire transfer/);
     assert.doesNotMatch(quarantine.text, /Order 119/);
     const failed = await agent.get('/?status=all&verdict=fail').expect(200);
+    assert.match(failed.text, /<option value="fail" selected>Failed<\/option>/, 'the Authentication choices are words, like the other filters');
+    assert.match(failed.text, /<option value="none" >No result<\/option>/);
     assert.match(failed.text, /Urgent wire transfer/);
     assert.doesNotMatch(failed.text, /Newsletter/);
   });
