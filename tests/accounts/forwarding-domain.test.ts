@@ -1,19 +1,9 @@
 import { strict as assert } from 'node:assert';
-import { Writable } from 'node:stream';
 import { createMailAccount, createUser, warnForwardingAddressesOffDomain } from '../../gateway/accounts';
-import { createLogger } from '../../gateway/core/log';
+import { captureLog } from '../support/log';
 import { openTestStore } from '../support/store';
 
-function capture() {
-  const lines: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const text of chunk.toString().split('\n')) if (text.trim()) lines.push(JSON.parse(text) as Record<string, unknown>);
-      callback();
-    },
-  });
-  return { lines, log: createLogger({ level: 'info', pretty: false, destination }) };
-}
+const capture = () => captureLog('info');
 
 describe('accounts: forwarding addresses after GATEWAY_DOMAIN changed', () => {
   let store: Awaited<ReturnType<typeof openTestStore>>;

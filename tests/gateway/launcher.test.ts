@@ -4,25 +4,15 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import { createLogger } from '../../gateway/core/log';
 import { compiledPluginPath, harakaLogLevel, PLUGIN_NAMES, SOURCE_DIR, writeInstance } from '../../gateway/haraka/instance';
 import { harakaEnvironment, MALLOC_MMAP_THRESHOLD_TUNABLE, relayLine } from '../../gateway/haraka/launcher';
 import { fromRoot } from '../../gateway/core/paths';
 import { useGatewayWorld } from '../support/gateway';
 import { plainMessage } from '../support/mail-auth';
+import { captureLog } from '../support/log';
 import { SmtpSession, sendMail } from '../support/smtp';
 
-function capture() {
-  const lines: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const text of chunk.toString().split('\n')) if (text.trim()) lines.push(JSON.parse(text) as Record<string, unknown>);
-      callback();
-    },
-  });
-  return { lines, log: createLogger({ level: 'trace', pretty: false, destination }) };
-}
+const capture = () => captureLog('trace');
 
 describe('gateway launcher and Haraka instance', function () {
   this.timeout(60000);

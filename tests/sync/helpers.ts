@@ -3,11 +3,9 @@
  * sealed passwords, RFC 5322 test messages, a log capture.
  */
 import crypto from 'node:crypto';
-import { Writable } from 'node:stream';
 import mongoose from 'mongoose';
 import { loadConfig, type Config } from '../../gateway/core/config';
 import { randomToken, SecretBox } from '../../gateway/core/crypto';
-import { createLogger, type Logger } from '../../gateway/core/log';
 import type { Associator } from '../../gateway/mail/ingest';
 import type { Store } from '../../gateway/store';
 import type { Syncer } from '../../gateway/sync/schedule';
@@ -102,35 +100,7 @@ export async function createImapAccount(
   return { id: account._id.toString(), email, password, ownerId: owner._id.toString() };
 }
 
-export interface CapturedLog {
-  log: Logger;
-  lines: Array<Record<string, unknown>>;
-  text(): string;
-  /** IMAP commands imapflow sent (its debug entries with src 'c'), optionally of one account only. */
-  commands(accountId?: string): string[];
-}
-
-export function captureLog(level = 'debug'): CapturedLog {
-  const lines: Array<Record<string, unknown>> = [];
-  const raw: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) {
-        raw.push(line);
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      }
-      done();
-    },
-  });
-  const log = createLogger({ level, destination, pretty: false });
-  return {
-    log,
-    lines,
-    text: () => raw.join('\n'),
-    commands: (accountId?: string) =>
-      lines.filter((l) => l.src === 'c' && typeof l.msg === 'string' && (!accountId || l.accountId === accountId)).map((l) => l.msg as string),
-  };
-}
+export { captureLog, type CapturedLog } from '../support/log';
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
