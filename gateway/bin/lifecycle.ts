@@ -1,6 +1,6 @@
 import type { Connection } from 'mongoose';
 import { ConfigError, type Config } from '../core/config';
-import { storeHealth, storeWriteProblem } from '../core/store-writes';
+import { storeHealth, storeWriteProblem, writeStreakOf } from '../core/store-writes';
 import { startHealthServer, type HealthCheck } from '../core/health';
 import type { Logger } from '../core/log';
 import { renderMetrics } from '../core/metrics';
@@ -67,7 +67,7 @@ export function processHealth(conn: Connection, what: string, gateway?: Pick<Gat
     const store = await storeHealth(conn, what);
     if (!gateway) return store;
     const child = await gateway.metrics();
-    const refused = child ? storeWriteProblem(child, 'the SMTP gateway') : undefined;
+    const refused = child ? storeWriteProblem(writeStreakOf(child), 'the SMTP gateway') : undefined;
     const smtp = gateway.isUp() ? 'up' : 'down';
     return {
       checks: { ...store.checks, ...(refused ? { writes: 'down' as const } : {}), smtp },
