@@ -22,19 +22,6 @@ import { createLogger } from '../core/log';
 import { DEFAULT_ORPHAN_AGE_MS, openConfiguredStore, sweepOrphanBlobs, type Store } from '../store';
 import { getSyncLedger, type SyncLedger } from '../sync/ledger';
 
-const USAGE = `Usage: npm run cli -- <command> [options]
-
-Commands:
-  create-user     --email <email> --password <password> [--role admin|employee] [--name <name>]
-  reset-password  --email <email> [--password <password>]
-  create-token    --user <email> [--name <name>]
-  sweep-blobs     [--older-than-hours <n>]   remove GridFS files whose message or outbox entry is gone
-                                             (default 24; at least 1, so mail being stored is never touched)
-  sync-status                                one line per account with IMAP Support on: status, syncing now,
-                                             first sync done/total, last success, backoff, last error
-
-\`npm run cli -- <command> --help\` describes one command.
-`;
 
 const when = (date: Date | null) => (date ? date.toISOString().replace('T', ' ').slice(0, 16) + ' UTC' : 'never');
 
@@ -67,6 +54,15 @@ const COMMANDS: Record<string, { options: OptionName[]; help: string }> = {
   'sweep-blobs': { options: ['older-than-hours'], help: 'sweep-blobs [--older-than-hours <n>]\n  Remove GridFS files whose message or outbox entry is gone, older than n hours (default 24, at least 1).' },
   'sync-status': { options: [], help: 'sync-status\n  One line per account with IMAP Support on: status, syncing now, first sync done/total, last success,\n  backoff, last error.' },
 };
+
+/** Every command's synopsis and what it does, from COMMANDS: one description of each command. */
+const USAGE = `Usage: npm run cli -- <command> [options]
+
+Commands:
+${Object.values(COMMANDS).map(({ help }) => help.replace(/^/gm, '  ')).join('\n')}
+
+\`npm run cli -- <command> --help\` describes one command.
+`;
 
 /** What the command line asks for: help to print, or a command with its options (not yet run). */
 export type CliRequest = { help: string } | { command: string; values: Partial<Record<OptionName, string>> };
