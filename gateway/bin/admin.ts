@@ -9,7 +9,7 @@ import { ensureFirstAdmin } from '../accounts';
 import { loadConfigOrExit } from '../core/config';
 import { createLogger } from '../core/log';
 import { openConfiguredStore } from '../store';
-import { createLifecycle, failStart, serveHealthIfConfigured, processHealth } from './lifecycle';
+import { createLifecycle, failStart, serveHealthIfConfigured } from './lifecycle';
 import { startAdmin } from '../../admin/server';
 
 async function main(): Promise<void> {
@@ -23,7 +23,7 @@ async function main(): Promise<void> {
     const admin = await startAdmin({ config, log, store });
     lifecycle.add('admin', () => admin.close());
     // The console answers /healthz on ADMIN_PORT; HEALTH_PORT (off unless set) adds /metrics, kept off the console's port.
-    await serveHealthIfConfigured(config, log, lifecycle, processHealth(store.conn, 'the console'));
+    await serveHealthIfConfigured(config, log, lifecycle, { conn: store.conn, what: 'the console' });
   } catch (err) {
     await failStart(lifecycle, log, 'the admin', err, config);
   }

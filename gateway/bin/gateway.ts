@@ -17,7 +17,7 @@ import { createLogger } from '../core/log';
 import { openConfiguredStore, storeUri } from '../store';
 import { warnForwardingAddressesOffDomain } from '../accounts';
 import { startGateway } from '../haraka/launcher';
-import { createLifecycle, failStart, serveHealthIfConfigured, processHealth } from './lifecycle';
+import { createLifecycle, failStart, serveHealthIfConfigured } from './lifecycle';
 
 export { startGateway } from '../haraka/launcher';
 export type { Gateway, StartGatewayOptions } from '../haraka/launcher';
@@ -32,7 +32,7 @@ async function main(): Promise<void> {
     await warnForwardingAddressesOffDomain(store, config.gatewayDomain, log);
     const gateway = await startGateway({ config, log, mongoUri: storeUri(store, config) });
     lifecycle.add('gateway', () => gateway.close());
-    await serveHealthIfConfigured(config, log, lifecycle, processHealth(store.conn, 'the gateway', gateway), gateway);
+    await serveHealthIfConfigured(config, log, lifecycle, { conn: store.conn, what: 'the gateway', gateway });
   } catch (err) {
     await failStart(lifecycle, log, 'the gateway', err, config);
   }

@@ -62,7 +62,7 @@ export function createLifecycle(log: Logger, what: string, onSecondSignal: strin
  * take writes — the probe's, this process's mail (`what` it is), and for a
  * gateway the mail of its Haraka child — and is Haraka up.
  */
-export function processHealth(conn: Connection, what: string, gateway?: Pick<Gateway, 'isUp' | 'metrics'>): HealthCheck {
+function processHealth(conn: Connection, what: string, gateway?: Pick<Gateway, 'isUp' | 'metrics'>): HealthCheck {
   return async () => {
     const store = await storeHealth(conn, what);
     if (!gateway) return store;
@@ -80,12 +80,19 @@ export function processHealth(conn: Connection, what: string, gateway?: Pick<Gat
  * GET /healthz and GET /metrics on HEALTH_PORT. `gateway`: whose Haraka
  * child's metrics to merge into this process's own.
  */
-export async function serveHealthIfConfigured(config: Readonly<Config>, log: Logger, lifecycle: Lifecycle, check: HealthCheck, gateway?: Pick<Gateway, 'metrics'>): Promise<void> {
+export async function serveHealthIfConfigured(
+  config: Readonly<Config>,
+  log: Logger,
+  lifecycle: Lifecycle,
+  subject: { conn: Connection; what: string; gateway?: Pick<Gateway, 'isUp' | 'metrics'> },
+): Promise<void> {
   if (config.healthPort <= 0) return;
+  const { gateway } = subject;
   const metrics = async () => {
     const child = gateway ? await gateway.metrics() : null;
     return renderMetrics(child ? [child] : []);
   };
+  const check = processHealth(subject.conn, subject.what, gateway);
   const health = await startHealthServer({ port: config.healthPort, host: config.bindAddress, check, metrics });
   lifecycle.add('health', () => health.close());
   log.info({ port: health.port }, 'health endpoint listening (GET /healthz, GET /metrics)');

@@ -13,7 +13,7 @@ import { createLogger } from '../core/log';
 import { startOutboxWorkerFromConfig } from '../send';
 import { openConfiguredStore, storeUri } from '../store';
 import { startGateway } from './gateway';
-import { createLifecycle, failStart, serveHealthIfConfigured, processHealth } from './lifecycle';
+import { createLifecycle, failStart, serveHealthIfConfigured } from './lifecycle';
 import { startSyncer } from './syncer';
 
 async function main(): Promise<void> {
@@ -33,7 +33,7 @@ async function main(): Promise<void> {
     const gateway = await startGateway({ config, log, mongoUri: storeUri(store, config) });
     lifecycle.add('gateway', () => gateway.close());
     // The admin answers /healthz on ADMIN_PORT; HEALTH_PORT (off unless set) adds /metrics for the whole appliance.
-    await serveHealthIfConfigured(config, log, lifecycle, processHealth(store.conn, 'the IMAP syncer and the console', gateway), gateway);
+    await serveHealthIfConfigured(config, log, lifecycle, { conn: store.conn, what: 'the IMAP syncer and the console', gateway });
 
     const syncer = startSyncer({ config, log, store });
     lifecycle.add('syncer', () => syncer.stop());

@@ -17,7 +17,7 @@ import { createLogger } from '../core/log';
 import { openConfiguredStore } from '../store';
 import { startOutboxWorkerFromConfig } from '../send';
 import { startSyncer } from '../sync/schedule';
-import { createLifecycle, failStart, serveHealthIfConfigured, processHealth } from './lifecycle';
+import { createLifecycle, failStart, serveHealthIfConfigured } from './lifecycle';
 
 export { startSyncer } from '../sync/schedule';
 export type { Syncer, SyncerDeps, PassReport } from '../sync/schedule';
@@ -35,7 +35,7 @@ async function main(): Promise<void> {
     // The syncer process also retries the outbox (deferred sends); any number may run it.
     const outbox = startOutboxWorkerFromConfig(config, { store, log });
     lifecycle.add('outbox', () => outbox.stop());
-    await serveHealthIfConfigured(config, log, lifecycle, processHealth(store.conn, 'the IMAP syncer'));
+    await serveHealthIfConfigured(config, log, lifecycle, { conn: store.conn, what: 'the IMAP syncer' });
     if (once) {
       await outbox.runOnce();
       const report = await syncer.runPassNow();

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import type { Config } from '../../gateway/core/config';
 import { createLogger } from '../../gateway/core/log';
-import { processHealth, serveHealthIfConfigured, type Lifecycle } from '../../gateway/bin/lifecycle';
+import { serveHealthIfConfigured, type Lifecycle } from '../../gateway/bin/lifecycle';
 import { freePort } from '../../gateway/store/embedded-ferretdb';
 import { useGatewayWorld } from '../support/gateway';
 import { ownCount, seriesValue as value } from '../support/metrics';
@@ -22,7 +22,7 @@ describe('gateway metrics (GET /metrics on HEALTH_PORT)', function () {
   before(async () => {
     const lifecycle: Lifecycle = { add: (_name, stop) => void stops.push(stop), shutdown: async () => undefined };
     const config = { healthPort: await freePort(), bindAddress: '127.0.0.1' } as Config;
-    await serveHealthIfConfigured(config, createLogger({ level: 'silent' }), lifecycle, processHealth(world.store.conn, 'the test', world.gw.gateway), world.gw.gateway);
+    await serveHealthIfConfigured(config, createLogger({ level: 'silent' }), lifecycle, { conn: world.store.conn, what: 'the test', gateway: world.gw.gateway });
     url = `http://127.0.0.1:${config.healthPort}`;
   });
   after(async () => {

@@ -4,7 +4,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { processHealth, serveHealthIfConfigured, type Lifecycle } from '../../gateway/bin/lifecycle';
+import { serveHealthIfConfigured, type Lifecycle } from '../../gateway/bin/lifecycle';
 import type { Config } from '../../gateway/core/config';
 import { createLogger } from '../../gateway/core/log';
 import { openStore, type Store } from '../../gateway/store';
@@ -63,7 +63,7 @@ describe('SMTP gateway: store refuses writes (full disk)', function () {
     gw = await startTestGateway({ dbName, mongoUri: ferret.uri, dnsAddress: testDns.address });
     const lifecycle: Lifecycle = { add: (_name, stop) => void stops.push(stop), shutdown: async () => undefined };
     const config = { healthPort: await freePort(), bindAddress: '127.0.0.1' } as Config;
-    await serveHealthIfConfigured(config, log, lifecycle, processHealth(store.conn, 'the test', gw.gateway), gw.gateway);
+    await serveHealthIfConfigured(config, log, lifecycle, { conn: store.conn, what: 'the test', gateway: gw.gateway });
     healthUrl = `http://127.0.0.1:${config.healthPort}`;
   });
 
