@@ -117,7 +117,8 @@ describe('IMAP syncer: leases, crashes and shutdown', function () {
   });
 
   it('a syncer killed in the middle of a batch loses and duplicates nothing once restarted', async () => {
-    // Ten batches of 100: kills are aimed well before the last one, so work is always left to resume.
+    // Ten batches of 100: kills are aimed well before the last one (at most the 7th), so work is always
+    // left to resume. On a loaded machine a kill can land between batches more than once in a row.
     const TOTAL = 1000;
     const { account, messageIds } = await mailboxOf(TOTAL);
     // Kill it (SIGKILL: no cleanup at all) while a batch of 100 is half stored: right after its
@@ -156,7 +157,7 @@ describe('IMAP syncer: leases, crashes and shutdown', function () {
       await store.models.SyncLease.updateOne({ _id: lease._id }, { $set: { expiresAt: new Date(Date.now() - 1000) } });
 
       if (cursor!.backfill!.done < storedAtKill) break; // killed mid-batch: what this test is about
-      assert.ok(attempt < 3, `three kills all landed between batches (${storedAtKill} stored, cursor covers ${cursor!.backfill!.done})`);
+      assert.ok(attempt < 6, `six kills all landed between batches (${storedAtKill} stored, cursor covers ${cursor!.backfill!.done})`);
     }
 
     const restarted = spawnSyncer(['--once']);
