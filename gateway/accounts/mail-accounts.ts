@@ -11,6 +11,7 @@ import { parseObjectId, type ObjectId } from './ids';
 import { authenticateImap, type ImapLoginSettings } from './imap-login';
 import { describeFields } from './users';
 import { findPreset, SERVICE_IDS, type TlsMode } from './presets';
+import { smtpServer, type SendingAccount } from '../send/settings';
 
 /** Who looks: employees see their own accounts, admins every account. */
 export interface Viewer {
@@ -325,6 +326,35 @@ function missingForEnable(prefix: string, sub: ServerDoc, fields: Record<string,
   if (!sub.passwordEnc && !signsInWithOAuth) fields[`${prefix}.password`] = 'is needed to turn this on';
 }
 
+/** Where a login goes: the saved secret is sent to this server. */
+const serverOf = (sub: { host?: string | null; port?: number | null; tls?: string | null } | null | undefined) => `${sub?.host ?? ''}|${sub?.port ?? 0}|${sub?.tls ?? ''}`;
+/** Where sending signs in: the saved SMTP server, or else its service's preset (as the sender picks it). */
+const smtpServerOf = (account: AccountDoc) => serverOf(smtpServer(account as unknown as SendingAccount));
+
+export const OWNERS_PASSWORD_STAYS = "the owner's saved password is only sent to the server it was saved for: enter a password to change the server";
+const OWNERS_GRANT_STAYS = "the owner's OAuth sign-in is only used with the server it was granted for: Disconnect it first to change the server";
+
+/**
+ * A saved password (or OAuth grant) is the owner's. Someone else who manages
+ * the account (an admin) may not send it to another server: pointing the
+ * login at a server they run and pressing Authenticate would hand it to them
+ * (admins manage mailboxes; they do not learn their passwords). They may
+ * change the server together with a password of their own. The owner knows
+ * the password, so their own changes are not limited.
+ */
+function keepOwnersSecrets(account: AccountDoc, before: { imap: string; smtp: string; sameCredentials: boolean }, patch: MailAccountPatch, fields: Record<string, string>): void {
+  const oauth = Boolean(account.oauth?.provider);
+  const refusal = oauth ? OWNERS_GRANT_STAYS : OWNERS_PASSWORD_STAYS;
+  const newImapPassword = Boolean(patch.imap?.password);
+  const newSmtpPassword = Boolean(patch.smtp?.password);
+  if (serverOf(account.imap) !== before.imap && (oauth || (account.imap?.passwordEnc && !newImapPassword))) fields['imap.password'] = refusal;
+  // Sending with the IMAP sign-in (sameCredentials) sends the IMAP password to the SMTP server.
+  const sameCredentials = account.smtp?.sameCredentials !== false;
+  const smtpSecretIsOwners = oauth || (sameCredentials ? Boolean(account.imap?.passwordEnc) && !newImapPassword : Boolean(account.smtp?.passwordEnc) && !newSmtpPassword);
+  const smtpMoved = smtpServerOf(account) !== before.smtp || (sameCredentials && !before.sameCredentials);
+  if (smtpMoved && smtpSecretIsOwners) fields['smtp.password'] = refusal;
+}
+
 export interface ChangeDeps {
   store: Store;
   secretBox: SecretBox;
@@ -355,6 +385,7 @@ export async function updateMailAccount(deps: ChangeDeps, viewer: Viewer, id: st
   const context = account._id.toString();
   const seal = (password: string) => secretBox.seal(password, context);
   const changed: string[] = [];
+  const before = { imap: serverOf(account.imap), smtp: smtpServerOf(account as unknown as AccountDoc), sameCredentials: account.smtp?.sameCredentials !== false };
   if (patch.email !== undefined && normalizeEmail(patch.email) !== account.email) {
     // The forwarding address stays: the user already configured it at the provider.
     account.email = normalizeEmail(patch.email);
@@ -378,6 +409,7 @@ export async function updateMailAccount(deps: ChangeDeps, viewer: Viewer, id: st
       changed.push('smtp.sameCredentials');
     }
   }
+  if (!account.ownerId.equals(viewer.id)) keepOwnersSecrets(account as unknown as AccountDoc, before, patch, fields);
   const signsInWithOAuth = Boolean(account.oauth?.provider);
   missingForEnable('imap', account.imap as ServerDoc, fields, signsInWithOAuth);
   if (!account.smtp?.sameCredentials) missingForEnable('smtp', account.smtp as ServerDoc, fields, signsInWithOAuth);
