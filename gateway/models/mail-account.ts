@@ -78,6 +78,13 @@ export const mailAccountSchema = new Schema(
       /** Scopes the provider granted (space-separated, RFC 6749 §3.3). */
       scope: { type: String, default: '' },
       grantedAt: { type: Date, default: null },
+      /**
+       * The token and revocation endpoints the grant came from: its refresh token is sent to these only, so
+       * an endpoint changed in Preferences → Business later never receives it. '' on grants older than this
+       * field (bound at their next refresh).
+       */
+      tokenEndpoint: { type: String, default: '' },
+      revocationEndpoint: { type: String, default: '' },
       refreshedAt: { type: Date, default: null },
       /** Backoff after a failed refresh the provider may recover from (network, 5xx, client misconfigured). */
       failures: { type: Number, default: 0 },

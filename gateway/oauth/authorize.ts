@@ -2,7 +2,7 @@ import * as oidc from 'openid-client';
 import { sha256Hex, SecretBoxError } from '../core/crypto';
 import { AppError, isAppError, notFound } from '../core/errors';
 import { parseObjectId } from '../accounts/ids';
-import { providerConfiguration } from './client';
+import { grantEndpoints, providerConfiguration } from './client';
 import { now, redirectUri, tuning, type OAuthDeps } from './deps';
 import { classifyTokenFailure, clean } from './errors';
 import { assertConfigured, isProviderId, resolveProvider, type OAuthProviderId, type ResolvedProvider } from './providers';
@@ -217,6 +217,7 @@ async function exchangeCode(deps: OAuthDeps, input: CompleteAuthorizationInput &
       ...fields,
       'oauth.scope': tokens.scope ?? provider.scopes.join(' '),
       'oauth.grantedAt': at,
+      ...grantEndpoints(config),
       'oauth.status': 'ok',
       'oauth.lastError': '',
       'oauth.lastErrorCode': '',

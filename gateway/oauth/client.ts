@@ -86,3 +86,9 @@ export async function providerConfiguration(provider: ResolvedProvider, options:
   if (plain.length > 0) oidc.allowInsecureRequests(config);
   return config;
 }
+
+/** The endpoints a grant is bound to (stored on the account as it is granted; see the model's oauth.tokenEndpoint). */
+export function grantEndpoints(config: oidc.Configuration): { 'oauth.tokenEndpoint': string; 'oauth.revocationEndpoint': string } {
+  const metadata = config.serverMetadata();
+  return { 'oauth.tokenEndpoint': metadata.token_endpoint ?? '', 'oauth.revocationEndpoint': metadata.revocation_endpoint ?? '' };
+}

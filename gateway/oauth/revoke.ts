@@ -3,7 +3,7 @@ import * as oidc from 'openid-client';
 import { recordAudit, SYSTEM_ACTOR, type Actor } from '../accounts/audit';
 import { SecretBoxError } from '../core/crypto';
 import { notFound } from '../core/errors';
-import { providerConfiguration } from './client';
+import { grantEndpoints, providerConfiguration } from './client';
 import { now, tuning, type OAuthDeps } from './deps';
 import { classifyTokenFailure } from './errors';
 import { isProviderId, resolveProvider } from './providers';
@@ -22,7 +22,7 @@ export async function revokeAuthorization(deps: OAuthDeps & { actor?: Actor }, a
   if (!id) throw notFound('mail account');
   const account = await deps.store.models.MailAccount.findById(id, { email: 1, oauth: 1, 'imap.passwordEnc': 1 }).lean();
   if (!account) throw notFound('mail account');
-  const oauth = (account as { oauth?: { provider?: string; refreshTokenEnc?: string } }).oauth;
+  const oauth = (account as { oauth?: { provider?: string; refreshTokenEnc?: string; tokenEndpoint?: string; revocationEndpoint?: string } }).oauth;
   const log = deps.log.child({ component: 'oauth', accountId: id.toHexString(), provider: oauth?.provider ?? '' });
   let revokedAtProvider = false;
   if (oauth?.provider && isProviderId(oauth.provider) && oauth.refreshTokenEnc) {
@@ -30,7 +30,11 @@ export async function revokeAuthorization(deps: OAuthDeps & { actor?: Actor }, a
       const refreshToken = deps.secretBox.open(oauth.refreshTokenEnc, id.toHexString());
       const provider = await resolveProvider(deps, oauth.provider);
       const config = await providerConfiguration(provider, { timeoutS: tuning(deps).httpTimeoutS });
-      if (config.serverMetadata().revocation_endpoint) {
+      const endpoints = grantEndpoints(config);
+      // Only to the endpoint of the server that issued the grant (see tokens.ts): one changed since could be anyone's.
+      const moved = Boolean(oauth.tokenEndpoint) && (endpoints['oauth.tokenEndpoint'] !== oauth.tokenEndpoint || endpoints['oauth.revocationEndpoint'] !== (oauth.revocationEndpoint ?? ''));
+      if (moved) log.warn('the provider\'s endpoints changed since the grant; forgetting the tokens without revoking');
+      else if (endpoints['oauth.revocationEndpoint']) {
         await oidc.tokenRevocation(config, refreshToken, { token_type_hint: 'refresh_token' });
         revokedAtProvider = true;
       }

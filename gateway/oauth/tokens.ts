@@ -3,7 +3,7 @@ import * as oidc from 'openid-client';
 import { randomToken, SecretBoxError } from '../core/crypto';
 import { AppError, isAppError, notFound, isDuplicateKeyError } from '../core/errors';
 import type { Store } from '../store';
-import { providerConfiguration } from './client';
+import { grantEndpoints, providerConfiguration } from './client';
 import { now, tuning, type OAuthDeps } from './deps';
 import { classifyTokenFailure, clean, failureError, providerUnavailable, type TokenFailure } from './errors';
 import { assertConfigured, isProviderId, providerDefaults, resolveProvider, type ResolvedProvider } from './providers';
@@ -43,6 +43,7 @@ interface OAuthState {
   lastErrorCode?: string | null;
   failures?: number | null;
   retryAfter?: Date | null;
+  tokenEndpoint?: string | null;
 }
 
 interface AccountRow {
@@ -257,9 +258,27 @@ async function refreshAtProvider(deps: OAuthDeps, account: AccountRow): Promise<
     throw err;
   }
 
+  let config: oidc.Configuration;
+  try {
+    config = await providerConfiguration(provider, { timeoutS: tuning(deps).httpTimeoutS });
+  } catch (err) {
+    if (isAppError(err)) {
+      const kind = err.code === 'OAUTH_NOT_CONFIGURED' ? 'client' : 'transient';
+      return fail({ kind, code: err.code, detail: err.code, message: err.message });
+    }
+    return fail(classifyTokenFailure(provider, err));
+  }
+  // The refresh token goes only to the endpoint that issued it: one changed since (Preferences → Business) could
+  // be anyone's server, and the token with the client's credentials reads the mailbox.
+  const endpoints = grantEndpoints(config);
+  if (oauth.tokenEndpoint && endpoints['oauth.tokenEndpoint'] !== oauth.tokenEndpoint) {
+    return fail({
+      kind: 'grant', code: 'token_endpoint_changed', detail: `token endpoint is now ${endpoints['oauth.tokenEndpoint']}, granted by ${oauth.tokenEndpoint}`,
+      message: `${provider.label}'s sign-in settings changed since this mailbox signed in (its token endpoint is now ${endpoints['oauth.tokenEndpoint']}), so the stored authorisation is not sent there. Sign in with ${provider.label} again.`,
+    });
+  }
   let tokens: oidc.TokenEndpointResponse;
   try {
-    const config = await providerConfiguration(provider, { timeoutS: tuning(deps).httpTimeoutS });
     tokens = await oidc.refreshTokenGrant(config, refreshToken);
   } catch (err) {
     if (isAppError(err)) {
@@ -271,6 +290,8 @@ async function refreshAtProvider(deps: OAuthDeps, account: AccountRow): Promise<
 
   const fields: Record<string, unknown> = {
     ...tokenFields(deps, accountId, tokens, at),
+    // A grant from before endpoints were recorded is bound to the ones that just honoured it.
+    ...(oauth.tokenEndpoint ? {} : endpoints),
     'oauth.failures': 0, 'oauth.retryAfter': null, 'oauth.lastError': '', 'oauth.lastErrorCode': '', 'oauth.lastErrorAt': null,
   };
   // RFC 6749 §6: the server MAY issue a new refresh token and revoke the old one.

@@ -265,6 +265,8 @@ describe('oauth access tokens: refresh, single flight, revoked grants', () => {
       OAUTH_OIDC_CLIENT_ID: oidc.clientId, OAUTH_OIDC_CLIENT_SECRET: oidc.clientSecret, OAUTH_OIDC_ISSUER: oidc.issuer,
       OAUTH_OIDC_AUTHORIZATION_URL: `${oidc.issuer}/auth`, OAUTH_OIDC_TOKEN_URL: `https://127.0.0.1:${closedPort}/token`, OAUTH_OIDC_LABEL: 'Test SSO',
     });
+    // The provider's own token endpoint is down (a grant is sent only to the endpoint that issued it).
+    await store.models.MailAccount.updateOne({ _id: account.accountId }, { $set: { 'oauth.tokenEndpoint': `https://127.0.0.1:${closedPort}/token` } });
     await assert.rejects(getAccessToken({ ...deps, config: unreachable }, account.accountId), (err: unknown) => {
       assert.ok(err instanceof AppError && err.code === 'OAUTH_PROVIDER_UNAVAILABLE', String(err));
       assert.match(err.message, /Test SSO could not be reached \(ECONNREFUSED\)/);
