@@ -10,6 +10,8 @@ describe('crm/webhook-target: SSRF guard', () => {
     ['::1', true], ['::', true], ['fe80::1', true], ['fc00::1', true], ['fd12:3456::1', true], ['ff02::1', true],
     ['::ffff:127.0.0.1', true], ['::ffff:7f00:1', true], ['::ffff:8.8.8.8', false], ['64:ff9b::10.0.0.1', true],
     ['2606:4700:4700::1111', false], ['not-an-ip', true],
+    // IPv6 forms that embed an IPv4 address: IPv4-compatible, IPv4-translated, local-use NAT64, 6to4.
+    ['::7f00:1', true], ['::127.0.0.1', true], ['::ffff:0:a9fe:a9fe', true], ['64:ff9b:1::a9fe:a9fe', true], ['2002:a9fe:a9fe::', true], ['2002:7f00:1::1', true],
   ];
   for (const [ip, blocked] of cases) {
     it(`${ip} is ${blocked ? 'private' : 'public'}`, () => assert.equal(isPrivateAddress(ip), blocked));
