@@ -63,7 +63,11 @@
     var timer = setInterval(function () {
       if (Date.now() > until) return clearInterval(timer);
       if (document.hidden) return;
-      fetch(url, { credentials: 'same-origin', headers: { Accept: 'text/html' } }).then(function (response) {
+      // Not following redirects: a session that ended is answered with one to the sign-in page, whose HTML
+      // would otherwise replace the panel.
+      fetch(url, { credentials: 'same-origin', redirect: 'manual', headers: { Accept: 'text/html' } }).then(function (response) {
+        // Signed out: nothing changes here until the user signs in again.
+        if (response.type === 'opaqueredirect') clearInterval(timer);
         if (!response.ok) return null; // signed out, or the account is gone: keep what is shown
         if (response.headers.get('X-Poll') === 'stop') clearInterval(timer);
         return response.text();

@@ -352,6 +352,22 @@ describe('admin in a real browser (Chromium)', function () {
     await context.close();
   });
 
+  it('the account page\'s live Forwarding panel does not turn into the sign-in page when the session ends', async () => {
+    const { context, page } = await newPage();
+    await signIn(page, 'bob@acme.test');
+    const account = await makeAccount(store, bob, 'bob.expiring@gmail.com');
+    await page.goto(`/preferences/email/${account.id}`);
+    const shown = await page.textContent('#forwarding-state');
+    // Signed out in another tab, expired, or ended by a password change: the next poll is sent to sign in.
+    await store.models.Session.deleteMany({});
+    const asked = await page.waitForResponse((response) => response.url().includes('/forwarding-state') || response.url().includes('/login'), { timeout: 15_000 });
+    assert.ok(asked);
+    await page.waitForTimeout(500);
+    assert.equal(await page.locator('#forwarding-state input[type=password], #forwarding-state form[action="/login"]').count(), 0, 'a sign-in form inside the panel');
+    assert.equal(await page.textContent('#forwarding-state'), shown);
+    await context.close();
+  });
+
   it('IMAP Authenticate: succeeds against Dovecot with the right password, reports AUTH_FAILED with a wrong one', async () => {
     const { context, page } = await newPage();
     await signIn(page, 'bob@acme.test');
