@@ -142,10 +142,14 @@
   });
   // Signing out ends the draft too (a shared computer).
   document.querySelectorAll('form[action="/logout"]').forEach(function (form) { form.addEventListener('submit', dropDraft); });
+  // Someone else signed in in this tab (the session had ended): what the other user typed is not theirs to see,
+  // on whichever page they open first (the tab's storage is readable with the browser's developer tools).
+  var owner = document.body.getAttribute('data-user') || '';
+  var keptInTab = readDraft();
+  if (owner && keptInTab && keptInTab.owner !== owner) dropDraft();
   if (composeForm) {
     var elements = composeForm.elements;
     var context = elements.original.value + ':' + elements.action.value;
-    var owner = composeForm.getAttribute('data-owner') || '';
     var valuesNow = function () {
       var values = {};
       DRAFT_FIELDS.forEach(function (name) { if (elements[name]) values[name] = elements[name].value; });
@@ -161,11 +165,6 @@
       } catch { /* storage full or disabled: the form still works */ }
     };
     var kept = readDraft();
-    // Someone else signed in in this tab (the session had ended): what the other user typed is not theirs to see.
-    if (kept && kept.owner !== owner) {
-      dropDraft();
-      kept = null;
-    }
     var shown = valuesNow();
     var freshKey = elements.sendKey.value;
     var pressed = false;

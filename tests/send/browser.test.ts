@@ -160,6 +160,24 @@ describe('send: in a real browser (Chromium)', function () {
     await page.context().close();
   });
 
+  it('a kept draft does not stay in the tab\'s storage for another user who signs in there and never opens Compose', async () => {
+    const carol = await makeUser(store, `carol-${Date.now()}@acme.test`);
+    const page = await signedInPage();
+    await page.goto('/compose');
+    await page.fill('#compose-subject', 'Salary review');
+    await page.fill('#compose-text', 'For Bob only.');
+    await store.models.Session.updateMany({}, { $set: { expiresAt: new Date(0) } });
+    await Promise.all([page.waitForURL(/\/login\?next=/), page.click('#compose-send')]);
+    // Carol signs in from the sign-in page without its "next" and works in the inbox.
+    await page.goto('/login');
+    await page.fill('#email', carol.email);
+    await page.fill('#password', 'correct-horse-battery-staple');
+    await Promise.all([page.waitForURL((url) => url.pathname === '/'), page.click('button[type=submit]')]);
+    const kept = await page.evaluate(() => (globalThis as unknown as { sessionStorage: { getItem(key: string): string | null } }).sessionStorage.getItem('postroom.compose-draft'));
+    assert.equal(kept, null, 'Bob\'s draft is readable in the tab (developer tools) while Carol is signed in');
+    await page.context().close();
+  });
+
   it('leaving the page while Send is under way, then sending the restored form again, sends the message once', async () => {
     const page = await signedInPage();
     await page.goto('/compose');
