@@ -36,7 +36,12 @@ export function composeUploads(deps: AdminDeps): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
     if (req.method !== 'POST' || req.path !== FORM_PATH || !req.session?.userId || !req.is('multipart/form-data')) return next();
     // Memory bound for the whole form (multer limits each file only): the attachments plus room for the text fields.
-    const declared = Number(req.get('content-length') ?? 0);
+    // It needs the declared length, which Node holds the body to; a chunked body (no length) could carry 20
+    // attachments of the size limit each before anything was refused. Browsers always send the length.
+    if (req.get('content-length') === undefined) {
+      return next(new AppError('LENGTH_REQUIRED', 'The form was sent without its length (Content-Length), so its size cannot be checked. Send it from the Compose page.', { status: 411 }));
+    }
+    const declared = Number(req.get('content-length'));
     if (declared > deps.config.smtpMaxMessageSize + 8 * 1024 * 1024) {
       return next(new AppError('TOO_LARGE', `The message is larger than ${Math.floor(deps.config.smtpMaxMessageSize / 1024 / 1024)} MB, the most that can be sent. Go back and remove attachments.`, { status: 413 }));
     }

@@ -7,6 +7,8 @@
  */
 import { strict as assert } from 'node:assert';
 import crypto from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import mongoose from 'mongoose';
 import request from 'supertest';
 import { authenticateMailAccountImap, createApiToken, createMailAccount, createUser, SYSTEM_ACTOR, updateMailAccount } from '../../gateway/accounts';
@@ -321,6 +323,46 @@ describe('send: console and API', function () {
       .attach('attachments', Buffer.alloc(10 * 1024 * 1024, 1), { filename: 'huge.bin' });
     assert.equal(huge.status, 413);
     assert.match(huge.text, /The message is larger than 1 MB, the most that can be sent/);
+  });
+
+  it('a Compose form sent without its length (chunked) is refused before its attachments are held in memory', async () => {
+    // Browsers always send Content-Length; without it the size check had nothing to read, and up to 20 attachments
+    // of SMTP_MAX_MESSAGE_SIZE each (1 GB by default) were buffered before anything was refused.
+    const server = testApp.app.listen(0, '127.0.0.1');
+    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+    try {
+      const cookieOf = (res: request.Response) => ([] as string[]).concat(res.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]).join('; ');
+      const form = await request(server).get('/login').expect(200);
+      const signedIn = await request(server).post('/login').set('Cookie', cookieOf(form)).type('form')
+        .send({ _csrf: csrfFrom(form.text), email: bob.user.email, password: 'correct-horse-battery-staple' }).expect(303);
+      const cookie = cookieOf(signedIn);
+      const page = await request(server).get('/compose').set('Cookie', cookie).expect(200);
+      const boundary = `----postroom${crypto.randomBytes(8).toString('hex')}`;
+      const part = (name: string, value: string) => `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
+      const before = smtp.received.length;
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, method: 'POST', path: '/compose', headers: {
+          Cookie: cookie, 'Content-Type': `multipart/form-data; boundary=${boundary}`, 'Transfer-Encoding': 'chunked',
+        } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', (err: NodeJS.ErrnoException) => (['EPIPE', 'ECONNRESET'].includes(err.code ?? '') ? undefined : reject(err)));
+        req.write(part('_csrf', csrfFrom(page.text)) + part('account', bob.accountId) + part('to', 'alice@customer.test') + part('subject', 'Chunked') + part('text', 'x'));
+        // 12 attachments just under the 1 MB limit each: 12 MB, over the 1 MB + 8 MB the form may take in all.
+        for (let i = 0; i < 12; i++) {
+          req.write(`--${boundary}\r\nContent-Disposition: form-data; name="attachments"; filename="part${i}.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`);
+          req.write(Buffer.alloc(1024 * 1024 - 100, 1));
+          req.write('\r\n');
+        }
+        req.end(`--${boundary}--\r\n`);
+      });
+      assert.equal(status, 411);
+      assert.equal(smtp.received.length, before);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   it('a temporary failure is queued and shown in the Outbox with Retry and Discard', async () => {
