@@ -331,20 +331,22 @@ const serverOf = (sub: { host?: string | null; port?: number | null; tls?: strin
 /** Where sending signs in: the saved SMTP server, or else its service's preset (as the sender picks it). */
 const smtpServerOf = (account: AccountDoc) => serverOf(smtpServer(account as unknown as SendingAccount));
 
-export const OWNERS_PASSWORD_STAYS = "the owner's saved password is only sent to the server it was saved for: enter a password to change the server";
-const OWNERS_GRANT_STAYS = "the owner's OAuth sign-in is only used with the server it was granted for: Disconnect it first to change the server";
+const PASSWORD_STAYS = "the saved password is only sent to the server it was saved for: enter the password again to change the server";
+const GRANT_STAYS = "the OAuth sign-in is only used with the server it was granted for: Disconnect it first to change the server";
 
 /**
  * A saved password (or OAuth grant) is the owner's. Someone else who manages
  * the account (an admin) may not send it to another server: pointing the
  * login at a server they run and pressing Authenticate would hand it to them
- * (admins manage mailboxes; they do not learn their passwords). They may
- * change the server together with a password of their own. The owner knows
- * the password, so their own changes are not limited.
+ * (admins manage mailboxes; they do not learn their passwords). Nor may an
+ * API token, which is handed to integrations (a CRM sync) and must not be a
+ * way to the mailbox password itself. Either may change the server together
+ * with the password. The owner at the console knows the password, so their
+ * own changes there are not limited.
  */
-function keepOwnersSecrets(account: AccountDoc, before: { imap: string; smtp: string; sameCredentials: boolean }, patch: MailAccountPatch, fields: Record<string, string>): void {
+function keepSavedSecrets(account: AccountDoc, before: { imap: string; smtp: string; sameCredentials: boolean }, patch: MailAccountPatch, fields: Record<string, string>): void {
   const oauth = Boolean(account.oauth?.provider);
-  const refusal = oauth ? OWNERS_GRANT_STAYS : OWNERS_PASSWORD_STAYS;
+  const refusal = oauth ? GRANT_STAYS : PASSWORD_STAYS;
   const newImapPassword = Boolean(patch.imap?.password);
   const newSmtpPassword = Boolean(patch.smtp?.password);
   if (serverOf(account.imap) !== before.imap && (oauth || (account.imap?.passwordEnc && !newImapPassword))) fields['imap.password'] = refusal;
@@ -360,6 +362,8 @@ export interface ChangeDeps {
   secretBox: SecretBox;
   actor: Actor;
   now?: Date;
+  /** The change comes with an API token rather than the owner's console session (see keepSavedSecrets). */
+  byApiToken?: boolean;
 }
 
 /**
@@ -409,7 +413,7 @@ export async function updateMailAccount(deps: ChangeDeps, viewer: Viewer, id: st
       changed.push('smtp.sameCredentials');
     }
   }
-  if (!account.ownerId.equals(viewer.id)) keepOwnersSecrets(account as unknown as AccountDoc, before, patch, fields);
+  if (deps.byApiToken || !account.ownerId.equals(viewer.id)) keepSavedSecrets(account as unknown as AccountDoc, before, patch, fields);
   const signsInWithOAuth = Boolean(account.oauth?.provider);
   missingForEnable('imap', account.imap as ServerDoc, fields, signsInWithOAuth);
   if (!account.smtp?.sameCredentials) missingForEnable('smtp', account.smtp as ServerDoc, fields, signsInWithOAuth);

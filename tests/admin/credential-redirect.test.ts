@@ -62,7 +62,7 @@ function leaked(received: string): boolean {
   return decoded.some((text) => text.includes(BOB_SECRET));
 }
 
-describe('admin: an admin cannot send a user\'s saved mailbox password to another server', function () {
+describe('admin: an admin (or an API token) cannot send a user\'s saved mailbox password to another server', function () {
   this.timeout(30_000);
   let store: TestStore;
   let testApp: TestApp;
@@ -99,7 +99,7 @@ describe('admin: an admin cannot send a user\'s saved mailbox password to anothe
       await api(adminToken, 'post', `/accounts/${id}/imap/authenticate`);
       assert.equal(leaked(recorder.received()), false, 'Bob\'s password reached the admin\'s server');
       assert.equal(patched.status, 400);
-      assert.match(patched.body.error.fields['imap.password'], /owner's saved password is only sent to the server it was saved for/);
+      assert.match(patched.body.error.fields['imap.password'], /saved password is only sent to the server it was saved for: enter the password again/);
       const kept = await api(bobToken, 'get', `/accounts/${id}`).expect(200);
       assert.equal(kept.body.imap.host, 'imap.gmail.com');
       // With a password of the admin's own, the change is theirs to make (nothing of Bob's is sent).
@@ -117,7 +117,7 @@ describe('admin: an admin cannot send a user\'s saved mailbox password to anothe
       await api(adminToken, 'post', `/accounts/${id}/smtp/authenticate`);
       assert.equal(leaked(recorder.received()), false, 'Bob\'s password reached the admin\'s server');
       assert.equal(patched.status, 400);
-      assert.match(patched.body.error.fields['smtp.password'], /owner's saved password is only sent to the server it was saved for/);
+      assert.match(patched.body.error.fields['smtp.password'], /saved password is only sent to the server it was saved for: enter the password again/);
       // Nor by first moving sending to the admin's server with a password of their own, then switching it to Bob's IMAP sign-in.
       await api(adminToken, 'patch', `/accounts/${id}`).send({ smtp: { host: '127.0.0.1', port: recorder.port, tls: 'none', sameCredentials: false, username: 'x', password: 'the-admins-own' } }).expect(200);
       const switched = await api(adminToken, 'patch', `/accounts/${id}`).send({ smtp: { sameCredentials: true } });
@@ -133,10 +133,29 @@ describe('admin: an admin cannot send a user\'s saved mailbox password to anothe
     const id = await bobsAccount('bob@gmail4.test');
     await store.models.MailAccount.updateOne({ _id: id }, { $set: { 'oauth.provider': 'google', 'oauth.status': 'ok' } });
     const patched = await api(adminToken, 'patch', `/accounts/${id}`).send({ imap: { host: '127.0.0.1', port: 1143, tls: 'none', password: 'the-admins-own' } }).expect(400);
-    assert.match(patched.body.error.fields['imap.password'], /OAuth sign-in is only used with the server it was granted for/);
+    assert.match(patched.body.error.fields['imap.password'], /OAuth sign-in is only used with the server it was granted for: Disconnect it first/);
     await api(adminToken, 'patch', `/accounts/${id}`).send({ smtp: { host: '127.0.0.1', port: 1025, tls: 'none', sameCredentials: false, username: 'x', password: 'the-admins-own' } }).expect(400);
     // Settings that do not move the login (turning IMAP Support off, say) are the admin's to change.
     await api(adminToken, 'patch', `/accounts/${id}`).send({ imap: { enabled: false } }).expect(200);
+  });
+
+  it('API: Bob\'s own token (handed to an integration) cannot move his saved login to another server without the password', async () => {
+    const id = await bobsAccount('bob@gmail6.test');
+    const recorder = await startRecorder('imap');
+    try {
+      const patched = await api(bobToken, 'patch', `/accounts/${id}`).send({ imap: { host: '127.0.0.1', port: recorder.port, tls: 'none' } });
+      await api(bobToken, 'post', `/accounts/${id}/imap/authenticate`);
+      assert.equal(leaked(recorder.received()), false, 'Bob\'s password reached another server through his API token');
+      assert.equal(patched.status, 400);
+      assert.match(patched.body.error.fields['imap.password'], /saved password is only sent to the server it was saved for/);
+      const sending = await api(bobToken, 'patch', `/accounts/${id}`).send({ smtp: { host: '127.0.0.1', port: recorder.port, tls: 'none' } });
+      assert.equal(sending.status, 400);
+      assert.ok(sending.body.error.fields['smtp.password']);
+      // With the password in the same request, the move is the token holder's to make.
+      await api(bobToken, 'patch', `/accounts/${id}`).send({ imap: { host: '127.0.0.1', port: recorder.port, tls: 'none', password: 'typed-again' } }).expect(200);
+    } finally {
+      await recorder.close();
+    }
   });
 
   it('console: an admin saving Bob\'s Sending panel as shown (the service\'s server) is not refused', async () => {
@@ -168,8 +187,13 @@ describe('admin: an admin cannot send a user\'s saved mailbox password to anothe
       assert.equal(leaked(recorder.received()), false, 'Bob\'s password reached the admin\'s server');
       assert.equal(res.status, 400);
       assert.match(res.text, /saved password is only sent to the server it was saved for/);
-      // The owner knows his password: moving his own login is his choice.
-      await api(bobToken, 'patch', `/accounts/${id}`).send({ imap: { host: '127.0.0.1', port: recorder.port, tls: 'none' } }).expect(200);
+      // The owner at the console knows his password: moving his own login there is his choice.
+      const own = await signIn(testApp.app, 'bob@acme.test');
+      const ownPage = await own.agent.get(`/preferences/email/${id}`).expect(200);
+      await own.agent.post(`/preferences/email/${id}`).type('form').send({
+        _csrf: csrfFrom(ownPage.text), action: 'save', service: 'custom', host: '127.0.0.1', port: String(recorder.port), tls: 'none', username: 'bob@gmail3.test', password: '', enabled: 'on',
+      }).expect(303);
+      assert.equal((await api(bobToken, 'get', `/accounts/${id}`).expect(200)).body.imap.host, '127.0.0.1');
     } finally {
       await recorder.close();
     }

@@ -53,7 +53,7 @@ function stripReadOnly(settings: z.infer<typeof smtpWrite> | undefined) {
 /** /api/v1/accounts: the caller's mail accounts (all of them for admins). */
 export function accountsApi(deps: AdminDeps): Router {
   const router = Router();
-  const changeDeps = (req: import('express').Request) => ({ store: deps.store, secretBox: deps.secretBox, actor: req.actor!, now: deps.clock() });
+  const changeDeps = (req: import('express').Request) => ({ store: deps.store, secretBox: deps.secretBox, actor: req.actor!, now: deps.clock(), byApiToken: true });
 
   router.get('/accounts', async (req, res) => {
     checkQuery(req.query as Record<string, unknown>, []);
