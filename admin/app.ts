@@ -122,7 +122,9 @@ export function createApp(options: CreateAppOptions): AdminApp {
   app.use((req, res, next) => {
     const redirect = res.redirect.bind(res) as (...args: unknown[]) => void;
     res.redirect = ((...args: unknown[]) => {
-      if (!req.session) return redirect(...args);
+      // A session holding nothing (an anonymous visitor sent to sign in) is not stored: saving it explicitly
+      // would store one for every such request (saveUninitialized is off for that reason).
+      if (!req.session || Object.keys(req.session).every((key) => key === 'cookie')) return redirect(...args);
       req.session.save((err) => (err ? next(err) : redirect(...args)));
     }) as typeof res.redirect;
     next();

@@ -23,8 +23,10 @@ function sameToken(a: string, b: string): boolean {
 }
 
 export function csrfProtection(req: Request, res: Response, next: NextFunction): void {
-  // Lazily created so pages without forms do not start sessions.
-  Object.defineProperty(res.locals, 'csrfToken', { get: () => csrfToken(req), enumerable: true, configurable: true });
+  // Lazily created so pages without forms do not start sessions: a getter would not do, since res.render copies
+  // every local (calling it) for each page; this is turned into the token only where a form prints it.
+  // (A stored session for every anonymous request of a missing page filled the sessions collection.)
+  res.locals.csrfToken = { toString: () => csrfToken(req) };
   if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
   const sent = (req.body as Record<string, unknown> | undefined)?._csrf ?? req.get('x-csrf-token');
   const expected = req.session?.csrfToken;

@@ -317,6 +317,17 @@ describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
     assert.equal(await store.models.MailAccount.countDocuments({ email: 'late@acme.test' }), 0);
   });
 
+  it('stores no session for an anonymous visitor\'s page without a form (a missing page, an error)', async () => {
+    const { app } = buildApp(store);
+    const before = await store.models.Session.countDocuments({});
+    for (let i = 0; i < 5; i++) await request(app).get(`/no-such-page-${i}`).expect(404);
+    await request(app).get('/messages/not-an-id/attachments/x').expect(303);
+    assert.equal(await store.models.Session.countDocuments({}), before, 'every anonymous request of a missing page stored a session');
+    // The sign-in form still has its token (and so its session).
+    const form = await request.agent(app).get('/login').expect(200);
+    assert.match(csrfFrom(form.text), /^[A-Za-z0-9_-]{43}$/);
+  });
+
   it('shows an expired sign-in form again instead of an error page', async () => {
     const { app } = buildApp(store);
     const stale = csrfFrom((await request(app).get('/login').expect(200)).text);
