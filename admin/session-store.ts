@@ -9,6 +9,11 @@ type Callback<T = unknown> = (err?: unknown, value?: T) => void;
 
 /** Sessions without an explicit cookie expiry still end after this long. */
 const DEFAULT_TTL_MS = 12 * 3600 * 1000;
+/**
+ * A session nobody signed in to (the sign-in or invite form's CSRF token, a message for that form) is kept
+ * an hour from its last request: anyone can make one, and each is a stored row until it expires.
+ */
+const ANONYMOUS_TTL_MS = 3600 * 1000;
 
 /**
  * express-session store on the `sessions` collection. connect-mongo relies on
@@ -33,8 +38,9 @@ export class DatabaseSessionStore extends session.Store {
 
   private expiry(data: SessionData): Date {
     const expires = data.cookie?.expires;
-    if (expires) return new Date(expires);
-    return new Date(this.clock().getTime() + (data.cookie?.originalMaxAge ?? DEFAULT_TTL_MS));
+    const until = expires ? new Date(expires) : new Date(this.clock().getTime() + (data.cookie?.originalMaxAge ?? DEFAULT_TTL_MS));
+    if (data.userId) return until;
+    return new Date(Math.min(until.getTime(), this.clock().getTime() + ANONYMOUS_TTL_MS));
   }
 
   override get(sid: string, callback: Callback<SessionData | null>): void {

@@ -317,15 +317,22 @@ describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
     assert.equal(await store.models.MailAccount.countDocuments({ email: 'late@acme.test' }), 0);
   });
 
-  it('stores no session for an anonymous visitor\'s page without a form (a missing page, an error)', async () => {
+  it('stores no session for an anonymous visitor\'s page without a form (a missing page, an error), and keeps a sign-in form\'s an hour', async () => {
     const { app } = buildApp(store);
     const before = await store.models.Session.countDocuments({});
     for (let i = 0; i < 5; i++) await request(app).get(`/no-such-page-${i}`).expect(404);
     await request(app).get('/messages/not-an-id/attachments/x').expect(303);
     assert.equal(await store.models.Session.countDocuments({}), before, 'every anonymous request of a missing page stored a session');
-    // The sign-in form still has its token (and so its session).
-    const form = await request.agent(app).get('/login').expect(200);
+    // The sign-in form still has its token (and so its session), kept an hour, not the 12 of a signed-in one.
+    const agent = request.agent(app);
+    const form = await agent.get('/login').expect(200);
     assert.match(csrfFrom(form.text), /^[A-Za-z0-9_-]{43}$/);
+    const sid = (res: request.Response) => decodeURIComponent(/postroom\.sid=([^;]+)/.exec(String(res.headers['set-cookie']))![1]).slice(2).split('.')[0];
+    const anonymous = await store.models.Session.findById(sid(form)).lean();
+    assert.ok(anonymous!.expiresAt.getTime() <= Date.now() + 3600_000, `an anonymous session is kept until ${anonymous!.expiresAt.toISOString()}`);
+    const signedIn = await agent.post('/login').type('form').send({ _csrf: csrfFrom(form.text), email: 'bob@acme.test', password: PASSWORD }).expect(303);
+    const session = await store.models.Session.findById(sid(signedIn)).lean();
+    assert.ok(session!.expiresAt.getTime() > Date.now() + 11 * 3600_000);
   });
 
   it('shows an expired sign-in form again instead of an error page', async () => {
