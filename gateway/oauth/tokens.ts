@@ -258,15 +258,17 @@ async function refreshAtProvider(deps: OAuthDeps, account: AccountRow): Promise<
     throw err;
   }
 
+  // Discovery or the token request failed: a configuration the admin must fix, or one the provider may recover from.
+  const failedAtProvider = (err: unknown) => {
+    if (!isAppError(err)) return fail(classifyTokenFailure(provider, err));
+    const kind = err.code === 'OAUTH_NOT_CONFIGURED' ? 'client' : 'transient';
+    return fail({ kind, code: err.code, detail: err.code, message: err.message });
+  };
   let config: oidc.Configuration;
   try {
     config = await providerConfiguration(provider, { timeoutS: tuning(deps).httpTimeoutS });
   } catch (err) {
-    if (isAppError(err)) {
-      const kind = err.code === 'OAUTH_NOT_CONFIGURED' ? 'client' : 'transient';
-      return fail({ kind, code: err.code, detail: err.code, message: err.message });
-    }
-    return fail(classifyTokenFailure(provider, err));
+    return failedAtProvider(err);
   }
   // The refresh token goes only to the endpoint that issued it: one changed since (Preferences → Business) could
   // be anyone's server, and the token with the client's credentials reads the mailbox.
@@ -281,11 +283,7 @@ async function refreshAtProvider(deps: OAuthDeps, account: AccountRow): Promise<
   try {
     tokens = await oidc.refreshTokenGrant(config, refreshToken);
   } catch (err) {
-    if (isAppError(err)) {
-      const kind = err.code === 'OAUTH_NOT_CONFIGURED' ? 'client' : 'transient';
-      return fail({ kind, code: err.code, detail: err.code, message: err.message });
-    }
-    return fail(classifyTokenFailure(provider, err));
+    return failedAtProvider(err);
   }
 
   const fields: Record<string, unknown> = {
