@@ -93,14 +93,21 @@ export function alignedWith(domain: string, ours: readonly string[]): boolean {
   });
 }
 
-/** The provider whose notice this is, when its From is a notice sender and a provider DKIM signature verifies. */
-export function providerNotice(facts: AuthFacts): { provider: string; dkimDomain: string } | null {
+/**
+ * The provider whose notice this is, when its From is a notice sender and a provider DKIM signature
+ * verifies — here, or, for a notice relayed by a trusted forwarder whose changes (Microsoft 365's Safe
+ * Links, a footer) broke the signature, when that forwarder's ARC set recorded it verifying on arrival
+ * (RFC 8617 §7.2). `arcSealer` names the forwarder then.
+ */
+export function providerNotice(facts: AuthFacts): { provider: string; dkimDomain: string; arcSealer?: string } | null {
   if (facts.headerFrom.length !== 1) return null;
   const from = facts.headerFrom[0];
   for (const sender of NOTICE_SENDERS) {
     if (!sender.matches(from)) continue;
     const signature = facts.dkim.find((sig) => sig.result === 'pass' && alignedWith(sig.domain, sender.dkimDomains));
     if (signature) return { provider: sender.provider, dkimDomain: signature.domain };
+    const recorded = trustedArc(facts) ? facts.arc.inner?.dkim.find((sig) => sig.result === 'pass' && alignedWith(sig.domain, sender.dkimDomains)) : undefined;
+    if (recorded) return { provider: sender.provider, dkimDomain: recorded.domain, arcSealer: facts.arc.sealers[0] };
   }
   return null;
 }
@@ -176,7 +183,12 @@ export function decideAuthVerdict(facts: AuthFacts, ours: readonly string[]): Po
   const passed = (how: string) => decision('pass', `came through the mailbox's provider or the business: ${how}; ${sender.note}`);
 
   const notice = providerNotice(facts);
-  if (notice) return decision('pass', `provider notice (${notice.provider}): DKIM signature of ${notice.dkimDomain} verified`, notice.provider);
+  if (notice) {
+    const how = notice.arcSealer
+      ? `DKIM signature of ${notice.dkimDomain} verified on arrival at trusted forwarder ${notice.arcSealer} (ARC i=${facts.arc.instance})`
+      : `DKIM signature of ${notice.dkimDomain} verified`;
+    return decision('pass', `provider notice (${notice.provider}): ${how}`, notice.provider);
+  }
 
   if (facts.spf.result === 'pass' && alignedWith(facts.spf.domain, ours)) {
     return passed(`SPF pass for envelope domain ${facts.spf.domain}`);

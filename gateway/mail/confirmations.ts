@@ -70,13 +70,30 @@ function decodeEntities(html: string): string {
   return html.replace(/&amp;/gi, '&').replace(/&#x2f;/gi, '/').replace(/&#47;/g, '/').replace(/&#64;|&commat;/gi, '@');
 }
 
+/**
+ * Microsoft 365 (Defender Safe Links) rewrites every link of mail it relays into a redirect through
+ * *.safelinks.protection.outlook.com carrying the original in `url`: put the original back, so the
+ * provider's link is recognised and shown as the provider sent it.
+ */
+const SAFE_LINK = /https:\/\/[a-z0-9-]+\.safelinks\.protection\.outlook\.com\/?\?[^\s"'<>]+/gi;
+
+function unwrapSafeLinks(text: string): string {
+  return text.replace(SAFE_LINK, (wrapped) => {
+    try {
+      return new URL(wrapped).searchParams.get('url') || wrapped;
+    } catch {
+      return wrapped;
+    }
+  });
+}
+
 /** The text to search: the plain part, else the HTML with tags removed (href values kept for links). */
 function searchableText(parsed: ParsedMessage): { text: string; links: string } {
-  const html = decodeEntities(parsed.html || '');
+  const html = unwrapSafeLinks(decodeEntities(parsed.html || ''));
   const hrefs = [...html.matchAll(/href\s*=\s*["']([^"']+)["']/gi)].map((m) => m[1]).join('\n');
   const htmlText = html.replace(/<(script|style)[\s\S]*?<\/\1>/gi, ' ').replace(/<[^>]+>/g, ' ');
-  const text = parsed.text || htmlText;
-  return { text, links: `${parsed.text}\n${hrefs}\n${htmlText}` };
+  const text = unwrapSafeLinks(parsed.text || '') || htmlText;
+  return { text, links: `${text}\n${hrefs}\n${htmlText}` };
 }
 
 function isOneOf(address: string, domains: readonly string[]): boolean {

@@ -72,6 +72,9 @@ declare module 'mailauth' {
   }
 
   export function authenticate(input: Readable | Buffer | string, options: AuthenticateOptions): Promise<MailauthResult>;
+
+  /** Add an ARC set (RFC 8617) for results the sealer recorded itself: `authResults` is the ARC-Authentication-Results value after "i=N;". */
+  export function sealMessage(input: Buffer | string, seal: SealOptions & { authResults: string; cv?: 'none' | 'pass' | 'fail'; signTime?: Date }): Promise<Buffer>;
 }
 
 declare module 'mailauth/lib/dkim/sign' {
