@@ -85,7 +85,11 @@
     if (!service || !service.form) return;
     var presets = {};
     try { presets = JSON.parse(service.getAttribute('data-presets') || '{}'); } catch { presets = {}; }
+    var hints = {};
+    try { hints = JSON.parse(service.getAttribute('data-hints') || '{}'); } catch { hints = {}; }
+    var hint = document.getElementById(id.replace('-service', '') + '-password-service-hint');
     service.addEventListener('change', function () {
+      if (hint && hints[service.value]) hint.textContent = hints[service.value];
       var preset = presets[service.value];
       if (!preset) return;
       service.form.elements.host.value = preset.host;

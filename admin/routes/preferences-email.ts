@@ -65,6 +65,11 @@ export function preferencesEmailRouter(deps: AdminDeps): Router {
     const passwordDropped = status === 400 && field(req, 'password') !== '';
     const providerId = queryParam(req, 'provider') || (account.imap.service !== 'custom' ? account.imap.service : suggestPreset(account.email).id);
     const provider = findPreset(providerId) ?? suggestPreset(account.email);
+    // IMAP never set up: offer the mailbox's own service (gmail.com → Gmail, or the provider tab the user
+    // picked for forwarding), filled in, rather than "Custom" with empty fields and a generic password hint.
+    const unconfigured = account.imap.service === 'custom' && !account.imap.host;
+    const defaultService = unconfigured ? provider.id : account.imap.service;
+    const defaultServer = unconfigured ? provider.imap : null;
     res.status(status).render('preferences/email-edit', {
       title: account.email,
       section: 'email',
@@ -72,6 +77,8 @@ export function preferencesEmailRouter(deps: AdminDeps): Router {
       provider,
       presets: SERVICE_PRESETS,
       presetsJson: JSON.stringify(Object.fromEntries(SERVICE_PRESETS.map((preset) => [preset.id, preset.imap]))),
+      // The password hint follows the chosen service (app.js): most of them want an app password, made in a place only the hint names.
+      hintsJson: JSON.stringify(Object.fromEntries(SERVICE_PRESETS.map((preset) => [preset.id, preset.passwordHint]))),
       errors,
       passwordDropped,
       ledger,
@@ -79,11 +86,13 @@ export function preferencesEmailRouter(deps: AdminDeps): Router {
       backfillDays: deps.config.imapBackfillDays,
       form: form ?? {
         enabled: account.imap.enabled,
-        service: account.imap.service,
-        host: account.imap.host,
-        port: account.imap.port ? String(account.imap.port) : '',
-        tls: account.imap.tls,
-        username: account.imap.username,
+        service: defaultService,
+        host: account.imap.host || defaultServer?.host || '',
+        port: account.imap.port ? String(account.imap.port) : defaultServer ? String(defaultServer.port) : '',
+        tls: defaultServer?.tls ?? account.imap.tls,
+        // Most providers sign in with the mailbox address itself; shown only as a placeholder, a blank
+        // field was saved and Authenticate then said the user name "is needed".
+        username: account.imap.username || (unconfigured ? account.email : ''),
         folders: account.imap.folders.join('\n'),
       },
     });

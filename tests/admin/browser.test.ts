@@ -376,6 +376,9 @@ describe('admin in a real browser (Chromium)', function () {
     await page.selectOption('#imap-service', 'gmail');
     assert.equal(await page.inputValue('#imap-host'), 'imap.gmail.com', 'the preset fills the host (JavaScript enhancement)');
     assert.equal(await page.inputValue('#imap-port'), '993');
+    assert.match((await page.textContent('#imap-password-service-hint')) ?? '', /Google Account → Security/);
+    await page.selectOption('#imap-service', 'yahoo');
+    assert.match((await page.textContent('#imap-password-service-hint')) ?? '', /^Generate an app password under Account Info/, 'the password hint follows the chosen service');
     await page.selectOption('#imap-service', 'custom');
     await page.check('#imap-enabled');
     await page.fill('#imap-username', IMAP_USER);

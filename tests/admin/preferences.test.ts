@@ -161,6 +161,30 @@ describe('admin: Preferences → Email, Business, Profile', () => {
     assert.doesNotMatch(JSON.stringify(audit), /app-password-123/);
   });
 
+  it('IMAP Support, first time: the mailbox\'s own service is chosen and filled in, with its app-password hint', async () => {
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const bob = (await store.models.User.findOne({ email: 'bob@acme.test' }).lean())!;
+    const yahoo = await makeAccount(store, { id: bob._id.toString() } as never, 'first.timer@yahoo.com');
+    const page = await agent.get(`/preferences/email/${yahoo.id}`).expect(200);
+    assert.match(page.text, /<option value="yahoo" selected>Yahoo Mail<\/option>/, 'Yahoo Mail, not Custom');
+    assert.match(page.text, /id="imap-host" name="host" value="imap\.mail\.yahoo\.com"/);
+    assert.match(page.text, /id="imap-port" name="port" value="993"/);
+    assert.match(page.text, /id="imap-username" name="username" value="first\.timer@yahoo\.com"/, 'the mailbox address as the user name, not only a grey placeholder');
+    assert.match(page.text, /id="imap-password-service-hint">Generate an app password/);
+    assert.match(page.text, /data-hints="[^"]*App passwords/, 'the hints of the other services, for app.js to switch to');
+    // The provider tab the user picked for forwarding (a Google Workspace domain) chooses the service too.
+    const workspace = await makeAccount(store, { id: bob._id.toString() } as never, 'bob@bobs-bakery.test');
+    const tab = await agent.get(`/preferences/email/${workspace.id}?provider=gmail`).expect(200);
+    assert.match(tab.text, /<option value="gmail" selected>/);
+    assert.match(tab.text, /id="imap-host" name="host" value="imap\.gmail\.com"/);
+    // Once saved, what was saved is shown, whatever the mailbox's domain suggests.
+    await store.models.MailAccount.updateOne({ _id: yahoo.id }, { $set: { 'imap.service': 'custom', 'imap.host': 'mail.example.test', 'imap.username': 'ft' } });
+    const saved = await agent.get(`/preferences/email/${yahoo.id}`).expect(200);
+    assert.match(saved.text, /<option value="custom" selected>/);
+    assert.match(saved.text, /id="imap-host" name="host" value="mail\.example\.test"/);
+    assert.match(saved.text, /id="imap-username" name="username" value="ft"/);
+  });
+
   it('IMAP Support: bad input re-renders the form with field errors (400) and keeps what was typed', async () => {
     const { agent, csrf } = await signIn(testApp.app, 'bob@acme.test');
     const bob = (await store.models.User.findOne({ email: 'bob@acme.test' }).lean())!;
