@@ -94,6 +94,23 @@ export function classifyImapError(err: unknown, target?: { host?: string; port?:
 }
 
 /**
+ * Microsoft's IMAP servers refuse every password, app passwords included, since Microsoft turned basic
+ * authentication off (Exchange Online in 2022, Outlook.com in September 2024): "check the password"
+ * sends the user round in circles. Hosts: outlook.office365.com, imap-mail.outlook.com, outlook.office.com.
+ */
+const MICROSOFT_IMAP_HOST = /(^|\.)(office365\.com|outlook\.com|office\.com)$/i;
+
+/** A password login's failure in the words that help with this host. */
+export function explainPasswordLoginFailure(error: AppError, host: string): AppError {
+  if (error.code !== 'AUTH_FAILED' || !MICROSOFT_IMAP_HOST.test(host.trim().replace(/\.$/, ''))) return error;
+  const serverText = /: "(.*)"\./.exec(error.message)?.[1];
+  return new AppError('AUTH_FAILED',
+    `${host} refused the password${serverText ? ` ("${serverText}")` : ''}: Microsoft 365 and Outlook.com no longer accept passwords for IMAP, not even app passwords. ` +
+    'Use "Sign in with Microsoft" instead (if the button is missing, a Postroom admin sets it up under Preferences → Business).',
+    { status: error.status, cause: error.cause });
+}
+
+/**
  * Log in to an IMAP server for real (then log out) to check settings, within
  * `timeoutMs` overall. Resolves `{ok: true}` or `{ok: false, error}` with a
  * precise code; never rejects. Certificate verification stays on: a server
@@ -119,7 +136,7 @@ export async function authenticateImap(settings: ImapLoginSettings, options: { t
     options.log?.info({ host: settings.host, port: settings.port }, 'IMAP login succeeded');
     return { ok: true };
   } catch (err) {
-    const error = classifyImapError(err, target);
+    const error = explainPasswordLoginFailure(classifyImapError(err, target), settings.host);
     options.log?.info({ host: settings.host, port: settings.port, code: error.code }, 'IMAP login failed');
     return { ok: false, error };
   } finally {

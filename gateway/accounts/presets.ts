@@ -38,6 +38,7 @@ export const SERVICE_PRESETS: readonly ServicePreset[] = Object.freeze([
       'Click "Add a forwarding address" and paste the forwarding address shown above.',
       'Gmail sends a confirmation code to that address; it appears on this page within a few seconds. Copy it back into Gmail and click Verify.',
       'Choose "Forward a copy of incoming mail to" the forwarding address and "keep Gmail\'s copy in the Inbox", then Save Changes.',
+      'No "Add a forwarding address" button, or "disabled by your administrator"? Your Google Workspace admin has turned automatic forwarding off (Admin console → Apps → Google Workspace → Gmail → End User Access → Automatic forwarding): ask them to allow it, or turn on IMAP Support below instead.',
     ],
   },
   {
@@ -46,7 +47,8 @@ export const SERVICE_PRESETS: readonly ServicePreset[] = Object.freeze([
     imap: { host: 'outlook.office365.com', port: 993, tls: 'implicit' },
     smtp: { host: 'smtp.office365.com', port: 587, tls: 'starttls' },
     domains: ['outlook.com', 'hotmail.com', 'live.com', 'msn.com'],
-    passwordHint: 'Microsoft 365 may need IMAP enabled by your administrator, and an app password when MFA is on.',
+    // Microsoft turned basic authentication off for IMAP: Exchange Online in 2022, Outlook.com in September 2024.
+    passwordHint: 'Microsoft 365 and Outlook.com no longer accept a password (not even an app password) for IMAP: use "Sign in with Microsoft" above; if that button is missing, ask your Postroom admin to set it up under Preferences → Business. Your Microsoft 365 admin may also have to turn IMAP on for your mailbox.',
     forwardingSteps: [
       'In Outlook on the web, open Settings → Mail → Forwarding.',
       'Turn on "Enable forwarding", paste the forwarding address shown above and tick "Keep a copy of forwarded messages".',
@@ -61,6 +63,7 @@ export const SERVICE_PRESETS: readonly ServicePreset[] = Object.freeze([
     domains: ['yahoo.com', 'ymail.com', 'rocketmail.com'],
     passwordHint: 'Generate an app password under Account Info → Account Security.',
     forwardingSteps: [
+      'Automatic forwarding needs Yahoo Mail Plus: free Yahoo accounts cannot forward (since 2021), so turn on IMAP Support below instead.',
       'In Yahoo Mail, open Settings → More Settings → Mailboxes and select your mailbox.',
       'Under Forwarding, paste the forwarding address shown above and click Verify.',
       'Yahoo sends a verification link to that address; it appears on this page. Open it to confirm.',

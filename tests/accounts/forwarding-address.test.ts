@@ -52,6 +52,12 @@ describe('accounts: service presets', () => {
     assert.ok(findPreset('zoho')!.forwardingSteps.some((step) => /Quarantine/.test(step)), 'Zoho\'s own notice waits in Quarantine');
   });
 
+  it('tells a first-timer where forwarding or passwords will not work, and what to do instead', () => {
+    assert.match(findPreset('yahoo')!.forwardingSteps[0], /needs Yahoo Mail Plus.*IMAP Support/, 'free Yahoo accounts have no forwarding since 2021');
+    assert.ok(findPreset('gmail')!.forwardingSteps.some((step) => /Google Workspace admin has turned automatic forwarding off/.test(step)));
+    assert.match(findPreset('outlook')!.passwordHint, /no longer accept a password \(not even an app password\).*Sign in with Microsoft/);
+  });
+
   it('has Custom with no fixed server, and suggests presets from the mailbox domain', () => {
     assert.equal(findPreset('custom')!.imap, null);
     assert.deepEqual(SERVICE_PRESETS.map((p) => p.id), ['gmail', 'outlook', 'yahoo', 'icloud', 'zoho', 'fastmail', 'aol', 'custom']);

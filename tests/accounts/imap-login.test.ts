@@ -5,7 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
-import { authenticateImap, classifyImapError } from '../../gateway/accounts';
+import { authenticateImap, classifyImapError, explainPasswordLoginFailure } from '../../gateway/accounts';
 import { AppError } from '../../gateway/core/errors';
 import { freePort } from '../../gateway/store/embedded-ferretdb';
 import { startDovecot, type DovecotServer } from '../support/dovecot';
@@ -39,6 +39,22 @@ describe('accounts: authenticateImap against a real Dovecot', () => {
     assert.equal(result.error.status, 422);
     assert.match(result.error.message, /rejected the user name or password: "Authentication failed\."/);
     assert.doesNotMatch(result.error.message, /wrong-password/, 'never echoes the password');
+  });
+
+  it('says that Microsoft\'s servers take no password at all, instead of "check the password"', async () => {
+    const result = await authenticateImap({ host: dovecot.host, port: dovecot.tlsPort, tls: 'implicit', username: USER, password: 'an-app-password' });
+    assert.equal(result.ok, false);
+    if (result.ok) return;
+    for (const host of ['outlook.office365.com', 'imap-mail.outlook.com', 'Outlook.Office.com.']) {
+      const explained = explainPasswordLoginFailure(result.error, host);
+      assert.equal(explained.code, 'AUTH_FAILED');
+      assert.equal(explained.status, 422);
+      assert.match(explained.message, /no longer accept passwords for IMAP, not even app passwords\. Use "Sign in with Microsoft" instead/, host);
+      assert.match(explained.message, /\("Authentication failed\."\)/, 'the server\'s own words are kept');
+    }
+    // Every other server: the password may well be wrong.
+    assert.equal(explainPasswordLoginFailure(result.error, 'imap.gmail.com'), result.error);
+    assert.equal(explainPasswordLoginFailure(result.error, 'outlook.com.evil.test'), result.error);
   });
 
   it('reports a temporary failure of the server\'s authentication (NO [UNAVAILABLE]) as SERVER_UNAVAILABLE, not a wrong password', async () => {
