@@ -89,6 +89,30 @@ function baseMailbox(address: string): string {
   return `${address.slice(0, at).split('+')[0]}@${address.slice(at + 1)}`.toLowerCase();
 }
 
+/**
+ * Headers a provider adds to mail its automatic forwarding sent on: Exchange / Outlook inbox rules
+ * (X-MS-Exchange-Inbox-Rules-Loop), Gmail (X-Forwarded-To / X-Forwarded-For), RFC 3834 §5
+ * Auto-Submitted: auto-forwarded.
+ */
+function autoForwarded(parsed: ParsedMessage): boolean {
+  return parsed.headers.some(({ name, value }) => {
+    const lower = name.toLowerCase();
+    return lower === 'x-ms-exchange-inbox-rules-loop' || lower === 'x-forwarded-to' || lower === 'x-forwarded-for' ||
+      (lower === 'auto-submitted' && /^\s*auto-forwarded\b/i.test(value));
+  });
+}
+
+/**
+ * Was the message sent straight to the forwarding address (in To/Cc), by a person? Forwarding keeps the
+ * headers the mail was written with — addressed to the mailbox, never to Postroom — except an Outlook
+ * rule's "Forward to", which writes a new message but marks it. Unmarked, it is typically the employee's
+ * own test message, which proves nothing about forwarding (it may not even be set up yet).
+ */
+function sentStraightTo(parsed: ParsedMessage, forwardingAddress: string): boolean {
+  const target = forwardingAddress.toLowerCase();
+  return [...parsed.to, ...parsed.cc].some((entry) => entry.address.trim().toLowerCase() === target) && !autoForwarded(parsed);
+}
+
 /** Did this mail come through the account's own mailbox (so forwarding evidently works)? */
 export function arrivedThroughForwarding(facts: AuthFacts, decision: PolicyDecision, account: { email: string; domain: string }): boolean {
   if (decision.verdict !== 'pass' || decision.providerNotice) return false;
@@ -226,7 +250,7 @@ async function deliver(deps: InboundDeps, message: InboundMessage, policy: Busin
         events.push({ type: 'blocked' });
         return { kind: 'forwarding-blocked' };
       }
-      if (!arrivedThroughForwarding(facts, decision, recipient)) return {};
+      if (!arrivedThroughForwarding(facts, decision, recipient) || sentStraightTo(parsed, recipient.address)) return {};
       // "Last forwarded" goes with the message counter (one grouped write); the state moves only if not verified yet.
       if (!recipient.forwardingVerified && !recentlyVerified(deps, recipient.accountId)) events.push({ type: 'forwarded' });
       return { accountSet: { 'forwarding.lastForwardedAt': new Date() } };
