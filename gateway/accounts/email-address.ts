@@ -23,3 +23,14 @@ export function emailProblem(value: string): string | null {
 export function domainOf(email: string): string {
   return email.slice(email.lastIndexOf('@') + 1);
 }
+
+/** Gmail's own names for one mailbox: googlemail.com is gmail.com, and dots in the local part are ignored. */
+const GMAIL_DOMAINS = new Set(['gmail.com', 'googlemail.com']);
+
+/** The mailbox an address reaches, as its provider sees it: bob.smith@googlemail.com → bobsmith@gmail.com. */
+export function canonicalMailbox(address: string): string {
+  const lower = normalizeEmail(address);
+  const at = lower.lastIndexOf('@');
+  if (at < 0 || !GMAIL_DOMAINS.has(lower.slice(at + 1))) return lower;
+  return `${lower.slice(0, at).replace(/\./g, '')}@gmail.com`;
+}

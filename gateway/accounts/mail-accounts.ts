@@ -5,7 +5,7 @@ import type { Logger } from '../core/log';
 import { TLS_MODES } from '../models/mail-account';
 import type { Store } from '../store';
 import { recordAudit, SYSTEM_ACTOR, type Actor } from './audit';
-import { domainOf, emailProblem, normalizeEmail } from './email-address';
+import { canonicalMailbox, domainOf, emailProblem, normalizeEmail } from './email-address';
 import { buildForwardingAddress } from './forwarding-address';
 import { parseObjectId, type ObjectId } from './ids';
 import { authenticateImap, type ImapLoginSettings } from './imap-login';
@@ -145,6 +145,24 @@ export async function createMailAccount(store: Store, ownerId: ObjectId | string
   const issue = emailProblem(email);
   if (issue) throw new AppError('VALIDATION_FAILED', `email ${issue}`, { status: 400, fields: { email: issue } });
   const address = normalizeEmail(email);
+  // A Postroom address (a forwarding address pasted back into Add, a dropbox) is no mailbox to forward from.
+  const gatewayDomain = options.gatewayDomain.toLowerCase();
+  const domain = domainOf(address);
+  if (domain === gatewayDomain || domain.endsWith(`.${gatewayDomain}`)) {
+    const problem = `is a Postroom address (@${gatewayDomain}), not a mailbox of yours: type the address you read your mail at, such as bob@acme.com`;
+    throw new AppError('VALIDATION_FAILED', `email ${problem}`, { status: 400, fields: { email: problem } });
+  }
+  // The same Gmail mailbox under another spelling (dots, googlemail.com) would get a second forwarding
+  // address that Gmail never forwards to, waiting for ever.
+  const canonical = canonicalMailbox(address);
+  if (canonical.endsWith('@gmail.com')) {
+    const same = (await store.models.MailAccount.find({ ownerId: owner, domain: { $in: ['gmail.com', 'googlemail.com'] } }, { email: 1 }).lean())
+      .find((row) => row.email !== address && canonicalMailbox(row.email) === canonical);
+    if (same) {
+      const problem = `is the same Gmail mailbox as your account ${same.email} (Gmail ignores dots, and googlemail.com is gmail.com)`;
+      throw new AppError('ACCOUNT_EXISTS', `${address} ${problem}`, { status: 409, fields: { email: problem } });
+    }
+  }
   const actor = options.actor ?? SYSTEM_ACTOR;
   // A token collision is astronomically unlikely (80 bits), but the unique index decides; retry with a fresh token.
   for (let attempt = 0; attempt < 3; attempt++) {

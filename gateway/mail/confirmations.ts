@@ -1,3 +1,4 @@
+import { canonicalMailbox } from '../accounts/email-address';
 import type { ParsedMessage } from './parse';
 
 /**
@@ -123,16 +124,6 @@ export function recognizeConfirmation(parsed: ParsedMessage, provider: string, o
   );
   const requester = candidates.size === 1 ? [...candidates][0] : '';
   return { provider, code, link, requester };
-}
-
-/** Gmail's own names for one mailbox: googlemail.com is gmail.com, and dots in the local part are ignored. */
-const GMAIL_DOMAINS = new Set(['gmail.com', 'googlemail.com']);
-
-function canonicalMailbox(address: string): string {
-  const lower = address.trim().toLowerCase();
-  const at = lower.lastIndexOf('@');
-  if (at < 0 || !GMAIL_DOMAINS.has(lower.slice(at + 1))) return lower;
-  return `${lower.slice(0, at).replace(/\./g, '')}@gmail.com`;
 }
 
 /**

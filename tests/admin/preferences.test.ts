@@ -58,6 +58,19 @@ describe('admin: Preferences → Email, Business, Profile', () => {
     await agent.post('/preferences/email').type('form').send({ _csrf: csrf, email: 'dup@acme.test' }).expect(303);
     const dup = await agent.post('/preferences/email').type('form').send({ _csrf: csrf, email: 'DUP@acme.test' }).expect(409);
     assert.match(dup.text, /already one of your mail accounts/);
+    // The forwarding address Postroom showed, pasted back into Add by mistake.
+    const own = await agent.post('/preferences/email').type('form').send({ _csrf: csrf, email: `bob-acme-com.abcdefgh23456789@${GATEWAY_DOMAIN.toUpperCase()}` }).expect(400);
+    assert.match(own.text, /is a Postroom address \(@in\.postroom\.test\), not a mailbox of yours: type the address you read your mail at/);
+    assert.equal(await store.models.MailAccount.countDocuments({ domain: GATEWAY_DOMAIN }), 0);
+    // The same Gmail mailbox spelt another way (Gmail ignores dots; googlemail.com is gmail.com).
+    await agent.post('/preferences/email').type('form').send({ _csrf: csrf, email: 'dana.smith@gmail.com' }).expect(303);
+    for (const other of ['danasmith@gmail.com', 'Dana.Smith@googlemail.com']) {
+      const same = await agent.post('/preferences/email').type('form').send({ _csrf: csrf, email: other }).expect(409);
+      assert.match(same.text, /is the same Gmail mailbox as your account dana\.smith@gmail\.com/);
+    }
+    // Another employee may add it: each gets a forwarding address of their own.
+    const { agent: eve, csrf: eveCsrf } = await signIn(testApp.app, 'eve@acme.test');
+    await eve.post('/preferences/email').type('form').send({ _csrf: eveCsrf, email: 'danasmith@gmail.com' }).expect(303);
   });
 
   it('keeps a flash message for the page it belongs to, even if a 404 request (browser housekeeping) comes first', async () => {
