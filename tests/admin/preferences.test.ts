@@ -40,6 +40,8 @@ describe('admin: Preferences → Email, Business, Profile', () => {
     assert.ok(edit.text.includes(account.forwardingAddress), 'Edit shows the forwarding address');
     assert.match(edit.text, /data-copy="[^"]*@in\.postroom\.test"/, 'with a copy button');
     assert.match(edit.text, /Forwarding and POP\/IMAP/, 'Gmail instructions for a gmail.com mailbox');
+    assert.match(edit.text, /id="forwarding-next">Once forwarding is on, check it: from another mailbox, send a message to <strong>bob@gmail\.com<\/strong> \(not to the forwarding address\)/,
+      'says how to check forwarding (a test sent to the forwarding address itself proves nothing)');
     assert.match(edit.text, /Added bob@gmail\.com/, 'flash message');
     const list = await agent.get('/preferences/email').expect(200);
     assert.match(list.text, /bob@gmail\.com/);
