@@ -116,7 +116,8 @@ export function recognizeConfirmation(parsed: ParsedMessage, provider: string, o
   if (!link) return null;
 
   const withoutUrls = `${parsed.subject}\n${text}`.replace(URL_PATTERN, ' ');
-  const code = SUBJECT_CODE.exec(parsed.subject)?.[1] ?? BODY_CODE.exec(text.replace(URL_PATTERN, ' '))?.[0] ?? '';
+  // Addresses go too: a requester such as jsmith198712@gmail.com, or the forwarding address's token, is no code.
+  const code = SUBJECT_CODE.exec(parsed.subject)?.[1] ?? BODY_CODE.exec(text.replace(URL_PATTERN, ' ').replace(ADDRESS_PATTERN, ' '))?.[0] ?? '';
 
   const excluded = [...pattern.ownDomains, ...ownDomains];
   const candidates = new Set(

@@ -46,6 +46,21 @@ describe('forwarding confirmations', () => {
     assert.equal(found?.code, '246813579');
   });
 
+  it('never takes digits in an address (the requester\'s, the forwarding address) for the code', () => {
+    // Gmail's link-only confirmation: no code anywhere, but numbers in both addresses.
+    const forwarding = 'jsmith1987-gmail-com.q9k3238854m7zzab@in.postroom.test';
+    const text = [
+      'jsmith198712@gmail.com has requested to automatically forward mail to your email', `address ${forwarding}.`,
+      'To allow it, please click the link below to confirm the request:', LINK,
+    ].join('\n');
+    const linkOnly = recognizeConfirmation(parsed({ subject: 'Gmail Forwarding Confirmation - Receive Mail from jsmith198712@gmail.com', text }), 'google', GATEWAY);
+    assert.equal(linkOnly?.code, '', 'no code: the link is shown instead');
+    assert.equal(linkOnly?.link, LINK);
+    assert.equal(linkOnly?.requester, 'jsmith198712@gmail.com');
+    const withCode = recognizeConfirmation(parsed({ subject: 'Confirmación de reenvío de Gmail', text: `${text}\nCódigo de confirmación: 246813579` }), 'google', GATEWAY);
+    assert.equal(withCode?.code, '246813579');
+  });
+
   it('reads an HTML-only confirmation (link from the href)', () => {
     const html = `<p><b>bob@acme.com</b> has requested to forward to ${FORWARDING}.</p><p>Confirmation code: 975318642</p><a href="${LINK.replace(/&/g, '&amp;')}">Confirm</a>`;
     const found = recognizeConfirmation(parsed({ subject: '(#975318642) Gmail Forwarding Confirmation', html }), 'google', GATEWAY);
