@@ -22,7 +22,9 @@ type ObjectId = mongoose.Types.ObjectId;
 export type ForwardingEvent =
   | { type: 'confirmation'; provider: string; code: string; link: string }
   | { type: 'blocked'; problem?: string }
-  | { type: 'forwarded' };
+  | { type: 'forwarded' }
+  /** A provider's confirmation that another mailbox asked for, stored in Quarantine as `messageId`. */
+  | { type: 'held'; provider: string; requester: string; messageId: ObjectId | null };
 
 export async function recordForwardingEvent(store: Store, accountId: ObjectId, event: ForwardingEvent, now: Date = new Date()): Promise<void> {
   const { MailAccount } = store.models;
@@ -45,6 +47,13 @@ export async function recordForwardingEvent(store: Store, accountId: ObjectId, e
       await MailAccount.updateOne(
         { _id: accountId },
         { $set: { 'forwarding.status': 'blocked', 'forwarding.problem': event.problem ?? M365_BLOCKED_PROBLEM, 'forwarding.problemAt': now } },
+      );
+      return;
+    case 'held':
+      if (!event.messageId) return;
+      await MailAccount.updateOne(
+        { _id: accountId },
+        { $set: { 'forwarding.heldAt': now, 'forwarding.heldRequester': event.requester, 'forwarding.heldProvider': event.provider, 'forwarding.heldMessageId': event.messageId } },
       );
       return;
     case 'forwarded':

@@ -235,6 +235,9 @@ async function deliver(deps: InboundDeps, message: InboundMessage, policy: Busin
         }
         // Someone else asks to forward their mail here: never show the code as if it were ours.
         const sibling = ownerMailboxes.find((email) => isRequesterMailbox(confirmation.requester, email));
+        // ...but say on the account page that it came, and where it waits: the requester may be the primary
+        // address of an alias the employee added, who would otherwise wait for a code for ever.
+        events.push({ type: 'held', provider: confirmation.provider, requester: confirmation.requester, messageId: null });
         return {
           kind: 'forwarding-confirmation',
           status: 'quarantine',
@@ -280,7 +283,8 @@ async function deliver(deps: InboundDeps, message: InboundMessage, policy: Busin
     size = result.size;
 
     if (recipient.kind === 'account' && result.outcome !== 'tombstoned') {
-      for (const event of events) {
+      for (const pending of events) {
+        const event: ForwardingEvent = pending.type === 'held' ? { ...pending, messageId: result.id } : pending;
         await recordForwardingEvent(deps.store, recipient.accountId, event)
           .then(() => {
             if (event.type === 'forwarded') verifiedHere(deps).set(recipient.accountId.toString(), Date.now());

@@ -42,6 +42,14 @@ export const mailAccountSchema = new Schema(
       /** Why forwarding is broken/blocked (e.g. IMAP saw mail that never arrived by forwarding; M365 5.7.520). */
       problem: { type: String, default: '' },
       problemAt: { type: Date, default: null },
+      /**
+       * The latest provider confirmation held in Quarantine because another mailbox asked for it (an alias's
+       * primary address, the owner's other account, a stranger): the account page points to it.
+       */
+      heldAt: { type: Date, default: null },
+      heldRequester: { type: String, default: '' },
+      heldProvider: { type: String, default: '' },
+      heldMessageId: { type: Schema.Types.ObjectId, default: null },
     },
     imap: {
       ...serverSettings,

@@ -98,6 +98,13 @@ describe('forwarding confirmations in the console (real gateway)', function () {
     assert.equal(suspicious?.status, 'quarantine', 'another Gmail mailbox is still not this account');
     assert.equal(suspicious?.confirmation?.code, '');
     assert.match(suspicious?.quarantineReason ?? '', /^suspicious forwarding confirmation: requested by carol\.smith\.jr@gmail\.com/);
+    // The account page says it came and where it waits (the requester may be the mailbox behind an alias), without its code.
+    const after = await agent.get(`/preferences/email/${accounts['carolsmith@gmail.com'].id}`).expect(200);
+    assert.match(after.text, /<span class="code" id="confirmation-code">482913657<\/span>/, 'the genuine code stays');
+    const held = /<div class="flash info" role="status" id="forwarding-held">([\s\S]*?)<\/div>/.exec(after.text)?.[1] ?? '';
+    assert.match(held, /Gmail sent a forwarding confirmation here \([^)]*\), asked for by <strong>carol\.smith\.jr@gmail\.com<\/strong> rather than carolsmith@gmail\.com/);
+    assert.ok(held.includes(`href="/messages/${other}"`), 'links to the held message in Quarantine');
+    assert.doesNotMatch(after.text, /271828182/, 'never its code');
   });
 
   it('says which of the owner\'s accounts a confirmation sent to the wrong forwarding address is for', async () => {
