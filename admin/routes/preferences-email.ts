@@ -187,7 +187,8 @@ export function preferencesEmailRouter(deps: AdminDeps): Router {
 
   router.post('/preferences/email/:id/delete', async (req, res) => {
     const account = await loadAccount(req);
-    if (field(req, 'confirm') !== account.email) {
+    // As typed: "Bob@Acme.com " is the same address (accounts are stored lower-cased).
+    if (field(req, 'confirm').trim().toLowerCase() !== account.email) {
       return res.status(400).render('preferences/email-delete', { title: `Delete ${account.email}`, section: 'email', account, error: `Type ${account.email} to confirm.` });
     }
     await deleteMailAccount({ store: deps.store, actor: req.actor!, now: deps.clock() }, req.viewer!, account.id);

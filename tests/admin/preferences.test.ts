@@ -4,7 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { LoginThrottle } from '../../gateway/accounts';
-import { buildApp, csrfFrom, GATEWAY_DOMAIN, holdAuthenticate, makeAccount, makeUser, PASSWORD, signIn, type TestApp, type TestStore } from './fixtures';
+import { buildApp, csrfFrom, GATEWAY_DOMAIN, holdAuthenticate, makeAccount, makeUser, PASSWORD, signIn, storeMessage, type TestApp, type TestStore } from './fixtures';
 import { freePort } from '../../gateway/store/embedded-ferretdb';
 import { openTestStore } from '../support/store';
 
@@ -280,8 +280,14 @@ describe('admin: Preferences → Email, Business, Profile', () => {
     assert.match(confirm.text, /Type <strong>gone@acme\.test<\/strong> to confirm/);
     await agent.post(`/preferences/email/${account.id}/delete`).type('form').send({ _csrf: csrf, confirm: 'wrong' }).expect(400);
     assert.ok(await store.models.MailAccount.exists({ _id: account.id }));
-    await agent.post(`/preferences/email/${account.id}/delete`).type('form').send({ _csrf: csrf, confirm: 'gone@acme.test' }).expect(303);
+    const kept = await storeMessage(store, { subject: 'Mail that stays' }, { ownerId: bob._id.toString(), accountId: account.id });
+    await agent.post(`/preferences/email/${account.id}/delete`).type('form').send({ _csrf: csrf, confirm: ' Gone@Acme.test ' }).expect(303);
     assert.equal(await store.models.MailAccount.exists({ _id: account.id }), null);
+    // Its mail stays, and says where it came from.
+    const inbox = await agent.get('/?q=stays').expect(200);
+    assert.match(inbox.text, /Mail that stays[\s\S]*?<span class="badge grey">deleted account<\/span>/);
+    const message = await agent.get(`/messages/${kept.id}`).expect(200);
+    assert.match(message.text, /<dt>Account<\/dt><dd class="muted">a mail account that was deleted/);
     const actions = (await store.models.AuditEvent.find({ targetId: account.id }).lean()).map((event) => event.action);
     assert.ok(actions.includes('account.delete') && actions.includes('account.disable') && actions.includes('account.enable'));
   });
