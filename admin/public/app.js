@@ -98,6 +98,20 @@
     });
   });
 
+  // TLS choice and port go together (RFC 8314 §3.3, RFC 3501 §6.2.1, RFC 6409): switching the TLS mode moves a
+  // port left at the other mode's standard number, so "STARTTLS" is not tried on 993 (a long wait, then a timeout).
+  [['imap-tls', { implicit: '993', starttls: '143', none: '143' }], ['smtp-tls', { implicit: '465', starttls: '587', none: '587' }]].forEach(function (pair) {
+    var tls = document.getElementById(pair[0]);
+    if (!tls || !tls.form) return;
+    var standard = pair[1];
+    var previous = tls.value;
+    tls.addEventListener('change', function () {
+      var port = tls.form.elements.port;
+      if (port.value === standard[previous] && standard[tls.value]) port.value = standard[tls.value];
+      previous = tls.value;
+    });
+  });
+
   // Compose: one press of Send is enough; say that it is under way (the server also sends a form's message once).
   var composeForm = document.getElementById('compose-form');
   if (composeForm) {

@@ -379,6 +379,14 @@ describe('admin in a real browser (Chromium)', function () {
     assert.match((await page.textContent('#imap-password-service-hint')) ?? '', /Google Account → Security/);
     await page.selectOption('#imap-service', 'yahoo');
     assert.match((await page.textContent('#imap-password-service-hint')) ?? '', /^Generate an app password under Account Info/, 'the password hint follows the chosen service');
+    // The TLS mode carries its standard port along: no STARTTLS attempt on 993.
+    await page.selectOption('#imap-tls', 'starttls');
+    assert.equal(await page.inputValue('#imap-port'), '143', 'STARTTLS moves 993 to 143');
+    await page.selectOption('#imap-tls', 'implicit');
+    assert.equal(await page.inputValue('#imap-port'), '993');
+    await page.fill('#imap-port', '10993');
+    await page.selectOption('#imap-tls', 'starttls');
+    assert.equal(await page.inputValue('#imap-port'), '10993', 'a port the user typed is left alone');
     await page.selectOption('#imap-service', 'custom');
     await page.check('#imap-enabled');
     await page.fill('#imap-username', IMAP_USER);
