@@ -53,6 +53,8 @@ export interface MailAccountView {
     problem: string;
     /** The latest confirmation held in Quarantine because another mailbox asked for it (model: forwarding.held*). */
     held: { at: Date; requester: string; provider: string; messageId: string } | null;
+    /** The latest mail to the forwarding address quarantined (authentication failed) before forwarding was verified. */
+    quarantined: { at: Date; reason: string; messageId: string } | null;
   };
   /** folders: what the user picked to sync besides INBOX and the Sent folder (which are always synced). */
   imap: ServerSettingsView & { lastSyncAt: Date | null; lastSuccessAt: Date | null; folders: string[] };
@@ -73,7 +75,8 @@ type ServerDoc = {
 type AccountDoc = {
   _id: ObjectId; ownerId: ObjectId; email: string; enabled?: boolean | null; forwardingAddress: string;
   forwarding?: { status?: string | null; provider?: string | null; confirmationCode?: string | null; confirmationLink?: string | null; confirmationAt?: Date | null; verifiedAt?: Date | null; lastForwardedAt?: Date | null; problem?: string | null;
-    heldAt?: Date | null; heldRequester?: string | null; heldProvider?: string | null; heldMessageId?: ObjectId | null } | null;
+    heldAt?: Date | null; heldRequester?: string | null; heldProvider?: string | null; heldMessageId?: ObjectId | null;
+    quarantinedAt?: Date | null; quarantinedReason?: string | null; quarantinedMessageId?: ObjectId | null } | null;
   imap?: (ServerDoc & { lastSyncAt?: Date | null; lastSuccessAt?: Date | null; folders?: string[] | null }) | null;
   smtp?: (ServerDoc & { sameCredentials?: boolean | null }) | null;
   oauth?: { provider?: string | null; status?: string | null } | null;
@@ -114,6 +117,9 @@ export function toMailAccountView(doc: AccountDoc): MailAccountView {
       problem: doc.forwarding?.problem ?? '',
       held: doc.forwarding?.heldAt && doc.forwarding.heldMessageId
         ? { at: doc.forwarding.heldAt, requester: doc.forwarding.heldRequester ?? '', provider: doc.forwarding.heldProvider ?? '', messageId: doc.forwarding.heldMessageId.toString() }
+        : null,
+      quarantined: doc.forwarding?.quarantinedAt && doc.forwarding.quarantinedMessageId
+        ? { at: doc.forwarding.quarantinedAt, reason: doc.forwarding.quarantinedReason ?? '', messageId: doc.forwarding.quarantinedMessageId.toString() }
         : null,
     },
     imap: { ...serverView(doc.imap), lastSyncAt: doc.imap?.lastSyncAt ?? null, lastSuccessAt: doc.imap?.lastSuccessAt ?? null, folders: [...(doc.imap?.folders ?? [])] },

@@ -24,7 +24,9 @@ export type ForwardingEvent =
   | { type: 'blocked'; problem?: string }
   | { type: 'forwarded' }
   /** A provider's confirmation that another mailbox asked for, stored in Quarantine as `messageId`. */
-  | { type: 'held'; provider: string; requester: string; messageId: ObjectId | null };
+  | { type: 'held'; provider: string; requester: string; messageId: ObjectId | null }
+  /** Mail to the address quarantined (authentication failed) while forwarding is unverified: maybe forwarded mail that fails. */
+  | { type: 'quarantined'; reason: string; messageId: ObjectId | null };
 
 export async function recordForwardingEvent(store: Store, accountId: ObjectId, event: ForwardingEvent, now: Date = new Date()): Promise<void> {
   const { MailAccount } = store.models;
@@ -54,6 +56,13 @@ export async function recordForwardingEvent(store: Store, accountId: ObjectId, e
       await MailAccount.updateOne(
         { _id: accountId },
         { $set: { 'forwarding.heldAt': now, 'forwarding.heldRequester': event.requester, 'forwarding.heldProvider': event.provider, 'forwarding.heldMessageId': event.messageId } },
+      );
+      return;
+    case 'quarantined':
+      if (!event.messageId) return;
+      await MailAccount.updateOne(
+        { _id: accountId },
+        { $set: { 'forwarding.quarantinedAt': now, 'forwarding.quarantinedReason': event.reason, 'forwarding.quarantinedMessageId': event.messageId } },
       );
       return;
     case 'forwarded':

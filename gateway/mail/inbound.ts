@@ -249,6 +249,12 @@ async function deliver(deps: InboundDeps, message: InboundMessage, policy: Busin
           confirmation: { ...confirmation, code: '', link: '' },
         };
       }
+      // Forwarded mail that fails authentication (the mailbox domain's SPF leaves out its provider, say) would
+      // leave forwarding "waiting" with no word why: the account page points to the latest one.
+      if (decision.verdict === 'fail' && !recipient.forwardingVerified) {
+        events.push({ type: 'quarantined', reason: decision.reason, messageId: null });
+        return {};
+      }
       if (decision.verdict === 'pass' && recognizeForwardingBlocked(parsed)) {
         events.push({ type: 'blocked' });
         return { kind: 'forwarding-blocked' };
@@ -284,7 +290,7 @@ async function deliver(deps: InboundDeps, message: InboundMessage, policy: Busin
 
     if (recipient.kind === 'account' && result.outcome !== 'tombstoned') {
       for (const pending of events) {
-        const event: ForwardingEvent = pending.type === 'held' ? { ...pending, messageId: result.id } : pending;
+        const event: ForwardingEvent = pending.type === 'held' || pending.type === 'quarantined' ? { ...pending, messageId: result.id } : pending;
         await recordForwardingEvent(deps.store, recipient.accountId, event)
           .then(() => {
             if (event.type === 'forwarded') verifiedHere(deps).set(recipient.accountId.toString(), Date.now());

@@ -50,6 +50,10 @@ export const mailAccountSchema = new Schema(
       heldRequester: { type: String, default: '' },
       heldProvider: { type: String, default: '' },
       heldMessageId: { type: Schema.Types.ObjectId, default: null },
+      /** The latest mail to the forwarding address quarantined for failing authentication while forwarding was unverified. */
+      quarantinedAt: { type: Date, default: null },
+      quarantinedReason: { type: String, default: '' },
+      quarantinedMessageId: { type: Schema.Types.ObjectId, default: null },
     },
     imap: {
       ...serverSettings,
