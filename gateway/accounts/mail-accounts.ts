@@ -52,7 +52,7 @@ export interface MailAccountView {
     lastForwardedAt: Date | null;
     problem: string;
     /** The latest confirmation held in Quarantine because another mailbox asked for it (model: forwarding.held*). */
-    held: { at: Date; requester: string; provider: string; messageId: string } | null;
+    held: { at: Date; requester: string; provider: string; messageId: string; forOtherAccount: boolean } | null;
     /** The latest mail to the forwarding address quarantined (authentication failed) before forwarding was verified. */
     quarantined: { at: Date; reason: string; messageId: string } | null;
   };
@@ -75,7 +75,7 @@ type ServerDoc = {
 type AccountDoc = {
   _id: ObjectId; ownerId: ObjectId; email: string; enabled?: boolean | null; forwardingAddress: string;
   forwarding?: { status?: string | null; provider?: string | null; confirmationCode?: string | null; confirmationLink?: string | null; confirmationAt?: Date | null; verifiedAt?: Date | null; lastForwardedAt?: Date | null; problem?: string | null;
-    heldAt?: Date | null; heldRequester?: string | null; heldProvider?: string | null; heldMessageId?: ObjectId | null;
+    heldAt?: Date | null; heldRequester?: string | null; heldProvider?: string | null; heldMessageId?: ObjectId | null; heldForOtherAccount?: boolean | null;
     quarantinedAt?: Date | null; quarantinedReason?: string | null; quarantinedMessageId?: ObjectId | null } | null;
   imap?: (ServerDoc & { lastSyncAt?: Date | null; lastSuccessAt?: Date | null; folders?: string[] | null }) | null;
   smtp?: (ServerDoc & { sameCredentials?: boolean | null }) | null;
@@ -116,7 +116,7 @@ export function toMailAccountView(doc: AccountDoc): MailAccountView {
       lastForwardedAt: doc.forwarding?.lastForwardedAt ?? null,
       problem: doc.forwarding?.problem ?? '',
       held: doc.forwarding?.heldAt && doc.forwarding.heldMessageId
-        ? { at: doc.forwarding.heldAt, requester: doc.forwarding.heldRequester ?? '', provider: doc.forwarding.heldProvider ?? '', messageId: doc.forwarding.heldMessageId.toString() }
+        ? { at: doc.forwarding.heldAt, requester: doc.forwarding.heldRequester ?? '', provider: doc.forwarding.heldProvider ?? '', messageId: doc.forwarding.heldMessageId.toString(), forOtherAccount: Boolean(doc.forwarding.heldForOtherAccount) }
         : null,
       quarantined: doc.forwarding?.quarantinedAt && doc.forwarding.quarantinedMessageId
         ? { at: doc.forwarding.quarantinedAt, reason: doc.forwarding.quarantinedReason ?? '', messageId: doc.forwarding.quarantinedMessageId.toString() }

@@ -24,7 +24,7 @@ export type ForwardingEvent =
   | { type: 'blocked'; problem?: string }
   | { type: 'forwarded' }
   /** A provider's confirmation that another mailbox asked for, stored in Quarantine as `messageId`. */
-  | { type: 'held'; provider: string; requester: string; messageId: ObjectId | null }
+  | { type: 'held'; provider: string; requester: string; forOtherAccount: boolean; messageId: ObjectId | null }
   /** Mail to the address quarantined (authentication failed) while forwarding is unverified: maybe forwarded mail that fails. */
   | { type: 'quarantined'; reason: string; messageId: ObjectId | null };
 
@@ -55,7 +55,7 @@ export async function recordForwardingEvent(store: Store, accountId: ObjectId, e
       if (!event.messageId) return;
       await MailAccount.updateOne(
         { _id: accountId },
-        { $set: { 'forwarding.heldAt': now, 'forwarding.heldRequester': event.requester, 'forwarding.heldProvider': event.provider, 'forwarding.heldMessageId': event.messageId } },
+        { $set: { 'forwarding.heldAt': now, 'forwarding.heldRequester': event.requester, 'forwarding.heldProvider': event.provider, 'forwarding.heldMessageId': event.messageId, 'forwarding.heldForOtherAccount': event.forOtherAccount } },
       );
       return;
     case 'quarantined':

@@ -237,7 +237,7 @@ async function deliver(deps: InboundDeps, message: InboundMessage, policy: Busin
         const sibling = ownerMailboxes.find((email) => isRequesterMailbox(confirmation.requester, email));
         // ...but say on the account page that it came, and where it waits: the requester may be the primary
         // address of an alias the employee added, who would otherwise wait for a code for ever.
-        events.push({ type: 'held', provider: confirmation.provider, requester: confirmation.requester, messageId: null });
+        events.push({ type: 'held', provider: confirmation.provider, requester: sibling ?? confirmation.requester, forOtherAccount: Boolean(sibling), messageId: null });
         return {
           kind: 'forwarding-confirmation',
           status: 'quarantine',

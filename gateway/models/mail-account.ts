@@ -50,6 +50,8 @@ export const mailAccountSchema = new Schema(
       heldRequester: { type: String, default: '' },
       heldProvider: { type: String, default: '' },
       heldMessageId: { type: Schema.Types.ObjectId, default: null },
+      /** The requester is another of the owner's accounts: the wrong forwarding address was pasted at the provider. */
+      heldForOtherAccount: { type: Boolean, default: false },
       /** The latest mail to the forwarding address quarantined for failing authentication while forwarding was unverified. */
       quarantinedAt: { type: Date, default: null },
       quarantinedReason: { type: String, default: '' },

@@ -124,6 +124,11 @@ describe('forwarding confirmations in the console (real gateway)', function () {
     const { agent } = await signIn(testApp.app, 'carol@acme.test');
     const page = await agent.get(`/messages/${id}`).expect(200);
     assert.match(page.text, /use the forwarding address that Preferences → Email shows for carol@acme\.test instead/);
+    // The account page says the same, and never "open it and use its code": that would file carol@acme.test's mail here.
+    const accountPage = await agent.get(`/preferences/email/${accounts['carolsmith@gmail.com'].id}/forwarding-state`).expect(200);
+    const notice = /id="forwarding-held">([\s\S]*?)<\/div>/.exec(accountPage.text)?.[1] ?? '';
+    assert.match(notice, /for your other account <strong>carol@acme\.test<\/strong>: this account's forwarding address was pasted into the settings of carol@acme\.test/);
+    assert.doesNotMatch(notice, /use its code/);
   });
 
   it('shows Gmail\'s confirmation by its provider name, and its link when Gmail sent no code', async () => {
