@@ -127,7 +127,7 @@ describe('forwarding confirmations in the console (real gateway)', function () {
     // The account page says the same, and never "open it and use its code": that would file carol@acme.test's mail here.
     const accountPage = await agent.get(`/preferences/email/${accounts['carolsmith@gmail.com'].id}/forwarding-state`).expect(200);
     const notice = /id="forwarding-held">([\s\S]*?)<\/div>/.exec(accountPage.text)?.[1] ?? '';
-    assert.match(notice, /for your other account <strong>carol@acme\.test<\/strong>: this account's forwarding address was pasted into the settings of carol@acme\.test/);
+    assert.match(notice, /for your other account <strong>carol@acme\.test<\/strong>:\s+this account's forwarding address was pasted into the settings of carol@acme\.test/);
     assert.doesNotMatch(notice, /use its code/);
   });
 
