@@ -140,6 +140,29 @@ function isDuplicateKey(err: unknown): { field: string } | null {
   return { field };
 }
 
+/**
+ * Refuse a mailbox address that cannot work as one of `owner`'s accounts (400/409 with the `email` field
+ * named): a Postroom address (a forwarding address pasted back into Add, a dropbox), or the same Gmail
+ * mailbox as another of their accounts under another spelling (dots, googlemail.com) — it would get a
+ * second forwarding address that Gmail never forwards to, waiting for ever.
+ */
+async function refuseUnusableMailbox(store: Store, owner: ObjectId, address: string, gatewayDomain: string, exceptId?: ObjectId): Promise<void> {
+  const gateway = gatewayDomain.toLowerCase();
+  const domain = domainOf(address);
+  if (domain === gateway || domain.endsWith(`.${gateway}`)) {
+    const problem = `is a Postroom address (@${gateway}), not a mailbox of yours: type the address you read your mail at, such as bob@acme.com`;
+    throw new AppError('VALIDATION_FAILED', `email ${problem}`, { status: 400, fields: { email: problem } });
+  }
+  const canonical = canonicalMailbox(address);
+  if (!canonical.endsWith('@gmail.com')) return;
+  const same = (await store.models.MailAccount.find({ ownerId: owner, domain: { $in: ['gmail.com', 'googlemail.com'] } }, { email: 1 }).lean())
+    .find((row) => row.email !== address && !(exceptId && row._id.equals(exceptId)) && canonicalMailbox(row.email) === canonical);
+  if (same) {
+    const problem = `is the same Gmail mailbox as your account ${same.email} (Gmail ignores dots, and googlemail.com is gmail.com)`;
+    throw new AppError('ACCOUNT_EXISTS', `${address} ${problem}`, { status: 409, fields: { email: problem } });
+  }
+}
+
 export interface CreateMailAccountOptions {
   gatewayDomain: string;
   actor?: Actor;
@@ -157,24 +180,7 @@ export async function createMailAccount(store: Store, ownerId: ObjectId | string
   const issue = emailProblem(email);
   if (issue) throw new AppError('VALIDATION_FAILED', `email ${issue}`, { status: 400, fields: { email: issue } });
   const address = normalizeEmail(email);
-  // A Postroom address (a forwarding address pasted back into Add, a dropbox) is no mailbox to forward from.
-  const gatewayDomain = options.gatewayDomain.toLowerCase();
-  const domain = domainOf(address);
-  if (domain === gatewayDomain || domain.endsWith(`.${gatewayDomain}`)) {
-    const problem = `is a Postroom address (@${gatewayDomain}), not a mailbox of yours: type the address you read your mail at, such as bob@acme.com`;
-    throw new AppError('VALIDATION_FAILED', `email ${problem}`, { status: 400, fields: { email: problem } });
-  }
-  // The same Gmail mailbox under another spelling (dots, googlemail.com) would get a second forwarding
-  // address that Gmail never forwards to, waiting for ever.
-  const canonical = canonicalMailbox(address);
-  if (canonical.endsWith('@gmail.com')) {
-    const same = (await store.models.MailAccount.find({ ownerId: owner, domain: { $in: ['gmail.com', 'googlemail.com'] } }, { email: 1 }).lean())
-      .find((row) => row.email !== address && canonicalMailbox(row.email) === canonical);
-    if (same) {
-      const problem = `is the same Gmail mailbox as your account ${same.email} (Gmail ignores dots, and googlemail.com is gmail.com)`;
-      throw new AppError('ACCOUNT_EXISTS', `${address} ${problem}`, { status: 409, fields: { email: problem } });
-    }
-  }
+  await refuseUnusableMailbox(store, owner, address, options.gatewayDomain);
   const actor = options.actor ?? SYSTEM_ACTOR;
   // A token collision is astronomically unlikely (80 bits), but the unique index decides; retry with a fresh token.
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -421,6 +427,8 @@ export async function updateMailAccount(deps: ChangeDeps, viewer: Viewer, id: st
   const changed: string[] = [];
   const before = { imap: serverOf(account.imap), smtp: smtpServerOf(account as unknown as AccountDoc), sameCredentials: account.smtp?.sameCredentials !== false };
   if (patch.email !== undefined && normalizeEmail(patch.email) !== account.email) {
+    // The forwarding address's own domain is the gateway domain the account was issued on.
+    await refuseUnusableMailbox(store, account.ownerId, normalizeEmail(patch.email), domainOf(account.forwardingAddress), account._id);
     // The forwarding address stays: the user already configured it at the provider.
     account.email = normalizeEmail(patch.email);
     account.domain = domainOf(account.email);

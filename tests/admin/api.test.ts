@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import request from 'supertest';
 import { createApiToken, type PublicUser } from '../../gateway/accounts';
 import { freePort } from '../../gateway/store/embedded-ferretdb';
-import { buildApp, makeAccount, makeUser, storeMessage, type TestApp, type TestStore } from './fixtures';
+import { buildApp, GATEWAY_DOMAIN, makeAccount, makeUser, storeMessage, type TestApp, type TestStore } from './fixtures';
 import { openTestStore } from '../support/store';
 
 /** Binary, with every byte value: an attachment must come back exactly. */
@@ -100,6 +100,15 @@ describe('admin: JSON API /api/v1', () => {
     }
     await api('post', '/accounts').send({ email: 'twice@acme.test' }).expect(201);
     const dup = await api('post', '/accounts').send({ email: 'twice@acme.test' }).expect(409);
+    // A Postroom address is no mailbox, created or renamed to (the console's Add says the same).
+    const own = await api('post', '/accounts').send({ email: `bob-acme-test.abcdefgh23456789@${GATEWAY_DOMAIN}` }).expect(400);
+    assert.match(own.body.error.fields.email, /^is a Postroom address/);
+    const renamed = (await api('post', '/accounts').send({ email: 'rename-me@acme.test' }).expect(201)).body;
+    const toGateway = await api('patch', `/accounts/${renamed.id}`).send({ email: `x@${GATEWAY_DOMAIN}` }).expect(400);
+    assert.match(toGateway.body.error.fields.email, /^is a Postroom address/);
+    await api('post', '/accounts').send({ email: 'jo.ann@gmail.com' }).expect(201);
+    const sameGmail = await api('patch', `/accounts/${renamed.id}`).send({ email: 'joann@googlemail.com' }).expect(409);
+    assert.match(sameGmail.body.error.fields.email, /^is the same Gmail mailbox as your account jo\.ann@gmail\.com/);
     assert.equal(dup.body.error.code, 'ACCOUNT_EXISTS');
   });
 
