@@ -46,7 +46,11 @@ export function isAppError(err: unknown): err is AppError {
   return err instanceof AppError;
 }
 
-/** A write refused by a unique index (MongoDB and FerretDB report code 11000). */
+/**
+ * A write refused by a unique index. MongoDB reports code 11000, and so does
+ * FerretDB for an insert; FerretDB's SQLite backend refuses an update with
+ * code 1 and SQLite's own words ("UNIQUE constraint failed").
+ */
 export function isDuplicateKeyError(err: unknown): boolean {
-  return (err as { code?: number }).code === 11000 || /E11000|duplicate key/i.test((err as Error).message ?? '');
+  return (err as { code?: number }).code === 11000 || /E11000|duplicate key|UNIQUE constraint failed/i.test((err as Error).message ?? '');
 }
