@@ -7,6 +7,7 @@ import type { Store } from '../store';
 import { recordAudit, type Actor } from './audit';
 import { NOT_AN_ID, parseObjectId, type ObjectId } from './ids';
 import { isAdmin, type Viewer } from './mail-accounts';
+import { describeFields } from './users';
 
 /** The inbox page size (issue 4). */
 export const PAGE_SIZE = 50;
@@ -97,7 +98,7 @@ export function messageScope(viewer: Viewer): Record<string, unknown> {
 export function buildMessageFilter(viewer: Viewer, filters: MessageFilters): Record<string, unknown> {
   const problems = filterProblems(filters);
   if (Object.keys(problems).length > 0) {
-    throw new AppError('BAD_REQUEST', Object.entries(problems).map(([k, v]) => `${k} ${v}`).join('; '), { status: 400, fields: problems });
+    throw new AppError('VALIDATION_FAILED', describeFields(problems), { status: 400, fields: problems });
   }
   const filter: Record<string, unknown> = { ...messageScope(viewer) };
   if (filters.ownerId && isAdmin(viewer)) filter.ownerId = parseObjectId(filters.ownerId);
@@ -121,6 +122,9 @@ export function buildMessageFilter(viewer: Viewer, filters: MessageFilters): Rec
   }
   return filter;
 }
+
+/** The problem with a page cursor that is not one this API handed out (a truncated or hand-made value). */
+export const NOT_A_CURSOR = 'is not a cursor from a previous page';
 
 export function encodeCursor(receivedAt: Date, id: ObjectId): string {
   return `${receivedAt.getTime()}_${id.toString()}`;
@@ -177,7 +181,7 @@ export async function listMessages(store: Store, viewer: Viewer, filters: Messag
   const filter = buildMessageFilter(viewer, filters);
   if (options.cursor) {
     const cursor = decodeCursor(options.cursor);
-    if (!cursor) throw new AppError('BAD_REQUEST', 'cursor is not a cursor from a previous page', { status: 400, fields: { cursor: 'is not valid' } });
+    if (!cursor) throw new AppError('VALIDATION_FAILED', `cursor ${NOT_A_CURSOR}`, { status: 400, fields: { cursor: NOT_A_CURSOR } });
     const after = [{ receivedAt: { $lt: cursor.receivedAt } }, { receivedAt: cursor.receivedAt, _id: { $lt: cursor.id } }];
     // The $lte bound lets the index scan start at the cursor; the $or settles ties on receivedAt.
     filter.receivedAt = { $lte: cursor.receivedAt };

@@ -1,4 +1,6 @@
 import mongoose from 'mongoose';
+import { decodeCursor, encodeCursor, NOT_A_CURSOR } from '../accounts/mailbox';
+import { AppError } from '../core/errors';
 import type { Store } from '../store';
 import { loadCrmSettings, type CrmSettingsInput } from './settings';
 import { objectsByIds, type PublicObject } from './objects';
@@ -57,17 +59,6 @@ export function sameMailKey(row: { _id: ObjectId; messageId?: string | null; con
   return row.contentHash ? `${row.messageId ?? ''}\u0000${row.contentHash}` : row._id.toString();
 }
 
-function encodeCursor(receivedAt: Date, id: ObjectId): string {
-  return `${receivedAt.toISOString()}_${id.toString()}`;
-}
-
-function decodeCursor(value?: string): { at: Date; id: ObjectId } | null {
-  const match = value ? /^(\d{4}-\d\d-\d\dT[\d:.]+Z)_([0-9a-f]{24})$/.exec(value) : null;
-  if (!match) return null;
-  const at = new Date(match[1]);
-  return Number.isNaN(at.getTime()) ? null : { at, id: new mongoose.Types.ObjectId(match[2]) };
-}
-
 /**
  * An object's email timeline, newest first, paged by (receivedAt, _id)
  * through the {linkedObjectIds, receivedAt} index.
@@ -84,8 +75,12 @@ export async function objectTimeline(
   const clauses: Array<Record<string, unknown>> = [{ linkedObjectIds: objectId, status: 'inbox' }];
   const privacy = visibleMessagesFilter(viewer, settings.shareLinkedMail);
   if (Object.keys(privacy).length > 0) clauses.push(privacy);
-  const cursor = decodeCursor(options.before);
-  if (cursor) clauses.push({ $or: [{ receivedAt: { $lt: cursor.at } }, { receivedAt: cursor.at, _id: { $lt: cursor.id } }] });
+  if (options.before) {
+    // Said, not ignored: a cursor that reads as "no cursor" would hand back the first page for ever.
+    const cursor = decodeCursor(options.before);
+    if (!cursor) throw new AppError('VALIDATION_FAILED', `before ${NOT_A_CURSOR}`, { status: 400, fields: { before: NOT_A_CURSOR } });
+    clauses.push({ $or: [{ receivedAt: { $lt: cursor.receivedAt } }, { receivedAt: cursor.receivedAt, _id: { $lt: cursor.id } }] });
+  }
   const rows = await Message.find(clauses.length === 1 ? clauses[0] : { $and: clauses }, {
     subject: 1, from: 1, to: 1, date: 1, receivedAt: 1, ownerId: 1, shared: 1, bulk: 1, messageId: 1, contentHash: 1,
   })
