@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import express, { Router } from 'express';
+import express, { Router, type RequestHandler } from 'express';
 import { fromRoot } from '../../../gateway/core/paths';
 import { apiErrorHandler, apiNotFound } from '../../middleware/errors';
 import type { AdminDeps } from '../../types';
@@ -8,7 +8,7 @@ import { bearerAuth } from './bearer';
 import { messagesApi } from './messages';
 import { sendApi, sendBodyParser } from './send';
 import { objectsApi } from './objects';
-import { requireJsonBody, requireObjectBody } from './validate';
+import { checkQuery, requireJsonBody, requireObjectBody } from './validate';
 
 /**
  * The JSON API under /api/v1 (documented in admin/openapi.json; a test keeps
@@ -29,24 +29,54 @@ export function apiRouter(deps: AdminDeps): Router {
   // Not strict: valid JSON that is not an object is answered BAD_BODY (requireObjectBody), not BAD_JSON.
   router.use(express.json({ limit: '1mb', strict: false }));
   router.use(requireObjectBody);
+  const operations = documentedOperations();
+  router.use(refuseUndocumentedQuery(operations));
   router.use(accountsApi(deps));
   router.use(messagesApi(deps));
   router.use(sendApi(deps));
   router.use(objectsApi(deps));
-  router.use(apiNotFound(documentedMethods()));
+  router.use(apiNotFound((path) => [...new Set(operations(path).flatMap((entry) => Object.keys(entry.methods)))]));
   router.use(apiErrorHandler(deps.log));
   return router;
 }
 
+interface DocumentedPath {
+  pattern: RegExp;
+  /** METHOD → the names of its query parameters (the path's own and the operation's). */
+  methods: Record<string, string[]>;
+}
+
+type Parameter = { name: string; in: string };
+
 /**
- * The methods each API path answers, from admin/openapi.json (a test keeps
- * it equal to the routes): a known path asked with another method is a 405.
+ * The operations of admin/openapi.json (a test keeps it equal to the
+ * routes), by request path: a known path asked with another method is a 405,
+ * and a query parameter an operation does not document is a 400.
  */
-function documentedMethods(): (path: string) => string[] {
-  const doc = JSON.parse(fs.readFileSync(fromRoot('admin', 'openapi.json'), 'utf8')) as { paths: Record<string, Record<string, unknown>> };
-  const paths = Object.entries(doc.paths).map(([template, operations]) => ({
+function documentedOperations(): (path: string) => DocumentedPath[] {
+  const doc = JSON.parse(fs.readFileSync(fromRoot('admin', 'openapi.json'), 'utf8')) as {
+    paths: Record<string, Record<string, { parameters?: Parameter[] }> & { parameters?: Parameter[] }>;
+  };
+  const queryNames = (parameters: Parameter[] = []) => parameters.filter((p) => p.in === 'query').map((p) => p.name);
+  const paths: DocumentedPath[] = Object.entries(doc.paths).map(([template, item]) => ({
     pattern: new RegExp(`^${template.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{\w+\}/g, '[^/]+')}/?$`),
-    methods: Object.keys(operations).filter((key) => ['get', 'post', 'put', 'patch', 'delete'].includes(key)).map((key) => key.toUpperCase()),
+    methods: Object.fromEntries(Object.entries(item)
+      .filter(([key]) => ['get', 'post', 'put', 'patch', 'delete'].includes(key))
+      .map(([key, operation]) => [key.toUpperCase(), [...queryNames(item.parameters), ...queryNames((operation as { parameters?: Parameter[] }).parameters)]])),
   }));
-  return (path) => paths.find((entry) => entry.pattern.test(path))?.methods ?? [];
+  return (path) => paths.filter((entry) => entry.pattern.test(path));
+}
+
+/**
+ * Unknown query parameters are a 400 on every operation, as the document
+ * says: a guessed `?dryRun=true` on a send, or a misspelt filter, must not be
+ * ignored. Paths and methods that do not exist are left to the 404/405.
+ */
+function refuseUndocumentedQuery(operations: (path: string) => DocumentedPath[]): RequestHandler {
+  return (req, _res, next) => {
+    const method = req.method === 'HEAD' ? 'GET' : req.method;
+    const names = operations(req.path).find((entry) => entry.methods[method])?.methods[method];
+    if (names) checkQuery(req.query as Record<string, unknown>, names);
+    next();
+  };
 }
