@@ -143,6 +143,9 @@ describe('admin: /api/v1 answers as admin/openapi.json documents them', () => {
     await call('post', '/objects/import', { raw: csv, as: 'admin' });
     await call('post', '/objects/import', { raw: csv, as: 'admin', query: 'commit=true' });
     assert.equal((await call('post', '/objects/import', { raw: csv })).status, 403);
+    // A commit asked as ?commit=1 is refused, not answered with a preview that reads as done.
+    assert.deepEqual((await call('post', '/objects/import', { raw: csv, as: 'admin', query: 'commit=1' })).body.error.fields, { commit: 'must be true or false' });
+    assert.deepEqual((await call('post', '/objects/import', { raw: csv, as: 'admin', query: 'type=vendor' })).body.error.fields, { type: 'must be customer, contact or lead' });
     assert.equal((await call('post', '/objects/import', { body: { csv: 'x' }, as: 'admin' })).status, 415);
     assert.equal((await call('post', '/objects/import', { raw: { type: 'text/csv', data: 'emails\na@b.test\n' }, as: 'admin' })).status, 400);
     await call('get', '/objects/{id}', { params: { id: ids.object } });
@@ -172,7 +175,7 @@ describe('admin: /api/v1 answers as admin/openapi.json documents them', () => {
     });
     await call('get', '/objects/{id}/messages', { params: { id: 'nope' } });
     await call('delete', '/objects/{id}/messages/{messageId}', { params: { id: ids.object, messageId: ids.linked }, query: 'neverLink=true' });
-    await call('delete', '/objects/{id}/messages/{messageId}', { params: { id: ids.object, messageId: ids.linked }, query: 'neverLink=sometimes' });
+    assert.deepEqual((await call('delete', '/objects/{id}/messages/{messageId}', { params: { id: ids.object, messageId: ids.linked }, query: 'neverLink=yes' })).body.error.fields, { neverLink: 'must be true or false' });
     await call('delete', '/objects/{id}/messages/{messageId}', { params: { id: ids.object, messageId: 'nope' } });
     await call('delete', '/objects/{id}', { params: { id: ids.object } });
     await call('delete', '/objects/{id}', { params: { id: ids.object }, as: 'admin' });

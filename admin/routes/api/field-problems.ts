@@ -26,7 +26,8 @@ const TYPE_NAMES: Record<string, string> = {
 
 const typeName = (expected: string) => TYPE_NAMES[expected] ?? expected;
 
-const orList = (items: string[]) => (items.length <= 1 ? items.join('') : `${items.slice(0, -1).join(', ')} or ${items[items.length - 1]}`);
+/** "a, b or c". */
+export const orList = (items: string[]) => (items.length <= 1 ? items.join('') : `${items.slice(0, -1).join(', ')} or ${items[items.length - 1]}`);
 
 /** "must be a string or an array" when every branch of a union failed on the type alone. */
 function unionProblem(issue: Extract<Issue, { code: 'invalid_union' }>): string {

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { parseObjectId } from '../../../gateway/accounts';
 import { AppError, notFound } from '../../../gateway/core/errors';
 import { listJobs } from '../../../gateway/crm/backfill';
+import { OBJECT_TYPES } from '../../../gateway/models/crm';
 import { commitImport, previewImport, MAX_IMPORT_BYTES } from '../../../gateway/crm/csv-import';
 import { unlinkAsViewer } from '../../../gateway/crm/link';
 import {
@@ -11,7 +12,7 @@ import {
 import { objectTimeline } from '../../../gateway/crm/timeline';
 import type { AdminDeps } from '../../types';
 import { contentTypeCharset } from '../../lib/forms';
-import { checkQuery, parseBody, wholeNumberParam } from './validate';
+import { checkQuery, oneOfParam, parseBody, wholeNumberParam } from './validate';
 
 const objectFields = {
   type: z.string().optional(),
@@ -24,6 +25,8 @@ const objectFields = {
   rules: z.object({ linkBulk: z.boolean().optional(), neverLink: z.array(z.string()).max(1000).optional() }).strict().optional(),
 };
 const objectBody = z.object(objectFields).strict();
+
+const BOOLEAN_WORDS = ['true', 'false'] as const;
 
 function requireAdminApi(req: Request): void {
   if (req.viewer?.role !== 'admin') throw new AppError('FORBIDDEN', 'only admins can do this', { status: 403 });
@@ -47,10 +50,7 @@ export function objectsApi(deps: AdminDeps): Router {
 
   router.get('/objects', async (req, res) => {
     const query = checkQuery(req.query as Record<string, unknown>, ['q', 'type', 'limit', 'skip']);
-    if (query.type && !['customer', 'contact', 'lead'].includes(query.type)) {
-      throw new AppError('VALIDATION_FAILED', 'type must be customer, contact or lead', { status: 400, fields: { type: 'must be customer, contact or lead' } });
-    }
-    const result = await searchObjects(deps.store, { q: query.q, type: query.type, limit: wholeNumberParam(query.limit, 'limit', 1, 500), skip: wholeNumberParam(query.skip, 'skip', 0, 100000) });
+    const result = await searchObjects(deps.store, { q: query.q, type: oneOfParam(query.type, 'type', OBJECT_TYPES), limit: wholeNumberParam(query.limit, 'limit', 1, 500), skip: wholeNumberParam(query.skip, 'skip', 0, 100000) });
     res.json(result);
   });
 
@@ -73,8 +73,8 @@ export function objectsApi(deps: AdminDeps): Router {
     requireAdminApi(req);
     const query = checkQuery(req.query as Record<string, unknown>, ['commit', 'type']);
     if (!Buffer.isBuffer(req.body)) throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'Send the CSV file as the request body with Content-Type: text/csv.', { status: 415 });
-    const options = { defaultType: query.type || undefined, charset: contentTypeCharset(req) };
-    if (query.commit === 'true') res.json(await commitImport(crm, req.body, options, req.actor!));
+    const options = { defaultType: oneOfParam(query.type, 'type', OBJECT_TYPES), charset: contentTypeCharset(req) };
+    if (oneOfParam(query.commit, 'commit', BOOLEAN_WORDS) === 'true') res.json(await commitImport(crm, req.body, options, req.actor!));
     else res.json(await previewImport(crm, req.body, options));
   });
 
@@ -104,7 +104,7 @@ export function objectsApi(deps: AdminDeps): Router {
     const query = checkQuery(req.query as Record<string, unknown>, ['neverLink']);
     const messageId = parseObjectId(String(req.params.messageId));
     if (!messageId) throw notFound('link');
-    const result = await unlinkAsViewer(crm, req.viewer!, { messageId, objectId: objectIdParam(req.params.id) }, { neverLink: query.neverLink === 'true' });
+    const result = await unlinkAsViewer(crm, req.viewer!, { messageId, objectId: objectIdParam(req.params.id) }, { neverLink: oneOfParam(query.neverLink, 'neverLink', BOOLEAN_WORDS) === 'true' });
     res.json({ neverLink: result.neverLink, jobIds: result.pruneJobId ? [result.pruneJobId.toString()] : [] });
   });
 

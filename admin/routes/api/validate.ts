@@ -2,7 +2,7 @@ import type { RequestHandler } from 'express';
 import { z } from 'zod';
 import { describeFields, NOT_AN_ID, parseObjectId } from '../../../gateway/accounts';
 import { AppError } from '../../../gateway/core/errors';
-import { fieldProblem } from './field-problems';
+import { fieldProblem, orList } from './field-problems';
 
 /**
  * Request validation of the JSON API, in one place: bodies against strict
@@ -82,6 +82,16 @@ export function idParam(value: string | undefined, name: string): string | undef
     throw new AppError('VALIDATION_FAILED', `${name} ${NOT_AN_ID}`, { status: 400, fields: { [name]: NOT_AN_ID } });
   }
   return value;
+}
+
+/**
+ * A query parameter that takes one of a few words (undefined when absent):
+ * anything else is said, so that `?commit=1` is not quietly read as false.
+ */
+export function oneOfParam<T extends string>(value: string | undefined, name: string, allowed: readonly T[]): T | undefined {
+  if (value === undefined || (allowed as readonly string[]).includes(value)) return value as T | undefined;
+  const problem = `must be ${orList([...allowed])}`;
+  throw new AppError('VALIDATION_FAILED', `${name} ${problem}`, { status: 400, fields: { [name]: problem } });
 }
 
 /** Query parameters: only `allowed` names, each at most once. */
