@@ -44,8 +44,12 @@ describe('admin: JSON API /api/v1', () => {
 
   it('answers a documented path asked with another method 405 with Allow, and any unknown /api path 404 in JSON', async () => {
     const put = await request(testApp.app).put('/api/v1/accounts').set('Authorization', `Bearer ${bobToken}`).expect(405).expect('Content-Type', /json/);
-    assert.equal(put.headers.allow, 'GET, POST');
-    assert.deepEqual(put.body.error, { code: 'METHOD_NOT_ALLOWED', message: 'PUT is not allowed on /api/v1/accounts (allowed: GET, POST)' });
+    assert.equal(put.headers.allow, 'GET, HEAD, POST');
+    assert.deepEqual(put.body.error, { code: 'METHOD_NOT_ALLOWED', message: 'PUT is not allowed on /api/v1/accounts (allowed: GET, HEAD, POST)' });
+    // OPTIONS lists the same methods as the 405 (and HEAD, which every GET answers), from the same document.
+    const options = await request(testApp.app).options('/api/v1/messages/0123456789abcdef01234567').set('Authorization', `Bearer ${bobToken}`).expect(204);
+    assert.equal(options.headers.allow, 'GET, HEAD, DELETE, OPTIONS');
+    await request(testApp.app).head('/api/v1/messages').set('Authorization', `Bearer ${bobToken}`).expect(200);
     await api('post', '/messages/0123456789abcdef01234567').expect(405).expect('Allow', /GET/);
     const unknown = await api('get', '/nothing-here').expect(404).expect('Content-Type', /json/);
     assert.equal(unknown.body.error.code, 'NOT_FOUND');

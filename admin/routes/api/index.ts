@@ -30,12 +30,19 @@ export function apiRouter(deps: AdminDeps): Router {
   router.use(express.json({ limit: '1mb', strict: false }));
   router.use(requireObjectBody);
   const operations = documentedOperations();
+  const allowed = allowedMethods(operations);
   router.use(refuseUndocumentedQuery(operations));
+  // Middleware, not a route: the OpenAPI test walks the routes, and OPTIONS is no documented operation.
+  router.use((req, res, next) => {
+    const methods = req.method === 'OPTIONS' ? allowed(req.path) : [];
+    if (methods.length === 0) return next();
+    res.set('Allow', [...methods, 'OPTIONS'].join(', ')).status(204).end();
+  });
   router.use(accountsApi(deps));
   router.use(messagesApi(deps));
   router.use(sendApi(deps));
   router.use(objectsApi(deps));
-  router.use(apiNotFound((path) => [...new Set(operations(path).flatMap((entry) => Object.keys(entry.methods)))]));
+  router.use(apiNotFound(allowed));
   router.use(apiErrorHandler(deps.log));
   return router;
 }
@@ -65,6 +72,12 @@ function documentedOperations(): (path: string) => DocumentedPath[] {
       .map(([key, operation]) => [key.toUpperCase(), [...queryNames(item.parameters), ...queryNames((operation as { parameters?: Parameter[] }).parameters)]])),
   }));
   return (path) => paths.filter((entry) => entry.pattern.test(path));
+}
+
+/** The methods a path answers, for Allow: the documented ones, and HEAD wherever GET is (Express answers it). */
+function allowedMethods(operations: (path: string) => DocumentedPath[]): (path: string) => string[] {
+  return (path) => [...new Set(operations(path).flatMap((entry) => Object.keys(entry.methods)))]
+    .flatMap((method) => (method === 'GET' ? ['GET', 'HEAD'] : [method]));
 }
 
 /**
