@@ -14,6 +14,8 @@ import { runPendingJobs } from '../../gateway/crm/backfill';
 import { crmAssociator } from '../../gateway/crm/link';
 import { createLogger } from '../../gateway/core/log';
 import { ingest } from '../../gateway/mail/ingest';
+import { startSyncer } from '../../gateway/sync/schedule';
+import type { DovecotServer } from '../support/dovecot';
 import { buildApp, buildRaw, makeAccount, makeUser, storeMessage, type TestApp } from './fixtures';
 import { sendableAccount, sharedDovecot, startRecordingSmtp, type RecordingSmtp, type SendFixture, type TestStore } from '../send/support';
 import { loadApiDocument, responseChecker } from '../support/openapi';
@@ -26,6 +28,7 @@ describe('admin: /api/v1 answers as admin/openapi.json documents them', () => {
   const checker = responseChecker(doc);
   let store: TestStore;
   let smtp: RecordingSmtp;
+  let dovecot: DovecotServer;
   let testApp: TestApp;
   let bob: SendFixture;
   let eve: PublicUser;
@@ -59,7 +62,8 @@ describe('admin: /api/v1 answers as admin/openapi.json documents them', () => {
     testApp = buildApp(store, { imapTimeoutMs: 5000, env: { SEND_RATE_LIMIT: '50/hour', SMTP_MAX_MESSAGE_SIZE: '1MB' } });
     await makeUser(store, 'admin@acme.test', 'admin');
     eve = await makeUser(store, 'eve@acme.test');
-    bob = await sendableAccount(store, testApp.secretBox, { dovecot: await sharedDovecot(), smtp, smtpTls: 'starttls' });
+    dovecot = await sharedDovecot();
+    bob = await sendableAccount(store, testApp.secretBox, { dovecot, smtp, smtpTls: 'starttls' });
     tokens.bob = (await createApiToken(store, bob.user.email, { name: 'client' }, {})).token;
     tokens.eve = (await createApiToken(store, eve.email, { name: 'client' }, {})).token;
     tokens.admin = (await createApiToken(store, 'admin@acme.test', { name: 'client' }, {})).token;
@@ -89,6 +93,19 @@ describe('admin: /api/v1 answers as admin/openapi.json documents them', () => {
     assert.equal((await call('post', '/accounts/{id}/smtp/authenticate', { params: { id: bob.accountId } })).status, 200);
     assert.equal((await call('post', '/accounts/{id}/smtp/authenticate', { params: { id: ids.spare } })).status, 400);
     await call('get', '/accounts/{id}/imap/sync', { params: { id: bob.accountId } });
+    // After a real pass, with a folder in the ledger and a message that came from it.
+    await dovecot.append(bob.email, 'INBOX', await buildRaw({ to: bob.email, subject: 'Synced' }));
+    const syncer = startSyncer({ config: testApp.config, log: createLogger({ level: 'silent' }), store, secretBox: testApp.secretBox, associate: null, schedule: false });
+    try {
+      await syncer.runPassNow();
+    } finally {
+      await syncer.stop();
+    }
+    const ledger = await call('get', '/accounts/{id}/imap/sync', { params: { id: bob.accountId } });
+    assert.equal(ledger.body.folders[0].folder, 'INBOX');
+    const synced = await call('get', '/messages', { query: 'source=imap' });
+    assert.equal(synced.body.messages[0].subject, 'Synced');
+    assert.equal((await call('get', '/messages/{id}', { params: { id: synced.body.messages[0].id } })).body.sources[0].folder, 'INBOX');
     await call('get', '/accounts/{id}/imap/sync', { params: { id: ids.spare }, as: 'eve' });
     assert.equal((await call('delete', '/accounts/{id}', { params: { id: ids.spare } })).status, 204);
     assert.equal((await call('delete', '/accounts/{id}', { params: { id: ids.spare } })).status, 404);
