@@ -143,8 +143,11 @@ type MessageRow = {
   attachments?: DescribedPart[]; linkedObjectIds?: ObjectId[]; size?: number;
 };
 
+/** Recipients a summary lists (the message itself has them all). */
+const SUMMARY_RECIPIENTS = 5;
+
 const SUMMARY_PROJECTION = {
-  accountId: 1, ownerId: 1, receivedAt: 1, from: 1, to: { $slice: 5 }, subject: 1, text: { $substrCP: ['$text', 0, 200] }, sources: 1,
+  accountId: 1, ownerId: 1, receivedAt: 1, from: 1, to: { $slice: SUMMARY_RECIPIENTS }, subject: 1, text: { $substrCP: ['$text', 0, 200] }, sources: 1,
   'auth.verdict': 1, 'auth.sender': 1, status: 1, kind: 1, 'confirmation.code': 1, attachments: 1, linkedObjectIds: 1, size: 1,
 };
 
@@ -156,7 +159,8 @@ function toSummary(row: MessageRow): MessageSummary {
     ownerId: row.ownerId.toString(),
     receivedAt: row.receivedAt,
     from: { address: row.from?.address ?? '', name: row.from?.name ?? '' },
-    to: (row.to ?? []).map((to) => ({ address: to.address ?? '', name: to.name ?? '' })),
+    // Sliced here too: without projection expressions (FerretDB) the whole list is read.
+    to: (row.to ?? []).slice(0, SUMMARY_RECIPIENTS).map((to) => ({ address: to.address ?? '', name: to.name ?? '' })),
     subject: row.subject ?? '',
     snippet: text.length > 140 ? `${text.slice(0, 140)}…` : text,
     sources: [...new Set((row.sources ?? []).map((source) => source.kind))],
