@@ -242,6 +242,8 @@ describe('admin: /api/v1 answers as admin/openapi.json documents them', () => {
       assert.equal(res.status, 400, `${method} ${path}?dryRun=true`);
       assert.deepEqual(res.body.error.fields, { dryRun: 'is not a known query parameter' });
     }
+    // Routes match any case, and so does the check.
+    assert.equal((await request(testApp.app).get(`/api/v1/Accounts/${bob.accountId}?dryRun=true`).set('Authorization', `Bearer ${tokens.bob}`)).status, 400);
   });
 
   it('answers a body that is not JSON 415, and one over the size limit 413, on every POST, PUT and PATCH', async () => {

@@ -65,8 +65,9 @@ function documentedOperations(): (path: string) => DocumentedPath[] {
     paths: Record<string, Record<string, { parameters?: Parameter[] }> & { parameters?: Parameter[] }>;
   };
   const queryNames = (parameters: Parameter[] = []) => parameters.filter((p) => p.in === 'query').map((p) => p.name);
+  // Case-insensitive, as Express routes are: /Messages is /messages.
   const paths: DocumentedPath[] = Object.entries(doc.paths).map(([template, item]) => ({
-    pattern: new RegExp(`^${template.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{\w+\}/g, '[^/]+')}/?$`),
+    pattern: new RegExp(`^${template.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{\w+\}/g, '[^/]+')}/?$`, 'i'),
     methods: Object.fromEntries(Object.entries(item)
       .filter(([key]) => ['get', 'post', 'put', 'patch', 'delete'].includes(key))
       .map(([key, operation]) => [key.toUpperCase(), [...queryNames(item.parameters), ...queryNames((operation as { parameters?: Parameter[] }).parameters)]])),
