@@ -3,14 +3,28 @@ import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Respon
 import { AppError, isAppError } from '../../gateway/core/errors';
 import type { Logger } from '../../gateway/core/log';
 
+/** Driver errors that mean the store could not be reached (down, restarting, a network cut), not a bad request. */
+const UNREACHABLE = new Set([
+  'MongoServerSelectionError', 'MongooseServerSelectionError', 'MongoNetworkError', 'MongoNetworkTimeoutError', 'MongoNotConnectedError', 'MongoTopologyClosedError',
+]);
+
+/** How long a client is asked to wait before asking again when the store is unreachable (Retry-After). */
+const STORE_RETRY_AFTER_SECONDS = 30;
+
 /**
  * The one place errors become HTTP answers (STYLE.md habit 2). AppErrors
  * carry their status and code; body-parser errors are the client's fault;
- * everything else is a 500 with a reference to grep the log for, and never
+ * a store that cannot be reached is a 503; everything else is a 500 with a
+ * reference to grep the log for, and never
  * echoes internals to the client.
  */
 export function toAppError(err: unknown): AppError {
   if (isAppError(err)) return err;
+  const name = (err as Error | undefined)?.name ?? '';
+  if (UNREACHABLE.has(name) || (name === 'MongooseError' && /buffering timed out/.test((err as Error).message))) {
+    // A 503, not a 500: it passes, and clients (and proxies) retry a 503 after Retry-After.
+    return new AppError('STORE_UNAVAILABLE', 'The message store cannot be reached right now; try again shortly.', { status: 503, cause: err });
+  }
   const e = err as { type?: string; status?: number; message?: string };
   if (e?.type === 'entity.parse.failed') return new AppError('BAD_JSON', 'The request body is not valid JSON.', { status: 400 });
   if (e?.type === 'entity.too.large') return new AppError('TOO_LARGE', 'The request body is too large.', { status: 413 });
@@ -38,6 +52,7 @@ export function apiErrorHandler(log: Logger): ErrorRequestHandler {
     const body: Record<string, unknown> = { code: appError.code, message: ref ? `${appError.message} (reference ${ref})` : appError.message };
     if (appError.fields) body.fields = appError.fields;
     if (appError.status === 429) res.set('Retry-After', String((appError as AppError & { retryAfter?: number }).retryAfter ?? 60));
+    if (appError.code === 'STORE_UNAVAILABLE') res.set('Retry-After', String(STORE_RETRY_AFTER_SECONDS));
     res.status(appError.status).json({ error: body });
   };
 }

@@ -17,6 +17,7 @@ import { SecretBox } from '../../gateway/core/crypto';
 import { createLogger } from '../../gateway/core/log';
 import { ingest, type AuthVerdict, type Classification } from '../../gateway/mail/ingest';
 import type { SourceKind } from '../../gateway/models/message';
+import type { Store } from '../../gateway/store';
 import { createApp, type CreateAppOptions } from '../../admin/app';
 import { startDovecot } from '../support/dovecot';
 import { shared } from '../support/shared';
@@ -45,7 +46,7 @@ export interface TestApp {
   secretBox: SecretBox;
 }
 
-export function buildApp(store: TestStore, options: Partial<CreateAppOptions> & { env?: Record<string, string> } = {}): TestApp {
+export function buildApp(store: Store, options: Partial<CreateAppOptions> & { env?: Record<string, string> } = {}): TestApp {
   const config = options.config ?? testConfig(options.env);
   const secretBox = options.secretBox ?? new SecretBox(crypto.randomBytes(32));
   const app = createApp({

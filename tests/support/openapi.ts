@@ -64,14 +64,17 @@ export function responseChecker(doc: ApiDocument = loadApiDocument()) {
       const operation = doc.paths[template]?.[method.toLowerCase()];
       if (!operation) return [`${name} is not documented`];
       seen.add(`${name} ${answer.status}`);
-      const response = operation.responses[String(answer.status)];
-      if (!response) return [`${name}: status ${answer.status} is not documented (${answer.text?.slice(0, 200) ?? ''})`];
+      const documented = operation.responses[String(answer.status)] as Operation['responses'][string] & { $ref?: string };
+      if (!documented) return [`${name}: status ${answer.status} is not documented (${answer.text?.slice(0, 200) ?? ''})`];
+      // A shared answer (#/components/responses/…) is read, and its schema found, where it is written.
+      const at = documented.$ref ? documented.$ref.slice(2).split('/') : ['paths', template, method.toLowerCase(), 'responses', String(answer.status)];
+      const response = (documented.$ref ? at.slice(1).reduce<unknown>((node, key) => (node as Json)[key], doc.components) : documented) as Operation['responses'][string];
       const type = String(answer.headers['content-type'] ?? '');
       if (!response.content) return type ? [`${name} ${answer.status}: a ${type} body, none documented`] : [];
       const range = Object.keys(response.content).find((candidate) => mediaMatches(candidate, type));
       if (!range) return [`${name} ${answer.status}: Content-Type ${type || 'none'}, documented ${Object.keys(response.content).join(', ')}`];
       if (!/json/.test(range) || !response.content[range].schema) return [];
-      const validate = ajv.getSchema(`openapi#/${pointer('paths', template, method.toLowerCase(), 'responses', String(answer.status), 'content', range, 'schema')}`)!;
+      const validate = ajv.getSchema(`openapi#/${pointer(...at, 'content', range, 'schema')}`)!;
       if (validate(answer.body)) return [];
       return [...new Set((validate.errors ?? []).map((e) => `${name} ${answer.status}: ${e.instancePath || '(body)'} ${e.message} ${JSON.stringify(e.params)}`))];
     },
