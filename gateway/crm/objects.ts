@@ -193,6 +193,8 @@ export async function getObject(store: Store, id: string | ObjectId): Promise<Pu
 export async function updateObject(deps: ObjectServiceDeps, id: string | ObjectId, input: ObjectInput, actor: Actor = SYSTEM_ACTOR, settings?: CrmSettings): Promise<ChangeResult> {
   settings ??= await loadCrmSettings(deps.store, deps.settings);
   const before = await findRow(deps.store, id);
+  // The record's own external id sent back unchanged (a GET document, `local:<id>` included) is no change, not a new id to check.
+  if (input.externalId !== undefined && input.externalId === before.externalId) input = { ...input, externalId: undefined };
   const { value, errors } = normalizeObjectInput(input, { partial: true, currentType: before.type as ObjectTypeName, settings });
   const type = value.type ?? (before.type as ObjectTypeName);
   // A type change drops fields the new type does not have.

@@ -170,7 +170,12 @@ describe('admin: /api/v1 answers as admin/openapi.json documents them', () => {
     assert.deepEqual((await call('post', '/objects/import', { raw: csv, as: 'admin', query: 'type=vendor' })).body.error.fields, { type: 'must be customer, contact or lead' });
     assert.equal((await call('post', '/objects/import', { body: { csv: 'x' }, as: 'admin' })).status, 415);
     assert.equal((await call('post', '/objects/import', { raw: { type: 'text/csv', data: 'emails\na@b.test\n' }, as: 'admin' })).status, 400);
-    await call('get', '/objects/{id}', { params: { id: ids.object } });
+    const read = await call('get', '/objects/{id}', { params: { id: ids.object } });
+    // Read, change, send back: the read-only fields of the GET document are accepted and ignored, as on accounts.
+    const renamed = await call('patch', '/objects/{id}', { params: { id: ids.object }, body: { ...read.body, name: 'Hooli Inc' } });
+    assert.equal(renamed.status, 200, renamed.text);
+    assert.equal(renamed.body.object.name, 'Hooli Inc');
+    assert.equal(renamed.body.object.createdAt, read.body.createdAt);
     await call('get', '/objects/{id}', { params: { id: new Types.ObjectId().toString() } });
     await call('patch', '/objects/{id}', { params: { id: ids.object }, body: { name: 'Hooli XYZ' } });
     assert.equal((await call('post', '/objects', { body: { type: 'customer', name: 'Initech', externalId: 'sf-initech' } })).status, 201);

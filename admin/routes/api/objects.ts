@@ -23,8 +23,18 @@ const objectFields = {
   customerId: z.string().nullable().optional(),
   externalId: z.string().optional(),
   rules: z.object({ linkBulk: z.boolean().optional(), neverLink: z.array(z.string()).max(1000).optional() }).strict().optional(),
+  // Read-only fields a client may send back unchanged from a GET (OpenAPI readOnly): accepted and ignored, as on accounts.
+  id: z.unknown().optional(),
+  createdAt: z.unknown().optional(),
+  updatedAt: z.unknown().optional(),
 };
 const objectBody = z.object(objectFields).strict();
+
+/** A parsed body without the read-only fields, for the CRM layer. */
+function writable<T extends { id?: unknown; createdAt?: unknown; updatedAt?: unknown }>(body: T): Omit<T, 'id' | 'createdAt' | 'updatedAt'> {
+  const { id: _id, createdAt: _createdAt, updatedAt: _updatedAt, ...fields } = body;
+  return fields;
+}
 
 const BOOLEAN_WORDS = ['true', 'false'] as const;
 
@@ -55,7 +65,7 @@ export function objectsApi(deps: AdminDeps): Router {
   });
 
   router.post('/objects', async (req, res) => {
-    const body = parseBody(objectBody, req.body);
+    const body = writable(parseBody(objectBody, req.body));
     const result = await createObject(crm, body, req.actor!);
     res.status(201).location(`/api/v1/objects/${result.object.id}`).json(result);
   });
@@ -63,7 +73,7 @@ export function objectsApi(deps: AdminDeps): Router {
   // Upsert by the CRM's id: PUT is idempotent, the same body twice leaves one record.
   router.put('/objects/by-external-id/:type/:externalId', async (req, res) => {
     const { type: _type, externalId: _externalId, ...fields } = objectFields;
-    const body = parseBody(z.object(fields).strict(), req.body);
+    const body = writable(parseBody(z.object(fields).strict(), req.body));
     const result = await upsertObjectByExternalId(crm, String(req.params.type), String(req.params.externalId), body, req.actor!);
     res.status(result.created ? 201 : 200).location(`/api/v1/objects/${result.object.id}`).json(result);
   });
@@ -83,7 +93,7 @@ export function objectsApi(deps: AdminDeps): Router {
   });
 
   router.patch('/objects/:id', async (req, res) => {
-    const body = parseBody(objectBody, req.body);
+    const body = writable(parseBody(objectBody, req.body));
     res.json(await updateObject(crm, objectIdParam(req.params.id), body, req.actor!));
   });
 
