@@ -160,6 +160,11 @@ describe('admin: /api/v1 answers as admin/openapi.json documents them', () => {
     await call('get', '/objects', { query: 'q=hoo' });
     assert.equal((await call('put', '/objects/by-external-id/{type}/{externalId}', { params: { type: 'contact', externalId: 'sf/1' }, body: { name: 'Ann', emails: ['ann@x.test'] } })).status, 201);
     assert.equal((await call('put', '/objects/by-external-id/{type}/{externalId}', { params: { type: 'contact', externalId: 'sf/1' }, body: { name: 'Ann' } })).status, 200);
+    // The documented body is a CrmObjectInput: its type and externalId may come along when they are the path's.
+    const same = await call('put', '/objects/by-external-id/{type}/{externalId}', { params: { type: 'contact', externalId: 'sf/1' }, body: { type: 'contact', externalId: 'sf/1', name: 'Ann Lee' } });
+    assert.equal(same.status, 200, same.text);
+    const other = await call('put', '/objects/by-external-id/{type}/{externalId}', { params: { type: 'contact', externalId: 'sf/1' }, body: { type: 'lead', name: 'Ann' } });
+    assert.deepEqual(other.body.error.fields, { type: 'must be contact, as in the path, or left out' });
     assert.equal((await call('put', '/objects/by-external-id/{type}/{externalId}', { params: { type: 'vendor', externalId: 'x' }, body: { name: 'X' } })).status, 400);
     const csv = { type: 'text/csv', data: 'type,name,emails\ncontact,Bea,bea@x.test\n' };
     await call('post', '/objects/import', { raw: csv, as: 'admin' });

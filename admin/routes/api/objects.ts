@@ -1,6 +1,6 @@
 import express, { Router, type Request } from 'express';
 import { z } from 'zod';
-import { parseObjectId } from '../../../gateway/accounts';
+import { describeFields, parseObjectId } from '../../../gateway/accounts';
 import { AppError, notFound } from '../../../gateway/core/errors';
 import { listJobs } from '../../../gateway/crm/backfill';
 import { OBJECT_TYPES } from '../../../gateway/models/crm';
@@ -72,8 +72,12 @@ export function objectsApi(deps: AdminDeps): Router {
 
   // Upsert by the CRM's id: PUT is idempotent, the same body twice leaves one record.
   router.put('/objects/by-external-id/:type/:externalId', async (req, res) => {
-    const { type: _type, externalId: _externalId, ...fields } = objectFields;
-    const body = writable(parseBody(z.object(fields).strict(), req.body));
+    // The body is a CrmObjectInput like any other: type and externalId may be in it too, but only as the path has them.
+    const { type, externalId, ...body } = writable(parseBody(objectBody, req.body));
+    const fields: Record<string, string> = {};
+    if (type !== undefined && type !== req.params.type) fields.type = `must be ${String(req.params.type)}, as in the path, or left out`;
+    if (externalId !== undefined && externalId !== req.params.externalId) fields.externalId = 'must be the external id in the path, or left out';
+    if (Object.keys(fields).length > 0) throw new AppError('VALIDATION_FAILED', describeFields(fields), { status: 400, fields });
     const result = await upsertObjectByExternalId(crm, String(req.params.type), String(req.params.externalId), body, req.actor!);
     res.status(result.created ? 201 : 200).location(`/api/v1/objects/${result.object.id}`).json(result);
   });
