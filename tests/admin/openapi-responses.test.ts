@@ -136,6 +136,11 @@ describe('admin: /api/v1 answers as admin/openapi.json documents them', () => {
     const full = await call('get', '/messages/{id}', { params: { id: ids.message } });
     const report = String(full.body.attachments.find((a: { filename: string }) => a.filename === 'report.pdf').index);
     await call('get', '/messages/{id}', { params: { id: ids.message }, as: 'eve' });
+    // An admin asks for one user's mail.
+    await storeMessage(store, { subject: 'For Eve' }, { ownerId: eve.id });
+    const eves = await call('get', '/messages', { as: 'admin', query: `owner=${eve.id}` });
+    assert.deepEqual(eves.body.messages.map((m: { subject: string }) => m.subject), ['For Eve']);
+    assert.deepEqual((await call('get', '/messages', { as: 'admin', query: 'owner=nobody' })).body.error.fields, { owner: 'is not an id (24 hexadecimal digits)' });
     const raw = await call('get', '/messages/{id}/raw', { params: { id: ids.message } });
     assert.match(raw.headers['content-type'], /^message\/rfc822/);
     await call('get', '/messages/{id}/raw', { params: { id: 'nope' } });

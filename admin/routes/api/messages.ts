@@ -66,9 +66,11 @@ export function messagesApi(deps: AdminDeps): Router {
   const router = Router();
 
   router.get('/messages', async (req, res) => {
-    const query = checkQuery(req.query as Record<string, unknown>, ['account', 'source', 'verdict', 'status', 'object', 'q', 'cursor', 'limit']);
+    const query = checkQuery(req.query as Record<string, unknown>, ['account', 'source', 'verdict', 'status', 'object', 'owner', 'q', 'cursor', 'limit']);
     const limit = wholeNumberParam(query.limit, 'limit', 1, 200);
-    const filters: MessageFilters = { accountId: query.account, source: query.source, verdict: query.verdict, status: query.status, objectId: query.object, q: query.q };
+    const filters: MessageFilters = {
+      accountId: query.account, source: query.source, verdict: query.verdict, status: query.status, objectId: query.object, ownerId: query.owner, q: query.q,
+    };
     const page = await listMessages(deps.store, req.viewer!, filters, { cursor: query.cursor, limit });
     res.json(page);
   });
