@@ -1,11 +1,12 @@
 /**
  * Checks real /api/v1 answers against admin/openapi.json with Ajv (JSON
  * Schema 2020-12, the dialect of OpenAPI 3.1): the status must be documented
- * for the operation, the Content-Type one of its media types, and a JSON body
- * must match its schema. Object schemas are read closed: a field the server
- * sends that the document does not declare is a mismatch, and so is a
- * declared field the server leaves out, unless the schema lists what is
- * `required` itself (then only those must be there).
+ * for the operation, a header it marks required must be there, the
+ * Content-Type must be one of its media types, and a JSON body must match its
+ * schema. Object schemas are read closed: a field the server sends that the
+ * document does not declare is a mismatch, and so is a declared field the
+ * server leaves out, unless the schema lists what is `required` itself (then
+ * only those must be there).
  */
 import fs from 'node:fs';
 import Ajv2020 from 'ajv/dist/2020';
@@ -69,6 +70,10 @@ export function responseChecker(doc: ApiDocument = loadApiDocument()) {
       // A shared answer (#/components/responses/…) is read, and its schema found, where it is written.
       const at = documented.$ref ? documented.$ref.slice(2).split('/') : ['paths', template, method.toLowerCase(), 'responses', String(answer.status)];
       const response = (documented.$ref ? at.slice(1).reduce<unknown>((node, key) => (node as Json)[key], doc.components) : documented) as Operation['responses'][string];
+      const missingHeaders = Object.entries((response as { headers?: Record<string, { required?: boolean }> }).headers ?? {})
+        .filter(([header, spec]) => spec.required && answer.headers[header.toLowerCase()] === undefined)
+        .map(([header]) => `${name} ${answer.status}: no ${header} header`);
+      if (missingHeaders.length > 0) return missingHeaders;
       const type = String(answer.headers['content-type'] ?? '');
       if (!response.content) return type ? [`${name} ${answer.status}: a ${type} body, none documented`] : [];
       const range = Object.keys(response.content).find((candidate) => mediaMatches(candidate, type));
