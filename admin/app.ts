@@ -100,6 +100,9 @@ export function createApp(options: CreateAppOptions): AdminApp {
   app.get('/favicon.ico', (_req, res) => res.redirect(301, '/static/favicon.svg'));
   app.use(healthRouter(deps));
 
+  // The API's description, for client generators and for installs without the source at hand: no token
+  // needed, as it says nothing about this appliance's data.
+  app.get('/api/v1/openapi.json', (_req, res) => res.sendFile(fromRoot('admin', 'openapi.json')));
   // The JSON API authenticates with bearer tokens: no cookies, no CSRF.
   app.use('/api/v1', apiRouter(deps));
   // Any other /api path (no version, a version that does not exist) answers JSON too, pointing at v1.

@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import fs from 'node:fs';
 import type { Router } from 'express';
+import request from 'supertest';
 import { fromRoot } from '../../gateway/core/paths';
 import { apiRouter } from '../../admin/routes/api';
 import { buildApp } from './fixtures';
@@ -42,6 +43,16 @@ describe('admin: the OpenAPI document matches the /api/v1 routes', () => {
         .sort();
       assert.deepEqual(routes.filter((r) => !documented.includes(r)), [], 'routes missing from admin/openapi.json');
       assert.deepEqual(documented.filter((r) => !routes.includes(r)), [], 'documented routes that do not exist');
+    } finally {
+      await store.drop();
+    }
+  });
+
+  it('is served at /api/v1/openapi.json without a token, as the file is', async () => {
+    const store = await openTestStore('admin_openapi_served');
+    try {
+      const res = await request(buildApp(store).app).get('/api/v1/openapi.json').expect(200).expect('Content-Type', /^application\/json/);
+      assert.deepEqual(res.body, JSON.parse(fs.readFileSync(fromRoot('admin', 'openapi.json'), 'utf8')));
     } finally {
       await store.drop();
     }
