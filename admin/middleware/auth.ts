@@ -4,6 +4,13 @@ import { AppError } from '../../gateway/core/errors';
 import type { AdminDeps } from '../types';
 
 /**
+ * However busy a session is kept, it ends this long after its sign-in: a
+ * console left open on a shared desk, or a stolen cookie, is not good for ever
+ * (each request otherwise renews the 12 hours of idle time).
+ */
+export const SESSION_ABSOLUTE_MS = 7 * 24 * 3600 * 1000;
+
+/**
  * Load the signed-in user on every request. A user who was disabled or
  * deleted since signing in loses the session at once.
  */
@@ -13,7 +20,9 @@ export function loadSessionUser(deps: AdminDeps) {
     if (userId) {
       const user = await getUser(deps.store, userId);
       // Signed in before the password last changed (elsewhere, or by a reset): that session is over.
-      const outdated = Boolean(user?.passwordChangedAt && (req.session.signedInAt ?? 0) < user.passwordChangedAt.getTime());
+      const signedInAt = req.session.signedInAt ?? 0;
+      const outdated =
+        Boolean(user?.passwordChangedAt && signedInAt < user.passwordChangedAt.getTime()) || deps.clock().getTime() - signedInAt > SESSION_ABSOLUTE_MS;
       if (user && !user.disabled && !outdated) {
         req.user = user;
         req.viewer = { id: parseObjectId(user.id)!, role: user.role };

@@ -355,6 +355,24 @@ describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
     await agent.get('/').expect(303);
   });
 
+  it('ends a session seven days after its sign-in, however often it was used', async () => {
+    const { app } = buildApp(store);
+    const { agent } = await signIn(app, 'bob@acme.test');
+    const page = await agent.get('/').expect(200);
+    const sid = decodeURIComponent(/postroom\.sid=([^;]+)/.exec(String(page.headers['set-cookie']))![1]).slice(2).split('.')[0];
+    // A session in daily use never reaches its 12 idle hours; move its sign-in back instead of waiting days.
+    const signedInDaysAgo = async (days: number) => {
+      const row = await store.models.Session.findById(sid).lean();
+      const data = JSON.parse(row!.data);
+      data.signedInAt = Date.now() - days * 24 * 3600 * 1000;
+      await store.models.Session.updateOne({ _id: sid }, { $set: { data: JSON.stringify(data) } });
+    };
+    await signedInDaysAgo(6.9);
+    await agent.get('/').expect(200);
+    await signedInDaysAgo(7.01);
+    await agent.get('/preferences/profile').expect(303).expect('Location', '/login?next=%2Fpreferences%2Fprofile');
+  });
+
   it('expires sessions by expiresAt on read (no TTL index) and sweeps them', async () => {
     let now = new Date();
     const clock = () => now;
