@@ -16,4 +16,5 @@ export * from './mail-accounts';
 export * from './mailbox';
 export * from './passwords';
 export * from './presets';
+export * from './secret-key-check';
 export * from './users';

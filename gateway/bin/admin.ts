@@ -5,7 +5,7 @@
  * most), close the store. A second signal exits at once: a send cut off
  * there is in the outbox, and the outbox worker finishes it.
  */
-import { ensureFirstAdmin } from '../accounts';
+import { assertSecretKeyMatchesStore, ensureFirstAdmin } from '../accounts';
 import { loadConfigOrExit } from '../core/config';
 import { createLogger } from '../core/log';
 import { openConfiguredStore } from '../store';
@@ -19,6 +19,7 @@ async function main(): Promise<void> {
   try {
     const store = await openConfiguredStore(config, log);
     lifecycle.add('store', () => store.close());
+    await assertSecretKeyMatchesStore(store, config, log);
     await ensureFirstAdmin(store, { email: config.adminEmail, password: config.adminPassword }, log);
     const admin = await startAdmin({ config, log, store });
     lifecycle.add('admin', () => admin.close());

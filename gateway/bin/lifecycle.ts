@@ -5,6 +5,7 @@ import { startHealthServer, type HealthCheck } from '../core/health';
 import type { Logger } from '../core/log';
 import { renderMetrics } from '../core/metrics';
 import type { Gateway } from '../haraka/launcher';
+import { SecretKeyMismatchError } from '../accounts/secret-key-check';
 import { ApplianceRunningError } from '../store';
 
 /**
@@ -138,6 +139,7 @@ export function describeStartFailure(err: unknown, dataDir?: string, ports: Port
       line: `cannot write ${failure.path}: ${UNWRITABLE[failure.code]} (${failure.code}); DATA_DIR=${dataDir} must be a directory with free space that this process${uid === undefined ? '' : ` (uid ${uid})`} can write (in Docker: a volume owned by the node user, uid 1000)`,
     };
   }
+  if (err instanceof SecretKeyMismatchError) return { status: 78, line: err.message };
   if (err instanceof ApplianceRunningError) return { status: 1, line: err.message };
   return null;
 }

@@ -7,7 +7,7 @@
  * SIGTERM stops them in reverse order; a second signal exits at once.
  */
 import { startAdmin } from '../../admin/server';
-import { ensureFirstAdmin, warnForwardingAddressesOffDomain } from '../accounts';
+import { assertSecretKeyMatchesStore, ensureFirstAdmin, warnForwardingAddressesOffDomain } from '../accounts';
 import { loadConfigOrExit } from '../core/config';
 import { createLogger } from '../core/log';
 import { startOutboxWorkerFromConfig } from '../send';
@@ -24,6 +24,7 @@ async function main(): Promise<void> {
     // exclusive: a second appliance on this DATA_DIR would share the first one's store and Haraka directory.
     const store = await openConfiguredStore(config, log, { exclusive: true });
     lifecycle.add('store', () => store.close());
+    await assertSecretKeyMatchesStore(store, config, log);
 
     await ensureFirstAdmin(store, { email: config.adminEmail, password: config.adminPassword }, log);
     await warnForwardingAddressesOffDomain(store, config.gatewayDomain, log);

@@ -12,6 +12,7 @@
  *
  * `npm start` runs the same syncer in-process through startSyncer().
  */
+import { assertSecretKeyMatchesStore } from '../accounts';
 import { loadConfigOrExit } from '../core/config';
 import { createLogger } from '../core/log';
 import { openConfiguredStore } from '../store';
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
   try {
     const store = await openConfiguredStore(config, log);
     lifecycle.add('store', () => store.close());
+    await assertSecretKeyMatchesStore(store, config, log);
     const syncer = startSyncer({ config, log, store, schedule: !once });
     lifecycle.add('syncer', () => syncer.stop());
     // The syncer process also retries the outbox (deferred sends); any number may run it.

@@ -4,6 +4,7 @@ import { auditEventSchema, type AuditEventDoc } from './audit';
 import { backfillJobSchema, type BackfillJobDoc } from './backfill-job';
 import { crmObjectSchema, linkSchema, type CrmObjectDoc, type LinkDoc } from './crm';
 import { csvImportSchema, type CsvImportDoc } from './csv-import';
+import { keyCheckSchema, type KeyCheckDoc } from './key-check';
 import { mailAccountSchema, type MailAccountDoc } from './mail-account';
 import { messageSchema, tombstoneSchema, type MessageDoc } from './message';
 import { oauthRefreshLockSchema, type OAuthRefreshLockDoc } from './oauth-refresh-lock';
@@ -44,6 +45,7 @@ export function createModels(conn: Connection) {
     OAuthRefreshLock: conn.model<OAuthRefreshLockDoc>('OAuthRefreshLock', oauthRefreshLockSchema),
     Outbox: conn.model<OutboxDoc>('Outbox', outboxSchema),
     SendClaim: conn.model<SendClaimDoc>('SendClaim', sendClaimSchema),
+    KeyCheck: conn.model<KeyCheckDoc>('KeyCheck', keyCheckSchema),
   };
 }
 

@@ -1,0 +1,95 @@
+import { strict as assert } from 'node:assert';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { assertSecretKeyMatchesStore, createMailAccount, createUser, SecretKeyMismatchError } from '../../gateway/accounts';
+import { SecretBox } from '../../gateway/core/crypto';
+import { describeStartFailure } from '../../gateway/bin/lifecycle';
+import { captureLog } from '../support/log';
+import { openTestStore } from '../support/store';
+
+type TestStore = Awaited<ReturnType<typeof openTestStore>>;
+
+/**
+ * A restore with the wrong key (another SECRET_KEY, or DATA_DIR copied
+ * without secret.key) must stop the process before the syncer marks every
+ * IMAP account "password cannot be decrypted": that status stays after the
+ * right key is back, and every employee would have to type it again.
+ */
+describe('the secret key is checked against the store at start', () => {
+  let store: TestStore;
+  let dataDir: string;
+  const keyA = crypto.randomBytes(32);
+  const keyB = crypto.randomBytes(32);
+
+  beforeEach(async () => {
+    store = await openTestStore('secret_key_check');
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'postroom-keycheck-'));
+  });
+  afterEach(async () => {
+    await store.drop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  async function accountWithPasswordSealedBy(key: Buffer): Promise<string> {
+    const owner = await createUser(store, { email: `owner${crypto.randomInt(1e6)}@acme.test`, password: 'correct-horse-battery' });
+    const account = await createMailAccount(store, owner.id, 'bob@acme.test', { gatewayDomain: 'in.acme.test' });
+    const sealed = new SecretBox(key, 'secrets').seal('imap-password', account.id);
+    await store.models.MailAccount.updateOne({ _id: account.id }, { $set: { 'imap.passwordEnc': sealed, 'imap.enabled': true, 'imap.status': 'authenticated' } });
+    return account.id;
+  }
+
+  it('records the key on the first start and accepts it on the next', async () => {
+    const { log } = captureLog();
+    await assertSecretKeyMatchesStore(store, { secretKey: keyA, dataDir }, log);
+    assert.ok(await store.models.KeyCheck.exists({ _id: 'secrets' }), 'the first start records the key');
+    await assertSecretKeyMatchesStore(store, { secretKey: keyA, dataDir }, log);
+  });
+
+  it('refuses another SECRET_KEY, naming it, and exits 78 through the start-failure path', async () => {
+    const { log } = captureLog();
+    await assertSecretKeyMatchesStore(store, { secretKey: keyA, dataDir }, log);
+    const err = await assertSecretKeyMatchesStore(store, { secretKey: keyB, dataDir }, log).then(() => null, (e: unknown) => e);
+    assert.ok(err instanceof SecretKeyMismatchError, `refused: ${String(err)}`);
+    assert.match(err.message, /^the secret key does not decrypt the secrets .* in this store: start with the key this data was stored with .*SECRET_KEY is another key\. Nothing was changed$/);
+    assert.deepEqual(describeStartFailure(err, dataDir), { status: 78, line: err.message });
+  });
+
+  it('checks a store from before key checks against the IMAP passwords it holds', async () => {
+    const { log } = captureLog();
+    const accountId = await accountWithPasswordSealedBy(keyA);
+    await assert.rejects(assertSecretKeyMatchesStore(store, { secretKey: keyB, dataDir }, log), (err: Error) => {
+      assert.ok(err instanceof SecretKeyMismatchError);
+      assert.match(err.message, /does not decrypt any of the 1 stored IMAP\/SMTP passwords it tried/);
+      return true;
+    });
+    assert.equal(await store.models.KeyCheck.exists({ _id: 'secrets' }), null, 'the wrong key is not recorded');
+    const account = await store.models.MailAccount.findById(accountId).lean();
+    assert.equal(account?.imap?.status, 'authenticated', 'the account is left as it was');
+    await assertSecretKeyMatchesStore(store, { secretKey: keyA, dataDir }, log);
+    assert.ok(await store.models.KeyCheck.exists({ _id: 'secrets' }), 'the right key is recorded');
+  });
+
+  it('does not keep a key generated into a DATA_DIR restored without its secret.key', async () => {
+    const { log } = captureLog();
+    fs.writeFileSync(path.join(dataDir, 'secret.key'), `${keyA.toString('hex')}\n`, { mode: 0o600 });
+    await accountWithPasswordSealedBy(keyA);
+    await assertSecretKeyMatchesStore(store, { dataDir }, log);
+    // The restore drill's mistake: the store is copied back, secret.key is not.
+    fs.rmSync(path.join(dataDir, 'secret.key'));
+    await assert.rejects(assertSecretKeyMatchesStore(store, { dataDir }, log), (err: Error) => {
+      assert.ok(err instanceof SecretKeyMismatchError);
+      assert.match(err.message, new RegExp(`${path.join(dataDir, 'secret.key')} was missing, .* copy the secret.key that was backed up with this data to `));
+      return true;
+    });
+    assert.equal(fs.existsSync(path.join(dataDir, 'secret.key')), false, 'the generated key is removed, so the backed-up one can go in its place');
+  });
+
+  it('says when it generates the key of a new store, so it is backed up', async () => {
+    const capture = captureLog();
+    await assertSecretKeyMatchesStore(store, { dataDir }, capture.log);
+    assert.ok(fs.existsSync(path.join(dataDir, 'secret.key')));
+    assert.ok(capture.lines.some((line) => line.level === 40 && /generated the secret key .*back it up with DATA_DIR/.test(String(line.msg))), capture.text());
+  });
+});
