@@ -277,6 +277,42 @@ function misspeltOAuthVariables(env: NodeJS.ProcessEnv): string[] {
   });
 }
 
+/** Names that are not Postroom's but belong in the same .env (docker-compose.yml reads them). */
+const COMPOSE_ONLY_VARIABLES = new Set(['ADMIN_PUBLISH']);
+
+/** Optimal string alignment distance (edits, counting a swap of two neighbours as one). */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j += 1) d[0][j] = j;
+  for (let i = 1; i <= a.length; i += 1) {
+    for (let j = 1; j <= b.length; j += 1) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/**
+ * Variables one slip away from a Postroom setting (SMTP_PROT, IMAP_SYNC_CONCURENCY,
+ * smtp_port, DATADIR): set in .env, they would be ignored without a word and
+ * the default used instead. Only near misses count (one letter added, missing,
+ * changed or swapped, or underscores and case), so the rest of the
+ * environment (SSL_CERT_FILE, NODE_OPTIONS, npm's variables) is left alone.
+ */
+function misspeltVariables(env: NodeJS.ProcessEnv): string[] {
+  const known = Object.keys(VARIABLES);
+  const squash = (name: string) => name.replace(/_/g, '').toUpperCase();
+  const problems: string[] = [];
+  for (const name of Object.keys(env)) {
+    if (Object.hasOwn(VARIABLES, name) || COMPOSE_ONLY_VARIABLES.has(name) || name.length < 6 || /^OAUTH_(GOOGLE|MICROSOFT|OIDC)_/.test(name)) continue;
+    const meant = known.find((candidate) => squash(candidate) === squash(name)) ?? known.find((candidate) => editDistance(candidate, name.toUpperCase()) <= 1);
+    if (meant) problems.push(`${name} is not a Postroom setting, so it is ignored: did you mean ${meant}?`);
+  }
+  return problems;
+}
+
 /**
  * Parse and validate the environment. Throws ConfigError listing every
  * problem; never returns a partially valid config.
@@ -301,7 +337,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     }
   }
 
-  problems.push(...misspeltOAuthVariables(env));
+  problems.push(...misspeltOAuthVariables(env), ...misspeltVariables(env));
 
   const nodeEnv = (values.NODE_ENV as Config['nodeEnv'] | undefined) ?? 'development';
   if (nodeEnv === 'production' && !env.SECRET_KEY?.trim()) {

@@ -126,4 +126,20 @@ describe('config', () => {
     assert.ok(lines.some((l) => /SMTP_PORT="0"/.test(l)));
     assert.ok(lines.some((l) => /IMAP_SYNC_CONCURRENCY="-2": must be a whole number/.test(l)));
   });
+  it('refuses a setting spelt one slip away from its name (it would be ignored), and leaves the rest of the environment alone', () => {
+    const problems = problemsFor({
+      SMTP_PROT: '25', IMAP_SYNC_CONCURENCY: '8', smtp_port: '25', DATADIR: '/srv/postroom', LOG_LEVL: 'debug', MONGODB_URL: 'mongodb://db/postroom',
+      // Not Postroom's: other programs' variables, npm's, and the compose-only ADMIN_PUBLISH.
+      SSL_CERT_FILE: '/etc/ssl/cert.pem', NODE_OPTIONS: '--max-old-space-size=512', NODE_VERSION: '20.19.0', HOSTNAME: 'mx1', LOGNAME: 'node',
+      npm_config_cache: '/tmp', npm_lifecycle_event: 'start', ADMIN_PUBLISH: '0.0.0.0:8080', MONGO_INITDB_DATABASE: 'postroom',
+    });
+    assert.deepEqual(problems, [
+      'SMTP_PROT is not a Postroom setting, so it is ignored: did you mean SMTP_PORT?',
+      'IMAP_SYNC_CONCURENCY is not a Postroom setting, so it is ignored: did you mean IMAP_SYNC_CONCURRENCY?',
+      'smtp_port is not a Postroom setting, so it is ignored: did you mean SMTP_PORT?',
+      'DATADIR is not a Postroom setting, so it is ignored: did you mean DATA_DIR?',
+      'LOG_LEVL is not a Postroom setting, so it is ignored: did you mean LOG_LEVEL?',
+      'MONGODB_URL is not a Postroom setting, so it is ignored: did you mean MONGODB_URI?',
+    ]);
+  });
 });
