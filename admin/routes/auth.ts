@@ -1,5 +1,5 @@
 import { Router, type Request, type Response } from 'express';
-import { acceptInvite, authenticateUser, findInvite, FIRST_ADMIN_HINT, hasAdmin, MIN_PASSWORD_LENGTH, passwordProblem } from '../../gateway/accounts';
+import { acceptInvite, emailProblem, findInvite, FIRST_ADMIN_HINT, hasAdmin, MIN_PASSWORD_LENGTH, passwordProblem, signIn, type SignInOutcome } from '../../gateway/accounts';
 import { isAppError } from '../../gateway/core/errors';
 import { metrics } from '../../gateway/core/metrics';
 import { flash } from '../middleware/auth';
@@ -27,23 +27,28 @@ export function authRouter(deps: AdminDeps): Router {
     const next = safeReturnPath(field(req, 'next'));
     const ip = req.ip ?? 'unknown';
     if (!email || !password) return renderLogin(res, 400, { email, next, error: 'Enter your email and password.' });
+    // Which account a refusal concerns, so "I cannot sign in" can be looked up. Only what looks like an
+    // address: a password typed into the email field must not end up in the log.
+    const account = emailProblem(email) ? '(not an email address)' : email.toLowerCase();
     const verdict = deps.throttle.begin(email, ip);
     if (!verdict.allowed) {
       metrics().consoleLogins.inc({ outcome: 'throttled' });
+      deps.log.info({ ip, email: account, retryAfterSeconds: verdict.retryAfterSeconds, event: 'login.throttled' }, 'sign-in refused: too many failed attempts');
       res.set('Retry-After', String(verdict.retryAfterSeconds));
       return renderLogin(res, 429, { email, next, error: `Too many failed sign-in attempts. Try again in ${verdict.retryAfterSeconds} s.` });
     }
-    let user: Awaited<ReturnType<typeof authenticateUser>>;
+    let outcome: SignInOutcome;
     try {
-      user = await authenticateUser(deps.store, email, password, deps.clock());
-      if (user) verdict.attempt.succeeded();
+      outcome = await signIn(deps.store, email, password, deps.clock());
+      if (outcome.user) verdict.attempt.succeeded();
       else verdict.attempt.failed();
     } finally {
       verdict.attempt.release();
     }
+    const { user } = outcome;
     if (!user) {
       metrics().consoleLogins.inc({ outcome: 'failed' });
-      deps.log.info({ ip, event: 'login.failed' }, 'sign-in failed');
+      deps.log.info({ ip, email: account, userId: outcome.userId, reason: outcome.refused, event: 'login.failed' }, 'sign-in failed');
       return renderLogin(res, 401, { email, next, error: 'Wrong email or password (or the user is disabled).' });
     }
     metrics().consoleLogins.inc({ outcome: 'signed_in' });

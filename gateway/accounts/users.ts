@@ -94,22 +94,37 @@ export function describeFields(fields: Record<string, string>): string {
   return Object.entries(fields).map(([name, problem]) => `${name} ${problem}`).join('; ');
 }
 
+/** Why a sign-in was refused, for the operator's log (the person signing in is told only "wrong email or password"). */
+export type SignInRefusal = 'unknown user' | 'no password yet' | 'wrong password' | 'user disabled';
+
+export interface SignInOutcome {
+  user: PublicUser | null;
+  refused?: SignInRefusal;
+  /** The user the email names, when there is one (also when refused). */
+  userId?: string;
+}
+
 /**
- * The user with this email and password, or null. Unknown users cost the
- * same argon2 verification as known ones, so response time does not reveal
- * which addresses have accounts. Disabled users and users without a
- * password (pending invite) never authenticate.
+ * Check an email and password. Unknown users cost the same argon2
+ * verification as known ones, so response time does not reveal which
+ * addresses have accounts. Disabled users and users without a password
+ * (pending invite) never authenticate.
  */
-export async function authenticateUser(store: Store, email: string, password: string, now: Date = new Date()): Promise<PublicUser | null> {
+export async function signIn(store: Store, email: string, password: string, now: Date = new Date()): Promise<SignInOutcome> {
   const user = await store.models.User.findOne({ email: normalizeEmail(email) }).lean();
   if (!user || !user.passwordHash) {
     await verifyPassword(await timingDummyHash(), password);
-    return null;
+    return user ? { user: null, refused: 'no password yet', userId: user._id.toString() } : { user: null, refused: 'unknown user' };
   }
-  if (!(await verifyPassword(user.passwordHash, password))) return null;
-  if (user.disabled) return null;
+  if (!(await verifyPassword(user.passwordHash, password))) return { user: null, refused: 'wrong password', userId: user._id.toString() };
+  if (user.disabled) return { user: null, refused: 'user disabled', userId: user._id.toString() };
   await store.models.User.updateOne({ _id: user._id }, { $set: { lastLoginAt: now } });
-  return toPublicUser({ ...user, lastLoginAt: now });
+  return { user: toPublicUser({ ...user, lastLoginAt: now }) };
+}
+
+/** The user with this email and password, or null (see signIn). */
+export async function authenticateUser(store: Store, email: string, password: string, now: Date = new Date()): Promise<PublicUser | null> {
+  return (await signIn(store, email, password, now)).user;
 }
 
 export async function getUser(store: Store, id: string | ObjectId): Promise<PublicUser | null> {

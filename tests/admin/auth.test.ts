@@ -6,6 +6,7 @@ import { describeStartFailure } from '../../gateway/bin/lifecycle';
 import { silentLogger } from '../../gateway/core/log';
 import { ownWriteStreak, recordStoreWrite, storeWriteProblem, WRITE_FAILURE_FRESH_MS } from '../../gateway/core/store-writes';
 import { buildApp, csrfFrom, holdAuthenticate, makeUser, PASSWORD, signIn, testConfig, type TestStore } from './fixtures';
+import { captureLog } from '../support/log';
 import { openTestStore } from '../support/store';
 
 describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
@@ -162,6 +163,38 @@ describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
     assert.match(wrong.text, /Wrong email or password/);
     assert.match(unknown.text, /Wrong email or password/);
     assert.match(wrong.text, /value="bob@acme.test"/, 'the email is kept in the form');
+  });
+
+  it('logs each refused sign-in once with the account and why (never a password typed as the email), and each throttled one', async () => {
+    const now = new Date('2026-03-02T10:00:00Z');
+    const clock = () => now;
+    const capture = captureLog('info');
+    await makeUser(store, 'gone@acme.test');
+    await store.models.User.updateOne({ email: 'gone@acme.test' }, { $set: { disabled: true } });
+    const { app } = buildApp(store, { clock, throttle: new LoginThrottle(clock), log: capture.log });
+    const agent = request.agent(app);
+    const csrf = csrfFrom((await agent.get('/login')).text);
+    const attempt = (email: string, password: string) => agent.post('/login').type('form').send({ _csrf: csrf, email, password });
+    await attempt('Bob@acme.test', 'nope-nope-nope').expect(401);
+    await attempt('nobody@acme.test', 'nope-nope-nope').expect(401);
+    await attempt('gone@acme.test', PASSWORD).expect(401);
+    await attempt('My-Secret-Passphrase-1', 'nope-nope-nope').expect(401);
+    const failed = capture.lines.filter((line) => line.event === 'login.failed').map(({ email, reason, userId }) => ({ email, reason, known: Boolean(userId) }));
+    assert.deepEqual(failed, [
+      { email: 'bob@acme.test', reason: 'wrong password', known: true },
+      { email: 'nobody@acme.test', reason: 'unknown user', known: false },
+      { email: 'gone@acme.test', reason: 'user disabled', known: true },
+      { email: '(not an email address)', reason: 'unknown user', known: false },
+    ]);
+    assert.doesNotMatch(capture.text(), /My-Secret-Passphrase-1|nope-nope-nope/);
+
+    for (let i = 0; i < 5; i++) await attempt('bob@acme.test', `wrong-${i}-password`).expect(401);
+    await attempt('bob@acme.test', PASSWORD).expect(429);
+    const throttled = capture.lines.filter((line) => line.event === 'login.throttled');
+    assert.equal(throttled.length, 1, capture.text());
+    assert.equal(throttled[0].email, 'bob@acme.test');
+    assert.equal(throttled[0].msg, 'sign-in refused: too many failed attempts');
+    assert.equal(typeof throttled[0].retryAfterSeconds, 'number');
   });
 
   it('refuses a POST without the CSRF token with 403, and with a wrong one', async () => {
