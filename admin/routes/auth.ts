@@ -71,7 +71,7 @@ export function authRouter(deps: AdminDeps): Router {
   router.get('/invite/:token', async (req, res) => {
     const invited = await findInvite(deps.store, String(req.params.token), deps.clock());
     if (!invited) return res.status(404).render('auth/invite-invalid', { title: 'Invite link', bare: true });
-    res.render('auth/invite', { title: 'Welcome', bare: true, invited, token: String(req.params.token), errors: {}, name: invited.name, minLength: MIN_PASSWORD_LENGTH });
+    res.render('auth/invite', { title: inviteTitle(invited), bare: true, invited, token: String(req.params.token), errors: {}, name: invited.name, minLength: MIN_PASSWORD_LENGTH });
   });
 
   router.post('/invite/:token', async (req, res) => {
@@ -92,6 +92,11 @@ export function authRouter(deps: AdminDeps): Router {
         req.session.userId = user.id;
         req.session.signedInAt = deps.clock().getTime();
         csrfToken(req);
+        // A password reset link (the user had a password) goes back to work; an invite to adding a mailbox.
+        if (invited.hasPassword) {
+          flash(req, 'success', 'Your password is changed; other browsers signed in as you were signed out.');
+          return res.redirect(303, '/');
+        }
         flash(req, 'success', 'Welcome to Postroom. Add your mailbox to get started.');
         return res.redirect(303, '/preferences/email');
       } catch (err) {
@@ -99,8 +104,13 @@ export function authRouter(deps: AdminDeps): Router {
         Object.assign(errors, err.fields);
       }
     }
-    res.status(400).render('auth/invite', { title: 'Welcome', bare: true, invited, token, errors, name, minLength: MIN_PASSWORD_LENGTH });
+    res.status(400).render('auth/invite', { title: inviteTitle(invited), bare: true, invited, token, errors, name, minLength: MIN_PASSWORD_LENGTH });
   });
 
   return router;
+}
+
+/** An invite link sets a first password; a reset link (admin's Reset password) a new one. */
+function inviteTitle(invited: { hasPassword: boolean }): string {
+  return invited.hasPassword ? 'Set a new password' : 'Welcome';
 }

@@ -1,5 +1,5 @@
 import { Router, type Request, type Response } from 'express';
-import { inviteUser, listUsers, setUserDisabled, setUserRole } from '../../gateway/accounts';
+import { inviteUser, listUsers, makePasswordResetLink, setUserDisabled, setUserRole } from '../../gateway/accounts';
 import { isAppError } from '../../gateway/core/errors';
 import { field } from '../lib/forms';
 import { flash, requireAdmin, requireUser } from '../middleware/auth';
@@ -10,7 +10,7 @@ const ROLES_FOR_FORMS = [
   { value: 'admin', label: 'Admin — everything, users and settings' },
 ];
 
-/** Users (admins only): invite with an expiring link, roles, disable/enable. */
+/** Users (admins only): invite with an expiring link, password reset links, roles, disable/enable. */
 export function usersRouter(deps: AdminDeps): Router {
   const router = Router();
   router.use('/users', requireUser, requireAdmin);
@@ -29,10 +29,24 @@ export function usersRouter(deps: AdminDeps): Router {
       const link = `${deps.config.publicUrl}/invite/${invite.token}`;
       if (invite.replacedLink) flash(req, 'info', `A new invite link was made for ${invite.user.email}; the earlier link no longer works.`);
       // Shown once on this response: only the hash is stored.
-      return render(req, res, 201, { invite: { email: invite.user.email, link, expiresAt: invite.expiresAt } });
+      return render(req, res, 201, { invite: { email: invite.user.email, link, expiresAt: invite.expiresAt, reset: false } });
     } catch (err) {
       if (isAppError(err) && err.fields) return render(req, res, err.status, { errors: err.fields, form });
       throw err;
+    }
+  });
+
+  // For a user who forgot their password: a link they set a new one with, rather than a password the admin picks and sends.
+  router.post('/users/:id/reset-link', async (req, res) => {
+    try {
+      const reset = await makePasswordResetLink(deps.store, String(req.params.id), req.actor!, { now: deps.clock() });
+      const link = `${deps.config.publicUrl}/invite/${reset.token}`;
+      if (reset.replacedLink) flash(req, 'info', `An earlier link for ${reset.user.email} no longer works.`);
+      return render(req, res, 201, { invite: { email: reset.user.email, link, expiresAt: reset.expiresAt, reset: true } });
+    } catch (err) {
+      if (!isAppError(err) || err.status >= 500 || err.status === 404) throw err;
+      flash(req, 'error', err.message);
+      res.redirect(303, '/users');
     }
   });
 

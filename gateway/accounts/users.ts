@@ -183,7 +183,7 @@ export async function setPassword(store: Store, id: string | ObjectId, password:
   const written = await store.models.User.updateOne(filter, { $set: { passwordHash, passwordChangedAt, invite: { tokenHash: '', expiresAt: null, invitedBy: null } } });
   if (written.matchedCount !== 1) throw options.inviteTokenHash ? inviteInvalid() : notFound('user');
   const others = await store.models.Session.deleteMany({ userId: user._id, ...(options.keepSessionId ? { _id: { $ne: options.keepSessionId } } : {}) });
-  await recordAudit(store, actor, { action: 'user.password', targetType: 'user', targetId: user._id.toString(), details: { passwordChanged: true, sessionsEnded: others.deletedCount ?? 0 } });
+  await recordAudit(store, actor, { action: 'user.password', targetType: 'user', targetId: user._id.toString(), details: { email: user.email, passwordChanged: true, sessionsEnded: others.deletedCount ?? 0 } });
 }
 
 export interface PasswordChange {
@@ -296,6 +296,30 @@ export async function inviteUser(store: Store, input: { email: string; role?: st
     }
   }
   await recordAudit(store, actor, { action: 'user.invite', targetType: 'user', targetId: user._id.toString(), details: { email, role, expiresAt: expiresAt.toISOString(), replacedLink } }, now);
+  return { user: toPublicUser(user), token, expiresAt, replacedLink };
+}
+
+/** A password reset link works for a day: long enough to reach the person, short for a link that replaces a password. */
+export const RESET_LINK_TTL_MS = 24 * 3600 * 1000;
+
+/**
+ * A one-time link with which a user who forgot their password sets a new
+ * one (an admin hands it over, as an invite link), instead of the admin
+ * choosing a password and sending it in clear text. It is the invite
+ * mechanism on an existing user: the current password keeps working until
+ * the link is used, and using it signs the user out everywhere else
+ * (setPassword). A disabled user gets none (enable them first).
+ */
+export async function makePasswordResetLink(store: Store, id: string | ObjectId, actor: Actor, options: { ttlMs?: number; now?: Date } = {}): Promise<Invite> {
+  const user = await requireUser(store, id);
+  if (user.disabled) throw new AppError('USER_DISABLED', `${user.email} is disabled; enable the user first`, { status: 409 });
+  const now = options.now ?? new Date();
+  const token = randomToken(24);
+  const expiresAt = new Date(now.getTime() + (options.ttlMs ?? RESET_LINK_TTL_MS));
+  const replacedLink = Boolean(user.invite?.tokenHash) && (user.invite?.expiresAt?.getTime() ?? 0) > now.getTime();
+  user.invite = { tokenHash: sha256Hex(token), expiresAt, invitedBy: actor.id ?? null };
+  await user.save();
+  await recordAudit(store, actor, { action: 'user.reset_link', targetType: 'user', targetId: user._id.toString(), details: { email: user.email, expiresAt: expiresAt.toISOString(), replacedLink } }, now);
   return { user: toPublicUser(user), token, expiresAt, replacedLink };
 }
 

@@ -54,6 +54,49 @@ describe('admin: users, invites, API tokens, audit log', () => {
     assert.match(expired.text, /does not work/);
   });
 
+  it('an admin makes a password reset link for a user who forgot theirs; it sets a new one and signs the user out elsewhere', async () => {
+    let now = new Date();
+    const { app } = buildApp(store, { clock: () => now });
+    const forgetful = await makeUser(store, 'forgetful@acme.test');
+    const elsewhere = await signIn(app, 'forgetful@acme.test');
+    const admin = await signIn(app, 'admin@acme.test');
+    const users = await admin.agent.get('/users').expect(200);
+    assert.match(users.text, new RegExp(`action="/users/${forgetful.id}/reset-link"`), 'a Reset password button per user');
+
+    const made = await admin.agent.post(`/users/${forgetful.id}/reset-link`).type('form').send({ _csrf: admin.csrf }).expect(201);
+    assert.match(made.text, /Password reset link for forgetful@acme\.test/);
+    const path = new URL(/data-copy="([^"]+\/invite\/[^"]+)"/.exec(made.text)![1]).pathname;
+    const audit = await store.models.AuditEvent.findOne({ action: 'user.reset_link', targetId: forgetful.id }).lean();
+    assert.equal(audit?.actorEmail, 'admin@acme.test');
+    assert.equal((audit?.details as { email?: string }).email, 'forgetful@acme.test');
+    await signIn(app, 'forgetful@acme.test'); // the current password works until the link is used
+
+    const page = request.agent(app);
+    const form = await page.get(path).expect(200);
+    assert.match(form.text, /<h1>Set a new password<\/h1>/);
+    await page.post(path).type('form').send({ _csrf: csrfFrom(form.text), password: 'forgetfuls-new-long-password', confirm: 'forgetfuls-new-long-password' }).expect(303).expect('Location', '/');
+    await page.get('/').expect(200);
+    await elsewhere.agent.get('/').expect(303); // their other browser is signed out
+    await assert.rejects(signIn(app, 'forgetful@acme.test'), /failed with 401/, 'the old password no longer works');
+    await signIn(app, 'forgetful@acme.test', 'forgetfuls-new-long-password');
+    await request(app).get(path).expect(404); // used once
+    const changed = await store.models.AuditEvent.findOne({ action: 'user.password', targetId: forgetful.id }).lean();
+    assert.equal((changed?.details as { email?: string }).email, 'forgetful@acme.test', 'the audit log names whose password changed');
+
+    const again = await admin.agent.post(`/users/${forgetful.id}/reset-link`).type('form').send({ _csrf: admin.csrf }).expect(201);
+    const laterPath = new URL(/data-copy="([^"]+\/invite\/[^"]+)"/.exec(again.text)![1]).pathname;
+    now = new Date(now.getTime() + 25 * 3600 * 1000);
+    await request(app).get(laterPath).expect(404); // a reset link lasts a day
+  });
+
+  it('shows an invite that ran out as expired, not as "invited · expires" in the past', async () => {
+    await inviteUser(store, { email: 'slow@acme.test' }, SYSTEM_ACTOR, { now: new Date(Date.now() - 8 * 24 * 3600 * 1000) });
+    const admin = await signIn(testApp.app, 'admin@acme.test');
+    const row = /<tr>\s*<td><strong>slow@acme\.test<\/strong>[\s\S]*?<\/tr>/.exec((await admin.agent.get('/users').expect(200)).text)?.[0] ?? '';
+    assert.match(row, /invite expired/);
+    assert.doesNotMatch(row, /invited · expires/);
+  });
+
   it('an invite link is used once even when two browsers send its form at the same moment', async () => {
     const { app } = testApp;
     const { token } = await inviteUser(store, { email: 'raced@acme.test' }, SYSTEM_ACTOR);
