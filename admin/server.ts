@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { startMailRetention } from '../gateway/accounts';
 import { ConfigError, type Config } from '../gateway/core/config';
 import { deriveKey, resolveMasterKey, SecretBox } from '../gateway/core/crypto';
 import type { Logger } from '../gateway/core/log';
@@ -24,6 +25,8 @@ export interface StartAdminOptions {
   crmWorker?: boolean;
   /** Remove orphan blobs (gateway/store/blob-sweep.ts) hourly in this process; default true. Several may run it. */
   blobSweep?: boolean;
+  /** Delete mail past Preferences → Business "Keep mail for (days)" at start and hourly; default true. Several may run it. */
+  mailRetention?: boolean;
 }
 
 /**
@@ -99,6 +102,8 @@ export async function startAdmin(options: StartAdminOptions): Promise<RunningAdm
   // The worker gets the same box the console seals webhook secrets with.
   const crmWorker = options.crmWorker === false ? null : startCrmWorker(crmDeps, { secretBox });
   const blobSweeper = options.blobSweep === false ? null : startBlobSweeper(options.store, options.log);
+  const retention = options.mailRetention === false ? null : startMailRetention(options.store, options.log);
+  retention?.kick();
   const sessions = app.locals.deps.sessions;
   sessions.startSweeping();
   const port = (server.address() as AddressInfo).port;
@@ -114,6 +119,7 @@ export async function startAdmin(options: StartAdminOptions): Promise<RunningAdm
       sessions.stopSweeping();
       await crmWorker?.stop();
       await blobSweeper?.stop();
+      await retention?.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const force = setTimeout(() => server.closeAllConnections(), 10_000);

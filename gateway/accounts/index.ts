@@ -13,6 +13,7 @@ export * from './ids';
 export * from './imap-login';
 export * from './login-throttle';
 export * from './mail-accounts';
+export * from './mail-retention';
 export * from './mailbox';
 export * from './passwords';
 export * from './presets';

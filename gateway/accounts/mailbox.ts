@@ -321,16 +321,37 @@ export async function deleteMessage(deps: { store: Store; actor: Actor; now?: Da
   const { store } = deps;
   const message = await getMessageFor(store, viewer, id);
   if (!message) throw notFound('message');
+  await removeMessage(store, message, { now: deps.now ?? new Date(), deletedBy: deps.actor.id ?? null });
+  await recordAudit(store, deps.actor, { action: 'message.delete', targetType: 'message', targetId: message._id.toString(), details: { subject: message.subject, from: message.from?.address ?? '', status: message.status } }, deps.now);
+}
+
+/** What removeMessage needs of a message document. */
+export interface RemovableMessage {
+  _id: ObjectId;
+  mailboxKey: string;
+  dedupeKey: string;
+  rawBlobId?: ObjectId | null;
+  attachments?: Array<{ blobId?: ObjectId | null }> | null;
+}
+
+/** The fields of a message removeMessage reads (a projection for callers that list many). */
+export const REMOVABLE_MESSAGE_FIELDS = { mailboxKey: 1, dedupeKey: 1, rawBlobId: 1, 'attachments.blobId': 1 } as const;
+
+/**
+ * Remove one message for good, in the crash-safe order described at
+ * deleteMessage: tombstone, document, links, blobs. Shared by a user's
+ * Delete and by mail retention (gateway/accounts/mail-retention.ts).
+ */
+export async function removeMessage(store: Store, message: RemovableMessage, options: { now: Date; deletedBy: ObjectId | null }): Promise<void> {
   await store.models.Tombstone.updateOne(
     { mailboxKey: message.mailboxKey, dedupeKey: message.dedupeKey },
-    { $setOnInsert: { mailboxKey: message.mailboxKey, dedupeKey: message.dedupeKey, deletedAt: deps.now ?? new Date(), deletedBy: deps.actor.id ?? null } },
+    { $setOnInsert: { mailboxKey: message.mailboxKey, dedupeKey: message.dedupeKey, deletedAt: options.now, deletedBy: options.deletedBy } },
     { upsert: true },
   );
   await store.models.Message.deleteOne({ _id: message._id });
   await store.models.Link.deleteMany({ messageId: message._id });
   if (message.rawBlobId) await store.blobs.delete(message.rawBlobId);
   for (const attachment of message.attachments ?? []) if (attachment.blobId) await store.blobs.delete(attachment.blobId);
-  await recordAudit(store, deps.actor, { action: 'message.delete', targetType: 'message', targetId: message._id.toString(), details: { subject: message.subject, from: message.from?.address ?? '', status: message.status } }, deps.now);
 }
 
 export interface VolumeDay {

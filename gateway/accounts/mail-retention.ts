@@ -1,0 +1,55 @@
+import type { Logger } from '../core/log';
+import { startSerialLoop, type SerialLoop } from '../core/serial-loop';
+import type { Store } from '../store';
+import { recordAudit, SYSTEM_ACTOR } from './audit';
+import { getBusinessSettings } from './business-settings';
+import { removeMessage, REMOVABLE_MESSAGE_FIELDS, type RemovableMessage } from './mailbox';
+
+const DAY_MS = 86_400_000;
+const BATCH = 200;
+const DEFAULT_INTERVAL_MS = 60 * 60 * 1000;
+
+export interface RetentionResult {
+  retentionDays: number;
+  /** Mail received before this was removed; null when retention is off (0 days). */
+  before: Date | null;
+  deleted: number;
+}
+
+/**
+ * Preferences → Business → "Keep mail for (days)": remove every message
+ * (inbox, quarantine, sent) received more than that many days ago, with its
+ * raw bytes, attachments and CRM links, as Delete does. Each leaves a
+ * tombstone, so an IMAP sync that reaches further back (a new UIDVALIDITY,
+ * IMAP_BACKFILL_DAYS above the retention) does not bring it back. 0 keeps
+ * mail forever. Oldest first, in batches by the receivedAt index.
+ */
+export async function expireOldMail(store: Store, options: { now?: Date; batchSize?: number } = {}): Promise<RetentionResult> {
+  const now = options.now ?? new Date();
+  const { retentionDays } = await getBusinessSettings(store, { businessDomains: [] });
+  if (!retentionDays) return { retentionDays: 0, before: null, deleted: 0 };
+  const before = new Date(now.getTime() - retentionDays * DAY_MS);
+  let deleted = 0;
+  for (;;) {
+    const batch = (await store.models.Message.find({ receivedAt: { $lt: before } }, REMOVABLE_MESSAGE_FIELDS)
+      .sort({ receivedAt: 1, _id: 1 }).limit(options.batchSize ?? BATCH).lean()) as unknown as RemovableMessage[];
+    for (const message of batch) await removeMessage(store, message, { now, deletedBy: null });
+    deleted += batch.length;
+    if (batch.length < (options.batchSize ?? BATCH)) break;
+  }
+  if (deleted > 0) await recordAudit(store, SYSTEM_ACTOR, { action: 'message.expire', targetType: 'message', details: { deleted, retentionDays, receivedBefore: before.toISOString() } }, now);
+  return { retentionDays, before, deleted };
+}
+
+/** Retention on a timer (the admin process runs it): a pass soon after start, then hourly; passes never overlap. */
+export function startMailRetention(store: Store, log: Logger, options: { intervalMs?: number } = {}): SerialLoop {
+  const retentionLog = log.child({ component: 'mail-retention' });
+  return startSerialLoop(
+    async () => {
+      const result = await expireOldMail(store);
+      if (result.deleted > 0) retentionLog.info({ deleted: result.deleted, retentionDays: result.retentionDays, receivedBefore: result.before }, 'deleted mail older than the retention period');
+    },
+    options.intervalMs ?? DEFAULT_INTERVAL_MS,
+    (err) => retentionLog.error({ err }, 'mail retention pass failed; it runs again at the next interval'),
+  );
+}

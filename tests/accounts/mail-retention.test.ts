@@ -1,0 +1,70 @@
+import { strict as assert } from 'node:assert';
+import mongoose from 'mongoose';
+import { expireOldMail, SYSTEM_ACTOR, updateBusinessSettings } from '../../gateway/accounts';
+import { ingest } from '../../gateway/mail/ingest';
+import { startAdmin } from '../../admin/server';
+import { silentLogger } from '../../gateway/core/log';
+import { testConfig } from '../admin/fixtures';
+import { openTestStore } from '../support/store';
+
+/**
+ * Preferences → Business → "Keep mail for (days)" was saved and shown, but
+ * nothing ever deleted mail: an operator who set it for disk space or for
+ * a retention policy kept every message forever.
+ */
+describe('mail retention (Keep mail for N days)', () => {
+  let store: Awaited<ReturnType<typeof openTestStore>>;
+  const accountId = new mongoose.Types.ObjectId();
+  const DAY = 86_400_000;
+  const now = new Date('2026-06-30T12:00:00Z');
+  const mail = (id: string, body = 'hello') => Buffer.from(`From: alice@example.org\r\nTo: bob@acme.test\r\nSubject: ${id}\r\nMessage-ID: <${id}@example.org>\r\nDate: Mon, 1 Jun 2026 10:00:00 +0000\r\n\r\n${body}\r\n`);
+  const store1 = (id: string, daysAgo: number, body?: string) => ingest({ store, log: silentLogger }, {
+    raw: mail(id, body), mailboxKey: accountId.toString(), accountId, ownerId: new mongoose.Types.ObjectId(), source: { kind: 'imap' }, receivedAt: new Date(now.getTime() - daysAgo * DAY),
+  });
+
+  beforeEach(async () => {
+    store = await openTestStore('mail_retention');
+  });
+  afterEach(async () => store.drop());
+
+  it('keeps everything while the setting is 0', async () => {
+    await store1('ancient', 4000);
+    assert.deepEqual(await expireOldMail(store, { now }), { retentionDays: 0, before: null, deleted: 0 });
+    assert.equal(await store.models.Message.countDocuments(), 1);
+  });
+
+  it('deletes mail received before the period with its raw bytes and links, and an IMAP sync does not bring it back', async () => {
+    const old = await store1('old', 91, 'x'.repeat(100_000)); // large: its raw bytes are in GridFS
+    const older = await store1('older', 400);
+    const recent = await store1('recent', 89);
+    const rawBlobId = (await store.models.Message.findById(old.id).lean())?.rawBlobId;
+    assert.ok(rawBlobId, 'the large message keeps its raw bytes in a blob');
+    await store.models.Link.create({ messageId: old.id, objectId: new mongoose.Types.ObjectId(), ownerId: new mongoose.Types.ObjectId(), rule: 'address', address: 'alice@example.org', receivedAt: now, createdAt: now });
+    assert.equal(await store.models.Link.countDocuments({ messageId: old.id }), 1);
+    await updateBusinessSettings(store, { retentionDays: 90 }, SYSTEM_ACTOR, { businessDomains: [] });
+
+    const result = await expireOldMail(store, { now, batchSize: 1 });
+    assert.equal(result.deleted, 2);
+    assert.deepEqual((await store.models.Message.find({}, { _id: 1 }).lean()).map((m) => m._id.toString()), [recent.id!.toString()]);
+    assert.equal(await store.models.Link.countDocuments({ messageId: { $in: [old.id, older.id] } }), 0);
+    await assert.rejects(store.blobs.get(rawBlobId), 'the raw bytes are gone too');
+    const audit = await store.models.AuditEvent.findOne({ action: 'message.expire' }).lean();
+    assert.deepEqual(audit?.details, { deleted: 2, retentionDays: 90, receivedBefore: new Date(now.getTime() - 90 * DAY).toISOString() });
+
+    // A resync from further back (a new UIDVALIDITY) offers the same mail again: it stays deleted.
+    assert.equal((await store1('older', 400)).outcome, 'tombstoned');
+    assert.equal((await expireOldMail(store, { now })).deleted, 0);
+  });
+
+  it('runs in the admin process as it starts', async () => {
+    const gone = await store1('gone', 10);
+    await updateBusinessSettings(store, { retentionDays: 5 }, SYSTEM_ACTOR, { businessDomains: [] });
+    const admin = await startAdmin({ config: testConfig(), log: silentLogger, store, port: 0, host: '127.0.0.1', crmWorker: false, blobSweep: false });
+    try {
+      for (let i = 0; i < 100 && (await store.models.Message.exists({ _id: gone.id })); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(await store.models.Message.exists({ _id: gone.id }), null);
+    } finally {
+      await admin.close();
+    }
+  });
+});
