@@ -39,8 +39,8 @@ describe('mail retention (Keep mail for N days)', () => {
     const recent = await store1('recent', 89);
     const rawBlobId = (await store.models.Message.findById(old.id).lean())?.rawBlobId;
     assert.ok(rawBlobId, 'the large message keeps its raw bytes in a blob');
-    await store.models.Link.create({ messageId: old.id, objectId: new mongoose.Types.ObjectId(), ownerId: new mongoose.Types.ObjectId(), rule: 'address', address: 'alice@example.org', receivedAt: now, createdAt: now });
-    assert.equal(await store.models.Link.countDocuments({ messageId: old.id }), 1);
+    await store.models.Link.create({ messageId: old.id!, objectId: new mongoose.Types.ObjectId(), ownerId: new mongoose.Types.ObjectId(), rule: 'address', address: 'alice@example.org', receivedAt: now, createdAt: now });
+    assert.equal(await store.models.Link.countDocuments({ messageId: old.id! }), 1);
     await updateBusinessSettings(store, { retentionDays: 90 }, SYSTEM_ACTOR, { businessDomains: [] });
 
     const result = await expireOldMail(store, { now, batchSize: 1 });
