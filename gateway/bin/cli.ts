@@ -6,6 +6,10 @@
  *   create-token   --user <email> [--name <name>]             (the token alone on the last line)
  *   sweep-blobs    [--older-than-hours <n>]                   (the admin process also runs it hourly)
  *   sync-status                                               (one line per account with IMAP Support on)
+ *   list-users                                                (one line per user: role, status, last sign-in)
+ *   set-role       --email <email> --role admin|employee
+ *   disable-user   --email <email>                            (signs them out, revokes their API tokens)
+ *   enable-user    --email <email>
  *
  * `<command> --help` describes one command. Help and usage errors are answered
  * before the configuration is read or the store opened.
@@ -14,7 +18,7 @@
  * 1 anything else.
  */
 import { parseArgs } from 'node:util';
-import { createApiToken, createUser, findUserByEmail, setPassword, SYSTEM_ACTOR, type Actor } from '../accounts';
+import { createApiToken, createUser, findUserByEmail, listUsers, setPassword, setUserDisabled, setUserRole, SYSTEM_ACTOR, type Actor, type PublicUser } from '../accounts';
 import { loadConfigOrExit } from '../core/config';
 import { randomToken } from '../core/crypto';
 import { isAppError } from '../core/errors';
@@ -53,7 +57,18 @@ const COMMANDS: Record<string, { options: OptionName[]; help: string }> = {
   'create-token': { options: ['user', 'name'], help: 'create-token --user <email> [--name <name>]\n  Create an API token for a user; the token alone is the last line of stdout, shown only once.' },
   'sweep-blobs': { options: ['older-than-hours'], help: 'sweep-blobs [--older-than-hours <n>]\n  Remove GridFS files whose message or outbox entry is gone, older than n hours (default 24, at least 1).' },
   'sync-status': { options: [], help: 'sync-status\n  One line per account with IMAP Support on: status, syncing now, first sync done/total, last success,\n  backoff, last error.' },
+  'list-users': { options: [], help: 'list-users\n  One line per console user: email, role, status (active, disabled, invited, invite expired), last sign-in.' },
+  'set-role': { options: ['email', 'role'], help: 'set-role --email <email> --role admin|employee\n  Make a user an admin or an employee (the last enabled admin cannot be made an employee).' },
+  'disable-user': { options: ['email'], help: 'disable-user --email <email>\n  Someone who left: sign them out everywhere and revoke their API tokens; their mailboxes are no longer\n  synced and their forwarding addresses refuse mail. Their stored mail is kept.' },
+  'enable-user': { options: ['email'], help: 'enable-user --email <email>\n  Let a disabled user sign in again (API tokens revoked when disabling stay revoked).' },
 };
+
+/** One grep-friendly line of a user, as the console's Users page shows them. */
+function userLine(user: PublicUser, now: Date): string {
+  const expired = user.invitePending && !user.hasPassword && (user.inviteExpiresAt?.getTime() ?? 0) <= now.getTime();
+  const status = user.disabled ? 'disabled' : expired ? 'invite expired' : user.invitePending && !user.hasPassword ? `invited until ${when(user.inviteExpiresAt)}` : 'active';
+  return [user.email, user.role, status, `last sign-in ${when(user.lastLoginAt)}`].join(' | ');
+}
 
 /** Every command's synopsis and what it does, from COMMANDS: one description of each command. */
 const USAGE = `Usage: npm run cli -- <command> [options]
@@ -100,6 +115,8 @@ export function parseCommand(argv: string[]): CliRequest {
   if (command === 'create-user') ['email', 'password'].forEach((name) => need(name as OptionName));
   if (command === 'reset-password') need('email');
   if (command === 'create-token') need('user');
+  if (['set-role', 'disable-user', 'enable-user'].includes(command)) need('email');
+  if (command === 'set-role') need('role');
   if (command === 'sweep-blobs' && values['older-than-hours'] !== undefined) {
     const hours = Number(values['older-than-hours']);
     // A younger blob may belong to a message being stored right now: removing it would lose that message's bytes.
@@ -169,6 +186,36 @@ export async function runCli(argv: string[], store: Store, io: CliIo): Promise<n
         for (const { _id } of accounts) {
           const ledger = await getSyncLedger(store, _id);
           if (ledger) io.out(syncStatusLine(ledger));
+        }
+        return 0;
+      }
+      case 'list-users': {
+        const users = await listUsers(store);
+        if (users.length === 0) io.out('no users yet');
+        for (const user of users) io.out(userLine(user, new Date()));
+        return 0;
+      }
+      case 'set-role':
+      case 'disable-user':
+      case 'enable-user': {
+        const email = values.email!;
+        const user = await findUserByEmail(store, email);
+        if (!user) {
+          io.err(`postroom cli: no user with the email ${email}`);
+          return 65;
+        }
+        if (command === 'set-role') {
+          const changed = await setUserRole(store, user.id, values.role!, CLI_ACTOR);
+          io.out(`${changed.email} is now ${changed.role === 'admin' ? 'an admin' : 'an employee'}`);
+          return 0;
+        }
+        const disabled = command === 'disable-user';
+        await setUserDisabled(store, user.id, disabled, CLI_ACTOR);
+        if (disabled) {
+          const sessions = await store.models.Session.deleteMany({ userId: user.id });
+          io.out(`${user.email} is disabled: ${sessions.deletedCount ?? 0} console session(s) ended, API tokens revoked; their mailboxes are no longer synced and their forwarding addresses refuse mail (stored mail is kept)`);
+        } else {
+          io.out(`${user.email} is enabled again`);
         }
         return 0;
       }

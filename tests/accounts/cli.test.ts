@@ -56,6 +56,40 @@ describe('accounts: the CLI (npm run cli)', () => {
     await agent.get('/preferences/profile').expect(303).expect('Location', '/login?next=%2Fpreferences%2Fprofile');
   });
 
+  it('lists users, sets roles and disables someone who left (signed out, tokens revoked) without the console', async () => {
+    const run1 = async (...argv: string[]) => {
+      const sink = io();
+      const status = await runCli(argv, store, sink.io);
+      return { status, out: sink.out.join('\n'), err: sink.err.join('\n') };
+    };
+    assert.equal((await run1('create-user', '--email', 'leaver@acme.test', '--password', 'a-long-leaver-password')).status, 0);
+    const { app } = buildApp(store);
+    const leaver = await signIn(app, 'leaver@acme.test', 'a-long-leaver-password');
+    const token = (await run1('create-token', '--user', 'leaver@acme.test', '--name', 'leaver-token')).out.split('\n').pop()!;
+    assert.ok(await resolveApiToken(store, token));
+
+    const listed = await run1('list-users');
+    assert.equal(listed.status, 0);
+    assert.match(listed.out, /^leaver@acme\.test \| employee \| active \| last sign-in \d{4}-\d\d-\d\d \d\d:\d\d UTC$/m);
+
+    assert.deepEqual(await run1('set-role', '--email', 'Leaver@acme.test', '--role', 'admin'), { status: 0, out: 'leaver@acme.test is now an admin', err: '' });
+    assert.equal((await run1('set-role', '--email', 'leaver@acme.test', '--role', 'boss')).status, 65);
+    assert.equal((await run1('set-role', '--email', 'leaver@acme.test')).status, 64, 'set-role needs --role');
+
+    const disabled = await run1('disable-user', '--email', 'leaver@acme.test');
+    assert.equal(disabled.status, 0, disabled.err);
+    assert.match(disabled.out, /^leaver@acme\.test is disabled: 1 console session\(s\) ended, API tokens revoked/);
+    await leaver.agent.get('/').expect(303);
+    assert.equal(await resolveApiToken(store, token), null);
+    assert.equal(await authenticateUser(store, 'leaver@acme.test', 'a-long-leaver-password'), null);
+    assert.match((await run1('list-users')).out, /^leaver@acme\.test \| admin \| disabled \|/m);
+    assert.ok(await store.models.AuditEvent.exists({ action: 'user.disable', actorEmail: 'cli' }));
+
+    assert.equal((await run1('enable-user', '--email', 'leaver@acme.test')).out, 'leaver@acme.test is enabled again');
+    assert.ok(await authenticateUser(store, 'leaver@acme.test', 'a-long-leaver-password'));
+    assert.deepEqual(await run1('disable-user', '--email', 'nobody@acme.test'), { status: 65, out: '', err: 'postroom cli: no user with the email nobody@acme.test' });
+  });
+
   it('answers usage errors with 64 and bad input with 65', async () => {
     const unknown = io();
     assert.equal(await runCli(['frobnicate'], store, unknown.io), 64);
