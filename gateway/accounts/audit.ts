@@ -41,10 +41,20 @@ export interface AuditPage {
   nextBefore: string | null;
 }
 
-/** Newest first, 100 a page, paged by the `at` index (cursor = ISO time + id). */
-export async function listAuditEvents(store: Store, options: { before?: string; limit?: number } = {}): Promise<AuditPage> {
+export interface AuditFilter {
+  /** Who acted: a user's email, 'cli' or 'system'. */
+  actorEmail?: string;
+  /** What was acted on: e.g. 'user' and the user's id (what happened to one user). */
+  targetType?: string;
+  targetId?: string;
+}
+
+/** Newest first, 100 a page, paged by the `at` index (cursor = ISO time + id); optionally one actor's or one target's events (indexed too). */
+export async function listAuditEvents(store: Store, options: { before?: string; limit?: number } & AuditFilter = {}): Promise<AuditPage> {
   const limit = Math.min(options.limit ?? 100, 500);
   const filter: Record<string, unknown> = {};
+  if (options.actorEmail) filter.actorEmail = options.actorEmail.trim().toLowerCase();
+  if (options.targetType && options.targetId) Object.assign(filter, { targetType: options.targetType, targetId: options.targetId });
   const cursor = decodeAuditCursor(options.before);
   if (cursor) filter.$or = [{ at: { $lt: cursor.at } }, { at: cursor.at, _id: { $lt: cursor.id } }];
   const rows = await store.models.AuditEvent.find(filter).sort({ at: -1, _id: -1 }).limit(limit + 1).lean();

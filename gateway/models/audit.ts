@@ -17,5 +17,7 @@ export const auditEventSchema = new Schema(
 );
 auditEventSchema.index({ at: -1 });
 auditEventSchema.index({ targetType: 1, targetId: 1, at: -1 });
+// The audit log filtered by who acted (admin/routes/audit.ts).
+auditEventSchema.index({ actorEmail: 1, at: -1 });
 
 export type AuditEventDoc = InferSchemaType<typeof auditEventSchema>;

@@ -215,4 +215,21 @@ describe('admin: users, invites, API tokens, audit log', () => {
     assert.ok(res.text.indexOf('token.revoke') < res.text.indexOf('user.create'), 'newest first');
     await admin.agent.get('/audit?before=garbage').expect(200);
   });
+
+  it('filters the audit log to what happened to one user (linked from Users) or what one person did', async () => {
+    const admin = await signIn(testApp.app, 'admin@acme.test');
+    const quinn = await makeUser(store, 'quinn@acme.test');
+    await admin.agent.post(`/users/${quinn.id}/disable`).type('form').send({ _csrf: admin.csrf }).expect(303);
+    const users = await admin.agent.get('/users').expect(200);
+    const history = new RegExp(`href="(/audit\\?targetType=user&amp;targetId=${quinn.id})"`).exec(users.text)?.[1];
+    assert.ok(history, 'each user links to their history');
+    const rows = (html: string) => [...html.matchAll(/<td><code>([a-z_.]+)<\/code><\/td>/g)].map((m) => m[1]);
+    const hers = await admin.agent.get(history.replace(/&amp;/g, '&')).expect(200);
+    assert.deepEqual(rows(hers.text), ['user.disable', 'user.create']);
+    assert.match(hers.text, /what happened to user quinn@acme\.test/);
+    const byAdmin = await admin.agent.get('/audit?actor=Admin@acme.test').expect(200);
+    assert.ok(rows(byAdmin.text).length > 0);
+    assert.ok(!rows(byAdmin.text).includes('user.create'), 'users were created by the system, not by the admin');
+    assert.match(byAdmin.text, /what admin@acme\.test did/);
+  });
 });
