@@ -18,4 +18,5 @@ export * from './mailbox';
 export * from './passwords';
 export * from './presets';
 export * from './secret-key-check';
+export * from './secret-key-rotation';
 export * from './users';

@@ -89,3 +89,8 @@ export async function assertSecretKeyMatchesStore(store: Store, config: { secret
     refuse('the secrets (IMAP/SMTP passwords, OAuth grants, webhook secrets)');
   }
 }
+
+/** After a rotation (secret-key-rotation.ts): record the new key as the store's. */
+export async function resealKeyCheck(store: Store, box: SecretBox, now: Date = new Date()): Promise<void> {
+  await store.models.KeyCheck.updateOne({ _id: CHECK_ID }, { $set: { sealed: box.seal(CHECK_PLAINTEXT, CHECK_CONTEXT), createdAt: now } }, { upsert: true });
+}

@@ -10,6 +10,7 @@
  *   set-role       --email <email> --role admin|employee
  *   disable-user   --email <email>                            (signs them out, revokes their API tokens)
  *   enable-user    --email <email>
+ *   rotate-secret-key --new-key <key>                         (Postroom stopped; re-seals every stored secret)
  *
  * `<command> --help` describes one command. Help and usage errors are answered
  * before the configuration is read or the store opened.
@@ -18,11 +19,15 @@
  * 1 anything else.
  */
 import { parseArgs } from 'node:util';
-import { createApiToken, createUser, findUserByEmail, listUsers, setPassword, setUserDisabled, setUserRole, SYSTEM_ACTOR, type Actor, type PublicUser } from '../accounts';
-import { loadConfigOrExit } from '../core/config';
-import { randomToken } from '../core/crypto';
+import fs from 'node:fs';
+import {
+  assertSecretKeyMatchesStore, createApiToken, createUser, findUserByEmail, listUsers, rotateSecretKey, SecretKeyMismatchError, setPassword, setUserDisabled, setUserRole,
+  SYSTEM_ACTOR, type Actor, type PublicUser,
+} from '../accounts';
+import { decodeKey, loadConfigOrExit, type Config } from '../core/config';
+import { randomToken, resolveMasterKey } from '../core/crypto';
 import { isAppError } from '../core/errors';
-import { createLogger } from '../core/log';
+import { createLogger, silentLogger } from '../core/log';
 import { DEFAULT_ORPHAN_AGE_MS, openConfiguredStore, sweepOrphanBlobs, type Store } from '../store';
 import { getSyncLedger, type SyncLedger } from '../sync/ledger';
 
@@ -48,7 +53,7 @@ function syncStatusLine(ledger: SyncLedger): string {
 
 class UsageError extends Error {}
 
-type OptionName = 'email' | 'password' | 'role' | 'name' | 'user' | 'older-than-hours';
+type OptionName = 'email' | 'password' | 'role' | 'name' | 'user' | 'older-than-hours' | 'new-key';
 
 /** Each command's options and its help; a misspelt or foreign option is a usage error, not silently ignored. */
 const COMMANDS: Record<string, { options: OptionName[]; help: string }> = {
@@ -61,6 +66,10 @@ const COMMANDS: Record<string, { options: OptionName[]; help: string }> = {
   'set-role': { options: ['email', 'role'], help: 'set-role --email <email> --role admin|employee\n  Make a user an admin or an employee (the last enabled admin cannot be made an employee).' },
   'disable-user': { options: ['email'], help: 'disable-user --email <email>\n  Someone who left: sign them out everywhere and revoke their API tokens; their mailboxes are no longer\n  synced and their forwarding addresses refuse mail. Their stored mail is kept.' },
   'enable-user': { options: ['email'], help: 'enable-user --email <email>\n  Let a disabled user sign in again (API tokens revoked when disabling stay revoked).' },
+  'rotate-secret-key': {
+    options: ['new-key'],
+    help: 'rotate-secret-key --new-key <key>\n  With Postroom stopped and the current key configured: re-seal every stored secret (IMAP/SMTP passwords,\n  OAuth tokens and client secrets, webhook secrets) with a new key (openssl rand -hex 32). Writes it to\n  DATA_DIR/secret.key when that is where the key is kept; otherwise set SECRET_KEY to it before starting.\n  Console sessions end. Run it again if it was cut short.',
+  },
 };
 
 /** One grep-friendly line of a user, as the console's Users page shows them. */
@@ -117,6 +126,10 @@ export function parseCommand(argv: string[]): CliRequest {
   if (command === 'create-token') need('user');
   if (['set-role', 'disable-user', 'enable-user'].includes(command)) need('email');
   if (command === 'set-role') need('role');
+  if (command === 'rotate-secret-key') {
+    need('new-key');
+    if (!decodeKey(values['new-key']!.trim())) throw new UsageError('--new-key must be 32 random bytes as 64 hex characters or base64 (generate one with: openssl rand -hex 32)');
+  }
   if (command === 'sweep-blobs' && values['older-than-hours'] !== undefined) {
     const hours = Number(values['older-than-hours']);
     // A younger blob may belong to a message being stored right now: removing it would lose that message's bytes.
@@ -140,8 +153,15 @@ function usageFailed(err: UsageError, io: CliIo): number {
   return 64;
 }
 
+/** What some commands need besides the store: the configured key, and whether a running appliance shares the store. */
+export interface CliContext {
+  config: Pick<Config, 'secretKey' | 'dataDir'>;
+  /** The embedded store of a running `npm start` (its processes hold the current key). */
+  applianceRunning: boolean;
+}
+
 /** Run one command against an open store; returns the exit status. Exported for tests. */
-export async function runCli(argv: string[], store: Store, io: CliIo): Promise<number> {
+export async function runCli(argv: string[], store: Store, io: CliIo, context?: CliContext): Promise<number> {
   try {
     const request = parseCommand(argv);
     if ('help' in request) {
@@ -219,6 +239,8 @@ export async function runCli(argv: string[], store: Store, io: CliIo): Promise<n
         }
         return 0;
       }
+      case 'rotate-secret-key':
+        return await rotateKeyCommand(store, io, context, decodeKey(values['new-key']!.trim())!);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }
@@ -230,6 +252,37 @@ export async function runCli(argv: string[], store: Store, io: CliIo): Promise<n
     }
     throw err;
   }
+}
+
+async function rotateKeyCommand(store: Store, io: CliIo, context: CliContext | undefined, newKey: Buffer): Promise<number> {
+  if (!context) throw new Error('rotate-secret-key needs the configuration');
+  if (context.applianceRunning) {
+    io.err(`postroom cli: Postroom is running with DATA_DIR ${context.config.dataDir}: stop it first (its processes would read the re-sealed secrets with the old key)`);
+    return 1;
+  }
+  try {
+    await assertSecretKeyMatchesStore(store, context.config, silentLogger);
+  } catch (err) {
+    if (!(err instanceof SecretKeyMismatchError)) throw err;
+    io.err(`postroom cli: ${err.message}`);
+    return 78;
+  }
+  const current = resolveMasterKey(context.config.secretKey, context.config.dataDir);
+  if (current.key.equals(newKey)) {
+    io.err('postroom cli: --new-key is the key in use now; generate a new one with: openssl rand -hex 32');
+    return 65;
+  }
+  const result = await rotateSecretKey(store, current.key, newKey, CLI_ACTOR);
+  io.out(`re-sealed ${result.resealed} secrets with the new key (${result.alreadyNew} already were, ${result.unreadable} unreadable with either key, ${result.oauthStatesDropped} OAuth sign-ins in progress dropped)`);
+  if (!context.config.secretKey && current.file) {
+    // Replace the file in one step: a crash leaves the old file or the new one, never half a key.
+    fs.writeFileSync(`${current.file}.new`, `${newKey.toString('hex')}\n`, { mode: 0o600 });
+    fs.renameSync(`${current.file}.new`, current.file);
+    io.out(`${current.file} now holds the new key; start Postroom as before`);
+  } else {
+    io.out('now set SECRET_KEY to the new key (in .env) before starting Postroom: with the old one it refuses to start');
+  }
+  return 0;
 }
 
 async function main(): Promise<void> {
@@ -260,7 +313,8 @@ async function main(): Promise<void> {
   }
   let status = 1;
   try {
-    status = await runCli(argv, store, { out: (line) => process.stdout.write(`${line}\n`), err: (line) => process.stderr.write(`${line}\n`) });
+    const context: CliContext = { config, applianceRunning: !config.mongodbUri && !store.embedded };
+    status = await runCli(argv, store, { out: (line) => process.stdout.write(`${line}\n`), err: (line) => process.stderr.write(`${line}\n`) }, context);
   } finally {
     await store.close();
   }
