@@ -73,21 +73,35 @@ export async function revokeApiToken(store: Store, id: string, actor: Actor, opt
   }
 }
 
+/** Why a bearer token was refused, for the operator's log (the client is told only "unknown, revoked, or its user is disabled"). */
+export interface ApiTokenCheck {
+  user: PublicUser | null;
+  refused?: 'unknown token' | 'revoked' | 'user disabled';
+  /** The token's id, display prefix and user, when the token is known (also when refused). */
+  token?: { id: string; prefix: string; name: string; userEmail: string };
+}
+
 /**
- * The user a bearer token belongs to, or null when the token is unknown,
- * revoked, or its user is disabled. lastUsedAt is refreshed at most once a
- * minute so a busy client does not turn every read into a write.
+ * Check a bearer token. lastUsedAt is refreshed at most once a minute so a
+ * busy client does not turn every read into a write.
  */
-export async function resolveApiToken(store: Store, token: string, now: Date = new Date()): Promise<PublicUser | null> {
-  if (!token.startsWith(PREFIX) || token.length > 200) return null;
+export async function checkApiToken(store: Store, token: string, now: Date = new Date()): Promise<ApiTokenCheck> {
+  if (!token.startsWith(PREFIX) || token.length > 200) return { user: null, refused: 'unknown token' };
   const row = await store.models.ApiToken.findOne({ tokenHash: sha256Hex(token) }).lean();
-  if (!row || row.revokedAt) return null;
+  if (!row) return { user: null, refused: 'unknown token' };
   const user = await getUser(store, row.userId);
-  if (!user || user.disabled) return null;
+  const known = { id: row._id.toString(), prefix: row.prefix, name: row.name ?? '', userEmail: user?.email ?? '' };
+  if (row.revokedAt) return { user: null, refused: 'revoked', token: known };
+  if (!user || user.disabled) return { user: null, refused: 'user disabled', token: known };
   if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() > 60_000) {
     await store.models.ApiToken.updateOne({ _id: row._id }, { $set: { lastUsedAt: now } });
   }
-  return user;
+  return { user, token: known };
+}
+
+/** The user a bearer token belongs to, or null when the token is unknown, revoked, or its user is disabled. */
+export async function resolveApiToken(store: Store, token: string, now: Date = new Date()): Promise<PublicUser | null> {
+  return (await checkApiToken(store, token, now)).user;
 }
 
 export { toPublicUser };

@@ -1,8 +1,9 @@
 import { strict as assert } from 'node:assert';
 import request from 'supertest';
-import { createApiToken, type PublicUser } from '../../gateway/accounts';
+import { createApiToken, revokeApiToken, setUserDisabled, SYSTEM_ACTOR, type PublicUser } from '../../gateway/accounts';
 import { freePort } from '../../gateway/store/embedded-ferretdb';
 import { buildApp, GATEWAY_DOMAIN, makeAccount, makeUser, storeMessage, type TestApp, type TestStore } from './fixtures';
+import { captureLog } from '../support/log';
 import { openTestStore } from '../support/store';
 
 /** Binary, with every byte value: an attachment must come back exactly. */
@@ -40,6 +41,25 @@ describe('admin: JSON API /api/v1', () => {
     assert.match(wrong.headers['www-authenticate'], /error="invalid_token"/);
     const basic = await request(testApp.app).get('/api/v1/accounts').set('Authorization', 'Basic Ym9iOnB3').expect(401);
     assert.equal(basic.body.error.code, 'UNAUTHENTICATED');
+  });
+
+  it('logs each refused token once, naming which token and why (a disabled user\'s integration is found in the log), never the token', async () => {
+    const capture = captureLog('info');
+    const { app } = buildApp(store, { log: capture.log });
+    await makeUser(store, 'leaver@acme.test');
+    const leaver = await createApiToken(store, 'leaver@acme.test', { name: 'crm-sync' }, {});
+    const revoked = await createApiToken(store, 'eve@acme.test', { name: 'old-script' }, {});
+    await revokeApiToken(store, revoked.view.id, SYSTEM_ACTOR);
+    // Off-boarding: disabling the user revokes the token their integration used.
+    await setUserDisabled(store, (await store.models.User.findOne({ email: 'leaver@acme.test' }).lean())!._id, true, SYSTEM_ACTOR);
+    for (const token of [leaver.token, revoked.token, 'pr_not-a-real-token']) await request(app).get('/api/v1/accounts').set('Authorization', `Bearer ${token}`).expect(401);
+    const refused = capture.lines.filter((line) => line.event === 'api.token_refused').map(({ reason, tokenName, tokenUser, tokenPrefix }) => ({ reason, tokenName, tokenUser, tokenPrefix }));
+    assert.deepEqual(refused, [
+      { reason: 'revoked', tokenName: 'crm-sync', tokenUser: 'leaver@acme.test', tokenPrefix: leaver.view.prefix },
+      { reason: 'revoked', tokenName: 'old-script', tokenUser: 'eve@acme.test', tokenPrefix: revoked.view.prefix },
+      { reason: 'unknown token', tokenName: undefined, tokenUser: undefined, tokenPrefix: undefined },
+    ]);
+    for (const token of [leaver.token, revoked.token]) assert.ok(!capture.text().includes(token.slice(12)), 'the token itself is never logged');
   });
 
   it('answers a documented path asked with another method 405 with Allow, and any unknown /api path 404 in JSON', async () => {

@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
-import { parseObjectId, resolveApiToken } from '../../../gateway/accounts';
+import { checkApiToken, parseObjectId } from '../../../gateway/accounts';
 import { AppError } from '../../../gateway/core/errors';
 import type { AdminDeps } from '../../types';
 
@@ -16,8 +16,11 @@ export function bearerAuth(deps: AdminDeps) {
       res.set('WWW-Authenticate', 'Bearer realm="postroom"');
       return next(new AppError('UNAUTHENTICATED', 'Send an API token as "Authorization: Bearer <token>" (create one under API tokens or with `npm run cli -- create-token`).', { status: 401 }));
     }
-    const user = await resolveApiToken(deps.store, match[1], deps.clock());
+    const { user, refused, token } = await checkApiToken(deps.store, match[1], deps.clock());
     if (!user) {
+      // Once per refused request, naming the token by its prefix: after a user is disabled, the integration
+      // that used their token is found here (never the token itself).
+      deps.log.info({ ip: req.ip, reason: refused, tokenId: token?.id, tokenPrefix: token?.prefix, tokenName: token?.name, tokenUser: token?.userEmail, event: 'api.token_refused' }, 'API token refused');
       res.set('WWW-Authenticate', 'Bearer realm="postroom", error="invalid_token"');
       return next(new AppError('INVALID_TOKEN', 'The API token is unknown, revoked, or its user is disabled.', { status: 401 }));
     }
