@@ -35,8 +35,9 @@ import { getSyncLedger, type SyncLedger } from '../sync/ledger';
 const when = (date: Date | null) => (date ? date.toISOString().replace('T', ' ').slice(0, 16) + ' UTC' : 'never');
 
 /** One grep-friendly line of an account's IMAP sync state (what the console's IMAP panel shows). */
-function syncStatusLine(ledger: SyncLedger): string {
-  const parts = [ledger.email, ledger.enabled ? ledger.status : 'account disabled'];
+function syncStatusLine(ledger: SyncLedger, ownerDisabled = false): string {
+  // The syncer skips the accounts of a disabled user (someone who left): their last status would look stuck.
+  const parts = [ledger.email, !ledger.enabled ? 'account disabled' : ownerDisabled ? 'owner disabled, not synced' : ledger.status];
   if (ledger.syncing) parts.push('syncing now');
   const { backfill } = ledger;
   if (backfill.completed) parts.push('first sync complete');
@@ -201,11 +202,12 @@ export async function runCli(argv: string[], store: Store, io: CliIo, context?: 
         return 0;
       }
       case 'sync-status': {
-        const accounts = await store.models.MailAccount.find({ 'imap.enabled': true }, { _id: 1 }).sort({ email: 1 }).lean();
+        const accounts = await store.models.MailAccount.find({ 'imap.enabled': true }, { _id: 1, ownerId: 1 }).sort({ email: 1 }).lean();
         if (accounts.length === 0) io.out('no mail account has IMAP Support on');
-        for (const { _id } of accounts) {
+        const disabledOwners = new Set((await store.models.User.find({ disabled: true }, { _id: 1 }).lean()).map((user) => user._id.toString()));
+        for (const { _id, ownerId } of accounts) {
           const ledger = await getSyncLedger(store, _id);
-          if (ledger) io.out(syncStatusLine(ledger));
+          if (ledger) io.out(syncStatusLine(ledger, disabledOwners.has(ownerId.toString())));
         }
         return 0;
       }

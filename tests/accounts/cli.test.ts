@@ -85,7 +85,17 @@ describe('accounts: the CLI (npm run cli)', () => {
     assert.match((await run1('list-users')).out, /^leaver@acme\.test \| admin \| disabled \|/m);
     assert.ok(await store.models.AuditEvent.exists({ action: 'user.disable', actorEmail: 'cli' }));
 
+    // sync-status says the leaver's mailbox is not synced, instead of showing a status that looks stuck.
+    const leaverId = (await store.models.User.findOne({ email: 'leaver@acme.test' }).lean())!._id;
+    const mailbox = await store.models.MailAccount.create({
+      ownerId: leaverId, email: 'leaver@acme.test', domain: 'acme.test', forwardingToken: 'leavertoken12345', forwardingAddress: 'leaver-acme-test.leavertoken12345@in.acme.test',
+      imap: { enabled: true, status: 'authenticated', host: '127.0.0.1', port: 993, username: 'leaver', passwordEnc: 'v1.x.y.z' },
+    });
+    assert.match((await run1('sync-status')).out, /^leaver@acme\.test \| owner disabled, not synced \| /m);
+
     assert.equal((await run1('enable-user', '--email', 'leaver@acme.test')).out, 'leaver@acme.test is enabled again');
+    assert.match((await run1('sync-status')).out, /^leaver@acme\.test \| authenticated \| /m);
+    await store.models.MailAccount.deleteOne({ _id: mailbox._id });
     assert.ok(await authenticateUser(store, 'leaver@acme.test', 'a-long-leaver-password'));
     assert.deepEqual(await run1('disable-user', '--email', 'nobody@acme.test'), { status: 65, out: '', err: 'postroom cli: no user with the email nobody@acme.test' });
   });
