@@ -23,7 +23,7 @@ export class SecretKeyMismatchError extends Error {
 function mismatch(where: { source: string; generatedFile?: string }, what: string): SecretKeyMismatchError {
   const fix = where.generatedFile
     ? `${where.generatedFile} was missing, so a new key would have been made, and the data needs the old one: copy the secret.key that was backed up with this data to ${where.generatedFile} (or set SECRET_KEY to it)`
-    : `start with the key this data was stored with (the SECRET_KEY of the backup's .env, or the secret.key backed up with DATA_DIR); ${where.source} is another key`;
+    : `start with the key this data was stored with (the SECRET_KEY of the backup's .env, or the secret.key backed up with DATA_DIR); ${where.source} is another key. To change the key on purpose, configure the old key again and, with Postroom stopped, run: npm run cli -- rotate-secret-key --new-key <new key>`;
   return new SecretKeyMismatchError(`the secret key does not decrypt ${what} in this store: ${fix}. Nothing was changed`);
 }
 

@@ -56,7 +56,7 @@ describe('the secret key is checked against the store at start', () => {
     await assertSecretKeyMatchesStore(store, { secretKey: keyA, dataDir }, log);
     const err = await assertSecretKeyMatchesStore(store, { secretKey: keyB, dataDir }, log).then(() => null, (e: unknown) => e);
     assert.ok(err instanceof SecretKeyMismatchError, `refused: ${String(err)}`);
-    assert.match(err.message, /^the secret key does not decrypt the secrets .* in this store: start with the key this data was stored with .*SECRET_KEY is another key\. Nothing was changed$/);
+    assert.match(err.message, /^the secret key does not decrypt the secrets .* in this store: start with the key this data was stored with .*SECRET_KEY is another key\. To change the key on purpose, .* run: npm run cli -- rotate-secret-key --new-key <new key>\. Nothing was changed$/);
     assert.deepEqual(describeStartFailure(err, dataDir), { status: 78, line: err.message });
   });
 
