@@ -330,12 +330,13 @@ export interface RemovableMessage {
   _id: ObjectId;
   mailboxKey: string;
   dedupeKey: string;
+  accountId?: ObjectId | null;
   rawBlobId?: ObjectId | null;
   attachments?: Array<{ blobId?: ObjectId | null }> | null;
 }
 
 /** The fields of a message removeMessage reads (a projection for callers that list many). */
-export const REMOVABLE_MESSAGE_FIELDS = { mailboxKey: 1, dedupeKey: 1, rawBlobId: 1, 'attachments.blobId': 1 } as const;
+export const REMOVABLE_MESSAGE_FIELDS = { mailboxKey: 1, dedupeKey: 1, accountId: 1, rawBlobId: 1, 'attachments.blobId': 1 } as const;
 
 /**
  * Remove one message for good, in the crash-safe order described at
@@ -348,7 +349,9 @@ export async function removeMessage(store: Store, message: RemovableMessage, opt
     { $setOnInsert: { mailboxKey: message.mailboxKey, dedupeKey: message.dedupeKey, deletedAt: options.now, deletedBy: options.deletedBy } },
     { upsert: true },
   );
-  await store.models.Message.deleteOne({ _id: message._id });
+  const removed = await store.models.Message.deleteOne({ _id: message._id });
+  // The account's messageCount (API) counts what it holds: ingest adds one per stored message.
+  if (removed.deletedCount === 1 && message.accountId) await store.models.MailAccount.updateOne({ _id: message.accountId, messageCount: { $gt: 0 } }, { $inc: { messageCount: -1 } });
   await store.models.Link.deleteMany({ messageId: message._id });
   if (message.rawBlobId) await store.blobs.delete(message.rawBlobId);
   for (const attachment of message.attachments ?? []) if (attachment.blobId) await store.blobs.delete(attachment.blobId);

@@ -42,8 +42,10 @@ describe('mail retention (Keep mail for N days)', () => {
     await store.models.Link.create({ messageId: old.id!, objectId: new mongoose.Types.ObjectId(), ownerId: new mongoose.Types.ObjectId(), rule: 'address', address: 'alice@example.org', receivedAt: now, createdAt: now });
     assert.equal(await store.models.Link.countDocuments({ messageId: old.id! }), 1);
     await updateBusinessSettings(store, { retentionDays: 90 }, SYSTEM_ACTOR, { businessDomains: [] });
+    await store.models.MailAccount.collection.insertOne({ _id: accountId, email: 'bob@acme.test', messageCount: 3 });
 
     const result = await expireOldMail(store, { now, batchSize: 1 });
+    assert.equal((await store.models.MailAccount.findById(accountId).lean())?.messageCount, 1, 'the account counts what it still holds');
     assert.equal(result.deleted, 2);
     assert.deepEqual((await store.models.Message.find({}, { _id: 1 }).lean()).map((m) => m._id.toString()), [recent.id!.toString()]);
     assert.equal(await store.models.Link.countDocuments({ messageId: { $in: [old.id, older.id] } }), 0);
