@@ -112,13 +112,31 @@ function addressList(value: AddressObject | AddressObject[] | undefined): Parsed
   return out;
 }
 
+function headerValue(line: HeaderLines[number]): string {
+  const colon = line.line.indexOf(':');
+  // Unfold (RFC 5322 §2.2.3): CRLF followed by WSP is not part of the value.
+  return (colon >= 0 ? line.line.slice(colon + 1) : line.line).replace(/\r?\n(?=[ \t])/g, '').trim();
+}
+
 function headerPairs(lines: HeaderLines): Array<{ name: string; value: string }> {
   return lines.slice(0, MAX_HEADERS).map((line) => {
     const colon = line.line.indexOf(':');
-    // Unfold (RFC 5322 §2.2.3): CRLF followed by WSP is not part of the value.
-    const value = (colon >= 0 ? line.line.slice(colon + 1) : line.line).replace(/\r?\n(?=[ \t])/g, '').trim();
-    return { name: clean(colon >= 0 ? line.line.slice(0, colon).trim() : line.key, 256), value: clean(value, MAX_HEADER_VALUE) };
+    return { name: clean(colon >= 0 ? line.line.slice(0, colon).trim() : line.key, 256), value: clean(headerValue(line), MAX_HEADER_VALUE) };
   });
+}
+
+/**
+ * The Date header (RFC 5322 §3.6.1), or null when there is none or it cannot be read. Not mailparser's
+ * `date`: that is the time of parsing for a Date it cannot read, which the message page showed as when the
+ * mail was written, and which made every delivery of such a mail a new one to de-duplication (dedupe.ts
+ * hashes the date): a retried SMTP delivery or a re-synced IMAP batch stored it again. Read as mailparser
+ * reads a valid one (the JavaScript date parser), so valid dates, and the keys made of them, are unchanged.
+ */
+function originationDate(lines: HeaderLines): Date | null {
+  const line = lines.find((candidate) => candidate.key === 'date');
+  if (!line) return null;
+  const date = new Date(headerValue(line));
+  return Number.isNaN(date.getTime()) ? null : date;
 }
 
 function stripBrackets(id: unknown): string {
@@ -168,8 +186,6 @@ export async function streamAndParse(
 
   parser.on('headers', (headers) => {
     parsed.subject = clean(String(headers.get('subject') ?? ''), 998 * 4);
-    const date = headers.get('date');
-    parsed.date = date instanceof Date && !Number.isNaN(date.getTime()) ? date : null;
     parsed.from = addressList(headers.get('from') as AddressObject | undefined)[0] ?? { address: '', name: '' };
     parsed.sender = addressList(headers.get('sender') as AddressObject | undefined)[0] ?? null;
     parsed.to = addressList(headers.get('to') as AddressObject | AddressObject[] | undefined);
@@ -183,6 +199,7 @@ export async function streamAndParse(
   });
   parser.on('headerLines', (lines: HeaderLines) => {
     parsed.headers = headerPairs(lines);
+    parsed.date = originationDate(lines);
   });
   parser.on('data', (data) => {
     if (data.type === 'text') {

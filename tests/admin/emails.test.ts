@@ -102,6 +102,15 @@ describe('admin: the Emails inbox and message view', () => {
     assert.match(nul.text, /Search must not contain a NUL character/);
   });
 
+  it('says a message gives no date instead of showing when it arrived as its Date', async () => {
+    const receivedAt = new Date(base.getTime() - 95 * 86_400_000);
+    const { id } = await storeMessage(store, { subject: 'Dateless note', date: 'Tomorrow at noon' as unknown as Date }, { ownerId: bob.id, accountId: bobAccount.id, receivedAt });
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const page = await agent.get(`/messages/${id}`).expect(200);
+    assert.match(page.text, /<dt>Date<\/dt><dd><span class="muted" id="no-date">not given in the message<\/span><\/dd>/);
+    assert.match(page.text, /<dt>Received<\/dt><dd>2025-10-29 12:00 UTC<\/dd>/);
+  });
+
   it('filters by linked object and lists the linked objects on the message page', async () => {
     const object = await store.models.CrmObject.create({ type: 'customer', name: 'Initech', nameLower: 'initech', externalId: 'local:initech', domains: ['customer.test'] });
     await store.models.Message.updateOne({ _id: ids.html }, { $set: { linkedObjectIds: [object._id] } });

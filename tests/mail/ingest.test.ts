@@ -119,6 +119,23 @@ describe('ingest pipeline', () => {
     assert.equal((await storedRaw(store, first.id)).toString(), message({ id: 'dup@x' }), 'the first copy\'s bytes are kept');
   });
 
+  it('stores a mail whose Date cannot be read without a date, and once however often it arrives', async () => {
+    // mailparser turns an unreadable Date into the time of parsing: the page showed that as the sent date,
+    // and each delivery hashed to a new de-duplication key (a retried SMTP delivery was stored twice).
+    const raw = message({ id: 'bad-date@x' }).replace('Date: Tue, 03 Nov 2026 10:00:00 +0000', 'Date: Tomorrow at noon');
+    const first = await ingest({ store, log }, { ...base(), raw: Buffer.from(raw), source: { kind: 'forward' } });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const again = await ingest({ store, log }, { ...base(), raw: Buffer.from(raw), source: { kind: 'imap', folder: 'INBOX', uidValidity: '7', uid: 43 } });
+    assert.equal(first.outcome, 'stored');
+    assert.equal(first.parsed.date, null);
+    assert.equal((await store.models.Message.findById(first.id).lean())!.date, null);
+    assert.equal(again.outcome, 'duplicate');
+    assert.equal(await store.models.Message.countDocuments({ messageId: 'bad-date@x' }), 1);
+    // A readable Date is kept as it was.
+    const good = await ingest({ store, log }, { ...base(), raw: Buffer.from(message({ id: 'good-date@x' })), source: { kind: 'forward' } });
+    assert.equal(good.parsed.date?.toISOString(), '2026-11-03T10:00:00.000Z');
+  });
+
   it('does not swallow a different message that reuses a Message-ID', async () => {
     const a = await ingest({ store, log }, { ...base(), raw: Buffer.from(message({ id: 'reused@x', body: 'first text' })), source: { kind: 'forward' } });
     const b = await ingest({ store, log }, { ...base(), raw: Buffer.from(message({ id: 'reused@x', body: 'other text' })), source: { kind: 'forward' } });
