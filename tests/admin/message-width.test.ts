@@ -6,16 +6,17 @@ import { openTestStore } from '../support/store';
 import { makeAccount, makeUser, PASSWORD, storeMessage, testConfig, type TestStore } from './fixtures';
 
 /**
- * A quarantined message's page in a real browser: the reason the gateway
- * gives (a sentence or two, with domains and results) must wrap, not push
- * the page sideways at laptop or phone width.
+ * A message's page in a real browser must wrap, not push the page sideways
+ * at laptop or phone width: a quarantined message's reason (a sentence or
+ * two, with domains and results), and an attachment with a long name.
  */
-describe('admin in a real browser: a quarantined message fits the window', function () {
+describe('admin in a real browser: a message page fits the window', function () {
   this.timeout(60_000);
   let store: TestStore;
   let admin: RunningAdmin;
   let browser: Browser;
   let messageId: string;
+  let longNameId: string;
 
   before(async () => {
     store = await openTestStore('admin_message_width');
@@ -28,6 +29,11 @@ describe('admin in a real browser: a quarantined message fits the window', funct
       ownerId: bob.id, accountId: account.id, status: 'quarantine', quarantineReason: reason,
       auth: { verdict: 'fail', reason: reason.replace('authentication failed: ', ''), results: 'gw.test; spf=fail; dkim=pass header.d=globex.test; dmarc=pass', spf: 'fail', dkim: 'pass', dmarc: 'pass', sender: 'pass' },
     })).id;
+    // Scanners and scripts name files like this; the download list showed it on one line 2,400 px wide.
+    longNameId = (await storeMessage(store, {
+      subject: 'Scan', from: 'scanner@acme.test', text: 'Scanned document attached.',
+      attachments: [{ filename: `${'Scan_20261128_Buchhaltung_Rechnungen_'.repeat(6)}.pdf`, content: Buffer.from('%PDF-1.4 scan'), contentType: 'application/pdf' }],
+    }, { ownerId: bob.id, accountId: account.id })).id;
     admin = await startAdmin({ config: testConfig(), log: createLogger({ level: 'silent' }), store, port: 0, host: '127.0.0.1' });
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
   });
@@ -38,8 +44,12 @@ describe('admin in a real browser: a quarantined message fits the window', funct
     await store?.drop();
   });
 
-  for (const viewport of [{ width: 1366, height: 860 }, { width: 390, height: 844 }]) {
-    it(`wraps the quarantine reason at ${viewport.width} px`, async () => {
+  const pages = [
+    { what: 'the quarantine reason', id: () => messageId, shows: /quarantined: authentication failed: nothing shows it came through/ },
+    { what: 'a long attachment name', id: () => longNameId, shows: /Scan_20261128_Buchhaltung_Rechnungen_Scan/ },
+  ];
+  for (const viewport of [{ width: 1366, height: 860 }, { width: 390, height: 844 }]) for (const shown of pages) {
+    it(`wraps ${shown.what} at ${viewport.width} px`, async () => {
       const context = await browser.newContext({ viewport, baseURL: admin.url });
       try {
         const page = await context.newPage();
@@ -47,8 +57,8 @@ describe('admin in a real browser: a quarantined message fits the window', funct
         await page.fill('#email', 'bob@acme.test');
         await page.fill('#password', PASSWORD);
         await Promise.all([page.waitForURL((url) => !url.pathname.startsWith('/login')), page.click('button[type=submit]')]);
-        await page.goto(`/messages/${messageId}`);
-        assert.match(await page.locator('main').innerText(), /quarantined: authentication failed: nothing shows it came through/);
+        await page.goto(`/messages/${shown.id()}`);
+        assert.match(await page.locator('main').innerText(), shown.shows);
         // Runs in the page (no DOM types in this project's compilation).
         const widths = await page.evaluate(() => {
           const page = globalThis as unknown as { document: { documentElement: { scrollWidth: number } }; innerWidth: number };
