@@ -85,6 +85,15 @@ function escapeRegex(value: string): string {
   return value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+/**
+ * A typed phrase as a pattern: its words literally, any run of white space between them. Plain-text mail
+ * is wrapped at about 72 characters (RFC 3676), so a remembered phrase often spans a line break, and text
+ * made of HTML has no-break spaces where the sender typed &nbsp;.
+ */
+function phrasePattern(value: string): string {
+  return value.split(/\s+/).map(escapeRegex).join('[\\s\u00a0]+');
+}
+
 /** The viewer's scope: employees only ever match their own mail (issue 4), whatever the filters say. */
 export function messageScope(viewer: Viewer): Record<string, unknown> {
   return isAdmin(viewer) ? {} : { ownerId: viewer.id };
@@ -113,8 +122,8 @@ export function buildMessageFilter(viewer: Viewer, filters: MessageFilters): Rec
     // `addresses` is stored lower-cased; no $text on FerretDB, so a regex. Display names too: the inbox
     // shows "Jane Roe", and that is what people type. The body (the text part, or the text mailparser
     // made of an HTML-only message) and attachment names are what people remember of a mail just as often.
-    const contains = new RegExp(escapeRegex(q.toLowerCase()));
-    const anyCase = new RegExp(escapeRegex(q), 'i');
+    const contains = new RegExp(phrasePattern(q.toLowerCase()));
+    const anyCase = new RegExp(phrasePattern(q), 'i');
     filter.$or = [
       { addresses: contains }, { subject: anyCase }, { 'from.name': anyCase }, { 'to.name': anyCase }, { 'cc.name': anyCase },
       { text: anyCase }, { 'attachments.filename': anyCase },

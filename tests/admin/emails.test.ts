@@ -98,6 +98,14 @@ describe('admin: the Emails inbox and message view', () => {
     const byAttachment = await agent.get('/?q=rechnung_2026-0042%20(final)').expect(200);
     assert.match(byAttachment.text, /Meeting notes/, 'an attachment name finds the mail');
     assert.doesNotMatch(byAttachment.text, /Order 1/);
+    // Plain text is wrapped at about 72 characters: a remembered phrase often spans a line break, and people
+    // type two spaces where the mail has one.
+    await storeMessage(store, {
+      subject: 'Wrapped text', from: 'ops@partner.test', text: 'We will ship the replacement\r\nparts on Monday, as agreed with\r\nyour purchasing team.',
+    }, { ownerId: bob.id, accountId: bobAccount.id, receivedAt: new Date(base.getTime() - 91 * 86_400_000) });
+    const acrossLines = await agent.get('/?q=' + encodeURIComponent('replacement parts on  Monday')).expect(200);
+    assert.match(acrossLines.text, /Wrapped text/, 'a phrase that spans a line break finds the mail');
+    assert.doesNotMatch(acrossLines.text, /Meeting notes/);
     const nul = await agent.get('/?q=a%00b').expect(400);
     assert.match(nul.text, /Search must not contain a NUL character/);
   });
