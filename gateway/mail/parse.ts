@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import { escapeUTF8 } from 'entities';
 import { MailParser, type AddressObject, type EmailAddress, type HeaderLines } from 'mailparser';
 import type mongoose from 'mongoose';
 import type { BlobOwner, BlobStore } from '../store/blobs';
@@ -70,7 +71,21 @@ export interface StreamedMessage {
 export function newMailParser(): MailParser {
   // checksumAlgo false: streamAndParse() hashes each attachment itself, because it needs the hash of what was
   // read even when the parser gives up on a part (mailparser only sets its checksum on a complete part).
-  return new MailParser({ skipImageLinks: true, skipTextLinks: true, skipTextToHtml: true, checksumAlgo: false, maxHtmlLengthToParse: MAX_BODY_CHARS });
+  return new MessageParser({ skipImageLinks: true, skipTextLinks: true, checksumAlgo: false, maxHtmlLengthToParse: MAX_BODY_CHARS });
+}
+
+/**
+ * mailparser builds the HTML of a message whose parts are not alternatives of each other (a typed note
+ * with the forwarded message attached as message/rfc822, a mailing list's text footer after an HTML
+ * body) from every part, turning the text parts into HTML with textToHtml(). Its own conversion is
+ * costly (named entities, paragraph rules) and runs over all text, and turned off (skipTextToHtml) the
+ * text parts were left out: the note "see the customer's mail below" was missing from the HTML view.
+ * Escaped text kept as written is all the view needs; the HTML is sanitised before it is shown anyway.
+ */
+class MessageParser extends MailParser {
+  override textToHtml(text: string): string {
+    return `<div style="white-space: pre-wrap">${escapeUTF8(String(text ?? ''))}</div>`;
+  }
 }
 
 /** The document limit is 16 MB; bodies past these caps stay readable in the raw .eml. */

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import type { PublicUser } from '../../gateway/accounts';
-import { buildApp, makeAccount, makeUser, signIn, storeMessage, type TestApp, type TestStore } from './fixtures';
+import { buildApp, buildRaw, makeAccount, makeUser, signIn, storeMessage, type TestApp, type TestStore } from './fixtures';
 import { openTestStore } from '../support/store';
 
 const failing = { verdict: 'fail' as const, reason: 'SPF fail, no aligned DKIM', results: 'postroom.test; spf=fail smtp.mailfrom=spoof.test; dkim=none; dmarc=fail header.from=customer.test', spf: 'fail', dkim: 'none', dmarc: 'fail' };
@@ -117,6 +117,18 @@ describe('admin: the Emails inbox and message view', () => {
     const page = await agent.get(`/messages/${id}`).expect(200);
     assert.match(page.text, /<dt>Date<\/dt><dd><span class="muted" id="no-date">not given in the message<\/span><\/dd>/);
     assert.match(page.text, /<dt>Received<\/dt><dd>2025-10-29 12:00 UTC<\/dd>/);
+  });
+
+  it('shows the note of a mail forwarded as an attachment beside the forwarded message, in the message frame', async () => {
+    const original = await buildRaw({ from: 'Jane Roe <jane@globex.test>', subject: 'Renewal terms', html: '<p>Our <b>renewal terms</b> are attached.</p>', text: 'Our renewal terms are attached.' });
+    const { id } = await storeMessage(store, {
+      subject: 'Fwd: Renewal terms', from: 'carol@acme.test', text: 'Bob, see the customer\'s mail below <before Friday> & call her.',
+      attachments: [{ filename: 'Renewal terms.eml', content: original, contentType: 'message/rfc822' }],
+    }, { ownerId: bob.id, accountId: bobAccount.id, receivedAt: new Date(base.getTime() - 92 * 86_400_000) });
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const frame = await agent.get(`/messages/${id}/body`).expect(200);
+    assert.match(frame.text, /Bob, see the customer's mail below &lt;before Friday&gt; &amp; call her\./, 'the note typed above the forwarded mail is shown, as text');
+    assert.match(frame.text, /Our <b>renewal terms<\/b> are attached/, 'and so is the forwarded message');
   });
 
   it('filters by linked object and lists the linked objects on the message page', async () => {
