@@ -1,5 +1,7 @@
 /** Small formatting helpers available in every view (app.locals). */
 
+import LinkifyIt from 'linkify-it';
+
 export { confirmationProviderName } from '../../gateway/mail/confirmations';
 export { displayAddressOrDomain as shownAddress } from '../../gateway/crm/address';
 
@@ -122,4 +124,24 @@ export function fieldAttrs(id: string, error: unknown, options: { hint?: boolean
   const safeId = id.replace(/[^A-Za-z0-9_-]/g, '');
   const describedBy = [options.hint ? `${safeId}-hint` : '', error ? `${safeId}-error` : ''].filter(Boolean).join(' ');
   return (error ? ' aria-invalid="true"' : '') + (describedBy ? ` aria-describedby="${describedBy}"` : '');
+}
+
+const linkify = new LinkifyIt();
+
+/**
+ * Plain text cut into runs, the web and mail addresses in it with the URL to open (linkify-it finds them:
+ * trailing punctuation, brackets and quotes stay outside). The view escapes every run; only http, https
+ * and mailto become links. A plain-text mail's links were text to copy by hand.
+ */
+export function textWithLinks(text: string): Array<{ text: string; href?: string }> {
+  const runs: Array<{ text: string; href?: string }> = [];
+  let last = 0;
+  for (const match of linkify.match(text) ?? []) {
+    if (!/^(https?|mailto):/i.test(match.url)) continue;
+    if (match.index > last) runs.push({ text: text.slice(last, match.index) });
+    runs.push({ text: text.slice(match.index, match.lastIndex), href: match.url });
+    last = match.lastIndex;
+  }
+  if (last < text.length) runs.push({ text: text.slice(last) });
+  return runs;
 }

@@ -131,6 +131,18 @@ describe('admin: the Emails inbox and message view', () => {
     assert.match(frame.text, /Our <b>renewal terms<\/b> are attached/, 'and so is the forwarded message');
   });
 
+  it('makes the web and mail addresses of a plain-text mail links that open outside the console', async () => {
+    const { id } = await storeMessage(store, {
+      subject: 'Your report', from: 'ops@hosting.test',
+      text: 'Report: https://status.hosting.test/r/42?from=1&to=2.\nQuestions: <mailto:help@hosting.test> or javascript:alert(1) <b>not bold</b>',
+    }, { ownerId: bob.id, accountId: bobAccount.id, receivedAt: new Date(base.getTime() - 93 * 86_400_000) });
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const page = await agent.get(`/messages/${id}`).expect(200);
+    const body = /<pre class="text-part" id="text-body">([\s\S]*?)<\/pre>/.exec(page.text)?.[1] ?? '';
+    assert.equal(body.trimEnd(), 'Report: <a href="https://status.hosting.test/r/42?from=1&amp;to=2" target="_blank" rel="noopener noreferrer nofollow">https://status.hosting.test/r/42?from=1&amp;to=2</a>.\n' +
+      'Questions: &lt;<a href="mailto:help@hosting.test" target="_blank" rel="noopener noreferrer nofollow">mailto:help@hosting.test</a>&gt; or javascript:alert(1) &lt;b&gt;not bold&lt;/b&gt;');
+  });
+
   it('filters by linked object and lists the linked objects on the message page', async () => {
     const object = await store.models.CrmObject.create({ type: 'customer', name: 'Initech', nameLower: 'initech', externalId: 'local:initech', domains: ['customer.test'] });
     await store.models.Message.updateOne({ _id: ids.html }, { $set: { linkedObjectIds: [object._id] } });
