@@ -22,7 +22,8 @@ export interface SanitizeOptions {
   keepContentIdLinks?: boolean;
 }
 
-const KEEP_ATTRIBUTES = ['style', 'class', 'align', 'valign', 'width', 'height', 'bgcolor', 'color', 'dir', 'title', 'lang'];
+// `id`: the targets of a mail's own #links (its own document, no script to confuse).
+const KEEP_ATTRIBUTES = ['style', 'class', 'align', 'valign', 'width', 'height', 'bgcolor', 'color', 'dir', 'title', 'lang', 'id'];
 
 /**
  * Mail HTML through sanitize-html (an allow-list parser, not regexes):
@@ -52,7 +53,21 @@ export function sanitizeMessageHtml(html: string, options: SanitizeOptions): San
     // Drop the content of these, not only the tags (a <script> body is not text to show).
     nonTextTags: ['script', 'style', 'textarea', 'option', 'noscript', 'title', 'head'],
     transformTags: {
-      a: (tagName, attribs) => ({ tagName, attribs: { ...attribs, target: '_blank', rel: 'noopener noreferrer nofollow' } }),
+      // The <body> of a mail is dropped with the document around it, and with it the colours the mail is written
+      // for: white text meant for a dark body came out white on white. A <div> keeps them (`text` is the
+      // body's old attribute for its text colour).
+      body: (_tagName, attribs) => ({ tagName: 'div', attribs: bodyAttributes(attribs) }),
+      a: (tagName, attribs) => {
+        const href = (attribs.href ?? '').trim();
+        // A link within the mail (a newsletter's table of contents) scrolls the frame; a new tab showed the mail alone.
+        if (href.startsWith('#')) return { tagName, attribs: { ...attribs, href } };
+        // A relative link has no base in a mail: it pointed into the console ("/relative" opened this site).
+        if (href && !/^[a-z][a-z0-9+.-]*:/i.test(href)) {
+          const { href: _href, ...rest } = attribs;
+          return { tagName, attribs: rest };
+        }
+        return { tagName, attribs: { ...attribs, target: '_blank', rel: 'noopener noreferrer nofollow' } };
+      },
       img: (tagName, attribs) => {
         const src = attribs.src ?? '';
         // An image of the message itself (RFC 2392): local, so shown without "load images", from a data: URL.
@@ -75,6 +90,19 @@ export function sanitizeMessageHtml(html: string, options: SanitizeOptions): San
     },
   });
   return { html: clean, blockedImages, contentIds: [...contentIds] };
+}
+
+const COLOUR = /^#?[a-z0-9]{1,20}$/i;
+
+function bodyAttributes(attribs: Record<string, string>): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const name of KEEP_ATTRIBUTES) if (attribs[name] !== undefined) kept[name] = attribs[name];
+  const colours = [attribs.bgcolor && COLOUR.test(attribs.bgcolor) ? `background-color: ${attribs.bgcolor}` : '', attribs.text && COLOUR.test(attribs.text) ? `color: ${attribs.text}` : ''];
+  // The mail's own style comes last and wins, as on its <body>.
+  const style = [...colours, attribs.style ?? ''].filter(Boolean).join('; ');
+  if (style) kept.style = style;
+  delete kept.bgcolor;
+  return kept;
 }
 
 /** The document served into the message iframe. */

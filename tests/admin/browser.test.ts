@@ -439,7 +439,7 @@ describe('admin in a real browser (Chromium)', function () {
     const frameElement = await page.waitForSelector('iframe.msg-body-frame');
     assert.equal(await frameElement.getAttribute('sandbox'), 'allow-popups allow-popups-to-escape-sandbox');
     const frame = (await frameElement.contentFrame())!;
-    // sanitize-html drops id attributes too, so the frame is searched by text.
+    // The frame is searched by text, as a reader sees it.
     await frame.locator('p', { hasText: 'Hello from a hostile sender' }).waitFor();
     assert.equal(await frame.locator('script').count(), 0);
     assert.equal(await frame.locator('iframe, form, svg').count(), 0);
