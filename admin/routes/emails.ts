@@ -1,4 +1,5 @@
 import { Router, type Request } from 'express';
+import { getObject } from '../../gateway/crm/objects';
 import { messageLinks } from '../../gateway/crm/timeline';
 import {
   deleteMessage, filterProblems, getMessageFor, inlineImageUrls, listMailAccounts, listMessages, messageVolume, openAttachment, openRawMessage,
@@ -74,6 +75,11 @@ export function emailsRouter(deps: AdminDeps): Router {
     const inboxView = !filters.status || filters.status === 'inbox';
     const quarantineHasMatches = inboxView && !filterError && !cursor && page.messages.length === 0 && accounts.length > 0
       && (await listMessages(deps.store, viewer, { ...filters, status: 'quarantine' }, { limit: 1 })).messages.length > 0;
+    // "All mail" of an object says whose mail this is: the list alone does not (a customer's mail comes from many people).
+    const linkedObject = filters.objectId && !problems.object ? await getObject(deps.store, filters.objectId).catch((err: unknown) => {
+      if (err instanceof AppError && err.status === 404) return null;
+      throw err;
+    }) : null;
     const accountEmail = new Map(accounts.map((account) => [account.id, account.email]));
     // A code to copy back, or (Yahoo, Gmail without a code) only a link to open: either way the employee has a step to do.
     const pendingCodes = accounts.filter(
@@ -84,6 +90,7 @@ export function emailsRouter(deps: AdminDeps): Router {
       filters: { account: filters.accountId ?? '', source: filters.source ?? '', verdict: filters.verdict ?? '', status: filters.status ?? '', object: filters.objectId ?? '', q: filters.q ?? '' },
       filterError,
       quarantineHasMatches,
+      linkedObject,
       invalidFilters: Object.keys(problems),
       accounts,
       accountEmail,

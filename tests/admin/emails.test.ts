@@ -156,7 +156,9 @@ describe('admin: the Emails inbox and message view', () => {
     const filtered = await agent.get(`/?object=${object._id}`).expect(200);
     assert.match(filtered.text, /Newsletter with pictures/);
     assert.doesNotMatch(filtered.text, /Order 119/);
-    assert.match(filtered.text, /Showing mail linked to one object/);
+    assert.match(filtered.text, new RegExp(`Showing mail linked to the customer <a href="/objects/${object._id}">Initech</a>\\.`), 'the filter names the object');
+    const gone = await agent.get(`/?object=${'0'.repeat(24)}`).expect(200);
+    assert.match(gone.text, /Showing mail linked to an object that no longer exists\./);
     const page = await agent.get(`/messages/${ids.html}`).expect(200);
     assert.match(page.text, /<span class="badge">customer<\/span> <a href="\/objects\/[0-9a-f]{24}">Initech<\/a>/, "the linked object links to its page");
     assert.match(page.text, new RegExp(`href="/\\?status=all&amp;object=${object._id}"`));
