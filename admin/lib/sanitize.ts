@@ -89,6 +89,11 @@ export function sanitizeMessageHtml(html: string, options: SanitizeOptions): San
       },
     },
   });
+  // Remote backgrounds in style attributes (a newsletter's banner) are held back by the frame's CSP until the
+  // reader loads images: they count too, or a mail whose only pictures are backgrounds offered no button.
+  if (!options.loadImages) {
+    for (const [, style] of clean.matchAll(/\sstyle="([^"]*)"/g)) blockedImages += style.match(/url\(\s*(?:&quot;|')?\s*https?:/gi)?.length ?? 0;
+  }
   return { html: clean, blockedImages, contentIds: [...contentIds] };
 }
 

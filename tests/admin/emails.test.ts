@@ -143,6 +143,18 @@ describe('admin: the Emails inbox and message view', () => {
       'Questions: &lt;<a href="mailto:help@hosting.test" target="_blank" rel="noopener noreferrer nofollow">mailto:help@hosting.test</a>&gt; or javascript:alert(1) &lt;b&gt;not bold&lt;/b&gt;');
   });
 
+  it('offers "Load images" for a mail whose only remote pictures are CSS backgrounds', async () => {
+    const { id } = await storeMessage(store, {
+      subject: 'Spring sale', from: 'shop@retail.test', text: 'Spring sale',
+      html: '<table><tr><td style="background-image: url(\'https://cdn.retail.test/banner.jpg\'); height: 200px">Spring sale</td></tr></table><p>Prices from url(https://not-an-image.test) up</p>',
+    }, { ownerId: bob.id, accountId: bobAccount.id, receivedAt: new Date(base.getTime() - 94 * 86_400_000) });
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const page = await agent.get(`/messages/${id}`).expect(200);
+    assert.match(page.text, /Load images \(1\)/, 'the banner is held back, and the page says so');
+    const loaded = await agent.get(`/messages/${id}/body?images=1`).expect(200);
+    assert.match(loaded.headers['content-security-policy'], /img-src data: https: http:/);
+  });
+
   it('filters by linked object and lists the linked objects on the message page', async () => {
     const object = await store.models.CrmObject.create({ type: 'customer', name: 'Initech', nameLower: 'initech', externalId: 'local:initech', domains: ['customer.test'] });
     await store.models.Message.updateOne({ _id: ids.html }, { $set: { linkedObjectIds: [object._id] } });
