@@ -36,7 +36,14 @@ export function sanitizeMessageHtml(html: string, options: SanitizeOptions): San
   let blockedImages = 0;
   const contentIds = new Set<string>();
   const clean = sanitizeHtml(html, {
-    allowedTags: [...sanitizeHtml.defaults.allowedTags, 'img', 'font', 'center', 'big'],
+    // <style>: Outlook writes every line as <p class=MsoNormal> and zeroes its margin in a style sheet; without
+    // it a mail from Outlook came out double-spaced, and newsletters lost their layout. CSS cannot run script, and
+    // what it could fetch is held by the frame's CSP: remote images only after "load images" (counted below),
+    // no fonts, no @import (style-src allows inline style only). sanitize-html calls the tag "vulnerable"
+    // because it passes its text on as it is: a page must not let it reach a document with script, and this
+    // frame has none (sandbox without allow-scripts, script-src none).
+    allowedTags: [...sanitizeHtml.defaults.allowedTags, 'img', 'font', 'center', 'big', 'style'],
+    allowVulnerableTags: true,
     allowedAttributes: {
       '*': KEEP_ATTRIBUTES,
       a: ['href', 'name', 'target', 'rel'],
@@ -51,7 +58,7 @@ export function sanitizeMessageHtml(html: string, options: SanitizeOptions): San
     allowedSchemesByTag: { img: ['http', 'https', 'data', ...(options.keepContentIdLinks ? ['cid'] : [])] },
     allowProtocolRelative: false,
     // Drop the content of these, not only the tags (a <script> body is not text to show).
-    nonTextTags: ['script', 'style', 'textarea', 'option', 'noscript', 'title', 'head'],
+    nonTextTags: ['script', 'textarea', 'option', 'noscript', 'title'],
     transformTags: {
       // The <body> of a mail is dropped with the document around it, and with it the colours the mail is written
       // for: white text meant for a dark body came out white on white. A <div> keeps them (`text` is the
@@ -89,10 +96,12 @@ export function sanitizeMessageHtml(html: string, options: SanitizeOptions): San
       },
     },
   });
-  // Remote backgrounds in style attributes (a newsletter's banner) are held back by the frame's CSP until the
-  // reader loads images: they count too, or a mail whose only pictures are backgrounds offered no button.
+  // Remote backgrounds in style attributes and style sheets (a newsletter's banner) are held back by the frame's
+  // CSP until the reader loads images: they count too, or a mail whose only pictures are backgrounds offered no button.
   if (!options.loadImages) {
-    for (const [, style] of clean.matchAll(/\sstyle="([^"]*)"/g)) blockedImages += style.match(/url\(\s*(?:&quot;|')?\s*https?:/gi)?.length ?? 0;
+    for (const [, attribute, sheet] of clean.matchAll(/\sstyle="([^"]*)"|<style>([\s\S]*?)<\/style>/g)) {
+      blockedImages += (attribute ?? sheet ?? '').match(/url\(\s*(?:&quot;|["'])?\s*https?:/gi)?.length ?? 0;
+    }
   }
   return { html: clean, blockedImages, contentIds: [...contentIds] };
 }

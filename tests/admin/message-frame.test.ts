@@ -19,6 +19,7 @@ describe('admin in a real browser: HTML mail in the message frame', function () 
   let context: BrowserContext;
   let darkId: string;
   let newsletterId: string;
+  let outlookId: string;
 
   before(async () => {
     store = await openTestStore('admin_message_frame');
@@ -32,6 +33,12 @@ describe('admin in a real browser: HTML mail in the message frame', function () 
     newsletterId = (await storeMessage(store, {
       subject: 'Monthly digest', from: 'digest@news.test', text: 'Digest',
       html: `<p><a href="#part-3">Jump to part 3</a> · <a href="/preferences/profile">Manage your profile</a> · <a href="https://news.test/web">View online</a></p>${sections}`,
+    }, { ownerId: bob.id, accountId: account.id })).id;
+    // What Outlook sends: every line a <p class=MsoNormal>, its margin zeroed in the head's style sheet.
+    outlookId = (await storeMessage(store, {
+      subject: 'Delivery', from: 'Jane Roe <jane@globex.test>', text: 'Hi Bob,\nThe pallets leave on Monday.\nJane',
+      html: '<html><head><meta charset="utf-8"><style><!-- p.MsoNormal, li.MsoNormal, div.MsoNormal {margin:0cm; font-size:11.0pt; font-family:"Calibri",sans-serif;} --></style></head>' +
+        '<body lang="EN-GB" link="#0563C1"><div class="WordSection1"><p class="MsoNormal">Hi Bob,</p><p class="MsoNormal">The pallets leave on Monday.</p><p class="MsoNormal">Jane</p></div></body></html>',
     }, { ownerId: bob.id, accountId: account.id })).id;
     admin = await startAdmin({ config: testConfig(), log: createLogger({ level: 'silent' }), store, port: 0, host: '127.0.0.1' });
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
@@ -73,6 +80,18 @@ describe('admin in a real browser: HTML mail in the message frame', function () 
     })()`) as { text: string; background: string };
     assert.equal(colours.text, 'rgb(255, 255, 255)');
     assert.equal(colours.background, 'rgb(16, 16, 24)', 'the body colour of the mail is behind its text');
+    await frame.page().close();
+  });
+
+  it('lays out a mail from Outlook with its own style sheet: one line after the other, not double-spaced', async () => {
+    const frame = await messageFrame(outlookId);
+    await frame.locator('p', { hasText: 'Jane' }).waitFor();
+    const lines = await frame.locator('p.MsoNormal').evaluateAll((paragraphs) => paragraphs.map((p) => {
+      const box = (p as unknown as { getBoundingClientRect(): { top: number; bottom: number } }).getBoundingClientRect();
+      return { top: box.top, bottom: box.bottom };
+    }));
+    assert.equal(lines.length, 3);
+    for (let i = 1; i < lines.length; i++) assert.ok(lines[i].top - lines[i - 1].bottom < 1, `line ${i + 1} starts ${lines[i].top - lines[i - 1].bottom} px below line ${i}`);
     await frame.page().close();
   });
 
