@@ -10,7 +10,7 @@ import { attachmentFilename } from '../../gateway/mail/attachments';
 import { planInlineImages } from '../../gateway/mail/inline-images';
 import { SOURCE_KINDS, VERDICTS } from '../../gateway/models/message';
 import { attachmentIndex, emlFilename, setAttachmentHeaders, streamDownload } from '../lib/download';
-import { queryParam } from '../lib/forms';
+import { field, queryParam } from '../lib/forms';
 import { messageFrameDocument, sanitizeMessageHtml } from '../lib/sanitize';
 import { renderVolumeChart, SOURCE_COLORS, SOURCE_LABELS } from '../lib/volume-chart';
 import { flash, requireUser } from '../middleware/auth';
@@ -24,6 +24,26 @@ const CHART_TTL_MS = 60_000;
  * "q". The others (status, object) only come in links, and keep the name they have in the address.
  */
 const FILTER_LABELS: Record<string, string> = { q: 'Search', account: 'Account', source: 'Source', verdict: 'Authentication' };
+
+/**
+ * The inbox list a message was opened from, with its search, filters and page (`/?q=invoice&cursor=…`), from
+ * the Referer (sent within the site: Referrer-Policy same-origin); '' when it was opened from elsewhere. Only
+ * a path of this site's inbox comes out of it, so a foreign Referer can at most choose the inbox's filters.
+ */
+function inboxListFrom(referer: string | undefined): string {
+  if (!referer) return '';
+  try {
+    const url = new URL(referer);
+    return url.pathname === '/' ? `/${url.search}` : '';
+  } catch {
+    return '';
+  }
+}
+
+/** The inbox list a form names to return to (inboxListFrom() put it there): an inbox path, else ''. */
+function inboxListPath(value: string): string {
+  return value === '/' || value.startsWith('/?') ? value : '';
+}
 
 /** The Emails inbox (dashboard), message view, downloads and quarantine actions. */
 export function emailsRouter(deps: AdminDeps): Router {
@@ -130,6 +150,8 @@ export function emailsRouter(deps: AdminDeps): Router {
       : [];
     res.render('emails/message', {
       title: message.subject || '(no subject)',
+      // "Back" returns to the search, filters and page the message was opened from, not to the top of the inbox.
+      backTo: inboxListFrom(req.get('referer')) || (message.status === 'quarantine' ? '/?status=quarantine' : '/'),
       // The menu marks where the message was opened from: a quarantined one belongs to Quarantine.
       navSection: message.status === 'quarantine' ? 'quarantine' : 'emails',
       message,
@@ -195,7 +217,7 @@ export function emailsRouter(deps: AdminDeps): Router {
     if (!message) throw notFound('message');
     await deleteMessage({ store: deps.store, actor: req.actor!, now: deps.clock() }, req.viewer!, String(req.params.id));
     flash(req, 'success', 'Message deleted. A later IMAP sync will not bring it back.');
-    res.redirect(303, message.status === 'quarantine' ? '/?status=quarantine' : '/');
+    res.redirect(303, inboxListPath(field(req, 'back')) || (message.status === 'quarantine' ? '/?status=quarantine' : '/'));
   });
 
   return router;

@@ -351,6 +351,27 @@ describe('admin: the Emails inbox and message view', () => {
     assert.match(again.text, /not in quarantine/);
   });
 
+  it('goes back to the search and page a message was opened from, also after deleting it', async () => {
+    const { agent, csrf } = await signIn(testApp.app, 'bob@acme.test');
+    const first = await agent.get('/?q=order&status=all').expect(200);
+    const older = `/${/href="(\?[^"]*cursor=[^"]+)"/.exec(first.text)![1].replace(/&amp;/g, '&')}`;
+    const second = await agent.get(older).expect(200);
+    const opened = /class="msg-row[^"]*" href="\/messages\/([0-9a-f]{24})"/.exec(second.text)![1];
+    const escaped = older.replace(/&/g, '&amp;');
+    const page = await agent.get(`/messages/${opened}`).set('Referer', `http://127.0.0.1:8080${older}`).expect(200);
+    assert.match(page.text, new RegExp(`<a id="back" href="${escaped.replace(/[?]/g, '\\?')}">« Back to Emails</a>`), 'Back returns to page 2 of the search');
+    const direct = await agent.get(`/messages/${opened}`).expect(200);
+    assert.match(direct.text, /<a id="back" href="\/">« Back to Emails<\/a>/, 'opened from elsewhere, Back goes to the inbox');
+    const fromObject = await agent.get(`/messages/${opened}`).set('Referer', 'http://127.0.0.1:8080/objects/abc').expect(200);
+    assert.match(fromObject.text, /<a id="back" href="\/">/);
+    const { id } = await storeMessage(store, { subject: 'Order to delete', from: 'shop@customer.test' }, { ownerId: bob.id, accountId: bobAccount.id, receivedAt: new Date(base.getTime() - 96 * 86_400_000) });
+    const deleted = await agent.post(`/messages/${id}/delete`).type('form').send({ _csrf: csrf, back: older }).expect(303);
+    assert.equal(deleted.headers.location, older, 'deleting returns to the list it was opened from');
+    const { id: other } = await storeMessage(store, { subject: 'Order to delete too', from: 'shop@customer.test' }, { ownerId: bob.id, accountId: bobAccount.id, receivedAt: new Date(base.getTime() - 97 * 86_400_000) });
+    const elsewhere = await agent.post(`/messages/${other}/delete`).type('form').send({ _csrf: csrf, back: 'https://evil.test/' }).expect(303);
+    assert.equal(elsewhere.headers.location, '/', 'only an inbox path of this site');
+  });
+
   it('deletes a message with a tombstone so a sync cannot bring it back, and removes its raw bytes', async () => {
     const { agent, csrf } = await signIn(testApp.app, 'bob@acme.test');
     const doc = (await store.models.Message.findById(ids.imap).lean())!;
