@@ -155,6 +155,19 @@ describe('admin: the Emails inbox and message view', () => {
     assert.match(loaded.headers['content-security-policy'], /img-src data: https: http:/);
   });
 
+  it('shows where a reply goes when that is not the sender (Reply-To)', async () => {
+    const { id } = await storeMessage(store, {
+      subject: 'Updated bank details', from: 'Accounts <accounts@supplier.test>', text: 'Please pay the invoice to our new account.',
+      headers: { 'Reply-To': 'Accounts <accounts.supplier@freemail.test>' },
+    }, { ownerId: bob.id, accountId: bobAccount.id, receivedAt: new Date(base.getTime() - 98 * 86_400_000) });
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const page = await agent.get(`/messages/${id}`).expect(200);
+    assert.match(page.text, /<dt>Reply-To<\/dt><dd id="reply-to">Accounts &lt;accounts.supplier@freemail.test&gt;<\/dd>/);
+    const same = await storeMessage(store, { subject: 'Same reply address', from: 'jane@globex.test', headers: { 'Reply-To': 'Jane@Globex.test' } },
+      { ownerId: bob.id, accountId: bobAccount.id, receivedAt: new Date(base.getTime() - 99 * 86_400_000) });
+    assert.doesNotMatch((await agent.get(`/messages/${same.id}`).expect(200)).text, /Reply-To<\/dt>/, 'not when it is the sender anyway');
+  });
+
   it('filters by linked object and lists the linked objects on the message page', async () => {
     const object = await store.models.CrmObject.create({ type: 'customer', name: 'Initech', nameLower: 'initech', externalId: 'local:initech', domains: ['customer.test'] });
     await store.models.Message.updateOne({ _id: ids.html }, { $set: { linkedObjectIds: [object._id] } });
