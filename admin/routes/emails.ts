@@ -3,7 +3,7 @@ import { getObject } from '../../gateway/crm/objects';
 import { messageLinks } from '../../gateway/crm/timeline';
 import {
   deleteMessage, filterProblems, getMessageFor, inlineImageUrls, listMailAccounts, listMessages, messageVolume, openAttachment, openRawMessage,
-  releaseMessage, type MessageFilters, type Viewer, type VolumeDay,
+  releaseMessage, repliedMessage, type MessageFilters, type Viewer, type VolumeDay,
 } from '../../gateway/accounts';
 import { AppError, notFound } from '../../gateway/core/errors';
 import { attachmentFilename } from '../../gateway/mail/attachments';
@@ -137,6 +137,7 @@ export function emailsRouter(deps: AdminDeps): Router {
       .map((attachment, index) => ({ index, filename: attachmentFilename(attachment, index), size: attachment.size ?? 0 }))
       .filter((attachment) => !shownInline.has(attachment.index));
     const account = message.accountId ? await deps.store.models.MailAccount.findById(message.accountId, { email: 1 }).lean() : null;
+    const inReplyTo = await repliedMessage(deps.store, req.viewer!, message);
     // Each link with why it was made (address and rule), as issue 6 asks the console to show.
     const linked = message.linkedObjectIds?.length
       ? (await messageLinks(deps.store, message._id)).map((link) => ({
@@ -161,6 +162,7 @@ export function emailsRouter(deps: AdminDeps): Router {
       loadImages,
       attachments,
       linked,
+      inReplyTo,
     });
   });
 

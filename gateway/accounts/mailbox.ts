@@ -230,6 +230,16 @@ export async function getMessageFor(store: Store, viewer: Viewer, id: string, fi
   return (fields ? query.select(fields) : query).lean();
 }
 
+/**
+ * The stored message this one answers (its In-Reply-To, RFC 5322 §3.6.4) in the same mailbox, when the
+ * viewer may read it: what a "Re:" is a reply to, one look-up on the (mailboxKey, messageId) index.
+ */
+export async function repliedMessage(store: Store, viewer: Viewer, message: { mailboxKey: string; inReplyTo?: string | null }) {
+  if (!message.inReplyTo) return null;
+  return store.models.Message.findOne({ mailboxKey: message.mailboxKey, messageId: message.inReplyTo, ...messageScope(viewer) })
+    .select('subject from date receivedAt').lean();
+}
+
 /** Raw RFC 5322 bytes of a message the viewer may read, as a stream (from the document when small, else GridFS). */
 export async function openRawMessage(store: Store, viewer: Viewer, id: string): Promise<{ stream: Readable; size: number; subject: string } | null> {
   const message = await getMessageFor(store, viewer, id, 'rawBlobId size subject +rawInline');

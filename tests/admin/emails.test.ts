@@ -168,6 +168,22 @@ describe('admin: the Emails inbox and message view', () => {
     assert.doesNotMatch((await agent.get(`/messages/${same.id}`).expect(200)).text, /Reply-To<\/dt>/, 'not when it is the sender anyway');
   });
 
+  it('links a reply to the stored message it answers, never to another user\'s', async () => {
+    const original = await storeMessage(store, { subject: 'Project kickoff', from: 'Alice Customer <alice@customer.test>', messageId: '<kickoff-1@customer.test>', date: new Date('2025-10-20T09:00:00Z') },
+      { ownerId: bob.id, accountId: bobAccount.id, receivedAt: new Date(base.getTime() - 100 * 86_400_000) });
+    const reply = await storeMessage(store, { subject: 'Re: Project kickoff', from: 'Alice Customer <alice@customer.test>', headers: { 'In-Reply-To': '<kickoff-1@customer.test>', References: '<kickoff-1@customer.test>' } },
+      { ownerId: bob.id, accountId: bobAccount.id, receivedAt: new Date(base.getTime() - 99.5 * 86_400_000) });
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const page = await agent.get(`/messages/${reply.id}`).expect(200);
+    assert.match(page.text, new RegExp(`<dt>In reply to</dt><dd id="in-reply-to"><a href="/messages/${original.id}">Project kickoff</a> <span class="muted">from Alice Customer, 2025-10-20 09:00 UTC</span>`));
+    // Eve has a mail with that Message-ID in her own mailbox: Bob's reply never leads there, nor hers to Bob's.
+    const eveAccount = (await store.models.MailAccount.findOne({ email: 'eve@acme.test' }).lean())!;
+    const eveReply = await storeMessage(store, { subject: 'Re: Project kickoff', headers: { 'In-Reply-To': '<kickoff-1@customer.test>' } },
+      { ownerId: eve.id, accountId: eveAccount._id.toString(), receivedAt: new Date(base.getTime() - 99 * 86_400_000) });
+    const { agent: eveAgent } = await signIn(testApp.app, 'eve@acme.test');
+    assert.doesNotMatch((await eveAgent.get(`/messages/${eveReply.id}`).expect(200)).text, /In reply to/);
+  });
+
   it('filters by linked object and lists the linked objects on the message page', async () => {
     const object = await store.models.CrmObject.create({ type: 'customer', name: 'Initech', nameLower: 'initech', externalId: 'local:initech', domains: ['customer.test'] });
     await store.models.Message.updateOne({ _id: ids.html }, { $set: { linkedObjectIds: [object._id] } });
