@@ -171,7 +171,9 @@ const UNSHOWABLE_IN_NAMES = /[\p{Cc}\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069
  * `<logo123>` as image/png downloads as `logo123.png`, not `attachment-1`.
  */
 export function attachmentFilename(attachment: { filename?: string | null; contentType?: string | null; contentId?: string | null }, index: number): string {
-  const own = (attachment.filename ?? '').replace(UNSHOWABLE_IN_NAMES, '').trim();
+  // Only the last part of a name with a directory path (RFC 2183 §2.3: it is not to be respected), as a download
+  // saves it: 'C:\Users\jane\Quote.pdf' and '../../etc/passwd' were shown whole and saved under another name.
+  const own = (attachment.filename ?? '').replace(UNSHOWABLE_IN_NAMES, '').split(/[\\/]/).pop()!.trim();
   if (own) return own;
   // A Content-ID is an addr-spec (RFC 2392); its local part is the readable bit (Outlook: image001.png@01DA…).
   const local = (attachment.contentId ?? '').replace(/^<|>$/g, '').split('@')[0];

@@ -348,6 +348,23 @@ describe('admin: the Emails inbox and message view', () => {
     assert.match(notes.headers['content-disposition'], /^attachment; filename="notesX-Evil: 1\.txt"$/);
   });
 
+  it('shows and downloads an attachment named with a directory path under its last part only (RFC 2183)', async () => {
+    const { id } = await storeMessage(store, {
+      subject: 'Quote and log',
+      attachments: [
+        { filename: 'C:\\Users\\jane\\Documents\\Quote 2026.pdf', content: '%PDF-1.4', contentType: 'application/pdf' },
+        { filename: '../../etc/passwd', content: 'root:x:0:0', contentType: 'text/plain' },
+      ],
+    }, { ownerId: bob.id, accountId: bobAccount.id, receivedAt: new Date(base.getTime() - 101 * 86_400_000) });
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const page = await agent.get(`/messages/${id}`).expect(200);
+    assert.match(page.text, /download>Quote 2026\.pdf</);
+    assert.match(page.text, /download>passwd</);
+    assert.doesNotMatch(page.text, /Users|etc\//);
+    const quote = await agent.get(`/messages/${id}/attachments/0`).expect(200);
+    assert.match(quote.headers['content-disposition'], /^attachment; filename="Quote 2026\.pdf"$/, 'saved under the name shown');
+  });
+
   it('highlights a forwarding confirmation code with a copy button', async () => {
     const { agent } = await signIn(testApp.app, 'bob@acme.test');
     const res = await agent.get(`/messages/${ids.confirmation}`).expect(200);
