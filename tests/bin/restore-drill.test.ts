@@ -1,11 +1,12 @@
 import { strict as assert } from 'node:assert';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { fromRoot } from '../../gateway/core/paths';
 import { freePort } from '../../gateway/store/embedded-ferretdb';
+import { exited, startAppliance, type RunningAppliance } from '../support/appliance';
 import { ensureTestCertificates } from '../support/certs';
 import { startDovecot, type DovecotServer } from '../support/dovecot';
 import { sendMail } from '../support/smtp';
@@ -20,7 +21,7 @@ import { sendMail } from '../support/smtp';
 const run = promisify(execFile);
 const BOB = 'bob@acme.test';
 
-interface Running { child: ChildProcess; output: string[] }
+type Running = RunningAppliance;
 
 describe('backup and restore of an npm start DATA_DIR', function () {
   this.timeout(180000);
@@ -30,19 +31,7 @@ describe('backup and restore of an npm start DATA_DIR', function () {
   let env: NodeJS.ProcessEnv;
   let running: Running | undefined;
 
-  const start = (): Running => {
-    const output: string[] = [];
-    const child = spawn(process.execPath, [fromRoot('dist/gateway/bin/start-all.js')], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
-    child.stdout!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-    child.stderr!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-    return { child, output };
-  };
-  const exited = (child: ChildProcess): Promise<number | null> =>
-    child.exitCode !== null ? Promise.resolve(child.exitCode) : new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  const start = (): Running => startAppliance(env);
   const stop = async (r: Running) => {
     process.kill(-r.child.pid!, 'SIGINT');
     assert.equal(await exited(r.child), 0, r.output.join('').slice(-3000));

@@ -1,11 +1,11 @@
 import { strict as assert } from 'node:assert';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ensureFerretdbBinary, freePort } from '../../gateway/store/embedded-ferretdb';
-import { fromRoot } from '../../gateway/core/paths';
+import { exited, startAppliance, type RunningAppliance } from '../support/appliance';
 import { SmtpSession } from '../support/smtp';
 
 /**
@@ -14,23 +14,7 @@ import { SmtpSession } from '../support/smtp';
  * (/healthz), the SMTP gateway and the syncer; Ctrl-C must stop everything;
  * data must survive a restart.
  */
-interface Running {
-  child: ChildProcess;
-  output: string[];
-}
-
-function start(env: NodeJS.ProcessEnv): Running {
-  const output: string[] = [];
-  const child = spawn(process.execPath, [fromRoot('dist/gateway/bin/start-all.js')], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    // Its own process group, as in a terminal: Ctrl-C signals the whole group.
-    detached: true,
-  });
-  child.stdout!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-  return { child, output };
-}
+type Running = RunningAppliance;
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, output: string[]): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -80,11 +64,6 @@ function alive(pid: number): boolean {
   }
 }
 
-function exited(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-}
-
 describe('npm start (start-all)', function () {
   this.timeout(120000);
   let dataDir: string;
@@ -113,7 +92,7 @@ describe('npm start (start-all)', function () {
   after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 
   it('brings up store, console, gateway and syncer with nothing else set, and stops cleanly on Ctrl-C (SIGINT to its process group)', async () => {
-    running = start(env);
+    running = startAppliance(env);
     const ok = await waitFor('healthy console', async () => {
       const h = await health(Number(env.ADMIN_PORT));
       return h.status === 200 ? h : undefined;
@@ -134,7 +113,7 @@ describe('npm start (start-all)', function () {
     const taken = net.createServer();
     await new Promise<void>((resolve) => taken.listen(Number(env.ADMIN_PORT), '127.0.0.1', resolve));
     try {
-      const busy = start(env);
+      const busy = startAppliance(env);
       assert.equal(await exited(busy.child), 78, busy.output.join('').slice(-3000));
       const text = busy.output.join('');
       assert.match(text, new RegExp(`cannot start Postroom: cannot listen on 127\\.0\\.0\\.1:${env.ADMIN_PORT}: the port is already in use`));
@@ -148,7 +127,7 @@ describe('npm start (start-all)', function () {
     const takenSmtp = net.createServer();
     await new Promise<void>((resolve) => takenSmtp.listen(Number(env.SMTP_PORT), '127.0.0.1', resolve));
     try {
-      const busy = start(env);
+      const busy = startAppliance(env);
       assert.equal(await exited(busy.child), 78, busy.output.join('').slice(-3000));
       const text = busy.output.join('');
       assert.match(text, new RegExp(`cannot start Postroom: cannot listen on 127\\.0\\.0\\.1:${env.SMTP_PORT}: the port is already in use`));
@@ -157,13 +136,13 @@ describe('npm start (start-all)', function () {
     } finally {
       await new Promise<void>((resolve) => takenSmtp.close(() => resolve()));
     }
-    const badUri = start({ ...env, MONGODB_URI: 'mongodb://admin:Secret-Pw@127.0.0.1:1/x?bogusOpt=1' });
+    const badUri = startAppliance({ ...env, MONGODB_URI: 'mongodb://admin:Secret-Pw@127.0.0.1:1/x?bogusOpt=1' });
     assert.equal(await exited(badUri.child), 78, 'a connection string the driver refuses is not retried forever');
     assert.match(badUri.output.join(''), /cannot start Postroom: MONGODB_URI=\\"mongodb:\/\/\[redacted\]@127\.0\.0\.1:1\/x\?bogusOpt=1\\": option bogusopt is not supported/);
     assert.doesNotMatch(badUri.output.join(''), /Secret-Pw/);
     // Refusals of the driver's parser that are not MongoParseError: a port that is not a number, an option without a value.
     for (const [uri, reason] of [['mongodb://127.0.0.1:27O17/postroom', /Unable to parse 127\.0\.0\.1:27O17/], ['mongodb://127.0.0.1/postroom?authSource=', /URI option \\"authSource\\" cannot be specified with no value/]] as const) {
-      const refused = start({ ...env, MONGODB_URI: uri });
+      const refused = startAppliance({ ...env, MONGODB_URI: uri });
       assert.equal(await exited(refused.child), 78, `${uri} is not retried forever`);
       assert.match(refused.output.join(''), new RegExp(`cannot start Postroom: MONGODB_URI=.*${reason.source}`));
       assert.doesNotMatch(refused.output.join(''), /store not reachable, retrying/);
@@ -171,9 +150,9 @@ describe('npm start (start-all)', function () {
   });
 
   it('refuses a second start on the same DATA_DIR, naming the running one', async () => {
-    running = start(env);
+    running = startAppliance(env);
     await waitFor('healthy console', async () => ((await health(Number(env.ADMIN_PORT))).status === 200 ? true : undefined), 60000, running.output);
-    const second = start({ ...env, SMTP_PORT: String(await freePort()), ADMIN_PORT: String(await freePort()) });
+    const second = startAppliance({ ...env, SMTP_PORT: String(await freePort()), ADMIN_PORT: String(await freePort()) });
     assert.equal(await exited(second.child), 1);
     assert.match(second.output.join(''), new RegExp(`Postroom is already running with DATA_DIR ${dataDir} \\(pid ${running.child.pid}\\)\\. Stop it first`));
     assert.equal((await health(Number(env.ADMIN_PORT))).status, 200, 'the running one is untouched');
@@ -181,7 +160,7 @@ describe('npm start (start-all)', function () {
   });
 
   it('after a SIGKILL its store stops too, and the next start uses a store of its own that works', async () => {
-    running = start(env);
+    running = startAppliance(env);
     await waitFor('healthy console', async () => ((await health(Number(env.ADMIN_PORT))).status === 200 ? true : undefined), 60000, running.output);
     const marker = JSON.parse(fs.readFileSync(path.join(dataDir, 'store', 'running.json'), 'utf8')) as { ferretdbPid: number };
     running.child.kill('SIGKILL');
@@ -189,7 +168,7 @@ describe('npm start (start-all)', function () {
     await waitFor('the store to stop with its parent', async () => (alive(marker.ferretdbPid) ? undefined : true), 10000, running.output);
     await waitFor('Haraka to stop with its parent', async () => smtpGreeting(Number(env.SMTP_PORT)).then(() => undefined, () => true), 20000, running.output);
 
-    running = start(env);
+    running = startAppliance(env);
     await waitFor('healthy console', async () => ((await health(Number(env.ADMIN_PORT))).status === 200 ? true : undefined), 60000, running.output);
     // The gateway reaches the store: an unknown address is refused for good, not deferred (451).
     assert.match(await waitFor('RCPT reply', () => rcptReply(Number(env.SMTP_PORT)), 30000, running.output), /^550 5\.1\.1 /);
@@ -206,7 +185,7 @@ describe('npm start (start-all)', function () {
     await waitFor('orphan store listening', () => new Promise<true>((resolve, reject) => net.connect(port, '127.0.0.1', function (this: net.Socket) { this.destroy(); resolve(true); }).once('error', reject)), 20000, []);
     fs.writeFileSync(path.join(storeDir, 'running.json'), JSON.stringify({ uri: `mongodb://127.0.0.1:${port}/`, pid: gone.pid, ferretdbPid: orphan.pid }));
     try {
-      running = start(env);
+      running = startAppliance(env);
       await waitFor('healthy console', async () => ((await health(Number(env.ADMIN_PORT))).status === 200 ? true : undefined), 60000, running.output);
       assert.match(running.output.join(''), /stopping an embedded store left running by an appliance that exited/);
       assert.ok(!alive(orphan.pid!), 'the orphan was stopped');
@@ -217,7 +196,7 @@ describe('npm start (start-all)', function () {
   });
 
   it('keeps its data across a restart and reports 503 when the store goes away', async () => {
-    running = start(env);
+    running = startAppliance(env);
     await waitFor('healthy console', async () => ((await health(Number(env.ADMIN_PORT))).status === 200 ? true : undefined), 60000, running.output);
     // The admin created at the first start is still there: signing in works.
     const login = await fetch(`http://127.0.0.1:${env.ADMIN_PORT}/login`);
@@ -240,7 +219,7 @@ describe('npm start (start-all)', function () {
   });
 
   it('restarts its embedded store when it is killed, and serves again without a restart of the appliance', async () => {
-    running = start(env);
+    running = startAppliance(env);
     await waitFor('healthy console', async () => ((await health(Number(env.ADMIN_PORT))).status === 200 ? true : undefined), 60000, running.output);
     const markerFile = path.join(dataDir, 'store', 'running.json');
     const before = JSON.parse(fs.readFileSync(markerFile, 'utf8')) as { ferretdbPid: number; uri: string };

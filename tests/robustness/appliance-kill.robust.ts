@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -12,6 +12,7 @@ import { dotStuff } from '../../bench/lib/smtp-client';
 import { sendUntilStored, type DeliveryRecord } from '../../bench/lib/smtp-load';
 import { fromRoot } from '../../gateway/core/paths';
 import type { Store } from '../../gateway/store';
+import { startAppliance as spawnAppliance } from '../support/appliance';
 import { startDovecot, type DovecotServer } from '../support/dovecot';
 import { shared } from '../support/shared';
 import { createImapAccount, TEST_SECRET_KEY, type TestAccount } from '../sync/helpers';
@@ -83,11 +84,8 @@ describe('robustness: kill -9 each process of npm start under SMTP and IMAP load
     });
 
   async function startAppliance(): Promise<void> {
-    const output: string[] = [];
-    const child = spawn(process.execPath, [fromRoot('dist/gateway/bin/start-all.js')], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    child.stdout!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-    child.stderr!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-    appliance = { child, output };
+    appliance = spawnAppliance(env);
+    const { output } = appliance;
     await waitFor(async () => (await healthy()) && (await smtpListening()), 60_000, `the appliance to be up:\n${output.join('').slice(-3000)}`, 200);
     // The embedded store's address changes with each start of the appliance: reconnect to it.
     if (marker().uri !== storeUri) {
