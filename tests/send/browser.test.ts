@@ -143,7 +143,8 @@ describe('send: in a real browser (Chromium)', function () {
     await page.context().close();
   });
 
-  it('a kept draft is not given to another user who signs in in the same tab', async () => {
+  /** Bob types a private draft, his session ends and Send takes the tab to the sign-in page, the draft kept in it; Carol is another user. */
+  async function draftKeptAtSessionEnd() {
     const carol = await makeUser(store, `carol-${Date.now()}@acme.test`);
     const page = await signedInPage();
     await page.goto('/compose');
@@ -151,6 +152,11 @@ describe('send: in a real browser (Chromium)', function () {
     await page.fill('#compose-text', 'For Bob only.');
     await store.models.Session.updateMany({}, { $set: { expiresAt: new Date(0) } });
     await Promise.all([page.waitForURL(/\/login\?next=/), page.click('#compose-send')]);
+    return { carol, page };
+  }
+
+  it('a kept draft is not given to another user who signs in in the same tab', async () => {
+    const { carol, page } = await draftKeptAtSessionEnd();
     await page.fill('#email', carol.email);
     await page.fill('#password', 'correct-horse-battery-staple');
     await Promise.all([page.waitForURL((url) => url.pathname === '/compose'), page.click('button[type=submit]')]);
@@ -161,13 +167,7 @@ describe('send: in a real browser (Chromium)', function () {
   });
 
   it('a kept draft does not stay in the tab\'s storage for another user who signs in there and never opens Compose', async () => {
-    const carol = await makeUser(store, `carol-${Date.now()}@acme.test`);
-    const page = await signedInPage();
-    await page.goto('/compose');
-    await page.fill('#compose-subject', 'Salary review');
-    await page.fill('#compose-text', 'For Bob only.');
-    await store.models.Session.updateMany({}, { $set: { expiresAt: new Date(0) } });
-    await Promise.all([page.waitForURL(/\/login\?next=/), page.click('#compose-send')]);
+    const { carol, page } = await draftKeptAtSessionEnd();
     // Carol signs in from the sign-in page without its "next" and works in the inbox.
     await page.goto('/login');
     await page.fill('#email', carol.email);
