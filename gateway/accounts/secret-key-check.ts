@@ -3,6 +3,7 @@ import { isDuplicateKeyError } from '../core/errors';
 import { resolveMasterKey, SecretBox, SecretBoxError } from '../core/crypto';
 import type { Logger } from '../core/log';
 import type { Store } from '../store';
+import { recordAudit, type Actor } from './audit';
 
 const CHECK_ID = 'secrets';
 const CHECK_CONTEXT = 'key-check';
@@ -23,7 +24,7 @@ export class SecretKeyMismatchError extends Error {
 function mismatch(where: { source: string; generatedFile?: string }, what: string): SecretKeyMismatchError {
   const fix = where.generatedFile
     ? `${where.generatedFile} was missing, so a new key would have been made, and the data needs the old one: copy the secret.key that was backed up with this data to ${where.generatedFile} (or set SECRET_KEY to it)`
-    : `start with the key this data was stored with (the SECRET_KEY of the backup's .env, or the secret.key backed up with DATA_DIR); ${where.source} is another key. To change the key on purpose, configure the old key again and, with Postroom stopped, run: npm run cli -- rotate-secret-key --new-key <new key>`;
+    : `start with the key this data was stored with (the SECRET_KEY of the backup's .env, or the secret.key backed up with DATA_DIR); ${where.source} is another key. To change the key on purpose, configure the old key again and, with Postroom stopped, run: npm run cli -- rotate-secret-key --new-key <new key>. If the old key is lost for good, run: npm run cli -- adopt-secret-key`;
   return new SecretKeyMismatchError(`the secret key does not decrypt ${what} in this store: ${fix}. Nothing was changed`);
 }
 
@@ -88,6 +89,30 @@ export async function assertSecretKeyMatchesStore(store: Store, config: { secret
     if (!(err instanceof SecretBoxError)) throw err;
     refuse('the secrets (IMAP/SMTP passwords, OAuth grants, webhook secrets)');
   }
+}
+
+/**
+ * The old key is lost for good: record the configured key as the store's, so
+ * the appliance starts again. Nothing stored is changed or deleted; what the
+ * lost key sealed stays unreadable, and each place that needs it asks for it
+ * again as it does for any undecryptable secret (an IMAP account says to
+ * enter the password again, an OAuth account to reconnect, Preferences →
+ * Business for a client secret). Returns whether the store had another key.
+ */
+export async function adoptSecretKey(store: Store, config: { secretKey?: Buffer; dataDir: string }, actor: Actor, now: Date = new Date()): Promise<{ changed: boolean }> {
+  const box = new SecretBox(resolveMasterKey(config.secretKey, config.dataDir).key, 'secrets');
+  const check = await store.models.KeyCheck.findById(CHECK_ID).lean();
+  if (check) {
+    try {
+      box.open(check.sealed, CHECK_CONTEXT);
+      return { changed: false };
+    } catch (err) {
+      if (!(err instanceof SecretBoxError)) throw err;
+    }
+  }
+  await resealKeyCheck(store, box, now);
+  await recordAudit(store, actor, { action: 'secret_key.adopt', targetType: 'settings', targetId: 'secret-key', details: { hadKeyCheck: Boolean(check) } }, now);
+  return { changed: true };
 }
 
 /** After a rotation (secret-key-rotation.ts): record the new key as the store's. */

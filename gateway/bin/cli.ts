@@ -11,6 +11,7 @@
  *   disable-user   --email <email>                            (signs them out, revokes their API tokens)
  *   enable-user    --email <email>
  *   rotate-secret-key --new-key <key>                         (Postroom stopped; re-seals every stored secret)
+ *   adopt-secret-key                                          (Postroom stopped; the old key is lost for good)
  *
  * `<command> --help` describes one command. Help and usage errors are answered
  * before the configuration is read or the store opened.
@@ -21,7 +22,7 @@
 import { parseArgs } from 'node:util';
 import fs from 'node:fs';
 import {
-  assertSecretKeyMatchesStore, createApiToken, createUser, findUserByEmail, listUsers, rotateSecretKey, SecretKeyMismatchError, setPassword, setUserDisabled, setUserRole,
+  adoptSecretKey, assertSecretKeyMatchesStore, createApiToken, createUser, findUserByEmail, listUsers, rotateSecretKey, SecretKeyMismatchError, setPassword, setUserDisabled, setUserRole,
   SYSTEM_ACTOR, type Actor, type PublicUser,
 } from '../accounts';
 import { decodeKey, loadConfigOrExit, type Config } from '../core/config';
@@ -70,6 +71,10 @@ const COMMANDS: Record<string, { options: OptionName[]; help: string }> = {
   'rotate-secret-key': {
     options: ['new-key'],
     help: 'rotate-secret-key --new-key <key>\n  With Postroom stopped and the current key configured: re-seal every stored secret (IMAP/SMTP passwords,\n  OAuth tokens and client secrets, webhook secrets) with a new key (openssl rand -hex 32). Writes it to\n  DATA_DIR/secret.key when that is where the key is kept; otherwise set SECRET_KEY to it before starting.\n  Console sessions end. Run it again if it was cut short.',
+  },
+  'adopt-secret-key': {
+    options: [],
+    help: 'adopt-secret-key\n  With Postroom stopped, when the key the store was sealed with is lost for good: make the configured key\n  the store\'s, so Postroom starts. Nothing is deleted; what the old key sealed stays unreadable, so every\n  IMAP/SMTP password must be entered again, OAuth accounts reconnected, OAuth client and webhook secrets set again.',
   },
 };
 
@@ -243,6 +248,8 @@ export async function runCli(argv: string[], store: Store, io: CliIo, context?: 
       }
       case 'rotate-secret-key':
         return await rotateKeyCommand(store, io, context, decodeKey(values['new-key']!.trim())!);
+      case 'adopt-secret-key':
+        return await adoptKeyCommand(store, io, context);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }
@@ -254,6 +261,21 @@ export async function runCli(argv: string[], store: Store, io: CliIo, context?: 
     }
     throw err;
   }
+}
+
+async function adoptKeyCommand(store: Store, io: CliIo, context: CliContext | undefined): Promise<number> {
+  if (!context) throw new Error('adopt-secret-key needs the configuration');
+  if (context.applianceRunning) {
+    io.err(`postroom cli: Postroom is running with DATA_DIR ${context.config.dataDir}: stop it first`);
+    return 1;
+  }
+  const { changed } = await adoptSecretKey(store, context.config, CLI_ACTOR);
+  if (!changed) {
+    io.out('the configured key is already this store\'s key: nothing to do');
+    return 0;
+  }
+  io.out('the configured key is now this store\'s key; start Postroom as before. Secrets sealed with the lost key stay unreadable: each IMAP/SMTP account asks its owner for the password again, OAuth accounts must be reconnected, and an admin sets OAuth client secrets (Preferences → Business) and webhook secrets again');
+  return 0;
 }
 
 async function rotateKeyCommand(store: Store, io: CliIo, context: CliContext | undefined, newKey: Buffer): Promise<number> {

@@ -56,7 +56,7 @@ describe('the secret key is checked against the store at start', () => {
     await assertSecretKeyMatchesStore(store, { secretKey: keyA, dataDir }, log);
     const err = await assertSecretKeyMatchesStore(store, { secretKey: keyB, dataDir }, log).then(() => null, (e: unknown) => e);
     assert.ok(err instanceof SecretKeyMismatchError, `refused: ${String(err)}`);
-    assert.match(err.message, /^the secret key does not decrypt the secrets .* in this store: start with the key this data was stored with .*SECRET_KEY is another key\. To change the key on purpose, .* run: npm run cli -- rotate-secret-key --new-key <new key>\. Nothing was changed$/);
+    assert.match(err.message, /^the secret key does not decrypt the secrets .* in this store: start with the key this data was stored with .*SECRET_KEY is another key\. To change the key on purpose, .* run: npm run cli -- rotate-secret-key --new-key <new key>\. If the old key is lost for good, run: npm run cli -- adopt-secret-key\. Nothing was changed$/);
     assert.deepEqual(describeStartFailure(err, dataDir), { status: 78, line: err.message });
   });
 
@@ -129,5 +129,28 @@ describe('the secret key is checked against the store at start', () => {
     // Cut short and run again (here: again from the old key's point of view): nothing is sealed twice.
     const again = await rotateSecretKey(store, keyA, keyB, SYSTEM_ACTOR);
     assert.deepEqual(again, { resealed: 0, alreadyNew: 3, unreadable: 0, oauthStatesDropped: 0 });
+  });
+
+  it('adopt-secret-key lets a store whose key is lost for good start with a new one, keeping everything else', async () => {
+    const { log } = captureLog();
+    const accountId = await accountWithPasswordSealedBy(keyA);
+    await assertSecretKeyMatchesStore(store, { secretKey: keyA, dataDir }, log);
+    const err = await assertSecretKeyMatchesStore(store, { secretKey: keyB, dataDir }, log).then(() => null, (e: unknown) => e);
+    assert.ok(err instanceof SecretKeyMismatchError);
+    assert.match(err.message, /If the old key is lost for good, run: npm run cli -- adopt-secret-key\. Nothing was changed$/);
+
+    const out: string[] = [];
+    const errs: string[] = [];
+    const cli = (argv: string[], applianceRunning = false) => runCli(argv, store, { out: (l) => out.push(l), err: (l) => errs.push(l) }, { config: { dataDir, secretKey: keyB }, applianceRunning });
+    assert.equal(await cli(['adopt-secret-key'], true), 1, 'refused beside a running appliance');
+    assert.equal(await cli(['adopt-secret-key']), 0, errs.join('\n'));
+    assert.match(out.join('\n'), /the configured key is now this store's key; .*each IMAP\/SMTP account asks its owner for the password again/);
+    await assertSecretKeyMatchesStore(store, { secretKey: keyB, dataDir }, log);
+    await assert.rejects(assertSecretKeyMatchesStore(store, { secretKey: keyA, dataDir }, log), SecretKeyMismatchError, 'the lost key is no longer the store\'s');
+    const account = await store.models.MailAccount.findById(accountId).lean();
+    assert.equal(new SecretBox(keyA, 'secrets').open(account!.imap!.passwordEnc!, accountId), 'imap-password', 'the sealed password is left as it was');
+    assert.ok(await store.models.AuditEvent.exists({ action: 'secret_key.adopt', actorEmail: 'cli' }));
+    assert.equal(await cli(['adopt-secret-key']), 0);
+    assert.match(out.at(-1)!, /already this store's key: nothing to do/);
   });
 });
