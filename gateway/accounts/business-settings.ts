@@ -10,6 +10,11 @@ export interface BusinessSettingsView {
   authPolicy: 'quarantine' | 'reject';
   /** 0 keeps mail forever. */
   retentionDays: number;
+  /**
+   * Whether retentionDays deletes mail: false for a value kept from before
+   * Postroom applied it, until an admin saves the setting again.
+   */
+  retentionConfirmed: boolean;
 }
 
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$/;
@@ -25,6 +30,7 @@ export async function getBusinessSettings(store: Store, defaults: { businessDoma
     domains: doc ? [...(doc.domains ?? [])] : [...defaults.businessDomains],
     authPolicy: (doc?.authPolicy ?? 'quarantine') as BusinessSettingsView['authPolicy'],
     retentionDays: doc?.retentionDays ?? 0,
+    retentionConfirmed: Boolean(doc?.retentionConfirmedAt),
   };
 }
 
@@ -62,10 +68,15 @@ export async function updateBusinessSettings(store: Store, input: BusinessSettin
   if (input.retentionDays !== undefined) {
     const days = typeof input.retentionDays === 'number' ? input.retentionDays : input.retentionDays.trim() === '' ? 0 : Number(input.retentionDays);
     if (!Number.isInteger(days) || days < 0 || days > 36500) fields.retentionDays = 'must be a whole number of days from 0 (keep forever) to 36500';
-    else next.retentionDays = days;
+    else {
+      next.retentionDays = days;
+      next.retentionConfirmed = true;
+    }
   }
   if (Object.keys(fields).length > 0) throw new AppError('VALIDATION_FAILED', describeFields(fields), { status: 400, fields });
-  await store.models.BusinessSettings.updateOne({ _id: 'business' }, { $set: next }, { upsert: true });
+  const { retentionConfirmed, ...stored } = next;
+  const confirmedNow = retentionConfirmed && !current.retentionConfirmed;
+  await store.models.BusinessSettings.updateOne({ _id: 'business' }, { $set: { ...stored, ...(confirmedNow ? { retentionConfirmedAt: new Date() } : {}) } }, { upsert: true });
   const changed = (Object.keys(next) as Array<keyof BusinessSettingsView>).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(current[key]));
   if (changed.length > 0) await recordAudit(store, actor, { action: 'settings.update', targetType: 'settings', targetId: 'business', details: { changed, ...Object.fromEntries(changed.map((key) => [key, next[key]])) } });
   return next;

@@ -11,9 +11,11 @@ const DEFAULT_INTERVAL_MS = 60 * 60 * 1000;
 
 export interface RetentionResult {
   retentionDays: number;
-  /** Mail received before this was removed; null when retention is off (0 days). */
+  /** Mail received before this was removed; null when retention is off (0 days) or not confirmed. */
   before: Date | null;
   deleted: number;
+  /** A value kept from before retention was applied: nothing is deleted until an admin saves it again. */
+  unconfirmed?: true;
 }
 
 /**
@@ -26,8 +28,9 @@ export interface RetentionResult {
  */
 export async function expireOldMail(store: Store, options: { now?: Date; batchSize?: number } = {}): Promise<RetentionResult> {
   const now = options.now ?? new Date();
-  const { retentionDays } = await getBusinessSettings(store, { businessDomains: [] });
+  const { retentionDays, retentionConfirmed } = await getBusinessSettings(store, { businessDomains: [] });
   if (!retentionDays) return { retentionDays: 0, before: null, deleted: 0 };
+  if (!retentionConfirmed) return { retentionDays, before: null, deleted: 0, unconfirmed: true };
   const before = new Date(now.getTime() - retentionDays * DAY_MS);
   let deleted = 0;
   for (;;) {
@@ -44,9 +47,14 @@ export async function expireOldMail(store: Store, options: { now?: Date; batchSi
 /** Retention on a timer (the admin process runs it): a pass soon after start, then hourly; passes never overlap. */
 export function startMailRetention(store: Store, log: Logger, options: { intervalMs?: number } = {}): SerialLoop {
   const retentionLog = log.child({ component: 'mail-retention' });
+  let warned = false;
   return startSerialLoop(
     async () => {
       const result = await expireOldMail(store);
+      if (result.unconfirmed && !warned) {
+        warned = true;
+        retentionLog.warn({ retentionDays: result.retentionDays }, 'Keep mail for (days) was set before Postroom applied it, so no mail is deleted: an admin who wants it applied saves Preferences → Business again');
+      }
       if (result.deleted > 0) retentionLog.info({ deleted: result.deleted, retentionDays: result.retentionDays, receivedBefore: result.before }, 'deleted mail older than the retention period');
     },
     options.intervalMs ?? DEFAULT_INTERVAL_MS,

@@ -29,6 +29,12 @@ export const businessSettingsSchema = new Schema(
     /** What happens to mail whose authentication verdict is fail. */
     authPolicy: { type: String, enum: AUTH_POLICIES, default: 'quarantine' },
     retentionDays: { type: Number, default: 0 },
+    /**
+     * When an admin last saved retentionDays on a form that says older mail is
+     * deleted. Stores from before retention was applied may hold a value typed
+     * when it did nothing: that value deletes nothing until saved again.
+     */
+    retentionConfirmedAt: { type: Date, default: null },
     /** Extra free-mail domains never linked to customers by domain. */
     freemailDomains: { type: [String], default: [] },
     /** Match `bob+tag@` as `bob@` (RFC 5233 sub-addressing) when linking mail to CRM objects. */

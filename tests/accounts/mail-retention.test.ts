@@ -4,7 +4,7 @@ import { expireOldMail, SYSTEM_ACTOR, updateBusinessSettings } from '../../gatew
 import { ingest } from '../../gateway/mail/ingest';
 import { startAdmin } from '../../admin/server';
 import { silentLogger } from '../../gateway/core/log';
-import { testConfig } from '../admin/fixtures';
+import { buildApp, makeUser, signIn, testConfig } from '../admin/fixtures';
 import { openTestStore } from '../support/store';
 
 /**
@@ -68,5 +68,23 @@ describe('mail retention (Keep mail for N days)', () => {
     } finally {
       await admin.close();
     }
+  });
+
+  it('deletes nothing for a value kept from before retention was applied, says so, and applies it once an admin saves it again', async () => {
+    // Set when the field did nothing: an upgrade must not delete years of mail without anyone being asked.
+    const kept = await store1('kept', 400);
+    await store.models.BusinessSettings.collection.insertOne({ _id: 'business' as never, name: 'Acme', domains: ['acme.test'], authPolicy: 'quarantine', retentionDays: 30 });
+    assert.deepEqual(await expireOldMail(store, { now }), { retentionDays: 30, before: null, deleted: 0, unconfirmed: true });
+    assert.ok(await store.models.Message.exists({ _id: kept.id }));
+
+    await makeUser(store, 'it@acme.test', 'admin');
+    const { app } = buildApp(store);
+    const admin = await signIn(app, 'it@acme.test');
+    const page = await admin.agent.get('/preferences/business').expect(200);
+    assert.match(page.text, /id="retention-unconfirmed"[^>]*>Not applied yet: 30 days was set before Postroom deleted old mail, so nothing has been deleted\. Save to start deleting/);
+    await admin.agent.post('/preferences/business').type('form').send({ _csrf: admin.csrf, name: 'Acme', domains: 'acme.test', authPolicy: 'quarantine', retentionDays: '30' }).expect(303);
+    assert.doesNotMatch((await admin.agent.get('/preferences/business').expect(200)).text, /retention-unconfirmed/);
+    assert.equal((await expireOldMail(store, { now })).deleted, 1);
+    assert.equal(await store.models.Message.exists({ _id: kept.id }), null);
   });
 });
