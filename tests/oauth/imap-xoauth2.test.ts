@@ -73,9 +73,13 @@ describe('IMAP with OAuth2: XOAUTH2/OAUTHBEARER logins to Dovecot validated by i
   }
 
   /** SASL mechanisms of the user's logins, without the harness's own (master user, PLAIN) used by append(). */
-  function loginMethods(server: DovecotServer, email: string): string[] {
-    const lines = fs.readFileSync(server.logFile, 'utf8').split('\n').filter((line) => line.includes(`Login: user=<${email}>`));
-    return lines.map((line) => /method=(\w+)/.exec(line)?.[1] ?? '?').filter((method) => method !== 'PLAIN');
+  /** How the user logged in, from Dovecot's log (its log process writes the line a moment after the login is answered). */
+  async function loginMethods(server: DovecotServer, email: string): Promise<string[]> {
+    const read = () =>
+      fs.readFileSync(server.logFile, 'utf8').split('\n').filter((line) => line.includes(`Login: user=<${email}>`))
+        .map((line) => /method=(\w+)/.exec(line)?.[1] ?? '?').filter((method) => method !== 'PLAIN');
+    for (let waited = 0; read().length === 0 && waited < 5000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
+    return read();
   }
 
   before(async () => {
@@ -112,7 +116,7 @@ describe('IMAP with OAuth2: XOAUTH2/OAUTHBEARER logins to Dovecot validated by i
     } finally {
       client.close();
     }
-    assert.deepEqual(loginMethods(xoauth2, account.email), ['XOAUTH2']);
+    assert.deepEqual(await loginMethods(xoauth2, account.email), ['XOAUTH2']);
   });
 
   it('logs in with OAUTHBEARER (RFC 7628) where the server offers it', async () => {
@@ -120,7 +124,7 @@ describe('IMAP with OAuth2: XOAUTH2/OAUTHBEARER logins to Dovecot validated by i
     const client = await connectImapWithOAuth(deps, account.accountId, account.email, imapOptions(both));
     await client.logout();
     client.close();
-    assert.deepEqual(loginMethods(both, account.email), ['OAUTHBEARER']);
+    assert.deepEqual(await loginMethods(both, account.email), ['OAUTHBEARER']);
   });
 
   it("is refused with another user's token (the server matches the token's username)", async () => {
