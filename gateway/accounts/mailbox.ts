@@ -41,6 +41,8 @@ export interface MessageSummary {
   verdict: string;
   /** Is the From domain authenticated (auth-policy.ts senderAuthentication): pass, fail, none, or '' when not recorded. */
   senderVerdict: string;
+  /** Why a quarantined message was held, in plain words (gateway/mail/auth-explain.ts); '' otherwise. */
+  whyHeld: string;
   status: string;
   kind: string;
   confirmationCode: string;
@@ -148,7 +150,8 @@ export function decodeCursor(cursor: string): { receivedAt: Date; id: ObjectId }
 type MessageRow = {
   _id: ObjectId; accountId?: ObjectId | null; ownerId: ObjectId; receivedAt: Date; from?: { address?: string | null; name?: string | null } | null;
   to?: Array<{ address?: string | null; name?: string | null }>; subject?: string | null; text?: string | null; sources?: Array<{ kind: string }>;
-  auth?: { verdict?: string | null; sender?: string | null } | null; status?: string | null; kind?: string | null; confirmation?: { code?: string | null } | null;
+  auth?: { verdict?: string | null; sender?: string | null; explanation?: string | null } | null; status?: string | null; kind?: string | null;
+  quarantineReason?: string | null; confirmation?: { code?: string | null } | null;
   attachments?: DescribedPart[]; linkedObjectIds?: ObjectId[]; size?: number;
 };
 
@@ -157,7 +160,7 @@ const SUMMARY_RECIPIENTS = 5;
 
 const SUMMARY_PROJECTION = {
   accountId: 1, ownerId: 1, receivedAt: 1, from: 1, to: { $slice: SUMMARY_RECIPIENTS }, subject: 1, text: { $substrCP: ['$text', 0, 200] }, sources: 1,
-  'auth.verdict': 1, 'auth.sender': 1, status: 1, kind: 1, 'confirmation.code': 1, attachments: 1, linkedObjectIds: 1, size: 1,
+  'auth.verdict': 1, 'auth.sender': 1, 'auth.explanation': 1, quarantineReason: 1, status: 1, kind: 1, 'confirmation.code': 1, attachments: 1, linkedObjectIds: 1, size: 1,
 };
 
 function toSummary(row: MessageRow): MessageSummary {
@@ -175,6 +178,8 @@ function toSummary(row: MessageRow): MessageSummary {
     sources: [...new Set((row.sources ?? []).map((source) => source.kind))],
     verdict: row.auth?.verdict ?? 'none',
     senderVerdict: row.auth?.sender ?? '',
+    // Mail held for another reason (a confirmation for another mailbox) or stored before explanations: its own reason.
+    whyHeld: row.status === 'quarantine' ? row.auth?.explanation || row.quarantineReason || '' : '',
     status: row.status ?? 'inbox',
     kind: row.kind ?? 'message',
     confirmationCode: row.confirmation?.code ?? '',

@@ -3,6 +3,7 @@ import type mongoose from 'mongoose';
 import { AppError } from '../core/errors';
 import type { Logger } from '../core/log';
 import type { Store } from '../store';
+import { explainFailure } from './auth-explain';
 import { alignedWith, decideAuthVerdict, TRUSTED_ARC_SEALERS, type PolicyDecision } from './auth-policy';
 import { evaluateAuthentication, type AuthFacts, type SmtpEnvelope } from './auth-verdict';
 import type { BusinessPolicy } from './business-policy';
@@ -68,7 +69,7 @@ export interface InboundResult {
   size: number;
 }
 
-export function toAuthVerdict(facts: AuthFacts, decision: PolicyDecision): AuthVerdict {
+export function toAuthVerdict(facts: AuthFacts, decision: PolicyDecision, ours: readonly string[]): AuthVerdict {
   const dkim = facts.dkim.find((sig) => sig.result === 'pass')?.result ?? facts.dkim[0]?.result ?? 'none';
   return {
     verdict: decision.verdict,
@@ -79,6 +80,7 @@ export function toAuthVerdict(facts: AuthFacts, decision: PolicyDecision): AuthV
     dmarc: facts.dmarc?.result ?? 'none',
     arc: facts.arc.result,
     sender: decision.sender.result,
+    explanation: explainFailure(facts, decision, ours),
   };
 }
 
@@ -190,7 +192,8 @@ async function deliver(deps: InboundDeps, message: InboundMessage, policy: Busin
 
   const mailboxes = uniqueByMailbox(message.recipients).map((recipient) => {
     const ours = recipient.kind === 'account' ? [recipient.domain, ...policy.domains] : [...recipient.domains, ...policy.domains];
-    return { recipient, decision: decideAuthVerdict(facts, [...new Set(ours)]) };
+    const domains = [...new Set(ours)];
+    return { recipient, domains, decision: decideAuthVerdict(facts, domains) };
   });
 
   const failing = mailboxes.filter((m) => m.decision.verdict === 'fail');
@@ -215,7 +218,7 @@ async function deliver(deps: InboundDeps, message: InboundMessage, policy: Busin
 
   const deliveries: Delivery[] = [];
   let size = 0;
-  for (const { recipient, decision } of mailboxes) {
+  for (const { recipient, domains, decision } of mailboxes) {
     const events: ForwardingEvent[] = [];
     // Only for provider notices (rare): the owner's other mailboxes, to explain a confirmation meant for one of them.
     const ownerMailboxes = recipient.kind === 'account' && decision.providerNotice ? await otherMailboxes(deps, recipient) : [];
@@ -279,7 +282,7 @@ async function deliver(deps: InboundDeps, message: InboundMessage, policy: Busin
           envelopeFrom: message.envelope.sender,
           envelopeTo: [recipient.address],
         },
-        auth: toAuthVerdict(facts, decision),
+        auth: toAuthVerdict(facts, decision, domains),
         status: decision.verdict === 'pass' ? 'inbox' : 'quarantine',
         quarantineReason: decision.verdict === 'pass' ? '' : `authentication failed: ${decision.reason}`,
         maxBytes: deps.maxBytes,

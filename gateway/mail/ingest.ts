@@ -51,6 +51,8 @@ export interface AuthVerdict {
   arc?: string;
   /** Whether the author's From domain is authenticated (auth-policy.ts senderAuthentication): pass, fail, none. */
   sender?: string;
+  /** Why a failing message was held, in plain words (auth-explain.ts); '' when it passed. */
+  explanation?: string;
 }
 
 /** Fields a caller may add after seeing the parsed message (e.g. forwarding-confirmation detection). */

@@ -94,6 +94,8 @@ export const messageSchema = new Schema(
       arc: { type: String, default: '' },
       /** Is the From domain authenticated (DMARC here, or at a trusted forwarder)? pass, fail, none; '' before it was recorded. */
       sender: { type: String, default: '' },
+      /** Why a failing message was held, in plain words for the employee (gateway/mail/auth-explain.ts); '' when it passed or before it was recorded. */
+      explanation: { type: String, default: '' },
     },
     status: { type: String, enum: MESSAGE_STATUSES, default: 'inbox' },
     quarantineReason: { type: String, default: '' },

@@ -1,0 +1,58 @@
+import { alignedWith, TRUSTED_ARC_SEALERS, type PolicyDecision } from './auth-policy';
+import { domainOfAddress, type AuthFacts } from './auth-verdict';
+
+/**
+ * Why a message failed the authentication policy, in words for the employee who decides whether to
+ * release it. The policy's own reason (auth-policy.ts) is exact but reads "no SPF pass, DKIM signature or
+ * trusted forwarder's ARC seal … (spf=softfail; dkim=none; dmarc=fail; arc=none)": true, and of no help
+ * to someone who does not know what SPF is. This says what most likely happened and what to do; the
+ * exact reason stays beside it for whoever does.
+ */
+export function explainFailure(facts: AuthFacts, decision: PolicyDecision, ours: readonly string[]): string {
+  if (decision.verdict === 'pass') return '';
+  if (facts.error) return 'Postroom could not check where this message came from (it is malformed), so it is held until you look at it.';
+
+  const fromDomains = [...new Set(facts.headerFrom.map(domainOfAddress).filter(Boolean))];
+  const from = fromDomains.length === 1 ? fromDomains[0] : '';
+  const sender = decision.sender.result;
+
+  // A signature of ours that no longer verifies: altered on the way (a list footer), whoever wrote it.
+  const brokenOwnSignature = facts.dkim.find((sig) => alignedWith(sig.domain, ours) && sig.result !== 'pass');
+  if (brokenOwnSignature) {
+    return `It carries the signature of your domain ${brokenOwnSignature.domain}, but the message was changed after it was signed ` +
+      '(a mailing list footer or a forwarding rule can do that), so it cannot be told apart from a forgery. Release it only if you expected it.';
+  }
+
+  // Our own name, sent from outside: the classic CEO fraud.
+  if (from && alignedWith(from, ours) && sender !== 'pass') {
+    return `It claims to come from your own domain ${from}, but it was not sent through your mail provider: it is most likely forged. ` +
+      'Do not release it, reply to it or follow its links unless you have checked with the sender another way.';
+  }
+
+  const ownSpf = facts.spf.domain && alignedWith(facts.spf.domain, ours) ? facts.spf : null;
+  if (ownSpf && (ownSpf.result === 'fail' || ownSpf.result === 'softfail')) {
+    return `It arrived from a server that the domain ${ownSpf.domain} does not list as allowed to send its mail (SPF ${ownSpf.result}). ` +
+      `If it is mail your provider forwarded, the SPF record of ${ownSpf.domain} probably leaves out your mail provider: ` +
+      'ask whoever manages that domain to add it, then release what is genuine.';
+  }
+
+  if (facts.arc.result === 'fail') {
+    return 'It was forwarded, but the forwarder\'s seal (ARC) is broken, so what the forwarder saw cannot be trusted.';
+  }
+  const untrusted = facts.arc.result === 'pass' ? facts.arc.sealers.filter((sealer) => !alignedWith(sealer, TRUSTED_ARC_SEALERS)) : [];
+  if (untrusted.length > 0) {
+    return `It was forwarded by ${untrusted.join(', ')}, which Postroom does not trust to vouch for forwarded mail.`;
+  }
+
+  const senderWords = !from
+    ? 'It names no single sender that could be checked.'
+    : sender === 'pass'
+      ? `The sender's domain ${from} did authenticate it, so it is probably really from ${from}; anyone can send to a forwarding address, so release it only if you expected it.`
+      : sender === 'fail'
+        ? `The sender's domain ${from} did not authenticate it either: the From address is probably forged.`
+        : `The domain ${from} publishes no way to check its senders, so who sent it cannot be confirmed.`;
+  if (facts.arc.result === 'pass') {
+    return `Your mail provider forwarded it, but the original sender could not be authenticated when it arrived there. ${senderWords}`;
+  }
+  return `It was not forwarded by your mailbox provider: it was sent straight to the Postroom forwarding address. ${senderWords}`;
+}
