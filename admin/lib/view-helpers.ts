@@ -86,7 +86,18 @@ export function queryString(params: Record<string, string | undefined | null>): 
 
 export function displayAddress(address: { name?: string; address?: string } | null | undefined): string {
   if (!address) return '';
+  if (address.name && disguisedAddress(address)) return `${address.address ?? ''} (calling itself “${address.name}”)`;
   return address.name ? `${address.name} <${address.address ?? ''}>` : address.address ?? '';
+}
+
+/**
+ * Is the display name an e-mail address other than the real one ("ceo@acme.com" <fraud@gmail.com>)? The
+ * classic display-name spoof: a list showing names shows the forged address as the sender. Such a name
+ * is never shown on its own.
+ */
+export function disguisedAddress(named: { name?: string; address?: string } | null | undefined): boolean {
+  const shown = /[^\s<>"'@()[\],;]+@[^\s<>"'@()[\],;]+\.[^\s<>"'@()[\],;]*[^\s<>"'@()[\],;.]/.exec(named?.name ?? '')?.[0];
+  return Boolean(shown) && shown!.toLowerCase() !== (named?.address ?? '').trim().toLowerCase();
 }
 
 type Named = { name?: string; address?: string };
@@ -102,6 +113,7 @@ export function listCorrespondent(message: { from?: Named | null; to?: Named[]; 
     if (to.length === 0) return { label: 'To: (Bcc only)', title: '' };
     return { label: `To: ${to.map((m) => m.name || m.address).join(', ')}`, title: to.map((m) => m.address).join(', ') };
   }
+  if (disguisedAddress(message.from)) return { label: message.from?.address ?? '', title: `Its display name “${message.from?.name ?? ''}” is not its address` };
   return { label: message.from?.name || message.from?.address || '(unknown sender)', title: message.from?.address ?? '' };
 }
 
