@@ -2,7 +2,7 @@ import { Router, type Request } from 'express';
 import { getObject } from '../../gateway/crm/objects';
 import { messageLinks } from '../../gateway/crm/timeline';
 import {
-  deleteMessage, filterProblems, getMessageFor, inlineImageUrls, listMailAccounts, listMessages, messageVolume, openAttachment, openRawMessage,
+  deleteMessage, deleteQuarantined, filterProblems, getMessageFor, inlineImageUrls, listMailAccounts, listMessages, messageVolume, openAttachment, openRawMessage,
   releaseMessage, repliedMessage, type MessageFilters, type Viewer, type VolumeDay,
 } from '../../gateway/accounts';
 import { AppError, notFound } from '../../gateway/core/errors';
@@ -212,6 +212,18 @@ export function emailsRouter(deps: AdminDeps): Router {
     await releaseMessage({ store: deps.store, actor: req.actor!, afterRelease: deps.afterRelease }, req.viewer!, String(req.params.id));
     flash(req, 'success', 'Released from quarantine to the inbox.');
     res.redirect(303, `/messages/${String(req.params.id)}`);
+  });
+
+  // The Quarantine list's "Delete these": exactly the ids that page showed, never a query re-run here
+  // (mail that arrived since must not go unseen).
+  router.post('/quarantine/delete', requireUser, async (req, res) => {
+    const body = (req.body ?? {}) as { id?: unknown };
+    const ids = (Array.isArray(body.id) ? body.id : [body.id]).filter((value): value is string => typeof value === 'string' && value !== '');
+    const deleted = await deleteQuarantined({ store: deps.store, actor: req.actor!, now: deps.clock() }, req.viewer!, ids);
+    const skipped = ids.length - deleted;
+    flash(req, 'success', `Deleted ${deleted} quarantined message${deleted === 1 ? '' : 's'}.` +
+      (skipped > 0 ? ` ${skipped} ${skipped === 1 ? 'was' : 'were'} no longer in quarantine and kept.` : '') + ' A later IMAP sync will not bring them back.');
+    res.redirect(303, inboxListPath(field(req, 'back')) || '/?status=quarantine');
   });
 
   router.post('/messages/:id/delete', requireUser, async (req, res) => {

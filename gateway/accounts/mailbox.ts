@@ -349,6 +349,22 @@ export async function deleteMessage(deps: { store: Store; actor: Actor; now?: Da
   await recordAudit(store, deps.actor, { action: 'message.delete', targetType: 'message', targetId: message._id.toString(), details: { subject: message.subject, from: message.from?.address ?? '', status: message.status } }, deps.now);
 }
 
+/**
+ * Delete quarantined messages the viewer chose from the Quarantine list (a page of them at once: spoofs
+ * come by the hundred). Only what is still in quarantine goes: a message released meanwhile, or an id
+ * that is not the viewer's, is left alone. Returns how many were deleted.
+ */
+export async function deleteQuarantined(deps: { store: Store; actor: Actor; now?: Date }, viewer: Viewer, ids: readonly string[]): Promise<number> {
+  let deleted = 0;
+  for (const id of new Set(ids)) {
+    const message = await getMessageFor(deps.store, viewer, id);
+    if (!message || message.status !== 'quarantine') continue;
+    await deleteMessage(deps, viewer, id);
+    deleted += 1;
+  }
+  return deleted;
+}
+
 /** What removeMessage needs of a message document. */
 export interface RemovableMessage {
   _id: ObjectId;
