@@ -122,6 +122,11 @@ describe('admin in a real browser (Chromium)', function () {
       { ownerId: bob.id, accountId: account.id, receivedAt: new Date(), classify: { kind: 'forwarding-confirmation', confirmation: { provider: 'Gmail', code: '638294017', link: '', requester: 'bob@acme.test' } } });
     await storeMessage(store, { subject: 'Your account is suspended', from: 'security@paypa1.test' },
       { ownerId: bob.id, accountId: account.id, status: 'quarantine', quarantineReason: 'authentication failed', auth: { verdict: 'fail', reason: 'SPF fail, DMARC fail', results: 'postroom.test; spf=fail; dmarc=fail' }, receivedAt: new Date() });
+    // With the plain-words reason in the row and "Delete the 2 messages shown" under the list (the screenshot test checks neither overflows).
+    await storeMessage(store, { subject: 'Urgent: wire transfer before noon', from: 'CEO <ceo@acme.test>' },
+      { ownerId: bob.id, accountId: account.id, status: 'quarantine', quarantineReason: 'authentication failed: nothing shows it came through the mailbox\'s provider', receivedAt: new Date(),
+        auth: { verdict: 'fail', reason: 'no SPF pass', results: 'postroom.test; spf=pass smtp.mailfrom=evil.test; dmarc=fail header.from=acme.test', sender: 'fail',
+          explanation: 'It claims to come from your own domain acme.test, but it was not sent through your mail provider: it is most likely forged. Do not release it, reply to it or follow its links unless you have checked with the sender another way.' } });
 
     const config = testConfig({ PUBLIC_URL: 'http://127.0.0.1:8080' });
     admin = await startAdmin({ config, log: createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), store, port: 0, host: '127.0.0.1', imapTimeoutMs: 10_000 });
