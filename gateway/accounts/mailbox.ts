@@ -331,6 +331,7 @@ export async function releaseMessage(deps: { store: Store; actor: Actor; afterRe
   if (!message) throw notFound('message');
   if (message.status !== 'quarantine') throw new AppError('NOT_QUARANTINED', 'this message is not in quarantine', { status: 409 });
   await deps.store.models.Message.updateOne({ _id: message._id, status: 'quarantine' }, { $set: { status: 'inbox' } });
+  await forgetHeldNotice(deps.store, message);
   await recordAudit(deps.store, deps.actor, { action: 'message.release', targetType: 'message', targetId: message._id.toString(), details: { subject: message.subject, from: message.from?.address ?? '', reason: message.quarantineReason } });
   if (deps.afterRelease) await deps.afterRelease(message._id);
 }
@@ -365,6 +366,19 @@ export async function deleteQuarantined(deps: { store: Store; actor: Actor; now?
   return deleted;
 }
 
+/**
+ * The account page says "mail reached this forwarding address but is held in Quarantine: open it" for
+ * the latest quarantined message (forwarding-health.ts). Once that message is released or deleted the
+ * sentence is false and its link leads nowhere: drop it (the next held message raises it again).
+ */
+async function forgetHeldNotice(store: Store, message: { _id: ObjectId; accountId?: ObjectId | null }): Promise<void> {
+  if (!message.accountId) return;
+  await store.models.MailAccount.updateOne(
+    { _id: message.accountId, 'forwarding.quarantinedMessageId': message._id },
+    { $set: { 'forwarding.quarantinedAt': null, 'forwarding.quarantinedReason': '', 'forwarding.quarantinedMessageId': null } },
+  );
+}
+
 /** What removeMessage needs of a message document. */
 export interface RemovableMessage {
   _id: ObjectId;
@@ -393,6 +407,7 @@ export async function removeMessage(store: Store, message: RemovableMessage, opt
   // The account's messageCount (API) counts what it holds: ingest adds one per stored message.
   if (removed.deletedCount === 1 && message.accountId) await store.models.MailAccount.updateOne({ _id: message.accountId, messageCount: { $gt: 0 } }, { $inc: { messageCount: -1 } });
   await store.models.Link.deleteMany({ messageId: message._id });
+  await forgetHeldNotice(store, message);
   if (message.rawBlobId) await store.blobs.delete(message.rawBlobId);
   for (const attachment of message.attachments ?? []) if (attachment.blobId) await store.blobs.delete(attachment.blobId);
 }

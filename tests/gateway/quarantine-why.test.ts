@@ -88,6 +88,15 @@ describe('quarantine: why each message was held, in plain words', function () {
 
     // Released, it is an inbox message: the list no longer calls it held.
     await agent.post(`/messages/${direct._id.toString()}/release`).type('form').send({ _csrf: csrf }).expect(303);
+
+    // The account page's "held in Quarantine: open it" goes once that message is released or deleted (it was false, its link dead).
+    const notice = async (accountId: string) => /id="forwarding-quarantined">([\s\S]*?)<\/div>/.exec((await agent.get(`/preferences/email/${accountId}/forwarding-state`).expect(200)).text)?.[1] ?? '';
+    assert.ok((await notice(carol.id)).includes(`href="/messages/${spfGap._id.toString()}"`), 'Carol\'s page points to the held message');
+    assert.ok((await notice(bob.accountId.toString())).includes(`href="/messages/${listed._id.toString()}"`), 'Bob\'s page points to his latest held message');
+    await agent.post(`/messages/${spfGap._id.toString()}/release`).type('form').send({ _csrf: csrf }).expect(303);
+    await agent.post(`/messages/${listed._id.toString()}/delete`).type('form').send({ _csrf: csrf }).expect(303);
+    assert.equal(await notice(carol.id), '', 'released: no longer "held in Quarantine"');
+    assert.equal(await notice(bob.accountId.toString()), '', 'deleted: no link to a message that is gone');
     const inbox = await agent.get('/').expect(200);
     const row = new RegExp(`href="/messages/${direct._id.toString()}">([\\s\\S]*?)</a>`).exec(inbox.text)?.[1] ?? '';
     assert.match(row, /Our offer/);
