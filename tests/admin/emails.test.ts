@@ -258,6 +258,35 @@ describe('admin: the Emails inbox and message view', () => {
     assert.match(res.text, /fill="#0f9f6e"/, 'IMAP colour present');
   });
 
+  it('reads the 30 days of mail for the chart only for the page that shows it: not for older pages or the quarantine', async () => {
+    const now = new Date(base.getTime() + 205 * 60_000);
+    // Each app starts with an empty chart cache, as a minute after the last dashboard load.
+    const signedIn = async () => (await signIn(buildApp(store, { clock: () => now }).app, 'admin@acme.test')).agent;
+    const chartReads: string[] = [];
+    store.conn.set('debug', (collection: string, method: string) => {
+      if (collection === 'messages' && method === 'aggregate') chartReads.push(method);
+    });
+    try {
+      const first = await (await signedIn()).get('/?q=Order').expect(200);
+      assert.match(first.text, /id="volume-title"/);
+      assert.equal(chartReads.length, 1, 'the first page reads it');
+      const older = /href="([^"]*cursor=[^"]+)"/.exec(first.text)?.[1];
+      assert.ok(older, 'a searched first page links to older mail');
+
+      chartReads.length = 0;
+      const agent = await signedIn();
+      const page2 = await agent.get(older.replace(/&amp;/g, '&')).expect(200);
+      assert.match(page2.text, /Order \d{3}/);
+      assert.doesNotMatch(page2.text, /id="volume-title"/);
+      const quarantine = await agent.get('/?status=quarantine').expect(200);
+      assert.match(quarantine.text, /Urgent wire transfer/);
+      assert.doesNotMatch(quarantine.text, /id="volume-title"/);
+      assert.deepEqual(chartReads, [], 'no chart read for pages without the chart');
+    } finally {
+      store.conn.set('debug', false);
+    }
+  });
+
   it('shows a message: headers, auth verdict with Authentication-Results, text, attachments, raw download link', async () => {
     const { agent } = await signIn(testApp.app, 'bob@acme.test');
     const res = await agent.get(`/messages/${ids.quarantined}`).expect(200);
