@@ -11,7 +11,7 @@ import { assertSecretKeyMatchesStore, ensureFirstAdmin, warnForwardingAddressesO
 import { loadConfigOrExit } from '../core/config';
 import { createLogger } from '../core/log';
 import { startOutboxWorkerFromConfig } from '../send';
-import { openConfiguredStore, storeUri } from '../store';
+import { openConfiguredStore, storeUri, warnIfEmbeddedStoreOutgrown } from '../store';
 import { startGateway } from './gateway';
 import { createLifecycle, failStart, serveHealthIfConfigured } from './lifecycle';
 import { startSyncer } from './syncer';
@@ -47,6 +47,8 @@ async function main(): Promise<void> {
       { smtp: `${config.bindAddress}:${config.smtpPort}`, console: config.publicUrl, store: store.embedded ? 'embedded FerretDB' : 'MongoDB' },
       'Postroom is running (Ctrl-C to stop)',
     );
+    // After the start, not before it: counting must never hold up mail.
+    warnIfEmbeddedStoreOutgrown(store, log).catch((err) => log.debug({ err }, 'could not count the embedded store\'s messages'));
   } catch (err) {
     await failStart(lifecycle, log, 'Postroom', err, config);
   }

@@ -9,6 +9,7 @@ import { BlobStore } from './blobs';
 import { startEmbeddedStore, type EmbeddedStore } from './embedded-ferretdb';
 
 export { DEFAULT_ORPHAN_AGE_MS, startBlobSweeper, sweepOrphanBlobs, type BlobSweepResult } from './blob-sweep';
+export { EMBEDDED_STORE_COMFORTABLE_MESSAGES, warnIfEmbeddedStoreOutgrown } from './embedded-size';
 
 export interface Store {
   conn: Connection;
