@@ -12,6 +12,7 @@
  *   enable-user    --email <email>
  *   rotate-secret-key --new-key <key>                         (Postroom stopped; re-seals every stored secret)
  *   adopt-secret-key                                          (Postroom stopped; the old key is lost for good)
+ *   copy-store --to <mongodb uri>                             (Postroom stopped; e.g. embedded store → MongoDB 7)
  *
  * `<command> --help` describes one command. Help and usage errors are answered
  * before the configuration is read or the store opened.
@@ -29,7 +30,7 @@ import { decodeKey, loadConfigOrExit, type Config } from '../core/config';
 import { randomToken, resolveMasterKey } from '../core/crypto';
 import { isAppError } from '../core/errors';
 import { createLogger, silentLogger } from '../core/log';
-import { DEFAULT_ORPHAN_AGE_MS, openConfiguredStore, sweepOrphanBlobs, type Store } from '../store';
+import { copyStore, DEFAULT_ORPHAN_AGE_MS, openConfiguredStore, sweepOrphanBlobs, type Store } from '../store';
 import { getSyncLedger, type SyncLedger } from '../sync/ledger';
 
 
@@ -55,7 +56,7 @@ function syncStatusLine(ledger: SyncLedger, ownerDisabled = false): string {
 
 class UsageError extends Error {}
 
-type OptionName = 'email' | 'password' | 'role' | 'name' | 'user' | 'older-than-hours' | 'new-key';
+type OptionName = 'email' | 'password' | 'role' | 'name' | 'user' | 'older-than-hours' | 'new-key' | 'to';
 
 /** Each command's options and its help; a misspelt or foreign option is a usage error, not silently ignored. */
 const COMMANDS: Record<string, { options: OptionName[]; help: string }> = {
@@ -71,6 +72,10 @@ const COMMANDS: Record<string, { options: OptionName[]; help: string }> = {
   'rotate-secret-key': {
     options: ['new-key'],
     help: 'rotate-secret-key --new-key <key>\n  With Postroom stopped and the current key configured: re-seal every stored secret (IMAP/SMTP passwords,\n  OAuth tokens and client secrets, webhook secrets) with a new key (openssl rand -hex 32). Writes it to\n  DATA_DIR/secret.key when that is where the key is kept; otherwise set SECRET_KEY to it before starting.\n  Console sessions end. Run it again if it was cut short.',
+  },
+  'copy-store': {
+    options: ['to'],
+    help: 'copy-store --to <mongodb://host:27017/postroom>\n  With Postroom stopped: copy everything in its store (mail, accounts, users, settings, sealed secrets) into\n  another, e.g. from the embedded store of npm start to the MongoDB 7 a business outgrows it into. Documents\n  already there are kept, so running it again finishes a copy cut short. Then start Postroom with\n  MONGODB_URI set to that store and the same secret key.',
   },
   'adopt-secret-key': {
     options: [],
@@ -135,6 +140,10 @@ export function parseCommand(argv: string[]): CliRequest {
   if (command === 'rotate-secret-key') {
     need('new-key');
     if (!decodeKey(values['new-key']!.trim())) throw new UsageError('--new-key must be 32 random bytes as 64 hex characters or base64 (generate one with: openssl rand -hex 32)');
+  }
+  if (command === 'copy-store') {
+    need('to');
+    if (!/^mongodb(\+srv)?:\/\/[^/]+\/[^/?]+/.test(values.to!)) throw new UsageError('--to must be a MongoDB connection string with a database, such as mongodb://mongo:27017/postroom');
   }
   if (command === 'sweep-blobs' && values['older-than-hours'] !== undefined) {
     const hours = Number(values['older-than-hours']);
@@ -250,6 +259,8 @@ export async function runCli(argv: string[], store: Store, io: CliIo, context?: 
         return await rotateKeyCommand(store, io, context, decodeKey(values['new-key']!.trim())!);
       case 'adopt-secret-key':
         return await adoptKeyCommand(store, io, context);
+      case 'copy-store':
+        return await copyStoreCommand(store, io, context, values.to!);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }
@@ -261,6 +272,21 @@ export async function runCli(argv: string[], store: Store, io: CliIo, context?: 
     }
     throw err;
   }
+}
+
+async function copyStoreCommand(store: Store, io: CliIo, context: CliContext | undefined, to: string): Promise<number> {
+  if (!context) throw new Error('copy-store needs the configuration');
+  if (context.applianceRunning) {
+    io.err(`postroom cli: Postroom is running with DATA_DIR ${context.config.dataDir}: stop it first (mail it stored during the copy could be missed)`);
+    return 1;
+  }
+  const copies = await copyStore(store, to, silentLogger, (line) => io.out(line));
+  const documents = copies.reduce((sum, c) => sum + c.source, 0);
+  const copied = copies.reduce((sum, c) => sum + c.copied, 0);
+  io.out(`copied ${copied} of ${documents} documents in ${copies.length} collections (the rest were there already)`);
+  const key = context.config.secretKey ? 'the same SECRET_KEY' : `SECRET_KEY set to the key in ${resolveMasterKey(undefined, context.config.dataDir).file} (it seals the stored passwords)`;
+  io.out(`start Postroom with MONGODB_URI set to that store and ${key}`);
+  return 0;
 }
 
 async function adoptKeyCommand(store: Store, io: CliIo, context: CliContext | undefined): Promise<number> {

@@ -16,7 +16,7 @@ export async function warnIfEmbeddedStoreOutgrown(store: Store, log: Logger, lim
   if (messages > limit) {
     log.warn(
       { messages, limit },
-      `the embedded store holds ${messages} messages; it reads every message for each inbox page and search, so pages take seconds at this size and longer as mail grows. Run Postroom on MongoDB 7 (docker compose up -d, or MONGODB_URI) for a business's mail`,
+      `the embedded store holds ${messages} messages; it reads every message for each inbox page and search, so pages take seconds at this size and longer as mail grows. Run Postroom on MongoDB 7 for a business's mail: stop it, copy this store with npm run cli -- copy-store --to <mongodb uri>, then start with MONGODB_URI set to it`,
     );
   }
   return messages;

@@ -10,6 +10,7 @@ import { startEmbeddedStore, type EmbeddedStore } from './embedded-ferretdb';
 
 export { DEFAULT_ORPHAN_AGE_MS, startBlobSweeper, sweepOrphanBlobs, type BlobSweepResult } from './blob-sweep';
 export { EMBEDDED_STORE_COMFORTABLE_MESSAGES, warnIfEmbeddedStoreOutgrown } from './embedded-size';
+export { copyStore, type CollectionCopy } from './copy-store';
 
 export interface Store {
   conn: Connection;

@@ -37,7 +37,7 @@ describe('the embedded store outgrown', () => {
     assert.equal(await warnIfEmbeddedStoreOutgrown(embedded, loud.log, 3), 4);
     assert.equal(loud.lines.length, 1);
     assert.equal(loud.lines[0].level, 40);
-    assert.match(String(loud.lines[0].msg), /^the embedded store holds 4 messages; .*pages take seconds at this size.*Run Postroom on MongoDB 7 \(docker compose up -d, or MONGODB_URI\)/);
+    assert.match(String(loud.lines[0].msg), /^the embedded store holds 4 messages; .*pages take seconds at this size.*Run Postroom on MongoDB 7 for a business's mail: stop it, copy this store with npm run cli -- copy-store --to <mongodb uri>, then start with MONGODB_URI set to it$/);
 
     const onMongo = captureLog('info');
     assert.equal(await warnIfEmbeddedStoreOutgrown(store, onMongo.log, 3), null, 'a store given by MONGODB_URI is not counted');
