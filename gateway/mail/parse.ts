@@ -6,6 +6,7 @@ import { escapeUTF8 } from 'entities';
 import { MailParser, type AddressObject, type EmailAddress, type HeaderLines } from 'mailparser';
 import type mongoose from 'mongoose';
 import type { BlobOwner, BlobStore } from '../store/blobs';
+import { headerText } from './header-text';
 
 type ObjectId = mongoose.Types.ObjectId;
 
@@ -130,7 +131,7 @@ function addressList(value: AddressObject | AddressObject[] | undefined): Parsed
 function headerValue(line: HeaderLines[number]): string {
   const colon = line.line.indexOf(':');
   // Unfold (RFC 5322 §2.2.3): CRLF followed by WSP is not part of the value.
-  return (colon >= 0 ? line.line.slice(colon + 1) : line.line).replace(/\r?\n(?=[ \t])/g, '').trim();
+  return headerText((colon >= 0 ? line.line.slice(colon + 1) : line.line).replace(/\r?\n(?=[ \t])/g, '').trim());
 }
 
 function headerPairs(lines: HeaderLines): Array<{ name: string; value: string }> {
@@ -152,6 +153,17 @@ function originationDate(lines: HeaderLines): Date | null {
   if (!line) return null;
   const date = new Date(headerValue(line));
   return Number.isNaN(date.getTime()) ? null : date;
+}
+
+/**
+ * mailparser reads a Subject of raw 8-bit bytes as UTF-8 even when they are not, and an older mailer's
+ * unlabelled latin1 "Grüße" became "Gr\uFFFD\uFFFDe" in the inbox and in search. Such a subject without
+ * encoded words is the raw header as headerText() reads it (UTF-8 when valid, else windows-1252).
+ */
+function subjectOf8BitText(parsed: ParsedMessage): string {
+  if (!parsed.subject.includes('\uFFFD')) return parsed.subject;
+  const raw = parsed.headers.find((header) => header.name.toLowerCase() === 'subject')?.value ?? '';
+  return raw && !raw.includes('=?') && !raw.includes('\uFFFD') ? clean(raw, 998 * 4) : parsed.subject;
 }
 
 function stripBrackets(id: unknown): string {
@@ -299,6 +311,7 @@ export async function streamAndParse(
     if (ended) rawInline = Buffer.concat(head);
     else rawBlobId = await blobs.put(Readable.from(continueWith(head, source)), { kind: 'raw', ...(options.owner ? { owner: options.owner } : {}) });
     await parserDone;
+    parsed.subject = subjectOf8BitText(parsed);
     await Promise.all(attachmentReads);
     parsed.attachments = described.filter(Boolean);
   } catch (err) {

@@ -101,6 +101,8 @@ export interface MessageSpec {
   date?: Date;
   messageId?: string;
   headers?: Record<string, string>;
+  /** The message as another mailer wrote it (raw 8-bit headers, legacy charsets), instead of one composed from the fields above. */
+  raw?: Buffer;
 }
 
 /** Build RFC 5322 bytes with nodemailer's composer (tests never hand-roll MIME either). */
@@ -133,7 +135,7 @@ export interface StoreMessageOptions {
 /** Store a message through the real ingest pipeline (gateway/mail/ingest.ts). */
 export async function storeMessage(store: TestStore, spec: MessageSpec, options: StoreMessageOptions) {
   
-  const raw = await buildRaw(spec);
+  const raw = spec.raw ?? await buildRaw(spec);
   const accountId = options.accountId ? new Types.ObjectId(options.accountId) : null;
   const ownerId = new Types.ObjectId(options.ownerId);
   const result = await ingest({ store, log: createLogger({ level: 'silent' }) }, {

@@ -1,0 +1,61 @@
+import { strict as assert } from 'node:assert';
+import type { PublicUser } from '../../gateway/accounts';
+import { buildApp, makeAccount, makeUser, signIn, storeMessage, type TestApp, type TestStore } from './fixtures';
+import { openTestStore } from '../support/store';
+
+/** Bytes of a message as a mailer wrote them: header lines as given (UTF-8 or latin1 per line), CRLF line ends. */
+function rawMessage(lines: Array<string | Buffer>, body: string): Buffer {
+  return Buffer.concat([...lines.flatMap((line) => [typeof line === 'string' ? Buffer.from(line) : line, Buffer.from('\r\n')]), Buffer.from(`\r\n${body}`)]);
+}
+
+describe('admin: mail in other languages and charsets, as other mailers write it', () => {
+  let store: TestStore;
+  let testApp: TestApp;
+  let bob: PublicUser;
+  let bobAccount: { id: string };
+
+  before(async () => {
+    store = await openTestStore('admin_i18n');
+    testApp = buildApp(store);
+    bob = await makeUser(store, 'bob@acme.test');
+    bobAccount = await makeAccount(store, bob, 'bob@acme.test');
+  });
+
+  after(async () => {
+    await store.drop();
+  });
+
+  it('shows raw UTF-8 headers (RFC 6532, SMTPUTF8 mail) under "All headers" as written, not as "å±±ç°å¤ªé", and its attachment by name', async () => {
+    const raw = rawMessage([
+      'From: 山田太郎 <taro@example.jp>',
+      'To: bob@acme.test',
+      'Subject: =?UTF-8?B?6KuL5rGC5pu4?=',
+      'X-Mailer-Note: 用户 ü',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/mixed; boundary="b"',
+    ], [
+      '--b', 'Content-Type: text/plain; charset=utf-8', '', '添付をご確認ください。',
+      '--b', 'Content-Type: application/pdf; name="請求書.pdf"', 'Content-Disposition: attachment; filename="請求書.pdf"',
+      'Content-Transfer-Encoding: base64', '', Buffer.from('%PDF-1.4').toString('base64'), '--b--', '',
+    ].join('\r\n'));
+    const { id } = await storeMessage(store, { raw }, { ownerId: bob.id, accountId: bobAccount.id });
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const page = await agent.get(`/messages/${id}`).expect(200);
+    assert.match(page.text, /download>請求書\.pdf</);
+    assert.match(page.text, /<td>用户 ü<\/td>/, 'the raw UTF-8 header in "All headers"');
+    assert.match(page.text, /<td>山田太郎 &lt;taro@example.jp&gt;<\/td>/, 'the raw UTF-8 From in "All headers"');
+    const download = await agent.get(`/messages/${id}/attachments/0`).expect(200);
+    assert.match(download.headers['content-disposition'], /filename\*=UTF-8''%E8%AB%8B%E6%B1%82%E6%9B%B8\.pdf/);
+    const found = await agent.get('/').query({ q: '請求書.pdf' }).expect(200);
+    assert.ok(found.text.includes(`/messages/${id}`), 'a search for the attachment name finds the mail');
+  });
+
+  it('lists and finds a mail whose Subject an older mailer wrote in unlabelled latin1 8-bit, not as "Gr\uFFFD\uFFFDe"', async () => {
+    const raw = rawMessage(['From: hans@example.de', 'To: bob@acme.test', Buffer.from('Subject: Gr\xfc\xdfe aus M\xfcnchen', 'latin1')], 'Hallo\r\n');
+    const { id } = await storeMessage(store, { raw }, { ownerId: bob.id, accountId: bobAccount.id });
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const found = await agent.get('/').query({ q: 'Grüße aus München' }).expect(200);
+    assert.ok(found.text.includes(`/messages/${id}`), 'a search for the subject finds the mail');
+    assert.ok(found.text.includes('Grüße aus München'), 'the inbox list shows the subject');
+  });
+});
