@@ -25,10 +25,16 @@ export interface OriginalMessage {
 
 // Reply/forward prefixes mail programs put in front of subjects, in the
 // languages seen most (RFC 5322 §3.6.5 recommends "Re: " for replies):
-// Re, Aw (de), Sv (sv/da/no), Antw (nl), Odp (pl), Réf/Ref (fr); Fwd, Fw,
-// Wg (de), Tr (fr), Doorst (nl); with an optional counter, "Re[2]:".
-const REPLY_PREFIX = /^\s*(re|aw|sv|antw|odp|r[ée]f)(\[\d+\])?\s*:\s*/i;
-const FORWARD_PREFIX = /^\s*(fwd?|wg|tr|doorst)(\[\d+\])?\s*:\s*/i;
+// Re, Aw (de), Sv (sv/da/no), Antw (nl), Odp (pl), Réf/Ref (fr), Vs (fi),
+// Ynt (tr), Vá (hu); 回复/答复 (zh-Hans), 回覆/答覆 (zh-Hant), 회신/답장 (ko),
+// 返信 (ja), Ответ/Отв (ru), ΑΠ/ΣΧΕΤ (el), השב (he), رد (ar). Fwd, Fw,
+// Wg (de), Tr (fr), Doorst (nl), Rv (es), Enc (pt), Vb (sv/no), Vl (fi),
+// Pd (pl), İlt (tr), Továbbítás (hu); 转发 (zh-Hans), 轉寄/轉發 (zh-Hant),
+// 전달 (ko), 転送 (ja), Пересл (ru), ΠΡΘ (el), הועבר (he), توجيه (ar).
+// With an optional counter, "Re[2]:", and the full-width colon CJK input
+// methods type ("回复：").
+const REPLY_PREFIX = /^\s*(re|aw|sv|antw|odp|r[ée]f|vs|ynt|vá|回复|答复|回覆|答覆|회신|답장|返信|ответ|отв|απ|σχετ|השב|رد)(\[\d+\])?\s*[:：]\s*/iu;
+const FORWARD_PREFIX = /^\s*(fwd?|wg|tr|doorst|rv|enc|vb|vl|pd|İlt|ilt|továbbítás|转发|轉寄|轉發|전달|転送|пересл|πρθ|הועבר|توجيه)(\[\d+\])?\s*[:：]\s*/iu;
 
 /** "Re: " in front, unless the subject already starts with a reply prefix (no "Re: Re: "). */
 export function replySubject(subject: string): string {
