@@ -6,7 +6,7 @@ import { escapeUTF8 } from 'entities';
 import { MailParser, type AddressObject, type EmailAddress, type HeaderLines } from 'mailparser';
 import type mongoose from 'mongoose';
 import type { BlobOwner, BlobStore } from '../store/blobs';
-import { headerText } from './header-text';
+import { headerText, reread8BitHeaders } from './header-text';
 
 type ObjectId = mongoose.Types.ObjectId;
 
@@ -155,17 +155,6 @@ function originationDate(lines: HeaderLines): Date | null {
   return Number.isNaN(date.getTime()) ? null : date;
 }
 
-/**
- * mailparser reads a Subject of raw 8-bit bytes as UTF-8 even when they are not, and an older mailer's
- * unlabelled latin1 "Grüße" became "Gr\uFFFD\uFFFDe" in the inbox and in search. Such a subject without
- * encoded words is the raw header as headerText() reads it (UTF-8 when valid, else windows-1252).
- */
-function subjectOf8BitText(parsed: ParsedMessage): string {
-  if (!parsed.subject.includes('\uFFFD')) return parsed.subject;
-  const raw = parsed.headers.find((header) => header.name.toLowerCase() === 'subject')?.value ?? '';
-  return raw && !raw.includes('=?') && !raw.includes('\uFFFD') ? clean(raw, 998 * 4) : parsed.subject;
-}
-
 function stripBrackets(id: unknown): string {
   if (typeof id !== 'string') return '';
   return clean(id.trim().replace(/^<|>$/g, ''), 998);
@@ -311,7 +300,7 @@ export async function streamAndParse(
     if (ended) rawInline = Buffer.concat(head);
     else rawBlobId = await blobs.put(Readable.from(continueWith(head, source)), { kind: 'raw', ...(options.owner ? { owner: options.owner } : {}) });
     await parserDone;
-    parsed.subject = subjectOf8BitText(parsed);
+    reread8BitHeaders(parsed);
     await Promise.all(attachmentReads);
     parsed.attachments = described.filter(Boolean);
   } catch (err) {

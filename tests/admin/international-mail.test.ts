@@ -50,12 +50,15 @@ describe('admin: mail in other languages and charsets, as other mailers write it
     assert.ok(found.text.includes(`/messages/${id}`), 'a search for the attachment name finds the mail');
   });
 
-  it('lists and finds a mail whose Subject an older mailer wrote in unlabelled latin1 8-bit, not as "Gr\uFFFD\uFFFDe"', async () => {
-    const raw = rawMessage(['From: hans@example.de', 'To: bob@acme.test', Buffer.from('Subject: Gr\xfc\xdfe aus M\xfcnchen', 'latin1')], 'Hallo\r\n');
+  it('lists and finds a mail whose Subject and From an older mailer wrote in unlabelled latin1 8-bit, not as "Gr\uFFFD\uFFFDe" from "J\uFFFDrgen"', async () => {
+    const raw = rawMessage([Buffer.from('From: J\xfcrgen M\xfcller <juergen@example.de>', 'latin1'), 'To: bob@acme.test', Buffer.from('Subject: Gr\xfc\xdfe aus M\xfcnchen', 'latin1')], 'Hallo\r\n');
     const { id } = await storeMessage(store, { raw }, { ownerId: bob.id, accountId: bobAccount.id });
     const { agent } = await signIn(testApp.app, 'bob@acme.test');
     const found = await agent.get('/').query({ q: 'Grüße aus München' }).expect(200);
     assert.ok(found.text.includes(`/messages/${id}`), 'a search for the subject finds the mail');
     assert.ok(found.text.includes('Grüße aus München'), 'the inbox list shows the subject');
+    assert.ok(found.text.includes('Jürgen Müller'), 'the inbox list shows the sender');
+    const byName = await agent.get('/').query({ q: 'Jürgen' }).expect(200);
+    assert.ok(byName.text.includes(`/messages/${id}`), 'a search for the sender finds the mail');
   });
 });
