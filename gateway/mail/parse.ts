@@ -7,6 +7,7 @@ import { MailParser, type AddressObject, type EmailAddress, type HeaderLines } f
 import type mongoose from 'mongoose';
 import type { BlobOwner, BlobStore } from '../store/blobs';
 import { headerText, reread8BitHeaders } from './header-text';
+import { UNLABELLED_HTML, UNLABELLED_TEXT, unlabelledTextDecoder } from './unlabelled-text';
 
 type ObjectId = mongoose.Types.ObjectId;
 
@@ -87,6 +88,33 @@ class MessageParser extends MailParser {
   override textToHtml(text: string): string {
     return `<div style="white-space: pre-wrap">${escapeUTF8(String(text ?? ''))}</div>`;
   }
+
+  // A text part without a charset gets one that names it unlabelled, which getDecoder() reads as a
+  // browser would (unlabelled-text.ts) instead of mailparser's plain UTF-8. Both are mailparser
+  // internals (no types), reached through its prototype.
+  createNode(node: unknown): ParserNode {
+    const created = (MailParser.prototype as unknown as ParserInternals).createNode.call(this, node);
+    if (!created.charset && !created.isAttachment && (created.contentType === 'text/plain' || created.contentType === 'text/html')) {
+      created.charset = created.contentType === 'text/html' ? UNLABELLED_HTML : UNLABELLED_TEXT;
+    }
+    return created;
+  }
+
+  getDecoder(): PartDecoder {
+    const charsets = (MailParser.prototype as unknown as ParserInternals).getDecoder.call(this);
+    return {
+      decodeStream: (charset: string) => (charset === UNLABELLED_TEXT || charset === UNLABELLED_HTML
+        ? unlabelledTextDecoder(charset === UNLABELLED_HTML)
+        : charsets.decodeStream(charset)),
+    };
+  }
+}
+
+interface ParserNode { charset?: string; isAttachment?: boolean; contentType?: string }
+interface PartDecoder { decodeStream(charset: string): NodeJS.ReadWriteStream }
+interface ParserInternals {
+  createNode(this: MailParser, node: unknown): ParserNode;
+  getDecoder(this: MailParser): PartDecoder;
 }
 
 /** The document limit is 16 MB; bodies past these caps stay readable in the raw .eml. */

@@ -61,4 +61,21 @@ describe('admin: mail in other languages and charsets, as other mailers write it
     const byName = await agent.get('/').query({ q: 'Jürgen' }).expect(200);
     assert.ok(byName.text.includes(`/messages/${id}`), 'a search for the sender finds the mail');
   });
+
+  it('shows and finds unlabelled bodies as a browser reads them: HTML by its <meta charset>, 8-bit text as latin1 when not UTF-8', async () => {
+    const newsletter = rawMessage(['From: news@shop.example.jp', 'To: bob@acme.test', 'Subject: newsletter', 'MIME-Version: 1.0', 'Content-Type: text/html'], '');
+    const sjis = Buffer.concat([newsletter, Buffer.from('<html><head><meta charset="shift_jis"></head><body><p>'), Buffer.from([0x93, 0xfa, 0x96, 0x7b, 0x8c, 0xea]), Buffer.from('</p></body></html>\r\n')]);
+    const html = await storeMessage(store, { raw: sjis }, { ownerId: bob.id, accountId: bobAccount.id });
+    const latin1 = rawMessage(['From: hans@example.de', 'To: bob@acme.test', 'Subject: Termin'], '');
+    const text = await storeMessage(store, { raw: Buffer.concat([latin1, Buffer.from('Treffen in M\xfcnchen am Montag\r\n', 'latin1')]) }, { ownerId: bob.id, accountId: bobAccount.id });
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const body = await agent.get(`/messages/${html.id}/body`).expect(200);
+    assert.ok(body.text.includes('日本語'), 'the HTML body shown in its declared charset');
+    const foundHtml = await agent.get('/').query({ q: '日本語' }).expect(200);
+    assert.ok(foundHtml.text.includes(`/messages/${html.id}`), 'a search in Japanese finds the newsletter');
+    const page = await agent.get(`/messages/${text.id}`).expect(200);
+    assert.ok(page.text.includes('Treffen in München'), 'the latin1 text body');
+    const foundText = await agent.get('/').query({ q: 'in München' }).expect(200);
+    assert.ok(foundText.text.includes(`/messages/${text.id}`), 'a search for a word of the body finds the mail');
+  });
 });
