@@ -64,6 +64,9 @@ export function sanitizeMessageHtml(html: string, options: SanitizeOptions): San
       // for: white text meant for a dark body came out white on white. A <div> keeps them (`text` is the
       // body's old attribute for its text colour).
       body: (_tagName, attribs) => ({ tagName: 'div', attribs: bodyAttributes(attribs) }),
+      // Arabic and Hebrew mail often sets its direction only on <html dir="rtl"> (Outlook), which went with the
+      // document around it: the mail was shown left to right, its punctuation and numbers at the wrong end.
+      html: (_tagName, attribs) => ({ tagName: 'div', attribs: { ...(attribs.dir ? { dir: attribs.dir } : {}), ...(attribs.lang ? { lang: attribs.lang } : {}) } }),
       a: (tagName, attribs) => {
         const href = (attribs.href ?? '').trim();
         // A link within the mail (a newsletter's table of contents) scrolls the frame; a new tab showed the mail alone.
@@ -126,5 +129,6 @@ export function messageFrameDocument(body: string): string {
     `.postroom-message:focus-visible{outline:2px solid #2f5bea;outline-offset:6px}</style>` +
     // Focusable, so a keyboard reaches a mail without links and scrolls it with the arrow keys and Page Down:
     // the frame is shorter than a long mail, and Tab went straight past it.
-    `</head><body><div class="postroom-message" tabindex="0">${body}</div></body></html>`;
+    // dir="auto": a mail that sets no direction of its own is shown in the direction of its first words (Arabic, Hebrew).
+    `</head><body><div class="postroom-message" tabindex="0" dir="auto">${body}</div></body></html>`;
 }

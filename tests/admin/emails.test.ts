@@ -51,7 +51,7 @@ describe('admin: the Emails inbox and message view', () => {
     let url = '/?account=' + bobAccount.id;
     for (let page = 0; page < 5 && url; page++) {
       const res = await agent.get(url).expect(200);
-      const subjects = [...res.text.matchAll(/<span class="subject">Order (\d{3})<\/span>/g)].map((m) => m[1]);
+      const subjects = [...res.text.matchAll(/<span class="subject" dir="auto">Order (\d{3})<\/span>/g)].map((m) => m[1]);
       seen.push(...subjects);
       assert.ok(subjects.length <= 50);
       const next = /href="([^"]*cursor=[^"]+)"/.exec(res.text);
@@ -138,7 +138,7 @@ describe('admin: the Emails inbox and message view', () => {
     }, { ownerId: bob.id, accountId: bobAccount.id, receivedAt: new Date(base.getTime() - 93 * 86_400_000) });
     const { agent } = await signIn(testApp.app, 'bob@acme.test');
     const page = await agent.get(`/messages/${id}`).expect(200);
-    const body = /<pre class="text-part" id="text-body">([\s\S]*?)<\/pre>/.exec(page.text)?.[1] ?? '';
+    const body = /<pre class="text-part" id="text-body" dir="auto">([\s\S]*?)<\/pre>/.exec(page.text)?.[1] ?? '';
     assert.equal(body.trimEnd(), 'Report: <a href="https://status.hosting.test/r/42?from=1&amp;to=2" target="_blank" rel="noopener noreferrer nofollow">https://status.hosting.test/r/42?from=1&amp;to=2</a>.\n' +
       'Questions: &lt;<a href="mailto:help@hosting.test" target="_blank" rel="noopener noreferrer nofollow">mailto:help@hosting.test</a>&gt; or javascript:alert(1) &lt;b&gt;not bold&lt;/b&gt;');
   });

@@ -78,4 +78,25 @@ describe('admin: mail in other languages and charsets, as other mailers write it
     const foundText = await agent.get('/').query({ q: 'in München' }).expect(200);
     assert.ok(foundText.text.includes(`/messages/${text.id}`), 'a search for a word of the body finds the mail');
   });
+
+  it('shows right-to-left mail right to left: the direction of <html dir="rtl">, and of Arabic and Hebrew subjects, names and text', async () => {
+    const hebrew = await storeMessage(store, {
+      from: 'דנה כהן <dana@example.co.il>',
+      subject: 'הזמנה 123 - אישור!',
+      text: 'שלום, ההזמנה 123 אושרה.',
+      html: '<html dir="rtl" lang="he"><head><title>x</title></head><body><p>שלום, ההזמנה 123 אושרה.</p></body></html>',
+    }, { ownerId: bob.id, accountId: bobAccount.id });
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const body = await agent.get(`/messages/${hebrew.id}/body`).expect(200);
+    assert.match(body.text, /<div dir="rtl" lang="he">/, 'the direction the mail set on <html>');
+    assert.match(body.text, /class="postroom-message" tabindex="0" dir="auto"/, 'a mail that sets none follows its first words');
+    const page = await agent.get(`/messages/${hebrew.id}`).expect(200);
+    assert.match(page.text, /<h1 dir="auto">הזמנה 123 - אישור!<\/h1>/);
+    assert.match(page.text, /<dt>From<\/dt><dd dir="auto">דנה כהן/);
+    const arabic = await storeMessage(store, { subject: 'فاتورة 42', text: 'مرحبا، الفاتورة رقم 42 مرفقة.' }, { ownerId: bob.id, accountId: bobAccount.id });
+    const textPage = await agent.get(`/messages/${arabic.id}`).expect(200);
+    assert.match(textPage.text, /<pre class="text-part" id="text-body" dir="auto">مرحبا/);
+    const list = await agent.get('/').query({ q: 'فاتورة' }).expect(200);
+    assert.match(list.text, /<span class="subject" dir="auto">فاتورة 42<\/span>/);
+  });
 });

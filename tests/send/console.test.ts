@@ -120,7 +120,7 @@ describe('send: console and API', function () {
     const rowOf = (html: string) => new RegExp(`<a class="msg-row[^"]*" href="/messages/${id}">[\\s\\S]*?</a>`).exec(html)?.[0] ?? '';
     for (const path of ['/?source=sent', '/?q=carol%40customer.test']) {
       const row = rowOf(await pageOf(path));
-      assert.match(row, /<span class="from" title="alice@customer\.test, carol@customer\.test">To: Alice Customer, carol@customer\.test<\/span>/, path);
+      assert.match(row, /<span class="from" dir="auto" title="alice@customer\.test, carol@customer\.test">To: Alice Customer, carol@customer\.test<\/span>/, path);
     }
   });
 
