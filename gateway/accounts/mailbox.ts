@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { domainToASCII, domainToUnicode } from 'node:url';
 import { AppError, notFound } from '../core/errors';
 import { attachmentFilename, attachmentFromRaw, attachmentsFromRaw } from '../mail/attachments';
 import { imageDataUrl, INLINE_IMAGE_MAX_BYTES, isInlineImagePart, type DescribedPart, type InlineImage } from '../mail/inline-images';
@@ -96,6 +97,19 @@ function phrasePattern(value: string): string {
   return value.split(/\s+/).map(escapeRegex).join('[\\s\u00a0]+');
 }
 
+/**
+ * The typed text with its domain in the other IDNA form (RFC 5891), or '' when it has none: mail names
+ * `münchen.de` as `xn--mnchen-3ya.de` (or, SMTPUTF8 mail, the other way round), and people type the form
+ * they read; `addresses` keeps the one the mail used.
+ */
+function otherDomainForm(value: string): string {
+  const at = value.lastIndexOf('@');
+  const domain = value.slice(at + 1);
+  if (!domain || /\s/.test(domain)) return '';
+  const other = /(^|\.)xn--/.test(domain) ? domainToUnicode(domain) : /[^\x00-\x7f]/.test(domain) ? domainToASCII(domain) : '';
+  return other && other !== domain ? `${value.slice(0, at + 1)}${other}` : '';
+}
+
 /** The viewer's scope: employees only ever match their own mail (issue 4), whatever the filters say. */
 export function messageScope(viewer: Viewer): Record<string, unknown> {
   return isAdmin(viewer) ? {} : { ownerId: viewer.id };
@@ -130,6 +144,8 @@ export function buildMessageFilter(viewer: Viewer, filters: MessageFilters): Rec
       { addresses: contains }, { subject: anyCase }, { 'from.name': anyCase }, { 'to.name': anyCase }, { 'cc.name': anyCase },
       { text: anyCase }, { 'attachments.filename': anyCase },
     ];
+    const otherForm = otherDomainForm(q.toLowerCase());
+    if (otherForm) (filter.$or as unknown[]).push({ addresses: new RegExp(escapeRegex(otherForm)) });
   }
   return filter;
 }

@@ -99,4 +99,18 @@ describe('admin: mail in other languages and charsets, as other mailers write it
     const list = await agent.get('/').query({ q: 'فاتورة' }).expect(200);
     assert.match(list.text, /<span class="subject" dir="auto">فاتورة 42<\/span>/);
   });
+
+  it('finds mail of an IDN domain by either form a person types: münchen.de or xn--mnchen-3ya.de', async () => {
+    const ascii = await storeMessage(store, { from: 'info@xn--mnchen-3ya.de', subject: 'Stadtwerke' }, { ownerId: bob.id, accountId: bobAccount.id });
+    const eai = rawMessage(['From: 用户@例子.广告', 'To: bob@acme.test', 'Subject: EAI'], 'x\r\n');
+    const unicode = await storeMessage(store, { raw: eai }, { ownerId: bob.id, accountId: bobAccount.id });
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const page = await agent.get(`/messages/${ascii.id}`).expect(200);
+    assert.match(page.text, /<dt>From<\/dt><dd dir="auto">info@münchen\.de<\/dd>/);
+    const byUnicode = await agent.get('/').query({ q: 'münchen.de' }).expect(200);
+    assert.ok(byUnicode.text.includes(`/messages/${ascii.id}`), 'found by the Unicode form');
+    assert.match(byUnicode.text, /<span class="from" dir="auto" title="info@münchen\.de">info@münchen\.de<\/span>/);
+    const byAscii = await agent.get('/').query({ q: '用户@xn--fsqu00a.xn--4rr70v' }).expect(200);
+    assert.ok(byAscii.text.includes(`/messages/${unicode.id}`), 'found by the A-label form');
+  });
 });
