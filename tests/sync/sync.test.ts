@@ -183,6 +183,22 @@ describe('IMAP syncer against Dovecot', function () {
     assert.equal(ledger.folders.find((f) => f.folder === 'clients.acme')?.lastError, 'This folder is not on the server under this name; the server has "Clients/Acme" (names differ in case, separator or prefix). Write it like that under Other folders to sync in IMAP Support.');
   });
 
+  it('syncs picked folders named outside ASCII (IMAP modified UTF-7, RFC 3501 §5.1.3): Entwürfe, 客户/已发送', async () => {
+    const account = await createImapAccount(store, dovecot, { folders: ['Entwürfe', '客户/已发送'] });
+    const draft = makeMessage({ to: account.email, subject: 'Entwurf' });
+    const chinese = makeMessage({ to: 'wang@customer.test', subject: 'sent in Chinese folder' });
+    await dovecot.append(account.email, 'Entwürfe', draft.raw);
+    await dovecot.append(account.email, '客户/已发送', chinese.raw);
+    const result = resultFor(await syncer().runPassNow(), account)!;
+    assert.equal(result.outcome, 'synced');
+    const stored = await messagesOf(account);
+    const folderOf = (id: string) => stored.find((m) => m.messageId === id)?.sources[0]?.folder;
+    assert.equal(folderOf(draft.messageId), 'Entwürfe');
+    assert.equal(folderOf(chinese.messageId), '客户/已发送');
+    const ledger = (await getSyncLedger(store, account.id))!;
+    assert.deepEqual(ledger.folders.filter((f) => f.lastError).map((f) => f.folder), [], 'no folder reported as missing');
+  });
+
   it('shows only the folders it syncs: one taken off the list leaves the status (its error too), and resumes where it was when picked again', async () => {
     const account = await createImapAccount(store, dovecot, { folders: ['Projects/Acme', 'Misspelt'] });
     await dovecot.append(account.email, 'Projects/Acme', makeMessage({ to: account.email }).raw);
