@@ -1,3 +1,4 @@
+import { domainToASCII } from 'node:url';
 import { z } from 'zod';
 
 const emailSchema = z.email();
@@ -8,7 +9,14 @@ const emailSchema = z.email();
  * does, and people type their address in any case.
  */
 export function normalizeEmail(value: string): string {
-  return value.trim().toLowerCase();
+  const lower = value.trim().toLowerCase();
+  // An IDN domain (RFC 5891) is kept in its A-label form, the one IMAP logins, SMTP envelopes and the
+  // forwarding address need: `info@münchen.de` was refused as "not an email address", and the same
+  // mailbox written `info@xn--mnchen-3ya.de` did not match the Unicode form mail headers are read in.
+  const at = lower.lastIndexOf('@');
+  if (at < 0 || !/[^\x00-\x7f]/.test(lower.slice(at + 1))) return lower;
+  const ascii = domainToASCII(lower.slice(at + 1));
+  return ascii ? `${lower.slice(0, at + 1)}${ascii}` : lower;
 }
 
 /** Why `value` is not a usable mailbox address, or null. */
