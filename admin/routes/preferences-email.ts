@@ -1,9 +1,10 @@
 import { Router, type Request, type Response } from 'express';
 import {
-  createMailAccount, deleteMailAccount, findPreset, getMailAccount, listMailAccounts, setMailAccountEnabled,
+  createMailAccount, deleteMailAccount, findPreset, getMailAccount, listMailAccounts, normalizeEmail, setMailAccountEnabled,
   SERVICE_PRESETS, suggestPreset, updateMailAccount, type MailAccountView, type ServerSettingsPatch,
 } from '../../gateway/accounts';
 import { isAppError, notFound } from '../../gateway/core/errors';
+import { displayAddressOrDomain } from '../../gateway/crm/address';
 import { authenticateAccountImap } from '../../gateway/oauth';
 import { getSyncLedger } from '../../gateway/sync/ledger';
 import { checkbox, field, queryParam } from '../lib/forms';
@@ -187,9 +188,10 @@ export function preferencesEmailRouter(deps: AdminDeps): Router {
 
   router.post('/preferences/email/:id/delete', async (req, res) => {
     const account = await loadAccount(req);
-    // As typed: "Bob@Acme.com " is the same address (accounts are stored lower-cased).
-    if (field(req, 'confirm').trim().toLowerCase() !== account.email) {
-      return res.status(400).render('preferences/email-delete', { title: `Delete ${account.email}`, section: 'email', account, error: `Type ${account.email} to confirm.` });
+    // As typed: "Bob@Acme.com " is the same address (accounts are stored lower-cased), and so is info@münchen.de
+    // (stored info@xn--mnchen-3ya.de, shown as written).
+    if (normalizeEmail(field(req, 'confirm')) !== account.email) {
+      return res.status(400).render('preferences/email-delete', { title: `Delete ${account.email}`, section: 'email', account, error: `Type ${displayAddressOrDomain(account.email)} to confirm.` });
     }
     await deleteMailAccount({ store: deps.store, actor: req.actor!, now: deps.clock() }, req.viewer!, account.id);
     flash(req, 'success', `Deleted ${account.email}. Its stored mail stays in Emails; its forwarding address no longer accepts mail.`);

@@ -113,4 +113,14 @@ describe('admin: mail in other languages and charsets, as other mailers write it
     const byAscii = await agent.get('/').query({ q: '用户@xn--fsqu00a.xn--4rr70v' }).expect(200);
     assert.ok(byAscii.text.includes(`/messages/${unicode.id}`), 'found by the A-label form');
   });
+
+  it('shows a mailbox on an IDN domain as typed (info@münchen.de) on the account pages, and deletes it when typed so', async () => {
+    const account = await makeAccount(store, bob, 'info@münchen.de');
+    const { agent, csrf } = await signIn(testApp.app, 'bob@acme.test');
+    const list = await agent.get('/preferences/email').expect(200);
+    assert.ok(list.text.includes(`<a href="/preferences/email/${account.id}">info@münchen.de</a>`), 'the list names it as typed');
+    const edit = await agent.get(`/preferences/email/${account.id}`).expect(200);
+    assert.ok(edit.text.includes('<h1>info@münchen.de</h1>'));
+    await agent.post(`/preferences/email/${account.id}/delete`).type('form').send({ _csrf: csrf, confirm: 'info@münchen.de' }).expect(303);
+  });
 });
