@@ -94,7 +94,11 @@ function escapeRegex(value: string): string {
  * made of HTML has no-break spaces where the sender typed &nbsp;.
  */
 function phrasePattern(value: string): string {
-  return value.split(/\s+/).map(escapeRegex).join('[\\s\u00a0]+');
+  // The spaces of running text spelled out (no-break, the typographic U+2000–U+200A, U+202F, U+205F, ideographic
+  // U+3000): the store's regex engine (FerretDB: Go's RE2) reads \s as ASCII white space only, and a phrase typed
+  // with the ideographic space of a Japanese or Chinese input method ("会議　資料") found nothing, not even the
+  // mail it was copied from. (U+1680, U+2028/9 and U+FEFF in the pattern made FerretDB fail the query.)
+  return value.split(/\s+/).map(escapeRegex).join('[\\s\u00a0\u2000-\u200a\u202f\u205f\u3000]+');
 }
 
 /**

@@ -123,4 +123,11 @@ describe('admin: mail in other languages and charsets, as other mailers write it
     assert.ok(edit.text.includes('<h1>info@münchen.de</h1>'));
     await agent.post(`/preferences/email/${account.id}/delete`).type('form').send({ _csrf: csrf, confirm: 'info@münchen.de' }).expect(303);
   });
+
+  it('finds a phrase typed with the ideographic space (U+3000) of Japanese and Chinese input methods', async () => {
+    const { id } = await storeMessage(store, { subject: 'ご案内', text: '来週の会議　資料を添付します。' }, { ownerId: bob.id, accountId: bobAccount.id });
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const found = await agent.get('/').query({ q: '会議　資料' }).expect(200);
+    assert.ok(found.text.includes(`/messages/${id}`), 'found as typed');
+  });
 });
