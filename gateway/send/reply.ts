@@ -1,3 +1,4 @@
+import { normalizeEmail } from '../accounts/email-address';
 import type { Mailbox } from './addresses';
 
 /**
@@ -87,10 +88,12 @@ function mailboxes(list: OriginalMessage['to']): Mailbox[] {
  * own addresses, and without repeats.
  */
 export function replyRecipients(original: OriginalMessage, action: 'reply' | 'reply-all', ownAddresses: readonly string[]): { to: Mailbox[]; cc: Mailbox[] } {
-  const own = new Set(ownAddresses.map((a) => a.toLowerCase()));
+  // normalizeEmail: mail headers name an IDN domain in Unicode (info@münchen.de), the user's mailbox is kept in
+  // its A-label form (info@xn--mnchen-3ya.de); lower-casing alone took the user's own address for someone else's.
+  const own = new Set(ownAddresses.map(normalizeEmail));
   const seen = new Set<string>();
   const keep = (list: Mailbox[]) => list.filter((m) => {
-    const key = m.address.toLowerCase();
+    const key = normalizeEmail(m.address);
     if (own.has(key) || seen.has(key)) return false;
     seen.add(key);
     return true;
@@ -99,7 +102,7 @@ export function replyRecipients(original: OriginalMessage, action: 'reply' | 're
   const author = replyTo.length > 0 ? replyTo : mailboxes(original.from ? [original.from] : []);
   let to = keep(author);
   // Replying to one's own sent message goes back to its recipients.
-  const fromSelf = original.from?.address && own.has(original.from.address.toLowerCase());
+  const fromSelf = original.from?.address && own.has(normalizeEmail(original.from.address));
   if (to.length === 0 && fromSelf) to = keep(mailboxes(original.to));
   if (action === 'reply') return { to, cc: [] };
   const others = keep([...mailboxes(original.to), ...mailboxes(original.cc)]);

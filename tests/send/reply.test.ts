@@ -84,6 +84,9 @@ describe('send: replies and forwards (pure)', () => {
     assert.deepEqual(replyRecipients(withReplyTo, 'reply', ['bob@acme.test']).to, [{ name: 'Support', address: 'support@customer.test' }]);
     const ownSent = { from: { address: 'bob@acme.test', name: 'Bob' }, to: [{ address: 'alice@customer.test', name: '' }] };
     assert.deepEqual(replyRecipients(ownSent, 'reply', ['bob@acme.test']).to, [{ name: '', address: 'alice@customer.test' }], 'replying to own sent mail');
+    // A mailbox on an IDN domain: stored in A-labels, named in Unicode by the headers of the mail.
+    const toIdn = { from: { address: 'anna@customer.test', name: '' }, to: [{ address: 'info@münchen.de', name: '' }, { address: 'team@münchen.de', name: '' }] };
+    assert.deepEqual(replyRecipients(toIdn, 'reply-all', ['info@xn--mnchen-3ya.de']).cc, [{ name: '', address: 'team@münchen.de' }], 'not the user\'s own IDN address');
   });
 
   it('quotes the original with an attribution line and "> " prefixes (RFC 3676 §4.5); forwards with a header block', () => {
