@@ -37,6 +37,13 @@ export interface SyncOptions {
   socketTimeoutMs: number;
   /** How long stop() lets the current batches finish before it abandons them. */
   stopTimeoutMs: number;
+  /**
+   * Longest pass over one account. A server can keep a connection alive with a
+   * byte now and then (never silent for socketTimeoutMs) and never finish; the
+   * pass would hold one of the syncer's slots for good. Cursors are saved per
+   * batch, so a long first sync simply resumes in the next pass.
+   */
+  passDeadlineMs: number;
   /** Clock (tests move it forward to skip a backoff). */
   now: () => Date;
 }
@@ -52,6 +59,7 @@ export const DEFAULT_SYNC_OPTIONS: Omit<SyncOptions, 'maxMessageBytes' | 'backfi
   greetingTimeoutMs: 16_000,
   socketTimeoutMs: 2 * 60_000,
   stopTimeoutMs: 20_000,
+  passDeadlineMs: 30 * 60_000,
   now: () => new Date(),
 };
 

@@ -139,7 +139,8 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
   const accountFilter = { _id: account._id, 'imap.passwordEnc': passwordEnc };
   // The user may delete, disable or re-configure the account while a long pass runs: checked between batches.
   const check = accountCheck(store, account);
-  const passSignal = AbortSignal.any([signal, check.signal]);
+  const deadline = new AbortController();
+  const passSignal = AbortSignal.any([signal, check.signal, deadline.signal]);
 
   let settings: ImapLoginSettings;
   try {
@@ -155,6 +156,11 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
   // imapflow also emits 'error' on the client; unhandled, Node would throw it.
   client.on('error', (err: Error) => log.debug({ err }, 'imap connection error'));
   let untrack = deps.track?.(client) ?? (() => undefined);
+  // At the deadline the connection is closed, which ends whatever command is still trickling in.
+  const deadlineTimer = setTimeout(() => {
+    deadline.abort();
+    client.close();
+  }, options.passDeadlineMs);
   const oauthProvider = account.oauth?.provider ?? '';
   const target = { host: settings.host, port: settings.port };
   let inboxSynced = false;
@@ -177,6 +183,7 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
         await client.connect();
       }
     } catch (err) {
+      if (deadline.signal.aborted) return await pastDeadline();
       if (err instanceof AppError && err.code.startsWith('OAUTH_')) return await oauthFailure(err);
       const failure = classifyImapError(err, target);
       if (failure.code === 'AUTH_FAILED' && oauthProvider) {
@@ -239,6 +246,7 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
     }
     await client.logout().catch(() => undefined);
 
+    if (deadline.signal.aborted) return await pastDeadline();
     if (passSignal.aborted) return await stopped();
 
     const successAt = options.now();
@@ -266,11 +274,20 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
       await store.models.MailAccount.updateOne(accountFilter, { $set: { 'imap.lastSyncAt': startedAt, 'imap.lastError': message, 'imap.lastErrorCode': 'STORE_UNAVAILABLE' } }).catch(() => undefined);
       return finish('store_error', { error: message, errorCode: 'STORE_UNAVAILABLE' });
     }
+    if (deadline.signal.aborted) return await pastDeadline();
     if (passSignal.aborted) return await stopped(describeError(err));
     return await backOff(classifyImapError(err, target));
   } finally {
+    clearTimeout(deadlineTimer);
     untrack();
     client.close();
+  }
+
+  /** The pass ran out of time: what it stored stays (the next pass resumes there); a pass that got nothing backs off. */
+  async function pastDeadline(): Promise<AccountPassResult> {
+    const minutes = Math.max(1, Math.round(options.passDeadlineMs / 60_000));
+    if (tally.stored + tally.duplicates > 0) return stopped(`The pass was ended after ${minutes} min; the next one resumes where it stopped.`);
+    return backOff(new AppError('IMAP_TOO_SLOW', `The IMAP server at ${target.host}:${target.port} kept the connection open without finishing anything for ${minutes} min (it answers too slowly, or not as IMAP); trying again later.`, { status: 504 }));
   }
 
   /**

@@ -170,6 +170,38 @@ describe('IMAP syncer failure handling', function () {
       await privateDovecot.stop();
     });
 
+    it('ends a pass that a server keeps alive without ever finishing (a byte now and then), so the slot is freed and the account backs off', async () => {
+      // Greets, then answers every command one byte at a time, never a whole line: never silent long enough for the socket timeout.
+      const drips = new Set<NodeJS.Timeout>();
+      const dripping = net.createServer((socket) => {
+        socket.write('* OK [CAPABILITY IMAP4rev1] ready\r\n');
+        socket.once('data', () => {
+          const drip = setInterval(() => socket.write('*'), 100);
+          drips.add(drip);
+          socket.on('close', () => { clearInterval(drip); drips.delete(drip); });
+        });
+        socket.on('error', () => undefined);
+      });
+      await new Promise<void>((resolve) => dripping.listen(0, '127.0.0.1', resolve));
+      try {
+        const slow = await createImapAccount(store, dovecot, { imap: { port: (dripping.address() as net.AddressInfo).port, tls: 'none' } });
+        const healthy = await createImapAccount(store, dovecot);
+        await dovecot.append(healthy.email, 'INBOX', makeMessage({ to: healthy.email }).raw);
+        // One slot: without a bound on the pass, the healthy account would wait behind the dripping one for good.
+        const report = await syncer({ config: testConfig({ IMAP_SYNC_CONCURRENCY: '1' }), options: { now, socketTimeoutMs: 60_000, passDeadlineMs: 2000 } }).runPassNow();
+        assert.equal(resultFor(report, slow)?.outcome, 'backoff');
+        assert.equal(resultFor(report, healthy)?.outcome, 'synced');
+        assert.equal(resultFor(report, healthy)?.stored, 1);
+        const doc = await accountDoc(slow);
+        assert.equal(doc.imap!.lastErrorCode, 'IMAP_TOO_SLOW');
+        assert.match(doc.imap!.lastError, /^The IMAP server at 127\.0\.0\.1:\d+ kept the connection open without finishing anything for 1 min/);
+        assert.equal(doc.imap!.failures, 1);
+      } finally {
+        for (const drip of drips) clearInterval(drip);
+        dripping.close();
+      }
+    });
+
     it('backs off one account exponentially while the others keep syncing, then recovers', async () => {
       const down = await createImapAccount(store, privateDovecot);
       const mail = makeMessage({ to: down.email });
