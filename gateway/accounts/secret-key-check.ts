@@ -83,11 +83,17 @@ export async function assertSecretKeyMatchesStore(store: Store, config: { secret
       if (!check) throw err;
     }
   }
+  if (!opensCheck(box, check.sealed)) refuse('the secrets (IMAP/SMTP passwords, OAuth grants, webhook secrets)');
+}
+
+/** Whether `box` opens the value the store's key was recorded with. */
+function opensCheck(box: SecretBox, sealed: string): boolean {
   try {
-    box.open(check.sealed, CHECK_CONTEXT);
+    box.open(sealed, CHECK_CONTEXT);
+    return true;
   } catch (err) {
     if (!(err instanceof SecretBoxError)) throw err;
-    refuse('the secrets (IMAP/SMTP passwords, OAuth grants, webhook secrets)');
+    return false;
   }
 }
 
@@ -102,14 +108,7 @@ export async function assertSecretKeyMatchesStore(store: Store, config: { secret
 export async function adoptSecretKey(store: Store, config: { secretKey?: Buffer; dataDir: string }, actor: Actor, now: Date = new Date()): Promise<{ changed: boolean }> {
   const box = new SecretBox(resolveMasterKey(config.secretKey, config.dataDir).key, 'secrets');
   const check = await store.models.KeyCheck.findById(CHECK_ID).lean();
-  if (check) {
-    try {
-      box.open(check.sealed, CHECK_CONTEXT);
-      return { changed: false };
-    } catch (err) {
-      if (!(err instanceof SecretBoxError)) throw err;
-    }
-  }
+  if (check && opensCheck(box, check.sealed)) return { changed: false };
   await resealKeyCheck(store, box, now);
   await recordAudit(store, actor, { action: 'secret_key.adopt', targetType: 'settings', targetId: 'secret-key', details: { hadKeyCheck: Boolean(check) } }, now);
   return { changed: true };

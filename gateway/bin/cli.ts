@@ -184,6 +184,12 @@ export async function runCli(argv: string[], store: Store, io: CliIo, context?: 
       return 0;
     }
     const { command, values } = request;
+    /** The user of --email, or null after saying there is none. */
+    const userNamed = async (email: string) => {
+      const user = await findUserByEmail(store, email);
+      if (!user) io.err(`postroom cli: no user with the email ${email}`);
+      return user;
+    };
     switch (command) {
       case 'create-user': {
         const user = await createUser(store, { email: values.email!, password: values.password!, role: values.role ?? 'employee', name: values.name }, CLI_ACTOR);
@@ -191,12 +197,8 @@ export async function runCli(argv: string[], store: Store, io: CliIo, context?: 
         return 0;
       }
       case 'reset-password': {
-        const email = values.email!;
-        const user = await findUserByEmail(store, email);
-        if (!user) {
-          io.err(`postroom cli: no user with the email ${email}`);
-          return 65;
-        }
+        const user = await userNamed(values.email!);
+        if (!user) return 65;
         const password = values.password ?? randomToken(18);
         await setPassword(store, user.id, password, CLI_ACTOR);
         io.out(`password reset for ${user.email}`);
@@ -234,12 +236,8 @@ export async function runCli(argv: string[], store: Store, io: CliIo, context?: 
       case 'set-role':
       case 'disable-user':
       case 'enable-user': {
-        const email = values.email!;
-        const user = await findUserByEmail(store, email);
-        if (!user) {
-          io.err(`postroom cli: no user with the email ${email}`);
-          return 65;
-        }
+        const user = await userNamed(values.email!);
+        if (!user) return 65;
         if (command === 'set-role') {
           const changed = await setUserRole(store, user.id, values.role!, CLI_ACTOR);
           io.out(`${changed.email} is now ${changed.role === 'admin' ? 'an admin' : 'an employee'}`);
@@ -274,12 +272,20 @@ export async function runCli(argv: string[], store: Store, io: CliIo, context?: 
   }
 }
 
-async function copyStoreCommand(store: Store, io: CliIo, context: CliContext | undefined, to: string): Promise<number> {
-  if (!context) throw new Error('copy-store needs the configuration');
-  if (context.applianceRunning) {
-    io.err(`postroom cli: Postroom is running with DATA_DIR ${context.config.dataDir}: stop it first (mail it stored during the copy could be missed)`);
-    return 1;
-  }
+/**
+ * The context of a command that changes what a running appliance's processes hold, or must see the store
+ * still: null (after saying so) beside a running `npm start`.
+ */
+function stoppedAppliance(command: string, io: CliIo, context: CliContext | undefined, why?: string): CliContext | null {
+  if (!context) throw new Error(`${command} needs the configuration`);
+  if (!context.applianceRunning) return context;
+  io.err(`postroom cli: Postroom is running with DATA_DIR ${context.config.dataDir}: stop it first${why ? ` (${why})` : ''}`);
+  return null;
+}
+
+async function copyStoreCommand(store: Store, io: CliIo, given: CliContext | undefined, to: string): Promise<number> {
+  const context = stoppedAppliance('copy-store', io, given, 'mail it stored during the copy could be missed');
+  if (!context) return 1;
   const copies = await copyStore(store, to, silentLogger, (line) => io.out(line));
   const documents = copies.reduce((sum, c) => sum + c.source, 0);
   const copied = copies.reduce((sum, c) => sum + c.copied, 0);
@@ -289,12 +295,9 @@ async function copyStoreCommand(store: Store, io: CliIo, context: CliContext | u
   return 0;
 }
 
-async function adoptKeyCommand(store: Store, io: CliIo, context: CliContext | undefined): Promise<number> {
-  if (!context) throw new Error('adopt-secret-key needs the configuration');
-  if (context.applianceRunning) {
-    io.err(`postroom cli: Postroom is running with DATA_DIR ${context.config.dataDir}: stop it first`);
-    return 1;
-  }
+async function adoptKeyCommand(store: Store, io: CliIo, given: CliContext | undefined): Promise<number> {
+  const context = stoppedAppliance('adopt-secret-key', io, given);
+  if (!context) return 1;
   const { changed } = await adoptSecretKey(store, context.config, CLI_ACTOR);
   if (!changed) {
     io.out('the configured key is already this store\'s key: nothing to do');
@@ -304,12 +307,9 @@ async function adoptKeyCommand(store: Store, io: CliIo, context: CliContext | un
   return 0;
 }
 
-async function rotateKeyCommand(store: Store, io: CliIo, context: CliContext | undefined, newKey: Buffer): Promise<number> {
-  if (!context) throw new Error('rotate-secret-key needs the configuration');
-  if (context.applianceRunning) {
-    io.err(`postroom cli: Postroom is running with DATA_DIR ${context.config.dataDir}: stop it first (its processes would read the re-sealed secrets with the old key)`);
-    return 1;
-  }
+async function rotateKeyCommand(store: Store, io: CliIo, given: CliContext | undefined, newKey: Buffer): Promise<number> {
+  const context = stoppedAppliance('rotate-secret-key', io, given, 'its processes would read the re-sealed secrets with the old key');
+  if (!context) return 1;
   try {
     await assertSecretKeyMatchesStore(store, context.config, silentLogger);
   } catch (err) {
