@@ -92,10 +92,32 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
+/** sun_path is 108 bytes on Linux (104 on macOS), with its terminating NUL. */
+const MAX_SOCKET_PATH = 103;
+
+/**
+ * Where the embedded store of a DATA_DIR listens: a socket beside its data
+ * (DATA_DIR/store is 0700). A DATA_DIR too deep for a socket's path gets a
+ * 0700 directory of its own in the system's temporary directory instead.
+ */
+export function storeSocketPath(storeDir: string): string {
+  const beside = path.join(path.resolve(storeDir), 'ferretdb.sock');
+  if (Buffer.byteLength(beside) <= MAX_SOCKET_PATH) return beside;
+  return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'postroom-store-')), 'ferretdb.sock');
+}
+
+/** The socket, and the temporary directory storeSocketPath made for it, if it made one. */
+function removeSocket(socketPath: string): void {
+  fs.rmSync(socketPath, { force: true });
+  const dir = path.dirname(socketPath);
+  if (path.dirname(dir) === os.tmpdir() && path.basename(dir).startsWith('postroom-store-')) fs.rmSync(dir, { recursive: true, force: true });
+}
+
 export interface EmbeddedStore {
-  /** Base URI without a database name, e.g. mongodb://127.0.0.1:40123/ */
+  /** Base URI without a database name, e.g. mongodb://127.0.0.1:40123/ or mongodb://%2Fdata%2Fstore%2Fstore.sock/ */
   uri: string;
-  port: number;
+  /** Where it listens, for messages: 127.0.0.1:port or the socket's path. */
+  address: string;
   dataDir: string;
   /** The FerretDB process now running (a new one after each restart). */
   readonly process: ChildProcess;
@@ -104,20 +126,28 @@ export interface EmbeddedStore {
 
 export interface StartOptions {
   dataDir: string;
+  /** Listen on 127.0.0.1:port (a free one when neither this nor socketPath is given). */
   port?: number;
+  /**
+   * Listen on this Unix domain socket instead of a TCP port. FerretDB's
+   * SQLite backend has no authentication: on a port, every local user of
+   * the machine could read and write all mail; a socket in a 0700 directory
+   * only answers the user Postroom runs as. (storeSocketPath picks one.)
+   */
+  socketPath?: string;
   log?: Logger;
   startTimeoutMs?: number;
   /** Called with the new process each time the store is restarted after it died (the appliance rewrites its marker). */
   onRestart?: (child: ChildProcess) => void;
 }
 
-/** One FerretDB on 127.0.0.1:port; resolves once it accepts connections, rejects if it exits or stalls first. */
-function spawnFerretdb(binary: string, port: number, options: StartOptions, log: Logger): Promise<{ child: ChildProcess; uri: string; stderrLines: string[] }> {
+/** One FerretDB listening at `listen` (host:port or unix:path); resolves once it accepts connections, rejects if it exits or stalls first. */
+function spawnFerretdb(binary: string, listen: string, options: StartOptions, log: Logger): Promise<{ child: ChildProcess; uri: string; stderrLines: string[] }> {
   // Its stdin is a pipe this process holds and never writes: when this process dies, however it dies,
   // the pipe closes and FerretDB stops (--exit-with-stdin), instead of running on with nothing using it.
   // detached: its own process group, so a terminal's Ctrl-C does not stop the store under mail still
   // being received; this process stops it last (stop()), as it does Haraka first.
-  const child = spawn(binary, [`127.0.0.1:${port}`, options.dataDir, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  const child = spawn(binary, [listen, options.dataDir, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
 
   const stderrLines: string[] = [];
   readline.createInterface({ input: child.stderr! }).on('line', (line) => {
@@ -150,7 +180,7 @@ const MAX_RESTART_DELAY_MS = 30_000;
  * Start FerretDB on loopback and resolve once it accepts connections.
  *
  * Supervised: when it dies (killed, out of memory) before stop(), it is
- * started again on the same port and data, with a capped backoff, so every
+ * started again on the same address and data, with a capped backoff, so every
  * process holding the URI (the admin, the syncer, Haraka's plugins)
  * reconnects by itself and the appliance recovers without a restart.
  * Nothing is lost meanwhile: the gateway answers 451 and the syncer keeps
@@ -159,10 +189,22 @@ const MAX_RESTART_DELAY_MS = 30_000;
 export async function startEmbeddedStore(options: StartOptions): Promise<EmbeddedStore> {
   const log = options.log ?? silentLogger;
   const binary = ensureFerretdbBinary(log);
-  const port = options.port ?? (await freePort());
   fs.mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+  let listen: string;
+  let address: string;
+  if (options.socketPath) {
+    // mkdirSync's mode only applies to a directory it creates: one made by an older version, or by hand, is closed here.
+    fs.mkdirSync(path.dirname(options.socketPath), { recursive: true, mode: 0o700 });
+    fs.chmodSync(path.dirname(options.socketPath), 0o700);
+    listen = `unix:${options.socketPath}`;
+    address = options.socketPath;
+  } else {
+    const port = options.port ?? (await freePort());
+    listen = `127.0.0.1:${port}`;
+    address = listen;
+  }
 
-  let current = await spawnFerretdb(binary, port, options, log);
+  let current = await spawnFerretdb(binary, listen, options, log);
   let stopping = false;
   let failures = 0;
   let restartTimer: NodeJS.Timeout | undefined;
@@ -178,14 +220,14 @@ export async function startEmbeddedStore(options: StartOptions): Promise<Embedde
     const delay = Math.min(250 * 2 ** (failures - 1), MAX_RESTART_DELAY_MS);
     log.error(
       { code: 'STORE_EXITED', restartInMs: delay, attempt: failures, dataDir: options.dataDir, lastOutput },
-      `embedded store (FerretDB) ${why}; restarting it on 127.0.0.1:${port} — mail is answered 451 and retried until it is back. If this repeats, stop Postroom (Ctrl-C) and check DATA_DIR (free space, permissions)`,
+      `embedded store (FerretDB) ${why}; restarting it on ${address} — mail is answered 451 and retried until it is back. If this repeats, stop Postroom (Ctrl-C) and check DATA_DIR (free space, permissions)`,
     );
     restartTimer = setTimeout(() => void restart(), delay);
   };
   const restart = async () => {
     if (stopping) return;
     try {
-      current = await spawnFerretdb(binary, port, options, log);
+      current = await spawnFerretdb(binary, listen, options, log);
     } catch (err) {
       if (!stopping) scheduleRestart(`could not be restarted: ${(err as Error).message.split('\n')[0]}`, (err as Error).message.split('\n').slice(1, 6));
       return;
@@ -194,7 +236,7 @@ export async function startEmbeddedStore(options: StartOptions): Promise<Embedde
       current.child.kill('SIGTERM');
       return;
     }
-    log.info({ pid: current.child.pid, port }, 'embedded store (FerretDB) restarted');
+    log.info({ pid: current.child.pid, address }, 'embedded store (FerretDB) restarted');
     options.onRestart?.(current.child);
     supervise(current);
     // A store that stays up for a minute starts the backoff afresh.
@@ -210,7 +252,7 @@ export async function startEmbeddedStore(options: StartOptions): Promise<Embedde
 
   return {
     uri: current.uri,
-    port,
+    address,
     dataDir: options.dataDir,
     get process() {
       return current.child;
@@ -221,11 +263,15 @@ export async function startEmbeddedStore(options: StartOptions): Promise<Embedde
         if (restartTimer) clearTimeout(restartTimer);
         process.removeListener('exit', onParentExit);
         const child = current.child;
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        const done = () => {
+          if (options.socketPath) removeSocket(options.socketPath);
+          resolve();
+        };
+        if (child.exitCode !== null || child.signalCode !== null) return done();
         const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
         child.once('exit', () => {
           clearTimeout(killer);
-          resolve();
+          done();
         });
         child.kill('SIGTERM');
       }),

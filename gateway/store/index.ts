@@ -6,7 +6,7 @@ import { connectStore, redactUri } from '../core/db';
 import type { Logger } from '../core/log';
 import { createModels, ensureIndexes, type Models } from '../models';
 import { BlobStore } from './blobs';
-import { startEmbeddedStore, type EmbeddedStore } from './embedded-ferretdb';
+import { startEmbeddedStore, storeSocketPath, type EmbeddedStore } from './embedded-ferretdb';
 
 export { DEFAULT_ORPHAN_AGE_MS, startBlobSweeper, sweepOrphanBlobs, type BlobSweepResult } from './blob-sweep';
 export { EMBEDDED_STORE_COMFORTABLE_MESSAGES, warnIfEmbeddedStoreOutgrown } from './embedded-size';
@@ -54,7 +54,9 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
 
 /**
  * The store a process should use: MONGODB_URI when set; otherwise the
- * embedded FerretDB with its data under DATA_DIR/store (surviving restarts).
+ * embedded FerretDB with its data under DATA_DIR/store (surviving restarts),
+ * listening on a Unix socket there rather than a port, since it has no
+ * authentication (see StartOptions.socketPath).
  *
  * Only one FerretDB may own that directory (SQLite files), so the process
  * that starts it leaves DATA_DIR/store/running.json with its URI and pid;
@@ -78,7 +80,12 @@ export async function openConfiguredStore(config: Config, log: Logger, options: 
   }
   const writeMarker = (uri: string, ferretdbPid: number | undefined) => fs.writeFileSync(marker, JSON.stringify({ uri, pid: process.pid, ferretdbPid }), { mode: 0o600 });
   // A store restarted after it died has a new pid: the marker follows, so `npm run cli` still finds it.
-  const embedded = await startEmbeddedStore({ dataDir, log: log.child({ component: 'embedded-store' }), onRestart: (child) => writeMarker(embedded.uri, child.pid) });
+  const embedded = await startEmbeddedStore({
+    dataDir,
+    socketPath: storeSocketPath(dataDir),
+    log: log.child({ component: 'embedded-store' }),
+    onRestart: (child) => writeMarker(embedded.uri, child.pid),
+  });
   writeMarker(embedded.uri, embedded.process.pid);
   log.info({ uri: embedded.uri, dataDir: embedded.dataDir }, 'started embedded store (FerretDB); set MONGODB_URI to use MongoDB');
   const store = await openStore({ uri: embedded.uri, dbName: 'postroom', log });

@@ -55,6 +55,31 @@ async function rcptReply(port: number): Promise<string> {
   }
 }
 
+/** The TCP ports a process listens on, from /proc: its socket inodes matched against the kernel's LISTEN entries. */
+function tcpListenersOf(pid: number): number[] {
+  const inodes = new Set<string>();
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    const link = (() => {
+      try {
+        return fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    })();
+    const inode = /^socket:\[(\d+)\]$/.exec(link)?.[1];
+    if (inode) inodes.add(inode);
+  }
+  const ports: number[] = [];
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of fs.readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      // local_address is HEX_IP:HEX_PORT; st 0A is LISTEN; the inode is the tenth field.
+      if (fields.length > 9 && fields[3] === '0A' && inodes.has(fields[9])) ports.push(parseInt(fields[1].split(':')[1], 16));
+    }
+  }
+  return ports;
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -102,10 +127,17 @@ describe('npm start (start-all)', function () {
     await waitFor('running line', async () => (running!.output.join('').includes('Postroom is running') ? true : undefined), 30000, running.output);
     assert.ok(fs.existsSync(path.join(dataDir, 'secret.key')), 'a development secret key was generated');
 
-    const marker = JSON.parse(fs.readFileSync(path.join(dataDir, 'store', 'running.json'), 'utf8')) as { ferretdbPid: number };
+    const marker = JSON.parse(fs.readFileSync(path.join(dataDir, 'store', 'running.json'), 'utf8')) as { ferretdbPid: number; uri: string };
+    // The embedded store has no authentication: no port any local user could reach, only a socket in a directory of Postroom's own.
+    const socket = path.join(dataDir, 'store', 'ferretdb.sock');
+    assert.equal(marker.uri, `mongodb://${encodeURIComponent(socket)}/`);
+    assert.ok(fs.statSync(socket).isSocket());
+    assert.equal(fs.statSync(path.join(dataDir, 'store')).mode & 0o777, 0o700, 'only the user Postroom runs as may enter the store directory');
+    assert.deepEqual(tcpListenersOf(marker.ferretdbPid), [], 'the embedded store listens on no TCP port');
     process.kill(-running.child.pid!, 'SIGINT'); // Ctrl-C: the whole process group
     assert.equal(await exited(running.child), 0, running.output.join('').slice(-3000));
     assert.throws(() => process.kill(marker.ferretdbPid, 0), 'the embedded store was stopped with it');
+    assert.equal(fs.existsSync(socket), false, 'its socket is removed with it');
     await assert.rejects(smtpGreeting(Number(env.SMTP_PORT)), 'the gateway was stopped with it');
   });
 
@@ -235,7 +267,7 @@ describe('npm start (start-all)', function () {
       }, 30000, running.output);
     }
     const text = running.output.join('');
-    assert.match(text, /embedded store \(FerretDB\) exited unexpectedly \(code null, signal SIGKILL\); restarting it on 127\.0\.0\.1:\d+/);
+    assert.match(text, /embedded store \(FerretDB\) exited unexpectedly \(code null, signal SIGKILL\); restarting it on \/\S+\/store\/ferretdb\.sock — /);
     assert.match(text, /embedded store \(FerretDB\) restarted/);
 
     const after = JSON.parse(fs.readFileSync(markerFile, 'utf8')) as { ferretdbPid: number; uri: string };

@@ -4,6 +4,10 @@
 // binary can be installed on the build machines.
 //
 // Usage: ferretdb-embedded <listen-addr> <data-dir> [--exit-with-stdin]
+// <listen-addr> is host:port, or unix:<path> for a Unix domain socket: the
+// embedded store of `npm start` listens on a socket in its 0700 data
+// directory, because FerretDB's SQLite backend has no authentication and a
+// loopback port would let every local user read and write all mail.
 // It prints the MongoDB URI on stdout once listening and stops on SIGINT/SIGTERM,
 // and with --exit-with-stdin also when its standard input closes: the parent
 // holds that pipe open, so a parent killed with SIGKILL (or out of memory)
@@ -19,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -40,8 +45,16 @@ func main() {
 		fail(err)
 	}
 
+	listener, network, dialAddr := ferretdb.ListenerConfig{TCP: addr}, "tcp", addr
+	if socket, ok := strings.CutPrefix(addr, "unix:"); ok {
+		// A socket left by a store that was killed would make the listen fail;
+		// the caller only starts a store where none is running.
+		_ = os.Remove(socket)
+		listener, network, dialAddr = ferretdb.ListenerConfig{Unix: socket}, "unix", socket
+	}
+
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: addr},
+		Listener:  listener,
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + abs + "/",
 		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
@@ -63,7 +76,7 @@ func main() {
 	// can wait for one line instead of polling.
 	go func() {
 		for ctx.Err() == nil {
-			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+			c, err := net.DialTimeout(network, dialAddr, 200*time.Millisecond)
 			if err == nil {
 				c.Close()
 				fmt.Println(f.MongoDBURI())

@@ -6,7 +6,7 @@ import { AppError } from '../../gateway/core/errors';
 import { ingest } from '../../gateway/mail/ingest';
 import { INLINE_RAW_MAX, MAX_ADDRESSES_PER_FIELD } from '../../gateway/mail/parse';
 import { openStore } from '../../gateway/store';
-import { startEmbeddedStore } from '../../gateway/store/embedded-ferretdb';
+import { freePort, startEmbeddedStore } from '../../gateway/store/embedded-ferretdb';
 import { openTestStore, storedAttachment, storedRaw } from '../support/store';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -195,8 +195,8 @@ describe('ingest pipeline', () => {
 
   it('answers STORE_UNAVAILABLE (451) when the store is down, and works again once it is back', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postroom-down-'));
-    let embedded = await startEmbeddedStore({ dataDir: dir });
-    const port = embedded.port;
+    const port = await freePort();
+    let embedded = await startEmbeddedStore({ dataDir: dir, port });
     const own = await openStore({ uri: embedded.uri, dbName: 'down', log, maxWaitMs: 5000 });
     try {
       await embedded.stop();
