@@ -6,6 +6,7 @@ import type { Store } from '../store';
 import { recordAudit, SYSTEM_ACTOR, type Actor } from './audit';
 import { emailProblem, normalizeEmail } from './email-address';
 import { parseObjectId, type ObjectId } from './ids';
+import { claimUnderLease, newHolderId } from '../sync/lease';
 import { hashPassword, passwordProblem, timingDummyHash, verifyPassword } from './passwords';
 
 /** Invite links expire after a week unless the caller says otherwise. */
@@ -171,17 +172,22 @@ const inviteInvalid = () => new AppError('INVITE_INVALID', 'this invite link is 
  * request of one of them still in progress saves its session again when it
  * ends, and the console refuses sessions signed in before that time.
  */
+/** Using an invite link takes well under this; a lease left by an admin process that died then frees itself. */
+const INVITE_LEASE_TTL_MS = 30_000;
+
 export async function setPassword(store: Store, id: string | ObjectId, password: string, actor: Actor = SYSTEM_ACTOR, options: SetPasswordOptions = {}): Promise<void> {
   const issue = passwordProblem(password);
   if (issue) throw new AppError('VALIDATION_FAILED', `password ${issue}`, { status: 400, fields: { password: issue } });
   const user = await requireUser(store, id);
   const passwordHash = await hashPassword(password);
-  // One conditional write: with the invite's token in the filter, of two forms sent with one link at the
-  // same moment only one matches, so the link is used once (a read-then-save would let both through).
+  // A conditional write: with the invite's token in the filter, of two forms sent with one link at the
+  // same moment only one matches, so the link is used once. FerretDB applies such a write as a read, then a
+  // write, where both could match: the invite's lease (a unique insert) lets one form at a time try.
   const filter = { _id: user._id, ...(options.inviteTokenHash ? { 'invite.tokenHash': options.inviteTokenHash } : {}) };
   const passwordChangedAt = options.now ?? new Date();
-  const written = await store.models.User.updateOne(filter, { $set: { passwordHash, passwordChangedAt, invite: { tokenHash: '', expiresAt: null, invitedBy: null } } });
-  if (written.matchedCount !== 1) throw options.inviteTokenHash ? inviteInvalid() : notFound('user');
+  const write = () => store.models.User.updateOne(filter, { $set: { passwordHash, passwordChangedAt, invite: { tokenHash: '', expiresAt: null, invitedBy: null } } });
+  const written = options.inviteTokenHash ? await claimUnderLease(store, `invite:${user._id.toString()}`, newHolderId(), INVITE_LEASE_TTL_MS, write) : await write();
+  if (written?.matchedCount !== 1) throw options.inviteTokenHash ? inviteInvalid() : notFound('user');
   const others = await store.models.Session.deleteMany({ userId: user._id, ...(options.keepSessionId ? { _id: { $ne: options.keepSessionId } } : {}) });
   await recordAudit(store, actor, { action: 'user.password', targetType: 'user', targetId: user._id.toString(), details: { email: user.email, passwordChanged: true, sessionsEnded: others.deletedCount ?? 0 } });
 }

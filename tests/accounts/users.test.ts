@@ -73,6 +73,19 @@ describe('accounts: users, passwords, invites, tokens', () => {
     await assert.rejects(acceptInvite(store, invite.token, { password: 'another-long-password' }, now), { code: 'INVITE_INVALID' });
   });
 
+  it('invites: a link sent by several forms at the same moment sets one password, on the embedded store too', async function () {
+    this.timeout(120_000);
+    // FerretDB applies a conditional update as a read, then a write: racers matched the unused token (about one round in eight).
+    for (let round = 0; round < 16; round++) {
+      const invite = await inviteUser(store, { email: `raced${round}@acme.test`, role: 'employee' }, {});
+      const outcomes = await Promise.allSettled([0, 1, 2, 3].map((i) => acceptInvite(store, invite.token, { password: `raced-password-${round}-${i}` })));
+      const accepted = outcomes.flatMap((outcome, i) => (outcome.status === 'fulfilled' ? [i] : []));
+      assert.equal(accepted.length, 1, `round ${round}: ${accepted.length} forms set a password with one link`);
+      for (const outcome of outcomes) if (outcome.status === 'rejected') assert.equal((outcome.reason as { code?: string }).code, 'INVITE_INVALID');
+      assert.ok(await authenticateUser(store, `raced${round}@acme.test`, `raced-password-${round}-${accepted[0]}`), 'the password that won is the one kept');
+    }
+  });
+
   it('API tokens: resolve by hash, revoke, and stop working for disabled users', async () => {
     const { token, view } = await createApiToken(store, 'bob@acme.test', { name: 'crm' }, {});
     assert.match(token, /^pr_[A-Za-z0-9_-]{43}$/);
