@@ -108,10 +108,11 @@ export function createApp(options: CreateAppOptions): AdminApp {
   // Any other /api path (no version, a version that does not exist) answers JSON too, pointing at v1.
   app.use('/api', (req: express.Request, _res: express.Response, next: express.NextFunction) => next(new AppError('NOT_FOUND', `no API at ${req.baseUrl}${req.path}: the JSON API is under /api/v1`, { status: 404 })), apiErrorHandler(log));
 
+  const sessionSecret = options.sessionSecret ?? crypto.randomBytes(32);
   app.use(
     session({
       name: 'postroom.sid',
-      secret: (options.sessionSecret ?? crypto.randomBytes(32)).toString('hex'),
+      secret: sessionSecret.toString('hex'),
       store: sessions,
       resave: false,
       saveUninitialized: false,
@@ -136,7 +137,7 @@ export function createApp(options: CreateAppOptions): AdminApp {
   app.use(express.urlencoded({ extended: false, limit: '100kb', parameterLimit: 200 }));
   // Compose is multipart (attachments): parsed before the CSRF check reads its _csrf field.
   app.use(composeUploads(deps));
-  app.use(csrfProtection);
+  app.use(csrfProtection({ secret: sessionSecret, secureCookies: https }));
   app.use(loadSessionUser(deps));
   app.use((req, res, next) => {
     // Flash messages leave the session only when a page shows them (the layout calls takeFlash);

@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
 import type { NextFunction, Request, Response } from 'express';
 import { AppError } from '../../gateway/core/errors';
 import { flash } from './auth';
@@ -10,10 +11,34 @@ import { flash } from './auth';
  * cross-site POSTs; the token covers the rest (same-site subdomains, old
  * browsers). The JSON API is exempt: it authenticates with bearer tokens,
  * which a browser never attaches on its own.
+ *
+ * The forms of visitors who have not signed in (sign-in, invite and reset
+ * links) use the cheat sheet's signed double-submit cookie instead: a random
+ * value in a cookie, and in the form its HMAC under a server key. Storing a
+ * session for them would let anyone add a row to the store with every GET of
+ * the sign-in page. Such a token is never accepted from a signed-in session,
+ * whose forms can do harm: a cookie planted from a sibling subdomain must not
+ * unlock them.
  */
 export function csrfToken(req: Request): string {
   if (!req.session.csrfToken) req.session.csrfToken = crypto.randomBytes(32).toString('base64url');
   return req.session.csrfToken;
+}
+
+/** The cookie an anonymous visitor's form tokens are bound to. */
+const ANONYMOUS_COOKIE = 'postroom.csrf';
+const NONCE = /^[A-Za-z0-9_-]{43}$/;
+
+export interface CsrfOptions {
+  /** Signs anonymous visitors' form tokens (derived from the session secret). */
+  secret: string | Buffer;
+  /** Cookies only over HTTPS (as the session cookie). */
+  secureCookies: boolean;
+}
+
+function anonymousNonce(req: Request): string | undefined {
+  const value = req.headers.cookie ? parseCookies(req.headers.cookie)[ANONYMOUS_COOKIE] : undefined;
+  return value && NONCE.test(value) ? value : undefined;
 }
 
 function sameToken(a: string, b: string): boolean {
@@ -22,19 +47,37 @@ function sameToken(a: string, b: string): boolean {
   return left.length === right.length && crypto.timingSafeEqual(left, right);
 }
 
-export function csrfProtection(req: Request, res: Response, next: NextFunction): void {
-  // Lazily created so pages without forms do not start sessions: a getter would not do, since res.render copies
-  // every local (calling it) for each page; this is turned into the token only where a form prints it.
-  // (A stored session for every anonymous request of a missing page filled the sessions collection.)
-  res.locals.csrfToken = { toString: () => csrfToken(req) };
-  if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
-  const sent = (req.body as Record<string, unknown> | undefined)?._csrf ?? req.get('x-csrf-token');
-  const expected = req.session?.csrfToken;
-  if (typeof sent === 'string' && expected && sameToken(sent, expected)) return next();
-  // No signed-in session: it ended (signed out in another tab, expired, the store lost it), and its token
-  // with it. Not an attack worth a dead end: send the user to sign in, then back to the form's page.
-  if (!req.session?.userId) return toSignIn(req, res);
-  next(new AppError('CSRF_FAILED', 'This form has expired or did not come from this site. Go back, reload the page and try again.', { status: 403 }));
+export function csrfProtection(options: CsrfOptions): (req: Request, res: Response, next: NextFunction) => void {
+  const key = crypto.createHmac('sha256', options.secret).update('postroom anonymous form tokens').digest();
+  const sign = (nonce: string) => crypto.createHmac('sha256', key).update(nonce).digest('base64url');
+  return (req, res, next) => {
+    let token: string | undefined;
+    const formToken = (): string => {
+      if (req.session?.userId) return csrfToken(req);
+      let nonce = anonymousNonce(req);
+      if (!nonce) {
+        nonce = crypto.randomBytes(32).toString('base64url');
+        res.append('Set-Cookie', serializeCookie(ANONYMOUS_COOKIE, nonce, { httpOnly: true, sameSite: 'lax', secure: options.secureCookies, path: '/' }));
+      }
+      return sign(nonce);
+    };
+    // Lazily made, so pages without forms set no cookie and start no session: a getter would not do, since
+    // res.render copies every local (calling it) for each page; this turns into the token only where a form
+    // prints it, and into the same one for every form of the page.
+    res.locals.csrfToken = { toString: () => (token ??= formToken()) };
+    if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
+    const sent = (req.body as Record<string, unknown> | undefined)?._csrf ?? req.get('x-csrf-token');
+    if (typeof sent === 'string') {
+      const expected = req.session?.csrfToken;
+      if (expected && sameToken(sent, expected)) return next();
+      const nonce = req.session?.userId ? undefined : anonymousNonce(req);
+      if (nonce && sameToken(sent, sign(nonce))) return next();
+    }
+    // No signed-in session: it ended (signed out in another tab, expired, the store lost it), and its token
+    // with it. Not an attack worth a dead end: send the user to sign in, then back to the form's page.
+    if (!req.session?.userId) return toSignIn(req, res);
+    next(new AppError('CSRF_FAILED', 'This form has expired or did not come from this site. Go back, reload the page and try again.', { status: 403 }));
+  };
 }
 
 function toSignIn(req: Request, res: Response): void {

@@ -109,15 +109,20 @@ describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
     assert.equal(login.headers.location, '/');
   });
 
-  it('sets an HttpOnly, SameSite=Lax session cookie and rotates the session id at sign-in', async () => {
+  it('sets HttpOnly, SameSite=Lax cookies and rotates the session id at sign-in', async () => {
     const { app } = buildApp(store);
     const agent = request.agent(app);
+    const visitor = await agent.get('/login').expect(200);
+    assert.match(String(visitor.headers['set-cookie']), /^postroom\.csrf=[^;]+; Path=\/; HttpOnly; SameSite=Lax$/, 'the visitor cookie a sign-in form is bound to');
+    // A stale form stores a session for its message ("That form had expired"): a session that exists before sign-in.
+    await agent.post('/login').type('form').send({ _csrf: 'stale', email: 'bob@acme.test', password: PASSWORD }).expect(303);
     const form = await agent.get('/login').expect(200);
-    const before = /postroom\.sid=([^;]+)/.exec(String(form.headers['set-cookie']))![1];
-    assert.match(String(form.headers['set-cookie']), /HttpOnly/i);
-    assert.match(String(form.headers['set-cookie']), /SameSite=Lax/i);
-    assert.doesNotMatch(String(form.headers['set-cookie']), /Secure/i);
+    assert.match(form.text, /That form had expired/);
+    const sessionCookie = String(agent.jar.getCookie('postroom.sid', { domain: '127.0.0.1', path: '/', script: false, secure: false }));
+    const before = /postroom\.sid=([^;]+)/.exec(sessionCookie)![1];
     const login = await agent.post('/login').type('form').send({ _csrf: csrfFrom(form.text), email: 'bob@acme.test', password: PASSWORD }).expect(303);
+    assert.match(String(login.headers['set-cookie']), /postroom\.sid=[^;]+; Path=\/; Expires=[^;]+; HttpOnly; SameSite=Lax/);
+    assert.doesNotMatch(String(login.headers['set-cookie']), /Secure/i);
     const after = /postroom\.sid=([^;]+)/.exec(String(login.headers['set-cookie']))![1];
     assert.notEqual(after, before, 'the session id must change at sign-in (session fixation)');
     // The pre-login session no longer exists in the store.
@@ -138,7 +143,7 @@ describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
     const { app } = buildApp(store, { config });
     const agent = request.agent(app);
     const form = await agent.get('/login').set('X-Forwarded-Proto', 'https').expect(200);
-    assert.equal(form.headers['set-cookie'], undefined);
+    assert.doesNotMatch(String(form.headers['set-cookie'] ?? ''), /postroom\.sid=/);
     await agent.post('/login').set('X-Forwarded-Proto', 'https').type('form').send({ _csrf: csrfFrom(form.text), email: 'bob@acme.test', password: PASSWORD }).expect(303).expect('Location', '/login');
 
     let failure: unknown;
@@ -350,22 +355,41 @@ describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
     assert.equal(await store.models.MailAccount.countDocuments({ email: 'late@acme.test' }), 0);
   });
 
-  it('stores no session for an anonymous visitor\'s page without a form (a missing page, an error), and keeps a sign-in form\'s an hour', async () => {
+  it('stores no session for an anonymous visitor, even on the sign-in form, and a signed-in one for 12 hours', async () => {
     const { app } = buildApp(store);
     const before = await store.models.Session.countDocuments({});
     for (let i = 0; i < 5; i++) await request(app).get(`/no-such-page-${i}`).expect(404);
     await request(app).get('/messages/not-an-id/attachments/x').expect(303);
-    assert.equal(await store.models.Session.countDocuments({}), before, 'every anonymous request of a missing page stored a session');
-    // The sign-in form still has its token (and so its session), kept an hour, not the 12 of a signed-in one.
+    // Anyone can open the sign-in page as often as they like: each used to store a session (an hour each).
+    for (let i = 0; i < 5; i++) assert.match(csrfFrom((await request(app).get('/login').expect(200)).text), /^[A-Za-z0-9_-]{43}$/);
+    assert.equal(await store.models.Session.countDocuments({}), before, 'an anonymous request stored a session');
     const agent = request.agent(app);
     const form = await agent.get('/login').expect(200);
-    assert.match(csrfFrom(form.text), /^[A-Za-z0-9_-]{43}$/);
+    assert.doesNotMatch(String(form.headers['set-cookie']), /postroom\.sid=/, 'no session cookie before signing in');
     const sid = (res: request.Response) => decodeURIComponent(/postroom\.sid=([^;]+)/.exec(String(res.headers['set-cookie']))![1]).slice(2).split('.')[0];
-    const anonymous = await store.models.Session.findById(sid(form)).lean();
-    assert.ok(anonymous!.expiresAt.getTime() <= Date.now() + 3600_000, `an anonymous session is kept until ${anonymous!.expiresAt.toISOString()}`);
-    const signedIn = await agent.post('/login').type('form').send({ _csrf: csrfFrom(form.text), email: 'bob@acme.test', password: PASSWORD }).expect(303);
+    const signedIn = await agent.post('/login').type('form').send({ _csrf: csrfFrom(form.text), email: 'bob@acme.test', password: PASSWORD }).expect(303).expect('Location', '/');
     const session = await store.models.Session.findById(sid(signedIn)).lean();
     assert.ok(session!.expiresAt.getTime() > Date.now() + 11 * 3600_000);
+  });
+
+  it('binds a sign-in form\'s token to its browser, and never lets such a token stand in for a signed-in session\'s', async () => {
+    const { app } = buildApp(store);
+    // Login CSRF: another site posts its own visitor token to our sign-in form, from the victim's browser.
+    const attacker = request.agent(app);
+    const attackerToken = csrfFrom((await attacker.get('/login').expect(200)).text);
+    const victim = request.agent(app);
+    await victim.get('/login').expect(200);
+    await victim.post('/login').type('form').send({ _csrf: attackerToken, email: 'bob@acme.test', password: PASSWORD }).expect(303).expect('Location', '/login');
+    assert.match((await victim.get('/login').expect(200)).text, /That form had expired\. Please try again\./);
+    // A visitor cookie and its token (which anyone can get) planted in a signed-in browser unlock none of its forms.
+    const { agent, csrf } = await signIn(app, 'bob@acme.test');
+    const attackerCookie = /postroom\.csrf=([^;]+)/.exec(String((await request(app).get('/login')).headers['set-cookie']))![1];
+    const pair = csrfFrom((await request(app).get('/login').set('Cookie', `postroom.csrf=${attackerCookie}`)).text);
+    const planted = await agent.post('/preferences/email').set('Cookie', `postroom.csrf=${attackerCookie}`).type('form').send({ _csrf: pair, email: 'planted@acme.test' });
+    assert.equal(planted.status, 403);
+    assert.equal(await store.models.MailAccount.countDocuments({ email: 'planted@acme.test' }), 0);
+    await agent.post('/preferences/email').type('form').send({ _csrf: csrf, email: 'own@acme.test' }).expect(303);
+    assert.equal(await store.models.MailAccount.countDocuments({ email: 'own@acme.test' }), 1, 'the session\'s own token still works');
   });
 
   it('shows an expired sign-in form again instead of an error page', async () => {
