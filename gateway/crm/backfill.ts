@@ -4,6 +4,7 @@ import { claimUnderLease, newHolderId } from '../sync/lease';
 import { splitAddress, unicodeDomain } from './address';
 import { loadCrmSettings } from './settings';
 import { linkMessage, newLinkCache, planForMessage, queueLinkEvents, type CrmDeps, type LinkableMessage, type LinkResult } from './link';
+import { escapeRegex } from '../core/regex';
 
 type ObjectId = mongoose.Types.ObjectId;
 
@@ -18,7 +19,6 @@ const LEASE_MS = 120_000;
 const RETRY_AFTER_MS = 60_000;
 export const MAX_JOB_ATTEMPTS = 5;
 
-const escapeRegex = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 export type JobKind = 'backfill' | 'prune' | 'relink';
 

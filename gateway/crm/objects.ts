@@ -8,6 +8,7 @@ import { createJob } from './backfill';
 import type { CrmDeps } from './link';
 import { normalizeObjectInput, searchTermsFor, type FieldErrors, type NormalizedObject, type ObjectInput, type ObjectTypeName } from './object-input';
 import { loadCrmSettings, type CrmSettings } from './settings';
+import { escapeRegex } from '../core/regex';
 
 type ObjectId = mongoose.Types.ObjectId;
 
@@ -281,7 +282,6 @@ export async function deleteObject(deps: ObjectServiceDeps, id: string | ObjectI
   await recordAudit(deps.store, actor, { action: 'crm.object.delete', targetType: 'crm-object', targetId: row._id.toString(), details: { type: row.type, name: row.name, externalId: row.externalId } });
 }
 
-const escapeRegex = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** How a search word is written into a term: addresses and domains in normalised form (IDN → A-label). */
 function normalizeQueryWord(word: string): string {
