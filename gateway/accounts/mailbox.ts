@@ -9,6 +9,8 @@ import { recordAudit, type Actor } from './audit';
 import { NOT_AN_ID, parseObjectId, type ObjectId } from './ids';
 import { isAdmin, type Viewer } from './mail-accounts';
 import { describeFields } from './users';
+import { escapeRegex } from '../core/regex';
+import { accentInsensitive } from './accent-folding';
 
 /** The inbox page size (issue 4). */
 export const PAGE_SIZE = 50;
@@ -84,21 +86,17 @@ export function filterProblems(filters: MessageFilters): Record<string, string> 
   return fields;
 }
 
-function escapeRegex(value: string): string {
-  return value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
 /**
  * A typed phrase as a pattern: its words literally, any run of white space between them. Plain-text mail
  * is wrapped at about 72 characters (RFC 3676), so a remembered phrase often spans a line break, and text
  * made of HTML has no-break spaces where the sender typed &nbsp;.
  */
-function phrasePattern(value: string): string {
+function phrasePattern(value: string, word: (text: string) => string = escapeRegex): string {
   // The spaces of running text spelled out (no-break, the typographic U+2000–U+200A, U+202F, U+205F, ideographic
   // U+3000): the store's regex engine (FerretDB: Go's RE2) reads \s as ASCII white space only, and a phrase typed
   // with the ideographic space of a Japanese or Chinese input method ("会議　資料") found nothing, not even the
   // mail it was copied from. (U+1680, U+2028/9 and U+FEFF in the pattern made FerretDB fail the query.)
-  return value.split(/\s+/).map(escapeRegex).join('[\\s\u00a0\u2000-\u200a\u202f\u205f\u3000]+');
+  return value.split(/\s+/).map(word).join('[\\s\u00a0\u2000-\u200a\u202f\u205f\u3000]+');
 }
 
 /**
@@ -143,7 +141,8 @@ export function buildMessageFilter(viewer: Viewer, filters: MessageFilters): Rec
     // shows "Jane Roe", and that is what people type. The body (the text part, or the text mailparser
     // made of an HTML-only message) and attachment names are what people remember of a mail just as often.
     const contains = new RegExp(phrasePattern(q.toLowerCase()));
-    const anyCase = new RegExp(phrasePattern(q), 'i');
+    // Names, subjects and text without regard to accents either: "muller" finds Müller, "resume" résumé.
+    const anyCase = new RegExp(phrasePattern(q, accentInsensitive), 'i');
     filter.$or = [
       { addresses: contains }, { subject: anyCase }, { 'from.name': anyCase }, { 'to.name': anyCase }, { 'cc.name': anyCase },
       { text: anyCase }, { 'attachments.filename': anyCase },

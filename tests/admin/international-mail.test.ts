@@ -130,4 +130,27 @@ describe('admin: mail in other languages and charsets, as other mailers write it
     const found = await agent.get('/').query({ q: '会議　資料' }).expect(200);
     assert.ok(found.text.includes(`/messages/${id}`), 'found as typed');
   });
+
+  it('finds names, subjects and text whatever accents are typed or left out: muller finds Müller, lodz Łódź, resume a decomposed résumé', async () => {
+    const mueller = await storeMessage(store, { from: 'Jürgen Müller <jm@example.de>', subject: 'Angebot', text: 'Guten Tag' }, { ownerId: bob.id, accountId: bobAccount.id });
+    const lodz = await storeMessage(store, { subject: 'Spotkanie w Łodzi', text: 'Do zobaczenia, Łukasz Wójcik' }, { ownerId: bob.id, accountId: bobAccount.id });
+    // Text as macOS mailers may write it: e + U+0301 rather than é.
+    const resume = await storeMessage(store, { subject: 'Candidature', text: 'Veuillez trouver mon re\u0301sume\u0301 ci-joint.' }, { ownerId: bob.id, accountId: bobAccount.id });
+    const istanbul = await storeMessage(store, { subject: 'İstanbul ofisi', text: 'Merhaba' }, { ownerId: bob.id, accountId: bobAccount.id });
+    const plain = await storeMessage(store, { from: 'Anna Muller <am@example.fr>', subject: 'Rendez-vous', text: 'Bonjour' }, { ownerId: bob.id, accountId: bobAccount.id });
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const found = async (q: string) => {
+      const page = (await agent.get('/').query({ q }).expect(200)).text;
+      return [mueller, lodz, resume, istanbul, plain].filter(({ id }) => page.includes(`/messages/${id}`)).map(({ id }) => id);
+    };
+    assert.deepEqual(await found('muller'), [mueller.id, plain.id], 'the sender\'s name without its umlaut, and the one written so');
+    assert.deepEqual(await found('Müller'), [mueller.id, plain.id], 'typed with the umlaut: the Muller without one too');
+    assert.deepEqual(await found('MULLER'), [mueller.id, plain.id]);
+    assert.deepEqual(await found('spotkanie w lodzi'), [lodz.id], 'Ł has no decomposition, and is typed as L');
+    assert.deepEqual(await found('lukasz wojcik'), [lodz.id], 'the body too');
+    assert.deepEqual(await found('résumé'), [resume.id], 'precomposed query, decomposed text');
+    assert.deepEqual(await found('resume ci-joint'), [resume.id]);
+    assert.deepEqual(await found('istanbul'), [istanbul.id], 'Turkish İ is found by i');
+    assert.deepEqual(await found('mallet'), [], 'other words still do not match');
+  });
 });
