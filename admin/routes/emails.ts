@@ -5,7 +5,7 @@ import {
   deleteMessage, deleteQuarantined, filterProblems, getMessageFor, inlineImageUrls, listMailAccounts, listMessages, messageVolume, openAttachment, openRawMessage,
   releaseMessage, repliedMessage, type MessageFilters, type Viewer, type VolumeDay,
 } from '../../gateway/accounts';
-import { AppError, notFound } from '../../gateway/core/errors';
+import { AppError, isAppError, notFound } from '../../gateway/core/errors';
 import { attachmentFilename } from '../../gateway/mail/attachments';
 import { planInlineImages } from '../../gateway/mail/inline-images';
 import { SOURCE_KINDS, VERDICTS } from '../../gateway/models/message';
@@ -213,8 +213,14 @@ export function emailsRouter(deps: AdminDeps): Router {
   });
 
   router.post('/messages/:id/release', requireUser, async (req, res) => {
-    await releaseMessage({ store: deps.store, actor: req.actor!, afterRelease: deps.afterRelease }, req.viewer!, String(req.params.id));
-    flash(req, 'success', 'Released from quarantine to the inbox.');
+    try {
+      await releaseMessage({ store: deps.store, actor: req.actor!, afterRelease: deps.afterRelease }, req.viewer!, String(req.params.id));
+      flash(req, 'success', 'Released from quarantine to the inbox.');
+    } catch (err) {
+      // A double click: the browser shows the answer to the second click, which found it released by the first.
+      if (!isAppError(err) || err.code !== 'NOT_QUARANTINED') throw err;
+      flash(req, 'info', 'This message is already in the inbox: it was released (or was never held).');
+    }
     res.redirect(303, `/messages/${String(req.params.id)}`);
   });
 

@@ -10,6 +10,7 @@ import { NOT_AN_ID, parseObjectId, type ObjectId } from './ids';
 import { isAdmin, type Viewer } from './mail-accounts';
 import { describeFields } from './users';
 import { escapeRegex } from '../core/regex';
+import { claimUnderLease, newHolderId } from '../sync/lease';
 import { accentInsensitive } from './accent-folding';
 
 /** The inbox page size (issue 4). */
@@ -345,11 +346,21 @@ export async function inlineImageUrls(
  * Release a quarantined message to the inbox. `afterRelease` lets the caller
  * run CRM association (quarantined mail is not associated at ingest).
  */
+/** A release writes one document; a lease left by a process that died frees itself after this. */
+const RELEASE_LEASE_TTL_MS = 30_000;
+
 export async function releaseMessage(deps: { store: Store; actor: Actor; afterRelease?: (messageId: ObjectId) => Promise<void> }, viewer: Viewer, id: string) {
   const message = await getMessageFor(deps.store, viewer, id);
   if (!message) throw notFound('message');
-  if (message.status !== 'quarantine') throw new AppError('NOT_QUARANTINED', 'this message is not in quarantine', { status: 409 });
-  await deps.store.models.Message.updateOne({ _id: message._id, status: 'quarantine' }, { $set: { status: 'inbox' } });
+  const notQuarantined = () => new AppError('NOT_QUARANTINED', 'this message is not in quarantine', { status: 409 });
+  if (message.status !== 'quarantine') throw notQuarantined();
+  // Two releases at once (a double click, two admins) must release, audit and hand on to the CRM once: the
+  // conditional write decides on MongoDB, and the lease where FerretDB applies it as a read then a write.
+  const released = await claimUnderLease(deps.store, `message-release:${message._id.toString()}`, newHolderId(), RELEASE_LEASE_TTL_MS, async () => {
+    const written = await deps.store.models.Message.updateOne({ _id: message._id, status: 'quarantine' }, { $set: { status: 'inbox' } });
+    return written.modifiedCount === 1 ? written : null;
+  });
+  if (!released) throw notQuarantined();
   await forgetHeldNotice(deps.store, message);
   await recordAudit(deps.store, deps.actor, { action: 'message.release', targetType: 'message', targetId: message._id.toString(), details: { subject: message.subject, from: message.from?.address ?? '', reason: message.quarantineReason } });
   if (deps.afterRelease) await deps.afterRelease(message._id);

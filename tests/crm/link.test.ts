@@ -142,6 +142,21 @@ describe('crm/link: linking stored messages (real store)', () => {
     assert.deepEqual(await linkedIds(store, held._id), [ids.jane.toString(), ids.globex.toString()].sort());
   });
 
+  it('releases a message clicked Release twice at once (or by two admins) once: one audit entry, one hand-over to the CRM, a 409 for the other', async () => {
+    // FerretDB applies the status-conditional write as a read, then a write: both releases went through.
+    for (let round = 0; round < 8; round++) {
+      const held = await insertMessage(store, { ownerId: bob._id, from: 'jane@globex.test', to: ['bob@acme.test'], status: 'quarantine' });
+      let handedOver = 0;
+      const release = () => releaseMessage({ store, actor: { id: admin._id }, afterRelease: async () => void handedOver++ }, { id: admin._id, role: 'admin' }, held._id.toString());
+      const outcomes = await Promise.allSettled([release(), release(), release()]);
+      assert.equal(outcomes.filter((outcome) => outcome.status === 'fulfilled').length, 1, `round ${round}: released more than once`);
+      for (const outcome of outcomes) if (outcome.status === 'rejected') assert.equal((outcome.reason as { code?: string }).code, 'NOT_QUARANTINED');
+      assert.equal(await store.models.AuditEvent.countDocuments({ action: 'message.release', targetId: held._id.toString() }), 1);
+      assert.equal(handedOver, 1);
+      assert.equal((await store.models.Message.findById(held._id).lean())!.status, 'inbox');
+    }
+  });
+
   it('unlinking keeps the pair unlinked; "never link this address" removes its other links too', async () => {
     const first = await insertMessage(store, { ownerId: bob._id, from: 'peter@globex.test', to: ['bob@acme.test'] });
     const second = await insertMessage(store, { ownerId: bob._id, from: 'peter@globex.test', to: ['bob@acme.test'] });
