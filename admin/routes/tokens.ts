@@ -18,7 +18,7 @@ export function tokensRouter(deps: AdminDeps): Router {
       users: users.filter((user) => !user.disabled),
       created: null,
       errors: {},
-      form: { user: req.user!.email, name: '' },
+      form: { user: req.user!.email, name: '', access: 'full' },
       ...extra,
     });
   }
@@ -26,9 +26,9 @@ export function tokensRouter(deps: AdminDeps): Router {
   router.get('/tokens', (req, res) => render(req, res));
 
   router.post('/tokens', async (req, res) => {
-    const form = { user: field(req, 'user'), name: field(req, 'name') };
+    const form = { user: field(req, 'user'), name: field(req, 'name'), access: field(req, 'access') || 'full' };
     try {
-      const { token, view } = await createApiToken(deps.store, form.user, { name: form.name }, req.actor!, deps.clock());
+      const { token, view } = await createApiToken(deps.store, form.user, { name: form.name, access: form.access }, req.actor!, deps.clock());
       return render(req, res, 201, { created: { token, view } });
     } catch (err) {
       if (isAppError(err) && err.status < 500) return render(req, res, err.status, { errors: err.fields ?? { user: err.message }, form });

@@ -4,6 +4,7 @@ import type { Store } from '../store';
 import { recordAudit, type Actor } from './audit';
 import { findUserByEmail, getUser, toPublicUser, type PublicUser } from './users';
 import { parseObjectId, type ObjectId } from './ids';
+import { TOKEN_ACCESS, type TokenAccess } from '../models/api-token';
 
 /**
  * API bearer tokens (RFC 6750). The token is `pr_` + 32 random bytes
@@ -19,12 +20,17 @@ export interface ApiTokenView {
   userEmail?: string;
   name: string;
   prefix: string;
+  access: TokenAccess;
   createdAt: Date;
   lastUsedAt: Date | null;
   revokedAt: Date | null;
 }
 
-type TokenRow = { _id: ObjectId; userId: ObjectId; name?: string | null; prefix?: string | null; createdAt: Date; lastUsedAt?: Date | null; revokedAt?: Date | null };
+type TokenRow = { _id: ObjectId; userId: ObjectId; name?: string | null; prefix?: string | null; access?: string | null; createdAt: Date; lastUsedAt?: Date | null; revokedAt?: Date | null };
+
+function accessOf(row: { access?: string | null }): TokenAccess {
+  return row.access === 'read' ? 'read' : 'full';
+}
 
 function toView(row: TokenRow, userEmail?: string): ApiTokenView {
   return {
@@ -33,6 +39,7 @@ function toView(row: TokenRow, userEmail?: string): ApiTokenView {
     userEmail,
     name: row.name ?? '',
     prefix: row.prefix ?? '',
+    access: accessOf(row),
     createdAt: row.createdAt,
     lastUsedAt: row.lastUsedAt ?? null,
     revokedAt: row.revokedAt ?? null,
@@ -40,14 +47,18 @@ function toView(row: TokenRow, userEmail?: string): ApiTokenView {
 }
 
 /** Create a token for the user with this email (CLI, console). Returns the secret once. */
-export async function createApiToken(store: Store, userEmail: string, input: { name?: string }, actor: Actor, now: Date = new Date()): Promise<{ token: string; view: ApiTokenView }> {
+export async function createApiToken(store: Store, userEmail: string, input: { name?: string; access?: string }, actor: Actor, now: Date = new Date()): Promise<{ token: string; view: ApiTokenView }> {
+  const access = (input.access === undefined || input.access === '' ? 'full' : input.access) as TokenAccess;
+  if (!TOKEN_ACCESS.includes(access)) {
+    throw new AppError('VALIDATION_FAILED', `access must be ${TOKEN_ACCESS.join(' or ')}`, { status: 400, fields: { access: `must be ${TOKEN_ACCESS.join(' or ')}` } });
+  }
   const user = await findUserByEmail(store, userEmail);
   if (!user) throw new AppError('NOT_FOUND', `no user with the email ${userEmail}`, { status: 404, fields: { user: `no user with the email ${userEmail}` } });
   if (user.disabled) throw new AppError('USER_DISABLED', `${user.email} is disabled`, { status: 409 });
   const name = (input.name ?? '').trim().slice(0, 100);
   const token = PREFIX + randomToken(32);
-  const row = await store.models.ApiToken.create({ userId: parseObjectId(user.id)!, name, tokenHash: sha256Hex(token), prefix: token.slice(0, 10), createdAt: now });
-  await recordAudit(store, actor, { action: 'token.create', targetType: 'api_token', targetId: row._id.toString(), details: { user: user.email, name } }, now);
+  const row = await store.models.ApiToken.create({ userId: parseObjectId(user.id)!, name, tokenHash: sha256Hex(token), prefix: token.slice(0, 10), access, createdAt: now });
+  await recordAudit(store, actor, { action: 'token.create', targetType: 'api_token', targetId: row._id.toString(), details: { user: user.email, name, access } }, now);
   return { token, view: toView(row, user.email) };
 }
 
@@ -77,8 +88,8 @@ export async function revokeApiToken(store: Store, id: string, actor: Actor, opt
 export interface ApiTokenCheck {
   user: PublicUser | null;
   refused?: 'unknown token' | 'revoked' | 'user disabled';
-  /** The token's id, display prefix and user, when the token is known (also when refused). */
-  token?: { id: string; prefix: string; name: string; userEmail: string };
+  /** The token's id, display prefix, user and access, when the token is known (also when refused). */
+  token?: { id: string; prefix: string; name: string; userEmail: string; access: TokenAccess };
 }
 
 /**
@@ -90,7 +101,7 @@ export async function checkApiToken(store: Store, token: string, now: Date = new
   const row = await store.models.ApiToken.findOne({ tokenHash: sha256Hex(token) }).lean();
   if (!row) return { user: null, refused: 'unknown token' };
   const user = await getUser(store, row.userId);
-  const known = { id: row._id.toString(), prefix: row.prefix, name: row.name ?? '', userEmail: user?.email ?? '' };
+  const known = { id: row._id.toString(), prefix: row.prefix, name: row.name ?? '', userEmail: user?.email ?? '', access: accessOf(row) };
   if (row.revokedAt) return { user: null, refused: 'revoked', token: known };
   if (!user || user.disabled) return { user: null, refused: 'user disabled', token: known };
   if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() > 60_000) {

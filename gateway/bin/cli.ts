@@ -3,7 +3,7 @@
  *
  *   create-user    --email <email> --password <password> [--role admin|employee] [--name <name>]
  *   reset-password --email <email> [--password <password>]   (without --password a random one is printed)
- *   create-token   --user <email> [--name <name>]             (the token alone on the last line)
+ *   create-token   --user <email> [--name <name>] [--access full|read]  (the token alone on the last line)
  *   sweep-blobs    [--older-than-hours <n>]                   (the admin process also runs it hourly)
  *   sync-status                                               (one line per account with IMAP Support on)
  *   list-users                                                (one line per user: role, status, last sign-in)
@@ -56,13 +56,13 @@ function syncStatusLine(ledger: SyncLedger, ownerDisabled = false): string {
 
 class UsageError extends Error {}
 
-type OptionName = 'email' | 'password' | 'role' | 'name' | 'user' | 'older-than-hours' | 'new-key' | 'to';
+type OptionName = 'email' | 'password' | 'role' | 'name' | 'user' | 'access' | 'older-than-hours' | 'new-key' | 'to';
 
 /** Each command's options and its help; a misspelt or foreign option is a usage error, not silently ignored. */
 const COMMANDS: Record<string, { options: OptionName[]; help: string }> = {
   'create-user': { options: ['email', 'password', 'role', 'name'], help: 'create-user --email <email> --password <password> [--role admin|employee] [--name <name>]\n  Create a console user (role employee unless --role admin).' },
   'reset-password': { options: ['email', 'password'], help: 'reset-password --email <email> [--password <password>]\n  Set a user\'s password and sign them out everywhere; without --password a random one is printed.' },
-  'create-token': { options: ['user', 'name'], help: 'create-token --user <email> [--name <name>]\n  Create an API token for a user; the token alone is the last line of stdout, shown only once.' },
+  'create-token': { options: ['user', 'name', 'access'], help: 'create-token --user <email> [--name <name>] [--access full|read]\n  Create an API token for a user; the token alone is the last line of stdout, shown only once.\n  --access read: it can only list and read (GET); anything else it asks gets 403. Default full.' },
   'sweep-blobs': { options: ['older-than-hours'], help: 'sweep-blobs [--older-than-hours <n>]\n  Remove GridFS files whose message or outbox entry is gone, older than n hours (default 24, at least 1).' },
   'sync-status': { options: [], help: 'sync-status\n  One line per account with IMAP Support on: status, syncing now, first sync done/total, last success,\n  backoff, last error.' },
   'list-users': { options: [], help: 'list-users\n  One line per console user: email, role, status (active, disabled, invited, invite expired), last sign-in.' },
@@ -134,7 +134,10 @@ export function parseCommand(argv: string[]): CliRequest {
   };
   if (command === 'create-user') ['email', 'password'].forEach((name) => need(name as OptionName));
   if (command === 'reset-password') need('email');
-  if (command === 'create-token') need('user');
+  if (command === 'create-token') {
+    need('user');
+    if (values.access !== undefined && !['full', 'read'].includes(values.access)) throw new UsageError('--access must be full or read');
+  }
   if (['set-role', 'disable-user', 'enable-user'].includes(command)) need('email');
   if (command === 'set-role') need('role');
   if (command === 'rotate-secret-key') {
@@ -206,8 +209,8 @@ export async function runCli(argv: string[], store: Store, io: CliIo, context?: 
         return 0;
       }
       case 'create-token': {
-        const { token, view } = await createApiToken(store, values.user!, { name: values.name ?? 'cli' }, CLI_ACTOR);
-        io.out(`created API token ${view.prefix}… for ${view.userEmail} (id ${view.id}); it is shown only once:`);
+        const { token, view } = await createApiToken(store, values.user!, { name: values.name ?? 'cli', access: values.access }, CLI_ACTOR);
+        io.out(`created ${view.access === 'read' ? 'read-only ' : ''}API token ${view.prefix}… for ${view.userEmail} (id ${view.id}); it is shown only once:`);
         io.out(token);
         return 0;
       }

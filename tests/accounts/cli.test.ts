@@ -67,6 +67,9 @@ describe('accounts: the CLI (npm run cli)', () => {
     const leaver = await signIn(app, 'leaver@acme.test', 'a-long-leaver-password');
     const token = (await run1('create-token', '--user', 'leaver@acme.test', '--name', 'leaver-token')).out.split('\n').pop()!;
     assert.ok(await resolveApiToken(store, token));
+    const reporting = await run1('create-token', '--user', 'leaver@acme.test', '--name', 'leaver-reports', '--access', 'read');
+    assert.match(reporting.out, /^created read-only API token pr_\S+… for leaver@acme\.test/);
+    assert.equal((await store.models.ApiToken.findOne({ name: 'leaver-reports' }).lean())!.access, 'read');
 
     const listed = await run1('list-users');
     assert.equal(listed.status, 0);
@@ -183,7 +186,10 @@ describe('accounts: the CLI (npm run cli)', () => {
     assert.match(help.stdout, /^Usage: npm run cli -- <command> \[options\]/);
     const one = await cli('create-token', '--help');
     assert.equal(one.code, 0);
-    assert.match(one.stdout, /^Usage: npm run cli -- create-token --user <email> \[--name <name>\]\n.*last line of stdout/);
+    assert.match(one.stdout, /^Usage: npm run cli -- create-token --user <email> \[--name <name>\] \[--access full\|read\]\n.*last line of stdout/);
+    const access = await cli('create-token', '--user', 'ops@acme.test', '--access', 'write');
+    assert.equal(access.code, 64);
+    assert.match(access.stderr, /^postroom cli: --access must be full or read\n/);
     const typo = await cli('sync-stauts');
     assert.equal(typo.code, 64);
     assert.match(typo.stderr, /^postroom cli: unknown command "sync-stauts"\n/);

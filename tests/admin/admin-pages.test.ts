@@ -207,6 +207,22 @@ describe('admin: users, invites, API tokens, audit log', () => {
     assert.match(unknown.text, /no user with the email ghost@acme\.test/);
   });
 
+  it('creates a read-only API token for reporting: it reads through the API, changes nothing, and the list says so', async () => {
+    const admin = await signIn(testApp.app, 'admin@acme.test');
+    const form = await admin.agent.get('/tokens').expect(200);
+    assert.match(form.text, /<option value="read" >Read only: list and read<\/option>/);
+    const created = await admin.agent.post('/tokens').type('form').send({ _csrf: admin.csrf, user: 'bob@acme.test', name: 'Reporting', access: 'read' }).expect(201);
+    assert.match(created.text, /<h2>New read-only token for bob@acme\.test<\/h2>/);
+    const token = /data-copy="(pr_[A-Za-z0-9_-]+)"/.exec(created.text)![1];
+    await request(testApp.app).get('/api/v1/accounts').set('Authorization', `Bearer ${token}`).expect(200);
+    const refused = await request(testApp.app).post('/api/v1/accounts').set('Authorization', `Bearer ${token}`).send({ email: 'more@acme.test' }).expect(403);
+    assert.equal(refused.body.error.code, 'TOKEN_READ_ONLY');
+    const row = /<tr>\s*<td>Reporting<\/td>[\s\S]*?<\/tr>/.exec((await admin.agent.get('/tokens').expect(200)).text)![0];
+    assert.match(row, /<td>read only<\/td>/);
+    const bad = await admin.agent.post('/tokens').type('form').send({ _csrf: admin.csrf, user: 'bob@acme.test', name: 'x', access: 'admin' }).expect(400);
+    assert.match(bad.text, /must be full or read/);
+  });
+
   it('shows the audit log to admins, newest first', async () => {
     const admin = await signIn(testApp.app, 'admin@acme.test');
     const res = await admin.agent.get('/audit').expect(200);

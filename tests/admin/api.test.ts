@@ -62,6 +62,39 @@ describe('admin: JSON API /api/v1', () => {
     for (const token of [leaver.token, revoked.token]) assert.ok(!capture.text().includes(token.slice(12)), 'the token itself is never logged');
   });
 
+  it('lets a read-only token list and read, and refuses it anything else with 403 TOKEN_READ_ONLY before anything is done', async () => {
+    // A user of its own: the other tests count bob's accounts and mail.
+    const rita = await makeUser(store, 'rita@acme.test');
+    const ritaFull = (await createApiToken(store, 'rita@acme.test', { name: 'script' }, {})).token;
+    const account = await makeAccount(store, rita, 'rita@acme.test');
+    const { id: messageId } = await storeMessage(store, { subject: 'Quarterly numbers' }, { ownerId: rita.id, accountId: account.id });
+    const reporting = await createApiToken(store, 'rita@acme.test', { name: 'reporting', access: 'read' }, {});
+    assert.equal(reporting.view.access, 'read');
+    const read = (method: 'get' | 'post' | 'patch' | 'delete', path: string) => api(method, path, reporting.token);
+    const listed = await read('get', '/messages').expect(200);
+    assert.deepEqual(listed.body.messages.map((item: { id: string }) => item.id), [messageId]);
+    await read('get', `/messages/${messageId}`).expect(200);
+    await read('get', `/accounts/${account.id}`).expect(200);
+    const refusals = [
+      await read('delete', `/messages/${messageId}`),
+      await read('patch', `/accounts/${account.id}`).send({ enabled: false }),
+      await read('post', '/objects').send({ type: 'customer', name: 'Globex', domains: ['globex.test'] }),
+      await read('post', `/accounts/${account.id}/send`).send({ to: ['x@example.com'], subject: 's', text: 't' }),
+    ];
+    for (const refused of refusals) {
+      assert.equal(refused.status, 403);
+      assert.equal(refused.body.error.code, 'TOKEN_READ_ONLY');
+      assert.match(refused.body.error.message, /^This API token is read-only: it can list and read, not (DELETE|PATCH|POST)\./);
+    }
+    assert.ok(await store.models.Message.exists({ _id: messageId }), 'the message is still there');
+    assert.equal((await store.models.MailAccount.findById(account.id).lean())!.enabled, true);
+    assert.equal(await store.models.CrmObject.countDocuments({ name: 'Globex' }), 0);
+    // A full token (and one made before access levels, with none stored) still changes things.
+    await store.models.ApiToken.updateOne({ prefix: ritaFull.slice(0, 10) }, { $unset: { access: 1 } });
+    await api('patch', `/accounts/${account.id}`, ritaFull).send({ enabled: false }).expect(200);
+    await assert.rejects(createApiToken(store, 'rita@acme.test', { access: 'write' }, {}), { code: 'VALIDATION_FAILED', message: 'access must be full or read' });
+  });
+
   it('answers a documented path asked with another method 405 with Allow, and any unknown /api path 404 in JSON', async () => {
     const put = await request(testApp.app).put('/api/v1/accounts').set('Authorization', `Bearer ${bobToken}`).expect(405).expect('Content-Type', /json/);
     assert.equal(put.headers.allow, 'GET, HEAD, POST');

@@ -281,6 +281,16 @@ describe('admin: /api/v1 answers as admin/openapi.json documents them', () => {
     }
   });
 
+  it('answers a read-only token 403 TOKEN_READ_ONLY on every operation but GET, as documented', async () => {
+    const readOnly = (await createApiToken(store, 'admin@acme.test', { name: 'reporting', access: 'read' }, {})).token;
+    for (const [method, template, path] of operations()) {
+      const res = await request(testApp.app)[method](`/api/v1${path}`).set('Authorization', `Bearer ${readOnly}`).send({});
+      assert.deepEqual(checker.problems(method, template, { status: res.status, headers: res.headers, body: res.body }), [], `${method} ${path}`);
+      if (method === 'get') assert.notEqual(res.status, 403, `${method} ${path}`);
+      else assert.deepEqual([res.status, res.body.error?.code], [403, 'TOKEN_READ_ONLY'], `${method} ${path}`);
+    }
+  });
+
   it('has had every documented operation answer with success', () => {
     const unanswered = operations().map(([method, template]) => `${method.toUpperCase()} ${template}`)
       .filter((operation) => ![...checker.seen].some((seen) => seen.startsWith(`${operation} 2`)));
