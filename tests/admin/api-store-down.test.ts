@@ -15,6 +15,7 @@ import { createLogger } from '../../gateway/core/log';
 import { openStore, type Store } from '../../gateway/store';
 import { freePort, startEmbeddedStore, type EmbeddedStore } from '../../gateway/store/embedded-ferretdb';
 import { buildApp, PASSWORD } from './fixtures';
+import { captureLog } from '../support/log';
 import { responseChecker } from '../support/openapi';
 
 describe('admin: /api/v1 while its store is down', function () {
@@ -41,7 +42,8 @@ describe('admin: /api/v1 while its store is down', function () {
   });
 
   it('answers 503 STORE_UNAVAILABLE with Retry-After while the store is down, then serves again once it is back', async () => {
-    const { app } = buildApp(store);
+    const capture = captureLog('info');
+    const { app } = buildApp(store, { log: capture.log });
     const checker = responseChecker();
     const list = () => request(app).get('/api/v1/messages').set('Authorization', `Bearer ${token}`);
     await list().expect(200);
@@ -52,6 +54,14 @@ describe('admin: /api/v1 while its store is down', function () {
     assert.equal(down.body.error.code, 'STORE_UNAVAILABLE');
     assert.equal(down.headers['retry-after'], '30');
     assert.deepEqual(checker.problems('get', '/messages', { status: down.status, headers: down.headers, body: down.body }), []);
+    // /healthz tells anyone the store is down, and only the console's log where it is.
+    for (let probe = 0; probe < 2; probe++) {
+      const health = await request(app).get('/healthz').expect(503);
+      assert.deepEqual(health.body, { status: 'unavailable', store: 'down', writes: 'down', problem: "store does not answer (the console's log has the error)" });
+    }
+    const logged = capture.lines.filter((line) => line.event === 'health.unavailable');
+    assert.equal(logged.length, 1, 'once per problem, not per probe');
+    assert.match(String(logged[0].problem), new RegExp(`^store does not answer: connect ECONNREFUSED 127\\.0\\.0\\.1:${port}`));
 
     ferret = await startEmbeddedStore({ dataDir, port });
     let back = await list();
