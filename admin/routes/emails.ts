@@ -1,4 +1,5 @@
 import { Router, type Request } from 'express';
+import { BULK_KIND_LABELS, BULK_KIND_PHRASES, detectBulk } from '../../gateway/crm/bulk';
 import { getObject } from '../../gateway/crm/objects';
 import { messageLinks } from '../../gateway/crm/timeline';
 import {
@@ -8,6 +9,7 @@ import {
 import { AppError, isAppError, notFound } from '../../gateway/core/errors';
 import { attachmentFilename } from '../../gateway/mail/attachments';
 import { planInlineImages } from '../../gateway/mail/inline-images';
+import { secureMimeOf } from '../../gateway/mail/secure-mime';
 import { SOURCE_KINDS, VERDICTS } from '../../gateway/models/message';
 import { attachmentIndex, emlFilename, setAttachmentHeaders, streamDownload } from '../lib/download';
 import { field, queryParam } from '../lib/forms';
@@ -153,8 +155,14 @@ export function emailsRouter(deps: AdminDeps): Router {
             : `${link.address} (${link.rule})`,
         }))
       : [];
+    // Bulk mail is flagged at ingest; its headers say which kind (a bounce, a vacation reply…) for the label.
+    const bulkVerdict = message.bulk ? detectBulk(message.headers ?? []) : null;
     res.render('emails/message', {
       title: message.subject || '(no subject)',
+      automated: bulkVerdict ? {
+        label: BULK_KIND_LABELS[bulkVerdict.kind || 'automated'], phrase: BULK_KIND_PHRASES[bulkVerdict.kind || 'automated'], reason: bulkVerdict.reason,
+      } : null,
+      secureMime: secureMimeOf(message.headers ?? []),
       // "Back" returns to the search, filters and page the message was opened from, not to the top of the inbox.
       backTo: inboxListFrom(req.get('referer')) || (message.status === 'quarantine' ? '/?status=quarantine' : '/'),
       // The menu marks where the message was opened from: a quarantined one belongs to Quarantine.

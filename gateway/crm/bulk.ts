@@ -94,3 +94,12 @@ export const BULK_KIND_LABELS: Record<BulkKind, string> = {
   'read-receipt': 'read receipt',
   automated: 'automated',
 };
+
+/** The same in a sentence ("Not linked: this is …"). */
+export const BULK_KIND_PHRASES: Record<BulkKind, string> = {
+  list: 'mailing-list mail',
+  'auto-reply': 'an automatic reply',
+  'delivery-report': 'a delivery report (a bounce)',
+  'read-receipt': 'a read receipt',
+  automated: 'automated mail',
+};
