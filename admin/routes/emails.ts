@@ -3,7 +3,7 @@ import { BULK_KIND_LABELS, BULK_KIND_PHRASES, detectBulk } from '../../gateway/c
 import { getObject } from '../../gateway/crm/objects';
 import { messageLinks } from '../../gateway/crm/timeline';
 import {
-  deleteMessage, deleteQuarantined, filterProblems, getMessageFor, inlineImageUrls, listMailAccounts, listMessages, messageVolume, openAttachment, openRawMessage,
+  deleteMessage, deleteQuarantined, filterProblems, getMessageFor, inlineImageUrls, listMailAccounts, listMessages, messageInvite, messageVolume, openAttachment, openRawMessage,
   releaseMessage, repliedMessage, type MessageFilters, type Viewer, type VolumeDay,
 } from '../../gateway/accounts';
 import { AppError, isAppError, notFound } from '../../gateway/core/errors';
@@ -144,6 +144,11 @@ export function emailsRouter(deps: AdminDeps): Router {
       .filter((attachment) => !shownInline.has(attachment.index));
     const account = message.accountId ? await deps.store.models.MailAccount.findById(message.accountId, { email: 1 }).lean() : null;
     const inReplyTo = await repliedMessage(deps.store, req.viewer!, message);
+    // When and where a meeting is lives only in the calendar part (Outlook's body is the organiser's note).
+    const invite = await messageInvite(deps.store, message).catch((err: Error) => {
+      deps.log.warn({ err, messageId: message._id.toString() }, 'the calendar part could not be read; the invitation stays a download');
+      return null;
+    });
     // Each link with why it was made (address and rule), as issue 6 asks the console to show.
     const linked = message.linkedObjectIds?.length
       ? (await messageLinks(deps.store, message._id)).map((link) => ({
@@ -163,6 +168,7 @@ export function emailsRouter(deps: AdminDeps): Router {
         label: BULK_KIND_LABELS[bulkVerdict.kind || 'automated'], phrase: BULK_KIND_PHRASES[bulkVerdict.kind || 'automated'], reason: bulkVerdict.reason,
       } : null,
       secureMime: secureMimeOf(message.headers ?? []),
+      invite,
       // "Back" returns to the search, filters and page the message was opened from, not to the top of the inbox.
       backTo: inboxListFrom(req.get('referer')) || (message.status === 'quarantine' ? '/?status=quarantine' : '/'),
       // The menu marks where the message was opened from: a quarantined one belongs to Quarantine.

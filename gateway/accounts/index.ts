@@ -11,6 +11,7 @@ export * from './email-address';
 export * from './forwarding-address';
 export * from './ids';
 export * from './imap-login';
+export * from './invite';
 export * from './login-throttle';
 export * from './mail-accounts';
 export * from './mail-retention';

@@ -308,6 +308,31 @@ export async function attachmentStream(
 }
 
 /**
+ * The contents of a message's parts at `indexes`, each at most `maxBytes` (a larger one is left out): from
+ * the GridFS copy older messages kept, else from the raw message, all of them in one parse.
+ */
+export async function messageParts(
+  store: Store,
+  message: { _id: ObjectId; attachments?: Array<{ blobId?: ObjectId | null }> },
+  indexes: ReadonlySet<number>,
+  maxBytes: number,
+): Promise<Map<number, Buffer>> {
+  const contents = new Map<number, Buffer>();
+  const fromRaw = new Set([...indexes].filter((index) => !message.attachments?.[index]?.blobId));
+  if (fromRaw.size > 0) {
+    const raw = await store.models.Message.findById(message._id, { rawBlobId: 1 }).select('+rawInline').lean();
+    if (raw) for (const [index, bytes] of await attachmentsFromRaw(rawStream(store, raw), fromRaw, { maxBytes })) contents.set(index, bytes);
+  }
+  for (const index of indexes) {
+    const blobId = message.attachments?.[index]?.blobId;
+    if (!blobId) continue;
+    const bytes = await store.blobs.get(blobId);
+    if (bytes.length <= maxBytes) contents.set(index, bytes);
+  }
+  return contents;
+}
+
+/**
  * The inline images a message's HTML shows (planned by planInlineImages()
  * from its stored descriptions) as data: URLs keyed by normalised
  * Content-ID, for the body frame. The parts are read back from the raw
@@ -323,18 +348,7 @@ export async function inlineImageUrls(
 ): Promise<Map<string, string>> {
   const urls = new Map<string, string>();
   if (plan.length === 0) return urls;
-  const contents = new Map<number, Buffer>();
-  const fromRaw = new Set(plan.filter((image) => !message.attachments?.[image.index]?.blobId).map((image) => image.index));
-  if (fromRaw.size > 0) {
-    const raw = await store.models.Message.findById(message._id, { rawBlobId: 1 }).select('+rawInline').lean();
-    if (raw) for (const [index, bytes] of await attachmentsFromRaw(rawStream(store, raw), fromRaw, { maxBytes: INLINE_IMAGE_MAX_BYTES })) contents.set(index, bytes);
-  }
-  for (const image of plan) {
-    const blobId = message.attachments?.[image.index]?.blobId;
-    if (!blobId) continue;
-    const bytes = await store.blobs.get(blobId);
-    if (bytes.length <= INLINE_IMAGE_MAX_BYTES) contents.set(image.index, bytes);
-  }
+  const contents = await messageParts(store, message, new Set(plan.map((image) => image.index)), INLINE_IMAGE_MAX_BYTES);
   for (const image of plan) {
     const bytes = contents.get(image.index);
     if (bytes) urls.set(image.contentId, imageDataUrl(image.contentType, bytes));

@@ -177,6 +177,8 @@ export function attachmentFilename(attachment: { filename?: string | null; conte
   if (own) return own;
   // A Content-ID is an addr-spec (RFC 2392); its local part is the readable bit (Outlook: image001.png@01DA…).
   const local = (attachment.contentId ?? '').replace(/^<|>$/g, '').split('@')[0];
+  // Outlook's invitation is an unnamed text/calendar part: named as Google names the same file.
+  if (!local && (attachment.contentType ?? '').trim().toLowerCase() === 'text/calendar') return 'invite.ics';
   const stem = local.replace(/[^\p{L}\p{N}._-]+/gu, '_').replace(/^[._]+|[._]+$/g, '').slice(0, 80) || `attachment-${index + 1}`;
   const extension = mime.extension((attachment.contentType ?? '').toLowerCase());
   if (!extension || extension === 'bin') return stem;

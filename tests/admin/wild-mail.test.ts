@@ -32,7 +32,12 @@ describe('admin: mail as it arrives from the wild', () => {
     const { id } = await storeMessage(store, { raw }, { ownerId: bob.id, accountId: account.id });
     return { id, text: (await session.agent.get(`/messages/${id}`).expect(200)).text };
   }
-  const element = (html: string, id: string) => new RegExp(`id="${id}"[^>]*>([\\s\\S]*?)</(?:span|div|p)>`).exec(html)?.[1]?.replace(/<[^>]+>/g, '').replace(/\s+/g, ' ').trim() ?? null;
+  /** The text of the element with this id (up to its first closing tag of a text element), entities decoded; null when absent. */
+  const element = (html: string, id: string) => {
+    const inner = new RegExp(`id="${id}"[^>]*>([\\s\\S]*?)</(?:span|div|p|dd)>`).exec(html)?.[1];
+    if (inner === undefined) return null;
+    return inner.replace(/<[^>]+>/g, '').replace(/\s+/g, ' ').trim().replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
+  };
 
   it('says an S/MIME or PGP/MIME encrypted message cannot be read here, and where it can, instead of "no text"', async () => {
     for (const [message, scheme] of [[wild.smimeEncrypted(), 'S/MIME'], [wild.pgpEncrypted(), 'OpenPGP']] as const) {
@@ -75,5 +80,38 @@ describe('admin: mail as it arrives from the wild', () => {
     assert.equal(element(person.text, 'automated'), null);
     assert.equal(element(person.text, 'not-linked-automated'), null);
     assert.match(person.text, /Not linked to any customer, contact or lead\./);
+  });
+
+  it('shows what, when, where and who of an Outlook invitation, whose body is only the note, and offers it as invite.ics', async () => {
+    const { id, text } = await page(wild.outlookInvite().raw);
+    assert.match(text, /id="invite-headline">Invitation<\/span>: <span dir="auto">Quarterly review<\/span>/);
+    // 14:00 in W. Europe Standard Time (its VTIMEZONE) in July is 12:00 UTC.
+    assert.equal(element(text, 'invite-when'), '2025-07-14 12:00 – 13:00 UTC');
+    assert.equal(element(text, 'invite-where'), 'Microsoft Teams Meeting');
+    assert.equal(element(text, 'invite-organizer'), 'Alice Customer <alice@customer.test>');
+    assert.match(text, new RegExp(`id="invite"[\\s\\S]*?href="/messages/${id}/attachments/0" download>Download \\.ics</a>`));
+    assert.match(text, new RegExp(`href="/messages/${id}/attachments/0" download>invite\\.ics</a>`), 'the unnamed calendar part is listed as invite.ics');
+    const ics = await session.agent.get(`/messages/${id}/attachments/0`).expect(200);
+    assert.match(ics.headers['content-disposition'], /filename="?invite\.ics"?$/);
+    assert.match(ics.text, /^BEGIN:VCALENDAR\r\nMETHOD:REQUEST/);
+  });
+
+  it('says a cancelled Google event is cancelled, and reads the calendar part rather than the invite.ics copy', async () => {
+    const request = await page(wild.googleInvite('REQUEST').raw);
+    assert.match(request.text, /id="invite-headline">Invitation</);
+    assert.equal(element(request.text, 'invite-when'), '2025-01-14 09:00 – 10:00 UTC');
+    assert.equal(element(request.text, 'invite-where'), 'Room 4, Customer HQ');
+    assert.equal(element(request.text, 'invite-cancelled'), null);
+    const cancel = await page(wild.googleInvite('CANCEL').raw);
+    assert.match(cancel.text, /id="invite-headline">Cancelled event<\/span>: <span dir="auto">Quarterly review</);
+    assert.equal(element(cancel.text, 'invite-cancelled'), 'This event was cancelled by its organiser.');
+  });
+
+  it('shows no invitation for mail without a calendar, nor for a calendar part that cannot be read', async () => {
+    const plain = await page(wild.smimeSigned().raw);
+    assert.doesNotMatch(plain.text, /id="invite"/);
+    const broken = await page(Buffer.from(wild.googleInvite('REQUEST').raw.toString().replace(/BEGIN:VEVENT/g, 'BEGIN:VTODO').replace(/END:VEVENT/g, 'END:VTODO')));
+    assert.doesNotMatch(broken.text, /id="invite"/);
+    assert.match(broken.text, /download>invite\.ics<\/a>/, 'the files are still there to download');
   });
 });
