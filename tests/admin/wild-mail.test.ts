@@ -114,4 +114,17 @@ describe('admin: mail as it arrives from the wild', () => {
     assert.doesNotMatch(broken.text, /id="invite"/);
     assert.match(broken.text, /download>invite\.ics<\/a>/, 'the files are still there to download');
   });
+
+  it('lists the first recipients of a mail to 300 and folds the rest away, all of them still there', async () => {
+    const { text } = await page(wild.manyRecipients(300).raw);
+    const to = /<dd dir="auto" id="to">([\s\S]*?)<\/dd>/.exec(text)?.[1] ?? '';
+    const before = to.split('<details')[0];
+    assert.equal((before.match(/&lt;person\d+@/g) ?? []).length, 12, 'twelve shown before the fold');
+    assert.match(to, /<summary>and 138 more<\/summary>/);
+    assert.match(to, /Person 149 &lt;person149@partner2\.test&gt;<\/details>/);
+    const cc = /<dd dir="auto" id="cc">([\s\S]*?)<\/dd>/.exec(text)?.[1] ?? '';
+    assert.match(cc, /<summary>and 139 more<\/summary>[\s\S]*bob@acme\.test<\/details>/);
+    const few = await page(wild.outlookInvite().raw);
+    assert.doesNotMatch(few.text, /more-recipients/);
+  });
 });
