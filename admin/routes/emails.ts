@@ -3,7 +3,7 @@ import { BULK_KIND_LABELS, BULK_KIND_PHRASES, detectBulk } from '../../gateway/c
 import { getObject } from '../../gateway/crm/objects';
 import { messageLinks } from '../../gateway/crm/timeline';
 import {
-  deleteMessage, deleteQuarantined, filterProblems, getMessageFor, inlineImageUrls, listMailAccounts, listMessages, messageInvite, messageVolume, openAttachment, openRawMessage,
+  attachedMessages, deleteMessage, deleteQuarantined, filterProblems, getMessageFor, inlineImageUrls, listMailAccounts, listMessages, messageInvite, messageVolume, openAttachment, openRawMessage,
   releaseMessage, repliedMessage, type MessageFilters, type Viewer, type VolumeDay,
 } from '../../gateway/accounts';
 import { AppError, isAppError, notFound } from '../../gateway/core/errors';
@@ -149,6 +149,11 @@ export function emailsRouter(deps: AdminDeps): Router {
       deps.log.warn({ err, messageId: message._id.toString() }, 'the calendar part could not be read; the invitation stays a download');
       return null;
     });
+    // A forwarded-as-attachment mail is read here, not only offered as an .eml to open elsewhere.
+    const attached = await attachedMessages(deps.store, message).catch((err: Error) => {
+      deps.log.warn({ err, messageId: message._id.toString() }, 'the attached messages could not be read; they stay downloads');
+      return [];
+    });
     // Each link with why it was made (address and rule), as issue 6 asks the console to show.
     const linked = message.linkedObjectIds?.length
       ? (await messageLinks(deps.store, message._id)).map((link) => ({
@@ -169,6 +174,7 @@ export function emailsRouter(deps: AdminDeps): Router {
       } : null,
       secureMime: secureMimeOf(message.headers ?? []),
       invite,
+      attached,
       // "Back" returns to the search, filters and page the message was opened from, not to the top of the inbox.
       backTo: inboxListFrom(req.get('referer')) || (message.status === 'quarantine' ? '/?status=quarantine' : '/'),
       // The menu marks where the message was opened from: a quarantined one belongs to Quarantine.

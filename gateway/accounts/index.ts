@@ -4,6 +4,7 @@
  * settings, the audit log and the mailbox queries the console and API share.
  * Processes (admin, CLI, syncer) call these; none of it knows about HTTP.
  */
+export * from './attached-messages';
 export * from './audit';
 export * from './api-tokens';
 export * from './business-settings';

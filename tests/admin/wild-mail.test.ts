@@ -34,7 +34,7 @@ describe('admin: mail as it arrives from the wild', () => {
   }
   /** The text of the element with this id (up to its first closing tag of a text element), entities decoded; null when absent. */
   const element = (html: string, id: string) => {
-    const inner = new RegExp(`id="${id}"[^>]*>([\\s\\S]*?)</(?:span|div|p|dd)>`).exec(html)?.[1];
+    const inner = new RegExp(`id="${id}"[^>]*>([\\s\\S]*?)</(?:span|div|p|dd|pre)>`).exec(html)?.[1];
     if (inner === undefined) return null;
     return inner.replace(/<[^>]+>/g, '').replace(/\s+/g, ' ').trim().replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
   };
@@ -126,5 +126,27 @@ describe('admin: mail as it arrives from the wild', () => {
     assert.match(cc, /<summary>and 139 more<\/summary>[\s\S]*bob@acme\.test<\/details>/);
     const few = await page(wild.outlookInvite().raw);
     assert.doesNotMatch(few.text, /more-recipients/);
+  });
+
+  it('shows a message forwarded as an attachment (headers, text, what it carries) and keeps it downloadable', async () => {
+    const { id, text } = await page(wild.forwardedAsAttachment().raw);
+    const panel = /<section class="panel attached-message" id="attached-0">([\s\S]*?)<\/section>/.exec(text)?.[1] ?? '';
+    assert.match(panel, /<h2>Attached message: <span dir="auto">Complaint about order 1234<\/span><\/h2>/);
+    assert.match(panel, new RegExp(`href="/messages/${id}/attachments/0" download>Download \\.eml</a>`));
+    assert.match(panel, /<dt>From<\/dt><dd dir="auto">Alice Customer &lt;alice@customer\.test&gt;<\/dd>/);
+    assert.match(panel, /<dt>Date<\/dt><dd>2025-01-05 18:00 UTC<\/dd>/);
+    assert.match(panel, /The delivery arrived damaged\. See my earlier mail attached\./);
+    assert.match(panel, /Its attachments, in the \.eml: Order 1234\.eml/);
+    assert.match(text, /download>Complaint about order 1234\.eml<\/a>/, 'still in the attachment list');
+  });
+
+  it('shows the mail below "See below." when a mailer forwards it as an rfc822 part with no disposition', async () => {
+    const { text } = await page(wild.forwardedInline().raw);
+    assert.match(element(text, 'text-body') ?? '', /^See below\.$/);
+    const panel = /<section class="panel attached-message" id="attached-0">([\s\S]*?)<\/section>/.exec(text)?.[1] ?? '';
+    assert.match(panel, /Attached message: <span dir="auto">Order 1234</);
+    assert.match(panel, /Please send 40 units of item 7\./);
+    const plain = await page(wild.smimeSigned().raw);
+    assert.doesNotMatch(plain.text, /attached-message/);
   });
 });

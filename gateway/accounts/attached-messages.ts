@@ -1,0 +1,30 @@
+import { ATTACHED_MESSAGE_MAX_BYTES, attachedMessageIndexes, describeAttachedMessage, type AttachedMessage } from '../mail/attached-message';
+import type { Store } from '../store';
+import type { ObjectId } from './ids';
+import { messageParts } from './mailbox';
+
+export interface ShownAttachedMessage extends AttachedMessage {
+  /** Position among the message's attachments (its download link). */
+  partIndex: number;
+}
+
+/**
+ * The messages attached to a stored message (gateway/mail/attached-message.ts), read in one parse of it when
+ * its page is shown; one that cannot be read is left out (it stays a download).
+ */
+export async function attachedMessages(
+  store: Store,
+  message: { _id: ObjectId; attachments?: Array<{ contentType?: string | null; size?: number | null; blobId?: ObjectId | null }> },
+): Promise<ShownAttachedMessage[]> {
+  const indexes = attachedMessageIndexes(message.attachments ?? []);
+  if (indexes.length === 0) return [];
+  const parts = await messageParts(store, message, new Set(indexes), ATTACHED_MESSAGE_MAX_BYTES);
+  const shown: ShownAttachedMessage[] = [];
+  for (const partIndex of indexes) {
+    const bytes = parts.get(partIndex);
+    if (!bytes) continue;
+    const described = await describeAttachedMessage(bytes).catch(() => null);
+    if (described) shown.push({ ...described, partIndex });
+  }
+  return shown;
+}
