@@ -140,7 +140,11 @@ export function emailsRouter(deps: AdminDeps): Router {
     // they keep their position, so the download route still serves them by index.
     const shownInline = new Set(planInlineImages(sanitized.contentIds, message.attachments ?? []).map((image) => image.index));
     const attachments = (message.attachments ?? [])
-      .map((attachment, index) => ({ index, filename: attachmentFilename(attachment, index), size: attachment.size ?? 0 }))
+      .map((attachment, index) => ({
+        index, filename: attachmentFilename(attachment, index), size: attachment.size ?? 0,
+        // Outlook's TNEF (MS-OXTNEF) wrapper: opens in Outlook only, and may be where the real attachments are.
+        tnef: /^application\/(?:vnd\.)?ms-tnef$/i.test((attachment.contentType ?? '').trim()) || /^winmail\.dat$/i.test((attachment.filename ?? '').trim()),
+      }))
       .filter((attachment) => !shownInline.has(attachment.index));
     const account = message.accountId ? await deps.store.models.MailAccount.findById(message.accountId, { email: 1 }).lean() : null;
     const inReplyTo = await repliedMessage(deps.store, req.viewer!, message);

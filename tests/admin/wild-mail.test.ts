@@ -149,4 +149,12 @@ describe('admin: mail as it arrives from the wild', () => {
     const plain = await page(wild.smimeSigned().raw);
     assert.doesNotMatch(plain.text, /attached-message/);
   });
+
+  it("explains Outlook's winmail.dat rather than leaving a file no one can open", async () => {
+    const { text } = await page(wild.outlookTnef().raw);
+    assert.match(element(text, 'text-body') ?? '', /Hi Bob, the updated price list is attached\./);
+    assert.match(text, /download>winmail\.dat<\/a> <span class="muted small">[^<]*<\/span>\s*<div class="small muted tnef-note">Outlook packed this message's formatting, and possibly its real attachments, into this file \(TNEF\), which only Outlook opens\./);
+    const other = await page(wild.smimeSigned().raw);
+    assert.doesNotMatch(other.text, /tnef-note/);
+  });
 });
