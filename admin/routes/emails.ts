@@ -1,5 +1,5 @@
 import { Router, type Request } from 'express';
-import { BULK_KIND_LABELS, BULK_KIND_PHRASES, detectBulk } from '../../gateway/crm/bulk';
+import { automatedMailOf, BULK_KIND_LABELS, BULK_KIND_PHRASES } from '../../gateway/crm/bulk';
 import { getObject } from '../../gateway/crm/objects';
 import { messageLinks } from '../../gateway/crm/timeline';
 import {
@@ -169,13 +169,10 @@ export function emailsRouter(deps: AdminDeps): Router {
             : `${link.address} (${link.rule})`,
         }))
       : [];
-    // Bulk mail is flagged at ingest; its headers say which kind (a bounce, a vacation reply…) for the label.
-    const bulkVerdict = message.bulk ? detectBulk(message.headers ?? []) : null;
+    const automated = automatedMailOf(message);
     res.render('emails/message', {
       title: message.subject || '(no subject)',
-      automated: bulkVerdict ? {
-        label: BULK_KIND_LABELS[bulkVerdict.kind || 'automated'], phrase: BULK_KIND_PHRASES[bulkVerdict.kind || 'automated'], reason: bulkVerdict.reason,
-      } : null,
+      automated: automated ? { label: BULK_KIND_LABELS[automated.kind], phrase: BULK_KIND_PHRASES[automated.kind], reason: automated.reason } : null,
       secureMime: secureMimeOf(message.headers ?? []),
       invite,
       attached,

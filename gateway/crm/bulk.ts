@@ -86,6 +86,16 @@ export function detectBulk(headers: readonly HeaderPair[]): BulkVerdict {
   return NOT_BULK;
 }
 
+/**
+ * What kind of bulk or automated mail a stored message is, for the console and the API: null for mail a
+ * person wrote. `bulk` is what ingest decided (it may have been told so by its caller); the headers say which kind.
+ */
+export function automatedMailOf(message: { bulk?: boolean | null; headers?: readonly HeaderPair[] | null }): { kind: BulkKind; reason: string } | null {
+  if (!message.bulk) return null;
+  const verdict = detectBulk(message.headers ?? []);
+  return { kind: verdict.kind || 'automated', reason: verdict.reason };
+}
+
 /** How the console names a kind of bulk or automated mail. */
 export const BULK_KIND_LABELS: Record<BulkKind, string> = {
   list: 'mailing list',

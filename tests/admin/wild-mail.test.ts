@@ -6,9 +6,11 @@
  * is not linked to the customer.
  */
 import { strict as assert } from 'node:assert';
-import type { PublicUser } from '../../gateway/accounts';
+import { createApiToken, type PublicUser } from '../../gateway/accounts';
 import * as wild from '../fixtures/wild';
+import { responseChecker } from '../support/openapi';
 import { openTestStore } from '../support/store';
+import request from 'supertest';
 import { buildApp, makeAccount, makeUser, signIn, storeMessage, type SignedIn, type TestApp, type TestStore } from './fixtures';
 
 describe('admin: mail as it arrives from the wild', () => {
@@ -156,5 +158,19 @@ describe('admin: mail as it arrives from the wild', () => {
     assert.match(text, /download>winmail\.dat<\/a> <span class="muted small">[^<]*<\/span>\s*<div class="small muted tnef-note">Outlook packed this message's formatting, and possibly its real attachments, into this file \(TNEF\), which only Outlook opens\./);
     const other = await page(wild.smimeSigned().raw);
     assert.doesNotMatch(other.text, /tnef-note/);
+  });
+
+  it('tells an API client which mail is automated (and why), as the document describes it', async () => {
+    const token = (await createApiToken(store, 'bob@acme.test', { name: 'wild' }, {})).token;
+    const checker = responseChecker();
+    const read = async (raw: Buffer) => {
+      const { id } = await storeMessage(store, { raw }, { ownerId: bob.id, accountId: account.id });
+      const res = await request(testApp.app).get(`/api/v1/messages/${id}`).set('Authorization', `Bearer ${token}`).expect(200);
+      assert.deepEqual(checker.problems('get', '/messages/{id}', { status: res.status, headers: res.headers, body: res.body }), []);
+      return res.body as { automated: unknown };
+    };
+    assert.deepEqual((await read(wild.exchangeNdr().raw)).automated, { kind: 'delivery-report', reason: 'Content-Type: multipart/report; report-type=delivery-status' });
+    assert.deepEqual((await read(wild.vacationReply('x-autoreply').raw)).automated, { kind: 'auto-reply', reason: 'X-Autoreply: yes' });
+    assert.equal((await read(wild.outlookInvite().raw)).automated, null);
   });
 });

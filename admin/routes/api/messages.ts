@@ -3,6 +3,7 @@ import {
   deleteMessage, getMessageFor, listMessages, openAttachment, openRawMessage, releaseMessage, type MessageFilters,
 } from '../../../gateway/accounts';
 import { notFound } from '../../../gateway/core/errors';
+import { automatedMailOf } from '../../../gateway/crm/bulk';
 import { attachmentFilename } from '../../../gateway/mail/attachments';
 import { planInlineImages } from '../../../gateway/mail/inline-images';
 import { attachmentIndex, setAttachmentHeaders, streamDownload } from '../../lib/download';
@@ -44,6 +45,7 @@ function toJson(message: FullMessage) {
     quarantineReason: message.quarantineReason ?? '',
     parseError: message.parseError ?? '',
     kind: message.kind ?? 'message',
+    automated: automatedMailOf(message),
     confirmation: message.confirmation,
     sources: (message.sources ?? []).map((source) => ({ kind: source.kind, at: source.at, folder: source.folder || undefined })),
     attachments: (message.attachments ?? []).map((attachment, index) => ({
