@@ -165,6 +165,19 @@ async function readAtMost(content: Readable, maxBytes: number): Promise<Buffer |
 const UNSHOWABLE_IN_NAMES = /[\p{Cc}\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/gu;
 
 /**
+ * Names for the parts that mailers send without one, which a bare type would name "attachment-1" (no
+ * extension: nothing opens it) or "attachment-1.disposition-notification". Outlook's invitation is an
+ * unnamed text/calendar part (named as Google names the same file); the machine-readable halves of a bounce
+ * (RFC 3464 delivery-status, RFC 6522 text/rfc822-headers) and of a read receipt (RFC 8098) are text.
+ */
+const UNNAMED_PART_NAMES: Record<string, string> = {
+  'text/calendar': 'invite.ics',
+  'text/rfc822-headers': 'returned-headers.txt',
+  'message/delivery-status': 'delivery-status.txt',
+  'message/disposition-notification': 'read-receipt.txt',
+};
+
+/**
  * The name an attachment is offered under: its own, or for a part without
  * one (typical of inline images, which only carry a Content-ID) a name from
  * its Content-ID or position with the extension of its type, so
@@ -177,8 +190,8 @@ export function attachmentFilename(attachment: { filename?: string | null; conte
   if (own) return own;
   // A Content-ID is an addr-spec (RFC 2392); its local part is the readable bit (Outlook: image001.png@01DA…).
   const local = (attachment.contentId ?? '').replace(/^<|>$/g, '').split('@')[0];
-  // Outlook's invitation is an unnamed text/calendar part: named as Google names the same file.
-  if (!local && (attachment.contentType ?? '').trim().toLowerCase() === 'text/calendar') return 'invite.ics';
+  const unnamed = local ? undefined : UNNAMED_PART_NAMES[(attachment.contentType ?? '').trim().toLowerCase()];
+  if (unnamed) return unnamed;
   const stem = local.replace(/[^\p{L}\p{N}._-]+/gu, '_').replace(/^[._]+|[._]+$/g, '').slice(0, 80) || `attachment-${index + 1}`;
   const extension = mime.extension((attachment.contentType ?? '').toLowerCase());
   if (!extension || extension === 'bin') return stem;

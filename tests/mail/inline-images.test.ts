@@ -62,6 +62,12 @@ describe('inline images: which cid: references are shown, and from which part', 
       [{ contentType: 'application/octet-stream', contentId: '' }, 0, 'attachment-1'],
       [{ contentType: 'x-unknown', contentId: 'part' }, 0, 'part'],
       [{ filename: 'Quote.PDF', contentType: 'image/png', contentId: 'logo' }, 0, 'Quote.PDF'],
+      // Unnamed parts of everyday machine mail: Outlook's invitation, the halves of a bounce and of a read receipt.
+      [{ contentType: 'text/calendar', contentId: '' }, 1, 'invite.ics'],
+      [{ contentType: 'Text/RFC822-Headers' }, 0, 'returned-headers.txt'],
+      [{ contentType: 'message/delivery-status' }, 0, 'delivery-status.txt'],
+      [{ contentType: 'message/disposition-notification' }, 0, 'read-receipt.txt'],
+      [{ filename: 'meeting.ics', contentType: 'text/calendar' }, 0, 'meeting.ics'],
     ];
     for (const [attachment, index, expected] of cases) assert.equal(attachmentFilename(attachment, index), expected, JSON.stringify(attachment));
   });
