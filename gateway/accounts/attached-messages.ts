@@ -1,11 +1,14 @@
 import { ATTACHED_MESSAGE_MAX_BYTES, attachedMessageIndexes, describeAttachedMessage, type AttachedMessage } from '../mail/attached-message';
+import { attachmentFilename } from '../mail/attachments';
 import type { Store } from '../store';
 import type { ObjectId } from './ids';
 import { messageParts } from './mailbox';
 
-export interface ShownAttachedMessage extends AttachedMessage {
+export interface ShownAttachedMessage extends Omit<AttachedMessage, 'attachments' | 'innerMessages'> {
   /** Position among the message's attachments (its download link). */
   partIndex: number;
+  /** File names of its own attachments, as a download would name them. */
+  attachments: string[];
 }
 
 /**
@@ -24,7 +27,9 @@ export async function attachedMessages(
     const bytes = parts.get(partIndex);
     if (!bytes) continue;
     const described = await describeAttachedMessage(bytes).catch(() => null);
-    if (described) shown.push({ ...described, partIndex });
+    if (!described) continue;
+    const { innerMessages: _inner, ...shownParts } = described;
+    shown.push({ ...shownParts, partIndex, attachments: described.attachments.map((attachment, index) => attachmentFilename(attachment, index)) });
   }
   return shown;
 }

@@ -147,6 +147,8 @@ export function buildMessageFilter(viewer: Viewer, filters: MessageFilters): Rec
     filter.$or = [
       { addresses: contains }, { subject: anyCase }, { 'from.name': anyCase }, { 'to.name': anyCase }, { 'cc.name': anyCase },
       { text: anyCase }, { 'attachments.filename': anyCase },
+      // A mail forwarded as an attachment is remembered by what the customer wrote in it.
+      { attachedText: anyCase },
     ];
     const otherForm = otherDomainForm(q.toLowerCase());
     if (otherForm) (filter.$or as unknown[]).push({ addresses: new RegExp(escapeRegex(otherForm)) });

@@ -204,6 +204,7 @@ async function ingestOnce(deps: IngestDeps, input: IngestInput): Promise<IngestR
       headers: parsed.headers,
       text: parsed.text,
       html: parsed.html,
+      attachedText: parsed.attachedText,
       attachments: parsed.attachments.map(({ checksum: _checksum, ...attachment }) => attachment),
       rawBlobId: streamed.rawBlobId,
       rawInline: streamed.rawInline,

@@ -6,6 +6,7 @@ import { escapeUTF8 } from 'entities';
 import { MailParser, type AddressObject, type EmailAddress, type HeaderLines } from 'mailparser';
 import type mongoose from 'mongoose';
 import type { BlobOwner, BlobStore } from '../store/blobs';
+import { ATTACHED_MESSAGE_MAX_BYTES, ATTACHED_MESSAGES_SHOWN, attachedMessagesSearchText, isAttachedMessageType } from './attached-message';
 import { headerText, reread8BitHeaders } from './header-text';
 import { UNLABELLED_HTML, UNLABELLED_TEXT, unlabelledTextDecoder } from './unlabelled-text';
 
@@ -52,6 +53,8 @@ export interface ParsedMessage {
   text: string;
   html: string;
   attachments: ParsedAttachment[];
+  /** Senders, subjects and texts of messages attached to it (forwarded as attachment), for search only. */
+  attachedText: string;
   /** Set when mailparser failed; the raw bytes are still stored. */
   parseError: string;
   truncated: boolean;
@@ -192,7 +195,7 @@ function emptyParsed(): ParsedMessage {
   return {
     messageId: '', subject: '', date: null, from: { address: '', name: '' }, sender: null,
     to: [], cc: [], bcc: [], replyTo: [], inReplyTo: '', references: [], headers: [],
-    text: '', html: '', attachments: [], parseError: '', truncated: false,
+    text: '', html: '', attachedText: '', attachments: [], parseError: '', truncated: false,
   };
 }
 
@@ -226,6 +229,8 @@ export async function streamAndParse(
   const attachmentReads: Array<Promise<void>> = [];
   // In the order mailparser gives them: attachments.ts finds attachment N of a stored message the same way.
   const described: ParsedAttachment[] = [];
+  // The bytes of the first few attached messages (small ones), read for search once the parse is done.
+  const attachedMessages: Buffer[][] = [];
   let parseFailed: Error | null = null;
 
   parser.on('headers', (headers) => {
@@ -260,9 +265,13 @@ export async function streamAndParse(
     const ordinal = attachmentReads.length;
     const hash = crypto.createHash('md5');
     let size = 0;
+    let kept: Buffer[] | null = null;
+    if (isAttachedMessageType(attachment.contentType) && attachedMessages.length < ATTACHED_MESSAGES_SHOWN) attachedMessages.push((kept = []));
     attachment.content.on('data', (chunk: Buffer) => {
       size += chunk.length;
       hash.update(chunk);
+      if (kept && size <= ATTACHED_MESSAGE_MAX_BYTES) kept.push(chunk);
+      else if (kept) kept.length = 0;
     });
     // finished(): also settles when the stream closes without ending (the parser gave up on the part).
     const consumed = finished(attachment.content)
@@ -331,6 +340,7 @@ export async function streamAndParse(
     reread8BitHeaders(parsed);
     await Promise.all(attachmentReads);
     parsed.attachments = described.filter(Boolean);
+    parsed.attachedText = clean(await attachedMessagesSearchText(attachedMessages.filter((chunks) => chunks.length > 0).map((chunks) => Buffer.concat(chunks))));
   } catch (err) {
     parser.destroy();
     await Promise.allSettled(attachmentReads);

@@ -54,6 +54,8 @@ export const messageSchema = new Schema(
     text: { type: String, default: '' },
     /** The HTML part as received; always sanitised before it is shown. */
     html: { type: String, default: '' },
+    /** Senders, subjects and texts of messages attached to this one (forwarded as attachment): found by search. */
+    attachedText: { type: String, default: '' },
     attachments: {
       type: [
         new Schema(

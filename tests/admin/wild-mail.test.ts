@@ -173,4 +173,14 @@ describe('admin: mail as it arrives from the wild', () => {
     assert.deepEqual((await read(wild.vacationReply('x-autoreply').raw)).automated, { kind: 'auto-reply', reason: 'X-Autoreply: yes' });
     assert.equal((await read(wild.outlookInvite().raw)).automated, null);
   });
+
+  it('finds a mail by what the customer wrote in the message forwarded to us as an attachment', async () => {
+    const chain = await storeMessage(store, { raw: wild.forwardedAsAttachment().raw }, { ownerId: bob.id, accountId: account.id });
+    const inline = await storeMessage(store, { raw: wild.forwardedInline().raw }, { ownerId: bob.id, accountId: account.id });
+    const found = async (q: string) => [...(await session.agent.get(`/?status=all&q=${encodeURIComponent(q)}`).expect(200)).text.matchAll(/class="msg-row[^"]*" href="\/messages\/([0-9a-f]+)"/g)].map((m) => m[1]);
+    assert.ok((await found('arrived damaged')).includes(chain.id), 'the attached mail\'s text');
+    assert.ok((await found('40 units of item 7')).includes(chain.id), 'the text of the mail attached to the attached mail');
+    assert.ok((await found('40 units of item 7')).includes(inline.id), 'the mail forwarded inline as an rfc822 part');
+    assert.deepEqual(await found('units of item 8'), []);
+  });
 });

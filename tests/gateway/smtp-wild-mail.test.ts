@@ -64,6 +64,14 @@ describe('SMTP gateway: mail as it arrives from the wild', function () {
     assert.equal(stored.get('exchange-ndr')!.from.address, 'postmaster@customer.test', 'the NDR comes from the customer domain, which links the customer by domain');
   });
 
+  it('keeps the words of a forwarded-as-attachment chain for search, and the raw attachment as it came', () => {
+    const chain = stored.get('forwarded-as-attachment')!;
+    assert.match(chain.attachedText, /Complaint about order 1234\nAlice Customer <alice@customer\.test>, dave@acme\.test\nThe delivery arrived damaged\./);
+    assert.match(chain.attachedText, /Please send 40 units of item 7\./, 'the mail attached to the attached mail');
+    assert.deepEqual(chain.attachments.map((a) => [a.filename, a.contentType]), [['Complaint about order 1234.eml', 'message/rfc822']]);
+    assert.equal(stored.get('outlook-invite')!.attachedText, '');
+  });
+
   it('keeps a message without From, Date, Message-ID or Subject, saying so rather than inventing them', () => {
     const bare = stored.get('bare-minimum')!;
     assert.equal(bare.subject, '');

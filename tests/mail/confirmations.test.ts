@@ -6,7 +6,7 @@ import { gmailConfirmationText } from '../support/mail-auth';
 function parsed(overrides: Partial<ParsedMessage>): ParsedMessage {
   return {
     messageId: 'x@google.com', subject: '', date: null, from: { address: 'forwarding-noreply@google.com', name: 'Gmail Team' }, sender: null,
-    to: [], cc: [], bcc: [], replyTo: [], inReplyTo: '', references: [], headers: [], text: '', html: '', attachments: [], parseError: '', truncated: false,
+    to: [], cc: [], bcc: [], replyTo: [], inReplyTo: '', references: [], headers: [], text: '', html: '', attachedText: '', attachments: [], parseError: '', truncated: false,
     ...overrides,
   };
 }
