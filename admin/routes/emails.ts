@@ -9,6 +9,7 @@ import {
 import { AppError, isAppError, notFound } from '../../gateway/core/errors';
 import { attachmentFilename } from '../../gateway/mail/attachments';
 import { planInlineImages } from '../../gateway/mail/inline-images';
+import { listInfoOf } from '../../gateway/mail/list-headers';
 import { secureMimeOf } from '../../gateway/mail/secure-mime';
 import { SOURCE_KINDS, VERDICTS } from '../../gateway/models/message';
 import { attachmentIndex, emlFilename, setAttachmentHeaders, streamDownload } from '../lib/download';
@@ -174,6 +175,7 @@ export function emailsRouter(deps: AdminDeps): Router {
       title: message.subject || '(no subject)',
       automated: automated ? { label: BULK_KIND_LABELS[automated.kind], phrase: BULK_KIND_PHRASES[automated.kind], reason: automated.reason } : null,
       secureMime: secureMimeOf(message.headers ?? []),
+      mailingList: listInfoOf(message.headers ?? []),
       invite,
       attached,
       // "Back" returns to the search, filters and page the message was opened from, not to the top of the inbox.

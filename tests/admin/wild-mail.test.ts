@@ -183,4 +183,17 @@ describe('admin: mail as it arrives from the wild', () => {
     assert.ok((await found('40 units of item 7')).includes(inline.id), 'the mail forwarded inline as an rfc822 part');
     assert.deepEqual(await found('units of item 8'), []);
   });
+
+  it('says which list a newsletter came through and links its unsubscribe page, holding its remote images and tracking pixel', async () => {
+    const { id, text } = await page(wild.newsletter().raw);
+    assert.match(/id="mailing-list">([\s\S]*?)<\/dd>/.exec(text)?.[1] ?? '', /^<span dir="auto">Customer product news<\/span>\s*<a class="small" id="unsubscribe"/);
+    assert.match(text, /<a class="small" id="unsubscribe" href="https:\/\/mail\.customer\.test\/unsubscribe\/[a-z0-9]+" target="_blank" rel="noopener noreferrer nofollow">Unsubscribe<\/a>/);
+    assert.match(text, /Load images \(2\)/);
+    const body = (await session.agent.get(`/messages/${id}/body`).expect(200)).text;
+    assert.doesNotMatch(body, /t\.customer\.test|cdn\.customer\.test/, 'neither the banner nor the pixel is fetched');
+    const mailOnly = await page(Buffer.from(wild.newsletter().raw.toString().replace(/List-Unsubscribe: <https:[^>]+>, /, 'List-Unsubscribe: ')));
+    assert.match(mailOnly.text, /id="unsubscribe" href="mailto:unsubscribe-[a-z0-9]+@mail\.customer\.test">Unsubscribe by mail<\/a>/);
+    const person = await page(wild.smimeSigned().raw);
+    assert.equal(element(person.text, 'mailing-list'), null);
+  });
 });
