@@ -8,6 +8,7 @@ import {
 } from '../../gateway/accounts';
 import { AppError, isAppError, notFound } from '../../gateway/core/errors';
 import { attachmentFilename } from '../../gateway/mail/attachments';
+import { isCalendarType } from '../../gateway/mail/calendar';
 import { planInlineImages } from '../../gateway/mail/inline-images';
 import { listInfoOf } from '../../gateway/mail/list-headers';
 import { secureMimeOf } from '../../gateway/mail/secure-mime';
@@ -137,23 +138,26 @@ export function emailsRouter(deps: AdminDeps): Router {
     if (!message) throw notFound('message');
     const loadImages = queryParam(req, 'images') === '1';
     const sanitized = message.html ? sanitizeMessageHtml(message.html, { loadImages }) : { html: '', blockedImages: 0, contentIds: [] };
+    // When and where a meeting is lives only in the calendar part (Outlook's body is the organiser's note).
+    const invite = await messageInvite(deps.store, message).catch((err: Error) => {
+      deps.log.warn({ err, messageId: message._id.toString() }, 'the calendar part could not be read; the invitation stays a download');
+      return null;
+    });
     // Parts the body frame shows in place (the same plan as /body) are not listed again as attachments;
     // they keep their position, so the download route still serves them by index.
-    const shownInline = new Set(planInlineImages(sanitized.contentIds, message.attachments ?? []).map((image) => image.index));
+    const notListed = new Set(planInlineImages(sanitized.contentIds, message.attachments ?? []).map((image) => image.index));
+    // Google sends the invitation twice, as the body's calendar alternative and as invite.ics: the panel offers
+    // the one it read, the list the other, not two files of the same name.
+    if (invite && (message.attachments ?? []).some((part, index) => index !== invite.partIndex && isCalendarType(part.contentType))) notListed.add(invite.partIndex);
     const attachments = (message.attachments ?? [])
       .map((attachment, index) => ({
         index, filename: attachmentFilename(attachment, index), size: attachment.size ?? 0,
         // Outlook's TNEF (MS-OXTNEF) wrapper: opens in Outlook only, and may be where the real attachments are.
         tnef: /^application\/(?:vnd\.)?ms-tnef$/i.test((attachment.contentType ?? '').trim()) || /^winmail\.dat$/i.test((attachment.filename ?? '').trim()),
       }))
-      .filter((attachment) => !shownInline.has(attachment.index));
+      .filter((attachment) => !notListed.has(attachment.index));
     const account = message.accountId ? await deps.store.models.MailAccount.findById(message.accountId, { email: 1 }).lean() : null;
     const inReplyTo = await repliedMessage(deps.store, req.viewer!, message);
-    // When and where a meeting is lives only in the calendar part (Outlook's body is the organiser's note).
-    const invite = await messageInvite(deps.store, message).catch((err: Error) => {
-      deps.log.warn({ err, messageId: message._id.toString() }, 'the calendar part could not be read; the invitation stays a download');
-      return null;
-    });
     // A forwarded-as-attachment mail is read here, not only offered as an .eml to open elsewhere.
     const attached = await attachedMessages(deps.store, message).catch((err: Error) => {
       deps.log.warn({ err, messageId: message._id.toString() }, 'the attached messages could not be read; they stay downloads');

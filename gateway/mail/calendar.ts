@@ -14,6 +14,11 @@ export const CALENDAR_PART_MAX_BYTES = 256 * 1024;
 
 const CALENDAR_TYPES = ['text/calendar', 'application/ics'];
 
+/** Whether a part of this type is a calendar (an invitation's iMIP part or an .ics file). */
+export function isCalendarType(contentType: string | null | undefined): boolean {
+  return CALENDAR_TYPES.includes((contentType ?? '').trim().toLowerCase());
+}
+
 /**
  * The position of the calendar part to read among a message's described
  * attachments: the first text/calendar (the iMIP part, which carries the

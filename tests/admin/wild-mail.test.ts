@@ -104,6 +104,9 @@ describe('admin: mail as it arrives from the wild', () => {
     assert.equal(element(request.text, 'invite-when'), '2025-01-14 09:00 – 10:00 UTC');
     assert.equal(element(request.text, 'invite-where'), 'Room 4, Customer HQ');
     assert.equal(element(request.text, 'invite-cancelled'), null);
+    // The calendar alternative (part 0) is behind the panel's "Download .ics"; the list has Google's invite.ics (part 1) once.
+    assert.match(request.text, new RegExp(`id="invite"[\\s\\S]*?href="/messages/${request.id}/attachments/0" download>Download \\.ics</a>`));
+    assert.deepEqual([...request.text.matchAll(/href="\/messages\/[0-9a-f]+\/attachments\/(\d+)" download>([^<]*)<\/a>/g)].map((m) => [m[1], m[2]]), [['0', 'Download .ics'], ['1', 'invite.ics']]);
     const cancel = await page(wild.googleInvite('CANCEL').raw);
     assert.match(cancel.text, /id="invite-headline">Cancelled event<\/span>: <span dir="auto">Quarterly review</);
     assert.equal(element(cancel.text, 'invite-cancelled'), 'This event was cancelled by its organiser.');
