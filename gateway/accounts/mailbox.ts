@@ -3,6 +3,7 @@ import { domainToASCII, domainToUnicode } from 'node:url';
 import { AppError, notFound } from '../core/errors';
 import { attachmentFilename, attachmentFromRaw, attachmentsFromRaw } from '../mail/attachments';
 import { imageDataUrl, INLINE_IMAGE_MAX_BYTES, isInlineImagePart, type DescribedPart, type InlineImage } from '../mail/inline-images';
+import { isSealedPartType } from '../mail/secure-mime';
 import { SOURCE_KINDS, VERDICTS } from '../models/message';
 import type { Store } from '../store';
 import { recordAudit, type Actor } from './audit';
@@ -196,7 +197,8 @@ function toSummary(row: MessageRow): MessageSummary {
     // Sliced here too: without projection expressions (FerretDB) the whole list is read.
     to: (row.to ?? []).slice(0, SUMMARY_RECIPIENTS).map((to) => ({ address: to.address ?? '', name: to.name ?? '' })),
     subject: row.subject ?? '',
-    snippet: text.length > 140 ? `${text.slice(0, 140)}…` : text,
+    // An encrypted mail has no text to show: the list says why its line is empty (the message page says more).
+    snippet: text.length > 140 ? `${text.slice(0, 140)}…` : text || ((row.attachments ?? []).some((part) => isSealedPartType(part.contentType)) ? '(encrypted)' : ''),
     sources: [...new Set((row.sources ?? []).map((source) => source.kind))],
     verdict: row.auth?.verdict ?? 'none',
     senderVerdict: row.auth?.sender ?? '',

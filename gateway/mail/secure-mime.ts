@@ -53,3 +53,11 @@ export function secureMimeOf(headers: readonly HeaderPair[]): SecureMime | null 
   }
   return null;
 }
+
+/**
+ * Whether a described part is the sealed body of an encrypted message (S/MIME pkcs7-mime, the PGP/MIME
+ * version part): enough for a list, which reads the parts' descriptions but not the headers.
+ */
+export function isSealedPartType(contentType: string | null | undefined): boolean {
+  return /^application\/(?:x-)?pkcs7-mime$|^application\/pgp-encrypted$/.test((contentType ?? '').trim().toLowerCase());
+}

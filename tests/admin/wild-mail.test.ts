@@ -48,6 +48,9 @@ describe('admin: mail as it arrives from the wild', () => {
       assert.match(element(text, 'secure-mime-note') ?? '', new RegExp(`This message is encrypted with ${scheme}\\. Only a mail program holding the recipient's private key can open it`));
       assert.match(text, new RegExp(`id="secure-mime-note"[\\s\\S]*href="/messages/${id}/raw" download>download the \\.eml</a>`));
       assert.equal(element(text, 'secure-mime-badge'), `encrypted · ${scheme}`);
+      const list = (await session.agent.get('/?status=all').expect(200)).text;
+      const row = new RegExp(`href="/messages/${id}">[\\s\\S]*?<span class="snippet">([\\s\\S]*?)</span>`).exec(list)?.[1] ?? '';
+      assert.equal(row.replace(/<[^>]+>/g, ''), '— (encrypted)', `${scheme}: the inbox line says why it is empty`);
     }
   });
 
