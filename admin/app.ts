@@ -16,6 +16,7 @@ import { csrfProtection } from './middleware/csrf';
 import { apiErrorHandler, htmlErrorHandler, htmlNotFound } from './middleware/errors';
 import { requestMetrics } from './middleware/request-metrics';
 import { noStore, securityHeaders } from './middleware/security';
+import { viewerTimeZoneLocals } from './middleware/time-zone';
 import { apiRouter } from './routes/api';
 import { auditRouter } from './routes/audit';
 import { authRouter } from './routes/auth';
@@ -139,6 +140,7 @@ export function createApp(options: CreateAppOptions): AdminApp {
   app.use(composeUploads(deps));
   app.use(csrfProtection({ secret: sessionSecret, secureCookies: https }));
   app.use(loadSessionUser(deps));
+  app.use(viewerTimeZoneLocals(deps));
   app.use((req, res, next) => {
     // Flash messages leave the session only when a page shows them (the layout calls takeFlash);
     // redirects, error pages and requests the browser makes on its own never swallow one.

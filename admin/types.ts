@@ -30,6 +30,8 @@ declare global {
       user?: PublicUser;
       viewer?: Viewer;
       actor?: Actor;
+      /** The console person's time zone (admin/middleware/time-zone.ts); unset on the API. */
+      timeZone?: string;
     }
   }
 }

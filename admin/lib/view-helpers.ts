@@ -1,15 +1,17 @@
 /** Small formatting helpers available in every view (app.locals). */
 
 import LinkifyIt from 'linkify-it';
+import { DEFAULT_TIME_ZONE, formatInZone } from '../../gateway/core/time-zone';
 
 export { confirmationProviderName } from '../../gateway/mail/confirmations';
 export { displayAddressOrDomain as shownAddress } from '../../gateway/crm/address';
 
-export function formatDate(value: Date | string | null | undefined): string {
+/** A stored instant as the reader's clock shows it, zone named ("2026-03-29 14:05 GMT+2"); see admin/middleware/time-zone.ts. */
+export function formatDate(value: Date | string | null | undefined, timeZone: string = DEFAULT_TIME_ZONE): string {
   if (!value) return '—';
   const date = new Date(value);
   if (Number.isNaN(date.getTime())) return '—';
-  return date.toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
+  return formatInZone(date, timeZone);
 }
 
 export function timeAgo(value: Date | string | null | undefined, now: Date = new Date()): string {

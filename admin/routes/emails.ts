@@ -27,7 +27,7 @@ const CHART_TTL_MS = 60_000;
  * A refused filter of the inbox's form, named as the form labels it: a person typed into "Search", not into
  * "q". The others (status, object) only come in links, and keep the name they have in the address.
  */
-const FILTER_LABELS: Record<string, string> = { q: 'Search', account: 'Account', source: 'Source', verdict: 'Authentication' };
+const FILTER_LABELS: Record<string, string> = { q: 'Search', account: 'Account', source: 'Source', verdict: 'Authentication', since: 'Received from', until: 'Received to' };
 
 /**
  * The inbox list a message was opened from, with its search, filters and page (`/?q=invoice&cursor=…`), from
@@ -54,12 +54,13 @@ export function emailsRouter(deps: AdminDeps): Router {
   const router = Router();
   // The chart needs a scan of 30 days of mail; a minute-old picture is fine for a dashboard.
   const chartCache = new Map<string, { at: number; series: VolumeDay[] }>();
-  async function volumeFor(viewer: Viewer): Promise<VolumeDay[]> {
-    const key = viewer.role === 'admin' ? 'all' : viewer.id.toString();
+  async function volumeFor(viewer: Viewer, timeZone: string): Promise<VolumeDay[]> {
+    // Per zone too: two admins in Berlin and New York count the same mail into different days.
+    const key = `${viewer.role === 'admin' ? 'all' : viewer.id.toString()} ${timeZone}`;
     const now = deps.clock();
     const cached = chartCache.get(key);
     if (cached && now.getTime() - cached.at < CHART_TTL_MS) return cached.series;
-    const series = await messageVolume(deps.store, viewer, { now });
+    const series = await messageVolume(deps.store, viewer, { now, timeZone });
     chartCache.set(key, { at: now.getTime(), series });
     if (chartCache.size > 1000) chartCache.delete(chartCache.keys().next().value as string);
     return series;
@@ -73,6 +74,10 @@ export function emailsRouter(deps: AdminDeps): Router {
       status: queryParam(req, 'status') || undefined,
       objectId: queryParam(req, 'object') || undefined,
       q: queryParam(req, 'q') || undefined,
+      since: queryParam(req, 'since').trim() || undefined,
+      until: queryParam(req, 'until').trim() || undefined,
+      // The days typed are the reader's: "29 March" on a Los Angeles desk starts at 07:00 UTC.
+      timeZone: req.timeZone,
     };
   }
 
@@ -84,7 +89,7 @@ export function emailsRouter(deps: AdminDeps): Router {
     // The chart is the page's costliest read (30 days of everyone's mail for an admin) and only the first page
     // of the inbox shows it: paging on or opening the quarantine must not pay for it when the cache is cold.
     const showChart = !cursor && filters.status !== 'quarantine';
-    const [accounts, volume] = await Promise.all([listMailAccounts(deps.store, viewer), showChart ? volumeFor(viewer) : Promise.resolve([])]);
+    const [accounts, volume] = await Promise.all([listMailAccounts(deps.store, viewer), showChart ? volumeFor(viewer, req.timeZone!) : Promise.resolve([])]);
     let page: Awaited<ReturnType<typeof listMessages>> = { messages: [], nextCursor: null };
     let filterError = '';
     if (Object.keys(problems).length > 0) {
@@ -114,7 +119,7 @@ export function emailsRouter(deps: AdminDeps): Router {
     );
     res.status(filterError ? 400 : 200).render('emails/index', {
       title: filters.status === 'quarantine' ? 'Quarantine' : 'Emails',
-      filters: { account: filters.accountId ?? '', source: filters.source ?? '', verdict: filters.verdict ?? '', status: filters.status ?? '', object: filters.objectId ?? '', q: filters.q ?? '' },
+      filters: { account: filters.accountId ?? '', source: filters.source ?? '', verdict: filters.verdict ?? '', status: filters.status ?? '', object: filters.objectId ?? '', q: filters.q ?? '', since: filters.since ?? '', until: filters.until ?? '' },
       filterError,
       quarantineHasMatches,
       linkedObject,

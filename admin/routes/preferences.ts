@@ -1,6 +1,7 @@
 import { Router, type Request, type Response } from 'express';
-import { changeOwnPassword, dropboxAddress, getBusinessSettings, MIN_PASSWORD_LENGTH, updateBusinessSettings, updateProfile } from '../../gateway/accounts';
+import { changeOwnPassword, dropboxAddress, getBusinessSettings, MIN_PASSWORD_LENGTH, updateBusinessSettings, updateProfile, viewerTimeZone } from '../../gateway/accounts';
 import { AppError, isAppError } from '../../gateway/core/errors';
+import { timeZoneNames } from '../../gateway/core/time-zone';
 import { field } from '../lib/forms';
 import { flash, requireUser } from '../middleware/auth';
 import type { AdminDeps } from '../types';
@@ -18,7 +19,8 @@ export function preferencesRouter(deps: AdminDeps): Router {
       settings,
       canEdit: req.user!.role === 'admin',
       errors,
-      form: form ?? { name: settings.name, domains: settings.domains.join('\n'), authPolicy: settings.authPolicy, retentionDays: String(settings.retentionDays) },
+      form: form ?? { name: settings.name, domains: settings.domains.join('\n'), authPolicy: settings.authPolicy, retentionDays: String(settings.retentionDays), timeZone: settings.timeZone },
+      timeZones: timeZoneNames(),
     });
   }
 
@@ -26,9 +28,10 @@ export function preferencesRouter(deps: AdminDeps): Router {
 
   router.post('/preferences/business', requireUser, async (req, res) => {
     if (req.user!.role !== 'admin') throw new AppError('FORBIDDEN', 'Only admins can change business settings.', { status: 403 });
-    const form = { name: field(req, 'name'), domains: field(req, 'domains'), authPolicy: field(req, 'authPolicy'), retentionDays: field(req, 'retentionDays') };
+    const form = { name: field(req, 'name'), domains: field(req, 'domains'), authPolicy: field(req, 'authPolicy'), retentionDays: field(req, 'retentionDays'), timeZone: field(req, 'timeZone') };
     try {
-      await updateBusinessSettings(deps.store, form, req.actor!, defaults);
+      // A form without the zone field (a page opened before it existed) leaves the zone as it is.
+      await updateBusinessSettings(deps.store, { ...form, timeZone: req.body?.timeZone === undefined ? undefined : form.timeZone }, req.actor!, defaults);
     } catch (err) {
       if (isAppError(err) && err.fields) return renderBusiness(req, res, 400, err.fields, form);
       throw err;
@@ -37,11 +40,15 @@ export function preferencesRouter(deps: AdminDeps): Router {
     res.redirect(303, '/preferences/business');
   });
 
-  const renderProfile = (req: Request, res: Response, status = 200, errors: Record<string, string> = {}, name?: string) =>
+  const renderProfile = async (req: Request, res: Response, status = 200, errors: Record<string, string> = {}, name?: string, timeZone?: string) =>
     res.status(status).render('preferences/profile', {
       title: 'Profile',
       section: 'profile',
       name: name ?? req.user!.name,
+      timeZone: timeZone ?? req.user!.timeZone,
+      timeZones: timeZoneNames(),
+      // What "Same as the business" means today.
+      businessTimeZone: await viewerTimeZone(deps.store, null),
       errors,
       minLength: MIN_PASSWORD_LENGTH,
       dropbox: '',
@@ -50,15 +57,17 @@ export function preferencesRouter(deps: AdminDeps): Router {
   router.get('/preferences/profile', requireUser, async (req, res) => {
     const user = await deps.store.models.User.findById(req.viewer!.id, { dropboxToken: 1 }).lean();
     res.locals.dropboxAddress = user ? dropboxAddress(user.dropboxToken, deps.config.gatewayDomain) : '';
-    renderProfile(req, res);
+    await renderProfile(req, res);
   });
 
   router.post('/preferences/profile', requireUser, async (req, res) => {
     const name = field(req, 'name');
+    // A form without the zone field (an older page still open) leaves the zone as it is.
+    const timeZone = req.body?.timeZone === undefined ? undefined : field(req, 'timeZone');
     try {
-      await updateProfile(deps.store, req.viewer!.id, { name }, req.actor!);
+      await updateProfile(deps.store, req.viewer!.id, { name, timeZone }, req.actor!);
     } catch (err) {
-      if (isAppError(err) && err.fields) return renderProfile(req, res, 400, err.fields, name);
+      if (isAppError(err) && err.fields) return renderProfile(req, res, 400, err.fields, name, timeZone);
       throw err;
     }
     flash(req, 'success', 'Profile saved.');

@@ -1,4 +1,5 @@
 import { AppError } from '../core/errors';
+import { canonicalTimeZone, DEFAULT_TIME_ZONE, TIME_ZONE_PROBLEM } from '../core/time-zone';
 import { AUTH_POLICIES } from '../models/settings';
 import type { Store } from '../store';
 import { recordAudit, type Actor } from './audit';
@@ -15,6 +16,8 @@ export interface BusinessSettingsView {
    * Postroom applied it, until an admin saves the setting again.
    */
   retentionConfirmed: boolean;
+  /** IANA zone the console shows times in for everyone who did not choose their own. */
+  timeZone: string;
 }
 
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$/;
@@ -31,6 +34,7 @@ export async function getBusinessSettings(store: Store, defaults: { businessDoma
     authPolicy: (doc?.authPolicy ?? 'quarantine') as BusinessSettingsView['authPolicy'],
     retentionDays: doc?.retentionDays ?? 0,
     retentionConfirmed: Boolean(doc?.retentionConfirmedAt),
+    timeZone: doc?.timeZone || DEFAULT_TIME_ZONE,
   };
 }
 
@@ -40,6 +44,7 @@ export interface BusinessSettingsInput {
   domains?: string | string[];
   authPolicy?: string;
   retentionDays?: number | string;
+  timeZone?: string;
 }
 
 export function parseDomainList(value: string | string[]): string[] {
@@ -72,6 +77,11 @@ export async function updateBusinessSettings(store: Store, input: BusinessSettin
       next.retentionDays = days;
       next.retentionConfirmed = true;
     }
+  }
+  if (input.timeZone !== undefined) {
+    const zone = canonicalTimeZone(input.timeZone);
+    if (!zone) fields.timeZone = TIME_ZONE_PROBLEM;
+    else next.timeZone = zone;
   }
   if (Object.keys(fields).length > 0) throw new AppError('VALIDATION_FAILED', describeFields(fields), { status: 400, fields });
   const { retentionConfirmed, ...stored } = next;

@@ -22,3 +22,4 @@ export * from './presets';
 export * from './secret-key-check';
 export * from './secret-key-rotation';
 export * from './users';
+export * from './viewer-time-zone';

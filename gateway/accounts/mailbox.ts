@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { domainToASCII, domainToUnicode } from 'node:url';
 import { AppError, notFound } from '../core/errors';
+import { addDays, canonicalTimeZone, dayInZone, DEFAULT_TIME_ZONE, isCalendarDay, startOfDayInZone, TIME_ZONE_PROBLEM } from '../core/time-zone';
 import { attachmentFilename, attachmentFromRaw, attachmentsFromRaw } from '../mail/attachments';
 import { imageDataUrl, INLINE_IMAGE_MAX_BYTES, isInlineImagePart, type DescribedPart, type InlineImage } from '../mail/inline-images';
 import { isSealedPartType } from '../mail/secure-mime';
@@ -31,6 +32,15 @@ export interface MessageFilters {
   q?: string;
   /** Admins only: one user's mail. */
   ownerId?: string;
+  /** Received on this day ("YYYY-MM-DD") or later, in `timeZone`. */
+  since?: string;
+  /** Received on this day ("YYYY-MM-DD") or earlier, in `timeZone`. */
+  until?: string;
+  /**
+   * The zone `since` and `until` are days of: the reader's (viewerTimeZone), so "2026-03-29" is the day
+   * their clock said so, from its midnight to the next (23 hours on a spring-forward day). Default UTC.
+   */
+  timeZone?: string;
 }
 
 export interface MessageSummary {
@@ -69,7 +79,10 @@ export interface MessagePage {
  */
 export const FILTER_PARAMETERS = {
   accountId: 'account', source: 'source', verdict: 'verdict', status: 'status', objectId: 'object', q: 'q', ownerId: 'owner',
+  since: 'since', until: 'until', timeZone: 'timeZone',
 } as const satisfies Record<keyof MessageFilters, string>;
+
+const NOT_A_DAY = 'must be a date written YYYY-MM-DD (example: 2026-03-29)';
 
 /** Problems with filter values, keyed by query parameter (FILTER_PARAMETERS); empty when they are usable. */
 export function filterProblems(filters: MessageFilters): Record<string, string> {
@@ -85,6 +98,10 @@ export function filterProblems(filters: MessageFilters): Record<string, string> 
   // BSON cannot carry a NUL inside a regular expression (the driver throws before asking the store), and
   // stored text never holds one (parse.ts strips it), so such a search can only be a mistake.
   else if (filters.q?.includes('\u0000')) problem('q', 'must not contain a NUL character');
+  if (filters.since && !isCalendarDay(filters.since)) problem('since', NOT_A_DAY);
+  if (filters.until && !isCalendarDay(filters.until)) problem('until', NOT_A_DAY);
+  else if (filters.since && filters.until && isCalendarDay(filters.since) && filters.until < filters.since) problem('until', `must not be before the first day (${filters.since})`);
+  if (filters.timeZone && !canonicalTimeZone(filters.timeZone)) problem('timeZone', TIME_ZONE_PROBLEM);
   return fields;
 }
 
@@ -137,6 +154,15 @@ export function buildMessageFilter(viewer: Viewer, filters: MessageFilters): Rec
   if (filters.source) filter['sources.kind'] = filters.source;
   if (filters.verdict) filter['auth.verdict'] = filters.verdict;
   if (filters.objectId) filter.linkedObjectIds = parseObjectId(filters.objectId);
+  if (filters.since || filters.until) {
+    // Days of the reader's calendar, made instants by the zone's rules; receivedAt is what the list is sorted
+    // and indexed by (and what the list shows), so the range is on it.
+    const zone = canonicalTimeZone(filters.timeZone || DEFAULT_TIME_ZONE)!;
+    const range: Record<string, Date> = {};
+    if (filters.since) range.$gte = startOfDayInZone(filters.since, zone);
+    if (filters.until) range.$lt = startOfDayInZone(addDays(filters.until, 1), zone);
+    filter.receivedAt = range;
+  }
   const q = (filters.q ?? '').trim();
   if (q) {
     // `addresses` is stored lower-cased; no $text on FerretDB, so a regex. Display names too: the inbox
@@ -226,7 +252,7 @@ export async function listMessages(store: Store, viewer: Viewer, filters: Messag
     if (!cursor) throw new AppError('VALIDATION_FAILED', `cursor ${NOT_A_CURSOR}`, { status: 400, fields: { cursor: NOT_A_CURSOR } });
     const after = [{ receivedAt: { $lt: cursor.receivedAt } }, { receivedAt: cursor.receivedAt, _id: { $lt: cursor.id } }];
     // The $lte bound lets the index scan start at the cursor; the $or settles ties on receivedAt.
-    filter.receivedAt = { $lte: cursor.receivedAt };
+    filter.receivedAt = { ...(filter.receivedAt as Record<string, Date> | undefined), $lte: cursor.receivedAt };
     filter.$and = [{ $or: after }];
   }
   // Only the first 200 characters of the text are needed for the snippet. $substrCP in a find
@@ -467,20 +493,22 @@ export interface VolumeDay {
 }
 
 /**
- * Messages per UTC day and source for the last `days` days (oldest first),
- * for the dashboard chart. MongoDB groups on the server; FerretDB 1.x lacks
- * $dateToString, so there the (indexed, projected) rows are counted here.
+ * Messages per day and source for the last `days` days (oldest first), for the dashboard chart. The days
+ * are the reader's (`timeZone`, default UTC): mail of 23:30 in New York belongs to that evening, not to the
+ * next UTC day, and a day with a clock change is 23 or 25 hours long. MongoDB groups on the server;
+ * FerretDB 1.x lacks $dateToString, so there the (indexed, projected) rows are counted here.
  */
-export async function messageVolume(store: Store, viewer: Viewer, options: { now?: Date; days?: number } = {}): Promise<VolumeDay[]> {
+export async function messageVolume(store: Store, viewer: Viewer, options: { now?: Date; days?: number; timeZone?: string } = {}): Promise<VolumeDay[]> {
   const days = options.days ?? 30;
   const now = options.now ?? new Date();
-  const today = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate());
-  const since = new Date(today - (days - 1) * 86_400_000);
+  const timeZone = options.timeZone ?? DEFAULT_TIME_ZONE;
+  const firstDay = addDays(dayInZone(now, timeZone), -(days - 1));
+  const since = startOfDayInZone(firstDay, timeZone);
   const match = { ...messageScope(viewer), receivedAt: { $gte: since } };
   const series: VolumeDay[] = [];
   const index = new Map<string, VolumeDay>();
   for (let i = 0; i < days; i++) {
-    const day = new Date(since.getTime() + i * 86_400_000).toISOString().slice(0, 10);
+    const day = addDays(firstDay, i);
     const entry = { day, counts: Object.fromEntries(SOURCE_KINDS.map((kind) => [kind, 0])), total: 0 };
     series.push(entry);
     index.set(day, entry);
@@ -494,7 +522,7 @@ export async function messageVolume(store: Store, viewer: Viewer, options: { now
   try {
     const groups = await store.models.Message.aggregate<{ _id: { day: string; kind: string }; n: number }>([
       { $match: match },
-      { $project: { day: { $dateToString: { format: '%Y-%m-%d', date: '$receivedAt', timezone: 'UTC' } }, kind: { $arrayElemAt: ['$sources.kind', 0] } } },
+      { $project: { day: { $dateToString: { format: '%Y-%m-%d', date: '$receivedAt', timezone: timeZone } }, kind: { $arrayElemAt: ['$sources.kind', 0] } } },
       { $group: { _id: { day: '$day', kind: '$kind' }, n: { $sum: 1 } } },
     ]);
     for (const group of groups) add(group._id.day, group._id.kind, group.n);
@@ -502,7 +530,7 @@ export async function messageVolume(store: Store, viewer: Viewer, options: { now
     if (!/not implemented/i.test((err as Error).message)) throw err;
     const cursor = store.models.Message.find(match).select({ receivedAt: 1, 'sources.kind': 1, _id: 0 }).lean().cursor();
     for await (const row of cursor as AsyncIterable<{ receivedAt: Date; sources?: Array<{ kind: string }> }>) {
-      add(row.receivedAt.toISOString().slice(0, 10), row.sources?.[0]?.kind ?? '', 1);
+      add(dayInZone(row.receivedAt, timeZone), row.sources?.[0]?.kind ?? '', 1);
     }
   }
   return series;

@@ -1,6 +1,7 @@
 import type { Logger } from '../core/log';
 import { AppError, notFound, isDuplicateKeyError } from '../core/errors';
 import { randomAddressToken, randomToken, sha256Hex } from '../core/crypto';
+import { canonicalTimeZone, TIME_ZONE_PROBLEM } from '../core/time-zone';
 import { ROLES, type Role } from '../models/user';
 import type { Store } from '../store';
 import { recordAudit, SYSTEM_ACTOR, type Actor } from './audit';
@@ -25,11 +26,14 @@ export interface PublicUser {
   /** Console sessions signed in before this are ended (admin/middleware/auth.ts). */
   passwordChangedAt: Date | null;
   createdAt: Date | null;
+  /** The zone the user chose for the console; '' follows the business's zone. */
+  timeZone: string;
 }
 
 type UserRow = {
   _id: ObjectId; email: string; name?: string | null; role: string; disabled?: boolean | null; passwordHash?: string | null;
   invite?: { tokenHash?: string | null; expiresAt?: Date | null } | null; lastLoginAt?: Date | null; passwordChangedAt?: Date | null; createdAt?: Date | null;
+  timeZone?: string | null;
 };
 
 export function toPublicUser(user: UserRow): PublicUser {
@@ -45,6 +49,7 @@ export function toPublicUser(user: UserRow): PublicUser {
     lastLoginAt: user.lastLoginAt ?? null,
     passwordChangedAt: user.passwordChangedAt ?? null,
     createdAt: user.createdAt ?? null,
+    timeZone: user.timeZone ?? '',
   };
 }
 
@@ -220,13 +225,19 @@ export async function changeOwnPassword(store: Store, id: ObjectId, change: Pass
   await setPassword(store, id, change.newPassword, actor, options);
 }
 
-export async function updateProfile(store: Store, id: ObjectId, input: { name: string }, actor: Actor): Promise<PublicUser> {
+export async function updateProfile(store: Store, id: ObjectId, input: { name: string; timeZone?: string }, actor: Actor): Promise<PublicUser> {
   const name = input.name.trim();
-  if (name.length > 200) throw new AppError('VALIDATION_FAILED', 'name is longer than 200 characters', { status: 400, fields: { name: 'must be at most 200 characters' } });
+  const fields: Record<string, string> = {};
+  if (name.length > 200) fields.name = 'must be at most 200 characters';
+  // '' follows the business's zone; anything else must be a zone Intl knows, stored as Intl spells it.
+  const timeZone = input.timeZone === undefined || input.timeZone.trim() === '' ? input.timeZone?.trim() : canonicalTimeZone(input.timeZone);
+  if (timeZone === null) fields.timeZone = TIME_ZONE_PROBLEM;
+  if (Object.keys(fields).length > 0) throw new AppError('VALIDATION_FAILED', describeFields(fields), { status: 400, fields });
   const user = await requireUser(store, id);
   user.name = name;
+  if (typeof timeZone === 'string') user.timeZone = timeZone;
   await user.save();
-  await recordAudit(store, actor, { action: 'user.profile', targetType: 'user', targetId: user._id.toString(), details: { name } });
+  await recordAudit(store, actor, { action: 'user.profile', targetType: 'user', targetId: user._id.toString(), details: { name, ...(typeof timeZone === 'string' ? { timeZone } : {}) } });
   return toPublicUser(user);
 }
 

@@ -29,6 +29,8 @@ export const businessSettingsSchema = new Schema(
     /** What happens to mail whose authentication verdict is fail. */
     authPolicy: { type: String, enum: AUTH_POLICIES, default: 'quarantine' },
     retentionDays: { type: Number, default: 0 },
+    /** IANA zone of the business: the console's times for everyone who did not choose their own ('' = UTC). */
+    timeZone: { type: String, default: '' },
     /**
      * When an admin last saved retentionDays on a form that says older mail is
      * deleted. Stores from before retention was applied may hold a value typed

@@ -22,6 +22,8 @@ export const userSchema = new Schema(
     lastLoginAt: { type: Date, default: null },
     /** Set by every password change or reset: console sessions signed in before it are over. */
     passwordChangedAt: { type: Date, default: null },
+    /** IANA zone the console shows this user's times and reads their dates in; '' = the business's zone. */
+    timeZone: { type: String, default: '' },
   },
   { timestamps: true, collection: 'users' },
 );

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import {
-  deleteMessage, getMessageFor, listMessages, openAttachment, openRawMessage, releaseMessage, type MessageFilters,
+  deleteMessage, getMessageFor, listMessages, openAttachment, openRawMessage, releaseMessage, viewerTimeZone, type MessageFilters,
 } from '../../../gateway/accounts';
 import { notFound } from '../../../gateway/core/errors';
 import { automatedMailOf } from '../../../gateway/crm/bulk';
@@ -68,10 +68,12 @@ export function messagesApi(deps: AdminDeps): Router {
   const router = Router();
 
   router.get('/messages', async (req, res) => {
-    const query = checkQuery(req.query as Record<string, unknown>, ['account', 'source', 'verdict', 'status', 'object', 'owner', 'q', 'cursor', 'limit']);
+    const query = checkQuery(req.query as Record<string, unknown>, ['account', 'source', 'verdict', 'status', 'object', 'owner', 'q', 'since', 'until', 'cursor', 'limit']);
     const limit = wholeNumberParam(query.limit, 'limit', 1, 200);
     const filters: MessageFilters = {
       accountId: query.account, source: query.source, verdict: query.verdict, status: query.status, objectId: query.object, ownerId: query.owner, q: query.q,
+      // Days of the token user's zone, as the console reads the same days for them (times in answers stay UTC).
+      since: query.since, until: query.until, timeZone: query.since || query.until ? await viewerTimeZone(deps.store, req.user) : undefined,
     };
     const page = await listMessages(deps.store, req.viewer!, filters, { cursor: query.cursor, limit });
     res.json(page);
