@@ -12,6 +12,7 @@ import { groupInsert } from '../store/group-insert';
 import { groupExists } from '../store/group-lookup';
 import { contentHash, dedupeKey } from './dedupe';
 import { MessageTooLargeError, streamAndParse, type ParsedMessage } from './parse';
+import { arrivalTime } from './arrival-time';
 
 type ObjectId = mongoose.Types.ObjectId;
 
@@ -75,7 +76,7 @@ export interface IngestInput {
   auth?: AuthVerdict;
   status?: 'inbox' | 'quarantine';
   quarantineReason?: string;
-  /** When the mail reached the mailbox (IMAP INTERNALDATE); default now. */
+  /** When the mail reached the mailbox (IMAP INTERNALDATE); default now. One that cannot be true is corrected (arrival-time.ts). */
   receivedAt?: Date;
   maxBytes?: number;
   /** The caller updates the account's messageCount/lastMailAt itself (the syncer: once per batch, not per message). */
@@ -189,7 +190,7 @@ async function ingestOnce(deps: IngestDeps, input: IngestInput): Promise<IngestR
       contentHash: hash,
       dedupeKey: key,
       sources: [source],
-      receivedAt: input.receivedAt ?? now,
+      receivedAt: input.receivedAt ? arrivalTime(input.receivedAt, parsed.date, now) : now,
       date: parsed.date,
       from: parsed.from,
       sender: parsed.sender,
