@@ -182,9 +182,17 @@ function headerPairs(lines: HeaderLines): Array<{ name: string; value: string }>
 function originationDate(lines: HeaderLines): Date | null {
   const line = lines.find((candidate) => candidate.key === 'date');
   if (!line) return null;
-  const date = new Date(headerValue(line));
+  const value = headerValue(line);
+  // A Date without its zone (RFC 5322 §3.3 requires one; old or home-made mailers leave it out) is read as
+  // UTC, as "-0000" is: the JavaScript parser would read it in the server's own zone (TZ), so the same mail
+  // got another date, and another de-duplication key, on a server set to Berlin than on one set to UTC.
+  const zoneless = ZONELESS_DATE.exec(value);
+  const date = new Date(zoneless ? `${zoneless[1]} +0000` : value);
   return Number.isNaN(date.getTime()) ? null : date;
 }
+
+/** A date that ends at its time of day (a trailing comment aside), with no zone after it. */
+const ZONELESS_DATE = /^(.*\d{2,4}\s+\d{1,2}:\d{2}(?::\d{2})?)\s*(?:\([^()]*\)\s*)?$/;
 
 function stripBrackets(id: unknown): string {
   if (typeof id !== 'string') return '';
