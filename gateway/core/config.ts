@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { validate as validateCron } from 'node-cron';
 import { projectRoot } from './paths';
 import { redactUri } from './redact-uri';
+import { canonicalTimeZone } from './time-zone';
 
 /**
  * Configuration comes only from environment variables (12-factor), is read
@@ -204,6 +205,12 @@ export const VARIABLES = {
   ADMIN_EMAIL: { schema: z.email('must be an email address'), example: 'it@acme.com', description: 'First admin, created at first start when no admin exists.' },
   ADMIN_PASSWORD: { schema: z.string().min(12, 'must be at least 12 characters'), secret: 'hide', example: 'a-long-passphrase', description: 'Password of the first admin (only read when it is created).' },
   IMAP_SYNC_CRON: { schema: z.string().trim().refine((v) => validateCron(v), 'must be a cron expression such as "*/5 * * * *" (minute hour day month weekday; a sixth field in front is seconds)'), example: '*/5 * * * *', default: '* * * * *', description: 'Schedule of IMAP sync passes.' },
+  IMAP_SYNC_TIMEZONE: {
+    schema: z.string().trim().refine((v) => canonicalTimeZone(v) !== null, 'must be an IANA time zone such as Europe/Berlin or America/New_York (not an offset such as +02:00)').transform((v) => canonicalTimeZone(v)!),
+    example: 'Europe/Berlin',
+    default: 'UTC',
+    description: 'Time zone IMAP_SYNC_CRON runs in (an IANA name): "0 2 * * *" is 02:00 on that clock, through DST changes. Not the server\'s TZ, so Docker and bare metal agree; the syncer logs its next pass at start.',
+  },
   IMAP_SYNC_CONCURRENCY: { schema: positiveInt(64), example: '4', default: '4', description: 'Accounts synced at once by one syncer.' },
   IMAP_BACKFILL_DAYS: { schema: positiveInt(3650), example: '30', default: '30', description: 'How far back the first sync of a mailbox reaches.' },
   FORWARDING_GRACE_MINUTES: { schema: positiveInt(10080), example: '15', default: '15', description: 'Forwarding is marked broken when IMAP sync finds inbox mail (of an account with verified forwarding) that forwarding did not deliver within this many minutes.' },
@@ -239,6 +246,8 @@ export interface Config {
   adminEmail: string | undefined;
   adminPassword: string | undefined;
   imapSyncCron: string;
+  /** IANA zone the cron expression is read in. */
+  imapSyncTimeZone: string;
   imapSyncConcurrency: number;
   imapBackfillDays: number;
   forwardingGraceMinutes: number;
@@ -381,6 +390,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     adminEmail: (values.ADMIN_EMAIL as string | undefined)?.toLowerCase(),
     adminPassword: values.ADMIN_PASSWORD as string | undefined,
     imapSyncCron: values.IMAP_SYNC_CRON as string,
+    imapSyncTimeZone: values.IMAP_SYNC_TIMEZONE as string,
     imapSyncConcurrency: values.IMAP_SYNC_CONCURRENCY as number,
     imapBackfillDays: values.IMAP_BACKFILL_DAYS as number,
     forwardingGraceMinutes: values.FORWARDING_GRACE_MINUTES as number,

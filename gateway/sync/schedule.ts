@@ -190,9 +190,10 @@ export function startSyncer(deps: SyncerDeps): Syncer {
       () => {
         runPassNow().catch((err) => log.error({ err }, 'sync pass failed (store unreachable?); the next one retries'));
       },
-      { name: 'imap-sync' },
+      // The operator's clock, not the process's TZ: "0 2 * * *" is 02:00 in IMAP_SYNC_TIMEZONE, DST included.
+      { name: 'imap-sync', timezone: config.imapSyncTimeZone },
     );
-    log.info({ cron: config.imapSyncCron, concurrency: options.concurrency, holder }, 'IMAP syncer scheduled');
+    log.info({ cron: config.imapSyncCron, timeZone: config.imapSyncTimeZone, nextPassAt: task.getNextRun()?.toISOString() ?? null, concurrency: options.concurrency, holder }, 'IMAP syncer scheduled');
   }
 
   return {
