@@ -125,7 +125,7 @@ export function composeRouter(deps: AdminDeps): Router {
       const own = accounts.map((a) => a.email);
       const user = await deps.store.models.User.findById(req.viewer!.id, { email: 1 }).lean();
       if (user?.email) own.push(user.email);
-      const prepared = prepareFromOriginal(original, action as OriginalAction, own);
+      const prepared = prepareFromOriginal(original, action as OriginalAction, own, req.timeZone);
       Object.assign(form, {
         to: mailboxText(prepared.to),
         cc: mailboxText(prepared.cc),

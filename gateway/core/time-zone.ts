@@ -56,6 +56,14 @@ export function formatInZone(date: Date, zone: string): string {
   return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute} ${parts.timeZoneName}`;
 }
 
+/**
+ * An RFC 5322 §3.3 date on a zone's clock, with its offset ("Sun, 29 Mar 2026 14:00:00 +0200"), as mail
+ * programs write it in a reply's attribution line.
+ */
+export function rfc5322DateInZone(date: Date, zone: string): string {
+  return DateTime.fromJSDate(date, { zone }).toRFC2822() ?? '';
+}
+
 /** The day ("2026-03-29") an instant falls on in a zone. */
 export function dayInZone(date: Date, zone: string): string {
   return DateTime.fromJSDate(date, { zone }).toISODate() ?? '';

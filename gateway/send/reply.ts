@@ -1,4 +1,5 @@
 import { normalizeEmail } from '../accounts/email-address';
+import { DEFAULT_TIME_ZONE, rfc5322DateInZone } from '../core/time-zone';
 import type { Mailbox } from './addresses';
 
 /**
@@ -114,14 +115,17 @@ function describe(mailbox: { address?: string | null; name?: string | null } | n
   return mailbox.name ? `${mailbox.name} <${mailbox.address}>` : mailbox.address;
 }
 
-function formatDate(date: Date | null | undefined): string {
-  // RFC 5322 §3.3 date, as mail programs show it in attributions.
-  return date ? new Date(date).toUTCString().replace('GMT', '+0000') : '';
+function formatDate(date: Date | null | undefined, timeZone: string): string {
+  // RFC 5322 §3.3 date, as mail programs show it in attributions: on the writer's clock, offset shown.
+  return date ? rfc5322DateInZone(new Date(date), timeZone) : '';
 }
 
-/** The original text quoted for a reply: an attribution line, then every line prefixed with "> " (RFC 3676 §4.5). */
-export function quoteForReply(original: OriginalMessage): string {
-  const when = formatDate(original.date ?? original.receivedAt);
+/**
+ * The original text quoted for a reply: an attribution line, then every line prefixed with "> " (RFC 3676 §4.5).
+ * The date is on the replying person's clock (viewerTimeZone), as their own mail program would write it.
+ */
+export function quoteForReply(original: OriginalMessage, timeZone: string = DEFAULT_TIME_ZONE): string {
+  const when = formatDate(original.date ?? original.receivedAt, timeZone);
   const who = describe(original.from) || 'the sender';
   const text = (original.text ?? '').replace(/\r\n?/g, '\n').replace(/\n+$/, '');
   const quoted = text.split('\n').map((line) => (line.startsWith('>') ? `>${line}` : `> ${line}`).trimEnd()).join('\n');
@@ -129,9 +133,9 @@ export function quoteForReply(original: OriginalMessage): string {
 }
 
 /** The original for a forward: a header block, then the text as it was. */
-export function quoteForForward(original: OriginalMessage): string {
+export function quoteForForward(original: OriginalMessage, timeZone: string = DEFAULT_TIME_ZONE): string {
   const lines = ['---------- Forwarded message ----------', `From: ${describe(original.from)}`];
-  const date = formatDate(original.date ?? original.receivedAt);
+  const date = formatDate(original.date ?? original.receivedAt, timeZone);
   if (date) lines.push(`Date: ${date}`);
   lines.push(`Subject: ${original.subject ?? ''}`);
   const to = (original.to ?? []).map(describe).filter(Boolean).join(', ');
@@ -152,12 +156,12 @@ export interface PreparedReply {
 }
 
 /** Everything a reply, reply-all or forward starts from. A forward has no recipients and no threading headers. */
-export function prepareFromOriginal(original: OriginalMessage, action: OriginalAction, ownAddresses: readonly string[]): PreparedReply {
+export function prepareFromOriginal(original: OriginalMessage, action: OriginalAction, ownAddresses: readonly string[], timeZone: string = DEFAULT_TIME_ZONE): PreparedReply {
   if (action === 'forward') {
-    return { to: [], cc: [], subject: forwardSubject(original.subject ?? ''), inReplyTo: '', references: [], quote: quoteForForward(original) };
+    return { to: [], cc: [], subject: forwardSubject(original.subject ?? ''), inReplyTo: '', references: [], quote: quoteForForward(original, timeZone) };
   }
   const { to, cc } = replyRecipients(original, action, ownAddresses);
-  return { to, cc, subject: replySubject(original.subject ?? ''), ...threadingHeaders(original), quote: quoteForReply(original) };
+  return { to, cc, subject: replySubject(original.subject ?? ''), ...threadingHeaders(original), quote: quoteForReply(original, timeZone) };
 }
 
 export { bracket as bracketMessageId };

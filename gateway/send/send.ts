@@ -3,6 +3,7 @@ import { AppError, notFound } from '../core/errors';
 import { parseObjectId } from '../accounts/ids';
 import type { Viewer } from '../accounts/mail-accounts';
 import { getMessageFor, rawStream } from '../accounts/mailbox';
+import { viewerTimeZone } from '../accounts/viewer-time-zone';
 import { allAttachmentsFromRaw, attachmentFilename } from '../mail/attachments';
 import type { OutboxStatus } from '../models/outbox';
 import { formatMailbox, uniqueAddresses, type Mailbox } from './addresses';
@@ -97,7 +98,9 @@ export async function sendMessage(deps: SendDeps, viewer: Viewer, accountId: str
   if (request.original) {
     const original = await loadOriginal(deps, viewer, request.original);
     const own = [account.email, ...(await deps.store.models.MailAccount.find({ ownerId: account.ownerId }, { email: 1 }).lean()).map((a) => a.email)];
-    const prepared = prepareFromOriginal(original, request.original.action, own);
+    // The attribution's date on the sender's clock, as in the console's Reply form.
+    const sender = await deps.store.models.User.findById(viewer.id, { timeZone: 1 }).lean();
+    const prepared = prepareFromOriginal(original, request.original.action, own, await viewerTimeZone(deps.store, sender));
     const listText = (list: Mailbox[]) => list.map(formatMailbox);
     input = {
       ...input,

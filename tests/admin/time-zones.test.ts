@@ -91,6 +91,16 @@ describe('admin: time zones (business zone, personal zone, dates read in them)',
     assert.match(profile.text, /Same as the business \(America\/New_York\)/);
   });
 
+  it('a reply\'s attribution line gives the date on the replier\'s clock, with its offset', async () => {
+    const owner = (await store.models.User.findOne({ email: 'berlin@acme.test' }).lean())!;
+    const { id } = await storeMessage(store, { subject: 'Delivery', from: 'Alice <alice@customer.test>', text: 'When can you deliver?', date: new Date('2026-03-29T12:00:00Z') },
+      { ownerId: owner._id.toString(), receivedAt: new Date('2026-03-29T12:01:00Z') });
+    const reply = await berlin.agent.get(`/compose?original=${id}&action=reply`).expect(200);
+    assert.match(reply.text, /On Sun, 29 Mar 2026 14:00:00 \+0200, Alice &lt;alice@customer\.test&gt; wrote:/);
+    const forward = await berlin.agent.get(`/compose?original=${id}&action=forward`).expect(200);
+    assert.match(forward.text, /Date: Sun, 29 Mar 2026 14:00:00 \+0200/);
+  });
+
   it('refuses a zone that is not one, on the form, and keeps the one chosen', async () => {
     const res = await setProfileZone(berlin, 'Mars/Olympus_Mons');
     assert.equal(res.status, 400);
