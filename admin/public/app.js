@@ -245,4 +245,43 @@
     select.addEventListener('mousedown', function () { byKeyboard = false; });
     select.addEventListener('change', function () { if (!byKeyboard) select.form.submit(); });
   });
+
+  // Time zones: the server renders every time in the zone chosen under Profile (else the business's), and
+  // cannot know the computer's. Where the two differ, say so and offer this computer's zone; nothing changes
+  // until the person saves it.
+  var browserZone = '';
+  try { browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone || ''; } catch { browserZone = ''; }
+  document.querySelectorAll('[data-shown-zone]').forEach(function (note) {
+    var shown = note.getAttribute('data-shown-zone');
+    if (!browserZone || browserZone === shown) return;
+    var hint = document.createElement('span');
+    hint.className = 'browser-zone';
+    hint.appendChild(document.createTextNode(' · this computer is set to ' + browserZone + ': '));
+    var link = document.createElement('a');
+    link.href = '/preferences/profile?timeZone=' + encodeURIComponent(browserZone) + '#timeZone';
+    link.textContent = 'use it';
+    hint.appendChild(link);
+    note.appendChild(hint);
+  });
+  document.querySelectorAll('select[data-business-zone]').forEach(function (select) {
+    var offered = Array.prototype.some.call(select.options, function (option) { return option.value === browserZone; });
+    var chosen = function () { return select.value || select.getAttribute('data-business-zone'); };
+    if (!browserZone || !offered || chosen() === browserZone) return;
+    var hint = document.createElement('p');
+    hint.className = 'hint browser-zone';
+    hint.id = 'browser-zone-hint';
+    hint.appendChild(document.createTextNode('This computer is set to ' + browserZone + '. '));
+    var use = document.createElement('button');
+    use.type = 'button';
+    use.className = 'link-button';
+    use.textContent = 'Use ' + browserZone;
+    use.addEventListener('click', function () {
+      select.value = browserZone;
+      hint.hidden = true;
+      select.focus();
+      announce(browserZone + ' chosen: save to keep it.');
+    });
+    hint.appendChild(use);
+    select.parentNode.insertBefore(hint, select.nextSibling);
+  });
 })();

@@ -1,8 +1,8 @@
 import { Router, type Request, type Response } from 'express';
 import { changeOwnPassword, dropboxAddress, getBusinessSettings, MIN_PASSWORD_LENGTH, updateBusinessSettings, updateProfile, viewerTimeZone } from '../../gateway/accounts';
 import { AppError, isAppError } from '../../gateway/core/errors';
-import { timeZoneNames } from '../../gateway/core/time-zone';
-import { field } from '../lib/forms';
+import { canonicalTimeZone, timeZoneNames } from '../../gateway/core/time-zone';
+import { field, queryParam } from '../lib/forms';
 import { flash, requireUser } from '../middleware/auth';
 import type { AdminDeps } from '../types';
 
@@ -57,7 +57,9 @@ export function preferencesRouter(deps: AdminDeps): Router {
   router.get('/preferences/profile', requireUser, async (req, res) => {
     const user = await deps.store.models.User.findById(req.viewer!.id, { dropboxToken: 1 }).lean();
     res.locals.dropboxAddress = user ? dropboxAddress(user.dropboxToken, deps.config.gatewayDomain) : '';
-    await renderProfile(req, res);
+    // "Use it" on the inbox's zone note (app.js) offers this computer's zone: preselected, saved only by Save.
+    const offered = canonicalTimeZone(queryParam(req, 'timeZone'));
+    await renderProfile(req, res, 200, {}, undefined, offered ?? undefined);
   });
 
   router.post('/preferences/profile', requireUser, async (req, res) => {
