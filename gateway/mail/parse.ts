@@ -188,7 +188,9 @@ function originationDate(lines: HeaderLines): Date | null {
   // got another date, and another de-duplication key, on a server set to Berlin than on one set to UTC.
   const zoneless = ZONELESS_DATE.exec(value);
   const date = new Date(zoneless ? `${zoneless[1]} +0000` : value);
-  return Number.isNaN(date.getTime()) ? null : date;
+  // A year past 9999 (a forged "12026") has no ISO 8601 / RFC 3339 form: the API would answer "+012026-…",
+  // which its own date-time schema and most clients refuse.
+  return Number.isNaN(date.getTime()) || date.getUTCFullYear() > 9999 || date.getUTCFullYear() < 0 ? null : date;
 }
 
 /** A date that ends at its time of day (a trailing comment aside), with no zone after it. */

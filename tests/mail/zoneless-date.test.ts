@@ -8,7 +8,7 @@ import { openTestStore } from '../support/store';
  * RFC 5322 §3.3 requires a zone in the Date header; mail without one exists. It reads the same on every
  * server: as UTC ("-0000"), never in the zone the server process happens to run in (TZ).
  */
-describe('ingest: a Date header without a zone', () => {
+describe('ingest: a Date header without a zone, or out of range', () => {
   let store: Awaited<ReturnType<typeof openTestStore>>;
   const savedTz = process.env.TZ;
   before(async () => {
@@ -37,6 +37,8 @@ describe('ingest: a Date header without a zone', () => {
     ['Sun, 29 Mar 2026 10:00:00 EST', '2026-03-29T15:00:00.000Z'],
     ['Thu, 1 Jan 1970 00:00:00 +0000', '1970-01-01T00:00:00.000Z'],
     ['Mon, 31 Dec 2026 99:00', ''],
+    ['Fri, 31 Dec 9999 23:59:59 +0000', '9999-12-31T23:59:59.000Z'],
+    ['Sun, 29 Mar 12026 10:00:00 +0000', ''],
   ];
   for (const [header, expected] of cases) {
     it(`${JSON.stringify(header)} is ${expected || 'no date'} on a server in New York and on one in Berlin`, async () => {
