@@ -28,6 +28,21 @@ export function timeAgo(value: Date | string | null | undefined, now: Date = new
   return 'just now';
 }
 
+/**
+ * "3 hours ago" in a <time> element whose tooltip is the exact time on the reader's clock (formatDate) and
+ * whose datetime is the instant: "Last synced 3 hours ago" alone could not say whether that was before or
+ * after the outage at 14:00. Output with <%- %>; "never" when there is no time.
+ */
+export function relativeTime(value: Date | string | null | undefined, now: Date, timeZone: string = DEFAULT_TIME_ZONE): string {
+  if (!value || Number.isNaN(new Date(value).getTime())) return 'never';
+  const date = new Date(value);
+  return `<time datetime="${date.toISOString()}" title="${escapeHtml(formatDate(date, timeZone))}">${escapeHtml(timeAgo(date, now))}</time>`;
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
 export function formatBytes(size: number): string {
   if (size < 1024) return `${size} B`;
   if (size < 1024 * 1024) return `${(size / 1024).toFixed(1)} KB`;

@@ -1,7 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import { viewerTimeZone } from '../../gateway/accounts';
 import { formatInZone } from '../../gateway/core/time-zone';
-import { formatDate } from '../lib/view-helpers';
+import { formatDate, relativeTime } from '../lib/view-helpers';
 import type { AdminDeps } from '../types';
 
 /**
@@ -16,6 +16,7 @@ export function viewerTimeZoneLocals(deps: AdminDeps) {
     res.locals.timeZone = timeZone;
     res.locals.formatDate = (value: Date | string | null | undefined) => formatDate(value, timeZone);
     res.locals.formatInZone = (value: Date) => formatInZone(value, timeZone);
+    res.locals.relativeTime = (value: Date | string | null | undefined) => relativeTime(value, deps.clock(), timeZone);
     next();
   };
 }

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import request from 'supertest';
-import { createApiToken } from '../../gateway/accounts';
-import { buildApp, makeUser, signIn, storeMessage, type SignedIn, type TestApp, type TestStore } from './fixtures';
+import { createApiToken, toPublicUser } from '../../gateway/accounts';
+import { buildApp, makeAccount, makeUser, signIn, storeMessage, type SignedIn, type TestApp, type TestStore } from './fixtures';
 import { openTestStore } from '../support/store';
 
 /**
@@ -63,7 +63,7 @@ describe('admin: time zones (business zone, personal zone, dates read in them)',
     assert.match(message.text, /<dt>Date<\/dt><dd>2026-03-29 07:58 EDT<\/dd>/);
     const inbox = await berlin.agent.get('/?q=Quarterly').expect(200);
     assert.match(inbox.text, /<span class="when">2026-03-29 08:00 EDT<\/span>/);
-    assert.match(inbox.text, /id="time-zone-note">Days and times in America\/New_York/);
+    assert.match(inbox.text, /id="time-zone-note" data-shown-zone="America\/New_York">Days and times in America\/New_York/);
     // The audit log (an admin's page) records the settings change in the same zone.
     const audit = await admin.agent.get('/audit').expect(200);
     const saved = await store.models.AuditEvent.findOne({ action: 'settings.update' }).lean();
@@ -99,6 +99,19 @@ describe('admin: time zones (business zone, personal zone, dates read in them)',
     assert.match(reply.text, /On Sun, 29 Mar 2026 14:00:00 \+0200, Alice &lt;alice@customer\.test&gt; wrote:/);
     const forward = await berlin.agent.get(`/compose?original=${id}&action=forward`).expect(200);
     assert.match(forward.text, /Date: Sun, 29 Mar 2026 14:00:00 \+0200/);
+  });
+
+  it('the account page\'s "3 hours ago" times carry the exact time on the reader\'s clock', async () => {
+    const owner = (await store.models.User.findOne({ email: 'berlin@acme.test' }).lean())!;
+    const account = await makeAccount(store, toPublicUser(owner), 'berlin@acme.test');
+    await store.models.MailAccount.updateOne({ _id: account.id }, {
+      $set: { 'forwarding.status': 'verified', 'forwarding.verifiedAt': new Date('2026-03-29T12:00:00Z'), 'forwarding.lastForwardedAt': new Date('2026-03-30T06:15:00Z'), lastMailAt: new Date('2026-03-30T06:15:00Z') },
+    });
+    const page = await berlin.agent.get(`/preferences/email/${account.id}`).expect(200);
+    assert.match(page.text, /<dt>Verified<\/dt><dd id="forwarding-verified-at"><time datetime="2026-03-29T12:00:00\.000Z" title="2026-03-29 14:00 GMT\+2">\d+ (day|month)s? ago<\/time><\/dd>/);
+    assert.match(page.text, /<dt>Last forwarded mail<\/dt><dd><time datetime="2026-03-30T06:15:00\.000Z" title="2026-03-30 08:15 GMT\+2">/);
+    const list = await berlin.agent.get('/preferences/email').expect(200);
+    assert.match(list.text, /Last mail: <time datetime="2026-03-30T06:15:00\.000Z" title="2026-03-30 08:15 GMT\+2">/);
   });
 
   it('refuses a zone that is not one, on the form, and keeps the one chosen', async () => {
