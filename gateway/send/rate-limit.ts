@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import { AppError } from '../core/errors';
+import { dayInZone, DEFAULT_TIME_ZONE, formatInZone } from '../core/time-zone';
 import { acquireLease, newHolderId } from '../sync/lease';
 import type { SendDeps } from './deps';
 import type { SendingAccount } from './settings';
@@ -49,7 +50,7 @@ function describeWait(seconds: number): string {
 }
 
 /** Take a send slot for the account or throw 429 RATE_LIMITED with the seconds to wait. */
-export async function takeSendSlot(deps: Pick<SendDeps, 'store' | 'rateLimit'>, account: Pick<SendingAccount, '_id' | 'email'>, now: Date): Promise<void> {
+export async function takeSendSlot(deps: Pick<SendDeps, 'store' | 'rateLimit'>, account: Pick<SendingAccount, '_id' | 'email'>, now: Date, zoneOfSender: () => Promise<string> = async () => DEFAULT_TIME_ZONE): Promise<void> {
   const { max, windowMs } = deps.rateLimit;
   const keys = Array.from({ length: max }, (_, n) => slotKey(account._id, n));
   let freeAt = await slotsFreeAt(deps, keys);
@@ -63,10 +64,13 @@ export async function takeSendSlot(deps: Pick<SendDeps, 'store' | 'rateLimit'>, 
   if (free.length) freeAt = await slotsFreeAt(deps, keys); // others took them meanwhile: their times, not the old ones
   const soonest = Math.min(...keys.map((key) => freeAt.get(key) ?? now.getTime()));
   const seconds = Math.max(1, Math.ceil((soonest - now.getTime()) / 1000));
-  const at = new Date(now.getTime() + seconds * 1000).toISOString().slice(11, 16);
+  // On the sender's clock (viewerTimeZone), zone named; with the date when that is not today there.
+  const nextAt = new Date(now.getTime() + seconds * 1000);
+  const timeZone = await zoneOfSender();
+  const at = dayInZone(nextAt, timeZone) === dayInZone(now, timeZone) ? formatInZone(nextAt, timeZone).slice(11) : formatInZone(nextAt, timeZone);
   throw new RateLimitedError(
     `${account.email} has sent ${max} message${max === 1 ? '' : 's'} in the last ${describeWindow(windowMs)}, the most the administrator allows (SEND_RATE_LIMIT). `
-      + `The next one can go in ${describeWait(seconds)}${seconds >= 120 ? ` (at ${at} UTC)` : ''}.`,
+      + `The next one can go in ${describeWait(seconds)}${seconds >= 120 ? ` (at ${at})` : ''}.`,
     seconds,
   );
 }

@@ -92,6 +92,9 @@ export async function sendMessage(deps: SendDeps, viewer: Viewer, accountId: str
   const account = (objectId ? await deps.store.models.MailAccount.findOne({ _id: objectId, ownerId: viewer.id }).lean() : null) as unknown as SendingAccount | null;
   if (!account) throw notFound('mail account');
 
+  // The sender's clock (Profile, else the business's zone), for the dates a person reads: read once, when needed.
+  let zone: Promise<string> | undefined;
+  const senderZone = () => (zone ??= deps.store.models.User.findById(viewer.id, { timeZone: 1 }).lean().then((user) => viewerTimeZone(deps.store, user)));
   let input: DraftInput = { ...request };
   let inReplyTo = '';
   let references: string[] = [];
@@ -99,8 +102,7 @@ export async function sendMessage(deps: SendDeps, viewer: Viewer, accountId: str
     const original = await loadOriginal(deps, viewer, request.original);
     const own = [account.email, ...(await deps.store.models.MailAccount.find({ ownerId: account.ownerId }, { email: 1 }).lean()).map((a) => a.email)];
     // The attribution's date on the sender's clock, as in the console's Reply form.
-    const sender = await deps.store.models.User.findById(viewer.id, { timeZone: 1 }).lean();
-    const prepared = prepareFromOriginal(original, request.original.action, own, await viewerTimeZone(deps.store, sender));
+    const prepared = prepareFromOriginal(original, request.original.action, own, await senderZone());
     const listText = (list: Mailbox[]) => list.map(formatMailbox);
     input = {
       ...input,
@@ -131,7 +133,7 @@ export async function sendMessage(deps: SendDeps, viewer: Viewer, accountId: str
     });
   }
 
-  await takeSendSlot(deps, account, now);
+  await takeSendSlot(deps, account, now, senderZone);
   const holder = newHolder('send');
   const outboxId = new mongoose.Types.ObjectId();
   const owner = { collection: 'outbox', id: outboxId } as const;

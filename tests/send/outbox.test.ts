@@ -251,6 +251,10 @@ describe('send: the outbox, retries and the rate limit', function () {
     assert.equal((await sendMessage({ ...hourly, clock: () => sentAt }, ivy.viewer, ivy.accountId, { to: 'alice@customer.test', subject: 'Hourly 1', text: 'x' })).status, 'sent');
     await assert.rejects(sendMessage({ ...hourly, clock: () => new Date(sentAt.getTime() + 18 * 60_000) }, ivy.viewer, ivy.accountId, { to: 'alice@customer.test', subject: 'Hourly 2', text: 'x' }),
       /has sent 1 message in the last 1 h, the most the administrator allows \(SEND_RATE_LIMIT\)\. The next one can go in 42 min \(at 15:05 UTC\)\.$/);
+    // On the sender's clock: Ivy works in Berlin (UTC+1 in March, before the clocks change).
+    await store.models.User.updateOne({ _id: ivy.viewer.id }, { $set: { timeZone: 'Europe/Berlin' } });
+    await assert.rejects(sendMessage({ ...hourly, clock: () => new Date(sentAt.getTime() + 18 * 60_000) }, ivy.viewer, ivy.accountId, { to: 'alice@customer.test', subject: 'Hourly 2', text: 'x' }),
+      /The next one can go in 42 min \(at 16:05 GMT\+1\)\.$/);
 
     // Concurrent requests racing for the last slot: the limit still holds.
     const frank = await sendableAccount(store, secretBox, { dovecot, smtp, smtpTls: 'implicit' });
