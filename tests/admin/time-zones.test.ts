@@ -128,6 +128,16 @@ describe('admin: time zones (business zone, personal zone, dates read in them)',
     assert.equal((await store.models.BusinessSettings.findById('business').lean())?.timeZone, 'America/New_York');
   });
 
+  it('a stored zone the time zone data does not know falls back instead of failing every page', async () => {
+    await store.models.User.updateOne({ email: 'berlin@acme.test' }, { $set: { timeZone: 'Atlantis/Capital' } });
+    try {
+      const inbox = await berlin.agent.get('/').expect(200);
+      assert.match(inbox.text, /Days and times in America\/New_York/, 'the business zone');
+    } finally {
+      await store.models.User.updateOne({ email: 'berlin@acme.test' }, { $set: { timeZone: 'Europe/Berlin' } });
+    }
+  });
+
   describe('days typed into the search are the reader\'s days', () => {
     const ids: Record<string, string> = {};
     // Los Angeles: PST (UTC-8) until 8 March 2026 02:00, then PDT (UTC-7): 8 March is 23 hours long.
