@@ -47,6 +47,10 @@ export interface AuditFilter {
   /** What was acted on: e.g. 'user' and the user's id (what happened to one user). */
   targetType?: string;
   targetId?: string;
+  /** Events at or after this instant (the start of a day on the reader's clock). */
+  from?: Date;
+  /** Events before this instant. */
+  until?: Date;
 }
 
 /** Newest first, 100 a page, paged by the `at` index (cursor = ISO time + id); optionally one actor's or one target's events (indexed too). */
@@ -55,6 +59,7 @@ export async function listAuditEvents(store: Store, options: { before?: string; 
   const filter: Record<string, unknown> = {};
   if (options.actorEmail) filter.actorEmail = options.actorEmail.trim().toLowerCase();
   if (options.targetType && options.targetId) Object.assign(filter, { targetType: options.targetType, targetId: options.targetId });
+  if (options.from || options.until) filter.at = { ...(options.from ? { $gte: options.from } : {}), ...(options.until ? { $lt: options.until } : {}) };
   const cursor = decodeAuditCursor(options.before);
   if (cursor) filter.$or = [{ at: { $lt: cursor.at } }, { at: cursor.at, _id: { $lt: cursor.id } }];
   const rows = await store.models.AuditEvent.find(filter).sort({ at: -1, _id: -1 }).limit(limit + 1).lean();

@@ -114,6 +114,25 @@ describe('admin: time zones (business zone, personal zone, dates read in them)',
     assert.match(list.text, /Last mail: <time datetime="2026-03-30T06:15:00\.000Z" title="2026-03-30 08:15 GMT\+2">/);
   });
 
+  it('the audit log shows one day of the admin\'s clock', async () => {
+    // The admin reads New York time (EDT, UTC-4): 29 March is 04:00 UTC to 04:00 UTC.
+    await store.models.AuditEvent.insertMany([
+      { at: new Date('2026-03-29T03:59:00Z'), actorEmail: 'cli', action: 'zone.test.before' },
+      { at: new Date('2026-03-29T04:00:00Z'), actorEmail: 'cli', action: 'zone.test.first' },
+      { at: new Date('2026-03-30T03:59:00Z'), actorEmail: 'cli', action: 'zone.test.last' },
+      { at: new Date('2026-03-30T04:00:00Z'), actorEmail: 'cli', action: 'zone.test.after' },
+    ]);
+    const res = await admin.agent.get('/audit?day=2026-03-29&actor=cli').expect(200);
+    const actions = [...res.text.matchAll(/<code>(zone\.test\.\w+)<\/code>/g)].map((m) => m[1]);
+    assert.deepEqual(actions, ['zone.test.last', 'zone.test.first']);
+    assert.match(res.text, /<input type="date" id="audit-day" name="day" value="2026-03-29"/);
+    assert.match(res.text, /id="audit-day-hint">In America\/New_York</);
+    const empty = await admin.agent.get('/audit?day=2020-01-01').expect(200);
+    assert.match(empty.text, /Nothing was recorded on 2020-01-01 \(America\/New_York\)/);
+    const bad = await admin.agent.get('/audit?day=29%2F03%2F2026').expect(400);
+    assert.match(bad.text, /id="audit-day-error">Day must be a date written YYYY-MM-DD/);
+  });
+
   it('refuses a zone that is not one, on the form, and keeps the one chosen', async () => {
     const res = await setProfileZone(berlin, 'Mars/Olympus_Mons');
     assert.equal(res.status, 400);
