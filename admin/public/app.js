@@ -251,9 +251,19 @@
   // until the person saves it.
   var browserZone = '';
   try { browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone || ''; } catch { browserZone = ''; }
+  // One zone has several names (Asia/Kolkata and Asia/Calcutta, Europe/Kyiv and Europe/Kiev), and the server's
+  // time zone data and the browser's may prefer different ones: compare them as this browser spells them.
+  function sameZone(a, b) {
+    if (!a || !b) return false;
+    try {
+      var spell = function (zone) { return new Intl.DateTimeFormat('en-US', { timeZone: zone }).resolvedOptions().timeZone; };
+      return spell(a) === spell(b);
+    } catch {
+      return a === b;
+    }
+  }
   document.querySelectorAll('[data-shown-zone]').forEach(function (note) {
-    var shown = note.getAttribute('data-shown-zone');
-    if (!browserZone || browserZone === shown) return;
+    if (!browserZone || sameZone(browserZone, note.getAttribute('data-shown-zone'))) return;
     var hint = document.createElement('span');
     hint.className = 'browser-zone';
     hint.appendChild(document.createTextNode(' · this computer is set to ' + browserZone + ': '));
@@ -264,22 +274,24 @@
     note.appendChild(hint);
   });
   document.querySelectorAll('select[data-business-zone]').forEach(function (select) {
-    var offered = Array.prototype.some.call(select.options, function (option) { return option.value === browserZone; });
-    var chosen = function () { return select.value || select.getAttribute('data-business-zone'); };
-    if (!browserZone || !offered || chosen() === browserZone) return;
+    // The list's own name for this computer's zone.
+    var offered = Array.prototype.filter.call(select.options, function (option) { return option.value && sameZone(option.value, browserZone); })[0];
+    var chosen = select.value || select.getAttribute('data-business-zone');
+    if (!browserZone || !offered || sameZone(chosen, browserZone)) return;
+    var zoneName = offered.value;
     var hint = document.createElement('p');
     hint.className = 'hint browser-zone';
     hint.id = 'browser-zone-hint';
-    hint.appendChild(document.createTextNode('This computer is set to ' + browserZone + '. '));
+    hint.appendChild(document.createTextNode('This computer is set to ' + zoneName + '. '));
     var use = document.createElement('button');
     use.type = 'button';
     use.className = 'link-button';
-    use.textContent = 'Use ' + browserZone;
+    use.textContent = 'Use ' + zoneName;
     use.addEventListener('click', function () {
-      select.value = browserZone;
+      select.value = zoneName;
       hint.hidden = true;
       select.focus();
-      announce(browserZone + ' chosen: save to keep it.');
+      announce(zoneName + ' chosen: save to keep it.');
     });
     hint.appendChild(use);
     select.parentNode.insertBefore(hint, select.nextSibling);
