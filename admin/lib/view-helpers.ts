@@ -43,6 +43,22 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
+/**
+ * How far the sender's Date header is from when the mail arrived, when that is more than a day: the inbox
+ * lists mail by arrival, so a message "written" in 2019 (a wrong clock, a resent old mail, a forged date) sits
+ * among today's, and the message page says why. '' when they agree.
+ */
+export function dateDrift(date: Date | string | null | undefined, receivedAt: Date | string | null | undefined): string {
+  if (!date || !receivedAt) return '';
+  const difference = new Date(receivedAt).getTime() - new Date(date).getTime();
+  if (Number.isNaN(difference) || Math.abs(difference) < 86_400_000) return '';
+  const days = Math.round(Math.abs(difference) / 86_400_000);
+  const span = days >= 730 ? `${Math.round(days / 365)} years` : days >= 60 ? `${Math.round(days / 30)} months` : `${days} day${days === 1 ? '' : 's'}`;
+  return difference > 0
+    ? `written ${span} before it arrived; the inbox lists mail by arrival`
+    : `dated ${span} after it arrived (the sender's clock is wrong, or the date is made up); the inbox lists mail by arrival`;
+}
+
 export function formatBytes(size: number): string {
   if (size < 1024) return `${size} B`;
   if (size < 1024 * 1024) return `${(size / 1024).toFixed(1)} KB`;

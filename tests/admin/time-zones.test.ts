@@ -133,6 +133,17 @@ describe('admin: time zones (business zone, personal zone, dates read in them)',
     assert.match(bad.text, /id="audit-day-error">Day must be a date written YYYY-MM-DD/);
   });
 
+  it('the message page says when the sender\'s date is far from the arrival, which orders the inbox', async () => {
+    const owner = (await store.models.User.findOne({ email: 'berlin@acme.test' }).lean())!;
+    const receivedAt = new Date('2026-03-29T12:00:00Z');
+    const old = await storeMessage(store, { subject: 'Resent', date: new Date('2019-03-29T12:00:00Z') }, { ownerId: owner._id.toString(), receivedAt });
+    const ahead = await storeMessage(store, { subject: 'Ahead', date: new Date('2026-04-08T12:00:00Z') }, { ownerId: owner._id.toString(), receivedAt });
+    const close = await storeMessage(store, { subject: 'Close', date: new Date('2026-03-29T02:00:00Z') }, { ownerId: owner._id.toString(), receivedAt });
+    assert.match((await berlin.agent.get(`/messages/${old.id}`).expect(200)).text, /id="date-drift">\(written 7 years before it arrived; the inbox lists mail by arrival\)/);
+    assert.match((await berlin.agent.get(`/messages/${ahead.id}`).expect(200)).text, /id="date-drift">\(dated 10 days after it arrived/);
+    assert.doesNotMatch((await berlin.agent.get(`/messages/${close.id}`).expect(200)).text, /date-drift/);
+  });
+
   it('refuses a zone that is not one, on the form, and keeps the one chosen', async () => {
     const res = await setProfileZone(berlin, 'Mars/Olympus_Mons');
     assert.equal(res.status, 400);
