@@ -1,12 +1,12 @@
 import type { NextFunction, Request, Response } from 'express';
 import { viewerTimeZone } from '../../gateway/accounts';
-import { formatInZone } from '../../gateway/core/time-zone';
 import { formatDate, relativeTime } from '../lib/view-helpers';
 import type { AdminDeps } from '../types';
 
 /**
  * Every page's times in the signed-in person's zone (gateway/accounts/viewer-time-zone.ts): the views call
- * formatDate() as before, and this request's copy of it (res.locals wins over app.locals) knows the zone.
+ * formatDate() and relativeTime() as before, and this request's copies (res.locals win over app.locals) know
+ * the zone.
  * Anonymous pages (sign-in, an invite link) show the business's zone.
  */
 export function viewerTimeZoneLocals(deps: AdminDeps) {
@@ -15,7 +15,6 @@ export function viewerTimeZoneLocals(deps: AdminDeps) {
     req.timeZone = timeZone;
     res.locals.timeZone = timeZone;
     res.locals.formatDate = (value: Date | string | null | undefined) => formatDate(value, timeZone);
-    res.locals.formatInZone = (value: Date) => formatInZone(value, timeZone);
     res.locals.relativeTime = (value: Date | string | null | undefined) => relativeTime(value, deps.clock(), timeZone);
     next();
   };
