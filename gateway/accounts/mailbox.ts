@@ -529,8 +529,14 @@ export async function messageVolume(store: Store, viewer: Viewer, options: { now
   } catch (err) {
     if (!/not implemented/i.test((err as Error).message)) throw err;
     const cursor = store.models.Message.find(match).select({ receivedAt: 1, 'sources.kind': 1, _id: 0 }).lean().cursor();
+    // Every zone's offset is a multiple of 15 minutes, so every instant of a quarter hour is on the same day:
+    // one zone lookup per quarter hour (at most 2,880 in 30 days), not per message.
+    const dayOfQuarter = new Map<number, string>();
     for await (const row of cursor as AsyncIterable<{ receivedAt: Date; sources?: Array<{ kind: string }> }>) {
-      add(dayInZone(row.receivedAt, timeZone), row.sources?.[0]?.kind ?? '', 1);
+      const quarter = Math.floor(row.receivedAt.getTime() / 900_000);
+      let day = dayOfQuarter.get(quarter);
+      if (day === undefined) dayOfQuarter.set(quarter, (day = dayInZone(row.receivedAt, timeZone)));
+      add(day, row.sources?.[0]?.kind ?? '', 1);
     }
   }
   return series;
