@@ -144,6 +144,19 @@ describe('admin: time zones (business zone, personal zone, dates read in them)',
     assert.doesNotMatch((await berlin.agent.get(`/messages/${close.id}`).expect(200)).text, /date-drift/);
   });
 
+  it('the Outbox shows when a message was queued and its next attempt on the reader\'s clock', async () => {
+    const owner = (await store.models.User.findOne({ email: 'berlin@acme.test' }).lean())!;
+    const account = await store.models.MailAccount.findOne({ ownerId: owner._id }).lean();
+    await store.models.Outbox.collection.insertOne({
+      accountId: account!._id, ownerId: owner._id, messageId: '<queued@acme.test>', subject: 'Queued in spring', envelopeFrom: 'berlin@acme.test', status: 'queued', attempts: 1,
+      recipients: [{ address: 'alice@customer.test', state: 'pending', reply: '', at: null }], to: [{ address: 'alice@customer.test', name: '' }], cc: [], bcc: [],
+      createdAt: new Date('2026-03-29T12:00:00Z'), updatedAt: new Date('2026-03-29T12:00:00Z'), nextAttemptAt: new Date('2026-03-29T12:30:00Z'),
+    });
+    const outbox = await berlin.agent.get('/outbox').expect(200);
+    assert.match(outbox.text, /2026-03-29 14:00 GMT\+2/);
+    assert.match(outbox.text, /next 2026-03-29 14:30 GMT\+2/);
+  });
+
   it('refuses a zone that is not one, on the form, and keeps the one chosen', async () => {
     const res = await setProfileZone(berlin, 'Mars/Olympus_Mons');
     assert.equal(res.status, 400);
