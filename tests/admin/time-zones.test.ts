@@ -1,6 +1,9 @@
 import { strict as assert } from 'node:assert';
+import { Types } from 'mongoose';
 import request from 'supertest';
 import { createApiToken, toPublicUser } from '../../gateway/accounts';
+import { silentLogger } from '../../gateway/core/log';
+import { createObject } from '../../gateway/crm/objects';
 import { buildApp, makeAccount, makeUser, signIn, storeMessage, type SignedIn, type TestApp, type TestStore } from './fixtures';
 import { openTestStore } from '../support/store';
 
@@ -155,6 +158,16 @@ describe('admin: time zones (business zone, personal zone, dates read in them)',
     const outbox = await berlin.agent.get('/outbox').expect(200);
     assert.match(outbox.text, /2026-03-29 14:00 GMT\+2/);
     assert.match(outbox.text, /next 2026-03-29 14:30 GMT\+2/);
+  });
+
+  it('an object\'s timeline (CRM activity) shows its mail on the reader\'s clock', async () => {
+    const owner = (await store.models.User.findOne({ email: 'berlin@acme.test' }).lean())!;
+    const { object } = await createObject({ store, log: silentLogger }, { type: 'contact', name: 'Carl Timeline', emails: ['carl@hooli.test'] });
+    const { id } = await storeMessage(store, { subject: 'Timeline entry', from: 'Carl <carl@hooli.test>' }, { ownerId: owner._id.toString(), receivedAt: new Date('2026-03-29T12:00:00Z') });
+    await store.models.Message.updateOne({ _id: id }, { $set: { linkedObjectIds: [new Types.ObjectId(object.id)] } });
+    const page = await berlin.agent.get(`/objects/${object.id}`).expect(200);
+    assert.match(page.text, /Timeline entry/);
+    assert.match(page.text, /<td class="nowrap small">2026-03-29 14:00 GMT\+2<\/td>/);
   });
 
   it('refuses a zone that is not one, on the form, and keeps the one chosen', async () => {
