@@ -7,6 +7,7 @@ import type { Store } from '../store';
 import { recordAudit, SYSTEM_ACTOR, type Actor } from './audit';
 import { canonicalMailbox, domainOf, emailProblem, normalizeEmail } from './email-address';
 import { buildForwardingAddress } from './forwarding-address';
+import { adoptKeptMail } from './kept-mail';
 import { parseObjectId, type ObjectId } from './ids';
 import { authenticateImap, type ImapLoginSettings } from './imap-login';
 import { describeFields } from './users';
@@ -187,7 +188,9 @@ export async function createMailAccount(store: Store, ownerId: ObjectId | string
     const { forwardingAddress, forwardingToken } = buildForwardingAddress(address, options.gatewayDomain);
     try {
       const account = await store.models.MailAccount.create({ ownerId: owner, email: address, domain: domainOf(address), forwardingAddress, forwardingToken });
-      await recordAudit(store, actor, { action: 'account.create', targetType: 'mail_account', targetId: account._id.toString(), details: { email: address, ownerId: owner.toString(), forwardingAddress } }, options.now);
+      const keptMessages = await adoptKeptMail(store, owner, address, account._id);
+      await recordAudit(store, actor, { action: 'account.create', targetType: 'mail_account', targetId: account._id.toString(), details: { email: address, ownerId: owner.toString(), forwardingAddress, ...(keptMessages ? { keptMessages } : {}) } }, options.now);
+      if (keptMessages) account.messageCount = (account.messageCount ?? 0) + keptMessages;
       return toMailAccountView(account);
     } catch (err) {
       const dup = isDuplicateKey(err);
