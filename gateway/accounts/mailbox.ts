@@ -64,6 +64,11 @@ export interface MessageSummary {
   hasAttachments: boolean;
   linkedObjectIds: string[];
   size: number;
+  /**
+   * How many of the owner's mailboxes hold this mail (a customer writing to two of them, a Bcc to the
+   * dropbox): listed once, the newest copy, with every copy's sources.
+   */
+  copies: number;
 }
 
 export interface MessagePage {
@@ -201,7 +206,7 @@ type MessageRow = {
   to?: Array<{ address?: string | null; name?: string | null }>; subject?: string | null; text?: string | null; sources?: Array<{ kind: string }>;
   auth?: { verdict?: string | null; sender?: string | null; explanation?: string | null } | null; status?: string | null; kind?: string | null;
   quarantineReason?: string | null; confirmation?: { code?: string | null } | null;
-  attachments?: DescribedPart[]; linkedObjectIds?: ObjectId[]; size?: number;
+  attachments?: DescribedPart[]; linkedObjectIds?: ObjectId[]; size?: number; dedupeKey?: string | null;
 };
 
 /** Recipients a summary lists (the message itself has them all). */
@@ -210,9 +215,10 @@ const SUMMARY_RECIPIENTS = 5;
 const SUMMARY_PROJECTION = {
   accountId: 1, ownerId: 1, receivedAt: 1, from: 1, to: { $slice: SUMMARY_RECIPIENTS }, subject: 1, text: { $substrCP: ['$text', 0, 200] }, sources: 1,
   'auth.verdict': 1, 'auth.sender': 1, 'auth.explanation': 1, quarantineReason: 1, status: 1, kind: 1, 'confirmation.code': 1, attachments: 1, linkedObjectIds: 1, size: 1,
+  dedupeKey: 1,
 };
 
-function toSummary(row: MessageRow): MessageSummary {
+function toSummary(row: MessageRow, copies: MessageRow[] = [row]): MessageSummary {
   const text = (row.text ?? '').replace(/\s+/g, ' ').trim();
   return {
     id: row._id.toString(),
@@ -225,7 +231,7 @@ function toSummary(row: MessageRow): MessageSummary {
     subject: row.subject ?? '',
     // An encrypted mail has no text to show: the list says why its line is empty (the message page says more).
     snippet: text.length > 140 ? `${text.slice(0, 140)}…` : text || ((row.attachments ?? []).some((part) => isSealedPartType(part.contentType)) ? '(encrypted)' : ''),
-    sources: [...new Set((row.sources ?? []).map((source) => source.kind))],
+    sources: [...new Set(copies.flatMap((copy) => copy.sources ?? []).map((source) => source.kind))],
     verdict: row.auth?.verdict ?? 'none',
     senderVerdict: row.auth?.sender ?? '',
     // Mail held for another reason (a confirmation for another mailbox) or stored before explanations: its own reason.
@@ -237,7 +243,22 @@ function toSummary(row: MessageRow): MessageSummary {
     hasAttachments: (row.attachments ?? []).some((part) => !isInlineImagePart(part)),
     linkedObjectIds: (row.linkedObjectIds ?? []).map((id) => id.toString()),
     size: row.size ?? 0,
+    copies: copies.length,
   };
+}
+
+/**
+ * One entry per mail and owner. De-duplication is per mailbox, so a mail that reached two of an
+ * employee's mailboxes is stored in each (gateway/mail/ingest.ts), with the same de-duplication key;
+ * the employee reads one mail. Copies that arrived far apart may fall on two pages, each showing it once.
+ */
+function oneEntryPerMail(rows: MessageRow[]): MessageSummary[] {
+  const groups = new Map<string, MessageRow[]>();
+  for (const row of rows) {
+    const key = row.dedupeKey ? `${row.ownerId.toString()}\u0000${row.dedupeKey}` : row._id.toString();
+    groups.set(key, [...(groups.get(key) ?? []), row]);
+  }
+  return [...groups.values()].map((copies) => toSummary(copies[0], copies));
 }
 
 /**
@@ -262,7 +283,7 @@ export async function listMessages(store: Store, viewer: Viewer, filters: Messag
   const rows = (await query.lean()) as unknown as MessageRow[];
   const page = rows.slice(0, limit);
   const last = page[page.length - 1];
-  return { messages: page.map(toSummary), nextCursor: rows.length > limit && last ? encodeCursor(last.receivedAt, last._id) : null };
+  return { messages: oneEntryPerMail(page), nextCursor: rows.length > limit && last ? encodeCursor(last.receivedAt, last._id) : null };
 }
 
 const expressionSupport = new WeakMap<Store, Promise<boolean>>();
@@ -420,8 +441,15 @@ export async function deleteMessage(deps: { store: Store; actor: Actor; now?: Da
   const { store } = deps;
   const message = await getMessageFor(store, viewer, id);
   if (!message) throw notFound('message');
-  await removeMessage(store, message, { now: deps.now ?? new Date(), deletedBy: deps.actor.id ?? null });
-  await recordAudit(store, deps.actor, { action: 'message.delete', targetType: 'message', targetId: message._id.toString(), details: { subject: message.subject, from: message.from?.address ?? '', status: message.status } }, deps.now);
+  // The same mail in the owner's other mailboxes is listed as this one (listMessages): it goes too, or
+  // deleting would only uncover the next copy. Same status: a held copy is deleted from Quarantine alone.
+  const copies = await store.models.Message.find({ ownerId: message.ownerId, dedupeKey: message.dedupeKey, status: message.status, _id: { $ne: message._id } })
+    .select(REMOVABLE_MESSAGE_FIELDS).lean();
+  for (const copy of [message, ...copies]) await removeMessage(store, copy, { now: deps.now ?? new Date(), deletedBy: deps.actor.id ?? null });
+  await recordAudit(store, deps.actor, {
+    action: 'message.delete', targetType: 'message', targetId: message._id.toString(),
+    details: { subject: message.subject, from: message.from?.address ?? '', status: message.status, ...(copies.length ? { copies: copies.length + 1 } : {}) },
+  }, deps.now);
 }
 
 /**
