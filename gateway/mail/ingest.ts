@@ -235,7 +235,28 @@ async function ingestOnce(deps: IngestDeps, input: IngestInput): Promise<IngestR
       return { outcome: 'tombstoned', id: null, dedupeKey: key, parsed, status, size: streamed.size };
     }
 
+    /** Record this source on the stored copy `filter` finds and drop our blobs; null when there is none. */
+    const asDuplicate = async (filter: Record<string, unknown>): Promise<IngestResult | null> => {
+      const existing = await store.models.Message.findOneAndUpdate(filter, { $addToSet: { sources: source } }, { returnDocument: 'after' })
+        // No projection at all, not even the schema's default exclusion of
+        // rawInline: FerretDB 1.24 does not implement findAndModify "fields".
+        .select('+rawInline')
+        .lean();
+      if (!existing) return null;
+      await discardBlobs();
+      if (deps.associate && existing.status === 'inbox' && existing.linkedAt && existing.linkedObjectIds?.length) {
+        await deps.associate.repair(existing as AssociableMessage).catch((e: Error) => log.error({ err: e, id: existing._id }, 'could not repair the links of a duplicate; it is stored'));
+      }
+      log.debug({ id: existing._id }, 'duplicate message: source recorded');
+      return { outcome: 'duplicate', id: existing._id as ObjectId, dedupeKey: existing.dedupeKey, parsed, status: existing.status as 'inbox' | 'quarantine', size: streamed.size };
+    };
+
     const planned = await planning;
+    if (!parsed.messageId && !hash.startsWith('raw:')) {
+      const twin = await identifiedTwin(store, input, hash, document.receivedAt);
+      const duplicate = twin ? await asDuplicate({ _id: twin }) : null;
+      if (duplicate) return duplicate;
+    }
     const written = { _id: id, ...document, linkedObjectIds: planned?.objectIds ?? [], linkedAt: planned ? now : null };
     try {
       await groupInsert(store.models.Message, written);
@@ -243,22 +264,9 @@ async function ingestOnce(deps: IngestDeps, input: IngestInput): Promise<IngestR
       if (!isDuplicateKeyError(err)) throw err;
       // Already stored (a retried SMTP delivery, or the IMAP copy of a
       // forwarded mail): record this source on it and drop our blobs.
-      const existing = await store.models.Message.findOneAndUpdate(
-        { mailboxKey: input.mailboxKey, dedupeKey: key },
-        { $addToSet: { sources: source } },
-        { returnDocument: 'after' },
-      )
-        // No projection at all, not even the schema's default exclusion of
-        // rawInline: FerretDB 1.24 does not implement findAndModify "fields".
-        .select('+rawInline')
-        .lean();
-      await discardBlobs();
-      if (!existing) throw err;
-      if (deps.associate && existing.status === 'inbox' && existing.linkedAt && existing.linkedObjectIds?.length) {
-        await deps.associate.repair(existing as AssociableMessage).catch((e: Error) => log.error({ err: e, id: existing._id }, 'could not repair the links of a duplicate; it is stored'));
-      }
-      log.debug({ id: existing._id }, 'duplicate message: source recorded');
-      return { outcome: 'duplicate', id: existing._id as ObjectId, dedupeKey: key, parsed, status: existing.status as 'inbox' | 'quarantine', size: streamed.size };
+      const duplicate = await asDuplicate({ mailboxKey: input.mailboxKey, dedupeKey: key });
+      if (!duplicate) throw err;
+      return duplicate;
     }
 
     // The account's counters and the link records are independent writes, sent together.
@@ -279,6 +287,31 @@ async function ingestOnce(deps: IngestDeps, input: IngestInput): Promise<IngestR
     if (err instanceof AppError) throw err;
     throw storeError(err, 'ING02');
   }
+}
+
+/** How far apart two paths may deliver one mail (a forwarder's retries): the copies' receivedAt differ by less. */
+const TWIN_WINDOW_MS = 2 * 86_400_000;
+
+/**
+ * The stored copy, with a Message-ID, of a mail that came without one: a
+ * host forwarding by Sieve redirect re-submits the message and its MTA
+ * (Postfix, Exchange) adds a Message-ID to the forwarded copy only, while
+ * the copy in the mailbox, read by IMAP, has none. Nothing tells them apart
+ * but that header: the same sender, date to the second, subject, body and
+ * attachments (the content hash), in the same mailbox, received about the
+ * same time (forwarding takes seconds; IMAP reports when the mail reached the
+ * mailbox). Only asked for mail without a Message-ID, through the owner's
+ * (ownerId, receivedAt) index.
+ */
+async function identifiedTwin(store: Store, input: IngestInput, hash: string, receivedAt: Date): Promise<ObjectId | null> {
+  const twin = await store.models.Message.findOne({
+    ownerId: input.ownerId,
+    receivedAt: { $gte: new Date(receivedAt.getTime() - TWIN_WINDOW_MS), $lte: new Date(receivedAt.getTime() + TWIN_WINDOW_MS) },
+    mailboxKey: input.mailboxKey,
+    contentHash: hash,
+    messageId: { $ne: '' },
+  }, { _id: 1 }).lean();
+  return (twin?._id as ObjectId | undefined) ?? null;
 }
 
 function collectAddresses(parsed: ParsedMessage): string[] {
