@@ -473,7 +473,7 @@ export async function deleteQuarantined(deps: { store: Store; actor: Actor; now?
  * the latest quarantined message (forwarding-health.ts). Once that message is released or deleted the
  * sentence is false and its link leads nowhere: drop it (the next held message raises it again).
  */
-async function forgetHeldNotice(store: Store, message: { _id: ObjectId; accountId?: ObjectId | null }): Promise<void> {
+export async function forgetHeldNotice(store: Store, message: { _id: ObjectId; accountId?: ObjectId | null }): Promise<void> {
   if (!message.accountId) return;
   await store.models.MailAccount.updateOne(
     { _id: message.accountId, 'forwarding.quarantinedMessageId': message._id },

@@ -11,6 +11,7 @@ import { groupCounterUpdate } from '../store/group-counter';
 import { groupInsert } from '../store/group-insert';
 import { groupExists } from '../store/group-lookup';
 import { contentHash, dedupeKey } from './dedupe';
+import { provesHeldPath, releaseFoundInMailbox } from './found-in-mailbox';
 import { MessageTooLargeError, streamAndParse, type ParsedMessage } from './parse';
 import { arrivalTime } from './arrival-time';
 
@@ -244,11 +245,14 @@ async function ingestOnce(deps: IngestDeps, input: IngestInput): Promise<IngestR
         .lean();
       if (!existing) return null;
       await discardBlobs();
-      if (deps.associate && existing.status === 'inbox' && existing.linkedAt && existing.linkedObjectIds?.length) {
+      let existingStatus = existing.status as 'inbox' | 'quarantine';
+      if (provesHeldPath(source.kind, existing)) {
+        existingStatus = await releaseFoundInMailbox({ store, log, associate: deps.associate }, existing, source);
+      } else if (deps.associate && existing.status === 'inbox' && existing.linkedAt && existing.linkedObjectIds?.length) {
         await deps.associate.repair(existing as AssociableMessage).catch((e: Error) => log.error({ err: e, id: existing._id }, 'could not repair the links of a duplicate; it is stored'));
       }
       log.debug({ id: existing._id }, 'duplicate message: source recorded');
-      return { outcome: 'duplicate', id: existing._id as ObjectId, dedupeKey: existing.dedupeKey, parsed, status: existing.status as 'inbox' | 'quarantine', size: streamed.size };
+      return { outcome: 'duplicate', id: existing._id as ObjectId, dedupeKey: existing.dedupeKey, parsed, status: existingStatus, size: streamed.size };
     };
 
     const planned = await planning;
