@@ -426,9 +426,36 @@ export async function releaseMessage(deps: { store: Store; actor: Actor; afterRe
     return written.modifiedCount === 1 ? written : null;
   });
   if (!released) throw notQuarantined();
-  await forgetHeldNotice(deps.store, message);
+  // The owner's held copies in their other mailboxes go with it: the list shows them as one entry.
+  const copies = await sameMailCopies(deps.store, [message]);
+  for (const copy of copies) await deps.store.models.Message.updateOne({ _id: copy._id, status: 'quarantine' }, { $set: { status: 'inbox' } });
+  for (const held of [message, ...copies]) await forgetHeldNotice(deps.store, held);
   await recordAudit(deps.store, deps.actor, { action: 'message.release', targetType: 'message', targetId: message._id.toString(), details: { subject: message.subject, from: message.from?.address ?? '', reason: message.quarantineReason } });
-  if (deps.afterRelease) await deps.afterRelease(message._id);
+  if (deps.afterRelease) for (const held of [message, ...copies]) await deps.afterRelease(held._id);
+}
+
+/** What sameMailCopies reads of a message. */
+interface CopyKey {
+  _id: ObjectId;
+  ownerId: ObjectId;
+  dedupeKey: string;
+  status?: string | null;
+}
+
+/**
+ * The owner's other copies of these messages, in the same state: the same mail in another of their
+ * mailboxes (same de-duplication key), which the list shows as one entry (oneEntryPerMail). What is done
+ * to the entry is done to them too, or the next copy would take its place. One query, on the
+ * {ownerId, dedupeKey} index.
+ */
+async function sameMailCopies(store: Store, messages: readonly CopyKey[]) {
+  if (messages.length === 0) return [];
+  const rows = await store.models.Message.find({
+    ownerId: { $in: messages.map((m) => m.ownerId) },
+    dedupeKey: { $in: [...new Set(messages.map((m) => m.dedupeKey))] },
+    _id: { $nin: messages.map((m) => m._id) },
+  }).select({ ...REMOVABLE_MESSAGE_FIELDS, ownerId: 1, status: 1 }).lean();
+  return rows.filter((row) => messages.some((m) => m.ownerId.equals(row.ownerId) && m.dedupeKey === row.dedupeKey && (m.status ?? 'inbox') === (row.status ?? 'inbox')));
 }
 
 /**
@@ -438,18 +465,26 @@ export async function releaseMessage(deps: { store: Store; actor: Actor; afterRe
  * tombstone leaves at worst an orphan blob, never a resurrected message.
  */
 export async function deleteMessage(deps: { store: Store; actor: Actor; now?: Date }, viewer: Viewer, id: string): Promise<void> {
-  const { store } = deps;
-  const message = await getMessageFor(store, viewer, id);
+  const message = await getMessageFor(deps.store, viewer, id);
   if (!message) throw notFound('message');
-  // The same mail in the owner's other mailboxes is listed as this one (listMessages): it goes too, or
-  // deleting would only uncover the next copy. Same status: a held copy is deleted from Quarantine alone.
-  const copies = await store.models.Message.find({ ownerId: message.ownerId, dedupeKey: message.dedupeKey, status: message.status, _id: { $ne: message._id } })
-    .select(REMOVABLE_MESSAGE_FIELDS).lean();
-  for (const copy of [message, ...copies]) await removeMessage(store, copy, { now: deps.now ?? new Date(), deletedBy: deps.actor.id ?? null });
-  await recordAudit(store, deps.actor, {
-    action: 'message.delete', targetType: 'message', targetId: message._id.toString(),
-    details: { subject: message.subject, from: message.from?.address ?? '', status: message.status, ...(copies.length ? { copies: copies.length + 1 } : {}) },
-  }, deps.now);
+  await deleteWithCopies(deps, [message]);
+}
+
+/** Delete each message with its copies in the owner's other mailboxes (a held copy from Quarantine alone); one audit event per message. */
+async function deleteWithCopies(
+  deps: { store: Store; actor: Actor; now?: Date },
+  messages: ReadonlyArray<CopyKey & RemovableMessage & { subject?: string | null; from?: { address?: string | null } | null }>,
+): Promise<void> {
+  const { store } = deps;
+  const copies = await sameMailCopies(store, messages);
+  for (const message of messages) {
+    const own = copies.filter((copy) => copy.ownerId.equals(message.ownerId) && copy.dedupeKey === message.dedupeKey);
+    for (const doomed of [message, ...own]) await removeMessage(store, doomed, { now: deps.now ?? new Date(), deletedBy: deps.actor.id ?? null });
+    await recordAudit(store, deps.actor, {
+      action: 'message.delete', targetType: 'message', targetId: message._id.toString(),
+      details: { subject: message.subject, from: message.from?.address ?? '', status: message.status, ...(own.length ? { copies: own.length + 1 } : {}) },
+    }, deps.now);
+  }
 }
 
 /**
@@ -458,14 +493,12 @@ export async function deleteMessage(deps: { store: Store; actor: Actor; now?: Da
  * that is not the viewer's, is left alone. Returns how many were deleted.
  */
 export async function deleteQuarantined(deps: { store: Store; actor: Actor; now?: Date }, viewer: Viewer, ids: readonly string[]): Promise<number> {
-  let deleted = 0;
-  for (const id of new Set(ids)) {
-    const message = await getMessageFor(deps.store, viewer, id);
-    if (!message || message.status !== 'quarantine') continue;
-    await deleteMessage(deps, viewer, id);
-    deleted += 1;
-  }
-  return deleted;
+  const objectIds = [...new Set(ids)].map((id) => parseObjectId(id)).filter((id): id is ObjectId => Boolean(id));
+  if (objectIds.length === 0) return 0;
+  const held = await deps.store.models.Message.find({ _id: { $in: objectIds }, status: 'quarantine', ...messageScope(viewer) })
+    .select({ ...REMOVABLE_MESSAGE_FIELDS, ownerId: 1, status: 1, subject: 1, 'from.address': 1 }).lean();
+  await deleteWithCopies(deps, held);
+  return held.length;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import crypto from 'node:crypto';
 import request from 'supertest';
-import { createApiToken, createMailAccount, deleteMessage, listMessages, setPassword, SYSTEM_ACTOR } from '../../gateway/accounts';
+import { createApiToken, createMailAccount, deleteMessage, deleteQuarantined, listMessages, releaseMessage, setPassword, SYSTEM_ACTOR } from '../../gateway/accounts';
 import { buildApp, PASSWORD, signIn } from '../admin/fixtures';
 import { GATEWAY_DOMAIN, useGatewayWorld } from '../support/gateway';
 import { plainMessage } from '../support/mail-auth';
@@ -69,6 +69,36 @@ describe('gateway: one mail reaching several of an employee\'s own mailboxes', f
     // Forwarded again (a provider retry): it stays deleted.
     await forward('sales@acme.test', sales.forwardingAddress, raw);
     assert.equal(await store.models.Message.countDocuments({ messageId }), 0);
+  });
+
+  it('releases or deletes a held mail from Quarantine with its copies, so no copy stays behind in the list', async () => {
+    const { bob, store } = world;
+    const sales = (await store.models.MailAccount.findOne({ email: 'sales@acme.test' }).lean())!;
+    const viewer = { id: bob.userId, role: 'employee' };
+    const held = async (subject: string) => {
+      const raw = plainMessage({ from: 'Alice <alice@customer.test>', to: 'bob@acme.test', subject, messageId: `${crypto.randomUUID()}@customer.test`, extraHeaders: ['Cc: sales@acme.test'] });
+      // A forwarder that proves nothing (no SPF for its envelope domain): both copies are held.
+      for (const address of [bob.forwardingAddress, sales.forwardingAddress]) {
+        const sent = await sendMail(world.gw.port, { from: 'bounces@relay.forwarder.test', to: [address] }, raw);
+        assert.equal(sent.ok, true, sent.response);
+      }
+      const listed = (await listMessages(store, viewer, { status: 'quarantine', q: subject })).messages;
+      assert.equal(listed.length, 1, 'held once in the list');
+      assert.equal(listed[0].copies, 2);
+      return listed[0].id;
+    };
+    const keep = await held('Held order 1');
+    const drop = await held('Held order 2');
+
+    await releaseMessage({ store, actor: SYSTEM_ACTOR }, viewer, keep);
+    assert.deepEqual((await listMessages(store, viewer, { status: 'quarantine', q: 'Held order' })).messages.map((m) => m.subject), ['Held order 2'], 'no copy left held');
+    const released = (await listMessages(store, viewer, { q: 'Held order 1' })).messages;
+    assert.equal(released.length, 1);
+    assert.equal(released[0].copies, 2, 'both copies in the inbox');
+
+    assert.equal(await deleteQuarantined({ store, actor: SYSTEM_ACTOR }, viewer, [drop]), 1);
+    assert.equal((await listMessages(store, viewer, { status: 'quarantine', q: 'Held order' })).messages.length, 0, 'no copy left held');
+    assert.equal(await store.models.Message.countDocuments({ subject: 'Held order 2' }), 0);
   });
 
   it('keeps two employees\' copies apart: each sees their own', async () => {
