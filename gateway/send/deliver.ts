@@ -109,7 +109,7 @@ async function file(deps: SendDeps, account: SendingAccount, entry: OutboxEntry,
       const imap = account.imap;
       const target = { host: imap.host!, port: imap.port ?? 0 };
       try {
-        const options = { timeoutMs: deps.imapTimeoutMs, log };
+        const options = { timeoutMs: deps.imapTimeoutMs, log, messageId: entry.messageId };
         const result = usesOAuth(account)
           ? await appendToSentFolderWithOAuth(sendOAuthDeps(deps), { accountId: account._id, user: imap.username || account.email, host: target.host, port: target.port, tls: (imap.tls || 'implicit') as TlsMode }, raw, acceptedAt, options)
           : await appendToSentFolder(imapLoginSettings(account as Parameters<typeof imapLoginSettings>[0], deps.secretBox), raw, acceptedAt, options);

@@ -28,6 +28,8 @@ export function findSentFolder(list: ReadonlyArray<Pick<ListResponse, 'path' | '
 export interface SentAppendOptions {
   timeoutMs?: number;
   log?: Logger;
+  /** The message's Message-ID (bare): a copy already in the folder is not appended again. */
+  messageId?: string;
 }
 
 export type SentAppendResult = { outcome: 'appended'; folder: string; uid: number | null } | { outcome: 'no-folder' };
@@ -76,10 +78,33 @@ async function appendWith(client: ImapFlow, host: string, raw: Buffer, date: Dat
     options.log?.warn({ host }, 'no Sent folder on the IMAP server; the sent message is not appended');
     return { outcome: 'no-folder' };
   }
+  if (options.messageId) {
+    const filed = await alreadyFiled(client, folder, options.messageId, date);
+    if (filed !== null) {
+      await client.logout().catch(() => undefined);
+      options.log?.info({ folder, uid: filed }, 'the sent message is in the Sent folder already; not appended again');
+      return { outcome: 'appended', folder, uid: filed };
+    }
+  }
   const result = await client.append(folder, raw, ['\\Seen'], date);
   if (!result) throw Object.assign(new Error(`APPEND to ${folder} was refused`), { code: 'APPEND_FAILED' });
   await client.logout().catch(() => undefined);
   return { outcome: 'appended', folder, uid: typeof result.uid === 'number' ? result.uid : null };
+}
+
+/**
+ * The UID of a copy with this Message-ID in the folder, or null. An APPEND
+ * whose answer was lost (the connection dropped after the server filed it),
+ * or a process stopped between the APPEND and recording it, is tried again:
+ * without this look the user's mail program showed the sent mail twice.
+ * SINCE the day before the date it was filed with (its INTERNALDATE) keeps
+ * the header search to a few messages of a large Sent folder.
+ */
+async function alreadyFiled(client: ImapFlow, folder: string, messageId: string, date: Date): Promise<number | null> {
+  await client.mailboxOpen(folder, { readOnly: true });
+  const bracketed = `<${messageId.replace(/^<|>$/g, '')}>`;
+  const found = (await client.search({ since: new Date(date.getTime() - 86_400_000), header: { 'message-id': bracketed } }, { uid: true })) || [];
+  return found.length > 0 ? found[0] : null;
 }
 
 function closeQuietly(client: ImapFlow): void {
