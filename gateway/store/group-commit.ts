@@ -18,13 +18,23 @@ export const MAX_BATCH = 100;
 export class BatchLoop {
   private flushing = false;
   private scheduled = false;
+  /**
+   * Queued while a flush ran. `flushOnce` says whether more is queued before it returns, but a caller it
+   * just settled runs on (a microtask) before this loop marks itself idle, and may queue again at once:
+   * that request is not in the answer, and without this flag it waited for ever.
+   */
+  private kickedWhileFlushing = false;
 
   /** `flushOnce` takes what is queued, writes it, settles it, and says whether more is queued. */
   constructor(private readonly flushOnce: () => Promise<boolean>) {}
 
   /** Something was queued: make sure a write will take it. */
   kick(): void {
-    if (this.flushing || this.scheduled) return;
+    if (this.flushing) {
+      this.kickedWhileFlushing = true;
+      return;
+    }
+    if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -35,12 +45,14 @@ export class BatchLoop {
   private async run(): Promise<void> {
     if (this.flushing) return;
     this.flushing = true;
+    this.kickedWhileFlushing = false;
     let more = false;
     try {
       more = await this.flushOnce();
     } finally {
       this.flushing = false;
-      if (more) this.kick();
+      // Whatever was queued during the flush was not taken by it (it takes its batch first).
+      if (more || this.kickedWhileFlushing) this.kick();
     }
   }
 }

@@ -125,6 +125,16 @@ describe('group commit: inserts and counters shared by concurrent writers (real 
     assert.ok(spy.calls() < 30, `30 concurrent checks shared queries (${spy.calls()} queries)`);
   });
 
+  it('answers a caller that asks again the moment its first answer came (no wake-up lost while the loop winds down)', async () => {
+    const mailboxKey = `again-${new mongoose.Types.ObjectId()}`;
+    await store.models.Tombstone.create({ mailboxKey, dedupeKey: 'gone', deletedAt: new Date() });
+    // The second check is queued by the first one's continuation, before the loop has marked itself idle:
+    // it used to wait for ever (ingest asks twice for mail without a Message-ID).
+    const first = await groupExists(store.models.Tombstone, { mailboxKey, dedupeKey: 'gone' });
+    const second = await groupExists(store.models.Tombstone, { mailboxKey, dedupeKey: 'kept' });
+    assert.deepEqual([first, second], [true, false]);
+  });
+
   it('fails every check of a lookup the store could not answer, and the next lookup works again', async () => {
     const collection = store.models.Tombstone.collection;
     const original = collection.find;
