@@ -519,13 +519,14 @@ export interface RemovableMessage {
   _id: ObjectId;
   mailboxKey: string;
   dedupeKey: string;
+  contentHash?: string | null;
   accountId?: ObjectId | null;
   rawBlobId?: ObjectId | null;
   attachments?: Array<{ blobId?: ObjectId | null }> | null;
 }
 
 /** The fields of a message removeMessage reads (a projection for callers that list many). */
-export const REMOVABLE_MESSAGE_FIELDS = { mailboxKey: 1, dedupeKey: 1, accountId: 1, rawBlobId: 1, 'attachments.blobId': 1 } as const;
+export const REMOVABLE_MESSAGE_FIELDS = { mailboxKey: 1, dedupeKey: 1, contentHash: 1, accountId: 1, rawBlobId: 1, 'attachments.blobId': 1 } as const;
 
 /**
  * Remove one message for good, in the crash-safe order described at
@@ -535,7 +536,7 @@ export const REMOVABLE_MESSAGE_FIELDS = { mailboxKey: 1, dedupeKey: 1, accountId
 export async function removeMessage(store: Store, message: RemovableMessage, options: { now: Date; deletedBy: ObjectId | null }): Promise<void> {
   await store.models.Tombstone.updateOne(
     { mailboxKey: message.mailboxKey, dedupeKey: message.dedupeKey },
-    { $setOnInsert: { mailboxKey: message.mailboxKey, dedupeKey: message.dedupeKey, deletedAt: options.now, deletedBy: options.deletedBy } },
+    { $setOnInsert: { mailboxKey: message.mailboxKey, dedupeKey: message.dedupeKey, contentHash: message.contentHash ?? '', deletedAt: options.now, deletedBy: options.deletedBy } },
     { upsert: true },
   );
   const removed = await store.models.Message.deleteOne({ _id: message._id });

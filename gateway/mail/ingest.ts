@@ -230,7 +230,11 @@ async function ingestOnce(deps: IngestDeps, input: IngestInput): Promise<IngestR
             return null;
           })
         : Promise.resolve(null);
-    if (await groupExists(store.models.Tombstone, { mailboxKey: input.mailboxKey, dedupeKey: key })) {
+    // Mail without a Message-ID: also deleted when its copy with one (identifiedTwin) was.
+    const unidentified = !parsed.messageId && !hash.startsWith('raw:');
+    const deleted = await groupExists(store.models.Tombstone, { mailboxKey: input.mailboxKey, dedupeKey: key })
+      || (unidentified && await groupExists(store.models.Tombstone, { mailboxKey: input.mailboxKey, contentHash: hash }));
+    if (deleted) {
       await discardBlobs();
       log.info({ dedupeKey: key }, 'message was deleted by its owner; not re-imported');
       return { outcome: 'tombstoned', id: null, dedupeKey: key, parsed, status, size: streamed.size };
@@ -256,7 +260,7 @@ async function ingestOnce(deps: IngestDeps, input: IngestInput): Promise<IngestR
     };
 
     const planned = await planning;
-    if (!parsed.messageId && !hash.startsWith('raw:')) {
+    if (unidentified) {
       const twin = await identifiedTwin(store, input, hash, document.receivedAt);
       const duplicate = twin ? await asDuplicate({ _id: twin }) : null;
       if (duplicate) return duplicate;

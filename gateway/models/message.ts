@@ -146,6 +146,8 @@ export const tombstoneSchema = new Schema(
   {
     mailboxKey: { type: String, required: true },
     dedupeKey: { type: String, required: true },
+    /** The deleted message's content hash ('' before it was recorded): a copy of it without a Message-ID is the same mail (gateway/mail/ingest.ts). */
+    contentHash: { type: String, default: '' },
     deletedAt: { type: Date, required: true },
     deletedBy: { type: Schema.Types.ObjectId, default: null },
   },

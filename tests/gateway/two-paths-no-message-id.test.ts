@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import crypto from 'node:crypto';
+import { deleteMessage, SYSTEM_ACTOR } from '../../gateway/accounts';
 import { silentLogger } from '../../gateway/core/log';
 import { startSyncer } from '../../gateway/sync/schedule';
 import { startDovecot, type DovecotServer } from '../support/dovecot';
@@ -74,6 +75,21 @@ describe('gateway + IMAP sync: a mail without a Message-ID, forwarded with one a
     const again = await syncPass();
     assert.equal(again.stored, 0);
     assert.equal(await store.models.Message.countDocuments({ accountId: bob.accountId, subject: 'Invoice 2026-118' }), 1);
+  });
+
+  it('does not bring it back from the mailbox once the employee deleted the forwarded copy', async () => {
+    const { bob, store } = world;
+    const notice = original('Parcel notice 5531', 'Your parcel 5531 is waiting at the depot.');
+    const sent = await sendMail(world.gw.port, { from: 'bob@acme.test', to: [bob.forwardingAddress] },
+      `Message-ID: <${crypto.randomUUID()}@mail.acme.test>\r\n${notice}`);
+    assert.equal(sent.ok, true, sent.response);
+    const forwarded = (await store.models.Message.findOne({ subject: 'Parcel notice 5531' }).lean())!;
+    await deleteMessage({ store, actor: SYSTEM_ACTOR }, { id: bob.userId, role: 'employee' }, forwarded._id.toString());
+
+    await dovecot.append('bob@acme.test', 'INBOX', `Delivered-To: bob@acme.test\r\n${notice}`);
+    const result = await syncPass();
+    assert.equal(result.tombstoned, 1, 'recognised as the deleted mail');
+    assert.equal(await store.models.Message.countDocuments({ subject: 'Parcel notice 5531' }), 0, 'deleted mail stays deleted');
   });
 
   it('keeps a mail without a Message-ID apart from one with the same words from another sender', async () => {
