@@ -11,6 +11,8 @@ type ObjectId = mongoose.Types.ObjectId;
 /** What the release reads of the stored copy. */
 interface HeldMessage {
   _id: ObjectId;
+  ownerId?: ObjectId | null;
+  dedupeKey?: string | null;
   accountId?: ObjectId | null;
   status?: string | null;
   kind?: string | null;
@@ -34,16 +36,30 @@ export function provesHeldPath(kind: SourceKind, existing: HeldMessage): boolean
   return (kind === 'imap' || kind === 'sent') && existing.status === 'quarantine' && (existing.kind ?? 'message') === 'message' && PATH_NOT_PROVEN.test(existing.quarantineReason ?? '');
 }
 
+type ReleaseDeps = { store: Store; log: Logger; associate?: Associator };
+
 /**
  * Move the held copy to the inbox, linked to its CRM objects like any inbox
- * mail, and say so in the audit log. Resolves with the status the message
+ * mail, and say so in the audit log; the owner's copies of the same mail in
+ * their other mailboxes, held the same way, go with it (the inbox lists them
+ * as one: gateway/accounts/mailbox.ts). Resolves with the status the message
  * has afterwards; a failure is logged and leaves it held (it is stored).
  */
-export async function releaseFoundInMailbox(
-  deps: { store: Store; log: Logger; associate?: Associator },
-  existing: HeldMessage & Record<string, unknown>,
-  source: { kind: SourceKind; folder?: string },
-): Promise<'inbox' | 'quarantine'> {
+export async function releaseFoundInMailbox(deps: ReleaseDeps, existing: HeldMessage & Record<string, unknown>, source: { kind: SourceKind; folder?: string }): Promise<'inbox' | 'quarantine'> {
+  const status = await releaseOne(deps, existing, source);
+  if (status === 'inbox' && existing.ownerId && existing.dedupeKey) {
+    const copies = await deps.store.models.Message.find({ ownerId: existing.ownerId, dedupeKey: existing.dedupeKey, status: 'quarantine', _id: { $ne: existing._id } })
+      .lean()
+      .catch((err: Error) => {
+        deps.log.error({ err, id: existing._id }, 'could not look for held copies of a released message');
+        return [];
+      });
+    for (const copy of copies) if (provesHeldPath(source.kind, copy)) await releaseOne(deps, copy as HeldMessage & Record<string, unknown>, source);
+  }
+  return status;
+}
+
+async function releaseOne(deps: ReleaseDeps, existing: HeldMessage & Record<string, unknown>, source: { kind: SourceKind; folder?: string }): Promise<'inbox' | 'quarantine'> {
   const { store, log } = deps;
   try {
     const now = new Date();

@@ -1,13 +1,13 @@
 import { strict as assert } from 'node:assert';
 import crypto from 'node:crypto';
 import mongoose from 'mongoose';
-import { listMessages } from '../../gateway/accounts';
+import { createMailAccount, listMessages } from '../../gateway/accounts';
 import { createLogger } from '../../gateway/core/log';
 import { crmAssociator } from '../../gateway/crm/link';
 import { objectTimeline } from '../../gateway/crm/timeline';
 import { startSyncer } from '../../gateway/sync/schedule';
 import { startDovecot, type DovecotServer } from '../support/dovecot';
-import { useGatewayWorld } from '../support/gateway';
+import { GATEWAY_DOMAIN, useGatewayWorld } from '../support/gateway';
 import { plainMessage } from '../support/mail-auth';
 import { shared } from '../support/shared';
 import { sendMail } from '../support/smtp';
@@ -57,7 +57,11 @@ describe('gateway + IMAP sync: forwarded mail held for authentication, then foun
       const sent = await sendMail(world.gw.port, { from: 'bounces@relay.forwarder.test', to: [bob.forwardingAddress] }, raw);
       assert.equal(sent.ok, true, sent.response);
     }
-    const held = (await store.models.Message.findOne({ subject: 'Order 88' }).lean())!;
+    // Bob's other mailbox (sales@, without IMAP) got the order too, held the same way.
+    const sales = await createMailAccount(store, bob.userId.toString(), 'sales@acme.test', { gatewayDomain: GATEWAY_DOMAIN });
+    const copy = await sendMail(world.gw.port, { from: 'bounces@relay.forwarder.test', to: [sales.forwardingAddress] }, order);
+    assert.equal(copy.ok, true, copy.response);
+    const held = (await store.models.Message.findOne({ subject: 'Order 88', accountId: bob.accountId }).lean())!;
     assert.equal(held.status, 'quarantine');
     assert.match(held.quarantineReason ?? '', /^authentication failed/);
 
@@ -71,7 +75,8 @@ describe('gateway + IMAP sync: forwarded mail held for authentication, then foun
     assert.deepEqual(inbox.map((m) => m.subject), ['Order 88'], 'in the inbox, once');
     assert.deepEqual([...inbox[0].sources].sort(), ['forward', 'imap']);
     const quarantine = (await listMessages(store, viewer, { status: 'quarantine' })).messages;
-    assert.deepEqual(quarantine.map((m) => m.subject), ['Urgent wire transfer'], 'mail the mailbox does not have stays held');
+    assert.deepEqual(quarantine.map((m) => m.subject), ['Urgent wire transfer'], 'mail the mailbox does not have stays held, and no copy of the order does');
+    assert.equal(inbox[0].copies, 2, 'the copy in sales@ is released with it');
     const timeline = await objectTimeline({ store }, alice._id as mongoose.Types.ObjectId, viewer);
     assert.deepEqual(timeline.entries.map((e) => e.subject), ['Order 88'], 'linked to the customer like inbox mail');
     const audit = await store.models.AuditEvent.findOne({ action: 'message.release', targetId: held._id.toString() }).lean();
