@@ -582,19 +582,26 @@ export async function messageVolume(store: Store, viewer: Viewer, options: { now
     entry.total += count;
   };
   try {
+    // One count per mail and owner, as the list shows it (oneEntryPerMail): its first copy's day and path.
     const groups = await store.models.Message.aggregate<{ _id: { day: string; kind: string }; n: number }>([
       { $match: match },
-      { $project: { day: { $dateToString: { format: '%Y-%m-%d', date: '$receivedAt', timezone: timeZone } }, kind: { $arrayElemAt: ['$sources.kind', 0] } } },
+      { $sort: { receivedAt: 1 } },
+      { $project: { ownerId: 1, dedupeKey: 1, day: { $dateToString: { format: '%Y-%m-%d', date: '$receivedAt', timezone: timeZone } }, kind: { $arrayElemAt: ['$sources.kind', 0] } } },
+      { $group: { _id: { owner: '$ownerId', mail: '$dedupeKey' }, day: { $first: '$day' }, kind: { $first: '$kind' } } },
       { $group: { _id: { day: '$day', kind: '$kind' }, n: { $sum: 1 } } },
     ]);
     for (const group of groups) add(group._id.day, group._id.kind, group.n);
   } catch (err) {
     if (!/not implemented/i.test((err as Error).message)) throw err;
-    const cursor = store.models.Message.find(match).select({ receivedAt: 1, 'sources.kind': 1, _id: 0 }).lean().cursor();
+    const counted = new Set<string>();
+    const cursor = store.models.Message.find(match).select({ receivedAt: 1, 'sources.kind': 1, ownerId: 1, dedupeKey: 1, _id: 0 }).sort({ receivedAt: 1 }).lean().cursor();
     // Every zone's offset is a multiple of 15 minutes, so every instant of a quarter hour is on the same day:
     // one zone lookup per quarter hour (at most 2,880 in 30 days), not per message.
     const dayOfQuarter = new Map<number, string>();
-    for await (const row of cursor as AsyncIterable<{ receivedAt: Date; sources?: Array<{ kind: string }> }>) {
+    for await (const row of cursor as AsyncIterable<{ receivedAt: Date; sources?: Array<{ kind: string }>; ownerId: ObjectId; dedupeKey: string }>) {
+      const mail = `${row.ownerId.toString()}\u0000${row.dedupeKey}`;
+      if (counted.has(mail)) continue;
+      counted.add(mail);
       const quarter = Math.floor(row.receivedAt.getTime() / 900_000);
       let day = dayOfQuarter.get(quarter);
       if (day === undefined) dayOfQuarter.set(quarter, (day = dayInZone(row.receivedAt, timeZone)));

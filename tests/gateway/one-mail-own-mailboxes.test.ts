@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import crypto from 'node:crypto';
 import request from 'supertest';
-import { createApiToken, createMailAccount, deleteMessage, deleteQuarantined, listMessages, releaseMessage, setPassword, SYSTEM_ACTOR } from '../../gateway/accounts';
+import { createApiToken, createMailAccount, deleteMessage, deleteQuarantined, listMessages, messageVolume, releaseMessage, setPassword, SYSTEM_ACTOR } from '../../gateway/accounts';
 import { buildApp, PASSWORD, signIn } from '../admin/fixtures';
 import { GATEWAY_DOMAIN, useGatewayWorld } from '../support/gateway';
 import { plainMessage } from '../support/mail-auth';
@@ -45,6 +45,8 @@ describe('gateway: one mail reaching several of an employee\'s own mailboxes', f
     assert.deepEqual(inbox.map((m) => m.subject), ['Order 4712', 'Order 4711 for both of you'], 'the mail is listed once');
     assert.equal(inbox[1].copies, 3);
     assert.equal(inbox[0].copies, 1);
+    const today = (await messageVolume(store, viewer)).at(-1)!;
+    assert.equal(today.total, 2, 'the dashboard counts it once, as the list shows it');
     const found = (await listMessages(store, viewer, { q: 'Order 4711' })).messages;
     assert.equal(found.length, 1, 'search finds it once');
     // One mailbox's view still shows that mailbox's copy.
