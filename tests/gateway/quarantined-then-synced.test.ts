@@ -30,9 +30,10 @@ describe('gateway + IMAP sync: forwarded mail held for authentication, then foun
 
   before(async () => {
     dovecot = await shared('dovecot', () => startDovecot());
-    await dovecot.addUser('bob@acme.test', password);
+    // Its own login on the Dovecot the test files share: another file's bob@acme.test mail would be synced here too.
+    await dovecot.addUser('bob.held@acme.test', password);
     const account = (await world.store.models.MailAccount.findById(world.bob.accountId))!;
-    account.set('imap', { enabled: true, host: dovecot.host, port: dovecot.tlsPort, tls: 'implicit', username: 'bob@acme.test', status: 'authenticated', folders: [] });
+    account.set('imap', { enabled: true, host: dovecot.host, port: dovecot.tlsPort, tls: 'implicit', username: 'bob.held@acme.test', status: 'authenticated', folders: [] });
     account.imap!.passwordEnc = testSecrets.seal(password, account._id.toString());
     await account.save();
   });
@@ -66,7 +67,7 @@ describe('gateway + IMAP sync: forwarded mail held for authentication, then foun
     assert.match(held.quarantineReason ?? '', /^authentication failed/);
 
     // Only the order is in the mailbox.
-    await dovecot.append('bob@acme.test', 'INBOX', `Delivered-To: bob@acme.test\r\n${order.toString()}`);
+    await dovecot.append('bob.held@acme.test', 'INBOX', `Delivered-To: bob@acme.test\r\n${order.toString()}`);
     const result = await syncPass();
     assert.equal(result.duplicates, 1);
     assert.equal(result.stored, 0);

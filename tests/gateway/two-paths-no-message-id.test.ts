@@ -25,9 +25,10 @@ describe('gateway + IMAP sync: a mail without a Message-ID, forwarded with one a
 
   before(async () => {
     dovecot = await shared('dovecot', () => startDovecot());
-    await dovecot.addUser('bob@acme.test', password);
+    // Its own login on the Dovecot the test files share: another file's bob@acme.test mail would be synced here too.
+    await dovecot.addUser('bob.twopaths@acme.test', password);
     const account = (await world.store.models.MailAccount.findById(world.bob.accountId))!;
-    account.set('imap', { enabled: true, host: dovecot.host, port: dovecot.tlsPort, tls: 'implicit', username: 'bob@acme.test', status: 'authenticated', folders: [] });
+    account.set('imap', { enabled: true, host: dovecot.host, port: dovecot.tlsPort, tls: 'implicit', username: 'bob.twopaths@acme.test', status: 'authenticated', folders: [] });
     account.imap!.passwordEnc = testSecrets.seal(password, account._id.toString());
     await account.save();
   });
@@ -56,8 +57,8 @@ describe('gateway + IMAP sync: a mail without a Message-ID, forwarded with one a
       `Received: by mail.acme.test (Postfix, from userid 5000); ${new Date().toUTCString()}\r\nMessage-ID: ${added}\r\nResent-From: bob@acme.test\r\n${invoice}`);
     assert.equal(sent.ok, true, sent.response);
     // The copies in the mailbox, as delivered there: no Message-ID.
-    await dovecot.append('bob@acme.test', 'INBOX', `Delivered-To: bob@acme.test\r\nReceived: from mx.vendor.test by mail.acme.test; ${new Date().toUTCString()}\r\n${invoice}`);
-    await dovecot.append('bob@acme.test', 'INBOX', `Delivered-To: bob@acme.test\r\n${other}`);
+    await dovecot.append('bob.twopaths@acme.test', 'INBOX', `Delivered-To: bob@acme.test\r\nReceived: from mx.vendor.test by mail.acme.test; ${new Date().toUTCString()}\r\n${invoice}`);
+    await dovecot.append('bob.twopaths@acme.test', 'INBOX', `Delivered-To: bob@acme.test\r\n${other}`);
 
     const result = await syncPass();
     assert.equal(result.outcome, 'synced');
@@ -70,8 +71,8 @@ describe('gateway + IMAP sync: a mail without a Message-ID, forwarded with one a
     assert.equal((await store.models.MailAccount.findById(bob.accountId).lean())?.messageCount, 2);
 
     // A later pass (or a resync after a UIDVALIDITY change) finds it again, and stores nothing.
-    await dovecot.recreateMailbox('bob@acme.test', 'INBOX');
-    await dovecot.append('bob@acme.test', 'INBOX', `Delivered-To: bob@acme.test\r\n${invoice}`);
+    await dovecot.recreateMailbox('bob.twopaths@acme.test', 'INBOX');
+    await dovecot.append('bob.twopaths@acme.test', 'INBOX', `Delivered-To: bob@acme.test\r\n${invoice}`);
     const again = await syncPass();
     assert.equal(again.stored, 0);
     assert.equal(await store.models.Message.countDocuments({ accountId: bob.accountId, subject: 'Invoice 2026-118' }), 1);
@@ -86,7 +87,7 @@ describe('gateway + IMAP sync: a mail without a Message-ID, forwarded with one a
     const forwarded = (await store.models.Message.findOne({ subject: 'Parcel notice 5531' }).lean())!;
     await deleteMessage({ store, actor: SYSTEM_ACTOR }, { id: bob.userId, role: 'employee' }, forwarded._id.toString());
 
-    await dovecot.append('bob@acme.test', 'INBOX', `Delivered-To: bob@acme.test\r\n${notice}`);
+    await dovecot.append('bob.twopaths@acme.test', 'INBOX', `Delivered-To: bob@acme.test\r\n${notice}`);
     const result = await syncPass();
     assert.equal(result.tombstoned, 1, 'recognised as the deleted mail');
     assert.equal(await store.models.Message.countDocuments({ subject: 'Parcel notice 5531' }), 0, 'deleted mail stays deleted');
@@ -99,7 +100,7 @@ describe('gateway + IMAP sync: a mail without a Message-ID, forwarded with one a
     const withId = ['From: Carol <carol@vendor.test>', 'To: bob@acme.test', 'Subject: Moved', `Date: ${date}`, `Message-ID: <${crypto.randomUUID()}@vendor.test>`, '', body, ''].join('\r\n');
     const sent = await sendMail(world.gw.port, { from: `bob+caf_=${bob.forwardingAddress.split('@')[0]}=${GATEWAY_DOMAIN}@acme.test`, to: [bob.forwardingAddress] }, withId);
     assert.equal(sent.ok, true, sent.response);
-    await dovecot.append('bob@acme.test', 'INBOX', ['From: Dave <dave@vendor.test>', 'To: bob@acme.test', 'Subject: Moved', `Date: ${date}`, '', body, ''].join('\r\n'));
+    await dovecot.append('bob.twopaths@acme.test', 'INBOX', ['From: Dave <dave@vendor.test>', 'To: bob@acme.test', 'Subject: Moved', `Date: ${date}`, '', body, ''].join('\r\n'));
     const result = await syncPass();
     assert.equal(result.stored, 1);
     assert.equal(await store.models.Message.countDocuments({ accountId: bob.accountId, subject: 'Moved' }), 2);
