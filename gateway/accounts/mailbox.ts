@@ -250,15 +250,40 @@ function toSummary(row: MessageRow, copies: MessageRow[] = [row]): MessageSummar
 /**
  * One entry per mail and owner. De-duplication is per mailbox, so a mail that reached two of an
  * employee's mailboxes is stored in each (gateway/mail/ingest.ts), with the same de-duplication key;
- * the employee reads one mail. Copies that arrived far apart may fall on two pages, each showing it once.
+ * the employee reads one mail.
+ *
+ * A mail is listed where its newest copy falls (the list's order): copies on other pages (the page
+ * boundary between two copies stored a millisecond apart, or copies that arrived far apart) are found
+ * with one look-up on the {ownerId, dedupeKey} index, so the entry counts them all and a later page
+ * does not list the mail again.
  */
-function oneEntryPerMail(rows: MessageRow[]): MessageSummary[] {
-  const groups = new Map<string, MessageRow[]>();
-  for (const row of rows) {
-    const key = row.dedupeKey ? `${row.ownerId.toString()}\u0000${row.dedupeKey}` : row._id.toString();
-    groups.set(key, [...(groups.get(key) ?? []), row]);
+async function oneEntryPerMail(store: Store, filter: Record<string, unknown>, rows: MessageRow[]): Promise<MessageSummary[]> {
+  const mailKey = (row: Pick<MessageRow, 'ownerId' | 'dedupeKey'>) => `${row.ownerId.toString()}\u0000${row.dedupeKey}`;
+  const keyed = rows.filter((row) => row.dedupeKey);
+  const copiesOf = new Map<string, MessageRow[]>();
+  if (keyed.length > 0) {
+    const others = (await store.models.Message.find({ ...filter, ownerId: { $in: [...new Set(keyed.map((row) => row.ownerId.toString()))].map((id) => parseObjectId(id)!) }, dedupeKey: { $in: [...new Set(keyed.map((row) => row.dedupeKey!))] } })
+      .select({ ownerId: 1, dedupeKey: 1, receivedAt: 1, sources: 1 })
+      .lean()) as unknown as MessageRow[];
+    for (const copy of others) copiesOf.set(mailKey(copy), [...(copiesOf.get(mailKey(copy)) ?? []), copy]);
   }
-  return [...groups.values()].map((copies) => toSummary(copies[0], copies));
+  const newerThan = (a: MessageRow, b: MessageRow) => a.receivedAt.getTime() > b.receivedAt.getTime() || (a.receivedAt.getTime() === b.receivedAt.getTime() && a._id.toString() > b._id.toString());
+  const listed = new Set<string>();
+  const entries: MessageSummary[] = [];
+  for (const row of rows) {
+    if (!row.dedupeKey) {
+      entries.push(toSummary(row));
+      continue;
+    }
+    const key = mailKey(row);
+    if (listed.has(key)) continue;
+    listed.add(key);
+    const copies = copiesOf.get(key) ?? [row];
+    // A newer copy was listed before this page: the mail is there, not here.
+    if (copies.some((copy) => newerThan(copy, row))) continue;
+    entries.push(toSummary(row, copies));
+  }
+  return entries;
 }
 
 /**
@@ -268,6 +293,7 @@ function oneEntryPerMail(rows: MessageRow[]): MessageSummary[] {
 export async function listMessages(store: Store, viewer: Viewer, filters: MessageFilters, options: { cursor?: string; limit?: number } = {}): Promise<MessagePage> {
   const limit = Math.max(1, Math.min(options.limit ?? PAGE_SIZE, 200));
   const filter = buildMessageFilter(viewer, filters);
+  const unpaged = { ...filter };
   if (options.cursor) {
     const cursor = decodeCursor(options.cursor);
     if (!cursor) throw new AppError('VALIDATION_FAILED', `cursor ${NOT_A_CURSOR}`, { status: 400, fields: { cursor: NOT_A_CURSOR } });
@@ -283,7 +309,7 @@ export async function listMessages(store: Store, viewer: Viewer, filters: Messag
   const rows = (await query.lean()) as unknown as MessageRow[];
   const page = rows.slice(0, limit);
   const last = page[page.length - 1];
-  return { messages: oneEntryPerMail(page), nextCursor: rows.length > limit && last ? encodeCursor(last.receivedAt, last._id) : null };
+  return { messages: await oneEntryPerMail(store, unpaged, page), nextCursor: rows.length > limit && last ? encodeCursor(last.receivedAt, last._id) : null };
 }
 
 const expressionSupport = new WeakMap<Store, Promise<boolean>>();

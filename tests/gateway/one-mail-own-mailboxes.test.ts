@@ -103,6 +103,27 @@ describe('gateway: one mail reaching several of an employee\'s own mailboxes', f
     assert.equal(await store.models.Message.countDocuments({ subject: 'Held order 2' }), 0);
   });
 
+  it('lists a mail whose copies fall on two pages once, on the page of its newest copy, counting every copy', async () => {
+    // A store upgraded from a version that listed each copy is full of such mail, and a page ends between
+    // two copies stored a millisecond apart as readily as anywhere else.
+    const { bob, store } = world;
+    const sales = (await store.models.MailAccount.findOne({ email: 'sales@acme.test' }).lean())!;
+    const viewer = { id: bob.userId, role: 'employee' };
+    const mail = (subject: string, cc = '') => plainMessage({ from: 'Alice <alice@customer.test>', to: 'bob@acme.test', subject, messageId: `${crypto.randomUUID()}@customer.test`, extraHeaders: cc ? [`Cc: ${cc}`] : [] });
+    await forward('bob@acme.test', bob.forwardingAddress, mail('Paged 1'));
+    const both = mail('Paged 2', 'sales@acme.test');
+    await forward('sales@acme.test', sales.forwardingAddress, both);
+    await forward('bob@acme.test', bob.forwardingAddress, both);
+    await forward('bob@acme.test', bob.forwardingAddress, mail('Paged 3'));
+
+    // Newest first: Paged 3, Paged 2 (bob@), | Paged 2 (sales@), Paged 1.
+    const first = await listMessages(store, viewer, { q: 'Paged' }, { limit: 2 });
+    assert.deepEqual(first.messages.map((m) => [m.subject, m.copies]), [['Paged 3', 1], ['Paged 2', 2]], 'listed with both its copies');
+    assert.ok(first.nextCursor);
+    const second = await listMessages(store, viewer, { q: 'Paged' }, { limit: 2, cursor: first.nextCursor! });
+    assert.deepEqual(second.messages.map((m) => m.subject), ['Paged 1'], 'not listed again on the next page');
+  });
+
   it('keeps two employees\' copies apart: each sees their own', async () => {
     const { bob, store } = world;
     const carolUser = await store.models.User.create({ email: 'carol-user@acme.test', dropboxToken: crypto.randomBytes(8).toString('hex') });
