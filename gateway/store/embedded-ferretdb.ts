@@ -47,7 +47,9 @@ export function ensureFerretdbBinary(log: Logger = silentLogger, sourceDir = SOU
   const binary = process.env.POSTROOM_FERRETDB_BIN || ferretdbBinaryPath(sourceDir);
   if (fs.existsSync(binary)) return binary;
   fs.mkdirSync(path.dirname(binary), { recursive: true });
-  log.info({ binary }, 'building embedded FerretDB (first run only)');
+  // A build of other sources beside it: Postroom was upgraded and its store changed, so Go is needed again.
+  const upgraded = !process.env.POSTROOM_FERRETDB_BIN && fs.readdirSync(path.dirname(binary)).some((name) => name.startsWith(path.basename(binary).replace(/[0-9a-f]+$/, '')) && !name.endsWith('.tmp'));
+  log.info({ binary }, upgraded ? 'building embedded FerretDB again (this version changed it; once)' : 'building embedded FerretDB (first run only)');
   const tmp = `${binary}.${process.pid}.tmp`;
   const result = spawnSync('go', ['build', '-trimpath', '-o', tmp, '.'], {
     cwd: sourceDir,
@@ -61,7 +63,9 @@ export function ensureFerretdbBinary(log: Logger = silentLogger, sourceDir = SOU
     const missing = (result.error as NodeJS.ErrnoException).code === 'ENOENT';
     throw new ConfigError([
       missing
-        ? `MONGODB_URI is not set, and the embedded store is built once with Go, which is not on PATH: install Go ${goVersion(sourceDir)} or later (https://go.dev/dl/), ${instead}`
+        ? upgraded
+          ? `MONGODB_URI is not set, and this version of Postroom changed its embedded store, which is built again once with Go (the build an earlier version made does not fit it), and Go is not on PATH: install Go ${goVersion(sourceDir)} or later (https://go.dev/dl/) and start again (DATA_DIR is untouched), ${instead}`
+          : `MONGODB_URI is not set, and the embedded store is built once with Go, which is not on PATH: install Go ${goVersion(sourceDir)} or later (https://go.dev/dl/), ${instead}`
         : `MONGODB_URI is not set, and the embedded store cannot be built: go: ${result.error.message}; ${instead}`,
     ]);
   }

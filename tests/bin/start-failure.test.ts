@@ -4,7 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describeStartFailure } from '../../gateway/bin/lifecycle';
-import { ensureFerretdbBinary } from '../../gateway/store/embedded-ferretdb';
+import { ensureFerretdbBinary, ferretdbBinaryPath } from '../../gateway/store/embedded-ferretdb';
 
 /**
  * What an operator reads when a process cannot start because of the
@@ -133,6 +133,21 @@ describe('start failures an operator must fix', () => {
       const described = failure();
       assert.equal(described?.status, 78);
       assert.match(described.line, /^MONGODB_URI is not set, and the embedded store is built once with Go, which is not on PATH: install Go 1\.21 or later \(https:\/\/go\.dev\/dl\/\), or set MONGODB_URI/);
+    });
+
+    it('says why Go is needed again when an upgrade changed the embedded store an earlier version built', () => {
+      // What `git pull` leaves: the earlier version's build in the cache, under the hash of its sources.
+      fs.mkdirSync(path.join(dir, 'cache', 'postroom'), { recursive: true });
+      const earlier = ferretdbBinaryPath(source).replace(/[0-9a-f]{12}$/, '0123456789ab');
+      fs.writeFileSync(earlier, '');
+      try {
+        process.env.PATH = path.join(dir, 'empty-bin');
+        const described = failure();
+        assert.equal(described?.status, 78);
+        assert.match(described.line, /^MONGODB_URI is not set, and this version of Postroom changed its embedded store, which is built again once with Go \(the build an earlier version made does not fit it\), and Go is not on PATH: install Go 1\.21 or later \(https:\/\/go\.dev\/dl\/\) and start again \(DATA_DIR is untouched\), or set MONGODB_URI/);
+      } finally {
+        fs.rmSync(earlier);
+      }
     });
 
     it('says the build failed, with the end of what go printed, in one line', () => {
