@@ -248,6 +248,8 @@ export interface Config {
   imapSyncCron: string;
   /** IANA zone the cron expression is read in. */
   imapSyncTimeZone: string;
+  /** IMAP_SYNC_TIMEZONE was set (not the UTC default): versions before it read the cron in the machine's zone. */
+  imapSyncTimeZoneSet: boolean;
   imapSyncConcurrency: number;
   imapBackfillDays: number;
   forwardingGraceMinutes: number;
@@ -391,6 +393,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     adminPassword: values.ADMIN_PASSWORD as string | undefined,
     imapSyncCron: values.IMAP_SYNC_CRON as string,
     imapSyncTimeZone: values.IMAP_SYNC_TIMEZONE as string,
+    imapSyncTimeZoneSet: (env.IMAP_SYNC_TIMEZONE ?? '').trim() !== '',
     imapSyncConcurrency: values.IMAP_SYNC_CONCURRENCY as number,
     imapBackfillDays: values.IMAP_BACKFILL_DAYS as number,
     forwardingGraceMinutes: values.FORWARDING_GRACE_MINUTES as number,

@@ -1,6 +1,7 @@
 import type { ImapFlow } from 'imapflow';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Config } from '../core/config';
+import { canonicalTimeZone } from '../core/time-zone';
 import { resolveMasterKey, SecretBox } from '../core/crypto';
 import type { Logger } from '../core/log';
 import { metrics } from '../core/metrics';
@@ -194,6 +195,7 @@ export function startSyncer(deps: SyncerDeps): Syncer {
       { name: 'imap-sync', timezone: config.imapSyncTimeZone },
     );
     log.info({ cron: config.imapSyncCron, timeZone: config.imapSyncTimeZone, nextPassAt: task.getNextRun()?.toISOString() ?? null, concurrency: options.concurrency, holder }, 'IMAP syncer scheduled');
+    warnIfScheduleMoved(config, log);
   }
 
   return {
@@ -230,4 +232,24 @@ export function startSyncer(deps: SyncerDeps): Syncer {
       }
     },
   };
+}
+
+/**
+ * Versions before IMAP_SYNC_TIMEZONE read IMAP_SYNC_CRON in the machine's
+ * zone. An upgraded server outside UTC whose schedule names hours or days
+ * ("0 2 * * *") now runs its passes at other local times: said once at
+ * start, with the setting that keeps the old ones. Every-few-minutes
+ * schedules are the same in every zone and say nothing.
+ */
+function warnIfScheduleMoved(config: Pick<Config, 'imapSyncCron' | 'imapSyncTimeZone' | 'imapSyncTimeZoneSet'>, log: Logger): void {
+  if (config.imapSyncTimeZoneSet) return;
+  const machineZone = canonicalTimeZone(new Intl.DateTimeFormat().resolvedOptions().timeZone);
+  if (!machineZone || machineZone === config.imapSyncTimeZone) return;
+  const fields = config.imapSyncCron.trim().split(/\s+/);
+  const clockFields = fields.slice(fields.length === 6 ? 2 : 1);
+  if (clockFields.every((field) => field === '*')) return;
+  log.warn(
+    { cron: config.imapSyncCron, timeZone: config.imapSyncTimeZone, machineZone },
+    `IMAP_SYNC_CRON "${config.imapSyncCron}" is read in ${config.imapSyncTimeZone}, not in this machine's zone ${machineZone} as before IMAP_SYNC_TIMEZONE existed: set IMAP_SYNC_TIMEZONE=${machineZone} to keep the times it ran at`,
+  );
 }

@@ -50,6 +50,21 @@ describe('IMAP sync schedule: the zone of IMAP_SYNC_CRON', () => {
     assert.equal(clock(await nextPass({ IMAP_SYNC_TIMEZONE: 'europe/berlin' }), 'Europe/Berlin'), '02:00');
   });
 
+  it('warns a server upgraded outside UTC that its nightly pass moved, naming the setting that keeps it', () => {
+    process.env.TZ = 'Asia/Tokyo';
+    const scheduled = (env: Record<string, string>) => {
+      const capture = captureLog('info');
+      const syncer = startSyncer({ config: testConfig(env), log: capture.log, store, secretBox: testSecrets, associate: null });
+      void syncer.stop();
+      return capture.lines.filter((l) => l.level === 40).map((l) => String(l.msg));
+    };
+    assert.deepEqual(scheduled({ IMAP_SYNC_CRON: '0 2 * * *' }), ['IMAP_SYNC_CRON "0 2 * * *" is read in UTC, not in this machine\'s zone Asia/Tokyo as before IMAP_SYNC_TIMEZONE existed: set IMAP_SYNC_TIMEZONE=Asia/Tokyo to keep the times it ran at']);
+    assert.deepEqual(scheduled({ IMAP_SYNC_CRON: '0 2 * * *', IMAP_SYNC_TIMEZONE: 'UTC' }), [], 'UTC chosen on purpose');
+    assert.deepEqual(scheduled({ IMAP_SYNC_CRON: '*/5 * * * *' }), [], 'every five minutes, in any zone');
+    process.env.TZ = 'UTC';
+    assert.deepEqual(scheduled({ IMAP_SYNC_CRON: '0 2 * * *' }), [], 'a machine on UTC runs it when it did');
+  });
+
   it('refuses a zone that is not one, naming the variable', () => {
     assert.throws(() => loadConfig({ NODE_ENV: 'test', IMAP_SYNC_TIMEZONE: '+02:00' }), /IMAP_SYNC_TIMEZONE.*must be an IANA time zone such as Europe\/Berlin/s);
     assert.throws(() => loadConfig({ NODE_ENV: 'test', IMAP_SYNC_TIMEZONE: 'Mars/Base' }), /IMAP_SYNC_TIMEZONE/);
