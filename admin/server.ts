@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startMailRetention } from '../gateway/accounts';
+import { backfillAttachedText, startMailRetention } from '../gateway/accounts';
 import { ConfigError, type Config } from '../gateway/core/config';
 import { deriveKey, resolveMasterKey, SecretBox } from '../gateway/core/crypto';
 import type { Logger } from '../gateway/core/log';
@@ -27,6 +27,8 @@ export interface StartAdminOptions {
   blobSweep?: boolean;
   /** Delete mail past Preferences → Business "Keep mail for (days)" at start and hourly; default true. Several may run it. */
   mailRetention?: boolean;
+  /** Make the attached messages of mail stored before attachedText existed searchable, once (default on). */
+  attachedTextBackfill?: boolean;
 }
 
 /**
@@ -104,6 +106,11 @@ export async function startAdmin(options: StartAdminOptions): Promise<RunningAdm
   const blobSweeper = options.blobSweep === false ? null : startBlobSweeper(options.store, options.log);
   const retention = options.mailRetention === false ? null : startMailRetention(options.store, options.log);
   retention?.kick();
+  const backfill = new AbortController();
+  const backfilled = options.attachedTextBackfill === false ? Promise.resolve() : backfillAttachedText(options.store, log, { signal: backfill.signal }).then(
+    () => undefined,
+    (err: Error) => log.warn({ err }, 'attached messages of older mail not yet made searchable; the next start continues'),
+  );
   const sessions = app.locals.deps.sessions;
   sessions.startSweeping();
   const port = (server.address() as AddressInfo).port;
@@ -117,6 +124,8 @@ export async function startAdmin(options: StartAdminOptions): Promise<RunningAdm
     url,
     close: async () => {
       sessions.stopSweeping();
+      backfill.abort();
+      await backfilled;
       await crmWorker?.stop();
       await blobSweeper?.stop();
       await retention?.stop();

@@ -23,3 +23,4 @@ export * from './secret-key-check';
 export * from './secret-key-rotation';
 export * from './users';
 export * from './viewer-time-zone';
+export { backfillAttachedText } from './attached-text-backfill';
