@@ -262,7 +262,7 @@ async function oneEntryPerMail(store: Store, filter: Record<string, unknown>, ro
   const keyed = rows.filter((row) => row.dedupeKey);
   const copiesOf = new Map<string, MessageRow[]>();
   if (keyed.length > 0) {
-    const others = (await store.models.Message.find({ ...filter, ownerId: { $in: [...new Set(keyed.map((row) => row.ownerId.toString()))].map((id) => parseObjectId(id)!) }, dedupeKey: { $in: [...new Set(keyed.map((row) => row.dedupeKey!))] } })
+    const others = (await store.models.Message.find({ ...filter, ownerId: { $in: keyed.map((row) => row.ownerId) }, dedupeKey: { $in: [...new Set(keyed.map((row) => row.dedupeKey!))] } })
       .select({ ownerId: 1, dedupeKey: 1, receivedAt: 1, sources: 1 })
       .lean()) as unknown as MessageRow[];
     for (const copy of others) copiesOf.set(mailKey(copy), [...(copiesOf.get(mailKey(copy)) ?? []), copy]);
