@@ -77,7 +77,8 @@ function text(component: ICAL.Component, name: string): string {
 
 function time(component: ICAL.Component, name: string): ICAL.Time | null {
   const value = component.getFirstPropertyValue(name);
-  return value instanceof ICAL.Time ? value : null;
+  // Past LAST_EVENT_YEAR: not a meeting anyone attends, and a zone's rules would be expanded up to it.
+  return value instanceof ICAL.Time && value.year <= LAST_EVENT_YEAR ? value : null;
 }
 
 function headlineOf(method: string, sequence: number, cancelled: boolean): string {
@@ -87,6 +88,58 @@ function headlineOf(method: string, sequence: number, cancelled: boolean): strin
   if (method === 'COUNTER') return 'New time proposed';
   if (method === 'DECLINECOUNTER') return 'Proposed time declined';
   return 'Calendar event';
+}
+
+/** Parts of a time zone's yearly rule (RFC 5545 §3.6.5: "the last Sunday of March"), each with this many values at most. */
+const ZONE_RULE_PARTS: Record<string, number> = { BYMONTH: 1, BYDAY: 1, BYMONTHDAY: 7, BYSETPOS: 1 };
+
+/**
+ * The years a zone's rules are expanded over. Outlook starts its rules in 1601; nobody is invited to a
+ * meeting before 1900 or after 2200, and without these bounds a rule starting in year 1 with an event in
+ * 9999 took seconds.
+ */
+const FIRST_ZONE_YEAR = 1900;
+const LAST_EVENT_YEAR = 2200;
+
+/** An event longer than this has no end worth showing (ical.js adds a duration a day at a time). */
+const MAX_DURATION_SECONDS = 10 * 366 * 86_400;
+
+/**
+ * Whether a VTIMEZONE observance's RRULE is a time zone's: yearly, in one month. ical.js expands a zone's
+ * rule from its start (1601 in Outlook's) to the event's year, synchronously: a hostile invitation with
+ * FREQ=SECONDLY (or BYHOUR/BYMINUTE lists) kept the console's process busy for ever each time the
+ * message was opened, every page of every user waiting behind it.
+ */
+function isZoneRule(property: ICAL.Property): boolean {
+  try {
+    const rule = property.getFirstValue() as ICAL.Recur;
+    const parts = Object.entries(rule.parts ?? {});
+    return rule.freq === 'YEARLY' && (rule.interval ?? 1) >= 1 && parts.some(([name]) => name === 'BYMONTH')
+      && parts.every(([name, values]) => name in ZONE_RULE_PARTS && (!Array.isArray(values) || values.length <= ZONE_RULE_PARTS[name]))
+      // Days every month has: ical.js searched for ever for a 31st February that is a Monday.
+      && ((rule.parts.BYMONTHDAY as number[] | undefined) ?? []).every((day) => Math.abs(day) >= 1 && Math.abs(day) <= 28);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Drop the rules no time zone has (the observance then applies from its DTSTART on: one offset, never a
+ * loop), and start the others in FIRST_ZONE_YEAR at the earliest.
+ */
+function boundZoneRules(calendar: ICAL.Component): void {
+  for (const zone of calendar.getAllSubcomponents('vtimezone')) {
+    for (const observance of zone.getAllSubcomponents()) {
+      for (const rule of observance.getAllProperties('rrule')) if (!isZoneRule(rule)) observance.removeProperty(rule);
+      const start = observance.getFirstProperty('dtstart');
+      const value = start?.getFirstValue();
+      if (start && value instanceof ICAL.Time && value.year < FIRST_ZONE_YEAR) {
+        const later = value.clone();
+        later.year = FIRST_ZONE_YEAR;
+        start.setValue(later);
+      }
+    }
+  }
 }
 
 /** The event an iCalendar text describes (its first VEVENT), or null when it has none or cannot be read. */
@@ -100,13 +153,23 @@ export function describeInvite(ics: string): Invite | null {
     return null;
   }
   if (calendar.name !== 'vcalendar') return null;
+  try {
+    boundZoneRules(calendar);
+    return eventOf(calendar);
+  } catch {
+    // A value ical.js cannot read (DTSTART:garbage, TZOFFSETTO:zz) is thrown when it is first asked for.
+    return null;
+  }
+}
+
+function eventOf(calendar: ICAL.Component): Invite | null {
   const event = calendar.getFirstSubcomponent('vevent');
   if (!event) return null;
   const method = text(calendar, 'method').toUpperCase();
   const start = time(event, 'dtstart');
   let end = time(event, 'dtend');
   const duration = event.getFirstPropertyValue('duration');
-  if (!end && start && duration instanceof ICAL.Duration) {
+  if (!end && start && duration instanceof ICAL.Duration && Math.abs(duration.toSeconds()) <= MAX_DURATION_SECONDS) {
     end = start.clone();
     end.addDuration(duration);
   }

@@ -50,6 +50,26 @@ describe('mail/calendar: invitations read with ical.js', () => {
     assert.ok(hostile === null || hostile.start === null);
   });
 
+  it('reads a hostile invitation at once: a zone rule no zone has, an endless duration, values that are not values', () => {
+    // Each of these kept ical.js (and the console's one process, every user waiting behind it) busy for
+    // ever when the message was opened, or threw instead of giving null.
+    const zone = (rule: string) => ['BEGIN:VTIMEZONE', 'TZID:Hostile',
+      'BEGIN:STANDARD', 'DTSTART:16010101T030000', 'TZOFFSETFROM:+0200', 'TZOFFSETTO:+0100', `RRULE:${rule}`, 'END:STANDARD', 'END:VTIMEZONE'];
+    for (const rule of ['FREQ=SECONDLY', 'FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=31;BYDAY=MO', 'FREQ=YEARLY;BYHOUR=0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23;BYMINUTE=0,10,20,30,40,50']) {
+      const invite = describeInvite(ics('METHOD:REQUEST', ...zone(rule), ...event('DTSTART;TZID=Hostile:20250714T140000')))!;
+      assert.equal(invite.start?.toISOString(), '2025-07-14T13:00:00.000Z', `${rule}: the zone's one offset, from its start`);
+    }
+    // A yearly rule in year 9999 (expanded from 1601 for seconds): past any meeting, not read.
+    const far = describeInvite(ics('METHOD:REQUEST', ...zone('FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU'), ...event('DTSTART;TZID=Hostile:99990714T140000', 'SUMMARY:Far')))!;
+    assert.equal(far.summary, 'Far');
+    assert.equal(far.start, null);
+    const endless = describeInvite(ics('METHOD:REQUEST', ...event('DTSTART:20250714T140000Z', 'DURATION:P99999999999W')))!;
+    assert.equal(endless.start?.toISOString(), '2025-07-14T14:00:00.000Z');
+    assert.equal(endless.end, null);
+    assert.equal(describeInvite(ics('METHOD:REQUEST', ...event('DTSTART:garbage'))), null);
+    assert.equal(describeInvite(ics('METHOD:REQUEST', ...event('DTSTART;VALUE=DATE:2026xx01'))), null);
+  });
+
   it('reads the text/calendar part before an application/ics copy, and none over the size limit', () => {
     assert.equal(calendarPartIndex([{ contentType: 'application/pdf' }, { contentType: 'application/ics', size: 10 }, { contentType: 'Text/Calendar', size: 10 }]), 2);
     assert.equal(calendarPartIndex([{ contentType: 'application/ics', size: 10 }]), 0);
