@@ -303,8 +303,9 @@ export async function listMessages(store: Store, viewer: Viewer, filters: Messag
     filter.$and = [{ $or: after }];
   }
   // Only the first 200 characters of the text are needed for the snippet. $substrCP in a find
-  // projection needs MongoDB 4.4+; FerretDB 1.x lacks it, so there the text is read whole.
-  const projection = (await supportsProjectionExpressions(store)) ? SUMMARY_PROJECTION : { html: 0, headers: 0, references: 0 };
+  // projection needs MongoDB 4.4+; FerretDB 1.x lacks it, so there the text is read whole (but not the words
+  // of attached messages kept for search: up to 200,000 characters a message, for each of 51 rows).
+  const projection = (await supportsProjectionExpressions(store)) ? SUMMARY_PROJECTION : { html: 0, headers: 0, references: 0, attachedText: 0 };
   const query = store.models.Message.find(filter).select(projection).sort({ receivedAt: -1, _id: -1 }).limit(limit + 1);
   const rows = (await query.lean()) as unknown as MessageRow[];
   const page = rows.slice(0, limit);
