@@ -68,6 +68,17 @@ describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
     assert.deepEqual((await request(app).get('/healthz').expect(200)).body, { status: 'ok', store: 'up', writes: 'up' });
   });
 
+  it('logs a store that does not take mail once, not at every probe as its "seconds ago" moves on', async () => {
+    const capture = captureLog('info');
+    const { app } = buildApp(store, { log: capture.log });
+    recordStoreWrite(false, Date.now() - 5_000);
+    assert.match((await request(app).get('/healthz').expect(503)).body.problem, /the latest 5 s ago/);
+    recordStoreWrite(false, Date.now() - 9_000);
+    assert.match((await request(app).get('/healthz').expect(503)).body.problem, /last 2 messages .*the latest 9 s ago/);
+    assert.equal(capture.lines.filter((line) => line.event === 'health.unavailable').length, 1, 'once for the problem, not per probe');
+    recordStoreWrite(true);
+  });
+
   it('stops counting refusals against the store after two minutes without mail to try again', async () => {
     recordStoreWrite(false, Date.now() - WRITE_FAILURE_FRESH_MS - 1000);
     assert.equal(storeWriteProblem(ownWriteStreak(), 'this process'), undefined);
