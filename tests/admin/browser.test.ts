@@ -7,7 +7,7 @@
 import { strict as assert } from 'node:assert';
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import type { PublicUser } from '../../gateway/accounts';
 import { createLogger } from '../../gateway/core/log';
 import { fromRoot } from '../../gateway/core/paths';
@@ -17,9 +17,9 @@ import { shared } from '../support/shared';
 import { solidPng } from '../support/png';
 import { openTestStore } from '../support/store';
 import { makeAccount, makeUser, PASSWORD, storeMessage, testConfig, type TestStore } from './fixtures';
+import { launchChromium } from '../support/browser';
 
 const SHOTS = fromRoot('test-output', 'screenshots');
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const LAPTOP = { width: 1366, height: 860 };
 const PHONE = { width: 390, height: 844 };
 const IMAP_USER = 'browser-imap@acme.test';
@@ -130,7 +130,7 @@ describe('admin in a real browser (Chromium)', function () {
 
     const config = testConfig({ PUBLIC_URL: 'http://127.0.0.1:8080' });
     admin = await startAdmin({ config, log: createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), store, port: 0, host: '127.0.0.1', imapTimeoutMs: 10_000 });
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   });
 
   after(async () => {

@@ -1,9 +1,10 @@
 import { strict as assert } from 'node:assert';
-import { chromium, type Browser, type BrowserContext, type Frame } from 'playwright-core';
+import { type Browser, type BrowserContext, type Frame } from 'playwright-core';
 import { createLogger } from '../../gateway/core/log';
 import { startAdmin, type RunningAdmin } from '../../admin/server';
 import { openTestStore } from '../support/store';
 import { makeAccount, makeUser, PASSWORD, storeMessage, testConfig, type TestStore } from './fixtures';
+import { launchChromium } from '../support/browser';
 
 /**
  * HTML mail as a reader sees it in the sandboxed message frame (Chromium):
@@ -41,7 +42,7 @@ describe('admin in a real browser: HTML mail in the message frame', function () 
         '<body lang="EN-GB" link="#0563C1"><div class="WordSection1"><p class="MsoNormal">Hi Bob,</p><p class="MsoNormal">The pallets leave on Monday.</p><p class="MsoNormal">Jane</p></div></body></html>',
     }, { ownerId: bob.id, accountId: account.id })).id;
     admin = await startAdmin({ config: testConfig(), log: createLogger({ level: 'silent' }), store, port: 0, host: '127.0.0.1' });
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
+    browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 1366, height: 860 }, baseURL: admin.url });
     const page = await context.newPage();
     await page.goto('/login');

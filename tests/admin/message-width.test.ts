@@ -1,9 +1,10 @@
 import { strict as assert } from 'node:assert';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
 import { createLogger } from '../../gateway/core/log';
 import { startAdmin, type RunningAdmin } from '../../admin/server';
 import { openTestStore } from '../support/store';
 import { makeAccount, makeUser, PASSWORD, storeMessage, testConfig, type TestStore } from './fixtures';
+import { launchChromium } from '../support/browser';
 
 /**
  * A message's page in a real browser must wrap, not push the page sideways
@@ -35,7 +36,7 @@ describe('admin in a real browser: a message page fits the window', function () 
       attachments: [{ filename: `${'Scan_20261128_Buchhaltung_Rechnungen_'.repeat(6)}.pdf`, content: Buffer.from('%PDF-1.4 scan'), contentType: 'application/pdf' }],
     }, { ownerId: bob.id, accountId: account.id })).id;
     admin = await startAdmin({ config: testConfig(), log: createLogger({ level: 'silent' }), store, port: 0, host: '127.0.0.1' });
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
+    browser = await launchChromium();
   });
 
   after(async () => {

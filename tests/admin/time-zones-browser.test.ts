@@ -6,15 +6,15 @@
 import { strict as assert } from 'node:assert';
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { createLogger } from '../../gateway/core/log';
 import { fromRoot } from '../../gateway/core/paths';
 import { startAdmin, type RunningAdmin } from '../../admin/server';
 import { openTestStore } from '../support/store';
 import { makeUser, PASSWORD, storeMessage, testConfig, type TestStore } from './fixtures';
+import { launchChromium } from '../support/browser';
 
 const SHOTS = fromRoot('test-output', 'screenshots');
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 describe('admin: time zones in a real browser (Chromium set to Berlin, to Kolkata)', function () {
   this.timeout(120_000);
@@ -30,7 +30,7 @@ describe('admin: time zones in a real browser (Chromium set to Berlin, to Kolkat
     await storeMessage(store, { subject: 'Late order', from: 'Shop <shop@customer.test>' }, { ownerId: anna.id, receivedAt: new Date('2026-01-15T23:30:00Z') });
     await storeMessage(store, { subject: 'Morning order', from: 'Shop <shop@customer.test>' }, { ownerId: anna.id, receivedAt: new Date('2026-01-15T09:00:00Z') });
     admin = await startAdmin({ config: testConfig(), log: createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), store, port: 0, host: '127.0.0.1' });
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

@@ -1,10 +1,11 @@
 import { strict as assert } from 'node:assert';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
 import { createLogger } from '../../gateway/core/log';
 import { startAdmin, type RunningAdmin } from '../../admin/server';
 import * as wild from '../fixtures/wild';
 import { openTestStore } from '../support/store';
 import { makeAccount, makeUser, PASSWORD, storeMessage, testConfig, type TestStore } from './fixtures';
+import { launchChromium } from '../support/browser';
 
 /**
  * Everyday mail from real mailers (tests/fixtures/wild) in a real browser,
@@ -27,7 +28,7 @@ describe('admin in a real browser: mail as it arrives from the wild', function (
       ids.set(message.name, (await storeMessage(store, { raw: message.raw }, { ownerId: bob.id, accountId: account.id })).id);
     }
     admin = await startAdmin({ config: testConfig(), log: createLogger({ level: 'silent' }), store, port: 0, host: '127.0.0.1' });
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
+    browser = await launchChromium();
   });
 
   after(async () => {

@@ -8,7 +8,7 @@ import { strict as assert } from 'node:assert';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page, type Route } from 'playwright-core';
+import { type Browser, type Page, type Route } from 'playwright-core';
 import type { PublicUser } from '../../gateway/accounts';
 import { createLogger } from '../../gateway/core/log';
 import { fromRoot } from '../../gateway/core/paths';
@@ -17,9 +17,9 @@ import { startAdmin, type RunningAdmin } from '../../admin/server';
 import { openTestStore } from '../support/store';
 import { makeAccount, makeUser, PASSWORD, storeMessage, testConfig, type TestStore } from '../admin/fixtures';
 import { testLog } from './support';
+import { launchChromium } from '../support/browser';
 
 const SHOTS = fromRoot('test-output', 'screenshots');
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 describe('crm: objects pages in a real browser (Chromium)', function () {
   this.timeout(120_000);
@@ -41,7 +41,7 @@ describe('crm: objects pages in a real browser (Chromium)', function () {
         { ownerId: bob.id, accountId: account.id, receivedAt: new Date(Date.now() - i * 3600_000) });
     }
     admin = await startAdmin({ config: testConfig(), log: createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), store, port: 0, host: '127.0.0.1' });
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   });
 
   after(async () => {

@@ -7,7 +7,7 @@
 import { strict as assert } from 'node:assert';
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { createLogger } from '../../gateway/core/log';
 import { fromRoot } from '../../gateway/core/paths';
 import { startAdmin, type RunningAdmin } from '../../admin/server';
@@ -17,9 +17,9 @@ import { openTestStore } from '../support/store';
 import { SecretBox, resolveMasterKey } from '../../gateway/core/crypto';
 import { sendMessage } from '../../gateway/send';
 import { makeContact, sendableAccount, sendDeps, sharedDovecot, startRecordingSmtp, type RecordingSmtp, type SendFixture, type TestStore } from './support';
+import { launchChromium } from '../support/browser';
 
 const SHOTS = fromRoot('test-output', 'screenshots');
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 
 describe('send: in a real browser (Chromium)', function () {
   this.timeout(120_000);
@@ -46,7 +46,7 @@ describe('send: in a real browser (Chromium)', function () {
     incomingId = (await storeMessage(store, { from: 'Alice Customer <alice@customer.test>', to: bob.email, subject: 'Delivery date', text: 'When can you deliver?', messageId: '<delivery-1@customer.test>' },
       { ownerId: bob.user.id, accountId: bob.accountId, source: 'imap' })).id;
     admin = await startAdmin({ config, log: createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), store, port: 0, host: '127.0.0.1', imapTimeoutMs: 10_000 });
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
