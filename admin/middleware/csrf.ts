@@ -41,7 +41,8 @@ function anonymousNonce(req: Request): string | undefined {
   return value && NONCE.test(value) ? value : undefined;
 }
 
-function sameToken(a: string, b: string): boolean {
+/** Constant-time comparison of a token sent with one expected (also the OAuth start link's). */
+export function sameToken(a: string, b: string): boolean {
   const left = Buffer.from(a);
   const right = Buffer.from(b);
   return left.length === right.length && crypto.timingSafeEqual(left, right);

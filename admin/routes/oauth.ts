@@ -1,4 +1,3 @@
-import crypto from 'node:crypto';
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import { getMailAccount, parseObjectId } from '../../gateway/accounts';
 import { AppError, isAppError, notFound } from '../../gateway/core/errors';
@@ -7,7 +6,7 @@ import {
   revokeAuthorization, startAuthorization, updateOAuthSettings, verifyOAuthImap, type OAuthDeps,
 } from '../../gateway/oauth';
 import { checkbox, field, queryParam } from '../lib/forms';
-import { csrfToken } from '../middleware/csrf';
+import { csrfToken, sameToken } from '../middleware/csrf';
 import { flash, requireAdmin, requireUser } from '../middleware/auth';
 import type { AdminDeps } from '../types';
 
@@ -25,12 +24,6 @@ import type { AdminDeps } from '../types';
 export function oauthRouter(deps: AdminDeps): Router {
   const router = Router();
   const oauthDeps: OAuthDeps = { store: deps.store, log: deps.log, secretBox: deps.secretBox, config: deps.config, clock: deps.clock };
-
-  const sameToken = (sent: string, expected: string) => {
-    const a = Buffer.from(sent);
-    const b = Buffer.from(expected);
-    return a.length === b.length && crypto.timingSafeEqual(a, b);
-  };
 
   // Locals for the IMAP Support panel of an account page.
   router.get('/preferences/email/:id', async (req: Request, res: Response, next: NextFunction) => {
