@@ -30,7 +30,8 @@ export async function getBusinessSettings(store: Store, defaults: { businessDoma
   const doc = await store.models.BusinessSettings.findById('business').lean();
   return {
     name: doc?.name ?? '',
-    domains: doc ? [...(doc.domains ?? [])] : [...defaults.businessDomains],
+    // A document saved by another form (OAuth clients, a marker) has no domains: those are still the initial value.
+    domains: [...(doc?.domains ?? defaults.businessDomains)],
     authPolicy: (doc?.authPolicy ?? 'quarantine') as BusinessSettingsView['authPolicy'],
     retentionDays: doc?.retentionDays ?? 0,
     retentionConfirmed: Boolean(doc?.retentionConfirmedAt),

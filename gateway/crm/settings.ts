@@ -32,7 +32,7 @@ export interface CrmSettingsInput {
  */
 export async function loadCrmSettings(store: Store, input: CrmSettingsInput = {}): Promise<CrmSettings> {
   const doc = await store.models.BusinessSettings.findById('business').lean();
-  const businessDomains = normalizeDomainList(doc ? (doc.domains ?? []) : (input.businessDomains ?? []));
+  const businessDomains = normalizeDomainList([...(doc?.domains ?? input.businessDomains ?? [])]);
   const freemailDomains = normalizeDomainList([...(doc?.freemailDomains ?? []), ...(input.freemailDomains ?? [])]);
   return {
     businessDomains,

@@ -34,7 +34,7 @@ export function createBusinessPolicyLoader(options: BusinessPolicyOptions): () =
     if (cached && now() - cached.at < ttlMs) return cached.value;
     try {
       const doc = await options.store.models.BusinessSettings.findById('business', { domains: 1, authPolicy: 1 }).lean();
-      const domains = (doc ? (doc.domains ?? []) : [...options.defaultDomains]).map((d) => d.trim().toLowerCase()).filter(Boolean);
+      const domains = [...(doc?.domains ?? options.defaultDomains)].map((d) => d.trim().toLowerCase()).filter(Boolean);
       const value: BusinessPolicy = { domains: [...new Set(domains)], authPolicy: doc?.authPolicy === 'reject' ? 'reject' : 'quarantine' };
       cached = { at: now(), value };
       return value;

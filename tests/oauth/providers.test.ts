@@ -6,6 +6,9 @@ import { silentLogger } from '../../gateway/core/log';
 import {
   clientSecretContext, getOAuthSettings, listProviders, mergeProvider, providerForPreset, resolveProvider, updateOAuthSettings, type OAuthDeps,
 } from '../../gateway/oauth';
+import { getBusinessSettings } from '../../gateway/accounts';
+import { loadCrmSettings } from '../../gateway/crm/settings';
+import { createBusinessPolicyLoader } from '../../gateway/mail/business-policy';
 import { openTestStore } from '../support/store';
 import { TEST_SECRET_KEY } from './helpers';
 
@@ -137,6 +140,20 @@ describe('oauth provider registry', () => {
       const microsoft = await resolveProvider(deps, 'microsoft');
       assert.equal(microsoft.configured, false);
       await assert.rejects(resolveProvider(deps, 'yahoo' as never), (err: unknown) => err instanceof AppError && err.code === 'OAUTH_UNKNOWN_PROVIDER' && err.status === 400);
+    });
+
+    it('keeps BUSINESS_DOMAINS in force when OAuth clients are the first settings an admin saves', async () => {
+      assert.equal(await store.models.BusinessSettings.exists({ _id: 'business' }), null, 'nothing saved yet');
+      try {
+        await updateOAuthSettings({ ...deps, actor: { email: 'admin@acme.com' } }, 'oidc', { issuer: 'https://sso.acme.com' });
+        // The settings document now exists, without domains: authentication and CRM linking went on with none.
+        const env = { businessDomains: ['acme.com'] };
+        assert.deepEqual((await getBusinessSettings(store, env)).domains, ['acme.com']);
+        assert.deepEqual((await loadCrmSettings(store, env)).businessDomains, ['acme.com']);
+        assert.deepEqual((await createBusinessPolicyLoader({ store, defaultDomains: ['acme.com'] })()).domains, ['acme.com']);
+      } finally {
+        await store.models.BusinessSettings.deleteOne({ _id: 'business' });
+      }
     });
 
     it('seals the client secret, never shows it, and resolves it for the flow', async () => {
