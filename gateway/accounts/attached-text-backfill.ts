@@ -1,9 +1,9 @@
 import type { Logger } from '../core/log';
-import { ATTACHED_MESSAGE_MAX_BYTES, attachedMessageIndexes, attachedMessagesSearchText } from '../mail/attached-message';
+import { attachedMessagesSearchText } from '../mail/attached-message';
 import { clean } from '../mail/parse';
 import type { Store } from '../store';
 import type { ObjectId } from './ids';
-import { messageParts } from './mailbox';
+import { attachedMessageBytes } from './attached-messages';
 
 const BATCH = 50;
 
@@ -17,6 +17,10 @@ const BATCH = 50;
  * nothing can be read, so none is read twice. Returns how many it read.
  */
 export async function backfillAttachedText(store: Store, log: Logger, options: { signal?: AbortSignal } = {}): Promise<number> {
+  // Done once per store: ingest has written the field since, so the query below (a scan of the messages
+  // collection: it has no index) would find nothing at every later start.
+  const { BusinessSettings } = store.models;
+  if ((await BusinessSettings.findById('business', { attachedTextBackfilledAt: 1 }).lean())?.attachedTextBackfilledAt) return 0;
   const filter = { attachedText: { $exists: false }, 'attachments.contentType': { $in: [/^\s*message\/rfc822\s*$/i, /^\s*message\/global\s*$/i] } };
   let read = 0;
   while (!options.signal?.aborted) {
@@ -26,9 +30,7 @@ export async function backfillAttachedText(store: Store, log: Logger, options: {
       if (options.signal?.aborted) break;
       let text = '';
       try {
-        const indexes = attachedMessageIndexes(row.attachments ?? []);
-        const parts = await messageParts(store, row, new Set(indexes), ATTACHED_MESSAGE_MAX_BYTES);
-        text = clean(await attachedMessagesSearchText(indexes.map((index) => parts.get(index)).filter((bytes): bytes is Buffer => Boolean(bytes))));
+        text = clean(await attachedMessagesSearchText((await attachedMessageBytes(store, row)).map(({ bytes }) => bytes)));
       } catch (err) {
         // Its bytes cannot be read (a blob gone): it stays a download, as at ingest. (The store down stops at the write.)
         log.warn({ err, id: row._id }, 'attached messages of a stored mail could not be read for search');
@@ -38,5 +40,6 @@ export async function backfillAttachedText(store: Store, log: Logger, options: {
     }
   }
   if (read > 0) log.info({ messages: read }, 'attached messages of mail stored before an upgrade made searchable');
+  if (!options.signal?.aborted) await BusinessSettings.updateOne({ _id: 'business' }, { $set: { attachedTextBackfilledAt: new Date() } }, { upsert: true });
   return read;
 }

@@ -37,6 +37,8 @@ export const businessSettingsSchema = new Schema(
      * when it did nothing: that value deletes nothing until saved again.
      */
     retentionConfirmedAt: { type: Date, default: null },
+    /** When the admin finished making older mail's attached messages searchable (accounts/attached-text-backfill.ts): later starts skip its scan. */
+    attachedTextBackfilledAt: { type: Date, default: null },
     /** Extra free-mail domains never linked to customers by domain. */
     freemailDomains: { type: [String], default: [] },
     /** Match `bob+tag@` as `bob@` (RFC 5233 sub-addressing) when linking mail to CRM objects. */

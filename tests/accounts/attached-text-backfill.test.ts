@@ -41,5 +41,6 @@ describe('accounts: mail stored before attachedText existed', () => {
     assert.deepEqual(await found('40 units of item 7'), [chain.id, inline.id].sort(), 'a chain of forwards included');
     assert.equal(await store.models.Message.collection.countDocuments({ _id: parseObjectId(plain.id)!, attachedText: { $exists: true } }), 0, 'mail without attached messages is not rewritten');
     assert.equal(await backfillAttachedText(store, capture.log), 0, 'nothing is read twice');
+    assert.ok((await store.models.BusinessSettings.findById('business').lean())?.attachedTextBackfilledAt, 'done: later starts skip the scan');
   });
 });
