@@ -1,12 +1,16 @@
 import type { ImapFlowOptions } from 'imapflow';
 import type { Logger } from '../core/log';
 import type { TlsMode } from './presets';
+import { pinMailServer } from './mail-server-address';
 
 /**
  * The imapflow options every Postroom IMAP connection uses (Authenticate,
  * sync, OAuth verification, Sent append), so TLS and timeouts are decided in
  * one place. Certificates are always verified; trust comes from the system
- * store (plus NODE_EXTRA_CA_CERTS), never from turning checks off.
+ * store (plus NODE_EXTRA_CA_CERTS), never from turning checks off. The
+ * host is resolved and checked against MAIL_SERVER_BLOCKED_NETWORKS here
+ * (pinMailServer), so no connection to a mailbox's server skips the check;
+ * a refused host rejects with MailServerBlockedError.
  */
 export interface ImapEndpoint {
   host: string;
@@ -20,15 +24,17 @@ export interface ImapClientTimeouts {
   socketTimeoutMs: number;
 }
 
-export function imapClientOptions(
+export async function imapClientOptions(
   endpoint: ImapEndpoint,
   auth: ImapFlowOptions['auth'] | undefined,
   timeouts: ImapClientTimeouts | number,
   logger: Logger | false = false,
-): ImapFlowOptions {
+): Promise<ImapFlowOptions> {
   const t = typeof timeouts === 'number' ? { connectionTimeoutMs: timeouts, greetingTimeoutMs: timeouts, socketTimeoutMs: timeouts } : timeouts;
+  const server = await pinMailServer(endpoint.host, t.connectionTimeoutMs);
   return {
-    host: endpoint.host,
+    host: server.address,
+    ...(server.servername ? { servername: server.servername } : {}),
     port: endpoint.port,
     secure: endpoint.tls === 'implicit',
     // STARTTLS (RFC 3501 §6.2.1) is required when asked for; never attempted for 'none'.

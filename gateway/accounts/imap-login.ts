@@ -16,7 +16,7 @@ export interface ImapLoginSettings {
 export type ImapLoginResult = { ok: true } | { ok: false; error: AppError };
 
 /** Stable codes the console, the API and the syncer show and act on. */
-export const IMAP_ERROR_CODES = ['AUTH_FAILED', 'SERVER_UNAVAILABLE', 'HOST_NOT_FOUND', 'CONNECTION_REFUSED', 'CONNECTION_LOST', 'TLS_ERROR', 'TIMEOUT', 'IMAP_ERROR'] as const;
+export const IMAP_ERROR_CODES = ['AUTH_FAILED', 'SERVER_UNAVAILABLE', 'HOST_NOT_FOUND', 'CONNECTION_REFUSED', 'CONNECTION_LOST', 'TLS_ERROR', 'TIMEOUT', 'MAIL_SERVER_BLOCKED', 'IMAP_ERROR'] as const;
 
 /**
  * imapflow's codes for a connection that went away under a command (the
@@ -122,15 +122,16 @@ export async function authenticateImap(settings: ImapLoginSettings, options: { t
   // Connecting and the greeting get two thirds of the limit: a server that answers but is not IMAP (an
   // SMTP port, say) then fails as GREETING_TIMEOUT, whose message says so, before the overall deadline.
   const stepMs = Math.max(1, Math.floor((timeoutMs * 2) / 3));
-  const client = new ImapFlow(imapClientOptions(settings, { user: settings.username, pass: settings.password }, { connectionTimeoutMs: stepMs, greetingTimeoutMs: stepMs, socketTimeoutMs: timeoutMs }));
-  // imapflow also emits 'error' on the client; without a listener Node would throw it.
-  client.on('error', () => undefined);
-
+  let client: ImapFlow | undefined;
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEOUT' })), timeoutMs);
   });
   try {
+    const imapOptions = await Promise.race([imapClientOptions(settings, { user: settings.username, pass: settings.password }, { connectionTimeoutMs: stepMs, greetingTimeoutMs: stepMs, socketTimeoutMs: timeoutMs }), deadline]);
+    client = new ImapFlow(imapOptions);
+    // imapflow also emits 'error' on the client; without a listener Node would throw it.
+    client.on('error', () => undefined);
     await Promise.race([client.connect(), deadline]);
     await Promise.race([client.logout(), deadline]).catch(() => undefined);
     options.log?.info({ host: settings.host, port: settings.port }, 'IMAP login succeeded');
@@ -142,7 +143,7 @@ export async function authenticateImap(settings: ImapLoginSettings, options: { t
   } finally {
     clearTimeout(timer);
     try {
-      client.close();
+      client?.close();
     } catch {
       // already closed
     }

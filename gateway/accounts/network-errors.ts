@@ -5,7 +5,7 @@
  * thing for the same cause whichever side hit it.
  */
 
-export type NetworkErrorCode = 'HOST_NOT_FOUND' | 'CONNECTION_REFUSED' | 'TLS_ERROR' | 'TIMEOUT';
+export type NetworkErrorCode = 'HOST_NOT_FOUND' | 'CONNECTION_REFUSED' | 'TLS_ERROR' | 'TIMEOUT' | 'MAIL_SERVER_BLOCKED';
 
 /** Protocol-specific hints woven into the sentences. */
 export interface NetworkWording {
@@ -71,6 +71,10 @@ export function classifyNetworkError(
   const code = systemCode(err);
   const where = target?.host ? `${target.host}:${target.port ?? ''}`.replace(/:$/, '') : `the ${wording.protocol} server`;
 
+  if (code === 'MAIL_SERVER_BLOCKED') {
+    // Nothing was sent there: the sentence may name the address, which the user's own DNS would show too.
+    return { code, message: `Postroom does not connect to ${e.message}: the host must be the mail provider's ${wording.protocol} server, not this machine or a local-only address. An administrator can change MAIL_SERVER_BLOCKED_NETWORKS.` };
+  }
   if (DNS_CODES.has(code)) {
     return { code: 'HOST_NOT_FOUND', message: `The host name ${target?.host ?? e.hostname ?? ''} was not found in DNS (${code}). Check the ${wording.protocol} host.`.replace('  ', ' ') };
   }

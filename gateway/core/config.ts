@@ -5,6 +5,8 @@ import { validate as validateCron } from 'node-cron';
 import { projectRoot } from './paths';
 import { redactUri } from './redact-uri';
 import { canonicalTimeZone } from './time-zone';
+import { parseNetworkList } from './network-list';
+import { DEFAULT_BLOCKED_MAIL_SERVER_NETWORKS } from './mail-server-networks';
 
 /**
  * Configuration comes only from environment variables (12-factor), is read
@@ -211,6 +213,18 @@ export const VARIABLES = {
     default: 'UTC',
     description: 'Time zone IMAP_SYNC_CRON runs in (an IANA name): "0 2 * * *" is 02:00 on that clock, through DST changes. Not the server\'s TZ, so Docker and bare metal agree; the syncer logs its next pass at start.',
   },
+  MAIL_SERVER_BLOCKED_NETWORKS: {
+    schema: z.string().trim().superRefine((v, ctx) => {
+      try {
+        parseNetworkList(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `${(err as Error).message} (a comma-separated list of addresses and networks, or none)` });
+      }
+    }),
+    example: `${DEFAULT_BLOCKED_MAIL_SERVER_NETWORKS},10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7`,
+    default: DEFAULT_BLOCKED_MAIL_SERVER_NETWORKS,
+    description: 'Networks Postroom never connects to as a client of a mailbox\'s IMAP or SMTP server (what employees type as host), checked on the resolved address at every connection: by default loopback, link-local (cloud metadata), unspecified and multicast addresses, so a mailbox form cannot probe this machine. Add private ranges to keep employees off the internal network too; none allows every address.',
+  },
   IMAP_SYNC_CONCURRENCY: { schema: positiveInt(64), example: '4', default: '4', description: 'Accounts synced at once by one syncer.' },
   IMAP_BACKFILL_DAYS: { schema: positiveInt(3650), example: '30', default: '30', description: 'How far back the first sync of a mailbox reaches.' },
   FORWARDING_GRACE_MINUTES: { schema: positiveInt(10080), example: '15', default: '15', description: 'Forwarding is marked broken when IMAP sync finds inbox mail (of an account with verified forwarding) that forwarding did not deliver within this many minutes.' },
@@ -250,6 +264,7 @@ export interface Config {
   imapSyncTimeZone: string;
   /** IMAP_SYNC_TIMEZONE was set (not the UTC default): versions before it read the cron in the machine's zone. */
   imapSyncTimeZoneSet: boolean;
+  mailServerBlockedNetworks: string;
   imapSyncConcurrency: number;
   imapBackfillDays: number;
   forwardingGraceMinutes: number;
@@ -394,6 +409,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     imapSyncCron: values.IMAP_SYNC_CRON as string,
     imapSyncTimeZone: values.IMAP_SYNC_TIMEZONE as string,
     imapSyncTimeZoneSet: (env.IMAP_SYNC_TIMEZONE ?? '').trim() !== '',
+    mailServerBlockedNetworks: values.MAIL_SERVER_BLOCKED_NETWORKS as string,
     imapSyncConcurrency: values.IMAP_SYNC_CONCURRENCY as number,
     imapBackfillDays: values.IMAP_BACKFILL_DAYS as number,
     forwardingGraceMinutes: values.FORWARDING_GRACE_MINUTES as number,

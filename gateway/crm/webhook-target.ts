@@ -1,6 +1,7 @@
 import dns from 'node:dns';
 import net from 'node:net';
 import { AppError } from '../core/errors';
+import { embeddedIpv4 } from '../core/network-list';
 
 /**
  * Server-side request forgery guard for webhook URLs: an admin-entered URL
@@ -26,20 +27,6 @@ for (const [network, prefix] of [
   ['::', 96], ['::ffff:0:0:0', 96], ['64:ff9b:1::', 48], ['100::', 64], ['2001::', 23], ['2001:db8::', 32], ['2002::', 16],
   ['fc00::', 7], ['fe80::', 10], ['fec0::', 10], ['ff00::', 8],
 ] as const) BLOCKED.addSubnet(network, prefix, 'ipv6');
-
-/** IPv4 embedded in IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible or NAT64 (64:ff9b::/96) IPv6 addresses. */
-function embeddedIpv4(ip: string): string | null {
-  const lower = ip.toLowerCase();
-  const dotted = /^(?:::ffff:|::|64:ff9b::)(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
-  if (dotted) return dotted[1];
-  const hex = /^(?:::ffff:|64:ff9b::)([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(lower);
-  if (hex) {
-    const high = parseInt(hex[1], 16);
-    const low = parseInt(hex[2], 16);
-    return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
-  }
-  return null;
-}
 
 /** True for loopback, private, link-local, CGNAT, documentation, multicast and other non-public addresses. */
 export function isPrivateAddress(ip: string): boolean {

@@ -47,7 +47,7 @@ export async function verifyOAuthImap(deps: OAuthDeps & { actor?: Actor; timeout
     const timeoutMs = deps.timeoutMs ?? 15_000;
     const target = { host: imap.host, port: imap.port };
     try {
-      const client = await connectImapWithOAuth(deps, account._id, imap.username, imapClientOptions(imap as ImapEndpoint, undefined, timeoutMs));
+      const client = await connectImapWithOAuth(deps, account._id, imap.username, await imapClientOptions(imap as ImapEndpoint, undefined, timeoutMs));
       await client.logout().catch(() => undefined);
       client.close();
     } catch (err) {

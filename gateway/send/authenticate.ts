@@ -30,7 +30,7 @@ export async function authenticateSmtp(settings: SmtpSettings, options: SmtpLogi
   const target = { host: settings.host, port: settings.port };
   const timeouts: SmtpTimeouts = { connectionTimeoutMs: timeoutMs, greetingTimeoutMs: timeoutMs, socketTimeoutMs: timeoutMs };
   const login = async (session: SmtpSettings) => {
-    const transport = createSmtpTransport(session, { timeouts });
+    const transport = await createSmtpTransport(session, { timeouts });
     try {
       await transport.verify();
     } finally {

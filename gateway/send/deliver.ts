@@ -54,7 +54,7 @@ async function submit(deps: SendDeps, account: SendingAccount, entry: OutboxEntr
   try {
     // One SMTP session; for an OAuth2 account a refused token is refreshed once and the session repeated.
     const info: SMTPTransport.SentMessageInfo = await withSmtpLogin(deps, account._id, settings, async (session) => {
-      const transport = createSmtpTransport(session, { timeouts: deps.smtpTimeouts });
+      const transport = await createSmtpTransport(session, { timeouts: deps.smtpTimeouts });
       try {
         return await transport.sendMail({
           // SIZE= (RFC 1870 §6) lets a server refuse an oversized message at MAIL FROM, before the upload.

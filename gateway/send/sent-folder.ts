@@ -41,7 +41,7 @@ export type SentAppendResult = { outcome: 'appended'; folder: string; uid: numbe
  */
 export async function appendToSentFolder(settings: ImapLoginSettings, raw: Buffer, date: Date, options: SentAppendOptions = {}): Promise<SentAppendResult> {
   const timeoutMs = options.timeoutMs ?? 30_000;
-  const client = new ImapFlow(imapClientOptions(settings, { user: settings.username, pass: settings.password }, timeoutMs));
+  const client = new ImapFlow(await imapClientOptions(settings, { user: settings.username, pass: settings.password }, timeoutMs));
   client.on('error', () => undefined); // connect()/append() reject with the same error
   try {
     await client.connect();
@@ -64,7 +64,7 @@ export interface OAuthSentTarget extends ImapEndpoint {
  */
 export async function appendToSentFolderWithOAuth(deps: OAuthDeps, target: OAuthSentTarget, raw: Buffer, date: Date, options: SentAppendOptions = {}): Promise<SentAppendResult> {
   const timeoutMs = options.timeoutMs ?? 30_000;
-  const client = await connectImapWithOAuth(deps, target.accountId, target.user, imapClientOptions(target, undefined, timeoutMs));
+  const client = await connectImapWithOAuth(deps, target.accountId, target.user, await imapClientOptions(target, undefined, timeoutMs));
   try {
     return await appendWith(client, target.host, raw, date, options);
   } finally {

@@ -3,7 +3,7 @@ import { classifyNetworkError, SMTP_WORDING, systemCode } from '../accounts/netw
 
 /** Stable codes the console, the API and the outbox show and act on. */
 export const SMTP_ERROR_CODES = [
-  'AUTH_FAILED', 'HOST_NOT_FOUND', 'CONNECTION_REFUSED', 'TLS_ERROR', 'TIMEOUT',
+  'AUTH_FAILED', 'HOST_NOT_FOUND', 'CONNECTION_REFUSED', 'TLS_ERROR', 'TIMEOUT', 'MAIL_SERVER_BLOCKED',
   'RECIPIENT_REFUSED', 'SENDER_REFUSED', 'MESSAGE_REFUSED', 'MESSAGE_TOO_LARGE', 'SMTP_TEMPORARY', 'SMTP_ERROR',
 ] as const;
 export type SmtpErrorCode = (typeof SMTP_ERROR_CODES)[number];

@@ -2,6 +2,7 @@ import nodemailer, { type Transporter } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport';
 import type { Logger } from '../core/log';
 import type { SmtpSettings } from './settings';
+import { pinMailServer } from '../accounts/mail-server-address';
 
 /** Timeouts of one SMTP session (nodemailer's names); tests shorten them. */
 export interface SmtpTimeouts {
@@ -46,11 +47,17 @@ function smtpAuthOption(auth: SmtpSettings['auth']): SMTPTransport.Options['auth
  * been put in by withSmtpLogin (smtp-login.ts). No refresh token or client
  * secret is handed to nodemailer: refreshing is gateway/oauth's job, one
  * refresh at a time per account.
+ *
+ * The host is resolved and checked against MAIL_SERVER_BLOCKED_NETWORKS
+ * first (pinMailServer) and the session goes to the address checked, with
+ * the name kept for TLS; a refused host rejects with MailServerBlockedError.
  */
-export function createSmtpTransport(settings: SmtpSettings, options: TransportOptions = {}): Transporter<SMTPTransport.SentMessageInfo> {
+export async function createSmtpTransport(settings: SmtpSettings, options: TransportOptions = {}): Promise<Transporter<SMTPTransport.SentMessageInfo>> {
   const timeouts = { ...DEFAULT_SMTP_TIMEOUTS, ...options.timeouts };
+  const server = await pinMailServer(settings.host, timeouts.connectionTimeoutMs);
   const transportOptions: SMTPTransport.Options = {
-    host: settings.host,
+    host: server.address,
+    ...(server.servername ? { servername: server.servername } : {}),
     port: settings.port,
     secure: settings.tls === 'implicit',
     requireTLS: settings.tls === 'starttls',

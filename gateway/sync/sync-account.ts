@@ -87,7 +87,7 @@ export interface AccountPassResult extends FolderTally {
 
 const LIST_STATUS_QUERY = { messages: true, uidNext: true, uidValidity: true, highestModseq: true } as const;
 
-function clientOptions(settings: ImapLoginSettings, rootLog: Logger, accountId: string, options: SyncOptions): ImapFlowOptions {
+function clientOptions(settings: ImapLoginSettings, rootLog: Logger, accountId: string, options: SyncOptions): Promise<ImapFlowOptions> {
   // imapflow logs every command at debug and every NO answer at error; the
   // pass handles those and reports them in its one line per account, so
   // imapflow speaks only when the operator asked for debug.
@@ -152,7 +152,14 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
     return finish('auth_failed', { error: message, errorCode: err.code });
   }
 
-  let client = new ImapFlow(clientOptions(settings, deps.log, accountId, options));
+  let imapOptions: ImapFlowOptions;
+  try {
+    imapOptions = await clientOptions(settings, deps.log, accountId, options);
+  } catch (err) {
+    // The host is not in DNS or is in MAIL_SERVER_BLOCKED_NETWORKS: retried later, as a server that is down.
+    return await backOff(classifyImapError(err, { host: settings.host, port: settings.port }));
+  }
+  let client = new ImapFlow(imapOptions);
   // imapflow also emits 'error' on the client; unhandled, Node would throw it.
   client.on('error', (err: Error) => log.debug({ err }, 'imap connection error'));
   let untrack = deps.track?.(client) ?? (() => undefined);
@@ -172,7 +179,7 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
         // server refuses it, refreshes once and logs in with a new client.
         untrack();
         client.close();
-        const { auth: _password, ...withoutAuth } = clientOptions(settings, deps.log, accountId, options);
+        const { auth: _password, ...withoutAuth } = imapOptions;
         const oauthDeps: OAuthDeps = { store, log: deps.log, secretBox: deps.secrets, config: deps.oauthConfig ?? NO_OAUTH_ENV, tuning: deps.oauthTuning };
         client = await connectImapWithOAuth(oauthDeps, account._id, settings.username, withoutAuth, (next) => {
           next.on('error', (err: Error) => log.debug({ err }, 'imap connection error'));
