@@ -17,6 +17,7 @@ import { apiErrorHandler, htmlErrorHandler, htmlNotFound } from './middleware/er
 import { requestMetrics } from './middleware/request-metrics';
 import { noStore, securityHeaders } from './middleware/security';
 import { viewerTimeZoneLocals } from './middleware/time-zone';
+import { consoleCookies } from './middleware/cookie-names';
 import { apiRouter } from './routes/api';
 import { auditRouter } from './routes/audit';
 import { authRouter } from './routes/auth';
@@ -70,7 +71,8 @@ export function createApp(options: CreateAppOptions): AdminApp {
     imapTimeoutMs: options.imapTimeoutMs ?? 15000,
     afterRelease: options.afterRelease,
   };
-  const https = options.config.publicUrl.startsWith('https:');
+  const cookies = consoleCookies(options.config.publicUrl);
+  const https = cookies.secure;
   const production = options.config.nodeEnv === 'production';
 
   const app = express() as AdminApp;
@@ -112,7 +114,7 @@ export function createApp(options: CreateAppOptions): AdminApp {
   const sessionSecret = options.sessionSecret ?? crypto.randomBytes(32);
   app.use(
     session({
-      name: 'postroom.sid',
+      name: cookies.session,
       secret: sessionSecret.toString('hex'),
       store: sessions,
       resave: false,
@@ -138,7 +140,7 @@ export function createApp(options: CreateAppOptions): AdminApp {
   app.use(express.urlencoded({ extended: false, limit: '100kb', parameterLimit: 200 }));
   // Compose is multipart (attachments): parsed before the CSRF check reads its _csrf field.
   app.use(composeUploads(deps));
-  app.use(csrfProtection({ secret: sessionSecret, secureCookies: https }));
+  app.use(csrfProtection({ secret: sessionSecret, cookies }));
   app.use(loadSessionUser(deps));
   app.use(viewerTimeZoneLocals(deps));
   app.use((req, res, next) => {

@@ -3,6 +3,7 @@ import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
 import type { NextFunction, Request, Response } from 'express';
 import { AppError } from '../../gateway/core/errors';
 import { flash } from './auth';
+import type { ConsoleCookies } from './cookie-names';
 
 /**
  * Synchronizer-token CSRF defence (OWASP CSRF Prevention Cheat Sheet): a
@@ -25,19 +26,17 @@ export function csrfToken(req: Request): string {
   return req.session.csrfToken;
 }
 
-/** The cookie an anonymous visitor's form tokens are bound to. */
-const ANONYMOUS_COOKIE = 'postroom.csrf';
 const NONCE = /^[A-Za-z0-9_-]{43}$/;
 
 export interface CsrfOptions {
   /** Signs anonymous visitors' form tokens (derived from the session secret). */
   secret: string | Buffer;
-  /** Cookies only over HTTPS (as the session cookie). */
-  secureCookies: boolean;
+  /** The cookie an anonymous visitor's form tokens are bound to (`__Host-` over HTTPS), and whether it is Secure. */
+  cookies: Pick<ConsoleCookies, 'secure' | 'anonymousForms'>;
 }
 
-function anonymousNonce(req: Request): string | undefined {
-  const value = req.headers.cookie ? parseCookies(req.headers.cookie)[ANONYMOUS_COOKIE] : undefined;
+function anonymousNonce(req: Request, cookieName: string): string | undefined {
+  const value = req.headers.cookie ? parseCookies(req.headers.cookie)[cookieName] : undefined;
   return value && NONCE.test(value) ? value : undefined;
 }
 
@@ -55,10 +54,10 @@ export function csrfProtection(options: CsrfOptions): (req: Request, res: Respon
     let token: string | undefined;
     const formToken = (): string => {
       if (req.session?.userId) return csrfToken(req);
-      let nonce = anonymousNonce(req);
+      let nonce = anonymousNonce(req, options.cookies.anonymousForms);
       if (!nonce) {
         nonce = crypto.randomBytes(32).toString('base64url');
-        res.append('Set-Cookie', serializeCookie(ANONYMOUS_COOKIE, nonce, { httpOnly: true, sameSite: 'lax', secure: options.secureCookies, path: '/' }));
+        res.append('Set-Cookie', serializeCookie(options.cookies.anonymousForms, nonce, { httpOnly: true, sameSite: 'lax', secure: options.cookies.secure, path: '/' }));
       }
       return sign(nonce);
     };
@@ -71,7 +70,7 @@ export function csrfProtection(options: CsrfOptions): (req: Request, res: Respon
     if (typeof sent === 'string') {
       const expected = req.session?.csrfToken;
       if (expected && sameToken(sent, expected)) return next();
-      const nonce = req.session?.userId ? undefined : anonymousNonce(req);
+      const nonce = req.session?.userId ? undefined : anonymousNonce(req, options.cookies.anonymousForms);
       if (nonce && sameToken(sent, sign(nonce))) return next();
     }
     // No signed-in session: it ended (signed out in another tab, expired, the store lost it), and its token

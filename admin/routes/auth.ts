@@ -3,6 +3,7 @@ import { acceptInvite, emailProblem, findInvite, FIRST_ADMIN_HINT, hasAdmin, MIN
 import { isAppError } from '../../gateway/core/errors';
 import { metrics } from '../../gateway/core/metrics';
 import { flash } from '../middleware/auth';
+import { consoleCookies } from '../middleware/cookie-names';
 import { csrfToken } from '../middleware/csrf';
 import { field, queryParam, safeReturnPath } from '../lib/forms';
 import type { AdminDeps } from '../types';
@@ -64,7 +65,8 @@ export function authRouter(deps: AdminDeps): Router {
 
   router.post('/logout', async (req, res) => {
     await new Promise<void>((resolve) => req.session.destroy(() => resolve()));
-    res.clearCookie('postroom.sid', { path: '/' });
+    const cookies = consoleCookies(deps.config.publicUrl);
+    res.clearCookie(cookies.session, { path: '/', secure: cookies.secure, httpOnly: true, sameSite: 'lax' });
     res.redirect(303, '/login');
   });
 

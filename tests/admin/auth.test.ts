@@ -148,6 +148,30 @@ describe('admin: health, sign-in, sessions, CSRF, throttling', () => {
     assert.match(res.headers['strict-transport-security'], /max-age=/);
   });
 
+  it('over https, names its cookies __Host-, so a sibling subdomain cannot plant a sign-in form cookie (login CSRF)', async () => {
+    const { app } = buildApp(store, { env: { PUBLIC_URL: 'https://postroom.acme.test', TRUST_PROXY: 'true' } });
+    const https = (req: request.Test) => req.set('X-Forwarded-Proto', 'https');
+    // The attacker opens the sign-in page: a visitor cookie's value and its token, which anyone can get.
+    const page = await https(request(app).get('/login')).expect(200);
+    const visitorCookie = String(page.headers['set-cookie']);
+    assert.match(visitorCookie, /^__Host-postroom\.csrf=[^;]+;/);
+    assert.match(visitorCookie, /; Path=\/(;|$)/);
+    assert.match(visitorCookie, /; Secure(;|$)/);
+    assert.doesNotMatch(visitorCookie, /Domain=/i);
+    const nonce = /^__Host-postroom\.csrf=([^;]+)/.exec(visitorCookie)![1];
+    const token = csrfFrom(page.text);
+    // shop.acme.test sets `postroom.csrf=<nonce>; Domain=acme.test` in the victim's browser and posts the attacker's
+    // sign-in from there: the console must not read that cookie, or the victim works in the attacker's account.
+    const planted = await https(request(app).post('/login')).set('Cookie', `postroom.csrf=${nonce}`).type('form')
+      .send({ _csrf: token, email: 'bob@acme.test', password: PASSWORD }).expect(303);
+    assert.equal(planted.headers.location, '/login');
+    // A browser only keeps a __Host- cookie the console set itself: that one signs in, and the session cookie is __Host- too.
+    const own = await https(request(app).post('/login')).set('Cookie', `__Host-postroom.csrf=${nonce}`).type('form')
+      .send({ _csrf: token, email: 'bob@acme.test', password: PASSWORD }).expect(303);
+    assert.equal(own.headers.location, '/');
+    assert.match(String(own.headers['set-cookie']), /__Host-postroom\.sid=[^;]+; Path=\/; Expires=[^;]+; HttpOnly; Secure; SameSite=Lax/);
+  });
+
   it('refuses to start with an https PUBLIC_URL but no TRUST_PROXY, where no sign-in could ever work: one line, status 78', async () => {
     const config = testConfig({ PUBLIC_URL: 'https://postroom.acme.test' });
     // What it prevents: the console behind a TLS proxy never sets its Secure cookie, so signing in only shows the form again.
