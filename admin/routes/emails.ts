@@ -4,7 +4,7 @@ import { getObject } from '../../gateway/crm/objects';
 import { messageLinks } from '../../gateway/crm/timeline';
 import {
   attachedMessages, deleteMessage, deleteQuarantined, filterProblems, getMessageFor, inlineImageUrls, listMailAccounts, listMessages, messageInvite, messageVolume, openAttachment, openRawMessage,
-  releaseMessage, repliedMessage, type MessageFilters, type Viewer, type VolumeDay,
+  conversationOf, releaseMessage, repliedMessage, type MessageFilters, type Viewer, type VolumeDay,
 } from '../../gateway/accounts';
 import { AppError, isAppError, notFound } from '../../gateway/core/errors';
 import { attachmentFilename } from '../../gateway/mail/attachments';
@@ -162,7 +162,7 @@ export function emailsRouter(deps: AdminDeps): Router {
       }))
       .filter((attachment) => !notListed.has(attachment.index));
     const account = message.accountId ? await deps.store.models.MailAccount.findById(message.accountId, { email: 1 }).lean() : null;
-    const inReplyTo = await repliedMessage(deps.store, req.viewer!, message);
+    const [inReplyTo, conversation] = await Promise.all([repliedMessage(deps.store, req.viewer!, message), conversationOf(deps.store, req.viewer!, message)]);
     // A forwarded-as-attachment mail is read here, not only offered as an .eml to open elsewhere.
     const attached = await attachedMessages(deps.store, message).catch((err: Error) => {
       deps.log.warn({ err, messageId: message._id.toString() }, 'the attached messages could not be read; they stay downloads');
@@ -199,6 +199,7 @@ export function emailsRouter(deps: AdminDeps): Router {
       attachments,
       linked,
       inReplyTo,
+      conversation,
     });
   });
 

@@ -12,6 +12,7 @@ export * from './email-address';
 export * from './forwarding-address';
 export * from './ids';
 export * from './imap-login';
+export * from './conversation';
 export * from './invite';
 export * from './login-throttle';
 export * from './mail-accounts';
