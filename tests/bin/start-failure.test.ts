@@ -1,4 +1,5 @@
 import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -102,10 +103,13 @@ describe('start failures an operator must fix', () => {
   });
 
   describe('the embedded store on a machine that cannot build it', () => {
-    const saved = { bin: process.env.POSTROOM_FERRETDB_BIN, path: process.env.PATH, cache: process.env.XDG_CACHE_HOME };
+    const saved = { bin: process.env.POSTROOM_FERRETDB_BIN, path: process.env.PATH, cache: process.env.XDG_CACHE_HOME, goCache: process.env.GOCACHE };
     let source: string;
     beforeEach(() => {
       delete process.env.POSTROOM_FERRETDB_BIN;
+      // Go's own build cache stays where the real build filled it (it follows XDG_CACHE_HOME otherwise): in an
+      // empty one, go compiles its runtime first, which took past the test's timeout on a loaded machine.
+      process.env.GOCACHE = saved.goCache ?? execFileSync('go', ['env', 'GOCACHE'], { encoding: 'utf8' }).trim();
       process.env.XDG_CACHE_HOME = path.join(dir, 'cache');
       source = path.join(dir, 'ferretdb');
       fs.mkdirSync(source);
@@ -114,7 +118,7 @@ describe('start failures an operator must fix', () => {
       fs.writeFileSync(path.join(source, 'main.go'), 'package main\n\nfunc main() { notDefined() }\n');
     });
     afterEach(() => {
-      for (const [name, value] of [['POSTROOM_FERRETDB_BIN', saved.bin], ['PATH', saved.path], ['XDG_CACHE_HOME', saved.cache]] as const) {
+      for (const [name, value] of [['POSTROOM_FERRETDB_BIN', saved.bin], ['PATH', saved.path], ['XDG_CACHE_HOME', saved.cache], ['GOCACHE', saved.goCache]] as const) {
         if (value === undefined) delete process.env[name];
         else process.env[name] = value;
       }
