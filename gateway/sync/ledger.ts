@@ -95,7 +95,10 @@ export async function getSyncLedger(store: Store, accountId: string | mongoose.T
 
   const total = folders.reduce((sum, f) => sum + f.backfill.total, 0);
   const done = folders.reduce((sum, f) => sum + f.backfill.done, 0);
-  const completed = folders.length > 0 && folders.every((f) => f.backfill.completed || f.uidValidity === '');
+  // A picked folder never opened (not on the server, or only a parent) does not hold the first sync up; INBOX and
+  // the Sent folder, which every account syncs, do: one the server refuses to open was not "first sync complete".
+  const promised = (f: FolderLedger) => f.folder.toUpperCase() === 'INBOX' || f.specialUse === '\\Sent';
+  const completed = folders.length > 0 && folders.every((f) => f.backfill.completed || (f.uidValidity === '' && !promised(f)));
   const imap = account.imap;
   return {
     accountId: id.toHexString(),

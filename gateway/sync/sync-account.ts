@@ -227,7 +227,7 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
       await store.models.FolderState.updateOne({ accountId: account._id, folder: path }, { $set: { lastPassAt: startedAt, lastError: problem } }, { upsert: true });
     }
 
-    let folderError: { message: string; code: string } | null = null;
+    const refusedFolders: Array<{ path: string; text: string }> = [];
     for (const folder of folders) {
       await check.check();
       if (passSignal.aborted) break;
@@ -247,11 +247,12 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
         if (!client.usable) throw err;
         // A folder the server refuses (NO to EXAMINE, …): recorded in its
         // ledger; the other folders still sync.
-        folderError = { message: `${folder.path}: ${describeError(err)}`, code: 'FOLDER_ERROR' };
+        refusedFolders.push({ path: folder.path, text: describeError(err) });
         log.warn({ err, folder: folder.path }, 'folder sync failed; continuing with the other folders');
       }
     }
     await client.logout().catch(() => undefined);
+    const folderError = refusedFolders.length > 0 ? { message: refusedFoldersMessage(refusedFolders), code: 'FOLDER_ERROR' } : null;
 
     if (deadline.signal.aborted) return await pastDeadline();
     if (passSignal.aborted) return await stopped();
@@ -337,6 +338,18 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
     log.debug({ failures, nextAttemptAt }, 'backing off');
     return finish('backoff', { error: failure.message, errorCode: failure.code });
   }
+}
+
+/**
+ * The account's error when the server let us log in but refused folders
+ * (a NO to EXAMINE, SEARCH or FETCH: permissions, a damaged mail store).
+ * Every one is named, in sync order (INBOX first): naming only the last
+ * one hid that INBOX itself was unreadable behind a picked folder's error.
+ */
+function refusedFoldersMessage(refused: Array<{ path: string; text: string }>): string {
+  const named = refused.map(({ path, text }) => `${path} ("${text.slice(0, 200)}")`).join(', ');
+  const which = refused.length === 1 ? `the folder ${named}` : `${refused.length} folders: ${named}`;
+  return `The server let Postroom sign in but would not let it read ${which}. The server's words say why; a folder it cannot read at all usually means its permissions or a damaged mail store on the server: ask your mail provider. The other folders still sync, and ${refused.length === 1 ? 'this one is' : 'these are'} tried again at every pass.`;
 }
 
 /** The store, not the IMAP server, failed: ingest's STORE_UNAVAILABLE, or the driver's own errors on cursor/ledger writes. */

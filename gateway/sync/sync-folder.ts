@@ -253,7 +253,8 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
     return result({ unchanged: false, finished, lag, stalled });
   } catch (err) {
     const message = describeError(err);
-    await save({ lastPassAt: now, lastPassStored: tally.stored, lastError: message, lag: pendingNew + pendingBackfill }).catch(() => undefined);
+    // specialUse too: a Sent folder refused at its first EXAMINE has no other record of its role, and the ledger lists it by it.
+    await save({ specialUse: folder.specialUse, lastPassAt: now, lastPassStored: tally.stored, lastError: message, lag: pendingNew + pendingBackfill }).catch(() => undefined);
     if (err && typeof err === 'object' && Object.isExtensible(err)) Object.assign(err, { folder: folder.path, tally });
     throw err;
   }
