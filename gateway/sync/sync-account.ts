@@ -161,7 +161,13 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
   }
   let client = new ImapFlow(imapOptions);
   // imapflow also emits 'error' on the client; unhandled, Node would throw it.
-  client.on('error', (err: Error) => log.debug({ err }, 'imap connection error'));
+  // What broke the connection, when imapflow says: a command it cuts short only rejects with 'NoConnection'.
+  let connectionError: (Error & { code?: string }) | undefined;
+  const onConnectionError = (err: Error) => {
+    connectionError ??= err;
+    log.debug({ err }, 'imap connection error');
+  };
+  client.on('error', onConnectionError);
   let untrack = deps.track?.(client) ?? (() => undefined);
   // At the deadline the connection is closed, which ends whatever command is still trickling in.
   const deadlineTimer = setTimeout(() => {
@@ -182,7 +188,7 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
         const { auth: _password, ...withoutAuth } = imapOptions;
         const oauthDeps: OAuthDeps = { store, log: deps.log, secretBox: deps.secrets, config: deps.oauthConfig ?? NO_OAUTH_ENV, tuning: deps.oauthTuning };
         client = await connectImapWithOAuth(oauthDeps, account._id, settings.username, withoutAuth, (next) => {
-          next.on('error', (err: Error) => log.debug({ err }, 'imap connection error'));
+          next.on('error', onConnectionError);
           untrack();
           untrack = deps.track?.(next) ?? (() => undefined);
         });
@@ -192,7 +198,7 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
     } catch (err) {
       if (deadline.signal.aborted) return await pastDeadline();
       if (err instanceof AppError && err.code.startsWith('OAUTH_')) return await oauthFailure(err);
-      const failure = classifyImapError(err, target);
+      const failure = classifyFailure(err);
       if (failure.code === 'AUTH_FAILED' && oauthProvider) {
         // The fresh token was refused too: gateway/oauth marked the grant 're-authorisation needed'.
         const marked = await store.models.MailAccount.findById(account._id, { oauth: 1 }).lean();
@@ -284,11 +290,24 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
     }
     if (deadline.signal.aborted) return await pastDeadline();
     if (passSignal.aborted) return await stopped(describeError(err));
-    return await backOff(classifyImapError(err, target));
+    return await backOff(classifyFailure(err));
   } finally {
     clearTimeout(deadlineTimer);
     untrack();
     client.close();
+  }
+
+  /**
+   * A server that stops answering mid-command (an overloaded or half-dead
+   * server: the socket stays open, nothing comes) trips imapflow's socket
+   * timeout, which closes the connection; the command in flight then only
+   * says 'NoConnection', which read as "the server closed it or went away".
+   */
+  function classifyFailure(err: unknown): AppError {
+    const failure = classifyImapError(err, target);
+    if (failure.code !== 'CONNECTION_LOST' || connectionError?.code !== 'ETIMEOUT') return failure;
+    const seconds = Math.max(1, Math.round(options.socketTimeoutMs / 1000));
+    return new AppError('TIMEOUT', `${target.host}:${target.port} stopped answering in the middle of the sync: nothing came for ${seconds} s (ETIMEOUT), so Postroom closed the connection. What was stored stays; the next attempt resumes there.`, { status: 504, cause: err });
   }
 
   /** The pass ran out of time: what it stored stays (the next pass resumes there); a pass that got nothing backs off. */

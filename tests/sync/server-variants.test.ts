@@ -1,16 +1,62 @@
 import { strict as assert } from 'node:assert';
+import net from 'node:net';
 import mongoose from 'mongoose';
 import { runCli } from '../../gateway/bin/cli';
 import { silentLogger } from '../../gateway/core/log';
 import { getSyncLedger } from '../../gateway/sync/ledger';
 import { startSyncer, type PassReport, type Syncer, type SyncerDeps } from '../../gateway/sync/schedule';
 import type { DovecotServer } from '../support/dovecot';
-import { createImapAccount, makeMessage, testConfig, testSecrets, useSyncWorld, type SyncWorld, type TestAccount } from './helpers';
+import { createImapAccount, fillInbox, makeMessage, testConfig, testSecrets, useSyncWorld, type SyncWorld, type TestAccount } from './helpers';
 
 /**
  * IMAP servers off the happy path, as employees' providers run them: a
- * folder the server will not open although the login works.
+ * folder the server will not open although the login works; a server that
+ * goes quiet in the middle of a FETCH (through a loopback proxy).
  */
+
+/**
+ * A TCP proxy in front of Dovecot's plain port that, once `stallAtFetch`
+ * message FETCHes (BODY.PEEK[]) have been asked for on a connection, stops
+ * passing the server's answers on after a few bytes of the last one: the
+ * connection stays open and silent, as an overloaded server's does.
+ */
+async function stallingProxy(targetPort: number): Promise<{ port: number; stallAtFetch: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const proxy = { port: 0, stallAtFetch: 0, close: async () => undefined as void };
+  const server = net.createServer((client) => {
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    let fetches = 0;
+    let passed = 0;
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        sockets.delete(socket);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.on('data', (data) => {
+      fetches += (data.toString('latin1').match(/BODY\.PEEK\[\]/g) ?? []).length;
+      upstream.write(data);
+    });
+    upstream.on('data', (data) => {
+      if (proxy.stallAtFetch > 0 && fetches >= proxy.stallAtFetch) {
+        if (passed >= 200) return;
+        data = data.subarray(0, 200 - passed);
+        passed += data.length;
+      }
+      client.write(data);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  proxy.port = (server.address() as net.AddressInfo).port;
+  proxy.close = async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  };
+  return proxy;
+}
 describe('IMAP sync against servers that behave differently', function () {
   this.timeout(60_000);
   const world = useSyncWorld('sync_server_variants');
@@ -60,5 +106,36 @@ describe('IMAP sync against servers that behave differently', function () {
     assert.equal(after.lastError, '');
     assert.equal(after.backfill.completed, true);
     assert.ok(after.folders.every((f) => f.lastError === ''));
+  });
+
+  it('reports a server that goes quiet mid-FETCH as a timeout, not as a lost connection, backs off, and the next pass resumes', async () => {
+    const proxy = await stallingProxy(dovecot.port);
+    let clockOffset = 0;
+    const options = { batchSize: 10, socketTimeoutMs: 1000, now: () => new Date(Date.now() + clockOffset) };
+    try {
+      const account = await createImapAccount(store, dovecot, { imap: { port: proxy.port, tls: 'none' } });
+      await fillInbox(dovecot, account, 30);
+      proxy.stallAtFetch = 2; // the first batch comes through, the second never finishes
+
+      const stalled = resultFor(await syncer({ options }).runPassNow(), account)!;
+      assert.equal(stalled.outcome, 'backoff');
+      assert.equal(stalled.errorCode, 'TIMEOUT', stalled.error);
+      const ledger = (await getSyncLedger(store, account.id))!;
+      assert.equal(ledger.lastErrorCode, 'TIMEOUT');
+      assert.match(ledger.lastError, /^127\.0\.0\.1:\d+ stopped answering in the middle of the sync: nothing came for 1 s \(ETIMEOUT\), so Postroom closed the connection\. What was stored stays; the next attempt resumes there\.$/);
+      assert.equal(ledger.failures, 1);
+      assert.equal(ledger.status, 'authenticated', 'not the credentials');
+      assert.equal(await storedCount(account), 10, 'the first batch is stored');
+
+      proxy.stallAtFetch = 0;
+      clockOffset += 2 * 60 * 60_000; // past the backoff
+      const resumed = resultFor(await syncer({ options }).runPassNow(), account)!;
+      assert.equal(resumed.outcome, 'synced');
+      assert.equal(resumed.stored, 20);
+      assert.equal(resumed.duplicates, 0);
+      assert.equal(await storedCount(account), 30);
+    } finally {
+      await proxy.close();
+    }
   });
 });
