@@ -25,7 +25,7 @@ export interface FolderLedger {
   lastPassAt: Date | null;
   lastPassStored: number;
   lastError: string;
-  /** UIDNEXT moved but the last pass stored nothing. */
+  /** UIDNEXT moved and the last pass found mail to read, yet stored none of it. */
   stalled: boolean;
   /** Messages the server kept returning without their content: skipped (they stay on the server). */
   skippedUids: number[];

@@ -113,6 +113,8 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
 
   let pendingNew = 0;
   let pendingBackfill = 0;
+  /** UIDs this pass found on the server to read (new mail and backfill). */
+  let listed = 0;
   try {
     const mailbox = await client.mailboxOpen(folder.path, { readOnly: true });
     const uidValidity = mailbox.uidValidity.toString();
@@ -190,6 +192,7 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
     if (mailbox.uidNext > cursor.lastUid + 1) {
       const fresh = mailbox.exists > 0 ? fetchable(await newUids(client, cursor.lastUid)) : [];
       pendingNew = fresh.length;
+      listed += fresh.length;
       await storeBatches(planBatches(fresh, limits), async (batch) => {
         cursor.lastUid = Math.max(...batch.map((item) => item.uid));
         pendingNew -= batch.length;
@@ -215,6 +218,7 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
         remaining.sort((a, b) => b.uid - a.uid);
       }
       pendingBackfill = remaining.length;
+      listed += remaining.length;
       backfill.total = backfill.done + remaining.length;
       await save({ 'backfill.total': backfill.total });
       await storeBatches(planBatches(remaining, limits), async (batch) => {
@@ -232,11 +236,15 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
       }
     }
 
-    // Ledger. A pass that saw UIDNEXT move yet took in nothing is a stall:
-    // shown, not hidden (mail may be arriving that the sync cannot read).
+    // Ledger. A pass that saw UIDNEXT move and found mail to read, yet took
+    // in none of it, is a stall: shown, not hidden (mail may be arriving that
+    // the sync cannot read). UIDNEXT moving over messages already expunged
+    // (deleted on a phone, moved away by a client's rule: sparse UIDs) left
+    // nothing to read; calling that a stall told the user, at every such
+    // pass, that new mail could not be stored.
     const finished = !ctx.signal.aborted;
     const processed = tally.stored + tally.duplicates + tally.tombstoned;
-    const stalled = finished && previousUidNext > 0 && mailbox.uidNext > previousUidNext && processed === 0;
+    const stalled = finished && previousUidNext > 0 && mailbox.uidNext > previousUidNext && listed > 0 && processed === 0;
     if (stalled) log.warn({ uidNext: mailbox.uidNext, previousUidNext }, 'UIDNEXT moved but nothing was stored: sync stalled');
     const lag = pendingNew + pendingBackfill;
     await save({
