@@ -1,9 +1,9 @@
-import type { FetchMessageObject, ImapFlow } from 'imapflow';
+import type { FetchMessageObject, ImapFlow, MailboxObject } from 'imapflow';
 import type mongoose from 'mongoose';
 import type { Logger } from '../core/log';
 import { ingest, type Associator } from '../mail/ingest';
 import type { Store } from '../store';
-import type { ChosenFolder } from './folders';
+import type { ChosenFolder, FolderStatus } from './folders';
 import type { SyncOptions } from './options';
 import { isUnchanged, planBatches, uidSet, type SizedUid } from './plan';
 
@@ -119,6 +119,7 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
     const mailbox = await client.mailboxOpen(folder.path, { readOnly: true });
     const uidValidity = mailbox.uidValidity.toString();
     const sameValidity = state?.uidValidity === uidValidity;
+    const uidNext = await uidNextOf(client, mailbox, folder.status, sameValidity ? (state?.lastUid ?? 0) : 0);
     const previousUidNext = sameValidity ? state.uidNext : 0;
 
     // UIDs are void under another UIDVALIDITY, and so are their attempts.
@@ -153,7 +154,7 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
       // UID is void). Mail up to UIDNEXT−1 is the backfill's; newer mail
       // is the incremental cursor's.
       if (state?.uidValidity) log.warn({ was: state.uidValidity, now: uidValidity }, 'UIDVALIDITY changed: resyncing the folder from the backfill window');
-      const topUid = Math.max(0, mailbox.uidNext - 1);
+      const topUid = Math.max(0, uidNext - 1);
       cursor = {
         lastUid: topUid,
         backfill: { since: new Date(now.getTime() - options.backfillDays * 86_400_000), topUid, belowUid: topUid + 1, total: 0, done: 0, completed: false },
@@ -189,7 +190,7 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
     const limits = { maxCount: options.batchSize, maxBytes: options.batchBytes, messageCap: options.maxMessageBytes };
 
     // 2. New mail above the cursor, oldest first.
-    if (mailbox.uidNext > cursor.lastUid + 1) {
+    if (uidNext > cursor.lastUid + 1) {
       const fresh = mailbox.exists > 0 ? fetchable(await newUids(client, cursor.lastUid)) : [];
       pendingNew = fresh.length;
       listed += fresh.length;
@@ -202,7 +203,7 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
       if (!ctx.signal.aborted) {
         // Every UID below the UIDNEXT seen at EXAMINE was listed above (UIDs
         // are never reused), so the gap up to it holds nothing to fetch.
-        cursor.lastUid = Math.max(cursor.lastUid, mailbox.uidNext - 1);
+        cursor.lastUid = Math.max(cursor.lastUid, uidNext - 1);
         await save({ lastUid: cursor.lastUid });
       }
     }
@@ -244,12 +245,12 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
     // pass, that new mail could not be stored.
     const finished = !ctx.signal.aborted;
     const processed = tally.stored + tally.duplicates + tally.tombstoned;
-    const stalled = finished && previousUidNext > 0 && mailbox.uidNext > previousUidNext && listed > 0 && processed === 0;
-    if (stalled) log.warn({ uidNext: mailbox.uidNext, previousUidNext }, 'UIDNEXT moved but nothing was stored: sync stalled');
+    const stalled = finished && previousUidNext > 0 && uidNext > previousUidNext && listed > 0 && processed === 0;
+    if (stalled) log.warn({ uidNext, previousUidNext }, 'UIDNEXT moved but nothing was stored: sync stalled');
     const lag = pendingNew + pendingBackfill;
     await save({
       specialUse: folder.specialUse,
-      uidNext: mailbox.uidNext,
+      uidNext,
       messagesOnServer: mailbox.exists,
       highestModSeq: mailbox.highestModseq?.toString() ?? '',
       lag,
@@ -266,6 +267,30 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
     if (err && typeof err === 'object' && Object.isExtensible(err)) Object.assign(err, { folder: folder.path, tally });
     throw err;
   }
+}
+
+/** A UID as the protocol has them: a whole number from 1 (RFC 3501 §9 nz-number). */
+function isUid(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
+}
+
+/**
+ * UIDNEXT of the folder just opened. RFC 3501 §6.3.1 makes it a REQUIRED
+ * part of the EXAMINE answer, but some servers leave it out (Winmail Pro;
+ * mail.163.com also from STATUS). Without it the cursor never saw new mail:
+ * the folder stayed "synced" with nothing read, for good. Next best: the
+ * STATUS (or LIST-STATUS) value read just before; else the highest UID in
+ * the folder, the UID of message `*` (§6.4.8), plus one. UIDs only grow, so
+ * never below the cursor.
+ */
+async function uidNextOf(client: ImapFlow, mailbox: MailboxObject, status: FolderStatus | undefined, lastUid: number): Promise<number> {
+  if (isUid(mailbox.uidNext)) return mailbox.uidNext;
+  if (isUid(status?.uidNext)) return Math.max(status.uidNext, lastUid + 1);
+  let highest = 0;
+  if (mailbox.exists > 0) {
+    for await (const message of client.fetch('*', { uid: true })) highest = Math.max(highest, message.uid);
+  }
+  return Math.max(highest, lastUid) + 1;
 }
 
 /** UIDs above the cursor with their sizes. `n:*` also names the highest UID when it is below n (RFC 3501 §6.4.8), hence the filter. */

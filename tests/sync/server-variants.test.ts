@@ -14,19 +14,31 @@ import { createImapAccount, fillInbox, makeMessage, testConfig, testSecrets, use
  * goes quiet in the middle of a FETCH (through a loopback proxy).
  */
 
+/** What the proxy knows of one connection: message FETCHes (BODY.PEEK[]) the client asked for so far. */
+interface ProxiedConnection {
+  fetches: number;
+  /** Free for the hook's own counting. */
+  passed: number;
+}
+
 /**
- * A TCP proxy in front of Dovecot's plain port that, once `stallAtFetch`
- * message FETCHes (BODY.PEEK[]) have been asked for on a connection, stops
- * passing the server's answers on after a few bytes of the last one: the
- * connection stays open and silent, as an overloaded server's does.
+ * A TCP proxy in front of Dovecot's plain port that lets a test change what
+ * the server says: `fromServer` gets each chunk from the server and returns
+ * what the client receives (an empty buffer: nothing, the connection stays
+ * open and silent).
  */
-async function stallingProxy(targetPort: number): Promise<{ port: number; stallAtFetch: number; close(): Promise<void> }> {
+interface ImapProxy {
+  port: number;
+  fromServer: (data: Buffer, connection: ProxiedConnection) => Buffer;
+  close(): Promise<void>;
+}
+
+async function imapProxy(targetPort: number): Promise<ImapProxy> {
   const sockets = new Set<net.Socket>();
-  const proxy = { port: 0, stallAtFetch: 0, close: async () => undefined as void };
+  const proxy: ImapProxy = { port: 0, fromServer: (data) => data, close: async () => undefined };
   const server = net.createServer((client) => {
     const upstream = net.connect(targetPort, '127.0.0.1');
-    let fetches = 0;
-    let passed = 0;
+    const connection: ProxiedConnection = { fetches: 0, passed: 0 };
     for (const socket of [client, upstream]) {
       sockets.add(socket);
       socket.on('error', () => undefined);
@@ -36,17 +48,13 @@ async function stallingProxy(targetPort: number): Promise<{ port: number; stallA
         upstream.destroy();
       });
     }
-    client.on('data', (data) => {
-      fetches += (data.toString('latin1').match(/BODY\.PEEK\[\]/g) ?? []).length;
+    client.on('data', (data: Buffer) => {
+      connection.fetches += (data.toString('latin1').match(/BODY\.PEEK\[\]/g) ?? []).length;
       upstream.write(data);
     });
-    upstream.on('data', (data) => {
-      if (proxy.stallAtFetch > 0 && fetches >= proxy.stallAtFetch) {
-        if (passed >= 200) return;
-        data = data.subarray(0, 200 - passed);
-        passed += data.length;
-      }
-      client.write(data);
+    upstream.on('data', (data: Buffer) => {
+      const out = proxy.fromServer(data, connection);
+      if (out.length > 0) client.write(out);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -57,6 +65,17 @@ async function stallingProxy(targetPort: number): Promise<{ port: number; stallA
   };
   return proxy;
 }
+
+/** Once `fetch` message FETCHes were asked for, only 200 more bytes of the server's answers come through, then silence. */
+function stallAtFetch(fetch: number) {
+  return (data: Buffer, connection: ProxiedConnection): Buffer => {
+    if (connection.fetches < fetch) return data;
+    const through = data.subarray(0, Math.max(0, 200 - connection.passed));
+    connection.passed += through.length;
+    return through;
+  };
+}
+
 describe('IMAP sync against servers that behave differently', function () {
   this.timeout(60_000);
   const world = useSyncWorld('sync_server_variants');
@@ -109,13 +128,13 @@ describe('IMAP sync against servers that behave differently', function () {
   });
 
   it('reports a server that goes quiet mid-FETCH as a timeout, not as a lost connection, backs off, and the next pass resumes', async () => {
-    const proxy = await stallingProxy(dovecot.port);
+    const proxy = await imapProxy(dovecot.port);
     let clockOffset = 0;
     const options = { batchSize: 10, socketTimeoutMs: 1000, now: () => new Date(Date.now() + clockOffset) };
     try {
       const account = await createImapAccount(store, dovecot, { imap: { port: proxy.port, tls: 'none' } });
       await fillInbox(dovecot, account, 30);
-      proxy.stallAtFetch = 2; // the first batch comes through, the second never finishes
+      proxy.fromServer = stallAtFetch(2); // the first batch comes through, the second never finishes
 
       const stalled = resultFor(await syncer({ options }).runPassNow(), account)!;
       assert.equal(stalled.outcome, 'backoff');
@@ -127,13 +146,39 @@ describe('IMAP sync against servers that behave differently', function () {
       assert.equal(ledger.status, 'authenticated', 'not the credentials');
       assert.equal(await storedCount(account), 10, 'the first batch is stored');
 
-      proxy.stallAtFetch = 0;
+      proxy.fromServer = (data) => data;
       clockOffset += 2 * 60 * 60_000; // past the backoff
       const resumed = resultFor(await syncer({ options }).runPassNow(), account)!;
       assert.equal(resumed.outcome, 'synced');
       assert.equal(resumed.stored, 20);
       assert.equal(resumed.duplicates, 0);
       assert.equal(await storedCount(account), 30);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('syncs a server that never says UIDNEXT (Winmail Pro, mail.163.com): new mail is read, not skipped for good', async () => {
+    const proxy = await imapProxy(dovecot.port);
+    // RFC 3501 §6.3.1 requires UIDNEXT in the SELECT/EXAMINE answer; some servers leave it out, here also from STATUS.
+    proxy.fromServer = (data) => Buffer.from(data.toString('latin1').replace(/\* OK \[UIDNEXT \d+\][^\r\n]*\r\n/g, '').replace(/ ?UIDNEXT \d+/g, ''), 'latin1');
+    try {
+      const account = await createImapAccount(store, dovecot, { imap: { port: proxy.port, tls: 'none' } });
+      await fillInbox(dovecot, account, 5);
+      const first = resultFor(await syncer().runPassNow(), account)!;
+      assert.equal(first.outcome, 'synced', first.error);
+      assert.equal(first.stored, 5);
+
+      await fillInbox(dovecot, account, 3);
+      const second = resultFor(await syncer().runPassNow(), account)!;
+      assert.equal(second.stored, 3);
+      assert.equal(second.duplicates, 0);
+      const third = resultFor(await syncer().runPassNow(), account)!;
+      assert.equal(third.stored + third.duplicates, 0, 'nothing fetched twice');
+      assert.equal(await storedCount(account), 8);
+      const inbox = (await getSyncLedger(store, account.id))!.folders.find((f) => f.folder === 'INBOX')!;
+      assert.equal(inbox.lastUid, 8);
+      assert.equal(inbox.stalled, false);
     } finally {
       await proxy.close();
     }
