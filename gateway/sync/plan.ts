@@ -6,6 +6,8 @@
 export interface CursorState {
   uidValidity?: string | null;
   lastUid?: number | null;
+  /** UIDNEXT as the last pass saw it. */
+  uidNext?: number | null;
   backfill?: { completed?: boolean | null } | null;
 }
 
@@ -14,10 +16,29 @@ export interface CursorState {
  * cursor was built under, its backfill is done, and UIDNEXT shows no UID was
  * assigned above the cursor (RFC 3501 §2.3.1.1: UIDs only grow). Flag
  * changes (HIGHESTMODSEQ) do not matter to a read-only copy of new mail.
+ * UIDNEXT below the one the last pass saw is not "unchanged" either: UIDs
+ * are being handed out again (a mailbox restored from a backup), see
+ * uidsReused().
  */
 export function isUnchanged(state: CursorState | null | undefined, status: { uidValidity?: bigint; uidNext?: number } | undefined): boolean {
   if (!state || !status || status.uidValidity === undefined || status.uidNext === undefined) return false;
+  if (uidsReused(state, status.uidNext)) return false;
   return state.backfill?.completed === true && state.uidValidity === status.uidValidity.toString() && status.uidNext <= (state.lastUid ?? 0) + 1;
+}
+
+/**
+ * UIDNEXT went back under the same UIDVALIDITY. RFC 3501 §2.3.1.1 forbids
+ * it, but a provider that restores a mailbox from a backup brings back the
+ * UIDNEXT of that day with the same UIDVALIDITY: the next mail gets UIDs
+ * the cursor has already passed and would never be read. Such a folder's
+ * UIDs cannot be trusted, so it is read again like one whose UIDVALIDITY
+ * changed (ingest's de-duplication keeps it from storing anything twice).
+ * Servers that (also against the RFC) report the highest UID + 1 go back
+ * too when their newest message is expunged: re-read as well, which costs
+ * time, not mail.
+ */
+export function uidsReused(state: CursorState | null | undefined, uidNext: number): boolean {
+  return (state?.uidNext ?? 0) > uidNext;
 }
 
 export interface SizedUid {

@@ -5,7 +5,7 @@ import { ingest, type Associator } from '../mail/ingest';
 import type { Store } from '../store';
 import type { ChosenFolder, FolderStatus } from './folders';
 import type { SyncOptions } from './options';
-import { isUnchanged, planBatches, uidSet, type SizedUid } from './plan';
+import { isUnchanged, planBatches, uidSet, uidsReused, type SizedUid } from './plan';
 
 type ObjectId = mongoose.Types.ObjectId;
 
@@ -120,10 +120,13 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
     const uidValidity = mailbox.uidValidity.toString();
     const sameValidity = state?.uidValidity === uidValidity;
     const uidNext = await uidNextOf(client, mailbox, folder.status, sameValidity ? (state?.lastUid ?? 0) : 0);
-    const previousUidNext = sameValidity ? state.uidNext : 0;
+    const reused = sameValidity && uidsReused(state, uidNext);
+    // The cursor holds under the same UIDVALIDITY, unless UIDs are being handed out again.
+    const trusted = sameValidity && !reused;
+    const previousUidNext = trusted ? state.uidNext : 0;
 
     // UIDs are void under another UIDVALIDITY, and so are their attempts.
-    const unreadable = new Map<number, number>(sameValidity ? (state?.unreadable ?? []).map((entry) => [entry.uid, entry.attempts]) : []);
+    const unreadable = new Map<number, number>(trusted ? (state?.unreadable ?? []).map((entry) => [entry.uid, entry.attempts]) : []);
     const skipped = new Set([...unreadable].filter(([, attempts]) => attempts >= UNREADABLE_ATTEMPTS).map(([uid]) => uid));
     /** Count one more pass without the content of `uid`; true while the batch should wait for it. */
     const noteUnreadable = async (uid: number): Promise<boolean> => {
@@ -135,7 +138,7 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
     const fetchable = (items: SizedUid[]) => (skipped.size > 0 ? items.filter((item) => !skipped.has(item.uid)) : items);
 
     let cursor: Cursor;
-    if (state && sameValidity) {
+    if (state && trusted) {
       const backfill = state.backfill;
       cursor = {
         lastUid: state.lastUid,
@@ -153,7 +156,8 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
       // First sync, or UIDVALIDITY changed (RFC 3501 §2.3.1.1: every old
       // UID is void). Mail up to UIDNEXT−1 is the backfill's; newer mail
       // is the incremental cursor's.
-      if (state?.uidValidity) log.warn({ was: state.uidValidity, now: uidValidity }, 'UIDVALIDITY changed: resyncing the folder from the backfill window');
+      if (reused) log.warn({ uidValidity, was: state?.uidNext, now: uidNext }, 'UIDNEXT went back (mailbox restored from a backup?): resyncing the folder from the backfill window');
+      else if (state?.uidValidity) log.warn({ was: state.uidValidity, now: uidValidity }, 'UIDVALIDITY changed: resyncing the folder from the backfill window');
       const topUid = Math.max(0, uidNext - 1);
       cursor = {
         lastUid: topUid,

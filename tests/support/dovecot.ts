@@ -38,6 +38,12 @@ export interface DovecotServer {
   appendMany(email: string, folder: string, messages: Array<{ raw: Buffer | string; date?: Date }>): Promise<void>;
   recreateMailbox(email: string, folder: string): Promise<void>;
   /**
+   * Copy the user's INBOX as it is now; calling the answer puts that copy
+   * back, as a provider restoring a backup does: same UIDVALIDITY, UIDs and
+   * UIDNEXT of the time of the copy, so later mail reuses UIDs already seen.
+   */
+  backupInbox(email: string): Promise<() => Promise<void>>;
+  /**
    * Take away (or give back) the server's own access to a folder's files, as
    * a botched migration or restore does: the user still logs in, but
    * EXAMINE of that folder answers NO [SERVERBUG].
@@ -608,6 +614,22 @@ class Dovecot implements DovecotServer {
     fs.chmodSync(file, readable ? 0o600 : 0o000);
   }
 
+  async backupInbox(email: string): Promise<() => Promise<void>> {
+    const user = this.requireUser(email);
+    const maildir = path.join(this.dir, 'mail', user, 'Maildir');
+    const backup = fs.mkdtempSync(path.join(this.dir, 'backup-'));
+    const inboxFiles = (dir: string) => fs.readdirSync(dir).filter((f) => ['cur', 'new', 'tmp', 'dovecot-uidlist'].includes(f) || f.startsWith('dovecot.index'));
+    for (const f of inboxFiles(maildir)) fs.cpSync(path.join(maildir, f), path.join(backup, f), { recursive: true, preserveTimestamps: true });
+    return async () => {
+      await this.kickSessions(user);
+      for (const f of inboxFiles(maildir)) fs.rmSync(path.join(maildir, f), { recursive: true, force: true });
+      // The folder-list cache also caches INBOX's STATUS.
+      for (const f of fs.readdirSync(maildir)) if (f.startsWith('dovecot.list.index')) fs.rmSync(path.join(maildir, f), { force: true });
+      for (const f of fs.readdirSync(backup)) fs.cpSync(path.join(backup, f), path.join(maildir, f), { recursive: true, preserveTimestamps: true });
+      execFileSync('chown', ['-R', 'vmail:vmail', maildir]);
+    };
+  }
+
   async setFolderReadable(email: string, folder: string, readable: boolean): Promise<void> {
     const user = this.requireUser(email);
     const dir = (await this.doveadm(['mailbox', 'path', '-u', user, folder])).stdout.trim();
@@ -634,17 +656,7 @@ class Dovecot implements DovecotServer {
   private async resetInbox(user: string): Promise<void> {
     const maildir = path.join(this.dir, 'mail', user, 'Maildir');
     if (!fs.existsSync(maildir)) return; // never used: it will be created fresh
-    if (this.running) {
-      const { stdout } = await this.doveadm(['who', '-1', user]);
-      // "username proto pid ip" lines after a header
-      const pids = stdout.split('\n').slice(1).map((l) => Number(l.trim().split(/\s+/)[2])).filter((n) => n > 0);
-      if (pids.length > 0) {
-        await this.doveadm(['kick', user]);
-        if (!(await waitUntil(() => pids.every((p) => !alive(p)), 5_000))) {
-          throw new Error(`recreateMailbox: sessions of ${user} did not exit after doveadm kick`);
-        }
-      }
-    }
+    await this.kickSessions(user);
     for (const sub of ['cur', 'new', 'tmp']) {
       const d = path.join(maildir, sub);
       if (!fs.existsSync(d)) continue;
@@ -655,6 +667,19 @@ class Dovecot implements DovecotServer {
       if (f === 'dovecot-uidlist' || f.startsWith('dovecot.index') || f.startsWith('dovecot.list.index')) {
         fs.rmSync(path.join(maildir, f), { force: true });
       }
+    }
+  }
+
+  /** End the user's open sessions, as a server does when it rebuilds a mailbox (a live one would keep the old index). */
+  private async kickSessions(user: string): Promise<void> {
+    if (!this.running) return;
+    const { stdout } = await this.doveadm(['who', '-1', user]);
+    // "username proto pid ip" lines after a header
+    const pids = stdout.split('\n').slice(1).map((l) => Number(l.trim().split(/\s+/)[2])).filter((n) => n > 0);
+    if (pids.length === 0) return;
+    await this.doveadm(['kick', user]);
+    if (!(await waitUntil(() => pids.every((p) => !alive(p)), 5_000))) {
+      throw new Error(`sessions of ${user} did not exit after doveadm kick`);
     }
   }
 

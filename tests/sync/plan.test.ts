@@ -10,6 +10,7 @@ describe('sync planning (pure)', () => {
       ['UIDNEXT below the cursor (top messages expunged)', state, { uidValidity: 77n, uidNext: 40 }, true],
       ['a new UID was assigned', state, { uidValidity: 77n, uidNext: 43 }, false],
       ['UIDVALIDITY changed', state, { uidValidity: 78n, uidNext: 42 }, false],
+      ['UIDNEXT went back below the one the last pass saw (a mailbox restored from a backup)', { ...state, uidNext: 42 }, { uidValidity: 77n, uidNext: 40 }, false],
       ['backfill not finished', { ...state, backfill: { completed: false } }, { uidValidity: 77n, uidNext: 42 }, false],
       ['no cursor yet', null, { uidValidity: 77n, uidNext: 42 }, false],
       ['no STATUS from the server', state, undefined, false],

@@ -183,4 +183,32 @@ describe('IMAP sync against servers that behave differently', function () {
       await proxy.close();
     }
   });
+
+  it('reads the mail of an INBOX restored from a backup (UIDNEXT went back under the same UIDVALIDITY), storing nothing twice', async () => {
+    const account = await createImapAccount(store, dovecot);
+    await fillInbox(dovecot, account, 3);
+    const restore = await dovecot.backupInbox(account.email);
+    await fillInbox(dovecot, account, 2); // UIDs 4 and 5
+    assert.equal(resultFor(await syncer().runPassNow(), account)?.stored, 5);
+
+    // The provider restores last night's backup (UIDs 1-3, UIDNEXT 4): the next mail gets UID 4 again.
+    await restore();
+    const [arrived] = await fillInbox(dovecot, account, 1);
+    const result = resultFor(await syncer().runPassNow(), account)!;
+    assert.equal(result.outcome, 'synced', result.error);
+    assert.equal(result.stored, 1, 'the mail that arrived after the restore');
+    assert.equal(result.duplicates, 3, 'the restored mail is read again (its UIDs can no longer be trusted), not stored again');
+    assert.equal(await storedCount(account), 6);
+    assert.ok(await store.models.Message.exists({ messageId: arrived.messageId }));
+    const inbox = (await getSyncLedger(store, account.id))!.folders.find((f) => f.folder === 'INBOX')!;
+    assert.equal(inbox.lastUid, 4);
+    assert.equal(inbox.uidNext, 5);
+    assert.equal(inbox.backfill.completed, true);
+
+    // And from there on as usual.
+    await fillInbox(dovecot, account, 1);
+    const next = resultFor(await syncer().runPassNow(), account)!;
+    assert.equal(next.stored, 1);
+    assert.equal(next.duplicates, 0);
+  });
 });
