@@ -229,6 +229,11 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
         problem: `This folder only holds other folders, not messages. To sync them, list them under Other folders to sync in IMAP Support: ${subfolders.slice(0, 3).join(', ')}${subfolders.length > 3 ? ', …' : ''}.`,
       })),
     ];
+    // The Sent folder is whichever the server marks (or names) so now. One it marked before (renamed, deleted,
+    // renamed by a language change of the webmail) would otherwise keep its row on the account page for good,
+    // with a first sync that never completes if it was cut short; it keeps its cursor should it come back.
+    const sentPath = folders.find((folder) => folder.role === 'sent')?.path;
+    await store.models.FolderState.updateMany({ accountId: account._id, specialUse: '\\Sent', ...(sentPath ? { folder: { $ne: sentPath } } : {}) }, { $set: { specialUse: '' } });
     for (const { path, problem } of unsyncable) {
       await store.models.FolderState.updateOne({ accountId: account._id, folder: path }, { $set: { lastPassAt: startedAt, lastError: problem } }, { upsert: true });
     }

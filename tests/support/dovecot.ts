@@ -90,6 +90,8 @@ export interface DovecotVariant {
   separator?: string;
   /** false: the Sent folder carries no \Sent flag (it is still auto-created). */
   sentSpecialUse?: boolean;
+  /** false: no Sent folder is created for the user (folders come from IMAP CREATE only). */
+  sentFolder?: boolean;
   /** Dovecot's imap_capability: the whole list the server announces once logged in. */
   imapCapability?: string;
 }
@@ -278,10 +280,10 @@ mail_location = maildir:~/Maildir
 ${variant.imapCapability ? `imap_capability = ${variant.imapCapability}\n` : ''}namespace inbox {
   inbox = yes
   separator = ${variant.separator ?? '/'}
-${prefix ? `  prefix = ${prefix}\n` : ''}  mailbox Sent {
+${prefix ? `  prefix = ${prefix}\n` : ''}${variant.sentFolder === false ? '' : `  mailbox Sent {
 ${variant.sentSpecialUse === false ? '' : '    special_use = \\Sent\n'}    auto = subscribe
   }
-}
+`}}
 service imap-login {
   inet_listener imap {
     address = ${HOST}

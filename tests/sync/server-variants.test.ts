@@ -5,7 +5,8 @@ import { runCli } from '../../gateway/bin/cli';
 import { silentLogger } from '../../gateway/core/log';
 import { getSyncLedger } from '../../gateway/sync/ledger';
 import { startSyncer, type PassReport, type Syncer, type SyncerDeps } from '../../gateway/sync/schedule';
-import type { DovecotServer } from '../support/dovecot';
+import { ImapFlow } from 'imapflow';
+import { startDovecot, type DovecotServer } from '../support/dovecot';
 import { createImapAccount, fillInbox, makeMessage, testConfig, testSecrets, useSyncWorld, type SyncWorld, type TestAccount } from './helpers';
 
 /**
@@ -210,5 +211,48 @@ describe('IMAP sync against servers that behave differently', function () {
     const next = resultFor(await syncer().runPassNow(), account)!;
     assert.equal(next.stored, 1);
     assert.equal(next.duplicates, 0);
+  });
+
+  describe('a Courier-like server: "INBOX." prefix, "." separator, no SPECIAL-USE, CONDSTORE, ESEARCH, IDLE or LIST-STATUS', () => {
+    let courier: DovecotServer;
+    before(async () => {
+      courier = await startDovecot({ variant: { namespacePrefix: 'INBOX.', separator: '.', sentFolder: false, imapCapability: 'IMAP4rev1 LITERAL+ SASL-IR ID ENABLE NAMESPACE UIDPLUS UNSELECT' } });
+    });
+    after(() => courier?.stop());
+
+    it('syncs INBOX, the Sent folder found by its name, and picked folders named outside ASCII; suggests the prefixed name of a misspelt one', async () => {
+      const account = await createImapAccount(store, courier, { folders: ['INBOX.Entwürfe', 'INBOX.R&D "2026"', 'Projects'] });
+      for (const folder of ['INBOX', 'INBOX.Sent Items', 'INBOX.Entwürfe', 'INBOX.R&D "2026"', 'INBOX.Projects']) await courier.append(account.email, folder, makeMessage({ to: account.email, subject: folder }).raw);
+      const first = resultFor(await syncer().runPassNow(), account)!;
+      assert.equal(first.outcome, 'synced', first.error);
+      assert.equal(first.stored, 4);
+      const ledger = (await getSyncLedger(store, account.id))!;
+      assert.deepEqual(ledger.folders.map((f) => [f.folder, f.backfill.completed]), [['INBOX', true], ['INBOX.Entwürfe', true], ['INBOX.R&D "2026"', true], ['INBOX.Sent Items', true], ['Projects', false]]);
+      assert.match(ledger.folders.find((f) => f.folder === 'Projects')!.lastError, /the server has "INBOX\.Projects"/);
+      // Without LIST-STATUS: one STATUS per synced folder tells that nothing changed.
+      const second = resultFor(await syncer().runPassNow(), account)!;
+      assert.equal(second.unchangedFolders, 4);
+    });
+
+    it('lists only the Sent folder the server has now when it changes (renamed, a language change), not the old one for good', async () => {
+      const account = await createImapAccount(store, courier);
+      await courier.append(account.email, 'INBOX.Sent Items', makeMessage({ to: 'carol@customer.test' }).raw);
+      assert.equal(resultFor(await syncer().runPassNow(), account)?.stored, 1);
+      assert.deepEqual((await getSyncLedger(store, account.id))!.folders.map((f) => f.folder), ['INBOX', 'INBOX.Sent Items']);
+
+      const client = new ImapFlow({ ...courier.clientOptions(account.email, account.password), logger: false });
+      await client.connect();
+      try {
+        await client.mailboxRename('INBOX.Sent Items', 'INBOX.Old mail');
+      } finally {
+        await client.logout();
+      }
+      await courier.append(account.email, 'INBOX.Sent', makeMessage({ to: 'dave@customer.test' }).raw);
+      const result = resultFor(await syncer().runPassNow(), account)!;
+      assert.equal(result.stored, 1);
+      const ledger = (await getSyncLedger(store, account.id))!;
+      assert.deepEqual(ledger.folders.map((f) => f.folder), ['INBOX', 'INBOX.Sent']);
+      assert.equal(ledger.backfill.completed, true);
+    });
   });
 });
