@@ -4,6 +4,7 @@ import mongoose from 'mongoose';
 import { runCli } from '../../gateway/bin/cli';
 import { silentLogger } from '../../gateway/core/log';
 import { getSyncLedger } from '../../gateway/sync/ledger';
+import { buildApp, makeUser, signIn } from '../admin/fixtures';
 import { startSyncer, type PassReport, type Syncer, type SyncerDeps } from '../../gateway/sync/schedule';
 import { ImapFlow } from 'imapflow';
 import { startDovecot, type DovecotServer } from '../support/dovecot';
@@ -116,6 +117,15 @@ describe('IMAP sync against servers that behave differently', function () {
     assert.deepEqual(ledger.folders.map((f) => [f.folder, /Internal error occurred/.test(f.lastError)]), [['INBOX', true], ['Projects', true], ['Sent', true]]);
     assert.equal(ledger.backfill.completed, false, 'INBOX was never read: the first sync is not complete');
     assert.doesNotMatch(await statusLine(account), /first sync complete/);
+    // The account page: the error, every refused folder's row, and a first sync that waits for it.
+    const owner = await makeUser(store, `owner-refused-${account.email}`);
+    await store.models.MailAccount.updateOne({ _id: account.id }, { $set: { ownerId: new mongoose.Types.ObjectId(owner.id.toString()) } });
+    const { agent } = await signIn(buildApp(store).app, owner.email);
+    const page = (await agent.get(`/preferences/email/${account.id}`).expect(200)).text;
+    assert.match(page, /id="imap-last-error"><strong>FOLDER_ERROR<\/strong>: The server let Postroom sign in but would not let it read 3 folders: INBOX/);
+    assert.match(page, /First sync: not started; it begins once the problem above is solved\./);
+    assert.doesNotMatch(page, /First sync complete|First sync: starting/);
+    for (const folder of ['INBOX', 'Sent', 'Projects']) assert.match(page, new RegExp(`<td>${folder}</td>`));
 
     // The provider repairs it: everything syncs, the errors go.
     for (const folder of ['INBOX', 'Sent', 'Projects']) await dovecot.setFolderReadable(account.email, folder, true);
