@@ -85,3 +85,28 @@ export function uidSet(uids: readonly number[]): string {
   }
   return parts.join(',');
 }
+
+/**
+ * The most characters of UID set one command carries. Servers cap the
+ * command line: Dovecot at 64 KB, others lower; RFC 7162 §4 asks clients
+ * to stay within 8192 octets. Ranges make a run of UIDs short, but the
+ * UIDs of a backfill window can be scattered (a mailbox migrated in no date
+ * order, or mostly deleted): thousands of single UIDs, one command too long.
+ */
+export const MAX_UID_SET_CHARS = 800;
+
+/** uidSet() cut into sets of at most `maxChars` characters each (a single UID never split). */
+export function uidSets(uids: readonly number[], maxChars = MAX_UID_SET_CHARS): string[] {
+  const parts = uidSet(uids).split(',').filter(Boolean);
+  const sets: string[] = [];
+  let current = '';
+  for (const part of parts) {
+    if (current && current.length + 1 + part.length > maxChars) {
+      sets.push(current);
+      current = '';
+    }
+    current = current ? `${current},${part}` : part;
+  }
+  if (current) sets.push(current);
+  return sets;
+}

@@ -5,7 +5,7 @@ import { ingest, type Associator } from '../mail/ingest';
 import type { Store } from '../store';
 import type { ChosenFolder, FolderStatus } from './folders';
 import type { SyncOptions } from './options';
-import { isUnchanged, planBatches, uidSet, uidsReused, type SizedUid } from './plan';
+import { isUnchanged, planBatches, uidSet, uidSets, uidsReused, type SizedUid } from './plan';
 
 type ObjectId = mongoose.Types.ObjectId;
 
@@ -306,12 +306,14 @@ async function newUids(client: ImapFlow, lastUid: number): Promise<SizedUid[]> {
   return items.sort((a, b) => a.uid - b.uid);
 }
 
-/** RFC822.SIZE of each UID (one round trip), so batches can be cut by bytes. */
+/** RFC822.SIZE of each UID (a round trip per command-line's worth of UIDs), so batches can be cut by bytes. */
 async function sizesOf(client: ImapFlow, uids: number[]): Promise<SizedUid[]> {
   const wanted = new Set(uids);
   const items: SizedUid[] = [];
-  for await (const message of client.fetch(uidSet(uids), { uid: true, size: true }, { uid: true })) {
-    if (wanted.has(message.uid)) items.push({ uid: message.uid, size: message.size ?? 0 });
+  for (const set of uidSets(uids)) {
+    for await (const message of client.fetch(set, { uid: true, size: true }, { uid: true })) {
+      if (wanted.has(message.uid)) items.push({ uid: message.uid, size: message.size ?? 0 });
+    }
   }
   return items;
 }

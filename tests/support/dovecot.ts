@@ -94,6 +94,8 @@ export interface DovecotVariant {
   sentFolder?: boolean;
   /** Dovecot's imap_capability: the whole list the server announces once logged in. */
   imapCapability?: string;
+  /** Dovecot's imap_max_line_length (default 64k): longer commands are refused with "Too long argument". */
+  maxLineLength?: string;
 }
 
 export interface DovecotOAuth2Options {
@@ -277,7 +279,7 @@ userdb {
   args = uid=vmail gid=vmail home=${dir}/mail/%u allow_all_users=yes
 }
 mail_location = maildir:~/Maildir
-${variant.imapCapability ? `imap_capability = ${variant.imapCapability}\n` : ''}namespace inbox {
+${variant.imapCapability ? `imap_capability = ${variant.imapCapability}\n` : ''}${variant.maxLineLength ? `imap_max_line_length = ${variant.maxLineLength}\n` : ''}namespace inbox {
   inbox = yes
   separator = ${variant.separator ?? '/'}
 ${prefix ? `  prefix = ${prefix}\n` : ''}${variant.sentFolder === false ? '' : `  mailbox Sent {

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { backoffDelayMs } from '../../gateway/sync/backoff';
-import { isUnchanged, planBatches, uidSet } from '../../gateway/sync/plan';
+import { isUnchanged, planBatches, uidSet, uidSets } from '../../gateway/sync/plan';
 
 describe('sync planning (pure)', () => {
   describe('isUnchanged', () => {
@@ -50,6 +50,15 @@ describe('sync planning (pure)', () => {
       assert.equal(uidSet([5, 1, 2, 3, 7, 9, 10, 11, 3]), '1:3,5,7,9:11');
       assert.equal(uidSet(Array.from({ length: 5000 }, (_, i) => 5000 - i)), '1:5000');
       assert.equal(uidSet([42]), '42');
+    });
+
+    it('cuts scattered UIDs into sets that each fit a command line, losing none', () => {
+      const scattered = Array.from({ length: 15_000 }, (_, i) => 2 * i + 1);
+      const sets = uidSets(scattered, 800);
+      assert.ok(sets.every((set) => set.length <= 800 && !set.startsWith(',') && !set.endsWith(',')));
+      assert.deepEqual(sets.join(',').split(',').map(Number), scattered);
+      assert.deepEqual(uidSets([3, 1, 2, 9]), ['1:3,9']);
+      assert.deepEqual(uidSets([]), []);
     });
   });
 

@@ -8,7 +8,7 @@ import { buildApp, makeUser, signIn } from '../admin/fixtures';
 import { startSyncer, type PassReport, type Syncer, type SyncerDeps } from '../../gateway/sync/schedule';
 import { ImapFlow } from 'imapflow';
 import { startDovecot, type DovecotServer } from '../support/dovecot';
-import { createImapAccount, fillInbox, makeMessage, testConfig, testSecrets, useSyncWorld, type SyncWorld, type TestAccount } from './helpers';
+import { createImapAccount, DAY, fillInbox, makeMessage, testConfig, testSecrets, useSyncWorld, type SyncWorld, type TestAccount } from './helpers';
 
 /**
  * IMAP servers off the happy path, as employees' providers run them: a
@@ -264,5 +264,28 @@ describe('IMAP sync against servers that behave differently', function () {
       assert.deepEqual(ledger.folders.map((f) => f.folder), ['INBOX', 'INBOX.Sent']);
       assert.equal(ledger.backfill.completed, true);
     });
+  });
+
+  it('backfills a mailbox whose recent mail has scattered UIDs (migrated, or much deleted) without a command line the server refuses', async () => {
+    // Dovecot refuses command lines over imap_max_line_length (64k by default; 1k here, so a few hundred
+    // UIDs show it). A mailbox migrated in no particular date order has the backfill window's UIDs scattered:
+    // one UID FETCH of all their sizes was 'Too long argument', at every pass, and INBOX never synced.
+    const strict = await startDovecot({ variant: { maxLineLength: '1k' } });
+    try {
+      const account = await createImapAccount(store, strict);
+      const now = Date.now();
+      const old = Array.from({ length: 1000 }, (_, i) => ({ raw: makeMessage({ to: account.email }).raw, date: new Date(now - 200 * DAY + i * 60_000) }));
+      const mixed = Array.from({ length: 500 }, (_, i) => ({ raw: makeMessage({ to: account.email }).raw, date: new Date(now - (i % 2 === 0 ? 10 : 90) * DAY + i * 60_000) }));
+      await strict.appendMany(account.email, 'INBOX', [...old, ...mixed]);
+      const result = resultFor(await syncer().runPassNow(), account)!;
+      assert.equal(result.outcome, 'synced', result.error);
+      assert.equal(result.error, undefined);
+      assert.equal(result.stored, 250, 'every other one of UIDs 1001-1500 is inside the 30-day window');
+      const inbox = (await getSyncLedger(store, account.id))!.folders.find((f) => f.folder === 'INBOX')!;
+      assert.equal(inbox.backfill.completed, true);
+      assert.equal(inbox.lastError, '');
+    } finally {
+      await strict.stop();
+    }
   });
 });
