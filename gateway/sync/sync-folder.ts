@@ -405,19 +405,14 @@ async function storeBatch(
   const tasks: Array<Promise<void>> = [];
   const outcome: BatchOutcome = { stored: 0 };
   const query = { uid: true, internalDate: true, size: true, source: { maxLength: cap } };
+  /** UIDs the server answered without their content. */
+  const contentless: number[] = [];
   try {
     for await (const message of ctx.client.fetch(uidSet([...wanted]), query, { uid: true })) {
       if (!wanted.has(message.uid) || outcome.error !== undefined) continue;
       wanted.delete(message.uid);
       if (!message.source) {
-        tally.unreadable += 1;
-        const wait = await noteUnreadable(message.uid);
-        if (wait) {
-          log.warn({ uid: message.uid }, 'server returned no body for this message; the batch is fetched again at the next pass');
-          outcome.error ??= new Error(`the server returned message UID ${message.uid} without its content (its log may say why); it is asked for again at the next pass`);
-        } else {
-          log.warn({ uid: message.uid, attempts: UNREADABLE_ATTEMPTS }, 'server returned no body for this message again; it is skipped');
-        }
+        contentless.push(message.uid);
         continue;
       }
       const task: Promise<void> = storeMessage(ctx, log, folder, uidValidity, message, tally)
@@ -434,6 +429,29 @@ async function storeBatch(
     }
   } catch (err) {
     outcome.error ??= err;
+  }
+  let unreadable = contentless;
+  if (contentless.length > 0 && outcome.error === undefined) {
+    // A message another session expunged a moment ago, before this session was told, comes back with its UID
+    // but without its content (Dovecot, RFC 2180): it is gone, not unreadable. A UID SEARCH lets the server
+    // report the expunge (RFC 3501 §7.4.1) and names the ones still there.
+    try {
+      const present = new Set((await ctx.client.search({ uid: uidSet(contentless) }, { uid: true })) || []);
+      unreadable = contentless.filter((uid) => present.has(uid));
+      if (unreadable.length < contentless.length) log.debug({ uids: contentless.filter((uid) => !present.has(uid)) }, 'messages expunged while they were being fetched');
+    } catch (err) {
+      outcome.error ??= err;
+    }
+  }
+  for (const uid of unreadable) {
+    tally.unreadable += 1;
+    const wait = await noteUnreadable(uid);
+    if (wait) {
+      log.warn({ uid }, 'server returned no body for this message; the batch is fetched again at the next pass');
+      outcome.error ??= new Error(`the server returned message UID ${uid} without its content (its log may say why); it is asked for again at the next pass`);
+    } else {
+      log.warn({ uid, attempts: UNREADABLE_ATTEMPTS }, 'server returned no body for this message again; it is skipped');
+    }
   }
   // UIDs listed moments ago and gone now were expunged meanwhile: nothing to store.
   if (wanted.size > 0 && outcome.error === undefined) log.debug({ uids: [...wanted] }, 'messages expunged before they could be fetched');

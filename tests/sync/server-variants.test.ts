@@ -8,7 +8,7 @@ import { buildApp, makeUser, signIn } from '../admin/fixtures';
 import { startSyncer, type PassReport, type Syncer, type SyncerDeps } from '../../gateway/sync/schedule';
 import { ImapFlow } from 'imapflow';
 import { startDovecot, type DovecotServer } from '../support/dovecot';
-import { createImapAccount, DAY, fillInbox, makeMessage, testConfig, testSecrets, useSyncWorld, type SyncWorld, type TestAccount } from './helpers';
+import { createImapAccount, DAY, fillInbox, gatedAssociator, makeMessage, sleep, testConfig, testSecrets, useSyncWorld, type SyncWorld, type TestAccount } from './helpers';
 
 /**
  * IMAP servers off the happy path, as employees' providers run them: a
@@ -287,5 +287,40 @@ describe('IMAP sync against servers that behave differently', function () {
     } finally {
       await strict.stop();
     }
+  });
+
+  it('stores the rest, with no error and no stall, when messages are expunged between the listing and their FETCH', async () => {
+    const account = await createImapAccount(store, dovecot);
+    await fillInbox(dovecot, account, 30);
+    // Backfill newest first in batches of 10: UIDs 30-21, 20-11, 10-1. The gate holds the first batch's
+    // sixth message, so the third batch is listed but not fetched yet when the user deletes UIDs 1-5.
+    const gate = gatedAssociator(5);
+    let planned = 0;
+    const counting = { ...gate, plan: async (...args: Parameters<typeof gate.plan>) => { planned += 1; return gate.plan(...args); } };
+    const pass = syncer({ associate: counting, options: { batchSize: 10 } }).runPassNow();
+    try {
+      while (planned < 6) await sleep(20);
+      const client = new ImapFlow({ ...dovecot.clientOptions(account.email, account.password), logger: false });
+      await client.connect();
+      try {
+        await client.mailboxOpen('INBOX');
+        await client.messageDelete('1:5', { uid: true });
+      } finally {
+        await client.logout();
+      }
+    } finally {
+      gate.release();
+    }
+    const result = resultFor(await pass, account)!;
+    assert.equal(result.outcome, 'synced', result.error);
+    assert.equal(result.error, undefined);
+    assert.equal(result.stored, 25);
+    const inbox = (await getSyncLedger(store, account.id))!.folders.find((f) => f.folder === 'INBOX')!;
+    assert.equal(inbox.backfill.completed, true);
+    assert.equal(inbox.stalled, false);
+    assert.equal(inbox.lastError, '');
+    const again = resultFor(await syncer().runPassNow(), account)!;
+    assert.equal(again.stored + again.duplicates, 0);
+    assert.equal(await storedCount(account), 25);
   });
 });
