@@ -50,6 +50,8 @@ function syncStatusLine(ledger: SyncLedger, ownerDisabled = false): string {
   if (ledger.stalled) parts.push('stalled');
   // Messages the server would not hand over (sync-folder.ts): skipped, so the operator should look at the server's log.
   for (const folder of ledger.folders) if (folder.skippedUids.length > 0) parts.push(`skipped unreadable UID ${folder.skippedUids.join(',')} in ${folder.folder}`);
+  // A first sync that reappears on a long-synced account: the server recreated or restored the folder.
+  for (const folder of ledger.folders) if (folder.resync && !folder.backfill.completed) parts.push(`re-reading ${folder.folder} (${folder.resync.reason} ${when(folder.resync.at)})`);
   if (ledger.lastError) parts.push(`error ${ledger.lastErrorCode}: ${ledger.lastError}`);
   return parts.join(' | ');
 }

@@ -31,6 +31,13 @@ export const folderStateSchema = new Schema(
       /** Backfill cursor (newest first): every window message with belowUid ≤ UID ≤ topUid is stored. */
       belowUid: { type: Number, default: 0 },
     },
+    /**
+     * When and why the folder was last read again from the backfill window although it had been synced:
+     * 'uidvalidity-changed' (recreated, RFC 3501 §2.3.1.1) or 'uids-reused' (UIDNEXT went back: restored
+     * from a backup). Shown while that re-read runs, so a first sync reappearing is explained.
+     */
+    resyncedAt: { type: Date, default: null },
+    resyncReason: { type: String, default: '' },
     lastPassAt: { type: Date, default: null },
     lastPassStored: { type: Number, default: 0 },
     lastError: { type: String, default: '' },

@@ -29,6 +29,11 @@ export interface FolderLedger {
   stalled: boolean;
   /** Messages the server kept returning without their content: skipped (they stay on the server). */
   skippedUids: number[];
+  /**
+   * The folder was read again from the backfill window although it had been synced: the server recreated it
+   * (UIDVALIDITY changed) or restored it from a backup (UIDs reused). Null when that never happened.
+   */
+  resync: { at: Date; reason: ResyncReason } | null;
 }
 
 export interface SyncLedger {
@@ -53,6 +58,12 @@ export interface SyncLedger {
   stalled: boolean;
   folders: FolderLedger[];
 }
+
+const RESYNC_REASONS = ['uidvalidity-changed', 'uids-reused'] as const;
+type ResyncReason = (typeof RESYNC_REASONS)[number];
+const isResyncReason = (value: unknown): value is ResyncReason => RESYNC_REASONS.includes(value as ResyncReason);
+const resyncOf = (state: { resyncedAt?: Date | null; resyncReason?: string | null }): FolderLedger['resync'] =>
+  state.resyncedAt && isResyncReason(state.resyncReason) ? { at: state.resyncedAt, reason: state.resyncReason } : null;
 
 const percent = (done: number, total: number, completed: boolean) => (completed || total === 0 ? (completed ? 100 : 0) : Math.min(100, Math.floor((done / total) * 100)));
 
@@ -90,6 +101,7 @@ export async function getSyncLedger(store: Store, accountId: string | mongoose.T
       lastError: state.lastError ?? '',
       stalled: state.stalled ?? false,
       skippedUids: (state.unreadable ?? []).filter((entry) => entry.attempts >= UNREADABLE_ATTEMPTS).map((entry) => entry.uid).sort((a, b) => a - b),
+      resync: resyncOf(state),
     }))
     .sort((a, b) => (a.folder.toUpperCase() === 'INBOX' ? -1 : b.folder.toUpperCase() === 'INBOX' ? 1 : a.folder.localeCompare(b.folder)));
 

@@ -176,6 +176,7 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
         'backfill.done': 0,
         'backfill.completed': false,
         unreadable: [],
+        ...(reused || state?.uidValidity ? { resyncedAt: now, resyncReason: reused ? 'uids-reused' : 'uidvalidity-changed' } : {}),
       });
     }
 

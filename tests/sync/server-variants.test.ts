@@ -215,6 +215,18 @@ describe('IMAP sync against servers that behave differently', function () {
     assert.equal(inbox.lastUid, 4);
     assert.equal(inbox.uidNext, 5);
     assert.equal(inbox.backfill.completed, true);
+    assert.equal(inbox.resync?.reason, 'uids-reused', 'the API says why the folder was read again');
+
+    // While such a re-read runs (a big folder takes several passes), the page and sync-status say why the
+    // first sync is back; here the re-read is made to look unfinished.
+    await store.models.FolderState.updateOne({ accountId: new mongoose.Types.ObjectId(account.id), folder: 'INBOX' }, { $set: { 'backfill.completed': false } });
+    const owner = await makeUser(store, `owner-restored-${account.email}`);
+    await store.models.MailAccount.updateOne({ _id: account.id }, { $set: { ownerId: new mongoose.Types.ObjectId(owner.id.toString()) } });
+    const { agent } = await signIn(buildApp(store).app, owner.email);
+    const page = (await agent.get(`/preferences/email/${account.id}`).expect(200)).text;
+    assert.match(page, /The server restored this folder from a backup \(its message numbers were handed out again\), so it is being read again from the last 30 days; mail already in Postroom is not stored twice\./);
+    assert.match(await statusLine(account), / \| re-reading INBOX \(uids-reused \d{4}-\d\d-\d\d \d\d:\d\d UTC\)/);
+    await store.models.FolderState.updateOne({ accountId: new mongoose.Types.ObjectId(account.id), folder: 'INBOX' }, { $set: { 'backfill.completed': true } });
 
     // And from there on as usual.
     await fillInbox(dovecot, account, 1);
@@ -284,6 +296,7 @@ describe('IMAP sync against servers that behave differently', function () {
       const inbox = (await getSyncLedger(store, account.id))!.folders.find((f) => f.folder === 'INBOX')!;
       assert.equal(inbox.backfill.completed, true);
       assert.equal(inbox.lastError, '');
+      assert.equal(inbox.resync, null, 'a first sync is not a re-read');
     } finally {
       await strict.stop();
     }

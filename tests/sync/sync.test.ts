@@ -257,6 +257,8 @@ describe('IMAP syncer against Dovecot', function () {
     assert.equal(after?.lastUid, 22);
     assert.equal(after?.backfill?.completed, true);
     assert.equal(after?.backfill?.done, 22);
+    const resync = (await getSyncLedger(store, account.id))!.folders.find((f) => f.folder === 'INBOX')!.resync;
+    assert.equal(resync?.reason, 'uidvalidity-changed', 'the API says why the folder was read again');
     // The resynced copy records where it now lives.
     const resynced = stored.find((m) => m.messageId === originals[0].messageId)!;
     assert.deepEqual(resynced.sources.map((s) => s.uidValidity).sort(), [before!.uidValidity, after!.uidValidity].sort());
