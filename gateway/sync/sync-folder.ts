@@ -186,11 +186,11 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
       await ctx.store.models.MailAccount.updateOne({ _id: ctx.accountId }, { $set: { lastMailAt: new Date() }, $inc: { messageCount: stored } })
         .catch((err: Error) => log.warn({ err }, 'could not update the mail account counters; the batch is stored'));
     };
-    const storeBatches = (batches: SizedUid[][], saveCursor: (batch: SizedUid[]) => Promise<void>) =>
+    const storeBatches = (batches: SizedUid[][], saveCursor: (batch: SizedUid[], outcome: BatchOutcome) => Promise<void>) =>
       runBatches(ctx, batches, (batch, window) => storeBatch(ctx, log, folder, uidValidity, batch, tally, window, noteUnreadable), async (batch, outcome) => {
         // Also for the part of a batch stored before a failure: replayed, those come back as duplicates.
         await countStored(outcome.stored);
-        if (outcome.error === undefined) await saveCursor(batch);
+        if (outcome.error === undefined) await saveCursor(batch, outcome);
       });
     const limits = { maxCount: options.batchSize, maxBytes: options.batchBytes, messageCap: options.maxMessageBytes };
 
@@ -227,9 +227,10 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
       listed += remaining.length;
       backfill.total = backfill.done + remaining.length;
       await save({ 'backfill.total': backfill.total });
-      await storeBatches(planBatches(remaining, limits), async (batch) => {
+      await storeBatches(planBatches(remaining, limits), async (batch, outcome) => {
         backfill.belowUid = Math.min(...batch.map((item) => item.uid));
-        backfill.done += batch.length;
+        // Messages expunged before they could be read are no longer owed: "n messages read" counts what was.
+        backfill.done += batch.length - (outcome.gone ?? 0);
         pendingBackfill -= batch.length;
         await save({ 'backfill.belowUid': backfill.belowUid, 'backfill.done': backfill.done });
         // Progress of a long first sync, one line per batch (the console shows the same from the ledger).
@@ -325,6 +326,8 @@ type IngestWindow = Set<Promise<unknown>>;
 interface BatchOutcome {
   /** Messages of the batch newly stored (also when the batch failed part-way). */
   stored: number;
+  /** Messages of the batch expunged before they could be read (set when the batch completed). */
+  gone?: number;
   /** The first failure; the batch is then not complete and its cursor must not move. */
   error?: unknown;
 }
@@ -456,6 +459,7 @@ async function storeBatch(
   }
   // UIDs listed moments ago and gone now were expunged meanwhile: nothing to store.
   if (wanted.size > 0 && outcome.error === undefined) log.debug({ uids: [...wanted] }, 'messages expunged before they could be fetched');
+  if (outcome.error === undefined) outcome.gone = wanted.size + contentless.length - unreadable.length;
   return { settled: Promise.allSettled(tasks).then(() => outcome) };
 }
 

@@ -13,7 +13,10 @@ import { createImapAccount, DAY, fillInbox, gatedAssociator, makeMessage, sleep,
 /**
  * IMAP servers off the happy path, as employees' providers run them: a
  * folder the server will not open although the login works; a server that
- * goes quiet in the middle of a FETCH (through a loopback proxy).
+ * goes quiet in the middle of a FETCH or never says UIDNEXT (through a
+ * loopback proxy); an INBOX restored from a backup; scattered UIDs against
+ * a short command-line limit; mail expunged between listing and FETCH; a
+ * Courier-like server (prefix "INBOX.", separator ".", few capabilities).
  */
 
 /** What the proxy knows of one connection: message FETCHes (BODY.PEEK[]) the client asked for so far. */
@@ -330,6 +333,7 @@ describe('IMAP sync against servers that behave differently', function () {
     assert.equal(result.stored, 25);
     const inbox = (await getSyncLedger(store, account.id))!.folders.find((f) => f.folder === 'INBOX')!;
     assert.equal(inbox.backfill.completed, true);
+    assert.deepEqual([inbox.backfill.done, inbox.backfill.total], [25, 25], '"first sync complete: 25 messages read", not 30');
     assert.equal(inbox.stalled, false);
     assert.equal(inbox.lastError, '');
     const again = resultFor(await syncer().runPassNow(), account)!;
