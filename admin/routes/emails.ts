@@ -3,8 +3,8 @@ import { automatedMailOf, BULK_KIND_LABELS, BULK_KIND_PHRASES } from '../../gate
 import { getObject } from '../../gateway/crm/objects';
 import { messageLinks } from '../../gateway/crm/timeline';
 import {
-  attachedMessages, deleteMessage, deleteQuarantined, filterProblems, getMessageFor, inlineImageUrls, listMailAccounts, listMessages, messageInvite, messageVolume, openAttachment, openRawMessage,
-  conversationOf, releaseMessage, repliedMessage, type MessageFilters, type Viewer, type VolumeDay,
+  attachedMessages, conversationOf, deleteMessage, deleteQuarantined, filterProblems, getMessageFor, inlineImageUrls, listMailAccounts, listMessages, markOpened, messageInvite, messageVolume, openAttachment, openRawMessage,
+  releaseMessage, repliedMessage, setReadState, unreadCount, type MessageFilters, type ReadStateView, type Viewer, type VolumeDay,
 } from '../../gateway/accounts';
 import { AppError, isAppError, notFound } from '../../gateway/core/errors';
 import { attachmentFilename } from '../../gateway/mail/attachments';
@@ -27,7 +27,7 @@ const CHART_TTL_MS = 60_000;
  * A refused filter of the inbox's form, named as the form labels it: a person typed into "Search", not into
  * "q". The others (status, object) only come in links, and keep the name they have in the address.
  */
-const FILTER_LABELS: Record<string, string> = { q: 'Search', account: 'Account', source: 'Source', verdict: 'Authentication', since: 'Received from', until: 'Received to' };
+const FILTER_LABELS: Record<string, string> = { q: 'Search', account: 'Account', source: 'Source', verdict: 'Authentication', since: 'Received from', until: 'Received to', unread: 'Unread only' };
 
 /**
  * The inbox list a message was opened from, with its search, filters and page (`/?q=invoice&cursor=…`), from
@@ -76,6 +76,7 @@ export function emailsRouter(deps: AdminDeps): Router {
       q: queryParam(req, 'q') || undefined,
       since: queryParam(req, 'since').trim() || undefined,
       until: queryParam(req, 'until').trim() || undefined,
+      unread: queryParam(req, 'unread') || undefined,
       // The days typed are the reader's: "29 March" on a Los Angeles desk starts at 07:00 UTC.
       timeZone: req.timeZone,
     };
@@ -102,6 +103,10 @@ export function emailsRouter(deps: AdminDeps): Router {
         filterError = err.fields?.cursor ? 'This link to older mail is out of date or damaged: go back to the newest and page on from there.' : err.message;
       }
     }
+    // The view's unread count (the viewer's own mail, one per entry): on the first page, as the chart. On MongoDB
+    // an index answers it alone; on FerretDB it is one more read of the collection, which paging on does not pay.
+    const view = (['inbox', 'quarantine', 'all'].includes(filters.status ?? '') ? filters.status : 'inbox') as ReadStateView;
+    const unread = !cursor && !filterError ? await unreadCount(deps.store, viewer, view) : null;
     // A first test message fails authentication more often than not (a script, no DKIM): an empty
     // inbox says where it went instead of "No mail yet". One read of at most one document.
     const inboxView = !filters.status || filters.status === 'inbox';
@@ -119,7 +124,9 @@ export function emailsRouter(deps: AdminDeps): Router {
     );
     res.status(filterError ? 400 : 200).render('emails/index', {
       title: filters.status === 'quarantine' ? 'Quarantine' : 'Emails',
-      filters: { account: filters.accountId ?? '', source: filters.source ?? '', verdict: filters.verdict ?? '', status: filters.status ?? '', object: filters.objectId ?? '', q: filters.q ?? '', since: filters.since ?? '', until: filters.until ?? '' },
+      filters: { account: filters.accountId ?? '', source: filters.source ?? '', verdict: filters.verdict ?? '', status: filters.status ?? '', object: filters.objectId ?? '', q: filters.q ?? '', since: filters.since ?? '', until: filters.until ?? '', unread: filters.unread ?? '' },
+      unreadCount: unread,
+      viewerId: viewer.id.toString(),
       filterError,
       quarantineHasMatches,
       linkedObject,
@@ -141,6 +148,8 @@ export function emailsRouter(deps: AdminDeps): Router {
   router.get('/messages/:id', requireUser, async (req, res) => {
     const message = await getMessageFor(deps.store, req.viewer!, String(req.params.id));
     if (!message) throw notFound('message');
+    // Opened by its owner: read now (with its copies). An admin reading someone else's mail changes nothing.
+    if (await markOpened(deps.store, req.viewer!, message)) message.unread = false;
     const loadImages = queryParam(req, 'images') === '1';
     const sanitized = message.html ? sanitizeMessageHtml(message.html, { loadImages }) : { html: '', blockedImages: 0, contentIds: [] };
     // When and where a meeting is lives only in the calendar part (Outlook's body is the organiser's note).
@@ -192,6 +201,7 @@ export function emailsRouter(deps: AdminDeps): Router {
       // The menu marks where the message was opened from: a quarantined one belongs to Quarantine.
       navSection: message.status === 'quarantine' ? 'quarantine' : 'emails',
       message,
+      ownMail: message.ownerId.equals(req.viewer!.id),
       accountEmail: account?.email ?? '',
       hasHtml: Boolean(message.html),
       blockedImages: sanitized.blockedImages,
@@ -255,6 +265,26 @@ export function emailsRouter(deps: AdminDeps): Router {
       flash(req, 'info', 'This message is already in the inbox: it was released (or was never held).');
     }
     res.redirect(303, `/messages/${String(req.params.id)}`);
+  });
+
+  // "Mark as unread" on the message page (and its counterpart, for a form left open): back to the list, since
+  // opening the message again would read it again.
+  for (const [action, read] of [['read', true], ['unread', false]] as const) {
+    router.post(`/messages/:id/${action}`, requireUser, async (req, res) => {
+      const found = await setReadState(deps.store, req.viewer!, [String(req.params.id)], read);
+      if (!found) throw notFound('message');
+      flash(req, 'success', read ? 'Marked as read.' : 'Marked as unread.');
+      res.redirect(303, inboxListPath(field(req, 'back')) || '/');
+    });
+  }
+
+  // The inbox's "Mark these as read": exactly the entries that page showed (mail that arrived since stays unread).
+  router.post('/messages/mark-read', requireUser, async (req, res) => {
+    const body = (req.body ?? {}) as { id?: unknown };
+    const ids = (Array.isArray(body.id) ? body.id : [body.id]).filter((value): value is string => typeof value === 'string' && value !== '');
+    const found = await setReadState(deps.store, req.viewer!, ids, true);
+    flash(req, 'success', `Marked ${found} message${found === 1 ? '' : 's'} as read.`);
+    res.redirect(303, inboxListPath(field(req, 'back')) || '/');
   });
 
   // The Quarantine list's "Delete these": exactly the ids that page showed, never a query re-run here

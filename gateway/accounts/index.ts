@@ -20,6 +20,7 @@ export * from './mail-retention';
 export * from './mailbox';
 export * from './passwords';
 export * from './presets';
+export * from './read-state';
 export * from './secret-key-check';
 export * from './secret-key-rotation';
 export * from './users';

@@ -41,6 +41,8 @@ export interface MessageFilters {
    * their clock said so, from its midnight to the next (23 hours on a spring-forward day). Default UTC.
    */
   timeZone?: string;
+  /** 'true': only entries the owner has not opened (read-state.ts); 'false': only read ones. */
+  unread?: string;
 }
 
 export interface MessageSummary {
@@ -60,6 +62,8 @@ export interface MessageSummary {
   whyHeld: string;
   status: string;
   kind: string;
+  /** Has the owner opened this mail? False while any of the entry's copies is unread (read-state.ts). */
+  read: boolean;
   confirmationCode: string;
   hasAttachments: boolean;
   linkedObjectIds: string[];
@@ -84,7 +88,7 @@ export interface MessagePage {
  */
 export const FILTER_PARAMETERS = {
   accountId: 'account', source: 'source', verdict: 'verdict', status: 'status', objectId: 'object', q: 'q', ownerId: 'owner',
-  since: 'since', until: 'until', timeZone: 'timeZone',
+  since: 'since', until: 'until', timeZone: 'timeZone', unread: 'unread',
 } as const satisfies Record<keyof MessageFilters, string>;
 
 const NOT_A_DAY = 'must be a date written YYYY-MM-DD (example: 2026-03-29)';
@@ -107,6 +111,7 @@ export function filterProblems(filters: MessageFilters): Record<string, string> 
   if (filters.until && !isCalendarDay(filters.until)) problem('until', NOT_A_DAY);
   else if (filters.since && filters.until && isCalendarDay(filters.since) && filters.until < filters.since) problem('until', `must not be before the first day (${filters.since})`);
   if (filters.timeZone && !canonicalTimeZone(filters.timeZone)) problem('timeZone', TIME_ZONE_PROBLEM);
+  if (filters.unread && filters.unread !== 'true' && filters.unread !== 'false') problem('unread', 'must be true or false');
   return fields;
 }
 
@@ -159,6 +164,9 @@ export function buildMessageFilter(viewer: Viewer, filters: MessageFilters): Rec
   if (filters.source) filter['sources.kind'] = filters.source;
   if (filters.verdict) filter['auth.verdict'] = filters.verdict;
   if (filters.objectId) filter.linkedObjectIds = parseObjectId(filters.objectId);
+  // Only `true` is unread: mail stored before read state existed has no such field and is read.
+  if (filters.unread === 'true') filter.unread = true;
+  else if (filters.unread === 'false') filter.unread = { $ne: true };
   if (filters.since || filters.until) {
     // Days of the reader's calendar, made instants by the zone's rules; receivedAt is what the list is sorted
     // and indexed by (and what the list shows), so the range is on it.
@@ -206,7 +214,7 @@ type MessageRow = {
   to?: Array<{ address?: string | null; name?: string | null }>; subject?: string | null; text?: string | null; sources?: Array<{ kind: string }>;
   auth?: { verdict?: string | null; sender?: string | null; explanation?: string | null } | null; status?: string | null; kind?: string | null;
   quarantineReason?: string | null; confirmation?: { code?: string | null } | null;
-  attachments?: DescribedPart[]; linkedObjectIds?: ObjectId[]; size?: number; dedupeKey?: string | null;
+  attachments?: DescribedPart[]; linkedObjectIds?: ObjectId[]; size?: number; dedupeKey?: string | null; unread?: boolean | null;
 };
 
 /** Recipients a summary lists (the message itself has them all). */
@@ -215,7 +223,7 @@ const SUMMARY_RECIPIENTS = 5;
 const SUMMARY_PROJECTION = {
   accountId: 1, ownerId: 1, receivedAt: 1, from: 1, to: { $slice: SUMMARY_RECIPIENTS }, subject: 1, text: { $substrCP: ['$text', 0, 200] }, sources: 1,
   'auth.verdict': 1, 'auth.sender': 1, 'auth.explanation': 1, quarantineReason: 1, status: 1, kind: 1, 'confirmation.code': 1, attachments: 1, linkedObjectIds: 1, size: 1,
-  dedupeKey: 1,
+  dedupeKey: 1, unread: 1,
 };
 
 function toSummary(row: MessageRow, copies: MessageRow[] = [row]): MessageSummary {
@@ -238,6 +246,7 @@ function toSummary(row: MessageRow, copies: MessageRow[] = [row]): MessageSummar
     whyHeld: row.status === 'quarantine' ? row.auth?.explanation || row.quarantineReason || '' : '',
     status: row.status ?? 'inbox',
     kind: row.kind ?? 'message',
+    read: !copies.some((copy) => copy.unread === true),
     confirmationCode: row.confirmation?.code ?? '',
     // A logo in the signature is not an attachment to the reader.
     hasAttachments: (row.attachments ?? []).some((part) => !isInlineImagePart(part)),
@@ -261,9 +270,12 @@ async function oneEntryPerMail(store: Store, filter: Record<string, unknown>, ro
   const mailKey = (row: Pick<MessageRow, 'ownerId' | 'dedupeKey'>) => `${row.ownerId.toString()}\u0000${row.dedupeKey}`;
   const keyed = rows.filter((row) => row.dedupeKey);
   const copiesOf = new Map<string, MessageRow[]>();
+  // Read state is one for the entry: its copies are looked up whatever their own state, and "Unread only"
+  // (filter.unread) decides below, on the entry, which copy the list places it by.
+  const { unread: readFilter, ...copyFilter } = filter;
   if (keyed.length > 0) {
-    const others = (await store.models.Message.find({ ...filter, ownerId: { $in: keyed.map((row) => row.ownerId) }, dedupeKey: { $in: [...new Set(keyed.map((row) => row.dedupeKey!))] } })
-      .select({ ownerId: 1, dedupeKey: 1, receivedAt: 1, sources: 1 })
+    const others = (await store.models.Message.find({ ...copyFilter, ownerId: { $in: keyed.map((row) => row.ownerId) }, dedupeKey: { $in: [...new Set(keyed.map((row) => row.dedupeKey!))] } })
+      .select({ ownerId: 1, dedupeKey: 1, receivedAt: 1, sources: 1, unread: 1 })
       .lean()) as unknown as MessageRow[];
     for (const copy of others) copiesOf.set(mailKey(copy), [...(copiesOf.get(mailKey(copy)) ?? []), copy]);
   }
@@ -279,8 +291,12 @@ async function oneEntryPerMail(store: Store, filter: Record<string, unknown>, ro
     if (listed.has(key)) continue;
     listed.add(key);
     const copies = copiesOf.get(key) ?? [row];
+    // Copies the list itself could hold: with "Unread only", the unread ones (a read copy is not listed).
+    const listable = readFilter === true ? copies.filter((copy) => copy.unread === true) : copies;
     // A newer copy was listed before this page: the mail is there, not here.
-    if (copies.some((copy) => newerThan(copy, row))) continue;
+    if (listable.some((copy) => newerThan(copy, row))) continue;
+    // "Read only": an entry is unread while any copy is, so a read copy of an unread mail is not read mail.
+    if (readFilter !== undefined && readFilter !== true && copies.some((copy) => copy.unread === true)) continue;
     entries.push(toSummary(row, copies));
   }
   return entries;

@@ -80,6 +80,12 @@ export interface IngestInput {
   /** When the mail reached the mailbox (IMAP INTERNALDATE); default now. One that cannot be true is corrected (arrival-time.ts). */
   receivedAt?: Date;
   maxBytes?: number;
+  /**
+   * The owner has already read this mail: sent mail (the default for source `sent`), the owner's dropbox,
+   * IMAP mail the server flags \Seen (RFC 9051 §2.3.2). Written with the document, not after it; a
+   * duplicate that arrives read marks the stored copy read in the write that records its source.
+   */
+  read?: boolean;
   /** The caller updates the account's messageCount/lastMailAt itself (the syncer: once per batch, not per message). */
   countedByCaller?: boolean;
   classify?: (parsed: ParsedMessage) => Classification | Promise<Classification>;
@@ -176,6 +182,7 @@ async function ingestOnce(deps: IngestDeps, input: IngestInput): Promise<IngestR
   const classification = input.classify ? await input.classify(parsed) : {};
   const status = classification.status ?? input.status ?? 'inbox';
   const source = { ...input.source, at: input.source.at ?? now };
+  const read = input.read ?? source.kind === 'sent';
 
   const discardBlobs = async () => {
     const ids = [streamed.rawBlobId, ...parsed.attachments.map((a) => a.blobId)].filter((id): id is ObjectId => Boolean(id));
@@ -218,6 +225,8 @@ async function ingestOnce(deps: IngestDeps, input: IngestInput): Promise<IngestR
       kind: classification.kind ?? 'message',
       confirmation: classification.confirmation,
       bulk: classification.bulk ?? detectBulk(parsed.headers).bulk,
+      // New mail is unread until its owner opens it (gateway/accounts/read-state.ts).
+      unread: !read,
     };
 
     // The deletion check and association planning are independent reads: waiting for them together

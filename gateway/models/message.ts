@@ -118,6 +118,13 @@ export const messageSchema = new Schema(
     linkedAt: { type: Date, default: null },
     /** Shared to other employees on object timelines (privacy rule). */
     shared: { type: Boolean, default: false },
+    /**
+     * Not opened by its owner yet. Only `true` means unread: mail stored before read state existed has no
+     * such field and counts as read (no migration rewrites it). Ingest writes it with the document (arrival
+     * read: sent mail, the owner's dropbox, IMAP mail already \Seen); one state for all of the owner's copies
+     * of a mail (gateway/accounts/read-state.ts).
+     */
+    unread: { type: Boolean, default: false },
   },
   { timestamps: true, collection: 'messages' },
 );
@@ -137,6 +144,10 @@ messageSchema.index({ mailboxKey: 1, references: 1 });
 // The copies of one mail in an employee's several mailboxes (same de-duplication key): deleting one deletes them all.
 messageSchema.index({ ownerId: 1, dedupeKey: 1 });
 messageSchema.index({ status: 1, linkedAt: 1 });
+// An owner's unread mail: the inbox's "Unread only" list (newest first) and its unread count, which groups by
+// dedupeKey (one entry per mail): the index holds every field the count reads, so MongoDB can answer it without
+// reading the documents (not measured here: the build machines have no MongoDB).
+messageSchema.index({ ownerId: 1, status: 1, unread: 1, receivedAt: -1, _id: -1, dedupeKey: 1 });
 
 export type MessageDoc = InferSchemaType<typeof messageSchema>;
 

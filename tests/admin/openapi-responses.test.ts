@@ -147,6 +147,13 @@ describe('admin: /api/v1 answers as admin/openapi.json documents them', () => {
     const pdf = await call('get', '/messages/{id}/attachments/{index}', { params: { id: ids.message, index: report } });
     assert.match(pdf.headers['content-type'], /^application\/pdf/);
     await call('get', '/messages/{id}/attachments/{index}', { params: { id: ids.message, index: '9' } });
+    // Read state: set explicitly (a GET never does), one state per entry, and a filter.
+    assert.equal((await call('get', '/messages/{id}', { params: { id: ids.message } })).body.read, false, 'new mail is unread, and reading it by the API leaves it so');
+    assert.deepEqual((await call('post', '/messages/{id}/read', { params: { id: ids.message } })).body, { id: ids.message, read: true });
+    assert.deepEqual((await call('post', '/messages/{id}/unread', { params: { id: ids.message } })).body, { id: ids.message, read: false });
+    assert.deepEqual((await call('get', '/messages', { query: 'unread=true&q=Report' })).body.messages.map((m: { id: string; read: boolean }) => [m.id, m.read]), [[ids.message, false]]);
+    assert.equal((await call('post', '/messages/{id}/read', { params: { id: ids.message }, as: 'eve' })).status, 404);
+    assert.deepEqual((await call('get', '/messages', { query: 'unread=yes' })).body.error.fields, { unread: 'must be true or false' });
     assert.equal((await call('post', '/messages/{id}/release', { params: { id: ids.quarantined } })).status, 200);
     assert.equal((await call('post', '/messages/{id}/release', { params: { id: ids.quarantined } })).status, 409);
     await call('post', '/messages/{id}/release', { params: { id: ids.quarantined }, as: 'eve' });

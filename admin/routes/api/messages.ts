@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import {
-  deleteMessage, getMessageFor, listMessages, openAttachment, openRawMessage, releaseMessage, viewerTimeZone, type MessageFilters,
+  deleteMessage, getMessageFor, listMessages, openAttachment, openRawMessage, releaseMessage, setReadState, viewerTimeZone, type MessageFilters,
 } from '../../../gateway/accounts';
 import { notFound } from '../../../gateway/core/errors';
 import { automatedMailOf } from '../../../gateway/crm/bulk';
@@ -60,6 +60,8 @@ function toJson(message: FullMessage) {
     linkedObjectIds: (message.linkedObjectIds ?? []).map(String),
     size: message.size,
     rawUrl: `/api/v1/messages/${id}/raw`,
+    // Only `unread: true` is unread: mail stored before read state existed has no such field.
+    read: message.unread !== true,
   };
 }
 
@@ -68,11 +70,12 @@ export function messagesApi(deps: AdminDeps): Router {
   const router = Router();
 
   router.get('/messages', async (req, res) => {
-    const query = checkQuery(req.query as Record<string, unknown>, ['account', 'source', 'verdict', 'status', 'object', 'owner', 'q', 'since', 'until', 'cursor', 'limit']);
+    const query = checkQuery(req.query as Record<string, unknown>, ['account', 'source', 'verdict', 'status', 'object', 'owner', 'q', 'since', 'until', 'unread', 'cursor', 'limit']);
     const limit = wholeNumberParam(query.limit, 'limit', 1, 200);
     const filters: MessageFilters = {
       accountId: query.account, source: query.source, verdict: query.verdict, status: query.status, objectId: query.object, ownerId: query.owner, q: query.q,
       // Days of the token user's zone, as the console reads the same days for them (times in answers stay UTC).
+      unread: query.unread,
       since: query.since, until: query.until, timeZone: query.since || query.until ? await viewerTimeZone(deps.store, req.user) : undefined,
     };
     const page = await listMessages(deps.store, req.viewer!, filters, { cursor: query.cursor, limit });
@@ -105,6 +108,15 @@ export function messagesApi(deps: AdminDeps): Router {
     const message = await getMessageFor(deps.store, req.viewer!, String(req.params.id));
     res.json(toJson(message!));
   });
+
+  // Read state, set explicitly (a GET never changes it: a script exporting mail must not read it for its owner).
+  for (const [action, read] of [['read', true], ['unread', false]] as const) {
+    router.post(`/messages/:id/${action}`, async (req, res) => {
+      const found = await setReadState(deps.store, req.viewer!, [String(req.params.id)], read);
+      if (!found) throw notFound('message');
+      res.json({ id: String(req.params.id), read });
+    });
+  }
 
   router.delete('/messages/:id', async (req, res) => {
     await deleteMessage({ store: deps.store, actor: req.actor!, now: deps.clock() }, req.viewer!, String(req.params.id));
