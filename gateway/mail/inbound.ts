@@ -286,6 +286,8 @@ async function deliver(deps: InboundDeps, message: InboundMessage, policy: Busin
         status: decision.verdict === 'pass' ? 'inbox' : 'quarantine',
         quarantineReason: decision.verdict === 'pass' ? '' : `authentication failed: ${decision.reason}`,
         maxBytes: deps.maxBytes,
+        // The dropbox logs mail the owner sent from another client (a Bcc, a transport rule): already read.
+        read: recipient.kind === 'dropbox',
         classify,
       },
     );

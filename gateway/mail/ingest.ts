@@ -251,7 +251,9 @@ async function ingestOnce(deps: IngestDeps, input: IngestInput): Promise<IngestR
 
     /** Record this source on the stored copy `filter` finds and drop our blobs; null when there is none. */
     const asDuplicate = async (filter: Record<string, unknown>): Promise<IngestResult | null> => {
-      const existing = await store.models.Message.findOneAndUpdate(filter, { $addToSet: { sources: source } }, { returnDocument: 'after' })
+      // Read in the mailbox (the IMAP copy of a forwarded mail, flagged \Seen): read here too, in the same write.
+      const update = read ? { $addToSet: { sources: source }, $set: { unread: false } } : { $addToSet: { sources: source } };
+      const existing = await store.models.Message.findOneAndUpdate(filter, update, { returnDocument: 'after' })
         // No projection at all, not even the schema's default exclusion of
         // rawInline: FerretDB 1.24 does not implement findAndModify "fields".
         .select('+rawInline')

@@ -387,7 +387,7 @@ async function runBatches(
 }
 
 /**
- * FETCH one batch (UID, INTERNALDATE, RFC822.SIZE, BODY.PEEK[]<0.cap>) and
+ * FETCH one batch (UID, INTERNALDATE, RFC822.SIZE, FLAGS, BODY.PEEK[]<0.cap>) and
  * ingest each message as it arrives, within the folder's ingest window.
  * Resolves when the FETCH has been read, with a promise (never rejected)
  * of the batch's outcome once every one of its messages settled. A failure
@@ -408,7 +408,8 @@ async function storeBatch(
   const cap = ctx.options.maxMessageBytes;
   const tasks: Array<Promise<void>> = [];
   const outcome: BatchOutcome = { stored: 0 };
-  const query = { uid: true, internalDate: true, size: true, source: { maxLength: cap } };
+  // FLAGS too (the same FETCH, no extra round trip): mail already \Seen in the mailbox arrives read.
+  const query = { uid: true, internalDate: true, size: true, flags: true, source: { maxLength: cap } };
   /** UIDs the server answered without their content. */
   const contentless: number[] = [];
   try {
@@ -477,6 +478,9 @@ async function storeMessage(ctx: FolderSyncContext, log: Logger, folder: ChosenF
       // records the very same source, which $addToSet folds into one.
       source: { kind: 'imap', at: receivedAt, folder: folder.path, uidValidity, uid: message.uid },
       receivedAt,
+      // BODY.PEEK[] leaves \Seen as it was (RFC 9051 §6.4.5), so this is whether the owner had read it there.
+      // What the owner sent is not news to them, flagged or not.
+      read: folder.role === 'sent' || (message.flags?.has('\\Seen') ?? false),
       countedByCaller: true,
     },
   );

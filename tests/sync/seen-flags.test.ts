@@ -1,0 +1,71 @@
+import { strict as assert } from 'node:assert';
+import { ImapFlow } from 'imapflow';
+import mongoose from 'mongoose';
+import { listMessages } from '../../gateway/accounts';
+import { silentLogger } from '../../gateway/core/log';
+import { ingest } from '../../gateway/mail/ingest';
+import { startSyncer, type Syncer } from '../../gateway/sync/schedule';
+import { createImapAccount, makeMessage, testConfig, testSecrets, useSyncWorld } from './helpers';
+
+/**
+ * Mail the owner has already read in their mailbox (\Seen, RFC 9051 §2.3.2) arrives read; mail they have not
+ * arrives unread; what is in the Sent folder is theirs and read. The syncer reads the flags in the FETCH it
+ * already makes (BODY.PEEK[], so the server's flags stay as they were) and writes the state with the document.
+ */
+describe('IMAP sync: \\Seen in the mailbox is read in Postroom', function () {
+  this.timeout(120_000);
+  const world = useSyncWorld('sync_seen_flags');
+  let syncer: Syncer;
+  before(() => {
+    syncer = startSyncer({ config: testConfig(), log: silentLogger, store: world.store, secretBox: testSecrets, associate: null, schedule: false });
+    world.syncers.push(syncer);
+  });
+
+  it('stores \\Seen mail read and the rest unread, leaves the server\'s flags alone, and reads a forwarded copy found \\Seen', async () => {
+    const { store, dovecot } = world;
+    const account = await createImapAccount(store, dovecot);
+    const now = Math.floor(Date.now() / 1000) * 1000;
+    const seen = makeMessage({ to: account.email, subject: 'Already read on the phone', date: new Date(now - 3 * 60_000) });
+    const fresh = makeMessage({ to: account.email, subject: 'Not read yet', date: new Date(now - 2 * 60_000) });
+    const flagged = makeMessage({ to: account.email, subject: 'Flagged, not read', date: new Date(now - 60_000) });
+    const sentByBob = makeMessage({ to: 'alice@customer.test', subject: 'Sent by Bob', date: new Date(now - 4 * 60_000) });
+    await dovecot.append(account.email, 'INBOX', seen.raw, { date: seen.date, flags: ['\\Seen'] });
+    await dovecot.append(account.email, 'INBOX', fresh.raw, { date: fresh.date });
+    await dovecot.append(account.email, 'INBOX', flagged.raw, { date: flagged.date, flags: ['\\Flagged'] });
+    // Some clients file sent mail without \Seen: it is still not news to its sender.
+    await dovecot.append(account.email, 'Sent', sentByBob.raw, { date: sentByBob.date });
+    // Forwarded first (unread), then found read in the mailbox by the sync.
+    const forwardedThenSeen = makeMessage({ to: account.email, subject: 'Forwarded, then read in the mailbox', date: new Date(now - 5 * 60_000) });
+    const ownerId = new mongoose.Types.ObjectId(account.ownerId);
+    const accountId = new mongoose.Types.ObjectId(account.id);
+    await ingest({ store, log: silentLogger }, { raw: Buffer.from(forwardedThenSeen.raw), mailboxKey: account.id, accountId, ownerId, source: { kind: 'forward' } });
+    assert.equal((await store.models.Message.findOne({ messageId: forwardedThenSeen.messageId }).lean())?.unread, true);
+    await dovecot.append(account.email, 'INBOX', forwardedThenSeen.raw, { date: forwardedThenSeen.date, flags: ['\\Seen'] });
+
+    const report = await syncer.runPassNow();
+    assert.equal(report.accounts.find((a) => a.accountId === account.id)?.outcome, 'synced');
+    const page = await listMessages(store, { id: ownerId, role: 'employee' }, {});
+    const readBySubject = Object.fromEntries(page.messages.map((m) => [m.subject, m.read]));
+    assert.deepEqual(readBySubject, {
+      'Already read on the phone': true,
+      'Not read yet': false,
+      'Flagged, not read': false,
+      'Sent by Bob': true,
+      'Forwarded, then read in the mailbox': true,
+    });
+    const unread = await listMessages(store, { id: ownerId, role: 'employee' }, { unread: 'true' });
+    assert.deepEqual(unread.messages.map((m) => m.subject), ['Flagged, not read', 'Not read yet']);
+
+    // The sync examined the mailbox read-only: what was unread there is still unread there.
+    const client = new ImapFlow({ ...dovecot.clientOptions(account.email, account.password), logger: false });
+    await client.connect();
+    try {
+      await client.mailboxOpen('INBOX', { readOnly: true });
+      const seenThere: boolean[] = [];
+      for await (const message of client.fetch('1:*', { uid: true, flags: true }, { uid: true })) seenThere.push(message.flags?.has('\\Seen') ?? false);
+      assert.deepEqual(seenThere, [true, false, false, true]);
+    } finally {
+      await client.logout();
+    }
+  });
+});
