@@ -3,8 +3,8 @@ import { automatedMailOf, BULK_KIND_LABELS, BULK_KIND_PHRASES } from '../../gate
 import { getObject } from '../../gateway/crm/objects';
 import { messageLinks } from '../../gateway/crm/timeline';
 import {
-  attachedMessages, conversationOf, deleteMessage, deleteQuarantined, filterProblems, getMessageFor, inlineImageUrls, listMailAccounts, listMessages, markOpened, messageInvite, messageVolume, openAttachment, openRawMessage,
-  releaseMessage, repliedMessage, setReadState, unreadCount, type MessageFilters, type ReadStateView, type Viewer, type VolumeDay,
+  attachedMessages, cachedUnreadCount, conversationOf, deleteMessage, deleteQuarantined, filterProblems, getMessageFor, inlineImageUrls, listMailAccounts, listMessages, markOpened, messageInvite, messageVolume, openAttachment, openRawMessage,
+  releaseMessage, repliedMessage, setReadState, type MessageFilters, type ReadStateView, type Viewer, type VolumeDay,
 } from '../../gateway/accounts';
 import { AppError, isAppError, notFound } from '../../gateway/core/errors';
 import { attachmentFilename } from '../../gateway/mail/attachments';
@@ -104,9 +104,11 @@ export function emailsRouter(deps: AdminDeps): Router {
       }
     }
     // The view's unread count (the viewer's own mail, one per entry): on the first page, as the chart. On MongoDB
-    // an index answers it alone; on FerretDB it is one more read of the collection, which paging on does not pay.
+    // an index answers it; on FerretDB it is one more read of the whole collection, so it is reused for a minute
+    // unless it cannot be right (read-state.ts cachedUnreadCount), and paging on never pays for it.
     const view = (['inbox', 'quarantine', 'all'].includes(filters.status ?? '') ? filters.status : 'inbox') as ReadStateView;
-    const unread = !cursor && !filterError ? await unreadCount(deps.store, viewer, view) : null;
+    const newestShown = page.messages.length > 0 ? new Date(Math.max(...page.messages.map((m) => new Date(m.receivedAt).getTime()))) : null;
+    const unread = !cursor && !filterError ? await cachedUnreadCount(deps.store, viewer, view, { newestShown }) : null;
     // A first test message fails authentication more often than not (a script, no DKIM): an empty
     // inbox says where it went instead of "No mail yet". One read of at most one document.
     const inboxView = !filters.status || filters.status === 'inbox';

@@ -14,6 +14,7 @@ import { describeFields } from './users';
 import { escapeRegex } from '../core/regex';
 import { claimUnderLease, newHolderId } from '../sync/lease';
 import { accentInsensitive } from './accent-folding';
+import { forgetUnreadCounts } from './read-state';
 
 /** The inbox page size (issue 4). */
 export const PAGE_SIZE = 50;
@@ -473,6 +474,7 @@ export async function releaseMessage(deps: { store: Store; actor: Actor; afterRe
   const copies = await sameMailCopies(deps.store, [message]);
   for (const copy of copies) await deps.store.models.Message.updateOne({ _id: copy._id, status: 'quarantine' }, { $set: { status: 'inbox' } });
   for (const held of [message, ...copies]) await forgetHeldNotice(deps.store, held);
+  forgetUnreadCounts(deps.store, [message.ownerId]);
   await recordAudit(deps.store, deps.actor, { action: 'message.release', targetType: 'message', targetId: message._id.toString(), details: { subject: message.subject, from: message.from?.address ?? '', reason: message.quarantineReason } });
   if (deps.afterRelease) for (const held of [message, ...copies]) await deps.afterRelease(held._id);
 }
@@ -520,6 +522,7 @@ async function deleteWithCopies(
 ): Promise<void> {
   const { store } = deps;
   const copies = await sameMailCopies(store, messages);
+  forgetUnreadCounts(store, messages.map((message) => message.ownerId));
   for (const message of messages) {
     const own = copies.filter((copy) => copy.ownerId.equals(message.ownerId) && copy.dedupeKey === message.dedupeKey);
     for (const doomed of [message, ...own]) await removeMessage(store, doomed, { now: deps.now ?? new Date(), deletedBy: deps.actor.id ?? null });
