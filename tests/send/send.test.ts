@@ -87,6 +87,7 @@ describe('send: through the account\'s SMTP server, filed in Sent and stored', f
     assert.equal(stored.messageId, result.messageId);
     assert.equal(stored.accountId?.toString(), bob.accountId);
     assert.deepEqual(stored.bcc.map((b) => b.address), ['archive@acme.test'], 'the own copy keeps Bcc');
+    assert.equal(stored.unread, false, 'what Bob sent is not unread mail for Bob');
     assert.deepEqual([...stored.sources[0].envelopeTo].sort(), ['alice@customer.test', 'archive@acme.test', 'carol@customer.test']);
 
     const links = await store.models.Link.find({ messageId: stored._id }).lean();
