@@ -52,6 +52,8 @@ export interface HarakaConnection {
   /** The EHLO reply lines (greeting first, then one extension each, e.g. `SIZE 52428800`); null before EHLO. */
   capabilities: string[] | null;
   errors: number;
+  /** Haraka's connection state (haraka-constants connection.state: CMD, PAUSE_SMTP, DATA, DISCONNECTING…). */
+  state: number;
   client: Socket;
   notes: Record<string, unknown>;
   transaction: HarakaTransaction | null;
@@ -61,6 +63,8 @@ export interface HarakaConnection {
   /** Each line of DATA as received (a Buffer ending in LF; Haraka also passes its own Received line as a string). */
   accumulate_data(line: Buffer | string): void;
   cmd_mail(line: string): void;
+  /** Each line the client sends (a command, or a line of DATA). */
+  process_line(line: Buffer): void;
   max_data_exceeded_respond(retval: number, message?: string): void;
 }
 

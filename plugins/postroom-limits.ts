@@ -36,6 +36,12 @@ import { smtpReply } from './smtp-reply';
  *   answers a bare 550, so its limit is set out of reach (instance.ts) and
  *   counted here instead.
  *
+ * - sessions that keep making errors (a dictionary attack guessing
+ *   forwarding addresses, a client ignoring every refusal): from the
+ *   SOFT_ERROR_LIMIT-th error on each refusal is held back (errorDelayMs, a
+ *   tarpit), and the command after the HARD_ERROR_LIMIT-th error gets
+ *   `421 4.7.0` and the connection is closed, as Postfix does.
+ *
  * Every refusal of MAIL is logged once at info (refusal-log.ts).
  *
  * ENHANCEDSTATUSCODES (RFC 2034) is deliberately not advertised although
@@ -57,6 +63,35 @@ export function mailLoopError(received: number): AppError {
 
 export function bareLineFeedError(): AppError {
   return new AppError('BARE_LINE_FEED', 'Bare line feed in message data; lines must end with CRLF (RFC 5321 section 2.3.8)', { smtpCode: 554, enhancedCode: '5.5.2' });
+}
+
+/**
+ * Errors a session may make (Postfix's smtpd_soft_error_limit and
+ * smtpd_hard_error_limit, with their defaults). Counted in Haraka's
+ * `connection.errors`: commands out of sequence, unparseable or unknown
+ * (Haraka's 500/501/503), refused senders (hook_mail) and recipients
+ * refused permanently (postroom-rcpt). Temporary refusals are not the
+ * client's fault and do not count: `452` too many recipients (an MTA that
+ * pipelines 100 recipients into a limit of 50 must still deliver the
+ * first 50) and `451` when the store is down.
+ */
+export const SOFT_ERROR_LIMIT = 10;
+export const HARD_ERROR_LIMIT = 20;
+
+/**
+ * Send a refusal, held back by errorDelayMs once the session has made more
+ * than SOFT_ERROR_LIMIT errors: a guesser's next try waits, while the
+ * gateway spends nothing (Haraka reads no command of this session until the
+ * reply is sent).
+ */
+export function replyAfterErrorDelay(connection: HarakaConnection, reply: () => void): void {
+  const delay = connection.errors > SOFT_ERROR_LIMIT ? gatewayRuntime().settings.errorDelayMs : 0;
+  if (delay > 0) setTimeout(reply, delay);
+  else reply();
+}
+
+export function tooManyErrors(): DSN {
+  return DSN.create(421, 'Too many errors, closing connection', 7, 0);
 }
 
 const CR = 0x0d;
@@ -112,6 +147,15 @@ export function hook_connect_init(this: HarakaPlugin, next: Next, connection: Ha
     );
     this.respond(552, dsn, () => this.reset_transaction());
   };
+  connection.process_line = function processLine(this: HarakaConnection, line: Buffer) {
+    if (this.state !== constants.connection.state.CMD || this.errors < HARD_ERROR_LIMIT) return haraka.process_line.call(this, line);
+    // Whatever else the client pipelined is dropped with this command (Haraka does the same for a command line too long).
+    (this as HarakaConnection & { current_data: Buffer | null }).current_data = null;
+    this.state = constants.connection.state.PAUSE_SMTP;
+    const dsn = tooManyErrors();
+    log.info({ queueId: this.transaction?.uuid ?? this.uuid, remoteIp: this.remote.ip, helo: this.hello.host, errors: this.errors, code: dsn.code, enhancedCode: enhancedCodeOf(dsn) }, 'too many errors; closing connection');
+    this.respond(dsn.code, dsn, () => this.disconnect());
+  };
   // Set when a bare LF arrives; the connection is closed at the end of that DATA, so one flag per connection suffices.
   let bareLf = false;
   connection.accumulate_data = function accumulateData(this: HarakaConnection, line: Buffer | string) {
@@ -138,7 +182,7 @@ export function hook_mail(this: HarakaPlugin, next: Next, connection: HarakaConn
   }
   connection.errors++;
   logRefusal(connection, refusal.dsn, { sender: from.isNull() ? '' : from.address, reason: refusal.reason });
-  next(constants.deny, refusal.dsn);
+  replyAfterErrorDelay(connection, () => next(constants.deny, refusal.dsn));
 }
 
 export function hook_connect(this: HarakaPlugin, next: Next, connection: HarakaConnection): void {

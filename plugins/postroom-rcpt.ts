@@ -2,6 +2,7 @@ import DSN from 'haraka-dsn';
 import * as constants from 'haraka-constants';
 import type { DeliverableRecipient } from '../gateway/mail/inbound';
 import type { HarakaAddress, HarakaConnection, HarakaPlugin, HarakaTransaction, Next } from './haraka-types';
+import { replyAfterErrorDelay } from './postroom-limits';
 import { logRefusal } from './refusal-log';
 import { gatewayRuntime } from './runtime';
 import { smtpReply } from './smtp-reply';
@@ -39,7 +40,9 @@ export function hook_rcpt(this: HarakaPlugin, next: Next, connection: HarakaConn
   const log = runtime.log.child({ queueId: txn.uuid, remoteIp: connection.remote.ip });
   const refuse = (action: number, dsn: DSN, reason: string) => {
     logRefusal(connection, dsn, { sender: txn.mail_from.isNull() ? '' : txn.mail_from.address, rcpt: address, reason });
-    next(action, dsn);
+    // A permanent refusal is the client's error (postroom-limits: a guesser is slowed, then disconnected); 452 is not.
+    if (dsn.code >= 500) connection.errors++;
+    replyAfterErrorDelay(connection, () => next(action, dsn));
   };
 
   // RCPT TO:<> names no mailbox at all: a syntax error (RFC 5321 §4.1.1.3 forward-path; RFC 3463 X.1.3), not a relay attempt.

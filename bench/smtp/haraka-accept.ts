@@ -49,6 +49,7 @@ export async function startAcceptingHaraka(options: { maxMessageSize: number }):
       maxConnections: 200,
       logLevel: 'warn',
       recipientCacheMs: 3000,
+      errorDelayMs: 1000,
     },
   });
   // Same plugin order minus Postroom's: tls stays (STARTTLS advertised, as in production).

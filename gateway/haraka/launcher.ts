@@ -32,6 +32,8 @@ export interface StartGatewayOptions {
   instanceDir?: string;
   /** How long recipient lookups are reused; default 3000 ms. */
   recipientCacheMs?: number;
+  /** Delay of each refusal past the soft error limit (plugins/postroom-limits.ts); default 1000 ms. */
+  errorDelayMs?: number;
   /** How long to wait for Haraka to listen. */
   startTimeoutMs?: number;
   /** Extra environment for the Haraka child (tests: a memory probe). */
@@ -144,6 +146,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     maxConnections: config.smtpMaxConnections,
     logLevel: config.logLevel,
     recipientCacheMs: options.recipientCacheMs ?? 3000,
+    errorDelayMs: options.errorDelayMs ?? 1000,
   };
   writeInstance({
     dir,

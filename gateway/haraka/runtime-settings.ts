@@ -18,6 +18,11 @@ export interface GatewayRuntimeSettings {
   logLevel: string;
   /** How long recipient lookups are reused (a new or disabled account takes effect after this). */
   recipientCacheMs: number;
+  /**
+   * How long each refused recipient or sender is held back once a session has made
+   * SMTP_SOFT_ERROR_LIMIT errors (plugins/postroom-limits.ts); tests shorten it.
+   */
+  errorDelayMs: number;
 }
 
 export const RUNTIME_SETTINGS_FILE = 'postroom.json';

@@ -25,4 +25,6 @@ declare module 'haraka-constants' {
   export const ok: number;
   export const denysoftdisconnect: number;
   export function translate(value: number): string;
+  /** Haraka's connection states (connection.state). */
+  export const connection: { state: Record<'CMD' | 'LOOP' | 'DATA' | 'PAUSE' | 'PAUSE_SMTP' | 'PAUSE_DATA' | 'DISCONNECTING' | 'DISCONNECTED', number> };
 }

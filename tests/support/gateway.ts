@@ -42,6 +42,8 @@ export interface TestGatewayOptions {
   /** 'test-ca': the certificate of the test CA (default); 'generated': let the gateway generate its own. */
   tls?: 'test-ca' | 'generated';
   recipientCacheMs?: number;
+  /** Delay of each refusal past the soft error limit (default: the launcher's 1000 ms). */
+  errorDelayMs?: number;
 }
 
 export async function startTestGateway(options: TestGatewayOptions): Promise<TestGateway> {
@@ -96,6 +98,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     dbName: options.dbName,
     port: 0,
     recipientCacheMs: options.recipientCacheMs ?? 1000,
+    errorDelayMs: options.errorDelayMs,
   });
 
   return {

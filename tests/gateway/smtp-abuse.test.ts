@@ -1,0 +1,95 @@
+import { strict as assert } from 'node:assert';
+import { startDns, type TestDns } from '../support/dns';
+import { createEmployeeAccount, GATEWAY_DOMAIN, startTestGateway, type TestGateway } from '../support/gateway';
+import { plainMessage } from '../support/mail-auth';
+import { sendMail, SmtpSession } from '../support/smtp';
+import { openTestStore } from '../support/store';
+
+/**
+ * Hostile SMTP clients against the real gateway: one must not be able to
+ * guess forwarding addresses at full speed, fill the log without end, or
+ * keep a session busy forever, while ordinary senders keep being served.
+ */
+describe('SMTP gateway: abusive sessions', function () {
+  this.timeout(60000);
+  const ERROR_DELAY_MS = 200;
+  let store: Awaited<ReturnType<typeof openTestStore>>;
+  let dns: TestDns;
+  let gw: TestGateway;
+  let bob: Awaited<ReturnType<typeof createEmployeeAccount>>;
+  let carol: Awaited<ReturnType<typeof createEmployeeAccount>>;
+  let dave: Awaited<ReturnType<typeof createEmployeeAccount>>;
+
+  before(async () => {
+    store = await openTestStore('gw_abuse');
+    dns = await startDns();
+    dns.setTxt('acme.test', 'v=spf1 ip4:127.0.0.1 -all');
+    bob = await createEmployeeAccount(store, 'bob@acme.test');
+    carol = await createEmployeeAccount(store, 'carol@acme.test');
+    dave = await createEmployeeAccount(store, 'dave@acme.test');
+    gw = await startTestGateway({ dbName: store.dbName, dnsAddress: dns.address, errorDelayMs: ERROR_DELAY_MS, env: { SMTP_MAX_RECIPIENTS: '2' } });
+  });
+  after(async () => {
+    await gw?.close();
+    await dns?.stop();
+    await store?.drop();
+  });
+
+  async function mailSession(helo: string) {
+    const { session } = await SmtpSession.open(gw.port);
+    assert.equal((await session.command(`EHLO ${helo}`)).code, 250);
+    assert.equal((await session.command('MAIL FROM:<alice@acme.test>')).code, 250);
+    return session;
+  }
+
+  it('a dictionary attack on forwarding addresses is slowed after 10 guesses and cut off after 20 with 421 4.7.0', async () => {
+    const helo = 'guesser.test';
+    const session = await mailSession(helo);
+    const replies: Array<{ code: number; text: string; ms: number }> = [];
+    for (let i = 0; i < 40; i++) {
+      const started = Date.now();
+      const reply = await session.command(`RCPT TO:<bob-acme-test.guess${i}@${GATEWAY_DOMAIN}>`);
+      replies.push({ ...reply, ms: Date.now() - started });
+      if (reply.code !== 550) break;
+    }
+    const refused = replies.filter((r) => r.code === 550);
+    assert.equal(refused.length, 20, replies.map((r) => r.code).join(' '));
+    assert.ok(refused.every((r) => /^550 5\.1\.1 /.test(r.text)));
+    assert.match(replies[20].text, /^421 4\.7\.0 Too many errors, closing connection$/);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(session.closed, true, 'the gateway closed the connection');
+    // The tarpit: each refusal past the tenth waited for the delay.
+    const slowed = replies.slice(10, 20).reduce((sum, r) => sum + r.ms, 0);
+    assert.ok(slowed >= 10 * ERROR_DELAY_MS, `refusals 11-20 took ${slowed} ms`);
+
+    // One line per refusal, one for the disconnect: the log grows with what the client got, no more.
+    const lines = gw.logs().filter((l) => l.helo === helo);
+    assert.equal(lines.filter((l) => l.msg === 'recipient refused').length, 20);
+    const closing = lines.filter((l) => l.msg === 'too many errors; closing connection');
+    assert.equal(closing.length, 1);
+    assert.equal(closing[0].code, 421);
+    assert.equal(closing[0].enhancedCode, '4.7.0');
+    assert.equal(closing[0].remoteIp, '127.0.0.1');
+
+    const delivered = await sendMail(gw.port, { from: 'alice@acme.test', to: [bob.forwardingAddress] }, plainMessage({ from: 'alice@acme.test', to: 'bob@acme.test', subject: 'after the guesser' }));
+    assert.equal(delivered.code, 250, delivered.response);
+  });
+
+  it('unknown commands count as errors too', async () => {
+    const { session } = await SmtpSession.open(gw.port);
+    await session.command('EHLO junk.test');
+    const codes: number[] = [];
+    for (let i = 0; i < 30 && codes.at(-1) !== 421; i++) codes.push((await session.command(`XJUNK ${i}`)).code);
+    assert.deepEqual(codes, [...Array(20).fill(500), 421]);
+  });
+
+  it('452 too many recipients is not counted: a client that sends more recipients than the limit still delivers', async () => {
+    const session = await mailSession('many-recipients.test');
+    const codes = [(await session.command(`RCPT TO:<${bob.forwardingAddress}>`)).code, (await session.command(`RCPT TO:<${carol.forwardingAddress}>`)).code];
+    for (let i = 0; i < 25; i++) codes.push((await session.command(`RCPT TO:<${dave.forwardingAddress}>`)).code);
+    assert.deepEqual(codes, [250, 250, ...Array(25).fill(452)]);
+    const reply = await session.data(plainMessage({ from: 'alice@acme.test', to: 'bob@acme.test', subject: 'many recipients' }));
+    assert.equal(reply.code, 250, reply.text);
+    await session.quit();
+  });
+});
