@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import ipaddr from 'ipaddr.js';
 
 /**
@@ -104,7 +105,18 @@ export interface LoginAttempt {
 /** Attempts wait for those in flight; they take an argon2 verification each, well under a second. */
 const IN_FLIGHT_RETRY_SECONDS = 1;
 
-const accountKey = (email: string) => email.trim().toLowerCase();
+/** RFC 5321 §4.5.3.1.3: a path is at most 256 octets, so no account's address is longer. */
+const MAX_ADDRESS_LENGTH = 256;
+
+/**
+ * The per-account key: the address as typed, case and surrounding space aside. Whatever is longer than
+ * any address (a sign-in form may carry 100 KB in its email field) is kept as its hash: the throttle holds
+ * up to MAX_KEYS keys, and whole such strings as keys would let a sprayer fill gigabytes of memory.
+ */
+function accountKey(email: string): string {
+  const key = email.trim().toLowerCase();
+  return key.length <= MAX_ADDRESS_LENGTH ? key : `sha256:${crypto.createHash('sha256').update(key).digest('hex')}`;
+}
 
 /**
  * The per-IP key: the address, or for IPv6 its /64. A host is given a whole

@@ -1,4 +1,6 @@
 import { strict as assert } from 'node:assert';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { LoginThrottle, throttleIpKey, type LoginAttempt } from '../../gateway/accounts';
 
 describe('accounts: LoginThrottle', () => {
@@ -30,6 +32,23 @@ describe('accounts: LoginThrottle', () => {
     const verdict = throttle.check('user0@acme.test', '192.0.2.7');
     assert.deepEqual(verdict, { allowed: false, retryAfterSeconds: 60, scope: 'ip' });
     assert.deepEqual(throttle.check('user0@acme.test', '192.0.2.8'), { allowed: true });
+  });
+
+  it('keeps memory bounded when the email field carries huge text: sign-ins sprayed with 100 KB "addresses"', () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    const filler = 'x'.repeat(100 * 1024);
+    for (let i = 0; i < 1000; i++) throttle.recordFailure(`${i}${filler}@acme.test`, `10.${i >> 8}.${i & 255}.1`);
+    gc();
+    const grownMb = (process.memoryUsage().heapUsed - before) / 1024 / 1024;
+    // Each key is at most an address's length (or a hash): 1,000 of them are a few hundred KB, not 100 MB.
+    assert.ok(grownMb < 10, `the throttle holds ${grownMb.toFixed(1)} MB after 1,000 failures`);
+    // Still counted per (long) key: the same text is locked after its free failures.
+    for (let i = 0; i < 5; i++) throttle.recordFailure(`0${filler}@acme.test`, `192.0.2.${i}`);
+    assert.equal(throttle.check(`0${filler}@ACME.test`, '192.0.2.9').allowed, false);
+    assert.equal(throttle.check(`1${filler}@acme.test`, '192.0.2.9').allowed, true);
   });
 
   it('forgets old failures after an hour without any', () => {
