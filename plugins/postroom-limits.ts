@@ -1,5 +1,6 @@
 import DSN from 'haraka-dsn';
 import * as constants from 'haraka-constants';
+import { throttleIpKey } from '../gateway/accounts/login-throttle';
 import { AppError } from '../gateway/core/errors';
 import type { HarakaAddress, HarakaConnection, HarakaParams, HarakaPlugin, Next } from './haraka-types';
 import { checkMailParams } from './mail-params';
@@ -12,7 +13,13 @@ import { smtpReply } from './smtp-reply';
  * Connection-level limits (CONNECT, MAIL, DATA, end of DATA):
  *
  * - at most SMTP_MAX_CONNECTIONS sessions at once; more get
- *   `421 4.3.2` (RFC 5321 §3.8) and come back later;
+ *   `421 4.3.2` (RFC 5321 §3.8) and come back later; and at most
+ *   SMTP_MAX_CONNECTIONS_PER_CLIENT of them from one address (an IPv6 /64,
+ *   which one host may use whole), so one client holding idle or slow
+ *   sessions cannot take every slot from the senders that matter: more get
+ *   `421 4.7.0` (Postfix's smtpd_client_connection_count_limit). A client
+ *   knocking again and again leaves one log line a minute, with the count;
+
  * - the size limit (connection.ini [max] bytes = SMTP_MAX_MESSAGE_SIZE, also
  *   advertised as `SIZE n`, RFC 1870). Haraka refuses oversize mail itself
  *   but answers a bare "550 Message too big!"; RFC 1870 §6.1 and RFC 3463
@@ -109,6 +116,25 @@ function isEndOfData(line: Buffer): boolean {
 }
 
 let active = 0;
+/** Open sessions per client network (throttleIpKey: the IPv4 address, or the IPv6 /64). */
+const perClient = new Map<string, number>();
+
+/** One line per client (or for the total limit) per minute, however fast refused connections come. */
+const REFUSAL_LOG_INTERVAL_MS = 60_000;
+const refusalLines = new Map<string, { at: number; since: number }>();
+
+function logConnectionRefusal(key: string, fields: Record<string, unknown>, message: string): void {
+  const now = Date.now();
+  const last = refusalLines.get(key);
+  if (last && now - last.at < REFUSAL_LOG_INTERVAL_MS) {
+    last.since++;
+    return;
+  }
+  // Bounded: entries older than the interval are of no use; drop them when many clients have knocked.
+  if (refusalLines.size > 10_000) for (const [other, line] of refusalLines) if (now - line.at >= REFUSAL_LOG_INTERVAL_MS) refusalLines.delete(other);
+  refusalLines.set(key, { at: now, since: 0 });
+  gatewayRuntime().log.warn({ ...fields, refusedSinceLastLine: last?.since ?? 0 }, message);
+}
 
 export function register(this: HarakaPlugin): void {
   gatewayRuntime();
@@ -121,8 +147,13 @@ function tooBig(limit: number): DSN {
 export function hook_connect_init(this: HarakaPlugin, next: Next, connection: HarakaConnection): void {
   const { settings, log } = gatewayRuntime();
   active++;
+  const client = throttleIpKey(connection.remote.ip);
+  perClient.set(client, (perClient.get(client) ?? 0) + 1);
   connection.client.once('close', () => {
     active--;
+    const left = (perClient.get(client) ?? 1) - 1;
+    if (left > 0) perClient.set(client, left);
+    else perClient.delete(client);
   });
 
   const limit = settings.maxMessageSize;
@@ -186,10 +217,16 @@ export function hook_mail(this: HarakaPlugin, next: Next, connection: HarakaConn
 }
 
 export function hook_connect(this: HarakaPlugin, next: Next, connection: HarakaConnection): void {
-  const { settings, log } = gatewayRuntime();
+  const { settings } = gatewayRuntime();
   if (active > settings.maxConnections) {
-    log.warn({ remoteIp: connection.remote.ip, active, limit: settings.maxConnections }, 'connection limit reached; answering 421');
+    logConnectionRefusal('', { remoteIp: connection.remote.ip, active, limit: settings.maxConnections }, 'connection limit reached; answering 421');
     return next(constants.denysoftdisconnect, DSN.create(421, 'Too many connections, try again later', 3, 2));
+  }
+  const client = throttleIpKey(connection.remote.ip);
+  const fromClient = perClient.get(client) ?? 0;
+  if (fromClient > settings.maxConnectionsPerClient) {
+    logConnectionRefusal(client, { remoteIp: connection.remote.ip, client, open: fromClient - 1, limit: settings.maxConnectionsPerClient }, 'connection limit of one client reached; answering 421');
+    return next(constants.denysoftdisconnect, DSN.create(421, 'Too many connections from your address, try again later', 7, 0));
   }
   next();
 }

@@ -137,6 +137,8 @@ export function gatewayConfig(options: GatewayOptions, dataDir: string): Config 
     SECRET_KEY: crypto.randomBytes(32).toString('hex'),
     SMTP_MAX_MESSAGE_SIZE: options.maxMessageSize ?? '64MB',
     SMTP_MAX_CONNECTIONS: '200',
+    // The load comes from one address (loopback): the whole connection limit is its to use.
+    SMTP_MAX_CONNECTIONS_PER_CLIENT: '200',
     LOG_LEVEL: options.logLevel ?? 'warn',
   });
 }

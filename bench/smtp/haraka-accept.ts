@@ -47,6 +47,7 @@ export async function startAcceptingHaraka(options: { maxMessageSize: number }):
       maxMessageSize: options.maxMessageSize,
       maxRecipients: 50,
       maxConnections: 200,
+      maxConnectionsPerClient: 200,
       logLevel: 'warn',
       recipientCacheMs: 3000,
       errorDelayMs: 1000,

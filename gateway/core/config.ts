@@ -231,6 +231,7 @@ export const VARIABLES = {
   SMTP_MAX_MESSAGE_SIZE: { schema: byteSize.pipe(z.number().min(1024, 'must be at least 1KB (0 would read as "no limit" to senders, RFC 1870)')), example: '50MB', default: '50MB', description: 'Largest message the gateway accepts (552 5.3.4 above it).' },
   SMTP_MAX_RECIPIENTS: { schema: positiveInt(1000), example: '50', default: '50', description: 'Recipients per SMTP transaction.' },
   SMTP_MAX_CONNECTIONS: { schema: positiveInt(100000), example: '200', default: '200', description: 'Concurrent SMTP connections.' },
+  SMTP_MAX_CONNECTIONS_PER_CLIENT: { schema: positiveInt(100000), example: '50', default: '50', description: 'Concurrent SMTP connections from one client address (IPv6: one /64), so one client cannot take every connection (421 4.7.0 beyond it).' },
   SEND_RATE_LIMIT: { schema: rateLimit, example: '100/hour', default: '100/hour', description: 'Messages one mail account may send from Postroom per period (count/period; period second, minute, hour or day); more are refused with 429 until the window moves on.' },
   TLS_CERT_FILE: { schema: z.string().min(1), example: '/certs/fullchain.pem', description: 'PEM certificate for STARTTLS; unset: a self-signed one is generated into DATA_DIR/tls.' },
   TLS_KEY_FILE: { schema: z.string().min(1), example: '/certs/privkey.pem', description: 'PEM private key matching TLS_CERT_FILE.' },
@@ -271,6 +272,7 @@ export interface Config {
   smtpMaxMessageSize: number;
   smtpMaxRecipients: number;
   smtpMaxConnections: number;
+  smtpMaxConnectionsPerClient: number;
   /** Outgoing mail per account (SEND_RATE_LIMIT): at most `max` messages in any `windowMs`. */
   sendRateLimit: Readonly<{ max: number; windowMs: number }>;
   tlsCertFile: string | undefined;
@@ -416,6 +418,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     smtpMaxMessageSize: values.SMTP_MAX_MESSAGE_SIZE as number,
     smtpMaxRecipients: values.SMTP_MAX_RECIPIENTS as number,
     smtpMaxConnections: values.SMTP_MAX_CONNECTIONS as number,
+    smtpMaxConnectionsPerClient: values.SMTP_MAX_CONNECTIONS_PER_CLIENT as number,
     sendRateLimit: Object.freeze({ ...(values.SEND_RATE_LIMIT as { max: number; windowMs: number }) }),
     tlsCertFile: values.TLS_CERT_FILE as string | undefined,
     tlsKeyFile: values.TLS_KEY_FILE as string | undefined,

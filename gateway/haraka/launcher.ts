@@ -144,6 +144,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     maxMessageSize: config.smtpMaxMessageSize,
     maxRecipients: config.smtpMaxRecipients,
     maxConnections: config.smtpMaxConnections,
+    maxConnectionsPerClient: config.smtpMaxConnectionsPerClient,
     logLevel: config.logLevel,
     recipientCacheMs: options.recipientCacheMs ?? 3000,
     errorDelayMs: options.errorDelayMs ?? 1000,

@@ -15,6 +15,8 @@ export interface GatewayRuntimeSettings {
   maxMessageSize: number;
   maxRecipients: number;
   maxConnections: number;
+  /** SMTP_MAX_CONNECTIONS_PER_CLIENT: connections at once from one address (IPv6: one /64). */
+  maxConnectionsPerClient: number;
   logLevel: string;
   /** How long recipient lookups are reused (a new or disabled account takes effect after this). */
   recipientCacheMs: number;

@@ -27,7 +27,7 @@ describe('SMTP gateway: abusive sessions', function () {
     bob = await createEmployeeAccount(store, 'bob@acme.test');
     carol = await createEmployeeAccount(store, 'carol@acme.test');
     dave = await createEmployeeAccount(store, 'dave@acme.test');
-    gw = await startTestGateway({ dbName: store.dbName, dnsAddress: dns.address, errorDelayMs: ERROR_DELAY_MS, env: { SMTP_MAX_RECIPIENTS: '2' } });
+    gw = await startTestGateway({ dbName: store.dbName, dnsAddress: dns.address, errorDelayMs: ERROR_DELAY_MS, env: { SMTP_MAX_RECIPIENTS: '2', SMTP_MAX_CONNECTIONS_PER_CLIENT: '3' } });
   });
   after(async () => {
     await gw?.close();
@@ -72,6 +72,42 @@ describe('SMTP gateway: abusive sessions', function () {
     assert.equal(closing[0].remoteIp, '127.0.0.1');
 
     const delivered = await sendMail(gw.port, { from: 'alice@acme.test', to: [bob.forwardingAddress] }, plainMessage({ from: 'alice@acme.test', to: 'bob@acme.test', subject: 'after the guesser' }));
+    assert.equal(delivered.code, 250, delivered.response);
+  });
+
+  it('one client holding idle connections cannot take every slot: past SMTP_MAX_CONNECTIONS_PER_CLIENT it gets 421 4.7.0, others are served', async () => {
+    const idle: SmtpSession[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const { session, greeting } = await SmtpSession.open(gw.port);
+        assert.equal(greeting.code, 220, greeting.text);
+        idle.push(session);
+      }
+      for (let i = 0; i < 5; i++) {
+        const { session, greeting } = await SmtpSession.open(gw.port);
+        assert.equal(greeting.text, '421 4.7.0 Too many connections from your address, try again later');
+        await session.quit();
+      }
+      // Another address (127.0.0.2 is loopback too) is another client: served while the first one holds its three.
+      const { session: other, greeting } = await SmtpSession.open(gw.port, { localAddress: '127.0.0.2' });
+      assert.equal(greeting.code, 220, greeting.text);
+      assert.equal((await other.command('EHLO other.test')).code, 250);
+      assert.equal((await other.command('MAIL FROM:<alice@acme.test>')).code, 250);
+      assert.equal((await other.command(`RCPT TO:<${bob.forwardingAddress}>`)).code, 250);
+      const stored = await other.data(plainMessage({ from: 'alice@acme.test', to: 'bob@acme.test', subject: 'from another client' }));
+      assert.equal(stored.code, 250, stored.text);
+      await other.quit();
+    } finally {
+      for (const session of idle) await session.quit();
+    }
+    // Five refusals in a row, one log line (the next would come a minute later, with the count).
+    const lines = gw.logs().filter((l) => l.msg === 'connection limit of one client reached; answering 421');
+    assert.equal(lines.length, 1);
+    assert.equal(lines[0].client, '127.0.0.1');
+    assert.equal(lines[0].limit, 3);
+    // Closed sessions free the client's slots.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const delivered = await sendMail(gw.port, { from: 'alice@acme.test', to: [bob.forwardingAddress] }, plainMessage({ from: 'alice@acme.test', to: 'bob@acme.test', subject: 'after the idle ones' }));
     assert.equal(delivered.code, 250, delivered.response);
   });
 

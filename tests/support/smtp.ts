@@ -105,8 +105,9 @@ export class SmtpSession {
     socket.on('error', () => undefined);
   }
 
-  static async open(port: number): Promise<{ session: SmtpSession; greeting: Reply }> {
-    const socket = net.connect(port, '127.0.0.1');
+  /** `localAddress`: another loopback address (127.0.0.2…) to be another client. */
+  static async open(port: number, options: { localAddress?: string } = {}): Promise<{ session: SmtpSession; greeting: Reply }> {
+    const socket = net.connect({ port, host: '127.0.0.1', localAddress: options.localAddress });
     const session = new SmtpSession(socket);
     const greeting = await session.next();
     return { session, greeting };
