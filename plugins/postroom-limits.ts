@@ -49,6 +49,14 @@ import { smtpReply } from './smtp-reply';
  *   tarpit), and the command after the HARD_ERROR_LIMIT-th error gets
  *   `421 4.7.0` and the connection is closed, as Postfix does.
  *
+ * - slow clients: Haraka's inactivity timeout (5 minutes) starts again at
+ *   every byte, so a client sending one byte every few minutes, or one
+ *   short line after another, held its session (and its slot) for ever.
+ *   A line must be complete within 5 minutes of the last reply or line
+ *   (as Exim's smtp_receive_timeout counts), and a message within 30
+ *   minutes of the 354 reply (50 MB at 250 kbit/s); past either the client
+ *   gets `421 4.4.2` and the connection is closed, logged once.
+ *
  * Every refusal of MAIL is logged once at info (refusal-log.ts).
  *
  * ENHANCEDSTATUSCODES (RFC 2034) is deliberately not advertised although
@@ -178,7 +186,38 @@ export function hook_connect_init(this: HarakaPlugin, next: Next, connection: Ha
     );
     this.respond(552, dsn, () => this.reset_transaction());
   };
+  // The deadlines of slow clients (see the top of this file): progress is a complete line or a reply.
+  let lastProgressAt = Date.now();
+  let dataStartedAt: number | null = null;
+  connection.respond = function respond(this: HarakaConnection, code: number, message: string | DSN, after?: () => void) {
+    lastProgressAt = Date.now();
+    dataStartedAt = code === 354 ? lastProgressAt : null;
+    return haraka.respond.call(this, code, message, after);
+  };
+  const { lineTimeoutMs, dataTimeoutMs } = settings;
+  const { CMD, DATA } = constants.connection.state;
+  const watchdog = setInterval(() => {
+    // Only while the gateway waits for the client: not while a hook (the store) or a full spool holds it up.
+    if (connection.state !== CMD && connection.state !== DATA) return;
+    const now = Date.now();
+    const lineLate = now - lastProgressAt > lineTimeoutMs;
+    const dataLate = connection.state === DATA && dataStartedAt !== null && now - dataStartedAt > dataTimeoutMs;
+    if (!lineLate && !dataLate) return;
+    clearInterval(watchdog);
+    const dsn = lineLate
+      ? DSN.create(421, `Timeout: no complete line in ${Math.round(lineTimeoutMs / 1000)} s, closing connection`, 4, 2)
+      : DSN.create(421, `Timeout: message not received within ${Math.round(dataTimeoutMs / 1000)} s, closing connection`, 4, 2);
+    log.info(
+      { queueId: connection.transaction?.uuid ?? connection.uuid, remoteIp: connection.remote.ip, helo: connection.hello.host, size: connection.transaction?.data_bytes, code: dsn.code, enhancedCode: enhancedCodeOf(dsn), reason: lineLate ? 'line timeout' : 'data timeout' },
+      'slow client; closing connection',
+    );
+    connection.respond(dsn.code, dsn, () => connection.disconnect());
+  }, Math.max(50, Math.min(lineTimeoutMs, dataTimeoutMs) / 10));
+  watchdog.unref();
+  connection.client.once('close', () => clearInterval(watchdog));
+
   connection.process_line = function processLine(this: HarakaConnection, line: Buffer) {
+    lastProgressAt = Date.now();
     if (this.state !== constants.connection.state.CMD || this.errors < HARD_ERROR_LIMIT) return haraka.process_line.call(this, line);
     // Whatever else the client pipelined is dropped with this command (Haraka does the same for a command line too long).
     (this as HarakaConnection & { current_data: Buffer | null }).current_data = null;

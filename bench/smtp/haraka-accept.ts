@@ -51,6 +51,8 @@ export async function startAcceptingHaraka(options: { maxMessageSize: number }):
       logLevel: 'warn',
       recipientCacheMs: 3000,
       errorDelayMs: 1000,
+      lineTimeoutMs: 300_000,
+      dataTimeoutMs: 1_800_000,
     },
   });
   // Same plugin order minus Postroom's: tls stays (STARTTLS advertised, as in production).

@@ -34,6 +34,9 @@ export interface StartGatewayOptions {
   recipientCacheMs?: number;
   /** Delay of each refusal past the soft error limit (plugins/postroom-limits.ts); default 1000 ms. */
   errorDelayMs?: number;
+  /** Deadline of one line (default 5 minutes) and of one message's DATA (default 30 minutes): plugins/postroom-limits.ts. */
+  lineTimeoutMs?: number;
+  dataTimeoutMs?: number;
   /** How long to wait for Haraka to listen. */
   startTimeoutMs?: number;
   /** Extra environment for the Haraka child (tests: a memory probe). */
@@ -148,6 +151,8 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     logLevel: config.logLevel,
     recipientCacheMs: options.recipientCacheMs ?? 3000,
     errorDelayMs: options.errorDelayMs ?? 1000,
+    lineTimeoutMs: options.lineTimeoutMs ?? 5 * 60_000,
+    dataTimeoutMs: options.dataTimeoutMs ?? 30 * 60_000,
   };
   writeInstance({
     dir,

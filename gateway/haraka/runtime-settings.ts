@@ -25,6 +25,10 @@ export interface GatewayRuntimeSettings {
    * SMTP_SOFT_ERROR_LIMIT errors (plugins/postroom-limits.ts); tests shorten it.
    */
   errorDelayMs: number;
+  /** A command or message line must be complete within this long of the last reply or line (postroom-limits). */
+  lineTimeoutMs: number;
+  /** A message must be received within this long of the 354 reply (postroom-limits). */
+  dataTimeoutMs: number;
 }
 
 export const RUNTIME_SETTINGS_FILE = 'postroom.json';

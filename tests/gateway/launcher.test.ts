@@ -27,7 +27,7 @@ describe('gateway launcher and Haraka instance', function () {
         port: 25,
         hostname: 'in.postroom.test',
         tls: { certFile: '/certs/fullchain.pem', keyFile: '/certs/privkey.pem' },
-        runtime: { gatewayDomain: 'in.postroom.test', businessDomains: ['acme.com'], dnsServers: ['1.1.1.1'], dnsCacheSeconds: 60, maxMessageSize: 1234567, maxRecipients: 50, maxConnections: 200, maxConnectionsPerClient: 50, logLevel: 'info', recipientCacheMs: 3000, errorDelayMs: 1000 },
+        runtime: { gatewayDomain: 'in.postroom.test', businessDomains: ['acme.com'], dnsServers: ['1.1.1.1'], dnsCacheSeconds: 60, maxMessageSize: 1234567, maxRecipients: 50, maxConnections: 200, maxConnectionsPerClient: 50, logLevel: 'info', recipientCacheMs: 3000, errorDelayMs: 1000, lineTimeoutMs: 300000, dataTimeoutMs: 1800000 },
       });
     });
     after(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -129,3 +129,76 @@ describe('SMTP gateway: abusive sessions', function () {
     await session.quit();
   });
 });
+
+describe('SMTP gateway: slow clients', function () {
+  this.timeout(60000);
+  const LINE_TIMEOUT_MS = 1000;
+  const DATA_TIMEOUT_MS = 3000;
+  let store: Awaited<ReturnType<typeof openTestStore>>;
+  let dns: TestDns;
+  let gw: TestGateway;
+  let bob: Awaited<ReturnType<typeof createEmployeeAccount>>;
+
+  before(async () => {
+    store = await openTestStore('gw_slow');
+    dns = await startDns();
+    dns.setTxt('acme.test', 'v=spf1 ip4:127.0.0.1 -all');
+    bob = await createEmployeeAccount(store, 'bob@acme.test');
+    gw = await startTestGateway({ dbName: store.dbName, dnsAddress: dns.address, lineTimeoutMs: LINE_TIMEOUT_MS, dataTimeoutMs: DATA_TIMEOUT_MS });
+  });
+  after(async () => {
+    await gw?.close();
+    await dns?.stop();
+    await store?.drop();
+  });
+
+  /** Write `chunk` every `everyMs` until the gateway answers (or 10 s pass); the reply, and whether the connection was closed. */
+  async function trickle(session: SmtpSession, chunk: string, everyMs: number) {
+    const reply = session.next(10_000);
+    const timer = setInterval(() => session.write(chunk), everyMs);
+    try {
+      return await reply;
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
+  it('a command sent a byte at a time, never finished, gets 421 4.4.2 once a line has taken too long', async () => {
+    const { session } = await SmtpSession.open(gw.port, { localAddress: '127.0.0.3' });
+    assert.equal((await session.command('EHLO trickle.test')).code, 250);
+    // Each byte restarts Haraka's inactivity timer (5 minutes): before, this held the session for ever.
+    const reply = await trickle(session, 'M', 100);
+    assert.match(reply.text, /^421 4\.4\.2 Timeout: no complete line in 1 s, closing connection$/);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(session.closed, true);
+    const line = await gw.waitForLog((l) => l.msg === 'slow client; closing connection' && l.helo === 'trickle.test');
+    assert.equal(line.reason, 'line timeout');
+    assert.equal(line.remoteIp, '127.0.0.3');
+  });
+
+  it('a message sent one short line at a time gets 421 4.4.2 once DATA has taken too long, and nothing is stored', async () => {
+    const { session } = await SmtpSession.open(gw.port);
+    assert.equal((await session.command('EHLO slow-data.test')).code, 250);
+    assert.equal((await session.command('MAIL FROM:<alice@acme.test>')).code, 250);
+    assert.equal((await session.command(`RCPT TO:<${bob.forwardingAddress}>`)).code, 250);
+    assert.equal((await session.command('DATA')).code, 354);
+    session.write('Subject: slow\r\n\r\n');
+    const reply = await trickle(session, 'x\r\n', 200);
+    assert.match(reply.text, /^421 4\.4\.2 Timeout: message not received within 3 s, closing connection$/);
+    const line = await gw.waitForLog((l) => l.msg === 'slow client; closing connection' && l.helo === 'slow-data.test');
+    assert.equal(line.reason, 'data timeout');
+    assert.equal(await store.models.Message.countDocuments({ subject: 'slow' }), 0);
+  });
+
+  it('an ordinary sender pausing between commands, but under the deadline, is served', async () => {
+    const { session } = await SmtpSession.open(gw.port);
+    assert.equal((await session.command('EHLO patient.test')).code, 250);
+    await new Promise((resolve) => setTimeout(resolve, LINE_TIMEOUT_MS / 2));
+    assert.equal((await session.command('MAIL FROM:<alice@acme.test>')).code, 250);
+    await new Promise((resolve) => setTimeout(resolve, LINE_TIMEOUT_MS / 2));
+    assert.equal((await session.command(`RCPT TO:<${bob.forwardingAddress}>`)).code, 250);
+    const stored = await session.data(plainMessage({ from: 'alice@acme.test', to: 'bob@acme.test', subject: 'patient' }));
+    assert.equal(stored.code, 250, stored.text);
+    await session.quit();
+  });
+});

@@ -44,6 +44,8 @@ export interface TestGatewayOptions {
   recipientCacheMs?: number;
   /** Delay of each refusal past the soft error limit (default: the launcher's 1000 ms). */
   errorDelayMs?: number;
+  lineTimeoutMs?: number;
+  dataTimeoutMs?: number;
 }
 
 export async function startTestGateway(options: TestGatewayOptions): Promise<TestGateway> {
@@ -99,6 +101,8 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     port: 0,
     recipientCacheMs: options.recipientCacheMs ?? 1000,
     errorDelayMs: options.errorDelayMs,
+    lineTimeoutMs: options.lineTimeoutMs,
+    dataTimeoutMs: options.dataTimeoutMs,
   });
 
   return {
