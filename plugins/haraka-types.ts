@@ -23,6 +23,9 @@ export interface HarakaMessageStream {
   pipe<T extends NodeJS.WritableStream>(destination: T, options?: { line_endings?: string; dot_stuffed?: boolean }): T;
   /** Tear down an active pipe synchronously (haraka-message-stream 2.x). */
   unpipe(): this;
+  /** Haraka calls it when the transaction ends (reset, disconnect): the spool file is closed and removed. */
+  destroy(): void;
+  emit(event: string | symbol, ...args: unknown[]): boolean;
 }
 
 /** The parsed header of a transaction (Haraka's Header; at most connection.ini [headers] max_lines lines). */

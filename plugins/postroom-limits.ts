@@ -2,7 +2,7 @@ import DSN from 'haraka-dsn';
 import * as constants from 'haraka-constants';
 import { throttleIpKey } from '../gateway/accounts/login-throttle';
 import { AppError } from '../gateway/core/errors';
-import type { HarakaAddress, HarakaConnection, HarakaParams, HarakaPlugin, Next } from './haraka-types';
+import type { HarakaAddress, HarakaConnection, HarakaMessageStream, HarakaParams, HarakaPlugin, Next } from './haraka-types';
 import { checkMailParams } from './mail-params';
 import { enhancedCodeOf, logRefusal } from './refusal-log';
 import { gatewayRuntime } from './runtime';
@@ -242,8 +242,30 @@ export function hook_connect_init(this: HarakaPlugin, next: Next, connection: Ha
   next();
 }
 
+/**
+ * haraka-message-stream 2.0.8 can reopen its spool file after `destroy()`: a
+ * client that hangs up while a message larger than spool_after is being
+ * spooled leaves a write in flight, which opens the file again (flags `wx+`)
+ * while the removal of the first is pending. That fails with EEXIST, and
+ * Haraka logs the error at crit (level 60, fatal) for a connection already
+ * gone: one alarm per dropped transfer. Errors of a stream already
+ * destroyed concern nobody; the stream still removes whatever it opened.
+ */
+export function ignoreErrorsAfterDestroy(stream: HarakaMessageStream): void {
+  let destroyed = false;
+  const destroy = stream.destroy.bind(stream);
+  const emit = stream.emit.bind(stream);
+  stream.destroy = () => {
+    destroyed = true;
+    destroy();
+  };
+  stream.emit = (event: string | symbol, ...args: unknown[]) => (destroyed && event === 'error' ? false : emit(event, ...args));
+}
+
 /** MAIL FROM, as Haraka parsed it: refuse parameters this session did not advertise, or with bad values. */
 export function hook_mail(this: HarakaPlugin, next: Next, connection: HarakaConnection, [from, params]: [HarakaAddress, HarakaParams]): void {
+  // Haraka made the transaction (and its message stream) just before this hook.
+  if (connection.transaction) ignoreErrorsAfterDestroy(connection.transaction.message_stream);
   const refusal = checkMailParams(from, params, connection.capabilities);
   if (!refusal) {
     // postroom-rcpt refuses non-ASCII recipients of a transaction without it (RFC 6531 §3.5).

@@ -1,4 +1,6 @@
 import { strict as assert } from 'node:assert';
+import fs from 'node:fs';
+import path from 'node:path';
 import { startDns, type TestDns } from '../support/dns';
 import { createEmployeeAccount, GATEWAY_DOMAIN, startTestGateway, type TestGateway } from '../support/gateway';
 import { plainMessage } from '../support/mail-auth';
@@ -108,6 +110,25 @@ describe('SMTP gateway: abusive sessions', function () {
     // Closed sessions free the client's slots.
     await new Promise((resolve) => setTimeout(resolve, 200));
     const delivered = await sendMail(gw.port, { from: 'alice@acme.test', to: [bob.forwardingAddress] }, plainMessage({ from: 'alice@acme.test', to: 'bob@acme.test', subject: 'after the idle ones' }));
+    assert.equal(delivered.code, 250, delivered.response);
+  });
+
+  it('a client hanging up again and again while a large message is spooled leaves no spool file and no fatal log line', async () => {
+    for (let i = 0; i < 10; i++) {
+      const session = await mailSession(`hang-up-${i}.test`);
+      assert.equal((await session.command(`RCPT TO:<${bob.forwardingAddress}>`)).code, 250);
+      assert.equal((await session.command('DATA')).code, 354);
+      // Past spool_after (1 MB): Haraka writes it to its spool directory; then the client is gone.
+      session.write(Buffer.alloc(3 * 1024 * 1024, 'a\r\n'));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      session.destroy();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // Before, haraka-message-stream reopened a destroyed spool file (EEXIST), logged at crit (level 60) each time.
+    const alarms = gw.logs().filter((l) => Number(l.level) >= 50);
+    assert.deepEqual(alarms.map((l) => l.msg), []);
+    assert.deepEqual(fs.readdirSync(path.join(gw.dataDir, 'haraka', 'spool')), []);
+    const delivered = await sendMail(gw.port, { from: 'alice@acme.test', to: [bob.forwardingAddress] }, plainMessage({ from: 'alice@acme.test', to: 'bob@acme.test', subject: 'after the hang-ups' }));
     assert.equal(delivered.code, 250, delivered.response);
   });
 

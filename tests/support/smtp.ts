@@ -145,6 +145,11 @@ export class SmtpSession {
     this.socket.write(raw);
   }
 
+  /** Hang up without QUIT (a client that goes away mid-transfer). */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
   async quit(): Promise<void> {
     if (!this.closed) await this.command('QUIT').catch(() => undefined);
     this.socket.destroy();
