@@ -44,7 +44,8 @@ import { smtpReply } from './smtp-reply';
  *   counted here instead.
  *
  * - sessions that keep making errors (a dictionary attack guessing
- *   forwarding addresses, a client ignoring every refusal): from the
+ *   forwarding addresses, a client ignoring every refusal, more than
+ *   JUNK_COMMAND_LIMIT NOOP/RSET/VRFY… without delivering mail): from the
  *   SOFT_ERROR_LIMIT-th error on each refusal is held back (errorDelayMs, a
  *   tarpit), and the command after the HARD_ERROR_LIMIT-th error gets
  *   `421 4.7.0` and the connection is closed, as Postfix does.
@@ -92,6 +93,17 @@ export function bareLineFeedError(): AppError {
  */
 export const SOFT_ERROR_LIMIT = 10;
 export const HARD_ERROR_LIMIT = 20;
+
+/**
+ * Commands that do nothing for delivery (Postfix's smtpd_junk_command_limit,
+ * with its default): past this many in a session each one counts as an
+ * error too, so a client cannot keep a session (and a core) busy with NOOP
+ * or RSET for ever. Both counts start again when a message is delivered,
+ * as in Postfix ("errors without delivering mail"): a sender that reuses
+ * its session for hundreds of messages, with an RSET between each, is fine.
+ */
+export const JUNK_COMMAND_LIMIT = 100;
+const JUNK_COMMANDS = new Set(['NOOP', 'RSET', 'VRFY', 'EXPN', 'HELP', 'ETRN']);
 
 /**
  * Send a refusal, held back by errorDelayMs once the session has made more
@@ -189,8 +201,14 @@ export function hook_connect_init(this: HarakaPlugin, next: Next, connection: Ha
   // The deadlines of slow clients (see the top of this file): progress is a complete line or a reply.
   let lastProgressAt = Date.now();
   let dataStartedAt: number | null = null;
+  let junkCommands = 0;
   connection.respond = function respond(this: HarakaConnection, code: number, message: string | DSN, after?: () => void) {
     lastProgressAt = Date.now();
+    // 250 at the end of DATA: a message was delivered, and the session's errors are forgiven.
+    if (dataStartedAt !== null && code === 250) {
+      this.errors = 0;
+      junkCommands = 0;
+    }
     dataStartedAt = code === 354 ? lastProgressAt : null;
     return haraka.respond.call(this, code, message, after);
   };
@@ -218,6 +236,7 @@ export function hook_connect_init(this: HarakaPlugin, next: Next, connection: Ha
 
   connection.process_line = function processLine(this: HarakaConnection, line: Buffer) {
     lastProgressAt = Date.now();
+    if (this.state === constants.connection.state.CMD && JUNK_COMMANDS.has(line.subarray(0, 4).toString('latin1').toUpperCase()) && ++junkCommands > JUNK_COMMAND_LIMIT) this.errors++;
     if (this.state !== constants.connection.state.CMD || this.errors < HARD_ERROR_LIMIT) return haraka.process_line.call(this, line);
     // Whatever else the client pipelined is dropped with this command (Haraka does the same for a command line too long).
     (this as HarakaConnection & { current_data: Buffer | null }).current_data = null;

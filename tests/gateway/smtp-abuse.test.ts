@@ -140,6 +140,25 @@ describe('SMTP gateway: abusive sessions', function () {
     assert.deepEqual(codes, [...Array(20).fill(500), 421]);
   });
 
+  it('a NOOP flood is cut off after 100 junk commands and 20 more (421 4.7.0); a delivery starts the count again', async () => {
+    const { session } = await SmtpSession.open(gw.port);
+    assert.equal((await session.command('EHLO noop.test')).code, 250);
+    const codes: number[] = [];
+    for (let i = 0; i < 200 && codes.at(-1) !== 421; i++) codes.push((await session.command('NOOP')).code);
+    assert.deepEqual(codes, [...Array(119).fill(250), 421]);
+
+    // A sender reusing its session with an RSET between messages: 90 RSETs, a delivery, 90 more, a delivery.
+    const reused = await mailSession('reused.test');
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 90; i++) assert.equal((await reused.command('RSET')).code, 250);
+      assert.equal((await reused.command('MAIL FROM:<alice@acme.test>')).code, 250);
+      assert.equal((await reused.command(`RCPT TO:<${bob.forwardingAddress}>`)).code, 250);
+      const stored = await reused.data(plainMessage({ from: 'alice@acme.test', to: 'bob@acme.test', subject: `reused session ${round}` }));
+      assert.equal(stored.code, 250, stored.text);
+    }
+    await reused.quit();
+  });
+
   it('452 too many recipients is not counted: a client that sends more recipients than the limit still delivers', async () => {
     const session = await mailSession('many-recipients.test');
     const codes = [(await session.command(`RCPT TO:<${bob.forwardingAddress}>`)).code, (await session.command(`RCPT TO:<${carol.forwardingAddress}>`)).code];
