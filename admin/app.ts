@@ -10,6 +10,7 @@ import type { SecretBox } from '../gateway/core/crypto';
 import type { Logger } from '../gateway/core/log';
 import { fromRoot } from '../gateway/core/paths';
 import type { Store } from '../gateway/store';
+import { UploadSlots } from './lib/upload-slots';
 import * as helpers from './lib/view-helpers';
 import { loadSessionUser } from './middleware/auth';
 import { csrfProtection } from './middleware/csrf';
@@ -68,6 +69,7 @@ export function createApp(options: CreateAppOptions): AdminApp {
     clock,
     sessions,
     throttle: options.throttle ?? new LoginThrottle(clock),
+    uploadSlots: new UploadSlots(),
     imapTimeoutMs: options.imapTimeoutMs ?? 15000,
     afterRelease: options.afterRelease,
   };

@@ -1,4 +1,5 @@
 import type { SecretBox } from '../gateway/core/crypto';
+import type { UploadSlots } from './lib/upload-slots';
 import type { Config } from '../gateway/core/config';
 import type { Logger } from '../gateway/core/log';
 import type { Store } from '../gateway/store';
@@ -45,6 +46,8 @@ export interface AdminDeps {
   clock: () => Date;
   sessions: DatabaseSessionStore;
   throttle: LoginThrottle;
+  /** Large bodies (compose, API send) being received per user (admin/lib/upload-slots.ts). */
+  uploadSlots: UploadSlots;
   /** IMAP Authenticate limit (15 s in production; tests shorten it). */
   imapTimeoutMs: number;
   /** Called after a quarantined message is released (CRM association). */

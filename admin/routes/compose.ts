@@ -10,6 +10,7 @@ import {
 import { emlFilename } from '../lib/download';
 import { checkbox, field, queryParam } from '../lib/forms';
 import { flash, requireUser } from '../middleware/auth';
+import { UploadSlots } from '../lib/upload-slots';
 import type { AdminDeps } from '../types';
 
 /**
@@ -45,6 +46,7 @@ export function composeUploads(deps: AdminDeps): RequestHandler {
     if (declared > deps.config.smtpMaxMessageSize + 8 * 1024 * 1024) {
       return next(new AppError('TOO_LARGE', `The message is larger than ${Math.floor(deps.config.smtpMaxMessageSize / 1024 / 1024)} MB, the most that can be sent. Go back and remove attachments.`, { status: 413 }));
     }
+    if (!deps.uploadSlots.take(String(req.session.userId), res)) return next(UploadSlots.refusal());
     upload(req, res, (err: unknown) => {
       if (!err) return next();
       // Fields before the failing file were read (the form puts the file input last), so the page can be shown again with them.

@@ -5,6 +5,7 @@ import { AppError, notFound } from '../../../gateway/core/errors';
 import {
   authenticateMailAccountSmtp, claimSendKey, getOutboxItem, listOutbox, MAX_ATTACHMENTS, ORIGINAL_ACTIONS, sendDepsFromConfig, sendMessage,
 } from '../../../gateway/send';
+import { UploadSlots } from '../../lib/upload-slots';
 import type { AdminDeps } from '../../types';
 import { checkQuery, idParam, parseBody, wholeNumberParam } from './validate';
 
@@ -19,7 +20,12 @@ const SEND_PATH = /^\/accounts\/[^/]+\/send$/;
  */
 export function sendBodyParser(deps: AdminDeps) {
   const parse = express.json({ limit: Math.ceil(deps.config.smtpMaxMessageSize * 1.4) + 4 * 1024 * 1024, strict: false });
-  return (req: Request, res: Response, next: NextFunction) => (req.method === 'POST' && SEND_PATH.test(req.path) ? parse(req, res, next) : next());
+  const slots = deps.uploadSlots;
+  return (req: Request, res: Response, next: NextFunction) => {
+    if (req.method !== 'POST' || !SEND_PATH.test(req.path)) return next();
+    if (req.viewer && !slots.take(req.viewer.id.toString(), res)) return next(UploadSlots.refusal());
+    parse(req, res, next);
+  };
 }
 
 const addressField = z.union([z.string().max(100_000), z.array(z.string().max(1000)).max(200)]);
