@@ -45,7 +45,8 @@ import { smtpReply } from './smtp-reply';
  *
  * - sessions that keep making errors (a dictionary attack guessing
  *   forwarding addresses, a client ignoring every refusal, more than
- *   JUNK_COMMAND_LIMIT NOOP/RSET/VRFY… without delivering mail): from the
+ *   JUNK_COMMAND_LIMIT NOOP/RSET/VRFY… without delivering mail, more than
+ *   RECIPIENT_OVERSHOOT_LIMIT recipients past the limit): from the
  *   SOFT_ERROR_LIMIT-th error on each refusal is held back (errorDelayMs, a
  *   tarpit), and the command after the HARD_ERROR_LIMIT-th error gets
  *   `421 4.7.0` and the connection is closed, as Postfix does.

@@ -19,7 +19,17 @@ import { smtpReply } from './smtp-reply';
 
 export interface PostroomNotes {
   recipients: DeliverableRecipient[];
+  /** Recipients refused with 452 because the transaction already had SMTP_MAX_RECIPIENTS. */
+  overshoot?: number;
 }
+
+/**
+ * Recipients past the limit a client may send before each further one counts
+ * as an error (Postfix's smtpd_recipient_overshoot_limit, with its default):
+ * a pipelining MTA sends its whole list and takes the 452s, a client sending
+ * thousands is abusing the session.
+ */
+export const RECIPIENT_OVERSHOOT_LIMIT = 1000;
 
 export function transactionNotes(txn: HarakaTransaction): PostroomNotes {
   const notes = txn.notes as { postroom?: PostroomNotes };
@@ -55,6 +65,8 @@ export function hook_rcpt(this: HarakaPlugin, next: Next, connection: HarakaConn
 
   // RFC 5321 §4.5.3.1.10: "452 too many recipients"; the sender sends the rest in another transaction.
   if (notes.recipients.length >= runtime.settings.maxRecipients) {
+    notes.overshoot = (notes.overshoot ?? 0) + 1;
+    if (notes.overshoot > RECIPIENT_OVERSHOOT_LIMIT) connection.errors++;
     return refuse(constants.denysoft, DSN.create(452, `Too many recipients (at most ${runtime.settings.maxRecipients} per message)`, 5, 3), 'too many recipients');
   }
 

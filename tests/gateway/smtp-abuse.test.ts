@@ -168,6 +168,13 @@ describe('SMTP gateway: abusive sessions', function () {
     assert.equal(reply.code, 250, reply.text);
     await session.quit();
   });
+
+  it('a client sending thousands of recipients past the limit is cut off 1,000 recipients after the limit and 20 more', async () => {
+    const session = await mailSession('recipient-flood.test');
+    const codes: number[] = [];
+    for (let i = 0; i < 1100 && codes.at(-1) !== 421; i++) codes.push((await session.command(`RCPT TO:<${i < 2 ? [bob, carol][i].forwardingAddress : dave.forwardingAddress}>`)).code);
+    assert.deepEqual(codes, [250, 250, ...Array(1020).fill(452), 421]);
+  });
 });
 
 describe('SMTP gateway: slow clients', function () {
