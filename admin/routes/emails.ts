@@ -173,7 +173,11 @@ export function emailsRouter(deps: AdminDeps): Router {
       }))
       .filter((attachment) => !notListed.has(attachment.index));
     const account = message.accountId ? await deps.store.models.MailAccount.findById(message.accountId, { email: 1 }).lean() : null;
-    const [inReplyTo, conversation] = await Promise.all([repliedMessage(deps.store, req.viewer!, message), conversationOf(deps.store, req.viewer!, message)]);
+    const conversation = await conversationOf(deps.store, req.viewer!, message);
+    // The message this one answers is in its conversation; looked up on its own only past the listed part of a long one.
+    const inReplyTo = !message.inReplyTo ? null
+      : conversation?.messages.find((entry) => entry.messageId === message.inReplyTo && !entry._id.equals(message._id))
+        ?? (conversation?.more ? await repliedMessage(deps.store, req.viewer!, message) : null);
     // A forwarded-as-attachment mail is read here, not only offered as an .eml to open elsewhere.
     const attached = await attachedMessages(deps.store, message).catch((err: Error) => {
       deps.log.warn({ err, messageId: message._id.toString() }, 'the attached messages could not be read; they stay downloads');

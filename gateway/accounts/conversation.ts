@@ -8,6 +8,7 @@ export const CONVERSATION_LIMIT = 50;
 
 export interface ConversationEntry {
   _id: ObjectId;
+  messageId?: string | null;
   subject?: string | null;
   from?: { address?: string | null; name?: string | null } | null;
   date?: Date | null;
@@ -30,32 +31,30 @@ interface Threaded {
   references?: string[] | null;
 }
 
-const FIELDS = 'subject from date receivedAt status';
+const FIELDS = 'messageId subject from date receivedAt status';
 
 /**
  * The conversation a message belongs to in its mailbox, as mail clients
  * thread it (RFC 5322 §3.6.4): the messages it names in References and
  * In-Reply-To, and every message that names the conversation's first one
- * in its References, replies to the other replies included. Two look-ups,
- * each on an index that starts with the mailbox: {mailboxKey, messageId}
- * and the multikey {mailboxKey, references}. No subject matching: "Re:
- * Invoice" from two customers are not one conversation. Null when the
- * message is alone in it.
+ * in its References, replies to the other replies included. One query: on
+ * MongoDB each branch of its $or has an index that starts with the mailbox
+ * ({mailboxKey, messageId} and the multikey {mailboxKey, references}); on
+ * the embedded FerretDB, which reads the whole collection for any filter
+ * but _id, it is one read instead of one per branch (and the message page
+ * takes "In reply to" from it too). No subject matching: "Re: Invoice" from
+ * two customers are not one conversation. Null when the message is alone.
  */
 export async function conversationOf(store: Store, viewer: Viewer, message: Threaded): Promise<Conversation | null> {
   const references = (message.references ?? []).filter(Boolean);
   const root = references[0] || message.inReplyTo || message.messageId;
   if (!root) return null;
   const named = [...new Set([...references, message.inReplyTo, message.messageId].filter((id): id is string => Boolean(id)))];
-  const scope = { mailboxKey: message.mailboxKey, ...messageScope(viewer) };
-  const byDate = { receivedAt: 1, _id: 1 } as const;
-  const [ancestors, replies] = await Promise.all([
-    store.models.Message.find({ ...scope, messageId: { $in: named } }).select(FIELDS).sort(byDate).limit(CONVERSATION_LIMIT + 1).lean<ConversationEntry[]>(),
-    store.models.Message.find({ ...scope, references: root }).select(FIELDS).sort(byDate).limit(CONVERSATION_LIMIT + 1).lean<ConversationEntry[]>(),
-  ]);
-  const seen = new Map<string, ConversationEntry>();
-  for (const entry of [...ancestors, ...replies]) seen.set(entry._id.toString(), entry);
-  if (![...seen.keys()].some((id) => id !== message._id.toString())) return null;
-  const all = [...seen.values()].sort((a, b) => a.receivedAt.getTime() - b.receivedAt.getTime() || a._id.toString().localeCompare(b._id.toString()));
-  return { messages: all.slice(0, CONVERSATION_LIMIT), more: all.length > CONVERSATION_LIMIT || ancestors.length > CONVERSATION_LIMIT || replies.length > CONVERSATION_LIMIT };
+  const found = await store.models.Message.find({
+    mailboxKey: message.mailboxKey,
+    ...messageScope(viewer),
+    $or: [{ messageId: { $in: named } }, { references: root }],
+  }).select(FIELDS).sort({ receivedAt: 1, _id: 1 }).limit(CONVERSATION_LIMIT + 1).lean<ConversationEntry[]>();
+  if (!found.some((entry) => !entry._id.equals(message._id))) return null;
+  return { messages: found.slice(0, CONVERSATION_LIMIT), more: found.length > CONVERSATION_LIMIT };
 }
