@@ -11,6 +11,7 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
       '@typescript-eslint/no-require-imports': 'off',
       'no-console': 'off',
+      'no-restricted-properties': ['error', { object: 'AbortSignal', property: 'any', message: 'On Node 20 it leaves an entry on each source for good (nodejs/node#55351): use linkedAbort (gateway/core/linked-abort.ts).' }],
     },
   },
   {

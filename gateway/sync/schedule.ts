@@ -1,6 +1,7 @@
 import type { ImapFlow } from 'imapflow';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Config } from '../core/config';
+import { linkedAbort } from '../core/linked-abort';
 import { canonicalTimeZone } from '../core/time-zone';
 import { resolveMasterKey, SecretBox } from '../core/crypto';
 import type { Logger } from '../core/log';
@@ -139,8 +140,14 @@ export function startSyncer(deps: SyncerDeps): Syncer {
             ACCOUNT_FIELDS,
           ).lean<SyncableAccount>();
           if (!fresh) return skip('not-due');
-          const signal = AbortSignal.any([stopping.signal, lease.lost]);
-          const result = await syncAccount({ store, log: deps.log, secrets, options, associate, track, oauthConfig: deps.config }, fresh, signal);
+          // Not AbortSignal.any: stopping.signal lives as long as the process (core/linked-abort.ts).
+          const linked = linkedAbort([stopping.signal, lease.lost]);
+          let result: AccountPassResult;
+          try {
+            result = await syncAccount({ store, log: deps.log, secrets, options, associate, track, oauthConfig: deps.config }, fresh, linked.signal);
+          } finally {
+            linked.dispose();
+          }
           metrics().imapSyncs.inc({ outcome: result.outcome });
           metrics().imapSyncSeconds.observe({ outcome: result.outcome }, result.ms / 1000);
           report.accounts.push(result);

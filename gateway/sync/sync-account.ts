@@ -4,6 +4,7 @@ import { classifyImapError, type ImapLoginSettings } from '../accounts/imap-logi
 import { imapLoginSettings } from '../accounts/mail-accounts';
 import { SecretBoxError, type SecretBox } from '../core/crypto';
 import { AppError } from '../core/errors';
+import { linkedAbort } from '../core/linked-abort';
 import { imapClientOptions } from '../accounts/imap-client';
 import type { Logger } from '../core/log';
 import type { Associator } from '../mail/ingest';
@@ -140,12 +141,14 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
   // The user may delete, disable or re-configure the account while a long pass runs: checked between batches.
   const check = accountCheck(store, account);
   const deadline = new AbortController();
-  const passSignal = AbortSignal.any([signal, check.signal, deadline.signal]);
+  const passLink = linkedAbort([signal, check.signal, deadline.signal]);
+  const passSignal = passLink.signal;
 
   let settings: ImapLoginSettings;
   try {
     settings = imapLoginSettings(account as unknown as Parameters<typeof imapLoginSettings>[0], deps.secrets);
   } catch (err) {
+    passLink.dispose();
     if (!(err instanceof SecretBoxError)) throw err;
     const message = 'The stored IMAP password cannot be decrypted (was SECRET_KEY changed?). Enter the password again and authenticate.';
     await store.models.MailAccount.updateOne(accountFilter, { $set: { 'imap.status': 'failing', 'imap.lastError': message, 'imap.lastErrorCode': err.code, 'imap.lastSyncAt': startedAt } });
@@ -298,6 +301,7 @@ export async function syncAccount(deps: SyncAccountDeps, account: SyncableAccoun
     return await backOff(classifyFailure(err));
   } finally {
     clearTimeout(deadlineTimer);
+    passLink.dispose();
     untrack();
     client.close();
   }
