@@ -110,6 +110,28 @@ async function queuedEntry(store: Store, viewer: Viewer, id: string) {
   return row;
 }
 
+/**
+ * How long a finished entry (sent, or given up) stays on the Outbox page. The
+ * outbox is a work queue: the worker looks for due entries in it every 15 s,
+ * and on the embedded store that query reads the whole collection, so entries
+ * kept for ever cost seconds of every pass after some thousands of sends. The
+ * sent mail itself stays stored with the rest of the mail. Same keeping time
+ * as webhook deliveries (crm/retention.ts).
+ */
+export const OUTBOX_HISTORY_DAYS = 30;
+
+/**
+ * Delete entries finished more than OUTBOX_HISTORY_DAYS before `now`; an
+ * entry with work left (a retry, filing in Sent) is kept however old. A
+ * failed entry's kept copy is then owned by nothing and goes with the hourly
+ * sweep of orphaned blobs (store/blob-sweep.ts).
+ */
+export async function pruneOutboxHistory(store: Store, now = new Date()): Promise<number> {
+  const before = new Date(now.getTime() - OUTBOX_HISTORY_DAYS * 86_400_000);
+  const result = await store.models.Outbox.deleteMany({ nextAttemptAt: null, finishedAt: { $ne: null, $lt: before } });
+  return result.deletedCount ?? 0;
+}
+
 /** "Retry now": make a queued entry due at once (the worker takes it on its next pass or kick). */
 export async function retryOutboxNow(store: Store, viewer: Viewer, id: string, now = new Date()): Promise<void> {
   const row = await queuedEntry(store, viewer, id);

@@ -4,6 +4,7 @@ import type { Logger } from '../core/log';
 import type { Store } from '../store';
 import { attemptDelivery, claimDueEntry } from './deliver';
 import { newHolder, sendDepsFromConfig, type SendDeps } from './deps';
+import { pruneOutboxHistory } from './outbox';
 
 /**
  * The outbox loop any process can run (start-all, the syncer; several at
@@ -28,6 +29,8 @@ export interface OutboxWorkerOptions {
   /** Most entries one pass attempts, so a long queue cannot starve shutdown. */
   maxPerPass?: number;
 }
+
+const PRUNE_INTERVAL_MS = 3_600_000;
 
 export function startOutboxWorker(deps: SendDeps, options: OutboxWorkerOptions = {}): OutboxWorker {
   const intervalMs = options.intervalMs ?? 15_000;
@@ -57,7 +60,17 @@ export function startOutboxWorker(deps: SendDeps, options: OutboxWorkerOptions =
     wake.unref();
   }
 
+  /** Hourly (and at start): entries finished long ago leave the queue this worker reads every pass. */
+  let lastPrune = -Infinity;
+  async function pruneHistory(): Promise<void> {
+    if (Date.now() - lastPrune < PRUNE_INTERVAL_MS) return;
+    lastPrune = Date.now();
+    const deleted = await pruneOutboxHistory(deps.store, deps.clock?.() ?? new Date());
+    if (deleted > 0) log.info({ deleted }, 'deleted outbox entries finished more than 30 days ago');
+  }
+
   async function drain(): Promise<number> {
+    await pruneHistory().catch((err: Error) => log.warn({ err }, 'could not delete old outbox entries; trying again next hour'));
     let attempted = 0;
     while (!stopped && attempted < maxPerPass) {
       const now = deps.clock?.() ?? new Date();
