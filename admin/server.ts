@@ -104,7 +104,7 @@ export async function startAdmin(options: StartAdminOptions): Promise<RunningAdm
   // The worker gets the same box the console seals webhook secrets with.
   const crmWorker = options.crmWorker === false ? null : startCrmWorker(crmDeps, { secretBox });
   const blobSweeper = options.blobSweep === false ? null : startBlobSweeper(options.store, options.log);
-  const retention = options.mailRetention === false ? null : startMailRetention(options.store, options.log);
+  const retention = options.mailRetention === false ? null : startMailRetention(options.store, options.log, { backfillDays: options.config.imapBackfillDays });
   retention?.kick();
   const backfill = new AbortController();
   const backfilled = options.attachedTextBackfill === false ? Promise.resolve() : backfillAttachedText(options.store, log, { signal: backfill.signal }).then(

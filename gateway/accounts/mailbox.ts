@@ -569,20 +569,22 @@ export interface RemovableMessage {
   accountId?: ObjectId | null;
   rawBlobId?: ObjectId | null;
   attachments?: Array<{ blobId?: ObjectId | null }> | null;
+  receivedAt?: Date | null;
 }
 
 /** The fields of a message removeMessage reads (a projection for callers that list many). */
-export const REMOVABLE_MESSAGE_FIELDS = { mailboxKey: 1, dedupeKey: 1, contentHash: 1, accountId: 1, rawBlobId: 1, 'attachments.blobId': 1 } as const;
+export const REMOVABLE_MESSAGE_FIELDS = { mailboxKey: 1, dedupeKey: 1, contentHash: 1, accountId: 1, rawBlobId: 1, 'attachments.blobId': 1, receivedAt: 1 } as const;
 
 /**
  * Remove one message for good, in the crash-safe order described at
  * deleteMessage: tombstone, document, links, blobs. Shared by a user's
  * Delete and by mail retention (gateway/accounts/mail-retention.ts).
  */
-export async function removeMessage(store: Store, message: RemovableMessage, options: { now: Date; deletedBy: ObjectId | null }): Promise<void> {
+export async function removeMessage(store: Store, message: RemovableMessage, options: { now: Date; deletedBy: ObjectId | null; expired?: boolean }): Promise<void> {
+  const expiredReceivedAt = options.expired ? message.receivedAt ?? options.now : null;
   await store.models.Tombstone.updateOne(
     { mailboxKey: message.mailboxKey, dedupeKey: message.dedupeKey },
-    { $setOnInsert: { mailboxKey: message.mailboxKey, dedupeKey: message.dedupeKey, contentHash: message.contentHash ?? '', deletedAt: options.now, deletedBy: options.deletedBy } },
+    { $setOnInsert: { mailboxKey: message.mailboxKey, dedupeKey: message.dedupeKey, contentHash: message.contentHash ?? '', deletedAt: options.now, deletedBy: options.deletedBy, expiredReceivedAt } },
     { upsert: true },
   );
   const removed = await store.models.Message.deleteOne({ _id: message._id });

@@ -163,6 +163,12 @@ export const tombstoneSchema = new Schema(
     contentHash: { type: String, default: '' },
     deletedAt: { type: Date, required: true },
     deletedBy: { type: Schema.Types.ObjectId, default: null },
+    /**
+     * Set for mail that mail retention removed: the message's receivedAt. Such a tombstone is only needed while
+     * an IMAP first sync (or a re-read) could fetch the mail again, and is dropped once it is older than
+     * IMAP_BACKFILL_DAYS (gateway/accounts/mail-retention.ts). Unset for mail a person deleted: kept for good.
+     */
+    expiredReceivedAt: { type: Date, default: null },
   },
   { collection: 'message_tombstones' },
 );

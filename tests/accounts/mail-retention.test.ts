@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import mongoose from 'mongoose';
-import { expireOldMail, SYSTEM_ACTOR, updateBusinessSettings } from '../../gateway/accounts';
+import { expireOldMail, removeMessage, REMOVABLE_MESSAGE_FIELDS, SYSTEM_ACTOR, updateBusinessSettings } from '../../gateway/accounts';
 import { ingest } from '../../gateway/mail/ingest';
 import { startAdmin } from '../../admin/server';
 import { silentLogger } from '../../gateway/core/log';
@@ -29,7 +29,7 @@ describe('mail retention (Keep mail for N days)', () => {
 
   it('keeps everything while the setting is 0', async () => {
     await store1('ancient', 4000);
-    assert.deepEqual(await expireOldMail(store, { now }), { retentionDays: 0, before: null, deleted: 0 });
+    assert.deepEqual(await expireOldMail(store, { now }), { retentionDays: 0, before: null, deleted: 0, tombstonesDropped: 0 });
     assert.equal(await store.models.Message.countDocuments(), 1);
   });
 
@@ -44,7 +44,8 @@ describe('mail retention (Keep mail for N days)', () => {
     await updateBusinessSettings(store, { retentionDays: 90 }, SYSTEM_ACTOR, { businessDomains: [] });
     await store.models.MailAccount.collection.insertOne({ _id: accountId, email: 'bob@acme.test', messageCount: 3 });
 
-    const result = await expireOldMail(store, { now, batchSize: 1 });
+    // IMAP_BACKFILL_DAYS above the retention: a first sync could fetch this mail again.
+    const result = await expireOldMail(store, { now, batchSize: 1, backfillDays: 3650 });
     assert.equal((await store.models.MailAccount.findById(accountId).lean())?.messageCount, 1, 'the account counts what it still holds');
     assert.equal(result.deleted, 2);
     assert.deepEqual((await store.models.Message.find({}, { _id: 1 }).lean()).map((m) => m._id.toString()), [recent.id!.toString()]);
@@ -55,7 +56,36 @@ describe('mail retention (Keep mail for N days)', () => {
 
     // A resync from further back (a new UIDVALIDITY) offers the same mail again: it stays deleted.
     assert.equal((await store1('older', 400)).outcome, 'tombstoned');
-    assert.equal((await expireOldMail(store, { now })).deleted, 0);
+    assert.equal((await expireOldMail(store, { now, backfillDays: 3650 })).deleted, 0);
+  });
+
+  it('drops the deletion records of expired mail no IMAP sync reaches back to, and keeps those of mail a person deleted', async () => {
+    const ownerId = new mongoose.Types.ObjectId();
+    const withinReach = await store1('within-reach', 10);
+    const beyondReach = await store1('beyond-reach', 40);
+    const deletedByBob = await store1('deleted-by-bob', 400);
+    await removeMessage(store, (await store.models.Message.findById(deletedByBob.id, REMOVABLE_MESSAGE_FIELDS).lean())!, { now, deletedBy: ownerId });
+    await updateBusinessSettings(store, { retentionDays: 5 }, SYSTEM_ACTOR, { businessDomains: [] });
+
+    // IMAP_BACKFILL_DAYS 30: a first sync reaches back 30 days (and IMAP's SINCE counts whole days).
+    const result = await expireOldMail(store, { now, backfillDays: 30 });
+    assert.equal(result.deleted, 2);
+    assert.equal(result.tombstonesDropped, 1);
+    const left = await store.models.Tombstone.find({}, { dedupeKey: 1, expiredReceivedAt: 1, deletedBy: 1 }).sort({ dedupeKey: 1 }).lean();
+    assert.equal(left.length, 2);
+    assert.ok(left.some((t) => t.deletedBy?.equals(ownerId) && !t.expiredReceivedAt), 'a person\'s deletion is kept for good');
+    assert.ok(left.some((t) => t.expiredReceivedAt?.getTime() === now.getTime() - 10 * DAY), 'expired mail a sync could still fetch keeps its record');
+    // What a sync can still offer stays deleted; so does what Bob deleted, however old.
+    assert.equal((await store1('within-reach', 10)).outcome, 'tombstoned');
+    assert.equal((await store1('deleted-by-bob', 400)).outcome, 'tombstoned');
+    assert.equal(await store.models.Message.exists({ _id: withinReach.id }), null);
+    assert.equal(await store.models.Message.exists({ _id: beyondReach.id }), null);
+
+    // Days later the record of the 10-day-old mail is out of reach too, with retention turned off meanwhile.
+    await updateBusinessSettings(store, { retentionDays: 0 }, SYSTEM_ACTOR, { businessDomains: [] });
+    const later = await expireOldMail(store, { now: new Date(now.getTime() + 25 * DAY), backfillDays: 30 });
+    assert.equal(later.tombstonesDropped, 1);
+    assert.equal(await store.models.Tombstone.countDocuments({}), 1);
   });
 
   it('runs in the admin process as it starts', async () => {
@@ -74,7 +104,7 @@ describe('mail retention (Keep mail for N days)', () => {
     // Set when the field did nothing: an upgrade must not delete years of mail without anyone being asked.
     const kept = await store1('kept', 400);
     await store.models.BusinessSettings.collection.insertOne({ _id: 'business' as never, name: 'Acme', domains: ['acme.test'], authPolicy: 'quarantine', retentionDays: 30 });
-    assert.deepEqual(await expireOldMail(store, { now }), { retentionDays: 30, before: null, deleted: 0, unconfirmed: true });
+    assert.deepEqual(await expireOldMail(store, { now }), { retentionDays: 30, before: null, deleted: 0, unconfirmed: true, tombstonesDropped: 0 });
     assert.ok(await store.models.Message.exists({ _id: kept.id }));
 
     await makeUser(store, 'it@acme.test', 'admin');
