@@ -106,6 +106,8 @@ describe('robustness: kill -9 each process of npm start under SMTP and IMAP load
       NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS,
       XDG_CACHE_HOME: process.env.XDG_CACHE_HOME,
       POSTROOM_FERRETDB_BIN: process.env.POSTROOM_FERRETDB_BIN,
+      // The test mail servers are on loopback, which the default refuses (tests/support/prepare-env.ts).
+      MAIL_SERVER_BLOCKED_NETWORKS: process.env.MAIL_SERVER_BLOCKED_NETWORKS,
       DATA_DIR: dataDir,
       SMTP_PORT: String(await freePort()),
       ADMIN_PORT: String(await freePort()),

@@ -22,6 +22,8 @@ export function startAppliance(env: NodeJS.ProcessEnv): RunningAppliance {
     NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS,
     XDG_CACHE_HOME: process.env.XDG_CACHE_HOME,
     POSTROOM_FERRETDB_BIN: process.env.POSTROOM_FERRETDB_BIN,
+    // The test mail servers are on loopback, which the default refuses (tests/support/prepare-env.ts).
+    MAIL_SERVER_BLOCKED_NETWORKS: process.env.MAIL_SERVER_BLOCKED_NETWORKS,
   };
   const child = spawn(process.execPath, [fromRoot('dist/gateway/bin/start-all.js')], { env: { ...inherited, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   child.stdout!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
