@@ -15,10 +15,12 @@ export interface NetworkList {
 
 /** IPv4 embedded in IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible or NAT64 (64:ff9b::/96) IPv6 addresses. */
 export function embeddedIpv4(ip: string): string | null {
-  const lower = ip.toLowerCase();
+  // The URL parser writes an IPv6 address in its one short form, so 0:0:0:0:0:ffff:7f00:1 is ::ffff:7f00:1 too.
+  const bare = ip.replace(/%.*$/, ''); // a zone (fe80::1%eth0) is no part of the address, and the URL parser refuses it
+  const lower = net.isIP(bare) === 6 ? new URL(`http://[${bare}]/`).hostname.slice(1, -1) : bare.toLowerCase();
   const dotted = /^(?:::ffff:|::|64:ff9b::)(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
   if (dotted) return dotted[1];
-  const hex = /^(?:::ffff:|64:ff9b::)([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(lower);
+  const hex = /^(?:::ffff:|::|64:ff9b::)([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(lower);
   if (hex) {
     const high = parseInt(hex[1], 16);
     const low = parseInt(hex[2], 16);

@@ -70,7 +70,7 @@ describe('accounts: mailbox servers on blocked networks (MAIL_SERVER_BLOCKED_NET
   describe('with the default list', () => {
     beforeEach(() => setBlockedMailServerNetworks(DEFAULT_BLOCKED_MAIL_SERVER_NETWORKS));
 
-    for (const host of ['127.0.0.1', '127.8.9.10', '::ffff:127.0.0.1', '[::1]', 'localhost', '169.254.169.254', '0.0.0.0']) {
+    for (const host of ['127.0.0.1', '127.8.9.10', '::ffff:127.0.0.1', '0:0:0:0:0:ffff:7f00:1', '0000:0000:0000:0000:0000:ffff:127.0.0.1', '[::1]', 'localhost', '169.254.169.254', '0.0.0.0']) {
       it(`IMAP Authenticate to ${host} is refused before connecting, saying why and what to change`, async () => {
         const result = await authenticateImap({ host, port: counter.port, ...IMAP_LOGIN }, { timeoutMs: 5000 });
         assert.equal(result.ok, false);
@@ -103,7 +103,7 @@ describe('accounts: mailbox servers on blocked networks (MAIL_SERVER_BLOCKED_NET
     it('LAN and public addresses are not in it (an on-prem Exchange stays reachable); metadata and loopback forms are', () => {
       const list = parseNetworkList(DEFAULT_BLOCKED_MAIL_SERVER_NETWORKS);
       for (const address of ['10.1.2.3', '192.168.0.10', '172.20.0.5', 'fd12::1', '198.51.100.7', '2a00:1450:4001:80b::200e']) assert.equal(list.match(address), undefined, address);
-      for (const [address, network] of [['127.0.0.53', '127.0.0.0/8'], ['::ffff:7f00:1', '127.0.0.0/8'], ['fe80::1%eth0', 'fe80::/10'], ['fd00:ec2::254', 'fd00:ec2::254/128'], ['168.63.129.16', '168.63.129.16/32']]) {
+      for (const [address, network] of [['127.0.0.53', '127.0.0.0/8'], ['::ffff:7f00:1', '127.0.0.0/8'], ['0:0:0:0:0:ffff:a9fe:a9fe', '169.254.0.0/16'], ['::127.0.0.1', '127.0.0.0/8'], ['fe80::1%eth0', 'fe80::/10'], ['fd00:ec2::254', 'fd00:ec2::254/128'], ['168.63.129.16', '168.63.129.16/32']]) {
         assert.equal(list.match(address), network, address);
       }
     });
