@@ -1,7 +1,7 @@
 import type { ImapFlowOptions } from 'imapflow';
 import type { Logger } from '../core/log';
 import type { TlsMode } from './presets';
-import { pinMailServer } from './mail-server-address';
+import { pinMailServer, pinnedLookup } from './mail-server-address';
 
 /**
  * The imapflow options every Postroom IMAP connection uses (Authenticate,
@@ -33,8 +33,10 @@ export async function imapClientOptions(
   const t = typeof timeouts === 'number' ? { connectionTimeoutMs: timeouts, greetingTimeoutMs: timeouts, socketTimeoutMs: timeouts } : timeouts;
   const server = await pinMailServer(endpoint.host, t.connectionTimeoutMs);
   return {
-    host: server.address,
-    ...(server.servername ? { servername: server.servername } : {}),
+    // A name is connected to by name (imapflow keeps it for SNI and the certificate check) through a lookup
+    // that answers with the addresses checked, each tried in turn; `tls` holds options for net/tls.connect.
+    host: server.servername ?? server.address,
+    ...(server.servername ? { tls: { lookup: pinnedLookup(server) } } : {}),
     port: endpoint.port,
     secure: endpoint.tls === 'implicit',
     // STARTTLS (RFC 3501 §6.2.1) is required when asked for; never attempted for 'none'.

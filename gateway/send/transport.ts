@@ -51,6 +51,9 @@ function smtpAuthOption(auth: SmtpSettings['auth']): SMTPTransport.Options['auth
  * The host is resolved and checked against MAIL_SERVER_BLOCKED_NETWORKS
  * first (pinMailServer) and the session goes to the address checked, with
  * the name kept for TLS; a refused host rejects with MailServerBlockedError.
+ * One address (IPv4 first): nodemailer would resolve a name again itself,
+ * so unlike IMAP a submission server's other addresses are not tried.
+ * Outbox retries cover an address that is down.
  */
 export async function createSmtpTransport(settings: SmtpSettings, options: TransportOptions = {}): Promise<Transporter<SMTPTransport.SentMessageInfo>> {
   const timeouts = { ...DEFAULT_SMTP_TIMEOUTS, ...options.timeouts };

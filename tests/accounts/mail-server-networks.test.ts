@@ -12,6 +12,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import request from 'supertest';
 import { authenticateImap, createApiToken, type PublicUser } from '../../gateway/accounts';
+import { setMailServerResolver } from '../../gateway/accounts/mail-server-address';
 import { ConfigError, loadConfig } from '../../gateway/core/config';
 import { DEFAULT_BLOCKED_MAIL_SERVER_NETWORKS, setBlockedMailServerNetworks } from '../../gateway/core/mail-server-networks';
 import { parseNetworkList } from '../../gateway/core/network-list';
@@ -160,6 +161,26 @@ describe('accounts: mailbox servers on blocked networks (MAIL_SERVER_BLOCKED_NET
     await dovecot.addUser('mail-server-networks@acme.test', 'right-password');
     const result = await authenticateImap({ host: 'localhost', port: dovecot.tlsPort, tls: 'implicit', username: 'mail-server-networks@acme.test', password: 'right-password' }, { timeoutMs: 10_000 });
     assert.deepEqual(result, { ok: true });
+  });
+
+  it('a name is tried at each of its addresses in turn (a dead one first), and refused whole when any is blocked', async () => {
+    setBlockedMailServerNetworks('169.254.0.0/16');
+    try {
+      // imap.example.test: its first address has nothing listening (refused at once), its second is the server.
+      setMailServerResolver(async () => [{ address: '127.0.0.2', family: 4 }, { address: '127.0.0.1', family: 4 }]);
+      const result = await authenticateImap({ host: 'imap.example.test', port: counter.port, ...IMAP_LOGIN }, { timeoutMs: 5000 });
+      assert.equal(result.ok, false);
+      assert.equal(counter.connections(), 1, 'the second address was not tried');
+      if (!result.ok) assert.notEqual(result.error.code, 'MAIL_SERVER_BLOCKED');
+      // A round-robin name with one blocked address among public-looking ones.
+      setMailServerResolver(async () => [{ address: '127.0.0.1', family: 4 }, { address: '169.254.169.254', family: 4 }]);
+      const refused = await authenticateImap({ host: 'imap.example.test', port: counter.port, ...IMAP_LOGIN }, { timeoutMs: 5000 });
+      assert.equal(refused.ok, false);
+      if (!refused.ok) assert.match(refused.error.message, /imap\.example\.test is 169\.254\.169\.254, which is in a network/);
+      assert.equal(counter.connections(), 1, 'nothing more reached the server');
+    } finally {
+      setMailServerResolver(undefined);
+    }
   });
 
   it('a bad list stops the process at start, naming each bad entry', () => {
