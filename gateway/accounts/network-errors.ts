@@ -73,7 +73,7 @@ export function classifyNetworkError(
 
   if (code === 'MAIL_SERVER_BLOCKED') {
     // Nothing was sent there: the sentence may name the address, which the user's own DNS would show too.
-    return { code, message: `Postroom does not connect to ${e.message}: the host must be the mail provider's ${wording.protocol} server, not this machine or a local-only address. An administrator can change MAIL_SERVER_BLOCKED_NETWORKS.` };
+    return { code, message: `${e.message}: the host must be the mail provider's ${wording.protocol} server, not this machine or a local-only address. An administrator can change MAIL_SERVER_BLOCKED_NETWORKS.` };
   }
   if (DNS_CODES.has(code)) {
     return { code: 'HOST_NOT_FOUND', message: `The host name ${target?.host ?? e.hostname ?? ''} was not found in DNS (${code}). Check the ${wording.protocol} host.`.replace('  ', ' ') };

@@ -78,7 +78,8 @@ describe('accounts: mailbox servers on blocked networks (MAIL_SERVER_BLOCKED_NET
         if (result.ok) return;
         assert.equal(result.error.code, 'MAIL_SERVER_BLOCKED');
         assert.equal(result.error.status, 422);
-        assert.match(result.error.message, /^Postroom does not connect to /);
+        assert.match(result.error.message, /^\S+ is /);
+        assert.doesNotMatch(result.error.message, /Postroom does not connect to \S+ is/, 'one sentence');
         assert.match(result.error.message, /is in a network Postroom does not connect to for mailboxes \((127\.0\.0\.0\/8|::1\/128|169\.254\.0\.0\/16|0\.0\.0\.0\/8)\)/);
         assert.match(result.error.message, /the mail provider's IMAP server.*MAIL_SERVER_BLOCKED_NETWORKS/);
         if (host === 'localhost') assert.match(result.error.message, /localhost is (127\.0\.0\.1|::1), which/);
@@ -131,7 +132,7 @@ describe('accounts: mailbox servers on blocked networks (MAIL_SERVER_BLOCKED_NET
       const answer = await api('post', `/accounts/${account.id}/imap/authenticate`);
       assert.equal(answer.status, 422);
       assert.equal(answer.body.error.code, 'MAIL_SERVER_BLOCKED');
-      assert.match(answer.body.error.message, /Postroom does not connect to localhost/);
+      assert.match(answer.body.error.message, /^localhost is (127\.0\.0\.1|::1), which is in a network Postroom does not connect to for mailboxes/);
       const shown = await api('get', `/accounts/${account.id}`).expect(200);
       assert.equal(shown.body.imap.lastErrorCode, 'MAIL_SERVER_BLOCKED');
       assert.equal(counter.connections(), 0);
