@@ -63,11 +63,16 @@ async function expire(store: Store, now: Date, batchSize: number): Promise<Omit<
 /** IMAP_BACKFILL_DAYS's default (gateway/core/config.ts), for callers without the configuration. */
 const DEFAULT_BACKFILL_DAYS = 30;
 
-/** Drop the tombstones of expired mail that arrived before any IMAP sync could reach back (expireOldMail). */
+/**
+ * Drop the tombstones of expired mail that arrived before any IMAP sync could reach back (expireOldMail).
+ * Releases before expiredReceivedAt wrote retention's tombstones without it, with deletedBy null (a person's
+ * deletion always names them): such a record deleted before the reach is of mail that arrived earlier still.
+ */
 export async function pruneExpiredTombstones(store: Store, options: { now: Date; backfillDays: number }): Promise<number> {
   const reach = new Date(options.now.getTime() - (options.backfillDays + 2) * DAY_MS);
   const result = await store.models.Tombstone.deleteMany({ expiredReceivedAt: { $ne: null, $lt: reach } });
-  return result.deletedCount ?? 0;
+  const legacy = await store.models.Tombstone.deleteMany({ expiredReceivedAt: { $exists: false }, deletedBy: null, deletedAt: { $lt: reach } });
+  return (result.deletedCount ?? 0) + (legacy.deletedCount ?? 0);
 }
 
 /** Retention on a timer (the admin process runs it): a pass soon after start, then hourly; passes never overlap. */

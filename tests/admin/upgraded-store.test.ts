@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import request from 'supertest';
-import { createApiToken, SYSTEM_ACTOR, type PublicUser } from '../../gateway/accounts';
+import mongoose from 'mongoose';
+import { createApiToken, expireOldMail, SYSTEM_ACTOR, type PublicUser } from '../../gateway/accounts';
 import { ensureIndexes } from '../../gateway/models';
 import { openTestStore } from '../support/store';
 import { buildApp, makeAccount, makeUser, signIn, storeMessage, type TestApp, type TestStore } from './fixtures';
@@ -62,5 +63,22 @@ describe('admin: a store written by the previous release', () => {
     assert.deepEqual((list.body.messages as Array<{ subject: string; copies: number }>).map((m) => [m.subject, m.copies]), [['Invoice 2026-11', 1], ['Quote for 40 widgets', 2]]);
     const created = await request(testApp.app).post('/api/v1/objects').set('Authorization', `Bearer ${token}`).send({ type: 'customer', name: 'Customer Inc', domains: ['customer.test'] });
     assert.equal(created.status, 201, JSON.stringify(created.body));
+  });
+
+  it('drops the deletion records the previous release left for mail retention expired, once no sync reaches back; keeps a person\'s', async () => {
+    // The previous release wrote tombstones without expiredReceivedAt: retention's with deletedBy null, a person's with their id.
+    const DAY = 86_400_000;
+    const now = new Date();
+    const old = (key: string, daysAgo: number, deletedBy: mongoose.Types.ObjectId | null) => ({
+      mailboxKey: `legacy-${key}`, dedupeKey: `legacy-${key}`, contentHash: '', deletedAt: new Date(now.getTime() - daysAgo * DAY), deletedBy,
+    });
+    const bobId = new mongoose.Types.ObjectId(bob.id);
+    await store.models.Tombstone.collection.insertMany([
+      old('expired-long-ago', 200, null), old('expired-40-days-ago', 40, null), old('expired-10-days-ago', 10, null), old('deleted-by-bob', 200, bobId),
+    ]);
+    const result = await expireOldMail(store, { now, backfillDays: 30 });
+    assert.equal(result.tombstonesDropped, 2);
+    const left = (await store.models.Tombstone.find({ mailboxKey: /^legacy-/ }, { mailboxKey: 1 }).lean()).map((t) => t.mailboxKey).sort();
+    assert.deepEqual(left, ['legacy-deleted-by-bob', 'legacy-expired-10-days-ago']);
   });
 });
