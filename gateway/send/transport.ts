@@ -1,8 +1,9 @@
+import net from 'node:net';
 import nodemailer, { type Transporter } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport';
 import type { Logger } from '../core/log';
 import type { SmtpSettings } from './settings';
-import { pinMailServer } from '../accounts/mail-server-address';
+import { pinMailServer, pinnedLookup, type PinnedServer } from '../accounts/mail-server-address';
 
 /** Timeouts of one SMTP session (nodemailer's names); tests shorten them. */
 export interface SmtpTimeouts {
@@ -51,16 +52,16 @@ function smtpAuthOption(auth: SmtpSettings['auth']): SMTPTransport.Options['auth
  * The host is resolved and checked against MAIL_SERVER_BLOCKED_NETWORKS
  * first (pinMailServer) and the session goes to the address checked, with
  * the name kept for TLS; a refused host rejects with MailServerBlockedError.
- * One address (IPv4 first): nodemailer would resolve a name again itself,
- * so unlike IMAP a submission server's other addresses are not tried.
- * Outbox retries cover an address that is down.
+ * nodemailer would resolve a name again itself, so it is handed a socket
+ * (its getSocket hook) connected through the addresses checked, each tried
+ * in turn as Node does for a name (connectedSocket).
  */
 export async function createSmtpTransport(settings: SmtpSettings, options: TransportOptions = {}): Promise<Transporter<SMTPTransport.SentMessageInfo>> {
   const timeouts = { ...DEFAULT_SMTP_TIMEOUTS, ...options.timeouts };
   const server = await pinMailServer(settings.host, timeouts.connectionTimeoutMs);
   const transportOptions: SMTPTransport.Options = {
-    host: server.address,
-    ...(server.servername ? { servername: server.servername } : {}),
+    // By name: nodemailer keeps it for SNI and the certificate check (also when STARTTLS upgrades the socket).
+    host: server.servername ?? server.address,
     port: settings.port,
     secure: settings.tls === 'implicit',
     requireTLS: settings.tls === 'starttls',
@@ -76,5 +77,40 @@ export async function createSmtpTransport(settings: SmtpSettings, options: Trans
     debug: false,
   };
   if (options.name) transportOptions.name = options.name;
+  const servername = server.servername;
+  if (servername) transportOptions.getSocket = (_options, callback) => connectedSocket(server, servername, settings.port, timeouts.connectionTimeoutMs, callback);
   return nodemailer.createTransport(transportOptions);
+}
+
+/**
+ * A TCP connection to the pinned addresses of a name, for nodemailer's
+ * getSocket: each address is tried in turn (Node's autoSelectFamily, with
+ * the connection's time shared between them), and the socket is handed over
+ * once connected, so a refusal or a timeout of every address is the error
+ * nodemailer rejects with (ECONNREFUSED, ETIMEDOUT), classified as before.
+ */
+function connectedSocket(server: PinnedServer, servername: string, port: number, timeoutMs: number, callback: (err: Error | null, socketOptions?: { connection: net.Socket }) => void): void {
+  let settled = false;
+  const settle = (err: Error | null) => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    socket.removeListener('error', settle);
+    if (err) {
+      socket.destroy();
+      callback(err);
+    } else {
+      callback(null, { connection: socket });
+    }
+  };
+  const socket = net.connect({
+    host: servername,
+    port,
+    lookup: pinnedLookup(server),
+    autoSelectFamily: true,
+    autoSelectFamilyAttemptTimeout: Math.max(250, Math.floor(timeoutMs / Math.max(1, server.addresses.length))),
+  });
+  const timer = setTimeout(() => settle(Object.assign(new Error(`${servername}:${port} did not accept the connection within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs);
+  socket.once('connect', () => settle(null));
+  socket.once('error', settle);
 }

@@ -184,6 +184,25 @@ describe('accounts: mailbox servers on blocked networks (MAIL_SERVER_BLOCKED_NET
     }
   });
 
+  it('SMTP too: a submission server\'s name is tried at each of its checked addresses in turn', async () => {
+    setBlockedMailServerNetworks('169.254.0.0/16');
+    const smtp = await startCounter('smtp');
+    try {
+      setMailServerResolver(async () => [{ address: '127.0.0.2', family: 4 }, { address: '127.0.0.1', family: 4 }]);
+      const result = await authenticateSmtp({ host: 'smtp.example.test', port: smtp.port, tls: 'none', auth: { type: 'password', user: 'carol@acme.test', pass: 'x' } }, { timeoutMs: 5000 });
+      assert.equal(result.ok, false);
+      assert.equal(smtp.connections(), 1, 'the second address was not tried');
+      // Every address refused: the sentence says so, as for a name Node resolved itself.
+      setMailServerResolver(async () => [{ address: '127.0.0.2', family: 4 }, { address: '127.0.0.3', family: 4 }]);
+      const refused = await authenticateSmtp({ host: 'smtp.example.test', port: smtp.port, tls: 'none', auth: { type: 'password', user: 'carol@acme.test', pass: 'x' } }, { timeoutMs: 5000 });
+      assert.equal(refused.ok, false);
+      if (!refused.ok) assert.equal(refused.error.code, 'CONNECTION_REFUSED', refused.error.message);
+    } finally {
+      setMailServerResolver(undefined);
+      await smtp.close();
+    }
+  });
+
   it('a bad list stops the process at start, naming each bad entry', () => {
     assert.throws(() => loadConfig({ MAIL_SERVER_BLOCKED_NETWORKS: '127.0.0.0/8,10.0.0.0/33,intranet' }), (err: unknown) => {
       assert.ok(err instanceof ConfigError);

@@ -51,6 +51,12 @@ describe('send: Authenticate SMTP', function () {
     assert.ok(starttls.logins.includes('bob@acme.test') && implicit.logins.includes('bob@acme.test'), 'AUTH really happened');
   });
 
+  it('logs in by host name too, with the certificate checked against the name (both TLS modes)', async () => {
+    // The test certificate names localhost: a login through the checked address passes only if TLS still uses the name.
+    assert.deepEqual(await authenticateSmtp(settings({ host: 'localhost', port: starttls.port, tls: 'starttls' }), { timeoutMs: 5000 }), { ok: true });
+    assert.deepEqual(await authenticateSmtp(settings({ host: 'localhost', port: implicit.port, tls: 'implicit' }), { timeoutMs: 5000 }), { ok: true });
+  });
+
   it('a wrong password is AUTH_FAILED with the server\'s text, never the password', async () => {
     const result = await authenticateSmtp(settings({ port: starttls.port, pass: 'wrong-password-123' }), { timeoutMs: 5000 });
     assert.equal(result.ok, false);
