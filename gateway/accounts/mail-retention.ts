@@ -1,3 +1,4 @@
+import { VARIABLES } from '../core/config';
 import type { Logger } from '../core/log';
 import { startSerialLoop, type SerialLoop } from '../core/serial-loop';
 import type { Store } from '../store';
@@ -60,8 +61,8 @@ async function expire(store: Store, now: Date, batchSize: number): Promise<Omit<
   return { retentionDays, before, deleted };
 }
 
-/** IMAP_BACKFILL_DAYS's default (gateway/core/config.ts), for callers without the configuration. */
-const DEFAULT_BACKFILL_DAYS = 30;
+/** IMAP_BACKFILL_DAYS's default, for callers without the configuration. */
+const DEFAULT_BACKFILL_DAYS = Number(VARIABLES.IMAP_BACKFILL_DAYS.default);
 
 /**
  * Drop the tombstones of expired mail that arrived before any IMAP sync could reach back (expireOldMail).
@@ -70,9 +71,15 @@ const DEFAULT_BACKFILL_DAYS = 30;
  */
 export async function pruneExpiredTombstones(store: Store, options: { now: Date; backfillDays: number }): Promise<number> {
   const reach = new Date(options.now.getTime() - (options.backfillDays + 2) * DAY_MS);
-  const result = await store.models.Tombstone.deleteMany({ expiredReceivedAt: { $ne: null, $lt: reach } });
-  const legacy = await store.models.Tombstone.deleteMany({ expiredReceivedAt: { $exists: false }, deletedBy: null, deletedAt: { $lt: reach } });
-  return (result.deletedCount ?? 0) + (legacy.deletedCount ?? 0);
+  // One command (on the embedded store one read of the collection): this release's records of expired mail,
+  // and those an earlier release left (no expiredReceivedAt, no person named, deleted before the reach).
+  const result = await store.models.Tombstone.deleteMany({
+    $or: [
+      { expiredReceivedAt: { $ne: null, $lt: reach } },
+      { expiredReceivedAt: { $exists: false }, deletedBy: null, deletedAt: { $lt: reach } },
+    ],
+  });
+  return result.deletedCount ?? 0;
 }
 
 /** Retention on a timer (the admin process runs it): a pass soon after start, then hourly; passes never overlap. */

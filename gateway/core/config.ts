@@ -6,7 +6,7 @@ import { projectRoot } from './paths';
 import { redactUri } from './redact-uri';
 import { canonicalTimeZone } from './time-zone';
 import { parseNetworkList } from './network-list';
-import { DEFAULT_BLOCKED_MAIL_SERVER_NETWORKS } from './mail-server-networks';
+import { DEFAULT_BLOCKED_MAIL_SERVER_NETWORKS, setBlockedMailServerNetworks } from './mail-server-networks';
 
 /**
  * Configuration comes only from environment variables (12-factor), is read
@@ -441,7 +441,10 @@ function shown(raw: string, secret: VarSpec['secret']): string {
 
 export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
   try {
-    return loadConfig(env);
+    const config = loadConfig(env);
+    // The process's blocked networks are the validated value, not a second read of the environment.
+    setBlockedMailServerNetworks(config.mailServerBlockedNetworks);
+    return config;
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`postroom: ${err.message}\n`);

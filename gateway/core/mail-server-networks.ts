@@ -21,14 +21,16 @@ let current: NetworkList | undefined;
 
 /**
  * The blocked networks of this process: MAIL_SERVER_BLOCKED_NETWORKS as
- * loadConfig validated it at start (a bad value stops the process there).
+ * loadConfigOrExit validated and set it at start (a bad value stops the
+ * process there); code run without an entry point (tests) reads the
+ * environment itself.
  */
 export function blockedMailServerNetworks(): NetworkList {
   current ??= parseNetworkList(process.env.MAIL_SERVER_BLOCKED_NETWORKS?.trim() || DEFAULT_BLOCKED_MAIL_SERVER_NETWORKS);
   return current;
 }
 
-/** Replace the list for this process (tests; undefined reads the environment again). */
+/** Set the list for this process (loadConfigOrExit; tests); undefined reads the environment again. */
 export function setBlockedMailServerNetworks(text: string | undefined): void {
   current = text === undefined ? undefined : parseNetworkList(text);
 }
