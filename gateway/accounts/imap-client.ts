@@ -1,7 +1,8 @@
 import type { ImapFlowOptions } from 'imapflow';
 import type { Logger } from '../core/log';
 import type { TlsMode } from './presets';
-import { pinMailServer, pinnedLookup } from './mail-server-address';
+import { checkedLookup } from '../core/checked-host';
+import { pinMailServer } from './mail-server-address';
 
 /**
  * The imapflow options every Postroom IMAP connection uses (Authenticate,
@@ -35,8 +36,8 @@ export async function imapClientOptions(
   return {
     // A name is connected to by name (imapflow keeps it for SNI and the certificate check) through a lookup
     // that answers with the addresses checked, each tried in turn; `tls` holds options for net/tls.connect.
-    host: server.servername ?? server.address,
-    ...(server.servername ? { tls: { lookup: pinnedLookup(server) } } : {}),
+    host: server.servername ?? server.host,
+    ...(server.servername ? { tls: { lookup: checkedLookup(server) } } : {}),
     port: endpoint.port,
     secure: endpoint.tls === 'implicit',
     // STARTTLS (RFC 3501 §6.2.1) is required when asked for; never attempted for 'none'.

@@ -7,7 +7,8 @@ import type { Logger } from '../core/log';
 import type { Store } from '../store';
 import { secretContext } from './webhooks';
 import { SIGNATURE_HEADER, signatureHeader } from './webhook-signature';
-import { checkWebhookTarget, guardedLookup, parseWebhookUrl, type LookupAll } from './webhook-target';
+import { checkedLookup, type CheckedHost, type LookupAll } from '../core/checked-host';
+import { checkWebhookTarget, parseWebhookUrl } from './webhook-target';
 import { claimUnderLease, newHolderId } from '../sync/lease';
 
 /**
@@ -65,7 +66,7 @@ type ObjectId = Types.ObjectId;
  * a receiver that answers a byte at a time would otherwise hold the
  * dispatcher (and every other webhook's deliveries behind it) for ever.
  */
-function post(url: URL, body: string, headers: Record<string, string>, options: { timeoutMs: number; allowPrivate: boolean; lookup?: LookupAll }): Promise<AttemptResult> {
+function post(url: URL, body: string, headers: Record<string, string>, options: { timeoutMs: number; target: CheckedHost }): Promise<AttemptResult> {
   const started = Date.now();
   return new Promise((resolve) => {
     let settled = false;
@@ -82,7 +83,7 @@ function post(url: URL, body: string, headers: Record<string, string>, options: 
       {
         method: 'POST',
         headers: { ...headers, 'Content-Length': String(Buffer.byteLength(body)) },
-        lookup: guardedLookup({ allowPrivate: options.allowPrivate, lookup: options.lookup }) as unknown as http.RequestOptions['lookup'],
+        lookup: checkedLookup(options.target) as unknown as http.RequestOptions['lookup'],
         timeout: options.timeoutMs,
       },
       (response) => {
@@ -155,7 +156,7 @@ export async function dispatchDueDeliveries(deps: DispatchDeps, options: Dispatc
     }
     try {
       const url = parseWebhookUrl(hook.url);
-      await checkWebhookTarget(url, { allowPrivate: Boolean(hook.allowPrivate), lookup: options.lookup });
+      const target = await checkWebhookTarget(url, { allowPrivate: Boolean(hook.allowPrivate), lookup: options.lookup, timeoutMs });
       const secret = deps.secretBox.open(hook.secretEnc, secretContext(hook._id));
       const timestamp = Math.floor(now().getTime() / 1000);
       result = await post(
@@ -169,7 +170,7 @@ export async function dispatchDueDeliveries(deps: DispatchDeps, options: Dispatc
           'Postroom-Event-Type': row.eventType,
           'Postroom-Delivery-Attempt': String((row.attempts ?? 0) + 1),
         },
-        { timeoutMs, allowPrivate: Boolean(hook.allowPrivate), lookup: options.lookup },
+        { timeoutMs, target },
       );
     } catch (err) {
       result = { ok: false, statusCode: 0, error: (err as Error).message.slice(0, MAX_ERROR_LENGTH), durationMs: 0 };

@@ -1,5 +1,5 @@
-import dns from 'node:dns';
 import net from 'node:net';
+import { BlockedHostError, resolveChecked, type CheckedHost, type LookupAll } from '../core/checked-host';
 import { AppError } from '../core/errors';
 import { embeddedIpv4 } from '../core/network-list';
 
@@ -8,9 +8,9 @@ import { embeddedIpv4 } from '../core/network-list';
  * must not make Postroom talk to itself, the LAN or a cloud metadata
  * endpoint unless an admin explicitly allowed private targets for that
  * webhook. The check runs on the resolved IP addresses (a public name can
- * point at 127.0.0.1), both when the webhook is saved and at connect time
- * through the socket's `lookup` hook (so DNS rebinding between the two does
- * not help), and redirects are never followed.
+ * point at 127.0.0.1), when the webhook is saved and before each delivery,
+ * which connects to the addresses checked only; redirects are never
+ * followed.
  */
 
 /** Special-use ranges (RFC 6890 and its IANA registries) that are not the public Internet. */
@@ -62,64 +62,25 @@ export function bareHost(url: URL): string {
   return url.hostname.replace(/^\[|\]$/g, '');
 }
 
-export type LookupAll = (hostname: string) => Promise<Array<{ address: string; family: number }>>;
-
-export const systemLookupAll: LookupAll = (hostname) => dns.promises.lookup(hostname, { all: true, verbatim: true });
-
 /**
  * Resolve the URL's host and refuse it when any address is private (unless
- * allowed). A name that resolves to both a public and a private address is
- * refused: the connection could go to either.
+ * allowed), through the shared check (gateway/core/checked-host.ts). A name
+ * that resolves to both a public and a private address is refused: the
+ * connection could go to either. Deliveries connect through
+ * `checkedLookup` of the result, so DNS rebinding after the check does not
+ * help.
  */
-export async function checkWebhookTarget(url: URL, options: { allowPrivate: boolean; lookup?: LookupAll }): Promise<string[]> {
+export async function checkWebhookTarget(url: URL, options: { allowPrivate: boolean; lookup?: LookupAll; timeoutMs?: number }): Promise<CheckedHost> {
   const host = bareHost(url);
-  let addresses: string[];
-  if (net.isIP(host)) {
-    addresses = [host];
-  } else {
-    try {
-      addresses = (await (options.lookup ?? systemLookupAll)(host)).map((entry) => entry.address);
-    } catch (err) {
-      throw refused(`host ${host} cannot be resolved (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  const policy = (address: string) => (!options.allowPrivate && isPrivateAddress(address) ? 'private or loopback' : undefined);
+  try {
+    return await resolveChecked(host, { policy, lookup: options.lookup, timeoutMs: options.timeoutMs });
+  } catch (err) {
+    if (err instanceof BlockedHostError) {
+      throw refused(`${host} resolves to a private or loopback address (${err.blocked.map((b) => b.address).join(', ')}); an admin must allow private targets for this webhook explicitly`);
     }
-    if (addresses.length === 0) throw refused(`host ${host} has no address`);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTFOUND' && /has no address$/.test((err as Error).message)) throw refused(`host ${host} has no address`);
+    throw refused(`host ${host} cannot be resolved (${code ?? (err as Error).message})`);
   }
-  if (!options.allowPrivate) {
-    const blocked = addresses.filter(isPrivateAddress);
-    if (blocked.length > 0) {
-      throw refused(`${host} resolves to a private or loopback address (${blocked.join(', ')}); an admin must allow private targets for this webhook explicitly`);
-    }
-  }
-  return addresses;
-}
-
-type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
-
-/**
- * A `lookup` for http.request that applies the same check at connect time.
- * Node calls it with `all: true` when happy-eyeballs is on (Node ≥ 20).
- */
-export function guardedLookup(options: { allowPrivate: boolean; lookup?: LookupAll }) {
-  return (hostname: string, lookupOptions: dns.LookupOptions, callback: LookupCallback): void => {
-    (options.lookup ?? systemLookupAll)(hostname)
-      .then((entries) => {
-        const usable = options.allowPrivate ? entries : entries.filter((entry) => !isPrivateAddress(entry.address));
-        if (usable.length === 0 || usable.length !== entries.length) {
-          const err: NodeJS.ErrnoException = new Error(`${hostname} resolves to a private or loopback address; refused`);
-          err.code = 'EPRIVATETARGET';
-          callback(err, '');
-          return;
-        }
-        const wanted = lookupOptions.family === 4 || lookupOptions.family === 6 ? usable.filter((e) => e.family === lookupOptions.family) : usable;
-        if (wanted.length === 0) {
-          const err: NodeJS.ErrnoException = new Error(`${hostname} has no IPv${lookupOptions.family} address`);
-          err.code = 'ENOTFOUND';
-          callback(err, '');
-          return;
-        }
-        if (lookupOptions.all) callback(null, wanted.map((e) => ({ address: e.address, family: e.family })));
-        else callback(null, wanted[0].address, wanted[0].family);
-      })
-      .catch((err: NodeJS.ErrnoException) => callback(err, ''));
-  };
 }

@@ -5,7 +5,8 @@ import type { Logger } from '../core/log';
 import type { Store } from '../store';
 import { recordAudit, SYSTEM_ACTOR, type Actor } from '../accounts/audit';
 import { parseObjectId } from '../accounts/ids';
-import { checkWebhookTarget, parseWebhookUrl, type LookupAll } from './webhook-target';
+import type { LookupAll } from '../core/checked-host';
+import { checkWebhookTarget, parseWebhookUrl } from './webhook-target';
 
 type ObjectId = mongoose.Types.ObjectId;
 

@@ -3,7 +3,8 @@ import nodemailer, { type Transporter } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport';
 import type { Logger } from '../core/log';
 import type { SmtpSettings } from './settings';
-import { pinMailServer, pinnedLookup, type PinnedServer } from '../accounts/mail-server-address';
+import { pinMailServer } from '../accounts/mail-server-address';
+import { checkedLookup, type CheckedHost } from '../core/checked-host';
 
 /** Timeouts of one SMTP session (nodemailer's names); tests shorten them. */
 export interface SmtpTimeouts {
@@ -61,7 +62,7 @@ export async function createSmtpTransport(settings: SmtpSettings, options: Trans
   const server = await pinMailServer(settings.host, timeouts.connectionTimeoutMs);
   const transportOptions: SMTPTransport.Options = {
     // By name: nodemailer keeps it for SNI and the certificate check (also when STARTTLS upgrades the socket).
-    host: server.servername ?? server.address,
+    host: server.servername ?? server.host,
     port: settings.port,
     secure: settings.tls === 'implicit',
     requireTLS: settings.tls === 'starttls',
@@ -89,7 +90,7 @@ export async function createSmtpTransport(settings: SmtpSettings, options: Trans
  * once connected, so a refusal or a timeout of every address is the error
  * nodemailer rejects with (ECONNREFUSED, ETIMEDOUT), classified as before.
  */
-function connectedSocket(server: PinnedServer, servername: string, port: number, timeoutMs: number, callback: (err: Error | null, socketOptions?: { connection: net.Socket }) => void): void {
+function connectedSocket(server: CheckedHost, servername: string, port: number, timeoutMs: number, callback: (err: Error | null, socketOptions?: { connection: net.Socket }) => void): void {
   let settled = false;
   const settle = (err: Error | null) => {
     if (settled) return;
@@ -106,7 +107,7 @@ function connectedSocket(server: PinnedServer, servername: string, port: number,
   const socket = net.connect({
     host: servername,
     port,
-    lookup: pinnedLookup(server),
+    lookup: checkedLookup(server),
     autoSelectFamily: true,
     autoSelectFamilyAttemptTimeout: Math.max(250, Math.floor(timeoutMs / Math.max(1, server.addresses.length))),
   });

@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
-import { checkWebhookTarget, guardedLookup, isPrivateAddress, parseWebhookUrl } from '../../gateway/crm/webhook-target';
+import { checkedLookup } from '../../gateway/core/checked-host';
+import { checkWebhookTarget, isPrivateAddress, parseWebhookUrl } from '../../gateway/crm/webhook-target';
 import { computeSignature, signatureHeader, verifySignature } from '../../gateway/crm/webhook-signature';
 
 describe('crm/webhook-target: SSRF guard', () => {
@@ -30,16 +31,21 @@ describe('crm/webhook-target: SSRF guard', () => {
     await assert.rejects(checkWebhookTarget(new URL('http://[::1]:9/x'), { allowPrivate: false }), /private or loopback/);
     await assert.rejects(checkWebhookTarget(new URL('http://localhost:9/x'), { allowPrivate: false }), /private or loopback/);
     await assert.rejects(checkWebhookTarget(new URL('http://sneaky.test/x'), { allowPrivate: false, lookup }), /10\.0\.0\.5/);
-    assert.deepEqual(await checkWebhookTarget(new URL('http://127.0.0.1:9/x'), { allowPrivate: true }), ['127.0.0.1']);
+    assert.deepEqual((await checkWebhookTarget(new URL('http://127.0.0.1:9/x'), { allowPrivate: true })).addresses, [{ address: '127.0.0.1', family: 4 }]);
   });
 
-  it('applies the check again at connect time (DNS rebinding)', async () => {
-    const rebinding = guardedLookup({ allowPrivate: false, lookup: async () => [{ address: '127.0.0.1', family: 4 }] });
-    const err = await new Promise<NodeJS.ErrnoException | null>((resolve) => rebinding('hooks.test', {}, (e) => resolve(e)));
-    assert.equal(err?.code, 'EPRIVATETARGET');
-    const allowed = guardedLookup({ allowPrivate: true, lookup: async () => [{ address: '127.0.0.1', family: 4 }] });
-    const address = await new Promise((resolve) => allowed('hooks.test', { all: true }, (_e, a) => resolve(a)));
-    assert.deepEqual(address, [{ address: '127.0.0.1', family: 4 }]);
+  it('connects to the addresses checked, never to what DNS answers later (DNS rebinding)', async () => {
+    const answers = [[{ address: '93.184.216.34', family: 4 }], [{ address: '127.0.0.1', family: 4 }]];
+    let asked = 0;
+    const target = await checkWebhookTarget(new URL('http://hooks.test/x'), { allowPrivate: false, lookup: async () => answers[Math.min(asked++, 1)]! });
+    const lookup = checkedLookup(target);
+    const all = await new Promise((resolve) => lookup('hooks.test', { all: true }, (_e, a) => resolve(a)));
+    const one = await new Promise((resolve) => lookup('hooks.test', {}, (_e, a) => resolve(a)));
+    assert.deepEqual(all, [{ address: '93.184.216.34', family: 4 }]);
+    assert.equal(one, '93.184.216.34');
+    assert.equal(asked, 1, 'DNS is asked once, at the check');
+    await assert.rejects(checkWebhookTarget(new URL('http://nowhere.test/x'), { allowPrivate: false, lookup: async () => [] }), /host nowhere\.test has no address/);
+    await assert.rejects(checkWebhookTarget(new URL('http://nowhere.test/x'), { allowPrivate: false, lookup: async () => { throw Object.assign(new Error('x'), { code: 'ENOTFOUND' }); } }), /host nowhere\.test cannot be resolved \(ENOTFOUND\)/);
   });
 });
 
