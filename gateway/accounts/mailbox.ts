@@ -522,14 +522,17 @@ async function deleteWithCopies(
 ): Promise<void> {
   const { store } = deps;
   const copies = await sameMailCopies(store, messages);
-  forgetUnreadCounts(store, messages.map((message) => message.ownerId));
-  for (const message of messages) {
-    const own = copies.filter((copy) => copy.ownerId.equals(message.ownerId) && copy.dedupeKey === message.dedupeKey);
-    for (const doomed of [message, ...own]) await removeMessage(store, doomed, { now: deps.now ?? new Date(), deletedBy: deps.actor.id ?? null });
-    await recordAudit(store, deps.actor, {
-      action: 'message.delete', targetType: 'message', targetId: message._id.toString(),
-      details: { subject: message.subject, from: message.from?.address ?? '', status: message.status, ...(own.length ? { copies: own.length + 1 } : {}) },
-    }, deps.now);
+  try {
+    for (const message of messages) {
+      const own = copies.filter((copy) => copy.ownerId.equals(message.ownerId) && copy.dedupeKey === message.dedupeKey);
+      for (const doomed of [message, ...own]) await removeMessage(store, doomed, { now: deps.now ?? new Date(), deletedBy: deps.actor.id ?? null });
+      await recordAudit(store, deps.actor, {
+        action: 'message.delete', targetType: 'message', targetId: message._id.toString(),
+        details: { subject: message.subject, from: message.from?.address ?? '', status: message.status, ...(own.length ? { copies: own.length + 1 } : {}) },
+      }, deps.now);
+    }
+  } finally {
+    forgetUnreadCounts(store, messages.map((message) => message.ownerId));
   }
 }
 

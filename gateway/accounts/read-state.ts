@@ -39,7 +39,13 @@ export async function unreadCount(store: Store, viewer: Viewer, view: ReadStateV
 
 /** How long the console reuses a count (cachedUnreadCount). */
 export const UNREAD_COUNT_TTL_MS = 60_000;
-const counts = new WeakMap<Store, Map<string, { at: number; count: number }>>();
+/** Per store: the counts kept, and how many times read state was changed (a count taken across a change is not kept). */
+const counts = new WeakMap<Store, { entries: Map<string, { at: number; count: number }>; changes: number }>();
+function countsOf(store: Store) {
+  let kept = counts.get(store);
+  if (!kept) counts.set(store, (kept = { entries: new Map(), changes: 0 }));
+  return kept;
+}
 const countKey = (ownerId: ObjectId | string, view: ReadStateView) => `${ownerId.toString()} ${view}`;
 
 /**
@@ -52,22 +58,27 @@ const countKey = (ownerId: ObjectId | string, view: ReadStateView) => `${ownerId
  */
 export async function cachedUnreadCount(store: Store, viewer: Viewer, view: ReadStateView, options: { newestShown?: Date | null; now?: number } = {}): Promise<number> {
   const now = options.now ?? Date.now();
-  let cache = counts.get(store);
-  if (!cache) counts.set(store, (cache = new Map()));
+  const kept = countsOf(store);
   const key = countKey(viewer.id, view);
-  const cached = cache.get(key);
+  const cached = kept.entries.get(key);
   if (cached && now - cached.at < UNREAD_COUNT_TTL_MS && (!options.newestShown || options.newestShown.getTime() <= cached.at)) return cached.count;
+  const changesBefore = kept.changes;
   const count = await unreadCount(store, viewer, view);
-  cache.set(key, { at: now, count });
-  if (cache.size > 1000) cache.delete(cache.keys().next().value as string);
+  // Read state changed while this count was taken: it may be from before the change, so it is not reused.
+  if (kept.changes !== changesBefore) return count;
+  kept.entries.set(key, { at: now, count });
+  if (kept.entries.size > 1000) kept.entries.delete(kept.entries.keys().next().value as string);
   return count;
 }
 
-/** Drop the cached counts of these owners (their mail was read, un-read, released or deleted). */
+/**
+ * Drop the cached counts of these owners once their mail was read, un-read, released or deleted: called
+ * after the write (a count taken in between would otherwise be kept for a minute), also when it failed.
+ */
 export function forgetUnreadCounts(store: Store, ownerIds: ReadonlyArray<ObjectId | string>): void {
-  const cache = counts.get(store);
-  if (!cache) return;
-  for (const ownerId of ownerIds) for (const view of ['inbox', 'quarantine', 'all'] as const) cache.delete(countKey(ownerId, view));
+  const kept = countsOf(store);
+  kept.changes++;
+  for (const ownerId of ownerIds) for (const view of ['inbox', 'quarantine', 'all'] as const) kept.entries.delete(countKey(ownerId, view));
 }
 
 /**
@@ -112,10 +123,13 @@ async function writeReadState(store: Store, rows: ReadonlyArray<{ _id: ObjectId;
   }
   // Only documents whose state changes: marking read mail read again writes nothing.
   const change = read ? { unread: true } : { unread: { $ne: true } };
-  forgetUnreadCounts(store, [...byOwner.values()].map((owner) => owner.ownerId));
-  for (const { ownerId, keys, loose } of byOwner.values()) {
-    const which = [...(keys.size ? [{ dedupeKey: { $in: [...keys] } }] : []), ...(loose.length ? [{ _id: { $in: loose } }] : [])];
-    if (which.length === 0) continue;
-    await store.models.Message.updateMany({ ownerId, ...change, ...(which.length === 1 ? which[0] : { $or: which }) }, { $set: { unread: !read } });
+  try {
+    for (const { ownerId, keys, loose } of byOwner.values()) {
+      const which = [...(keys.size ? [{ dedupeKey: { $in: [...keys] } }] : []), ...(loose.length ? [{ _id: { $in: loose } }] : [])];
+      if (which.length === 0) continue;
+      await store.models.Message.updateMany({ ownerId, ...change, ...(which.length === 1 ? which[0] : { $or: which }) }, { $set: { unread: !read } });
+    }
+  } finally {
+    forgetUnreadCounts(store, [...byOwner.values()].map((owner) => owner.ownerId));
   }
 }

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { Types } from 'mongoose';
-import { createMailAccount, forgetUnreadCounts, listMessages, unreadCount, type PublicUser } from '../../gateway/accounts';
+import { cachedUnreadCount, createMailAccount, forgetUnreadCounts, listMessages, setReadState, unreadCount, type PublicUser } from '../../gateway/accounts';
 import { createLogger } from '../../gateway/core/log';
 import { ingest } from '../../gateway/mail/ingest';
 import { openTestStore } from '../support/store';
@@ -136,6 +136,39 @@ describe('admin: read and unread mail', () => {
     } finally {
       store.conn.set('debug', false);
     }
+  });
+
+  it('a count taken while the owner marks mail read is not kept: the next page counts again', async () => {
+    const viewer = { id: new Types.ObjectId(bob.id), role: 'employee' };
+    const { id } = await storeMessage(store, { subject: 'Marked during the count' }, { ownerId: bob.id, accountId: bobAccount.id, receivedAt: new Date(Date.now() - 60_000) });
+    // Fault injection to widen the window: the store has answered the count (1 unread), and the answer is held
+    // until the mail has been marked read in another tab.
+    const Message = store.models.Message;
+    const aggregate = Message.aggregate.bind(Message);
+    let answered!: () => void;
+    let letThrough!: () => void;
+    const storeAnswered = new Promise<void>((resolve) => (answered = resolve));
+    const held = new Promise<void>((resolve) => (letThrough = resolve));
+    (Message as unknown as { aggregate: unknown }).aggregate = async (pipeline: never) => {
+      const result: unknown = await aggregate(pipeline).exec();
+      answered();
+      await held;
+      return result;
+    };
+    try {
+      const counting = cachedUnreadCount(store, viewer, 'inbox');
+      await storeAnswered;
+      assert.equal(await setReadState(store, viewer, [id], true), 1);
+      letThrough();
+      assert.equal(await counting, 1, 'the count taken before the mark');
+    } finally {
+      (Message as unknown as { aggregate: unknown }).aggregate = aggregate;
+    }
+    assert.equal(await cachedUnreadCount(store, viewer, 'inbox'), 0, 'the next page counts again instead of showing the old count for a minute');
+    // With nothing changing, a count is reused: a change the console did not make waits for the minute.
+    await Message.updateOne({ _id: id }, { $set: { unread: true } });
+    assert.equal(await cachedUnreadCount(store, viewer, 'inbox'), 0);
+    assert.equal(await cachedUnreadCount(store, viewer, 'inbox', { now: Date.now() + 61_000 }), 1);
   });
 
   it('a mail in two of the owner\'s mailboxes is one entry with one state: opening it reads both copies, Mark as unread un-reads both', async () => {
