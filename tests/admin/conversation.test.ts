@@ -6,7 +6,8 @@
  * same subject, and without anything of another employee's mailbox.
  */
 import { strict as assert } from 'node:assert';
-import { type PublicUser } from '../../gateway/accounts';
+import request from 'supertest';
+import { createApiToken, type PublicUser } from '../../gateway/accounts';
 import { CONVERSATION_LIMIT } from '../../gateway/accounts/conversation';
 import { buildApp, makeAccount, makeUser, signIn, storeMessage, type TestApp, type TestStore } from './fixtures';
 import { openTestStore } from '../support/store';
@@ -80,6 +81,24 @@ describe('admin: a message\'s conversation', function () {
 
     // A message outside any conversation has no panel.
     assert.equal(conversationLines((await agent.get(`/messages/${unrelated.id}`).expect(200)).text), null);
+
+    // The API lists the same conversation for an integration; a message on its own is a conversation of one.
+    const api = (id: string, user = 'bob@acme.test') => createApiToken(store, user, { name: `conversation ${id}` }, {})
+      .then(({ token }) => request(testApp.app).get(`/api/v1/messages/${id}/conversation`).set('Authorization', `Bearer ${token}`));
+    const listed = await api(opened.id);
+    assert.equal(listed.status, 200);
+    assert.deepEqual(listed.body.messages.map((m: { from: { name: string }; subject: string; current: boolean; status: string }) =>
+      `${m.from.name}|${m.subject}${m.current ? '|current' : ''}|${m.status}`), [
+      'Alice Customer|Quote for 40 chairs|inbox',
+      'Bob|Re: Quote for 40 chairs|current|inbox',
+      'Alice Customer|Re: Re: Quote for 40 chairs|inbox',
+      'Carol|Re: Quote for 40 chairs|quarantine',
+    ]);
+    assert.equal(listed.body.messages[0].messageId, 'quote-1@customer.test');
+    assert.equal(listed.body.more, false);
+    const alone = await api(unrelated.id);
+    assert.deepEqual(alone.body.messages.map((m: { id: string; current: boolean }) => [m.id, m.current]), [[unrelated.id, true]]);
+    assert.equal((await api(opened.id, 'eve@acme.test')).status, 404, 'another employee\'s mail is not found');
   });
 
   it('says when a conversation is longer than the list', async () => {
@@ -95,5 +114,9 @@ describe('admin: a message\'s conversation', function () {
     assert.equal(conversationLines(page.text)!.length, CONVERSATION_LIMIT);
     assert.match(page.text, new RegExp(`Conversation \\(${CONVERSATION_LIMIT}\\+ messages\\)`));
     assert.match(page.text, new RegExp(`Only the first ${CONVERSATION_LIMIT} messages of this conversation are listed`));
+    const { token } = await createApiToken(store, 'bob@acme.test', { name: 'long conversation' }, {});
+    const answer = await request(testApp.app).get(`/api/v1/messages/${first.id}/conversation`).set('Authorization', `Bearer ${token}`).expect(200);
+    assert.equal(answer.body.messages.length, CONVERSATION_LIMIT);
+    assert.equal(answer.body.more, true);
   });
 });

@@ -141,6 +141,8 @@ describe('admin: /api/v1 answers as admin/openapi.json documents them', () => {
     const eves = await call('get', '/messages', { as: 'admin', query: `owner=${eve.id}` });
     assert.deepEqual(eves.body.messages.map((m: { subject: string }) => m.subject), ['For Eve']);
     assert.deepEqual((await call('get', '/messages', { as: 'admin', query: 'owner=nobody' })).body.error.fields, { owner: 'is not an id (24 hexadecimal digits)' });
+    assert.equal((await call('get', '/messages/{id}/conversation', { params: { id: ids.message } })).body.messages[0].current, true);
+    await call('get', '/messages/{id}/conversation', { params: { id: ids.message }, as: 'eve' });
     const raw = await call('get', '/messages/{id}/raw', { params: { id: ids.message } });
     assert.match(raw.headers['content-type'], /^message\/rfc822/);
     await call('get', '/messages/{id}/raw', { params: { id: 'nope' } });

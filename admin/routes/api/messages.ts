@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import {
-  deleteMessage, getMessageFor, listMessages, openAttachment, openRawMessage, releaseMessage, setReadState, viewerTimeZone, type MessageFilters,
+  conversationOf, deleteMessage, getMessageFor, listMessages, openAttachment, openRawMessage, releaseMessage, setReadState, viewerTimeZone, type MessageFilters,
 } from '../../../gateway/accounts';
 import { notFound } from '../../../gateway/core/errors';
 import { automatedMailOf } from '../../../gateway/crm/bulk';
@@ -86,6 +86,27 @@ export function messagesApi(deps: AdminDeps): Router {
     const message = await getMessageFor(deps.store, req.viewer!, String(req.params.id));
     if (!message) throw notFound('message');
     res.json(toJson(message));
+  });
+
+  // The console's conversation panel: the same messages, oldest first, the one asked about among them.
+  router.get('/messages/:id/conversation', async (req, res) => {
+    const message = await getMessageFor(deps.store, req.viewer!, String(req.params.id));
+    if (!message) throw notFound('message');
+    const conversation = await conversationOf(deps.store, req.viewer!, message);
+    const entries = conversation?.messages ?? [message];
+    res.json({
+      messages: entries.map((entry) => ({
+        id: entry._id.toString(),
+        messageId: entry.messageId ?? '',
+        subject: entry.subject ?? '',
+        from: entry.from ?? null,
+        date: entry.date ?? null,
+        receivedAt: entry.receivedAt,
+        status: entry.status,
+        current: entry._id.equals(message._id),
+      })),
+      more: conversation?.more ?? false,
+    });
   });
 
   router.get('/messages/:id/raw', async (req, res) => {
