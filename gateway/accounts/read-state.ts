@@ -112,6 +112,14 @@ export async function setReadState(store: Store, viewer: Viewer, ids: readonly s
   return rows.length;
 }
 
+/**
+ * Mail its owner read in another mail program (\Seen in the mailbox, found by the IMAP sync) is read here too,
+ * every copy of it. Only that way round: mail marked unread on a phone stays as Postroom has it.
+ */
+export async function markReadInMailbox(store: Store, rows: ReadonlyArray<{ _id: ObjectId; ownerId: ObjectId; dedupeKey?: string | null }>): Promise<void> {
+  await writeReadState(store, rows, true);
+}
+
 /** One updateMany per owner, over all of that owner's copies of these mails. */
 async function writeReadState(store: Store, rows: ReadonlyArray<{ _id: ObjectId; ownerId: ObjectId; dedupeKey?: string | null }>, read: boolean): Promise<void> {
   const byOwner = new Map<string, { ownerId: ObjectId; keys: Set<string>; loose: ObjectId[] }>();

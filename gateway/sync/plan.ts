@@ -9,13 +9,15 @@ export interface CursorState {
   /** UIDNEXT as the last pass saw it. */
   uidNext?: number | null;
   backfill?: { completed?: boolean | null } | null;
+  /** HIGHESTMODSEQ (RFC 7162) as the last pass that read the flags saw it; empty when the server has none. */
+  highestModSeq?: string | null;
 }
 
 /**
  * A folder needs no EXAMINE and no FETCH when its UIDVALIDITY is the one the
  * cursor was built under, its backfill is done, and UIDNEXT shows no UID was
  * assigned above the cursor (RFC 3501 §2.3.1.1: UIDs only grow). Flag
- * changes (HIGHESTMODSEQ) do not matter to a read-only copy of new mail.
+ * changes are seenSince()'s question, asked separately.
  * UIDNEXT below the one the last pass saw is not "unchanged" either: UIDs
  * are being handed out again (a mailbox restored from a backup), see
  * uidsReused().
@@ -109,4 +111,18 @@ export function uidSets(uids: readonly number[], maxChars = MAX_UID_SET_CHARS): 
   }
   if (current) sets.push(current);
   return sets;
+}
+
+/**
+ * The mod-sequence to ask CHANGEDSINCE of (RFC 7162 §3.1.4.1) when flags
+ * changed in a folder since the last pass: its HIGHESTMODSEQ grew. Undefined
+ * when nothing changed, or when either side has no mod-sequence (a server
+ * without CONDSTORE, a folder first read by this pass): then there is
+ * nothing to catch up with.
+ */
+export function seenSince(state: CursorState | null | undefined, highestModSeq: bigint | undefined): bigint | undefined {
+  const saved = state?.highestModSeq;
+  if (!saved || !/^\d+$/.test(saved) || highestModSeq === undefined) return undefined;
+  const before = BigInt(saved);
+  return highestModSeq > before ? before : undefined;
 }

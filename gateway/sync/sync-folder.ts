@@ -5,7 +5,8 @@ import { ingest, type Associator } from '../mail/ingest';
 import type { Store } from '../store';
 import type { ChosenFolder, FolderStatus } from './folders';
 import type { SyncOptions } from './options';
-import { isUnchanged, planBatches, uidSet, uidSets, uidsReused, type SizedUid } from './plan';
+import { isUnchanged, planBatches, seenSince, uidSet, uidSets, uidsReused, type SizedUid } from './plan';
+import { readSeenSince } from './seen-since';
 
 type ObjectId = mongoose.Types.ObjectId;
 
@@ -21,7 +22,10 @@ type ObjectId = mongoose.Types.ObjectId;
  *      each whole batch is stored;
  *   3. the backfill (first sync): SEARCH SINCE the window, newest first, in
  *      batches, with its own cursor (belowUid) so a crash resumes without a
- *      gap and without starting over.
+ *      gap and without starting over;
+ *   4. flags changed since the last pass (HIGHESTMODSEQ grew, RFC 7162):
+ *      mail the owner has read in the mailbox meanwhile is read here too
+ *      (seen-since.ts).
  * Every message goes through the one ingest pipeline.
  */
 
@@ -95,7 +99,7 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
   const state = await store.models.FolderState.findOne(filter).lean();
   const result = (fields: Pick<FolderResult, 'unchanged' | 'finished' | 'lag' | 'stalled'>): FolderResult => ({ ...tally, folder: folder.path, role: folder.role, ...fields });
 
-  if (state && isUnchanged(state, folder.status)) {
+  if (state && isUnchanged(state, folder.status) && seenSince(state, folder.status?.highestModseq) === undefined) {
     // One LIST-STATUS answer covered this folder: no EXAMINE, no FETCH.
     const status = folder.status!;
     await save({
@@ -243,6 +247,14 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
       }
     }
 
+    // 4. Mail read in the mailbox since the last pass. The mod-sequence is saved only once this is done.
+    let highestModSeq = mailbox.highestModseq?.toString() ?? '';
+    const flagsSince = trusted ? seenSince(state, mailbox.highestModseq) : undefined;
+    if (flagsSince !== undefined) {
+      if (ctx.signal.aborted || !client.enabled.has('CONDSTORE') || mailbox.noModseq) highestModSeq = state?.highestModSeq ?? '';
+      else if (mailbox.exists > 0 && (state?.lastUid ?? 0) > 0) await readSeenSince(ctx, log, folder, uidValidity, flagsSince, state!.lastUid);
+    }
+
     // Ledger. A pass that saw UIDNEXT move and found mail to read, yet took
     // in none of it, is a stall: shown, not hidden (mail may be arriving that
     // the sync cannot read). UIDNEXT moving over messages already expunged
@@ -258,7 +270,7 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
       specialUse: folder.specialUse,
       uidNext,
       messagesOnServer: mailbox.exists,
-      highestModSeq: mailbox.highestModseq?.toString() ?? '',
+      highestModSeq,
       lag,
       lastPassAt: now,
       lastPassStored: tally.stored,

@@ -1,8 +1,20 @@
 import { strict as assert } from 'node:assert';
 import { backoffDelayMs } from '../../gateway/sync/backoff';
-import { isUnchanged, planBatches, uidSet, uidSets } from '../../gateway/sync/plan';
+import { isUnchanged, planBatches, seenSince, uidSet, uidSets } from '../../gateway/sync/plan';
 
 describe('sync planning (pure)', () => {
+  describe('seenSince', () => {
+    it('asks for the flags changed since the saved mod-sequence only when HIGHESTMODSEQ grew and both sides have one', () => {
+      assert.equal(seenSince({ highestModSeq: '41' }, 45n), 41n);
+      assert.equal(seenSince({ highestModSeq: '45' }, 45n), undefined, 'nothing changed');
+      assert.equal(seenSince({ highestModSeq: '45' }, 44n), undefined, 'never backwards');
+      assert.equal(seenSince({ highestModSeq: '' }, 45n), undefined, 'a server that had no CONDSTORE');
+      assert.equal(seenSince({ highestModSeq: '41' }, undefined), undefined, 'a server that has none now');
+      assert.equal(seenSince(null, 45n), undefined, 'a folder read for the first time');
+      assert.equal(seenSince({ highestModSeq: '18446744073709551600' }, 18446744073709551615n), 18446744073709551600n, 'mod-sequences are 63-bit and more');
+    });
+  });
+
   describe('isUnchanged', () => {
     const state = { uidValidity: '77', lastUid: 41, backfill: { completed: true } };
     const cases: Array<[string, Parameters<typeof isUnchanged>[0], Parameters<typeof isUnchanged>[1], boolean]> = [

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { ImapFlow } from 'imapflow';
 import mongoose from 'mongoose';
-import { listMessages } from '../../gateway/accounts';
+import { listMessages, setReadState } from '../../gateway/accounts';
 import { silentLogger } from '../../gateway/core/log';
 import { ingest } from '../../gateway/mail/ingest';
 import { startSyncer, type Syncer } from '../../gateway/sync/schedule';
@@ -67,5 +67,58 @@ describe('IMAP sync: \\Seen in the mailbox is read in Postroom', function () {
     } finally {
       await client.logout();
     }
+  });
+
+  it('mail read in the mailbox after it was stored is read here at the next pass; un-reading it there changes nothing here', async () => {
+    const { store, dovecot } = world;
+    const account = await createImapAccount(store, dovecot);
+    const ownerId = new mongoose.Types.ObjectId(account.ownerId);
+    const viewer = { id: ownerId, role: 'employee' };
+    const now = Math.floor(Date.now() / 1000) * 1000;
+    const subjects = ['Read later on the phone', 'Still unread everywhere', 'Read here, unread there', 'Read there, then un-read there'];
+    for (const [i, subject] of subjects.entries()) {
+      const message = makeMessage({ to: account.email, subject, date: new Date(now - (10 - i) * 60_000) });
+      await dovecot.append(account.email, 'INBOX', message.raw, { date: message.date, flags: i === 3 ? ['\\Seen'] : [] });
+    }
+    assert.equal((await syncer.runPassNow()).accounts.find((a) => a.accountId === account.id)?.outcome, 'synced');
+    const readState = async () => Object.fromEntries((await listMessages(store, viewer, {})).messages.map((m) => [m.subject, m.read]));
+    assert.deepEqual(await readState(), {
+      'Read later on the phone': false, 'Still unread everywhere': false, 'Read here, unread there': false, 'Read there, then un-read there': true,
+    });
+    const idOf = async (subject: string) => (await store.models.Message.findOne({ accountId: account.id, subject }).lean())!._id.toString();
+    await setReadState(store, viewer, [await idOf('Read here, unread there')], true);
+
+    // On the phone: one message read, another marked unread again.
+    const client = new ImapFlow({ ...dovecot.clientOptions(account.email, account.password), logger: false });
+    await client.connect();
+    try {
+      await client.mailboxOpen('INBOX');
+      await client.messageFlagsAdd({ subject: 'Read later on the phone' }, ['\\Seen']);
+      await client.messageFlagsRemove({ subject: 'Read there, then un-read there' }, ['\\Seen']);
+    } finally {
+      await client.logout();
+    }
+
+    const second = (await syncer.runPassNow()).accounts.find((a) => a.accountId === account.id); assert.equal(second?.outcome, 'synced', JSON.stringify(second));
+    assert.deepEqual(await readState(), {
+      'Read later on the phone': true,
+      'Still unread everywhere': false,
+      'Read here, unread there': true,
+      'Read there, then un-read there': true,
+    });
+    const saved = await store.models.FolderState.findOne({ accountId: account.id, folder: 'INBOX' }).lean();
+    assert.match(saved?.highestModSeq ?? '', /^\d+$/, 'the mod-sequence read up to is kept for the next pass');
+
+    // Read on the phone again later, with no new mail: the next pass still finds it.
+    const later = new ImapFlow({ ...dovecot.clientOptions(account.email, account.password), logger: false });
+    await later.connect();
+    try {
+      await later.mailboxOpen('INBOX');
+      await later.messageFlagsAdd({ subject: 'Still unread everywhere' }, ['\\Seen']);
+    } finally {
+      await later.logout();
+    }
+    await syncer.runPassNow();
+    assert.equal((await readState())['Still unread everywhere'], true);
   });
 });
