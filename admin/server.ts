@@ -5,7 +5,7 @@ import { ConfigError, type Config } from '../gateway/core/config';
 import { deriveKey, resolveMasterKey, SecretBox } from '../gateway/core/crypto';
 import type { Logger } from '../gateway/core/log';
 import { startBlobSweeper, type Store } from '../gateway/store';
-import { crmAfterRelease, startCrmWorker } from '../gateway/crm';
+import { crmAfterRelease, sealWebhookUrls, startCrmWorker } from '../gateway/crm';
 import { createApp, type CreateAppOptions } from './app';
 
 export interface StartAdminOptions {
@@ -102,6 +102,8 @@ export async function startAdmin(options: StartAdminOptions): Promise<RunningAdm
   });
   // Background work starts once the port is ours: a start that fails to listen leaves nothing running.
   // The worker gets the same box the console seals webhook secrets with.
+  // Webhook URLs an earlier release kept in clear are sealed before the worker reads them (it reads either).
+  await sealWebhookUrls(options.store, secretBox, log).catch((err: Error) => log.warn({ err }, 'could not seal the webhook URLs stored in clear; the next start tries again'));
   const crmWorker = options.crmWorker === false ? null : startCrmWorker(crmDeps, { secretBox });
   const blobSweeper = options.blobSweep === false ? null : startBlobSweeper(options.store, options.log);
   const retention = options.mailRetention === false ? null : startMailRetention(options.store, options.log, { backfillDays: options.config.imapBackfillDays });

@@ -45,7 +45,7 @@ export function objectsWebhooksRouter(deps: AdminDeps): Router {
 
   async function renderOne(req: Request, res: Response, status = 200, extra: Record<string, unknown> = {}) {
     const id = String(req.params.id);
-    const webhook = await getWebhook(deps.store, id);
+    const webhook = await getWebhook(hooks, id);
     res.status(status).render('objects/webhook', {
       title: 'Webhook',
       webhook,

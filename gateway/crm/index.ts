@@ -21,7 +21,7 @@ export { createObject, deleteObject, getObject, searchObjects, updateObject, ups
 export { commitImport, previewImport, saveUpload } from './csv-import';
 export { commitUploadOnce, discardUpload, importRunning } from './import-once';
 export { objectTimeline, messageLinks, visibleMessagesFilter, canSeeLinkedMessage } from './timeline';
-export { createWebhook, deleteWebhook, listDeliveries, listWebhooks, resendDelivery, rotateWebhookSecret, updateWebhook } from './webhooks';
+export { createWebhook, deleteWebhook, listDeliveries, listWebhooks, resendDelivery, rotateWebhookSecret, sealWebhookUrls, updateWebhook } from './webhooks';
 export { dispatchDueDeliveries, startWebhookDispatcher, defaultBackoffMs } from './webhook-dispatch';
 export { signatureHeader, verifySignature, SIGNATURE_HEADER } from './webhook-signature';
 export { startCrmWorker, type CrmWorker } from './worker';

@@ -5,7 +5,7 @@ import https from 'node:https';
 import type { SecretBox } from '../core/crypto';
 import type { Logger } from '../core/log';
 import type { Store } from '../store';
-import { secretContext } from './webhooks';
+import { secretContext, webhookTargetUrl } from './webhooks';
 import { SIGNATURE_HEADER, signatureHeader } from './webhook-signature';
 import { checkedLookup, type CheckedHost, type LookupAll } from '../core/checked-host';
 import { checkWebhookTarget, parseWebhookUrl } from './webhook-target';
@@ -155,7 +155,7 @@ export async function dispatchDueDeliveries(deps: DispatchDeps, options: Dispatc
       continue;
     }
     try {
-      const url = parseWebhookUrl(hook.url);
+      const url = parseWebhookUrl(webhookTargetUrl(hook, deps.secretBox));
       const target = await checkWebhookTarget(url, { allowPrivate: Boolean(hook.allowPrivate), lookup: options.lookup, timeoutMs });
       const secret = deps.secretBox.open(hook.secretEnc, secretContext(hook._id));
       const timestamp = Math.floor(now().getTime() / 1000);

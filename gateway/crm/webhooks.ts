@@ -42,14 +42,14 @@ export interface PublicWebhook {
 }
 
 type WebhookRow = {
-  _id: ObjectId; url: string; description?: string | null; enabled?: boolean | null; allowPrivate?: boolean | null; events?: string[] | null;
+  _id: ObjectId; url: string; urlEnc?: string | null; description?: string | null; enabled?: boolean | null; allowPrivate?: boolean | null; events?: string[] | null;
   secretPrefix?: string | null; lastDeliveryAt?: Date | null; lastStatus?: string | null; createdAt?: Date | null;
 };
 
 export function toPublicWebhook(row: WebhookRow): PublicWebhook {
   return {
     id: row._id.toString(),
-    url: row.url,
+    url: row.urlEnc ? row.url : shownWebhookUrl(row.url),
     description: row.description ?? '',
     enabled: row.enabled !== false,
     allowPrivate: Boolean(row.allowPrivate),
@@ -62,6 +62,46 @@ export function toPublicWebhook(row: WebhookRow): PublicWebhook {
 }
 
 export const secretContext = (webhookId: ObjectId | string) => `webhook:${webhookId.toString()}`;
+const urlContext = (webhookId: ObjectId | string) => `webhook-url:${webhookId.toString()}`;
+
+/**
+ * A webhook URL as lists and the audit log show it: the site and a first path segment that is a word
+ * ("services", "hooks"), "…" for the rest, which for many receivers (Slack, Teams, Zapier, Make) is the
+ * credential: https://hooks.slack.com/services/…, https://hook.eu1.make.com/….
+ */
+export function shownWebhookUrl(url: string): string {
+  const parsed = new URL(url);
+  const segments = parsed.pathname.split('/').filter(Boolean);
+  const first = segments[0] !== undefined && /^[a-z_-]{1,12}$/i.test(segments[0]) ? segments[0] : '';
+  const cut = segments.length > (first ? 1 : 0) || parsed.search !== '';
+  return `${parsed.origin}/${first}${cut ? (first ? '/…' : '…') : ''}`;
+}
+
+/** The whole URL a webhook delivers to (sealed at rest; a row from an earlier release still has it in `url`). */
+export function webhookTargetUrl(row: Pick<WebhookRow, '_id' | 'url' | 'urlEnc'>, secretBox: SecretBox): string {
+  return row.urlEnc ? secretBox.open(row.urlEnc, urlContext(row._id)) : row.url;
+}
+
+function sealedUrl(secretBox: SecretBox, webhookId: ObjectId, url: string): { url: string; urlEnc: string } {
+  return { url: shownWebhookUrl(url), urlEnc: secretBox.seal(url, urlContext(webhookId)) };
+}
+
+/**
+ * Seal the URLs of webhooks an earlier release stored in clear (at the admin's start; a handful of rows).
+ * Idempotent: a row written in between is sealed already and left alone.
+ */
+export async function sealWebhookUrls(store: Store, secretBox: SecretBox, log: Logger): Promise<number> {
+  const rows = await store.models.Webhook.find({}, { url: 1, urlEnc: 1 }).lean();
+  let sealed = 0;
+  for (const row of rows) {
+    if (row.urlEnc) continue;
+    // Matched by the clear URL: a row sealed meanwhile shows another `url` and is left alone.
+    const written = await store.models.Webhook.updateOne({ _id: row._id, url: row.url }, { $set: sealedUrl(secretBox, row._id, row.url) });
+    sealed += written.modifiedCount;
+  }
+  if (sealed > 0) log.info({ sealed }, 'webhook URLs stored in clear by an earlier release are now sealed');
+  return sealed;
+}
 
 function newSecret(): string {
   return `whsec_${randomToken(24)}`;
@@ -101,7 +141,7 @@ export async function createWebhook(deps: WebhookDeps, input: WebhookInput, acto
   const secret = newSecret();
   const row = await deps.store.models.Webhook.create({
     _id,
-    url,
+    ...sealedUrl(deps.secretBox, _id, url),
     description,
     enabled: input.enabled !== false,
     allowPrivate,
@@ -109,7 +149,7 @@ export async function createWebhook(deps: WebhookDeps, input: WebhookInput, acto
     secretPrefix: secret.slice(0, 10),
     createdBy: actor.id ?? null,
   });
-  await recordAudit(deps.store, actor, { action: 'webhook.create', targetType: 'webhook', targetId: _id.toString(), details: { url, allowPrivate } });
+  await recordAudit(deps.store, actor, { action: 'webhook.create', targetType: 'webhook', targetId: _id.toString(), details: { url: shownWebhookUrl(url), allowPrivate } });
   return { webhook: toPublicWebhook(row.toObject() as WebhookRow), secret };
 }
 
@@ -123,12 +163,14 @@ async function findWebhook(deps: WebhookDeps, id: string | ObjectId) {
 export async function updateWebhook(deps: WebhookDeps, id: string | ObjectId, input: WebhookInput, actor: Actor = SYSTEM_ACTOR): Promise<PublicWebhook> {
   const row = await findWebhook(deps, id);
   const allowPrivate = input.allowPrivate ?? Boolean(row.allowPrivate);
-  if (input.url !== undefined || input.allowPrivate !== undefined) row.url = await validatedUrl(deps, input.url ?? row.url, allowPrivate);
+  if (input.url !== undefined || input.allowPrivate !== undefined) {
+    row.set(sealedUrl(deps.secretBox, row._id, await validatedUrl(deps, input.url ?? webhookTargetUrl(row, deps.secretBox), allowPrivate)));
+  }
   row.allowPrivate = allowPrivate;
   if (input.description !== undefined) row.description = checkedDescription(input.description);
   if (input.enabled !== undefined) row.enabled = input.enabled;
   await row.save();
-  await recordAudit(deps.store, actor, { action: 'webhook.update', targetType: 'webhook', targetId: row._id.toString(), details: { url: row.url, allowPrivate, enabled: row.enabled } });
+  await recordAudit(deps.store, actor, { action: 'webhook.update', targetType: 'webhook', targetId: row._id.toString(), details: { url: shownWebhookUrl(webhookTargetUrl(row, deps.secretBox)), allowPrivate, enabled: row.enabled } });
   return toPublicWebhook(row.toObject() as WebhookRow);
 }
 
@@ -146,7 +188,7 @@ export async function deleteWebhook(deps: WebhookDeps, id: string | ObjectId, ac
   const row = await findWebhook(deps, id);
   await deps.store.models.WebhookDelivery.deleteMany({ webhookId: row._id });
   await deps.store.models.Webhook.deleteOne({ _id: row._id });
-  await recordAudit(deps.store, actor, { action: 'webhook.delete', targetType: 'webhook', targetId: row._id.toString(), details: { url: row.url } });
+  await recordAudit(deps.store, actor, { action: 'webhook.delete', targetType: 'webhook', targetId: row._id.toString(), details: { url: shownWebhookUrl(webhookTargetUrl(row, deps.secretBox)) } });
 }
 
 export async function listWebhooks(store: Store): Promise<PublicWebhook[]> {
@@ -154,11 +196,12 @@ export async function listWebhooks(store: Store): Promise<PublicWebhook[]> {
   return rows.map((row) => toPublicWebhook(row as WebhookRow));
 }
 
-export async function getWebhook(store: Store, id: string): Promise<PublicWebhook> {
+/** One webhook for its page, with the whole URL (`targetUrl`) for the admin editing it. */
+export async function getWebhook(deps: Pick<WebhookDeps, 'store' | 'secretBox'>, id: string): Promise<PublicWebhook & { targetUrl: string }> {
   const _id = parseObjectId(id);
-  const row = _id ? await store.models.Webhook.findById(_id).lean() : null;
+  const row = _id ? await deps.store.models.Webhook.findById(_id).lean() : null;
   if (!row) throw notFound('webhook');
-  return toPublicWebhook(row as WebhookRow);
+  return { ...toPublicWebhook(row as WebhookRow), targetUrl: webhookTargetUrl(row as WebhookRow, deps.secretBox) };
 }
 
 export interface WebhookEvent {

@@ -215,6 +215,8 @@ describe('crm: console pages for objects, CSV import and webhooks (real app, rea
     const hook = (await store.models.Webhook.findOne({}).lean())!;
     const list = await agent.get('/objects/webhooks').expect(200);
     assert.ok(!list.text.includes(secret), 'and never again');
+    assert.match(list.text, />http:\/\/127\.0\.0\.1:9\/hook<\/a>/);
+    assert.match((await agent.get(`/objects/webhooks/${hook._id}`).expect(200)).text, /name="url" value="http:\/\/127.0.0.1:9\/hook"/, 'the edit form has the whole URL');
     await agent.post(`/objects/webhooks/${hook._id}/test`).type('form').send({ _csrf: csrf }).expect(303);
     const delivery = (await store.models.WebhookDelivery.findOne({ webhookId: hook._id }).lean())!;
     await store.models.WebhookDelivery.updateOne({ _id: delivery._id }, { $set: { status: 'failed', attempts: 3 } });

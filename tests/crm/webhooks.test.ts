@@ -7,7 +7,7 @@ import { SecretBox } from '../../gateway/core/crypto';
 import { crmAssociator, linkMessage, type CrmDeps } from '../../gateway/crm/link';
 import { createObject } from '../../gateway/crm/objects';
 import { dispatchDueDeliveries } from '../../gateway/crm/webhook-dispatch';
-import { createWebhook, listDeliveries, resendDelivery, rotateWebhookSecret, sendTestEvent, updateWebhook, type WebhookDeps } from '../../gateway/crm/webhooks';
+import { createWebhook, listDeliveries, listWebhooks, resendDelivery, rotateWebhookSecret, sealWebhookUrls, sendTestEvent, shownWebhookUrl, updateWebhook, type WebhookDeps } from '../../gateway/crm/webhooks';
 import { startCrmWorker } from '../../gateway/crm/worker';
 import { runPendingJobs, sweep } from '../../gateway/crm/backfill';
 import { ingest } from '../../gateway/mail/ingest';
@@ -99,6 +99,13 @@ describe('crm/webhooks: signed link events with retries (real store, real HTTP r
     secretRef.secret = secret;
     const stored = await store.models.Webhook.findById(webhook.id).lean();
     assert.ok(!JSON.stringify(stored).includes(secret), 'the signing secret is sealed at rest');
+    // So is the URL, which for Slack, Teams or Zapier is the credential: the store, the list and the audit log show its site.
+    const shown = url.replace('/hooks/postroom', '/hooks/…');
+    assert.ok(!JSON.stringify(stored).includes('/hooks/postroom'), 'the whole URL is not in the store in clear');
+    assert.equal(webhook.url, shown);
+    assert.equal((await listWebhooks(store))[0]?.url, shown);
+    const audit = await store.models.AuditEvent.findOne({ action: 'webhook.create', targetId: webhook.id }).lean();
+    assert.equal((audit?.details as { url?: string }).url, shown);
     assert.equal(webhook.secretPrefix, secret.slice(0, 10));
 
     const worker = startCrmWorker(deps, { intervalMs: 60_000, secretBox, webhooks: { intervalMs: 60_000 } });
@@ -307,6 +314,48 @@ describe('crm/webhooks: signed link events with retries (real store, real HTTP r
       silent.closeAllConnections();
       for (const server of [silent, healthy]) await new Promise<void>((resolve) => server.close(() => resolve()));
     }
+  });
+
+  it('a webhook an earlier release stored with its URL in clear still delivers, and is sealed at the next start', async () => {
+    receiver.received.length = 0;
+    const legacyId = new mongoose.Types.ObjectId();
+    const legacySecret = 'whsec_legacy';
+    const legacyUrl = `${url}?token=s3cr3t`;
+    await store.models.Webhook.collection.insertOne({
+      _id: legacyId, url: legacyUrl, description: 'from 3f950c1', events: ['link.created'], enabled: true, allowPrivate: true,
+      secretEnc: secretBox.seal(legacySecret, `webhook:${legacyId.toString()}`), secretPrefix: 'whsec_lega', createdAt: new Date(), updatedAt: new Date(),
+    });
+    const before = secretRef.secret;
+    secretRef.secret = legacySecret;
+    try {
+      assert.equal((await listWebhooks(store)).find((hook) => hook.id === legacyId.toString())?.url, shownWebhookUrl(legacyUrl), 'listed without its query even before it is sealed');
+      await sendTestEvent(hookDeps, legacyId.toString());
+      await dispatchDueDeliveries(hookDeps);
+      assert.equal(receiver.received.filter((r) => r.signatureValid).length, 1, 'delivered to the URL in clear');
+
+      assert.equal(await sealWebhookUrls(store, secretBox, testLog), 1);
+      const sealed = (await store.models.Webhook.findById(legacyId).lean())!;
+      assert.equal(sealed.url, `${url.replace('/hooks/postroom', '/hooks/…')}`);
+      assert.ok(!JSON.stringify(sealed).includes('s3cr3t'));
+      assert.equal(await sealWebhookUrls(store, secretBox, testLog), 0, 'sealed once');
+      await sendTestEvent(hookDeps, legacyId.toString());
+      await dispatchDueDeliveries(hookDeps);
+      assert.equal(receiver.received.filter((r) => r.signatureValid).length, 2, 'and to the sealed URL, query and all, after');
+    } finally {
+      secretRef.secret = before;
+      await store.models.WebhookDelivery.deleteMany({ webhookId: legacyId });
+      await store.models.Webhook.deleteOne({ _id: legacyId });
+    }
+  });
+
+  it('shows a webhook URL without the part that is often the credential', () => {
+    assert.equal(shownWebhookUrl('https://hooks.slack.com/services/T000/B000/XXXX'), 'https://hooks.slack.com/services/…');
+    assert.equal(shownWebhookUrl('https://crm.example.com/postroom'), 'https://crm.example.com/postroom');
+    assert.equal(shownWebhookUrl('https://crm.example.com/'), 'https://crm.example.com/');
+    assert.equal(shownWebhookUrl('https://crm.example.com/?key=abc'), 'https://crm.example.com/…');
+    assert.equal(shownWebhookUrl('https://crm.example.com/hook?key=abc'), 'https://crm.example.com/hook/…');
+    assert.equal(shownWebhookUrl('https://hook.eu1.make.com/k3ab9xqv7m2lw8rt'), 'https://hook.eu1.make.com/…', 'a first segment that is a token');
+    assert.equal(shownWebhookUrl('https://example.com/averyveryverylongword'), 'https://example.com/…');
   });
 
   it('rotating the secret signs later deliveries with the new one', async () => {
