@@ -50,7 +50,8 @@ export function objectsWebhooksRouter(deps: AdminDeps): Router {
       title: 'Webhook',
       webhook,
       deliveries: await listDeliveries(deps.store, id, { limit: 100 }),
-      errors: {},
+      // Sealed with a SECRET_KEY since lost (adopt-secret-key): said at the field that needs it again.
+      errors: webhook.urlUnreadable ? { url: 'cannot be read with this SECRET_KEY (it was sealed with a key since lost): enter the URL again' } : {},
       secret: null,
       ...extra,
     });

@@ -1,6 +1,6 @@
 import { SecretBox, SecretBoxError } from '../core/crypto';
 import { OAUTH_PROVIDER_IDS } from '../core/config';
-import { secretContext as webhookSecretContext } from '../crm/webhooks';
+import { secretContext as webhookSecretContext, urlContext as webhookUrlContext } from '../crm/webhooks';
 import { clientSecretContext } from '../oauth/providers';
 import type { Store } from '../store';
 import { recordAudit, type Actor } from './audit';
@@ -19,8 +19,8 @@ export interface RotationResult {
 
 /**
  * Re-seal every stored secret from `oldKey` to `newKey` (a leaked
- * SECRET_KEY): IMAP/SMTP passwords, OAuth tokens, OAuth client secrets and
- * webhook signing secrets, then the key check (secret-key-check.ts). Each
+ * SECRET_KEY): IMAP/SMTP passwords, OAuth tokens, OAuth client secrets,
+ * webhook signing secrets and URLs, then the key check (secret-key-check.ts). Each
  * value is written only if it is still the one read. A value the new key
  * already opens is skipped, so a rotation cut short is finished by running
  * it again. Run it with Postroom stopped: a process still on the old key
@@ -77,8 +77,11 @@ export async function rotateSecretKey(store: Store, oldKey: Buffer, newKey: Buff
       `oauth.${id}.clientSecretEnc`, { value: settings.oauth?.[id]?.clientSecretEnc, context: clientSecretContext(id) },
     ])));
   }
-  for (const hook of await store.models.Webhook.find({}, { secretEnc: 1 }).lean()) {
-    await rewrite(store.models.Webhook, hook._id, { secretEnc: { value: hook.secretEnc, context: webhookSecretContext(hook._id) } });
+  for (const hook of await store.models.Webhook.find({}, { secretEnc: 1, urlEnc: 1 }).lean()) {
+    await rewrite(store.models.Webhook, hook._id, {
+      secretEnc: { value: hook.secretEnc, context: webhookSecretContext(hook._id) },
+      urlEnc: { value: hook.urlEnc, context: webhookUrlContext(hook._id) },
+    });
   }
   result.oauthStatesDropped = (await store.models.OAuthState.deleteMany({})).deletedCount ?? 0;
   await resealKeyCheck(store, to, now);

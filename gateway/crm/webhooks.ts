@@ -1,6 +1,6 @@
 import mongoose from 'mongoose';
 import { AppError, notFound } from '../core/errors';
-import { randomToken, type SecretBox } from '../core/crypto';
+import { randomToken, SecretBoxError, type SecretBox } from '../core/crypto';
 import type { Logger } from '../core/log';
 import type { Store } from '../store';
 import { recordAudit, SYSTEM_ACTOR, type Actor } from '../accounts/audit';
@@ -49,7 +49,7 @@ type WebhookRow = {
 export function toPublicWebhook(row: WebhookRow): PublicWebhook {
   return {
     id: row._id.toString(),
-    url: row.urlEnc ? row.url : shownWebhookUrl(row.url),
+    url: shownUrlOf(row),
     description: row.description ?? '',
     enabled: row.enabled !== false,
     allowPrivate: Boolean(row.allowPrivate),
@@ -62,7 +62,7 @@ export function toPublicWebhook(row: WebhookRow): PublicWebhook {
 }
 
 export const secretContext = (webhookId: ObjectId | string) => `webhook:${webhookId.toString()}`;
-const urlContext = (webhookId: ObjectId | string) => `webhook-url:${webhookId.toString()}`;
+export const urlContext = (webhookId: ObjectId | string) => `webhook-url:${webhookId.toString()}`;
 
 /**
  * A webhook URL as lists and the audit log show it: the site and a first path segment that is a word
@@ -77,9 +77,23 @@ export function shownWebhookUrl(url: string): string {
   return `${parsed.origin}/${first}${cut ? (first ? '/…' : '…') : ''}`;
 }
 
+/** What lists show of a row's URL: `url` itself once sealed; a row from an earlier release holds the whole URL there. */
+const shownUrlOf = (row: Pick<WebhookRow, 'url' | 'urlEnc'>) => (row.urlEnc ? row.url : shownWebhookUrl(row.url));
+
 /** The whole URL a webhook delivers to (sealed at rest; a row from an earlier release still has it in `url`). */
 export function webhookTargetUrl(row: Pick<WebhookRow, '_id' | 'url' | 'urlEnc'>, secretBox: SecretBox): string {
   return row.urlEnc ? secretBox.open(row.urlEnc, urlContext(row._id)) : row.url;
+}
+
+/** The whole URL for a change that keeps it; one sealed with a lost SECRET_KEY must be entered again. */
+function currentUrl(deps: Pick<WebhookDeps, 'secretBox'>, row: Pick<WebhookRow, '_id' | 'url' | 'urlEnc'>): string {
+  try {
+    return webhookTargetUrl(row, deps.secretBox);
+  } catch (err) {
+    if (!(err instanceof SecretBoxError)) throw err;
+    const message = 'cannot be read with this SECRET_KEY (it was sealed with a key since lost): enter the URL again';
+    throw new AppError('VALIDATION_FAILED', `url ${message}`, { status: 400, fields: { url: message } });
+  }
 }
 
 function sealedUrl(secretBox: SecretBox, webhookId: ObjectId, url: string): { url: string; urlEnc: string } {
@@ -164,13 +178,13 @@ export async function updateWebhook(deps: WebhookDeps, id: string | ObjectId, in
   const row = await findWebhook(deps, id);
   const allowPrivate = input.allowPrivate ?? Boolean(row.allowPrivate);
   if (input.url !== undefined || input.allowPrivate !== undefined) {
-    row.set(sealedUrl(deps.secretBox, row._id, await validatedUrl(deps, input.url ?? webhookTargetUrl(row, deps.secretBox), allowPrivate)));
+    row.set(sealedUrl(deps.secretBox, row._id, await validatedUrl(deps, input.url ?? currentUrl(deps, row), allowPrivate)));
   }
   row.allowPrivate = allowPrivate;
   if (input.description !== undefined) row.description = checkedDescription(input.description);
   if (input.enabled !== undefined) row.enabled = input.enabled;
   await row.save();
-  await recordAudit(deps.store, actor, { action: 'webhook.update', targetType: 'webhook', targetId: row._id.toString(), details: { url: shownWebhookUrl(webhookTargetUrl(row, deps.secretBox)), allowPrivate, enabled: row.enabled } });
+  await recordAudit(deps.store, actor, { action: 'webhook.update', targetType: 'webhook', targetId: row._id.toString(), details: { url: shownUrlOf(row), allowPrivate, enabled: row.enabled } });
   return toPublicWebhook(row.toObject() as WebhookRow);
 }
 
@@ -188,7 +202,7 @@ export async function deleteWebhook(deps: WebhookDeps, id: string | ObjectId, ac
   const row = await findWebhook(deps, id);
   await deps.store.models.WebhookDelivery.deleteMany({ webhookId: row._id });
   await deps.store.models.Webhook.deleteOne({ _id: row._id });
-  await recordAudit(deps.store, actor, { action: 'webhook.delete', targetType: 'webhook', targetId: row._id.toString(), details: { url: shownWebhookUrl(webhookTargetUrl(row, deps.secretBox)) } });
+  await recordAudit(deps.store, actor, { action: 'webhook.delete', targetType: 'webhook', targetId: row._id.toString(), details: { url: shownUrlOf(row) } });
 }
 
 export async function listWebhooks(store: Store): Promise<PublicWebhook[]> {
@@ -196,12 +210,20 @@ export async function listWebhooks(store: Store): Promise<PublicWebhook[]> {
   return rows.map((row) => toPublicWebhook(row as WebhookRow));
 }
 
-/** One webhook for its page, with the whole URL (`targetUrl`) for the admin editing it. */
-export async function getWebhook(deps: Pick<WebhookDeps, 'store' | 'secretBox'>, id: string): Promise<PublicWebhook & { targetUrl: string }> {
+/**
+ * One webhook for its page, with the whole URL (`targetUrl`) for the admin editing it; empty, with
+ * `urlUnreadable`, when the SECRET_KEY that sealed it was lost (adopt-secret-key): it is entered again.
+ */
+export async function getWebhook(deps: Pick<WebhookDeps, 'store' | 'secretBox'>, id: string): Promise<PublicWebhook & { targetUrl: string; urlUnreadable: boolean }> {
   const _id = parseObjectId(id);
   const row = _id ? await deps.store.models.Webhook.findById(_id).lean() : null;
   if (!row) throw notFound('webhook');
-  return { ...toPublicWebhook(row as WebhookRow), targetUrl: webhookTargetUrl(row as WebhookRow, deps.secretBox) };
+  try {
+    return { ...toPublicWebhook(row as WebhookRow), targetUrl: webhookTargetUrl(row as WebhookRow, deps.secretBox), urlUnreadable: false };
+  } catch (err) {
+    if (!(err instanceof SecretBoxError)) throw err;
+    return { ...toPublicWebhook(row as WebhookRow), targetUrl: '', urlUnreadable: true };
+  }
 }
 
 export interface WebhookEvent {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import mongoose from 'mongoose';
 import { assertSecretKeyMatchesStore, createMailAccount, createUser, rotateSecretKey, SecretKeyMismatchError, SYSTEM_ACTOR } from '../../gateway/accounts';
 import { runCli } from '../../gateway/bin/cli';
-import { secretContext } from '../../gateway/crm/webhooks';
+import { secretContext, urlContext } from '../../gateway/crm/webhooks';
 import { clientSecretContext } from '../../gateway/oauth/providers';
 import { SecretBox } from '../../gateway/core/crypto';
 import { describeStartFailure } from '../../gateway/bin/lifecycle';
@@ -102,7 +102,10 @@ describe('the secret key is checked against the store at start', () => {
     const accountId = await accountWithPasswordSealedBy(keyA);
     const boxA = new SecretBox(keyA, 'secrets');
     const hookId = new mongoose.Types.ObjectId();
-    await store.models.Webhook.collection.insertOne({ _id: hookId, url: 'https://crm.acme.test/hook', secretEnc: boxA.seal('whsec', secretContext(hookId)), enabled: true });
+    await store.models.Webhook.collection.insertOne({
+      _id: hookId, url: 'https://crm.acme.test/hook/…', urlEnc: boxA.seal('https://crm.acme.test/hook/T0k3n', urlContext(hookId)),
+      secretEnc: boxA.seal('whsec', secretContext(hookId)), enabled: true,
+    });
     await store.models.BusinessSettings.updateOne({ _id: 'business' }, { $set: { 'oauth.google.clientSecretEnc': boxA.seal('gsecret', clientSecretContext('google')) } }, { upsert: true });
     await assertSecretKeyMatchesStore(store, { dataDir }, log);
 
@@ -114,13 +117,15 @@ describe('the secret key is checked against the store at start', () => {
     assert.match(err.join('\n'), /Postroom is running with DATA_DIR .*: stop it first/);
     assert.equal(await cli(['rotate-secret-key', '--new-key', keyA.toString('hex')]), 65, 'the key in use is no new key');
     assert.equal(await cli(['rotate-secret-key', '--new-key', keyB.toString('hex')]), 0, err.join('\n'));
-    assert.match(out.join('\n'), /re-sealed 3 secrets with the new key \(0 already were, 0 unreadable/);
+    assert.match(out.join('\n'), /re-sealed 4 secrets with the new key \(0 already were, 0 unreadable/);
     assert.equal(fs.readFileSync(path.join(dataDir, 'secret.key'), 'utf8').trim(), keyB.toString('hex'), 'secret.key holds the new key');
 
     const boxB = new SecretBox(keyB, 'secrets');
     const account = await store.models.MailAccount.findById(accountId).lean();
     assert.equal(boxB.open(account!.imap!.passwordEnc!, accountId), 'imap-password');
-    assert.equal(boxB.open((await store.models.Webhook.findById(hookId).lean())!.secretEnc, secretContext(hookId)), 'whsec');
+    const hook = (await store.models.Webhook.findById(hookId).lean())!;
+    assert.equal(boxB.open(hook.secretEnc, secretContext(hookId)), 'whsec');
+    assert.equal(boxB.open(hook.urlEnc, urlContext(hookId)), 'https://crm.acme.test/hook/T0k3n', 'the webhook URL too');
     assert.equal(boxB.open((await store.models.BusinessSettings.findById('business').lean())!.oauth!.google!.clientSecretEnc!, clientSecretContext('google')), 'gsecret');
     await assertSecretKeyMatchesStore(store, { dataDir }, log);
     await assert.rejects(assertSecretKeyMatchesStore(store, { secretKey: keyA, dataDir }, log), SecretKeyMismatchError, 'the old key no longer starts it');
@@ -128,7 +133,7 @@ describe('the secret key is checked against the store at start', () => {
 
     // Cut short and run again (here: again from the old key's point of view): nothing is sealed twice.
     const again = await rotateSecretKey(store, keyA, keyB, SYSTEM_ACTOR);
-    assert.deepEqual(again, { resealed: 0, alreadyNew: 3, unreadable: 0, oauthStatesDropped: 0 });
+    assert.deepEqual(again, { resealed: 0, alreadyNew: 4, unreadable: 0, oauthStatesDropped: 0 });
   });
 
   it('adopt-secret-key lets a store whose key is lost for good start with a new one, keeping everything else', async () => {

@@ -1,5 +1,8 @@
 import { strict as assert } from 'node:assert';
+import crypto from 'node:crypto';
 import { Types } from 'mongoose';
+import { SecretBox } from '../../gateway/core/crypto';
+import { secretContext, urlContext } from '../../gateway/crm/webhooks';
 import type { PublicUser } from '../../gateway/accounts';
 import { runPendingJobs } from '../../gateway/crm/backfill';
 import { IMPORT_LEASE_TTL_MS } from '../../gateway/crm/import-once';
@@ -234,6 +237,26 @@ describe('crm: console pages for objects, CSV import and webhooks (real app, rea
     const long = await agent.post(`/objects/webhooks/${hook._id}`).type('form').send({ _csrf: csrf, url: 'http://127.0.0.1:9/hook', description: 'x'.repeat(501), enabled: 'on', allowPrivate: 'on' }).expect(400);
     assert.match(long.text, /id="description-error">must be at most 500 characters/);
     assert.equal((await store.models.Webhook.findById(hook._id).lean())!.description, 'local CRM');
+  });
+
+  it('a webhook URL sealed with a SECRET_KEY since lost is asked for again, not a broken page', async () => {
+    const { agent, csrf } = admin;
+    const lostKey = new SecretBox(crypto.randomBytes(32), 'secrets');
+    const _id = new Types.ObjectId();
+    await store.models.Webhook.collection.insertOne({
+      _id, url: 'https://crm.acme.test/hooks/…', urlEnc: lostKey.seal('https://crm.acme.test/hooks/T0k3n', urlContext(_id)),
+      secretEnc: lostKey.seal('whsec_lost', secretContext(_id)), secretPrefix: 'whsec_lost', description: 'before the key was lost',
+      events: ['link.created'], enabled: true, allowPrivate: false, createdAt: new Date(), updatedAt: new Date(),
+    });
+    const page = await agent.get(`/objects/webhooks/${_id}`).expect(200);
+    assert.match(page.text, /<p class="muted">https:\/\/crm\.acme\.test\/hooks\/…<\/p>/);
+    assert.match(page.text, /id="url-error">cannot be read with this SECRET_KEY \(it was sealed with a key since lost\): enter the URL again/);
+    assert.match(page.text, /name="url" value=""/);
+    await agent.post(`/objects/webhooks/${_id}`).type('form').send({ _csrf: csrf, url: 'http://127.0.0.1:9/hook-again', description: 'entered again', enabled: 'on', allowPrivate: 'on' }).expect(303);
+    const again = await agent.get(`/objects/webhooks/${_id}`).expect(200);
+    assert.match(again.text, /name="url" value="http:\/\/127.0.0.1:9\/hook-again"/);
+    assert.doesNotMatch(again.text, /url-error/);
+    await store.models.Webhook.deleteOne({ _id });
   });
 
   it('changes the matching settings (admins): extra free-mail domains, sub-addresses, sharing', async () => {
