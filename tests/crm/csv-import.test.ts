@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { runPendingJobs } from '../../gateway/crm/backfill';
-import { commitImport, MAX_IMPORT_BYTES, MAX_IMPORT_ROWS, previewImport } from '../../gateway/crm/csv-import';
+import { commitImport, MAX_IMPORT_BYTES, MAX_IMPORT_ROW_CHARS, MAX_IMPORT_ROWS, previewImport } from '../../gateway/crm/csv-import';
 import type { CrmDeps } from '../../gateway/crm/link';
 import { AppError } from '../../gateway/core/errors';
 import { openTestStore } from '../support/store';
@@ -58,6 +58,19 @@ describe('crm/csv-import: preview with per-row errors, then commit (real store)'
     await assert.rejects(previewImport(deps, csv, { defaultType: 'lead' }), (err: unknown) => err instanceof AppError && err.code === 'CSV_INVALID' && err.message.includes(`more than ${MAX_IMPORT_ROWS} rows; at most ${MAX_IMPORT_ROWS} per import: split it`));
   });
 
+  it('refuses a row of megabytes (a quote left open, a file that is no CSV) at the row limit, naming its line', async () => {
+    const wide = `name,emails\nAcme,a@acme.test\nGlobex,${'x'.repeat(MAX_IMPORT_BYTES - 100)}\n`;
+    await assert.rejects(previewImport(deps, wide, { defaultType: 'customer' }), (err: unknown) =>
+      err instanceof AppError && err.code === 'CSV_INVALID' && /a row is longer than 64 KB by line 3: is a quote left open/.test(err.message));
+    const unclosed = `name,emails\n"Acme,a@acme.test\n${'Globex,g@globex.test\n'.repeat(5000)}`;
+    await assert.rejects(previewImport(deps, unclosed, { defaultType: 'customer' }), (err: unknown) =>
+      err instanceof AppError && /a row is longer than 64 KB by line \d+: is a quote left open/.test(err.message));
+    // Long but real rows still import.
+    const roomy = `name,domains\nAcme,${Array.from({ length: 2000 }, (_, i) => `d${i}.acme.test`).join(';')}\n`;
+    assert.ok(roomy.length < MAX_IMPORT_ROW_CHARS);
+    assert.equal((await previewImport(deps, roomy, { defaultType: 'customer' })).rows.length, 1);
+  });
+
   it('refuses files it cannot read with a clear message', async () => {
     const problem = async (input: string, pattern: RegExp) =>
       assert.rejects(previewImport(deps, input), (err: unknown) => err instanceof AppError && err.code === 'CSV_INVALID' && pattern.test(err.message));
@@ -65,7 +78,7 @@ describe('crm/csv-import: preview with per-row errors, then commit (real store)'
     await problem('type,emails\ncontact,a@b.test\n', /no "name" column/);
     await problem('name,emails\nA,a@b.test\n', /no "type" column/);
     await problem('type,name\ncontact,"unclosed\n', /not a readable CSV file/);
-    await problem(`type,name\ncontact,"${'x'.repeat(MAX_IMPORT_BYTES - 100)}`, /not a readable CSV file .*Quote Not Closed/);
+    await problem(`type,name\ncontact,"${'x'.repeat(MAX_IMPORT_BYTES - 100)}`, /a row is longer than 64 KB by line 2: is a quote left open/);
     // With a default type, a file without a type column is fine.
     const preview = await previewImport(deps, 'name,emails\nA,a@b.test\n', { defaultType: 'lead' });
     assert.equal(preview.valid, 1);
