@@ -351,12 +351,12 @@ export async function getMessageFor(store: Store, viewer: Viewer, id: string, fi
 }
 
 /**
- * The stored message this one answers (its In-Reply-To, RFC 5322 §3.6.4) in the same mailbox, when the
- * viewer may read it: what a "Re:" is a reply to, one look-up on the (mailboxKey, messageId) index.
+ * The stored message this one answers (its In-Reply-To, RFC 5322 §3.6.4) among its owner's mail, when the
+ * viewer may read it: what a "Re:" is a reply to, one look-up on the (ownerId, messageId) index.
  */
-export async function repliedMessage(store: Store, viewer: Viewer, message: { mailboxKey: string; inReplyTo?: string | null }) {
+export async function repliedMessage(store: Store, viewer: Viewer, message: { ownerId: ObjectId; inReplyTo?: string | null }) {
   if (!message.inReplyTo) return null;
-  return store.models.Message.findOne({ mailboxKey: message.mailboxKey, messageId: message.inReplyTo, ...messageScope(viewer) })
+  return store.models.Message.findOne({ ownerId: message.ownerId, messageId: message.inReplyTo, ...messageScope(viewer) })
     .select('subject from date receivedAt').lean();
 }
 

@@ -62,5 +62,19 @@ export async function ensureIndexes(models: Models): Promise<void> {
       if (err.codeName !== 'NamespaceExists' && err.code !== 48) throw err;
     });
     await model.createIndexes();
+    for (const name of RETIRED_INDEXES[model.collection.collectionName] ?? []) {
+      await model.collection.dropIndex(name).catch((err: { codeName?: string; code?: number }) => {
+        if (err.codeName !== 'IndexNotFound' && err.code !== 27) throw err;
+      });
+    }
   }
 }
+
+/**
+ * Indexes earlier releases built that nothing reads any more: dropped at start, since every write still
+ * pays for them (createIndexes never drops one).
+ */
+export const RETIRED_INDEXES: Readonly<Record<string, readonly string[]>> = {
+  // Conversations and "In reply to" were looked up per mailbox; they are the owner's now.
+  messages: ['mailboxKey_1_messageId_1', 'mailboxKey_1_references_1'],
+};

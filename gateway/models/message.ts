@@ -138,9 +138,10 @@ messageSchema.index({ status: 1, receivedAt: -1, _id: -1 });
 messageSchema.index({ receivedAt: -1, _id: -1 });
 messageSchema.index({ addresses: 1, receivedAt: -1 });
 messageSchema.index({ linkedObjectIds: 1, receivedAt: -1 });
-messageSchema.index({ mailboxKey: 1, messageId: 1 });
-// A message's conversation (gateway/accounts/conversation.ts): the replies that name its first message in References.
-messageSchema.index({ mailboxKey: 1, references: 1 });
+// A message's conversation among its owner's mail (gateway/accounts/conversation.ts): the messages it names, and the
+// replies that name its first message in References.
+messageSchema.index({ ownerId: 1, messageId: 1 });
+messageSchema.index({ ownerId: 1, references: 1 });
 // The copies of one mail in an employee's several mailboxes (same de-duplication key): deleting one deletes them all.
 messageSchema.index({ ownerId: 1, dedupeKey: 1 });
 messageSchema.index({ status: 1, linkedAt: 1 });

@@ -3,13 +3,14 @@
  * In-Reply-To, RFC 5322 §3.6.4), as mail programs thread: the quote, the
  * employee's answer, the customer's reply to that and a colleague's reply to
  * the quote, oldest first, without another customer's unrelated "Re:" of the
- * same subject, and without anything of another employee's mailbox.
+ * same subject, and without anything of another employee's mailbox. All of
+ * the owner's mailboxes are one: the answer Bcc'd to their dropbox is in it.
  */
 import { strict as assert } from 'node:assert';
 import request from 'supertest';
 import { createApiToken, type PublicUser } from '../../gateway/accounts';
 import { CONVERSATION_LIMIT } from '../../gateway/accounts/conversation';
-import { buildApp, makeAccount, makeUser, signIn, storeMessage, type TestApp, type TestStore } from './fixtures';
+import { buildApp, buildRaw, makeAccount, makeUser, signIn, storeMessage, type TestApp, type TestStore } from './fixtures';
 import { openTestStore } from '../support/store';
 
 /** The conversation panel's lines as "from|subject|current", in page order; null without the panel. */
@@ -99,6 +100,41 @@ describe('admin: a message\'s conversation', function () {
     const alone = await api(unrelated.id);
     assert.deepEqual(alone.body.messages.map((m: { id: string; current: boolean }) => [m.id, m.current]), [[unrelated.id, true]]);
     assert.equal((await api(opened.id, 'eve@acme.test')).status, 404, 'another employee\'s mail is not found');
+  });
+
+  it('is the owner\'s conversation: the answer Bcc\'d to the dropbox is in it, and a mail in two mailboxes is listed once', async () => {
+    const sales = await makeAccount(store, bob, 'sales@owner-thread.test');
+    const personal = await makeAccount(store, bob, 'bob@owner-thread.test');
+    const question = '<question-1@customer.test>';
+    // The customer wrote to sales@ with Bob in Cc: one mail, forwarded from both mailboxes.
+    const raw = await buildRaw({
+      from: 'Alice Customer <alice@customer.test>', to: 'sales@owner-thread.test', subject: 'Delivery date', messageId: question, date: at(0),
+      headers: { Cc: 'bob@owner-thread.test' },
+    });
+    const inSales = await storeMessage(store, { raw }, { ownerId: bob.id, accountId: sales.id, receivedAt: at(0) });
+    const inPersonal = await storeMessage(store, { raw }, { ownerId: bob.id, accountId: personal.id, receivedAt: at(1) });
+    // Bob answered from his own mail program; Postroom has the answer from the Bcc to his dropbox.
+    const answer = await storeMessage(store, {
+      from: 'Bob <bob@owner-thread.test>', to: 'alice@customer.test', subject: 'Re: Delivery date', messageId: '<delivery-answer-2@acme.test>', date: at(5),
+      headers: { 'In-Reply-To': question, References: question },
+    }, { ownerId: bob.id, receivedAt: at(5) });
+
+    const { agent } = await signIn(testApp.app, 'bob@acme.test');
+    const fromSales = await agent.get(`/messages/${inSales.id}`).expect(200);
+    assert.deepEqual(conversationLines(fromSales.text), ['Alice Customer|Delivery date|current', 'Bob|Re: Delivery date']);
+    // Opened from the other mailbox, that copy is the one marked.
+    const fromPersonal = await agent.get(`/messages/${inPersonal.id}`).expect(200);
+    assert.match(fromPersonal.text, new RegExp(`<li class="current">[\\s\\S]*?Delivery date`));
+    assert.deepEqual(conversationLines(fromPersonal.text), ['Alice Customer|Delivery date|current', 'Bob|Re: Delivery date']);
+    // The answer shows what it replies to, from the other mailbox.
+    const fromDropbox = await agent.get(`/messages/${answer.id}`).expect(200);
+    assert.deepEqual(conversationLines(fromDropbox.text), ['Alice Customer|Delivery date', 'Bob|Re: Delivery date|current']);
+    assert.match(fromDropbox.text, /In reply to/);
+    // Eve's mail is never Bob's conversation, whatever it names.
+    const evesAccount = await makeAccount(store, eve, 'eve@owner-thread.test');
+    await storeMessage(store, { from: 'Eve <eve@owner-thread.test>', subject: 'Re: Delivery date', messageId: '<eve-3@acme.test>', date: at(6), headers: { 'In-Reply-To': question, References: question } },
+      { ownerId: eve.id, accountId: evesAccount.id, receivedAt: at(6) });
+    assert.deepEqual(conversationLines((await agent.get(`/messages/${inSales.id}`).expect(200)).text), ['Alice Customer|Delivery date|current', 'Bob|Re: Delivery date']);
   });
 
   it('says when a conversation is longer than the list', async () => {

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import crypto from 'node:crypto';
 import { SecretBox } from '../../gateway/core/crypto';
-import { ensureIndexes } from '../../gateway/models';
+import { ensureIndexes, RETIRED_INDEXES } from '../../gateway/models';
 import { openTestStore } from '../support/store';
 
 describe('models on the real store', () => {
@@ -18,6 +18,17 @@ describe('models on the real store', () => {
       const onServer = (await model.collection.indexes()).map((index) => JSON.stringify(index.key));
       for (const fields of declared) assert.ok(onServer.includes(fields), `${model.modelName} is missing index ${fields} (has ${onServer.join(', ')})`);
     }
+  });
+
+  it('drops the indexes an earlier release built that nothing reads any more (each write still paid for them)', async () => {
+    const messages = store.models.Message.collection;
+    await messages.createIndex({ mailboxKey: 1, references: 1 });
+    await messages.createIndex({ mailboxKey: 1, messageId: 1 });
+    await ensureIndexes(store.models);
+    const names = (await messages.indexes()).map((index) => index.name);
+    for (const retired of RETIRED_INDEXES.messages!) assert.ok(!names.includes(retired), `${retired} is still there (${names.join(', ')})`);
+    assert.ok(names.includes('ownerId_1_references_1') && names.includes('ownerId_1_messageId_1'));
+    await ensureIndexes(store.models); // nothing left to drop: must not fail
   });
 
   it('enforces the uniqueness the product relies on', async () => {
