@@ -247,11 +247,12 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
       }
     }
 
-    // 4. Mail read in the mailbox since the last pass. The mod-sequence is saved only once this is done.
+    // 4. Mail read in the mailbox since the last pass. The mod-sequence is saved once this is done (a stopped
+    // pass keeps the old one, so the next catches up); a session without CONDSTORE cannot ask, and moves on.
     let highestModSeq = mailbox.highestModseq?.toString() ?? '';
     const flagsSince = trusted ? seenSince(state, mailbox.highestModseq) : undefined;
-    if (flagsSince !== undefined) {
-      if (ctx.signal.aborted || !client.enabled.has('CONDSTORE') || mailbox.noModseq) highestModSeq = state?.highestModSeq ?? '';
+    if (flagsSince !== undefined && client.enabled.has('CONDSTORE') && !mailbox.noModseq) {
+      if (ctx.signal.aborted) highestModSeq = state?.highestModSeq ?? '';
       else if (mailbox.exists > 0 && (state?.lastUid ?? 0) > 0) await readSeenSince(ctx, log, folder, uidValidity, flagsSince, state!.lastUid);
     }
 
