@@ -138,6 +138,35 @@ export function factsFromMailauth(result: MailauthResult, envelope: SmtpEnvelope
   };
 }
 
+/** c-ares codes that state what the DNS holds (no such name / no such record), rather than that it could not be asked. */
+const DEFINITIVE_DNS_ERRORS = new Set(['ENOTFOUND', 'ENODATA']);
+
+/**
+ * The resolver as mailauth is handed it. Any lookup that fails for another reason than "no such
+ * name/record" (SERVFAIL, timeout, refused, a broken answer) is a temporary error, RFC 7208 §2.6.6.
+ * mailauth's SPF evaluation only knows ETIMEOUT and EREFUSED as such: any other failure inside an
+ * `include:` is skipped as if the include did not match, and inside a `redirect=` ends in "neutral",
+ * so a provider's SERVFAIL turned SPF into a permanent-looking "fail" (RFC 7208 §5.2 and §6.1 say
+ * temperror). mailauth keeps an error's `spfResult` as the result, so it is set here, once, for every
+ * kind of temporary failure.
+ */
+function mailauthResolver(resolver: DnsResolveFn): DnsResolveFn {
+  return async (name, rrtype) => {
+    try {
+      return await resolver(name, rrtype);
+    } catch (err) {
+      const code = (err as { code?: unknown } | null)?.code;
+      if (typeof code === 'string' && DEFINITIVE_DNS_ERRORS.has(code)) throw err;
+      const failure = err instanceof Error ? err : new Error(String(err));
+      (failure as Error & { spfResult?: unknown }).spfResult = {
+        error: 'temperror',
+        text: `DNS lookup of ${name} (${rrtype}) failed: ${typeof code === 'string' ? code : failure.message}`,
+      };
+      throw failure;
+    }
+  };
+}
+
 /**
  * Evaluate one message. Never throws for a message it cannot make sense of:
  * such a message gets `error` set and every mechanism at `none`, which the
@@ -150,7 +179,7 @@ export async function evaluateAuthentication(raw: Readable | Buffer, envelope: S
       helo: envelope.helo || envelope.ip,
       sender: envelope.sender,
       mta: options.authservId,
-      resolver: options.resolver,
+      resolver: mailauthResolver(options.resolver),
       disableBimi: true,
     });
     return factsFromMailauth(result, envelope);

@@ -21,6 +21,8 @@ export interface TestDns {
   clear(): void;
   /** Answer questions about `name` with SERVFAIL (fault injection), or normally again with `false`. */
   failing(name: string, on?: boolean): void;
+  /** Never answer questions about `name` (a lost packet or a dead server: the resolver times out), or answer again with `false`. */
+  silent(name: string, on?: boolean): void;
   /** Questions received so far (a resolver's cache shows as questions not asked). */
   readonly questions: number;
   stop(): Promise<void>;
@@ -84,9 +86,11 @@ export async function startDns(options: { ttl?: number } = {}): Promise<TestDns>
   const ttl = options.ttl ?? DEFAULT_TTL;
   const zone = new Map<string, NameRecords>();
   const failing = new Set<string>();
+  const silent = new Set<string>();
   let questions = 0;
   const handle: dns2.DnsHandler = (request, send) => {
     questions += request.questions.length;
+    if (request.questions.some((q) => silent.has(key(q.name)))) return;
     let response: dns2.Packet;
     try {
       response = answer(zone, failing, request, ttl);
@@ -137,6 +141,10 @@ export async function startDns(options: { ttl?: number } = {}): Promise<TestDns>
       failing: (name, on = true) => {
         if (on) failing.add(key(name));
         else failing.delete(key(name));
+      },
+      silent: (name, on = true) => {
+        if (on) silent.add(key(name));
+        else silent.delete(key(name));
       },
       get questions() {
         return questions;
