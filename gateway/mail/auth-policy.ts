@@ -43,11 +43,13 @@ export interface PolicyDecision {
   /** Provider whose notice this is ('google', 'microsoft', 'yahoo'), when rule 4 applied. */
   providerNotice: string | null;
   /**
-   * A failing verdict that a DNS temporary error on one of our own
-   * identities may have caused: answer 4xx so the sender retries instead
-   * of quarantining legitimate mail during a DNS outage (RFC 7208 §2.6.6).
+   * A failing verdict that a DNS temporary error on a lookup that could
+   * have proven the path may have caused: answer 4xx so the sender retries
+   * instead of quarantining legitimate mail during a DNS outage (RFC 7208 §2.6.6).
    */
   retryable: boolean;
+  /** What failed temporarily when `retryable` ("SPF of acme.com", "the ARC seal key of google.com"); '' otherwise. */
+  temporaryFailure: string;
 }
 
 /**
@@ -166,18 +168,49 @@ function summary(facts: AuthFacts): string {
 
 const TEMPORARY = new Set(['temperror']);
 
+/** Signing domain of a DKIM/ARC key name as looked up ("s1._domainkey.google.com TXT ESERVFAIL" → google.com). */
+function keyDomain(dnsFailure: string): string {
+  const name = dnsFailure.split(' ')[0] ?? '';
+  const at = name.indexOf('._domainkey.');
+  return at >= 0 ? name.slice(at + '._domainkey.'.length) : '';
+}
+
+/**
+ * Would a lookup that failed temporarily have been able to prove the path? Then the failing verdict
+ * is not final: the sender is asked to retry (RFC 7208 §2.6.6, RFC 6376 §6.1.2 TEMPFAIL) instead of
+ * legitimate mail being quarantined — or refused — for a DNS outage. Those lookups are the SPF of one
+ * of our envelope domains, the key of a DKIM signature of ours, the key of a provider's signature on
+ * its notice (a forwarding confirmation held in quarantine never shows its code), and the key of a
+ * trusted forwarder's ARC seal (mailauth reports a seal it could not fetch the key of as "fail").
+ * Returns what failed, or '' when nothing that could pass failed temporarily.
+ */
+function temporaryFailure(facts: AuthFacts, ours: readonly string[]): string {
+  if (TEMPORARY.has(facts.spf.result) && alignedWith(facts.spf.domain, ours)) return `SPF of ${facts.spf.domain}`;
+  const own = facts.dkim.find((sig) => TEMPORARY.has(sig.result) && alignedWith(sig.domain, ours));
+  if (own) return `the DKIM key of ${own.domain}`;
+  const noticeSender = facts.headerFrom.length === 1 ? NOTICE_SENDERS.find((sender) => sender.matches(facts.headerFrom[0])) : undefined;
+  const notice = noticeSender ? facts.dkim.find((sig) => TEMPORARY.has(sig.result) && alignedWith(sig.domain, noticeSender.dkimDomains)) : undefined;
+  if (notice) return `the DKIM key of ${notice.domain}`;
+  if (facts.arc.result === 'fail' && facts.arc.sealers.length > 0 && facts.arc.sealers.every((sealer) => alignedWith(sealer, TRUSTED_ARC_SEALERS))) {
+    const sealKey = (facts.dnsFailures ?? []).map(keyDomain).find((domain) => domain && alignedWith(domain, TRUSTED_ARC_SEALERS));
+    if (sealKey) return `the ARC seal key of ${sealKey}`;
+  }
+  return '';
+}
+
 /**
  * Decide pass/fail for mail to a mailbox whose own domains (its domain plus
  * the business domains) are `ours`.
  */
 export function decideAuthVerdict(facts: AuthFacts, ours: readonly string[]): PolicyDecision {
   const sender = senderAuthentication(facts);
-  const decision = (verdict: Verdict, reason: string, notice: string | null = null, retryable = false): PolicyDecision => ({
+  const decision = (verdict: Verdict, reason: string, notice: string | null = null, temporary = ''): PolicyDecision => ({
     verdict,
     reason,
     sender,
     providerNotice: notice,
-    retryable,
+    retryable: Boolean(temporary),
+    temporaryFailure: temporary,
   });
   // Each reason says what proved (or failed to prove) the path, then what is known of the author.
   const passed = (how: string) => decision('pass', `came through the mailbox's provider or the business: ${how}; ${sender.note}`);
@@ -201,9 +234,7 @@ export function decideAuthVerdict(facts: AuthFacts, ours: readonly string[]): Po
     return passed(`ARC chain of trusted forwarder ${facts.arc.sealers[0]} validated (i=${facts.arc.instance})`);
   }
 
-  const retryable =
-    (TEMPORARY.has(facts.spf.result) && alignedWith(facts.spf.domain, ours)) ||
-    facts.dkim.some((sig) => TEMPORARY.has(sig.result) && alignedWith(sig.domain, ours));
+  const temporary = temporaryFailure(facts, ours);
 
   const why = facts.error ? `authentication could not be evaluated (${facts.error}); ` : '';
   // A sender who authenticates their own domain proves only who wrote the mail: anyone who learns a
@@ -213,6 +244,6 @@ export function decideAuthVerdict(facts: AuthFacts, ours: readonly string[]): Po
     `${why}nothing shows it came through the mailbox's provider or the business: no SPF pass, DKIM signature or trusted forwarder's ARC seal ` +
       `for ${ours.length ? ours.join(', ') : '(no domains)'} (${summary(facts)}); ${sender.note}`,
     null,
-    retryable,
+    temporary,
   );
 }

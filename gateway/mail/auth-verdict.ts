@@ -63,6 +63,12 @@ export interface AuthFacts {
   traceHeaders: string;
   /** Set when the evaluation itself failed (the message is then judged as unauthenticated). */
   error?: string;
+  /**
+   * Lookups that failed temporarily (timeout, SERVFAIL, refused) during the evaluation, as
+   * "name rrtype CODE": what a temperror is about, and whether a retry could change the verdict
+   * (an ARC seal whose key could not be fetched reads as a plain "fail" in mailauth).
+   */
+  dnsFailures?: string[];
 }
 
 export interface SmtpEnvelope {
@@ -150,7 +156,7 @@ const DEFINITIVE_DNS_ERRORS = new Set(['ENOTFOUND', 'ENODATA']);
  * temperror). mailauth keeps an error's `spfResult` as the result, so it is set here, once, for every
  * kind of temporary failure.
  */
-function mailauthResolver(resolver: DnsResolveFn): DnsResolveFn {
+function mailauthResolver(resolver: DnsResolveFn, failures: string[]): DnsResolveFn {
   return async (name, rrtype) => {
     try {
       return await resolver(name, rrtype);
@@ -158,6 +164,8 @@ function mailauthResolver(resolver: DnsResolveFn): DnsResolveFn {
       const code = (err as { code?: unknown } | null)?.code;
       if (typeof code === 'string' && DEFINITIVE_DNS_ERRORS.has(code)) throw err;
       const failure = err instanceof Error ? err : new Error(String(err));
+      const entry = `${name.toLowerCase()} ${rrtype} ${typeof code === 'string' ? code : 'error'}`;
+      if (!failures.includes(entry)) failures.push(entry);
       (failure as Error & { spfResult?: unknown }).spfResult = {
         error: 'temperror',
         text: `DNS lookup of ${name} (${rrtype}) failed: ${typeof code === 'string' ? code : failure.message}`,
@@ -173,16 +181,17 @@ function mailauthResolver(resolver: DnsResolveFn): DnsResolveFn {
  * policy judges as failing (quarantine/reject), never as passing.
  */
 export async function evaluateAuthentication(raw: Readable | Buffer, envelope: SmtpEnvelope, options: EvaluateOptions): Promise<AuthFacts> {
+  const dnsFailures: string[] = [];
   try {
     const result = await authenticate(raw, {
       ip: envelope.ip,
       helo: envelope.helo || envelope.ip,
       sender: envelope.sender,
       mta: options.authservId,
-      resolver: mailauthResolver(options.resolver),
+      resolver: mailauthResolver(options.resolver, dnsFailures),
       disableBimi: true,
     });
-    return factsFromMailauth(result, envelope);
+    return { ...factsFromMailauth(result, envelope), dnsFailures };
   } catch (err) {
     const reason = (err as Error).message || String(err);
     // RFC 8601 §2.2 "none": nothing could be evaluated; the comment says why.
@@ -197,6 +206,7 @@ export async function evaluateAuthentication(raw: Readable | Buffer, envelope: S
       authResults: value,
       traceHeaders: `Authentication-Results: ${value}\r\n`,
       error: reason,
+      dnsFailures,
     };
   }
 }

@@ -197,12 +197,16 @@ async function deliver(deps: InboundDeps, message: InboundMessage, policy: Busin
   });
 
   const failing = mailboxes.filter((m) => m.decision.verdict === 'fail');
-  if (failing.some((m) => m.decision.retryable)) {
+  const temporary = failing.find((m) => m.decision.retryable);
+  if (temporary) {
+    // The log line of the refusal names the lookup (pino appends the cause's message to the error's).
+    const lookups = facts.dnsFailures?.length ? facts.dnsFailures.join(', ') : 'none recorded';
     throw new AppError('AUTH_TEMPFAIL', 'Temporary DNS failure while authenticating the sender, please retry', {
       status: 503,
       smtpCode: 451,
       enhancedCode: '4.4.3',
       tag: 'AUTH01',
+      cause: new Error(`${temporary.decision.temporaryFailure} could not be looked up (failed DNS lookups: ${lookups})`),
     });
   }
   // Per-business policy "reject" (RFC 7372 §3.2: X.7.26 multiple authentication checks failed). With

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import crypto from 'node:crypto';
 import { startDns, type TestDns } from '../support/dns';
 import { createEmployeeAccount, startTestGateway, type TestGateway } from '../support/gateway';
-import { plainMessage } from '../support/mail-auth';
+import { forwardLikeProvider, generateDkimKey, gmailConfirmationText, plainMessage, publishDkim, signMessage, type DkimKey } from '../support/mail-auth';
 import { sendMail } from '../support/smtp';
 import { openTestStore } from '../support/store';
 
@@ -15,6 +15,8 @@ import { openTestStore } from '../support/store';
  *
  *   acme.test      account and business domain; its SPF includes its provider's record
  *   provider.test  the mailbox provider: _spf.provider.test lists 127.0.0.1
+ *   google.com / microsoft.com  providers: DKIM/ARC keys
+ *   customer.test  an outside sender with a DKIM key
  */
 describe('SMTP gateway: DNS faults during sender authentication', function () {
   this.timeout(30000);
@@ -22,12 +24,17 @@ describe('SMTP gateway: DNS faults during sender authentication', function () {
   let testDns: TestDns;
   let gw: TestGateway;
   let bob: Awaited<ReturnType<typeof createEmployeeAccount>>;
+  let key: DkimKey;
 
   before(async () => {
     store = await openTestStore('gw_auth_dns');
     testDns = await startDns();
     testDns.setTxt('acme.test', 'v=spf1 include:_spf.provider.test -all');
     testDns.setTxt('_spf.provider.test', 'v=spf1 ip4:127.0.0.1 -all');
+    testDns.setTxt('customer.test', 'v=spf1 ip4:192.0.2.20 -all');
+    testDns.setTxt('outbound.microsoft.com', 'v=spf1 ip4:192.0.2.30 -all');
+    key = generateDkimKey();
+    publishDkim(testDns, key, ['google.com', 'microsoft.com', 'customer.test']);
     bob = await createEmployeeAccount(store, 'bob@acme.test');
     gw = await startTestGateway({ dbName: store.dbName, dnsAddress: testDns.address, env: { BUSINESS_DOMAINS: 'acme.test,redirected.test' } });
   });
@@ -51,6 +58,8 @@ describe('SMTP gateway: DNS faults during sender authentication', function () {
       assert.equal(during.code, 451, during.response);
       assert.match(during.response, /^451 4\.4\.3 .*\[AUTH01\]/);
       assert.equal(await store.models.Message.countDocuments({ messageId }), 0, 'nothing stored during the outage');
+      // The admin greps the bounce's tag and finds which lookup failed.
+      await gw.waitForLog((l) => l.tag === 'AUTH01' && JSON.stringify(l.err ?? '').includes(`${name} TXT ESERVFAIL`));
     } finally {
       testDns.failing(name, false);
     }
@@ -74,5 +83,30 @@ describe('SMTP gateway: DNS faults during sender authentication', function () {
     const raw = plainMessage({ from: 'carol@customer.test', to: 'bob@acme.test', subject: 'redirect outage', messageId: id() });
     const doc = await retriedAfterOutage('_spf.redirect-provider.test', gmailEnvelope('redirected.test'), raw);
     assert.equal(doc.auth?.spf, 'pass');
+  });
+
+  it('a failing DKIM key lookup of Google makes its forwarding confirmation retry, and the code shows once it arrives', async () => {
+    const raw = await signMessage(
+      plainMessage({
+        from: 'Gmail Team <forwarding-noreply@google.com>',
+        to: bob.forwardingAddress,
+        subject: '(#424242424) Gmail Forwarding Confirmation - Receive Mail from bob@acme.test',
+        messageId: id(),
+        body: gmailConfirmationText('bob@acme.test', '424242424', bob.forwardingAddress, 'https://mail-settings.google.com/mail/vf-%5Bx%5D-y'),
+      }),
+      key,
+      'google.com',
+    );
+    const doc = await retriedAfterOutage('s1._domainkey.google.com', 'forwarding-noreply@google.com', raw);
+    assert.equal(doc.kind, 'forwarding-confirmation');
+    const account = await store.models.MailAccount.findById(bob.accountId).lean();
+    assert.equal(account?.forwarding?.confirmationCode, '424242424');
+  });
+
+  it('a failing key lookup of a trusted forwarder\'s ARC seal makes the sender retry, not a quarantined "broken seal"', async () => {
+    const original = await signMessage(plainMessage({ from: 'carol@customer.test', to: 'bob@acme.test', subject: 'arc outage', messageId: id() }), key, 'customer.test');
+    const forwarded = await forwardLikeProvider(original, { testDns, key, sealer: 'microsoft.com', originIp: '192.0.2.20', originSender: 'carol@customer.test' });
+    const doc = await retriedAfterOutage('s1._domainkey.microsoft.com', 'SRS0=x1Yz=AB=customer.test=carol@outbound.microsoft.com', forwarded);
+    assert.equal(doc.auth?.arc, 'pass');
   });
 });
