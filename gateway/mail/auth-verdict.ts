@@ -84,6 +84,23 @@ export interface EvaluateOptions {
   resolver: DnsResolveFn;
   /** authserv-id of our Authentication-Results (RFC 8601 §2.5): the gateway's domain. */
   authservId: string;
+  /** Longest time one message waits on DNS, all lookups together (default DNS_BUDGET_MS). */
+  dnsBudgetMs?: number;
+}
+
+/**
+ * How long the lookups for one message may take together. mailauth asks for each DKIM and ARC key
+ * one after the other, and each lookup of an unresponsive server waits out the resolver's timeout
+ * and retry (about 9 s): a message with a few signatures held its SMTP transaction for over a
+ * minute, and one with dozens for many. Past the budget a lookup ends as a timeout, which is a
+ * temperror like any other (a 451 when it concerns one of our domains), so the sender gets a
+ * bounded answer well inside its own wait for the reply to DATA (10 minutes, RFC 5321 §4.5.3.2.6).
+ */
+export const DNS_BUDGET_MS = 20_000;
+
+/** Raised for lookups past the message's DNS budget: ETIMEOUT, as mailauth expects of a timeout. */
+function budgetSpent(name: string): Error {
+  return Object.assign(new Error(`DNS time budget of this message spent before ${name} answered`), { code: 'ETIMEOUT' });
 }
 
 const lower = (value: unknown): string => (typeof value === 'string' ? value.trim().toLowerCase().replace(/\.$/, '') : '');
@@ -156,21 +173,35 @@ const DEFINITIVE_DNS_ERRORS = new Set(['ENOTFOUND', 'ENODATA']);
  * temperror). mailauth keeps an error's `spfResult` as the result, so it is set here, once, for every
  * kind of temporary failure.
  */
-function mailauthResolver(resolver: DnsResolveFn, failures: string[]): DnsResolveFn {
+function mailauthResolver(resolver: DnsResolveFn, failures: string[], budgetMs: number): DnsResolveFn {
+  // From the first lookup: mailauth reads (and hashes) the whole message before it asks for a key, which
+  // for a large message is time the DNS did not take.
+  let deadline = 0;
   return async (name, rrtype) => {
     try {
-      return await resolver(name, rrtype);
+      deadline ||= Date.now() + budgetMs;
+      const left = deadline - Date.now();
+      if (left <= 0) throw budgetSpent(name);
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(budgetSpent(name)), left);
+      });
+      try {
+        return await Promise.race([resolver(name, rrtype), expired]);
+      } finally {
+        clearTimeout(timer);
+      }
     } catch (err) {
       const code = (err as { code?: unknown } | null)?.code;
       if (typeof code === 'string' && DEFINITIVE_DNS_ERRORS.has(code)) throw err;
-      const failure = err instanceof Error ? err : new Error(String(err));
-      const entry = `${name.toLowerCase()} ${rrtype} ${typeof code === 'string' ? code : 'error'}`;
+      const codeName = typeof code === 'string' ? code : 'error';
+      const entry = `${name.toLowerCase()} ${rrtype} ${codeName}`;
       if (!failures.includes(entry)) failures.push(entry);
-      (failure as Error & { spfResult?: unknown }).spfResult = {
-        error: 'temperror',
-        text: `DNS lookup of ${name} (${rrtype}) failed: ${typeof code === 'string' ? code : failure.message}`,
-      };
-      throw failure;
+      // A new error rather than the resolver's: one failed lookup on the wire answers every message waiting for it.
+      throw Object.assign(new Error(`DNS lookup of ${name} (${rrtype}) failed: ${codeName}`, { cause: err }), {
+        code: codeName,
+        spfResult: { error: 'temperror', text: `DNS lookup of ${name} (${rrtype}) failed: ${codeName}` },
+      });
     }
   };
 }
@@ -188,7 +219,7 @@ export async function evaluateAuthentication(raw: Readable | Buffer, envelope: S
       helo: envelope.helo || envelope.ip,
       sender: envelope.sender,
       mta: options.authservId,
-      resolver: mailauthResolver(options.resolver, dnsFailures),
+      resolver: mailauthResolver(options.resolver, dnsFailures, options.dnsBudgetMs ?? DNS_BUDGET_MS),
       disableBimi: true,
     });
     return { ...factsFromMailauth(result, envelope), dnsFailures };

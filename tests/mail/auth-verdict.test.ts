@@ -4,7 +4,7 @@ import { decideAuthVerdict } from '../../gateway/mail/auth-policy';
 import { evaluateAuthentication } from '../../gateway/mail/auth-verdict';
 import { createDnsResolver } from '../../gateway/mail/dns-resolver';
 import { startDns, type TestDns } from '../support/dns';
-import { generateDkimKey, plainMessage, publishDkim, signMessage } from '../support/mail-auth';
+import { forwardLikeProvider, generateDkimKey, plainMessage, publishDkim, signMessage } from '../support/mail-auth';
 
 /** mailauth through the resolver built from DNS_SERVERS, against the local DNS server. */
 describe('authentication facts (mailauth + DNS_SERVERS resolver)', () => {
@@ -51,6 +51,49 @@ describe('authentication facts (mailauth + DNS_SERVERS resolver)', () => {
     const decision = decideAuthVerdict(facts, ['acme.test']);
     assert.equal(decision.verdict, 'fail');
     assert.equal(decision.retryable, true);
+  });
+
+  it('bounds the time one message spends waiting on an unresponsive DNS, however many signatures it carries', async function () {
+    // Six signatures and an ARC seal whose keys never answer: mailauth asks for them one after the other,
+    // each lookup waiting out the resolver's timeouts — over a minute in the gateway before the budget.
+    const key = generateDkimKey();
+    const signers = ['k1.test', 'k2.test', 'k3.test', 'k4.test', 'k5.test', 'k6.test'];
+    publishDkim(testDns, key, [...signers, 'google.com']);
+    let raw = plainMessage({ from: 'carol@k1.test', to: 'bob@acme.test', subject: 'many signatures' });
+    for (const signer of signers) raw = await signMessage(raw, key, signer);
+    raw = await forwardLikeProvider(raw, { testDns, key, sealer: 'google.com', originIp: '192.0.2.20', originSender: 'carol@k1.test' });
+    for (const signer of [...signers, 'google.com']) testDns.silent(`s1._domainkey.${signer}`);
+    testDns.silent('acme.test');
+    this.timeout(10000);
+    try {
+      const started = Date.now();
+      const facts = await evaluateAuthentication(raw, envelope('bob+caf_=x@acme.test'), {
+        resolver: createDnsResolver([testDns.address], { timeoutMs: 1000, tries: 1 }),
+        authservId: 'gw.test',
+        dnsBudgetMs: 1500,
+      });
+      assert.ok(Date.now() - started < 4000, `took ${Date.now() - started} ms`);
+      assert.equal(facts.spf.result, 'temperror', 'our own SPF could not be looked up in time: retried, not failed');
+      assert.equal(facts.dkim.length, signers.length);
+      assert.ok(facts.dkim.every((d) => d.result === 'temperror'), JSON.stringify(facts.dkim));
+      assert.ok(facts.dnsFailures?.some((f) => f.startsWith('acme.test TXT ETIMEOUT')), String(facts.dnsFailures));
+      assert.equal(decideAuthVerdict(facts, ['acme.test']).retryable, true);
+    } finally {
+      for (const signer of [...signers, 'google.com']) testDns.silent(`s1._domainkey.${signer}`, false);
+      testDns.silent('acme.test', false);
+    }
+  });
+
+  it('counts the DNS budget from the first lookup, not while a slow message is still being read', async () => {
+    const raw = plainMessage({ from: 'a@acme.test', to: 'b@acme.test', subject: 'slow stream' });
+    const slow = Readable.from((async function* () {
+      for (let i = 0; i < 4; i++) {
+        yield raw.subarray((i * raw.length) / 4, ((i + 1) * raw.length) / 4);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    })());
+    const facts = await evaluateAuthentication(slow, envelope('a@acme.test'), { ...options(), dnsBudgetMs: 300 });
+    assert.equal(facts.spf.result, 'pass', String(facts.dnsFailures));
   });
 
   it('never throws: a stream that fails yields failing facts with the reason', async () => {
