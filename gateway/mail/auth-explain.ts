@@ -16,6 +16,24 @@ export function explainFailure(facts: AuthFacts, decision: PolicyDecision, ours:
   const from = fromDomains.length === 1 ? fromDomains[0] : '';
   const sender = decision.sender.result;
 
+  // Our own SPF record is unusable (RFC 7208 §2.6.7 permerror): every mail forwarded with an envelope of
+  // that domain is held, whoever sent it, until the record is fixed — the cause to name, not the path.
+  const brokenSpf = facts.spf.result === 'permerror' && alignedWith(facts.spf.domain, ours) ? facts.spf : null;
+  if (brokenSpf) {
+    return `The SPF record of ${brokenSpf.domain} is broken (${spfProblem(brokenSpf.comment ?? '')}), so Postroom cannot tell whether the server ` +
+      `that passed it on may send mail for ${brokenSpf.domain}, and holds mail forwarded from its mailboxes. Ask whoever manages the DNS of ` +
+      `${brokenSpf.domain} to fix the record (one SPF record, at most 10 DNS lookups), then release what is genuine.`;
+  }
+
+  // A signature of ours whose key is missing, revoked or unusable: the key, not the message, is the problem.
+  const badOwnKey = facts.dkim.find((sig) => alignedWith(sig.domain, ours) && sig.result !== 'pass' && sig.keyProblem);
+  if (badOwnKey) {
+    const record = badOwnKey.selector ? `${badOwnKey.selector}._domainkey.${badOwnKey.domain}` : `the key of ${badOwnKey.domain}`;
+    return `It carries the signature of your domain ${badOwnKey.domain}, but ${badOwnKey.domain} publishes no usable key for it (${record}: ${badOwnKey.keyProblem}), ` +
+      'so the signature proves nothing. If that system signs your mail, whoever manages your DNS should publish its key; ' +
+      'a revoked key may have been withdrawn because it leaked. Release it only if you expected it.';
+  }
+
   // A signature of ours that no longer verifies: altered on the way (a list footer), whoever wrote it.
   const brokenOwnSignature = facts.dkim.find((sig) => alignedWith(sig.domain, ours) && sig.result !== 'pass');
   if (brokenOwnSignature) {
@@ -55,4 +73,12 @@ export function explainFailure(facts: AuthFacts, decision: PolicyDecision, ours:
     return `Your mail provider forwarded it, but the original sender could not be authenticated when it arrived there. ${senderWords}`;
   }
   return `It was not forwarded by your mailbox provider: it was sent straight to the Postroom forwarding address. ${senderWords}`;
+}
+
+/** mailauth's reason for an SPF permerror, in words ("Too many DNS requests" is RFC 7208 §4.6.4's limit of 10). */
+function spfProblem(comment: string): string {
+  const detail = /permanent error in processing during lookup of [^:]*: (.+)$/.exec(comment)?.[1]?.trim() ?? '';
+  if (/^too many dns requests$/i.test(detail)) return 'it needs more than 10 DNS lookups';
+  if (/^too many void dns results$/i.test(detail)) return 'it names more than 2 hosts that do not exist';
+  return detail || 'permanent error';
 }

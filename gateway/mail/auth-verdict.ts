@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { authenticate, type MailauthArcResult, type MailauthResult } from 'mailauth';
+import { authenticate, type MailauthArcResult, type MailauthDkimResult, type MailauthResult } from 'mailauth';
 import type { DnsResolveFn } from './dns-resolver';
 
 /**
@@ -15,6 +15,8 @@ export interface SpfFact {
   result: string;
   /** The domain SPF was checked for: the envelope sender's, or the HELO name for a null sender. */
   domain: string;
+  /** mailauth's words on the result, e.g. why it is a permerror ("multiple SPF records found for …"). */
+  comment?: string;
 }
 
 export interface DkimFact {
@@ -23,6 +25,10 @@ export interface DkimFact {
   /** The signing domain (d=). */
   domain: string;
   comment: string;
+  /** The selector (s=): the key is the TXT record <selector>._domainkey.<domain>. */
+  selector?: string;
+  /** Why the key, rather than the message, made the signature fail; '' when the key was fine or not the reason. */
+  keyProblem?: '' | 'not found' | 'revoked' | 'invalid' | 'too weak' | 'lookup failed';
 }
 
 export interface DmarcFact {
@@ -133,6 +139,24 @@ function arcFacts(arc: MailauthArcResult | false): ArcFact {
   };
 }
 
+/**
+ * What was wrong with a signature's key, from mailauth's result row: no record ("no key"), an empty
+ * p= — a key its owner revoked (RFC 6376 §3.6.1) — or another unusable record ("invalid public key",
+ * "unknown key version/type"), an RSA key under 1024 bits (RFC 8301 §3.2; mailauth's "policy"
+ * weak-key), or a lookup that failed (temperror).
+ */
+function keyProblem(row: MailauthDkimResult): NonNullable<DkimFact['keyProblem']> {
+  const result = lower(row.status?.result);
+  const comment = row.status?.comment ?? '';
+  if (result === 'temperror') return 'lookup failed';
+  if (result === 'policy') return 'too weak';
+  if (result !== 'neutral') return '';
+  if (comment === 'no key') return 'not found';
+  if (comment === 'invalid public key' && /(?:^|;)\s*p=\s*(?:;|$)/i.test(row.rr ?? '')) return 'revoked';
+  if (comment === 'invalid public key' || comment === 'unknown key version' || comment === 'unknown key type') return 'invalid';
+  return '';
+}
+
 /** Pull the Authentication-Results value out of mailauth's trace header block. */
 function authResultsValue(headers: string): string {
   const match = /(?:^|\r\n)Authentication-Results:[ \t]*([\s\S]*?)\r\n(?![ \t])/i.exec(headers);
@@ -140,11 +164,15 @@ function authResultsValue(headers: string): string {
 }
 
 export function factsFromMailauth(result: MailauthResult, envelope: SmtpEnvelope): AuthFacts {
-  const spf = result.spf ? { result: lower(result.spf.status?.result) || 'none', domain: lower(result.spf.domain) } : { result: 'none', domain: '' };
+  const spf = result.spf
+    ? { result: lower(result.spf.status?.result) || 'none', domain: lower(result.spf.domain), comment: result.spf.status?.comment ?? '' }
+    : { result: 'none', domain: '' };
   const dkim = (result.dkim.results ?? []).map((row) => ({
     result: lower(row.status?.result) || 'none',
     domain: lower(row.signingDomain),
     comment: row.status?.comment ?? '',
+    selector: lower(row.selector),
+    keyProblem: keyProblem(row),
   }));
   const dmarc = result.dmarc
     ? { result: lower(result.dmarc.status?.result) || 'none', fromDomain: lower(result.dmarc.status?.header?.from ?? result.dmarc.domain), policy: lower(result.dmarc.policy ?? result.dmarc.p) }

@@ -19,6 +19,8 @@ declare module 'mailauth' {
     selector?: string;
     status: MailauthStatus;
     info?: string;
+    /** The key record as published (also when it was unusable). */
+    rr?: string;
   }
 
   export interface MailauthArcAuthResults {

@@ -102,4 +102,33 @@ describe('quarantine: why each message was held, in plain words', function () {
     assert.match(row, /Our offer/);
     assert.doesNotMatch(row, /why-held/);
   });
+
+  it('says that a broken SPF record of the mailbox domain, or a missing or revoked DKIM key of ours, held it — not that it was sent straight or altered', async () => {
+    const { bob, dns } = world;
+    const owner = (await world.store.models.User.findById(bob.userId).lean())!;
+    // Dana's mailbox domain publishes two SPF records (RFC 7208 §4.5: permerror): every forwarded copy fails.
+    const dana = await createMailAccount(world.store, owner._id.toString(), 'dana@delta.test', { gatewayDomain: GATEWAY_DOMAIN });
+    dns.setTxt('delta.test', ['v=spf1 ip4:127.0.0.1 -all', 'v=spf1 include:_spf.provider.test -all']);
+    const local = dana.forwardingAddress.split('@')[0];
+    const brokenSpf = await send(`dana+caf_=${local}=${GATEWAY_DOMAIN}@delta.test`,
+      plainMessage({ from: 'Alice <alice@customer.test>', to: 'dana@delta.test', subject: 'Order 7', messageId: id() }), dana.forwardingAddress);
+    // The newsletter system signs as news.acme.test with a key whose DNS record was revoked (empty p=, RFC 6376 §3.6.1), or was never published.
+    dns.setTxt('s1._domainkey.news.acme.test', 'v=DKIM1; k=rsa; p=');
+    dns.setTxt('lists.test', 'v=spf1 ip4:127.0.0.1 -all');
+    const revoked = await send('news@lists.test',
+      await signMessage(plainMessage({ from: 'News <news@customer.test>', to: 'bob@acme.test', subject: 'Newsletter', messageId: id() }), key, 'news.acme.test'), bob.forwardingAddress);
+    const unpublished = await send('news@lists.test',
+      await signMessage(plainMessage({ from: 'News <news@customer.test>', to: 'bob@acme.test', subject: 'Newsletter 2', messageId: id() }), key, 'letters.acme.test'), bob.forwardingAddress);
+
+    const cases: Array<[typeof brokenSpf, RegExp]> = [
+      [brokenSpf, /^The SPF record of delta\.test is broken \(multiple SPF records found for delta\.test\)/],
+      [revoked, /^It carries the signature of your domain news\.acme\.test, but news\.acme\.test publishes no usable key for it \(s1\._domainkey\.news\.acme\.test: revoked\)/],
+      [unpublished, /^It carries the signature of your domain letters\.acme\.test, but letters\.acme\.test publishes no usable key for it \(s1\._domainkey\.letters\.acme\.test: not found\)/],
+    ];
+    for (const [held, why] of cases) {
+      assert.equal(held.status, 'quarantine', held.subject ?? '');
+      assert.match(held.auth?.explanation ?? '', why, held.subject ?? '');
+      assert.doesNotMatch(held.auth?.explanation ?? '', /sent straight|changed after it was signed|forged/);
+    }
+  });
 });
