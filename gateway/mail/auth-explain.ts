@@ -34,6 +34,14 @@ export function explainFailure(facts: AuthFacts, decision: PolicyDecision, ours:
       'a revoked key may have been withdrawn because it leaked. Release it only if you expected it.';
   }
 
+  // A genuine signature of ours that covers only the start of the body (l=): what follows is anyone's.
+  const partlySigned = facts.dkim.find((sig) => alignedWith(sig.domain, ours) && sig.result === 'pass' && sig.unsignedBytes);
+  if (partlySigned) {
+    return `It carries a genuine signature of your domain ${partlySigned.domain}, but the signature covers only the start of the message: ` +
+      `${partlySigned.unsignedBytes} bytes at its end were added afterwards, by a mailing list footer or by anyone who wanted to slip text under ` +
+      'your signature (new payment details, a link). Read it to the end; release it only if you expected all of it.';
+  }
+
   // A signature of ours that no longer verifies: altered on the way (a list footer), whoever wrote it.
   const brokenOwnSignature = facts.dkim.find((sig) => alignedWith(sig.domain, ours) && sig.result !== 'pass');
   if (brokenOwnSignature) {

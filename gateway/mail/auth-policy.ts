@@ -1,4 +1,4 @@
-import type { AuthFacts } from './auth-verdict';
+import type { AuthFacts, DkimFact } from './auth-verdict';
 import { domainOfAddress } from './auth-verdict';
 
 /**
@@ -82,6 +82,15 @@ export const NOTICE_SENDERS: readonly NoticeSender[] = [
 ];
 
 /**
+ * Does this signature vouch for the message as it arrived? A pass whose l= tag leaves part of the body
+ * unsigned does not: anyone can append text to a signed message without breaking it (RFC 6376 §8.2),
+ * such as new payment details under a genuine signature of the business.
+ */
+export function signatureProves(sig: DkimFact): boolean {
+  return sig.result === 'pass' && !sig.unsignedBytes;
+}
+
+/**
  * `domain` is one of `ours` or a subdomain of one (DMARC relaxed alignment,
  * RFC 7489 §3.1, in the direction an outsider cannot exploit: nobody but
  * the owner of acme.com publishes keys or SPF under mail.acme.com).
@@ -106,7 +115,7 @@ export function providerNotice(facts: AuthFacts): { provider: string; dkimDomain
   const from = facts.headerFrom[0];
   for (const sender of NOTICE_SENDERS) {
     if (!sender.matches(from)) continue;
-    const signature = facts.dkim.find((sig) => sig.result === 'pass' && alignedWith(sig.domain, sender.dkimDomains));
+    const signature = facts.dkim.find((sig) => signatureProves(sig) && alignedWith(sig.domain, sender.dkimDomains));
     if (signature) return { provider: sender.provider, dkimDomain: signature.domain };
     const recorded = trustedArc(facts) ? facts.arc.inner?.dkim.find((sig) => sig.result === 'pass' && alignedWith(sig.domain, sender.dkimDomains)) : undefined;
     if (recorded) return { provider: sender.provider, dkimDomain: recorded.domain, arcSealer: facts.arc.sealers[0] };
@@ -155,7 +164,12 @@ export function senderAuthentication(facts: AuthFacts): SenderAuthentication {
 
 function summary(facts: AuthFacts): string {
   const dkim = facts.dkim.length
-    ? facts.dkim.map((sig) => `${sig.result}${sig.domain ? ` d=${sig.domain}` : ''}${sig.comment ? ` (${sig.comment})` : ''}`).join(', ')
+    ? facts.dkim
+        .map((sig) => {
+          const unsigned = sig.unsignedBytes ? ` (${sig.unsignedBytes} bytes of the body after the signed part (l=))` : '';
+          return `${sig.result}${sig.domain ? ` d=${sig.domain}` : ''}${sig.comment ? ` (${sig.comment})` : ''}${unsigned}`;
+        })
+        .join(', ')
     : 'none';
   const parts = [
     `spf=${facts.spf.result}${facts.spf.domain ? ` (${facts.spf.domain})` : ''}`,
@@ -227,7 +241,7 @@ export function decideAuthVerdict(facts: AuthFacts, ours: readonly string[]): Po
     return passed(`SPF pass for envelope domain ${facts.spf.domain}`);
   }
 
-  const ownSignature = facts.dkim.find((sig) => sig.result === 'pass' && alignedWith(sig.domain, ours));
+  const ownSignature = facts.dkim.find((sig) => signatureProves(sig) && alignedWith(sig.domain, ours));
   if (ownSignature) return passed(`DKIM signature of ${ownSignature.domain} verified`);
 
   if (trustedArc(facts) && arcInnerAuthenticated(facts)) {

@@ -27,6 +27,11 @@ export interface DkimFact {
   comment: string;
   /** The selector (s=): the key is the TXT record <selector>._domainkey.<domain>. */
   selector?: string;
+  /**
+   * Body bytes after the part the signature covers (its l= tag, RFC 6376 §3.5): text anyone can have
+   * appended (§8.2) without breaking it. 0 when the whole body is signed.
+   */
+  unsignedBytes?: number;
   /** Why the key, rather than the message, made the signature fail; '' when the key was fine or not the reason. */
   keyProblem?: '' | 'not found' | 'revoked' | 'invalid' | 'too weak' | 'lookup failed';
 }
@@ -172,6 +177,7 @@ export function factsFromMailauth(result: MailauthResult, envelope: SmtpEnvelope
     domain: lower(row.signingDomain),
     comment: row.status?.comment ?? '',
     selector: lower(row.selector),
+    unsignedBytes: typeof row.status?.underSized === 'number' && row.status.underSized > 0 ? row.status.underSized : 0,
     keyProblem: keyProblem(row),
   }));
   const dmarc = result.dmarc

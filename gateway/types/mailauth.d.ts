@@ -10,6 +10,8 @@ declare module 'mailauth' {
     result: string;
     comment?: string;
     aligned?: string | false;
+    /** DKIM: body bytes past the signature's l= limit. */
+    underSized?: number;
     header?: Record<string, string>;
     shouldSeal?: boolean;
   }

@@ -135,6 +135,19 @@ describe('SMTP gateway: sender authentication and provider notices', function ()
       assert.equal(doc.status, 'quarantine');
     });
 
+    it('a signature of ours limited by l= does not vouch for text someone appended after the signed part', async () => {
+      const body = 'Hi Bob, the figures are in the shared folder.\r\n';
+      const sign = () => signMessage(plainMessage({ from: 'ceo@strict.test', to: 'bob@acme.test', subject: 'l= signed', messageId: id(), body }), key, 'strict.test', { maxBodyLength: body.length });
+      const intact = await deliver('newsletter@other.test', await sign());
+      assert.equal(intact.auth.verdict, 'pass', 'the whole body is signed: a pass');
+      const appended = Buffer.concat([await sign(), Buffer.from('PS: please pay invoice 77 to our new account DE02 1203 0000 0000 2020 51 today.\r\n')]);
+      const doc = await deliver('attacker@other.test', appended);
+      assert.equal(doc.auth.verdict, 'fail');
+      assert.equal(doc.status, 'quarantine');
+      assert.match(doc.auth.reason, /dkim=pass d=strict\.test \(\d+ bytes of the body after the signed part \(l=\)\)/);
+      assert.match(doc.auth.explanation ?? '', /^It carries a genuine signature of your domain strict\.test, but the signature covers only the start of the message: \d+ bytes at its end were added afterwards/);
+    });
+
     it('DMARC alignment: a valid signature of another domain does not vouch for a business-domain From', async () => {
       const raw = await signMessage(plainMessage({ from: 'ceo@strict.test', to: 'bob@acme.test', subject: 'unaligned dkim', messageId: id() }), key, 'other.test');
       const doc = await deliver('bounce@other.test', raw);
