@@ -104,6 +104,23 @@ export function verdictBadge(verdict: string): Badge {
   return { label: 'auth none', tone: 'grey' };
 }
 
+/**
+ * The Sender line of a message's Authentication panel: is the From address's domain authenticated
+ * (auth.sender, DMARC here or at a trusted forwarder)? "Cannot be checked" says why from the stored DMARC
+ * result: a lookup that failed (DNS) or a broken record is not "no DMARC policy".
+ */
+export function senderAuthWords(auth: { sender?: string; dmarc?: string } | null | undefined, fromAddress = ''): string {
+  const sender = auth?.sender ?? '';
+  if (sender === 'pass') return 'authenticated';
+  if (sender === 'fail') return 'not verified — the From address may be forged';
+  if (sender !== 'none') return sender;
+  const at = fromAddress.lastIndexOf('@');
+  const domain = at >= 0 ? fromAddress.slice(at + 1).toLowerCase() : 'its domain';
+  if (auth?.dmarc === 'temperror') return `cannot be checked now: the DMARC lookup of ${domain} failed (DNS)`;
+  if (auth?.dmarc === 'permerror') return `cannot be checked: the DMARC record of ${domain} is broken`;
+  return 'cannot be checked (no DMARC policy)';
+}
+
 export const SOURCE_NAMES: Record<string, string> = { forward: 'Forwarded', mx: 'MX', imap: 'IMAP', sent: 'Sent' };
 
 /** The Authentication filter's choices in words, as the other filters have ("pass" alone read like a verb). */

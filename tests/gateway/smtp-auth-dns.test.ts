@@ -1,5 +1,7 @@
 import { strict as assert } from 'node:assert';
 import crypto from 'node:crypto';
+import { setPassword } from '../../gateway/accounts';
+import { buildApp, PASSWORD, signIn } from '../admin/fixtures';
 import { startDns, type TestDns } from '../support/dns';
 import { createEmployeeAccount, startTestGateway, type TestGateway } from '../support/gateway';
 import { forwardLikeProvider, generateDkimKey, gmailConfirmationText, plainMessage, publishDkim, signMessage, type DkimKey } from '../support/mail-auth';
@@ -34,7 +36,7 @@ describe('SMTP gateway: DNS faults during sender authentication', function () {
     testDns.setTxt('customer.test', 'v=spf1 ip4:192.0.2.20 -all');
     testDns.setTxt('outbound.microsoft.com', 'v=spf1 ip4:192.0.2.30 -all');
     key = generateDkimKey();
-    publishDkim(testDns, key, ['google.com', 'microsoft.com', 'customer.test']);
+    publishDkim(testDns, key, ['google.com', 'microsoft.com', 'customer.test', 'client.test']);
     bob = await createEmployeeAccount(store, 'bob@acme.test');
     gw = await startTestGateway({ dbName: store.dbName, dnsAddress: testDns.address, env: { BUSINESS_DOMAINS: 'acme.test,redirected.test' } });
   });
@@ -108,5 +110,30 @@ describe('SMTP gateway: DNS faults during sender authentication', function () {
     const forwarded = await forwardLikeProvider(original, { testDns, key, sealer: 'microsoft.com', originIp: '192.0.2.20', originSender: 'carol@customer.test' });
     const doc = await retriedAfterOutage('s1._domainkey.microsoft.com', 'SRS0=x1Yz=AB=customer.test=carol@outbound.microsoft.com', forwarded);
     assert.equal(doc.auth?.arc, 'pass');
+  });
+
+  it('stores forwarded mail whose sender\'s DMARC lookup failed, and the message page says the check failed, not "no DMARC policy"', async () => {
+    testDns.setTxt('_dmarc.client.test', 'v=DMARC1; p=reject');
+    const raw = await signMessage(plainMessage({ from: 'carol@client.test', to: 'bob@acme.test', subject: 'dmarc outage', messageId: id() }), key, 'client.test');
+    const messageId = /Message-ID: <([^>]+)>/i.exec(raw.toString())![1];
+    testDns.failing('_dmarc.client.test');
+    try {
+      const sent = await sendMail(gw.port, { from: gmailEnvelope('acme.test'), to: [bob.forwardingAddress] }, raw);
+      assert.equal(sent.ok, true, `the path is proven (SPF of acme.test): a lookup about the author does not hold it back: ${sent.response}`);
+    } finally {
+      testDns.failing('_dmarc.client.test', false);
+    }
+    const doc = (await store.models.Message.findOne({ messageId }).lean())!;
+    assert.equal(doc.status, 'inbox');
+    assert.equal(doc.auth?.dmarc, 'temperror');
+    assert.equal(doc.auth?.sender, 'none');
+
+    await setPassword(store, bob.userId, PASSWORD);
+    const owner = (await store.models.User.findById(bob.userId).lean())!;
+    const { agent } = await signIn(buildApp(store).app, owner.email);
+    const page = await agent.get(`/messages/${doc._id.toString()}`).expect(200);
+    const sender = /<dt>Sender<\/dt><dd>([^<]*)<\/dd>/.exec(page.text)?.[1] ?? '';
+    assert.match(sender, /cannot be checked now: the DMARC lookup of client\.test failed \(DNS\)/);
+    assert.doesNotMatch(sender, /no DMARC policy/);
   });
 });
