@@ -9,11 +9,11 @@ import { sendMail } from '../support/smtp';
 import { openTestStore } from '../support/store';
 
 /**
- * DNS faults during sender authentication, through the real gateway and the local DNS server: a
- * lookup that fails for a while (SERVFAIL) must make the sender retry (451 4.4.3 [AUTH01]) when it
- * could have decided the verdict, never turn into a permanent "fail" — a quarantine that says
- * "most likely forged", or a 550 under the reject policy — and the retry after the DNS recovered
- * is stored like any other mail.
+ * DNS faults during sender authentication, through the real gateway and the local DNS server, under
+ * the business policy "reject": a lookup that fails for a while (SERVFAIL) must make the sender retry
+ * (451 4.4.3 [AUTH01]) when it could have decided the verdict, never turn into a permanent "fail" —
+ * a 550 bounce, or under "quarantine" a held message that says "most likely forged" — and the retry
+ * after the DNS recovered is stored like any other mail.
  *
  *   acme.test      account and business domain; its SPF includes its provider's record
  *   provider.test  the mailbox provider: _spf.provider.test lists 127.0.0.1
@@ -38,6 +38,8 @@ describe('SMTP gateway: DNS faults during sender authentication', function () {
     key = generateDkimKey();
     publishDkim(testDns, key, ['google.com', 'microsoft.com', 'customer.test', 'client.test']);
     bob = await createEmployeeAccount(store, 'bob@acme.test');
+    // The stricter policy: what fails is refused with 550, so a DNS outage taken for a failure would bounce for good.
+    await store.models.BusinessSettings.updateOne({ _id: 'business' }, { $set: { authPolicy: 'reject', domains: ['acme.test', 'redirected.test'] } }, { upsert: true });
     gw = await startTestGateway({ dbName: store.dbName, dnsAddress: testDns.address, env: { BUSINESS_DOMAINS: 'acme.test,redirected.test' } });
   });
 
