@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { domainToASCII } from 'node:url';
 import { authenticate, type MailauthArcResult, type MailauthDkimResult, type MailauthResult } from 'mailauth';
 import type { DnsResolveFn } from './dns-resolver';
 
@@ -241,6 +242,21 @@ function mailauthResolver(resolver: DnsResolveFn, failures: string[], budgetMs: 
 }
 
 /**
+ * The A-label form (RFC 5890) of an address's or a HELO name's domain. SPF looks an internationalised
+ * domain up under its A-labels (RFC 7208 §4.3, RFC 8616 §3), but mailauth only checks that the name is
+ * ASCII: an SMTPUTF8 envelope such as `juergen@bücher.test` got SPF "none", so mail the mailbox's own
+ * provider forwarded failed. The local part is left as it is (a UTF-8 local part is allowed, RFC 6531).
+ */
+function withAsciiDomain(value: string): string {
+  const at = value.lastIndexOf('@');
+  const domain = at >= 0 ? value.slice(at + 1) : value;
+  if (!/[^\x00-\x7f]/.test(domain)) return value;
+  const ascii = domainToASCII(domain.toLowerCase());
+  if (!ascii) return value; // not a valid IDN: mailauth reports it as it is
+  return at >= 0 ? `${value.slice(0, at + 1)}${ascii}` : ascii;
+}
+
+/**
  * Evaluate one message. Never throws for a message it cannot make sense of:
  * such a message gets `error` set and every mechanism at `none`, which the
  * policy judges as failing (quarantine/reject), never as passing.
@@ -250,8 +266,8 @@ export async function evaluateAuthentication(raw: Readable | Buffer, envelope: S
   try {
     const result = await authenticate(raw, {
       ip: envelope.ip,
-      helo: envelope.helo || envelope.ip,
-      sender: envelope.sender,
+      helo: withAsciiDomain(envelope.helo) || envelope.ip,
+      sender: withAsciiDomain(envelope.sender),
       mta: options.authservId,
       resolver: mailauthResolver(options.resolver, dnsFailures, options.dnsBudgetMs ?? DNS_BUDGET_MS),
       disableBimi: true,

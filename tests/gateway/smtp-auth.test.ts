@@ -5,7 +5,7 @@ import { WHOLE_READ_MAX } from '../../gateway/mail/read-once';
 import { startDns, type TestDns } from '../support/dns';
 import { createEmployeeAccount, startTestGateway, type TestGateway } from '../support/gateway';
 import { forwardLikeProvider, generateDkimKey, gmailConfirmationText, plainMessage, publishDkim, signMessage, type DkimKey } from '../support/mail-auth';
-import { sendMail } from '../support/smtp';
+import { sendMail, SmtpSession } from '../support/smtp';
 import { openTestStore, storedRaw } from '../support/store';
 
 /**
@@ -84,6 +84,28 @@ describe('SMTP gateway: sender authentication and provider notices', function ()
       assert.equal(doc.status, 'quarantine');
       assert.match(doc.quarantineReason, /^authentication failed: nothing shows it came through the mailbox's provider or the business: no SPF pass, DKIM signature or trusted forwarder's ARC seal for acme\.test, strict\.test, soft\.test \(spf=fail \(strict\.test\)/);
       assert.match(doc.auth.results, /spf=fail/);
+    });
+
+    it('pass: an internationalised envelope domain (SMTPUTF8, U-label) is checked in its A-label form', async () => {
+      // RFC 8616 §3 / RFC 7208 §4.3: SPF is looked up under the A-label. The provider of jürgen@bücher.test forwards with
+      // the mailbox's own domain in the envelope, written as the user wrote it.
+      testDns.setTxt('xn--bcher-kva.test', 'v=spf1 ip4:127.0.0.1 -all');
+      const juergen = await createEmployeeAccount(store, 'juergen@bücher.test');
+      const messageId = id();
+      const { session } = await SmtpSession.open(gw.port);
+      try {
+        assert.equal((await session.command('EHLO mail.bücher.test')).code, 250);
+        assert.equal((await session.command(`MAIL FROM:<juergen+caf_=${juergen.forwardingAddress.split('@')[0]}=gw.test@bücher.test> SMTPUTF8`)).code, 250);
+        assert.equal((await session.command(`RCPT TO:<${juergen.forwardingAddress}>`)).code, 250);
+        const reply = await session.data(plainMessage({ from: 'carol@customer.test', to: 'juergen@bücher.test', subject: 'idn envelope', messageId }));
+        assert.equal(reply.code, 250, reply.text);
+      } finally {
+        await session.quit();
+      }
+      const doc = (await store.models.Message.findOne({ messageId }).lean())!;
+      assert.equal(doc.auth?.spf, 'pass', doc.auth?.reason);
+      assert.equal(doc.auth?.verdict, 'pass');
+      assert.equal(doc.status, 'inbox');
     });
 
     it('softfail: ~all → quarantined', async () => {
