@@ -324,6 +324,9 @@ describe('admin: Preferences → Email, Business, Profile', () => {
     assert.equal(settings.authPolicy, 'reject');
     assert.equal(settings.retentionDays, 365);
     assert.ok(await store.models.AuditEvent.exists({ action: 'settings.update' }));
+    // An internationalised domain as people write it is kept in the A-label form the envelope, SPF and DKIM use (RFC 5890).
+    await admin.agent.post('/preferences/business').type('form').send({ _csrf: admin.csrf, name: 'Acme', domains: 'acme.com, Bücher.test', authPolicy: 'reject', retentionDays: '365' }).expect(303);
+    assert.deepEqual([...(await store.models.BusinessSettings.findById('business').lean())!.domains], ['acme.com', 'xn--bcher-kva.test']);
     const employee = await signIn(testApp.app, 'bob@acme.test');
     const view = await employee.agent.get('/preferences/business').expect(200);
     assert.match(view.text, /Only admins can change these settings/);

@@ -28,13 +28,13 @@ describe('config', () => {
 
   it('parses lists, sizes and keys', () => {
     const config = loadConfig({
-      BUSINESS_DOMAINS: ' Acme.com, acme.co.uk ,',
+      BUSINESS_DOMAINS: ' Acme.com, acme.co.uk , Bücher.test',
       DNS_SERVERS: '127.0.0.1:5353,1.1.1.1,[::1]:53',
       SMTP_MAX_MESSAGE_SIZE: '512KB',
       SECRET_KEY: 'ab'.repeat(32),
       MONGODB_URI: 'mongodb://mongo:27017/postroom',
     });
-    assert.deepEqual(config.businessDomains, ['acme.com', 'acme.co.uk']);
+    assert.deepEqual(config.businessDomains, ['acme.com', 'acme.co.uk', 'xn--bcher-kva.test'], 'an internationalised domain in its A-label form');
     assert.deepEqual(config.dnsServers, ['127.0.0.1:5353', '1.1.1.1', '[::1]:53']);
     assert.equal(config.smtpMaxMessageSize, 512 * 1024);
     assert.equal(config.secretKey?.length, 32);
