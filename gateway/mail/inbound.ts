@@ -199,9 +199,11 @@ async function deliver(deps: InboundDeps, message: InboundMessage, policy: Busin
   const failing = mailboxes.filter((m) => m.decision.verdict === 'fail');
   const temporary = failing.find((m) => m.decision.retryable);
   if (temporary) {
-    // The log line of the refusal names the lookup (pino appends the cause's message to the error's).
+    // The reply says what could not be looked up: a provider quotes it in its delay notice to the employee whose
+    // forwarded mail waits. The log line also names each lookup (pino appends the cause's message to the error's).
     const lookups = facts.dnsFailures?.length ? facts.dnsFailures.join(', ') : 'none recorded';
-    throw new AppError('AUTH_TEMPFAIL', 'Temporary DNS failure while authenticating the sender, please retry', {
+    const what = temporary.decision.temporaryFailure.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
+    throw new AppError('AUTH_TEMPFAIL', `Temporary DNS failure while authenticating the sender (${what} could not be looked up), please retry`, {
       status: 503,
       smtpCode: 451,
       enhancedCode: '4.4.3',

@@ -52,15 +52,16 @@ describe('SMTP gateway: DNS faults during sender authentication', function () {
   const id = () => `${crypto.randomUUID()}@test.example`;
   const gmailEnvelope = (domain: string) => `bob+caf_=${bob.forwardingAddress.split('@')[0]}=gw.test@${domain}`;
 
-  /** Send while `name` answers SERVFAIL, then again once it answers: 451 first, stored in the inbox after. */
-  async function retriedAfterOutage(name: string, envelopeFrom: string, raw: Buffer) {
+  /** Send while `name` answers SERVFAIL, then again once it answers: 451 first (saying `what` failed), stored in the inbox after. */
+  async function retriedAfterOutage(name: string, envelopeFrom: string, raw: Buffer, what: RegExp) {
     const messageId = /Message-ID: <([^>]+)>/i.exec(raw.toString())![1];
     testDns.failing(name);
     try {
       const during = await sendMail(gw.port, { from: envelopeFrom, to: [bob.forwardingAddress] }, raw);
       assert.equal(during.ok, false, `answered during the outage: ${during.response}`);
       assert.equal(during.code, 451, during.response);
-      assert.match(during.response, /^451 4\.4\.3 .*\[AUTH01\]/);
+      assert.match(during.response, /^451 4\.4\.3 Temporary DNS failure while authenticating the sender \(.* could not be looked up\), please retry \[AUTH01\]/);
+      assert.match(during.response, what);
       assert.equal(await store.models.Message.countDocuments({ messageId }), 0, 'nothing stored during the outage');
       // The admin greps the bounce's tag and finds which lookup failed.
       await gw.waitForLog((l) => l.tag === 'AUTH01' && JSON.stringify(l.err ?? '').includes(`${name} TXT ESERVFAIL`));
@@ -77,7 +78,7 @@ describe('SMTP gateway: DNS faults during sender authentication', function () {
 
   it('a failing SPF include of the provider makes the sender retry, not a quarantined "fail"', async () => {
     const raw = plainMessage({ from: 'carol@customer.test', to: 'bob@acme.test', subject: 'include outage', messageId: id() });
-    const doc = await retriedAfterOutage('_spf.provider.test', gmailEnvelope('acme.test'), raw);
+    const doc = await retriedAfterOutage('_spf.provider.test', gmailEnvelope('acme.test'), raw, /\(SPF of acme\.test could not be looked up\)/);
     assert.equal(doc.auth?.spf, 'pass');
   });
 
@@ -85,7 +86,7 @@ describe('SMTP gateway: DNS faults during sender authentication', function () {
     testDns.setTxt('redirected.test', 'v=spf1 redirect=_spf.redirect-provider.test');
     testDns.setTxt('_spf.redirect-provider.test', 'v=spf1 ip4:127.0.0.1 -all');
     const raw = plainMessage({ from: 'carol@customer.test', to: 'bob@acme.test', subject: 'redirect outage', messageId: id() });
-    const doc = await retriedAfterOutage('_spf.redirect-provider.test', gmailEnvelope('redirected.test'), raw);
+    const doc = await retriedAfterOutage('_spf.redirect-provider.test', gmailEnvelope('redirected.test'), raw, /\(SPF of redirected\.test could not be looked up\)/);
     assert.equal(doc.auth?.spf, 'pass');
   });
 
@@ -101,7 +102,7 @@ describe('SMTP gateway: DNS faults during sender authentication', function () {
       key,
       'google.com',
     );
-    const doc = await retriedAfterOutage('s1._domainkey.google.com', 'forwarding-noreply@google.com', raw);
+    const doc = await retriedAfterOutage('s1._domainkey.google.com', 'forwarding-noreply@google.com', raw, /\(the DKIM key of google\.com could not be looked up\)/);
     assert.equal(doc.kind, 'forwarding-confirmation');
     const account = await store.models.MailAccount.findById(bob.accountId).lean();
     assert.equal(account?.forwarding?.confirmationCode, '424242424');
@@ -110,7 +111,7 @@ describe('SMTP gateway: DNS faults during sender authentication', function () {
   it('a failing key lookup of a trusted forwarder\'s ARC seal makes the sender retry, not a quarantined "broken seal"', async () => {
     const original = await signMessage(plainMessage({ from: 'carol@customer.test', to: 'bob@acme.test', subject: 'arc outage', messageId: id() }), key, 'customer.test');
     const forwarded = await forwardLikeProvider(original, { testDns, key, sealer: 'microsoft.com', originIp: '192.0.2.20', originSender: 'carol@customer.test' });
-    const doc = await retriedAfterOutage('s1._domainkey.microsoft.com', 'SRS0=x1Yz=AB=customer.test=carol@outbound.microsoft.com', forwarded);
+    const doc = await retriedAfterOutage('s1._domainkey.microsoft.com', 'SRS0=x1Yz=AB=customer.test=carol@outbound.microsoft.com', forwarded, /\(the ARC seal key of microsoft\.com could not be looked up\)/);
     assert.equal(doc.auth?.arc, 'pass');
   });
 
