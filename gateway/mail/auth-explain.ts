@@ -61,6 +61,17 @@ export function explainFailure(facts: AuthFacts, decision: PolicyDecision, ours:
       `If it is mail your provider forwarded, the SPF record of ${ownSpf.domain} probably leaves out your mail provider: ` +
       'ask whoever manages that domain to add it, then release what is genuine.';
   }
+  // Forwarded with our domain in the envelope, but that domain says nothing for or against the provider's server.
+  if (ownSpf && ownSpf.result === 'none') {
+    return `The domain ${ownSpf.domain} publishes no SPF record, so nothing shows that the server that passed it on may send mail for ${ownSpf.domain}. ` +
+      `If it is mail your provider forwarded, ask whoever manages the DNS of ${ownSpf.domain} to publish an SPF record that lists your mail provider, ` +
+      'then release what is genuine.';
+  }
+  if (ownSpf && ownSpf.result === 'neutral') {
+    return `The SPF record of ${ownSpf.domain} neither allows nor refuses the server that passed it on (SPF neutral), so nothing shows it may send mail ` +
+      `for ${ownSpf.domain}. If it is mail your provider forwarded, ask whoever manages the DNS of ${ownSpf.domain} to list your mail provider in its ` +
+      'SPF record, then release what is genuine.';
+  }
 
   if (facts.arc.result === 'fail') {
     return 'It was forwarded, but the forwarder\'s seal (ARC) is broken, so what the forwarder saw cannot be trusted.';

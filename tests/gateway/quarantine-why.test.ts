@@ -103,7 +103,7 @@ describe('quarantine: why each message was held, in plain words', function () {
     assert.doesNotMatch(row, /why-held/);
   });
 
-  it('says that a broken SPF record of the mailbox domain, or a missing or revoked DKIM key of ours, held it — not that it was sent straight or altered', async () => {
+  it('says that a broken or missing SPF record of the mailbox domain, or a missing or revoked DKIM key of ours, held it — not that it was sent straight or altered', async () => {
     const { bob, dns } = world;
     const owner = (await world.store.models.User.findById(bob.userId).lean())!;
     // Dana's mailbox domain publishes two SPF records (RFC 7208 §4.5: permerror): every forwarded copy fails.
@@ -120,7 +120,21 @@ describe('quarantine: why each message was held, in plain words', function () {
     const unpublished = await send('news@lists.test',
       await signMessage(plainMessage({ from: 'News <news@customer.test>', to: 'bob@acme.test', subject: 'Newsletter 2', messageId: id() }), key, 'letters.acme.test'), bob.forwardingAddress);
 
+    // Erin's mailbox domain publishes no SPF record at all; Frank's lists neither his provider nor a verdict for others (?all).
+    const forwardedFrom = async (email: string, subject: string) => {
+      const account = await createMailAccount(world.store, owner._id.toString(), email, { gatewayDomain: GATEWAY_DOMAIN });
+      const [localPart, domain] = email.split('@');
+      return send(`${localPart}+caf_=${account.forwardingAddress.split('@')[0]}=${GATEWAY_DOMAIN}@${domain}`,
+        plainMessage({ from: 'Alice <alice@customer.test>', to: email, subject, messageId: id() }), account.forwardingAddress);
+    };
+    dns.setA('echo.test', '192.0.2.50');
+    const noSpf = await forwardedFrom('erin@echo.test', 'Order 8');
+    dns.setTxt('foxtrot.test', 'v=spf1 ip4:192.0.2.51 ?all');
+    const neutralSpf = await forwardedFrom('frank@foxtrot.test', 'Order 9');
+
     const cases: Array<[typeof brokenSpf, RegExp]> = [
+      [noSpf, /^The domain echo\.test publishes no SPF record, so nothing shows that the server that passed it on may send mail for echo\.test/],
+      [neutralSpf, /^The SPF record of foxtrot\.test neither allows nor refuses the server that passed it on \(SPF neutral\)/],
       [brokenSpf, /^The SPF record of delta\.test is broken \(multiple SPF records found for delta\.test\)/],
       [revoked, /^It carries the signature of your domain news\.acme\.test, but news\.acme\.test publishes no usable key for it \(s1\._domainkey\.news\.acme\.test: revoked\)/],
       [unpublished, /^It carries the signature of your domain letters\.acme\.test, but letters\.acme\.test publishes no usable key for it \(s1\._domainkey\.letters\.acme\.test: not found\)/],
