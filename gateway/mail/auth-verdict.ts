@@ -169,6 +169,36 @@ function authResultsValue(headers: string): string {
   return match ? match[1] : '';
 }
 
+/**
+ * Why a DMARC record is not a policy, or '' when it is. mailauth applies any record that starts with
+ * v=DMARC1, so one whose p= is missing or misspelt ("p=rejet") gave dmarc=fail for unaligned mail and the
+ * sender read as forged. RFC 7489 §6.6.3: without a valid p= the record counts only when rua= names a
+ * valid address (then as p=none); otherwise it is no policy — a permerror (RFC 7489 §11.2: "a
+ * syntactically incorrect DMARC record").
+ */
+export function dmarcRecordProblem(record: string): string {
+  const tags = new Map<string, string>();
+  for (const part of record.split(';')) {
+    const at = part.indexOf('=');
+    if (at > 0) tags.set(part.slice(0, at).trim().toLowerCase(), part.slice(at + 1).trim());
+  }
+  const policy = tags.get('p');
+  if (policy !== undefined && ['none', 'quarantine', 'reject'].includes(policy.toLowerCase())) return '';
+  const rua = (tags.get('rua') ?? '').split(',').some((uri) => /^mailto:[^@\s]+@[^@\s]+$/i.test(uri.trim().replace(/!\d+[kmgt]?$/i, '')));
+  if (rua) return '';
+  return policy === undefined ? 'no p= tag' : `p=${policy} is not none, quarantine or reject`;
+}
+
+/** mailauth's DMARC verdict on a record that is no policy, restated as permerror in the Authentication-Results it wrote. */
+function withDmarcPermerror(result: MailauthResult): { headers: string; problem: string } {
+  const dmarc = result.dmarc;
+  const problem = dmarc && dmarc.rr && ['pass', 'fail'].includes(lower(dmarc.status?.result)) ? dmarcRecordProblem(dmarc.rr) : '';
+  if (!dmarc || !problem || !dmarc.info) return { headers: result.headers, problem };
+  const from = dmarc.status?.header?.from ? ` header.from=${dmarc.status.header.from}` : '';
+  const info = `dmarc=permerror (invalid DMARC record: ${problem.replace(/[()\\\r\n]/g, ' ')})${from}`;
+  return { headers: result.headers.includes(dmarc.info) ? result.headers.replace(dmarc.info, () => info) : result.headers, problem };
+}
+
 export function factsFromMailauth(result: MailauthResult, envelope: SmtpEnvelope): AuthFacts {
   const spf = result.spf
     ? { result: lower(result.spf.status?.result) || 'none', domain: lower(result.spf.domain), comment: result.spf.status?.comment ?? '' }
@@ -181,8 +211,13 @@ export function factsFromMailauth(result: MailauthResult, envelope: SmtpEnvelope
     unsignedBytes: typeof row.status?.underSized === 'number' && row.status.underSized > 0 ? row.status.underSized : 0,
     keyProblem: keyProblem(row),
   }));
+  const invalidDmarc = withDmarcPermerror(result);
   const dmarc = result.dmarc
-    ? { result: lower(result.dmarc.status?.result) || 'none', fromDomain: lower(result.dmarc.status?.header?.from ?? result.dmarc.domain), policy: lower(result.dmarc.policy ?? result.dmarc.p) }
+    ? {
+        result: invalidDmarc.problem ? 'permerror' : lower(result.dmarc.status?.result) || 'none',
+        fromDomain: lower(result.dmarc.status?.header?.from ?? result.dmarc.domain),
+        policy: invalidDmarc.problem ? '' : lower(result.dmarc.policy ?? result.dmarc.p),
+      }
     : null;
   return {
     envelopeFrom: envelope.sender.toLowerCase(),
@@ -191,8 +226,8 @@ export function factsFromMailauth(result: MailauthResult, envelope: SmtpEnvelope
     dkim,
     dmarc,
     arc: arcFacts(result.arc),
-    authResults: authResultsValue(result.headers),
-    traceHeaders: result.headers,
+    authResults: authResultsValue(invalidDmarc.headers),
+    traceHeaders: invalidDmarc.headers,
   };
 }
 

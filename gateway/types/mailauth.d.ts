@@ -49,7 +49,7 @@ declare module 'mailauth' {
   export interface MailauthResult {
     dkim: { headerFrom?: string[]; envelopeFrom?: string | false; results?: MailauthDkimResult[] };
     spf: { domain?: string; status: MailauthStatus; info?: string; header?: string } | false;
-    dmarc: { status: MailauthStatus; domain?: string; policy?: string; p?: string; info?: string } | false;
+    dmarc: { status: MailauthStatus; domain?: string; policy?: string; p?: string; info?: string; rr?: string } | false;
     arc: MailauthArcResult | false;
     headers: string;
   }

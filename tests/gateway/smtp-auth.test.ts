@@ -170,6 +170,18 @@ describe('SMTP gateway: sender authentication and provider notices', function ()
       assert.match(doc.auth.explanation ?? '', /^It carries a genuine signature of your domain strict\.test, but the signature covers only the start of the message: \d+ bytes at its end were added afterwards/);
     });
 
+    it('a sender domain whose DMARC record is invalid (p=rejet, no rua) is "cannot be checked" (dmarc=permerror), not "may be forged"', async () => {
+      // RFC 7489 §6.6.3: a record without a valid p= (and no rua= to report to) is not a DMARC policy; RFC 7489 §11.2 permerror.
+      testDns.setTxt('_dmarc.typo.test', 'v=DMARC1; p=rejet; adkim=r');
+      const local = bob.forwardingAddress.split('@')[0];
+      const doc = await deliver(`bob+caf_=${local}=gw.test@acme.test`, plainMessage({ from: 'News <news@typo.test>', to: 'bob@acme.test', subject: 'typo dmarc', messageId: id() }));
+      assert.equal(doc.auth.verdict, 'pass');
+      assert.equal(doc.auth.dmarc, 'permerror');
+      assert.equal(doc.auth.sender, 'none');
+      assert.match(doc.auth.results, /dmarc=permerror \(invalid DMARC record: p=rejet is not none, quarantine or reject\) header\.from=typo\.test/);
+      assert.match(doc.auth.reason, /the sender's domain typo\.test could not be checked \(DMARC permerror\)/);
+    });
+
     it('DMARC alignment: a valid signature of another domain does not vouch for a business-domain From', async () => {
       const raw = await signMessage(plainMessage({ from: 'ceo@strict.test', to: 'bob@acme.test', subject: 'unaligned dkim', messageId: id() }), key, 'other.test');
       const doc = await deliver('bounce@other.test', raw);

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { Readable } from 'node:stream';
 import { decideAuthVerdict } from '../../gateway/mail/auth-policy';
-import { evaluateAuthentication } from '../../gateway/mail/auth-verdict';
+import { dmarcRecordProblem, evaluateAuthentication } from '../../gateway/mail/auth-verdict';
 import { createDnsResolver } from '../../gateway/mail/dns-resolver';
 import { startDns, type TestDns } from '../support/dns';
 import { forwardLikeProvider, generateDkimKey, plainMessage, publishDkim, signMessage } from '../support/mail-auth';
@@ -108,5 +108,21 @@ describe('authentication facts (mailauth + DNS_SERVERS resolver)', () => {
     const decision = decideAuthVerdict(facts, ['acme.test']);
     assert.equal(decision.verdict, 'fail');
     assert.match(decision.reason, /could not be evaluated/);
+  });
+
+  describe('DMARC records that are no policy (RFC 7489 §6.6.3)', () => {
+    const cases: Array<[string, string]> = [
+      ['v=DMARC1; p=reject', ''],
+      ['v=DMARC1; p=REJECT; sp=none', ''],
+      ['v=DMARC1; p=none; rua=mailto:d@acme.test', ''],
+      ['v=DMARC1; rua=mailto:dmarc@acme.test', ''],
+      ['v=DMARC1; p=rejet; rua=mailto:dmarc@acme.test!10m', ''],
+      ['v=DMARC1; p=rejet', 'p=rejet is not none, quarantine or reject'],
+      ['v=DMARC1; adkim=s', 'no p= tag'],
+      ['v=DMARC1; p=bogus; rua=https://report.test/', 'p=bogus is not none, quarantine or reject'],
+    ];
+    for (const [record, problem] of cases) {
+      it(`${record} → ${problem || 'a policy'}`, () => assert.equal(dmarcRecordProblem(record), problem));
+    }
   });
 });
