@@ -169,6 +169,16 @@ function authResultsValue(headers: string): string {
   return match ? match[1] : '';
 }
 
+/** DMARC tags of a record (RFC 7489 §6.3), keys lower-cased. */
+function dmarcTags(record: string): Map<string, string> {
+  const tags = new Map<string, string>();
+  for (const part of record.split(';')) {
+    const at = part.indexOf('=');
+    if (at > 0) tags.set(part.slice(0, at).trim().toLowerCase(), part.slice(at + 1).trim());
+  }
+  return tags;
+}
+
 /**
  * Why a DMARC record is not a policy, or '' when it is. mailauth applies any record that starts with
  * v=DMARC1, so one whose p= is missing or misspelt ("p=rejet") gave dmarc=fail for unaligned mail and the
@@ -177,11 +187,7 @@ function authResultsValue(headers: string): string {
  * syntactically incorrect DMARC record").
  */
 export function dmarcRecordProblem(record: string): string {
-  const tags = new Map<string, string>();
-  for (const part of record.split(';')) {
-    const at = part.indexOf('=');
-    if (at > 0) tags.set(part.slice(0, at).trim().toLowerCase(), part.slice(at + 1).trim());
-  }
+  const tags = dmarcTags(record);
   const policy = tags.get('p');
   if (policy !== undefined && ['none', 'quarantine', 'reject'].includes(policy.toLowerCase())) return '';
   const rua = (tags.get('rua') ?? '').split(',').some((uri) => /^mailto:[^@\s]+@[^@\s]+$/i.test(uri.trim().replace(/!\d+[kmgt]?$/i, '')));
@@ -189,14 +195,48 @@ export function dmarcRecordProblem(record: string): string {
   return policy === undefined ? 'no p= tag' : `p=${policy} is not none, quarantine or reject`;
 }
 
-/** mailauth's DMARC verdict on a record that is no policy, restated as permerror in the Authentication-Results it wrote. */
-function withDmarcPermerror(result: MailauthResult): { headers: string; problem: string } {
+/**
+ * The strict alignment modes a DMARC pass did not meet, e.g. "adkim=s, aspf=s"; '' when it stands.
+ * mailauth 4.9.5 passes its options object where its alignment check expects a boolean, so adkim=s and
+ * aspf=s are read as relaxed: a signature of news.acme.com "aligned" with From acme.com although the
+ * domain owner asked for the exact domain (RFC 7489 §3.1.1, §3.1.2).
+ */
+function strictAlignmentMiss(result: MailauthResult, record: string): string {
   const dmarc = result.dmarc;
-  const problem = dmarc && dmarc.rr && ['pass', 'fail'].includes(lower(dmarc.status?.result)) ? dmarcRecordProblem(dmarc.rr) : '';
-  if (!dmarc || !problem || !dmarc.info) return { headers: result.headers, problem };
+  if (!dmarc) return '';
+  const tags = dmarcTags(record);
+  const adkim = (tags.get('adkim') ?? '').toLowerCase() === 's';
+  const aspf = (tags.get('aspf') ?? '').toLowerCase() === 's';
+  if (!adkim && !aspf) return '';
+  const from = lower(dmarc.status?.header?.d);
+  if (!from) return '';
+  const dkimAligned = adkim
+    ? (result.dkim.results ?? []).some((row) => lower(row.status?.result) === 'pass' && lower(row.signingDomain) === from)
+    : Boolean(dmarc.alignment?.dkim?.result);
+  const spfAligned = aspf
+    ? Boolean(result.spf && lower(result.spf.status?.result) === 'pass' && lower(result.spf.domain) === from)
+    : Boolean(dmarc.alignment?.spf?.result);
+  if (dkimAligned || spfAligned) return '';
+  return [adkim ? 'adkim=s' : '', aspf ? 'aspf=s' : ''].filter(Boolean).join(', ');
+}
+
+/**
+ * mailauth's DMARC result where RFC 7489 says otherwise — a record that is no policy (permerror), a
+ * pass that strict alignment does not allow (fail) — restated in the Authentication-Results it wrote.
+ */
+function correctedDmarc(result: MailauthResult): { headers: string; result: string } {
+  const dmarc = result.dmarc;
+  const found = dmarc ? lower(dmarc.status?.result) : '';
+  const unchanged = { headers: result.headers, result: '' };
+  if (!dmarc || !dmarc.rr || !['pass', 'fail'].includes(found)) return unchanged;
+  const invalid = dmarcRecordProblem(dmarc.rr);
+  const strictMiss = !invalid && found === 'pass' ? strictAlignmentMiss(result, dmarc.rr) : '';
+  if (!invalid && !strictMiss) return unchanged;
+  const corrected = invalid ? 'permerror' : 'fail';
+  const comment = (invalid ? `invalid DMARC record: ${invalid}` : `strict alignment: ${strictMiss}`).replace(/[()\\\r\n]/g, ' ');
   const from = dmarc.status?.header?.from ? ` header.from=${dmarc.status.header.from}` : '';
-  const info = `dmarc=permerror (invalid DMARC record: ${problem.replace(/[()\\\r\n]/g, ' ')})${from}`;
-  return { headers: result.headers.includes(dmarc.info) ? result.headers.replace(dmarc.info, () => info) : result.headers, problem };
+  const info = `dmarc=${corrected} (${comment})${from}`;
+  return { headers: dmarc.info && result.headers.includes(dmarc.info) ? result.headers.replace(dmarc.info, () => info) : result.headers, result: corrected };
 }
 
 export function factsFromMailauth(result: MailauthResult, envelope: SmtpEnvelope): AuthFacts {
@@ -211,12 +251,12 @@ export function factsFromMailauth(result: MailauthResult, envelope: SmtpEnvelope
     unsignedBytes: typeof row.status?.underSized === 'number' && row.status.underSized > 0 ? row.status.underSized : 0,
     keyProblem: keyProblem(row),
   }));
-  const invalidDmarc = withDmarcPermerror(result);
+  const corrected = correctedDmarc(result);
   const dmarc = result.dmarc
     ? {
-        result: invalidDmarc.problem ? 'permerror' : lower(result.dmarc.status?.result) || 'none',
+        result: corrected.result || lower(result.dmarc.status?.result) || 'none',
         fromDomain: lower(result.dmarc.status?.header?.from ?? result.dmarc.domain),
-        policy: invalidDmarc.problem ? '' : lower(result.dmarc.policy ?? result.dmarc.p),
+        policy: corrected.result === 'permerror' ? '' : lower(result.dmarc.policy ?? result.dmarc.p),
       }
     : null;
   return {
@@ -226,8 +266,8 @@ export function factsFromMailauth(result: MailauthResult, envelope: SmtpEnvelope
     dkim,
     dmarc,
     arc: arcFacts(result.arc),
-    authResults: authResultsValue(invalidDmarc.headers),
-    traceHeaders: invalidDmarc.headers,
+    authResults: authResultsValue(corrected.headers),
+    traceHeaders: corrected.headers,
   };
 }
 

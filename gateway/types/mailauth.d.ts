@@ -49,7 +49,18 @@ declare module 'mailauth' {
   export interface MailauthResult {
     dkim: { headerFrom?: string[]; envelopeFrom?: string | false; results?: MailauthDkimResult[] };
     spf: { domain?: string; status: MailauthStatus; info?: string; header?: string } | false;
-    dmarc: { status: MailauthStatus; domain?: string; policy?: string; p?: string; info?: string; rr?: string } | false;
+    dmarc:
+      | {
+          status: MailauthStatus;
+          domain?: string;
+          policy?: string;
+          p?: string;
+          info?: string;
+          rr?: string;
+          /** The aligned domain per mechanism (false when none), as mailauth computed it. */
+          alignment?: { spf?: { result?: string | false; strict?: boolean }; dkim?: { result?: string | false; strict?: boolean } };
+        }
+      | false;
     arc: MailauthArcResult | false;
     headers: string;
   }

@@ -182,6 +182,23 @@ describe('SMTP gateway: sender authentication and provider notices', function ()
       assert.match(doc.auth.reason, /the sender's domain typo\.test could not be checked \(DMARC permerror\)/);
     });
 
+    it('strict DMARC alignment (adkim=s): a subdomain\'s signature does not authenticate the From domain, an exact one does', async () => {
+      // RFC 7489 §3.1.1: with adkim=s the signing domain must be the From domain itself.
+      testDns.setTxt('_dmarc.exact.test', 'v=DMARC1; p=reject; adkim=s; aspf=s');
+      publishDkim(testDns, key, ['exact.test', 'news.exact.test']);
+      const local = bob.forwardingAddress.split('@')[0];
+      const forward = async (signer: string, subject: string) =>
+        deliver(`bob+caf_=${local}=gw.test@acme.test`, await signMessage(plainMessage({ from: 'ceo@exact.test', to: 'bob@acme.test', subject, messageId: id() }), key, signer));
+      const sub = await forward('news.exact.test', 'strict sub');
+      assert.equal(sub.auth.verdict, 'pass', 'the path is proven (SPF of acme.test)');
+      assert.equal(sub.auth.dmarc, 'fail');
+      assert.equal(sub.auth.sender, 'fail');
+      assert.match(sub.auth.results, /dmarc=fail \(strict alignment: adkim=s, aspf=s\) header\.from=exact\.test/);
+      const exact = await forward('exact.test', 'strict exact');
+      assert.equal(exact.auth.dmarc, 'pass');
+      assert.equal(exact.auth.sender, 'pass');
+    });
+
     it('DMARC alignment: a valid signature of another domain does not vouch for a business-domain From', async () => {
       const raw = await signMessage(plainMessage({ from: 'ceo@strict.test', to: 'bob@acme.test', subject: 'unaligned dkim', messageId: id() }), key, 'other.test');
       const doc = await deliver('bounce@other.test', raw);
