@@ -38,18 +38,26 @@ export interface OriginalMessage {
 const REPLY_PREFIX = /^\s*(re|aw|sv|antw|odp|r[ée]f|vs|ynt|vá|回复|答复|回覆|答覆|회신|답장|返信|ответ|отв|απ|σχετ|השב|رد)(\[\d+\])?\s*[:：]\s*/iu;
 const FORWARD_PREFIX = /^\s*(fwd?|wg|tr|doorst|rv|enc|vb|vl|pd|İlt|ilt|továbbítás|转发|轉寄|轉發|전달|転送|пересл|πρθ|הועבר|توجيه)(\[\d+\])?\s*[:：]\s*/iu;
 
-/** "Re: " in front, unless the subject already starts with a reply prefix (no "Re: Re: "). */
-export function replySubject(subject: string): string {
-  const trimmed = subject.trim();
-  if (REPLY_PREFIX.test(trimmed)) return trimmed.replace(REPLY_PREFIX, 'Re: ');
-  return trimmed ? `Re: ${trimmed}` : 'Re:';
+/**
+ * The subject without the run of `prefix`es it starts with: a thread whose mail programs each added their own
+ * ("AW: Re: AW: Angebot", "Re: Re: Re: Quote") loses them all, so the answer reads "Re: Angebot" once.
+ */
+function withoutLeading(prefix: RegExp, subject: string): string {
+  let rest = subject.trim();
+  for (let stripped = rest.replace(prefix, ''); stripped !== rest; stripped = rest.replace(prefix, '')) rest = stripped;
+  return rest;
 }
 
-/** "Fwd: " in front, unless it already starts with a forward prefix. */
+/** One "Re: " in front, however many reply prefixes the subject started with (no "Re: Re: "). */
+export function replySubject(subject: string): string {
+  const rest = withoutLeading(REPLY_PREFIX, subject);
+  return rest ? `Re: ${rest}` : 'Re:';
+}
+
+/** One "Fwd: " in front, however many forward prefixes the subject started with. */
 export function forwardSubject(subject: string): string {
-  const trimmed = subject.trim();
-  if (FORWARD_PREFIX.test(trimmed)) return trimmed.replace(FORWARD_PREFIX, 'Fwd: ');
-  return trimmed ? `Fwd: ${trimmed}` : 'Fwd:';
+  const rest = withoutLeading(FORWARD_PREFIX, subject);
+  return rest ? `Fwd: ${rest}` : 'Fwd:';
 }
 
 const bracket = (id: string) => `<${id.replace(/^<|>$/g, '')}>`;

@@ -33,6 +33,12 @@ describe('send: replies and forwards (pure)', () => {
       ['השב: חשבונית', 'Re: חשבונית'],
       ['رد: فاتورة', 'Re: فاتورة'],
       ['Fwd: Quote', 'Re: Fwd: Quote'],
+      // A thread between mail programs of several languages: each added its own prefix; the answer has one.
+      ['Re: Re: Re: Quote', 'Re: Quote'],
+      ['AW: AW: Angebot', 'Re: Angebot'],
+      ['SV: Re: AW: Tilbud', 'Re: Tilbud'],
+      ['Re: Fwd: Re: Quote', 'Re: Fwd: Re: Quote'],
+      ['Re: ', 'Re:'],
       ['  Spaced  ', 'Re: Spaced'],
       ['', 'Re:'],
     ];
@@ -52,6 +58,7 @@ describe('send: replies and forwards (pure)', () => {
       ['ΠΡΘ: Τιμολόγιο', 'Fwd: Τιμολόγιο'],
       ['Пересл: Счёт', 'Fwd: Счёт'],
       ['Re: Quote', 'Fwd: Re: Quote'],
+      ['Fwd: WG: Fwd: Angebot', 'Fwd: Angebot'],
     ];
     for (const [subject, expected] of forwards) assert.equal(forwardSubject(subject), expected, subject);
   });

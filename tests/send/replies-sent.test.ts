@@ -1,0 +1,62 @@
+/**
+ * What recipients get when an employee answers or forwards a stored message:
+ * the real submission server (smtp-server on loopback) receives it and
+ * mailparser reads it back, as the recipient's mail program would.
+ */
+import { strict as assert } from 'node:assert';
+import { Types } from 'mongoose';
+import { ingest } from '../../gateway/mail/ingest';
+import { sendMessage, type OriginalAction, type SendDeps, type SendRequest } from '../../gateway/send';
+import type { DovecotServer } from '../support/dovecot';
+import { openTestStore } from '../support/store';
+import { log, newSecretBox, sendableAccount, sendDeps, sharedDovecot, startRecordingSmtp, type ReceivedMessage, type RecordingSmtp, type SendFixture, type TestStore } from './support';
+
+describe('send: replies and forwards as their recipients receive them', function () {
+  this.timeout(60_000);
+  let store: TestStore;
+  let dovecot: DovecotServer;
+  let smtp: RecordingSmtp;
+  const secretBox = newSecretBox();
+  let deps: SendDeps;
+  let bob: SendFixture;
+  let counter = 0;
+
+  before(async () => {
+    store = await openTestStore('send_replies_sent');
+    dovecot = await sharedDovecot();
+    smtp = await startRecordingSmtp({ tls: 'starttls' });
+    deps = sendDeps(store, secretBox);
+    bob = await sendableAccount(store, secretBox, { dovecot, smtp, smtpTls: 'starttls' }, { name: 'Bob Sender' });
+  });
+  after(async () => {
+    await smtp?.stop();
+    await store?.drop();
+  });
+
+  /** A message in Bob's mailbox, as forwarding delivered it. `head` holds the headers, From to Subject. */
+  async function received(head: string, body = 'Content-Type: text/plain; charset=utf-8\n\nHello Bob.\n'): Promise<string> {
+    counter += 1;
+    const raw = `${head}\nMessage-ID: <original-${counter}-${Date.now()}@customer.test>\nDate: Mon, 02 Nov 2026 10:00:00 +0100\nMIME-Version: 1.0\n${body}`;
+    const result = await ingest({ store, log }, {
+      raw: Buffer.from(raw.replace(/\r?\n/g, '\r\n')), mailboxKey: bob.accountId, accountId: new Types.ObjectId(bob.accountId), ownerId: new Types.ObjectId(bob.user.id), source: { kind: 'forward' },
+    });
+    return String(result.id);
+  }
+
+  /** Answer a stored message through the API's send and return what the submission server got. */
+  async function answer(id: string, action: OriginalAction, request: Omit<SendRequest, 'original'> = {}): Promise<ReceivedMessage> {
+    const before = smtp.received.length;
+    const result = await sendMessage(deps, bob.viewer, bob.accountId, { text: 'My answer.', ...request, original: { id, action } });
+    assert.equal(result.status, 'sent');
+    await smtp.waitFor(before + 1);
+    return smtp.received[before];
+  }
+
+  it('a reply in a thread whose mail programs each added a prefix has one "Re:" ("AW: Re: AW: Angebot" → "Re: Angebot")', async () => {
+    const id = await received(`From: Anna <anna@customer.test>\nTo: ${bob.email}\nSubject: AW: Re: AW: Angebot`);
+    const got = await answer(id, 'reply');
+    assert.equal(got.parsed.subject, 'Re: Angebot');
+    const again = await answer(await received(`From: Anna <anna@customer.test>\nTo: ${bob.email}\nSubject: Fwd: WG: Fwd: Angebot`), 'forward', { to: 'carl@customer.test' });
+    assert.equal(again.parsed.subject, 'Fwd: Angebot');
+  });
+});
