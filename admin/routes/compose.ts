@@ -4,7 +4,7 @@ import { getMessageFor } from '../../gateway/accounts';
 import { AppError, isAppError } from '../../gateway/core/errors';
 import { attachmentFilename } from '../../gateway/mail/attachments';
 import {
-  claimSendKey, discardOutboxEntry, isSendKey, listOutbox, newSendKey, listSendableAccounts, MAX_ATTACHMENTS, ORIGINAL_ACTIONS, prepareFromOriginal, openFailedCopy, retryOutboxNow, sendDepsFromConfig, sendMessage, typedMailbox,
+  claimSendKey, discardOutboxEntry, isSendKey, listOutbox, newSendKey, listSendableAccounts, MAX_ATTACHMENTS, ORIGINAL_ACTIONS, prepareFromOriginal, openFailedCopy, ownAddresses, retryOutboxNow, sendDepsFromConfig, sendMessage, typedMailbox,
   type AttachmentInput, type Mailbox, type OriginalAction, type SendableAccount,
 } from '../../gateway/send';
 import { emlFilename } from '../lib/download';
@@ -124,9 +124,7 @@ export function composeRouter(deps: AdminDeps): Router {
       if (!(ORIGINAL_ACTIONS as readonly string[]).includes(action)) throw new AppError('BAD_REQUEST', `action must be one of ${ORIGINAL_ACTIONS.join(', ')}`, { status: 400 });
       const original = await getMessageFor(deps.store, req.viewer!, originalId);
       if (!original) throw new AppError('NOT_FOUND', 'message not found', { status: 404 });
-      const own = accounts.map((a) => a.email);
-      const user = await deps.store.models.User.findById(req.viewer!.id, { email: 1 }).lean();
-      if (user?.email) own.push(user.email);
+      const own = await ownAddresses(deps.store, req.viewer!.id, deps.config.gatewayDomain);
       const prepared = prepareFromOriginal(original, action as OriginalAction, own, req.timeZone);
       Object.assign(form, {
         to: mailboxText(prepared.to),

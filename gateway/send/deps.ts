@@ -38,6 +38,8 @@ export interface SendDeps {
   associate?: Associator;
   /** SEND_RATE_LIMIT: at most `max` messages per account in any `windowMs`. */
   rateLimit: { max: number; windowMs: number };
+  /** GATEWAY_DOMAIN: Postroom's own intake addresses are there, which Reply all leaves out. */
+  gatewayDomain?: string;
   /** Largest message Postroom sends (and stores): SMTP_MAX_MESSAGE_SIZE. */
   maxMessageBytes: number;
   retry?: Partial<RetryOptions>;
@@ -62,13 +64,14 @@ export function newHolder(kind: string): string {
 }
 
 /** The usual dependencies from the configuration: limits from the environment, CRM association after storing. */
-export function sendDepsFromConfig(config: Pick<Config, 'sendRateLimit' | 'smtpMaxMessageSize' | 'businessDomains' | 'publicUrl' | 'oauth'>, base: { store: Store; log: Logger; secretBox: SecretBox; associate?: Associator | null }): SendDeps {
+export function sendDepsFromConfig(config: Pick<Config, 'sendRateLimit' | 'smtpMaxMessageSize' | 'businessDomains' | 'publicUrl' | 'oauth' | 'gatewayDomain'>, base: { store: Store; log: Logger; secretBox: SecretBox; associate?: Associator | null }): SendDeps {
   return {
     store: base.store,
     log: base.log,
     secretBox: base.secretBox,
     associate: associatorOrDefault(base.associate, { store: base.store, log: base.log, settings: { businessDomains: config.businessDomains } }),
     rateLimit: { ...config.sendRateLimit },
+    gatewayDomain: config.gatewayDomain,
     maxMessageBytes: config.smtpMaxMessageSize,
     oauthConfig: { publicUrl: config.publicUrl, oauth: config.oauth },
   };

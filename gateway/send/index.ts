@@ -12,6 +12,7 @@ export * from './deliver';
 export * from './deps';
 export * from './oauth';
 export * from './outbox';
+export * from './own-addresses';
 export * from './rate-limit';
 export * from './reply';
 export * from './send';

@@ -1,6 +1,7 @@
 import { normalizeEmail } from '../accounts/email-address';
 import { DEFAULT_TIME_ZONE, rfc5322DateInZone } from '../core/time-zone';
 import type { Mailbox } from './addresses';
+import type { OwnAddresses } from './own-addresses';
 
 /**
  * Replying and forwarding, as pure functions over a stored message: who the
@@ -94,16 +95,23 @@ function mailboxes(list: OriginalMessage['to']): Mailbox[] {
 /**
  * Recipients of a reply (RFC 5322 §3.6.3): the Reply-To if present, else the
  * From. Reply-all adds the original To and Cc to Cc... except the sender's
- * own addresses, and without repeats.
+ * own addresses, Postroom's intake addresses (`own.postroomDomains`: a
+ * dropbox someone put in Cc must not reach the customer), and without repeats.
  */
-export function replyRecipients(original: OriginalMessage, action: 'reply' | 'reply-all', ownAddresses: readonly string[]): { to: Mailbox[]; cc: Mailbox[] } {
+export function replyRecipients(original: OriginalMessage, action: 'reply' | 'reply-all', own: readonly string[] | OwnAddresses): { to: Mailbox[]; cc: Mailbox[] } {
+  const { addresses, postroomDomains } = Array.isArray(own) ? { addresses: own as readonly string[], postroomDomains: [] as string[] } : own as OwnAddresses;
   // normalizeEmail: mail headers name an IDN domain in Unicode (info@münchen.de), the user's mailbox is kept in
   // its A-label form (info@xn--mnchen-3ya.de); lower-casing alone took the user's own address for someone else's.
-  const own = new Set(ownAddresses.map(normalizeEmail));
+  const ownKeys = new Set(addresses.map(normalizeEmail));
+  const postroom = new Set(postroomDomains.map((domain) => domain.toLowerCase()));
+  const isOwn = (address: string) => {
+    const key = normalizeEmail(address);
+    return ownKeys.has(key) || postroom.has(key.slice(key.lastIndexOf('@') + 1));
+  };
   const seen = new Set<string>();
   const keep = (list: Mailbox[]) => list.filter((m) => {
     const key = normalizeEmail(m.address);
-    if (own.has(key) || seen.has(key)) return false;
+    if (isOwn(m.address) || seen.has(key)) return false;
     seen.add(key);
     return true;
   });
@@ -111,7 +119,7 @@ export function replyRecipients(original: OriginalMessage, action: 'reply' | 're
   const author = replyTo.length > 0 ? replyTo : mailboxes(original.from ? [original.from] : []);
   let to = keep(author);
   // Replying to one's own sent message goes back to its recipients.
-  const fromSelf = original.from?.address && own.has(normalizeEmail(original.from.address));
+  const fromSelf = original.from?.address && ownKeys.has(normalizeEmail(original.from.address));
   if (to.length === 0 && fromSelf) to = keep(mailboxes(original.to));
   if (action === 'reply') return { to, cc: [] };
   const others = keep([...mailboxes(original.to), ...mailboxes(original.cc)]);
@@ -164,7 +172,7 @@ export interface PreparedReply {
 }
 
 /** Everything a reply, reply-all or forward starts from. A forward has no recipients and no threading headers. */
-export function prepareFromOriginal(original: OriginalMessage, action: OriginalAction, ownAddresses: readonly string[], timeZone: string = DEFAULT_TIME_ZONE): PreparedReply {
+export function prepareFromOriginal(original: OriginalMessage, action: OriginalAction, ownAddresses: readonly string[] | OwnAddresses, timeZone: string = DEFAULT_TIME_ZONE): PreparedReply {
   if (action === 'forward') {
     return { to: [], cc: [], subject: forwardSubject(original.subject ?? ''), inReplyTo: '', references: [], quote: quoteForForward(original, timeZone) };
   }

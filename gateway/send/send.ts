@@ -10,6 +10,7 @@ import { formatMailbox, uniqueAddresses, type Mailbox } from './addresses';
 import { checkDraft, composeMessage, newMessageId, type AttachmentInput, type DraftInput } from './compose';
 import { attemptDelivery, type OutboxEntry } from './deliver';
 import { DEFAULT_LOCK_MS, newHolder, type SendDeps } from './deps';
+import { ownAddresses } from './own-addresses';
 import { takeSendSlot } from './rate-limit';
 import { ORIGINAL_ACTIONS, prepareFromOriginal, type OriginalAction } from './reply';
 import { sendingProblem, type SendingAccount } from './settings';
@@ -100,7 +101,7 @@ export async function sendMessage(deps: SendDeps, viewer: Viewer, accountId: str
   let references: string[] = [];
   if (request.original) {
     const original = await loadOriginal(deps, viewer, request.original);
-    const own = [account.email, ...(await deps.store.models.MailAccount.find({ ownerId: account.ownerId }, { email: 1 }).lean()).map((a) => a.email)];
+    const own = await ownAddresses(deps.store, account.ownerId, deps.gatewayDomain);
     // The attribution's date on the sender's clock, as in the console's Reply form.
     const prepared = prepareFromOriginal(original, request.original.action, own, await senderZone());
     const listText = (list: Mailbox[]) => list.map(formatMailbox);

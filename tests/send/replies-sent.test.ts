@@ -9,7 +9,8 @@ import { ingest } from '../../gateway/mail/ingest';
 import { sendMessage, type OriginalAction, type SendDeps, type SendRequest } from '../../gateway/send';
 import type { DovecotServer } from '../support/dovecot';
 import { openTestStore } from '../support/store';
-import { log, newSecretBox, sendableAccount, sendDeps, sharedDovecot, startRecordingSmtp, type ReceivedMessage, type RecordingSmtp, type SendFixture, type TestStore } from './support';
+import { dropboxAddress } from '../../gateway/accounts/forwarding-address';
+import { GATEWAY_DOMAIN, log, newSecretBox, sendableAccount, sendDeps, sharedDovecot, startRecordingSmtp, type ReceivedMessage, type RecordingSmtp, type SendFixture, type TestStore } from './support';
 
 describe('send: replies and forwards as their recipients receive them', function () {
   this.timeout(60_000);
@@ -58,5 +59,24 @@ describe('send: replies and forwards as their recipients receive them', function
     assert.equal(got.parsed.subject, 'Re: Angebot');
     const again = await answer(await received(`From: Anna <anna@customer.test>\nTo: ${bob.email}\nSubject: Fwd: WG: Fwd: Angebot`), 'forward', { to: 'carl@customer.test' });
     assert.equal(again.parsed.subject, 'Fwd: Angebot');
+  });
+
+  it('Reply all leaves out the employee\'s own addresses and every Postroom intake address (dropbox, forwarding address): recipients never see them', async () => {
+    const user = await store.models.User.findById(bob.user.id).lean();
+    const account = await store.models.MailAccount.findById(bob.accountId).lean();
+    const ownDropbox = dropboxAddress(user!.dropboxToken, GATEWAY_DOMAIN);
+    // Bob had put his dropbox in Cc to log the thread; a colleague did the same; the forwarding address and Bob's
+    // sign-in address turn up in the headers of mail forwarded by hand.
+    const id = await received([
+      'From: Anna <anna@customer.test>',
+      `To: ${bob.email}, "Bob at home" <${bob.user.email.toUpperCase()}>`,
+      `Cc: carl@customer.test, ${ownDropbox.toUpperCase()}, dropbox.colleague0token@${GATEWAY_DOMAIN}, <${account!.forwardingAddress}>`,
+      'Subject: Offer',
+    ].join('\n'));
+    const got = await answer(id, 'reply-all');
+    assert.deepEqual(got.to.sort(), ['anna@customer.test', 'carl@customer.test'], 'the envelope: only the customers');
+    assert.deepEqual(got.parsed.to && !Array.isArray(got.parsed.to) ? got.parsed.to.value.map((m) => m.address) : [], ['anna@customer.test']);
+    assert.deepEqual(got.parsed.cc && !Array.isArray(got.parsed.cc) ? got.parsed.cc.value.map((m) => m.address) : [], ['carl@customer.test']);
+    assert.doesNotMatch(got.raw.toString(), new RegExp(GATEWAY_DOMAIN.replace(/\./g, '\\.'), 'i'), 'no Postroom address anywhere in what was sent');
   });
 });

@@ -94,6 +94,8 @@ describe('send: replies and forwards (pure)', () => {
     // A mailbox on an IDN domain: stored in A-labels, named in Unicode by the headers of the mail.
     const toIdn = { from: { address: 'anna@customer.test', name: '' }, to: [{ address: 'info@münchen.de', name: '' }, { address: 'team@münchen.de', name: '' }] };
     assert.deepEqual(replyRecipients(toIdn, 'reply-all', ['info@xn--mnchen-3ya.de']).cc, [{ name: '', address: 'team@münchen.de' }], 'not the user\'s own IDN address');
+    const ccDropbox = { ...original, cc: [{ address: 'dropbox.k7f3@in.postroom.test', name: '' }, { address: 'eve@customer.test', name: '' }] };
+    assert.deepEqual(replyRecipients(ccDropbox, 'reply-all', { addresses: ['bob@acme.test'], postroomDomains: ['IN.postroom.test'] }).cc, [{ name: '', address: 'carol@customer.test' }, { name: '', address: 'eve@customer.test' }], 'no Postroom intake address');
   });
 
   it('quotes the original with an attribution line and "> " prefixes (RFC 3676 §4.5); forwards with a header block', () => {

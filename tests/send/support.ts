@@ -193,6 +193,7 @@ export function sendDeps(store: TestStore, secretBox: SecretBox, overrides: Part
     secretBox,
     associate: crmAssociator({ store, log, settings: { businessDomains: ['acme.test'] } }),
     rateLimit: { max: 1000, windowMs: 3_600_000 },
+    gatewayDomain: GATEWAY_DOMAIN,
     maxMessageBytes: 10 * 1024 * 1024,
     smtpTimeouts: { connectionTimeoutMs: 5000, greetingTimeoutMs: 5000, socketTimeoutMs: 10_000 },
     imapTimeoutMs: 10_000,
