@@ -110,9 +110,12 @@ function asciiAddress(address: string): { address: string } | { problem: string 
   return { address: `${local}@${domain}` };
 }
 
-/** The mailbox as an RFC 5322 address, the display name quoted by nodemailer when it is composed. */
+/**
+ * The mailbox as an RFC 5322 address: the display name a quoted-string, its `"` and `\\` escaped as
+ * quoted-pairs (RFC 5322 §3.2.4), so `Bob "JJ" Smith` reads back as written instead of losing its quotes.
+ */
 export function formatMailbox(mailbox: Mailbox): string {
-  return mailbox.name ? `"${mailbox.name.replace(/["\\]/g, '')}" <${mailbox.address}>` : mailbox.address;
+  return mailbox.name ? `"${mailbox.name.replace(/["\\]/g, '\\$&')}" <${mailbox.address}>` : mailbox.address;
 }
 
 /**

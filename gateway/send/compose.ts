@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { AppError } from '../core/errors';
 import { describeFields } from '../accounts/users';
-import { formatMailbox, headerValueProblem, LINE_BREAK, LINE_BREAK_PROBLEM, MAX_RECIPIENTS, parseAddressList, uniqueAddresses, type Mailbox } from './addresses';
+import { headerValueProblem, LINE_BREAK, LINE_BREAK_PROBLEM, MAX_RECIPIENTS, parseAddressList, uniqueAddresses, type Mailbox } from './addresses';
 import { bracketMessageId } from './reply';
 
 /**
@@ -97,6 +97,8 @@ export function newMessageId(fromAddress: string): string {
   return `${crypto.randomUUID()}@${domain}`;
 }
 
+const asAddress = (mailbox: Mailbox) => ({ name: mailbox.name, address: mailbox.address });
+
 export interface ComposeInput {
   from: Mailbox;
   draft: Draft;
@@ -120,10 +122,11 @@ export interface ComposedMessage {
 export async function composeMessage(input: ComposeInput): Promise<ComposedMessage> {
   const { draft } = input;
   const composer = new MailComposer({
-    from: formatMailbox(input.from),
-    to: draft.to.map(formatMailbox),
-    cc: draft.cc.map(formatMailbox),
-    bcc: draft.bcc.map(formatMailbox),
+    // As {name, address}: nodemailer quotes or encodes the name itself (RFC 5322 §3.2.4, RFC 2047), nothing re-parsed.
+    from: asAddress(input.from),
+    to: draft.to.map(asAddress),
+    cc: draft.cc.map(asAddress),
+    bcc: draft.bcc.map(asAddress),
     subject: draft.subject,
     text: draft.text,
     date: input.date,

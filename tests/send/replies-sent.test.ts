@@ -79,4 +79,19 @@ describe('send: replies and forwards as their recipients receive them', function
     assert.deepEqual(got.parsed.cc && !Array.isArray(got.parsed.cc) ? got.parsed.cc.value.map((m) => m.address) : [], ['carl@customer.test']);
     assert.doesNotMatch(got.raw.toString(), new RegExp(GATEWAY_DOMAIN.replace(/\./g, '\\.'), 'i'), 'no Postroom address anywhere in what was sent');
   });
+
+  it('display names with quotes, backslashes and commas reach the recipient as written, in From and in the reply\'s To', async () => {
+    const jj = await sendableAccount(store, secretBox, { dovecot, smtp, smtpTls: 'starttls' }, { name: 'Jürgen "JJ" Müller, Sales' });
+    const before = smtp.received.length;
+    await sendMessage(deps, jj.viewer, jj.accountId, { to: '"Pat \\"The Boss\\" O\'Brien" <pat@customer.test>, "C:\\\\Share" <share@customer.test>', subject: 'Names', text: 'x' });
+    await smtp.waitFor(before + 1);
+    const got = smtp.received[before].parsed;
+    assert.equal(got.from?.value[0].name, 'Jürgen "JJ" Müller, Sales');
+    assert.deepEqual(got.to && !Array.isArray(got.to) ? got.to.value.map((m) => m.name) : [], ['Pat "The Boss" O\'Brien', 'C:\\Share']);
+
+    const id = await received(`From: "Pat \\"The Boss\\" O'Brien" <pat@customer.test>\nTo: ${bob.email}\nSubject: Names`);
+    const reply = await answer(id, 'reply');
+    assert.equal(reply.parsed.to && !Array.isArray(reply.parsed.to) ? reply.parsed.to.value[0].name : '', 'Pat "The Boss" O\'Brien');
+    assert.match(reply.parsed.text ?? '', /Pat "The Boss" O'Brien <pat@customer\.test> wrote:/);
+  });
 });
