@@ -94,4 +94,20 @@ describe('send: replies and forwards as their recipients receive them', function
     assert.equal(reply.parsed.to && !Array.isArray(reply.parsed.to) ? reply.parsed.to.value[0].name : '', 'Pat "The Boss" O\'Brien');
     assert.match(reply.parsed.text ?? '', /Pat "The Boss" O'Brien <pat@customer\.test> wrote:/);
   });
+
+  it('a reply or forward of mail written only in HTML (an invoice with its PDF) quotes its words, without its scripts or styles', async () => {
+    const html = '<html><head><style>p { color: red }</style><script>steal()</script></head><body><p>Dear Bob,</p><p>please find invoice <b>INV-2044</b> attached.</p><script>alert(1)</script></body></html>';
+    const body = [
+      'Content-Type: multipart/mixed; boundary="b1"', '', '--b1', 'Content-Type: text/html; charset=utf-8', '', html, '--b1',
+      'Content-Type: application/pdf; name="INV-2044.pdf"', 'Content-Disposition: attachment; filename="INV-2044.pdf"', 'Content-Transfer-Encoding: base64', '', 'JVBERi0xLjQK', '--b1--', '',
+    ].join('\n');
+    const id = await received(`From: Billing <billing@customer.test>\nTo: ${bob.email}\nSubject: Invoice INV-2044`, body);
+    const reply = await answer(id, 'reply');
+    const text = reply.parsed.text ?? '';
+    assert.match(text, /Billing <billing@customer\.test> wrote:\n> Dear Bob,\n>\n> please find invoice INV-2044 attached\./);
+    assert.doesNotMatch(text, /steal|alert|color/, 'no script or style text');
+    const forward = await answer(id, 'forward', { to: 'carl@customer.test' });
+    assert.match(forward.parsed.text ?? '', /Subject: Invoice INV-2044\n[^]*Dear Bob,\n\nplease find invoice INV-2044 attached\./);
+    assert.deepEqual(forward.parsed.attachments.map((a) => a.filename), ['INV-2044.pdf']);
+  });
 });
