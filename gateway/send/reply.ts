@@ -1,5 +1,5 @@
 import { convert as htmlToText } from 'html-to-text';
-import { normalizeEmail } from '../accounts/email-address';
+import { domainOf, normalizeEmail } from '../accounts/email-address';
 import { DEFAULT_TIME_ZONE, rfc5322DateInZone } from '../core/time-zone';
 import type { Mailbox } from './addresses';
 import type { OwnAddresses } from './own-addresses';
@@ -108,7 +108,7 @@ export function replyRecipients(original: OriginalMessage, action: 'reply' | 're
   const postroom = new Set(postroomDomains.map((domain) => domain.toLowerCase()));
   const isOwn = (address: string) => {
     const key = normalizeEmail(address);
-    return ownKeys.has(key) || postroom.has(key.slice(key.lastIndexOf('@') + 1));
+    return ownKeys.has(key) || postroom.has(domainOf(key));
   };
   const seen = new Set<string>();
   const keep = (list: Mailbox[]) => list.filter((m) => {
@@ -170,15 +170,20 @@ export function quoteForReply(original: OriginalMessage, timeZone: string = DEFA
   return `On ${when || 'an earlier date'}, ${who} wrote:\n${quoted}\n`;
 }
 
-/** The original for a forward: a header block, then the text as it was. */
-export function quoteForForward(original: OriginalMessage, timeZone: string = DEFAULT_TIME_ZONE): string {
+/**
+ * The original for a forward: a header block, then the text as it was. Its To and Cc leave out Postroom's
+ * intake addresses (`postroomDomains`): a dropbox the employee had put in Cc is not shown to whoever gets the forward.
+ */
+export function quoteForForward(original: OriginalMessage, timeZone: string = DEFAULT_TIME_ZONE, postroomDomains: readonly string[] = []): string {
   const lines = ['---------- Forwarded message ----------', `From: ${describe(original.from)}`];
   const date = formatDate(original.date ?? original.receivedAt, timeZone);
   if (date) lines.push(`Date: ${date}`);
   lines.push(`Subject: ${original.subject ?? ''}`);
-  const to = (original.to ?? []).map(describe).filter(Boolean).join(', ');
+  const postroom = new Set(postroomDomains.map((domain) => domain.toLowerCase()));
+  const shown = (list: OriginalMessage['to']) => (list ?? []).filter((m) => !m?.address || !postroom.has(domainOf(normalizeEmail(m.address)))).map(describe).filter(Boolean).join(', ');
+  const to = shown(original.to);
   if (to) lines.push(`To: ${to}`);
-  const cc = (original.cc ?? []).map(describe).filter(Boolean).join(', ');
+  const cc = shown(original.cc);
   if (cc) lines.push(`Cc: ${cc}`);
   return `${lines.join('\n')}\n\n${originalText(original)}\n`;
 }
@@ -196,7 +201,8 @@ export interface PreparedReply {
 /** Everything a reply, reply-all or forward starts from. A forward has no recipients and no threading headers. */
 export function prepareFromOriginal(original: OriginalMessage, action: OriginalAction, ownAddresses: readonly string[] | OwnAddresses, timeZone: string = DEFAULT_TIME_ZONE): PreparedReply {
   if (action === 'forward') {
-    return { to: [], cc: [], subject: forwardSubject(original.subject ?? ''), inReplyTo: '', references: [], quote: quoteForForward(original, timeZone) };
+    const postroomDomains = Array.isArray(ownAddresses) ? [] : (ownAddresses as OwnAddresses).postroomDomains;
+    return { to: [], cc: [], subject: forwardSubject(original.subject ?? ''), inReplyTo: '', references: [], quote: quoteForForward(original, timeZone, postroomDomains) };
   }
   const { to, cc } = replyRecipients(original, action, ownAddresses);
   return { to, cc, subject: replySubject(original.subject ?? ''), ...threadingHeaders(original), quote: quoteForReply(original, timeZone) };

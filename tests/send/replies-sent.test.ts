@@ -80,6 +80,15 @@ describe('send: replies and forwards as their recipients receive them', function
     assert.doesNotMatch(got.raw.toString(), new RegExp(GATEWAY_DOMAIN.replace(/\./g, '\\.'), 'i'), 'no Postroom address anywhere in what was sent');
   });
 
+  it('a forward\'s header block does not show Postroom intake addresses the original had in To or Cc', async () => {
+    const user = await store.models.User.findById(bob.user.id).lean();
+    const ownDropbox = dropboxAddress(user!.dropboxToken, GATEWAY_DOMAIN);
+    const id = await received(`From: Anna <anna@customer.test>\nTo: ${bob.email}, dropbox.colleague0token@${GATEWAY_DOMAIN}\nCc: carl@customer.test, "Bob's log" <${ownDropbox}>\nSubject: Offer`);
+    const got = await answer(id, 'forward', { to: 'dora@partner.test' });
+    assert.match(got.parsed.text ?? '', new RegExp(`\\nTo: ${bob.email}\\nCc: carl@customer\\.test\\n`));
+    assert.doesNotMatch(got.raw.toString(), new RegExp(GATEWAY_DOMAIN.replace(/\./g, '\\.'), 'i'), 'no Postroom address anywhere in what was sent');
+  });
+
   it('display names with quotes, backslashes and commas reach the recipient as written, in From and in the reply\'s To', async () => {
     const jj = await sendableAccount(store, secretBox, { dovecot, smtp, smtpTls: 'starttls' }, { name: 'Jürgen "JJ" Müller, Sales' });
     const before = smtp.received.length;
