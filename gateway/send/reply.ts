@@ -1,5 +1,5 @@
 import { convert as htmlToText } from 'html-to-text';
-import { domainOf, normalizeEmail } from '../accounts/email-address';
+import { canonicalMailbox, domainOf, normalizeEmail } from '../accounts/email-address';
 import { DEFAULT_TIME_ZONE, rfc5322DateInZone } from '../core/time-zone';
 import type { Mailbox } from './addresses';
 import type { OwnAddresses } from './own-addresses';
@@ -102,14 +102,12 @@ function mailboxes(list: OriginalMessage['to']): Mailbox[] {
  */
 export function replyRecipients(original: OriginalMessage, action: 'reply' | 'reply-all', own: readonly string[] | OwnAddresses): { to: Mailbox[]; cc: Mailbox[] } {
   const { addresses, postroomDomains } = Array.isArray(own) ? { addresses: own as readonly string[], postroomDomains: [] as string[] } : own as OwnAddresses;
-  // normalizeEmail: mail headers name an IDN domain in Unicode (info@münchen.de), the user's mailbox is kept in
-  // its A-label form (info@xn--mnchen-3ya.de); lower-casing alone took the user's own address for someone else's.
-  const ownKeys = new Set(addresses.map(normalizeEmail));
+  // canonicalMailbox: mail headers name an IDN domain in Unicode (info@münchen.de), the user's mailbox is kept in
+  // its A-label form (info@xn--mnchen-3ya.de), and Gmail delivers bobsmith@ and Bob.Smith@googlemail.com to
+  // bob.smith@gmail.com: comparing lower-cased text took the user's own mailbox for someone else's.
+  const ownKeys = new Set(addresses.map(canonicalMailbox));
   const postroom = new Set(postroomDomains.map((domain) => domain.toLowerCase()));
-  const isOwn = (address: string) => {
-    const key = normalizeEmail(address);
-    return ownKeys.has(key) || postroom.has(domainOf(key));
-  };
+  const isOwn = (address: string) => ownKeys.has(canonicalMailbox(address)) || postroom.has(domainOf(normalizeEmail(address)));
   const seen = new Set<string>();
   const keep = (list: Mailbox[]) => list.filter((m) => {
     const key = normalizeEmail(m.address);
@@ -121,7 +119,7 @@ export function replyRecipients(original: OriginalMessage, action: 'reply' | 're
   const author = replyTo.length > 0 ? replyTo : mailboxes(original.from ? [original.from] : []);
   let to = keep(author);
   // Replying to one's own sent message goes back to its recipients.
-  const fromSelf = original.from?.address && ownKeys.has(normalizeEmail(original.from.address));
+  const fromSelf = original.from?.address && ownKeys.has(canonicalMailbox(original.from.address));
   if (to.length === 0 && fromSelf) to = keep(mailboxes(original.to));
   if (action === 'reply') return { to, cc: [] };
   const others = keep([...mailboxes(original.to), ...mailboxes(original.cc)]);

@@ -80,6 +80,17 @@ describe('send: replies and forwards as their recipients receive them', function
     assert.doesNotMatch(got.raw.toString(), new RegExp(GATEWAY_DOMAIN.replace(/\./g, '\\.'), 'i'), 'no Postroom address anywhere in what was sent');
   });
 
+  it('Reply all does not copy the employee\'s Gmail mailbox back to them when the mail named it with other dots or googlemail.com', async () => {
+    const tag = Math.random().toString(36).slice(2, 8);
+    const gmail = await sendableAccount(store, secretBox, { dovecot, smtp, smtpTls: 'starttls' }, { email: `pat.lee.${tag}@gmail.com` });
+    const raw = `From: Anna <anna@customer.test>\nTo: "Pat" <PatLee${tag}@googlemail.com>\nCc: carl@customer.test, pat.l.e.e${tag}@gmail.com\nSubject: Dots\nMessage-ID: <dots-${tag}@customer.test>\nDate: Mon, 02 Nov 2026 10:00:00 +0100\n\nHi Pat.\n`;
+    const stored = await ingest({ store, log }, { raw: Buffer.from(raw.replace(/\n/g, '\r\n')), mailboxKey: gmail.accountId, accountId: new Types.ObjectId(gmail.accountId), ownerId: new Types.ObjectId(gmail.user.id), source: { kind: 'forward' } });
+    const before = smtp.received.length;
+    await sendMessage(deps, gmail.viewer, gmail.accountId, { text: 'Noted.', original: { id: String(stored.id), action: 'reply-all' } });
+    await smtp.waitFor(before + 1);
+    assert.deepEqual(smtp.received[before].to.sort(), ['anna@customer.test', 'carl@customer.test']);
+  });
+
   it('a forward\'s header block does not show Postroom intake addresses the original had in To or Cc', async () => {
     const user = await store.models.User.findById(bob.user.id).lean();
     const ownDropbox = dropboxAddress(user!.dropboxToken, GATEWAY_DOMAIN);
