@@ -41,6 +41,11 @@ export const MAX_SUBJECT_LENGTH = 998; // RFC 5322 §2.1.1 line limit
 export const MAX_ATTACHMENTS = 20;
 const CONTENT_TYPE = /^[a-z0-9!#$&^_.+-]{1,127}\/[a-z0-9!#$&^_.+-]{1,127}$/i; // RFC 6838 §4.2 type/subtype
 
+/** Whether `value` is a media type (RFC 6838 §4.2 type/subtype) an attachment can be sent as. */
+export function isMediaType(value: string | null | undefined): boolean {
+  return CONTENT_TYPE.test((value ?? '').trim());
+}
+
 /**
  * Check a draft. Problems come back all at once as a 400 VALIDATION_FAILED
  * with `fields` keyed like the API (`to`, `subject`, `attachments.0.filename`):

@@ -1,3 +1,4 @@
+import mime from 'mime-types';
 import mongoose from 'mongoose';
 import { AppError, notFound } from '../core/errors';
 import { parseObjectId } from '../accounts/ids';
@@ -7,7 +8,7 @@ import { viewerTimeZone } from '../accounts/viewer-time-zone';
 import { allAttachmentsFromRaw, attachmentFilename } from '../mail/attachments';
 import type { OutboxStatus } from '../models/outbox';
 import { formatMailbox, uniqueAddresses, type Mailbox } from './addresses';
-import { checkDraft, composeMessage, newMessageId, type AttachmentInput, type DraftInput } from './compose';
+import { checkDraft, composeMessage, isMediaType, newMessageId, type AttachmentInput, type DraftInput } from './compose';
 import { attemptDelivery, type OutboxEntry } from './deliver';
 import { DEFAULT_LOCK_MS, newHolder, type SendDeps } from './deps';
 import { ownAddresses } from './own-addresses';
@@ -65,7 +66,12 @@ async function forwardedAttachments(deps: SendDeps, message: Awaited<ReturnType<
   for (const [index, attachment] of attachments.entries()) {
     const content = attachment.blobId ? await deps.store.blobs.get(attachment.blobId) : fromRaw[index];
     if (!content) continue;
-    out.push({ filename: attachmentFilename(attachment, index), contentType: attachment.contentType || 'application/octet-stream', content });
+    const filename = attachmentFilename(attachment, index);
+    // What the original's sender wrote is passed on when it is a media type. Sloppy mailers write "pdf" or
+    // "application/pdf/x", which checkDraft refuses: the forward failed over a field nobody typed. The file's
+    // name then says what it is, or it goes as application/octet-stream (bytes passed on untouched).
+    const contentType = isMediaType(attachment.contentType) ? attachment.contentType! : mime.lookup(filename) || 'application/octet-stream';
+    out.push({ filename, contentType, content });
   }
   return out;
 }

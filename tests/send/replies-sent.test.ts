@@ -130,4 +130,18 @@ describe('send: replies and forwards as their recipients receive them', function
     assert.match(forward.parsed.text ?? '', /Subject: Invoice INV-2044\n[^]*Dear Bob,\n\nplease find invoice INV-2044 attached\./);
     assert.deepEqual(forward.parsed.attachments.map((a) => a.filename), ['INV-2044.pdf']);
   });
+
+  it('forwards the attachments of mail whose sender wrote a malformed Content-Type ("pdf"), typed by their names instead of refusing the forward', async () => {
+    const body = [
+      'Content-Type: multipart/mixed; boundary="b1"', '', '--b1', 'Content-Type: text/plain; charset=utf-8', '', 'Scan attached.', '--b1',
+      'Content-Type: pdf', 'Content-Disposition: attachment; filename="scan-0042.pdf"', 'Content-Transfer-Encoding: base64', '', 'JVBERi0xLjQK', '--b1',
+      'Content-Type: application/pdf/x', 'Content-Disposition: attachment; filename="noext"', 'Content-Transfer-Encoding: base64', '', 'JVBERi0xLjQK', '--b1--', '',
+    ].join('\n');
+    const id = await received(`From: Scanner <scanner@customer.test>\nTo: ${bob.email}\nSubject: Scan`, body);
+    const got = await answer(id, 'forward', { to: 'carl@customer.test' });
+    assert.deepEqual(got.parsed.attachments.map((a) => [a.filename, a.contentType, a.content.toString()]), [
+      ['scan-0042.pdf', 'application/pdf', '%PDF-1.4\n'],
+      ['noext', 'application/octet-stream', '%PDF-1.4\n'],
+    ]);
+  });
 });
