@@ -51,16 +51,31 @@ function withoutLeading(prefix: RegExp, subject: string): string {
   return rest;
 }
 
+/** The longest subject a draft may have (compose.ts MAX_SUBJECT_LENGTH, the RFC 5322 §2.1.1 line limit). */
+const MAX_SUBJECT = 998;
+
+/**
+ * The original's subject as a subject of ours can carry it. A sender's encoded-word may decode to line breaks
+ * or control characters ("Order 4711=0D=0A shipped"), and a subject may already fill the line limit: checkDraft
+ * refuses both (header injection, RFC 5322 §2.1.1), and the answer failed over a subject nobody typed. Line
+ * breaks become a space, other controls go, and the prefixed subject is cut at the limit.
+ */
+function subjectFrom(prefix: string, pattern: RegExp, subject: string): string {
+  const plain = subject.replace(/[ \t]*[\r\n]+[ \t]*/g, ' ').replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/g, '');
+  const rest = withoutLeading(pattern, plain);
+  let out = rest ? `${prefix} ${rest}` : prefix;
+  if (out.length > MAX_SUBJECT) out = out.slice(0, /[\ud800-\udbff]/.test(out[MAX_SUBJECT - 1]) ? MAX_SUBJECT - 1 : MAX_SUBJECT).trimEnd();
+  return out;
+}
+
 /** One "Re: " in front, however many reply prefixes the subject started with (no "Re: Re: "). */
 export function replySubject(subject: string): string {
-  const rest = withoutLeading(REPLY_PREFIX, subject);
-  return rest ? `Re: ${rest}` : 'Re:';
+  return subjectFrom('Re:', REPLY_PREFIX, subject);
 }
 
 /** One "Fwd: " in front, however many forward prefixes the subject started with. */
 export function forwardSubject(subject: string): string {
-  const rest = withoutLeading(FORWARD_PREFIX, subject);
-  return rest ? `Fwd: ${rest}` : 'Fwd:';
+  return subjectFrom('Fwd:', FORWARD_PREFIX, subject);
 }
 
 const bracket = (id: string) => `<${id.replace(/^<|>$/g, '')}>`;

@@ -144,4 +144,15 @@ describe('send: replies and forwards as their recipients receive them', function
       ['noext', 'application/octet-stream', '%PDF-1.4\n'],
     ]);
   });
+
+  it('answers mail whose subject holds line breaks or control characters, or runs to the line limit, without a 400 over a subject nobody typed', async () => {
+    const broken = await received(`From: Shop <shop@customer.test>\nTo: ${bob.email}\nSubject: =?utf-8?Q?Order_4711=0D=0A_shipped=07?=`);
+    assert.equal((await answer(broken, 'reply')).parsed.subject, 'Re: Order 4711 shipped');
+    assert.equal((await answer(broken, 'forward', { to: 'carl@customer.test' })).parsed.subject, 'Fwd: Order 4711 shipped');
+    const long = await received(`From: Shop <shop@customer.test>\nTo: ${bob.email}\nSubject: ${'Lorem ipsum '.repeat(83).trim()}`);
+    const reply = await answer(long, 'reply');
+    assert.ok(reply.parsed.subject?.startsWith('Re: Lorem ipsum'));
+    assert.ok((reply.parsed.subject ?? '').length <= 998, `${reply.parsed.subject?.length} characters`);
+    assert.ok(reply.raw.toString().split('\r\n').every((line) => line.length <= 998), 'no line over 998 octets (RFC 5322 §2.1.1)');
+  });
 });

@@ -39,10 +39,12 @@ describe('send: replies and forwards (pure)', () => {
       ['SV: Re: AW: Tilbud', 'Re: Tilbud'],
       ['Re: Fwd: Re: Quote', 'Re: Fwd: Re: Quote'],
       ['Re: ', 'Re:'],
+      ['Order 4711\r\n shipped\u0007', 'Re: Order 4711 shipped'],
       ['  Spaced  ', 'Re: Spaced'],
       ['', 'Re:'],
     ];
     for (const [subject, expected] of replies) assert.equal(replySubject(subject), expected, subject);
+    assert.equal(replySubject('x'.repeat(998)).length, 998, 'cut at the line limit');
     const forwards: Array<[string, string]> = [
       ['Quote', 'Fwd: Quote'],
       ['Fwd: Quote', 'Fwd: Quote'],
