@@ -230,9 +230,10 @@ describe('send: console and API', function () {
 
   it('Reply / Reply all / Forward from a message page prefill the form; the reply is threaded', async () => {
     const incoming = await storeMessage(store, {
+      // Bob had put a dropbox in Cc: the Reply all form must not offer it to the customers.
       from: 'Alice Customer <alice@customer.test>', to: `${bob.email}, carol@customer.test`, subject: 'Re: Order 77', text: 'Can you ship on Friday?', messageId: '<order-77-reply@customer.test>',
       html: '<p>Can you ship on Friday?</p><img src="cid:signature-logo" alt="Alice Co.">',
-      headers: { References: '<order-77@acme.test>' },
+      headers: { References: '<order-77@acme.test>', Cc: `dropbox.bobs0token@${testApp.config.gatewayDomain}` },
       // The signature logo has a Content-ID and no file name, as mail clients send them.
       attachments: [{ cid: 'signature-logo', content: Buffer.from('PNG-logo'), contentType: 'image/png', filename: false }, { filename: 'po-77.pdf', content: Buffer.from('%PDF-po'), contentType: 'application/pdf' }],
     }, { ownerId: bob.user.id, accountId: bob.accountId, source: 'imap' });
