@@ -138,7 +138,9 @@ export async function composeMessage(input: ComposeInput): Promise<ComposedMessa
     messageId: bracketMessageId(input.messageId),
     inReplyTo: input.inReplyTo ? bracketMessageId(input.inReplyTo) : undefined,
     references: input.references?.length ? input.references.map(bracketMessageId) : undefined,
-    attachments: draft.attachments.map((attachment) => ({ filename: attachment.filename, contentType: attachment.contentType, content: attachment.content })),
+    // Attachments as attachments (RFC 2183): nodemailer makes a message/rfc822 part (a forwarded .eml) inline by
+    // default, which mail programs splice into the body instead of listing it.
+    attachments: draft.attachments.map((attachment) => ({ filename: attachment.filename, contentType: attachment.contentType, content: attachment.content, contentDisposition: 'attachment' as const })),
     // RFC 5322 §2.3: CRLF only, never a bare LF — and the bytes stored, appended to Sent and sent are then the same.
     newline: 'windows',
     // Content comes only from what was given: never from a path or URL in the input.

@@ -155,4 +155,25 @@ describe('send: replies and forwards as their recipients receive them', function
     assert.ok((reply.parsed.subject ?? '').length <= 998, `${reply.parsed.subject?.length} characters`);
     assert.ok(reply.raw.toString().split('\r\n').every((line) => line.length <= 998), 'no line over 998 octets (RFC 5322 §2.1.1)');
   });
+
+  it('a forwarded or attached e-mail (message/rfc822, an .eml) arrives as an attachment, not spliced into the body', async () => {
+    const complaint = 'From: Dora <dora@buyer.test>\nTo: anna@customer.test\nSubject: Broken pallet\nMessage-ID: <complaint-1@buyer.test>\nDate: Sun, 01 Nov 2026 09:00:00 +0100\n\nThe pallet arrived broken.\n';
+    const body = [
+      'Content-Type: multipart/mixed; boundary="b1"', '', '--b1', 'Content-Type: text/plain; charset=utf-8', '', 'See the complaint attached.', '--b1',
+      'Content-Type: message/rfc822', 'Content-Disposition: attachment; filename="Broken pallet.eml"', '', complaint, '--b1--', '',
+    ].join('\n');
+    const id = await received(`From: Anna <anna@customer.test>\nTo: ${bob.email}\nSubject: Complaint`, body);
+    const forward = await answer(id, 'forward', { to: 'carl@customer.test' });
+    assert.deepEqual(forward.parsed.attachments.map((a) => [a.filename, a.contentType]), [['Broken pallet.eml', 'message/rfc822']]);
+    assert.match(forward.parsed.attachments[0].content.toString(), /Subject: Broken pallet\r\n[^]*The pallet arrived broken\./);
+
+    const before = smtp.received.length;
+    const sent = await sendMessage(deps, bob.viewer, bob.accountId, {
+      to: 'carl@customer.test', subject: 'The complaint', text: 'Attached.', attachments: [{ filename: 'complaint.eml', contentType: 'message/rfc822', content: Buffer.from(complaint.replace(/\n/g, '\r\n')) }],
+    });
+    await smtp.waitFor(before + 1);
+    assert.deepEqual(smtp.received[before].parsed.attachments.map((a) => [a.filename, a.contentType]), [['complaint.eml', 'message/rfc822']]);
+    const stored = await store.models.Message.findById(sent.storedMessageId).lean();
+    assert.deepEqual(stored?.attachments.map((a) => a.filename), ['complaint.eml'], 'the stored copy lists it too');
+  });
 });
