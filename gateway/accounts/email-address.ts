@@ -1,7 +1,12 @@
 import { domainToASCII } from 'node:url';
 import { z } from 'zod';
 
-const emailSchema = z.email();
+/**
+ * zod's own email pattern (z.regexes.email) with one change: the top-level domain may be an A-label
+ * (RFC 5890), as every internationalised TLD is once converted: info@пример.рф is info@xn--e1afmkfd.xn--p1ai,
+ * which its letters-only `[A-Za-z]{2,}` refused ("not an email address"), for mailboxes and recipients alike.
+ */
+const emailSchema = z.email({ pattern: new RegExp(z.regexes.email.source.replace('[A-Za-z]{2,}$', '(?:[A-Za-z]{2,}|xn--[A-Za-z0-9-]{2,59})$')) });
 
 /**
  * Mailbox addresses are compared lower-cased. RFC 5321 §2.4 lets a server

@@ -176,4 +176,13 @@ describe('send: replies and forwards as their recipients receive them', function
     const stored = await store.models.Message.findById(sent.storedMessageId).lean();
     assert.deepEqual(stored?.attachments.map((a) => a.filename), ['complaint.eml'], 'the stored copy lists it too');
   });
+
+  it('sends to addresses on internationalised top-level domains (.рф, .中国), in their ASCII form', async () => {
+    const before = smtp.received.length;
+    const sent = await sendMessage(deps, bob.viewer, bob.accountId, { to: 'Ivan <info@пример.рф>', cc: 'li@公司.中国', subject: 'IDN TLD', text: 'x' });
+    await smtp.waitFor(before + 1);
+    // smtp-server shows the envelope in Unicode again (it decodes IDNA); the header and the outbox show what was sent.
+    assert.match(smtp.received[before].raw.toString(), /^To: Ivan <info@xn--e1afmkfd\.xn--p1ai>\r\nCc: li@xn--55qx5d\.xn--fiqs8s$/m);
+    assert.deepEqual((await store.models.Outbox.findById(sent.outboxId).lean())?.recipients.map((r) => [r.address, r.state]), [['info@xn--e1afmkfd.xn--p1ai', 'accepted'], ['li@xn--55qx5d.xn--fiqs8s', 'accepted']]);
+  });
 });
