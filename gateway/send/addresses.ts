@@ -82,7 +82,7 @@ export function parseAddressList(input: string | string[] | undefined): { mailbo
       }
       const ascii = asciiAddress(address);
       if ('problem' in ascii) return { mailboxes: [], problem: ascii.problem };
-      const problem = emailProblem(ascii.address);
+      const problem = recipientProblem(ascii.address);
       if (problem) return { mailboxes: [], problem: `${address.slice(0, 80)} ${problem}` };
       mailboxes.push({ name, address: ascii.address });
     }
@@ -91,6 +91,23 @@ export function parseAddressList(input: string | string[] | undefined): { mailbo
 }
 
 const NON_ASCII = /[^\x00-\x7f]/;
+
+/** RFC 5322 §3.2.3 dot-atom of atext: a local part every server takes unquoted (RFC 5321 §4.1.2 Dot-string). */
+const DOT_ATOM = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
+
+/**
+ * Why a recipient address cannot be sent to, or null. The shared check (emailProblem, zod's pattern) leaves
+ * out atext characters RFC 5322 allows in a local part — & = # / ! { } ~ and others: sales&service@…,
+ * a VERP or SRS address with "=" could not be written to or replied to. Its domain rules still apply.
+ */
+function recipientProblem(address: string): string | null {
+  const problem = emailProblem(address);
+  if (!problem) return null;
+  const at = address.lastIndexOf('@');
+  const local = address.slice(0, at);
+  const domainOk = at > 0 && !emailProblem(`x${address.slice(at)}`);
+  return address.length <= 254 && local.length <= 64 && DOT_ATOM.test(local) && domainOk ? null : problem;
+}
 
 /**
  * An internationalised domain (info@müller.de) goes out in its ASCII form

@@ -185,4 +185,11 @@ describe('send: replies and forwards as their recipients receive them', function
     assert.match(smtp.received[before].raw.toString(), /^To: Ivan <info@xn--e1afmkfd\.xn--p1ai>\r\nCc: li@xn--55qx5d\.xn--fiqs8s$/m);
     assert.deepEqual((await store.models.Outbox.findById(sent.outboxId).lean())?.recipients.map((r) => [r.address, r.state]), [['info@xn--e1afmkfd.xn--p1ai', 'accepted'], ['li@xn--55qx5d.xn--fiqs8s', 'accepted']]);
   });
+
+  it('sends to, and replies to, local parts with any character RFC 5322 allows unquoted (sales&service@, orders=eu@, {it}@)', async () => {
+    const id = await received(`From: Sales & Service <sales&service@customer.test>\nTo: ${bob.email}\nCc: orders=eu@customer.test, {it}@customer.test\nSubject: Odd addresses`);
+    const got = await answer(id, 'reply-all');
+    assert.deepEqual(got.to.sort(), ['orders=eu@customer.test', 'sales&service@customer.test', '{it}@customer.test']);
+    assert.deepEqual(got.parsed.to && !Array.isArray(got.parsed.to) ? got.parsed.to.value.map((m) => m.address) : [], ['sales&service@customer.test']);
+  });
 });
