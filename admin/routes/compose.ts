@@ -4,7 +4,7 @@ import { getMessageFor } from '../../gateway/accounts';
 import { AppError, isAppError } from '../../gateway/core/errors';
 import { attachmentFilename } from '../../gateway/mail/attachments';
 import {
-  claimSendKey, discardOutboxEntry, isSendKey, listOutbox, newSendKey, listSendableAccounts, MAX_ATTACHMENTS, ORIGINAL_ACTIONS, prepareFromOriginal, openFailedCopy, ownAddresses, retryOutboxNow, sendDepsFromConfig, sendMessage, typedMailbox,
+  answeringAccountId, claimSendKey, discardOutboxEntry, isSendKey, listOutbox, newSendKey, listSendableAccounts, MAX_ATTACHMENTS, ORIGINAL_ACTIONS, prepareFromOriginal, openFailedCopy, ownAddresses, retryOutboxNow, sendDepsFromConfig, sendMessage, typedMailbox,
   type AttachmentInput, type Mailbox, type OriginalAction, type SendableAccount,
 } from '../../gateway/send';
 import { emlFilename } from '../lib/download';
@@ -134,9 +134,8 @@ export function composeRouter(deps: AdminDeps): Router {
         original: originalId,
         action,
       });
-      // Answer from the account the message came to, when it can send.
-      const receivedBy = original.accountId?.toString();
-      if (!form.account && receivedBy && accounts.some((a) => a.id === receivedBy && !a.problem)) form.account = receivedBy;
+      // Answer from the account the message came to, or the one it names (dropbox mail), when it can send.
+      if (!form.account) form.account = answeringAccountId(original, accounts) ?? '';
     }
     if (!form.account) form.account = accounts.find((a) => !a.problem)?.id ?? '';
     await render(req, res, 200, form, accounts, {});

@@ -1,5 +1,6 @@
 import type { SecretBox } from '../core/crypto';
 import { AppError } from '../core/errors';
+import { canonicalMailbox } from '../accounts/email-address';
 import { findPreset, type TlsMode } from '../accounts/presets';
 import { describeFields } from '../accounts/users';
 import type { ObjectId } from '../accounts/ids';
@@ -140,6 +141,33 @@ export interface SendableAccount {
   id: string;
   email: string;
   problem: string | null;
+}
+
+/** What answeringAccountId reads of the message answered. */
+export interface AnsweredMessage {
+  accountId?: { toString(): string } | null;
+  from?: { address?: string | null } | null;
+  to?: Array<{ address?: string | null }> | null;
+  cc?: Array<{ address?: string | null }> | null;
+}
+
+/**
+ * The account a reply or forward goes out from unless the user picks another: the one the message came to,
+ * when it can send; else the sendable account the message names, its From first (mail the user sent from
+ * another client and logged through the dropbox, which belongs to no account), then To and Cc. Null: the
+ * caller takes its usual default. Without this a dropbox message was answered from the first account in
+ * alphabetical order, another address than the customer had been writing to.
+ */
+export function answeringAccountId(message: AnsweredMessage, accounts: readonly SendableAccount[]): string | null {
+  const sendable = accounts.filter((account) => !account.problem);
+  const receivedBy = message.accountId?.toString();
+  if (receivedBy && sendable.some((account) => account.id === receivedBy)) return receivedBy;
+  const named = [message.from, ...(message.to ?? []), ...(message.cc ?? [])].map((m) => m?.address).filter((a): a is string => Boolean(a)).map(canonicalMailbox);
+  for (const address of named) {
+    const account = sendable.find((candidate) => canonicalMailbox(candidate.email) === address);
+    if (account) return account.id;
+  }
+  return null;
 }
 
 /**

@@ -267,6 +267,18 @@ describe('send: console and API', function () {
     assert.deepEqual(smtp.received[before + 1].parsed.attachments.map((a) => [a.filename, a.content.toString()]), [['signature-logo.png', 'PNG-logo'], ['po-77.pdf', '%PDF-po']], 'the original\'s attachments are forwarded, their bytes intact, a nameless one named after its Content-ID');
   });
 
+  it('Reply to mail logged through the dropbox answers from the account that wrote it, not the first in the list', async () => {
+    // A second sendable account of Bob's whose address sorts after the first one.
+    const zed = await sendableAccount(store, testApp.secretBox, { dovecot, smtp, smtpTls: 'starttls' }, { user: bob.user, email: `zz-sales-${Date.now()}@acme.test` });
+    // Bob wrote from it in another mail program, with his dropbox in Bcc: the copy belongs to no account.
+    const logged = await storeMessage(store, { from: `Bob Sender <${zed.email}>`, to: 'Alice Customer <alice@customer.test>', subject: 'Offer 12', text: 'Here is the offer.' }, { ownerId: bob.user.id });
+    const reply = await pageOf(`/compose?original=${logged.id}&action=reply`);
+    assert.match(reply, new RegExp(`<option value="${zed.accountId}"[^>]*selected`), 'From: the account the mail was written from');
+    assert.match(reply, /id="compose-to" name="to" value="Alice Customer &lt;alice@customer\.test&gt;"/);
+    const incoming = await storeMessage(store, { from: 'Alice Customer <alice@customer.test>', to: zed.email, subject: 'Re: Offer 12', text: 'Thanks.' }, { ownerId: bob.user.id });
+    assert.match(await pageOf(`/compose?original=${incoming.id}&action=reply`), new RegExp(`<option value="${zed.accountId}"[^>]*selected`), 'or the account it was written to');
+  });
+
   it('replies go back to senders whose names hold an address or specials (a Google Group, "Smith; Anna"), the names intact', async () => {
     const unescapeHtml = (value: string) => value.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&#34;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
     const cases = [

@@ -164,14 +164,14 @@ export async function sendableAccount(
   store: TestStore,
   secretBox: SecretBox,
   servers: { dovecot: DovecotServer; smtp: RecordingSmtp; smtpTls: 'starttls' | 'implicit' },
-  options: { email?: string; userEmail?: string; name?: string } = {},
+  options: { email?: string; userEmail?: string; name?: string; /** Another account of this user instead of a new user. */ user?: PublicUser } = {},
 ): Promise<SendFixture> {
   const tag = crypto.randomBytes(4).toString('hex');
   const email = options.email ?? `sender-${tag}@acme.test`;
   const password = `pw-${tag}-secret`;
   await servers.dovecot.addUser(email, password);
   servers.smtp.addUser(email, password);
-  const user = await createUser(store, { email: options.userEmail ?? `user-${tag}@acme.test`, password: 'correct-horse-battery-staple', role: 'employee', name: options.name ?? 'Bob Sender' });
+  const user = options.user ?? await createUser(store, { email: options.userEmail ?? `user-${tag}@acme.test`, password: 'correct-horse-battery-staple', role: 'employee', name: options.name ?? 'Bob Sender' });
   const viewer: Viewer = { id: new mongoose.Types.ObjectId(user.id), role: user.role };
   const account = await createMailAccount(store, user.id, email, { gatewayDomain: GATEWAY_DOMAIN });
   const change = { store, secretBox, actor: SYSTEM_ACTOR };
