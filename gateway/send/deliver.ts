@@ -46,6 +46,12 @@ function responseCodeOf(err: unknown): number {
   return e.responseCode ?? (Number(/^(\d{3})/.exec(e.response ?? '')?.[1]) || 0);
 }
 
+/** Whether every byte is 7-bit (RFC 6152: else the message is 8BITMIME). */
+function isSevenBit(raw: Buffer): boolean {
+  for (const byte of raw) if (byte > 0x7f) return false;
+  return true;
+}
+
 /** Submit once; per-recipient states from what nodemailer reports (RFC 5321 §3.3: each RCPT has its own reply). */
 async function submit(deps: SendDeps, account: SendingAccount, entry: OutboxEntry, tryList: string[], raw: Buffer, now: Date) {
   const settings = smtpSettingsFor(account, deps.secretBox);
@@ -58,7 +64,9 @@ async function submit(deps: SendDeps, account: SendingAccount, entry: OutboxEntr
       try {
         return await transport.sendMail({
           // SIZE= (RFC 1870 §6) lets a server refuse an oversized message at MAIL FROM, before the upload.
-          envelope: { from: entry.envelopeFrom, to: tryList, size: raw.length },
+          // BODY=8BITMIME (RFC 6152 §3) when the bytes are not all 7-bit: a forwarded .eml (message/rfc822 can not
+          // be re-encoded, RFC 2046 §5.2.1) often is 8bit, and it went out undeclared. nodemailer adds it when offered.
+          envelope: { from: entry.envelopeFrom, to: tryList, size: raw.length, use8BitMime: !isSevenBit(raw) },
           raw,
         });
       } finally {

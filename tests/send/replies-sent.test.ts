@@ -166,6 +166,7 @@ describe('send: replies and forwards as their recipients receive them', function
     const forward = await answer(id, 'forward', { to: 'carl@customer.test' });
     assert.deepEqual(forward.parsed.attachments.map((a) => [a.filename, a.contentType]), [['Broken pallet.eml', 'message/rfc822']]);
     assert.match(forward.parsed.attachments[0].content.toString(), /Subject: Broken pallet\r\n[^]*The pallet arrived broken\./);
+    assert.equal(forward.mailFromArgs.BODY, undefined, 'all 7-bit: no BODY parameter');
 
     const before = smtp.received.length;
     const sent = await sendMessage(deps, bob.viewer, bob.accountId, {
@@ -191,5 +192,17 @@ describe('send: replies and forwards as their recipients receive them', function
     const got = await answer(id, 'reply-all');
     assert.deepEqual(got.to.sort(), ['orders=eu@customer.test', 'sales&service@customer.test', '{it}@customer.test']);
     assert.deepEqual(got.parsed.to && !Array.isArray(got.parsed.to) ? got.parsed.to.value.map((m) => m.address) : [], ['sales&service@customer.test']);
+  });
+
+  it('declares BODY=8BITMIME (RFC 6152) when a forwarded e-mail carries 8-bit text, which a message/rfc822 part cannot re-encode', async () => {
+    const inner = 'From: Jörg <joerg@buyer.test>\nSubject: Lieferung\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\nDie Palette kam beschädigt an.\n';
+    const body = [
+      'Content-Type: multipart/mixed; boundary="b1"', '', '--b1', 'Content-Type: text/plain; charset=utf-8', '', 'Siehe Anhang.', '--b1',
+      'Content-Type: message/rfc822', 'Content-Transfer-Encoding: 8bit', 'Content-Disposition: attachment; filename="Lieferung.eml"', '', inner, '--b1--', '',
+    ].join('\n');
+    const id = await received(`From: Anna <anna@customer.test>\nTo: ${bob.email}\nSubject: Beschwerde`, body);
+    const forward = await answer(id, 'forward', { to: 'carl@customer.test' });
+    assert.equal(forward.mailFromArgs.BODY, '8BITMIME');
+    assert.match(forward.parsed.attachments[0].content.toString(), /Die Palette kam beschädigt an\./);
   });
 });

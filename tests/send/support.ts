@@ -28,6 +28,8 @@ export const GATEWAY_DOMAIN = 'in.postroom.test';
 export interface ReceivedMessage {
   user: string;
   from: string;
+  /** MAIL FROM parameters (SIZE, BODY …), as the server read them. */
+  mailFromArgs: Record<string, string | true>;
   to: string[];
   raw: Buffer;
   parsed: ParsedMail;
@@ -107,6 +109,7 @@ export async function startRecordingSmtp(options: { tls: 'starttls' | 'implicit'
           received.push({
             user: String(session.user),
             from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+            mailFromArgs: (session.envelope.mailFrom ? session.envelope.mailFrom.args : false) || {},
             to: session.envelope.rcptTo.map((r) => r.address),
             raw,
             parsed,
