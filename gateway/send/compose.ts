@@ -50,9 +50,10 @@ export function isMediaType(value: string | null | undefined): boolean {
  * Check a draft. Problems come back all at once as a 400 VALIDATION_FAILED
  * with `fields` keyed like the API (`to`, `subject`, `attachments.0.filename`):
  * a CR or LF in any header-bound field (header injection) is refused there,
- * never cleaned silently. `maxBytes` bounds the attachments together.
+ * never cleaned silently. `maxBytes` bounds the attachments together; `maxAttachments` their number
+ * (default MAX_ATTACHMENTS, what a person may upload).
  */
-export function checkDraft(input: DraftInput, options: { maxBytes: number }): Draft {
+export function checkDraft(input: DraftInput, options: { maxBytes: number; maxAttachments?: number }): Draft {
   const fields: Record<string, string> = {};
   const lists: Record<'to' | 'cc' | 'bcc', Mailbox[]> = { to: [], cc: [], bcc: [] };
   for (const name of ['to', 'cc', 'bcc'] as const) {
@@ -72,9 +73,10 @@ export function checkDraft(input: DraftInput, options: { maxBytes: number }): Dr
   const text = (input.text ?? '').replace(/\0/g, '');
   const attachments: Draft['attachments'] = [];
   const given = input.attachments ?? [];
-  if (given.length > MAX_ATTACHMENTS) fields.attachments = `at most ${MAX_ATTACHMENTS} attachments`;
+  const maxAttachments = options.maxAttachments ?? MAX_ATTACHMENTS;
+  if (given.length > maxAttachments) fields.attachments = `at most ${maxAttachments} attachments`;
   let total = 0;
-  given.slice(0, MAX_ATTACHMENTS).forEach((attachment, index) => {
+  given.slice(0, maxAttachments).forEach((attachment, index) => {
     const filename = (attachment.filename ?? '').trim();
     const problem = headerValueProblem(attachment.filename ?? '');
     if (problem) fields[`attachments.${index}.filename`] = problem;

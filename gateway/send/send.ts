@@ -8,7 +8,7 @@ import { viewerTimeZone } from '../accounts/viewer-time-zone';
 import { allAttachmentsFromRaw, attachmentFilename } from '../mail/attachments';
 import type { OutboxStatus } from '../models/outbox';
 import { formatMailbox, uniqueAddresses, type Mailbox } from './addresses';
-import { checkDraft, composeMessage, isMediaType, newMessageId, type AttachmentInput, type DraftInput } from './compose';
+import { checkDraft, composeMessage, isMediaType, MAX_ATTACHMENTS, newMessageId, type AttachmentInput, type DraftInput } from './compose';
 import { attemptDelivery, type OutboxEntry } from './deliver';
 import { DEFAULT_LOCK_MS, newHolder, type SendDeps } from './deps';
 import { ownAddresses } from './own-addresses';
@@ -105,6 +105,7 @@ export async function sendMessage(deps: SendDeps, viewer: Viewer, accountId: str
   let input: DraftInput = { ...request };
   let inReplyTo = '';
   let references: string[] = [];
+  let forwardedCount = 0;
   if (request.original) {
     const original = await loadOriginal(deps, viewer, request.original);
     const own = await ownAddresses(deps.store, account.ownerId, deps.gatewayDomain);
@@ -121,10 +122,15 @@ export async function sendMessage(deps: SendDeps, viewer: Viewer, accountId: str
     inReplyTo = prepared.inReplyTo;
     references = prepared.references;
     if (request.original.action === 'forward' && request.original.includeAttachments !== false) {
-      input.attachments = [...(request.attachments ?? []), ...(await forwardedAttachments(deps, original))];
+      const forwarded = await forwardedAttachments(deps, original);
+      forwardedCount = forwarded.length;
+      input.attachments = [...(request.attachments ?? []), ...forwarded];
     }
   }
-  const draft = checkDraft(input, { maxBytes: deps.maxMessageBytes });
+  // MAX_ATTACHMENTS bounds what the user uploads; a forward carries the original's as well, however many it had
+  // (a long Outlook thread collects a signature logo per message): "at most 20 attachments" refused a forward
+  // the user had added nothing to. The size limit still bounds them all.
+  const draft = checkDraft(input, { maxBytes: deps.maxMessageBytes, maxAttachments: MAX_ATTACHMENTS + forwardedCount });
   // After the request's own problems (400), which the caller can fix whatever state the account is in.
   const problem = sendingProblem(account);
   if (problem) throw new AppError('ACCOUNT_NOT_SENDABLE', `${account.email} cannot send: ${problem}.`, { status: 409 });

@@ -205,4 +205,16 @@ describe('send: replies and forwards as their recipients receive them', function
     assert.equal(forward.mailFromArgs.BODY, '8BITMIME');
     assert.match(forward.parsed.attachments[0].content.toString(), /Die Palette kam beschädigt an\./);
   });
+
+  it('forwards a long Outlook thread whose signature logos and photos make more than 20 attachments, with all of them', async () => {
+    const parts = Array.from({ length: 26 }, (_, i) => [
+      '--b1', `Content-Type: image/png`, `Content-Disposition: attachment; filename="image${String(i + 1).padStart(3, '0')}.png"`, 'Content-Transfer-Encoding: base64', '', Buffer.from(`png-${i}`).toString('base64'),
+    ].join('\n'));
+    const body = ['Content-Type: multipart/mixed; boundary="b1"', '', '--b1', 'Content-Type: text/plain; charset=utf-8', '', 'Photos from the site visit.', ...parts, '--b1--', ''].join('\n');
+    const id = await received(`From: Anna <anna@customer.test>\nTo: ${bob.email}\nSubject: Site visit`, body);
+    const forward = await answer(id, 'forward', { to: 'carl@customer.test', attachments: [{ filename: 'notes.txt', content: Buffer.from('my notes') }] });
+    assert.equal(forward.parsed.attachments.length, 27);
+    assert.deepEqual(forward.parsed.attachments.slice(0, 2).map((a) => [a.filename, a.content.toString()]), [['notes.txt', 'my notes'], ['image001.png', 'png-0']]);
+    assert.equal(forward.parsed.attachments[26].filename, 'image026.png');
+  });
 });
