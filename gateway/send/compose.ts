@@ -131,7 +131,9 @@ export async function composeMessage(input: ComposeInput): Promise<ComposedMessa
   const composer = new MailComposer({
     // As {name, address}: nodemailer quotes or encodes the name itself (RFC 5322 §3.2.4, RFC 2047), nothing re-parsed.
     from: asAddress(input.from),
-    to: draft.to.map(asAddress),
+    // Only Bcc recipients: an empty group for To (RFC 5322 §3.6.3 and its A.1.3 example), as mail programs write
+    // it. A message without To is scored as spam ("missing To header") and shows an empty To line.
+    to: draft.to.length === 0 && draft.cc.length === 0 ? 'undisclosed-recipients:;' : draft.to.map(asAddress),
     cc: draft.cc.map(asAddress),
     bcc: draft.bcc.map(asAddress),
     subject: draft.subject,

@@ -217,4 +217,18 @@ describe('send: replies and forwards as their recipients receive them', function
     assert.deepEqual(forward.parsed.attachments.slice(0, 2).map((a) => [a.filename, a.content.toString()]), [['notes.txt', 'my notes'], ['image001.png', 'png-0']]);
     assert.equal(forward.parsed.attachments[26].filename, 'image026.png');
   });
+
+  it('a message to Bcc recipients only carries "To: undisclosed-recipients:;", not a missing To, and still no Bcc', async () => {
+    const before = smtp.received.length;
+    const sent = await sendMessage(deps, bob.viewer, bob.accountId, { bcc: 'ann@customer.test, ben@customer.test', subject: 'Price list 2027', text: 'Attached.' });
+    await smtp.waitFor(before + 1);
+    const got = smtp.received[before];
+    assert.deepEqual(got.to.sort(), ['ann@customer.test', 'ben@customer.test']);
+    const header = got.raw.toString().split('\r\n\r\n')[0];
+    assert.match(header, /^To: "?undisclosed-recipients"?: ?;$/m);
+    assert.doesNotMatch(header, /^Bcc:/im);
+    const stored = await store.models.Message.findById(sent.storedMessageId).lean();
+    assert.deepEqual(stored?.to, [], 'the group has no members to store');
+    assert.deepEqual(stored?.bcc.map((m) => m.address), ['ann@customer.test', 'ben@customer.test']);
+  });
 });
