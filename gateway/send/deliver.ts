@@ -176,10 +176,19 @@ async function dropBlobs(deps: SendDeps, entry: OutboxEntry, set: Record<string,
 /** Failures only the user can put right (sign in again): the account is marked, and the message waits for them. */
 const NEEDS_THE_USER = new Set(['AUTH_FAILED', 'OAUTH_REAUTH_NEEDED', 'OAUTH_NOT_CONNECTED']);
 
+/**
+ * Failures a queued message outlives. The first attempt spoke TLS with the same settings (else it was refused
+ * then, not queued), so a TLS failure on a retry means the server changed: a certificate renewed from a CA
+ * this machine does not trust yet, an expired one, or someone in between. Verification stays on, and the
+ * message is retried until it gives up (the Outbox shows why) instead of failing at the first such retry.
+ */
+const OUTLIVED_IN_THE_BACKGROUND = new Set(['TLS_ERROR']);
+
 export interface AttemptOptions {
   /**
    * Nobody is waiting on the answer (the outbox worker). A login refused then
-   * keeps the message queued, waiting for the user to authenticate again,
+   * keeps the message queued, waiting for the user to authenticate again
+   * (and a TLS failure, waiting for the server to be put right),
    * instead of failing it: a request that sends shows the refusal with the
    * form still filled in, but a retry's message exists only here.
    */
@@ -212,7 +221,7 @@ export async function attemptDelivery(deps: SendDeps, entry: OutboxEntry, holder
       const transmit = await deps.store.blobs.get(entry.transmitBlobId!);
       const outcome = await submit(deps, account, entry, tryList, transmit, now);
       failure = outcome.failure;
-      if (failure && options.background && NEEDS_THE_USER.has(failure.error.code)) {
+      if (failure && options.background && (NEEDS_THE_USER.has(failure.error.code) || OUTLIVED_IN_THE_BACKGROUND.has(failure.error.code))) {
         const waiting = `Waiting: ${failure.error.message}`.slice(0, 500);
         failure = { ...failure, transient: true };
         for (const address of tryList) outcome.states.set(address.toLowerCase(), { state: 'deferred', reply: waiting });

@@ -5,7 +5,10 @@
  * the per-account rate limit.
  */
 import { strict as assert } from 'node:assert';
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import mongoose from 'mongoose';
 import { AppError } from '../../gateway/core/errors';
 import { DEFAULT_ORPHAN_AGE_MS, sweepOrphanBlobs } from '../../gateway/store';
@@ -13,6 +16,8 @@ import { SYSTEM_ACTOR } from '../../gateway/accounts';
 import { authenticateMailAccountSmtp, checkDraft, composeMessage, listOutbox, newMessageId, sendMessage, startOutboxWorker, type RateLimitedError, type SendDeps } from '../../gateway/send';
 import { claimDueEntry } from '../../gateway/send/deliver';
 import { ImapFlow } from 'imapflow';
+import { SMTPServer } from 'smtp-server';
+import { generateTestCertificates } from '../support/certs';
 import type { DovecotServer } from '../support/dovecot';
 import { openTestStore } from '../support/store';
 import { newSecretBox, sendableAccount, sendDeps, sharedDovecot, startRecordingSmtp, type RecordingSmtp, type SendFixture, type TestStore } from './support';
@@ -222,6 +227,42 @@ describe('send: the outbox, retries and the rate limit', function () {
       assert.ok(smtp.received.some((m) => m.parsed.subject === 'Queued, then the password changed'));
     } finally {
       await worker.stop();
+    }
+  });
+
+  it('a queued message whose retry meets a certificate the machine does not trust keeps waiting and goes out once TLS is right again; it is not thrown away', async () => {
+    const erin = await sendableAccount(store, secretBox, { dovecot, smtp, smtpTls: 'implicit' });
+    smtp.behaviour.data = () => '451 4.3.0 Try again later';
+    const result = await sendMessage(deps, erin.viewer, erin.accountId, { to: 'alice@customer.test', subject: 'Queued, then the certificate broke', text: 'Keep me too.' });
+    assert.equal(result.status, 'queued');
+    smtp.behaviour.data = undefined;
+    // Meanwhile the provider's server presents a certificate from a CA nobody trusts (a botched renewal).
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postroom-untrusted-'));
+    const untrusted = generateTestCertificates(dir);
+    const broken = new SMTPServer({ secure: true, key: fs.readFileSync(untrusted.keyFile), cert: fs.readFileSync(untrusted.certFile), logger: false, onAuth: (_a, _s, cb) => cb(null, { user: 'x' }) });
+    broken.on('error', () => undefined);
+    await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', () => resolve()));
+    const accountId = new mongoose.Types.ObjectId(erin.accountId);
+    await store.models.MailAccount.updateOne({ _id: accountId }, { $set: { 'smtp.port': (broken.server.address() as net.AddressInfo).port } });
+    const worker = startOutboxWorker(deps, { intervalMs: 100 });
+    try {
+      const waiting = await until('the retry to meet the untrusted certificate', async () => {
+        const entry = await store.models.Outbox.findById(result.outboxId).lean();
+        return entry && entry.lastErrorCode === 'TLS_ERROR' ? entry : null;
+      });
+      assert.equal(waiting.status, 'queued', 'kept and retried, not failed');
+      assert.equal(waiting.recipients[0].state, 'deferred');
+      assert.ok(waiting.transmitBlobId && waiting.fileBlobId, 'the message itself is kept');
+
+      // The certificate is put right: the next retry sends it.
+      await store.models.MailAccount.updateOne({ _id: accountId }, { $set: { 'smtp.port': smtp.port } });
+      await store.models.Outbox.updateOne({ _id: new mongoose.Types.ObjectId(result.outboxId) }, { $set: { nextAttemptAt: new Date() } });
+      await until('the entry to be sent', async () => (await store.models.Outbox.findById(result.outboxId).lean())?.status === 'sent');
+      assert.ok(smtp.received.some((m) => m.parsed.subject === 'Queued, then the certificate broke'));
+    } finally {
+      await worker.stop();
+      await new Promise<void>((resolve) => broken.close(() => resolve()));
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
