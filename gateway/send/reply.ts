@@ -31,15 +31,17 @@ export interface OriginalMessage {
 // Reply/forward prefixes mail programs put in front of subjects, in the
 // languages seen most (RFC 5322 §3.6.5 recommends "Re: " for replies):
 // Re, Aw (de), Sv (sv/da/no), Antw (nl), Odp (pl), Réf/Ref (fr), Vs (fi),
-// Ynt (tr), Vá (hu); 回复/答复 (zh-Hans), 回覆/答覆 (zh-Hant), 회신/답장 (ko),
+// Ynt (tr), Vá (hu), R/Rif (it: Outlook writes "R:"), Res (pt-BR Outlook),
+// Antwort (de, Notes); 回复/答复 (zh-Hans), 回覆/答覆 (zh-Hant), 회신/답장 (ko),
 // 返信 (ja), Ответ/Отв (ru), ΑΠ/ΣΧΕΤ (el), השב (he), رد (ar). Fwd, Fw,
 // Wg (de), Tr (fr), Doorst (nl), Rv (es), Enc (pt), Vb (sv/no), Vl (fi),
-// Pd (pl), İlt (tr), Továbbítás (hu); 转发 (zh-Hans), 轉寄/轉發 (zh-Hant),
+// Pd (pl), İlt (tr), Továbbítás (hu), I (it: Outlook's "I:");
+// 转发 (zh-Hans), 轉寄/轉發 (zh-Hant),
 // 전달 (ko), 転送 (ja), Пересл (ru), ΠΡΘ (el), הועבר (he), توجيه (ar).
 // With an optional counter, "Re[2]:", and the full-width colon CJK input
 // methods type ("回复：").
-const REPLY_PREFIX = /^\s*(re|aw|sv|antw|odp|r[ée]f|vs|ynt|vá|回复|答复|回覆|答覆|회신|답장|返信|ответ|отв|απ|σχετ|השב|رد)(\[\d+\])?\s*[:：]\s*/iu;
-const FORWARD_PREFIX = /^\s*(fwd?|wg|tr|doorst|rv|enc|vb|vl|pd|İlt|ilt|továbbítás|转发|轉寄|轉發|전달|転送|пересл|πρθ|הועבר|توجيه)(\[\d+\])?\s*[:：]\s*/iu;
+const REPLY_PREFIX = /^\s*(re|aw|sv|antwort|antw|odp|r[ée]f|vs|ynt|vá|rif|res|r|回复|答复|回覆|答覆|회신|답장|返信|ответ|отв|απ|σχετ|השב|رد)(\[\d+\])?\s*[:：]\s*/iu;
+const FORWARD_PREFIX = /^\s*(fwd?|wg|tr|doorst|rv|enc|vb|vl|pd|İlt|ilt|továbbítás|i|转发|轉寄|轉發|전달|転送|пересл|πρθ|הועבר|توجيه)(\[\d+\])?\s*[:：]\s*/iu;
 
 /**
  * The subject without the run of `prefix`es it starts with: a thread whose mail programs each added their own

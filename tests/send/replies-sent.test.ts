@@ -61,6 +61,12 @@ describe('send: replies and forwards as their recipients receive them', function
     assert.equal(again.parsed.subject, 'Fwd: Angebot');
   });
 
+  it('Italian and Brazilian Outlook prefixes ("R:", "RES:", "I:") count as reply and forward prefixes', async () => {
+    assert.equal((await answer(await received(`From: Giulia <giulia@cliente.test>\nTo: ${bob.email}\nSubject: R: R: Offerta`), 'reply')).parsed.subject, 'Re: Offerta');
+    assert.equal((await answer(await received(`From: João <joao@cliente.test>\nTo: ${bob.email}\nSubject: RES: Proposta`), 'reply')).parsed.subject, 'Re: Proposta');
+    assert.equal((await answer(await received(`From: Giulia <giulia@cliente.test>\nTo: ${bob.email}\nSubject: I: Offerta`), 'forward', { to: 'carl@customer.test' })).parsed.subject, 'Fwd: Offerta');
+  });
+
   it('Reply all leaves out the employee\'s own addresses and every Postroom intake address (dropbox, forwarding address): recipients never see them', async () => {
     const user = await store.models.User.findById(bob.user.id).lean();
     const account = await store.models.MailAccount.findById(bob.accountId).lean();

@@ -38,6 +38,14 @@ describe('send: replies and forwards (pure)', () => {
       ['AW: AW: Angebot', 'Re: Angebot'],
       ['SV: Re: AW: Tilbud', 'Re: Tilbud'],
       ['Re: Fwd: Re: Quote', 'Re: Fwd: Re: Quote'],
+      // Italian and Brazilian Outlook, German Notes.
+      ['R: Offerta', 'Re: Offerta'],
+      ['R: RIF: Offerta', 'Re: Offerta'],
+      ['RES: RES: Proposta', 'Re: Proposta'],
+      ['Antwort: Angebot', 'Re: Angebot'],
+      ['I: Offerta', 'Re: I: Offerta'],
+      ['Rechnung', 'Re: Rechnung'],
+      ['Reply needed', 'Re: Reply needed'],
       ['Re: ', 'Re:'],
       ['Order 4711\r\n shipped\u0007', 'Re: Order 4711 shipped'],
       ['  Spaced  ', 'Re: Spaced'],
@@ -61,6 +69,8 @@ describe('send: replies and forwards (pure)', () => {
       ['Пересл: Счёт', 'Fwd: Счёт'],
       ['Re: Quote', 'Fwd: Re: Quote'],
       ['Fwd: WG: Fwd: Angebot', 'Fwd: Angebot'],
+      ['I: Offerta', 'Fwd: Offerta'],
+      ['I need a quote', 'Fwd: I need a quote'],
     ];
     for (const [subject, expected] of forwards) assert.equal(forwardSubject(subject), expected, subject);
   });
