@@ -99,6 +99,17 @@ async function submit(deps: SendDeps, account: SendingAccount, entry: OutboxEntr
   }
 }
 
+/** Transactions after the first one of an attempt, for recipients over the server's per-transaction limit. */
+const MAX_EXTRA_TRANSACTIONS = 20;
+
+/** Recipients of `tried` the server deferred for its recipients-per-transaction limit (452, 4.5.3 "too many recipients"). */
+function overTheLimit(states: Map<string, { state: RecipientState; reply: string }>, tried: string[]): string[] {
+  return tried.filter((address) => {
+    const state = states.get(address.toLowerCase());
+    return state?.state === 'deferred' && /^452\b/.test(state.reply) && (/\b4\.5\.3\b/.test(state.reply) || /too many recipients/i.test(state.reply));
+  });
+}
+
 /** Append to Sent (unless the provider files sent mail itself) and store through ingest; each step once. */
 async function file(deps: SendDeps, account: SendingAccount, entry: OutboxEntry, raw: Buffer, set: Record<string, unknown>, now: Date): Promise<{ pending: boolean }> {
   const log = deps.log.child({ component: 'send', outboxId: entry._id.toHexString() });
@@ -220,6 +231,18 @@ export async function attemptDelivery(deps: SendDeps, entry: OutboxEntry, holder
     } else {
       const transmit = await deps.store.blobs.get(entry.transmitBlobId!);
       const outcome = await submit(deps, account, entry, tryList, transmit, now);
+      // RFC 5321 §4.5.3.1.10: a server at its recipients-per-transaction limit answers 452 to the rest, which the
+      // client sends in another transaction. They waited for the backoff (a minute, then more) as if the server
+      // were in trouble, and a message to a team went out in parts over minutes: now the next transaction follows
+      // at once, as long as each one gets some recipients through.
+      for (let round = 0, left = overTheLimit(outcome.states, tryList); round < MAX_EXTRA_TRANSACTIONS && left.length > 0 && left.length < tryList.length; round++) {
+        const next = await submit(deps, account, entry, left, transmit, now);
+        for (const [address, state] of next.states) outcome.states.set(address, state);
+        const stillLeft = overTheLimit(next.states, left);
+        if (next.failure && stillLeft.length === 0) outcome.failure = next.failure;
+        if (stillLeft.length === left.length) break;
+        left = stillLeft;
+      }
       failure = outcome.failure;
       if (failure && options.background && (NEEDS_THE_USER.has(failure.error.code) || OUTLIVED_IN_THE_BACKGROUND.has(failure.error.code))) {
         const waiting = `Waiting: ${failure.error.message}`.slice(0, 500);

@@ -237,4 +237,22 @@ describe('send: replies and forwards as their recipients receive them', function
     assert.deepEqual(stored?.to, [], 'the group has no members to store');
     assert.deepEqual(stored?.bcc.map((m) => m.address), ['ann@customer.test', 'ben@customer.test']);
   });
+
+  it('a server that takes two recipients per transaction (452 4.5.3) gets the rest in further transactions at once, not a minute later', async () => {
+    smtp.behaviour.rcpt = (_address, accepted) => (accepted >= 2 ? '452 4.5.3 Too many recipients' : undefined);
+    try {
+      const before = smtp.received.length;
+      const team = ['a1', 'a2', 'a3', 'a4', 'a5'].map((name) => `${name}@customer.test`);
+      const sent = await sendMessage(deps, bob.viewer, bob.accountId, { to: team.join(', '), subject: 'Team update', text: 'Hello all.' });
+      assert.equal(sent.status, 'sent', sent.queuedBecause);
+      await smtp.waitFor(before + 3);
+      assert.deepEqual(smtp.received.slice(before).map((m) => m.to), [['a1@customer.test', 'a2@customer.test'], ['a3@customer.test', 'a4@customer.test'], ['a5@customer.test']]);
+      assert.equal(new Set(smtp.received.slice(before).map((m) => m.parsed.messageId)).size, 1, 'one message, three transactions');
+      const entry = await store.models.Outbox.findById(sent.outboxId).lean();
+      assert.deepEqual(entry?.recipients.map((r) => r.state), ['accepted', 'accepted', 'accepted', 'accepted', 'accepted']);
+      assert.equal(await store.models.Message.countDocuments({ messageId: sent.messageId }), 1, 'stored once');
+    } finally {
+      smtp.behaviour.rcpt = undefined;
+    }
+  });
 });

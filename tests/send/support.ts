@@ -38,7 +38,7 @@ export interface ReceivedMessage {
 /** What the server answers; each rule is consulted per command. */
 export interface SmtpBehaviour {
   /** Recipient → the reply to RCPT TO (e.g. '550 5.1.1 No such user'), or undefined to accept. */
-  rcpt?: (address: string) => string | undefined;
+  rcpt?: (address: string, acceptedInTransaction: number) => string | undefined;
   /** Reply to the end of DATA, or undefined to accept. */
   data?: () => string | undefined;
   /** Wait this long before replying to the end of DATA (a slow server). */
@@ -91,8 +91,8 @@ export async function startRecordingSmtp(options: { tls: 'starttls' | 'implicit'
       if (auth.username && users.get(auth.username) === auth.password) return callback(null, { user: auth.username });
       return callback(Object.assign(new Error('5.7.8 Username and Password not accepted'), { responseCode: 535 }));
     },
-    onRcptTo(address, _session, callback) {
-      const reply = behaviour.rcpt?.(address.address);
+    onRcptTo(address, session, callback) {
+      const reply = behaviour.rcpt?.(address.address, session.envelope.rcptTo.length);
       if (reply) return callback(replyError(reply));
       callback();
     },
