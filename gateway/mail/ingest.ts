@@ -241,12 +241,13 @@ async function ingestOnce(deps: IngestDeps, input: IngestInput): Promise<IngestR
         : Promise.resolve(null);
     // Mail without a Message-ID: also deleted when its copy with one (identifiedTwin) was.
     const unidentified = !parsed.messageId && !hash.startsWith('raw:');
-    const deleted = await groupExists(store.models.Tombstone, { mailboxKey: input.mailboxKey, dedupeKey: key })
+    const isDeleted = async () => await groupExists(store.models.Tombstone, { mailboxKey: input.mailboxKey, dedupeKey: key })
       || (unidentified && await groupExists(store.models.Tombstone, { mailboxKey: input.mailboxKey, contentHash: hash }));
-    if (deleted) {
+    const tombstoned = (): IngestResult => ({ outcome: 'tombstoned', id: null, dedupeKey: key, parsed, status, size: streamed.size });
+    if (await isDeleted()) {
       await discardBlobs();
       log.info({ dedupeKey: key }, 'message was deleted by its owner; not re-imported');
-      return { outcome: 'tombstoned', id: null, dedupeKey: key, parsed, status, size: streamed.size };
+      return tombstoned();
     }
 
     /** Record this source on the stored copy `filter` finds and drop our blobs; null when there is none. */
@@ -284,22 +285,56 @@ async function ingestOnce(deps: IngestDeps, input: IngestInput): Promise<IngestR
       // Already stored (a retried SMTP delivery, or the IMAP copy of a
       // forwarded mail): record this source on it and drop our blobs.
       const duplicate = await asDuplicate({ mailboxKey: input.mailboxKey, dedupeKey: key });
-      if (!duplicate) throw err;
-      return duplicate;
+      if (duplicate) return duplicate;
+      // The stored copy went between our write and this update: its owner deleted it (the tombstone says so).
+      if (await isDeleted()) {
+        await discardBlobs();
+        log.info({ dedupeKey: key }, 'message was deleted by its owner while this copy was stored; not re-imported');
+        return tombstoned();
+      }
+      throw err;
     }
 
-    // The account's counters and the link records are independent writes, sent together.
-    await Promise.all([
-      input.accountId && !input.countedByCaller
+    // The owner may have deleted another copy of this mail (the forwarded one, say) between the check above
+    // and our write: removeMessage writes the tombstone before it removes that copy, and our write only got
+    // in once the copy was gone, so the tombstone is there to see now. Without this look the deleted mail
+    // came back. It runs beside the account's counters and the link records (independent writes, sent
+    // together), so it costs no round trip; in the rare case it finds one, those are taken back with the
+    // document. A failure of the look leaves the message stored (acknowledged, as if the delete came later).
+    const counting = Boolean(input.accountId && !input.countedByCaller);
+    const [deletedMeanwhile, counted] = await Promise.all([
+      isDeleted().catch((e: Error) => {
+        log.warn({ err: e, id }, 'could not check for a deletion while storing; the message is stored');
+        return false;
+      }),
+      counting
         ? // Statistics: a failure here must not turn a stored message into a 451.
-          groupCounterUpdate(store.models.MailAccount, input.accountId, { inc: { messageCount: 1 }, set: { ...classification.accountSet, lastMailAt: now } }).catch((err: Error) =>
-            log.warn({ err }, 'could not update the mail account counters; the message is stored'),
-          )
-        : undefined,
+          groupCounterUpdate(store.models.MailAccount, input.accountId!, { inc: { messageCount: 1 }, set: { ...classification.accountSet, lastMailAt: now } }).then(() => true, (err: Error) => {
+            log.warn({ err }, 'could not update the mail account counters; the message is stored');
+            return false;
+          })
+        : false,
       planned && deps.associate
         ? deps.associate.commit(written, planned).catch((err: Error) => log.error({ err, id }, 'could not write the links; the message is stored'))
         : undefined,
     ]);
+    if (deletedMeanwhile) {
+      // null: not taken back (the message stays stored); 0: the owner's Delete removed this very document
+      // meanwhile and took back its count; 1: taken back here.
+      const removed = await store.models.Message.deleteOne({ _id: id }).then((r) => r.deletedCount, (e: Error) => {
+        log.warn({ err: e, id }, 'could not take back a message deleted while it was stored; it is stored');
+        return null;
+      });
+      if (removed !== null) {
+        await Promise.allSettled([
+          discardBlobs(),
+          store.models.Link.deleteMany({ messageId: id }),
+          counted && removed === 1 ? store.models.MailAccount.updateOne({ _id: input.accountId!, messageCount: { $gt: 0 } }, { $inc: { messageCount: -1 } }) : undefined,
+        ]);
+        log.info({ dedupeKey: key }, 'message was deleted by its owner while it was stored; not re-imported');
+        return tombstoned();
+      }
+    }
     return { outcome: 'stored', id, dedupeKey: key, parsed, status, size: streamed.size };
   } catch (err) {
     await discardBlobs();
