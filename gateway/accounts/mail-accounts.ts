@@ -520,6 +520,13 @@ export async function authenticateMailAccountImap(deps: ChangeDeps & { log?: Log
   if (!imap.passwordEnc) fields['imap.password'] = 'is needed to authenticate';
   if (Object.keys(fields).length > 0) throw new AppError('VALIDATION_FAILED', describeFields(fields), { status: 400, fields });
 
+  // The settings this login tries, as saved when it started: the outcome is recorded only while they still are.
+  // (Not TLS: a store from an earlier release may lack the field, read here as its default. Nor `enabled` as
+  // such: off may be missing too, and the status written below depends on it.)
+  const tried = {
+    _id: account._id, 'imap.host': imap.host, 'imap.port': imap.port, 'imap.username': imap.username, 'imap.passwordEnc': imap.passwordEnc,
+    'imap.enabled': imap.enabled ? true : { $ne: true },
+  };
   const result = await authenticateImap(imapLoginSettings(account as unknown as AccountDoc, deps.secretBox), { timeoutMs: deps.timeoutMs ?? 15000, log: deps.log });
   const now = deps.now ?? new Date();
   if (result.ok) {
@@ -528,7 +535,16 @@ export async function authenticateMailAccountImap(deps: ChangeDeps & { log?: Log
     imap.nextAttemptAt = null;
   }
   applyLoginResult(imap, result, now);
-  await account.save();
+  // A login can take up to the timeout. Meanwhile another tab (or an admin) may have saved other settings
+  // and authenticated them, or removed the mailbox: this outcome is about settings no longer saved and
+  // must not overwrite theirs (a stale failure stopped the sync of a mailbox that signs in fine).
+  const recorded = await deps.store.models.MailAccount.updateOne(tried, {
+    $set: {
+      'imap.authenticatedAt': imap.authenticatedAt, 'imap.lastError': imap.lastError, 'imap.lastErrorCode': imap.lastErrorCode, 'imap.status': imap.status,
+      ...(result.ok ? { 'imap.failures': 0, 'imap.nextAttemptAt': null } : {}),
+    },
+  });
+  if (recorded.matchedCount === 0 && !(await deps.store.models.MailAccount.exists({ _id: account._id }))) throw notFound('mail account');
   await recordAudit(deps.store, deps.actor, {
     action: result.ok ? 'account.imap.authenticated' : 'account.imap.failed',
     targetType: 'mail_account',

@@ -211,12 +211,14 @@ export interface SlowRequest {
  * IMAP Support for a new account of `owner` (a mailbox on the shared test
  * Dovecot, reached through a held gate). Resolves once the request is in
  * flight, so a test can end the session meanwhile and see what the
- * request's end does to it.
+ * request's end does to it. The mailbox's password is `<local part>-password`.
  */
-export async function holdAuthenticate(store: TestStore, owner: PublicUser, session: SignedIn, mailbox: string): Promise<SlowRequest> {
+export async function holdAuthenticate(store: TestStore, owner: PublicUser, session: SignedIn, mailbox: string, options: { typedPassword?: string } = {}): Promise<SlowRequest> {
   const dovecot = await shared('dovecot', () => startDovecot());
-  const password = `${mailbox.split('@')[0]}-password`;
-  await dovecot.addUser(mailbox, password);
+  const mailboxPassword = `${mailbox.split('@')[0]}-password`;
+  await dovecot.addUser(mailbox, mailboxPassword);
+  // What the form sends: the mailbox's password unless the test has the user mistype it.
+  const password = options.typedPassword ?? mailboxPassword;
   const gate = await startHeldGate({ host: dovecot.host, port: dovecot.tlsPort });
   try {
     const account = await makeAccount(store, owner, mailbox);
