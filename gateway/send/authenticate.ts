@@ -80,19 +80,40 @@ export async function authenticateMailAccountSmtp(deps: AuthenticateSmtpDeps, vi
   const oauth = { store: deps.store, log: deps.log ?? silentLogger, secretBox: deps.secretBox, accountId: account._id, oauthConfig: deps.oauthConfig, oauthTuning: deps.oauthTuning, clock: deps.clock };
   const result = await authenticateSmtp(settings, { timeoutMs: deps.timeoutMs, log: deps.log, oauth });
   const now = deps.now ?? new Date();
-  const smtp = account.smtp!;
+  // A login can take up to the timeout. Meanwhile another tab may have saved other sending settings and
+  // authenticated them, or removed the mailbox: the outcome is recorded only while the settings tried are
+  // still the saved ones (a stale failure made the account unable to send, and put the old server back).
+  const fresh = await deps.store.models.MailAccount.findOne({ _id: account._id, ...accountScope(viewer) });
+  if (!fresh) throw notFound('mail account');
+  const smtp = fresh.smtp!;
   // Keep the resolved server on the account, so what was verified is what is shown and used.
-  const server = smtpServer(account as unknown as SendingAccount);
-  smtp.host = server.host;
-  smtp.port = server.port;
-  smtp.tls = server.tls;
-  applyLoginResult(smtp, result, now);
-  await account.save();
+  const server = smtpServer(fresh as unknown as SendingAccount);
+  if (sameSmtpSettings(settings, fresh as unknown as SendingAccount, deps.secretBox)) {
+    smtp.host = server.host;
+    smtp.port = server.port;
+    smtp.tls = server.tls;
+    applyLoginResult(smtp, result, now);
+    await fresh.save().catch((err: Error) => {
+      throw err.name === 'DocumentNotFoundError' ? notFound('mail account') : err;
+    });
+  }
   await recordAudit(deps.store, deps.actor, {
     action: result.ok ? 'account.smtp.authenticated' : 'account.smtp.failed',
     targetType: 'mail_account',
     targetId: account._id.toString(),
-    details: { email: account.email, host: server.host, ...(result.ok ? {} : { code: result.error.code }) },
+    details: { email: account.email, host: settings.host, ...(result.ok ? {} : { code: result.error.code }) },
   }, now);
-  return { account: toMailAccountView(account), error: result.ok ? null : result.error };
+  return { account: toMailAccountView(fresh), error: result.ok ? null : result.error };
+}
+
+/** Whether the account's saved sending settings are still those of `tried` (same server, same login). */
+function sameSmtpSettings(tried: SmtpSettings, account: SendingAccount, secretBox: SecretBox): boolean {
+  let now: SmtpSettings;
+  try {
+    now = smtpSettingsFor(account, secretBox);
+  } catch {
+    return false;
+  }
+  const login = (settings: SmtpSettings) => [settings.auth.type, settings.auth.user, settings.auth.type === 'password' ? settings.auth.pass : ''];
+  return now.host === tried.host && now.port === tried.port && now.tls === tried.tls && login(now).join('\n') === login(tried).join('\n');
 }

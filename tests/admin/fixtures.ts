@@ -168,7 +168,7 @@ interface HeldGate {
  * released: keeps a console request (an IMAP Authenticate, say) running
  * for as long as a test needs something else to happen meanwhile.
  */
-async function startHeldGate(target: { host: string; port: number }): Promise<HeldGate> {
+export async function startHeldGate(target: { host: string; port: number }): Promise<HeldGate> {
   const held: net.Socket[] = [];
   let release!: () => void;
   const released = new Promise<void>((resolve) => (release = resolve));
