@@ -60,6 +60,45 @@ function formFromRequest(req: Request): ObjectForm {
   };
 }
 
+const FORM_FIELDS = ['type', 'name', 'emails', 'domains', 'company', 'customer', 'externalId', 'linkBulk', 'neverLink'] as const;
+type FormField = (typeof FORM_FIELDS)[number];
+const FIELD_LABELS: Record<FormField, string> = {
+  type: 'Type', name: 'Name', emails: 'Email addresses', domains: 'Domains', company: 'Company', customer: 'Customer',
+  externalId: 'External id', linkBulk: 'Also link newsletters', neverLink: 'Never link',
+};
+
+/** A field's value as compared between versions of the form (browsers send text areas' lines with CRLF). */
+function comparable(value: string | boolean): string {
+  return typeof value === 'boolean' ? String(value) : value.replace(/\r\n?/g, '\n').trim();
+}
+
+/**
+ * The edit form carries the record as it was shown (`base`), so a Save writes only the fields this user
+ * changed: two people editing one record at once (one adds an address, the other fixes the name) no longer
+ * undo each other's change with the stale values of their form.
+ */
+function encodeBase(form: ObjectForm): string {
+  return Buffer.from(JSON.stringify(form), 'utf8').toString('base64url');
+}
+
+function decodeBase(value: string): ObjectForm | null {
+  if (!value) return null;
+  try {
+    const parsed = JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as Record<string, unknown>;
+    const valid = FORM_FIELDS.every((key) => (key === 'linkBulk' ? typeof parsed[key] === 'boolean' : typeof parsed[key] === 'string'));
+    return valid ? (parsed as unknown as ObjectForm) : null;
+  } catch {
+    return null;
+  }
+}
+
+function shown(value: string | boolean): string {
+  if (typeof value === 'boolean') return value ? 'on' : 'off';
+  const text = value.split('\n').map((line) => line.trim()).filter(Boolean).join(', ');
+  if (!text) return '(empty)';
+  return text.length > 200 ? `${text.slice(0, 199)}…` : text;
+}
+
 /** A contact's customer, typed as an id, an external id or the exact name. */
 async function resolveCustomer(deps: AdminDeps, ref: string): Promise<string | null> {
   if (!ref) return null;
@@ -86,6 +125,23 @@ function inputFrom(form: ObjectForm, customerId: string | null): ObjectInput {
     customerId: form.type === 'contact' ? customerId : null,
     externalId: form.externalId || undefined,
     rules: { linkBulk: form.linkBulk, neverLink: form.neverLink },
+  };
+}
+
+/** Of a whole form's input, the fields the user changed (a changed type rewrites the record: all of them). */
+function changedInput(input: ObjectInput, changed: ReadonlySet<FormField>): ObjectInput {
+  if (changed.has('type')) return input;
+  const rules: NonNullable<ObjectInput['rules']> = {};
+  if (changed.has('linkBulk')) rules.linkBulk = input.rules?.linkBulk;
+  if (changed.has('neverLink')) rules.neverLink = input.rules?.neverLink;
+  return {
+    ...(changed.has('name') ? { name: input.name } : {}),
+    ...(changed.has('emails') ? { emails: input.emails } : {}),
+    ...(changed.has('domains') ? { domains: input.domains } : {}),
+    ...(changed.has('company') ? { company: input.company } : {}),
+    ...(changed.has('customer') ? { customerId: input.customerId } : {}),
+    ...(changed.has('externalId') ? { externalId: input.externalId } : {}),
+    ...(Object.keys(rules).length > 0 ? { rules } : {}),
   };
 }
 
@@ -145,8 +201,11 @@ export function objectsRouter(deps: AdminDeps): Router {
     res.redirect(303, '/objects/settings');
   });
 
-  function renderForm(res: Response, status: number, locals: { object: PublicObject | null; form: ObjectForm; errors: Record<string, string> }) {
-    res.status(status).render('objects/form', { title: locals.object ? `Edit ${locals.object.name}` : 'New object', types: OBJECT_TYPE_NAMES, ...locals });
+  function renderForm(res: Response, status: number, locals: { object: PublicObject | null; form: ObjectForm; base?: ObjectForm; errors: Record<string, string>; conflict?: boolean }) {
+    const { base, ...rest } = locals;
+    res.status(status).render('objects/form', {
+      title: locals.object ? `Edit ${locals.object.name}` : 'New object', types: OBJECT_TYPE_NAMES, conflict: false, ...rest, base: base ? encodeBase(base) : '',
+    });
   }
 
   router.get('/objects/new', (req, res) => {
@@ -200,23 +259,53 @@ export function objectsRouter(deps: AdminDeps): Router {
     });
   });
 
+  /** The edit form of a record as stored now. */
+  async function storedForm(object: PublicObject): Promise<ObjectForm> {
+    const customer = object.customerId ? await deps.store.models.CrmObject.findById(object.customerId, { externalId: 1, name: 1 }).lean() : null;
+    return formFrom(object, customer ? (customer.externalId.startsWith('local:') ? customer.name : customer.externalId) : '');
+  }
+
   router.get('/objects/:id/edit', async (req, res) => {
     const object = await loadObject(req);
-    const customer = object.customerId ? await deps.store.models.CrmObject.findById(object.customerId, { externalId: 1, name: 1 }).lean() : null;
-    renderForm(res, 200, { object, form: formFrom(object, customer ? (customer.externalId.startsWith('local:') ? customer.name : customer.externalId) : ''), errors: {} });
+    const form = await storedForm(object);
+    renderForm(res, 200, { object, form, base: form, errors: {} });
   });
 
   router.post('/objects/:id', async (req, res) => {
     const object = await loadObject(req);
     const form = formFromRequest(req);
+    const base = decodeBase(field(req, 'base'));
+    // Without the form's base (a page from an earlier release), every field counts as changed, as it did then.
+    const changed = new Set<FormField>(FORM_FIELDS.filter((key) => !base || comparable(form[key]) !== comparable(base[key])));
+    // A new type rewrites the record from the whole form: every field counts as this user's.
+    if (changed.has('type')) for (const key of FORM_FIELDS) changed.add(key);
+    let latest: { object: PublicObject; form: ObjectForm } | null = null;
+    const check = async (current: PublicObject) => {
+      if (!base) return;
+      const now = await storedForm(current);
+      // Someone else saved a field this user changed too, to another value: theirs is not silently replaced.
+      const clashes = [...changed].filter((key) => comparable(now[key]) !== comparable(base[key]) && comparable(now[key]) !== comparable(form[key]));
+      if (clashes.length === 0) return;
+      latest = { object: current, form: now };
+      const fields = Object.fromEntries(clashes.map((key) => [key, `was changed by someone else after you opened this form, to: ${shown(now[key])}. Save again to replace it with yours.`]));
+      throw new AppError('EDIT_CONFLICT', `${clashes.map((key) => FIELD_LABELS[key]).join(', ')} changed meanwhile`, { status: 409, fields });
+    };
     try {
       const customerId = form.type === 'contact' ? await resolveCustomer(deps, form.customer) : null;
-      const { jobIds, sharedAddresses } = await updateObject(crm, object.id, inputFrom(form, customerId), req.actor!);
+      const input = changedInput(inputFrom(form, customerId), changed);
+      const { jobIds, sharedAddresses } = await updateObject(crm, object.id, input, req.actor!, undefined, { check });
       flash(req, 'success', `Saved.${jobIds.length ? ' Links are being updated in the background.' : ''}`);
       flashSharedAddresses(req, sharedAddresses);
       res.redirect(303, `/objects/${object.id}`);
     } catch (err) {
-      if (isAppError(err) && err.status < 500) return renderForm(res, err.status, { object, form, errors: err.fields ?? { name: err.message } });
+      const clash = latest as { object: PublicObject; form: ObjectForm } | null;
+      if (isAppError(err) && err.code === 'EDIT_CONFLICT' && clash) {
+        // The fields this user changed keep their values; the others show what is stored now. Saving again
+        // writes theirs over the marked fields, knowingly.
+        const merged = Object.fromEntries(FORM_FIELDS.map((key) => [key, changed.has(key) ? form[key] : clash.form[key]])) as unknown as ObjectForm;
+        return renderForm(res, 409, { object: clash.object, form: merged, base: clash.form, errors: err.fields ?? {}, conflict: true });
+      }
+      if (isAppError(err) && err.status < 500) return renderForm(res, err.status, { object, form, base: base ?? undefined, errors: err.fields ?? { name: err.message } });
       throw err;
     }
   });

@@ -9,6 +9,7 @@ import type { CrmDeps } from './link';
 import { normalizeObjectInput, searchTermsFor, type FieldErrors, type NormalizedObject, type ObjectInput, type ObjectTypeName } from './object-input';
 import { loadCrmSettings, type CrmSettings } from './settings';
 import { escapeRegex } from '../core/regex';
+import { runExclusive } from '../sync/lease';
 
 type ObjectId = mongoose.Types.ObjectId;
 
@@ -190,10 +191,49 @@ export async function getObject(store: Store, id: string | ObjectId): Promise<Pu
   return toPublicObject(await findRow(store, id));
 }
 
+export interface UpdateOptions {
+  /**
+   * Runs with the record as it is just before the change, while no other change of it can start (the
+   * console's check that nobody changed the fields being saved since the form was shown); throwing stops it.
+   */
+  check?: (current: PublicObject) => void | Promise<void>;
+}
+
+const OBJECT_LEASE_MS = 30_000;
+/** How long a change waits for another change of the same record (each takes a few store round trips). */
+const OBJECT_WAIT_MS = 10_000;
+
+/**
+ * Run `change` while no other change of record `id` runs (a lease, sync/lease.ts: FerretDB applies
+ * conditional updates as a read then a write). A change computes what it writes (search terms, link jobs)
+ * from the record as it read it: two changes at once, say a new name and a new address, each left out the
+ * other's part.
+ */
+function oneChangeAtATime<T>(store: Store, id: ObjectId, change: () => Promise<T>): Promise<T> {
+  return runExclusive(store, `crm-object:${id.toHexString()}`, {
+    ttlMs: OBJECT_LEASE_MS,
+    waitMs: OBJECT_WAIT_MS,
+    busy: () => new AppError('BUSY', 'this record is being changed by someone else; try again', { status: 409 }),
+  }, change);
+}
+
+function objectIdOf(id: string | ObjectId): ObjectId {
+  const _id = typeof id === 'string' ? parseObjectId(id) : id;
+  if (!_id) throw notFound('object');
+  return _id;
+}
+
 /** Update the fields present in `input` (absent fields are kept). */
-export async function updateObject(deps: ObjectServiceDeps, id: string | ObjectId, input: ObjectInput, actor: Actor = SYSTEM_ACTOR, settings?: CrmSettings): Promise<ChangeResult> {
-  settings ??= await loadCrmSettings(deps.store, deps.settings);
+export async function updateObject(
+  deps: ObjectServiceDeps, id: string | ObjectId, input: ObjectInput, actor: Actor = SYSTEM_ACTOR, settings?: CrmSettings, options: UpdateOptions = {},
+): Promise<ChangeResult> {
+  const crmSettings = settings ?? await loadCrmSettings(deps.store, deps.settings);
+  return oneChangeAtATime(deps.store, objectIdOf(id), () => updateNow(deps, id, input, actor, crmSettings, options));
+}
+
+async function updateNow(deps: ObjectServiceDeps, id: string | ObjectId, input: ObjectInput, actor: Actor, settings: CrmSettings, options: UpdateOptions): Promise<ChangeResult> {
   const before = await findRow(deps.store, id);
+  await options.check?.(toPublicObject(before));
   // The record's own external id sent back unchanged (a GET document, `local:<id>` included) is no change, not a new id to check.
   if (input.externalId !== undefined && input.externalId === before.externalId) input = { ...input, externalId: undefined };
   const { value, errors } = normalizeObjectInput(input, { partial: true, currentType: before.type as ObjectTypeName, settings });
@@ -272,6 +312,10 @@ export async function upsertObjectByExternalId(
  * rather than links and message references to a record nobody can open.
  */
 export async function deleteObject(deps: ObjectServiceDeps, id: string | ObjectId, actor: Actor = SYSTEM_ACTOR): Promise<void> {
+  await oneChangeAtATime(deps.store, objectIdOf(id), () => deleteNow(deps, id, actor));
+}
+
+async function deleteNow(deps: ObjectServiceDeps, id: string | ObjectId, actor: Actor): Promise<void> {
   const row = await findRow(deps.store, id);
   const { CrmObject, Link, Message, BackfillJob } = deps.store.models;
   await BackfillJob.updateMany({ objectId: row._id, status: { $in: ['pending', 'running'] } }, { $set: { status: 'done', error: 'object deleted', finishedAt: new Date() } });

@@ -114,6 +114,32 @@ export async function claimUnderLease<T>(
   }
 }
 
+/**
+ * Run `work` while no other holder runs work under lease `key` (a change of one record that reads, checks
+ * and writes: two at once each decided on what the other was about to change). Waits for the lease up to
+ * `waitMs` (the work of others is a few store round trips), then throws `busy()`; a lease whose holder
+ * died runs out after `ttlMs`.
+ */
+export async function runExclusive<T>(
+  store: Store,
+  key: string,
+  options: { ttlMs: number; waitMs: number; busy: () => Error },
+  work: () => Promise<T>,
+): Promise<T> {
+  const holder = newHolderId();
+  const deadline = Date.now() + options.waitMs;
+  while (!(await acquireLease(store, key, holder, options.ttlMs))) {
+    if (Date.now() > deadline) throw options.busy();
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  try {
+    return await work();
+  } finally {
+    // One that cannot be given back runs out after ttlMs.
+    await releaseLease(store, key, holder).catch(() => undefined);
+  }
+}
+
 export interface HeldLease {
   /** Aborted when a renewal finds the lease taken by someone else: stop after the current batch. */
   readonly lost: AbortSignal;
