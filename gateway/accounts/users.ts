@@ -7,7 +7,7 @@ import type { Store } from '../store';
 import { recordAudit, SYSTEM_ACTOR, type Actor } from './audit';
 import { emailProblem, normalizeEmail } from './email-address';
 import { parseObjectId, type ObjectId } from './ids';
-import { claimUnderLease, newHolderId } from '../sync/lease';
+import { claimUnderLease, newHolderId, runExclusive } from '../sync/lease';
 import { hashPassword, passwordProblem, timingDummyHash, verifyPassword } from './passwords';
 
 /** Invite links expire after a week unless the caller says otherwise. */
@@ -247,8 +247,25 @@ async function assertAnotherAdmin(store: Store, exceptId: ObjectId): Promise<voi
   if (others === 0) throw new AppError('LAST_ADMIN', 'this is the last enabled admin; make another user admin first', { status: 409 });
 }
 
+/**
+ * Changes that can take an admin away (role, disabled) run one at a time: the "another enabled admin?"
+ * check and the write are one step for everyone else. Two admins demoting or disabling each other at the
+ * same moment each saw the other still an admin, and the business was left with none.
+ */
+function oneAdminChangeAtATime<T>(store: Store, change: () => Promise<T>): Promise<T> {
+  return runExclusive(store, 'users:admins', {
+    ttlMs: 30_000,
+    waitMs: 10_000,
+    busy: () => new AppError('BUSY', 'users are being changed by another admin right now; try again', { status: 409 }),
+  }, change);
+}
+
 export async function setUserRole(store: Store, id: string | ObjectId, role: string, actor: Actor): Promise<PublicUser> {
   const newRole = checkRole(role);
+  return oneAdminChangeAtATime(store, () => setRoleNow(store, id, newRole, actor));
+}
+
+async function setRoleNow(store: Store, id: string | ObjectId, newRole: Role, actor: Actor): Promise<PublicUser> {
   const user = await requireUser(store, id);
   if (user.role === 'admin' && newRole !== 'admin') await assertAnotherAdmin(store, user._id);
   const before = user.role;
@@ -260,6 +277,10 @@ export async function setUserRole(store: Store, id: string | ObjectId, role: str
 
 /** Disable or enable a user. Disabling also revokes their API tokens and ends their sessions (the caller's session store sweeps by userId). */
 export async function setUserDisabled(store: Store, id: string | ObjectId, disabled: boolean, actor: Actor, now: Date = new Date()): Promise<PublicUser> {
+  return oneAdminChangeAtATime(store, () => setDisabledNow(store, id, disabled, actor, now));
+}
+
+async function setDisabledNow(store: Store, id: string | ObjectId, disabled: boolean, actor: Actor, now: Date): Promise<PublicUser> {
   const user = await requireUser(store, id);
   if (disabled && actor.id && actor.id.equals(user._id)) throw new AppError('CANNOT_DISABLE_SELF', 'you cannot disable your own user', { status: 409 });
   if (disabled && user.role === 'admin') await assertAnotherAdmin(store, user._id);
