@@ -1,4 +1,5 @@
 import { Router, type Request, type Response } from 'express';
+import { Types } from 'mongoose';
 import { parseObjectId } from '../../gateway/accounts';
 import { AppError, isAppError, notFound } from '../../gateway/core/errors';
 import { displayAddressOrDomain } from '../../gateway/crm/address';
@@ -201,10 +202,11 @@ export function objectsRouter(deps: AdminDeps): Router {
     res.redirect(303, '/objects/settings');
   });
 
-  function renderForm(res: Response, status: number, locals: { object: PublicObject | null; form: ObjectForm; base?: ObjectForm; errors: Record<string, string>; conflict?: boolean }) {
-    const { base, ...rest } = locals;
+  function renderForm(res: Response, status: number, locals: { object: PublicObject | null; form: ObjectForm; base?: ObjectForm; newId?: string; errors: Record<string, string>; conflict?: boolean }) {
+    const { base, newId, ...rest } = locals;
     res.status(status).render('objects/form', {
-      title: locals.object ? `Edit ${locals.object.name}` : 'New object', types: OBJECT_TYPE_NAMES, conflict: false, ...rest, base: base ? encodeBase(base) : '',
+      title: locals.object ? `Edit ${locals.object.name}` : 'New object', types: OBJECT_TYPE_NAMES, conflict: false, ...rest,
+      base: base ? encodeBase(base) : '', newId: newId ?? new Types.ObjectId().toHexString(),
     });
   }
 
@@ -216,14 +218,16 @@ export function objectsRouter(deps: AdminDeps): Router {
 
   router.post('/objects', async (req, res) => {
     const form = formFromRequest(req);
+    // The id the New form was given: a second press of Create (a double click) finds the record the first made.
+    const newId = parseObjectId(field(req, 'newId')) ?? undefined;
     try {
       const customerId = form.type === 'contact' ? await resolveCustomer(deps, form.customer) : null;
-      const { object, jobIds, sharedAddresses } = await createObject(crm, inputFrom(form, customerId), req.actor!);
+      const { object, jobIds, sharedAddresses } = await createObject(crm, inputFrom(form, customerId), req.actor!, undefined, { id: newId });
       flash(req, 'success', `${object.name} created.${jobIds.length ? ' Existing mail is being linked in the background.' : ''}`);
       flashSharedAddresses(req, sharedAddresses);
       res.redirect(303, `/objects/${object.id}`);
     } catch (err) {
-      if (isAppError(err) && err.status < 500) return renderForm(res, err.status, { object: null, form, errors: err.fields ?? { name: err.message } });
+      if (isAppError(err) && err.status < 500) return renderForm(res, err.status, { object: null, form, newId: newId?.toHexString(), errors: err.fields ?? { name: err.message } });
       throw err;
     }
   });

@@ -151,13 +151,19 @@ function documentFields(value: NormalizedObject, customerId: ObjectId | null | u
   return set;
 }
 
-/** Create an object. Duplicate (type, externalId) → 409 EXTERNAL_ID_TAKEN. */
-export async function createObject(deps: ObjectServiceDeps, input: ObjectInput, actor: Actor = SYSTEM_ACTOR, settings?: CrmSettings): Promise<ChangeResult> {
+/**
+ * Create an object. Duplicate (type, externalId) → 409 EXTERNAL_ID_TAKEN. With `id` (the console's New
+ * form carries one), the same form sent twice (a double click on Create) creates one record: the second
+ * finds it under that id and answers with it (`created: false`).
+ */
+export async function createObject(
+  deps: ObjectServiceDeps, input: ObjectInput, actor: Actor = SYSTEM_ACTOR, settings?: CrmSettings, options: { id?: ObjectId } = {},
+): Promise<ChangeResult> {
   settings ??= await loadCrmSettings(deps.store, deps.settings);
   const { value, errors } = normalizeObjectInput(input, { partial: false, settings });
   const customerId = await checkCustomer(deps.store, value.customerId, errors);
   if (Object.keys(errors).length > 0) throw validationError(errors);
-  const _id = new mongoose.Types.ObjectId();
+  const _id = options.id ?? new mongoose.Types.ObjectId();
   const fields = {
     _id,
     ...documentFields(value, customerId),
@@ -172,8 +178,10 @@ export async function createObject(deps: ObjectServiceDeps, input: ObjectInput, 
   try {
     row = (await deps.store.models.CrmObject.create(fields)).toObject() as ObjectRow;
   } catch (err) {
-    if (isDuplicateKeyError(err)) throw new AppError('EXTERNAL_ID_TAKEN', `a ${value.type} with external id "${value.externalId}" already exists`, { status: 409, fields: { externalId: 'is already used by another record of this type' } });
-    throw err;
+    if (!isDuplicateKeyError(err)) throw err;
+    const already = options.id ? ((await deps.store.models.CrmObject.findById(options.id).lean()) as ObjectRow | null) : null;
+    if (already) return { object: toPublicObject(already), jobIds: [], created: false, sharedAddresses: [] };
+    throw new AppError('EXTERNAL_ID_TAKEN', `a ${value.type} with external id "${value.externalId}" already exists`, { status: 409, fields: { externalId: 'is already used by another record of this type' } });
   }
   const jobIds = await queueJobsFor(deps, null, row, actor);
   await recordAudit(deps.store, actor, { action: 'crm.object.create', targetType: 'crm-object', targetId: _id.toString(), details: { type: row.type, name: row.name } });

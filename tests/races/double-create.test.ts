@@ -1,0 +1,48 @@
+/**
+ * A double click on Create sends the form twice (the browser drops the first
+ * answer and shows the second). One record must come of it, not two
+ * identical ones that every matching mail is then linked to.
+ */
+import { strict as assert } from 'node:assert';
+import { buildApp, makeUser, signIn, type SignedIn, type TestApp, type TestStore } from '../admin/fixtures';
+import { openTestStore } from '../support/store';
+
+/** The hidden fields of a page's form (what a browser sends back unchanged). */
+function hiddenFields(html: string): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const [tag] of html.matchAll(/<input\b[^>]*type="hidden"[^>]*>/g)) {
+    const name = /\bname="([^"]*)"/.exec(tag)?.[1];
+    if (name) fields[name] = /\bvalue="([^"]*)"/.exec(tag)?.[1] ?? '';
+  }
+  return fields;
+}
+
+describe('a create form sent twice by a double click', function () {
+  this.timeout(60_000);
+  let store: TestStore;
+  let testApp: TestApp;
+  let admin: SignedIn;
+
+  before(async () => {
+    store = await openTestStore('race_double_create');
+    testApp = buildApp(store);
+    await makeUser(store, 'dbl@acme.test', 'admin');
+    admin = await signIn(testApp.app, 'dbl@acme.test');
+  });
+  after(async () => store.drop());
+
+  it('New object: creates one record and answers both presses with it', async () => {
+    const page = await admin.agent.get('/objects/new?type=contact').expect(200);
+    const form = { ...hiddenFields(page.text), type: 'contact', name: 'Dora Double', emails: 'dora@double-customer.test' };
+    const [first, second] = await Promise.all([
+      admin.agent.post('/objects').type('form').send(form),
+      admin.agent.post('/objects').type('form').send(form),
+    ]);
+    assert.deepEqual([first.status, second.status], [303, 303]);
+    const rows = await store.models.CrmObject.find({ name: 'Dora Double' }).lean();
+    assert.equal(rows.length, 1, 'one record');
+    assert.equal(first.headers.location, `/objects/${rows[0]._id.toString()}`);
+    assert.equal(second.headers.location, first.headers.location);
+    assert.equal(await store.models.AuditEvent.countDocuments({ action: 'crm.object.create', targetId: rows[0]._id.toString() }), 1);
+  });
+});
