@@ -1,4 +1,6 @@
 import { Router, type Request, type Response } from 'express';
+import { Types } from 'mongoose';
+import { parseObjectId } from '../../gateway/accounts';
 import { isAppError } from '../../gateway/core/errors';
 import {
   createWebhook, deleteWebhook, getWebhook, listDeliveries, listWebhooks, resendDelivery, rotateWebhookSecret, sendTestEvent, updateWebhook,
@@ -26,6 +28,8 @@ export function objectsWebhooksRouter(deps: AdminDeps): Router {
       form: { url: '', description: '', allowPrivate: false },
       errors: {},
       created: null,
+      // The id the webhook the Add form registers will have: pressing Add twice registers one.
+      newId: new Types.ObjectId().toHexString(),
       ...extra,
     });
   }
@@ -34,11 +38,12 @@ export function objectsWebhooksRouter(deps: AdminDeps): Router {
 
   router.post('/objects/webhooks', async (req, res) => {
     const form = { url: field(req, 'url').trim(), description: field(req, 'description'), allowPrivate: checkbox(req, 'allowPrivate') };
+    const newId = parseObjectId(field(req, 'newId')) ?? undefined;
     try {
-      const { webhook, secret } = await createWebhook(hooks, form, req.actor!);
+      const { webhook, secret } = await createWebhook(hooks, form, req.actor!, { id: newId });
       return renderList(res, 201, { created: { webhook, secret } });
     } catch (err) {
-      if (isAppError(err) && err.status < 500) return renderList(res, err.status, { form, errors: err.fields ?? { url: err.message } });
+      if (isAppError(err) && err.status < 500) return renderList(res, err.status, { form, errors: err.fields ?? { url: err.message }, ...(newId && err.code !== 'CONFLICT' ? { newId: newId.toHexString() } : {}) });
       throw err;
     }
   });

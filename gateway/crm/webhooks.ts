@@ -1,5 +1,5 @@
 import mongoose from 'mongoose';
-import { AppError, notFound } from '../core/errors';
+import { AppError, isDuplicateKeyError, notFound } from '../core/errors';
 import { randomToken, SecretBoxError, type SecretBox } from '../core/crypto';
 import type { Logger } from '../core/log';
 import type { Store } from '../store';
@@ -146,23 +146,40 @@ function checkedDescription(input: string): string {
   return description;
 }
 
-/** Register a webhook; the signing secret is returned once here and never again (rotate to get a new one). */
-export async function createWebhook(deps: WebhookDeps, input: WebhookInput, actor: Actor = SYSTEM_ACTOR): Promise<{ webhook: PublicWebhook; secret: string }> {
+/** How long the same Add form sent again (a double click) is answered with the webhook its first press made. */
+const SAME_FORM_MS = 10 * 60_000;
+
+/**
+ * Register a webhook; the signing secret is returned once here and never again (rotate to get a new one).
+ * With `id` (the console's Add form carries one), the same form sent twice (a double click) registers one
+ * webhook, so each event is not sent twice (once signed with a secret nobody saw): the second press, by the
+ * same admin with the same URL, is answered with the first's webhook and secret, which the browser then shows.
+ */
+export async function createWebhook(deps: WebhookDeps, input: WebhookInput, actor: Actor = SYSTEM_ACTOR, options: { id?: ObjectId } = {}): Promise<{ webhook: PublicWebhook; secret: string }> {
   const allowPrivate = input.allowPrivate === true;
   const url = await validatedUrl(deps, input.url ?? '', allowPrivate);
   const description = checkedDescription(input.description ?? '');
-  const _id = new mongoose.Types.ObjectId();
+  const _id = options.id ?? new mongoose.Types.ObjectId();
   const secret = newSecret();
-  const row = await deps.store.models.Webhook.create({
-    _id,
-    ...sealedUrl(deps.secretBox, _id, url),
-    description,
-    enabled: input.enabled !== false,
-    allowPrivate,
-    secretEnc: deps.secretBox.seal(secret, secretContext(_id)),
-    secretPrefix: secret.slice(0, 10),
-    createdBy: actor.id ?? null,
-  });
+  let row;
+  try {
+    row = await deps.store.models.Webhook.create({
+      _id,
+      ...sealedUrl(deps.secretBox, _id, url),
+      description,
+      enabled: input.enabled !== false,
+      allowPrivate,
+      secretEnc: deps.secretBox.seal(secret, secretContext(_id)),
+      secretPrefix: secret.slice(0, 10),
+      createdBy: actor.id ?? null,
+    });
+  } catch (err) {
+    if (!options.id || !isDuplicateKeyError(err)) throw err;
+    const first = await deps.store.models.Webhook.findById(_id).lean();
+    const sameForm = first && webhookTargetUrl(first as WebhookRow, deps.secretBox) === url && Boolean(actor.id && first.createdBy?.equals(actor.id)) && Date.now() - new Date(first.createdAt).getTime() < SAME_FORM_MS;
+    if (!sameForm) throw new AppError('CONFLICT', 'this form was already used to add a webhook; open Webhooks again to add another', { status: 409 });
+    return { webhook: toPublicWebhook(first as unknown as WebhookRow), secret: deps.secretBox.open(first.secretEnc, secretContext(_id)) };
+  }
   await recordAudit(deps.store, actor, { action: 'webhook.create', targetType: 'webhook', targetId: _id.toString(), details: { url: shownWebhookUrl(url), allowPrivate } });
   return { webhook: toPublicWebhook(row.toObject() as WebhookRow), secret };
 }

@@ -45,4 +45,20 @@ describe('a create form sent twice by a double click', function () {
     assert.equal(second.headers.location, first.headers.location);
     assert.equal(await store.models.AuditEvent.countDocuments({ action: 'crm.object.create', targetId: rows[0]._id.toString() }), 1);
   });
+
+  it('Webhooks → Add: registers one webhook (so each event is sent once), and both answers show its secret', async () => {
+    const page = await admin.agent.get('/objects/webhooks').expect(200);
+    const form = { ...hiddenFields(page.text), url: 'http://127.0.0.1:9/double-hook', allowPrivate: 'on', description: 'CRM' };
+    const answers = await Promise.all([
+      admin.agent.post('/objects/webhooks').type('form').send(form),
+      admin.agent.post('/objects/webhooks').type('form').send(form),
+    ]);
+    assert.deepEqual(answers.map((a) => a.status), [201, 201]);
+    const rows = await store.models.Webhook.find({ url: 'http://127.0.0.1:9/double-hook' }).lean();
+    assert.equal(rows.length, 1, 'one webhook');
+    const secrets = answers.map((a) => /id="webhook-secret">(whsec_[A-Za-z0-9_-]+)</.exec(a.text)?.[1]);
+    assert.ok(secrets[0]);
+    assert.equal(secrets[1], secrets[0], 'whichever answer the browser shows has the secret that signs');
+    assert.equal(testApp.secretBox.open(rows[0].secretEnc, `webhook:${rows[0]._id.toString()}`), secrets[0]);
+  });
 });
