@@ -186,6 +186,15 @@ export function composeRouter(deps: AdminDeps): Router {
       await claim?.release();
       if (!isAppError(err) || err.status >= 500) throw err;
       const reattach = attachments.map((attachment) => attachment.filename || 'unnamed file');
+      if (err.fields?.['original.id'] && original) {
+        // The original was deleted since the form was shown (in another tab, by an admin, by mail retention): no
+        // field of the form shows that, and every Send would be refused again. Say so, and let the next Send
+        // send the text as a new message.
+        const gone = original.action === 'forward'
+          ? 'The message you are forwarding was deleted meanwhile, so nothing was sent and its attachments can no longer go with it. Your text is kept below: press Send to send it as a new message.'
+          : 'The message you are replying to was deleted meanwhile, so nothing was sent. Your text is kept below: press Send to send it as a new message (not threaded as a reply).';
+        return render(req, res, err.status, { ...form, original: '', action: '' }, accounts, {}, gone, reattach);
+      }
       if (err.fields) return render(req, res, err.status, form, accounts, err.fields, '', reattach);
       // The server's own reply (refused recipient, authentication, size) or the rate limit, above the form.
       return render(req, res, err.status, form, accounts, {}, `${err.code}: ${err.message}`, reattach);

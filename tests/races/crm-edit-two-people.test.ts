@@ -10,29 +10,7 @@ import request from 'supertest';
 import { createApiToken } from '../../gateway/accounts';
 import { buildApp, makeUser, signIn, type SignedIn, type TestApp, type TestStore } from '../admin/fixtures';
 import { openTestStore } from '../support/store';
-
-/** The fields of the page's object form, as a browser would send them (unchecked boxes left out). */
-function formFields(html: string): Record<string, string> {
-  const form = /<form[^>]*id="object-form"[^>]*>([\s\S]*?)<\/form>/.exec(html)?.[1];
-  if (!form) throw new Error('no object form in the page');
-  const decode = (text: string) => text.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&#34;|&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
-  const fields: Record<string, string> = {};
-  for (const [tag] of form.matchAll(/<input\b[^>]*>/g)) {
-    const name = /\bname="([^"]*)"/.exec(tag)?.[1];
-    if (!name) continue;
-    if (/type="checkbox"/.test(tag)) {
-      if (/\bchecked\b/.test(tag)) fields[name] = 'on';
-      continue;
-    }
-    fields[name] = decode(/\bvalue="([^"]*)"/.exec(tag)?.[1] ?? '');
-  }
-  // Browsers send a text area's lines with CRLF.
-  for (const [, name, text] of form.matchAll(/<textarea\b[^>]*\bname="([^"]*)"[^>]*>([\s\S]*?)<\/textarea>/g)) fields[name] = decode(text).replace(/\n/g, '\r\n');
-  for (const [, name, options] of form.matchAll(/<select\b[^>]*\bname="([^"]*)"[^>]*>([\s\S]*?)<\/select>/g)) {
-    fields[name] = /<option value="([^"]*)"\s+selected/.exec(options)?.[1] ?? '';
-  }
-  return fields;
-}
+import { formFields } from './forms';
 
 describe('two people editing one CRM record at once', function () {
   this.timeout(60_000);
@@ -55,7 +33,7 @@ describe('two people editing one CRM record at once', function () {
     const created = await ann.agent.post('/objects').type('form').send({ _csrf: ann.csrf, type: 'contact', name, emails: email }).expect(303);
     return created.headers.location.split('/').pop()!;
   }
-  const openForm = async (who: SignedIn, id: string) => formFields((await who.agent.get(`/objects/${id}/edit`).expect(200)).text);
+  const openForm = async (who: SignedIn, id: string) => formFields((await who.agent.get(`/objects/${id}/edit`).expect(200)).text, 'object-form');
   const stored = (id: string) => store.models.CrmObject.findById(id).lean();
 
   it('keeps an address one added while the other fixed the name', async () => {
@@ -84,7 +62,7 @@ describe('two people editing one CRM record at once', function () {
     assert.match(clash.text, /was changed by someone else after you opened this form, to: Max Mustermann/);
     assert.equal((await stored(id))?.name, 'Max Mustermann', 'the first save stands');
 
-    const again = formFields(clash.text);
+    const again = formFields(clash.text, 'object-form');
     assert.equal(again.name, 'Maximilian Muster', 'the form keeps what Ben typed');
     await ben.agent.post(`/objects/${id}`).type('form').send(again).expect(303);
     assert.equal((await stored(id))?.name, 'Maximilian Muster');
