@@ -12,7 +12,7 @@ import { NOT_AN_ID, parseObjectId, type ObjectId } from './ids';
 import { isAdmin, type Viewer } from './mail-accounts';
 import { describeFields } from './users';
 import { escapeRegex } from '../core/regex';
-import { claimUnderLease, newHolderId } from '../sync/lease';
+import { claimUnderLease, newHolderId, runExclusive } from '../sync/lease';
 import { accentInsensitive } from './accent-folding';
 import { forgetUnreadCounts } from './read-state';
 
@@ -458,6 +458,23 @@ export async function inlineImageUrls(
 /** A release writes one document; a lease left by a process that died frees itself after this. */
 const RELEASE_LEASE_TTL_MS = 30_000;
 
+/**
+ * The lease under which a held message changes state: released (console, API, or found in the mailbox by
+ * the IMAP sync) or deleted as part of Quarantine's page. Each re-reads the status under it.
+ */
+export function heldMessageLease(id: ObjectId): string {
+  return `message-release:${id.toString()}`;
+}
+
+/** Run `change` under the held message's lease, waiting for another change of it to end (a few round trips). */
+export function changeHeldMessage<T>(store: Store, id: ObjectId, change: () => Promise<T>): Promise<T> {
+  return runExclusive(store, heldMessageLease(id), {
+    ttlMs: RELEASE_LEASE_TTL_MS,
+    waitMs: 10_000,
+    busy: () => new AppError('BUSY', 'this message is being changed right now; try again', { status: 409 }),
+  }, change);
+}
+
 export async function releaseMessage(deps: { store: Store; actor: Actor; afterRelease?: (messageId: ObjectId) => Promise<void> }, viewer: Viewer, id: string) {
   const message = await getMessageFor(deps.store, viewer, id);
   if (!message) throw notFound('message');
@@ -465,7 +482,7 @@ export async function releaseMessage(deps: { store: Store; actor: Actor; afterRe
   if (message.status !== 'quarantine') throw notQuarantined();
   // Two releases at once (a double click, two admins) must release, audit and hand on to the CRM once: the
   // conditional write decides on MongoDB, and the lease where FerretDB applies it as a read then a write.
-  const released = await claimUnderLease(deps.store, `message-release:${message._id.toString()}`, newHolderId(), RELEASE_LEASE_TTL_MS, async () => {
+  const released = await claimUnderLease(deps.store, heldMessageLease(message._id), newHolderId(), RELEASE_LEASE_TTL_MS, async () => {
     const written = await deps.store.models.Message.updateOne({ _id: message._id, status: 'quarantine' }, { $set: { status: 'inbox' } });
     return written.modifiedCount === 1 ? written : null;
   });
@@ -515,17 +532,36 @@ export async function deleteMessage(deps: { store: Store; actor: Actor; now?: Da
   await deleteWithCopies(deps, [message]);
 }
 
-/** Delete each message with its copies in the owner's other mailboxes (a held copy from Quarantine alone); one audit event per message. */
+/**
+ * Delete each message with its copies in the owner's other mailboxes (a held copy from Quarantine alone); one
+ * audit event per message. With `onlyHeld` (Quarantine's page), a message is deleted only if it is still held
+ * when its turn comes: one released meanwhile (by a colleague, in another tab, by the IMAP sync) is genuine
+ * mail in the inbox by then. Returns how many were deleted.
+ */
 async function deleteWithCopies(
   deps: { store: Store; actor: Actor; now?: Date },
   messages: ReadonlyArray<CopyKey & RemovableMessage & { subject?: string | null; from?: { address?: string | null } | null }>,
-): Promise<void> {
+  options: { onlyHeld?: boolean } = {},
+): Promise<number> {
   const { store } = deps;
   const copies = await sameMailCopies(store, messages);
+  const remove = (doomed: RemovableMessage) => removeMessage(store, doomed, { now: deps.now ?? new Date(), deletedBy: deps.actor.id ?? null });
+  const removeIfHeld = (doomed: RemovableMessage) => changeHeldMessage(store, doomed._id, async () => {
+    if (!(await store.models.Message.exists({ _id: doomed._id, status: 'quarantine' }))) return false;
+    await remove(doomed);
+    return true;
+  });
+  let deleted = 0;
   try {
     for (const message of messages) {
       const own = copies.filter((copy) => copy.ownerId.equals(message.ownerId) && copy.dedupeKey === message.dedupeKey);
-      for (const doomed of [message, ...own]) await removeMessage(store, doomed, { now: deps.now ?? new Date(), deletedBy: deps.actor.id ?? null });
+      if (options.onlyHeld) {
+        if (!(await removeIfHeld(message))) continue;
+        for (const doomed of own) await removeIfHeld(doomed);
+      } else {
+        for (const doomed of [message, ...own]) await remove(doomed);
+      }
+      deleted++;
       await recordAudit(store, deps.actor, {
         action: 'message.delete', targetType: 'message', targetId: message._id.toString(),
         details: { subject: message.subject, from: message.from?.address ?? '', status: message.status, ...(own.length ? { copies: own.length + 1 } : {}) },
@@ -534,6 +570,7 @@ async function deleteWithCopies(
   } finally {
     forgetUnreadCounts(store, messages.map((message) => message.ownerId));
   }
+  return deleted;
 }
 
 /**
@@ -546,8 +583,7 @@ export async function deleteQuarantined(deps: { store: Store; actor: Actor; now?
   if (objectIds.length === 0) return 0;
   const held = await deps.store.models.Message.find({ _id: { $in: objectIds }, status: 'quarantine', ...messageScope(viewer) })
     .select({ ...REMOVABLE_MESSAGE_FIELDS, ownerId: 1, status: 1, subject: 1, 'from.address': 1 }).lean();
-  await deleteWithCopies(deps, held);
-  return held.length;
+  return deleteWithCopies(deps, held, { onlyHeld: true });
 }
 
 /**

@@ -1,6 +1,6 @@
 import mongoose from 'mongoose';
 import { recordAudit, SYSTEM_ACTOR } from '../accounts/audit';
-import { forgetHeldNotice } from '../accounts/mailbox';
+import { changeHeldMessage, forgetHeldNotice } from '../accounts/mailbox';
 import type { Logger } from '../core/log';
 import type { SourceKind } from '../models/message';
 import type { Store } from '../store';
@@ -65,11 +65,13 @@ async function releaseOne(deps: ReleaseDeps, existing: HeldMessage & Record<stri
     const now = new Date();
     const asInbox = { ...existing, status: 'inbox' } as AssociableMessage;
     const planned = deps.associate ? await deps.associate.plan(asInbox).catch(() => null) : null;
-    const released = await store.models.Message.updateOne(
+    // Under the held message's lease, as the console's Release and Quarantine's page delete: a page deleted
+    // meanwhile must not take the mail this release puts in the inbox.
+    const released = await changeHeldMessage(store, existing._id, () => store.models.Message.updateOne(
       { _id: existing._id, status: 'quarantine' },
       // Unplanned (no associator, or planning failed): linkedAt null lets the CRM sweep link it.
       { $set: { status: 'inbox', linkedObjectIds: planned?.objectIds ?? [], linkedAt: planned ? now : null } },
-    );
+    ));
     if (released.modifiedCount === 0) return 'quarantine';
     if (planned && deps.associate) {
       await deps.associate.commit({ ...asInbox, linkedObjectIds: planned.objectIds, linkedAt: now }, planned).catch((err: Error) => log.error({ err, id: existing._id }, 'could not write the links of a released message'));
