@@ -1,6 +1,7 @@
 import { Router, type Request, type Response } from 'express';
+import { Types } from 'mongoose';
 import {
-  createMailAccount, deleteMailAccount, findPreset, getMailAccount, listMailAccounts, normalizeEmail, setMailAccountEnabled,
+  createMailAccount, parseObjectId, type ObjectId, deleteMailAccount, findPreset, getMailAccount, listMailAccounts, normalizeEmail, setMailAccountEnabled,
   SERVICE_PRESETS, suggestPreset, updateMailAccount, type MailAccountView, type ServerSettingsPatch,
 } from '../../gateway/accounts';
 import { isAppError, notFound } from '../../gateway/core/errors';
@@ -34,19 +35,21 @@ export function preferencesEmailRouter(deps: AdminDeps): Router {
     });
   });
 
-  const renderNew = (res: Response, status: number, email: string, errors: Record<string, string>) =>
-    res.status(status).render('preferences/email-new', { title: 'Add a mail account', section: 'email', email, errors });
+  // The form carries the id the account will have, so Save pressed twice (a double click) adds it once.
+  const renderNew = (res: Response, status: number, email: string, errors: Record<string, string>, newId?: ObjectId) =>
+    res.status(status).render('preferences/email-new', { title: 'Add a mail account', section: 'email', email, errors, newId: (newId ?? new Types.ObjectId()).toHexString() });
 
   router.get('/preferences/email/new', (_req, res) => renderNew(res, 200, '', {}));
 
   router.post('/preferences/email', async (req, res) => {
     const email = field(req, 'email');
+    const newId = parseObjectId(field(req, 'newId')) ?? undefined;
     try {
-      const account = await createMailAccount(deps.store, req.viewer!.id, email, { gatewayDomain: deps.config.gatewayDomain, actor: req.actor, now: deps.clock() });
+      const account = await createMailAccount(deps.store, req.viewer!.id, email, { gatewayDomain: deps.config.gatewayDomain, actor: req.actor, now: deps.clock(), id: newId });
       flash(req, 'success', `Added ${account.email}. Now set up forwarding to the address below.`);
       res.redirect(303, `/preferences/email/${account.id}`);
     } catch (err) {
-      if (isAppError(err) && err.fields) return renderNew(res, err.status === 409 ? 409 : 400, email, err.fields);
+      if (isAppError(err) && err.fields) return renderNew(res, err.status === 409 ? 409 : 400, email, err.fields, newId);
       throw err;
     }
   });

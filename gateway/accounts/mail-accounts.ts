@@ -168,12 +168,17 @@ export interface CreateMailAccountOptions {
   gatewayDomain: string;
   actor?: Actor;
   now?: Date;
+  /** The id the console's Add form gave the account: the same form sent twice adds it once. */
+  id?: ObjectId;
 }
 
 /**
  * Add a mailbox for a user and give it its forwarding address (shared
  * contract: `<readable>.<token>@<GATEWAY_DOMAIN>`, see forwarding-address.ts).
- * The same user adding the same mailbox twice → 409 ACCOUNT_EXISTS.
+ * The same user adding the same mailbox twice → 409 ACCOUNT_EXISTS, except
+ * the same Add form sent twice (a double click): with `options.id` (the form
+ * carries the id the account will have) the second finds the account the
+ * first made and answers with it.
  */
 export async function createMailAccount(store: Store, ownerId: ObjectId | string, email: string, options: CreateMailAccountOptions): Promise<MailAccountView> {
   const owner = typeof ownerId === 'string' ? parseObjectId(ownerId) : ownerId;
@@ -187,7 +192,7 @@ export async function createMailAccount(store: Store, ownerId: ObjectId | string
   for (let attempt = 0; attempt < 3; attempt++) {
     const { forwardingAddress, forwardingToken } = buildForwardingAddress(address, options.gatewayDomain);
     try {
-      const account = await store.models.MailAccount.create({ ownerId: owner, email: address, domain: domainOf(address), forwardingAddress, forwardingToken });
+      const account = await store.models.MailAccount.create({ ...(options.id ? { _id: options.id } : {}), ownerId: owner, email: address, domain: domainOf(address), forwardingAddress, forwardingToken });
       const keptMessages = await adoptKeptMail(store, owner, address, account._id);
       await recordAudit(store, actor, { action: 'account.create', targetType: 'mail_account', targetId: account._id.toString(), details: { email: address, ownerId: owner.toString(), forwardingAddress, ...(keptMessages ? { keptMessages } : {}) } }, options.now);
       if (keptMessages) account.messageCount = (account.messageCount ?? 0) + keptMessages;
@@ -195,6 +200,8 @@ export async function createMailAccount(store: Store, ownerId: ObjectId | string
     } catch (err) {
       const dup = isDuplicateKey(err);
       if (!dup) throw err;
+      const first = options.id ? await store.models.MailAccount.findById(options.id) : null;
+      if (first && first.ownerId.equals(owner) && first.email === address) return toMailAccountView(first);
       if (!/forwarding/i.test(dup.field)) {
         throw new AppError('ACCOUNT_EXISTS', `${address} is already one of your mail accounts`, { status: 409, fields: { email: 'is already one of your mail accounts' } });
       }

@@ -61,4 +61,17 @@ describe('a create form sent twice by a double click', function () {
     assert.equal(secrets[1], secrets[0], 'whichever answer the browser shows has the secret that signs');
     assert.equal(testApp.secretBox.open(rows[0].secretEnc, `webhook:${rows[0]._id.toString()}`), secrets[0]);
   });
+
+  it('Preferences → Email → Add: adds the mailbox once and shows its page for both presses, not "already one of your mail accounts"', async () => {
+    const page = await admin.agent.get('/preferences/email/new').expect(200);
+    const form = { ...hiddenFields(page.text), email: 'dora-box@acme.test' };
+    const answers = await Promise.all([
+      admin.agent.post('/preferences/email').type('form').send(form),
+      admin.agent.post('/preferences/email').type('form').send(form),
+    ]);
+    const rows = await store.models.MailAccount.find({ email: 'dora-box@acme.test' }).lean();
+    assert.equal(rows.length, 1);
+    assert.deepEqual(answers.map((a) => [a.status, a.headers.location]), [[303, `/preferences/email/${rows[0]._id.toString()}`], [303, `/preferences/email/${rows[0]._id.toString()}`]]);
+    assert.equal(await store.models.AuditEvent.countDocuments({ action: 'account.create', targetId: rows[0]._id.toString() }), 1);
+  });
 });
