@@ -13,6 +13,7 @@ import { planInlineImages } from '../../gateway/mail/inline-images';
 import { listInfoOf } from '../../gateway/mail/list-headers';
 import { secureMimeOf } from '../../gateway/mail/secure-mime';
 import { SOURCE_KINDS, VERDICTS } from '../../gateway/models/message';
+import { deletedByViewer } from '../lib/already-deleted';
 import { attachmentIndex, emlFilename, setAttachmentHeaders, streamDownload } from '../lib/download';
 import { field, queryParam } from '../lib/forms';
 import { messageFrameDocument, sanitizeMessageHtml } from '../lib/sanitize';
@@ -307,6 +308,11 @@ export function emailsRouter(deps: AdminDeps): Router {
 
   router.post('/messages/:id/delete', requireUser, async (req, res) => {
     const message = await getMessageFor(deps.store, req.viewer!, String(req.params.id));
+    const deleted = message ? null : await deletedByViewer(deps.store, req, { type: 'message', id: String(req.params.id), action: 'message.delete' });
+    if (deleted) {
+      flash(req, 'info', 'This message is already deleted.');
+      return res.redirect(303, inboxListPath(field(req, 'back')) || (deleted.details.status === 'quarantine' ? '/?status=quarantine' : '/'));
+    }
     if (!message) throw notFound('message');
     await deleteMessage({ store: deps.store, actor: req.actor!, now: deps.clock() }, req.viewer!, String(req.params.id));
     flash(req, 'success', 'Message deleted. A later IMAP sync will not bring it back.');

@@ -6,6 +6,7 @@ import {
   createWebhook, deleteWebhook, getWebhook, listDeliveries, listWebhooks, resendDelivery, rotateWebhookSecret, sendTestEvent, updateWebhook,
   type WebhookDeps,
 } from '../../gateway/crm/webhooks';
+import { deletedByViewer } from '../lib/already-deleted';
 import { checkbox, field } from '../lib/forms';
 import { flash, requireAdmin } from '../middleware/auth';
 import type { AdminDeps } from '../types';
@@ -94,7 +95,12 @@ export function objectsWebhooksRouter(deps: AdminDeps): Router {
   });
 
   router.post('/objects/webhooks/:id/delete', async (req, res) => {
-    await deleteWebhook(hooks, String(req.params.id), req.actor!);
+    const id = String(req.params.id);
+    if (!(await deps.store.models.Webhook.exists({ _id: parseObjectId(id) })) && await deletedByViewer(deps.store, req, { type: 'webhook', id, action: 'webhook.delete' })) {
+      flash(req, 'info', 'This webhook is already deleted.');
+      return res.redirect(303, '/objects/webhooks');
+    }
+    await deleteWebhook(hooks, id, req.actor!);
     flash(req, 'success', 'Webhook deleted.');
     res.redirect(303, '/objects/webhooks');
   });

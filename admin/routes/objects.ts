@@ -12,6 +12,7 @@ import {
 import { builtinFreemailDomains } from '../../gateway/crm/freemail';
 import { loadCrmSettings, updateCrmSettings } from '../../gateway/crm/settings';
 import { objectTimeline } from '../../gateway/crm/timeline';
+import { deletedByViewer } from '../lib/already-deleted';
 import { checkbox, field, queryParam } from '../lib/forms';
 import { flash, requireAdmin, requireUser } from '../middleware/auth';
 import type { AdminDeps } from '../types';
@@ -315,6 +316,11 @@ export function objectsRouter(deps: AdminDeps): Router {
   });
 
   router.post('/objects/:id/delete', requireAdmin, async (req, res) => {
+    const id = String(req.params.id);
+    if (!(await deps.store.models.CrmObject.exists({ _id: parseObjectId(id) })) && await deletedByViewer(deps.store, req, { type: 'crm-object', id, action: 'crm.object.delete' })) {
+      flash(req, 'info', 'This record is already deleted.');
+      return res.redirect(303, '/objects');
+    }
     const object = await loadObject(req);
     await deleteObject(crm, object.id, req.actor!);
     flash(req, 'success', `${object.name} deleted with its links.`);

@@ -8,6 +8,7 @@ import { isAppError, notFound } from '../../gateway/core/errors';
 import { displayAddressOrDomain } from '../../gateway/crm/address';
 import { authenticateAccountImap } from '../../gateway/oauth';
 import { getSyncLedger } from '../../gateway/sync/ledger';
+import { deletedByViewer } from '../lib/already-deleted';
 import { checkbox, field, queryParam } from '../lib/forms';
 import { forwardingPending } from '../lib/view-helpers';
 import { flash, requireUser } from '../middleware/auth';
@@ -190,6 +191,11 @@ export function preferencesEmailRouter(deps: AdminDeps): Router {
   });
 
   router.post('/preferences/email/:id/delete', async (req, res) => {
+    const id = String(req.params.id);
+    if (!(await getMailAccount(deps.store, req.viewer!, id)) && await deletedByViewer(deps.store, req, { type: 'mail_account', id, action: 'account.delete' })) {
+      flash(req, 'info', 'This mail account is already deleted.');
+      return res.redirect(303, '/preferences/email');
+    }
     const account = await loadAccount(req);
     // As typed: "Bob@Acme.com " is the same address (accounts are stored lower-cased), and so is info@münchen.de
     // (stored info@xn--mnchen-3ya.de, shown as written).

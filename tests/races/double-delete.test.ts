@@ -1,0 +1,73 @@
+/**
+ * A double click on Delete sends the form twice, one after the other: the
+ * first deletes, the second finds nothing. The browser shows the second
+ * answer, which must be the list with "already deleted", not a "not found"
+ * error page for something the user just deleted.
+ */
+import { strict as assert } from 'node:assert';
+import { buildApp, makeAccount, makeUser, signIn, storeMessage, type SignedIn, type TestApp, type TestStore } from '../admin/fixtures';
+import { openTestStore } from '../support/store';
+
+describe('a delete form sent twice by a double click', function () {
+  this.timeout(60_000);
+  let store: TestStore;
+  let testApp: TestApp;
+  let admin: SignedIn;
+  let adminId: string;
+
+  before(async () => {
+    store = await openTestStore('race_double_delete');
+    testApp = buildApp(store);
+    adminId = (await makeUser(store, 'twice@acme.test', 'admin')).id;
+    admin = await signIn(testApp.app, 'twice@acme.test');
+  });
+  after(async () => store.drop());
+
+  async function pressTwice(path: string, form: Record<string, string> = {}) {
+    const send = () => admin.agent.post(path).type('form').send({ _csrf: admin.csrf, ...form });
+    const first = await send();
+    const second = await send();
+    return { first, second };
+  }
+
+  it('a message: the second press lands on the inbox, told it is already deleted', async () => {
+    const account = await makeAccount(store, { id: adminId } as never, 'twice-box@acme.test');
+    const message = await storeMessage(store, { subject: 'Delete me twice' }, { ownerId: adminId, accountId: account.id });
+    const { first, second } = await pressTwice(`/messages/${message.id}/delete`);
+    assert.equal(first.status, 303);
+    assert.equal(second.status, 303, 'not a 404 page');
+    assert.equal(second.headers.location, first.headers.location);
+    const inbox = await admin.agent.get(second.headers.location).expect(200);
+    assert.match(inbox.text, /already deleted/);
+  });
+
+  it('a mailbox: the second press lands on Preferences → Email', async () => {
+    const account = await makeAccount(store, { id: adminId } as never, 'twice-gone@acme.test');
+    const { first, second } = await pressTwice(`/preferences/email/${account.id}/delete`, { confirm: 'twice-gone@acme.test' });
+    assert.equal(first.status, 303);
+    assert.equal(second.status, 303, 'not a 404 page');
+    assert.equal(second.headers.location, '/preferences/email');
+  });
+
+  it('a CRM record: the second press lands on Objects', async () => {
+    const created = await admin.agent.post('/objects').type('form').send({ _csrf: admin.csrf, type: 'lead', name: 'Twice Lead' }).expect(303);
+    const { first, second } = await pressTwice(`${created.headers.location}/delete`);
+    assert.equal(first.status, 303);
+    assert.equal(second.status, 303, 'not a 404 page');
+    assert.equal(second.headers.location, '/objects');
+  });
+
+  it('a webhook: the second press lands on Webhooks', async () => {
+    await admin.agent.post('/objects/webhooks').type('form').send({ _csrf: admin.csrf, url: 'http://127.0.0.1:9/twice', allowPrivate: 'on' }).expect(201);
+    const hook = (await store.models.Webhook.findOne({ url: 'http://127.0.0.1:9/twice' }).lean())!;
+    const { first, second } = await pressTwice(`/objects/webhooks/${hook._id.toString()}/delete`);
+    assert.equal(first.status, 303);
+    assert.equal(second.status, 303, 'not a 404 page');
+    assert.equal(second.headers.location, '/objects/webhooks');
+  });
+
+  it('still answers 404 for what the user never deleted', async () => {
+    await admin.agent.post('/messages/0123456789abcdef01234567/delete').type('form').send({ _csrf: admin.csrf }).expect(404);
+    await admin.agent.post('/objects/0123456789abcdef01234567/delete').type('form').send({ _csrf: admin.csrf }).expect(404);
+  });
+});
