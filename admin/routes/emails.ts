@@ -299,9 +299,14 @@ export function emailsRouter(deps: AdminDeps): Router {
   router.post('/quarantine/delete', requireUser, async (req, res) => {
     const body = (req.body ?? {}) as { id?: unknown };
     const ids = (Array.isArray(body.id) ? body.id : [body.id]).filter((value): value is string => typeof value === 'string' && value !== '');
-    const deleted = await deleteQuarantined({ store: deps.store, actor: req.actor!, now: deps.clock() }, req.viewer!, ids);
-    const skipped = ids.length - deleted;
-    flash(req, 'success', `Deleted ${deleted} quarantined message${deleted === 1 ? '' : 's'}.` +
+    const now = deps.clock();
+    const deleted = await deleteQuarantined({ store: deps.store, actor: req.actor!, now }, req.viewer!, ids);
+    // The same page sent twice (a double click): what the first press deleted is deleted, not "kept".
+    const already = deleted === ids.length ? 0 : await deps.store.models.AuditEvent.countDocuments({
+      targetType: 'message', action: 'message.delete', actorId: req.viewer!.id, at: { $lt: now }, targetId: { $in: ids.map((id) => id.toLowerCase()) },
+    });
+    const skipped = ids.length - deleted - already;
+    flash(req, 'success', `Deleted ${deleted + already} quarantined message${deleted + already === 1 ? '' : 's'}.` +
       (skipped > 0 ? ` ${skipped} ${skipped === 1 ? 'was' : 'were'} no longer in quarantine and kept.` : '') + ' A later IMAP sync will not bring them back.');
     res.redirect(303, inboxListPath(field(req, 'back')) || '/?status=quarantine');
   });

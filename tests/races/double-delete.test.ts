@@ -66,6 +66,20 @@ describe('a delete form sent twice by a double click', function () {
     assert.equal(second.headers.location, '/objects/webhooks');
   });
 
+  it('Quarantine\'s page: the second press says the messages were deleted, not that they were kept', async () => {
+    const account = await makeAccount(store, { id: adminId } as never, 'twice-held@acme.test');
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      ids.push((await storeMessage(store, { subject: `Spoof ${i}` }, { ownerId: adminId, accountId: account.id, status: 'quarantine', quarantineReason: 'authentication failed' })).id);
+    }
+    const send = () => admin.agent.post('/quarantine/delete').type('form').send(`_csrf=${encodeURIComponent(admin.csrf)}&${ids.map((id) => `id=${id}`).join('&')}`).expect(303);
+    await send();
+    const second = await send();
+    const page = await admin.agent.get(second.headers.location).expect(200);
+    assert.match(page.text, /Deleted 3 quarantined messages\./);
+    assert.doesNotMatch(page.text, /no longer in quarantine/);
+  });
+
   it('still answers 404 for what the user never deleted', async () => {
     await admin.agent.post('/messages/0123456789abcdef01234567/delete').type('form').send({ _csrf: admin.csrf }).expect(404);
     await admin.agent.post('/objects/0123456789abcdef01234567/delete').type('form').send({ _csrf: admin.csrf }).expect(404);
