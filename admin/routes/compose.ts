@@ -216,17 +216,27 @@ export function composeRouter(deps: AdminDeps): Router {
     res.send(copy.bytes);
   });
 
-  router.post('/outbox/:id/retry', async (req, res) => {
-    await retryOutboxNow(deps.store, req.viewer!, String(req.params.id), deps.clock());
-    flash(req, 'success', 'It will be retried at the outbox worker\'s next pass (within a minute).');
+  /**
+   * Retry now / Discard act on a queued entry. One that is not queued any more (the worker sent it or gave up
+   * meanwhile, or the button was pressed twice and the first press discarded it) is said on the Outbox, where
+   * its state shows, not on an error page.
+   */
+  async function onQueued(req: Request, res: Response, action: () => Promise<void>, done: string): Promise<void> {
+    try {
+      await action();
+      flash(req, 'success', done);
+    } catch (err) {
+      if (!isAppError(err) || err.code !== 'NOT_QUEUED') throw err;
+      flash(req, 'info', 'This message is no longer queued: it was sent, discarded or given up meanwhile (see its state below).');
+    }
     res.redirect(303, '/outbox');
-  });
+  }
 
-  router.post('/outbox/:id/discard', async (req, res) => {
-    await discardOutboxEntry(deps.store, req.viewer!, String(req.params.id), deps.clock());
-    flash(req, 'success', 'Discarded: it will not be retried.');
-    res.redirect(303, '/outbox');
-  });
+  router.post('/outbox/:id/retry', (req, res) => onQueued(req, res, () => retryOutboxNow(deps.store, req.viewer!, String(req.params.id), deps.clock()),
+    'It will be retried at the outbox worker\'s next pass (within a minute).'));
+
+  router.post('/outbox/:id/discard', (req, res) => onQueued(req, res, () => discardOutboxEntry(deps.store, req.viewer!, String(req.params.id), deps.clock()),
+    'Discarded: it will not be retried.'));
 
   return router;
 }

@@ -80,6 +80,20 @@ describe('a delete form sent twice by a double click', function () {
     assert.doesNotMatch(page.text, /no longer in quarantine/);
   });
 
+  it('Outbox → Discard: the second press lands on the Outbox, told the message is no longer queued', async () => {
+    const account = await makeAccount(store, { id: adminId } as never, 'twice-send@acme.test');
+    const entry = await store.models.Outbox.create({
+      accountId: account.id, ownerId: adminId, messageId: 'twice@acme.test', envelopeFrom: 'twice-send@acme.test', status: 'queued',
+      recipients: [{ address: 'carol@customer.test', state: 'deferred', reply: '451 try later' }], nextAttemptAt: new Date(Date.now() + 3_600_000), createdAt: new Date(),
+    });
+    const { first, second } = await pressTwice(`/outbox/${entry._id.toString()}/discard`);
+    assert.equal(first.status, 303);
+    assert.equal(second.status, 303, 'not an error page');
+    assert.equal(second.headers.location, '/outbox');
+    const outbox = await admin.agent.get('/outbox').expect(200);
+    assert.match(outbox.text, /no longer queued/);
+  });
+
   it('still answers 404 for what the user never deleted', async () => {
     await admin.agent.post('/messages/0123456789abcdef01234567/delete').type('form').send({ _csrf: admin.csrf }).expect(404);
     await admin.agent.post('/objects/0123456789abcdef01234567/delete').type('form').send({ _csrf: admin.csrf }).expect(404);
