@@ -29,6 +29,8 @@ export async function verifyOAuthImap(deps: OAuthDeps & { actor?: Actor; timeout
   const providerId = account.oauth?.provider;
   if (!isProviderId(providerId)) throw new AppError('OAUTH_NOT_CONNECTED', `${account.email} is not connected with OAuth2.`, { status: 409 });
   const imap = account.imap!;
+  // The settings as saved when the check starts: its outcome is recorded only while they still are.
+  const saved = { host: imap.host ?? '', port: imap.port ?? 0, username: imap.username ?? '' };
   const preset = findPreset(PROVIDER_PRESET[providerId] ?? '')?.imap;
   if (!imap.host && preset) {
     imap.service = PROVIDER_PRESET[providerId]!;
@@ -68,7 +70,16 @@ export async function verifyOAuthImap(deps: OAuthDeps & { actor?: Actor; timeout
     imap.failures = 0;
     imap.nextAttemptAt = null;
   }
-  await account.save();
+  // The login can take up to its timeout. The mailbox removed meanwhile is a 404 (was a 500: a save of a
+  // removed document); disconnected or pointed elsewhere meanwhile, the newer settings' state stands.
+  const current = await deps.store.models.MailAccount.findById(account._id, { oauth: 1, imap: 1 }).lean();
+  if (!current) throw notFound('mail account');
+  const unchanged = current.oauth?.provider === providerId && (current.imap?.host ?? '') === saved.host && (current.imap?.port ?? 0) === saved.port && (current.imap?.username ?? '') === saved.username;
+  if (unchanged) {
+    await account.save().catch((err: Error) => {
+      throw err.name === 'DocumentNotFoundError' ? notFound('mail account') : err;
+    });
+  }
   await recordAudit(deps.store, deps.actor ?? SYSTEM_ACTOR, {
     action: error ? 'account.imap.failed' : 'account.imap.authenticated',
     targetType: 'mail_account',
