@@ -459,8 +459,8 @@ export async function inlineImageUrls(
 const RELEASE_LEASE_TTL_MS = 30_000;
 
 /**
- * The lease under which a held message changes state: released (console, API, or found in the mailbox by
- * the IMAP sync) or deleted as part of Quarantine's page. Each re-reads the status under it.
+ * The lease under which a message changes state: released (console, API, or found in the mailbox by the
+ * IMAP sync) or deleted (alone or as part of Quarantine's page). Each re-reads the message under it.
  */
 export function heldMessageLease(id: ObjectId): string {
   return `message-release:${id.toString()}`;
@@ -545,22 +545,21 @@ async function deleteWithCopies(
 ): Promise<number> {
   const { store } = deps;
   const copies = await sameMailCopies(store, messages);
-  const remove = (doomed: RemovableMessage) => removeMessage(store, doomed, { now: deps.now ?? new Date(), deletedBy: deps.actor.id ?? null });
-  const removeIfHeld = (doomed: RemovableMessage) => changeHeldMessage(store, doomed._id, async () => {
-    if (!(await store.models.Message.exists({ _id: doomed._id, status: 'quarantine' }))) return false;
-    await remove(doomed);
-    return true;
+  // Under the message's lease, looked up again: another request deleting it at the same moment (Delete
+  // pressed twice at once) finds it gone, rather than both deleting and auditing it (on FerretDB a
+  // deleteOne's count does not tell the two apart).
+  const remove = (doomed: RemovableMessage) => changeHeldMessage(store, doomed._id, async () => {
+    if (!(await store.models.Message.exists({ _id: doomed._id, ...(options.onlyHeld ? { status: 'quarantine' } : {}) }))) return false;
+    return removeMessage(store, doomed, { now: deps.now ?? new Date(), deletedBy: deps.actor.id ?? null });
   });
   let deleted = 0;
   try {
     for (const message of messages) {
       const own = copies.filter((copy) => copy.ownerId.equals(message.ownerId) && copy.dedupeKey === message.dedupeKey);
-      if (options.onlyHeld) {
-        if (!(await removeIfHeld(message))) continue;
-        for (const doomed of own) await removeIfHeld(doomed);
-      } else {
-        for (const doomed of [message, ...own]) await remove(doomed);
-      }
+      // Deleted here, not by a request that got to it first (Delete pressed twice at once): audited once.
+      const gone = await remove(message);
+      for (const doomed of own) await remove(doomed);
+      if (!gone) continue;
       deleted++;
       await recordAudit(store, deps.actor, {
         action: 'message.delete', targetType: 'message', targetId: message._id.toString(),
@@ -619,7 +618,7 @@ export const REMOVABLE_MESSAGE_FIELDS = { mailboxKey: 1, dedupeKey: 1, contentHa
  * deleteMessage: tombstone, document, links, blobs. Shared by a user's
  * Delete and by mail retention (gateway/accounts/mail-retention.ts).
  */
-export async function removeMessage(store: Store, message: RemovableMessage, options: { now: Date; deletedBy: ObjectId | null; expired?: boolean }): Promise<void> {
+export async function removeMessage(store: Store, message: RemovableMessage, options: { now: Date; deletedBy: ObjectId | null; expired?: boolean }): Promise<boolean> {
   const expiredReceivedAt = options.expired ? message.receivedAt ?? options.now : null;
   await store.models.Tombstone.updateOne(
     { mailboxKey: message.mailboxKey, dedupeKey: message.dedupeKey },
@@ -633,6 +632,7 @@ export async function removeMessage(store: Store, message: RemovableMessage, opt
   await forgetHeldNotice(store, message);
   if (message.rawBlobId) await store.blobs.delete(message.rawBlobId);
   for (const attachment of message.attachments ?? []) if (attachment.blobId) await store.blobs.delete(attachment.blobId);
+  return removed.deletedCount === 1;
 }
 
 export interface VolumeDay {

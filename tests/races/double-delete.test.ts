@@ -41,6 +41,14 @@ describe('a delete form sent twice by a double click', function () {
     assert.match(inbox.text, /already deleted/);
   });
 
+  it('a message: two presses at the same moment delete it once (one audit event)', async () => {
+    const account = await makeAccount(store, { id: adminId } as never, 'twice-at-once@acme.test');
+    const message = await storeMessage(store, { subject: 'Delete me at once' }, { ownerId: adminId, accountId: account.id });
+    const answers = await Promise.all([1, 2].map(() => admin.agent.post(`/messages/${message.id}/delete`).type('form').send({ _csrf: admin.csrf })));
+    assert.deepEqual(answers.map((a) => a.status), [303, 303]);
+    assert.equal(await store.models.AuditEvent.countDocuments({ action: 'message.delete', targetId: message.id }), 1);
+  });
+
   it('a mailbox: the second press lands on Preferences → Email', async () => {
     const account = await makeAccount(store, { id: adminId } as never, 'twice-gone@acme.test');
     const { first, second } = await pressTwice(`/preferences/email/${account.id}/delete`, { confirm: 'twice-gone@acme.test' });
