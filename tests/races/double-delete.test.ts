@@ -5,6 +5,7 @@
  * error page for something the user just deleted.
  */
 import { strict as assert } from 'node:assert';
+import type { PublicUser } from '../../gateway/accounts';
 import { buildApp, makeAccount, makeUser, signIn, storeMessage, type SignedIn, type TestApp, type TestStore } from '../admin/fixtures';
 import { openTestStore } from '../support/store';
 
@@ -13,12 +14,14 @@ describe('a delete form sent twice by a double click', function () {
   let store: TestStore;
   let testApp: TestApp;
   let admin: SignedIn;
+  let adminUser: PublicUser;
   let adminId: string;
 
   before(async () => {
     store = await openTestStore('race_double_delete');
     testApp = buildApp(store);
-    adminId = (await makeUser(store, 'twice@acme.test', 'admin')).id;
+    adminUser = await makeUser(store, 'twice@acme.test', 'admin');
+    adminId = adminUser.id;
     admin = await signIn(testApp.app, 'twice@acme.test');
   });
   after(async () => store.drop());
@@ -31,7 +34,7 @@ describe('a delete form sent twice by a double click', function () {
   }
 
   it('a message: the second press lands on the inbox, told it is already deleted', async () => {
-    const account = await makeAccount(store, { id: adminId } as never, 'twice-box@acme.test');
+    const account = await makeAccount(store, adminUser, 'twice-box@acme.test');
     const message = await storeMessage(store, { subject: 'Delete me twice' }, { ownerId: adminId, accountId: account.id });
     const { first, second } = await pressTwice(`/messages/${message.id}/delete`);
     assert.equal(first.status, 303);
@@ -42,7 +45,7 @@ describe('a delete form sent twice by a double click', function () {
   });
 
   it('a message: two presses at the same moment delete it once (one audit event)', async () => {
-    const account = await makeAccount(store, { id: adminId } as never, 'twice-at-once@acme.test');
+    const account = await makeAccount(store, adminUser, 'twice-at-once@acme.test');
     const message = await storeMessage(store, { subject: 'Delete me at once' }, { ownerId: adminId, accountId: account.id });
     const answers = await Promise.all([1, 2].map(() => admin.agent.post(`/messages/${message.id}/delete`).type('form').send({ _csrf: admin.csrf })));
     assert.deepEqual(answers.map((a) => a.status), [303, 303]);
@@ -50,7 +53,7 @@ describe('a delete form sent twice by a double click', function () {
   });
 
   it('a mailbox: the second press lands on Preferences → Email', async () => {
-    const account = await makeAccount(store, { id: adminId } as never, 'twice-gone@acme.test');
+    const account = await makeAccount(store, adminUser, 'twice-gone@acme.test');
     const { first, second } = await pressTwice(`/preferences/email/${account.id}/delete`, { confirm: 'twice-gone@acme.test' });
     assert.equal(first.status, 303);
     assert.equal(second.status, 303, 'not a 404 page');
@@ -75,7 +78,7 @@ describe('a delete form sent twice by a double click', function () {
   });
 
   it('Quarantine\'s page: the second press says the messages were deleted, not that they were kept', async () => {
-    const account = await makeAccount(store, { id: adminId } as never, 'twice-held@acme.test');
+    const account = await makeAccount(store, adminUser, 'twice-held@acme.test');
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
       ids.push((await storeMessage(store, { subject: `Spoof ${i}` }, { ownerId: adminId, accountId: account.id, status: 'quarantine', quarantineReason: 'authentication failed' })).id);
@@ -89,7 +92,7 @@ describe('a delete form sent twice by a double click', function () {
   });
 
   it('Outbox → Discard: the second press lands on the Outbox, told the message is no longer queued', async () => {
-    const account = await makeAccount(store, { id: adminId } as never, 'twice-send@acme.test');
+    const account = await makeAccount(store, adminUser, 'twice-send@acme.test');
     const entry = await store.models.Outbox.create({
       accountId: account.id, ownerId: adminId, messageId: 'twice@acme.test', envelopeFrom: 'twice-send@acme.test', status: 'queued',
       recipients: [{ address: 'carol@customer.test', state: 'deferred', reply: '451 try later' }], nextAttemptAt: new Date(Date.now() + 3_600_000), createdAt: new Date(),
