@@ -121,6 +121,10 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
   let listed = 0;
   try {
     const mailbox = await client.mailboxOpen(folder.path, { readOnly: true });
+    // HIGHESTMODSEQ as EXAMINE reported it (RFC 7162 §3.1.2.1). imapflow raises mailbox.highestModseq to every MODSEQ it
+    // sees later in the session, also in the unsolicited FETCH telling that a message stored by this pass was read
+    // meanwhile on a phone: saving that value would put the change behind the next pass's CHANGEDSINCE for good.
+    const examinedModSeq = mailbox.highestModseq;
     const uidValidity = mailbox.uidValidity.toString();
     const sameValidity = state?.uidValidity === uidValidity;
     const uidNext = await uidNextOf(client, mailbox, folder.status, sameValidity ? (state?.lastUid ?? 0) : 0);
@@ -249,8 +253,8 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
 
     // 4. Mail read in the mailbox since the last pass. The mod-sequence is saved once this is done (a stopped
     // pass keeps the old one, so the next catches up); a session without CONDSTORE cannot ask, and moves on.
-    let highestModSeq = mailbox.highestModseq?.toString() ?? '';
-    const flagsSince = trusted ? seenSince(state, mailbox.highestModseq) : undefined;
+    let highestModSeq = examinedModSeq?.toString() ?? '';
+    const flagsSince = trusted ? seenSince(state, examinedModSeq) : undefined;
     if (flagsSince !== undefined && client.enabled.has('CONDSTORE') && !mailbox.noModseq) {
       if (ctx.signal.aborted) highestModSeq = state?.highestModSeq ?? '';
       else if (mailbox.exists > 0 && (state?.lastUid ?? 0) > 0) await readSeenSince(ctx, log, folder, uidValidity, flagsSince, state!.lastUid);

@@ -3,7 +3,7 @@ import { ImapFlow } from 'imapflow';
 import mongoose from 'mongoose';
 import { listMessages, setReadState } from '../../gateway/accounts';
 import { silentLogger } from '../../gateway/core/log';
-import { ingest } from '../../gateway/mail/ingest';
+import { ingest, type Associator } from '../../gateway/mail/ingest';
 import { startSyncer, type Syncer } from '../../gateway/sync/schedule';
 import { createImapAccount, makeMessage, testConfig, testSecrets, useSyncWorld } from './helpers';
 
@@ -120,5 +120,45 @@ describe('IMAP sync: \\Seen in the mailbox is read in Postroom', function () {
     }
     await syncer.runPassNow();
     assert.equal((await readState())['Still unread everywhere'], true);
+  });
+
+  it('mail read in the mailbox while the pass was storing it is read at the next pass', async () => {
+    const { store, dovecot } = world;
+    const account = await createImapAccount(store, dovecot);
+    const ownerId = new mongoose.Types.ObjectId(account.ownerId);
+    const viewer = { id: ownerId, role: 'employee' };
+    const now = Math.floor(Date.now() / 1000) * 1000;
+    const first = makeMessage({ to: account.email, subject: 'Already there', date: new Date(now - 10 * 60_000) });
+    await dovecot.append(account.email, 'INBOX', first.raw, { date: first.date });
+    // A phone: it reads "Read on the phone meanwhile" right after the sync stored it, while the sync's pass goes on.
+    const phone = new ImapFlow({ ...dovecot.clientOptions(account.email, account.password), logger: false });
+    await phone.connect();
+    await phone.mailboxOpen('INBOX');
+    const readOnThePhone: Associator = {
+      plan: async () => ({ objectIds: [] }),
+      commit: async (message) => {
+        if (message.subject !== 'Read on the phone meanwhile') return;
+        await phone.noop(); // the phone's session learns of the new mail
+        assert.equal(await phone.messageFlagsAdd({ subject: 'Read on the phone meanwhile' }, ['\\Seen']), true);
+      },
+      repair: async () => undefined,
+    };
+    const phoneSyncer = startSyncer({ config: testConfig(), log: silentLogger, store, secretBox: testSecrets, associate: readOnThePhone, schedule: false, options: { batchSize: 1 } });
+    world.syncers.push(phoneSyncer);
+    try {
+      assert.equal((await phoneSyncer.runPassNow()).accounts.find((a) => a.accountId === account.id)?.outcome, 'synced');
+      // Three new mails, one per batch: the third FETCH is sent once the first mail is stored, and read on the phone.
+      for (const [i, subject] of ['Read on the phone meanwhile', 'Second', 'Third'].entries()) {
+        const message = makeMessage({ to: account.email, subject, date: new Date(now - (5 - i) * 60_000) });
+        await dovecot.append(account.email, 'INBOX', message.raw, { date: message.date });
+      }
+      assert.equal((await phoneSyncer.runPassNow()).accounts.find((a) => a.accountId === account.id)?.outcome, 'synced');
+      // The session heard of that \Seen (an unsolicited FETCH with its MODSEQ) while storing the rest; the next pass reads it.
+      await phoneSyncer.runPassNow();
+      const read = Object.fromEntries((await listMessages(store, viewer, {})).messages.map((m) => [m.subject, m.read]));
+      assert.deepEqual(read, { 'Already there': false, 'Read on the phone meanwhile': true, Second: false, Third: false });
+    } finally {
+      await phone.logout();
+    }
   });
 });
