@@ -1,6 +1,8 @@
 import { strict as assert } from 'node:assert';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import mongoose from 'mongoose';
 import { SecretBox } from '../../gateway/core/crypto';
@@ -11,6 +13,7 @@ import { createWebhook, listDeliveries, listWebhooks, resendDelivery, rotateWebh
 import { startCrmWorker } from '../../gateway/crm/worker';
 import { runPendingJobs, sweep } from '../../gateway/crm/backfill';
 import { ingest } from '../../gateway/mail/ingest';
+import { ensureTestCertificates } from '../support/certs';
 import { openTestStore } from '../support/store';
 import { insertMessage, makeUser, testLog } from './support';
 
@@ -368,5 +371,39 @@ describe('crm/webhooks: signed link events with retries (real store, real HTTP r
     await dispatchDueDeliveries(hookDeps);
     assert.ok(receiver.received.length >= 1);
     assert.ok(receiver.received.every((r) => r.signatureValid));
+  });
+
+  it('an https webhook connects to the addresses checked and still verifies the certificate by the URL\'s name', async () => {
+    const certs = ensureTestCertificates(); // SAN: localhost and 127.0.0.1, signed by the CA the test process trusts
+    const hits: string[] = [];
+    const tls = https.createServer({ cert: fs.readFileSync(certs.certFile), key: fs.readFileSync(certs.keyFile) }, (req, res) => {
+      hits.push(String(req.headers.host));
+      req.resume();
+      req.on('end', () => res.writeHead(200).end('ok'));
+    });
+    await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve));
+    const port = (tls.address() as AddressInfo).port;
+    // Both names answer 127.0.0.1; the certificate names only the first.
+    const lookup = async (host: string) => (['localhost', 'not-in-the-cert.test'].includes(host) ? [{ address: '127.0.0.1', family: 4 }] : []);
+    const ids: string[] = [];
+    try {
+      for (const host of ['localhost', 'not-in-the-cert.test']) {
+        const { webhook } = await createWebhook({ ...hookDeps, lookup }, { url: `https://${host}:${port}/tls`, allowPrivate: true });
+        ids.push(webhook.id);
+        await sendTestEvent(hookDeps, webhook.id);
+      }
+      await dispatchDueDeliveries(hookDeps, { lookup, backoffMs: () => 60_000 });
+      const rows = await Promise.all(ids.map(async (id) => (await store.models.WebhookDelivery.findOne({ webhookId: id }).lean())!));
+      assert.equal(rows[0].status, 'delivered', rows[0].lastError);
+      assert.deepEqual(hits, [`localhost:${port}`], 'the name, not the address, is what the receiver was asked for');
+      // Had the connection been made to 127.0.0.1 by address, this certificate (it names 127.0.0.1) would have passed.
+      assert.equal(rows[1].status, 'pending');
+      assert.match(rows[1].lastError, /ERR_TLS_CERT_ALTNAME_INVALID|not in the cert's altnames/);
+    } finally {
+      await store.models.WebhookDelivery.deleteMany({ webhookId: { $in: ids } });
+      await store.models.Webhook.deleteMany({ _id: { $in: ids } });
+      tls.closeAllConnections();
+      await new Promise<void>((resolve) => tls.close(() => resolve()));
+    }
   });
 });
