@@ -65,7 +65,15 @@ describe('crm/csv-import: preview with per-row errors, then commit (real store)'
     const unclosed = `name,emails\n"Acme,a@acme.test\n${'Globex,g@globex.test\n'.repeat(5000)}`;
     await assert.rejects(previewImport(deps, unclosed, { defaultType: 'customer' }), (err: unknown) =>
       err instanceof AppError && /a row is longer than 64 KB by line \d+: is a quote left open/.test(err.message));
-    // Long but real rows still import.
+    // A row of delimiters only: csv-parse's limit counts the characters in cells, and these cells are empty.
+    const delimiters = `name,emails\nAcme,a@acme.test\n${','.repeat(MAX_IMPORT_BYTES - 100)}\n`;
+    await assert.rejects(previewImport(deps, delimiters, { defaultType: 'customer' }), (err: unknown) =>
+      err instanceof AppError && err.code === 'CSV_INVALID' && /a row is longer than 64 KB by line 3: is a quote left open/.test(err.message));
+    const semicolons = `name;emails\r\nAcme;a@acme.test\r\n${'; '.repeat(MAX_IMPORT_ROW_CHARS)}\r\n`;
+    await assert.rejects(previewImport(deps, semicolons, { defaultType: 'customer' }), /a row is longer than 64 KB by line 3/);
+    // Long but real rows still import, also from a file with classic Mac line breaks (CR alone).
+    const macLines = `name,emails\r${Array.from({ length: 4000 }, (_, i) => `Customer ${i},c${i}@example.test`).join('\r')}\r`;
+    assert.equal((await previewImport(deps, macLines, { defaultType: 'customer' })).rows.length, 4000);
     const roomy = `name,domains\nAcme,${Array.from({ length: 2000 }, (_, i) => `d${i}.acme.test`).join(';')}\n`;
     assert.ok(roomy.length < MAX_IMPORT_ROW_CHARS);
     assert.equal((await previewImport(deps, roomy, { defaultType: 'customer' })).rows.length, 1);
