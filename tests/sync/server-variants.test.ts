@@ -340,4 +340,35 @@ describe('IMAP sync against servers that behave differently', function () {
     assert.equal(again.stored + again.duplicates, 0);
     assert.equal(await storedCount(account), 25);
   });
+
+  it('a server that offers CONDSTORE without ENABLE: a flag change costs one EXAMINE, not one at every pass after it', async () => {
+    // HIGHESTMODSEQ comes with LIST-STATUS, but imapflow enables CONDSTORE through ENABLE (RFC 5161) only, so
+    // the session cannot ask CHANGEDSINCE; a mod-sequence kept for a catch-up that never comes opened INBOX at
+    // every later pass (d12d7c8).
+    const noEnable = await startDovecot({ variant: { imapCapability: 'IMAP4rev1 LITERAL+ SASL-IR ID NAMESPACE UIDPLUS UNSELECT SPECIAL-USE LIST-STATUS CONDSTORE' } });
+    try {
+      const account = await createImapAccount(store, noEnable);
+      for (const subject of ['Read on the phone later', 'Not read']) await noEnable.append(account.email, 'INBOX', makeMessage({ to: account.email, subject }).raw);
+      assert.equal(resultFor(await syncer().runPassNow(), account)!.outcome, 'synced');
+      const unchanged = resultFor(await syncer().runPassNow(), account)!;
+      assert.equal(unchanged.unchangedFolders, unchanged.folders, 'nothing changed: no folder opened');
+      const phone = new ImapFlow({ ...noEnable.clientOptions(account.email, account.password), logger: false });
+      await phone.connect();
+      try {
+        await phone.mailboxOpen('INBOX');
+        await phone.messageFlagsAdd({ subject: 'Read on the phone later' }, ['\\Seen']);
+      } finally {
+        await phone.logout();
+      }
+      const changed = resultFor(await syncer().runPassNow(), account)!;
+      assert.equal(changed.outcome, 'synced', changed.error);
+      assert.equal(changed.unchangedFolders, changed.folders - 1, 'INBOX opened once for its new mod-sequence');
+      const after = resultFor(await syncer().runPassNow(), account)!;
+      assert.equal(after.unchangedFolders, after.folders, 'and not again');
+      // Without CHANGEDSINCE the change is not read (README): Postroom has the mail as it was.
+      assert.equal(await store.models.Message.countDocuments({ accountId: new mongoose.Types.ObjectId(account.id), unread: true }), 2);
+    } finally {
+      await noEnable.stop();
+    }
+  });
 });
