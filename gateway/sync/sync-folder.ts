@@ -252,12 +252,14 @@ export async function syncFolder(ctx: FolderSyncContext, folder: ChosenFolder): 
     }
 
     // 4. Mail read in the mailbox since the last pass. The mod-sequence is saved once this is done (a stopped
-    // pass keeps the old one, so the next catches up); a session without CONDSTORE cannot ask, and moves on.
+    // pass, or one whose time for it ran out, keeps the old one, so the next goes on); a session without
+    // CONDSTORE cannot ask, and moves on.
     let highestModSeq = examinedModSeq?.toString() ?? '';
     const flagsSince = trusted ? seenSince(state, examinedModSeq) : undefined;
     if (flagsSince !== undefined && client.enabled.has('CONDSTORE') && !mailbox.noModseq) {
-      if (ctx.signal.aborted) highestModSeq = state?.highestModSeq ?? '';
-      else if (mailbox.exists > 0 && (state?.lastUid ?? 0) > 0) await readSeenSince(ctx, log, folder, uidValidity, flagsSince, state!.lastUid);
+      const caughtUp = ctx.signal.aborted ? false
+        : mailbox.exists === 0 || (state?.lastUid ?? 0) === 0 || (await readSeenSince(ctx, log, folder, uidValidity, flagsSince, state!.lastUid)).complete;
+      if (!caughtUp) highestModSeq = state?.highestModSeq ?? '';
     }
 
     // Ledger. A pass that saw UIDNEXT move and found mail to read, yet took

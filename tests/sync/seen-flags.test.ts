@@ -122,6 +122,43 @@ describe('IMAP sync: \\Seen in the mailbox is read in Postroom', function () {
     assert.equal((await readState())['Still unread everywhere'], true);
   });
 
+  it('"Mark all as read" on a phone over many messages is caught up newest first over several passes, each kept short', async () => {
+    const { store, dovecot } = world;
+    const account = await createImapAccount(store, dovecot);
+    const ownerId = new mongoose.Types.ObjectId(account.ownerId);
+    const now = Math.floor(Date.now() / 1000) * 1000;
+    for (let i = 0; i < 120; i += 1) {
+      const message = makeMessage({ to: account.email, subject: `Newsletter ${String(i).padStart(3, '0')}`, date: new Date(now - (200 - i) * 60_000) });
+      await dovecot.append(account.email, 'INBOX', message.raw, { date: message.date });
+    }
+    // A pass spends no time on it beyond one write (the embedded store writes a document at a time).
+    const hurried = startSyncer({ config: testConfig(), log: silentLogger, store, secretBox: testSecrets, associate: null, schedule: false, options: { seenCatchUpMs: 0 } });
+    world.syncers.push(hurried);
+    assert.equal((await hurried.runPassNow()).accounts.find((a) => a.accountId === account.id)?.outcome, 'synced');
+    const unread = () => store.models.Message.find({ ownerId, unread: true }).select({ subject: 1 }).lean().then((rows) => rows.map((r) => r.subject!).sort());
+    assert.equal((await unread()).length, 120);
+    const saved = async () => (await store.models.FolderState.findOne({ accountId: account.id, folder: 'INBOX' }).lean())!.highestModSeq;
+    const before = await saved();
+
+    const phone = new ImapFlow({ ...dovecot.clientOptions(account.email, account.password), logger: false });
+    await phone.connect();
+    try {
+      await phone.mailboxOpen('INBOX');
+      await phone.messageFlagsAdd('1:*', ['\\Seen']);
+    } finally {
+      await phone.logout();
+    }
+    await hurried.runPassNow();
+    const left = await unread();
+    assert.equal(left.length, 70, 'one write of 50 this pass');
+    assert.equal(left.at(-1), 'Newsletter 069', 'the newest were read first');
+    assert.equal(await saved(), before, 'the mod-sequence stays until all of it is caught up');
+    await hurried.runPassNow();
+    await hurried.runPassNow();
+    assert.deepEqual(await unread(), []);
+    assert.notEqual(await saved(), before, 'caught up: the next passes start from the new mod-sequence');
+  });
+
   it('mail read in the mailbox while the pass was storing it is read at the next pass', async () => {
     const { store, dovecot } = world;
     const account = await createImapAccount(store, dovecot);
