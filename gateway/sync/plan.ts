@@ -124,5 +124,6 @@ export function seenSince(state: CursorState | null | undefined, highestModSeq: 
   const saved = state?.highestModSeq;
   if (!saved || !/^\d+$/.test(saved) || highestModSeq === undefined) return undefined;
   const before = BigInt(saved);
-  return highestModSeq > before ? before : undefined;
+  // Mod-sequences start at 1 (RFC 7162 §3.1.1); imapflow would drop CHANGEDSINCE 0 and fetch every flag.
+  return before > 0n && highestModSeq > before ? before : undefined;
 }

@@ -11,6 +11,7 @@ describe('sync planning (pure)', () => {
       assert.equal(seenSince({ highestModSeq: '' }, 45n), undefined, 'a server that had no CONDSTORE');
       assert.equal(seenSince({ highestModSeq: '41' }, undefined), undefined, 'a server that has none now');
       assert.equal(seenSince(null, 45n), undefined, 'a folder read for the first time');
+      assert.equal(seenSince({ highestModSeq: '0' }, 45n), undefined, 'no mod-sequence 0 to ask from');
       assert.equal(seenSince({ highestModSeq: '18446744073709551600' }, 18446744073709551615n), 18446744073709551600n, 'mod-sequences are 63-bit and more');
     });
   });
