@@ -39,11 +39,11 @@ export async function unreadCount(store: Store, viewer: Viewer, view: ReadStateV
 
 /** How long the console reuses a count (cachedUnreadCount). */
 export const UNREAD_COUNT_TTL_MS = 60_000;
-/** Per store: the counts kept, and how many times read state was changed (a count taken across a change is not kept). */
-const counts = new WeakMap<Store, { entries: Map<string, { at: number; count: number }>; changes: number }>();
+/** Per store: the counts kept, and how many times each owner's read state changed (a count taken across a change is not kept). */
+const counts = new WeakMap<Store, { entries: Map<string, { at: number; count: number }>; changes: Map<string, number> }>();
 function countsOf(store: Store) {
   let kept = counts.get(store);
-  if (!kept) counts.set(store, (kept = { entries: new Map(), changes: 0 }));
+  if (!kept) counts.set(store, (kept = { entries: new Map(), changes: new Map() }));
   return kept;
 }
 const countKey = (ownerId: ObjectId | string, view: ReadStateView) => `${ownerId.toString()} ${view}`;
@@ -62,10 +62,11 @@ export async function cachedUnreadCount(store: Store, viewer: Viewer, view: Read
   const key = countKey(viewer.id, view);
   const cached = kept.entries.get(key);
   if (cached && now - cached.at < UNREAD_COUNT_TTL_MS && (!options.newestShown || options.newestShown.getTime() <= cached.at)) return cached.count;
-  const changesBefore = kept.changes;
+  const owner = viewer.id.toString();
+  const changesBefore = kept.changes.get(owner);
   const count = await unreadCount(store, viewer, view);
-  // Read state changed while this count was taken: it may be from before the change, so it is not reused.
-  if (kept.changes !== changesBefore) return count;
+  // The owner's read state changed while this count was taken: it may be from before the change, so it is not reused.
+  if (kept.changes.get(owner) !== changesBefore) return count;
   kept.entries.set(key, { at: now, count });
   if (kept.entries.size > 1000) kept.entries.delete(kept.entries.keys().next().value as string);
   return count;
@@ -77,8 +78,10 @@ export async function cachedUnreadCount(store: Store, viewer: Viewer, view: Read
  */
 export function forgetUnreadCounts(store: Store, ownerIds: ReadonlyArray<ObjectId | string>): void {
   const kept = countsOf(store);
-  kept.changes++;
-  for (const ownerId of ownerIds) for (const view of ['inbox', 'quarantine', 'all'] as const) kept.entries.delete(countKey(ownerId, view));
+  for (const ownerId of ownerIds) {
+    kept.changes.set(ownerId.toString(), (kept.changes.get(ownerId.toString()) ?? 0) + 1);
+    for (const view of ['inbox', 'quarantine', 'all'] as const) kept.entries.delete(countKey(ownerId, view));
+  }
 }
 
 /**
