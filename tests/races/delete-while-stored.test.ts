@@ -14,6 +14,37 @@ import { createObject } from '../../gateway/crm/objects';
 import { startSyncer } from '../../gateway/sync/schedule';
 import { createImapAccount, makeMessage, testConfig, testSecrets, useSyncWorld } from '../sync/helpers';
 
+/**
+ * Fault injection: the next message writes wait at `when` (before they reach the store, or after it answered)
+ * until `release()`; `writing` resolves once one has started. `restore()` puts the driver back.
+ */
+function holdMessageWrites(collection: mongoose.Collection, when: 'before' | 'after' = 'before') {
+  const insertMany = collection.insertMany.bind(collection);
+  let entered!: () => void;
+  const writing = new Promise<void>((resolve) => (entered = resolve));
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  collection.insertMany = (async (...args: Parameters<typeof insertMany>) => {
+    entered();
+    if (when === 'before') {
+      await gate;
+      return insertMany(...args);
+    }
+    const answer = insertMany(...args);
+    await answer.catch(() => undefined);
+    await gate;
+    return answer;
+  }) as typeof collection.insertMany;
+  return {
+    writing,
+    release,
+    restore() {
+      collection.insertMany = insertMany;
+      release();
+    },
+  };
+}
+
 describe('a message deleted while its mailbox copy is being stored', function () {
   this.timeout(60_000);
   const world = useSyncWorld('race_delete_stored');
@@ -34,39 +65,22 @@ describe('a message deleted while its mailbox copy is being stored', function ()
     });
     assert.equal(forwarded.outcome, 'stored');
 
-    // Fault injection: the sync's message write waits until the user's Delete has run.
-    const collection = store.models.Message.collection;
-    const insertMany = collection.insertMany.bind(collection);
-    let entered!: () => void;
-    const writing = new Promise<void>((resolve) => (entered = resolve));
-    let go!: () => void;
-    const gate = new Promise<void>((resolve) => (go = resolve));
-    collection.insertMany = (async (...args: Parameters<typeof insertMany>) => {
-      entered();
-      if (when === 'before') {
-        await gate;
-        return insertMany(...args);
-      }
-      const answer = insertMany(...args);
-      await answer.catch(() => undefined);
-      await gate;
-      return answer;
-    }) as typeof collection.insertMany;
+    // The sync's message write waits until the user's Delete has run.
+    const held = holdMessageWrites(store.models.Message.collection, when);
 
     const syncer = startSyncer({ config: testConfig(), log: silentLogger, store, secretBox: testSecrets, associate: null, schedule: false });
     world.syncers.push(syncer);
     try {
       const pass = syncer.runPassNow();
-      await writing;
+      await held.writing;
       await deleteMessage({ store, actor: { id: ownerId, email: account.email } }, { id: ownerId, role: 'employee' }, forwarded.id!.toString());
-      go();
+      held.release();
       const report = await pass;
       const outcome = report.accounts.find((a) => a.accountId === account.id);
       assert.equal(outcome?.outcome, 'synced', outcome?.error);
       assert.equal(outcome?.tombstoned, 1);
     } finally {
-      collection.insertMany = insertMany;
-      go();
+      held.restore();
     }
 
     const left = await store.models.Message.find({ mailboxKey: account.id }, { subject: 1, sources: 1 }).lean();
@@ -98,29 +112,18 @@ describe('a message deleted while its mailbox copy is being stored', function ()
       raw: Buffer.from(mail.raw), mailboxKey: account.id, accountId, ownerId, source: { kind: 'imap', folder: 'INBOX', uidValidity: '1', uid: 1 },
     });
 
-    const collection = store.models.Message.collection;
-    const insertMany = collection.insertMany.bind(collection);
-    let entered!: () => void;
-    const writing = new Promise<void>((resolve) => (entered = resolve));
-    let go!: () => void;
-    const gate = new Promise<void>((resolve) => (go = resolve));
-    collection.insertMany = (async (...args: Parameters<typeof insertMany>) => {
-      entered();
-      await gate;
-      return insertMany(...args);
-    }) as typeof collection.insertMany;
+    const held = holdMessageWrites(store.models.Message.collection);
     let outcome: string;
     try {
       const forwarded = ingest({ store, log: silentLogger, associate: crmAssociator(crm) }, {
         raw: Buffer.from(mail.raw), mailboxKey: account.id, accountId, ownerId, source: { kind: 'forward' },
       });
-      await writing;
+      await held.writing;
       await deleteMessage({ store, actor: { id: ownerId, email: account.email } }, { id: ownerId, role: 'employee' }, synced.id!.toString());
-      go();
+      held.release();
       outcome = (await forwarded).outcome;
     } finally {
-      collection.insertMany = insertMany;
-      go();
+      held.restore();
     }
     assert.equal(outcome, 'tombstoned');
     assert.equal(await store.models.Message.countDocuments({ mailboxKey: account.id }), 0, 'the deleted mail did not come back');
