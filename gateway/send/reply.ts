@@ -117,8 +117,8 @@ function mailboxes(list: OriginalMessage['to']): Mailbox[] {
  * own addresses, Postroom's intake addresses (`own.postroomDomains`: a
  * dropbox someone put in Cc must not reach the customer), and without repeats.
  */
-export function replyRecipients(original: OriginalMessage, action: 'reply' | 'reply-all', own: readonly string[] | OwnAddresses): { to: Mailbox[]; cc: Mailbox[] } {
-  const { addresses, postroomDomains } = Array.isArray(own) ? { addresses: own as readonly string[], postroomDomains: [] as string[] } : own as OwnAddresses;
+export function replyRecipients(original: OriginalMessage, action: 'reply' | 'reply-all', own: OwnAddresses): { to: Mailbox[]; cc: Mailbox[] } {
+  const { addresses, postroomDomains } = own;
   // canonicalMailbox: mail headers name an IDN domain in Unicode (info@münchen.de), the user's mailbox is kept in
   // its A-label form (info@xn--mnchen-3ya.de), and Gmail delivers bobsmith@ and Bob.Smith@googlemail.com to
   // bob.smith@gmail.com: comparing lower-cased text took the user's own mailbox for someone else's.
@@ -214,10 +214,9 @@ export interface PreparedReply {
 }
 
 /** Everything a reply, reply-all or forward starts from. A forward has no recipients and no threading headers. */
-export function prepareFromOriginal(original: OriginalMessage, action: OriginalAction, ownAddresses: readonly string[] | OwnAddresses, timeZone: string = DEFAULT_TIME_ZONE): PreparedReply {
+export function prepareFromOriginal(original: OriginalMessage, action: OriginalAction, ownAddresses: OwnAddresses, timeZone: string = DEFAULT_TIME_ZONE): PreparedReply {
   if (action === 'forward') {
-    const postroomDomains = Array.isArray(ownAddresses) ? [] : (ownAddresses as OwnAddresses).postroomDomains;
-    return { to: [], cc: [], subject: forwardSubject(original.subject ?? ''), inReplyTo: '', references: [], quote: quoteForForward(original, timeZone, postroomDomains) };
+    return { to: [], cc: [], subject: forwardSubject(original.subject ?? ''), inReplyTo: '', references: [], quote: quoteForForward(original, timeZone, ownAddresses.postroomDomains) };
   }
   const { to, cc } = replyRecipients(original, action, ownAddresses);
   return { to, cc, subject: replySubject(original.subject ?? ''), ...threadingHeaders(original), quote: quoteForReply(original, timeZone) };

@@ -10,6 +10,9 @@ import {
   checkDraft, composeMessage, forwardSubject, parseAddressList, prepareFromOriginal, quoteForReply, replyRecipients, replySubject, threadingHeaders,
 } from '../../gateway/send';
 
+/** The user's own addresses, without Postroom's intake domain. */
+const mine = (...addresses: string[]) => ({ addresses, postroomDomains: [] });
+
 describe('send: replies and forwards (pure)', () => {
   it('adds "Re:" / "Fwd:" without stacking prefixes', () => {
     const replies: Array<[string, string]> = [
@@ -94,18 +97,18 @@ describe('send: replies and forwards (pure)', () => {
       to: [{ address: 'bob@acme.test', name: 'Bob' }, { address: 'carol@customer.test', name: '' }],
       cc: [{ address: 'ALICE@customer.test', name: '' }, { address: 'dave@acme.test', name: '' }, { address: 'carol@customer.test', name: '' }],
     };
-    assert.deepEqual(replyRecipients(original, 'reply', ['bob@acme.test']), { to: [{ name: 'Alice', address: 'alice@customer.test' }], cc: [] });
-    assert.deepEqual(replyRecipients(original, 'reply-all', ['Bob@acme.test']), {
+    assert.deepEqual(replyRecipients(original, 'reply', mine('bob@acme.test')), { to: [{ name: 'Alice', address: 'alice@customer.test' }], cc: [] });
+    assert.deepEqual(replyRecipients(original, 'reply-all', mine('Bob@acme.test')), {
       to: [{ name: 'Alice', address: 'alice@customer.test' }],
       cc: [{ name: '', address: 'carol@customer.test' }, { name: '', address: 'dave@acme.test' }],
     });
     const withReplyTo = { ...original, replyTo: [{ address: 'support@customer.test', name: 'Support' }] };
-    assert.deepEqual(replyRecipients(withReplyTo, 'reply', ['bob@acme.test']).to, [{ name: 'Support', address: 'support@customer.test' }]);
+    assert.deepEqual(replyRecipients(withReplyTo, 'reply', mine('bob@acme.test')).to, [{ name: 'Support', address: 'support@customer.test' }]);
     const ownSent = { from: { address: 'bob@acme.test', name: 'Bob' }, to: [{ address: 'alice@customer.test', name: '' }] };
-    assert.deepEqual(replyRecipients(ownSent, 'reply', ['bob@acme.test']).to, [{ name: '', address: 'alice@customer.test' }], 'replying to own sent mail');
+    assert.deepEqual(replyRecipients(ownSent, 'reply', mine('bob@acme.test')).to, [{ name: '', address: 'alice@customer.test' }], 'replying to own sent mail');
     // A mailbox on an IDN domain: stored in A-labels, named in Unicode by the headers of the mail.
     const toIdn = { from: { address: 'anna@customer.test', name: '' }, to: [{ address: 'info@münchen.de', name: '' }, { address: 'team@münchen.de', name: '' }] };
-    assert.deepEqual(replyRecipients(toIdn, 'reply-all', ['info@xn--mnchen-3ya.de']).cc, [{ name: '', address: 'team@münchen.de' }], 'not the user\'s own IDN address');
+    assert.deepEqual(replyRecipients(toIdn, 'reply-all', mine('info@xn--mnchen-3ya.de')).cc, [{ name: '', address: 'team@münchen.de' }], 'not the user\'s own IDN address');
     const ccDropbox = { ...original, cc: [{ address: 'dropbox.k7f3@in.postroom.test', name: '' }, { address: 'eve@customer.test', name: '' }] };
     assert.deepEqual(replyRecipients(ccDropbox, 'reply-all', { addresses: ['bob@acme.test'], postroomDomains: ['IN.postroom.test'] }).cc, [{ name: '', address: 'carol@customer.test' }, { name: '', address: 'eve@customer.test' }], 'no Postroom intake address');
   });
@@ -113,7 +116,7 @@ describe('send: replies and forwards (pure)', () => {
   it('quotes the original with an attribution line and "> " prefixes (RFC 3676 §4.5); forwards with a header block', () => {
     const original = { from: { address: 'alice@customer.test', name: 'Alice' }, to: [{ address: 'bob@acme.test', name: '' }], subject: 'Quote', date: new Date('2026-03-03T10:00:00Z'), text: 'Hi Bob,\r\n> earlier\r\n\r\nAlice\n\n' };
     assert.equal(quoteForReply(original), 'On Tue, 03 Mar 2026 10:00:00 +0000, Alice <alice@customer.test> wrote:\n> Hi Bob,\n>> earlier\n>\n> Alice\n');
-    const forward = prepareFromOriginal(original, 'forward', ['bob@acme.test']);
+    const forward = prepareFromOriginal(original, 'forward', mine('bob@acme.test'));
     assert.deepEqual(forward.to, []);
     assert.equal(forward.subject, 'Fwd: Quote');
     assert.equal(forward.inReplyTo, '');
