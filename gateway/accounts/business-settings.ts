@@ -1,4 +1,4 @@
-import { domainToASCII } from 'node:url';
+import { aLabelDomain } from '../core/idn';
 import { AppError } from '../core/errors';
 import { canonicalTimeZone, DEFAULT_TIME_ZONE, TIME_ZONE_PROBLEM } from '../core/time-zone';
 import { AUTH_POLICIES } from '../models/settings';
@@ -53,8 +53,7 @@ export function parseDomainList(value: string | string[]): string[] {
   const parts = Array.isArray(value) ? value : value.split(/[\s,;]+/);
   // An internationalised domain as people write it (bücher.de) is kept in the A-label form (RFC 5890) that the
   // envelope, SPF and DKIM of its mail carry, and that the auth policy compares with; an invalid one stays as typed.
-  const aLabel = (domain: string) => (/[^\x00-\x7f]/.test(domain) ? domainToASCII(domain) || domain : domain);
-  return [...new Set(parts.map((part) => aLabel(part.trim().toLowerCase().replace(/\.$/, ''))).filter(Boolean))];
+  return [...new Set(parts.map((part) => aLabelDomain(part.trim().toLowerCase().replace(/\.$/, ''))).filter(Boolean))];
 }
 
 export async function updateBusinessSettings(store: Store, input: BusinessSettingsInput, actor: Actor, defaults: { businessDomains: readonly string[] }): Promise<BusinessSettingsView> {

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import path from 'node:path';
-import { domainToASCII } from 'node:url';
+import { aLabelDomain } from './idn';
 import { z } from 'zod';
 import { validate as validateCron } from 'node-cron';
 import { projectRoot } from './paths';
@@ -39,12 +39,10 @@ const domainName = z
   .toLowerCase()
   .regex(/^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$/, 'must be a domain name');
 
-/** An internationalised domain as people write it, in the A-label form (RFC 5890) envelopes, SPF and DKIM use. */
-const aLabel = (domain: string): string => (/[^\x00-\x7f]/.test(domain) ? domainToASCII(domain) || domain : domain);
 
 const domainList = z
   .string()
-  .transform((value) => value.split(',').map((part) => aLabel(part.trim().toLowerCase())).filter(Boolean))
+  .transform((value) => value.split(',').map((part) => aLabelDomain(part.trim().toLowerCase())).filter(Boolean))
   .pipe(z.array(domainName));
 
 /** `ip` or `ip:port`, comma-separated; IPv6 with a port as `[::1]:53`. */

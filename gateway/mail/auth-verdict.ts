@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
-import { domainToASCII } from 'node:url';
 import { authenticate, type MailauthArcResult, type MailauthDkimResult, type MailauthResult } from 'mailauth';
+import { aLabelDomain } from '../core/idn';
 import type { DnsResolveFn } from './dns-resolver';
 
 /**
@@ -324,11 +324,8 @@ function mailauthResolver(resolver: DnsResolveFn, failures: string[], budgetMs: 
  */
 function withAsciiDomain(value: string): string {
   const at = value.lastIndexOf('@');
-  const domain = at >= 0 ? value.slice(at + 1) : value;
-  if (!/[^\x00-\x7f]/.test(domain)) return value;
-  const ascii = domainToASCII(domain.toLowerCase());
-  if (!ascii) return value; // not a valid IDN: mailauth reports it as it is
-  return at >= 0 ? `${value.slice(0, at + 1)}${ascii}` : ascii;
+  // Not a valid IDN: left as it is, for mailauth to report.
+  return at >= 0 ? `${value.slice(0, at + 1)}${aLabelDomain(value.slice(at + 1))}` : aLabelDomain(value);
 }
 
 /**
